@@ -1,0 +1,54 @@
+"""fastfeed: a Cython-accelerated feed handler for the DigiFinex spot WebSocket v1 API."""
+
+from __future__ import annotations
+
+from .errors import (
+    FastfeedError,
+    FrameError,
+    FrameTooLarge,
+    InflateError,
+    MessageError,
+    ParseError,
+)
+from .layout import TRADE_DTYPE
+
+try:
+    from ._book import Book
+    from ._engine import Engine
+    from ._inflate import Inflater
+    from ._ring import TradeRing
+
+    COMPILED = True
+    _IMPORT_ERROR: BaseException | None = None
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    COMPILED = False
+    _IMPORT_ERROR = exc
+
+DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COMPILED",
+    "DIGIFINEX_URL",
+    "TRADE_DTYPE",
+    "Book",
+    "Engine",
+    "FastfeedError",
+    "FrameError",
+    "FrameTooLarge",
+    "InflateError",
+    "Inflater",
+    "MessageError",
+    "ParseError",
+    "TradeRing",
+]
+
+
+def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
+    if name in ("Book", "Engine", "Inflater", "TradeRing"):
+        raise ImportError(
+            f"fastfeed.{name} needs the compiled extensions, which failed to load: "
+            f"{_IMPORT_ERROR!r}. Rebuild with `pip install -e .`."
+        )
+    raise AttributeError(name)

@@ -1,0 +1,64 @@
+"""Typed errors raised by fastfeed. Every error carries a short machine-readable ``reason``
+that is also the key under which the rejection is counted in ``Engine.stats["rejects"]``."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FastfeedError",
+    "FrameError",
+    "InflateError",
+    "FrameTooLarge",
+    "MessageError",
+    "ParseError",
+    "REJECT_REASONS",
+]
+
+#: Every rejection reason the engine can count, in a stable order.
+REJECT_REASONS = (
+    "empty",
+    "zlib_error",
+    "zlib_truncated",
+    "zlib_trailing",
+    "too_large",
+    "bad_json",
+    "too_deep",
+    "bad_message",
+    "bad_number",
+)
+
+
+class FastfeedError(Exception):
+    """Base class of every fastfeed error."""
+
+    reason: str = "error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class FrameError(FastfeedError):
+    """The frame could not be turned into JSON text (inflate failed or too large)."""
+
+
+class InflateError(FrameError):
+    """The zlib stream is empty, corrupt, truncated or followed by trailing bytes."""
+
+    reason = "zlib_error"
+
+
+class FrameTooLarge(FrameError):
+    """The frame inflates (or is) larger than the engine's ``max_frame`` cap."""
+
+    reason = "too_large"
+
+
+class MessageError(FastfeedError):
+    """The JSON text is not an acceptable message."""
+
+
+class ParseError(MessageError):
+    """Bad JSON, too deep, wrong shape or types, or a bad number. Nothing was applied."""
+
+    reason = "bad_message"
