@@ -23,7 +23,7 @@ directives = {
     "embedsignature": True,
     "binding": False,
 }
-macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("ZLIB_CONST", "1")]
 cflags = ["-O3"] if not DEBUG else ["-O0", "-g"]
 if DEBUG:
     directives["linetrace"] = True

@@ -10,6 +10,7 @@ __all__ = [
     "FrameTooLarge",
     "MessageError",
     "ParseError",
+    "TradesOverwritten",
     "REJECT_REASONS",
 ]
 
@@ -62,3 +63,9 @@ class ParseError(MessageError):
     """Bad JSON, too deep, wrong shape or types, or a bad number. Nothing was applied."""
 
     reason = "bad_message"
+
+
+class TradesOverwritten(FastfeedError, IndexError):
+    """``TradeRing.since(seq)`` asked for trades the ring has already overwritten."""
+
+    reason = "overwritten"

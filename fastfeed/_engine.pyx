@@ -1,0 +1,337 @@
+"""Engine: payload -> inflate -> parse -> books / trade ring, with no socket.
+
+The same object sits behind the live client, replay, benchmarks and tests. Depth and trade
+pushes are applied without creating Python objects; everything else is decoded with orjson
+(falling back to the stdlib ``json`` for the rare text orjson refuses) and returned.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memcmp, memcpy
+
+from fastfeed._book cimport Book
+from fastfeed._inflate cimport INF_TOO_LARGE, Inflater
+from fastfeed._parse cimport (
+    M_DEPTH,
+    M_REPLY,
+    M_TRADES,
+    MAX_SYMBOL,
+    P_BAD_JSON,
+    P_BAD_MESSAGE,
+    P_BAD_NUMBER,
+    P_NOMEM,
+    P_TOO_DEEP,
+    Parser,
+    Trade,
+    uchar,
+)
+from fastfeed._ring cimport TradeRing
+
+import json as _json
+
+from fastfeed._inflate import raise_inflate_error, reason_of
+from fastfeed._parse import METHOD_NAMES
+from fastfeed.errors import REJECT_REASONS, FrameTooLarge, ParseError
+
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _fast_loads = _json.loads
+
+__all__ = ["Engine"]
+
+cdef dict _REASON_INDEX = {name: i for i, name in enumerate(REJECT_REASONS)}
+cdef dict _PARSE_REASON = {
+    P_BAD_JSON: "bad_json",
+    P_TOO_DEEP: "too_deep",
+    P_BAD_MESSAGE: "bad_message",
+    P_BAD_NUMBER: "bad_number",
+}
+cdef int R_TOO_LARGE = REJECT_REASONS.index("too_large")
+cdef int R_BAD_JSON = REJECT_REASONS.index("bad_json")
+assert len(REJECT_REASONS) == N_REASONS
+
+
+cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    return h
+
+
+def _loads(bytes text):
+    try:
+        return _fast_loads(text)
+    except ValueError:
+        return _json.loads(text)
+
+
+@cython.final
+cdef class Engine:
+    """Inflate, parse and apply DigiFinex v1 frames; no network.
+
+    ``Engine(depth=200, trade_capacity=65536, max_frame=8 MiB)``. ``feed(payload)`` takes
+    one WebSocket payload (zlib bytes, or plain JSON as ``str``/bytes) and returns ``None``
+    for depth/trade pushes (applied to ``book(symbol)`` / ``trades``) or the decoded
+    message (a ``dict``) for anything else. A bad frame raises a
+    :class:`~fastfeed.errors.FastfeedError` subclass, is counted in ``stats["rejects"]``
+    and changes nothing.
+    """
+
+    def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
+                  size_t max_frame=8 * 1024 * 1024):
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        self.depth = depth
+        self.max_frame = max_frame
+        self.inflater = Inflater(max_frame)
+        self.parser = Parser()
+        self._symbols = []
+        self._books = []
+        self._index = {}
+        self.trades = TradeRing(trade_capacity, self._symbols)
+        self.n_slots = 64
+        self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
+        self.hwm_cap = 64
+        self.hwm = <int64_t*>calloc(self.hwm_cap, sizeof(int64_t))
+        if self.slots == NULL or self.hwm == NULL:
+            raise MemoryError()
+        for i in range(self.n_slots):
+            self.slots[i].index = -1
+
+    def __dealloc__(self):
+        free(self.slots)
+        free(self.hwm)
+
+    # -- symbols ---------------------------------------------------------------------------
+
+    cdef int32_t _register(self, str name) except -1:
+        """Give ``name`` (already upper-case) an index; create its table slot."""
+        cdef bytes raw = name.encode("ascii")
+        cdef Py_ssize_t n = len(raw)
+        cdef int32_t idx = len(self._symbols)
+        cdef SymSlot* old
+        cdef SymSlot* s
+        cdef Py_ssize_t old_n
+        cdef Py_ssize_t i
+        cdef uint64_t h
+        if n < 1 or n > MAX_SYMBOL:
+            raise ValueError(f"symbol must be 1..{MAX_SYMBOL} ASCII bytes: {name!r}")
+        if (idx + 1) * 2 > self.n_slots:       # keep the load factor <= 1/2
+            old = self.slots
+            old_n = self.n_slots
+            self.slots = <SymSlot*>calloc(old_n * 2, sizeof(SymSlot))
+            if self.slots == NULL:
+                self.slots = old
+                raise MemoryError()
+            self.n_slots = old_n * 2
+            for i in range(self.n_slots):
+                self.slots[i].index = -1
+            for i in range(old_n):
+                if old[i].index >= 0:
+                    s = &self.slots[old[i].hash & <uint64_t>(self.n_slots - 1)]
+                    while s.index >= 0:
+                        s = &self.slots[((s - self.slots) + 1) & (self.n_slots - 1)]
+                    s[0] = old[i]
+            free(old)
+        if idx >= self.hwm_cap:
+            self.hwm = <int64_t*>realloc(self.hwm, self.hwm_cap * 2 * sizeof(int64_t))
+            if self.hwm == NULL:
+                raise MemoryError()
+            self.hwm_cap *= 2
+        self.hwm[idx] = -1
+        h = fnv1a(<const uchar*><char*>raw, n)
+        s = &self.slots[h & <uint64_t>(self.n_slots - 1)]
+        while s.index >= 0:
+            s = &self.slots[((s - self.slots) + 1) & (self.n_slots - 1)]
+        s.hash = h
+        s.index = idx
+        s.length = <int32_t>n
+        memcpy(s.name, <char*>raw, n)
+        self._symbols.append(name)
+        self._books.append(None)
+        self._index[name] = idx
+        return idx
+
+    cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1:
+        cdef uint64_t h = fnv1a(name, n)
+        cdef Py_ssize_t mask = self.n_slots - 1
+        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+        cdef SymSlot* s
+        while True:
+            s = &self.slots[i]
+            if s.index < 0:
+                break
+            if s.hash == h and s.length == n and memcmp(s.name, name, n) == 0:
+                return s.index
+            i = (i + 1) & mask
+        return self._register(PyBytes_FromStringAndSize(<const char*>name, n).decode("ascii"))
+
+    cdef Book _book_at(self, int32_t idx):
+        cdef object b = self._books[idx]
+        if b is None:
+            b = Book(self._symbols[idx], self.depth)
+            self._books[idx] = b
+        return <Book>b
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    cdef object _reject_parse(self, int code):
+        cdef str reason = _PARSE_REASON.get(code, "bad_message")
+        cdef Py_ssize_t off
+        if code == P_NOMEM:
+            raise MemoryError("out of memory while parsing")
+        self.rejects[_REASON_INDEX[reason]] += 1
+        off = self.parser.error_offset()
+        where = f" at byte {off}" if off >= 0 else ""
+        raise ParseError(f"{reason}{where}", reason)
+
+    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text):
+        """Feed one payload by pointer (the listener's entry point). See ``feed``."""
+        cdef const uchar* p = data
+        cdef const uchar* end = data + size
+        cdef const uchar* js
+        cdef Py_ssize_t jn
+        cdef int rc
+        cdef int32_t idx
+        cdef Parser ps = self.parser
+        cdef Py_ssize_t i
+        cdef int64_t h0
+        cdef int64_t h1
+        cdef Trade* t
+        cdef Book book
+        self.frames += 1
+        self.bytes_in += size
+        if not text:
+            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
+                p += 1
+            text = p < end and (p[0] == 123 or p[0] == 91)
+        if text:
+            if <size_t>size > self.max_frame:
+                self.rejects[R_TOO_LARGE] += 1
+                raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
+                                    "too_large")
+            js = data
+            jn = size
+        else:
+            rc = self.inflater.run(data, <size_t>size)
+            if rc < 0:
+                self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
+                raise_inflate_error(rc, self.max_frame)
+            js = self.inflater.out
+            jn = <Py_ssize_t>self.inflater.out_len
+            self.bytes_inflated += jn
+        rc = ps.parse(js, jn)
+        if rc < 0:
+            return self._reject_parse(rc)
+        if rc == M_DEPTH:
+            idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            book = self._book_at(idx)
+            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean, recv_ns)
+            self.msg_counts[M_DEPTH] += 1
+            return None
+        if rc == M_TRADES:
+            idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            h0 = self.hwm[idx]
+            h1 = h0
+            i = ps.n_trades - 1
+            while i >= 0:
+                t = &ps.trades[i]
+                if t.id > h0:
+                    self.trades.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+                    if t.id > h1:
+                        h1 = t.id
+                else:
+                    self.dup_trades += 1
+                i -= 1
+            self.hwm[idx] = h1
+            self.msg_counts[M_TRADES] += 1
+            return None
+        try:
+            obj = _loads(PyBytes_FromStringAndSize(<const char*>js, jn))
+        except (ValueError, RecursionError) as exc:   # validated already: should not happen
+            self.rejects[R_BAD_JSON] += 1
+            raise ParseError(f"bad_json: {exc}", "bad_json") from None
+        self.msg_counts[rc] += 1
+        return obj
+
+    def feed(self, payload, int64_t recv_ns=0):
+        """Feed one WebSocket payload.
+
+        ``payload``: zlib-compressed bytes (a binary frame), or plain JSON text as ``str``,
+        ``bytes``, ``bytearray`` or ``memoryview`` (binary payloads starting with ``{`` are
+        taken as plain JSON). ``recv_ns``: the local receive time stamped on the update.
+        Returns ``None`` for ``depth.update`` / ``trades.update`` (applied), else the
+        decoded message. Raises ``InflateError``, ``FrameTooLarge`` or ``ParseError``.
+        """
+        cdef Py_buffer view
+        cdef bytes enc
+        if type(payload) is bytes:
+            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(payload),
+                                 PyBytes_GET_SIZE(payload), recv_ns, False)
+        if type(payload) is str:
+            try:
+                enc = (<str>payload).encode("utf-8")
+            except UnicodeEncodeError:
+                self.frames += 1
+                self.rejects[R_BAD_JSON] += 1
+                raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
+            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(enc),
+                                 PyBytes_GET_SIZE(enc), recv_ns, True)
+        if type(payload) is bytearray:
+            return self.feed_ptr(<const uchar*>PyByteArray_AS_STRING(payload),
+                                 PyByteArray_GET_SIZE(payload), recv_ns, False)
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            return self.feed_ptr(<const uchar*>view.buf, view.len, recv_ns, False)
+        finally:
+            PyBuffer_Release(&view)
+
+    # -- access ------------------------------------------------------------------------------
+
+    def book(self, str symbol):
+        """The :class:`Book` of ``symbol`` (case-insensitive), created empty if unknown."""
+        cdef str name = symbol.upper()
+        idx = self._index.get(name)
+        if idx is None:
+            idx = self._register(name)
+        return self._book_at(idx)
+
+    @property
+    def books(self):
+        """``{symbol: Book}`` of every book that exists."""
+        return {s: b for s, b in zip(self._symbols, self._books) if b is not None}
+
+    @property
+    def symbols(self):
+        """Symbol names in index order (the ``symbol`` field of trade records)."""
+        return list(self._symbols)
+
+    def symbol_index(self, str symbol):
+        """The index of ``symbol`` in ``symbols`` (registering it if new)."""
+        cdef str name = symbol.upper()
+        idx = self._index.get(name)
+        return idx if idx is not None else self._register(name)
+
+    @property
+    def stats(self):
+        """Counters: frames, bytes_in, bytes_inflated, messages, rejects,
+        crossed_levels_removed, duplicate_trades (a fresh dict each call)."""
+        return {
+            "frames": self.frames,
+            "bytes_in": self.bytes_in,
+            "bytes_inflated": self.bytes_inflated,
+            "messages": {name: self.msg_counts[i] for i, name in enumerate(METHOD_NAMES)},
+            "rejects": {name: self.rejects[i] for i, name in enumerate(REJECT_REASONS)},
+            "crossed_levels_removed": self.crossed,
+            "duplicate_trades": self.dup_trades,
+        }
+
+    def __repr__(self):
+        return (f"<Engine symbols={len(self._symbols)} frames={self.frames} "
+                f"trades={self.trades.count}>")

@@ -1,0 +1,28 @@
+from libc.stdint cimport int64_t
+
+from fastfeed._zlib cimport z_stream
+
+# Result codes of Inflater.run (0 = ok, negative = rejection).
+cdef enum:
+    INF_OK = 0
+    INF_EMPTY = -1
+    INF_ZLIB_ERROR = -2
+    INF_TRUNCATED = -3
+    INF_TRAILING = -4
+    INF_TOO_LARGE = -5
+    INF_NOMEM = -6
+
+
+cdef class Inflater:
+    cdef z_stream strm
+    cdef bint initialised
+    cdef unsigned char* out        # reused output buffer (grows up to max_size + 1)
+    cdef size_t out_cap
+    cdef size_t out_len            # bytes produced by the last successful run
+    cdef readonly size_t max_size
+    cdef readonly int64_t frames
+    cdef readonly int64_t rejected
+
+    cdef int run(self, const unsigned char* data, size_t size) noexcept nogil
+    cdef int _grow(self, size_t want) noexcept nogil
+    cdef int _run_obj(self, object data) except? -100

@@ -1,0 +1,185 @@
+# cython: freethreading_compatible = False
+"""Inflater: one zlib ``z_stream`` kept alive and reset per frame, inflating into one
+reused, size-capped output buffer.
+
+Every DigiFinex server frame is an independent zlib stream (RFC 1950). Setting up a stream
+per frame costs more than resetting one, so the stream lives as long as the Inflater.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+from fastfeed._zlib cimport (
+    MAX_WBITS,
+    Z_BUF_ERROR,
+    Z_MEM_ERROR,
+    Z_NO_FLUSH,
+    Z_OK,
+    Z_STREAM_END,
+    inflate,
+    inflateEnd,
+    inflateInit2,
+    inflateReset,
+    zlibVersion,
+)
+
+from fastfeed.errors import FrameTooLarge, InflateError
+
+__all__ = ["Inflater", "ZLIB_RUNTIME_VERSION", "raise_inflate_error"]
+
+ZLIB_RUNTIME_VERSION = zlibVersion().decode("ascii")
+
+cdef size_t INITIAL_OUT = 64 * 1024
+cdef size_t UINT_MAX_SIZE = 0xFFFFFFFFUL
+
+_REASONS = {
+    INF_EMPTY: ("empty", "empty frame"),
+    INF_ZLIB_ERROR: ("zlib_error", "corrupt zlib stream (bad header, data or Adler-32)"),
+    INF_TRUNCATED: ("zlib_truncated", "truncated zlib stream"),
+    INF_TRAILING: ("zlib_trailing", "trailing bytes after the end of the zlib stream"),
+    INF_TOO_LARGE: ("too_large", "frame inflates past the size cap"),
+    INF_NOMEM: ("zlib_error", "out of memory while inflating"),
+}
+
+
+def reason_of(int code):
+    """The rejection reason string of an Inflater result code."""
+    return _REASONS[code][0]
+
+
+def raise_inflate_error(int code, size_t cap=0):
+    """Raise the typed error for a negative Inflater result code."""
+    reason, text = _REASONS[code]
+    if code == INF_TOO_LARGE:
+        raise FrameTooLarge(f"{text} ({cap} bytes)", reason)
+    if code == INF_NOMEM:
+        raise MemoryError(text)
+    raise InflateError(text, reason)
+
+
+cdef class Inflater:
+    """Inflate zlib frames into one reused buffer capped at ``max_size`` bytes.
+
+    ``inflate(data)`` returns a ``bytes`` copy of the output; ``inflate_len(data)`` only
+    inflates into the internal buffer and returns the length (the benchmark floor).
+    Errors: :class:`~fastfeed.errors.InflateError` (``empty``, ``zlib_error``,
+    ``zlib_truncated``, ``zlib_trailing``) and :class:`~fastfeed.errors.FrameTooLarge`.
+    """
+
+    def __cinit__(self, size_t max_size=8 * 1024 * 1024):
+        if max_size < 1 or max_size >= UINT_MAX_SIZE:
+            raise ValueError("max_size must be between 1 and 4 GiB")
+        self.max_size = max_size
+        memset(&self.strm, 0, sizeof(self.strm))
+        if inflateInit2(&self.strm, MAX_WBITS) != Z_OK:
+            raise MemoryError("inflateInit2 failed")
+        self.initialised = True
+        self.out_cap = INITIAL_OUT if INITIAL_OUT < max_size + 1 else max_size + 1
+        self.out = <unsigned char*>malloc(self.out_cap)
+        if self.out == NULL:
+            raise MemoryError()
+        self.out_len = 0
+
+    def __dealloc__(self):
+        if self.initialised:
+            inflateEnd(&self.strm)
+        free(self.out)
+
+    cdef int _grow(self, size_t want) noexcept nogil:
+        cdef unsigned char* p = <unsigned char*>realloc(self.out, want)
+        if p == NULL:
+            return -1
+        self.out = p
+        self.out_cap = want
+        return 0
+
+    cdef int run(self, const unsigned char* data, size_t size) noexcept nogil:
+        """Inflate one complete zlib stream. 0 on success (output in out[:out_len])."""
+        cdef int ret
+        cdef size_t produced = 0
+        cdef size_t limit = self.max_size + 1
+        cdef size_t want
+        self.frames += 1
+        self.out_len = 0
+        if size == 0:
+            self.rejected += 1
+            return INF_EMPTY
+        if size >= UINT_MAX_SIZE:
+            self.rejected += 1
+            return INF_TOO_LARGE
+        inflateReset(&self.strm)
+        self.strm.next_in = data
+        self.strm.avail_in = <unsigned int>size
+        while True:
+            if produced == self.out_cap:
+                if self.out_cap >= limit:
+                    self.rejected += 1
+                    return INF_TOO_LARGE
+                want = self.out_cap * 2
+                if want > limit:
+                    want = limit
+                if self._grow(want) != 0:
+                    self.rejected += 1
+                    return INF_NOMEM
+            self.strm.next_out = self.out + produced
+            self.strm.avail_out = <unsigned int>(self.out_cap - produced)
+            ret = inflate(&self.strm, Z_NO_FLUSH)
+            produced = self.out_cap - self.strm.avail_out
+            if ret == Z_STREAM_END:
+                if produced > self.max_size:
+                    self.rejected += 1
+                    return INF_TOO_LARGE
+                if self.strm.avail_in != 0:
+                    self.rejected += 1
+                    return INF_TRAILING
+                self.out_len = produced
+                return INF_OK
+            if ret == Z_OK:
+                if self.strm.avail_out != 0 and self.strm.avail_in == 0:
+                    self.rejected += 1
+                    return INF_TRUNCATED
+                continue
+            if ret == Z_BUF_ERROR:
+                if self.strm.avail_in == 0:
+                    self.rejected += 1
+                    return INF_TRUNCATED
+                if self.strm.avail_out == 0:
+                    continue
+                self.rejected += 1
+                return INF_ZLIB_ERROR
+            if ret == Z_MEM_ERROR:
+                self.rejected += 1
+                return INF_NOMEM
+            self.rejected += 1
+            return INF_ZLIB_ERROR
+
+    cdef int _run_obj(self, object data) except? -100:
+        cdef Py_buffer view
+        cdef int rc
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            rc = self.run(<const unsigned char*>view.buf, <size_t>view.len)
+        finally:
+            PyBuffer_Release(&view)
+        return rc
+
+    def inflate(self, data):
+        """Inflate one zlib frame and return the output as ``bytes`` (a copy)."""
+        cdef int rc = self._run_obj(data)
+        if rc < 0:
+            raise_inflate_error(rc, self.max_size)
+        return PyBytes_FromStringAndSize(<const char*>self.out, self.out_len)
+
+    def inflate_len(self, data):
+        """Inflate one zlib frame into the internal buffer; return the output length."""
+        cdef int rc = self._run_obj(data)
+        if rc < 0:
+            raise_inflate_error(rc, self.max_size)
+        return self.out_len
+
+    @property
+    def buffer_size(self):
+        """Current size of the reused output buffer (grows up to ``max_size + 1``)."""
+        return self.out_cap

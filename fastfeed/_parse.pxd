@@ -1,0 +1,77 @@
+cimport cython
+from libc.stdint cimport int8_t, int64_t
+
+ctypedef unsigned char uchar
+
+# Method codes returned by Parser.parse (>= 0) ...
+cdef enum:
+    M_REPLY = 0
+    M_DEPTH = 1
+    M_TRADES = 2
+    M_TICKER = 3
+    M_ALL_TICKER = 4
+    M_ORDER = 5
+    M_ORDER_ALGO = 6
+    M_BALANCE = 7
+    M_UNKNOWN = 8
+    M_COUNT = 9
+
+# ... and rejection codes (< 0).
+cdef enum:
+    P_BAD_JSON = -10
+    P_TOO_DEEP = -11
+    P_BAD_MESSAGE = -12
+    P_BAD_NUMBER = -13
+    P_NOMEM = -14
+
+cdef enum:
+    MAX_DEPTH = 64
+    MAX_SYMBOL = 32
+    MAX_NUMBER = 1024
+    MAX_METHOD = 32
+
+cdef struct Level:
+    double price
+    double amount
+
+cdef struct Trade:
+    int64_t id
+    double time
+    double price
+    double amount
+    int8_t side
+
+
+@cython.final
+cdef class Parser:
+    # scratch filled by parse() for depth.update / trades.update
+    cdef Level* asks
+    cdef Py_ssize_t n_asks
+    cdef Py_ssize_t cap_asks
+    cdef Level* bids
+    cdef Py_ssize_t n_bids
+    cdef Py_ssize_t cap_bids
+    cdef Trade* trades
+    cdef Py_ssize_t n_trades
+    cdef Py_ssize_t cap_trades
+    cdef bint clean
+    cdef uchar symbol[MAX_SYMBOL + 1]
+    cdef Py_ssize_t symbol_len
+    # error state of the last parse
+    cdef int err
+    cdef const uchar* err_at
+    cdef const uchar* base
+    cdef char* numbuf              # 2 x (MAX_NUMBER + 2): strtod copies, decoded strings
+
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept
+    cdef Py_ssize_t error_offset(self) noexcept

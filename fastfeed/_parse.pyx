@@ -1,0 +1,965 @@
+"""Envelope scanner and depth/trade parsers over a bounded pointer cursor.
+
+``Parser.parse(p, n)`` reads one JSON message. For ``depth.update`` and ``trades.update`` it
+fills C scratch arrays (levels, trades, symbol, clean flag) without creating any Python
+object; for every other message it only validates the JSON and reports the method, and the
+caller decodes it with a JSON library. The rules are in docs/engine-semantics.md.
+
+Error precedence: JSON syntax (``bad_json``/``too_deep``) wins over shape errors
+(``bad_message``/``bad_number``). The hot parsers stop at the first surprise; only then is
+the whole text validated once more to tell the two apart, so valid traffic is read once.
+"""
+
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from libc.math cimport isfinite
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
+
+__all__ = ["Parser", "METHOD_NAMES", "parse_decimal_py", "validate_json_py"]
+
+cdef extern from "Python.h":
+    double PyOS_string_to_double(const char* s, char** endptr, void* overflow_exception)
+
+#: Names of the method codes, index = code. ``reply`` = no method, ``unknown`` = other.
+METHOD_NAMES = (
+    "reply",
+    "depth.update",
+    "trades.update",
+    "ticker.update",
+    "all_ticker.update",
+    "order.update",
+    "order_algo.update",
+    "balance.update",
+    "unknown",
+)
+
+cdef double[23] POW10 = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+]
+
+cdef enum:
+    INITIAL_LEVELS = 64
+    INITIAL_TRADES = 16
+    KEYBUF = 24
+
+
+# ---------------------------------------------------------------------------------------
+# Cursor primitives. All take [p, end) and return the new position or NULL on failure.
+# ---------------------------------------------------------------------------------------
+
+cdef inline const uchar* ws(const uchar* p, const uchar* end) noexcept nogil:
+    while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
+        p += 1
+    return p
+
+
+cdef inline bint is_digit(uchar c) noexcept nogil:
+    return c >= 48 and c <= 57
+
+
+cdef inline int hexval(uchar c) noexcept nogil:
+    if c >= 48 and c <= 57:
+        return c - 48
+    if c >= 97 and c <= 102:
+        return c - 87
+    if c >= 65 and c <= 70:
+        return c - 55
+    return -1
+
+
+cdef inline const uchar* utf8_seq(const uchar* p, const uchar* end) noexcept nogil:
+    """Validate one multi-byte UTF-8 sequence starting at p (p[0] >= 0x80)."""
+    cdef uchar c = p[0]
+    cdef int n
+    cdef uchar lo = 0x80
+    cdef uchar hi = 0xBF
+    if c >= 0xC2 and c <= 0xDF:
+        n = 1
+    elif c >= 0xE0 and c <= 0xEF:
+        n = 2
+        if c == 0xE0:
+            lo = 0xA0
+        elif c == 0xED:
+            hi = 0x9F
+    elif c >= 0xF0 and c <= 0xF4:
+        n = 3
+        if c == 0xF0:
+            lo = 0x90
+        elif c == 0xF4:
+            hi = 0x8F
+    else:
+        return NULL
+    if end - p <= n:
+        return NULL
+    if p[1] < lo or p[1] > hi:
+        return NULL
+    if n >= 2 and (p[2] & 0xC0) != 0x80:
+        return NULL
+    if n == 3 and (p[3] & 0xC0) != 0x80:
+        return NULL
+    return p + n + 1
+
+
+cdef const uchar* scan_string(const uchar* p, const uchar* end, bint* has_esc) noexcept nogil:
+    """p is just after the opening quote; return just after the closing quote."""
+    cdef uchar c
+    has_esc[0] = False
+    while p < end:
+        c = p[0]
+        if c == 34:  # "
+            return p + 1
+        if c == 92:  # backslash
+            has_esc[0] = True
+            if p + 1 >= end:
+                return NULL
+            c = p[1]
+            if c == 117:  # u
+                if end - p < 6:
+                    return NULL
+                if hexval(p[2]) < 0 or hexval(p[3]) < 0 or hexval(p[4]) < 0 or hexval(p[5]) < 0:
+                    return NULL
+                p += 6
+            elif (c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110
+                  or c == 114 or c == 116):
+                p += 2
+            else:
+                return NULL
+        elif c < 32:
+            return NULL
+        elif c >= 128:
+            p = utf8_seq(p, end)
+            if p == NULL:
+                return NULL
+        else:
+            p += 1
+    return NULL
+
+
+cdef const uchar* decode_string(const uchar* p, const uchar* end, uchar* out,
+                                Py_ssize_t cap, Py_ssize_t* outlen) noexcept nogil:
+    """Validate and decode a string (p after the opening quote) into out[:cap].
+
+    Characters outside ASCII are written as 0xFF (the callers only accept ASCII). On
+    overflow ``*outlen`` is ``cap + 1``. Returns just after the closing quote, or NULL.
+    """
+    cdef bint esc
+    cdef const uchar* q = scan_string(p, end, &esc)
+    cdef Py_ssize_t n = 0
+    cdef uchar c
+    cdef int cp
+    if q == NULL:
+        return NULL
+    if not esc:
+        n = (q - 1) - p
+        if n > cap:
+            outlen[0] = cap + 1
+            return q
+        memcpy(out, p, n)
+        outlen[0] = n
+        return q
+    end = q - 1
+    while p < end:
+        if n >= cap:
+            outlen[0] = cap + 1
+            return q
+        c = p[0]
+        if c == 92:
+            c = p[1]
+            if c == 117:
+                cp = (hexval(p[2]) << 12) | (hexval(p[3]) << 8) | (hexval(p[4]) << 4) | hexval(p[5])
+                out[n] = <uchar>cp if cp < 128 else 0xFF
+                p += 6
+            else:
+                if c == 98:
+                    c = 8
+                elif c == 102:
+                    c = 12
+                elif c == 110:
+                    c = 10
+                elif c == 114:
+                    c = 13
+                elif c == 116:
+                    c = 9
+                out[n] = c
+                p += 2
+        else:
+            out[n] = c
+            p += 1
+        n += 1
+    outlen[0] = n
+    return q
+
+
+cdef const uchar* scan_number(const uchar* p, const uchar* end, bint* is_int) noexcept nogil:
+    """A JSON number token; return its end. ``is_int``: no fraction and no exponent."""
+    is_int[0] = True
+    if p < end and p[0] == 45:  # -
+        p += 1
+    if p >= end:
+        return NULL
+    if p[0] == 48:  # 0
+        p += 1
+    elif is_digit(p[0]):
+        while p < end and is_digit(p[0]):
+            p += 1
+    else:
+        return NULL
+    if p < end and p[0] == 46:  # .
+        is_int[0] = False
+        p += 1
+        if p >= end or not is_digit(p[0]):
+            return NULL
+        while p < end and is_digit(p[0]):
+            p += 1
+    if p < end and (p[0] == 101 or p[0] == 69):  # e E
+        is_int[0] = False
+        p += 1
+        if p < end and (p[0] == 43 or p[0] == 45):
+            p += 1
+        if p >= end or not is_digit(p[0]):
+            return NULL
+        while p < end and is_digit(p[0]):
+            p += 1
+    return p
+
+
+cdef inline const uchar* scan_literal(const uchar* p, const uchar* end) noexcept nogil:
+    if p[0] == 116:
+        if end - p >= 4 and memcmp(p, b"true", 4) == 0:
+            return p + 4
+    elif p[0] == 102:
+        if end - p >= 5 and memcmp(p, b"false", 5) == 0:
+            return p + 5
+    elif p[0] == 110:
+        if end - p >= 4 and memcmp(p, b"null", 4) == 0:
+            return p + 4
+    return NULL
+
+
+cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* err) noexcept nogil:
+    """Validate and skip one JSON value starting at p (whitespace allowed before it).
+
+    ``depth`` is the nesting level of the container holding the value. Iterative, so deep
+    input cannot overflow the C stack; nesting beyond MAX_DEPTH sets ``P_TOO_DEEP``.
+    """
+    cdef uchar stack[MAX_DEPTH + 2]
+    cdef int sp = 0
+    cdef uchar c
+    cdef bint esc
+    cdef bint isint
+    err[0] = P_BAD_JSON
+    while True:
+        # -- a value starts here
+        p = ws(p, end)
+        if p >= end:
+            return NULL
+        c = p[0]
+        if c == 123 or c == 91:  # { [
+            if depth + sp + 1 > MAX_DEPTH:
+                err[0] = P_TOO_DEEP
+                return NULL
+            stack[sp] = c
+            sp += 1
+            p = ws(p + 1, end)
+            if p >= end:
+                return NULL
+            if c == 123:
+                if p[0] == 125:
+                    sp -= 1
+                    p += 1
+                else:
+                    if p[0] != 34:
+                        return NULL
+                    p = scan_string(p + 1, end, &esc)
+                    if p == NULL:
+                        return NULL
+                    p = ws(p, end)
+                    if p >= end or p[0] != 58:
+                        return NULL
+                    p += 1
+                    continue
+            else:
+                if p[0] == 93:
+                    sp -= 1
+                    p += 1
+                else:
+                    continue
+        elif c == 34:
+            p = scan_string(p + 1, end, &esc)
+        elif c == 45 or is_digit(c):
+            p = scan_number(p, end, &isint)
+        else:
+            p = scan_literal(p, end)
+        if p == NULL:
+            return NULL
+        # -- after a complete value: close containers or move to the next element
+        while True:
+            if sp == 0:
+                return p
+            p = ws(p, end)
+            if p >= end:
+                return NULL
+            c = p[0]
+            if c == 44:  # ,
+                p = ws(p + 1, end)
+                if stack[sp - 1] == 123:
+                    if p >= end or p[0] != 34:
+                        return NULL
+                    p = scan_string(p + 1, end, &esc)
+                    if p == NULL:
+                        return NULL
+                    p = ws(p, end)
+                    if p >= end or p[0] != 58:
+                        return NULL
+                    p += 1
+                break
+            if (c == 125 and stack[sp - 1] == 123) or (c == 93 and stack[sp - 1] == 91):
+                sp -= 1
+                p += 1
+                continue
+            return NULL
+
+
+cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept:
+    """Decimal text -> correctly rounded double, identical to Python's ``float(s)``.
+
+    Grammar ``[+-]?(digits(.digits?)?|.digits)([eE][+-]?digits)?``. Fast exact path
+    (Clinger) for <= 19 significant digits with mantissa <= 2**53 and |exp10| <= 22;
+    everything else goes through CPython's own correctly rounded ``PyOS_string_to_double``.
+    Returns 0, or -1 on a grammar error.
+    """
+    cdef Py_ssize_t i = 0
+    cdef bint neg = False
+    cdef bint eneg = False
+    cdef bint any_digits = False
+    cdef bint truncated = False
+    cdef uint64_t mant = 0
+    cdef int nd = 0
+    cdef int64_t exp10 = 0
+    cdef int64_t e = 0
+    cdef int d
+    cdef double v
+    cdef char* endp
+    if n <= 0 or n > MAX_NUMBER:
+        return -1
+    if s[0] == 43 or s[0] == 45:
+        neg = s[0] == 45
+        i = 1
+    while i < n and is_digit(s[i]):
+        any_digits = True
+        d = s[i] - 48
+        if nd == 0 and d == 0:
+            pass
+        elif nd < 19:
+            mant = mant * 10 + d
+            nd += 1
+        else:
+            exp10 += 1
+            truncated = True
+        i += 1
+    if i < n and s[i] == 46:
+        i += 1
+        while i < n and is_digit(s[i]):
+            any_digits = True
+            d = s[i] - 48
+            if nd == 0 and d == 0:
+                exp10 -= 1
+            elif nd < 19:
+                mant = mant * 10 + d
+                nd += 1
+                exp10 -= 1
+            else:
+                truncated = True
+            i += 1
+    if not any_digits:
+        return -1
+    if i < n and (s[i] == 101 or s[i] == 69):
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
+            i += 1
+        if i >= n or not is_digit(s[i]):
+            return -1
+        while i < n and is_digit(s[i]):
+            if e < 100000000:
+                e = e * 10 + (s[i] - 48)
+            i += 1
+        exp10 += -e if eneg else e
+    if i != n:
+        return -1
+    if mant == 0:
+        out[0] = -0.0 if neg else 0.0
+        return 0
+    if not truncated and mant <= 9007199254740992ULL and -22 <= exp10 <= 22:
+        v = <double>mant
+        if exp10 >= 0:
+            v = v * POW10[exp10]
+        else:
+            v = v / POW10[-exp10]
+        out[0] = -v if neg else v
+        return 0
+    memcpy(buf, s, n)
+    buf[n] = 0
+    v = PyOS_string_to_double(buf, &endp, NULL)
+    if v == -1.0 and PyErr_Occurred() != NULL:
+        PyErr_Clear()
+        return -1
+    if endp != buf + n:
+        return -1
+    out[0] = v
+    return 0
+
+
+cdef inline bint key_is(const uchar* k, Py_ssize_t n, const char* name, Py_ssize_t m) noexcept nogil:
+    return n == m and memcmp(k, name, m) == 0
+
+
+cdef int method_code(const uchar* m, Py_ssize_t n) noexcept nogil:
+    if n == 12 and memcmp(m, b"depth.update", 12) == 0:
+        return M_DEPTH
+    if n == 13 and memcmp(m, b"trades.update", 13) == 0:
+        return M_TRADES
+    if n == 13 and memcmp(m, b"ticker.update", 13) == 0:
+        return M_TICKER
+    if n == 17 and memcmp(m, b"all_ticker.update", 17) == 0:
+        return M_ALL_TICKER
+    if n == 12 and memcmp(m, b"order.update", 12) == 0:
+        return M_ORDER
+    if n == 17 and memcmp(m, b"order_algo.update", 17) == 0:
+        return M_ORDER_ALGO
+    if n == 14 and memcmp(m, b"balance.update", 14) == 0:
+        return M_BALANCE
+    return M_UNKNOWN
+
+
+cdef class Parser:
+    """Reusable parser; scratch buffers grow as needed and are kept between messages."""
+
+    def __cinit__(self):
+        self.asks = <Level*>malloc(INITIAL_LEVELS * sizeof(Level))
+        self.bids = <Level*>malloc(INITIAL_LEVELS * sizeof(Level))
+        self.trades = <Trade*>malloc(INITIAL_TRADES * sizeof(Trade))
+        self.numbuf = <char*>malloc(2 * (MAX_NUMBER + 2))
+        if self.asks == NULL or self.bids == NULL or self.trades == NULL or self.numbuf == NULL:
+            raise MemoryError()
+        self.cap_asks = INITIAL_LEVELS
+        self.cap_bids = INITIAL_LEVELS
+        self.cap_trades = INITIAL_TRADES
+
+    def __dealloc__(self):
+        free(self.asks)
+        free(self.bids)
+        free(self.trades)
+        free(self.numbuf)
+
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept:
+        if self.err == 0:
+            self.err = code
+            self.err_at = at
+        return NULL
+
+    cdef Py_ssize_t error_offset(self) noexcept:
+        if self.err_at == NULL:
+            return -1
+        return self.err_at - self.base
+
+    # -- values ---------------------------------------------------------------------------
+
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept:
+        """A decimal string or a bare JSON number."""
+        cdef bint esc
+        cdef bint isint
+        cdef const uchar* q
+        cdef Py_ssize_t n
+        if p >= end:
+            return self._fail(P_BAD_MESSAGE, p)
+        if p[0] == 34:
+            q = scan_string(p + 1, end, &esc)
+            if q == NULL:
+                return self._fail(P_BAD_JSON, p)
+            if not esc:
+                if parse_decimal(p + 1, (q - 1) - (p + 1), out, self.numbuf) != 0:
+                    return self._fail(P_BAD_NUMBER, p)
+                return q
+            # decode into the second half of numbuf; the first half is parse_decimal's
+            n = 0
+            q = decode_string(p + 1, end, <uchar*>self.numbuf + MAX_NUMBER + 2, MAX_NUMBER, &n)
+            if q == NULL:
+                return self._fail(P_BAD_JSON, p)
+            if n > MAX_NUMBER:
+                return self._fail(P_BAD_NUMBER, p)
+            if parse_decimal(<uchar*>self.numbuf + MAX_NUMBER + 2, n, out, self.numbuf) != 0:
+                return self._fail(P_BAD_NUMBER, p)
+            return q
+        if p[0] == 45 or is_digit(p[0]):
+            q = scan_number(p, end, &isint)
+            if q == NULL:
+                return self._fail(P_BAD_JSON, p)
+            if parse_decimal(p, q - p, out, self.numbuf) != 0:
+                return self._fail(P_BAD_NUMBER, p)
+            return q
+        return self._fail(P_BAD_MESSAGE, p)
+
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept:
+        cdef Py_ssize_t n
+        cdef Py_ssize_t i
+        cdef uchar c
+        if p >= end or p[0] != 34:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = decode_string(p + 1, end, self.symbol, MAX_SYMBOL, &n)
+        if p == NULL:
+            return self._fail(P_BAD_JSON, p)
+        if n < 1 or n > MAX_SYMBOL:
+            return self._fail(P_BAD_MESSAGE, p)
+        for i in range(n):
+            c = self.symbol[i]
+            if c < 0x21 or c > 0x7E:
+                return self._fail(P_BAD_MESSAGE, p)
+            if c >= 97 and c <= 122:
+                self.symbol[i] = c - 32
+        self.symbol[n] = 0
+        self.symbol_len = n
+        return p
+
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept:
+        if end - p >= 4 and memcmp(p, b"true", 4) == 0:
+            self.clean = True
+            return p + 4
+        if end - p >= 5 and memcmp(p, b"false", 5) == 0:
+            self.clean = False
+            return p + 5
+        return self._fail(P_BAD_MESSAGE, p)
+
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept:
+        cdef double price
+        cdef double amount
+        cdef Level* arr
+        cdef Py_ssize_t newcap
+        if p >= end or p[0] != 91:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p + 1, end)
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            if p >= end or p[0] != 91:
+                return self._fail(P_BAD_MESSAGE, p)
+            p = self._number(ws(p + 1, end), end, &price)
+            if p == NULL:
+                return NULL
+            p = ws(p, end)
+            if p >= end or p[0] != 44:
+                return self._fail(P_BAD_MESSAGE, p)
+            p = self._number(ws(p + 1, end), end, &amount)
+            if p == NULL:
+                return NULL
+            p = ws(p, end)
+            if p >= end or p[0] != 93:
+                return self._fail(P_BAD_MESSAGE, p)
+            if not (isfinite(price) and price > 0.0 and isfinite(amount) and amount >= 0.0):
+                return self._fail(P_BAD_NUMBER, p)
+            if asks:
+                if self.n_asks == self.cap_asks:
+                    newcap = self.cap_asks * 2
+                    arr = <Level*>realloc(self.asks, newcap * sizeof(Level))
+                    if arr == NULL:
+                        return self._fail(P_NOMEM, p)
+                    self.asks = arr
+                    self.cap_asks = newcap
+                self.asks[self.n_asks].price = price
+                self.asks[self.n_asks].amount = amount
+                self.n_asks += 1
+            else:
+                if self.n_bids == self.cap_bids:
+                    newcap = self.cap_bids * 2
+                    arr = <Level*>realloc(self.bids, newcap * sizeof(Level))
+                    if arr == NULL:
+                        return self._fail(P_NOMEM, p)
+                    self.bids = arr
+                    self.cap_bids = newcap
+                self.bids[self.n_bids].price = price
+                self.bids[self.n_bids].amount = amount
+                self.n_bids += 1
+            p = ws(p + 1, end)
+            if p >= end:
+                return self._fail(P_BAD_MESSAGE, p)
+            if p[0] == 44:
+                p = ws(p + 1, end)
+                continue
+            if p[0] == 93:
+                return p + 1
+            return self._fail(P_BAD_MESSAGE, p)
+
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept:
+        cdef uchar key[KEYBUF]
+        cdef Py_ssize_t klen
+        cdef bint seen_asks = False
+        cdef bint seen_bids = False
+        cdef int err
+        if p >= end or p[0] != 91:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = self._clean(ws(p + 1, end), end)
+        if p == NULL:
+            return NULL
+        p = ws(p, end)
+        if p >= end or p[0] != 44:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p + 1, end)
+        if p >= end or p[0] != 123:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            p += 1
+        else:
+            while True:
+                if p >= end or p[0] != 34:
+                    return self._fail(P_BAD_MESSAGE, p)
+                p = decode_string(p + 1, end, key, KEYBUF, &klen)
+                if p == NULL:
+                    return self._fail(P_BAD_JSON, p)
+                p = ws(p, end)
+                if p >= end or p[0] != 58:
+                    return self._fail(P_BAD_MESSAGE, p)
+                p = ws(p + 1, end)
+                if key_is(key, klen, "asks", 4):
+                    if seen_asks:
+                        return self._fail(P_BAD_MESSAGE, p)
+                    seen_asks = True
+                    p = self._levels(p, end, True)
+                elif key_is(key, klen, "bids", 4):
+                    if seen_bids:
+                        return self._fail(P_BAD_MESSAGE, p)
+                    seen_bids = True
+                    p = self._levels(p, end, False)
+                else:
+                    p = skip_value(p, end, 3, &err)
+                    if p == NULL:
+                        return self._fail(err, p)
+                if p == NULL:
+                    return NULL
+                p = ws(p, end)
+                if p >= end:
+                    return self._fail(P_BAD_MESSAGE, p)
+                if p[0] == 44:
+                    p = ws(p + 1, end)
+                    continue
+                if p[0] == 125:
+                    p += 1
+                    break
+                return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p, end)
+        if p >= end or p[0] != 44:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = self._symbol(ws(p + 1, end), end)
+        if p == NULL:
+            return NULL
+        p = ws(p, end)
+        if p >= end or p[0] != 93:
+            return self._fail(P_BAD_MESSAGE, p)
+        return p + 1
+
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept:
+        cdef uchar key[KEYBUF]
+        cdef uchar tbuf[8]
+        cdef Py_ssize_t klen
+        cdef Py_ssize_t tlen
+        cdef int seen = 0
+        cdef int err
+        cdef bint isint
+        cdef const uchar* q
+        cdef uint64_t idv
+        cdef bint neg
+        cdef Trade* t
+        cdef Trade* arr
+        cdef Py_ssize_t newcap
+        if p >= end or p[0] != 123:
+            return self._fail(P_BAD_MESSAGE, p)
+        if self.n_trades == self.cap_trades:
+            newcap = self.cap_trades * 2
+            arr = <Trade*>realloc(self.trades, newcap * sizeof(Trade))
+            if arr == NULL:
+                return self._fail(P_NOMEM, p)
+            self.trades = arr
+            self.cap_trades = newcap
+        t = &self.trades[self.n_trades]
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            return self._fail(P_BAD_MESSAGE, p)
+        while True:
+            if p >= end or p[0] != 34:
+                return self._fail(P_BAD_MESSAGE, p)
+            p = decode_string(p + 1, end, key, KEYBUF, &klen)
+            if p == NULL:
+                return self._fail(P_BAD_JSON, p)
+            p = ws(p, end)
+            if p >= end or p[0] != 58:
+                return self._fail(P_BAD_MESSAGE, p)
+            p = ws(p + 1, end)
+            if p >= end:
+                return self._fail(P_BAD_MESSAGE, p)
+            if key_is(key, klen, "id", 2):
+                if seen & 1:
+                    return self._fail(P_BAD_MESSAGE, p)
+                seen |= 1
+                if not (p[0] == 45 or is_digit(p[0])):
+                    return self._fail(P_BAD_MESSAGE, p)
+                q = scan_number(p, end, &isint)
+                if q == NULL:
+                    return self._fail(P_BAD_JSON, p)
+                if not isint:
+                    return self._fail(P_BAD_MESSAGE, p)
+                neg = p[0] == 45
+                if neg:
+                    p += 1
+                idv = 0
+                if q - p > 19:
+                    return self._fail(P_BAD_NUMBER, p)
+                while p < q:
+                    idv = idv * 10 + (p[0] - 48)
+                    p += 1
+                if idv > 9223372036854775807ULL or (neg and idv != 0):
+                    return self._fail(P_BAD_NUMBER, p)
+                t.id = <int64_t>idv
+            elif key_is(key, klen, "time", 4):
+                if seen & 2:
+                    return self._fail(P_BAD_MESSAGE, p)
+                seen |= 2
+                p = self._number(p, end, &t.time)
+                if p != NULL and not isfinite(t.time):
+                    return self._fail(P_BAD_NUMBER, p)
+            elif key_is(key, klen, "price", 5):
+                if seen & 4:
+                    return self._fail(P_BAD_MESSAGE, p)
+                seen |= 4
+                p = self._number(p, end, &t.price)
+                if p != NULL and not (isfinite(t.price) and t.price > 0.0):
+                    return self._fail(P_BAD_NUMBER, p)
+            elif key_is(key, klen, "amount", 6):
+                if seen & 8:
+                    return self._fail(P_BAD_MESSAGE, p)
+                seen |= 8
+                p = self._number(p, end, &t.amount)
+                if p != NULL and not (isfinite(t.amount) and t.amount >= 0.0):
+                    return self._fail(P_BAD_NUMBER, p)
+            elif key_is(key, klen, "type", 4):
+                if seen & 16:
+                    return self._fail(P_BAD_MESSAGE, p)
+                seen |= 16
+                if p[0] != 34:
+                    return self._fail(P_BAD_MESSAGE, p)
+                p = decode_string(p + 1, end, tbuf, 4, &tlen)
+                if p == NULL:
+                    return self._fail(P_BAD_JSON, p)
+                if key_is(tbuf, tlen, "buy", 3):
+                    t.side = 1
+                elif key_is(tbuf, tlen, "sell", 4):
+                    t.side = -1
+                else:
+                    return self._fail(P_BAD_MESSAGE, p)
+            else:
+                p = skip_value(p, end, 4, &err)
+                if p == NULL:
+                    return self._fail(err, p)
+            if p == NULL:
+                return NULL
+            p = ws(p, end)
+            if p >= end:
+                return self._fail(P_BAD_MESSAGE, p)
+            if p[0] == 44:
+                p = ws(p + 1, end)
+                continue
+            if p[0] == 125:
+                break
+            return self._fail(P_BAD_MESSAGE, p)
+        if seen != 31:
+            return self._fail(P_BAD_MESSAGE, p)
+        self.n_trades += 1
+        return p + 1
+
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept:
+        if p >= end or p[0] != 91:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = self._clean(ws(p + 1, end), end)
+        if p == NULL:
+            return NULL
+        p = ws(p, end)
+        if p >= end or p[0] != 44:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p + 1, end)
+        if p >= end or p[0] != 91:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p + 1, end)
+        if p < end and p[0] == 93:
+            p += 1
+        else:
+            while True:
+                p = self._trade(p, end)
+                if p == NULL:
+                    return NULL
+                p = ws(p, end)
+                if p >= end:
+                    return self._fail(P_BAD_MESSAGE, p)
+                if p[0] == 44:
+                    p = ws(p + 1, end)
+                    continue
+                if p[0] == 93:
+                    p += 1
+                    break
+                return self._fail(P_BAD_MESSAGE, p)
+        p = ws(p, end)
+        if p >= end or p[0] != 44:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = self._symbol(ws(p + 1, end), end)
+        if p == NULL:
+            return NULL
+        p = ws(p, end)
+        if p >= end or p[0] != 93:
+            return self._fail(P_BAD_MESSAGE, p)
+        return p + 1
+
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept:
+        if method == M_DEPTH:
+            return self._depth_params(p, end)
+        return self._trades_params(p, end)
+
+    # -- envelope -------------------------------------------------------------------------
+
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept:
+        """After a failure: JSON errors take precedence over shape errors."""
+        cdef int err
+        cdef const uchar* q = skip_value(start, end, 0, &err)
+        if q == NULL:
+            self.err = err
+            return err
+        if ws(q, end) != end:
+            self.err = P_BAD_JSON
+            return P_BAD_JSON
+        if self.err == 0 or self.err == P_BAD_JSON:
+            # a hot parser tripped on something the validator accepts: a shape error
+            self.err = P_BAD_MESSAGE
+        return self.err
+
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept:
+        """Parse one message. Returns a method code (>= 0) or a rejection code (< 0)."""
+        cdef const uchar* end = p + n
+        cdef const uchar* start = p
+        cdef const uchar* params_at = NULL
+        cdef uchar key[KEYBUF]
+        cdef uchar mbuf[MAX_METHOD]
+        cdef Py_ssize_t klen
+        cdef Py_ssize_t mlen
+        cdef int method = M_REPLY
+        cdef bint method_seen = False
+        cdef bint hot_done = False
+        cdef int err
+        self.err = 0
+        self.err_at = NULL
+        self.base = p
+        self.n_asks = 0
+        self.n_bids = 0
+        self.n_trades = 0
+        self.symbol_len = 0
+        p = ws(p, end)
+        if p >= end or p[0] != 123:
+            self._fail(P_BAD_MESSAGE, p)
+            return self._classify(start, end)
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            p += 1
+        else:
+            while True:
+                if p >= end or p[0] != 34:
+                    self._fail(P_BAD_JSON, p)
+                    return self._classify(start, end)
+                p = decode_string(p + 1, end, key, KEYBUF, &klen)
+                if p == NULL:
+                    self._fail(P_BAD_JSON, p)
+                    return self._classify(start, end)
+                p = ws(p, end)
+                if p >= end or p[0] != 58:
+                    self._fail(P_BAD_JSON, p)
+                    return self._classify(start, end)
+                p = ws(p + 1, end)
+                if p >= end:
+                    self._fail(P_BAD_JSON, p)
+                    return self._classify(start, end)
+                if key_is(key, klen, "method", 6):
+                    if method_seen:
+                        self._fail(P_BAD_MESSAGE, p)
+                        return self._classify(start, end)
+                    method_seen = True
+                    if p[0] == 34:
+                        p = decode_string(p + 1, end, mbuf, MAX_METHOD, &mlen)
+                        if p != NULL:
+                            method = method_code(mbuf, mlen)
+                    elif p[0] == 110:
+                        p = scan_literal(p, end)
+                        method = M_REPLY
+                    else:
+                        self._fail(P_BAD_MESSAGE, p)
+                        return self._classify(start, end)
+                elif key_is(key, klen, "params", 6):
+                    if params_at != NULL:
+                        self._fail(P_BAD_MESSAGE, p)
+                        return self._classify(start, end)
+                    params_at = p
+                    if method == M_DEPTH or method == M_TRADES:
+                        p = self._hot_params(method, p, end)
+                        hot_done = True
+                    else:
+                        p = skip_value(p, end, 1, &err)
+                else:
+                    p = skip_value(p, end, 1, &err)
+                if p == NULL:
+                    return self._classify(start, end)
+                p = ws(p, end)
+                if p >= end:
+                    return self._classify(start, end)
+                if p[0] == 44:
+                    p = ws(p + 1, end)
+                    continue
+                if p[0] == 125:
+                    p += 1
+                    break
+                return self._classify(start, end)
+        if ws(p, end) != end:
+            return self._classify(start, end)
+        if method == M_DEPTH or method == M_TRADES:
+            if params_at == NULL:
+                self._fail(P_BAD_MESSAGE, p)
+                return self._classify(start, end)
+            if not hot_done:
+                # "params" came before "method": the text is valid JSON, parse it now
+                self.n_asks = 0
+                self.n_bids = 0
+                self.n_trades = 0
+                if self._hot_params(method, params_at, end) == NULL:
+                    return self._classify(start, end)
+        return method
+
+
+# -- Python-level helpers (tests, the reference oracle's cross-checks) --------------------
+
+def parse_decimal_py(s):
+    """Parse a decimal string with the engine's number parser (for tests)."""
+    cdef bytes b = s.encode("latin-1") if isinstance(s, str) else bytes(s)
+    cdef double v
+    cdef char buf[MAX_NUMBER + 2]
+    if parse_decimal(<const uchar*><char*>b, len(b), &v, buf) != 0:
+        raise ValueError(f"not a decimal: {s!r}")
+    return v
+
+
+def validate_json_py(data):
+    """Return the rejection reason the validator gives ``data`` ('' if valid JSON)."""
+    cdef bytes b = bytes(data)
+    cdef int err
+    cdef const uchar* p = <const uchar*><char*>b
+    cdef const uchar* end = p + len(b)
+    cdef const uchar* q = skip_value(p, end, 0, &err)
+    if q == NULL:
+        return "too_deep" if err == P_TOO_DEEP else "bad_json"
+    if ws(q, end) != end:
+        return "bad_json"
+    return ""

@@ -1,0 +1,117 @@
+"""TradeRing: a fixed-capacity ring of trades as a numpy structured array.
+
+Every record is written twice, at ``i`` and ``i + capacity`` of a ``2 * capacity`` buffer
+(a mirror), so the newest ``n`` records are always one contiguous slice: ``latest(n)`` and
+``since(seq)`` are zero-copy views, oldest to newest.
+"""
+
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+
+import numpy as np
+
+cimport numpy as cnp
+
+from fastfeed.errors import TradesOverwritten
+from fastfeed.layout import TRADE_DTYPE
+
+cnp.import_array()
+
+__all__ = ["TradeRing", "TradesOverwritten"]
+
+
+cdef class TradeRing:
+    """Ring of the latest ``capacity`` trades (``capacity`` rounded up to a power of two).
+
+    ``count`` is the number of trades ever written; the record with sequence number ``s``
+    (its ``seq`` field) is kept until ``s + capacity`` trades exist.
+
+    Views from ``latest(n)`` / ``since(seq)`` share memory with the ring. A view of ``n``
+    records stays correct until ``capacity - n`` more trades are written; after that its
+    oldest records are overwritten in place. Copy it (``.copy()``) to keep it longer.
+    """
+
+    def __cinit__(self, Py_ssize_t capacity=65536, symbols=None):
+        cdef Py_ssize_t cap = 1
+        if capacity < 1 or capacity > (1 << 40):
+            raise ValueError("capacity must be between 1 and 2**40")
+        while cap < capacity:
+            cap <<= 1
+        if sizeof(TradeRecord) != TRADE_DTYPE.itemsize:
+            raise RuntimeError("TradeRecord and TRADE_DTYPE disagree")
+        self.capacity = cap
+        self.mask = <uint64_t>(cap - 1)
+        self._arr = np.zeros(2 * cap, dtype=TRADE_DTYPE)
+        self.buf = <TradeRecord*>cnp.PyArray_DATA(self._arr)
+        self.count = 0
+        self.symbols = symbols if symbols is not None else []
+
+    cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
+                   double amount, int32_t symbol, int8_t side) noexcept:
+        cdef uint64_t i = <uint64_t>self.count & self.mask
+        cdef TradeRecord* r = &self.buf[i]
+        r.id = id
+        r.seq = self.count
+        r.time = time
+        r.recv_ns = recv_ns
+        r.price = price
+        r.amount = amount
+        r.symbol = symbol
+        r.side = side
+        self.buf[i + <uint64_t>self.capacity] = r[0]
+        self.count += 1
+
+    def __len__(self):
+        """Number of trades currently held (at most ``capacity``)."""
+        return self.count if self.count < self.capacity else self.capacity
+
+    def latest(self, Py_ssize_t n=-1):
+        """Zero-copy view of the newest ``n`` trades (all held if ``n < 0``), oldest first."""
+        cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
+        cdef Py_ssize_t start
+        if n < 0 or n > held:
+            n = held
+        start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
+        return self._arr[start:start + n]
+
+    def since(self, int64_t seq):
+        """Zero-copy view of every trade with sequence number ``>= seq``, oldest first.
+
+        Raises :class:`TradesOverwritten` if ``seq`` is older than the ring still holds.
+        """
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if seq >= self.count:
+            return self._arr[0:0]
+        if self.count - seq > self.capacity:
+            raise TradesOverwritten(
+                f"trade {seq} was overwritten (ring holds {self.count - self.capacity}.."
+                f"{self.count - 1})"
+            )
+        return self.latest(self.count - seq)
+
+    def to_pandas(self, Py_ssize_t n=-1):
+        """The newest ``n`` trades as a DataFrame: symbol names resolved, ``time`` and
+        ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC)."""
+        import pandas as pd
+
+        view = self.latest(n)
+        names = np.array(list(self.symbols) + [""], dtype=object)
+        sym = view["symbol"]
+        df = pd.DataFrame(
+            {
+                "seq": view["seq"],
+                "id": view["id"],
+                "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
+                "side": view["side"],
+                "price": view["price"],
+                "amount": view["amount"],
+                "time": view["time"],
+                "recv_ns": view["recv_ns"],
+            }
+        )
+        df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
+        df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
+        return df
+
+    def __repr__(self):
+        return f"<TradeRing count={self.count} capacity={self.capacity}>"

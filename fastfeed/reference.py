@@ -1,0 +1,681 @@
+"""Pure-Python reference implementation of the fastfeed engine: the test oracle.
+
+``ReferenceEngine`` follows ``docs/engine-semantics.md`` to the letter and has the same public
+API as the compiled :class:`fastfeed.Engine`. It is written for clarity, not speed: tests feed
+the same payloads to both engines and compare books, trade rings, counters and errors after
+every message.
+
+Where the contract leaves a choice open, this module makes the following one (the compiled
+engine is expected to do the same):
+
+* Error precedence inside one frame: frame errors (``empty``, ``zlib_*``, ``too_large``), then
+  JSON errors in text order (the first of ``bad_json`` / ``too_deep`` met by a single
+  left-to-right pass; invalid UTF-8 is ``bad_json`` at the position of the bad byte), then the
+  top-level checks (duplicated ``method``/``params``, non-string ``method``, missing
+  ``params``: all ``bad_message``), then the content of ``params`` checked in text order
+  (each scalar: type -> ``bad_message``, grammar/length/finiteness/range -> ``bad_number``;
+  an array with too many elements fails when its first extra element is met, one with too
+  few at its end; a duplicated key fails at its second occurrence, a missing key at the end
+  of its object).
+* The 1024-character limit applies to the text of a bare JSON number as well as to a decimal
+  string.
+* A trade ``id`` that is not a JSON number is ``bad_message``; a JSON number with a fraction
+  or exponent, a negative one, or one ``>= 2**63`` is ``bad_number``. ``-0`` is the integer 0.
+* ``bytes_in`` counts the UTF-8 length of a ``str`` payload; ``bytes_inflated`` counts the
+  output of successful inflates only; ``frames`` and ``bytes_in`` count rejected frames too.
+  A payload of an unsupported type raises ``TypeError`` and counts nothing.
+* A ``str`` payload that cannot be encoded as UTF-8 (lone surrogates) is ``bad_json``; an
+  empty ``str`` is ``bad_json`` (``empty`` is for empty bytes-like payloads only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError
+from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE
+
+__all__ = [
+    "MESSAGE_KEYS",
+    "MAX_DEPTH",
+    "MAX_NUMBER_LEN",
+    "MAX_SYMBOL_LEN",
+    "ReferenceBook",
+    "ReferenceEngine",
+    "ReferenceTradeRing",
+]
+
+#: Keys of ``stats["messages"]``: the seven push methods, then replies and unknown methods.
+MESSAGE_KEYS: tuple[str, ...] = (
+    "depth.update",
+    "trades.update",
+    "ticker.update",
+    "all_ticker.update",
+    "order.update",
+    "order_algo.update",
+    "balance.update",
+    "reply",
+    "unknown",
+)
+#: Deepest accepted nesting of arrays/objects (the top-level object counts as 1).
+MAX_DEPTH = 64
+#: Longest accepted decimal string or bare number text, in characters.
+MAX_NUMBER_LEN = 1024
+#: Longest accepted symbol, in bytes.
+MAX_SYMBOL_LEN = 32
+
+_JSON_WS = b" \t\n\r"
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# One JSON string (possibly unterminated) or one bracket; used by the nesting pre-scan.
+_DEPTH_TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_ASCII_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_INT64_LIMIT = 2**63
+
+
+# --------------------------------------------------------------------------------------------
+# JSON decoding helpers
+# --------------------------------------------------------------------------------------------
+
+
+class _Obj:
+    """A decoded JSON object that keeps every (key, value) pair in text order."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
+class _Num:
+    """A bare JSON number kept as its token text."""
+
+    __slots__ = ("text", "is_int")
+
+    def __init__(self, text: str, is_int: bool) -> None:
+        self.text = text
+        self.is_int = is_int
+
+
+class _BadConstant(ValueError):
+    """Raised for the non-standard ``NaN`` / ``Infinity`` / ``-Infinity`` literals."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _BadConstant(f"non-standard JSON literal {name}")
+
+
+def _raw_loads(text: str) -> Any:
+    """Decode JSON text keeping pair order, duplicates and number token texts."""
+    return json.loads(
+        text,
+        object_pairs_hook=_Obj,
+        parse_int=lambda s: _Num(s, True),
+        parse_float=lambda s: _Num(s, False),
+        parse_constant=_reject_constant,
+    )
+
+
+def _int_from_token(s: str) -> int:
+    """``int(s)`` for a JSON integer token, without the str-to-int digit limit."""
+    if len(s) <= 4000:
+        return int(s)
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = len(s) + 1
+        return int(decimal.Decimal(s))
+
+
+def _plain_loads(text: str) -> Any:
+    """Decode (already validated) JSON text into ordinary Python objects."""
+    return json.loads(text, parse_int=_int_from_token)
+
+
+def _parse_error(reason: str, message: str) -> ParseError:
+    return ParseError(message, reason)
+
+
+def _first_too_deep(data: bytes) -> int:
+    """Offset of the first bracket that opens nesting level ``MAX_DEPTH + 1``, or -1.
+
+    Strings are skipped so brackets inside them do not count. The scan is only exact for text
+    that is valid JSON up to the returned offset; the caller checks that.
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return -1
+    depth = 0
+    for m in _DEPTH_TOKEN_RE.finditer(data):
+        c = data[m.start()]
+        if c == 0x22:  # '"'
+            continue
+        if c in (0x5B, 0x7B):  # '[' '{'
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        else:
+            depth -= 1
+    return -1
+
+
+def _decode_json(data: bytes) -> Any:
+    """Validate JSON text (UTF-8 bytes) and return the raw tree; raise ParseError."""
+    deep_at = _first_too_deep(data)
+    if deep_at >= 0:
+        # Too deep iff the text before the offending bracket is a valid JSON prefix ending
+        # where a value is expected; otherwise an earlier (or this) token is a syntax error.
+        prefix = data[:deep_at]
+        stack = []
+        for m in _DEPTH_TOKEN_RE.finditer(prefix):
+            c = prefix[m.start()]
+            if c == 0x5B:
+                stack.append(b"]")
+            elif c == 0x7B:
+                stack.append(b"}")
+            elif c in (0x5D, 0x7D) and stack:
+                stack.pop()
+        probe = prefix + b" 0" + b"".join(reversed(stack))
+        try:
+            _raw_loads(probe.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise _parse_error("bad_json", "invalid JSON text") from None
+        raise _parse_error("too_deep", f"JSON nesting deeper than {MAX_DEPTH}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _parse_error("bad_json", "invalid UTF-8 in JSON text") from None
+    try:
+        return _raw_loads(text)
+    except (ValueError, RecursionError):
+        raise _parse_error("bad_json", "invalid JSON text") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Scalar validation
+# --------------------------------------------------------------------------------------------
+
+
+def _number_text(value: Any, what: str) -> str:
+    """The decimal text of a JSON string or bare number; ``bad_message`` for other types."""
+    if isinstance(value, _Num):
+        text = value.text
+    elif isinstance(value, str):
+        text = value
+        if not _DECIMAL_RE.fullmatch(text):
+            raise _parse_error("bad_number", f"{what}: not a decimal: {text[:40]!r}")
+    else:
+        raise _parse_error("bad_message", f"{what}: expected a decimal string or number")
+    if len(text) > MAX_NUMBER_LEN:
+        raise _parse_error("bad_number", f"{what}: longer than {MAX_NUMBER_LEN} characters")
+    return text
+
+
+def _finite(value: Any, what: str) -> float:
+    x = float(_number_text(value, what))
+    if not math.isfinite(x):
+        raise _parse_error("bad_number", f"{what}: not finite")
+    return x
+
+
+def _price(value: Any) -> float:
+    x = _finite(value, "price")
+    if not x > 0.0:
+        raise _parse_error("bad_number", "price: must be > 0")
+    return x
+
+
+def _amount(value: Any) -> float:
+    x = _finite(value, "amount")
+    if x < 0.0:
+        raise _parse_error("bad_number", "amount: must be >= 0")
+    return x + 0.0  # -0.0 -> 0.0
+
+
+def _trade_id(value: Any) -> int:
+    if not isinstance(value, _Num):
+        raise _parse_error("bad_message", "id: expected a JSON integer")
+    text = value.text
+    if not value.is_int:
+        raise _parse_error("bad_number", "id: not an integer")
+    if text.startswith("-"):
+        if text != "-0":
+            raise _parse_error("bad_number", "id: negative")
+        return 0
+    if len(text) > 19 or int(text) >= _INT64_LIMIT:
+        raise _parse_error("bad_number", "id: >= 2**63")
+    return int(text)
+
+
+def _clean(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise _parse_error("bad_message", "clean: expected true or false")
+
+
+def _symbol(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _parse_error("bad_message", "symbol: expected a string")
+    if not 1 <= len(value) <= MAX_SYMBOL_LEN or any(not 0x21 <= ord(c) <= 0x7E for c in value):
+        raise _parse_error("bad_message", f"symbol: expected 1..{MAX_SYMBOL_LEN} printable ASCII")
+    return _upper(value)
+
+
+def _upper(symbol: str) -> str:
+    """ASCII upper-casing (non-ASCII characters are left alone)."""
+    return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in symbol)
+
+
+def _walk_array(
+    value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]
+) -> list[Any]:
+    """Check an array of exactly ``n`` elements in text order, each with its handler."""
+    if not isinstance(value, list):
+        raise _parse_error("bad_message", f"{what}: expected an array")
+    out = []
+    for i, elem in enumerate(value):
+        if i >= n:
+            raise _parse_error("bad_message", f"{what}: more than {n} elements")
+        out.append(handlers[i](elem))
+    if len(value) < n:
+        raise _parse_error("bad_message", f"{what}: fewer than {n} elements")
+    return out
+
+
+def _levels_list(value: Any, side: str) -> list[tuple[float, float]]:
+    if not isinstance(value, list):
+        raise _parse_error("bad_message", f"{side}: expected an array")
+    return [tuple(_walk_array(lv, 2, f"{side} level", [_price, _amount])) for lv in value]
+
+
+def _levels(value: Any) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    if not isinstance(value, _Obj):
+        raise _parse_error("bad_message", "levels: expected an object")
+    sides: dict[str, list[tuple[float, float]]] = {}
+    for key, val in value.pairs:
+        if key in ("asks", "bids"):
+            if key in sides:
+                raise _parse_error("bad_message", f"levels: duplicated {key!r}")
+            sides[key] = _levels_list(val, key)
+    return sides.get("asks", []), sides.get("bids", [])
+
+
+_Trade = tuple[int, float, float, float, int]  # id, time, price, amount, side
+
+
+def _side(value: Any) -> int:
+    if value == "buy":
+        return SIDE_BUY
+    if value == "sell":
+        return SIDE_SELL
+    raise _parse_error("bad_message", "type: expected 'buy' or 'sell'")
+
+
+_TRADE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": _trade_id,
+    "time": lambda v: _finite(v, "time"),
+    "price": _price,
+    "amount": _amount,
+    "type": _side,
+}
+
+
+def _trade(value: Any) -> _Trade:
+    if not isinstance(value, _Obj):
+        raise _parse_error("bad_message", "trade: expected an object")
+    got: dict[str, Any] = {}
+    for key, val in value.pairs:
+        handler = _TRADE_FIELDS.get(key)
+        if handler is None:
+            continue
+        if key in got:
+            raise _parse_error("bad_message", f"trade: duplicated {key!r}")
+        got[key] = handler(val)
+    for key in _TRADE_FIELDS:
+        if key not in got:
+            raise _parse_error("bad_message", f"trade: missing {key!r}")
+    return got["id"], got["time"], got["price"], got["amount"], got["type"]
+
+
+def _trades_list(value: Any) -> list[_Trade]:
+    if not isinstance(value, list):
+        raise _parse_error("bad_message", "trades: expected an array")
+    return [_trade(t) for t in value]
+
+
+# --------------------------------------------------------------------------------------------
+# Book and trade ring
+# --------------------------------------------------------------------------------------------
+
+
+class ReferenceBook:
+    """One symbol's order book: per side up to ``depth`` levels, best first."""
+
+    def __init__(self, symbol: str, depth: int) -> None:
+        self.symbol = symbol
+        self.depth = depth
+        self.version = 0
+        self.recv_ns = 0
+        # Sorted ascending by key: bids keyed by -price, asks by price.
+        self._keys: dict[str, list[float]] = {"bids": [], "asks": []}
+        self._amounts: dict[str, list[float]] = {"bids": [], "asks": []}
+
+    def _array(self, side: str) -> np.ndarray:
+        sign = -1.0 if side == "bids" else 1.0
+        keys, amounts = self._keys[side], self._amounts[side]
+        out = np.empty((len(keys), 2), dtype=np.float64)
+        for i, (k, a) in enumerate(zip(keys, amounts)):
+            out[i, 0] = sign * k
+            out[i, 1] = a
+        return out
+
+    @property
+    def bids(self) -> np.ndarray:
+        """Bid levels ``[price, amount]``, best (highest) first; a fresh copy."""
+        return self._array("bids")
+
+    @property
+    def asks(self) -> np.ndarray:
+        """Ask levels ``[price, amount]``, best (lowest) first; a fresh copy."""
+        return self._array("asks")
+
+    @property
+    def best_bid(self) -> float:
+        """Highest bid price, or nan when there are no bids."""
+        keys = self._keys["bids"]
+        return -keys[0] if keys else math.nan
+
+    @property
+    def best_ask(self) -> float:
+        """Lowest ask price, or nan when there are no asks."""
+        keys = self._keys["asks"]
+        return keys[0] if keys else math.nan
+
+    def __repr__(self) -> str:
+        return (
+            f"ReferenceBook({self.symbol!r}, version={self.version}, "
+            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])})"
+        )
+
+    # --- mutation (engine only) -------------------------------------------------------------
+
+    def _clear(self) -> None:
+        for side in ("bids", "asks"):
+            self._keys[side].clear()
+            self._amounts[side].clear()
+
+    def _apply(self, side: str, price: float, amount: float) -> int:
+        """Apply one level; returns the number of opposite levels removed by crossing."""
+        keys, amounts = self._keys[side], self._amounts[side]
+        key = -price if side == "bids" else price
+        i = bisect_left(keys, key)
+        present = i < len(keys) and keys[i] == key
+        if amount == 0.0:
+            if present:
+                del keys[i]
+                del amounts[i]
+            return 0
+        if present:
+            amounts[i] = amount
+        else:
+            if len(keys) >= self.depth:
+                if i >= len(keys):
+                    return 0  # sorts after the last row of a full side: discarded
+                keys.pop()
+                amounts.pop()
+            keys.insert(i, key)
+            amounts.insert(i, amount)
+        # Crossing, newer wins.
+        if side == "bids":
+            okeys, oamounts = self._keys["asks"], self._amounts["asks"]
+            n = bisect_right(okeys, price)  # asks with price <= p
+        else:
+            okeys, oamounts = self._keys["bids"], self._amounts["bids"]
+            n = bisect_right(okeys, -price)  # bids with price >= p
+        del okeys[:n]
+        del oamounts[:n]
+        return n
+
+
+class ReferenceTradeRing:
+    """All symbols' trades in one ring of ``capacity`` records (a power of two)."""
+
+    def __init__(self, capacity: int) -> None:
+        cap = 1
+        while cap < capacity:
+            cap <<= 1
+        self.capacity = cap
+        self._data = np.zeros(cap, dtype=TRADE_DTYPE)
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Total number of trades ever stored (the next sequence number)."""
+        return self._count
+
+    def _gather(self, first: int) -> np.ndarray:
+        seqs = np.arange(first, self._count, dtype=np.int64)
+        return self._data[seqs & (self.capacity - 1)].copy()
+
+    def latest(self, n: int) -> np.ndarray:
+        """The last ``min(n, count, capacity)`` records, oldest first (a copy)."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        k = min(n, self._count, self.capacity)
+        return self._gather(self._count - k)
+
+    def since(self, seq: int) -> np.ndarray:
+        """Records with sequence number ``>= seq``, oldest first (a copy).
+
+        Raises ``IndexError`` if ``seq < count - capacity`` (records were overwritten);
+        ``seq >= count`` gives an empty array.
+        """
+        if seq < self._count - self.capacity:
+            raise IndexError(
+                f"trades since seq {seq} were overwritten: the ring holds "
+                f"{max(0, self._count - self.capacity)}..{self._count - 1}"
+            )
+        return self._gather(min(max(seq, 0), self._count))
+
+    def _append(self, trade: _Trade, recv_ns: int, symbol: int) -> None:
+        tid, time, price, amount, side = trade
+        self._data[self._count & (self.capacity - 1)] = (
+            tid, self._count, time, recv_ns, price, amount, symbol, side
+        )
+        self._count += 1
+
+    def __repr__(self) -> str:
+        return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
+
+
+# --------------------------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------------------------
+
+
+class ReferenceEngine:
+    """Pure-Python engine: inflate -> parse -> books/trades, per docs/engine-semantics.md."""
+
+    def __init__(
+        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024
+    ) -> None:
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        if trade_capacity < 1:
+            raise ValueError("trade_capacity must be >= 1")
+        if max_frame < 1:
+            raise ValueError("max_frame must be >= 1")
+        self.depth = depth
+        self.max_frame = max_frame
+        self._trades = ReferenceTradeRing(trade_capacity)
+        self._books: dict[str, ReferenceBook] = {}
+        self._index: dict[str, int] = {}
+        self._hwm: dict[str, int] = {}
+        self._frames = 0
+        self._bytes_in = 0
+        self._bytes_inflated = 0
+        self._messages = dict.fromkeys(MESSAGE_KEYS, 0)
+        self._rejects = dict.fromkeys(REJECT_REASONS, 0)
+        self._crossed = 0
+        self._duplicates = 0
+
+    # --- public read API --------------------------------------------------------------------
+
+    @property
+    def trades(self) -> ReferenceTradeRing:
+        """The trade ring shared by all symbols."""
+        return self._trades
+
+    @property
+    def symbols(self) -> list[str]:
+        """Known symbols in index order."""
+        return list(self._index)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters (a fresh dict), see docs/engine-semantics.md section 5."""
+        return {
+            "frames": self._frames,
+            "bytes_in": self._bytes_in,
+            "bytes_inflated": self._bytes_inflated,
+            "messages": dict(self._messages),
+            "rejects": dict(self._rejects),
+            "crossed_levels_removed": self._crossed,
+            "duplicate_trades": self._duplicates,
+        }
+
+    def book(self, symbol: str) -> ReferenceBook:
+        """The book of ``symbol`` (upper-cased), created empty if unknown."""
+        return self._book(_upper(symbol))
+
+    def _book(self, name: str) -> ReferenceBook:
+        book = self._books.get(name)
+        if book is None:
+            book = self._books[name] = ReferenceBook(name, self.depth)
+            self._index[name] = len(self._index)
+        return book
+
+    # --- feeding -----------------------------------------------------------------------------
+
+    def feed(self, payload: bytes | bytearray | memoryview | str, recv_ns: int = 0) -> Any:
+        """Process one WebSocket payload. Returns None for depth/trade pushes, else the dict."""
+        data = self._payload_bytes(payload)
+        self._frames += 1
+        self._bytes_in += len(data)
+        try:
+            text = self._text(data, isinstance(payload, str))
+            return self._message(text, recv_ns)
+        except (InflateError, FrameTooLarge, ParseError) as exc:
+            self._rejects[exc.reason] += 1
+            raise
+
+    @staticmethod
+    def _payload_bytes(payload: Any) -> bytes:
+        if isinstance(payload, str):
+            return payload.encode("utf-8", "surrogatepass")
+        if isinstance(payload, (bytes, bytearray)):
+            return bytes(payload)
+        if isinstance(payload, memoryview):
+            if not payload.c_contiguous or payload.itemsize != 1:
+                raise TypeError("memoryview payload must be C-contiguous with itemsize 1")
+            return payload.tobytes()
+        raise TypeError(f"payload must be bytes, bytearray, memoryview or str, not {type(payload).__name__}")
+
+    def _text(self, data: bytes, is_str: bool) -> bytes:
+        """Payload bytes -> JSON text bytes (section 1)."""
+        if not is_str:
+            stripped = data.lstrip(_JSON_WS)
+            if not data:
+                raise InflateError("empty payload", "empty")
+            if not stripped or stripped[0] not in b"{[":
+                return self._inflate(data)
+        if len(data) > self.max_frame:
+            raise FrameTooLarge(f"plain payload larger than {self.max_frame} bytes", "too_large")
+        return data
+
+    def _inflate(self, data: bytes) -> bytes:
+        d = zlib.decompressobj()
+        try:
+            out = d.decompress(data, self.max_frame + 1)
+        except zlib.error as exc:
+            raise InflateError(f"zlib error: {exc}", "zlib_error") from None
+        if len(out) > self.max_frame:
+            raise FrameTooLarge(f"frame inflates past {self.max_frame} bytes", "too_large")
+        if not d.eof:
+            raise InflateError("zlib stream truncated", "zlib_truncated")
+        if d.unused_data:
+            raise InflateError("bytes after the end of the zlib stream", "zlib_trailing")
+        self._bytes_inflated += len(out)
+        return out
+
+    def _message(self, data: bytes, recv_ns: int) -> Any:
+        """JSON text -> message, applied or returned (sections 2-4)."""
+        tree = _decode_json(data)
+        if not isinstance(tree, _Obj):
+            raise _parse_error("bad_message", "top-level JSON value is not an object")
+        method: Any = None
+        params: Any = None
+        seen_method = seen_params = False
+        for key, val in tree.pairs:
+            if key == "method":
+                if seen_method:
+                    raise _parse_error("bad_message", "duplicated 'method'")
+                seen_method, method = True, val
+            elif key == "params":
+                if seen_params:
+                    raise _parse_error("bad_message", "duplicated 'params'")
+                seen_params, params = True, val
+        if method is not None and not isinstance(method, str):
+            raise _parse_error("bad_message", "'method' is not a string")
+        if method == "depth.update" or method == "trades.update":
+            if not seen_params:
+                raise _parse_error("bad_message", "missing 'params'")
+            if method == "depth.update":
+                self._depth(params, recv_ns)
+            else:
+                self._trade_push(params, recv_ns)
+            self._messages[method] += 1
+            return None
+        obj = _plain_loads(data.decode("utf-8"))
+        if method is None:
+            key = "reply"
+        elif method in self._messages and method != "reply" and method != "unknown":
+            key = method
+        else:
+            key = "unknown"
+        self._messages[key] += 1
+        return obj
+
+    def _depth(self, params: Any, recv_ns: int) -> None:
+        clean, (asks, bids), symbol = _walk_array(
+            params, 3, "depth params", [_clean, _levels, _symbol]
+        )
+        book = self._book(symbol)
+        if clean:
+            book._clear()
+        for side, levels in (("asks", asks), ("bids", bids)):
+            for price, amount in levels:
+                self._crossed += book._apply(side, price, amount)
+        book.version += 1
+        book.recv_ns = recv_ns
+
+    def _trade_push(self, params: Any, recv_ns: int) -> None:
+        _, trades, symbol = _walk_array(
+            params, 3, "trades params", [_clean, _trades_list, _symbol]
+        )
+        self._book(symbol)
+        index = self._index[symbol]
+        hwm = self._hwm.get(symbol, -1)
+        for trade in reversed(trades):
+            if trade[0] > hwm:
+                self._trades._append(trade, recv_ns, index)
+            else:
+                self._duplicates += 1
+        if trades:
+            self._hwm[symbol] = max(hwm, max(t[0] for t in trades))
