@@ -102,11 +102,21 @@ cdef inline const uchar* utf8_seq(const uchar* p, const uchar* end) noexcept nog
     return p + n + 1
 
 
+cdef uchar[256] STR_SPECIAL     # 1 for bytes that end the plain-ASCII run of a string
+cdef int _i
+for _i in range(256):
+    STR_SPECIAL[_i] = 1 if (_i < 32 or _i == 34 or _i == 92 or _i >= 128) else 0
+
+
 cdef const uchar* scan_string(const uchar* p, const uchar* end, bint* has_esc) noexcept nogil:
     """p is just after the opening quote; return just after the closing quote."""
     cdef uchar c
     has_esc[0] = False
-    while p < end:
+    while True:
+        while p < end and not STR_SPECIAL[p[0]]:
+            p += 1
+        if p >= end:
+            return NULL
         c = p[0]
         if c == 34:  # "
             return p + 1
@@ -128,13 +138,55 @@ cdef const uchar* scan_string(const uchar* p, const uchar* end, bint* has_esc) n
                 return NULL
         elif c < 32:
             return NULL
-        elif c >= 128:
+        else:
             p = utf8_seq(p, end)
             if p == NULL:
                 return NULL
-        else:
+
+
+cdef inline const uchar* quoted_decimal_fast(const uchar* p, const uchar* end, double* out) noexcept nogil:
+    """Fast path for the usual ``"123.456"`` string (p just after the opening quote).
+
+    Handles an optional sign, digits, an optional fraction, at most 19 digits in all and a
+    mantissa <= 2**53: then the result (one exact division) is correctly rounded. Returns
+    just after the closing quote, or NULL to let the general path decide.
+    """
+    cdef uint64_t mant = 0
+    cdef unsigned int d
+    cdef int nd = 0
+    cdef int frac = 0
+    cdef bint neg = False
+    cdef const uchar* s
+    cdef double v
+    if p < end and (p[0] == 45 or p[0] == 43):
+        neg = p[0] == 45
+        p += 1
+    s = p
+    while p < end:
+        d = <unsigned int>p[0] - 48
+        if d > 9:
+            break
+        mant = mant * 10 + d
+        p += 1
+    nd = <int>(p - s)
+    if p < end and p[0] == 46:
+        p += 1
+        s = p
+        while p < end:
+            d = <unsigned int>p[0] - 48
+            if d > 9:
+                break
+            mant = mant * 10 + d
             p += 1
-    return NULL
+        frac = <int>(p - s)
+        nd += frac
+    if p >= end or p[0] != 34 or nd == 0 or nd > 19 or mant > 9007199254740992ULL:
+        return NULL
+    v = <double>mant
+    if frac and mant:
+        v = v / POW10[frac]
+    out[0] = -v if neg else v
+    return p + 1
 
 
 cdef const uchar* decode_string(const uchar* p, const uchar* end, uchar* out,
@@ -476,6 +528,9 @@ cdef class Parser:
         if p >= end:
             return self._fail(P_BAD_MESSAGE, p)
         if p[0] == 34:
+            q = quoted_decimal_fast(p + 1, end, out)
+            if q != NULL:
+                return q
             q = scan_string(p + 1, end, &esc)
             if q == NULL:
                 return self._fail(P_BAD_JSON, p)
