@@ -1,0 +1,23 @@
+from typing import Any
+
+from ._book import Book
+from ._ring import TradeRing
+
+Payload = bytes | bytearray | memoryview | str
+
+class Engine:
+    depth: int
+    max_frame: int
+    trades: TradeRing
+    def __init__(
+        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8388608
+    ) -> None: ...
+    def feed(self, payload: Payload, recv_ns: int = 0) -> Any | None: ...
+    def book(self, symbol: str) -> Book: ...
+    @property
+    def books(self) -> dict[str, Book]: ...
+    @property
+    def symbols(self) -> list[str]: ...
+    def symbol_index(self, symbol: str) -> int: ...
+    @property
+    def stats(self) -> dict[str, Any]: ...
