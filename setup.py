@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTFEED_DEBUG", "") not in ("", "0")
 
-MODULES = ["_inflate", "_parse", "_book", "_ring", "_engine"]
+MODULES = ["_inflate", "_parse", "_book", "_ring", "_engine", "_listener"]
 
 directives = {
     "language_level": 3,

@@ -20,31 +20,29 @@ __all__ = ["Book"]
 
 
 cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price >= price (ascending side)."""
-    cdef Py_ssize_t lo = 0
-    cdef Py_ssize_t hi = n
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[2 * mid] < price:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First row whose price >= price (ascending side). Branch-free binary search."""
+    cdef Py_ssize_t base = 0
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base += half * (a[2 * (base + half)] < price)
+        n -= half
+    return base + (a[2 * base] < price)
 
 
 cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price <= price (descending side)."""
-    cdef Py_ssize_t lo = 0
-    cdef Py_ssize_t hi = n
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[2 * mid] > price:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First row whose price <= price (descending side). Branch-free binary search."""
+    cdef Py_ssize_t base = 0
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base += half * (a[2 * (base + half)] > price)
+        n -= half
+    return base + (a[2 * base] > price)
 
 
 cdef inline Py_ssize_t upsert(double* a, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,

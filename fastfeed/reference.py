@@ -19,13 +19,15 @@ engine is expected to do the same):
   of its object).
 * The 1024-character limit applies to the text of a bare JSON number as well as to a decimal
   string.
-* A trade ``id`` that is not a JSON number is ``bad_message``; a JSON number with a fraction
-  or exponent, a negative one, or one ``>= 2**63`` is ``bad_number``. ``-0`` is the integer 0.
+* A trade ``id`` that is not a JSON integer token (a string, a number with a fraction or an
+  exponent such as ``1.0`` or ``1e3``) is ``bad_message`` (a type violation); a negative
+  integer or one ``>= 2**63`` is ``bad_number`` (sign/range). ``-0`` is the integer 0.
 * ``bytes_in`` counts the UTF-8 length of a ``str`` payload; ``bytes_inflated`` counts the
   output of successful inflates only; ``frames`` and ``bytes_in`` count rejected frames too.
   A payload of an unsupported type raises ``TypeError`` and counts nothing.
-* A ``str`` payload that cannot be encoded as UTF-8 (lone surrogates) is ``bad_json``; an
-  empty ``str`` is ``bad_json`` (``empty`` is for empty bytes-like payloads only).
+* A ``str`` payload that cannot be encoded as UTF-8 (lone surrogates) is ``bad_json`` and adds
+  0 to ``bytes_in`` (it has no UTF-8 bytes); an empty ``str`` is ``bad_json`` (``empty`` is
+  for empty bytes-like payloads only).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError
+from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError, TradesOverwritten
 from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE
 
 __all__ = [
@@ -76,7 +78,6 @@ _JSON_WS = b" \t\n\r"
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # One JSON string (possibly unterminated) or one bracket; used by the nesting pre-scan.
 _DEPTH_TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
-_ASCII_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _INT64_LIMIT = 2**63
 
 
@@ -243,7 +244,7 @@ def _trade_id(value: Any) -> int:
         raise _parse_error("bad_message", "id: expected a JSON integer")
     text = value.text
     if not value.is_int:
-        raise _parse_error("bad_number", "id: not an integer")
+        raise _parse_error("bad_message", "id: not a JSON integer")
     if text.startswith("-"):
         if text != "-0":
             raise _parse_error("bad_number", "id: negative")
@@ -386,6 +387,37 @@ class ReferenceBook:
         return self._array("asks")
 
     @property
+    def n_bids(self) -> int:
+        """Number of bid levels."""
+        return len(self._keys["bids"])
+
+    @property
+    def n_asks(self) -> int:
+        """Number of ask levels."""
+        return len(self._keys["asks"])
+
+    def __len__(self) -> int:
+        return self.n_bids + self.n_asks
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """A copy ``(bids, asks)`` that later updates do not change."""
+        return self.bids, self.asks
+
+    def to_pandas(self) -> Any:
+        """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount."""
+        import pandas as pd
+
+        bids, asks = self.bids, self.asks
+        return pd.DataFrame(
+            {
+                "side": np.array(["bid"] * len(bids) + ["ask"] * len(asks), dtype=object),
+                "level": np.concatenate([np.arange(len(bids)), np.arange(len(asks))]),
+                "price": np.concatenate([bids[:, 0], asks[:, 0]]),
+                "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
+            }
+        )
+
+    @property
     def best_bid(self) -> float:
         """Highest bid price, or nan when there are no bids."""
         keys = self._keys["bids"]
@@ -446,7 +478,11 @@ class ReferenceBook:
 class ReferenceTradeRing:
     """All symbols' trades in one ring of ``capacity`` records (a power of two)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int = 65536, symbols: list[str] | None = None) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        #: Symbol names by index (shared with the engine), used by ``to_pandas``.
+        self.symbols: list[str] = symbols if symbols is not None else []
         cap = 1
         while cap < capacity:
             cap <<= 1
@@ -463,25 +499,59 @@ class ReferenceTradeRing:
         seqs = np.arange(first, self._count, dtype=np.int64)
         return self._data[seqs & (self.capacity - 1)].copy()
 
-    def latest(self, n: int) -> np.ndarray:
-        """The last ``min(n, count, capacity)`` records, oldest first (a copy)."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        k = min(n, self._count, self.capacity)
+    def __len__(self) -> int:
+        """Number of trades currently held (at most ``capacity``)."""
+        return min(self._count, self.capacity)
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        """The last ``min(n, count, capacity)`` records (all held if ``n < 0``), oldest
+        first (a copy)."""
+        held = min(self._count, self.capacity)
+        k = held if n < 0 else min(n, held)
         return self._gather(self._count - k)
 
     def since(self, seq: int) -> np.ndarray:
         """Records with sequence number ``>= seq``, oldest first (a copy).
 
-        Raises ``IndexError`` if ``seq < count - capacity`` (records were overwritten);
-        ``seq >= count`` gives an empty array.
+        Raises ``ValueError`` if ``seq < 0`` and :class:`fastfeed.errors.TradesOverwritten`
+        (an ``IndexError``) if ``seq < count - capacity``; ``seq >= count`` gives no records.
         """
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if seq >= self._count:
+            return self._gather(self._count)
         if seq < self._count - self.capacity:
-            raise IndexError(
-                f"trades since seq {seq} were overwritten: the ring holds "
-                f"{max(0, self._count - self.capacity)}..{self._count - 1}"
+            raise TradesOverwritten(
+                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}.."
+                f"{self._count - 1})"
             )
-        return self._gather(min(max(seq, 0), self._count))
+        return self._gather(seq)
+
+    def to_pandas(self, n: int = -1) -> Any:
+        """The newest ``n`` trades as a DataFrame (symbol names resolved, ``exch_dt`` and
+        ``recv_dt`` as UTC datetimes)."""
+        import pandas as pd
+
+        view = self.latest(n)
+        names = np.array(list(self.symbols) + [""], dtype=object)
+        sym = view["symbol"]
+        df = pd.DataFrame(
+            {
+                "seq": view["seq"],
+                "id": view["id"],
+                "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
+                "side": view["side"],
+                "price": view["price"],
+                "amount": view["amount"],
+                "time": view["time"],
+                "recv_ns": view["recv_ns"],
+            }
+        )
+        df["exch_dt"] = pd.to_datetime(
+            np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True
+        )
+        df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
+        return df
 
     def _append(self, trade: _Trade, recv_ns: int, symbol: int) -> None:
         tid, time, price, amount, side = trade
@@ -513,9 +583,10 @@ class ReferenceEngine:
             raise ValueError("max_frame must be >= 1")
         self.depth = depth
         self.max_frame = max_frame
-        self._trades = ReferenceTradeRing(trade_capacity)
-        self._books: dict[str, ReferenceBook] = {}
         self._index: dict[str, int] = {}
+        self._names: list[str] = []
+        self._trades = ReferenceTradeRing(trade_capacity, self._names)
+        self._books: dict[str, ReferenceBook] = {}
         self._hwm: dict[str, int] = {}
         self._frames = 0
         self._bytes_in = 0
@@ -535,7 +606,18 @@ class ReferenceEngine:
     @property
     def symbols(self) -> list[str]:
         """Known symbols in index order."""
-        return list(self._index)
+        return list(self._names)
+
+    @property
+    def books(self) -> dict[str, ReferenceBook]:
+        """``{symbol: book}`` of every known symbol."""
+        return dict(self._books)
+
+    def symbol_index(self, symbol: str) -> int:
+        """The index of ``symbol`` (upper-cased) in ``symbols``, registering it if new."""
+        name = _upper(symbol)
+        self._book(name)
+        return self._index[name]
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -558,7 +640,8 @@ class ReferenceEngine:
         book = self._books.get(name)
         if book is None:
             book = self._books[name] = ReferenceBook(name, self.depth)
-            self._index[name] = len(self._index)
+            self._index[name] = len(self._names)
+            self._names.append(name)
         return book
 
     # --- feeding -----------------------------------------------------------------------------
@@ -567,8 +650,10 @@ class ReferenceEngine:
         """Process one WebSocket payload. Returns None for depth/trade pushes, else the dict."""
         data = self._payload_bytes(payload)
         self._frames += 1
-        self._bytes_in += len(data)
         try:
+            if data is None:
+                raise _parse_error("bad_json", "str payload is not encodable as UTF-8")
+            self._bytes_in += len(data)
             text = self._text(data, isinstance(payload, str))
             return self._message(text, recv_ns)
         except (InflateError, FrameTooLarge, ParseError) as exc:
@@ -576,9 +661,13 @@ class ReferenceEngine:
             raise
 
     @staticmethod
-    def _payload_bytes(payload: Any) -> bytes:
+    def _payload_bytes(payload: Any) -> bytes | None:
+        """The payload's bytes; None for a str that has no UTF-8 encoding."""
         if isinstance(payload, str):
-            return payload.encode("utf-8", "surrogatepass")
+            try:
+                return payload.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
         if isinstance(payload, (bytes, bytearray)):
             return bytes(payload)
         if isinstance(payload, memoryview):

@@ -1,0 +1,20 @@
+from libc.stdint cimport int64_t
+from picows.picows cimport WSFrame, WSListener, WSTransport
+
+from fastfeed._engine cimport Engine
+
+
+cdef class FeedListener(WSListener):
+    cdef Engine engine
+    cdef object on_message          # callable(message: dict, recv_ns: int)
+    cdef object on_frame_error      # callable(exc: FastfeedError)
+    cdef object on_disconnected     # callable(close_code: int | None, reason: str)
+    cdef bytearray _frag            # reassembly of fragmented messages (rare)
+    cdef bint _frag_text
+    cdef readonly int64_t frames
+    cdef readonly int64_t bad_frames
+    cdef readonly int64_t last_recv_ns
+    cdef readonly object close_code
+    cdef readonly str close_reason
+
+    cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now)

@@ -1,0 +1,89 @@
+"""FeedListener: the picows listener that hands each payload straight to the Engine.
+
+``on_ws_frame`` passes picows' ``payload_ptr`` / ``payload_size`` to ``Engine.feed_ptr``
+(no ``bytes`` object for depth and trade frames), stamps ``recv_ns`` once per frame and
+routes every decoded non-hot message (replies, tickers, private pushes) to the facade.
+"""
+
+from libc.stdint cimport int64_t
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
+
+from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from fastfeed._engine cimport Engine
+from fastfeed._parse cimport uchar
+
+from fastfeed.errors import FastfeedError, FrameTooLarge
+
+__all__ = ["FeedListener", "now_ns"]
+
+
+cdef inline int64_t _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+def now_ns():
+    """Wall-clock time in ns, the clock ``recv_ns`` stamps use (like ``time.time_ns``)."""
+    return _now_ns()
+
+
+cdef class FeedListener(WSListener):
+    """Feeds every BINARY/TEXT payload to ``engine``; see the module docstring."""
+
+    def __init__(self, Engine engine, on_message, on_frame_error, on_disconnected=None):
+        self.engine = engine
+        self.on_message = on_message
+        self.on_frame_error = on_frame_error
+        self.on_disconnected = on_disconnected
+        self._frag = None
+        self.close_code = None
+        self.close_reason = ""
+
+    cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now):
+        try:
+            msg = self.engine.feed_ptr(ptr, size, now, text)
+        except FastfeedError as exc:
+            self.bad_frames += 1
+            self.on_frame_error(exc)
+            return
+        if msg is not None:
+            self.on_message(msg, now)
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        cdef int64_t now = _now_ns()
+        cdef WSMsgType mt = frame.msg_type
+        cdef bytearray buf
+        self.frames += 1
+        self.last_recv_ns = now
+        if mt == WSMsgType.BINARY or mt == WSMsgType.TEXT:
+            if frame.fin:
+                self._deliver(<const uchar*>frame.payload_ptr, frame.payload_size,
+                              mt == WSMsgType.TEXT, now)
+            else:
+                self._frag = bytearray(frame.get_payload_as_memoryview())
+                self._frag_text = mt == WSMsgType.TEXT
+        elif mt == WSMsgType.CONTINUATION:
+            if self._frag is None:
+                self.bad_frames += 1
+                return
+            self._frag += frame.get_payload_as_memoryview()
+            if <size_t>len(self._frag) > self.engine.max_frame:
+                self._frag = None
+                self.bad_frames += 1
+                self.on_frame_error(FrameTooLarge("fragmented message exceeds the cap", "too_large"))
+                return
+            if frame.fin:
+                buf = self._frag
+                self._frag = None
+                self._deliver(<const uchar*><char*>buf, len(buf), self._frag_text, now)
+        elif mt == WSMsgType.CLOSE:
+            self.close_code = int(frame.get_close_code())
+            self.close_reason = frame.get_close_message().decode("utf-8", "replace") if frame.payload_size > 2 else ""
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        if self.on_disconnected is not None:
+            self.on_disconnected(self.close_code, self.close_reason)

@@ -1,0 +1,181 @@
+"""Configuration of the local exchange: symbols, market model, wire options, limits."""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "DEFAULT_PATH",
+    "SymbolSpec",
+    "ExchangeConfig",
+    "accounts_from_env",
+]
+
+DEFAULT_PATH = "/ws/v1/"
+
+#: name -> (initial price, price decimals, amount decimals)
+_KNOWN: dict[str, tuple[float, int, int]] = {
+    "BTC_USDT": (60000.0, 2, 4),
+    "ETH_USDT": (3000.0, 2, 4),
+    "XRP_USDT": (0.52, 4, 1),
+    "DOGE_USDT": (0.12, 5, 0),
+    "SOL_USDT": (150.0, 2, 3),
+    "LTC_USDT": (80.0, 2, 4),
+    "ADA_USDT": (0.45, 4, 1),
+    "TRX_USDT": (0.11, 5, 1),
+    "DOT_USDT": (6.5, 3, 2),
+    "BNB_USDT": (550.0, 2, 3),
+}
+
+#: The ten symbols simulated when no list is given.
+DEFAULT_SYMBOLS: tuple[str, ...] = tuple(_KNOWN)
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """One simulated market: start price, decimals of prices and amounts."""
+
+    name: str
+    price: float
+    price_decimals: int
+    amount_decimals: int
+
+    @classmethod
+    def for_symbol(cls, name: str) -> "SymbolSpec":
+        """Known defaults for common symbols; otherwise derived deterministically from
+        the name (a price between 0.01 and 50 000 with about 6 significant digits)."""
+        name = name.upper()
+        if name in _KNOWN:
+            price, pd, ad = _KNOWN[name]
+            return cls(name, price, pd, ad)
+        h = zlib.crc32(name.encode())
+        price = (1 + (h >> 8) % 9) * 10.0 ** ((h % 7) - 2)
+        digits = max(1, int(math.floor(math.log10(price))) + 1)
+        pd = max(0, 6 - digits)
+        return cls(name, price, pd, 4)
+
+    @property
+    def base(self) -> str:
+        """Base currency (``BTC`` of ``BTC_USDT``)."""
+        return self.name.split("_", 1)[0]
+
+    @property
+    def quote(self) -> str:
+        """Quote currency (``USDT`` of ``BTC_USDT``)."""
+        parts = self.name.split("_", 1)
+        return parts[1] if len(parts) == 2 else "USDT"
+
+
+def accounts_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{api_key: secret}`` from ``FASTFEED_API_KEY`` / ``FASTFEED_API_SECRET`` (if both set)."""
+    env = os.environ if environ is None else environ
+    key, secret = env.get("FASTFEED_API_KEY"), env.get("FASTFEED_API_SECRET")
+    return {key: secret} if key and secret else {}
+
+
+@dataclass
+class ExchangeConfig:
+    """Everything the local exchange can be told. Every field has a usable default.
+
+    Rates and modes:
+
+    * ``rate``: market messages per second over all symbols (depth, trades, ticker pushes
+      together). ``None`` = as fast as the subscribed clients drain their sockets;
+      ``0`` = no automatic market traffic (tests drive it with ``Exchange.step(n)``).
+    * ``pregenerate``: if > 0, build a cycle of that many market frames at start-up
+      (compressed, WebSocket-framed) and loop over it instead of simulating live. This is
+      the ≥ 200k msg/s mode. Each cycle starts with a snapshot of every symbol, so books
+      stay consistent across the wrap; trade ids repeat from one cycle to the next (clients
+      de-duplicate them), and a depth subscription starts at the next snapshot of the symbol.
+    * ``capture``: serve this capture file (``fastfeed.capture`` format) to each client
+      after its first subscribe request instead of simulating a market.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = DEFAULT_PATH
+    symbols: Sequence[str] = DEFAULT_SYMBOLS
+    seed: int | None = None
+
+    # --- market model
+    rate: float | None = 100.0
+    book_levels: int = 30
+    trade_replay: int = 20
+    snapshot_interval: float | None = 60.0
+    snapshot_fraction: float = 0.02
+    first_trade_id: int = 3_282_939_928
+    number_style: Literal["plain", "padded"] = "plain"
+    integer_trade_time: bool = False
+    ticker_nested: bool = False
+    all_ticker_interval: float = 1.0
+    pregenerate: int = 0
+    batch: int = 2048
+    compress_level: int = 6
+
+    # --- private channels
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    auth_window: float | None = 300.0
+    private_interval: float = 1.0
+
+    # --- wire
+    text_replies: bool = False
+    error_style: Literal["object", "string"] = "object"
+    idle_timeout: float | None = 60.0
+    max_connection_age: float | None = 7200.0
+    max_subscribe_symbols: int | None = 30
+    max_request_size: int = 64 * 1024
+    write_buffer_high: int = 4 * 1024 * 1024
+    use_aiofastnet: bool | None = None
+
+    # --- capture serving
+    capture: str | os.PathLike[str] | None = None
+    capture_speed: float | None = None
+    capture_close: bool = True
+    capture_skip_replies: bool = True
+
+    def __post_init__(self) -> None:
+        syms: list[str] = []
+        for s in self.symbols:
+            u = str(s).strip().upper()
+            if not u or len(u) > 32 or any(not (0x21 <= ord(c) <= 0x7E) for c in u):
+                raise ValueError(f"invalid symbol {s!r}")
+            if u not in syms:
+                syms.append(u)
+        if not syms and self.capture is None:
+            raise ValueError("at least one symbol is required")
+        self.symbols = tuple(syms)
+        if self.rate is not None and self.rate < 0:
+            raise ValueError("rate must be >= 0 or None")
+        if not 1 <= self.book_levels <= 150:
+            raise ValueError("book_levels must be in 1..150 (keep it below the client's depth)")
+        if self.pregenerate < 0:
+            raise ValueError("pregenerate must be >= 0")
+        if self.batch < 1:
+            raise ValueError("batch must be >= 1")
+        if self.error_style not in ("object", "string"):
+            raise ValueError("error_style must be 'object' or 'string'")
+        if self.number_style not in ("plain", "padded"):
+            raise ValueError("number_style must be 'plain' or 'padded'")
+        if self.capture_speed is not None and self.capture_speed <= 0:
+            raise ValueError("capture_speed must be > 0 or None")
+        if not 0.0 <= self.snapshot_fraction <= 1.0:
+            raise ValueError("snapshot_fraction must be in [0, 1]")
+        if not self.path.startswith("/"):
+            self.path = "/" + self.path
+        if self.capture is not None:
+            self.capture = Path(self.capture)
+        self.accounts = dict(self.accounts)
+
+    def specs(self) -> list[SymbolSpec]:
+        """The :class:`SymbolSpec` of every configured symbol, in order."""
+        return [SymbolSpec.for_symbol(s) for s in self.symbols]
+
+    def replace(self, **changes: object) -> "ExchangeConfig":
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
