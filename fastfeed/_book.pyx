@@ -20,27 +20,47 @@ __all__ = ["Book"]
 
 
 cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price >= price (ascending side). Branch-free binary search."""
+    """First row whose price >= price (ascending side).
+
+    Most updates land near the top of the book, so the first 8 rows are compared at once
+    (independent loads, no branches); deeper positions use a branch-free binary search.
+    """
     cdef Py_ssize_t base = 0
     cdef Py_ssize_t half
+    cdef Py_ssize_t c
+    if n >= 8:
+        c = ((a[0] < price) + (a[2] < price) + (a[4] < price) + (a[6] < price)
+             + (a[8] < price) + (a[10] < price) + (a[12] < price) + (a[14] < price))
+        if c < 8:
+            return c
+        base = 8
+        n -= 8
     if n == 0:
-        return 0
+        return base
     while n > 1:
         half = n >> 1
-        base += half * (a[2 * (base + half)] < price)
+        base += half & -(<Py_ssize_t>(a[2 * (base + half)] < price))
         n -= half
     return base + (a[2 * base] < price)
 
 
 cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price <= price (descending side). Branch-free binary search."""
+    """First row whose price <= price (descending side); see ``lower_asc``."""
     cdef Py_ssize_t base = 0
     cdef Py_ssize_t half
+    cdef Py_ssize_t c
+    if n >= 8:
+        c = ((a[0] > price) + (a[2] > price) + (a[4] > price) + (a[6] > price)
+             + (a[8] > price) + (a[10] > price) + (a[12] > price) + (a[14] > price))
+        if c < 8:
+            return c
+        base = 8
+        n -= 8
     if n == 0:
-        return 0
+        return base
     while n > 1:
         half = n >> 1
-        base += half * (a[2 * (base + half)] > price)
+        base += half & -(<Py_ssize_t>(a[2 * (base + half)] > price))
         n -= half
     return base + (a[2 * base] > price)
 

@@ -144,49 +144,114 @@ cdef const uchar* scan_string(const uchar* p, const uchar* end, bint* has_esc) n
                 return NULL
 
 
-cdef inline const uchar* quoted_decimal_fast(const uchar* p, const uchar* end, double* out) noexcept nogil:
-    """Fast path for the usual ``"123.456"`` string (p just after the opening quote).
-
-    Handles an optional sign, digits, an optional fraction, at most 19 digits in all and a
-    mantissa <= 2**53: then the result (one exact division) is correctly rounded. Returns
-    just after the closing quote, or NULL to let the general path decide.
+cdef extern from *:
     """
-    cdef uint64_t mant = 0
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    #define FF_SWAR 1
+    #else
+    #define FF_SWAR 0
+    #endif
+    static inline int ff_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    const bint FF_SWAR
+    int ff_ctz64(unsigned long long x) noexcept nogil
+
+cdef uint64_t[9] IPOW10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]
+
+
+cdef inline int digits8(const uchar* p, uint64_t* value) noexcept nogil:
+    """Count the leading ASCII digits of the 8 bytes at p and return their value (SWAR:
+    no per-byte branches). The caller guarantees 8 readable bytes."""
+    cdef uint64_t v
+    cdef uint64_t bad
+    cdef uint64_t x
+    cdef int k
+    memcpy(&v, p, 8)
+    bad = (((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL)
+           | (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL))
+    k = 8 if bad == 0 else (ff_ctz64(bad) >> 3)
+    if k == 0:
+        value[0] = 0
+        return 0
+    x = (v - 0x3030303030303030ULL) << (8 * (8 - k))
+    x = x * 10 + (x >> 8)
+    value[0] = (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
+                + (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32
+    return k
+
+
+cdef inline const uchar* digit_run(const uchar* p, const uchar* end, uint64_t* mant,
+                                   int* nd) noexcept nogil:
+    """Append the run of digits at p to ``mant`` (``nd`` counts digits; past 19 digits
+    the mantissa is no longer tracked and the caller must take the slow path)."""
+    cdef uint64_t chunk
+    cdef int k
     cdef unsigned int d
-    cdef int nd = 0
-    cdef int frac = 0
-    cdef bint neg = False
-    cdef const uchar* s
-    cdef double v
-    if p < end and (p[0] == 45 or p[0] == 43):
-        neg = p[0] == 45
-        p += 1
-    s = p
+    if FF_SWAR:
+        while end - p >= 8:
+            k = digits8(p, &chunk)
+            if nd[0] + k <= 19:
+                mant[0] = mant[0] * IPOW10[k] + chunk
+            nd[0] += k
+            p += k
+            if k < 8:
+                return p
     while p < end:
         d = <unsigned int>p[0] - 48
         if d > 9:
             break
-        mant = mant * 10 + d
+        if nd[0] < 19:
+            mant[0] = mant[0] * 10 + d
+        nd[0] += 1
         p += 1
-    nd = <int>(p - s)
+    return p
+
+
+cdef inline const uchar* decimal_fast(const uchar* p, const uchar* end, double* out,
+                                      bint quoted) noexcept nogil:
+    """Fast path for the usual decimals: ``"123.456"`` strings (``quoted``, p just after
+    the opening quote) and bare JSON numbers like ``1597419159.123456``.
+
+    Handles a sign, digits and an optional fraction: at most 19 digits in all and a
+    mantissa <= 2**53, so the result of one exact division is correctly rounded. Returns
+    the end (after the closing quote when quoted), or NULL to let the general path decide
+    (exponents, long mantissas, anything unusual, and every error).
+    """
+    cdef uint64_t mant = 0
+    cdef int nd = 0
+    cdef int nint
+    cdef int frac = 0
+    cdef bint neg = False
+    cdef const uchar* s
+    cdef double v
+    if p < end and (p[0] == 45 or (quoted and p[0] == 43)):
+        neg = p[0] == 45
+        p += 1
+    s = p
+    p = digit_run(p, end, &mant, &nd)
+    nint = nd
+    if not quoted and (nint == 0 or (nint > 1 and s[0] == 48)):
+        return NULL  # JSON: a digit is required and no leading zeros
     if p < end and p[0] == 46:
         p += 1
         s = p
-        while p < end:
-            d = <unsigned int>p[0] - 48
-            if d > 9:
-                break
-            mant = mant * 10 + d
-            p += 1
-        frac = <int>(p - s)
-        nd += frac
-    if p >= end or p[0] != 34 or nd == 0 or nd > 19 or mant > 9007199254740992ULL:
+        p = digit_run(p, end, &mant, &nd)
+        frac = nd - nint
+        if not quoted and frac == 0:
+            return NULL
+    if nd == 0 or nd > 19 or mant > 9007199254740992ULL or p >= end:
+        return NULL
+    if quoted:
+        if p[0] != 34:
+            return NULL
+        p += 1
+    elif p[0] == 101 or p[0] == 69 or p[0] == 46 or (p[0] >= 48 and p[0] <= 57):
         return NULL
     v = <double>mant
     if frac and mant:
         v = v / POW10[frac]
     out[0] = -v if neg else v
-    return p + 1
+    return p
 
 
 cdef const uchar* decode_string(const uchar* p, const uchar* end, uchar* out,
@@ -464,6 +529,22 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
     return 0
 
 
+cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
+                                   double* out) noexcept:
+    """The usual decimals inline; anything else through ``Parser._number``."""
+    cdef const uchar* q
+    if p < end:
+        if p[0] == 34:
+            q = decimal_fast(p + 1, end, out, True)
+            if q != NULL:
+                return q
+        elif p[0] == 45 or is_digit(p[0]):
+            q = decimal_fast(p, end, out, False)
+            if q != NULL:
+                return q
+    return ps._number(p, end, out)
+
+
 cdef inline bint key_is(const uchar* k, Py_ssize_t n, const char* name, Py_ssize_t m) noexcept nogil:
     return n == m and memcmp(k, name, m) == 0
 
@@ -520,7 +601,8 @@ cdef class Parser:
     # -- values ---------------------------------------------------------------------------
 
     cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept:
-        """A decimal string or a bare JSON number."""
+        """A decimal string or a bare JSON number: the general path (``number_at`` tries
+        the fast one first)."""
         cdef bint esc
         cdef bint isint
         cdef const uchar* q
@@ -528,9 +610,6 @@ cdef class Parser:
         if p >= end:
             return self._fail(P_BAD_MESSAGE, p)
         if p[0] == 34:
-            q = quoted_decimal_fast(p + 1, end, out)
-            if q != NULL:
-                return q
             q = scan_string(p + 1, end, &esc)
             if q == NULL:
                 return self._fail(P_BAD_JSON, p)
@@ -600,13 +679,13 @@ cdef class Parser:
         while True:
             if p >= end or p[0] != 91:
                 return self._fail(P_BAD_MESSAGE, p)
-            p = self._number(ws(p + 1, end), end, &price)
+            p = number_at(self, ws(p + 1, end), end, &price)
             if p == NULL:
                 return NULL
             p = ws(p, end)
             if p >= end or p[0] != 44:
                 return self._fail(P_BAD_MESSAGE, p)
-            p = self._number(ws(p + 1, end), end, &amount)
+            p = number_at(self, ws(p + 1, end), end, &amount)
             if p == NULL:
                 return NULL
             p = ws(p, end)
@@ -780,21 +859,21 @@ cdef class Parser:
                 if seen & 2:
                     return self._fail(P_BAD_MESSAGE, p)
                 seen |= 2
-                p = self._number(p, end, &t.time)
+                p = number_at(self, p, end, &t.time)
                 if p != NULL and not isfinite(t.time):
                     return self._fail(P_BAD_NUMBER, p)
             elif key_is(key, klen, "price", 5):
                 if seen & 4:
                     return self._fail(P_BAD_MESSAGE, p)
                 seen |= 4
-                p = self._number(p, end, &t.price)
+                p = number_at(self, p, end, &t.price)
                 if p != NULL and not (isfinite(t.price) and t.price > 0.0):
                     return self._fail(P_BAD_NUMBER, p)
             elif key_is(key, klen, "amount", 6):
                 if seen & 8:
                     return self._fail(P_BAD_MESSAGE, p)
                 seen |= 8
-                p = self._number(p, end, &t.amount)
+                p = number_at(self, p, end, &t.amount)
                 if p != NULL and not (isfinite(t.amount) and t.amount >= 0.0):
                     return self._fail(P_BAD_NUMBER, p)
             elif key_is(key, klen, "type", 4):
