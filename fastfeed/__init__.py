@@ -11,6 +11,17 @@ from .errors import (
     ParseError,
 )
 from .layout import TRADE_DTYPE
+from .protocol import (
+    DIGIFINEX_URL,
+    AuthError,
+    BalanceUpdate,
+    ConnectionLost,
+    OrderAlgoUpdate,
+    OrderUpdate,
+    RequestError,
+    RequestTimeout,
+    Ticker,
+)
 
 try:
     from ._book import Book
@@ -18,13 +29,13 @@ try:
     from ._inflate import Inflater
     from ._ring import TradeRing
 
+    from .client import ConnectionEvent, Feed, FeedOptions, connect
+
     COMPILED = True
     _IMPORT_ERROR: BaseException | None = None
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     COMPILED = False
     _IMPORT_ERROR = exc
-
-DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
 
 __version__ = "0.1.0"
 
@@ -32,21 +43,34 @@ __all__ = [
     "COMPILED",
     "DIGIFINEX_URL",
     "TRADE_DTYPE",
+    "AuthError",
+    "BalanceUpdate",
     "Book",
+    "ConnectionEvent",
+    "ConnectionLost",
     "Engine",
     "FastfeedError",
+    "Feed",
+    "FeedOptions",
     "FrameError",
     "FrameTooLarge",
     "InflateError",
     "Inflater",
     "MessageError",
+    "OrderAlgoUpdate",
+    "OrderUpdate",
     "ParseError",
+    "RequestError",
+    "RequestTimeout",
+    "Ticker",
     "TradeRing",
+    "connect",
 ]
 
 
 def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
-    if name in ("Book", "Engine", "Inflater", "TradeRing"):
+    if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
+                "ConnectionEvent"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "
             f"{_IMPORT_ERROR!r}. Rebuild with `pip install -e .`."

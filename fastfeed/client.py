@@ -26,6 +26,7 @@ from ._engine import Engine
 from ._listener import FeedListener
 from .errors import FastfeedError
 from .protocol import (
+    DIGIFINEX_URL,
     AuthError,
     BalanceUpdate,
     ConnectionLost,
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("fastfeed.client")
-
-DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
 
 T = TypeVar("T")
 _ALL = "*"  # registry marker: subscribed to every symbol (empty list on the wire)

@@ -17,6 +17,7 @@ import orjson
 from .errors import FastfeedError
 
 __all__ = [
+    "DIGIFINEX_URL",
     "MAX_SYMBOLS_PER_REQUEST",
     "PUBLIC_CHANNELS",
     "PRIVATE_CHANNELS",
@@ -38,6 +39,9 @@ __all__ = [
     "parse_order_algos",
     "parse_balances",
 ]
+
+#: The live endpoint (configurable everywhere; mirrors: openapi.digifinex.vip / .xyz).
+DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
 
 #: DigiFinex clients subscribe at most 30 symbols per request; longer lists are split.
 MAX_SYMBOLS_PER_REQUEST = 30
