@@ -2,7 +2,7 @@
 
 The same object sits behind the live client, replay, benchmarks and tests. Depth and trade
 pushes are applied without creating Python objects; everything else is decoded with orjson
-(falling back to the stdlib ``json`` for the rare text orjson refuses) and returned.
+(or the stdlib ``json`` where orjson would not be exact, see ``fastfeed._json``) and returned.
 """
 
 cimport cython
@@ -31,16 +31,10 @@ from fastfeed._parse cimport (
 )
 from fastfeed._ring cimport TradeRing
 
-import json as _json
-
 from fastfeed._inflate import raise_inflate_error, reason_of
+from fastfeed._json import loads as _loads
 from fastfeed._parse import METHOD_NAMES
 from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError
-
-try:
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - orjson is a dependency
-    _fast_loads = _json.loads
 
 __all__ = ["Engine"]
 
@@ -62,13 +56,6 @@ cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         h = (h ^ p[i]) * 1099511628211ULL
     return h
-
-
-def _loads(bytes text):
-    try:
-        return _fast_loads(text)
-    except ValueError:
-        return _json.loads(text)
 
 
 @cython.final
@@ -253,7 +240,7 @@ cdef class Engine:
             self.msg_counts[M_TRADES] += 1
             return None
         try:
-            obj = _loads(PyBytes_FromStringAndSize(<const char*>js, jn))
+            obj = _loads(PyBytes_FromStringAndSize(<const char*>js, jn), ps.big_int)
         except (ValueError, RecursionError) as exc:   # validated already: should not happen
             self.rejects[R_BAD_JSON] += 1
             raise ParseError(f"bad_json: {exc}", "bad_json") from None

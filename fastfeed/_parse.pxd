@@ -25,6 +25,9 @@ cdef enum:
     P_NOMEM = -14
 
 cdef enum:
+    SKIP_BIG_INT = 1               # skip_value success flag: an integer may exceed 64 bits
+
+cdef enum:
     MAX_DEPTH = 64
     MAX_SYMBOL = 32
     MAX_NUMBER = 1024
@@ -55,6 +58,7 @@ cdef class Parser:
     cdef Py_ssize_t n_trades
     cdef Py_ssize_t cap_trades
     cdef bint clean
+    cdef bint big_int              # a non-hot message holds an integer that may not fit int64
     cdef uchar symbol[MAX_SYMBOL + 1]
     cdef Py_ssize_t symbol_len
     # error state of the last parse

@@ -359,13 +359,16 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
     """Validate and skip one JSON value starting at p (whitespace allowed before it).
 
     ``depth`` is the nesting level of the container holding the value. Iterative, so deep
-    input cannot overflow the C stack; nesting beyond MAX_DEPTH sets ``P_TOO_DEEP``.
+    input cannot overflow the C stack; nesting beyond MAX_DEPTH sets ``P_TOO_DEEP``. On
+    success ``*err`` is ``SKIP_BIG_INT`` if an integer token might not fit 64 bits, else 0.
     """
     cdef uchar stack[MAX_DEPTH + 2]
     cdef int sp = 0
     cdef uchar c
     cdef bint esc
     cdef bint isint
+    cdef bint big = False
+    cdef const uchar* q
     err[0] = P_BAD_JSON
     while True:
         # -- a value starts here
@@ -406,7 +409,10 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
         elif c == 34:
             p = scan_string(p + 1, end, &esc)
         elif c == 45 or is_digit(c):
-            p = scan_number(p, end, &isint)
+            q = scan_number(p, end, &isint)
+            if q != NULL and isint and q - p > 18:
+                big = True
+            p = q
         else:
             p = scan_literal(p, end)
         if p == NULL:
@@ -414,6 +420,7 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
         # -- after a complete value: close containers or move to the next element
         while True:
             if sp == 0:
+                err[0] = SKIP_BIG_INT if big else 0
                 return p
             p = ws(p, end)
             if p >= end:
@@ -994,6 +1001,7 @@ cdef class Parser:
         self.n_bids = 0
         self.n_trades = 0
         self.symbol_len = 0
+        self.big_int = False
         p = ws(p, end)
         if p >= end or p[0] != 123:
             self._fail(P_BAD_MESSAGE, p)
@@ -1043,8 +1051,12 @@ cdef class Parser:
                         hot_done = True
                     else:
                         p = skip_value(p, end, 1, &err)
+                        if p != NULL and err == SKIP_BIG_INT:
+                            self.big_int = True
                 else:
                     p = skip_value(p, end, 1, &err)
+                    if p != NULL and err == SKIP_BIG_INT:
+                        self.big_int = True
                 if p == NULL:
                     return self._classify(start, end)
                 p = ws(p, end)

@@ -8,15 +8,18 @@ every message.
 Where the contract leaves a choice open, this module makes the following one (the compiled
 engine is expected to do the same):
 
-* Error precedence inside one frame: frame errors (``empty``, ``zlib_*``, ``too_large``), then
-  JSON errors in text order (the first of ``bad_json`` / ``too_deep`` met by a single
-  left-to-right pass; invalid UTF-8 is ``bad_json`` at the position of the bad byte), then the
-  top-level checks (duplicated ``method``/``params``, non-string ``method``, missing
-  ``params``: all ``bad_message``), then the content of ``params`` checked in text order
-  (each scalar: type -> ``bad_message``, grammar/length/finiteness/range -> ``bad_number``;
-  an array with too many elements fails when its first extra element is met, one with too
-  few at its end; a duplicated key fails at its second occurrence, a missing key at the end
-  of its object).
+* Error precedence inside one frame (when a frame has several violations, the first one a
+  single left-to-right pass meets is reported):
+  frame errors (``empty``, ``zlib_*``, ``too_large``) first; then JSON errors in text order
+  (the first of ``bad_json`` / ``too_deep``; invalid UTF-8 is ``bad_json`` at the position of
+  the bad byte); then the top-level pairs in text order: a duplicated ``method``/``params``
+  key or a non-string ``method`` fails where it is met, and ``params`` of a depth/trades push
+  is checked where it is met if ``method`` came before it, else after the whole top-level
+  object (a missing ``params`` fails there too). Inside ``params`` everything is checked in
+  text order: each scalar's type (``bad_message``) then grammar/length/finiteness/range
+  (``bad_number``); an array with too many elements fails at its first extra element, one
+  with too few at its end; a duplicated key fails at its second occurrence, a missing key at
+  the end of its object.
 * The 1024-character limit applies to the text of a bare JSON number as well as to a decimal
   string.
 * A trade ``id`` that is not a JSON integer token (a string, a number with a fraction or an
@@ -42,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ._json import loads_exact
 from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError, TradesOverwritten
 from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE
 
@@ -124,20 +128,9 @@ def _raw_loads(text: str) -> Any:
     )
 
 
-def _int_from_token(s: str) -> int:
-    """``int(s)`` for a JSON integer token, without the str-to-int digit limit."""
-    if len(s) <= 4000:
-        return int(s)
-    import decimal
-
-    with decimal.localcontext() as ctx:
-        ctx.prec = len(s) + 1
-        return int(decimal.Decimal(s))
-
-
 def _plain_loads(text: str) -> Any:
     """Decode (already validated) JSON text into ordinary Python objects."""
-    return json.loads(text, parse_int=_int_from_token)
+    return loads_exact(text)
 
 
 def _parse_error(reason: str, message: str) -> ParseError:
@@ -348,6 +341,23 @@ def _trades_list(value: Any) -> list[_Trade]:
     if not isinstance(value, list):
         raise _parse_error("bad_message", "trades: expected an array")
     return [_trade(t) for t in value]
+
+
+_Depth = tuple[bool, tuple[list[tuple[float, float]], list[tuple[float, float]]], str]
+_Trades = tuple[bool, list[_Trade], str]
+
+
+def _parse_depth(params: Any) -> _Depth:
+    """Validate depth.update params: ``(clean, (asks, bids), SYMBOL)``."""
+    return tuple(_walk_array(params, 3, "depth params", [_clean, _levels, _symbol]))  # type: ignore[return-value]
+
+
+def _parse_trades(params: Any) -> _Trades:
+    """Validate trades.update params: ``(clean, trades newest first, SYMBOL)``."""
+    return tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol]))  # type: ignore[return-value]
+
+
+_HOT: dict[str, Callable[[Any], Any]] = {"depth.update": _parse_depth, "trades.update": _parse_trades}
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,27 +718,35 @@ class ReferenceEngine:
         tree = _decode_json(data)
         if not isinstance(tree, _Obj):
             raise _parse_error("bad_message", "top-level JSON value is not an object")
+        # One left-to-right pass over the top-level pairs: a duplicated key or a non-string
+        # method fails where it is met; params is checked where it is met if the method came
+        # before it, otherwise once the whole object has been read.
         method: Any = None
         params: Any = None
+        parsed: Any = None
         seen_method = seen_params = False
         for key, val in tree.pairs:
             if key == "method":
                 if seen_method:
                     raise _parse_error("bad_message", "duplicated 'method'")
                 seen_method, method = True, val
+                if method is not None and not isinstance(method, str):
+                    raise _parse_error("bad_message", "'method' is not a string")
             elif key == "params":
                 if seen_params:
                     raise _parse_error("bad_message", "duplicated 'params'")
                 seen_params, params = True, val
-        if method is not None and not isinstance(method, str):
-            raise _parse_error("bad_message", "'method' is not a string")
-        if method == "depth.update" or method == "trades.update":
+                if method in _HOT:
+                    parsed = _HOT[method](params)
+        if method in _HOT:
             if not seen_params:
                 raise _parse_error("bad_message", "missing 'params'")
+            if parsed is None:
+                parsed = _HOT[method](params)
             if method == "depth.update":
-                self._depth(params, recv_ns)
+                self._apply_depth(parsed, recv_ns)
             else:
-                self._trade_push(params, recv_ns)
+                self._apply_trades(parsed, recv_ns)
             self._messages[method] += 1
             return None
         obj = _plain_loads(data.decode("utf-8"))
@@ -741,10 +759,8 @@ class ReferenceEngine:
         self._messages[key] += 1
         return obj
 
-    def _depth(self, params: Any, recv_ns: int) -> None:
-        clean, (asks, bids), symbol = _walk_array(
-            params, 3, "depth params", [_clean, _levels, _symbol]
-        )
+    def _apply_depth(self, parsed: _Depth, recv_ns: int) -> None:
+        clean, (asks, bids), symbol = parsed
         book = self._book(symbol)
         if clean:
             book._clear()
@@ -754,10 +770,8 @@ class ReferenceEngine:
         book.version += 1
         book.recv_ns = recv_ns
 
-    def _trade_push(self, params: Any, recv_ns: int) -> None:
-        _, trades, symbol = _walk_array(
-            params, 3, "trades params", [_clean, _trades_list, _symbol]
-        )
+    def _apply_trades(self, parsed: _Trades, recv_ns: int) -> None:
+        _, trades, symbol = parsed
         self._book(symbol)
         index = self._index[symbol]
         hwm = self._hwm.get(symbol, -1)

@@ -1,0 +1,157 @@
+"""Shared helpers for the engine tests: payload encodings, message builders, state snapshots."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fastfeed
+
+__all__ = [
+    "compiled_engine_cls",
+    "CODECS",
+    "BYTE_CODECS",
+    "encode",
+    "depth_text",
+    "trades_text",
+    "trade",
+    "snapshot",
+    "assert_state_equal",
+    "assert_snapshot_equal",
+    "levels",
+]
+
+#: Every way a payload can be handed to ``feed``.
+CODECS = (
+    "bytes",
+    "bytearray",
+    "memoryview",
+    "zlib-bytes",
+    "zlib-bytearray",
+    "zlib-memoryview",
+    "str",
+)
+#: The bytes-like codecs (those that can carry invalid UTF-8).
+BYTE_CODECS = tuple(c for c in CODECS if c != "str")
+
+
+def compiled_engine_cls() -> type:
+    """``fastfeed.Engine``, or a test FAILURE (never a skip) saying why it did not load."""
+    if not fastfeed.COMPILED:
+        pytest.fail(
+            f"compiled extensions not loaded: {fastfeed._IMPORT_ERROR!r} "
+            "(build them with `pip install -e .`)",
+            pytrace=False,
+        )
+    return fastfeed.Engine
+
+
+def encode(text: str | bytes, codec: str) -> bytes | bytearray | memoryview | str:
+    """Turn JSON text into a payload of the given codec."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if codec == "str":
+        return raw.decode("utf-8", "surrogatepass")
+    if codec.startswith("zlib-"):
+        raw = zlib.compress(raw)
+        codec = codec[5:]
+    if codec == "bytes":
+        return raw
+    if codec == "bytearray":
+        return bytearray(raw)
+    if codec == "memoryview":
+        return memoryview(bytearray(raw))
+    raise ValueError(codec)
+
+
+def depth_text(
+    clean: bool,
+    symbol: str,
+    asks: list[list[Any]] | None = None,
+    bids: list[list[Any]] | None = None,
+) -> str:
+    """A compact ``depth.update`` push (a side given as None is left out)."""
+    lv: dict[str, Any] = {}
+    if asks is not None:
+        lv["asks"] = asks
+    if bids is not None:
+        lv["bids"] = bids
+    return json.dumps(
+        {"method": "depth.update", "params": [clean, lv, symbol], "id": None},
+        separators=(",", ":"),
+    )
+
+
+def trade(tid: int, price: str = "100.5", amount: str = "1", side: str = "buy", time: Any = 1.5) -> dict[str, Any]:
+    """One trade object as it appears in ``params[1]``."""
+    return {"id": tid, "time": time, "price": price, "amount": amount, "type": side}
+
+
+def trades_text(clean: bool, symbol: str, trades: list[dict[str, Any]]) -> str:
+    """A compact ``trades.update`` push (trades newest first, as on the wire)."""
+    return json.dumps(
+        {"method": "trades.update", "params": [clean, trades, symbol], "id": None},
+        separators=(",", ":"),
+    )
+
+
+def levels(rows: list[tuple[float, float]]) -> np.ndarray:
+    """Expected book side as a float64 (n, 2) array."""
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def snapshot(engine: Any) -> dict[str, Any]:
+    """A deep copy of everything observable in an engine (books, ring, counters, symbols)."""
+    books = {}
+    for name in engine.symbols:
+        b = engine.book(name)
+        books[name] = (
+            np.array(b.bids, dtype=np.float64, copy=True),
+            np.array(b.asks, dtype=np.float64, copy=True),
+            int(b.version),
+            int(b.recv_ns),
+            float(b.best_bid),
+            float(b.best_ask),
+        )
+    ring = engine.trades
+    return {
+        "symbols": list(engine.symbols),
+        "books": books,
+        "ring_count": int(ring.count),
+        "ring": np.array(ring.latest(ring.capacity), copy=True),
+        "stats": engine.stats,
+    }
+
+
+def _same_float(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def assert_snapshot_equal(a: dict[str, Any], b: dict[str, Any], where: str = "") -> None:
+    """Assert two snapshots are identical (exact float equality)."""
+    assert a["symbols"] == b["symbols"], where
+    assert a["books"].keys() == b["books"].keys(), where
+    for name in a["books"]:
+        ab, bb = a["books"][name], b["books"][name]
+        for i, field in enumerate(("bids", "asks")):
+            assert ab[i].shape == bb[i].shape, f"{where} {name} {field}: {ab[i]!r} != {bb[i]!r}"
+            assert np.array_equal(ab[i], bb[i]), f"{where} {name} {field}: {ab[i]!r} != {bb[i]!r}"
+        assert ab[2:4] == bb[2:4], f"{where} {name} version/recv_ns {ab[2:4]} != {bb[2:4]}"
+        assert _same_float(ab[4], bb[4]) and _same_float(ab[5], bb[5]), f"{where} {name} best"
+    assert a["ring_count"] == b["ring_count"], where
+    ra, rb = a["ring"], b["ring"]
+    assert ra.shape == rb.shape, f"{where} ring shape {ra.shape} != {rb.shape}"
+    for field in ra.dtype.names:
+        assert np.array_equal(ra[field], rb[field]), (
+            f"{where} ring field {field}: {ra[field]!r} != {rb[field]!r}"
+        )
+    assert a["stats"] == b["stats"], f"{where} stats {a['stats']} != {b['stats']}"
+
+
+def assert_state_equal(e1: Any, e2: Any, where: str = "") -> None:
+    """Assert two engines expose identical state."""
+    assert_snapshot_equal(snapshot(e1), snapshot(e2), where)

@@ -1,0 +1,129 @@
+"""The compiled extensions are present, and the compiled hot path allocates no Python objects.
+
+These tests FAIL (never skip) when the extensions did not build or load.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import random
+import sys
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import fastfeed
+from helpers import compiled_engine_cls
+
+MODULES = ("_inflate", "_parse", "_book", "_ring", "_engine", "_listener")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_extension_imports(name: str) -> None:
+    mod = importlib.import_module(f"fastfeed.{name}")
+    path = getattr(mod, "__file__", "") or ""
+    assert path.endswith((".so", ".pyd")), f"fastfeed.{name} is not an extension module: {path!r}"
+
+
+def test_package_reports_compiled() -> None:
+    assert fastfeed.COMPILED, f"fastfeed.COMPILED is false: {fastfeed._IMPORT_ERROR!r}"
+    assert fastfeed.Engine.__module__ == "fastfeed._engine"
+
+
+# --- zero allocations on the hot path --------------------------------------------------------
+
+SEED = 20240611
+SYMBOLS = [f"SYM{i}_USDT" for i in range(10)]
+
+
+def _num(rng: random.Random, lo: float, hi: float, places: int) -> str:
+    return f"{rng.uniform(lo, hi):.{places}f}"
+
+
+def _depth(rng: random.Random, clean: bool) -> str:
+    def side(lo: float, hi: float, n: int) -> list[list[str]]:
+        return [
+            [_num(rng, lo, hi, 2), "0" if rng.random() < 0.3 and not clean else _num(rng, 0.001, 5, 4)]
+            for _ in range(n)
+        ]
+
+    n = 30 if clean else rng.randint(0, 4)
+    m = 30 if clean else rng.randint(0, 4)
+    lv = {"asks": side(100.0, 110.0, n), "bids": side(90.0, 100.0, m)}
+    return json.dumps({"method": "depth.update", "params": [clean, lv, rng.choice(SYMBOLS)], "id": None})
+
+
+def _trades(rng: random.Random, next_id: list[int]) -> str:
+    trades = []
+    for _ in range(rng.randint(1, 3)):
+        next_id[0] += 1
+        trades.append(
+            {
+                "id": next_id[0],
+                "time": round(1.7e9 + next_id[0] / 1000, 6),
+                "price": _num(rng, 90, 110, 2),
+                "amount": _num(rng, 0.001, 2, 4),
+                "type": rng.choice(("buy", "sell")),
+            }
+        )
+    trades.reverse()  # newest first
+    return json.dumps({"method": "trades.update", "params": [False, trades, rng.choice(SYMBOLS)], "id": None})
+
+
+def _frames(n: int, kind: str, plain: bool, rng: random.Random, next_id: list[int]) -> list[bytes]:
+    out = []
+    for _ in range(n):
+        k = kind if kind != "mixed" else rng.choice(("depth", "depth", "trades"))
+        if k == "depth":
+            text = _depth(rng, clean=rng.random() < 0.03)
+        else:
+            text = _trades(rng, next_id)
+        raw = text.encode()
+        out.append(raw if plain else zlib.compress(raw))
+    return out
+
+
+def _run(feed: Callable[[Any], Any], frames: list[bytes]) -> None:
+    for p in frames:
+        feed(p)
+
+
+@pytest.mark.parametrize("encoding", ["zlib", "plain"])
+@pytest.mark.parametrize("kind", ["depth", "trades", "mixed"])
+def test_hot_path_zero_allocations(kind: str, encoding: str) -> None:
+    """~10k depth/trade frames after a warm-up leave ``sys.getallocatedblocks()`` unchanged."""
+    cls = compiled_engine_cls()
+    rng = random.Random(SEED)
+    next_id = [3_000_000_000]
+    eng = cls(depth=50, trade_capacity=4096)
+    plain = encoding == "plain"
+    # warm-up: every symbol's book exists, every code path ran once
+    warm = [zlib.compress(_depth(rng, True).replace(SYMBOLS[0], s).encode()) for s in SYMBOLS]
+    warm += _frames(400, "mixed", plain, rng, next_id)
+    measured = _frames(10_000, kind, plain, rng, next_id)
+    feed = eng.feed
+    _run(feed, warm)
+    stats_before = eng.stats
+    gc.collect()
+    gc.disable()
+    try:
+        _run(feed, [])
+        b0 = sys.getallocatedblocks()
+        _run(feed, [])
+        b1 = sys.getallocatedblocks()
+        before = sys.getallocatedblocks()
+        _run(feed, measured)
+        after = sys.getallocatedblocks()
+    finally:
+        gc.enable()
+    baseline = b1 - b0  # the int returned by the first getallocatedblocks() call, etc.
+    stats = eng.stats
+    n_msgs = sum(stats["messages"].values()) - sum(stats_before["messages"].values())
+    assert n_msgs == len(measured), "every measured frame must be an accepted depth/trade push"
+    assert stats["rejects"] == stats_before["rejects"]
+    delta = after - before - baseline
+    assert delta == 0, f"{delta} Python blocks allocated over {len(measured)} {kind} {encoding} frames"
