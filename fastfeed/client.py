@@ -181,7 +181,7 @@ class Feed:
             raise ValueError("api_key and secret go together")
         self.url = url
         self.api_key = api_key
-        self.__secret = secret  # name-mangled; never in repr, logs or exceptions
+        self.__secret = protocol.Secret(secret) if secret is not None else None
         self.options = opts = options or FeedOptions()
         self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
                                        max_frame=opts.max_frame)
@@ -207,6 +207,8 @@ class Feed:
         self._first_done: asyncio.Future[None] | None = None
         self._disconnect_reason = ""
         self._connected_at = 0.0
+        self._ever_ready = False
+        self._last_run_was_healthy = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -586,8 +588,8 @@ class Feed:
             fatal = await self._one_connection()
             if self._closing:
                 break
-            if fatal is not None and not self._ever_connected():
-                self._first_result(fatal)
+            if fatal is not None and not self._ever_ready:
+                self._first_result(fatal)  # a refused auth on the first connect is final
                 return
             if self._disconnect_reason == "max_age":
                 delay = 0.0
@@ -599,9 +601,6 @@ class Feed:
                 delay = self._backoff(0)
             self._emit("reconnecting", self._disconnect_reason, attempt, delay)
             await asyncio.sleep(delay)
-
-    def _ever_connected(self) -> bool:
-        return self._stats.connects > 0
 
     async def _one_connection(self) -> BaseException | None:
         """One connection's life. Returns a fatal error (auth refused) or None."""
@@ -666,6 +665,7 @@ class Feed:
                     self._stats.resubscribes += 1 if self._stats.connects > 1 else 0
                     self._emit("resubscribed", ",".join(ch for ch, s in self._subs.items() if s))
                 self._ready.set()
+                self._ever_ready = True
                 self._first_result(None)
                 tasks = [asyncio.create_task(self._heartbeat(transport), name="fastfeed-heartbeat")]
                 watch = asyncio.create_task(self._watchdog(transport), name="fastfeed-watchdog")

@@ -23,6 +23,7 @@ __all__ = [
     "PRIVATE_CHANNELS",
     "RequestError",
     "RequestTimeout",
+    "Secret",
     "AuthError",
     "ConnectionLost",
     "Ticker",
@@ -84,14 +85,39 @@ class ConnectionLost(FastfeedError, ConnectionError):
     reason = "connection_lost"
 
 
-def auth_signature(secret: str | bytes, timestamp_ms: str) -> str:
+class Secret:
+    """Holds an API secret so that it never shows in a repr, a log line, ``vars()`` of its
+    owner or a traceback's locals: only :meth:`reveal` gives the value back."""
+
+    __slots__ = ("__value",)
+
+    def __init__(self, value: str | bytes) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        self.__value = value
+
+    def reveal(self) -> str | bytes:
+        return self.__value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def auth_signature(secret: str | bytes | Secret, timestamp_ms: str) -> str:
     """``base64(HMAC_SHA256(key=secret, msg=timestamp_ms))`` as PROTOCOL-NOTES describe."""
+    if isinstance(secret, Secret):
+        secret = secret.reveal()
     key = secret.encode() if isinstance(secret, str) else secret
     digest = hmac.new(key, timestamp_ms.encode("ascii"), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
-def auth_params(api_key: str, secret: str | bytes, timestamp_ms: int) -> list[str]:
+def auth_params(api_key: str, secret: str | bytes | Secret, timestamp_ms: int) -> list[str]:
     """The ``params`` of a ``server.auth`` request."""
     ts = str(int(timestamp_ms))
     return [api_key, ts, auth_signature(secret, ts)]
