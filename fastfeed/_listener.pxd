@@ -14,6 +14,10 @@ cdef class FeedListener(WSListener):
     cdef readonly int64_t frames
     cdef readonly int64_t bad_frames
     cdef readonly int64_t last_recv_ns
+    cdef object _lat_arr            # optional timing ring: numpy int64 (capacity, 2)
+    cdef int64_t* _lat
+    cdef int64_t _lat_mask
+    cdef readonly int64_t timed_frames
     cdef readonly object close_code
     cdef readonly str close_reason
 

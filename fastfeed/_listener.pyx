@@ -13,6 +13,12 @@ from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransp
 from fastfeed._engine cimport Engine
 from fastfeed._parse cimport uchar
 
+import numpy as np
+
+cimport numpy as cnp
+
+cnp.import_array()
+
 from fastfeed.errors import FastfeedError, FrameTooLarge
 
 __all__ = ["FeedListener", "now_ns"]
@@ -41,13 +47,41 @@ cdef class FeedListener(WSListener):
         self.close_code = None
         self.close_reason = ""
 
+    def enable_timing(self, Py_ssize_t capacity=1 << 16):
+        """Record ``[recv_ns, done_ns]`` of every data frame (done = books/ring updated) in
+        a ring of ``capacity`` rows (a power of two); read it with :meth:`timings`."""
+        cdef Py_ssize_t cap = 1
+        while cap < capacity:
+            cap <<= 1
+        self._lat_arr = np.zeros((cap, 2), dtype=np.int64)
+        self._lat = <int64_t*>cnp.PyArray_DATA(self._lat_arr)
+        self._lat_mask = cap - 1
+        self.timed_frames = 0
+
+    def timings(self):
+        """``(n, 2)`` int64 copy of the recorded ``[recv_ns, done_ns]`` rows, oldest first
+        (at most the ring's capacity; empty when timing is off)."""
+        if self._lat_arr is None:
+            return np.zeros((0, 2), dtype=np.int64)
+        cap = self._lat_mask + 1
+        n = min(self.timed_frames, cap)
+        start = (self.timed_frames - n) & self._lat_mask
+        idx = (np.arange(n) + start) & self._lat_mask
+        return self._lat_arr[idx]
+
     cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now):
+        cdef int64_t* row
         try:
             msg = self.engine.feed_ptr(ptr, size, now, text)
         except FastfeedError as exc:
             self.bad_frames += 1
             self.on_frame_error(exc)
             return
+        if self._lat != NULL:
+            row = self._lat + 2 * (self.timed_frames & self._lat_mask)
+            row[0] = now
+            row[1] = _now_ns()
+            self.timed_frames += 1
         if msg is not None:
             self.on_message(msg, now)
 

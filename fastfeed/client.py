@@ -71,6 +71,7 @@ class FeedOptions:
     backoff_factor: float = 2.0
     jitter: float = 0.25  #: +- fraction of each backoff delay
     queue_size: int = 10_000  #: per stream; the oldest item is dropped (and counted) beyond it
+    timing: int = 0  #: if > 0, keep [recv_ns, done_ns] of the last N data frames (see Feed.timings)
     verify_tls: bool = True  #: verify the server certificate (wss://)
     ssl_context: ssl.SSLContext | None = None
 
@@ -289,6 +290,15 @@ class Feed:
 
     def balances(self) -> Stream[BalanceUpdate]:
         return Stream(self.options.queue_size, self._streams["balance"])
+
+    def timings(self) -> Any:
+        """``(n, 2)`` int64 array of ``[recv_ns, done_ns]`` for the last data frames of the
+        current connection (wall clock ns; ``done`` = book/ring updated). Needs the
+        ``timing=N`` option; empty otherwise."""
+        import numpy as np
+
+        lst = self._listener
+        return lst.timings() if lst is not None else np.zeros((0, 2), dtype=np.int64)
 
     @property
     def subscriptions(self) -> dict[str, list[str]]:
@@ -614,6 +624,8 @@ class Feed:
 
         def factory() -> FeedListener:
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
+            if opts.timing > 0:
+                lst.enable_timing(opts.timing)
             self._listener = lst
             return lst
 

@@ -1,0 +1,30 @@
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from picows import WSFrame, WSListener, WSTransport
+
+from ._engine import Engine
+from .errors import FastfeedError
+
+def now_ns() -> int: ...
+
+class FeedListener(WSListener):
+    frames: int
+    bad_frames: int
+    last_recv_ns: int
+    timed_frames: int
+    close_code: int | None
+    close_reason: str
+    def __init__(
+        self,
+        engine: Engine,
+        on_message: Callable[[Any, int], None],
+        on_frame_error: Callable[[FastfeedError], None],
+        on_disconnected: Callable[[int | None, str], None] | None = None,
+    ) -> None: ...
+    def enable_timing(self, capacity: int = 65536) -> None: ...
+    def timings(self) -> npt.NDArray[np.int64]: ...
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
+    def on_ws_disconnected(self, transport: WSTransport) -> None: ...
