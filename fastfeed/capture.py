@@ -448,7 +448,7 @@ def replay(
 
         engine = Engine()
     own = not isinstance(source, CaptureReader)
-    reader = CaptureReader(source) if own else source  # type: ignore[arg-type]
+    reader: CaptureReader = source if isinstance(source, CaptureReader) else CaptureReader(source)
     stats = ReplayStats()
     bar = _Progress(reader.size, progress_file, f"replay {reader.path.name}") if progress else None
     feed = engine.feed
@@ -518,12 +518,14 @@ async def record(
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
-    class _Recorder(WSListener):  # type: ignore[misc]
+    class _Recorder(WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             mt = frame.msg_type
             if mt is WSMsgType.BINARY or mt is WSMsgType.TEXT:
+                if done.done():
+                    return
                 writer.write(frame.get_payload_as_memoryview(), time.time_ns(), mt.value)
-                if max_frames is not None and writer.records >= max_frames and not done.done():
+                if max_frames is not None and writer.records >= max_frames:
                     done.set_result(None)
             elif mt is WSMsgType.CLOSE:
                 transport.send_close(frame.get_close_code())

@@ -77,7 +77,7 @@ class _Symbol:
     __slots__ = (
         "spec", "idx", "name", "pd", "ad", "pdiv", "adiv", "bids", "asks", "mid", "gap",
         "sigma", "lot_lo", "lot_hi", "recent", "open_t", "low_t", "high_t", "base_lots",
-        "quote_units", "last_t", "last_lots", "_pcache", "_price_out", "_amount_out", "log_lo",
+        "quote_units", "last_t", "last_lots", "_pcache", "_acache", "_price_out", "_amount_out", "log_lo",
         "log_span", "gap2", "window",
     )
 
@@ -106,6 +106,7 @@ class _Symbol:
         self.quote_units = 0
         self.last_lots = 0
         self._pcache: dict[int, str] = {}
+        self._acache: dict[int, str] = {}
         padded = cfg.number_style == "padded"
         self._price_out: int | None = max(8, self.pd) if padded else self.pd
         self._amount_out: int | None = max(8, self.ad) if padded else None
@@ -119,10 +120,15 @@ class _Symbol:
         return s
 
     def astr(self, lots: int) -> str:
-        return _fmt(lots, self.ad, self._amount_out)
+        s = self._acache.get(lots)
+        if s is None:
+            if len(self._acache) > 200_000:
+                self._acache.clear()
+            s = self._acache[lots] = _fmt(lots, self.ad, self._amount_out)
+        return s
 
     def price(self, ticks: int) -> float:
-        return ticks / self.pdiv
+        return float(ticks / self.pdiv)
 
     def on_trade(self, ticks: int, lots: int) -> None:
         self.last_t = ticks
@@ -256,12 +262,14 @@ class Market:
         cb: dict[int, int] = {}
         s.mid = max(s.mid + rng.gauss(0.0, s.sigma), 10.0)
         max_bid, min_ask = self._edges(s)
-        for t in [t for t in s.bids if t > max_bid]:
-            del s.bids[t]
-            cb[t] = 0
-        for t in [t for t in s.asks if t < min_ask]:
-            del s.asks[t]
-            ca[t] = 0
+        if s.bids and max(s.bids) > max_bid:
+            for t in [t for t in s.bids if t > max_bid]:
+                del s.bids[t]
+                cb[t] = 0
+        if s.asks and min(s.asks) < min_ask:
+            for t in [t for t in s.asks if t < min_ask]:
+                del s.asks[t]
+                ca[t] = 0
         self._edit(s, s.asks, ca, 1, min_ask)
         self._edit(s, s.bids, cb, -1, max_bid)
         self._refill(s, s.asks, ca, 1, min_ask)
@@ -417,7 +425,7 @@ class Market:
     def mid_price(self, i: int) -> float:
         """Current mid price of symbol ``i``."""
         s = self._s[i]
-        return s.mid / s.pdiv
+        return float(s.mid / s.pdiv)
 
     def spec(self, i: int) -> SymbolSpec:
         """The :class:`SymbolSpec` of symbol ``i``."""

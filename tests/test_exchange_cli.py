@@ -1,0 +1,106 @@
+"""The ``fastfeed`` command: argument errors, help, and ``python -m fastfeed exchange`` as a
+real subprocess that a client talks to and that stops cleanly on SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastfeed.__main__
+from fastfeed.cli import build_parser, main
+from fastfeed.exchange import SimpleClient, auth_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_console_entry_point_is_cli_main() -> None:
+    assert fastfeed.__main__.main is main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["exchange", "--rate", "fast"],
+        ["exchange", "--port", "70000"],
+        ["exchange", "--book-levels", "500"],
+        ["exchange", "--account", "no-colon"],
+        ["exchange", "--api-key", "k"],
+        ["exchange", "--error-style", "xml"],
+        ["exchange", "--capture-speed", "0"],
+        ["exchange", "--symbols", "BAD SYMBOL"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and lines[0].startswith("fastfeed")
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "exchange" in capsys.readouterr().out
+    assert main(["exchange", "--help"]) == 0
+    assert "--pregenerate" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("fastfeed ")
+    assert "exchange" in build_parser().format_help()
+
+
+def test_runtime_error_is_one_line_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["exchange", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fastfeed exchange: error:")
+
+
+def test_python_m_fastfeed_exchange_serves_and_stops_on_sigint() -> None:
+    env = dict(os.environ, FASTFEED_API_KEY="envkey", FASTFEED_API_SECRET="envsecret")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastfeed", "exchange", "--port", "0", "--rate", "200", "--seed", "1",
+         "--symbols", "BTC_USDT,eth_usdt", "--account", "k:s", "--text-replies"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once listening
+        assert line.startswith("fastfeed exchange listening on ws://127.0.0.1:"), line
+        url = line.split()[-1]
+        assert url.endswith("/ws/v1/")
+
+        async def talk() -> None:
+            c = await SimpleClient.connect(url)
+            try:
+                assert (await c.ping())["result"] == "pong"
+                assert c.frame_types == {"TEXT": 1}
+                for key, secret in (("k", "s"), ("envkey", "envsecret")):
+                    assert (await c.request("server.auth", auth_params(key, secret)))["error"] is None
+                assert (await c.request("depth.subscribe", ["btc_usdt"]))["error"] is None
+                await c.wait_for(lambda: len(c.pushes("depth.update", "BTC_USDT")) >= 3)
+                rep = await c.request("depth.subscribe", ["SOL_USDT"])
+                assert rep["error"]["code"] == 1
+            finally:
+                await c.close()
+
+        asyncio.run(asyncio.wait_for(talk(), 20))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
