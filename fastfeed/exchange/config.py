@@ -132,6 +132,7 @@ class ExchangeConfig:
     max_request_size: int = 64 * 1024
     write_buffer_high: int = 4 * 1024 * 1024
     use_aiofastnet: bool | None = None
+    send_log: bool = False  # record (first_frame, frames, time_ns) per write (benchmarks)
 
     # --- capture serving
     capture: str | os.PathLike[str] | None = None

@@ -105,6 +105,9 @@ class Connection(WSListener):
         self.last_rx = 0.0
         self.frames_sent = 0
         self.bytes_sent = 0
+        #: with ``ExchangeConfig(send_log=True)``: one ``(first_frame, frames, time_ns)`` per
+        #: socket write, so a benchmark can tell when frame k left the exchange
+        self.send_log: list[tuple[int, int, int]] | None = [] if exchange.config.send_log else None
         self.requests = 0
         self.replay_task: asyncio.Task[None] | None = None
         self.replay_done = asyncio.Event()
@@ -225,6 +228,8 @@ class Connection(WSListener):
             self.backlog.append(data)
             return
         self._write(data)  # type: ignore[misc]
+        if self.send_log is not None:
+            self.send_log.append((self.frames_sent, frames, time.time_ns()))
         self.frames_sent += frames
         self.bytes_sent += len(data)
 

@@ -1,0 +1,270 @@
+"""Live benchmark over loopback: the local exchange (its own process) sends at fixed rates;
+fastfeed's client and a reference client (``websockets`` + ``zlib`` + ``json`` + dict book)
+take turns receiving, each measured side by side in one run.
+
+For every (rate, client) pair:
+
+* **msgs/s kept**: data frames the client processed per second of the window, and the
+  **backlog** (frames the exchange had written to the socket but the client had not
+  processed at the instant the window ended, from the exchange's send log). A client "keeps up" when its backlog stays under 50 ms worth of the rate.
+* **latency** from the exchange's socket write of frame k to the moment the client's book
+  (or trade ring) reflects frame k: p50 / p99 / p99.9 in microseconds. Both processes read
+  the same wall clock; frame k on the wire is frame k at the client (one TCP connection).
+
+    python benchmarks/bench_live.py                 # 10k, 100k, 200k and max msg/s, 5 s windows
+    python benchmarks/bench_live.py --quick         # shorter windows
+    python benchmarks/bench_live.py --rates 10000 200000 max --seconds 8
+
+Targets (issue): fastfeed sustains >= 150k msg/s on one core without backlog; p50 and p99
+latency >= 3x lower than the reference client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+_ROOT = Path(__file__).resolve().parent.parent
+if any((_ROOT / "fastfeed").glob("_engine*.so")):
+    sys.path.insert(0, str(_ROOT))
+
+import numpy as np  # noqa: E402
+
+SYMBOLS = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT",
+           "LTC_USDT", "TRX_USDT", "ADA_USDT", "DOT_USDT", "LINK_USDT"]
+
+
+# -- the exchange process ------------------------------------------------------------------
+
+def _exchange_main(rate: float | None, pregenerate: int, conn: Any) -> None:
+    """Run the exchange until told to stop; then hand back the send log of the client."""
+    from fastfeed.exchange import Exchange, ExchangeConfig
+
+    async def main() -> None:
+        cfg = ExchangeConfig(symbols=SYMBOLS, seed=1, rate=rate, pregenerate=pregenerate,
+                             send_log=True, idle_timeout=None, snapshot_interval=None,
+                             batch=512)
+        async with Exchange(cfg) as ex:
+            conn.send(ex.url)
+            loop = asyncio.get_running_loop()
+            cmd = await loop.run_in_executor(None, conn.recv)
+            assert cmd == "stop"
+            ex.pause()
+            out = []
+            for c in list(ex.connections):
+                out.append((c.frames_sent, np.array(c.send_log or [], dtype=np.int64).reshape(-1, 3)))
+            conn.send(out)
+
+    asyncio.run(main())
+
+
+class ExchangeProcess:
+    def __init__(self, rate: float | None, pregenerate: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_exchange_main, args=(rate, pregenerate, child), daemon=True)
+        self.proc.start()
+        if not self.parent.poll(120):
+            raise RuntimeError("exchange process did not start")
+        self.url: str = self.parent.recv()
+
+    def stop(self) -> list[tuple[int, np.ndarray]]:
+        self.parent.send("stop")
+        if not self.parent.poll(60):
+            raise RuntimeError("exchange process did not answer")
+        out = self.parent.recv()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+        return out
+
+
+def send_times(log: np.ndarray, n: int) -> np.ndarray:
+    """Per-frame send time (ns) of frames 0..n-1 from (first_frame, frames, time_ns) rows."""
+    out = np.full(n, -1, dtype=np.int64)
+    for first, count, ns in log:
+        lo, hi = int(first), min(int(first + count), n)
+        if lo < n:
+            out[lo:hi] = ns
+    return out
+
+
+# -- the clients -------------------------------------------------------------------------------
+
+async def run_fastfeed(url: str, seconds: float, window_end: Any) -> dict[str, Any]:
+    import fastfeed
+
+    async with fastfeed.connect(url, timing=1 << 22, ping_interval=3600, data_timeout=None,
+                                max_age=None) as feed:
+        await feed.subscribe_depth(SYMBOLS)
+        await feed.subscribe_trades(SYMBOLS)
+        lst = feed._listener
+        t0 = time.monotonic()
+        f0 = lst.timed_frames
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        processed = lst.timed_frames
+        t_end = time.time_ns()
+        rows = feed.timings()
+        exch = await window_end()
+        first_index = processed - len(rows)
+        stats = feed.stats["engine"]
+    return {"processed": processed, "window_frames": processed - f0, "elapsed": elapsed,
+            "done_ns": rows[:, 1], "first_index": first_index,
+            "rejects": sum(stats["rejects"].values()), "exchange": exch, "t_end": t_end}
+
+
+async def run_reference(url: str, seconds: float, window_end: Any) -> dict[str, Any]:
+    """What a typical Python client does: websockets + zlib + json + dict book."""
+    import json
+
+    import websockets
+
+    books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+    trades: list[tuple[Any, ...]] = []
+    done: list[int] = []
+    stop = asyncio.Event()
+
+    async def reader(ws: Any) -> None:
+        async for raw in ws:
+            data = zlib.decompress(raw) if isinstance(raw, bytes) and raw[:1] != b"{" else raw
+            msg = json.loads(data)
+            m = msg.get("method")
+            if m == "depth.update":
+                clean, lv, sym = msg["params"]
+                bids, asks = books.setdefault(sym, ({}, {}))
+                if clean:
+                    bids.clear()
+                    asks.clear()
+                for side, book in (("asks", asks), ("bids", bids)):
+                    for px, qty in lv.get(side, ()):
+                        p, q = float(px), float(qty)
+                        if q == 0.0:
+                            book.pop(p, None)
+                        else:
+                            book[p] = q
+            elif m == "trades.update":
+                for t in reversed(msg["params"][1]):
+                    trades.append((t["id"], t["time"], float(t["price"]), float(t["amount"]), t["type"]))
+            done.append(time.time_ns())
+            if stop.is_set():
+                return
+
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        for i, ch in enumerate(("depth", "trades")):
+            await ws.send(json.dumps({"id": i + 1, "method": f"{ch}.subscribe", "params": SYMBOLS}))
+        task = asyncio.create_task(reader(ws))
+        t0 = time.monotonic()
+        f0 = len(done)
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        processed = len(done)
+        t_end = time.time_ns()
+        exch = await window_end()
+        stop.set()
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+    return {"processed": processed, "window_frames": processed - f0, "elapsed": elapsed,
+            "done_ns": np.array(done[:processed], dtype=np.int64), "first_index": 0, "rejects": 0,
+            "exchange": exch, "t_end": t_end}
+
+
+CLIENTS = {"fastfeed": run_fastfeed, "websockets+json+dict": run_reference}
+
+
+def measure(rate: float | None, client: str, seconds: float, pregenerate: int) -> dict[str, Any]:
+    ex = ExchangeProcess(rate, pregenerate)
+
+    async def window_end() -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, ex.stop)
+
+    try:
+        res = asyncio.run(CLIENTS[client](ex.url, seconds, window_end))
+    finally:
+        if ex.proc.is_alive():
+            ex.proc.kill()
+    logs = res["exchange"]
+    sent, log = max(logs, key=lambda x: x[0]) if logs else (0, np.zeros((0, 3), np.int64))
+    done = res["done_ns"]
+    first = res["first_index"]
+    sends = send_times(log, first + len(done))[first:]
+    ok = sends > 0
+    lat_us = (done[ok] - sends[ok]) / 1000.0
+    # skip the first 10% (connection warm-up, the subscribe burst of snapshots)
+    lat_us = lat_us[len(lat_us) // 10:]
+    # frames already written by the exchange when the client's window ended
+    written = int(log[log[:, 2] <= res["t_end"]][:, 1].sum()) if len(log) else sent
+    backlog = max(0, written - res["processed"])
+    pct = np.percentile(lat_us, [50, 99, 99.9]) if len(lat_us) else np.array([np.nan] * 3)
+    return {
+        "rate": rate, "client": client, "sent": sent, "processed": res["processed"],
+        "msgs_per_s": res["window_frames"] / res["elapsed"], "backlog": backlog,
+        "p50_us": float(pct[0]), "p99_us": float(pct[1]), "p999_us": float(pct[2]),
+        "rejects": res["rejects"],
+    }
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    out = [f"{'rate':>10}  {'client':<22}{'msgs/s':>12}{'backlog':>10}{'keeps up':>10}"
+           f"{'p50 us':>10}{'p99 us':>10}{'p99.9 us':>10}"]
+    for r in rows:
+        rate = "max" if r["rate"] is None else f"{r['rate']:,.0f}"
+        target = r["msgs_per_s"] if r["rate"] is None else r["rate"]
+        keeps = r["backlog"] <= max(100, 0.05 * target)
+        out.append(f"{rate:>10}  {r['client']:<22}{r['msgs_per_s']:>12,.0f}{r['backlog']:>10,}"
+                   f"{'yes' if keeps else 'NO':>10}{r['p50_us']:>10.1f}{r['p99_us']:>10.1f}"
+                   f"{r['p999_us']:>10.1f}")
+    out.append("")
+    by = {(r["rate"], r["client"]): r for r in rows}
+    for rate in dict.fromkeys(r["rate"] for r in rows):
+        a, b = by.get((rate, "fastfeed")), by.get((rate, "websockets+json+dict"))
+        if a and b:
+            name = "max" if rate is None else f"{rate:,.0f}"
+            out.append(f"rate {name}: reference/fastfeed  p50 {b['p50_us'] / a['p50_us']:.1f}x  "
+                       f"p99 {b['p99_us'] / a['p99_us']:.1f}x  throughput "
+                       f"{a['msgs_per_s'] / b['msgs_per_s']:.1f}x")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", nargs="+", default=["10000", "100000", "200000", "max"],
+                    help="messages/s the exchange sends ('max' = as fast as the client reads)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run")
+    ap.add_argument("--pregenerate", type=int, default=100_000, help="frames in the exchange's cycle")
+    ap.add_argument("--quick", action="store_true", help="2 s windows, 20k-frame cycle")
+    ap.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=list(CLIENTS))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.pregenerate = 2.0, 20_000
+    rates = [None if r == "max" else float(r) for r in args.rates]
+    print(f"machine: {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} cpus, exchange in its own process, {len(SYMBOLS)} symbols, "
+          f"depth+trades, {args.seconds:g} s windows")
+    rows = []
+    for rate in rates:
+        for client in args.clients:
+            r = measure(rate, client, args.seconds, args.pregenerate)
+            rows.append(r)
+            print(f"  done: rate={'max' if rate is None else int(rate)} {client}: "
+                  f"{r['msgs_per_s']:,.0f} msg/s", flush=True)
+    print()
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
