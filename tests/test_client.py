@@ -372,3 +372,18 @@ def test_uvloop_when_installed() -> None:
         await asyncio.wait_for(body(), 20)
 
     uvloop.run(main())
+
+
+def test_missing_pong_reconnects() -> None:
+    async def body() -> None:
+        async with exchange(rate=0) as ex:
+            async with fastfeed.connect(ex.url, ping_interval=0.1, pong_timeout=0.3,
+                                        data_timeout=None, backoff_initial=0.05) as feed:
+                ex.faults.stall()
+                await until(lambda: feed.stats["disconnects"] >= 1, what="pong timeout")
+                assert feed.stats["last_disconnect_reason"] == "pong timeout"
+                ex.faults.unstall()
+                await until(lambda: feed.connected, what="reconnect")
+                assert await feed.ping() == "pong"
+
+    run(body)
