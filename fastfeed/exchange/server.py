@@ -306,6 +306,17 @@ class Faults:
         for c in self._targets(conn):
             c.drop(graceful)
 
+    def kill_mid_frame(self, conn: Connection | None = None) -> None:
+        """Write the first half of a depth push's WebSocket frame, then abort the TCP
+        connection: the client sees a frame cut off in the middle (a killed server)."""
+        wire = ws_frame(OP_BINARY, zlib_compress(self._sample()))
+        for c in self._targets(conn):
+            t = c.transport
+            if t is None or t.is_disconnected:
+                continue
+            t.underlying_transport.write(wire[: len(wire) // 2])
+            t.disconnect(False)
+
     def stall(self, seconds: float | None = None, conn: Connection | None = None) -> None:
         """Stop writing anything (pushes and replies are held back, the socket stays open)
         until :meth:`unstall` or for ``seconds``."""

@@ -1,0 +1,180 @@
+"""Network faults against the local exchange, with the live client: it recovers by itself,
+books are correct afterwards, nothing subscribed is lost without an event, memory stays
+bounded under a flood, and TLS certificates are verified unless told otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import ssl
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fastfeed
+from fastfeed.exchange import Exchange, ExchangeConfig
+from fastfeed.exchange.wire import OP_BINARY, ws_frame
+
+from test_client import SYMS, assert_books_equal, exchange, run, until
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_server_killed_mid_frame() -> None:
+    events: list[fastfeed.ConnectionEvent] = []
+
+    async def body() -> None:
+        async with exchange() as ex:
+            async with fastfeed.connect(ex.url, on_event=events.append, backoff_initial=0.05) as feed:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books")
+                ex.faults.kill_mid_frame()
+                await until(lambda: feed.stats["connects"] == 2 and feed.connected, what="reconnect")
+                await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books rebuilt")
+                ex.pause()
+                await feed.ping()
+                assert_books_equal(feed, ex, SYMS)
+                assert sum(feed.stats["engine"]["rejects"].values()) == 0  # half a frame is never fed
+
+    run(body)
+    assert [e.kind for e in events].count("disconnected") >= 1
+
+
+def test_server_restarted_on_the_same_port() -> None:
+    async def body() -> None:
+        ex1 = exchange(seed=1)
+        await ex1.start()
+        port = ex1.port
+        try:
+            async with fastfeed.connect(ex1.url, backoff_initial=0.05, backoff_max=0.2) as feed:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books")
+                await ex1.close()
+                await until(lambda: not feed.connected, what="disconnect")
+                async with exchange(seed=2, port=port) as ex2:  # a different market
+                    await until(lambda: feed.connected and feed.stats["resubscribes"] == 1,
+                                what="reconnect to the new server")
+                    await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="new books")
+                    ex2.pause()
+                    await feed.ping()
+                    assert_books_equal(feed, ex2, SYMS)  # no level of the old server survived
+                    assert feed.subscriptions == {"depth": SYMS, "trades": SYMS}
+        finally:
+            await ex1.close()
+
+    run(body)
+
+
+def test_replies_for_unknown_ids_are_counted_not_matched() -> None:
+    async def body() -> None:
+        async with exchange(rate=0) as ex, fastfeed.connect(ex.url) as feed:
+            for payload in (b'{"error":null,"result":"pong","id":987654}',
+                            b'{"error":null,"result":{"status":"success"},"id":"7"}'):
+                ex.faults._raw(None, OP_BINARY, zlib.compress(payload))
+            await until(lambda: feed.stats["unmatched_replies"] == 2, what="unmatched replies")
+            assert await feed.ping() == "pong"
+
+    run(body)
+
+
+def test_flood_keeps_memory_bounded() -> None:
+    """An exchange process writing as fast as it can, for a few seconds: the client keeps
+    reading, rejects nothing and its memory stays bounded."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastfeed", "exchange", "--port", "0", "--rate", "max",
+         "--pregenerate", "20000", "--symbols", ",".join(SYMS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        m = re.search(r"(ws://\S+)", line)
+        assert m, f"exchange did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
+        url = m.group(1)
+
+        async def body() -> dict[str, Any]:
+            async with fastfeed.connect(url, data_timeout=None, ping_interval=3600) as feed:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await asyncio.sleep(1.0)  # warm-up: books, ring, buffers at their working size
+                rss0, n0 = rss_bytes(), feed.stats["engine"]["frames"]
+                peak = rss0
+                for _ in range(30):
+                    await asyncio.sleep(0.1)
+                    peak = max(peak, rss_bytes())
+                st = feed.stats
+                return {"growth": peak - rss0, "frames": st["engine"]["frames"] - n0,
+                        "rejects": sum(st["engine"]["rejects"].values()), "connects": st["connects"]}
+
+        res = run(body, timeout=60)
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert res["frames"] > 20_000, res
+    assert res["rejects"] == 0 and res["connects"] == 1, res
+    assert res["growth"] < 32 * 1024 * 1024, f"RSS grew by {res['growth'] / 2**20:.1f} MiB under flood"
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def _tls_exchange(cert: Path, key: Path) -> tuple[Exchange, asyncio.AbstractServer, str]:
+    """The local exchange behind a TLS terminator (picows server with an SSL context)."""
+    from picows import ws_create_server
+
+    ex = Exchange(ExchangeConfig(symbols=SYMS, seed=3, rate=0))
+    await ex.start()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    server = await ws_create_server(ex._listener_factory, "127.0.0.1", 0, ssl=ctx,
+                                    enable_auto_pong=False)
+    port = server.sockets[0].getsockname()[1]
+    return ex, server, f"wss://127.0.0.1:{port}/ws/v1/"
+
+
+def test_tls_verification_is_on_by_default(self_signed: tuple[Path, Path]) -> None:
+    cert, key = self_signed
+
+    async def body() -> None:
+        ex, server, url = await _tls_exchange(cert, key)
+        try:
+            with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+                async with fastfeed.connect(url, connect_timeout=1.0, backoff_initial=0.05):
+                    pass
+            async with fastfeed.connect(url, verify_tls=False) as feed:  # explicit opt-out
+                assert await feed.ping() == "pong"
+            ctx = ssl.create_default_context(cafile=str(cert))  # or trust the cert properly
+            async with fastfeed.connect(url, ssl_context=ctx) as feed:
+                assert await feed.ping() == "pong"
+        finally:
+            server.close()
+            await server.wait_closed()
+            await ex.close()
+
+    run(body)
