@@ -71,6 +71,7 @@ class FeedOptions:
     backoff_factor: float = 2.0
     jitter: float = 0.25  #: +- fraction of each backoff delay
     queue_size: int = 10_000  #: per stream; the oldest item is dropped (and counted) beyond it
+    max_ticker_symbols: int = 10_000  #: bound on ``latest_tickers`` (input cannot grow it forever)
     timing: int = 0  #: if > 0, keep [recv_ns, done_ns] of the last N data frames (see Feed.timings)
     verify_tls: bool = True  #: verify the server certificate (wss://)
     ssl_context: ssl.SSLContext | None = None
@@ -501,8 +502,13 @@ class Feed:
             return
         params = msg.get("params")
         if method == "ticker.update" or method == "all_ticker.update":
+            latest = self.latest_tickers
+            cap = self.options.max_ticker_symbols
             for t in protocol.parse_tickers(params, recv_ns, method == "all_ticker.update"):
-                self.latest_tickers[t.symbol] = t
+                if t.symbol in latest or len(latest) < cap:
+                    latest[t.symbol] = t
+                else:
+                    self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
                 self._dispatch("ticker", self.on_ticker, t)
         elif method == "order.update":
             for o in protocol.parse_orders(params, recv_ns):
