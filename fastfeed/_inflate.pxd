@@ -1,5 +1,6 @@
 from libc.stdint cimport int64_t
 
+from fastfeed._deflate cimport libdeflate_decompressor
 from fastfeed._zlib cimport z_stream
 
 # Result codes of Inflater.run (0 = ok, negative = rejection).
@@ -16,6 +17,7 @@ cdef enum:
 cdef class Inflater:
     cdef z_stream strm
     cdef bint initialised
+    cdef libdeflate_decompressor* ld   # NULL = the zlib backend
     cdef unsigned char* out        # reused output buffer (grows up to max_size + 1)
     cdef size_t out_cap
     cdef size_t out_len            # bytes produced by the last successful run
@@ -24,5 +26,7 @@ cdef class Inflater:
     cdef readonly int64_t rejected
 
     cdef int run(self, const unsigned char* data, size_t size) noexcept nogil
+    cdef int _run_zlib(self, const unsigned char* data, size_t size) noexcept nogil
+    cdef int _run_libdeflate(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _grow(self, size_t want) noexcept nogil
     cdef int _run_obj(self, object data) except? -100
