@@ -3,8 +3,17 @@
 Release build (default): boundscheck/wraparound off, cdivision on, language_level 3.
 Debug build: ``FASTFEED_DEBUG=1 pip install -e .`` turns bounds checks, initialised-variable
 checks and line tracing on and writes Cython's annotation HTML next to each .pyx.
+AddressSanitizer build: ``FASTFEED_ASAN=1`` (run Python with libasan preloaded).
+
+Inflate backends: zlib is always built. libdeflate (Debian: ``libdeflate-dev``) is added
+when its header is found; ``FASTFEED_INFLATE=zlib`` leaves it out, ``FASTFEED_INFLATE=
+libdeflate`` requires it. Both give identical results; ``Inflater(backend=...)`` picks.
 """
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
 import numpy
 from Cython.Build import cythonize
@@ -12,7 +21,31 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTFEED_DEBUG", "") not in ("", "0")
 
-MODULES = ["_inflate", "_parse", "_book", "_ring", "_engine", "_listener"]
+def _have_libdeflate() -> bool:
+    """Can we compile and link against libdeflate?"""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc.split()[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "t.c")
+        with open(src, "w") as f:
+            f.write("#include <libdeflate.h>\nint main(void){struct libdeflate_decompressor*p="
+                    "libdeflate_alloc_decompressor();libdeflate_free_decompressor(p);return 0;}\n")
+        r = subprocess.run([*cc.split(), src, "-o", os.path.join(d, "t"), "-ldeflate"],
+                           capture_output=True)
+        return r.returncode == 0
+
+
+INFLATE = os.environ.get("FASTFEED_INFLATE", "auto").lower()
+if INFLATE not in ("auto", "zlib", "libdeflate"):
+    sys.exit(f"FASTFEED_INFLATE must be auto, zlib or libdeflate, not {INFLATE!r}")
+HAVE_LIBDEFLATE = INFLATE != "zlib" and _have_libdeflate()
+if INFLATE == "libdeflate" and not HAVE_LIBDEFLATE:
+    sys.exit("FASTFEED_INFLATE=libdeflate but libdeflate.h / -ldeflate are not usable "
+             "(Debian: apt-get install libdeflate-dev)")
+print(f"fastfeed: inflate backends: zlib{' + libdeflate' if HAVE_LIBDEFLATE else ''}")
+
+MODULES = ["_inflate", "_parse", "_events", "_book", "_ring", "_shm", "_engine", "_listener"]
 
 directives = {
     "language_level": 3,
@@ -36,8 +69,9 @@ extensions = [
         f"fastfeed.{name}",
         [f"fastfeed/{name}.pyx"],
         include_dirs=[numpy.get_include()],
-        libraries=["z"] if name == "_inflate" else [],
-        define_macros=macros,
+        libraries=(["z"] + (["deflate"] if HAVE_LIBDEFLATE else [])) if name == "_inflate" else [],
+        define_macros=macros + ([("FASTFEED_HAVE_LIBDEFLATE", "1" if HAVE_LIBDEFLATE else "0")]
+                                if name == "_inflate" else []),
         extra_compile_args=cflags,
         extra_link_args=["-fsanitize=address"] if "-fsanitize=address" in cflags else [],
     )

@@ -9,7 +9,16 @@ from .errors import (
     InflateError,
     MessageError,
     ParseError,
+    ShmError,
+    ShmFull,
+    ShmInUse,
+    ShmLayoutError,
+    ShmNotFound,
+    ShmStale,
+    ShmTornRead,
+    TradesOverwritten,
 )
+from .events import EVENT_DTYPE
 from .layout import TRADE_DTYPE
 from .protocol import (
     DIGIFINEX_URL,
@@ -30,6 +39,7 @@ try:
     from ._ring import TradeRing
 
     from .client import ConnectionEvent, Feed, FeedOptions, connect
+    from .shm import attach
 
     COMPILED = True
     _IMPORT_ERROR: BaseException | None = None
@@ -42,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPILED",
     "DIGIFINEX_URL",
+    "EVENT_DTYPE",
     "TRADE_DTYPE",
     "AuthError",
     "BalanceUpdate",
@@ -62,15 +73,24 @@ __all__ = [
     "ParseError",
     "RequestError",
     "RequestTimeout",
+    "ShmError",
+    "ShmFull",
+    "ShmInUse",
+    "ShmLayoutError",
+    "ShmNotFound",
+    "ShmStale",
+    "ShmTornRead",
     "Ticker",
     "TradeRing",
+    "TradesOverwritten",
+    "attach",
     "connect",
 ]
 
 
 def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
     if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
-                "ConnectionEvent"):
+                "ConnectionEvent", "attach"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "
             f"{_IMPORT_ERROR!r}. Rebuild with `pip install -e .`."

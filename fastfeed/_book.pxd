@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t
 
+from fastfeed._atomic cimport ff_book_hdr
+from fastfeed._events cimport EventRing
 from fastfeed._parse cimport Level
 
 
@@ -14,7 +16,20 @@ cdef class Book:
     cdef readonly Py_ssize_t n_asks
     cdef readonly int64_t version
     cdef readonly int64_t recv_ns
+    cdef ff_book_hdr* hdr          # shared-memory header (seqlock, counts), NULL if private
+    cdef bint checksum             # also publish ff_book_checksum (shared memory only)
 
     cdef void clear(self) noexcept
     cdef Py_ssize_t apply(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
                           Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept
+    cdef Py_ssize_t apply_ex(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
+                             Py_ssize_t n_bids, bint clean, int64_t recv_ns, EventRing log,
+                             int64_t sym) noexcept
+    cdef Py_ssize_t _apply_logged(self, const Level* asks, Py_ssize_t n_asks,
+                                  const Level* bids, Py_ssize_t n_bids, bint clean,
+                                  int64_t recv_ns, EventRing log, int64_t sym) noexcept
+    cdef void reset(self, EventRing log, int64_t sym, int64_t now_ns) noexcept
+    cdef void _publish_begin(self) noexcept
+    cdef void _publish_end(self) noexcept
+    cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
+                        bint checksum) except -1

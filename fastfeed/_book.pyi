@@ -2,6 +2,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+__all__ = ["Book", "book_frame"]
+
+def book_frame(
+    bids: npt.ArrayLike,
+    asks: npt.ArrayLike,
+    symbol: str | None = None,
+    version: int | None = None,
+    recv_ns: int | None = None,
+) -> pd.DataFrame: ...
+
 class Book:
     symbol: str
     depth: int
@@ -18,6 +28,8 @@ class Book:
     def best_bid(self) -> float: ...
     @property
     def best_ask(self) -> float: ...
+    @property
+    def shared(self) -> bool: ...
     def snapshot(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
     def to_pandas(self) -> pd.DataFrame: ...
     def __len__(self) -> int: ...

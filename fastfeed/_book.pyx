@@ -7,8 +7,26 @@ docs/engine-semantics.md.
 """
 
 from libc.math cimport NAN
-from libc.stdint cimport int64_t
-from libc.string cimport memmove
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy, memmove
+
+from fastfeed._atomic cimport (
+    ff_book_checksum,
+    ff_book_hdr,
+    ff_fence_release,
+    ff_store_relaxed_u64,
+    ff_store_release_u64,
+)
+from fastfeed._events cimport (
+    EV_DEPTH,
+    EV_DEPTH_CLEAR,
+    EV_DEPTH_SNAPSHOT,
+    FF_EV_BUY,
+    FF_EV_EXCH,
+    FF_EV_LOCAL,
+    FF_EV_SELL,
+    EventRing,
+)
 
 import numpy as np
 
@@ -16,7 +34,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-__all__ = ["Book"]
+__all__ = ["Book", "book_frame"]
 
 
 cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) noexcept nogil:
@@ -89,13 +107,71 @@ cdef inline Py_ssize_t drop_front(double* a, Py_ssize_t n, Py_ssize_t k) noexcep
     return n - k
 
 
+cdef inline Py_ssize_t log_upsert(double* a, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
+                                  double price, double amount, EventRing log, uint64_t ev,
+                                  int64_t ts, int64_t sym) noexcept:
+    """``upsert`` that also logs what it changed (see fastfeed.events)."""
+    if i < n and a[2 * i] == price:
+        log.push(ev, ts, ts, price, amount, 0, sym)                  # update or delete
+    elif amount != 0.0 and i < cap:
+        if n == cap:
+            log.push(ev, ts, ts, a[2 * (cap - 1)], 0.0, 0, sym)     # the worst row falls off
+        log.push(ev, ts, ts, price, amount, 0, sym)                  # insert
+    return upsert(a, n, cap, i, price, amount)
+
+
+cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_t ev,
+                           int64_t ts, int64_t sym) noexcept:
+    """Log the removal of the first ``k`` rows (crossed levels)."""
+    cdef Py_ssize_t j
+    for j in range(k):
+        log.push(ev, ts, ts, a[2 * j], 0.0, 0, sym)
+
+
+cdef object _rows(const double* src, Py_ssize_t n):
+    """A new (n, 2) float64 array holding a copy of ``n`` rows at ``src``."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = <cnp.npy_intp>n
+    dims[1] = 2
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64, 0)
+    memcpy(cnp.PyArray_DATA(out), src, <size_t>n * 2 * sizeof(double))
+    return out
+
+
+def book_frame(bids, asks, symbol=None, version=None, recv_ns=None):
+    """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount. The
+    book's ``symbol``, ``version``, ``recv_ns`` and ``recv_dt`` (UTC) go to ``df.attrs``."""
+    import pandas as pd
+
+    bids = np.asarray(bids, dtype=np.float64).reshape(-1, 2)
+    asks = np.asarray(asks, dtype=np.float64).reshape(-1, 2)
+    df = pd.DataFrame(
+        {
+            "side": np.array(["bid"] * len(bids) + ["ask"] * len(asks), dtype=object),
+            "level": np.concatenate([np.arange(len(bids)), np.arange(len(asks))]),
+            "price": np.concatenate([bids[:, 0], asks[:, 0]]),
+            "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
+        }
+    )
+    if symbol is not None:
+        df.attrs["symbol"] = symbol
+    if version is not None:
+        df.attrs["version"] = int(version)
+    if recv_ns is not None:
+        df.attrs["recv_ns"] = int(recv_ns)
+        df.attrs["recv_dt"] = pd.Timestamp(int(recv_ns), unit="ns", tz="UTC")
+    return df
+
+
 cdef class Book:
     """The order book of one symbol.
 
     ``bids`` / ``asks`` are zero-copy numpy views ``(n, 2)`` of ``[price, amount]`` rows,
     best first. A view shares memory with the book: its rows change in place on the next
     applied update and its row count is fixed when it is taken, so read it before feeding
-    the engine again (or ``.copy()`` it). The memory stays valid as long as the view lives.
+    the engine again (or ``.copy()`` it). The memory stays valid as long as the view lives
+    (for a book in shared memory, ``Engine(shm_name=...)``, the mapping stays until the
+    last view is gone, even after ``Engine.close()``).
     """
 
     def __cinit__(self, str symbol, Py_ssize_t depth=200):
@@ -111,10 +187,131 @@ cdef class Book:
         self.n_asks = 0
         self.version = 0
         self.recv_ns = 0
+        self.hdr = NULL
+        self.checksum = False
+
+    cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
+                        bint checksum) except -1:
+        """Move the (empty) book's rows into shared memory: ``bid_arr`` / ``ask_arr`` are
+        writable C-contiguous ``(depth, 2)`` float64 arrays over the segment, ``hdr`` its
+        seqlock header. Called by the Engine right after construction."""
+        if self.n_bids or self.n_asks or self.version:
+            raise RuntimeError("attach_shm on a book that was already used")
+        for arr in (bid_arr, ask_arr):
+            if (arr.dtype != np.float64 or arr.shape != (self.depth, 2)
+                    or not arr.flags.c_contiguous or not arr.flags.writeable):
+                raise ValueError("shared-memory book arrays must be writable C-contiguous "
+                                 f"({self.depth}, 2) float64")
+        self._bid_arr = bid_arr
+        self._ask_arr = ask_arr
+        self.bid = <double*>cnp.PyArray_DATA(bid_arr)
+        self.ask = <double*>cnp.PyArray_DATA(ask_arr)
+        self.hdr = hdr
+        self.checksum = checksum
+        self._publish_begin()
+        self._publish_end()
+        return 0
 
     cdef void clear(self) noexcept:
         self.n_bids = 0
         self.n_asks = 0
+
+    cdef void _publish_begin(self) noexcept:
+        """Seqlock write side, opening: make ``seq`` odd before any row changes."""
+        cdef uint64_t s = self.hdr.seq
+        ff_store_relaxed_u64(&self.hdr.seq, s + 1)
+        ff_fence_release()
+
+    cdef void _publish_end(self) noexcept:
+        """Seqlock write side, closing: publish counts, version, checksum; ``seq`` even."""
+        cdef ff_book_hdr* h = self.hdr
+        h.n_bids = self.n_bids
+        h.n_asks = self.n_asks
+        h.version = self.version
+        h.recv_ns = self.recv_ns
+        if self.checksum:
+            h.checksum = ff_book_checksum(self.bid, self.n_bids, self.ask, self.n_asks,
+                                          self.version)
+        ff_store_release_u64(&h.seq, (h.seq | 1) + 1)
+
+    cdef Py_ssize_t apply_ex(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
+                             Py_ssize_t n_bids, bint clean, int64_t recv_ns, EventRing log,
+                             int64_t sym) noexcept:
+        """``apply`` inside the seqlock (shared memory) and/or with the event log."""
+        cdef Py_ssize_t crossed
+        if self.hdr != NULL:
+            self._publish_begin()
+        if log is None:
+            crossed = self.apply(asks, n_asks, bids, n_bids, clean, recv_ns)
+        else:
+            crossed = self._apply_logged(asks, n_asks, bids, n_bids, clean, recv_ns, log, sym)
+        if self.hdr != NULL:
+            self._publish_end()
+        return crossed
+
+    cdef void reset(self, EventRing log, int64_t sym, int64_t now_ns) noexcept:
+        """Empty both sides, ``version`` += 1 (``Engine.reset_books``)."""
+        if self.hdr != NULL:
+            self._publish_begin()
+        if log is not None:
+            log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_DEPTH_CLEAR, now_ns, now_ns, 0.0, 0.0, 0, sym)
+        self.n_bids = 0
+        self.n_asks = 0
+        self.version += 1
+        if self.hdr != NULL:
+            self._publish_end()
+
+    cdef Py_ssize_t _apply_logged(self, const Level* asks, Py_ssize_t n_asks,
+                                  const Level* bids, Py_ssize_t n_bids, bint clean,
+                                  int64_t recv_ns, EventRing log, int64_t sym) noexcept:
+        """``apply`` (same result, same rules) that logs every change it makes."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t k
+        cdef Py_ssize_t crossed = 0
+        cdef Py_ssize_t cap = self.depth
+        cdef double price
+        cdef double amount
+        cdef uint64_t base = FF_EV_EXCH | FF_EV_LOCAL
+        cdef uint64_t buy
+        cdef uint64_t sell
+        if clean:
+            log.push(base | EV_DEPTH_CLEAR, recv_ns, recv_ns, 0.0, 0.0, 0, sym)
+            self.n_bids = 0
+            self.n_asks = 0
+            base |= EV_DEPTH_SNAPSHOT
+        else:
+            base |= EV_DEPTH
+        buy = base | FF_EV_BUY
+        sell = base | FF_EV_SELL
+        for i in range(n_asks):
+            price = asks[i].price
+            amount = asks[i].amount
+            k = lower_asc(self.ask, self.n_asks, price)
+            self.n_asks = log_upsert(self.ask, self.n_asks, cap, k, price, amount, log, sell,
+                                     recv_ns, sym)
+            if amount != 0.0 and self.n_bids > 0 and self.bid[0] >= price:
+                k = lower_desc(self.bid, self.n_bids, price)
+                while k < self.n_bids and self.bid[2 * k] >= price:
+                    k += 1
+                crossed += k
+                log_front(self.bid, k, log, buy, recv_ns, sym)
+                self.n_bids = drop_front(self.bid, self.n_bids, k)
+        for i in range(n_bids):
+            price = bids[i].price
+            amount = bids[i].amount
+            k = lower_desc(self.bid, self.n_bids, price)
+            self.n_bids = log_upsert(self.bid, self.n_bids, cap, k, price, amount, log, buy,
+                                     recv_ns, sym)
+            if amount != 0.0 and self.n_asks > 0 and self.ask[0] <= price:
+                k = lower_asc(self.ask, self.n_asks, price)
+                while k < self.n_asks and self.ask[2 * k] <= price:
+                    k += 1
+                crossed += k
+                log_front(self.ask, k, log, sell, recv_ns, sym)
+                self.n_asks = drop_front(self.ask, self.n_asks, k)
+        self.version += 1
+        self.recv_ns = recv_ns
+        return crossed
 
     cdef Py_ssize_t apply(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
                           Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept:
@@ -176,22 +373,18 @@ cdef class Book:
 
     def snapshot(self):
         """A copy ``(bids, asks)`` that later updates do not change."""
-        return self._bid_arr[:self.n_bids].copy(), self._ask_arr[:self.n_asks].copy()
+        return _rows(self.bid, self.n_bids), _rows(self.ask, self.n_asks)
 
     def to_pandas(self):
-        """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount."""
-        import pandas as pd
+        """A DataFrame of both sides (a copy): columns side ('bid'/'ask'), level (0 = best),
+        price, amount; bids first. ``df.attrs`` holds symbol, version, recv_ns, recv_dt."""
+        return book_frame(self._bid_arr[:self.n_bids], self._ask_arr[:self.n_asks],
+                          self.symbol, self.version, self.recv_ns)
 
-        bids = self._bid_arr[:self.n_bids]
-        asks = self._ask_arr[:self.n_asks]
-        return pd.DataFrame(
-            {
-                "side": np.array(["bid"] * len(bids) + ["ask"] * len(asks), dtype=object),
-                "level": np.concatenate([np.arange(len(bids)), np.arange(len(asks))]),
-                "price": np.concatenate([bids[:, 0], asks[:, 0]]),
-                "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
-            }
-        )
+    @property
+    def shared(self):
+        """True when the rows live in a shared-memory segment (``Engine(shm_name=...)``)."""
+        return self.hdr != NULL
 
     def __len__(self):
         return self.n_bids + self.n_asks

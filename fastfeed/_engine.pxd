@@ -1,9 +1,11 @@
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 from fastfeed._book cimport Book
+from fastfeed._events cimport EventRing
 from fastfeed._inflate cimport Inflater
 from fastfeed._parse cimport M_COUNT, Parser, uchar
 from fastfeed._ring cimport TradeRing
+from fastfeed._shm cimport ShmWriter
 
 cdef enum:
     N_REASONS = 9
@@ -21,6 +23,9 @@ cdef class Engine:
     cdef readonly Py_ssize_t depth
     cdef readonly size_t max_frame
     cdef readonly TradeRing trades
+    cdef readonly EventRing events  # opt-in event log (Engine(event_log=N)), else None
+    cdef ShmWriter _shm            # shared-memory segment (Engine(shm_name=...)), else None
+    cdef bint _plain               # neither: books use the original apply, nothing else
     cdef list _books               # symbol index -> Book or None
     cdef list _symbols             # symbol index -> name
     cdef dict _index               # name -> symbol index

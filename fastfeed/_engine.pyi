@@ -1,8 +1,13 @@
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 
 from ._book import Book
+from ._events import EventRing
 from ._ring import TradeRing
+from ._shm import ShmWriter
+
+__all__ = ["Engine"]
 
 Payload = bytes | bytearray | memoryview | str
 
@@ -10,8 +15,16 @@ class Engine:
     depth: int
     max_frame: int
     trades: TradeRing
+    events: EventRing | None
     def __init__(
-        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8388608
+        self,
+        depth: int = 200,
+        trade_capacity: int = 65536,
+        max_frame: int = 8388608,
+        shm_name: str | None = None,
+        event_log: int = 0,
+        shm_max_symbols: int = 1024,
+        shm_checksum: bool = False,
     ) -> None: ...
     def feed(self, payload: Payload, recv_ns: int = 0) -> Any | None: ...
     def feed_many(
@@ -26,3 +39,15 @@ class Engine:
     def symbol_index(self, symbol: str) -> int: ...
     @property
     def stats(self) -> dict[str, Any]: ...
+    @property
+    def shm_name(self) -> str | None: ...
+    @property
+    def shm(self) -> ShmWriter | None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Engine: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -9,11 +9,13 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.math cimport llrint
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
+from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
 from fastfeed._inflate cimport INF_TOO_LARGE, Inflater
 from fastfeed._parse cimport (
     M_DEPTH,
@@ -30,10 +32,14 @@ from fastfeed._parse cimport (
     uchar,
 )
 from fastfeed._ring cimport TradeRing
+from fastfeed._shm cimport ShmWriter
+
+from time import time_ns
 
 from fastfeed._inflate import raise_inflate_error, reason_of
 from fastfeed._json import loads as _loads
 from fastfeed._parse import METHOD_NAMES
+from fastfeed._shm import ShmWriter as _ShmWriter
 from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError
 
 __all__ = ["Engine"]
@@ -58,6 +64,16 @@ cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
     return h
 
 
+cdef inline int64_t seconds_to_ns(double t) noexcept:
+    """Exchange seconds as sent -> int64 ns, rounded to nearest (ties to even), clamped."""
+    cdef double x = t * 1e9
+    if x >= 9.2e18:
+        return 9200000000000000000
+    if x <= -9.2e18:
+        return -9200000000000000000
+    return <int64_t>llrint(x)
+
+
 @cython.final
 cdef class Engine:
     """Inflate, parse and apply DigiFinex v1 frames; no network.
@@ -68,12 +84,29 @@ cdef class Engine:
     message (a ``dict``) for anything else. A bad frame raises a
     :class:`~fastfeed.errors.FastfeedError` subclass, is counted in ``stats["rejects"]``
     and changes nothing.
+
+    Options (both off by default, and free when off):
+
+    * ``event_log=N``: also log every applied book change and every stored trade as
+      hftbacktest event rows in ``events`` (an :class:`~fastfeed._events.EventRing` of the
+      newest ``N`` rows; see :mod:`fastfeed.events`).
+    * ``shm_name="NAME"``: place every book and the trade ring in the named shared-memory
+      segment ``/fastfeed.NAME`` so that other processes can ``fastfeed.attach("NAME")``.
+      ``shm_max_symbols`` symbol slots (default 1024; more raises
+      :class:`~fastfeed.errors.ShmFull`); ``shm_checksum=True`` also stores a checksum of
+      each published book state for readers to verify (``ShmBook.read(verify=True)``;
+      about 50 ns per depth message on a 100-level book). Call ``close()`` (or use the
+      engine as a context manager) to unlink the segment; it is also unlinked when the
+      engine is garbage-collected and at interpreter exit.
     """
 
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
-                  size_t max_frame=8 * 1024 * 1024):
+                  size_t max_frame=8 * 1024 * 1024, shm_name=None, Py_ssize_t event_log=0,
+                  Py_ssize_t shm_max_symbols=1024, bint shm_checksum=False):
         if depth < 1:
             raise ValueError("depth must be >= 1")
+        if event_log < 0:
+            raise ValueError("event_log must be >= 0 (0: off)")
         self.depth = depth
         self.max_frame = max_frame
         self.inflater = Inflater(max_frame)
@@ -90,6 +123,13 @@ cdef class Engine:
             raise MemoryError()
         for i in range(self.n_slots):
             self.slots[i].index = -1
+        self.events = EventRing(event_log) if event_log > 0 else None
+        self._shm = None
+        if shm_name is not None:
+            self._shm = _ShmWriter(shm_name, depth, shm_max_symbols, self.trades.capacity,
+                                   shm_checksum)
+            self.trades.attach_shm(self._shm.trade_array(), self._shm.trade_count_ptr())
+        self._plain = self.events is None and self._shm is None
 
     def __dealloc__(self):
         free(self.slots)
@@ -109,6 +149,8 @@ cdef class Engine:
         cdef uint64_t h
         if n < 1 or n > MAX_SYMBOL:
             raise ValueError(f"symbol must be 1..{MAX_SYMBOL} ASCII bytes: {name!r}")
+        if self._shm is not None:
+            self._shm.check_room(idx)
         if (idx + 1) * 2 > self.n_slots:       # keep the load factor <= 1/2
             old = self.slots
             old_n = self.n_slots
@@ -143,6 +185,8 @@ cdef class Engine:
         self._symbols.append(name)
         self._books.append(None)
         self._index[name] = idx
+        if self._shm is not None:
+            self._shm.add_symbol(idx, raw)
         return idx
 
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1:
@@ -163,6 +207,9 @@ cdef class Engine:
         cdef object b = self._books[idx]
         if b is None:
             b = Book(self._symbols[idx], self.depth)
+            if self._shm is not None:
+                bids, asks = self._shm.book_arrays(idx)
+                (<Book>b).attach_shm(bids, asks, self._shm.book_hdr(idx), self._shm.checksum)
             self._books[idx] = b
         return <Book>b
 
@@ -219,7 +266,12 @@ cdef class Engine:
         if rc == M_DEPTH:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
             book = self._book_at(idx)
-            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean, recv_ns)
+            if self._plain:
+                self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                           recv_ns)
+            else:
+                self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                              recv_ns, self.events, idx)
             self.msg_counts[M_DEPTH] += 1
             return None
         if rc == M_TRADES:
@@ -231,6 +283,12 @@ cdef class Engine:
                 t = &ps.trades[i]
                 if t.id > h0:
                     self.trades.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+                    if self.events is not None:
+                        self.events.push(
+                            FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE
+                            | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
+                            seconds_to_ns(t.time), recv_ns, t.price, t.amount,
+                            <uint64_t>t.id, idx)
                     if t.id > h1:
                         h1 = t.id
                 else:
@@ -315,13 +373,41 @@ cdef class Engine:
 
     def reset_books(self):
         """Empty every book, e.g. after a reconnect, so that no stale level survives until
-        the fresh snapshot arrives. Each book's ``version`` still increases."""
+        the fresh snapshot arrives. Each book's ``version`` still increases. (Logged as a
+        ``DEPTH_CLEAR_EVENT`` row per book, stamped with the current time.)"""
         cdef Book b
+        cdef int64_t now = time_ns() if self.events is not None else 0
+        cdef int32_t idx = 0
         for obj in self._books:
             if obj is not None:
                 b = <Book>obj
-                b.clear()
-                b.version += 1
+                b.reset(self.events, idx, now)
+            idx += 1
+
+    # -- shared memory -----------------------------------------------------------------------
+
+    @property
+    def shm_name(self):
+        """The shared-memory segment name (``Engine(shm_name=...)``), or None."""
+        return self._shm.name if self._shm is not None else None
+
+    @property
+    def shm(self):
+        """The :class:`~fastfeed._shm.ShmWriter` of the segment, or None."""
+        return self._shm
+
+    def close(self):
+        """Close the shared-memory segment, if any: readers see ``state == 'closed'`` and
+        the name is unlinked (``attach`` fails from now on). The engine keeps working on
+        its (now private) books; views taken earlier stay valid. Idempotent."""
+        if self._shm is not None:
+            self._shm.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     @property
     def books(self):
@@ -354,5 +440,6 @@ cdef class Engine:
         }
 
     def __repr__(self):
+        shm = f" shm={self._shm.name!r}" if self._shm is not None else ""
         return (f"<Engine symbols={len(self._symbols)} frames={self.frames} "
-                f"trades={self.trades.count}>")
+                f"trades={self.trades.count}{shm}>")

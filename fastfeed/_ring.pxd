@@ -19,6 +19,8 @@ cdef class TradeRing:
     cdef uint64_t mask
     cdef readonly int64_t count    # trades ever written = next sequence number
     cdef public object symbols     # list of symbol names (index -> name), shared with Engine
+    cdef int64_t* shm_count        # published count in a shared-memory segment, or NULL
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept
+    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1

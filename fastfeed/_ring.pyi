@@ -1,5 +1,13 @@
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from .errors import TradesOverwritten
+
+__all__ = ["TradeRing", "TradesOverwritten", "trades_frame"]
+
+def trades_frame(view: np.ndarray, symbols: Sequence[str]) -> pd.DataFrame: ...
 
 class TradeRing:
     capacity: int
@@ -10,3 +18,5 @@ class TradeRing:
     def latest(self, n: int = -1) -> np.ndarray: ...
     def since(self, seq: int) -> np.ndarray: ...
     def to_pandas(self, n: int = -1) -> pd.DataFrame: ...
+    @property
+    def shared(self) -> bool: ...

@@ -7,6 +7,8 @@ Every record is written twice, at ``i`` and ``i + capacity`` of a ``2 * capacity
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
+from fastfeed._atomic cimport ff_store_release_i64
+
 import numpy as np
 
 cimport numpy as cnp
@@ -16,7 +18,32 @@ from fastfeed.layout import TRADE_DTYPE
 
 cnp.import_array()
 
-__all__ = ["TradeRing", "TradesOverwritten"]
+__all__ = ["TradeRing", "TradesOverwritten", "trades_frame"]
+
+
+def trades_frame(view, symbols):
+    """Trade records (``TRADE_DTYPE``) as a DataFrame: symbol names resolved, ``time`` and
+    ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC). A copy."""
+    import pandas as pd
+
+    names = np.array(list(symbols) + [""], dtype=object)
+    sym = view["symbol"]
+    df = pd.DataFrame(
+        {
+            "seq": view["seq"],
+            "id": view["id"],
+            "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
+            "side": view["side"],
+            "price": view["price"],
+            "amount": view["amount"],
+            "time": view["time"],
+            "recv_ns": view["recv_ns"],
+        }
+    )
+    df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us",
+                                   utc=True)
+    df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
+    return df
 
 
 cdef class TradeRing:
@@ -44,6 +71,22 @@ cdef class TradeRing:
         self.buf = <TradeRecord*>cnp.PyArray_DATA(self._arr)
         self.count = 0
         self.symbols = symbols if symbols is not None else []
+        self.shm_count = NULL
+
+    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1:
+        """Move the (empty) ring into shared memory: ``arr`` a writable ``2 * capacity``
+        TRADE_DTYPE array over the segment, ``count_ptr`` where ``count`` is published
+        (store-release after each record is complete). Called by the Engine."""
+        if self.count:
+            raise RuntimeError("attach_shm on a ring that was already used")
+        if (arr.dtype != TRADE_DTYPE or arr.shape != (2 * self.capacity,)
+                or not arr.flags.c_contiguous or not arr.flags.writeable):
+            raise ValueError("shared-memory trade ring must be a writable 2 x capacity "
+                             "TRADE_DTYPE array")
+        self._arr = arr
+        self.buf = <TradeRecord*>cnp.PyArray_DATA(arr)
+        self.shm_count = count_ptr
+        return 0
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept:
@@ -59,6 +102,8 @@ cdef class TradeRing:
         r.side = side
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
+        if self.shm_count != NULL:
+            ff_store_release_i64(self.shm_count, self.count)
 
     def __len__(self):
         """Number of trades currently held (at most ``capacity``)."""
@@ -90,28 +135,14 @@ cdef class TradeRing:
         return self.latest(self.count - seq)
 
     def to_pandas(self, Py_ssize_t n=-1):
-        """The newest ``n`` trades as a DataFrame: symbol names resolved, ``time`` and
-        ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC)."""
-        import pandas as pd
+        """The newest ``n`` trades as a DataFrame (a copy): symbol names resolved, ``time``
+        and ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC)."""
+        return trades_frame(self.latest(n), self.symbols)
 
-        view = self.latest(n)
-        names = np.array(list(self.symbols) + [""], dtype=object)
-        sym = view["symbol"]
-        df = pd.DataFrame(
-            {
-                "seq": view["seq"],
-                "id": view["id"],
-                "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
-                "side": view["side"],
-                "price": view["price"],
-                "amount": view["amount"],
-                "time": view["time"],
-                "recv_ns": view["recv_ns"],
-            }
-        )
-        df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
-        df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
-        return df
+    @property
+    def shared(self):
+        """True when the records live in a shared-memory segment (``Engine(shm_name=...)``)."""
+        return self.shm_count != NULL
 
     def __repr__(self):
         return f"<TradeRing count={self.count} capacity={self.capacity}>"

@@ -73,6 +73,10 @@ class FeedOptions:
     queue_size: int = 10_000  #: per stream; the oldest item is dropped (and counted) beyond it
     max_ticker_symbols: int = 10_000  #: bound on ``latest_tickers`` (input cannot grow it forever)
     timing: int = 0  #: if > 0, keep [recv_ns, done_ns] of the last N data frames (see Feed.timings)
+    shm_name: str | None = None  #: publish books and trades in shared memory (fastfeed.attach)
+    shm_max_symbols: int = 1024
+    shm_checksum: bool = False
+    event_log: int = 0  #: if > 0, the engine keeps an hftbacktest-layout event ring of this size
     verify_tls: bool = True  #: verify the server certificate (wss://)
     ssl_context: ssl.SSLContext | None = None
 
@@ -185,8 +189,11 @@ class Feed:
         self.api_key = api_key
         self.__secret = protocol.Secret(secret) if secret is not None else None
         self.options = opts = options or FeedOptions()
+        self._own_engine = engine is None
         self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
-                                       max_frame=opts.max_frame)
+                                       max_frame=opts.max_frame, shm_name=opts.shm_name,
+                                       shm_max_symbols=opts.shm_max_symbols,
+                                       shm_checksum=opts.shm_checksum, event_log=opts.event_log)
         self.on_event = on_event
         self.on_ticker = on_ticker
         self.on_order = on_order
@@ -252,6 +259,8 @@ class Feed:
         for streams in self._streams.values():
             for s in list(streams):
                 s.close()
+        if self._own_engine:
+            self.engine.close()  # unlinks a shared-memory segment it created
 
     async def __aenter__(self) -> Feed:
         return await self.start()

@@ -11,6 +11,13 @@ __all__ = [
     "MessageError",
     "ParseError",
     "TradesOverwritten",
+    "ShmError",
+    "ShmNotFound",
+    "ShmInUse",
+    "ShmStale",
+    "ShmFull",
+    "ShmTornRead",
+    "ShmLayoutError",
     "REJECT_REASONS",
 ]
 
@@ -69,3 +76,46 @@ class TradesOverwritten(FastfeedError, IndexError):
     """``TradeRing.since(seq)`` asked for trades the ring has already overwritten."""
 
     reason = "overwritten"
+
+
+class ShmError(FastfeedError):
+    """A shared-memory segment (``Engine(shm_name=...)`` / ``fastfeed.attach``) problem."""
+
+    reason = "shm"
+
+
+class ShmNotFound(ShmError):
+    """``attach(name)``: no segment of that name exists (no writer, or it closed)."""
+
+    reason = "not_found"
+
+
+class ShmInUse(ShmError):
+    """``Engine(shm_name=name)``: a live writer already publishes under that name."""
+
+    reason = "in_use"
+
+
+class ShmStale(ShmError):
+    """``attach(name)``: the segment's writer died without closing it (its data is frozen)."""
+
+    reason = "stale"
+
+
+class ShmFull(ShmError):
+    """The segment has no free symbol slot (``Engine(shm_max_symbols=...)``)."""
+
+    reason = "full"
+
+
+class ShmTornRead(ShmError):
+    """A reader found no consistent state within its retry budget (the writer kept
+    overwriting what it read, or died in the middle of an update)."""
+
+    reason = "torn_read"
+
+
+class ShmLayoutError(ShmError):
+    """The segment is not a fastfeed segment of a layout this version understands."""
+
+    reason = "layout"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -385,5 +386,28 @@ def test_missing_pong_reconnects() -> None:
                 ex.faults.unstall()
                 await until(lambda: feed.connected, what="reconnect")
                 assert await feed.ping() == "pong"
+
+    run(body)
+
+
+def test_shared_memory_books_from_a_live_feed() -> None:
+    name = f"fastfeed-test-{os.getpid()}"
+
+    async def body() -> None:
+        async with exchange() as ex, fastfeed.connect(ex.url, shm_name=name) as feed:
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books")
+            ex.pause()
+            await feed.ping()
+            reader = fastfeed.attach(name)
+            try:
+                for s in SYMS:
+                    bids, asks = reader.book(s).snapshot()
+                    np.testing.assert_array_equal(bids, feed.book(s).bids)
+                    np.testing.assert_array_equal(asks, feed.book(s).asks)
+            finally:
+                reader.close()
+        with pytest.raises(fastfeed.ShmNotFound):  # unlinked when the feed closed
+            fastfeed.attach(name)
 
     run(body)

@@ -19,7 +19,7 @@ import pytest
 import fastfeed
 from helpers import compiled_engine_cls
 
-MODULES = ("_inflate", "_parse", "_book", "_ring", "_engine", "_listener")
+MODULES = ("_inflate", "_parse", "_events", "_book", "_ring", "_shm", "_engine", "_listener")
 
 
 @pytest.mark.parametrize("name", MODULES)

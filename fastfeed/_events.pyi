@@ -1,0 +1,19 @@
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import TradesOverwritten
+
+__all__ = ["EventRing", "EventsOverwritten"]
+
+EventsOverwritten = TradesOverwritten
+
+class EventRing:
+    capacity: int
+    count: int
+    def __init__(self, capacity: int = 65536) -> None: ...
+    def __len__(self) -> int: ...
+    def latest(self, n: int = -1) -> np.ndarray: ...
+    def since(self, seq: int) -> np.ndarray: ...
+    def to_pandas(self, n: int = -1, symbols: Sequence[str] | None = None) -> pd.DataFrame: ...

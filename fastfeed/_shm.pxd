@@ -1,0 +1,96 @@
+from libc.stdint cimport int64_t, uint64_t
+
+from fastfeed._atomic cimport ff_book_hdr, ff_shm_header
+from fastfeed._ring cimport TradeRecord
+
+
+cdef class Mapping:
+    cdef char* addr
+    cdef size_t size
+    cdef int fd                    # -1 once closed (the writer keeps it for its flock)
+    cdef bint writable
+    cdef object __weakref__
+
+    cdef void close_fd(self) noexcept
+
+
+cdef class ShmWriter:
+    cdef Mapping mapping
+    cdef ff_shm_header* hdr
+    cdef readonly str name
+    cdef bytes cname               # b"/fastfeed.<name>"
+    cdef readonly Py_ssize_t depth
+    cdef readonly Py_ssize_t max_symbols
+    cdef readonly Py_ssize_t ring_capacity
+    cdef readonly bint checksum
+    cdef readonly bint closed
+    cdef int64_t owner_pid
+    cdef object __weakref__
+
+    cdef ff_book_hdr* book_hdr(self, Py_ssize_t idx) noexcept
+    cdef object book_arrays(self, Py_ssize_t idx)
+    cdef object trade_array(self)
+    cdef int64_t* trade_count_ptr(self) noexcept
+    cdef int check_room(self, Py_ssize_t idx) except -1
+    cdef int add_symbol(self, Py_ssize_t idx, bytes raw) except -1
+
+
+cdef class ShmReader:
+    cdef Mapping mapping
+    cdef const ff_shm_header* hdr
+    cdef readonly str name
+    cdef readonly Py_ssize_t depth
+    cdef readonly Py_ssize_t max_symbols
+    cdef readonly int64_t writer_pid
+    cdef int64_t writer_start
+    cdef readonly bint checksum
+    cdef list _symbols
+    cdef dict _index
+    cdef dict _books
+    cdef object _trades
+    cdef readonly bint closed
+
+    cdef int _refresh(self) except -1
+
+
+cdef class ShmBook:
+    cdef Mapping mapping
+    cdef ShmReader reader
+    cdef const ff_book_hdr* hdr
+    cdef const double* bid
+    cdef const double* ask
+    cdef object _bid_arr           # read-only (depth, 2) views of the segment
+    cdef object _ask_arr
+    cdef object _sb                # private scratch (depth, 2) copies
+    cdef object _sa
+    cdef double* sb
+    cdef double* sa
+    cdef readonly str symbol
+    cdef readonly Py_ssize_t index
+    cdef readonly Py_ssize_t depth
+    cdef public Py_ssize_t max_retries
+    cdef readonly int64_t retries  # torn or busy attempts over this reader's lifetime
+    # result of the last consistent read
+    cdef int64_t r_nb
+    cdef int64_t r_na
+    cdef int64_t r_version
+    cdef int64_t r_recv_ns
+    cdef uint64_t r_seq
+    cdef uint64_t r_checksum
+
+    cdef Py_ssize_t _read(self, double* out_b, double* out_a) noexcept nogil
+    cdef int _check(self, Py_ssize_t rc) except -1
+    cdef double _top(self, bint bid_side) except? -1.0
+
+
+cdef class ShmTrades:
+    cdef Mapping mapping
+    cdef ShmReader reader
+    cdef const ff_shm_header* hdr
+    cdef const TradeRecord* buf
+    cdef object _arr               # read-only 2 x capacity TRADE_DTYPE view of the segment
+    cdef readonly Py_ssize_t capacity
+    cdef uint64_t mask
+    cdef public Py_ssize_t max_retries
+
+    cdef object _copy(self, int64_t seq, Py_ssize_t n, bint by_seq)

@@ -1,0 +1,163 @@
+"""The book/trade event log in hftbacktest's event layout.
+
+Every change the engine applies to a book and every trade it stores can be logged as one
+row of :data:`EVENT_DTYPE` (``Engine(event_log=N)`` keeps the newest ``N`` rows in
+``Engine.events``; :func:`fastfeed.export.capture_to_npz` converts a whole capture). The
+layout and flag bits are hftbacktest's (``np.savez_compressed(path, data=rows)`` loads
+there as is):
+
+======== ===== ==========================================================================
+field    type  meaning
+======== ===== ==========================================================================
+ev       u8    flags: ``EXCH_EVENT | LOCAL_EVENT``, a side (``BUY_EVENT``/``SELL_EVENT``)
+               and a kind in the low byte (``DEPTH_EVENT`` 1, ``TRADE_EVENT`` 2,
+               ``DEPTH_CLEAR_EVENT`` 3, ``DEPTH_SNAPSHOT_EVENT`` 4)
+exch_ts  i8    exchange time, ns: the trade's ``time`` (seconds as sent) x 1e9, rounded;
+               depth pushes carry no exchange time, so ``exch_ts == local_ts`` for them
+local_ts i8    local receive time of the frame, ns (``recv_ns``)
+px       f8    price (0 for a clear)
+qty      f8    amount; 0 deletes the level (depth rows)
+order_id u8    the trade id (trades); 0 for depth rows
+ival     i8    fastfeed's symbol index (``Engine.symbols[ival]``)
+fval     f8    0 (reserved)
+======== ===== ==========================================================================
+
+Depth rows describe what the engine *did* to its book (docs/engine-semantics.md), not the
+raw message: a ``clean=true`` push is one ``DEPTH_CLEAR_EVENT`` row (no side flag: both
+sides) followed by ``DEPTH_SNAPSHOT_EVENT`` rows; an increment gives ``DEPTH_EVENT`` rows.
+Every inserted or updated level is a row with its new amount; a deleted level, a level
+that fell off the end of a full side and every crossed level removed is a row with
+``qty = 0``; deletions of absent levels and levels discarded beyond the depth give no row.
+So applying the rows in order to an empty book (:func:`replay_books`) rebuilds exactly the
+engine's books. ``Engine.reset_books()`` logs a side-less clear row per book.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "EVENT_DTYPE",
+    "EXCH_EVENT",
+    "LOCAL_EVENT",
+    "BUY_EVENT",
+    "SELL_EVENT",
+    "DEPTH_EVENT",
+    "TRADE_EVENT",
+    "DEPTH_CLEAR_EVENT",
+    "DEPTH_SNAPSHOT_EVENT",
+    "KIND_MASK",
+    "KIND_NAMES",
+    "kinds",
+    "sides",
+    "events_to_pandas",
+    "replay_books",
+]
+
+EXCH_EVENT = 1 << 31
+LOCAL_EVENT = 1 << 30
+BUY_EVENT = 1 << 29
+SELL_EVENT = 1 << 28
+
+DEPTH_EVENT = 1
+TRADE_EVENT = 2
+DEPTH_CLEAR_EVENT = 3
+DEPTH_SNAPSHOT_EVENT = 4
+
+#: The kind lives in the low byte of ``ev``.
+KIND_MASK = 0xFF
+KIND_NAMES = {
+    DEPTH_EVENT: "depth",
+    TRADE_EVENT: "trade",
+    DEPTH_CLEAR_EVENT: "depth_clear",
+    DEPTH_SNAPSHOT_EVENT: "depth_snapshot",
+}
+
+#: hftbacktest's event row (64 bytes, aligned). Matches ``EventRecord`` in ``_events.pxd``.
+EVENT_DTYPE = np.dtype(
+    [
+        ("ev", "u8"),
+        ("exch_ts", "i8"),
+        ("local_ts", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+        ("order_id", "u8"),
+        ("ival", "i8"),
+        ("fval", "f8"),
+    ],
+    align=True,
+)
+assert EVENT_DTYPE.itemsize == 64
+
+
+def kinds(rows: np.ndarray) -> np.ndarray:
+    """The kind of every row (``ev & 0xFF``) as uint8."""
+    return (rows["ev"] & np.uint64(KIND_MASK)).astype(np.uint8)
+
+
+def sides(rows: np.ndarray) -> np.ndarray:
+    """+1 for ``BUY_EVENT`` rows, -1 for ``SELL_EVENT`` rows, 0 for neither (int8)."""
+    ev = rows["ev"]
+    buy = (ev & np.uint64(BUY_EVENT)) != 0
+    sell = (ev & np.uint64(SELL_EVENT)) != 0
+    return buy.astype(np.int8) - sell.astype(np.int8)
+
+
+def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:
+    """A DataFrame of event rows: the raw fields, plus ``kind`` (name), ``side`` (+1/-1/0),
+    ``symbol`` (name, when ``symbols`` is given) and ``exch_dt`` / ``local_dt`` (UTC)."""
+    import pandas as pd
+
+    rows = np.asarray(rows)
+    if rows.dtype != EVENT_DTYPE:
+        raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
+    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names})
+    k = kinds(rows)
+    names = np.array(["?"] * 256, dtype=object)
+    for code, name in KIND_NAMES.items():
+        names[code] = name
+    df["kind"] = names[k]
+    df["side"] = sides(rows)
+    if symbols is not None:
+        table = np.array(list(symbols) + [""], dtype=object)
+        ival = rows["ival"]
+        ok = (ival >= 0) & (ival < len(table) - 1)
+        df["symbol"] = table[np.where(ok, ival, -1)]
+    df["exch_dt"] = pd.to_datetime(rows["exch_ts"], unit="ns", utc=True)
+    df["local_dt"] = pd.to_datetime(rows["local_ts"], unit="ns", utc=True)
+    return df
+
+
+DictBooks = dict[int, tuple[dict[float, float], dict[float, float]]]
+
+
+def replay_books(rows: np.ndarray | Iterable[np.ndarray], books: DictBooks | None = None) -> DictBooks:
+    """Apply depth rows to dict books ``{ival: ({bid px: qty}, {ask px: qty})}`` (created on
+    first sight; pass ``books`` to continue). Trade rows are ignored. Slow (a Python loop):
+    meant for checks, not for backtests."""
+    if books is None:
+        books = {}
+    chunks = [rows] if isinstance(rows, np.ndarray) else rows
+    for chunk in chunks:
+        for ev, px, qty, ival in zip(chunk["ev"].tolist(), chunk["px"].tolist(),
+                                     chunk["qty"].tolist(), chunk["ival"].tolist()):
+            kind = ev & KIND_MASK
+            if kind == TRADE_EVENT:
+                continue
+            book = books.get(ival)
+            if book is None:
+                book = books[ival] = ({}, {})
+            if kind == DEPTH_CLEAR_EVENT:
+                if ev & BUY_EVENT or not ev & SELL_EVENT:
+                    book[0].clear()
+                if ev & SELL_EVENT or not ev & BUY_EVENT:
+                    book[1].clear()
+                continue
+            side = book[0] if ev & BUY_EVENT else book[1]
+            if qty == 0.0:
+                side.pop(px, None)
+            else:
+                side[px] = qty
+    return books
