@@ -133,16 +133,29 @@ class Contestant:
     make: Callable[[], Callable[[bytes], Any]]  # fresh state, returns the per-message call
 
 
-def _make_inflate_only():
+def _backends() -> tuple[str, ...]:
+    """The inflate backends of this build, the default first (("zlib",) or
+    ("libdeflate", "zlib"))."""
+    try:
+        from fastfeed._inflate import BACKENDS
+    except ImportError:  # pragma: no cover - not built
+        return ("zlib",)
+    return tuple(BACKENDS)
+
+
+DEFAULT_BACKEND = _backends()[0]
+
+
+def _make_inflate_only(backend: str = "auto"):
     import fastfeed
 
-    return fastfeed.Inflater(max_size=8 * 1024 * 1024).inflate_len
+    return fastfeed.Inflater(max_size=8 * 1024 * 1024, backend=backend).inflate_len
 
 
-def _make_engine():
+def _make_engine(backend: str = "auto"):
     import fastfeed
 
-    return fastfeed.Engine(**ENGINE_KW).feed
+    return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend).feed
 
 
 def _make_msgspec_decode():
@@ -150,11 +163,17 @@ def _make_msgspec_decode():
 
 
 CONTESTANTS: tuple[Contestant, ...] = (
-    Contestant("inflate", "a inflate-only (fastfeed Inflater)", "zlib", "fastfeed",
+    Contestant("inflate", f"a inflate-only ({DEFAULT_BACKEND})", "zlib", "fastfeed",
                _make_inflate_only),
     Contestant("parse_apply", "b fastfeed parse+apply (plain)", "plain", "fastfeed",
                _make_engine),
-    Contestant("full", "c fastfeed full (zlib)", "zlib", "fastfeed", _make_engine),
+    Contestant("full", f"c fastfeed full ({DEFAULT_BACKEND})", "zlib", "fastfeed", _make_engine),
+    # with libdeflate built in, the zlib backend side by side (same results, slower inflate)
+    *((Contestant("inflate_zlib", "a2 inflate-only (zlib)", "zlib", "fastfeed",
+                  lambda: _make_inflate_only("zlib")),
+       Contestant("full_zlib", "c2 fastfeed full (zlib backend)", "zlib", "fastfeed",
+                  lambda: _make_engine("zlib")))
+      if DEFAULT_BACKEND != "zlib" else ()),
     Contestant("py_json", "d zlib+json.loads+dict book", "zlib", "",
                lambda: make_dict_client(json.loads)[0]),
     Contestant("py_orjson", "e zlib+orjson.loads+dict book", "zlib", "orjson",
@@ -170,7 +189,9 @@ CONTESTANTS: tuple[Contestant, ...] = (
 
 #: (name, numerator, denominator, comparison, threshold): ratio = t[num] / t[den].
 TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
-    ("full / inflate-only", "full", "inflate", "<=", 1.10),
+    (f"full / inflate-only ({DEFAULT_BACKEND})", "full", "inflate", "<=", 1.10),
+    *((("full / inflate-only (zlib)", "full_zlib", "inflate_zlib", "<=", 1.10),)
+      if DEFAULT_BACKEND != "zlib" else ()),
     ("orjson-alone / parse+apply", "orjson_alone", "parse_apply", ">=", 5.0),
     ("py-json-dict / full", "py_json", "full", ">=", 4.0),
     ("py-orjson-dict / full", "py_orjson", "full", ">=", 1.8),

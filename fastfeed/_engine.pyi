@@ -25,7 +25,10 @@ class Engine:
         event_log: int = 0,
         shm_max_symbols: int = 1024,
         shm_checksum: bool = False,
+        inflate_backend: str = "auto",
     ) -> None: ...
+    @property
+    def inflate_backend(self) -> str: ...
     def feed(self, payload: Payload, recv_ns: int = 0) -> Any | None: ...
     def feed_many(
         self, payloads: Iterable[Payload], recv_ns: int = 0, raise_errors: bool = False

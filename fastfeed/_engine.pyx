@@ -102,14 +102,15 @@ cdef class Engine:
 
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
                   size_t max_frame=8 * 1024 * 1024, shm_name=None, Py_ssize_t event_log=0,
-                  Py_ssize_t shm_max_symbols=1024, bint shm_checksum=False):
+                  Py_ssize_t shm_max_symbols=1024, bint shm_checksum=False,
+                  str inflate_backend="auto"):
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if event_log < 0:
             raise ValueError("event_log must be >= 0 (0: off)")
         self.depth = depth
         self.max_frame = max_frame
-        self.inflater = Inflater(max_frame)
+        self.inflater = Inflater(max_frame, inflate_backend)
         self.parser = Parser()
         self._symbols = []
         self._books = []
@@ -395,6 +396,11 @@ cdef class Engine:
     def shm(self):
         """The :class:`~fastfeed._shm.ShmWriter` of the segment, or None."""
         return self._shm
+
+    @property
+    def inflate_backend(self):
+        """The inflate backend in use: ``"libdeflate"`` or ``"zlib"`` (see ``Inflater``)."""
+        return self.inflater.backend
 
     def close(self):
         """Close the shared-memory segment, if any: readers see ``state == 'closed'`` and
