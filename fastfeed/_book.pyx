@@ -102,6 +102,40 @@ cdef inline Py_ssize_t upsert(double* a, Py_ssize_t n, Py_ssize_t cap, Py_ssize_
     return n + 1
 
 
+cdef inline Py_ssize_t fill_sorted(double* a, Py_ssize_t cap, const Level* lv, Py_ssize_t n,
+                                   bint ascending) noexcept nogil:
+    """Snapshot fast path: when the levels of one side are strictly monotonic in price
+    (either direction) with every amount > 0, applying them one by one to an empty side
+    leaves exactly the best ``cap`` of them, sorted; write that directly. Returns the new
+    row count, or -1 when the levels do not qualify (the caller applies them one by one)."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t m
+    cdef bint up = True
+    cdef bint down = True
+    if n < 2:
+        return -1
+    for i in range(n):
+        if not lv[i].amount > 0.0:
+            return -1
+    for i in range(1, n):
+        if not lv[i].price > lv[i - 1].price:
+            up = False
+        if not lv[i].price < lv[i - 1].price:
+            down = False
+    if not (up or down):
+        return -1
+    m = n if n < cap else cap
+    if up == ascending:     # input already best first
+        for i in range(m):
+            a[2 * i] = lv[i].price
+            a[2 * i + 1] = lv[i].amount
+    else:                   # best last: take the last m, reversed
+        for i in range(m):
+            a[2 * i] = lv[n - 1 - i].price
+            a[2 * i + 1] = lv[n - 1 - i].amount
+    return m
+
+
 cdef inline Py_ssize_t drop_front(double* a, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     memmove(a, a + 2 * k, (n - k) * 2 * sizeof(double))
     return n - k
@@ -322,9 +356,28 @@ cdef class Book:
         cdef Py_ssize_t cap = self.depth
         cdef double price
         cdef double amount
+        cdef Py_ssize_t m
         if clean:
             self.n_bids = 0
             self.n_asks = 0
+            # Snapshots usually list each side in price order (asks often descending): fill
+            # the empty sides directly instead of inserting level by level. The asks come
+            # first in the rules, so the bids may only take the fast path after them.
+            m = fill_sorted(self.ask, cap, asks, n_asks, True)
+            if m >= 0:
+                self.n_asks = m
+                n_asks = 0                      # done; the bid side is empty: no crossing
+                m = fill_sorted(self.bid, cap, bids, n_bids, False)
+                if m >= 0:
+                    self.n_bids = m
+                    n_bids = 0
+                    if self.n_asks > 0 and self.ask[0] <= self.bid[0]:
+                        # each bid removes the asks at or below it: in all, those <= best bid
+                        k = lower_asc(self.ask, self.n_asks, self.bid[0])
+                        while k < self.n_asks and self.ask[2 * k] <= self.bid[0]:
+                            k += 1
+                        crossed += k
+                        self.n_asks = drop_front(self.ask, self.n_asks, k)
         for i in range(n_asks):
             price = asks[i].price
             amount = asks[i].amount
