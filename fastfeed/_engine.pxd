@@ -8,7 +8,7 @@ from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
 
 cdef enum:
-    N_REASONS = 9
+    N_REASONS = 10
 
 cdef struct SymSlot:
     uint64_t hash
@@ -21,6 +21,7 @@ cdef class Engine:
     cdef Inflater inflater
     cdef Parser parser
     cdef readonly Py_ssize_t depth
+    cdef readonly Py_ssize_t max_symbols
     cdef readonly size_t max_frame
     cdef readonly TradeRing trades
     cdef readonly EventRing events  # opt-in event log (Engine(event_log=N)), else None
@@ -47,3 +48,4 @@ cdef class Engine:
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)
     cdef object _reject_parse(self, int code)
+    cdef object _reject_symbol_limit(self)

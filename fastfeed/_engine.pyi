@@ -13,6 +13,7 @@ Payload = bytes | bytearray | memoryview | str
 
 class Engine:
     depth: int
+    max_symbols: int
     max_frame: int
     trades: TradeRing
     events: EventRing | None
@@ -26,6 +27,7 @@ class Engine:
         shm_max_symbols: int = 1024,
         shm_checksum: bool = False,
         inflate_backend: str = "auto",
+        max_symbols: int = 10000,
     ) -> None: ...
     @property
     def inflate_backend(self) -> str: ...

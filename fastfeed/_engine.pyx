@@ -53,6 +53,7 @@ cdef dict _PARSE_REASON = {
 }
 cdef int R_TOO_LARGE = REJECT_REASONS.index("too_large")
 cdef int R_BAD_JSON = REJECT_REASONS.index("bad_json")
+cdef int R_SYMBOL_LIMIT = REJECT_REASONS.index("symbol_limit")
 assert len(REJECT_REASONS) == N_REASONS
 
 
@@ -103,12 +104,15 @@ cdef class Engine:
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
                   size_t max_frame=8 * 1024 * 1024, shm_name=None, Py_ssize_t event_log=0,
                   Py_ssize_t shm_max_symbols=1024, bint shm_checksum=False,
-                  str inflate_backend="auto"):
+                  str inflate_backend="auto", Py_ssize_t max_symbols=10000):
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if event_log < 0:
             raise ValueError("event_log must be >= 0 (0: off)")
+        if max_symbols < 1:
+            raise ValueError("max_symbols must be >= 1")
         self.depth = depth
+        self.max_symbols = max_symbols
         self.max_frame = max_frame
         self.inflater = Inflater(max_frame, inflate_backend)
         self.parser = Parser()
@@ -202,6 +206,8 @@ cdef class Engine:
             if s.hash == h and s.length == n and memcmp(s.name, name, n) == 0:
                 return s.index
             i = (i + 1) & mask
+        if len(self._symbols) >= self.max_symbols:
+            return -2  # input may not grow the symbol table past max_symbols
         return self._register(PyBytes_FromStringAndSize(<const char*>name, n).decode("ascii"))
 
     cdef Book _book_at(self, int32_t idx):
@@ -225,6 +231,11 @@ cdef class Engine:
         off = self.parser.error_offset()
         where = f" at byte {off}" if off >= 0 else ""
         raise ParseError(f"{reason}{where}", reason)
+
+    cdef object _reject_symbol_limit(self):
+        self.rejects[R_SYMBOL_LIMIT] += 1
+        raise ParseError(f"symbol_limit: a new symbol beyond max_symbols={self.max_symbols}",
+                         "symbol_limit")
 
     cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text):
         """Feed one payload by pointer (the listener's entry point). See ``feed``."""
@@ -266,6 +277,8 @@ cdef class Engine:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            if idx < 0:
+                return self._reject_symbol_limit()
             book = self._book_at(idx)
             if self._plain:
                 self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
@@ -277,6 +290,8 @@ cdef class Engine:
             return None
         if rc == M_TRADES:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            if idx < 0:
+                return self._reject_symbol_limit()
             h0 = self.hwm[idx]
             h1 = h0
             i = ps.n_trades - 1

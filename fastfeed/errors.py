@@ -32,6 +32,7 @@ REJECT_REASONS = (
     "too_deep",
     "bad_message",
     "bad_number",
+    "symbol_limit",
 )
 
 

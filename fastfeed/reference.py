@@ -583,10 +583,14 @@ class ReferenceEngine:
     """Pure-Python engine: inflate -> parse -> books/trades, per docs/engine-semantics.md."""
 
     def __init__(
-        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024
+        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024,
+        max_symbols: int = 10000,
     ) -> None:
         if depth < 1:
             raise ValueError("depth must be >= 1")
+        if max_symbols < 1:
+            raise ValueError("max_symbols must be >= 1")
+        self.max_symbols = max_symbols
         if trade_capacity < 1:
             raise ValueError("trade_capacity must be >= 1")
         if max_frame < 1:
@@ -759,8 +763,14 @@ class ReferenceEngine:
         self._messages[key] += 1
         return obj
 
+    def _check_symbol_limit(self, symbol: str) -> None:
+        """Input may not grow the symbol table past ``max_symbols`` (calls to ``book()`` may)."""
+        if symbol not in self._index and len(self._names) >= self.max_symbols:
+            raise _parse_error("symbol_limit", f"a new symbol beyond max_symbols={self.max_symbols}")
+
     def _apply_depth(self, parsed: _Depth, recv_ns: int) -> None:
         clean, (asks, bids), symbol = parsed
+        self._check_symbol_limit(symbol)
         book = self._book(symbol)
         if clean:
             book._clear()
@@ -772,6 +782,7 @@ class ReferenceEngine:
 
     def _apply_trades(self, parsed: _Trades, recv_ns: int) -> None:
         _, trades, symbol = parsed
+        self._check_symbol_limit(symbol)
         self._book(symbol)
         index = self._index[symbol]
         hwm = self._hwm.get(symbol, -1)
