@@ -73,6 +73,8 @@ cdef class Parser:
     cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept
     cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept
     cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept
     cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept
     cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept
     cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept

@@ -552,6 +552,21 @@ cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
     return ps._number(p, end, out)
 
 
+cdef inline int next_item(const uchar** pp, const uchar* end, uchar close) noexcept nogil:
+    """After an element of an array/object: ``,`` -> 1 (``*pp`` at the next element),
+    ``close`` -> 0 (``*pp`` just past it), anything else -> -1."""
+    cdef const uchar* p = ws(pp[0], end)
+    if p < end:
+        if p[0] == 44:
+            pp[0] = ws(p + 1, end)
+            return 1
+        if p[0] == close:
+            pp[0] = p + 1
+            return 0
+    pp[0] = p
+    return -1
+
+
 cdef inline bint key_is(const uchar* k, Py_ssize_t n, const char* name, Py_ssize_t m) noexcept nogil:
     return n == m and memcmp(k, name, m) == 0
 
@@ -678,6 +693,7 @@ cdef class Parser:
         cdef double amount
         cdef Level* arr
         cdef Py_ssize_t newcap
+        cdef int r
         if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
         p = ws(p + 1, end)
@@ -722,15 +738,34 @@ cdef class Parser:
                 self.bids[self.n_bids].price = price
                 self.bids[self.n_bids].amount = amount
                 self.n_bids += 1
-            p = ws(p + 1, end)
-            if p >= end:
+            p += 1
+            r = next_item(&p, end, 93)
+            if r == 0:
+                return p
+            if r < 0:
                 return self._fail(P_BAD_MESSAGE, p)
-            if p[0] == 44:
-                p = ws(p + 1, end)
-                continue
-            if p[0] == 93:
-                return p + 1
+
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept:
+        """``[clean,`` of ``params``: returns the start of the second element."""
+        if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
+        p = self._clean(ws(p + 1, end), end)
+        if p == NULL:
+            return NULL
+        if next_item(&p, end, 93) != 1:
+            return self._fail(P_BAD_MESSAGE, p)
+        return p
+
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept:
+        """``, symbol]`` of ``params`` (p after the second element): returns past ``]``."""
+        if next_item(&p, end, 93) != 1:
+            return self._fail(P_BAD_MESSAGE, p)
+        p = self._symbol(p, end)
+        if p == NULL:
+            return NULL
+        if next_item(&p, end, 93) != 0:
+            return self._fail(P_BAD_MESSAGE, p)
+        return p
 
     cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept:
         cdef uchar key[KEYBUF]
@@ -738,15 +773,10 @@ cdef class Parser:
         cdef bint seen_asks = False
         cdef bint seen_bids = False
         cdef int err
-        if p >= end or p[0] != 91:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = self._clean(ws(p + 1, end), end)
+        cdef int r
+        p = self._params_head(p, end)
         if p == NULL:
             return NULL
-        p = ws(p, end)
-        if p >= end or p[0] != 44:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = ws(p + 1, end)
         if p >= end or p[0] != 123:
             return self._fail(P_BAD_MESSAGE, p)
         p = ws(p + 1, end)
@@ -779,26 +809,12 @@ cdef class Parser:
                         return self._fail(err, p)
                 if p == NULL:
                     return NULL
-                p = ws(p, end)
-                if p >= end:
-                    return self._fail(P_BAD_MESSAGE, p)
-                if p[0] == 44:
-                    p = ws(p + 1, end)
-                    continue
-                if p[0] == 125:
-                    p += 1
+                r = next_item(&p, end, 125)
+                if r == 0:
                     break
-                return self._fail(P_BAD_MESSAGE, p)
-        p = ws(p, end)
-        if p >= end or p[0] != 44:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = self._symbol(ws(p + 1, end), end)
-        if p == NULL:
-            return NULL
-        p = ws(p, end)
-        if p >= end or p[0] != 93:
-            return self._fail(P_BAD_MESSAGE, p)
-        return p + 1
+                if r < 0:
+                    return self._fail(P_BAD_MESSAGE, p)
+        return self._params_tail(p, end)
 
     cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept:
         cdef uchar key[KEYBUF]
@@ -814,6 +830,7 @@ cdef class Parser:
         cdef Trade* t
         cdef Trade* arr
         cdef Py_ssize_t newcap
+        cdef int r
         if p >= end or p[0] != 123:
             return self._fail(P_BAD_MESSAGE, p)
         if self.n_trades == self.cap_trades:
@@ -904,30 +921,21 @@ cdef class Parser:
                     return self._fail(err, p)
             if p == NULL:
                 return NULL
-            p = ws(p, end)
-            if p >= end:
-                return self._fail(P_BAD_MESSAGE, p)
-            if p[0] == 44:
-                p = ws(p + 1, end)
-                continue
-            if p[0] == 125:
+            r = next_item(&p, end, 125)
+            if r == 0:
                 break
-            return self._fail(P_BAD_MESSAGE, p)
+            if r < 0:
+                return self._fail(P_BAD_MESSAGE, p)
         if seen != 31:
-            return self._fail(P_BAD_MESSAGE, p)
+            return self._fail(P_BAD_MESSAGE, p - 1)
         self.n_trades += 1
-        return p + 1
+        return p
 
     cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept:
-        if p >= end or p[0] != 91:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = self._clean(ws(p + 1, end), end)
+        cdef int r
+        p = self._params_head(p, end)
         if p == NULL:
             return NULL
-        p = ws(p, end)
-        if p >= end or p[0] != 44:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = ws(p + 1, end)
         if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
         p = ws(p + 1, end)
@@ -938,26 +946,12 @@ cdef class Parser:
                 p = self._trade(p, end)
                 if p == NULL:
                     return NULL
-                p = ws(p, end)
-                if p >= end:
-                    return self._fail(P_BAD_MESSAGE, p)
-                if p[0] == 44:
-                    p = ws(p + 1, end)
-                    continue
-                if p[0] == 93:
-                    p += 1
+                r = next_item(&p, end, 93)
+                if r == 0:
                     break
-                return self._fail(P_BAD_MESSAGE, p)
-        p = ws(p, end)
-        if p >= end or p[0] != 44:
-            return self._fail(P_BAD_MESSAGE, p)
-        p = self._symbol(ws(p + 1, end), end)
-        if p == NULL:
-            return NULL
-        p = ws(p, end)
-        if p >= end or p[0] != 93:
-            return self._fail(P_BAD_MESSAGE, p)
-        return p + 1
+                if r < 0:
+                    return self._fail(P_BAD_MESSAGE, p)
+        return self._params_tail(p, end)
 
     cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept:
         if method == M_DEPTH:
