@@ -37,7 +37,9 @@ from fastfeed._shm cimport ShmWriter
 from time import time_ns
 
 from fastfeed._inflate import raise_inflate_error, reason_of
-from fastfeed._json import loads as _loads
+from fastfeed._json import loads_exact as _loads_exact
+from orjson import JSONDecodeError as _OrjsonError
+from orjson import loads as _orjson_loads
 from fastfeed._parse import METHOD_NAMES
 from fastfeed._shm import ShmWriter as _ShmWriter
 from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError
@@ -314,7 +316,14 @@ cdef class Engine:
             self.msg_counts[M_TRADES] += 1
             return None
         try:
-            obj = _loads(PyBytes_FromStringAndSize(<const char*>js, jn), ps.big_int)
+            text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
+            if ps.big_int:  # orjson would turn integers beyond 64 bits into floats
+                obj = _loads_exact(text_obj)
+            else:
+                try:
+                    obj = _orjson_loads(text_obj)
+                except _OrjsonError:  # e.g. lone surrogates, which the stdlib accepts
+                    obj = _loads_exact(text_obj)
         except (ValueError, RecursionError) as exc:   # validated already: should not happen
             self.rejects[R_BAD_JSON] += 1
             raise ParseError(f"bad_json: {exc}", "bad_json") from None

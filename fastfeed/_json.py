@@ -1,14 +1,13 @@
-"""JSON decoding for the messages that leave the hot path (replies, tickers, private
-pushes): orjson when it is exact, the stdlib otherwise."""
+"""Exact JSON decoding for the messages that leave the hot path when orjson cannot be
+exact (integers beyond 64 bits) or refuses valid JSON (lone surrogates): the stdlib's
+decoder with integers of any size. The engine uses orjson otherwise."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import orjson
-
-__all__ = ["int_from_token", "loads_exact", "loads"]
+__all__ = ["int_from_token", "loads_exact"]
 
 
 def int_from_token(s: str) -> int:
@@ -24,14 +23,3 @@ def int_from_token(s: str) -> int:
 def loads_exact(text: bytes | str) -> Any:
     """Decode already validated JSON with ``json.loads``, integers kept exact at any size."""
     return json.loads(text, parse_int=int_from_token)
-
-
-def loads(text: bytes, big_ints: bool = False) -> Any:
-    """orjson (fast) unless the text holds integers beyond 64 bits (orjson turns those into
-    floats) or something orjson refuses (lone surrogates): then :func:`loads_exact`."""
-    if not big_ints:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return loads_exact(text)
