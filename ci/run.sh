@@ -11,6 +11,14 @@ if [ ! -f /usr/include/zlib.h ]; then
     fi
 fi
 
+# libdeflate is an optional inflate backend: build and test it when Debian's package can be
+# had; without it the build is zlib-only and everything still passes.
+if [ ! -f /usr/include/libdeflate.h ] && command -v apt-get >/dev/null; then
+    echo "ci: installing libdeflate-dev (optional inflate backend)"
+    (apt-get update -qq && apt-get install -y -qq libdeflate-dev) >/dev/null 2>&1 \
+        || echo "ci: libdeflate-dev not available, building the zlib backend only"
+fi
+
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv-ci}
 rm -rf "$VENV"
@@ -23,3 +31,80 @@ python -c "import fastfeed, sys; print('fastfeed', fastfeed.__version__, 'compil
 
 # The README's test command, verbatim:
 python -m pytest -q
+
+# --- Soak, CI mode: 2 minutes of the live client at 50k msg/s against the exchange process;
+# fails on errors, reconnects, backlog or RSS growth (benchmarks/soak.py, 1-hour run by hand).
+python benchmarks/soak.py --ci
+
+# --- Extra steps: the same engine tests against a debug build and an AddressSanitizer build ---
+# Each step copies the source tree (tracked and untracked-but-not-ignored files) to a temp
+# dir, builds the extensions in place there with this venv, checks that Python imports that
+# copy, and runs the parser/engine tests plus a short fuzz pass on it. Any failure (a test, an
+# ASan report: abort_on_error=1) fails the job. See docs/fuzzing.md.
+shopt -s inherit_errexit
+ROOT=$PWD
+ENGINE_TESTS=(tests/test_rules.py tests/test_bad_input.py tests/test_equivalence.py tests/test_fuzz.py)
+CI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/fastfeed-ci.XXXXXX")
+trap 'rm -rf "$CI_TMP"' EXIT
+# `pip install -e` built in an isolated environment: build_ext --inplace needs these here.
+python -m pip install -q "Cython>=3.0.10" "setuptools>=68" wheel
+
+copy_tree() {  # copy_tree DEST: the source tree as git sees it, without build outputs
+    mkdir -p "$1"
+    git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [ -e "$ROOT/$f" ] && printf '%s\0' "$f"; done \
+        | tar -C "$ROOT" --null -T - -cf - | tar -C "$1" -xf -
+}
+
+build_copy() {  # build_copy NAME ENV...: copy + build_ext --inplace with ENV; prints the dir
+    local dir="$CI_TMP/$1"
+    shift
+    copy_tree "$dir"
+    (cd "$dir" && env "$@" python setup.py -q build_ext --inplace -j 2 >"$dir/build.log" 2>&1) \
+        || { tail -50 "$dir/build.log" >&2; return 1; }
+    echo "$dir"
+}
+
+run_engine_tests() {  # run_engine_tests DIR ENV...: the engine tests against the copy in DIR
+    local dir=$1
+    shift
+    (
+        cd "$dir"
+        export PYTHONPATH="$dir" FASTFEED_EXPECT_BUILD_DIR="$dir"
+        export FASTFEED_FUZZ_SECONDS="${FASTFEED_CI_FUZZ_SECONDS:-15}"
+        env "$@" python -c "
+import os, sys, fastfeed
+from fastfeed import _engine, _inflate, _parse
+want = os.path.join(os.environ['FASTFEED_EXPECT_BUILD_DIR'], 'fastfeed')
+files = [fastfeed.__file__, _engine.__file__, _inflate.__file__, _parse.__file__]
+print('ci: testing', *files, sep='\n    ')
+sys.exit(0 if fastfeed.COMPILED and all(os.path.dirname(f) == want for f in files) else 1)"
+        # --capture=sys: what C code writes to fd 2 (an ASan report) reaches the log even
+        # when the process aborts
+        export FASTFEED_FUZZ_LAST_INPUT="$dir/fuzz-last-input"
+        env "$@" python -m pytest -q -p no:cacheprovider --capture=sys "${ENGINE_TESTS[@]}" || {
+            rc=$?
+            if [ -f "$dir/fuzz-last-input.txt" ]; then  # after a hard crash: what was being fed
+                echo "ci: last fuzz input: $(cat "$dir/fuzz-last-input.txt")"
+                python -c "import sys; print(repr(open(sys.argv[1], 'rb').read()[:4000]))" "$dir/fuzz-last-input.bin"
+            fi
+            exit $rc
+        }
+    )
+}
+
+echo "ci: [debug] FASTFEED_DEBUG=1 build (bounds/wraparound/initialized checks, -O0 -g, linetrace)"
+t0=$SECONDS
+DEBUG_DIR=$(build_copy debug FASTFEED_DEBUG=1)
+test -f "$DEBUG_DIR/fastfeed/_parse.html"  # Cython's annotation: only written by the debug build
+echo "ci: [debug] built in $((SECONDS - t0)) s"
+run_engine_tests "$DEBUG_DIR"
+
+echo "ci: [asan] FASTFEED_ASAN=1 build (AddressSanitizer; CPython itself is not instrumented)"
+t0=$SECONDS
+ASAN_DIR=$(build_copy asan FASTFEED_ASAN=1)
+ldd "$ASAN_DIR"/fastfeed/_parse.*.so | grep libasan >/dev/null  # really linked against ASan
+echo "ci: [asan] built in $((SECONDS - t0)) s"
+LIBASAN=$(gcc -print-file-name=libasan.so)
+# the last step: its pytest summary is the job's closing line
+run_engine_tests "$ASAN_DIR" LD_PRELOAD="$LIBASAN" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONMALLOC=malloc

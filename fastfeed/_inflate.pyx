@@ -158,10 +158,10 @@ cdef class Inflater:
                     return INF_TRAILING
                 self.out_len = out_n
                 return INF_OK
-            if r != LIBDEFLATE_INSUFFICIENT_SPACE:
+            if r != LIBDEFLATE_INSUFFICIENT_SPACE or self.out_cap >= limit:
+                # corrupt, or too large (or corrupt after the cap): zlib tells which, in the
+                # order the stream reveals it, as the zlib backend would
                 return self._run_zlib(data, size)
-            if self.out_cap >= limit:
-                return INF_TOO_LARGE
             want = self.out_cap * 2
             if want > limit:
                 want = limit

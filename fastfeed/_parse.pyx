@@ -705,17 +705,19 @@ cdef class Parser:
             p = number_at(self, ws(p + 1, end), end, &price)
             if p == NULL:
                 return NULL
+            if not (isfinite(price) and price > 0.0):   # reported in text order
+                return self._fail(P_BAD_NUMBER, p)
             p = ws(p, end)
             if p >= end or p[0] != 44:
                 return self._fail(P_BAD_MESSAGE, p)
             p = number_at(self, ws(p + 1, end), end, &amount)
             if p == NULL:
                 return NULL
+            if not (isfinite(amount) and amount >= 0.0):
+                return self._fail(P_BAD_NUMBER, p)
             p = ws(p, end)
             if p >= end or p[0] != 93:
                 return self._fail(P_BAD_MESSAGE, p)
-            if not (isfinite(price) and price > 0.0 and isfinite(amount) and amount >= 0.0):
-                return self._fail(P_BAD_NUMBER, p)
             if asks:
                 if self.n_asks == self.cap_asks:
                     newcap = self.cap_asks * 2

@@ -8,12 +8,21 @@ with copies taken before), and the next good frame applied.
 from __future__ import annotations
 
 import json
+import os
+import random
+import resource
+import struct
+import subprocess
+import sys
+import time
 import zlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import fastfeed
 from fastfeed.errors import (
     FastfeedError,
     FrameError,
@@ -22,7 +31,19 @@ from fastfeed.errors import (
     MessageError,
     ParseError,
 )
-from helpers import BYTE_CODECS, CODECS, assert_snapshot_equal, depth_text, encode, snapshot, trade, trades_text
+from fastfeed.reference import ReferenceEngine
+from helpers import (
+    BYTE_CODECS,
+    CODECS,
+    assert_snapshot_equal,
+    assert_state_equal,
+    compiled_engine_cls,
+    depth_text,
+    encode,
+    snapshot,
+    trade,
+    trades_text,
+)
 
 WRAPS = ("bytes", "bytearray", "memoryview")
 
@@ -505,3 +526,363 @@ def test_rejects_accumulate(engine_cls: Any) -> None:
     assert st["rejects"]["bad_message"] == 3
     assert sum(st["rejects"].values()) == 6
     assert st["frames"] == 3 + 6
+
+
+# --- named hostile inputs (the hardening list) ------------------------------------------------
+# Each: a typed error counted in stats["rejects"] with books and ring untouched (check_reject),
+# or acceptance with exactly the reference's result; and the next good frame applied.
+
+ONE_GIB = 1 << 30
+
+
+def zlib_zeros_stream(n_mib: int) -> bytes:
+    """A valid zlib stream (RFC 1950) of ``n_mib`` MiB of zeros, built in milliseconds.
+
+    deflate of 1 MiB of zeros followed by a full flush ends byte-aligned with an empty
+    dictionary, so it is the same block whatever came before: the stream is a zlib header,
+    that block ``n_mib`` times, the final empty block and the Adler-32 of ``n`` zeros
+    (a = 1, b = n mod 65521). About 1 KiB per MiB: 1 GiB is ~1 MiB of input.
+    """
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(bytes(1 << 20)) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = c.flush(zlib.Z_FINISH)
+    n = n_mib << 20
+    return b"\x78\xda" + block * n_mib + tail + struct.pack(">I", ((n % 65521) << 16) | 1)
+
+
+@lru_cache(maxsize=1)
+def zlib_bomb_1gib() -> bytes:
+    """1 GiB of zeros as one zlib frame (see ``zlib_zeros_stream``)."""
+    return zlib_zeros_stream(1024)
+
+
+def test_zlib_bomb_1gib_is_a_real_1gib_stream() -> None:
+    """The bomb really inflates (with Python's zlib) to exactly 1 GiB of zeros and ends cleanly."""
+    assert zlib.decompress(zlib_zeros_stream(3)) == bytes(3 << 20)
+    bomb = zlib_bomb_1gib()
+    assert len(bomb) < 2 << 20
+    d = zlib.decompressobj()
+    zeros = bytes(4 << 20)
+    total = 0
+    data = bomb
+    while True:
+        out = d.decompress(data, len(zeros))
+        assert out == zeros[: len(out)]
+        total += len(out)
+        data = d.unconsumed_tail
+        if not out:
+            break
+    assert (total, d.eof, d.unused_data) == (ONE_GIB, True, b"")
+
+
+@pytest.mark.parametrize("how", WRAPS)
+def test_zlib_bomb_1gib_too_large(engine_cls: Any, how: str) -> None:
+    """1 GiB of zeros in ~1 MiB: FrameTooLarge at the cap (default 8 MiB, and 64 KiB), quickly,
+    without allocating anything near 1 GiB (the peak is measured in test_zlib_bomb_1gib_memory)."""
+    bomb = zlib_bomb_1gib()
+    t0 = time.perf_counter()
+    maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    check_reject(primed(engine_cls), wrap(bomb, how), FrameTooLarge, "too_large")
+    check_reject(primed(engine_cls, max_frame=64 * 1024), wrap(bomb, how), FrameTooLarge, "too_large")
+    grew_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss0) / 1024
+    assert grew_mib < 256, f"peak RSS grew by {grew_mib:.0f} MiB"
+    assert time.perf_counter() - t0 < 5.0
+
+
+_BOMB_PROBE = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[2])
+from test_bad_input import zlib_bomb_1gib
+import fastfeed
+from fastfeed.errors import FrameTooLarge
+from fastfeed.reference import ReferenceEngine
+bomb = zlib_bomb_1gib()
+eng = fastfeed.Engine() if sys.argv[1] == "compiled" else ReferenceEngine()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+try:
+    eng.feed(bomb)
+    result = "accepted"
+except FrameTooLarge as exc:
+    result = exc.reason
+print(json.dumps({"result": result, "seconds": time.perf_counter() - t0, "base_kib": base,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "fastfeed": fastfeed.__file__}))
+"""
+
+
+@pytest.mark.parametrize("which", ["compiled", "reference"])
+def test_zlib_bomb_1gib_memory(which: str) -> None:
+    """Peak RSS of a fresh interpreter feeding the 1 GiB bomb to an engine (default 8 MiB cap)
+    grows by far less than 1 GiB: inflate stops at ``max_frame + 1`` bytes."""
+    import json
+
+    env = dict(os.environ)
+    pkg_root = str(Path(fastfeed.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([pkg_root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = subprocess.run(
+        [sys.executable, "-c", _BOMB_PROBE, which, str(Path(__file__).resolve().parent)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["fastfeed"] == fastfeed.__file__  # the same build as this test process
+    assert res["result"] == "too_large"
+    grew_mib = (res["peak_kib"] - res["base_kib"]) / 1024
+    assert grew_mib < 64, f"{which}: peak RSS grew by {grew_mib:.0f} MiB feeding the bomb"
+    assert res["seconds"] < 5.0
+
+
+def run_both(payloads: list[Any], **kwargs: Any) -> tuple[Any, Any, list[tuple[Any, ...]]]:
+    """Feed the compiled and the reference engine the same payloads; same outcome and state
+    after each. Returns both engines and the outcomes."""
+    comp = compiled_engine_cls()(**kwargs)
+    ref = ReferenceEngine(**kwargs)
+    outcomes = []
+    for i, payload in enumerate(payloads):
+        res = []
+        for eng in (comp, ref):
+            try:
+                res.append(("ok", eng.feed(payload, 100 + i)))
+            except FastfeedError as exc:
+                res.append(("error", type(exc).__name__, exc.reason))
+        assert res[0] == res[1], f"payload {i}: compiled {res[0]!r:.200} != reference {res[1]!r:.200}"
+        assert_state_equal(comp, ref, f"after payload {i}")
+        outcomes.append(res[0])
+    return comp, ref, outcomes
+
+
+def check_next_good_frame(eng: Any) -> None:
+    version = eng.book("S").version
+    assert eng.feed(zlib.compress(GOOD_DEPTH.encode()), 1000) is None
+    assert eng.book("S").version == version + 1
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_named_deep_nesting_100k_in_hot_params(engine_cls: Any, codec: str) -> None:
+    """100k levels of nesting where the hot parsers read (levels, a trade, a level's price):
+    too_deep, no stack overflow, nothing applied."""
+    for text in (
+        '{"method":"depth.update","params":[false,{"asks":%s' % ("[" * 100_000),
+        '{"method":"depth.update","params":[false,{"asks":[[%s' % ("[" * 100_000 + "]" * 100_000),
+        '{"method":"trades.update","params":[false,[{"id":1,"x":%s' % ('{"a":' * 100_000),
+        '{"params":%s,"method":"depth.update"}' % ("[" * 100_000 + "]" * 100_000),
+    ):
+        check_text(primed(engine_cls), text, codec, ParseError, "too_deep")
+
+
+def _digits400(lead: str = "1") -> str:
+    return lead + "1234567890" * 39 + "123456789"  # 400 digits
+
+
+def test_named_400_digit_numbers() -> None:
+    """400-digit numbers: accepted where finite and in range (value = Python's float of the
+    text, exact like the reference), bad_number where not, exact ints in replies."""
+    d400 = _digits400()
+    assert len(d400) == 400
+    accepted = [
+        ("depth price string, finite", DEPTH_TPL % ('"%se-390"' % d400)),
+        ("depth price bare, finite", DEPTH_TPL % ("%se-390" % d400)),
+        ("depth amount 0.<399 digits>", '{"method":"depth.update","params":[false,{"bids":[["2","0.%s"]]},"S"]}' % d400[:399]),
+        ("trade time 300 digits", trade_with(time=d400[:300])),
+        ("trade amount bare 400 digits, tiny", trade_with(amount="%se-420" % d400)),
+        ("reply int", '{"result":%s,"id":-%s}' % (d400, d400)),
+    ]
+    rejected = [
+        ("depth price string 400 digits (overflow)", DEPTH_TPL % ('"%s"' % d400), "bad_number"),
+        ("depth price bare 400 digits (overflow)", DEPTH_TPL % d400, "bad_number"),
+        ("depth amount 400-digit negative", '{"method":"depth.update","params":[false,{"bids":[["2","-%s"]]},"S"]}' % d400, "bad_number"),
+        ("depth price 400 zeros then 1 (underflow to 0)", DEPTH_TPL % ('"0.%s1"' % ("0" * 400)), "bad_number"),
+        ("trade id 400 digits", trade_with(id=d400), "bad_number"),
+        ("trade time 400 digits (overflow)", trade_with(time=d400), "bad_number"),
+    ]
+    for name, text in accepted:
+        comp, ref, outcomes = run_both(primed_payloads() + [text.encode(), zlib.compress(text.encode())], depth=5, trade_capacity=8)
+        assert outcomes[-1][0] == "ok" and outcomes[-2][0] == "ok", (name, outcomes[-2:])
+        check_next_good_frame(comp)
+        check_next_good_frame(ref)
+    for _name, text, reason in rejected:
+        for eng_cls in (compiled_engine_cls(), ReferenceEngine):
+            check_text(primed(eng_cls), text, "zlib-bytes", ParseError, reason)
+            check_text(primed(eng_cls), text, "str", ParseError, reason)
+
+
+def primed_payloads() -> list[bytes]:
+    """The frames ``primed`` feeds, as payloads (for ``run_both``)."""
+    return [
+        depth_text(True, "S", asks=[["101", "1"], ["102", "2"]], bids=[["99", "1"], ["98", "3"]]).encode(),
+        depth_text(True, "T", asks=[["5", "1"]], bids=[["4", "1"]]).encode(),
+        zlib.compress(trades_text(True, "S", [trade(12), trade(11), trade(10)]).encode()),
+    ]
+
+
+@pytest.mark.parametrize("depth", [1, 5, 200])
+def test_named_20k_levels_in_one_push(depth: int) -> None:
+    """20,000 levels per side in one push: accepted, each side trimmed to ``depth`` rows at
+    every step, crossing resolved, identical to the reference (also for a clean snapshot, an
+    increment with deletions, and levels in random order)."""
+    rng = random.Random(20_000)
+    asks = [[f"{100 + rng.randrange(1_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"] for _ in range(20_000)]
+    bids = [[f"{rng.randrange(1, 101_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"] for _ in range(20_000)]
+    low_bids = [[f"{rng.randrange(1, 99_999) / 1000:.3f}", "1.5"] for _ in range(20_000)]  # below every ask
+    sorted_asks = sorted(asks, key=lambda lv: float(lv[0]))
+    frames = [
+        depth_text(True, "BIG", asks=asks, bids=bids),  # bids reach into the asks: crossing
+        depth_text(False, "BIG", asks=sorted_asks[::-1], bids=[[p, "0"] for p, _ in bids[:10_000]]),
+        depth_text(True, "BIG", asks=sorted_asks, bids=low_bids),
+    ]
+    payloads = [zlib.compress(frames[0].encode()), zlib.compress(frames[1].encode()), frames[0], zlib.compress(frames[2].encode())]
+    assert all(len(p) < 8 << 20 for p in payloads)
+    comp, ref, outcomes = run_both(payloads, depth=depth, trade_capacity=8)
+    assert all(o == ("ok", None) for o in outcomes)
+    book = comp.book("BIG")
+    assert book.version == len(payloads)
+    assert len(book.asks) == depth and len(book.bids) == depth
+    assert set(book.asks[:, 0].tolist()) <= {float(p) for p, _ in asks}
+    assert book.best_bid < book.best_ask
+    assert comp.stats["crossed_levels_removed"] > 0
+    check_next_good_frame(comp)
+    check_next_good_frame(ref)
+
+
+NON_FINITE_AND_NEGATIVE: list[tuple[str, str, type[FastfeedError], str]] = [
+    # (name, text, error class, reason)
+    ("price-NaN-literal", DEPTH_TPL % "NaN", ParseError, "bad_json"),
+    ("price-nan-string", DEPTH_TPL % '"nan"', ParseError, "bad_number"),
+    ("price-NaN-string", DEPTH_TPL % '"NaN"', ParseError, "bad_number"),
+    ("price-inf-string", DEPTH_TPL % '"inf"', ParseError, "bad_number"),
+    ("price-plus-Infinity-string", DEPTH_TPL % '"+Infinity"', ParseError, "bad_number"),
+    ("price-overflow-bare", DEPTH_TPL % "1e309", ParseError, "bad_number"),
+    ("price-negative-overflow", DEPTH_TPL % '"-1e309"', ParseError, "bad_number"),
+    ("price-negative", DEPTH_TPL % '"-101"', ParseError, "bad_number"),
+    ("price-negative-zero", DEPTH_TPL % "-0.0", ParseError, "bad_number"),
+    ("amount-NaN-literal", '{"method":"depth.update","params":[false,{"bids":[["1",NaN]]},"S"]}', ParseError, "bad_json"),
+    ("amount-Infinity-literal", '{"method":"depth.update","params":[false,{"bids":[["1",-Infinity]]},"S"]}', ParseError, "bad_json"),
+    ("amount-nan-string", '{"method":"depth.update","params":[false,{"bids":[["1","nan"]]},"S"]}', ParseError, "bad_number"),
+    ("amount-minus-inf-string", '{"method":"depth.update","params":[false,{"bids":[["1","-inf"]]},"S"]}', ParseError, "bad_number"),
+    ("amount-negative-bare", '{"method":"depth.update","params":[false,{"asks":[["1",-1e-9]]},"S"]}', ParseError, "bad_number"),
+    ("trade-time-NaN-literal", trade_with(time="NaN"), ParseError, "bad_json"),
+    ("trade-time-nan-string", trade_with(time='"nan"'), ParseError, "bad_number"),
+    ("trade-time-minus-inf", trade_with(time='"-inf"'), ParseError, "bad_number"),
+    ("trade-price-nan", trade_with(price='"NaN"'), ParseError, "bad_number"),
+    ("trade-price-negative", trade_with(price='"-2"'), ParseError, "bad_number"),
+    ("trade-price-negative-zero", trade_with(price='"-0"'), ParseError, "bad_number"),
+    ("trade-amount-inf", trade_with(amount="1e999"), ParseError, "bad_number"),
+    ("trade-amount-negative", trade_with(amount="-3"), ParseError, "bad_number"),
+    ("trade-id-negative", trade_with(id="-5"), ParseError, "bad_number"),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize(
+    ("text", "exc_cls", "reason"), [c[1:] for c in NON_FINITE_AND_NEGATIVE], ids=[c[0] for c in NON_FINITE_AND_NEGATIVE]
+)
+def test_named_nan_inf_negative(engine_cls: Any, codec: str, text: str, exc_cls: type[FastfeedError], reason: str) -> None:
+    check_text(primed(engine_cls), text, codec, exc_cls, reason)
+
+
+def test_named_negative_zero_amount_deletes_and_negative_time_is_kept() -> None:
+    """The accepted edge values: amount -0 deletes a level, a negative (finite) trade time is
+    kept as sent; identical on both engines."""
+    text_del = '{"method":"depth.update","params":[false,{"asks":[["101","-0.0"]],"bids":[["99",-0]]},"S"]}'
+    comp, ref, outcomes = run_both(primed_payloads() + [text_del.encode(), trade_with(id="50", time="-1.5").encode()], depth=5, trade_capacity=8)
+    assert outcomes[-2:] == [("ok", None), ("ok", None)]
+    assert comp.book("S").asks.tolist() == [[102.0, 2.0]]
+    assert comp.book("S").bids.tolist() == [[98.0, 3.0]]
+    assert comp.trades.latest(1)["time"].tolist() == [-1.5]
+
+
+UNKNOWN_METHODS = [
+    '{"method":"depth.updatex","params":[true,{"asks":[["1","1"]]},"S"]}',
+    '{"method":"DEPTH.UPDATE","params":[true,{"asks":[["1","1"]]},"S"]}',
+    '{"method":"depth.update ","params":[true,{"asks":[["1","1"]]},"S"]}',
+    '{"method":"trades.Update","params":[true,[{"id":99,"time":1,"price":"1","amount":"1","type":"buy"}],"S"]}',
+    '{"method":"","params":[true,{},"S"]}',
+    '{"method":"depth.subscribe","params":["S"],"id":1}',
+    '{"method":"server.ping","params":[],"id":2}',
+    '{"method":"\\u00e9t\\u00e9","params":null}',
+    '{"method":"%s","params":[]}' % ("x" * 5000),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("text", UNKNOWN_METHODS, ids=[f"unknown{i}" for i in range(len(UNKNOWN_METHODS))])
+def test_named_unknown_methods(engine_cls: Any, codec: str, text: str) -> None:
+    """An unknown method (however close to a hot one) is returned decoded and counted under
+    ``messages["unknown"]``; no book, symbol, trade or new stats key appears."""
+    eng = primed(engine_cls)
+    before = snapshot(eng)
+    got = eng.feed(encode(text, codec), 7)
+    assert got == json.loads(text)
+    after = snapshot(eng)
+    assert after["stats"]["messages"]["unknown"] == before["stats"]["messages"]["unknown"] + 1
+    assert set(after["stats"]["messages"]) == set(before["stats"]["messages"])
+    assert after["symbols"] == before["symbols"] and after["ring_count"] == before["ring_count"]
+    for name in before["books"]:
+        assert before["books"][name][2] == after["books"][name][2]  # versions
+    check_next_good_frame(eng)
+
+
+def test_named_escaped_method_is_the_hot_method(engine_cls: Any) -> None:
+    """Method names compare decoded: ``depth\\u002eupdate`` IS depth.update (applied)."""
+    eng = primed(engine_cls)
+    assert eng.feed('{"method":"depth\\u002eupdate","params":[false,{"asks":[["100.5","1"]]},"s"]}') is None
+    assert eng.book("S").asks[0].tolist() == [100.5, 1.0]
+
+
+def test_named_symbols_never_seen_before(engine_cls: Any) -> None:
+    """The engine keeps no subscription list: a push for a symbol nobody subscribed to creates
+    that symbol (upper-cased) on first sight -- a book for a depth push; a trades push registers
+    the symbol (its book exists and is empty). (Input cannot grow the table past
+    ``max_symbols``: see test_limits.py.) Nothing else changes; the next good frame applies."""
+    eng = primed(engine_cls)
+    before = snapshot(eng)
+    assert eng.feed(zlib.compress(depth_text(False, "never_seen_usdt", asks=[["3", "1"]]).encode()), 5) is None
+    assert eng.symbols == before["symbols"] + ["NEVER_SEEN_USDT"]
+    assert eng.book("NEVER_SEEN_USDT").asks.tolist() == [[3.0, 1.0]]
+    assert eng.book("NEVER_SEEN_USDT").version == 1
+    assert eng.feed(trades_text(False, "Trades_Only", [trade(1)])) is None
+    assert eng.symbols[-1] == "TRADES_ONLY"
+    assert eng.trades.latest(1)["symbol"].tolist() == [len(eng.symbols) - 1]
+    assert eng.book("TRADES_ONLY").version == 0 and len(eng.book("TRADES_ONLY").asks) == 0
+    for name in before["symbols"]:
+        assert eng.book(name).version == before["books"][name][2]
+    check_next_good_frame(eng)
+
+
+def test_named_many_new_symbols_equal_reference() -> None:
+    """2,000 never-seen symbols (the symbol table grows and rehashes) on both engines."""
+    rng = random.Random(2000)
+    payloads: list[Any] = []
+    for i in range(2000):
+        sym = "".join(rng.choice("ABCXYZ_0123456789abc") for _ in range(rng.randint(1, 32)))
+        if rng.random() < 0.5:
+            payloads.append(zlib.compress(depth_text(rng.random() < 0.5, sym, asks=[[str(i + 1), "1"]]).encode()))
+        else:
+            payloads.append(trades_text(False, sym, [trade(i)]))
+    comp, _ref, outcomes = run_both(payloads[:300], depth=3, trade_capacity=64)
+    comp2, ref2 = compiled_engine_cls()(depth=3, trade_capacity=64), ReferenceEngine(depth=3, trade_capacity=64)
+    for p in payloads:
+        comp2.feed(p)
+        ref2.feed(p)
+    assert_state_equal(comp2, ref2, "after 2000 new symbols")
+    assert len(comp2.symbols) == len(set(comp2.symbols)) > 1000
+
+
+def test_named_duplicate_ids_in_trades() -> None:
+    """Duplicate trade ids: within one push every copy above the high-water mark (taken at the
+    start of the push) is stored; a replayed push (the same ids again) is dropped and counted in
+    ``duplicate_trades``; an id equal to the mark is a duplicate; ids are per symbol."""
+    pushes = [
+        trades_text(False, "S", [trade(20), trade(20), trade(19)]),         # dup inside one push
+        trades_text(False, "S", [trade(20), trade(19)]),                     # replay: all dropped
+        trades_text(True, "S", [trade(21), trade(20), trade(20)]),           # clean replay: 21 new
+        trades_text(False, "T", [trade(20)]),                                # other symbol: new
+        trades_text(False, "S", [trade(5), trade(22), trade(5)]),            # shuffled, below mark
+    ]
+    comp, ref, outcomes = run_both(primed_payloads() + [p.encode() for p in pushes], depth=5, trade_capacity=64)
+    assert all(o == ("ok", None) for o in outcomes)
+    latest = comp.trades.latest(comp.trades.count - 3)
+    assert latest["id"].tolist() == [19, 20, 20, 21, 20, 22]
+    assert comp.stats["duplicate_trades"] == 2 + 2 + 2
+    check_next_good_frame(comp)
