@@ -60,6 +60,7 @@ from hypothesis import strategies as st
 from fastfeed._inflate import BACKENDS
 from fastfeed.errors import REJECT_REASONS, FastfeedError
 from fastfeed.reference import ReferenceEngine
+import helpers
 from helpers import assert_snapshot_equal, compiled_engine_cls, snapshot
 
 #: One ``feed`` of the compiled engine slower than this is reported as a hang.
@@ -71,82 +72,7 @@ HANG_SECONDS = 5.0
 # doc's push examples; the rest are compact pushes in the live server's shape (as the
 # benchmark corpus generator writes them) and the reply/ticker shapes seen in client code.
 
-A1 = (
-    b'{"method":"trades.update","params":[true,[{"id":3282939928,"time":1597419159,'
-    b'"amount":"0.1","price":"11687.04","type":"sell"}],"ETH_USDT"],"id":null}'
-)
-A2 = b"""   {
-      "method": "depth.update",
-      "params": [
-        true,
-        {
-          "asks": [
-            ["11702.01", "0.001"],
-            ["11700.24", "0.8716"],
-            ["11699.57", "0.1029"]
-          ],
-          "bids": [
-            ["11697.89", "0.2184"],
-            ["11697.13", "7.0356"],
-            ["11696.79", "0.2149"]
-          ]
-        },
-        "BTC_USDT"
-      ],
-      "id": null
-    }"""
-A3 = b"""   {
-      "method": "depth.update",
-      "params": [
-        false,
-        {
-          "asks": [
-            ["11702.81", "0.001"],
-            ["11699.92", "0.008"],
-            ["11788.73", "0"],
-            ["11787.24", "0"]
-          ],
-          "bids": [
-            ["11642.72", "13.1172"],
-            ["11627.05", "2.1258"],
-            ["11621.42", "0"],
-            ["11620.87", "0"]
-          ]
-        },
-        "BTC_USDT"
-      ],
-      "id": null
-    }"""
-A4 = b"""{
- "method": "depth.update",
- "params": [
-   true,
-   {
-     "asks": [
-       [
-         "10249.68000000",
-         "0.00200000"
-       ],
-       [
-         "10249.67000000",
-         "0.00110000"
-       ]
-     ],
-     "bids": [
-       [
-         "10249.61000000",
-         "0.86570000"
-       ],
-       [
-         "10248.44000000",
-         "1.00190000"
-       ]
-     ]
-   },
-   "BTC_USDT"
- ],
- "id": null
-}"""
+A1, A2, A3, A4 = (s.encode() for s in (helpers.A1, helpers.A2, helpers.A3, helpers.A4))
 DOC_TRADES = (
     b'{"method": "trades.update", "params": [true, [{"id": 7172173, "time": 1523339279.761838, '
     b'"price": "398.59", "amount": "0.027", "type": "buy"}], "ETH_USDT"], "id": null}'

@@ -17,90 +17,9 @@ import pytest
 
 from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten
 from fastfeed.layout import TRADE_DTYPE
-from helpers import depth_text, encode, levels, trade, trades_text
+from helpers import A1, A2, A3, A4, depth_text, encode, levels, trade, trades_text
 
 # --- live samples (docs: /work/shared/fixtures/digifinex-live-samples.md) ---------------------
-
-#: A1, normalized to strict JSON (only the quoting changed).
-A1 = (
-    '{"method":"trades.update","params":[true,[{"id":3282939928,"time":1597419159,'
-    '"amount":"0.1","price":"11687.04","type":"sell"}],"ETH_USDT"],"id":null}'
-)
-#: A2, verbatim: snapshot with asks in descending order.
-A2 = """   {
-      "method": "depth.update",
-      "params": [
-        true,
-        {
-          "asks": [
-            ["11702.01", "0.001"],
-            ["11700.24", "0.8716"],
-            ["11699.57", "0.1029"]
-          ],
-          "bids": [
-            ["11697.89", "0.2184"],
-            ["11697.13", "7.0356"],
-            ["11696.79", "0.2149"]
-          ]
-        },
-        "BTC_USDT"
-      ],
-      "id": null
-    }"""
-#: A3, verbatim: increment, upserts then deletions of absent levels.
-A3 = """   {
-      "method": "depth.update",
-      "params": [
-        false,
-        {
-          "asks": [
-            ["11702.81", "0.001"],
-            ["11699.92", "0.008"],
-            ["11788.73", "0"],
-            ["11787.24", "0"]
-          ],
-          "bids": [
-            ["11642.72", "13.1172"],
-            ["11627.05", "2.1258"],
-            ["11621.42", "0"],
-            ["11620.87", "0"]
-          ]
-        },
-        "BTC_USDT"
-      ],
-      "id": null
-    }"""
-#: A4, verbatim: zero-padded to 8 decimals, asks descending.
-A4 = """{
- "method": "depth.update",
- "params": [
-   true,
-   {
-     "asks": [
-       [
-         "10249.68000000",
-         "0.00200000"
-       ],
-       [
-         "10249.67000000",
-         "0.00110000"
-       ]
-     ],
-     "bids": [
-       [
-         "10249.61000000",
-         "0.86570000"
-       ],
-       [
-         "10248.44000000",
-         "1.00190000"
-       ]
-     ]
-   },
-   "BTC_USDT"
- ],
- "id": null
-}"""
 
 A2_ASKS = [(11699.57, 0.1029), (11700.24, 0.8716), (11702.01, 0.001)]
 A2_BIDS = [(11697.89, 0.2184), (11697.13, 7.0356), (11696.79, 0.2149)]
