@@ -616,14 +616,13 @@ class Feed:
             if fatal is not None and not self._ever_ready:
                 self._first_result(fatal)  # a refused auth on the first connect is final
                 return
+            if self._last_run_was_healthy:
+                attempt = 0  # the connection had been up a while: start the backoff afresh
             if self._disconnect_reason == "max_age":
-                delay = 0.0
+                delay = 0.0  # a planned recycle: reconnect at once
             else:
                 delay = self._backoff(attempt)
                 attempt += 1
-            if self._stats.connects and self._last_run_was_healthy:
-                attempt = 0
-                delay = self._backoff(0)
             self._emit("reconnecting", self._disconnect_reason, attempt, delay)
             await asyncio.sleep(delay)
 
