@@ -17,7 +17,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from picows import WSMsgType, ws_connect
 

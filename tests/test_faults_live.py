@@ -18,7 +18,7 @@ import pytest
 
 import fastfeed
 from fastfeed.exchange import Exchange, ExchangeConfig
-from fastfeed.exchange.wire import OP_BINARY, ws_frame
+from fastfeed.exchange.wire import OP_BINARY
 
 from test_client import SYMS, assert_books_equal, exchange, run, until
 

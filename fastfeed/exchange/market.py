@@ -281,7 +281,6 @@ class Market:
         out.append((CH_DEPTH * self.nsym + s.idx, False, self._depth_json(s, False, ca, cb)))
 
     def _trade_event(self, s: _Symbol, now: float, out: list[Frame]) -> None:
-        rng = self.rng
         buy = self._random() < 0.5
         side = s.asks if buy else s.bids
         if not side:
@@ -330,7 +329,6 @@ class Market:
         if now is None:
             now = time.time()
         out: list[Frame] = []
-        rng = self.rng
         syms = self._s
         nsym = self.nsym
         rnd = self._random
