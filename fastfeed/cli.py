@@ -818,6 +818,9 @@ fastfeed capture format (fastfeed.capture). Records are flushed to the file once
 so Ctrl-C, SIGTERM or even a kill leaves a readable capture (a torn last record is skipped
 by the reader). Lost connections are re-established and re-subscribed (unless
 --no-reconnect); the server's snapshots after a resubscribe keep replayed books correct.
+--append first checks the whole file: a torn last record (an interrupted recording) is cut
+off, any other damage refuses the append (exit 4, the file unchanged); the new session's
+symbols and start time join the capture's header.
 
 examples:
   fastfeed record BTC_USDT ETH_USDT -o btc-eth.ffcap --seconds 3600
@@ -848,7 +851,9 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     x = g.add_mutually_exclusive_group()
     x.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    x.add_argument("--append", action="store_true", help="append to FILE if it is a capture")
+    x.add_argument("--append", action="store_true",
+                   help="append to FILE if it is an intact capture (a torn last record is cut off; "
+                        "a corrupt file is refused, unchanged)")
     g.add_argument("--interval", type=_positive_float, default=None, metavar="S",
                    help="seconds between progress updates (default 0.25 on a terminal, else 1)")
 
@@ -1126,10 +1131,13 @@ def _run_record(args: argparse.Namespace) -> int:
         created = not (args.append and out.exists())
         try:
             writer = CaptureWriter(out, url, meta=meta, mode=mode)
-        except CaptureError as exc:
-            raise FileError(f"cannot append: {exc}") from None
+        except CaptureError as exc:  # corrupt (nothing was changed), not a capture, in use
+            raise FileError(f"cannot append: {exc}" if mode == "a" else str(exc)) from None
         except OSError as exc:
             raise FileError(f"cannot write {out}: {exc.strerror or exc}") from None
+        if writer.truncated:
+            print(f"{PROG} record: note: cut off a torn last record ({writer.truncated} bytes, an interrupted "
+                  f"recording) before appending", file=sys.stderr)
         try:
             return asyncio.run(_record(args, url, symbols, writer, note))
         except CommandError:  # could not connect, subscription refused: leave no new file behind
@@ -1149,7 +1157,7 @@ def _run_record(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- replay
-def _open_capture(path: str) -> Any:
+def _open_capture(path: str, on_corrupt: str = "raise") -> Any:
     """A CaptureReader, or FileError (missing, unreadable, not a capture)."""
     from .capture import CaptureError, CaptureReader
 
@@ -1159,7 +1167,7 @@ def _open_capture(path: str) -> Any:
     if p.is_dir():
         raise FileError(f"{path}: is a directory")
     try:
-        return CaptureReader(p)
+        return CaptureReader(p, on_corrupt=on_corrupt)  # type: ignore[arg-type]
     except CaptureError as exc:
         raise FileError(str(exc)) from None
     except (OSError, ValueError) as exc:
@@ -1180,6 +1188,8 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
                    help="engine book depth per side (default 200)")
     p.add_argument("--books", type=_count, default=20, metavar="N",
                    help="symbols listed in the top-of-book summary (default 20)")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip corrupt records (resynchronising on the next valid one) instead of stopping")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
 
@@ -1188,8 +1198,9 @@ _REPLAY_EPILOG = """\
 Feeds every recorded payload through a fresh Engine (the same inflate -> parse -> book/ring
 path as live) and prints a summary: frames and bytes, throughput, messages by method,
 rejected frames by reason, trades stored and the final top of book per symbol. A torn last
-record (an interrupted recording) is skipped with a note; damage in the middle of the file
-exits with status 4 after the summary of the good part.
+record (an interrupted recording) is skipped with a note; any other damage exits with
+status 4 and one line naming its offset, after the summary of the good part before it
+(with --skip-corrupt: damaged records are skipped, listed in the summary, exit 0).
 
 examples:
   fastfeed replay btc.ffcap
@@ -1203,7 +1214,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     from .capture import CaptureError, ReplayStats, replay
     from .view import _kv, fmt_bytes, fmt_count, fmt_ns, top_of_book_lines
 
-    reader = _open_capture(args.file)
+    reader = _open_capture(args.file, "skip" if args.skip_corrupt else "raise")
     eng = Engine(depth=args.depth)
     progress = args.progress if args.progress is not None else _isatty(sys.stderr)
     damage = ""
@@ -1220,6 +1231,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - t0 if rs is None else rs.elapsed
         header = reader.header
         torn = reader.torn_bytes
+        damaged = list(reader.damaged)
         reader.close()
     st = eng.stats
     frames, nbytes = st["frames"], st["bytes_in"]
@@ -1228,7 +1240,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     by = meta.get("created_by", "")
     print(f"replay {args.file}" + (" (interrupted)" if interrupted else "") + (" (damaged)" if damage else ""))
     print(f"  captured {src} at {_fmt_time_ns(header.start_ns)}" + (f" by {by}" if by else "")
-          + (f"; symbols {','.join(meta['symbols'])}" if isinstance(meta.get("symbols"), list) else ""))
+          + (f"; symbols {','.join(header.symbols)}" if header.symbols else "")
+          + (f"; {len(header.sessions)} sessions" if len(header.sessions) > 1 else ""))
     span = (rs.last_ns - rs.first_ns) / 1e9 if rs is not None and rs.frames else 0.0
     print(f"  {fmt_count(frames)} frames, {fmt_bytes(nbytes)} ({fmt_bytes(st['bytes_inflated'])} inflated)"
           + (f", recorded over {span:.1f} s" if span > 0 else ""))
@@ -1247,6 +1260,9 @@ def _run_replay(args: argparse.Namespace) -> int:
           + (f"  (duplicates dropped {fmt_count(st['duplicate_trades'])})" if st.get("duplicate_trades") else ""))
     if torn:
         print(f"torn tail           {torn} bytes skipped (the recording was cut off mid-record)")
+    if damaged:
+        where = ", ".join(f"{n} at offset {off}" for off, n in damaged[:5]) + (" ..." if len(damaged) > 5 else "")
+        print(f"corrupt data        {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes skipped: {where}")
     print("top of book at the end:")
     for line in top_of_book_lines(eng.books, limit=args.books):
         print(line)
@@ -1268,7 +1284,8 @@ parquet  the event rows (or --what trades: the stored trades), one row group per
 csv      the same rows as text: events (local_ts, exch_ts, symbol, kind, side, price, qty,
          trade_id) or trades (recv_ns, time, symbol, id, side, price, amount)
 
---to defaults to OUT's suffix. OUT is overwritten.
+--to defaults to OUT's suffix. OUT is overwritten. A corrupt capture exits 4 naming the
+offset, leaving no OUT (with --skip-corrupt: damaged records are skipped and reported).
 
 examples:
   fastfeed export btc.ffcap --to npz -o btc.npz --symbols BTC_USDT
@@ -1287,17 +1304,22 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL", help="keep only these symbols")
     p.add_argument("--depth", type=_int_range(1, 10_000), default=200, metavar="N",
                    help="engine book depth per side (default 200)")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip corrupt records (resynchronising on the next valid one) instead of failing")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
 
 
-def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, depth: int) -> tuple[int, int, dict[str, int]]:
-    """Stream a capture's event rows or trades to CSV. Returns (frames, rows, rejects)."""
+def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, depth: int,
+                on_corrupt: str = "raise") -> tuple[int, int, dict[str, int], list[tuple[int, int]]]:
+    """Stream a capture's event rows or trades to CSV. Returns (frames, rows, rejects,
+    corrupt regions skipped)."""
     import csv
 
     import numpy as np
 
     from . import Engine
+    from .capture import CaptureReader
     from .errors import FastfeedError
     from .events import KIND_NAMES, kinds, sides
     from .export import iter_source
@@ -1316,7 +1338,8 @@ def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, de
     frames = rows = 0
     rejects: dict[str, int] = {}
     pos = 0
-    with open(out, "w", newline="") as f:
+    reader = CaptureReader(source, on_corrupt=on_corrupt)  # type: ignore[arg-type]
+    with reader, open(out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
 
@@ -1347,7 +1370,7 @@ def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, de
                                 chunk["price"].tolist(), chunk["amount"].tolist()))
             rows += len(chunk)
 
-        for recv_ns, payload in iter_source(source):
+        for recv_ns, payload in iter_source(reader):
             try:
                 eng.feed(payload, recv_ns)
             except FastfeedError as exc:
@@ -1357,7 +1380,8 @@ def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, de
             if buf.count - pos >= ring // 2:
                 drain()
         drain()
-    return frames, rows, rejects
+        damaged = list(reader.damaged)
+    return frames, rows, rejects, damaged
 
 
 @command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(_export_args)
@@ -1377,6 +1401,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise UsageError("--to parquet needs pyarrow, which is not installed (pip install pyarrow)")
     symbols = _symbol_list(args.symbols) if args.symbols else None
     _open_capture(args.file).close()  # bad input -> exit 4 before anything is written
+    on_corrupt = "skip" if args.skip_corrupt else "raise"
     if out.is_dir():
         raise FileError(f"{out} is a directory")
     if not out.parent.exists():
@@ -1386,17 +1411,17 @@ def _run_export(args: argparse.Namespace) -> int:
     written = out if fmt != "npz" or out.suffix == ".npz" else out.with_name(out.name + ".npz")
     try:
         if fmt == "csv":
-            frames, rows, rejects = _export_csv(args.file, out, args.what, symbols, args.depth)
+            frames, rows, rejects, damaged = _export_csv(args.file, out, args.what, symbols, args.depth, on_corrupt)
         else:
             from .export import capture_to_npz, capture_to_parquet
 
             if fmt == "npz":
                 st = capture_to_npz(args.file, out, symbols=symbols, depth=args.depth, progress=progress,
-                                    progress_file=sys.stderr)
+                                    progress_file=sys.stderr, on_corrupt=on_corrupt)
             else:
                 st = capture_to_parquet(args.file, out, what=args.what, symbols=symbols, depth=args.depth,
-                                        progress=progress, progress_file=sys.stderr)
-            frames, rows, rejects = st.frames, st.rows, st.rejects
+                                        progress=progress, progress_file=sys.stderr, on_corrupt=on_corrupt)
+            frames, rows, rejects, damaged = st.frames, st.rows, st.rejects, st.damaged
             written = Path(st.path or written)
     except CaptureError as exc:
         written.unlink(missing_ok=True)
@@ -1413,6 +1438,9 @@ def _run_export(args: argparse.Namespace) -> int:
     print(f"exported {fmt_count(rows)} {what} from {fmt_count(frames)} frames to {written} "
           f"({fmt}, {fmt_bytes(size)}) in {el:.2f} s" + (f"; symbols {','.join(symbols)}" if symbols else ""))
     print(f"  rejected frames: {_kv(rejects)}")
+    if damaged:
+        print(f"  corrupt data skipped: {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes, "
+              f"first at offset {damaged[0][0]}")
     return EXIT_OK
 
 

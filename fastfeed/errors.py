@@ -18,6 +18,7 @@ __all__ = [
     "ShmFull",
     "ShmTornRead",
     "ShmLayoutError",
+    "CaptureError",
     "REJECT_REASONS",
 ]
 
@@ -120,3 +121,18 @@ class ShmLayoutError(ShmError):
     """The segment is not a fastfeed segment of a layout this version understands."""
 
     reason = "layout"
+
+
+class CaptureError(FastfeedError):
+    """A file is not a readable capture: bad magic or version, a damaged or wrongly typed
+    header, or a corrupt record. ``offset`` is the byte offset of the damage and ``record``
+    the 1-based number of the damaged record in the file, when the error is about one
+    record (else ``None``). Also raised by ``CaptureWriter`` when it refuses to append."""
+
+    reason = "capture"
+
+    def __init__(self, message: str, reason: str | None = None, *, offset: int | None = None,
+                 record: int | None = None) -> None:
+        super().__init__(message, reason)
+        self.offset = offset
+        self.record = record

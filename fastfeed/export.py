@@ -10,7 +10,10 @@
 A *source* is a capture file path (read with :class:`fastfeed.capture.CaptureReader`), an
 open ``CaptureReader``, or any iterable of ``(recv_ns, payload)`` pairs (or of objects with
 ``recv_ns`` and ``payload`` attributes, such as capture ``Record`` objects). Frames the
-engine rejects are counted and skipped, as in :func:`fastfeed.capture.replay`.
+engine rejects are counted and skipped, as in :func:`fastfeed.capture.replay`. A corrupt
+capture raises :class:`~fastfeed.errors.CaptureError` (naming the offset) unless
+``on_corrupt="skip"``, which skips the damaged bytes and lists them in
+``ExportStats.damaged``; a torn last record is always skipped (``ExportStats.torn_bytes``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class ExportStats:
     symbols: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     path: str = ""
+    #: Bytes of a torn last record skipped (capture sources).
+    torn_bytes: int = 0
+    #: ``(offset, length)`` of each corrupt region skipped (``on_corrupt="skip"``).
+    damaged: list[tuple[int, int]] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -61,13 +68,14 @@ def _is_path(source: Any) -> bool:
     return isinstance(source, (str, bytes, os.PathLike))
 
 
-def iter_source(source: Source) -> Iterator[tuple[int, Any]]:
+def iter_source(source: Source, on_corrupt: str = "raise") -> Iterator[tuple[int, Any]]:
     """Yield ``(recv_ns, payload)`` from a capture path, a ``CaptureReader`` or an iterable
-    of pairs / records. Payloads from a capture are memoryviews valid while iterating."""
+    of pairs / records. Payloads from a capture are memoryviews valid while iterating.
+    ``on_corrupt`` applies to a capture opened from a path (see ``CaptureReader``)."""
     if _is_path(source):
         from .capture import CaptureReader
 
-        with CaptureReader(source) as reader:
+        with CaptureReader(source, on_corrupt=on_corrupt) as reader:  # type: ignore[arg-type]
             for rec in reader:
                 yield rec.recv_ns, rec.payload
         return
@@ -148,6 +156,7 @@ def _pump(
     progress: bool | None,
     progress_file: IO[str] | None,
     label: str,
+    on_corrupt: str = "raise",
 ) -> ExportStats:
     """Feed ``source`` through a fresh engine; hand every new chunk of event rows (or trade
     records) to ``sink(chunk, symbols)`` in order. The chunks are views: copy to keep."""
@@ -166,6 +175,11 @@ def _pump(
     stats = ExportStats()
     from .capture import RECORD_HEADER
 
+    reader = None
+    if _is_path(source):  # open it here to read back what the reader skipped
+        from .capture import CaptureReader
+
+        reader = source = CaptureReader(source, on_corrupt=on_corrupt)  # type: ignore[arg-type]
     bytes_mode = _is_path(source) or hasattr(source, "data_start")
     total = _source_size(source)
     if progress is None:
@@ -212,6 +226,11 @@ def _pump(
     finally:
         stats.elapsed = time.perf_counter() - t0
         stats.symbols = eng.symbols
+        if hasattr(source, "torn_bytes") and hasattr(source, "damaged"):
+            stats.torn_bytes = source.torn_bytes
+            stats.damaged = list(source.damaged)
+        if reader is not None:
+            reader.close()
         if bar is not None:
             bar.close(total if bytes_mode else done, stats.rows)
     return stats
@@ -239,10 +258,12 @@ def capture_events(
     ring: int = DEFAULT_RING,
     progress: bool | None = False,
     progress_file: IO[str] | None = None,
+    on_corrupt: str = "raise",
 ) -> tuple[np.ndarray, ExportStats]:
     """All event rows of ``source`` as one :data:`~fastfeed.events.EVENT_DTYPE` array
     (owned by the caller), optionally only those of ``symbols``. ``depth`` is the engine's
-    book depth (rows reproduce a book of that depth)."""
+    book depth (rows reproduce a book of that depth). ``on_corrupt``: see the module
+    docstring."""
     chunks: list[np.ndarray] = []
     pick = _wanted(symbols)
 
@@ -250,7 +271,7 @@ def capture_events(
         chunks.append(_select(chunk, pick(table), "ival").copy())
 
     stats = _pump(source, sink, what="events", depth=depth, ring=ring, progress=progress,
-                  progress_file=progress_file, label="events")
+                  progress_file=progress_file, label="events", on_corrupt=on_corrupt)
     rows = np.concatenate(chunks) if chunks else np.empty(0, dtype=EVENT_DTYPE)
     stats.rows = len(rows)
     return rows, stats
@@ -266,6 +287,7 @@ def capture_to_npz(
     include_symbols: bool = True,
     progress: bool | None = None,
     progress_file: IO[str] | None = None,
+    on_corrupt: str = "raise",
 ) -> ExportStats:
     """Convert a capture to an hftbacktest event file.
 
@@ -274,10 +296,11 @@ def capture_to_npz(
     dtype), ``symbols`` the symbol names that ``ival`` indexes (left out with
     ``include_symbols=False``). hftbacktest simulates one asset per file: pass
     ``symbols="BTC_USDT"`` to keep one symbol's rows. ``progress`` shows a bar (default:
-    when stderr is a terminal). Returns :class:`ExportStats`.
+    when stderr is a terminal). ``on_corrupt``: see the module docstring. Returns
+    :class:`ExportStats`.
     """
     rows, stats = capture_events(capture_path, symbols=symbols, depth=depth, ring=ring,
-                                 progress=progress, progress_file=progress_file)
+                                 progress=progress, progress_file=progress_file, on_corrupt=on_corrupt)
     arrays: dict[str, Any] = {"data": rows}
     if include_symbols:
         arrays["symbols"] = np.array(stats.symbols, dtype=str)
@@ -362,13 +385,15 @@ def capture_to_parquet(
     compression: str = "zstd",
     progress: bool | None = None,
     progress_file: IO[str] | None = None,
+    on_corrupt: str = "raise",
 ) -> ExportStats:
     """Convert a capture to Parquet (needs pyarrow), streamed in row groups.
 
     ``what="events"``: the event rows (:func:`events_to_arrow` columns);
     ``what="trades"``: the stored trades (:func:`trades_to_arrow` columns). The symbol
     dictionary is the engine's final symbol table, so ``symbol`` is resolved for every
-    row. ``symbols`` keeps only those symbols' rows. Returns :class:`ExportStats`.
+    row. ``symbols`` keeps only those symbols' rows. ``on_corrupt``: see the module
+    docstring. Returns :class:`ExportStats`.
     """
     pa = _pyarrow()
     import pyarrow.parquet as pq
@@ -408,7 +433,7 @@ def capture_to_parquet(
 
     try:
         stats = _pump(capture_path, sink, what=what, depth=depth, ring=ring, progress=progress,
-                      progress_file=progress_file, label=what)
+                      progress_file=progress_file, label=what, on_corrupt=on_corrupt)
         flush(stats.symbols)
         if not writer:  # no rows at all: still write a valid, empty file
             empty = np.empty(0, dtype=EVENT_DTYPE if what == "events" else TRADE_DTYPE)
