@@ -287,7 +287,9 @@ class CaptureWriter:
     docstring) is cut off, and only that (``truncated`` tells how many bytes). A version 1
     file is marked version 2; then a session record holding ``url``, ``start_ns`` and
     ``meta`` of this session is appended, so the header readers show stays true (symbols
-    united, earliest start). ``header`` is that merged header. The file is locked
+    united, earliest start). ``header`` is that merged header; ``start_offset`` is where
+    this writer's bytes begin (the session record, or the first record of a new file),
+    which :meth:`discard` cuts back to. The file is locked
     (``flock``) while open, so a second writer gets :class:`CaptureError` instead of
     interleaving records or cutting off a tail that is still being written.
 
@@ -313,6 +315,7 @@ class CaptureWriter:
         self.records = 0
         self.bytes_written = 0
         self.truncated = 0
+        self.start_offset = 0
         self._pack = RECORD_HEADER.pack
         self._crc = zlib.crc32
         start = time.time_ns() if start_ns is None else start_ns
@@ -327,6 +330,7 @@ class CaptureWriter:
             else:
                 os.ftruncate(fd, 0)
                 _write_all(fd, FILE_HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
+                self.start_offset = FILE_HEADER.size + len(blob)
                 self.header = _merge(VERSION, [session], 0)
             os.lseek(fd, 0, os.SEEK_END)
             self._f: IO[bytes] = open(fd, "wb", buffering=buffering)
@@ -352,7 +356,7 @@ class CaptureWriter:
             os.pwrite(fd, struct.pack("<H", VERSION), 8)
         start = session["start_ns"]
         rec = self._pack(start, len(blob), RECORD_SESSION, 0, 0, zlib.crc32(blob)) + blob
-        os.lseek(fd, 0, os.SEEK_END)
+        self.start_offset = os.lseek(fd, 0, os.SEEK_END)
         _write_all(fd, rec)
         return _merge(VERSION, [*old.sessions, session], old.end_ns)
 
@@ -392,6 +396,20 @@ class CaptureWriter:
                 os.fsync(self._f.fileno())
         finally:
             self._f.close()
+
+    def discard(self) -> None:
+        """Take back everything this writer wrote and close: the file is cut back to
+        ``start_offset`` (an appending writer's session record and records go, a torn tail
+        it cut off stays cut off; a new file keeps its header only). For a session that
+        failed before recording anything (the caller may then delete a new file)."""
+        if self._f.closed:
+            return
+        try:
+            self._f.flush()
+            os.ftruncate(self._f.fileno(), self.start_offset)
+            self.records = self.bytes_written = 0
+        finally:
+            self.close()
 
     def __enter__(self) -> "CaptureWriter":
         return self
@@ -561,7 +579,7 @@ class CaptureReader:
         for end in {size, pos + p}:  # the payload is all there under a damaged length field?
             if end > body and zlib.crc32(mv[body:end]) == crc:
                 return False
-        if body + length <= size and zlib.crc32(mv[body:body + length]) == crc:
+        if typ in _RECORD_TYPES and body + length <= size and zlib.crc32(mv[body:body + length]) == crc:
             return False  # a complete, intact record is not torn
         return self._resync(pos + 1, pos + p) is None
 

@@ -1140,8 +1140,8 @@ def _run_record(args: argparse.Namespace) -> int:
                   f"recording) before appending", file=sys.stderr)
         try:
             return asyncio.run(_record(args, url, symbols, writer, note))
-        except CommandError:  # could not connect, subscription refused: leave no new file behind
-            writer.close()
+        except CommandError:  # could not connect, subscription refused: leave no new file or session behind
+            writer.discard()
             if created:
                 out.unlink(missing_ok=True)
             raise
