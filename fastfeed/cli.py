@@ -1631,5 +1631,10 @@ async def _serve_exchange(cfg: Any, args: argparse.Namespace) -> int:
 
 @command("exchange", "run the local DigiFinex-compatible exchange (WebSocket v1)")(_exchange_args)
 def _run_exchange(args: argparse.Namespace) -> int:
+    from .capture import CaptureError
+
     cfg = _exchange_config(args)
-    return asyncio.run(_serve_exchange(cfg, args))
+    try:
+        return asyncio.run(_serve_exchange(cfg, args))
+    except CaptureError as exc:  # --capture FILE is not a readable capture: exit 4
+        raise FileError(str(exc)) from None

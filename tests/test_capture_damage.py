@@ -533,3 +533,13 @@ def test_cli_append_after_a_torn_tail_notes_the_cut(ten: Any) -> None:
     with CaptureReader(path) as rd:
         assert [bytes(x.payload) for x in rd] == [p for p, _, _ in recs[:9]]
         assert rd.header.symbols == ("BTC_USDT",) and rd.torn_bytes == 0
+
+
+def test_cli_exchange_refuses_to_serve_a_corrupt_capture(ten: Any) -> None:
+    path, recs, offs = ten
+    raw = bytearray(path.read_bytes())
+    raw[offs[5] + HSIZE] ^= 0x40
+    path.write_bytes(bytes(raw))
+    r = ff("exchange", "--capture", str(path), "--port", "0")
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert f"corrupt record at offset {offs[5]} (record 6: crc mismatch" in one_error_line(r.stderr, "exchange")
