@@ -437,7 +437,8 @@ class CaptureReader:
     """Stream the records of a capture file through a read-only memory map.
 
     Iterating yields :class:`Record` objects (TEXT/BINARY payloads) in file order; session
-    records are folded into :attr:`header`. ``verify`` checks every payload's CRC.
+    records are folded into :attr:`header` (``file_header`` is what the file header alone
+    says: the first session). ``verify`` checks every payload's CRC.
 
     Damage (see the module docstring): a torn tail is skipped, logged and reported in
     ``torn_bytes`` (0 if the file ended cleanly). Corruption raises :class:`CaptureError`
