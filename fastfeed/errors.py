@@ -18,6 +18,7 @@ __all__ = [
     "ShmFull",
     "ShmTornRead",
     "ShmLayoutError",
+    "ShmCorrupt",
     "REJECT_REASONS",
 ]
 
@@ -120,3 +121,12 @@ class ShmLayoutError(ShmError):
     """The segment is not a fastfeed segment of a layout this version understands."""
 
     reason = "layout"
+
+
+class ShmCorrupt(ShmLayoutError):
+    """A value read from a segment is impossible for a fastfeed writer to have written (a
+    count beyond its bound, a symbol name of a bad length, a counter that went backwards,
+    a file truncated under its readers): the segment is damaged or was written by
+    something else. Raised instead of reading outside the segment."""
+
+    reason = "corrupt"
