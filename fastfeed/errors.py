@@ -34,6 +34,7 @@ REJECT_REASONS = (
     "bad_message",
     "bad_number",
     "symbol_limit",
+    "shm_full",
 )
 
 
@@ -105,9 +106,11 @@ class ShmStale(ShmError):
 
 
 class ShmFull(ShmError):
-    """The segment has no free symbol slot (``Engine(shm_max_symbols=...)``)."""
+    """The segment has no free symbol slot (``Engine(shm_max_symbols=...)``). A frame
+    that would add a symbol beyond the slots is rejected with it and counted as
+    ``stats["rejects"]["shm_full"]``."""
 
-    reason = "full"
+    reason = "shm_full"
 
 
 class ShmTornRead(ShmError):
