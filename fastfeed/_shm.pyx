@@ -23,6 +23,13 @@ empty book (version 0). Consistency:
   records can be read consistently while the writer runs).
 * symbols: the name is written first, then ``n_symbols`` is published (store-release).
 
+Trust: a reader validates the header (read with ``pread``) before it maps anything: the
+geometry within bounds, every offset exactly the layout above, the size equal to the file's
+(``_check_header``); it keeps that layout and never re-reads it, and checks every count
+(``n_symbols``, symbol names, row counts, ``trade_count``) where it reads it
+(``ShmCorrupt``). The writer keeps its own layout too. See docs/shm-and-exports.md for the
+one case left (a truncation racing with a read).
+
 Lifecycle: the writer creates the segment with ``O_EXCL``, holds an exclusive ``flock`` on
 it while alive and sets ``state = READY``; ``close()`` sets ``CLOSED`` and unlinks the name.
 A segment left behind by a crashed writer (its lock is free: the kernel drops it with the
@@ -672,6 +679,10 @@ cdef class ShmReader:
     writer registers them). Every array handed out is read-only; zero-copy views stay
     valid (mapped) as long as they live, also after ``close()``. If the writer closes or
     dies the data stays readable but frozen: see ``state`` and ``writer_alive``.
+
+    Nothing read from the segment is trusted: a damaged or crafted segment raises
+    :class:`~fastfeed.errors.ShmLayoutError` at attach, or
+    :class:`~fastfeed.errors.ShmCorrupt` when a count read later is impossible.
     """
 
     def __cinit__(self, str name, bint allow_stale=False, double timeout=2.0):
@@ -1093,6 +1104,8 @@ cdef class ShmBook:
             px = (self.bid[0] if bid_side else self.ask[0]) if n > 0 else NAN
             ff_fence_acquire()
             if ff_load_relaxed_u64(&self.hdr.seq) == s1:
+                if n < 0 or n > self.depth:
+                    self._count(bid_side)         # raises ShmCorrupt
                 return px
             backoff(attempt)
         self._check(-1)

@@ -286,7 +286,7 @@ def test_book_row_counts_beyond_depth(shm_name: str, n_bids: int, n_asks: int) -
         b.max_retries = 5
         out = []
         for what in ("snapshot", "read", "read_into", "bids", "asks", "n_bids", "n_asks",
-                     "len", "to_pandas"):
+                     "best_bid", "best_ask", "len", "to_pandas"):
             try:
                 if what == "read_into":
                     b.read_into(np.empty((DEPTH, 2)), np.empty((DEPTH, 2)))
@@ -303,9 +303,10 @@ def test_book_row_counts_beyond_depth(shm_name: str, n_bids: int, n_asks: int) -
 
     kind, out = isolated(probe)
     assert kind == "ok", out
-    bad_side = {"bids", "n_bids"} if not 0 <= n_bids <= DEPTH else {"asks", "n_asks"}
+    per_side = {"bids", "n_bids", "best_bid", "asks", "n_asks", "best_ask"}
+    bad_side = {w for w in per_side if ("bid" in w) == (not 0 <= n_bids <= DEPTH)}
     for what, res in out:
-        if what in {"bids", "n_bids", "asks", "n_asks"} and what not in bad_side:
+        if what in per_side and what not in bad_side:
             assert res == "no error", (what, res)
         else:
             assert res == "corrupt", (what, res)
