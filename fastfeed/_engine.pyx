@@ -98,13 +98,14 @@ cdef class Engine:
       segment ``/fastfeed.NAME`` so that other processes can ``fastfeed.attach("NAME")``.
       ``shm_max_symbols`` symbol slots (default: ``max_symbols`` if given, else 1024: the
       segment is then 14 MB with the default depth and trade ring, where 10000 slots
-      would reserve 73 MB, more than a container's default 64 MB ``/dev/shm``). ``max_symbols`` defaults to 10000 without
-      shared memory and to the slot count with it. A frame that would add a symbol
-      beyond the slots is rejected like any bad frame: :class:`~fastfeed.errors.ShmFull`,
-      counted in ``stats["rejects"]["shm_full"]``, nothing applied (``book()`` /
-      ``symbol_index()`` of a new symbol raise ``ShmFull``). ``shm_checksum=True`` also
-      stores a checksum of each published book state for readers to verify
-      (``ShmBook.read(verify=True)``; about 50 ns per depth message on a 100-level book). Call ``close()`` (or use the
+      would reserve 73 MB, more than a container's default 64 MB ``/dev/shm``).
+      ``max_symbols`` defaults to 10000 without shared memory and to the slot count with
+      it. A frame that would add a symbol beyond the slots is rejected like any bad
+      frame: :class:`~fastfeed.errors.ShmFull`, counted in
+      ``stats["rejects"]["shm_full"]``, nothing applied (``book()`` / ``symbol_index()``
+      of a new symbol raise ``ShmFull``). ``shm_checksum=True`` also stores a checksum of
+      each published book state for readers to verify (``ShmBook.read(verify=True)``;
+      about 50 ns per depth message on a 100-level book). Call ``close()`` (or use the
       engine as a context manager) to unlink the segment; it is also unlinked when the
       engine is garbage-collected and at interpreter exit.
     """
