@@ -94,9 +94,17 @@ cdef extern from *:
     } ff_book_hdr;                /* 64 bytes, followed by bids then asks: depth x [price, amount] */
 
     _Static_assert(sizeof(ff_shm_header) == 512, "ff_shm_header size");
+    /* the offsets are the documented file format (docs/shm-and-exports.md, tests) */
+    _Static_assert(offsetof(ff_shm_header, state) == 16, "state offset");
+    _Static_assert(offsetof(ff_shm_header, writer_pid) == 24, "writer_pid offset");
+    _Static_assert(offsetof(ff_shm_header, total_size) == 48, "total_size offset");
+    _Static_assert(offsetof(ff_shm_header, depth) == 56, "depth offset");
+    _Static_assert(offsetof(ff_shm_header, ring_capacity) == 72, "ring_capacity offset");
+    _Static_assert(offsetof(ff_shm_header, ring_off) == 104, "ring_off offset");
     _Static_assert(offsetof(ff_shm_header, n_symbols) == 128, "n_symbols offset");
     _Static_assert(offsetof(ff_shm_header, trade_count) == 192, "trade_count offset");
     _Static_assert(sizeof(ff_shm_symbol) == 64, "ff_shm_symbol size");
+    _Static_assert(offsetof(ff_shm_symbol, name) == 8, "ff_shm_symbol name offset");
     _Static_assert(sizeof(ff_book_hdr) == 64, "ff_book_hdr size");
 
     /* Order-sensitive checksum of a book state: four Fletcher-style lanes over the 64-bit

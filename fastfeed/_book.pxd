@@ -10,6 +10,8 @@ cdef class Book:
     cdef readonly Py_ssize_t depth
     cdef object _bid_arr           # numpy float64 (depth, 2), rows [price, amount]
     cdef object _ask_arr
+    cdef object _bid_ro            # read-only arrays over the same memory (layout.readonly):
+    cdef object _ask_ro            # every view handed out is a slice of these
     cdef double* bid               # data pointers of the arrays above
     cdef double* ask
     cdef readonly Py_ssize_t n_bids

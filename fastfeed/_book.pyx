@@ -32,6 +32,8 @@ import numpy as np
 
 cimport numpy as cnp
 
+from fastfeed.layout import readonly
+
 cnp.import_array()
 
 __all__ = ["Book", "book_frame"]
@@ -200,12 +202,22 @@ def book_frame(bids, asks, symbol=None, version=None, recv_ns=None):
 cdef class Book:
     """The order book of one symbol.
 
-    ``bids`` / ``asks`` are zero-copy numpy views ``(n, 2)`` of ``[price, amount]`` rows,
-    best first. A view shares memory with the book: its rows change in place on the next
-    applied update and its row count is fixed when it is taken, so read it before feeding
-    the engine again (or ``.copy()`` it). The memory stays valid as long as the view lives
-    (for a book in shared memory, ``Engine(shm_name=...)``, the mapping stays until the
-    last view is gone, even after ``Engine.close()``).
+    ``bids`` / ``asks`` are zero-copy, read-only numpy views ``(n, 2)`` of
+    ``[price, amount]`` rows, best first. A view shares memory with the book:
+
+    * its row count ``n`` is the count when it was taken and never changes, while its
+      rows change in place with every later update (rows past the book's current count
+      then hold levels that are no longer in the book). So a kept view is only right
+      until the next update of this book: read it before feeding the engine again, take
+      a fresh ``book.bids`` after, or keep a copy (``snapshot()``, ``.copy()``);
+    * it is read-only (writes, ``sort()``, ``np.copyto``, setting ``flags.writeable``
+      raise ``ValueError``): the book, and with ``shm_name`` the shared segment other
+      processes read, can only be changed by the engine;
+    * its memory stays valid as long as the view lives (for a book in shared memory,
+      ``Engine(shm_name=...)``, the mapping stays until the last view is gone, even
+      after ``Engine.close()``).
+
+    ``snapshot()`` returns writable copies owned by the caller.
     """
 
     def __cinit__(self, str symbol, Py_ssize_t depth=200):
@@ -217,6 +229,8 @@ cdef class Book:
         self._ask_arr = np.zeros((depth, 2), dtype=np.float64)
         self.bid = <double*>cnp.PyArray_DATA(self._bid_arr)
         self.ask = <double*>cnp.PyArray_DATA(self._ask_arr)
+        self._bid_ro = readonly(self._bid_arr)
+        self._ask_ro = readonly(self._ask_arr)
         self.n_bids = 0
         self.n_asks = 0
         self.version = 0
@@ -240,6 +254,8 @@ cdef class Book:
         self._ask_arr = ask_arr
         self.bid = <double*>cnp.PyArray_DATA(bid_arr)
         self.ask = <double*>cnp.PyArray_DATA(ask_arr)
+        self._bid_ro = readonly(bid_arr)
+        self._ask_ro = readonly(ask_arr)
         self.hdr = hdr
         self.checksum = checksum
         self._publish_begin()
@@ -406,13 +422,17 @@ cdef class Book:
 
     @property
     def bids(self):
-        """Zero-copy ``(n, 2)`` float64 view of the bids, best (highest) first."""
-        return self._bid_arr[:self.n_bids]
+        """Zero-copy read-only ``(n, 2)`` float64 view of the bids, best (highest) first.
+        ``n`` is fixed at the current count; the rows change with the next update (see
+        the class doc)."""
+        return self._bid_ro[:self.n_bids]
 
     @property
     def asks(self):
-        """Zero-copy ``(n, 2)`` float64 view of the asks, best (lowest) first."""
-        return self._ask_arr[:self.n_asks]
+        """Zero-copy read-only ``(n, 2)`` float64 view of the asks, best (lowest) first.
+        ``n`` is fixed at the current count; the rows change with the next update (see
+        the class doc)."""
+        return self._ask_ro[:self.n_asks]
 
     @property
     def best_bid(self):
@@ -425,7 +445,8 @@ cdef class Book:
         return self.ask[0] if self.n_asks > 0 else NAN
 
     def snapshot(self):
-        """A copy ``(bids, asks)`` that later updates do not change."""
+        """A copy ``(bids, asks)`` that later updates do not change (writable, owned by
+        the caller)."""
         return _rows(self.bid, self.n_bids), _rows(self.ask, self.n_asks)
 
     def to_pandas(self):

@@ -8,7 +8,7 @@ from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
 
 cdef enum:
-    N_REASONS = 10
+    N_REASONS = 11
 
 cdef struct SymSlot:
     uint64_t hash

@@ -24,10 +24,10 @@ class Engine:
         max_frame: int = 8388608,
         shm_name: str | None = None,
         event_log: int = 0,
-        shm_max_symbols: int = 1024,
+        shm_max_symbols: int | None = None,
         shm_checksum: bool = False,
         inflate_backend: str = "auto",
-        max_symbols: int = 10000,
+        max_symbols: int | None = None,
     ) -> None: ...
     @property
     def inflate_backend(self) -> str: ...

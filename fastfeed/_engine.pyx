@@ -42,7 +42,7 @@ from orjson import JSONDecodeError as _OrjsonError
 from orjson import loads as _orjson_loads
 from fastfeed._parse import METHOD_NAMES
 from fastfeed._shm import ShmWriter as _ShmWriter
-from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError
+from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError, ShmFull
 
 __all__ = ["Engine"]
 
@@ -56,6 +56,7 @@ cdef dict _PARSE_REASON = {
 cdef int R_TOO_LARGE = REJECT_REASONS.index("too_large")
 cdef int R_BAD_JSON = REJECT_REASONS.index("bad_json")
 cdef int R_SYMBOL_LIMIT = REJECT_REASONS.index("symbol_limit")
+cdef int R_SHM_FULL = REJECT_REASONS.index("shm_full")
 assert len(REJECT_REASONS) == N_REASONS
 
 
@@ -95,8 +96,14 @@ cdef class Engine:
       newest ``N`` rows; see :mod:`fastfeed.events`).
     * ``shm_name="NAME"``: place every book and the trade ring in the named shared-memory
       segment ``/fastfeed.NAME`` so that other processes can ``fastfeed.attach("NAME")``.
-      ``shm_max_symbols`` symbol slots (default 1024; more raises
-      :class:`~fastfeed.errors.ShmFull`); ``shm_checksum=True`` also stores a checksum of
+      ``shm_max_symbols`` symbol slots (default: ``max_symbols`` if given, else 1024: the
+      segment is then 14 MB with the default depth and trade ring, where 10000 slots
+      would reserve 73 MB, more than a container's default 64 MB ``/dev/shm``).
+      ``max_symbols`` defaults to 10000 without shared memory and to the slot count with
+      it. A frame that would add a symbol beyond the slots is rejected like any bad
+      frame: :class:`~fastfeed.errors.ShmFull`, counted in
+      ``stats["rejects"]["shm_full"]``, nothing applied (``book()`` / ``symbol_index()``
+      of a new symbol raise ``ShmFull``). ``shm_checksum=True`` also stores a checksum of
       each published book state for readers to verify (``ShmBook.read(verify=True)``;
       about 50 ns per depth message on a 100-level book). Call ``close()`` (or use the
       engine as a context manager) to unlink the segment; it is also unlinked when the
@@ -105,12 +112,16 @@ cdef class Engine:
 
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
                   size_t max_frame=8 * 1024 * 1024, shm_name=None, Py_ssize_t event_log=0,
-                  Py_ssize_t shm_max_symbols=1024, bint shm_checksum=False,
-                  str inflate_backend="auto", Py_ssize_t max_symbols=10000):
+                  shm_max_symbols=None, bint shm_checksum=False,
+                  str inflate_backend="auto", max_symbols=None):
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if event_log < 0:
             raise ValueError("event_log must be >= 0 (0: off)")
+        if shm_name is not None and shm_max_symbols is None:
+            shm_max_symbols = max_symbols if max_symbols is not None else 1024
+        if max_symbols is None:
+            max_symbols = shm_max_symbols if shm_name is not None else 10000
         if max_symbols < 1:
             raise ValueError("max_symbols must be >= 1")
         self.depth = depth
@@ -208,8 +219,9 @@ cdef class Engine:
             if s.hash == h and s.length == n and memcmp(s.name, name, n) == 0:
                 return s.index
             i = (i + 1) & mask
-        if len(self._symbols) >= self.max_symbols:
-            return -2  # input may not grow the symbol table past max_symbols
+        if len(self._symbols) >= self.max_symbols or (
+                self._shm is not None and len(self._symbols) >= self._shm.max_symbols):
+            return -2  # input may not grow the symbol table past max_symbols / shm slots
         return self._register(PyBytes_FromStringAndSize(<const char*>name, n).decode("ascii"))
 
     cdef Book _book_at(self, int32_t idx):
@@ -235,6 +247,11 @@ cdef class Engine:
         raise ParseError(f"{reason}{where}", reason)
 
     cdef object _reject_symbol_limit(self):
+        if self._shm is not None and len(self._symbols) >= self._shm.max_symbols:
+            self.rejects[R_SHM_FULL] += 1
+            raise ShmFull(f"shm_full: a new symbol beyond the {self._shm.max_symbols} "
+                          f"symbol slots of shared-memory segment {self._shm.name!r}; "
+                          "raise Engine(shm_max_symbols=...)", "shm_full")
         self.rejects[R_SYMBOL_LIMIT] += 1
         raise ParseError(f"symbol_limit: a new symbol beyond max_symbols={self.max_symbols}",
                          "symbol_limit")

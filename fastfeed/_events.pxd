@@ -32,6 +32,7 @@ cdef extern from *:
 
 cdef class EventRing:
     cdef object _arr               # numpy EVENT_DTYPE array, 2 x capacity records (mirror)
+    cdef object _ro                # read-only array over _arr: views are slices of it
     cdef EventRecord* buf
     cdef readonly Py_ssize_t capacity
     cdef uint64_t mask

@@ -14,6 +14,7 @@ cimport numpy as cnp
 
 from fastfeed.errors import TradesOverwritten
 from fastfeed.events import EVENT_DTYPE, events_to_pandas
+from fastfeed.layout import readonly
 
 cnp.import_array()
 
@@ -28,8 +29,11 @@ cdef class EventRing:
 
     ``count`` is the number of rows ever written; row ``s`` (0-based) is kept until
     ``s + capacity`` rows exist. Views from ``latest(n)`` / ``since(seq)`` share memory with
-    the ring: a view of ``n`` rows stays correct until ``capacity - n`` more rows are
-    written, after which its oldest rows are overwritten in place (``.copy()`` it to keep it).
+    the ring and are read-only (writes and ``flags.writeable = True`` raise
+    ``ValueError``): a view keeps the rows it was taken with (it never grows) and stays
+    correct until ``capacity - n`` more rows are written, after which its oldest rows are
+    overwritten in place (``.copy()`` it to keep it). Its memory stays valid as long as
+    the view lives.
     """
 
     def __cinit__(self, Py_ssize_t capacity=1 << 16):
@@ -44,6 +48,7 @@ cdef class EventRing:
         self.mask = <uint64_t>(cap - 1)
         self._arr = np.zeros(2 * cap, dtype=EVENT_DTYPE)
         self.buf = <EventRecord*>cnp.PyArray_DATA(self._arr)
+        self._ro = readonly(self._arr)
         self.count = 0
 
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
@@ -66,23 +71,25 @@ cdef class EventRing:
         return self.count if self.count < self.capacity else self.capacity
 
     def latest(self, Py_ssize_t n=-1):
-        """Zero-copy view of the newest ``n`` rows (all held if ``n < 0``), oldest first."""
+        """Zero-copy read-only view of the newest ``n`` rows (all held if ``n < 0``),
+        oldest first (valid until ``capacity - n`` more rows: see the class doc)."""
         cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
         cdef Py_ssize_t start
         if n < 0 or n > held:
             n = held
         start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
-        return self._arr[start:start + n]
+        return self._ro[start:start + n]
 
     def since(self, int64_t seq):
-        """Zero-copy view of rows ``seq, seq + 1, ...`` up to the newest, oldest first.
+        """Zero-copy read-only view of rows ``seq, seq + 1, ...`` up to the newest, oldest
+        first (valid as ``latest``).
 
         Raises :class:`EventsOverwritten` (an ``IndexError``) if row ``seq`` was overwritten.
         """
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= self.count:
-            return self._arr[0:0]
+            return self._ro[0:0]
         if self.count - seq > self.capacity:
             raise EventsOverwritten(
                 f"event row {seq} was overwritten (ring holds {self.count - self.capacity}.."

@@ -14,6 +14,7 @@ cdef struct TradeRecord:
 
 cdef class TradeRing:
     cdef object _arr               # numpy structured array, 2 x capacity records (mirror)
+    cdef object _ro                # read-only array over _arr: views are slices of it
     cdef TradeRecord* buf
     cdef readonly Py_ssize_t capacity
     cdef uint64_t mask

@@ -14,7 +14,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastfeed.errors import TradesOverwritten
-from fastfeed.layout import TRADE_DTYPE
+from fastfeed.layout import TRADE_DTYPE, readonly
 
 cnp.import_array()
 
@@ -52,9 +52,13 @@ cdef class TradeRing:
     ``count`` is the number of trades ever written; the record with sequence number ``s``
     (its ``seq`` field) is kept until ``s + capacity`` trades exist.
 
-    Views from ``latest(n)`` / ``since(seq)`` share memory with the ring. A view of ``n``
-    records stays correct until ``capacity - n`` more trades are written; after that its
-    oldest records are overwritten in place. Copy it (``.copy()``) to keep it longer.
+    Views from ``latest(n)`` / ``since(seq)`` share memory with the ring and are
+    read-only (writes and ``flags.writeable = True`` raise ``ValueError``). A view keeps
+    the records it was taken with -- it never grows; take a new one for newer trades --
+    and stays correct until ``capacity - n`` more trades are written; after that its
+    oldest records are overwritten in place (check the ``seq`` field). Copy it
+    (``.copy()``, a writable array of your own) to keep it longer. The memory itself
+    stays valid as long as the view lives.
     """
 
     def __cinit__(self, Py_ssize_t capacity=65536, symbols=None):
@@ -69,6 +73,7 @@ cdef class TradeRing:
         self.mask = <uint64_t>(cap - 1)
         self._arr = np.zeros(2 * cap, dtype=TRADE_DTYPE)
         self.buf = <TradeRecord*>cnp.PyArray_DATA(self._arr)
+        self._ro = readonly(self._arr)
         self.count = 0
         self.symbols = symbols if symbols is not None else []
         self.shm_count = NULL
@@ -85,6 +90,7 @@ cdef class TradeRing:
                              "TRADE_DTYPE array")
         self._arr = arr
         self.buf = <TradeRecord*>cnp.PyArray_DATA(arr)
+        self._ro = readonly(arr)
         self.shm_count = count_ptr
         return 0
 
@@ -110,23 +116,25 @@ cdef class TradeRing:
         return self.count if self.count < self.capacity else self.capacity
 
     def latest(self, Py_ssize_t n=-1):
-        """Zero-copy view of the newest ``n`` trades (all held if ``n < 0``), oldest first."""
+        """Zero-copy read-only view of the newest ``n`` trades (all held if ``n < 0``),
+        oldest first (valid until ``capacity - n`` more trades: see the class doc)."""
         cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
         cdef Py_ssize_t start
         if n < 0 or n > held:
             n = held
         start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
-        return self._arr[start:start + n]
+        return self._ro[start:start + n]
 
     def since(self, int64_t seq):
-        """Zero-copy view of every trade with sequence number ``>= seq``, oldest first.
+        """Zero-copy read-only view of every trade with sequence number ``>= seq``, oldest
+        first (valid as ``latest``).
 
         Raises :class:`TradesOverwritten` if ``seq`` is older than the ring still holds.
         """
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= self.count:
-            return self._arr[0:0]
+            return self._ro[0:0]
         if self.count - seq > self.capacity:
             raise TradesOverwritten(
                 f"trade {seq} was overwritten (ring holds {self.count - self.capacity}.."

@@ -25,6 +25,10 @@ cdef class ShmWriter:
     cdef readonly bint checksum
     cdef readonly bint closed
     cdef int64_t owner_pid
+    cdef size_t symtab_off         # the layout, kept here: never re-read from the segment
+    cdef size_t books_off
+    cdef size_t book_stride
+    cdef size_t ring_off
     cdef object __weakref__
 
     cdef ff_book_hdr* book_hdr(self, Py_ssize_t idx) noexcept
@@ -41,6 +45,11 @@ cdef class ShmReader:
     cdef readonly str name
     cdef readonly Py_ssize_t depth
     cdef readonly Py_ssize_t max_symbols
+    cdef readonly Py_ssize_t ring_capacity
+    cdef size_t symtab_off         # validated at attach, never re-read from the segment
+    cdef size_t books_off
+    cdef size_t book_stride
+    cdef size_t ring_off
     cdef readonly int64_t writer_pid
     cdef int64_t writer_start
     cdef readonly bint checksum
@@ -51,6 +60,7 @@ cdef class ShmReader:
     cdef readonly bint closed
 
     cdef int _refresh(self) except -1
+    cdef int _check_size(self) except -1
 
 
 cdef class ShmBook:
@@ -80,6 +90,7 @@ cdef class ShmBook:
 
     cdef Py_ssize_t _read(self, double* out_b, double* out_a) noexcept nogil
     cdef int _check(self, Py_ssize_t rc) except -1
+    cdef int64_t _count(self, bint bid_side) except -1
     cdef double _top(self, bint bid_side) except? -1.0
 
 
@@ -92,5 +103,7 @@ cdef class ShmTrades:
     cdef readonly Py_ssize_t capacity
     cdef uint64_t mask
     cdef public Py_ssize_t max_retries
+    cdef int64_t last_count        # highest trade_count seen (it may only grow)
 
+    cdef int64_t _count(self) except -1
     cdef object _copy(self, int64_t seq, Py_ssize_t n, bint by_seq)

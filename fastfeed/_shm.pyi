@@ -110,6 +110,7 @@ class ShmReader:
     name: str
     depth: int
     max_symbols: int
+    ring_capacity: int
     writer_pid: int
     checksum: bool
     closed: bool

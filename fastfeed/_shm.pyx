@@ -23,6 +23,13 @@ empty book (version 0). Consistency:
   records can be read consistently while the writer runs).
 * symbols: the name is written first, then ``n_symbols`` is published (store-release).
 
+Trust: a reader validates the header (read with ``pread``) before it maps anything: the
+geometry within bounds, every offset exactly the layout above, the size equal to the file's
+(``_check_header``); it keeps that layout and never re-reads it, and checks every count
+(``n_symbols``, symbol names, row counts, ``trade_count``) where it reads it
+(``ShmCorrupt``). The writer keeps its own layout too. See docs/shm-and-exports.md for the
+one case left (a truncation racing with a read).
+
 Lifecycle: the writer creates the segment with ``O_EXCL``, holds an exclusive ``flock`` on
 it while alive and sets ``state = READY``; ``close()`` sets ``CLOSED`` and unlinks the name.
 A segment left behind by a crashed writer (its lock is free: the kernel drops it with the
@@ -32,6 +39,7 @@ can tell) and recreated. Readers check the writer's pid and start time.
 
 cimport cython
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport EAGAIN, EEXIST, EINTR, EINVAL, ENOENT, ENOSPC, EOPNOTSUPP, errno
 from libc.math cimport NAN
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -49,7 +57,7 @@ from posix.mman cimport (
 )
 from posix.stat cimport fstat, struct_stat
 from posix.time cimport nanosleep, timespec
-from posix.unistd cimport close, ftruncate, getpid
+from posix.unistd cimport close, ftruncate, getpid, pread
 
 from fastfeed._atomic cimport (
     FF_SHM_CLOSED,
@@ -89,6 +97,7 @@ cimport numpy as cnp
 from fastfeed._book import book_frame
 from fastfeed._ring import trades_frame
 from fastfeed.errors import (
+    ShmCorrupt,
     ShmError,
     ShmFull,
     ShmInUse,
@@ -167,13 +176,45 @@ cdef enum:
     SYMBOL_SLOT = 64
     BOOK_HDR = 64
     MAX_NAME = 200
+    MAX_SYMBOL_NAME = 32          # the engine's symbol limit (bytes); a slot has room for 56
+    TRADE_SIZE = 56               # sizeof(TradeRecord) == TRADE_DTYPE.itemsize
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
 cdef Py_ssize_t PAGE = 4096
 
+#: Bounds on a segment's geometry: the writer refuses more (``ValueError``), a reader
+#: treats more as a damaged segment (:class:`~fastfeed.errors.ShmLayoutError`).
+SHM_MAX_DEPTH = 1 << 20
+SHM_MAX_SYMBOLS = 1 << 20
+SHM_MAX_RING = 1 << 40
+cdef int64_t PID_MAX = 0x7FFFFFFF    # pid_t is a 32-bit int
+cdef uint32_t FLAGS_KNOWN = FF_SHM_F_CHECKSUM
 
-cdef inline Py_ssize_t align(Py_ssize_t n, Py_ssize_t a) noexcept:
-    return (n + a - 1) // a * a
+
+def _layout(depth, max_symbols, ring_capacity):
+    """``(symtab_off, books_off, book_stride, ring_off, total_size)`` of a segment with this
+    geometry. Python integers, so no value can overflow; the writer creates exactly this
+    layout and a reader accepts only a header that states exactly it."""
+    symtab_off = HEADER_SIZE
+    books_off = -(-(symtab_off + max_symbols * SYMBOL_SLOT) // 64) * 64
+    stride = -(-(BOOK_HDR + 2 * depth * 2 * 8) // 64) * 64
+    ring_off = -(-(books_off + max_symbols * stride) // 64) * 64
+    total = -(-(ring_off + 2 * ring_capacity * TRADE_SIZE) // PAGE) * PAGE
+    return symtab_off, books_off, stride, ring_off, total
+
+
+cdef int _check_geometry(str what, object depth, object max_symbols,
+                         object ring_capacity) except -1:
+    """Raise ``ValueError`` naming the first field out of bounds."""
+    if not 1 <= depth <= SHM_MAX_DEPTH:
+        raise ValueError(f"{what}depth {depth} is not between 1 and {SHM_MAX_DEPTH}")
+    if not 1 <= max_symbols <= SHM_MAX_SYMBOLS:
+        raise ValueError(f"{what}max_symbols {max_symbols} is not between 1 and "
+                         f"{SHM_MAX_SYMBOLS}")
+    if not 1 <= ring_capacity <= SHM_MAX_RING or ring_capacity & (ring_capacity - 1):
+        raise ValueError(f"{what}ring_capacity {ring_capacity} is not a power of two "
+                         f"between 1 and {SHM_MAX_RING}")
+    return 0
 
 
 def validate_name(str name):
@@ -227,8 +268,9 @@ def _proc_start(pid):
 
 
 def _process_alive(pid, start):
-    """Whether process ``pid`` (started at ``start`` ticks, 0 = unknown) still runs."""
-    if pid <= 0:
+    """Whether process ``pid`` (started at ``start`` ticks, 0 = unknown) still runs. A pid
+    no process can have (<= 0, beyond ``pid_t``: a damaged header) is not alive."""
+    if pid <= 0 or pid > PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -335,11 +377,6 @@ cdef class ShmWriter:
 
     def __cinit__(self, str name, Py_ssize_t depth, Py_ssize_t max_symbols,
                   Py_ssize_t ring_capacity, bint checksum=True, int mode=0o600):
-        cdef Py_ssize_t symtab_off = HEADER_SIZE
-        cdef Py_ssize_t books_off
-        cdef Py_ssize_t stride
-        cdef Py_ssize_t ring_off
-        cdef Py_ssize_t total
         cdef int fd = -1
         cdef int rc
         cdef int attempt
@@ -349,22 +386,23 @@ cdef class ShmWriter:
         self.hdr = NULL
         self.closed = True
         self.owner_pid = getpid()
-        if depth < 1:
-            raise ValueError("depth must be >= 1")
-        if max_symbols < 1 or max_symbols > (1 << 20):
-            raise ValueError("shm_max_symbols must be between 1 and 2**20")
-        if ring_capacity < 1 or (ring_capacity & (ring_capacity - 1)):
-            raise ValueError("ring_capacity must be a power of two")
+        _check_geometry("shared memory: ", depth, max_symbols, ring_capacity)
         self.name = validate_name(name)
         self.cname = shm_filename(name).encode("ascii")
         self.depth = depth
         self.max_symbols = max_symbols
         self.ring_capacity = ring_capacity
         self.checksum = checksum
-        books_off = align(symtab_off + max_symbols * SYMBOL_SLOT, 64)
-        stride = align(BOOK_HDR + 2 * depth * 2 * sizeof(double), 64)
-        ring_off = align(books_off + max_symbols * stride, 64)
-        total = align(ring_off + 2 * ring_capacity * sizeof(TradeRecord), PAGE)
+        if sizeof(TradeRecord) != TRADE_SIZE:
+            raise RuntimeError("TradeRecord is not 56 bytes")
+        symtab_off, books_off, stride, ring_off, total = _layout(depth, max_symbols,
+                                                                 ring_capacity)
+        # The layout lives in this object, never re-read from the segment: another process
+        # that can write the segment must not be able to redirect the writer's stores.
+        self.symtab_off = symtab_off
+        self.books_off = books_off
+        self.book_stride = stride
+        self.ring_off = ring_off
 
         for attempt in range(50):
             fd = shm_open(self.cname, O_CREAT | O_EXCL | O_RDWR, mode)
@@ -423,17 +461,17 @@ cdef class ShmWriter:
         _LIVE_WRITERS.add(self)
 
     cdef ff_book_hdr* book_hdr(self, Py_ssize_t idx) noexcept:
-        return <ff_book_hdr*>(self.mapping.addr + self.hdr.books_off + idx * self.hdr.book_stride)
+        return <ff_book_hdr*>(self.mapping.addr + self.books_off + idx * self.book_stride)
 
     cdef object book_arrays(self, Py_ssize_t idx):
-        cdef size_t off = self.hdr.books_off + idx * self.hdr.book_stride + BOOK_HDR
+        cdef size_t off = self.books_off + idx * self.book_stride + BOOK_HDR
         cdef Py_ssize_t n = 2 * self.depth
         bids = _array(self.mapping, off, n, np.float64).reshape(self.depth, 2)
         asks = _array(self.mapping, off + n * sizeof(double), n, np.float64).reshape(self.depth, 2)
         return bids, asks
 
     cdef object trade_array(self):
-        return _array(self.mapping, self.hdr.ring_off, 2 * self.ring_capacity, TRADE_DTYPE)
+        return _array(self.mapping, self.ring_off, 2 * self.ring_capacity, TRADE_DTYPE)
 
     cdef int64_t* trade_count_ptr(self) noexcept:
         return &self.hdr.trade_count
@@ -442,16 +480,17 @@ cdef class ShmWriter:
         if idx >= self.max_symbols:
             raise ShmFull(
                 f"shared-memory segment {self.name!r} holds {self.max_symbols} symbols; "
-                "raise Engine(shm_max_symbols=...)", "full")
+                "raise Engine(shm_max_symbols=...)", "shm_full")
         return 0
 
     cdef int add_symbol(self, Py_ssize_t idx, bytes raw) except -1:
         """Publish symbol ``idx`` (the name first, then ``n_symbols``)."""
         cdef ff_shm_symbol* s
         self.check_room(idx)
-        if len(raw) > 56:
-            raise ValueError("symbol too long for the shared-memory symbol table")
-        s = <ff_shm_symbol*>(self.mapping.addr + self.hdr.symtab_off + idx * SYMBOL_SLOT)
+        if len(raw) < 1 or len(raw) > MAX_SYMBOL_NAME:
+            raise ValueError(f"symbol must be 1..{MAX_SYMBOL_NAME} bytes for the "
+                             "shared-memory symbol table")
+        s = <ff_shm_symbol*>(self.mapping.addr + self.symtab_off + idx * SYMBOL_SLOT)
         memset(s.name, 0, 56)
         memcpy(s.name, <char*>raw, len(raw))
         s.length = <uint32_t>len(raw)
@@ -558,6 +597,65 @@ cdef bint _replace_existing(bytes cname, str name, bint empty_is_stale) except -
 # Reader
 # --------------------------------------------------------------------------------------
 
+cdef int _pread_header(int fd, ff_shm_header* out, str name) except -1:
+    """Copy the segment's header into ``out`` with ``pread`` (a file that is too short, or
+    shrinks meanwhile, gives a short read here, never a SIGBUS)."""
+    cdef Py_ssize_t got
+    while True:
+        got = pread(fd, out, sizeof(ff_shm_header), 0)
+        if got >= 0 or errno != EINTR:
+            break
+    if got < 0:
+        raise _oserror(f"reading the header of segment {name!r}", errno)
+    if got != sizeof(ff_shm_header):
+        raise ShmLayoutError(f"segment {name!r}: short header ({got} of "
+                             f"{sizeof(ff_shm_header)} bytes)", "layout")
+    return 0
+
+
+cdef int _check_header(const ff_shm_header* h, int64_t file_size, str name) except -1:
+    """Validate a header copy against the file size before anything of it is used: every
+    size, count and offset must be exactly what a writer of this version creates."""
+    where = f"segment {name!r} ({segment_path(name)})"
+    if h.magic != FF_SHM_MAGIC or h.layout != FF_SHM_LAYOUT or h.header_size != HEADER_SIZE:
+        raise ShmLayoutError(f"{where} is not a fastfeed segment of layout {FF_SHM_LAYOUT}",
+                             "layout")
+    if h.state > FF_SHM_STALE:
+        raise ShmLayoutError(f"{where}: unknown state {h.state}", "layout")
+    if h.flags & ~FLAGS_KNOWN:
+        raise ShmLayoutError(f"{where}: unknown flags {h.flags:#x}", "layout")
+    if h.writer_pid <= 0 or h.writer_pid > PID_MAX:
+        raise ShmLayoutError(f"{where}: writer pid {h.writer_pid} is not a process id",
+                             "layout")
+    try:
+        _check_geometry(where + ": ", h.depth, h.max_symbols, h.ring_capacity)
+    except ValueError as exc:
+        raise ShmLayoutError(str(exc), "layout") from None
+    want = _layout(h.depth, h.max_symbols, h.ring_capacity)
+    got = (h.symtab_off, h.books_off, h.book_stride, h.ring_off, h.total_size)
+    if got != want:
+        raise ShmLayoutError(
+            f"{where}: the header's offsets and sizes (symtab, books, stride, ring, total) "
+            f"= {got} do not match its geometry (depth {h.depth}, max_symbols "
+            f"{h.max_symbols}, ring_capacity {h.ring_capacity}) = {want}", "layout")
+    if <int64_t>h.total_size != file_size:
+        raise ShmLayoutError(f"{where}: the file has {file_size} bytes, the header says "
+                             f"{h.total_size}", "layout")
+    return 0
+
+
+cdef Mapping _map_reader(int fd, size_t size, str name):
+    cdef void* p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0)
+    if p == MAP_FAILED:
+        raise ShmError(f"cannot map segment {name!r} ({size} bytes): "
+                       f"{strerror(errno).decode('utf-8', 'replace')}", "map")
+    cdef Mapping m = Mapping.__new__(Mapping)
+    m.addr = <char*>p
+    m.size = size
+    m.writable = False
+    return m
+
+
 cdef inline void backoff(Py_ssize_t attempt) noexcept nogil:
     """Wait before retry ``attempt + 1``: spin briefly (the writer is mid-update on another
     core), then yield, then sleep (the writer was preempted mid-update: let it run)."""
@@ -581,6 +679,10 @@ cdef class ShmReader:
     writer registers them). Every array handed out is read-only; zero-copy views stay
     valid (mapped) as long as they live, also after ``close()``. If the writer closes or
     dies the data stays readable but frozen: see ``state`` and ``writer_alive``.
+
+    Nothing read from the segment is trusted: a damaged or crafted segment raises
+    :class:`~fastfeed.errors.ShmLayoutError` at attach, or
+    :class:`~fastfeed.errors.ShmCorrupt` when a count read later is impossible.
     """
 
     def __cinit__(self, str name, bint allow_stale=False, double timeout=2.0):
@@ -588,8 +690,9 @@ cdef class ShmReader:
         cdef int fd = -1
         cdef struct_stat st
         cdef double deadline = time.monotonic() + timeout
+        cdef ff_shm_header hc      # a private copy of the header (pread: never a SIGBUS)
+        cdef const ff_shm_header* h = &hc
         cdef uint32_t state
-        cdef const ff_shm_header* h
         self.closed = True
         self.name = name
         self._symbols = []
@@ -604,39 +707,50 @@ cdef class ShmReader:
                         f"({segment_path(name)}); start a writer with "
                         f"Engine(shm_name={name!r}) first", "not_found")
                 raise _oserror(f"shm_open({name!r})", errno)
-            if fstat(fd, &st) != 0:
+            try:
+                if fstat(fd, &st) != 0:
+                    raise _oserror("fstat of the shared-memory segment", errno)
+                if st.st_size >= HEADER_SIZE:
+                    # state last: the writer publishes the header with a release store
+                    _pread_header(fd, &hc, name)
+                    state = hc.state
+                    if state != FF_SHM_INIT:
+                        ff_fence_acquire()
+                        _pread_header(fd, &hc, name)
+                        break
+            except BaseException:
                 close(fd)
-                raise _oserror("fstat of the shared-memory segment", errno)
-            if st.st_size >= HEADER_SIZE:
-                break
-            close(fd)             # being created: wait for its size
+                raise
+            close(fd)             # being created: wait for its size and its header
             if time.monotonic() > deadline:
-                raise ShmLayoutError(f"segment {name!r} is empty (a writer died while "
-                                     "creating it?)", "layout")
-            time.sleep(0.005)
-        try:
-            self.mapping = _map(fd, <size_t>st.st_size, False)
-        finally:
-            close(fd)
-        self.hdr = h = <const ff_shm_header*>self.mapping.addr
-        while True:
-            state = ff_load_acquire_u32(&h.state)
-            if state != FF_SHM_INIT:
-                break
-            if time.monotonic() > deadline:
+                if st.st_size < HEADER_SIZE:
+                    raise ShmLayoutError(
+                        f"segment {name!r} has {st.st_size} bytes, less than a header "
+                        f"({HEADER_SIZE}): a writer died while creating it, or it is not a "
+                        "fastfeed segment", "layout")
                 raise ShmLayoutError(f"segment {name!r} never became ready", "layout")
             time.sleep(0.005)
-        if h.magic != FF_SHM_MAGIC or h.layout != FF_SHM_LAYOUT or h.header_size != HEADER_SIZE:
-            raise ShmLayoutError(f"{segment_path(name)} is not a fastfeed segment of layout "
-                                 f"{FF_SHM_LAYOUT}", "layout")
-        if h.total_size != <uint64_t>st.st_size:
-            raise ShmLayoutError(f"segment {name!r}: size {st.st_size} != header's "
-                                 f"{h.total_size}", "layout")
-        self.depth = h.depth
-        self.max_symbols = h.max_symbols
-        self.writer_pid = h.writer_pid
-        self.writer_start = h.writer_start
-        self.checksum = (h.flags & FF_SHM_F_CHECKSUM) != 0
+        try:
+            _check_header(h, st.st_size, name)
+            self.depth = h.depth
+            self.max_symbols = h.max_symbols
+            self.ring_capacity = h.ring_capacity
+            self.symtab_off = h.symtab_off
+            self.books_off = h.books_off
+            self.book_stride = h.book_stride
+            self.ring_off = h.ring_off
+            self.writer_pid = h.writer_pid
+            self.writer_start = h.writer_start
+            self.checksum = (h.flags & FF_SHM_F_CHECKSUM) != 0
+            self.mapping = _map_reader(fd, <size_t>h.total_size, name)
+            self.mapping.fd = fd      # kept for the size checks (_check_size)
+            fd = -1
+        finally:
+            if fd >= 0:
+                close(fd)
+        self.hdr = <const ff_shm_header*>self.mapping.addr
+        self._check_size()
+        state = ff_load_acquire_u32(&self.hdr.state)
         if state == FF_SHM_CLOSED:
             raise ShmNotFound(f"segment {name!r} was closed by its writer", "not_found")
         if not allow_stale and (state == FF_SHM_STALE
@@ -648,19 +762,64 @@ cdef class ShmReader:
         self._trades = ShmTrades.__new__(ShmTrades, self)
         self._refresh()
 
+    cdef int _check_size(self) except -1:
+        """Raise ShmCorrupt if the segment's file is now shorter than the mapping (touching
+        the missing part would kill the process with SIGBUS). Called at attach and before
+        reading a part of the segment for the first time (new symbols, books)."""
+        cdef struct_stat st
+        if self.mapping.fd < 0:
+            return 0
+        if fstat(self.mapping.fd, &st) != 0:
+            raise _oserror("fstat of the shared-memory segment", errno)
+        if st.st_size < <int64_t>self.mapping.size:
+            raise ShmCorrupt(
+                f"segment {self.name!r} was truncated to {st.st_size} bytes (mapped: "
+                f"{self.mapping.size}); refusing to read it", "truncated")
+        return 0
+
     cdef int _refresh(self) except -1:
+        """Pick up the symbols published since the last call. Every slot is validated
+        before it is used; the table is updated all at once or not at all."""
         cdef int64_t n = ff_load_acquire_i64(&self.hdr.n_symbols)
+        cdef Py_ssize_t have = len(self._symbols)
         cdef Py_ssize_t i
+        cdef Py_ssize_t j
         cdef const ff_shm_symbol* s
-        cdef Py_ssize_t length
-        if n > self.max_symbols:
-            n = self.max_symbols
-        for i in range(len(self._symbols), n):
-            s = <const ff_shm_symbol*>(self.mapping.addr + self.hdr.symtab_off + i * SYMBOL_SLOT)
-            length = s.length if s.length <= 56 else 56
-            name = s.name[:length].decode("ascii", "replace")
-            self._symbols.append(name)
-            self._index[name] = i
+        cdef uint32_t length
+        cdef bytes raw
+        cdef const unsigned char* p
+        if n < 0 or n > self.max_symbols:
+            raise ShmCorrupt(f"segment {self.name!r}: n_symbols {n} is not between 0 and "
+                             f"max_symbols {self.max_symbols}", "corrupt")
+        if n < have:
+            raise ShmCorrupt(f"segment {self.name!r}: n_symbols went back from {have} to "
+                             f"{n}", "corrupt")
+        if n == have:
+            return 0
+        self._check_size()
+        names = []
+        seen = set()
+        for i in range(have, n):
+            s = <const ff_shm_symbol*>(self.mapping.addr + self.symtab_off + i * SYMBOL_SLOT)
+            length = s.length
+            if length < 1 or length > MAX_SYMBOL_NAME:
+                raise ShmCorrupt(f"segment {self.name!r}: symbol slot {i} has a name length "
+                                 f"of {length} (not 1..{MAX_SYMBOL_NAME})", "corrupt")
+            raw = PyBytes_FromStringAndSize(s.name, length)
+            p = <const unsigned char*><char*>raw
+            for j in range(length):
+                if p[j] >= 0x80:
+                    raise ShmCorrupt(f"segment {self.name!r}: symbol slot {i} is not ASCII: "
+                                     f"{raw!r}", "corrupt")
+            name = raw.decode("ascii")
+            if name in self._index or name in seen:
+                raise ShmCorrupt(f"segment {self.name!r}: symbol {name!r} appears twice "
+                                 f"(slot {i})", "corrupt")
+            seen.add(name)
+            names.append(name)
+        for i in range(len(names)):
+            self._symbols.append(names[i])
+            self._index[names[i]] = have + i
         return 0
 
     def refresh(self):
@@ -692,6 +851,7 @@ cdef class ShmReader:
         idx = self.symbol_index(symbol)
         b = self._books.get(idx)
         if b is None:
+            self._check_size()
             b = ShmBook.__new__(ShmBook, self, idx)
             self._books[idx] = b
         return b
@@ -731,6 +891,8 @@ cdef class ShmReader:
         """Detach. Arrays already handed out stay valid (the mapping goes with the last)."""
         self.closed = True
         self._books.clear()
+        if self.mapping is not None:
+            self.mapping.close_fd()
 
     def __enter__(self):
         return self
@@ -768,15 +930,21 @@ cdef class ShmBook:
     :class:`~fastfeed.errors.ShmTornRead`; ``retries`` counts the repeated attempts).
 
     ``bids`` / ``asks`` are zero-copy read-only views of the live rows, as on
-    :class:`fastfeed.Book`, but the writer is another process: their rows can change (or
+    :class:`fastfeed.Book`, but the writer is another process: a view has the row count
+    published when it was taken and keeps it, while the rows themselves can change (or
     be half-written) while you read them, so use them only for a quick look and
-    ``snapshot()`` for anything you compute on. Their memory stays mapped as long as
+    ``snapshot()`` for anything you compute on (its copies are writable and yours). The
+    views are read-only (the mapping is ``PROT_READ``: writes and
+    ``flags.writeable = True`` raise ``ValueError``). Their memory stays mapped as long as
     they live (also after ``close()`` or after the writer unlinked the segment).
+
+    Every count read from the segment is checked before use: a row count outside
+    ``0..depth`` raises :class:`~fastfeed.errors.ShmCorrupt`.
     """
 
     def __cinit__(self, ShmReader reader, Py_ssize_t index):
-        cdef const ff_shm_header* h = reader.hdr
-        cdef size_t off = h.books_off + index * h.book_stride
+        # offsets validated at attach; index < n_symbols <= max_symbols (validated)
+        cdef size_t off = reader.books_off + index * reader.book_stride
         cdef Py_ssize_t n = 2 * reader.depth
         self.reader = reader
         self.mapping = reader.mapping
@@ -849,9 +1017,20 @@ cdef class ShmBook:
                 f"{self.max_retries} attempts (the writer keeps rewriting it, or died "
                 "in the middle of an update)", "torn_read")
         if rc == -2:
-            raise ShmError(f"book {self.symbol!r} in segment {self.reader.name!r}: corrupt "
-                           "row counts", "corrupt")
+            raise ShmCorrupt(f"book {self.symbol!r} in segment {self.reader.name!r}: row "
+                             f"counts {self.hdr.n_bids}/{self.hdr.n_asks} are not between 0 "
+                             f"and depth {self.depth}", "corrupt")
         return 0
+
+    cdef int64_t _count(self, bint bid_side) except -1:
+        """The side's published row count, checked (the writer only ever publishes
+        0..depth: anything else is damage, never a reason to read past the rows)."""
+        cdef int64_t n = self.hdr.n_bids if bid_side else self.hdr.n_asks
+        if n < 0 or n > self.depth:
+            raise ShmCorrupt(f"book {self.symbol!r} in segment {self.reader.name!r}: "
+                             f"{'n_bids' if bid_side else 'n_asks'} {n} is not between 0 "
+                             f"and depth {self.depth}", "corrupt")
+        return n
 
     def snapshot(self):
         """A consistent copy ``(bids, asks)``, as :meth:`fastfeed.Book.snapshot`."""
@@ -901,15 +1080,15 @@ cdef class ShmBook:
 
     @property
     def bids(self):
-        """Zero-copy read-only view of the live bids (may change while read: see class doc)."""
-        cdef int64_t n = self.hdr.n_bids
-        return self._bid_arr[:max(0, min(n, self.depth))]
+        """Zero-copy read-only view of the live bids: the rows counted now; their content
+        changes as the writer updates the book (see the class doc)."""
+        return self._bid_arr[:self._count(True)]
 
     @property
     def asks(self):
-        """Zero-copy read-only view of the live asks (may change while read: see class doc)."""
-        cdef int64_t n = self.hdr.n_asks
-        return self._ask_arr[:max(0, min(n, self.depth))]
+        """Zero-copy read-only view of the live asks: the rows counted now; their content
+        changes as the writer updates the book (see the class doc)."""
+        return self._ask_arr[:self._count(False)]
 
     cdef double _top(self, bint bid_side) except? -1.0:
         cdef Py_ssize_t attempt
@@ -925,6 +1104,8 @@ cdef class ShmBook:
             px = (self.bid[0] if bid_side else self.ask[0]) if n > 0 else NAN
             ff_fence_acquire()
             if ff_load_relaxed_u64(&self.hdr.seq) == s1:
+                if n < 0 or n > self.depth:
+                    self._count(bid_side)         # raises ShmCorrupt
                 return px
             backoff(attempt)
         self._check(-1)
@@ -951,11 +1132,13 @@ cdef class ShmBook:
 
     @property
     def n_bids(self):
-        return self.hdr.n_bids
+        """Rows in the bid side, as last published (unsynchronised; checked)."""
+        return self._count(True)
 
     @property
     def n_asks(self):
-        return self.hdr.n_asks
+        """Rows in the ask side, as last published (unsynchronised; checked)."""
+        return self._count(False)
 
     @property
     def seq(self):
@@ -963,7 +1146,7 @@ cdef class ShmBook:
         return ff_load_acquire_u64(&self.hdr.seq)
 
     def __len__(self):
-        return self.hdr.n_bids + self.hdr.n_asks
+        return self._count(True) + self._count(False)
 
     def __repr__(self):
         return (f"<ShmBook {self.symbol} bids={self.hdr.n_bids} asks={self.hdr.n_asks} "
@@ -983,32 +1166,44 @@ cdef class ShmTrades:
     """
 
     def __cinit__(self, ShmReader reader):
-        cdef const ff_shm_header* h = reader.hdr
+        # capacity and offset validated at attach (a power of two; the ring fits the file)
         self.reader = reader
         self.mapping = reader.mapping
-        self.hdr = h
-        self.capacity = h.ring_capacity
+        self.hdr = reader.hdr
+        self.capacity = reader.ring_capacity
         self.mask = <uint64_t>(self.capacity - 1)
         self.max_retries = 1000
-        self._arr = _array(self.mapping, h.ring_off, 2 * self.capacity, TRADE_DTYPE)
+        self.last_count = 0
+        self._arr = _array(self.mapping, reader.ring_off, 2 * self.capacity, TRADE_DTYPE)
         self.buf = <const TradeRecord*>cnp.PyArray_DATA(self._arr)
+
+    cdef int64_t _count(self) except -1:
+        """The published trade count, checked: never negative, never lower than before
+        (the writer only counts up)."""
+        cdef int64_t c = ff_load_acquire_i64(&self.hdr.trade_count)
+        if c < self.last_count:
+            raise ShmCorrupt(f"trades of segment {self.reader.name!r}: trade_count {c} "
+                             f"{'is negative' if c < 0 else 'went back'} (was "
+                             f"{self.last_count})", "corrupt")
+        self.last_count = c
+        return c
 
     @property
     def count(self):
         """Trades ever published by the writer (the next sequence number)."""
-        return ff_load_acquire_i64(&self.hdr.trade_count)
+        return self._count()
 
     @property
     def symbols(self):
         return self.reader.symbols
 
     def __len__(self):
-        cdef int64_t c = ff_load_acquire_i64(&self.hdr.trade_count)
+        cdef int64_t c = self._count()
         return c if c < self.capacity else self.capacity
 
     def latest(self, Py_ssize_t n=-1):
         """Zero-copy read-only view of the newest ``n`` trades, oldest first (see class doc)."""
-        cdef int64_t c = ff_load_acquire_i64(&self.hdr.trade_count)
+        cdef int64_t c = self._count()
         cdef Py_ssize_t held = c if c < self.capacity else self.capacity
         cdef Py_ssize_t start
         if n < 0 or n > held:
@@ -1018,7 +1213,7 @@ cdef class ShmTrades:
 
     def since(self, int64_t seq):
         """Zero-copy read-only view of trades ``>= seq`` (``TradesOverwritten`` if gone)."""
-        cdef int64_t c = ff_load_acquire_i64(&self.hdr.trade_count)
+        cdef int64_t c = self._count()
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= c:
@@ -1036,7 +1231,7 @@ cdef class ShmTrades:
         cdef Py_ssize_t k
         cdef cnp.ndarray out
         for attempt in range(self.max_retries):
-            c1 = ff_load_acquire_i64(&self.hdr.trade_count)
+            c1 = self._count()
             if by_seq:
                 if seq >= c1:
                     return np.empty(0, dtype=TRADE_DTYPE)
@@ -1056,7 +1251,7 @@ cdef class ShmTrades:
             memcpy(cnp.PyArray_DATA(out), &self.buf[<uint64_t>lo & self.mask],
                    k * sizeof(TradeRecord))
             ff_fence_acquire()
-            c2 = ff_load_acquire_i64(&self.hdr.trade_count)
+            c2 = self._count()
             if lo >= c2 - self.capacity + 1:
                 return out
             if by_seq:
@@ -1085,4 +1280,5 @@ cdef class ShmTrades:
         return trades_frame(self.snapshot(n), self.reader.symbols)
 
     def __repr__(self):
-        return f"<ShmTrades count={self.count} capacity={self.capacity}>"
+        return (f"<ShmTrades count={ff_load_acquire_i64(&self.hdr.trade_count)} "
+                f"capacity={self.capacity}>")

@@ -19,6 +19,7 @@ __all__ = [
     "ShmTornRead",
     "ShmLayoutError",
     "CaptureError",
+    "ShmCorrupt",
     "REJECT_REASONS",
 ]
 
@@ -34,6 +35,7 @@ REJECT_REASONS = (
     "bad_message",
     "bad_number",
     "symbol_limit",
+    "shm_full",
 )
 
 
@@ -105,9 +107,11 @@ class ShmStale(ShmError):
 
 
 class ShmFull(ShmError):
-    """The segment has no free symbol slot (``Engine(shm_max_symbols=...)``)."""
+    """The segment has no free symbol slot (``Engine(shm_max_symbols=...)``). A frame
+    that would add a symbol beyond the slots is rejected with it and counted as
+    ``stats["rejects"]["shm_full"]``."""
 
-    reason = "full"
+    reason = "shm_full"
 
 
 class ShmTornRead(ShmError):
@@ -136,3 +140,12 @@ class CaptureError(FastfeedError):
         super().__init__(message, reason)
         self.offset = offset
         self.record = record
+
+
+class ShmCorrupt(ShmLayoutError):
+    """A value read from a segment is impossible for a fastfeed writer to have written (a
+    count beyond its bound, a symbol name of a bad length, a counter that went backwards,
+    a file truncated under its readers): the segment is damaged or was written by
+    something else. Raised instead of reading outside the segment."""
+
+    reason = "corrupt"

@@ -1,10 +1,11 @@
-"""Shared data layouts: numpy dtypes used by the compiled engine and the reference."""
+"""Shared data layouts: numpy dtypes used by the compiled engine and the reference, and
+:func:`readonly`, how every view handed to users is made read-only."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TRADE_DTYPE", "SIDE_BUY", "SIDE_SELL"]
+__all__ = ["TRADE_DTYPE", "SIDE_BUY", "SIDE_SELL", "readonly"]
 
 SIDE_BUY = 1
 SIDE_SELL = -1
@@ -27,3 +28,23 @@ TRADE_DTYPE = np.dtype(
     align=True,
 )
 assert TRADE_DTYPE.itemsize == 56
+
+
+def readonly(arr: np.ndarray) -> np.ndarray:
+    """A read-only array over the memory of the C-contiguous array ``arr`` (no copy) that
+    cannot be made writable again.
+
+    Plain ``view.flags.writeable = False`` is not enough: numpy lets anyone set the flag
+    back on a view whose base array is writable. The array returned here is built on a
+    read-only ``memoryview`` of ``arr``, so it and every slice, view or transpose of it
+    refuse ``flags.writeable = True``, item assignment, ``sort()``, ``np.copyto`` ... with
+    ``ValueError``. ``arr`` itself stays writable for its owner (the engine), and stays
+    alive as long as the returned array (or any view of it) does.
+
+    This guards against accidental writes; it is not a security boundary (code in the
+    same process can always reach the memory, e.g. through ctypes).
+    """
+    if arr.size == 0:     # nothing to share (and memoryview cannot cast empty shapes)
+        return np.frombuffer(b"", dtype=arr.dtype).reshape(arr.shape)
+    ro = np.frombuffer(memoryview(arr).cast("B").toreadonly(), dtype=arr.dtype)
+    return ro.reshape(arr.shape)

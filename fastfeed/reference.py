@@ -47,7 +47,7 @@ import numpy as np
 
 from ._json import loads_exact
 from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError, TradesOverwritten
-from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE
+from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE, readonly
 
 __all__ = [
     "MESSAGE_KEYS",
@@ -388,13 +388,15 @@ class ReferenceBook:
 
     @property
     def bids(self) -> np.ndarray:
-        """Bid levels ``[price, amount]``, best (highest) first; a fresh copy."""
-        return self._array("bids")
+        """Bid levels ``[price, amount]``, best (highest) first. Read-only, like the compiled
+        book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
+        return readonly(self._array("bids"))
 
     @property
     def asks(self) -> np.ndarray:
-        """Ask levels ``[price, amount]``, best (lowest) first; a fresh copy."""
-        return self._array("asks")
+        """Ask levels ``[price, amount]``, best (lowest) first. Read-only, like the compiled
+        book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
+        return readonly(self._array("asks"))
 
     @property
     def n_bids(self) -> int:
@@ -410,8 +412,8 @@ class ReferenceBook:
         return self.n_bids + self.n_asks
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """A copy ``(bids, asks)`` that later updates do not change."""
-        return self.bids, self.asks
+        """A copy ``(bids, asks)`` that later updates do not change (writable, the caller's)."""
+        return self._array("bids"), self._array("asks")
 
     def to_pandas(self) -> Any:
         """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount."""
@@ -506,8 +508,9 @@ class ReferenceTradeRing:
         return self._count
 
     def _gather(self, first: int) -> np.ndarray:
+        """Records ``first..count-1`` as a read-only array (like the compiled ring's views)."""
         seqs = np.arange(first, self._count, dtype=np.int64)
-        return self._data[seqs & (self.capacity - 1)].copy()
+        return readonly(self._data[seqs & (self.capacity - 1)])
 
     def __len__(self) -> int:
         """Number of trades currently held (at most ``capacity``)."""
@@ -515,13 +518,13 @@ class ReferenceTradeRing:
 
     def latest(self, n: int = -1) -> np.ndarray:
         """The last ``min(n, count, capacity)`` records (all held if ``n < 0``), oldest
-        first (a copy)."""
+        first (a read-only copy)."""
         held = min(self._count, self.capacity)
         k = held if n < 0 else min(n, held)
         return self._gather(self._count - k)
 
     def since(self, seq: int) -> np.ndarray:
-        """Records with sequence number ``>= seq``, oldest first (a copy).
+        """Records with sequence number ``>= seq``, oldest first (a read-only copy).
 
         Raises ``ValueError`` if ``seq < 0`` and :class:`fastfeed.errors.TradesOverwritten`
         (an ``IndexError``) if ``seq < count - capacity``; ``seq >= count`` gives no records.

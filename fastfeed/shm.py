@@ -11,7 +11,7 @@ Any other process on the machine attaches read-only::
     with fastfeed.attach("digifinex") as feed:
         book = feed.book("BTC_USDT")
         bids, asks = book.snapshot()                  # a consistent copy (seqlock)
-        book.bids                                     # zero-copy live view (may be torn)
+        book.bids                                     # zero-copy read-only live view (may be torn)
         feed.trades.snapshot(100)                     # consistent copy of the newest trades
         feed.symbols                                  # grows as the writer sees symbols
 
@@ -25,7 +25,14 @@ crashed writers, closing) are described in ``fastfeed/_shm.pyx``.
 Memory validity: arrays from a reader (zero-copy views and copies alike) never dangle: the
 mapping is released only when the last of them is gone, even after ``close()`` or after
 the writer unlinked the segment; a view of a segment whose writer is gone simply stops
-changing.
+changing. Zero-copy views are read-only and keep the row count they were taken with;
+copies are the caller's (writable).
+
+Trust: every size, count and offset read from a segment is validated before use (the
+header's geometry once, at attach; counts on every read). A damaged or crafted segment
+raises :class:`~fastfeed.errors.ShmLayoutError` (or its subclass
+:class:`~fastfeed.errors.ShmCorrupt`), never a crash; only a truncation that races with a
+running read can still end in SIGBUS (see docs/shm-and-exports.md).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from ._shm import (
     validate_name,
 )
 from .errors import (
+    ShmCorrupt,
     ShmError,
     ShmFull,
     ShmInUse,
@@ -61,6 +69,7 @@ __all__ = [
     "STATES",
     "BookSnapshot",
     "ShmBook",
+    "ShmCorrupt",
     "ShmError",
     "ShmFull",
     "ShmInUse",
@@ -91,8 +100,9 @@ def attach(name: str, *, allow_stale: bool = False, timeout: float = 2.0) -> Shm
     Raises :class:`~fastfeed.errors.ShmNotFound` if no such segment exists (or its writer
     closed it), :class:`~fastfeed.errors.ShmStale` if its writer died (unless
     ``allow_stale``, to read the frozen data), :class:`~fastfeed.errors.ShmLayoutError` if
-    it is not a fastfeed segment. Waits up to ``timeout`` seconds for a segment that is
-    being created.
+    it is not a fastfeed segment or its header is inconsistent with itself or the file
+    (every size, count and offset is checked before use). Waits up to ``timeout`` seconds
+    for a segment that is being created.
     """
     return ShmReader(validate_name(name), allow_stale, timeout)
 

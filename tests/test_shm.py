@@ -223,18 +223,57 @@ def test_second_writer_is_refused(shm_name: str) -> None:
             assert r.book("A").best_bid == 1.0       # the first writer's segment is intact
 
 
-def test_symbol_slots_are_bounded(shm_name: str) -> None:
-    with Engine(shm_name=shm_name, shm_max_symbols=2) as eng:
+@pytest.mark.parametrize("max_symbols", [None, 5])
+def test_symbol_slots_are_bounded(shm_name: str, max_symbols: int | None) -> None:
+    """A frame with a new symbol beyond the slots is a counted rejection (ShmFull, reason
+    shm_full), nothing applied -- also when max_symbols would allow more."""
+    with Engine(shm_name=shm_name, shm_max_symbols=2, max_symbols=max_symbols) as eng:
         eng.feed(depth_text(True, "A", bids=[["1", "1"]]))
-        eng.feed(depth_text(True, "B", bids=[["1", "1"]]))
-        with pytest.raises(ShmFull):
+        eng.feed(trades_text(False, "B", [trade(1, "1", "1")]))
+        before = eng.stats
+        with pytest.raises(ShmFull, match="shm_full: a new symbol beyond the 2 symbol slots") as ei:
             eng.feed(depth_text(True, "C", bids=[["1", "1"]]))
+        assert ei.value.reason == "shm_full"
         with pytest.raises(ShmFull):
-            eng.book("D")
+            eng.feed(trades_text(False, "C", [trade(1, "1", "1")]))
+        assert eng.feed_many([depth_text(True, "D", bids=[["1", "1"]])]) == []
+        stats = eng.stats
+        assert stats["rejects"]["shm_full"] == 3
+        assert stats["rejects"]["symbol_limit"] == 0
+        assert stats["frames"] == before["frames"] + 3
+        assert stats["messages"] == before["messages"]
+        assert eng.trades.count == 1 and set(eng.books) == {"A"}
+        with pytest.raises(ShmFull):
+            eng.book("D")                    # an API call: raised, not a frame rejection
+        assert eng.stats["rejects"]["shm_full"] == 3
         assert eng.symbols == ["A", "B"]
         eng.feed(depth_text(False, "A", bids=[["2", "1"]]))    # known symbols still work
         with attach(shm_name) as r:
             assert r.symbols == ["A", "B"] and r.book("A").best_bid == 2.0
+
+
+def test_symbol_limit_defaults_fit_the_slots(shm_name: str) -> None:
+    """The default max_symbols fits the default shm slots (it used to be 10000 vs 1024)."""
+    eng = Engine()
+    assert eng.max_symbols == 10000 and eng.shm is None
+    with Engine(shm_name=shm_name) as eng:
+        assert eng.max_symbols == eng.shm.max_symbols == 1024
+    with Engine(shm_name=shm_name, max_symbols=50) as eng:
+        assert eng.max_symbols == eng.shm.max_symbols == 50
+    with Engine(shm_name=shm_name, shm_max_symbols=3) as eng:
+        assert eng.max_symbols == eng.shm.max_symbols == 3
+        for s in ("A", "B", "C"):
+            eng.feed(depth_text(True, s, bids=[["1", "1"]]))
+        with pytest.raises(ShmFull):
+            eng.feed(depth_text(True, "D", bids=[["1", "1"]]))
+    with Engine(shm_name=shm_name, max_symbols=2, shm_max_symbols=3) as eng:
+        assert (eng.max_symbols, eng.shm.max_symbols) == (2, 3)
+        for s in ("A", "B"):
+            eng.feed(depth_text(True, s, bids=[["1", "1"]]))
+        with pytest.raises(FastfeedError) as ei:
+            eng.feed(depth_text(True, "C", bids=[["1", "1"]]))
+        assert ei.value.reason == "symbol_limit"
+        assert eng.stats["rejects"]["symbol_limit"] == 1 and eng.stats["rejects"]["shm_full"] == 0
 
 
 def test_not_a_fastfeed_segment(shm_name: str) -> None:
