@@ -387,6 +387,19 @@ def test_wire_helpers() -> None:
     assert error_envelope(1, 4, "x")["error"] == {"code": 4, "message": "x"}
 
 
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_zlib_compress_is_byte_identical_to_zlib_at_every_window_boundary(level: int) -> None:
+    rng = random.Random(level)
+    sizes = list(range(0, 300)) + [s + d for s in (250, 762, 1786, 3834, 7930, 16000) for d in (-1, 0, 1)]
+    sizes += [rng.randrange(300, 20000) for _ in range(40)]
+    for size in sizes:
+        alphabet = b'{}[]":,.0123456789abcdef' if size % 3 else bytes(range(256))
+        data = bytes(rng.choice(alphabet) for _ in range(size))
+        z = zlib_compress(data, level)
+        assert z == zlib.compress(data, level), size
+        assert z[0] == 0x78 and zlib.decompress(z) == data
+
+
 def test_config_validation_and_specs() -> None:
     cfg = ExchangeConfig(symbols=["btc_usdt", "BTC_USDT", "foo_bar"], path="ws")
     assert cfg.symbols == ("BTC_USDT", "FOO_BAR") and cfg.path == "/ws"
