@@ -2,20 +2,30 @@
 rate over loopback, for minutes or hours, recording memory, backlog, errors and reconnects.
 
     python benchmarks/soak.py --minutes 60            # the documented 1-hour run (by hand)
-    python benchmarks/soak.py --ci                    # the CI mode: 2 minutes, checked
+    python benchmarks/soak.py --ci                    # the CI mode: 1 minute, checked
 
 Every ``--every`` seconds it samples: RSS of this process, frames processed, rejected
 frames, reconnects, and the backlog = bytes waiting unread in the client socket's kernel
-receive queue (FIONREAD). At the end it prints the samples and a verdict:
+receive queue (FIONREAD). At the end the exchange stops sending market data, the client
+drains its socket (a ``server.ping`` reply comes after every earlier push), and the
+exchange's count of frames written to the client's connection(s) is compared with the
+frames the client received.
 
-* RSS growth, fitted over the samples after the warm-up (first 20%), in MB/hour
-  (target < 5 MB/hour);
-* errors (rejected frames, bad frames, request errors/timeouts) (target 0);
+Checks (``--check``; ``--ci`` implies it). Only what machine load cannot change, so a busy
+machine never fails the run:
+
+* errors: rejected frames, bad frames, request errors/timeouts (target 0);
 * reconnects (target 0);
-* backlog (target: never more than 50 ms of traffic unread).
+* lost frames: frames the exchange wrote minus frames the client received (target 0);
+* memory bounded: RSS after the warm-up (first 20% of the samples) grows by less than
+  ``--rss-bound`` MB (default 32, generous: the working set is a few MB);
+* only in the run by hand (without ``--ci``), a benchmark on a quiet machine: the RSS
+  slope fitted after the warm-up stays below 5 MB/hour, the backlog never exceeds 50 ms
+  of traffic and at least 80% of the rate is received.
 
-``--check`` makes the exit code 1 when a target is missed. In ``--ci`` mode a 2-minute run
-cannot resolve 5 MB/hour, so the RSS check there is "< 3 MB after the warm-up".
+With ``--ci`` the timing figures (messages per second achieved, the largest backlog in
+bytes and in milliseconds of traffic) are reported as information, never checked: CI
+machines are shared and busy.
 """
 
 from __future__ import annotations
@@ -24,9 +34,8 @@ import argparse
 import asyncio
 import fcntl
 import json
+import multiprocessing as mp
 import os
-import re
-import subprocess
 import sys
 import termios
 import time
@@ -43,27 +52,78 @@ import numpy as np  # noqa: E402
 SYMBOLS = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT",
            "LTC_USDT", "TRX_USDT", "ADA_USDT", "DOT_USDT", "LINK_USDT"]
 
+#: hang guards only (generous; they never decide a verdict on a slow machine)
+START_TIMEOUT = 300.0
+ANSWER_TIMEOUT = 120.0
+
 
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def start_exchange(rate: int, pregenerate: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fastfeed", "exchange", "--port", "0", "--rate", str(rate),
-         "--pregenerate", str(pregenerate), "--symbols", ",".join(SYMBOLS)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=str(_ROOT), env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    m = re.search(r"(ws://\S+)", line)
-    if not m:
-        proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"exchange did not start: {line!r} {err}")
-    return proc, m.group(1)
+# -- the exchange process ------------------------------------------------------------------
 
+def _exchange_main(rate: float, pregenerate: int, conn: Any) -> None:
+    """Serve until told; answer ``pause`` (stop market data) and ``counts`` (frames written
+    per connection)."""
+    if str(_ROOT) not in sys.path and any((_ROOT / "fastfeed").glob("_engine*.so")):
+        sys.path.insert(0, str(_ROOT))
+    from fastfeed.exchange import Exchange, ExchangeConfig
+
+    async def main() -> None:
+        cfg = ExchangeConfig(symbols=SYMBOLS, rate=rate, pregenerate=pregenerate)
+        async with Exchange(cfg) as ex:
+            conn.send(ex.url)
+            loop = asyncio.get_running_loop()
+            while True:
+                cmd = await loop.run_in_executor(None, conn.recv)
+                if cmd == "pause":
+                    ex.pause()
+                    conn.send("paused")
+                elif cmd == "counts":
+                    conn.send({"frames_sent": sum(c.frames_sent for c in ex.connections),
+                               "connections_total": ex.stats["connections_total"]})
+                else:
+                    conn.send("bye")
+                    return
+
+    asyncio.run(main())
+
+
+class ExchangeProcess:
+    def __init__(self, rate: float, pregenerate: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_exchange_main, args=(rate, pregenerate, child), daemon=True)
+        self.proc.start()
+        if not self.parent.poll(START_TIMEOUT):
+            self.proc.kill()
+            raise RuntimeError("exchange process did not start")
+        self.url: str = self.parent.recv()
+
+    def ask(self, cmd: str) -> Any:
+        self.parent.send(cmd)
+        if not self.parent.poll(ANSWER_TIMEOUT):
+            raise RuntimeError(f"exchange process did not answer {cmd!r}")
+        return self.parent.recv()
+
+    async def ask_async(self, cmd: str) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, self.ask, cmd)
+
+    def stop(self) -> None:
+        try:
+            if self.proc.is_alive():
+                self.ask("stop")
+        except (RuntimeError, OSError, EOFError):
+            pass
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
+
+# -- the client ------------------------------------------------------------------------------
 
 def unread_bytes(feed: Any) -> int:
     tr = feed._transport
@@ -77,11 +137,19 @@ def unread_bytes(feed: Any) -> int:
     return int.from_bytes(buf, sys.byteorder)
 
 
-async def soak(url: str, seconds: float, every: float) -> list[dict[str, Any]]:
+def received(feed: Any) -> int:
+    """Data frames (pushes and replies) the client has taken off the socket."""
+    return int(feed.stats["engine"]["frames"])
+
+
+async def soak(ex: ExchangeProcess, seconds: float, every: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
     import fastfeed
 
     samples: list[dict[str, Any]] = []
-    async with fastfeed.connect(url, data_timeout=10.0) as feed:
+    # generous liveness limits: a busy machine may delay the client, which must not count
+    # as a dead server (no reconnect); a real stall still ends the run with a verdict
+    async with fastfeed.connect(ex.url, data_timeout=60.0, pong_timeout=60.0, request_timeout=60.0,
+                                connect_timeout=120.0) as feed:
         await feed.subscribe_depth(SYMBOLS)
         await feed.subscribe_trades(SYMBOLS)
         await feed.subscribe_ticker(SYMBOLS)
@@ -102,35 +170,65 @@ async def soak(url: str, seconds: float, every: float) -> list[dict[str, Any]]:
             })
             if samples[-1]["t"] >= seconds:
                 break
-    return samples
+        # count check: stop market data, drain, compare both ends
+        await ex.ask_async("pause")
+        counts: dict[str, int] = {}
+        for _ in range(5):  # a periodic ping of the client may still be in flight: retry
+            await feed.ping()
+            got = received(feed)
+            counts = await ex.ask_async("counts")
+            counts["received"] = got
+            if counts["frames_sent"] == got:
+                break
+        st = feed.stats
+        samples[-1]["rejects"] = sum(st["engine"]["rejects"].values())
+        samples[-1]["bad_frames"] = st["bad_frames"]
+        samples[-1]["request_errors"] = st["request_errors"] + st["request_timeouts"]
+        samples[-1]["reconnects"] = st["reconnects"]
+    return samples, counts
 
 
-def verdict(samples: list[dict[str, Any]], rate: int, ci: bool) -> dict[str, Any]:
+def verdict(samples: list[dict[str, Any]], counts: dict[str, int], rate: float, ci: bool,
+            rss_bound_mb: float) -> dict[str, Any]:
     warm = samples[max(1, len(samples) // 5):]
     t = np.array([s["t"] for s in warm])
     rss = np.array([s["rss_mb"] for s in warm])
     slope_mb_h = float(np.polyfit(t, rss, 1)[0] * 3600) if len(warm) >= 3 else float("nan")
-    growth_mb = float(rss[-1] - rss[0]) if len(rss) else 0.0
+    growth_mb = float(rss.max() - rss[0]) if len(rss) else 0.0
     last = samples[-1]
     dt = samples[-1]["t"] - samples[0]["t"]
     msgs_s = (samples[-1]["frames"] - samples[0]["frames"]) / dt if dt > 0 else 0.0
     avg_frame = 160  # bytes on the wire per frame, about (corpus average)
     max_unread = max(s["unread_bytes"] for s in samples)
-    res = {
+    res: dict[str, Any] = {
         "seconds": last["t"],
-        "msgs_per_s": msgs_s,
+        "errors": last["rejects"] + last["bad_frames"] + last["request_errors"],
+        "reconnects": last["reconnects"],
+        "frames_sent_by_exchange": counts.get("frames_sent", -1),
+        "frames_received": counts.get("received", -1),
+        "lost_frames": counts.get("frames_sent", -1) - counts.get("received", 0),
         "rss_start_mb": samples[0]["rss_mb"],
         "rss_end_mb": last["rss_mb"],
         "rss_growth_after_warmup_mb": growth_mb,
         "rss_slope_mb_per_hour": slope_mb_h,
-        "errors": last["rejects"] + last["bad_frames"] + last["request_errors"],
-        "reconnects": last["reconnects"],
-        "max_unread_bytes": max_unread,
+        # information only (depends on machine load):
+        "info_msgs_per_s": msgs_s,
+        "info_msgs_per_s_target": rate,
+        "info_max_unread_bytes": max_unread,
+        "info_max_backlog_ms": max_unread / (rate * avg_frame) * 1000 if rate else 0.0,
     }
-    backlog_ok = max_unread <= 0.05 * rate * avg_frame
-    rss_ok = growth_mb < 3.0 if ci else slope_mb_h < 5.0
-    res["ok"] = bool(rss_ok and res["errors"] == 0 and res["reconnects"] == 0 and backlog_ok
-                     and msgs_s > 0.8 * rate)
+    ok = {
+        "no_errors": res["errors"] == 0,
+        "no_reconnects": res["reconnects"] == 0 and counts.get("connections_total", 1) == 1,
+        "no_loss": "frames_sent" in counts and res["lost_frames"] == 0,
+        "memory_bounded": growth_mb < rss_bound_mb,
+    }
+    if not ci:  # the hour-long benchmark run, by hand on a quiet machine: timing targets too
+        ok["memory_slope"] = bool(slope_mb_h < 5.0)
+        ok["backlog_50ms"] = bool(max_unread <= 0.05 * rate * avg_frame)
+        ok["rate_kept"] = bool(msgs_s > 0.8 * rate)
+    res["checks"] = ok
+    res["ok"] = all(ok.values())
     return res
 
 
@@ -140,33 +238,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=50_000, help="messages/s the exchange sends")
     ap.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--pregenerate", type=int, default=200_000, help="frames in the exchange's cycle")
-    ap.add_argument("--ci", action="store_true", help="2 minutes, 5 s samples, --check")
-    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--rss-bound", type=float, default=32.0,
+                    help="MB the RSS may grow after the warm-up (default 32)")
+    ap.add_argument("--ci", action="store_true", help="1 minute, 5 s samples, --check")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a check fails")
     ap.add_argument("--json", help="write samples and verdict to this file")
     args = ap.parse_args(argv)
     if args.ci:
-        args.minutes, args.every, args.check = 2.0, 5.0, True
-        args.pregenerate = min(args.pregenerate, 100_000)
-    proc, url = start_exchange(args.rate, args.pregenerate)
+        args.minutes, args.every, args.check = 1.0, 5.0, True
+        args.pregenerate = min(args.pregenerate, 50_000)
+    ex = ExchangeProcess(args.rate, args.pregenerate)
     try:
-        samples = asyncio.run(soak(url, args.minutes * 60, args.every))
+        samples, counts = asyncio.run(soak(ex, args.minutes * 60, args.every))
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        ex.stop()
     print(f"{'t s':>8}{'rss MB':>9}{'frames':>12}{'errors':>8}{'reconn':>8}{'unread B':>10}")
     for s in samples:
         print(f"{s['t']:>8.0f}{s['rss_mb']:>9.1f}{s['frames']:>12,}"
               f"{s['rejects'] + s['bad_frames'] + s['request_errors']:>8}{s['reconnects']:>8}"
               f"{s['unread_bytes']:>10,}")
-    v = verdict(samples, args.rate, args.ci)
+    v = verdict(samples, counts, args.rate, args.ci, args.rss_bound)
     print()
     for k, val in v.items():
+        if k == "checks":
+            val = ", ".join(f"{name} {'ok' if good else 'FAILED'}" for name, good in val.items())
         print(f"{k:>28}: {val:,.2f}" if isinstance(val, float) else f"{k:>28}: {val}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"samples": samples, "verdict": v}, indent=1))
+        Path(args.json).write_text(json.dumps({"samples": samples, "counts": counts, "verdict": v}, indent=1))
     return 0 if (v["ok"] or not args.check) else 1
 
 

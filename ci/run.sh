@@ -32,8 +32,10 @@ python -c "import fastfeed, sys; print('fastfeed', fastfeed.__version__, 'compil
 # The README's test command, verbatim:
 python -m pytest -q
 
-# --- Soak, CI mode: 2 minutes of the live client at 50k msg/s against the exchange process;
-# fails on errors, reconnects, backlog or RSS growth (benchmarks/soak.py, 1-hour run by hand).
+# --- Soak, CI mode: 1 minute of the live client at 50k msg/s against the exchange process;
+# fails only on what machine load cannot change: errors, reconnects, lost frames (exchange's
+# send count vs the client's receive count) or RSS growth beyond a generous bound. Rate and
+# backlog are printed, not checked (benchmarks/soak.py; the 1-hour timing run is by hand).
 python benchmarks/soak.py --ci
 
 # --- Extra steps: the same engine tests against a debug build and an AddressSanitizer build ---

@@ -21,7 +21,9 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
+
     async def main() -> Any:
         return await asyncio.wait_for(fn(), timeout)
 
@@ -121,7 +123,7 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
                         assert set(msg["params"][0]) == {"currency", "free", "total", "used"}
                         break
                 pong_waiter = await ws.ping(b"hello")  # WebSocket-level PING is answered
-                await asyncio.wait_for(pong_waiter, 5)
+                await asyncio.wait_for(pong_waiter, 60)
             # a clean close from the client side
             assert ws.close_code == 1000
 
@@ -131,7 +133,7 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
 def test_websockets_client_sees_text_replies_and_server_close() -> None:
     async def body() -> None:
         conf = ExchangeConfig(seed=3, symbols=SYMS, rate=0, text_replies=True, error_style="string",
-                              idle_timeout=0.3)
+                              idle_timeout=1.0)
         async with Exchange(conf) as ex:
             async with connect(ex.url + "?anything", compression=None, ping_interval=None) as ws:
                 await ws.send('{"id": 1, "method": "server.ping", "params": []}')

@@ -27,7 +27,7 @@ from fastfeed.exchange import (
     ws_frame,
     zlib_compress,
 )
-from fastfeed.exchange.market import CH_DEPTH, CH_TICKER, CH_TRADES, _fmt
+from fastfeed.exchange.market import CH_DEPTH, CH_TICKER, CH_TRADES, TRADE_IDS_PER_MS, _fmt, first_trade_id
 from fastfeed.exchange.wire import error_envelope, encode_json
 
 SEED = 20240501
@@ -74,12 +74,34 @@ def test_market_pushes_rebuild_the_exchange_book_exactly(seed: int) -> None:
         assert (asks[0, 0] - bids[0, 0]) / mid < 0.002
 
 
-def test_market_is_deterministic_for_a_seed() -> None:
-    a = Market(ExchangeConfig(seed=SEED)).generate(500, now=1.0)
-    b = Market(ExchangeConfig(seed=SEED)).generate(500, now=1.0)
-    c = Market(ExchangeConfig(seed=SEED + 1)).generate(500, now=1.0)
-    assert a == b
+def test_market_is_deterministic_for_a_seed_and_start_time() -> None:
+    a = Market(ExchangeConfig(seed=SEED), start_time=1_700_000_000.0).generate(500, now=1.0)
+    b = Market(ExchangeConfig(seed=SEED), start_time=1_700_000_000.0).generate(500, now=1.0)
+    c = Market(ExchangeConfig(seed=SEED + 1), start_time=1_700_000_000.0).generate(500, now=1.0)
+    d = Market(ExchangeConfig(seed=SEED, first_trade_id=5), start_time=1.0).generate(500, now=1.0)
+    e = Market(ExchangeConfig(seed=SEED, first_trade_id=5), start_time=2.0).generate(500, now=1.0)
+    assert a == b and d == e
     assert a != c
+
+
+def test_first_trade_id_grows_with_the_start_time_and_depends_on_the_seed() -> None:
+    t0 = 1_700_000_000.0
+    for seed in (0, 1, SEED, 2**40):
+        m = Market(ExchangeConfig(seed=seed), start_time=t0)
+        assert m.first_trade_id == first_trade_id(seed, t0) == m.next_trade_id
+        assert int(t0 * 1000) * TRADE_IDS_PER_MS <= m.first_trade_id < (int(t0 * 1000) + 1) * TRADE_IDS_PER_MS
+        # a run that served fewer than TRADE_IDS_PER_MS ids per millisecond, restarted later
+        # on the same seed, starts above all of them
+        for later_ms in (1, 2, 1000):
+            served = later_ms * TRADE_IDS_PER_MS - 1
+            assert first_trade_id(seed, t0 + later_ms / 1000) > m.first_trade_id + served - 1
+    assert len({first_trade_id(s, t0) for s in range(50)}) > 40  # the seed moves the start
+    assert first_trade_id(1, 4_000_000_000.0) < 2**53  # exact as a double for a long time
+    m = Market(ExchangeConfig(seed=1, first_trade_id=3_282_939_928))
+    assert m.next_trade_id == 3_282_939_928
+    for bad in (-1, 2**62, 1.5, True, "7"):
+        with pytest.raises(ValueError):
+            ExchangeConfig(first_trade_id=bad)  # type: ignore[arg-type]
 
 
 def test_routing_keys_and_shapes() -> None:
@@ -109,11 +131,13 @@ def test_routing_keys_and_shapes() -> None:
             (ticker,) = msg["params"]
             assert ticker["symbol"] == m.symbols[i]
             assert set(ticker) == {
-                "symbol", "open_24h", "low_24h", "base_volume_24h", "quote_volume_24h", "last", "last_qty",
-                "best_bid", "best_bid_size", "best_ask", "best_ask_size", "timestamp",
+                "symbol", "open_24h", "high_24h", "low_24h", "base_volume_24h", "quote_volume_24h", "last",
+                "last_qty", "best_bid", "best_bid_size", "best_ask", "best_ask_size", "timestamp",
             }
             assert ticker["timestamp"] == 1_700_000_000_500
             assert float(ticker["best_bid"]) < float(ticker["best_ask"])
+            assert Decimal(ticker["high_24h"]) >= Decimal(ticker["last"]) >= Decimal(ticker["low_24h"])
+            assert Decimal(ticker["high_24h"]) >= Decimal(ticker["open_24h"]) >= Decimal(ticker["low_24h"])
 
 
 def test_trade_ids_increase_and_pushes_are_newest_first() -> None:
@@ -182,6 +206,59 @@ def test_live_level_order_and_shuffle() -> None:
     bids, asks = m.book("BTC_USDT")
     np.testing.assert_array_equal(bids, books["BTC_USDT"].bids)
     np.testing.assert_array_equal(asks, books["BTC_USDT"].asks)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_restore_book_returns_to_a_saved_book_without_crossing(shuffle: bool) -> None:
+    m = Market(ExchangeConfig(seed=SEED, symbols=["BTC_USDT", "XRP_USDT"], book_levels=20))
+    m.shuffle_levels = shuffle
+    saved = [m.book_state(i) for i in range(2)]
+    opening = [m.book(s) for s in m.symbols]
+    books = _start_books(m)
+    _feed_all(m, m.generate(3000, now=1.0), books)
+    for i, sym in enumerate(m.symbols):
+        assert not np.array_equal(m.book(sym)[0], opening[i][0])  # the market moved
+        pushes = m.restore_book(i, saved[i])
+        assert 1 <= len(pushes) <= 2
+        for key, clean, payload in pushes:
+            assert key == CH_DEPTH * m.nsym + i and not clean
+            msg = orjson.loads(payload)
+            levels = msg["params"][1]
+            assert sum(bool(levels[side]) for side in ("asks", "bids")) == 1  # one side a push
+            if not shuffle:  # deletions first, so a side never grows past book_levels
+                for side in ("asks", "bids"):
+                    amounts = [Decimal(a) for _, a in levels[side]]
+                    assert amounts == sorted(amounts, key=lambda a: a != 0)
+            books.feed(msg)
+            bids, asks = books[sym].bids, books[sym].asks
+            assert 0 < len(bids) <= 20 and 0 < len(asks) <= 20 and bids[0, 0] < asks[0, 0]
+        for got, want in zip((books[sym].bids, books[sym].asks), opening[i]):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(m.book(sym)[0], opening[i][0])
+        assert books[sym].crossed_levels_removed == 0
+        assert m.restore_book(i, saved[i]) == []  # nothing left to change
+
+
+def test_tickers_follow_the_market() -> None:
+    m = Market(ExchangeConfig(seed=SEED, symbols=["ETH_USDT"]))
+    books = _start_books(m)
+    seen = []
+    for _k, _c, payload in m.generate(3000, now=1.0):
+        msg = orjson.loads(payload)
+        books.feed(msg)
+        if msg["method"] == "ticker.update":
+            (t,) = msg["params"]
+            seen.append(t)
+            assert Decimal(t["high_24h"]) >= Decimal(t["last"]) >= Decimal(t["low_24h"])
+            bids, asks = books["ETH_USDT"].bids, books["ETH_USDT"].asks  # the book a client holds
+            assert float(t["best_bid"]) == bids[0, 0] and float(t["best_ask"]) == asks[0, 0]
+    assert books["ETH_USDT"].crossed_levels_removed == 0
+    assert len(seen) > 50
+    for field in ("last", "best_bid", "best_ask", "base_volume_24h"):
+        assert len({t[field] for t in seen}) > 2, field
+    assert len({(t["high_24h"], t["low_24h"]) for t in seen}) > 1  # a new high or low
+    vols = [Decimal(t["base_volume_24h"]) for t in seen]
+    assert vols == sorted(vols) and vols[-1] > vols[0]
 
 
 def test_number_styles() -> None:
@@ -308,6 +385,19 @@ def test_wire_helpers() -> None:
     assert encode_json({"id": 2**70}) == b'{"id":1180591620717411303424}'
     assert error_envelope(1, 4, "x", "string") == {"error": "x", "result": None, "id": 1}
     assert error_envelope(1, 4, "x")["error"] == {"code": 4, "message": "x"}
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_zlib_compress_is_byte_identical_to_zlib_at_every_window_boundary(level: int) -> None:
+    rng = random.Random(level)
+    sizes = list(range(0, 300)) + [s + d for s in (250, 762, 1786, 3834, 7930, 16000) for d in (-1, 0, 1)]
+    sizes += [rng.randrange(300, 20000) for _ in range(40)]
+    for size in sizes:
+        alphabet = b'{}[]":,.0123456789abcdef' if size % 3 else bytes(range(256))
+        data = bytes(rng.choice(alphabet) for _ in range(size))
+        z = zlib_compress(data, level)
+        assert z == zlib.compress(data, level), size
+        assert z[0] == 0x78 and zlib.decompress(z) == data
 
 
 def test_config_validation_and_specs() -> None:

@@ -17,7 +17,9 @@ SEED = 7
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
+
     async def main() -> Any:
         return await asyncio.wait_for(fn(), timeout)
 
@@ -47,8 +49,10 @@ def test_ping_and_time_echo_any_request_id() -> None:
                     assert rep == {"error": None, "result": "pong", "id": rid}
                 c.send('{"method":"server.ping","id":77}')  # doc form without params
                 await c.wait_for(lambda: any(r["id"] == 77 for r in c.replies))
+                before = int(time.time())
                 rep = await c.request("server.time")
-                assert rep["error"] is None and abs(rep["result"] - time.time()) < 5
+                after = time.time()
+                assert rep["error"] is None and before <= rep["result"] <= after  # whole seconds
                 assert isinstance(rep["result"], int)
                 assert c.frame_types["BINARY"] == c.frames  # zlib BINARY by default
             finally:
@@ -281,7 +285,7 @@ def test_private_channels_need_auth_then_flow() -> None:
                     assert (await c.request(f"{ch}.subscribe", params))["error"] is None
                 await c.wait_for(
                     lambda: all(len(c.pushes(m)) >= 3 for m in ("order.update", "balance.update", "order_algo.update")),
-                    timeout=10,
+                    timeout=60,
                 )
                 assert {m["params"][0]["currency"] for m in c.pushes("balance.update")} == {"USDT"}
                 o = c.pushes("order.update")[0]["params"][0]
@@ -289,7 +293,7 @@ def test_private_channels_need_auth_then_flow() -> None:
                 await c.request("order.unsubscribe", [])
                 n = len(c.pushes("order.update"))
                 nb = len(c.pushes("balance.update"))
-                await c.wait_for(lambda: len(c.pushes("balance.update")) >= nb + 5, timeout=10)
+                await c.wait_for(lambda: len(c.pushes("balance.update")) >= nb + 5, timeout=60)
                 assert len(c.pushes("order.update")) == n
                 assert ex.account("key1") is not None and ex.account("key1").steps > 0
             finally:
@@ -357,7 +361,7 @@ def test_pregenerated_cycle_keeps_books_consistent_across_wraps(shuffle: bool) -
                 await c.request("depth.subscribe", [])
                 await c.request("trades.subscribe", [])
                 await c.request("all_ticker.subscribe")
-                await c.wait_for(lambda: c.frames > 4000 and len(c.pushes("all_ticker.update")) > 2, timeout=15)
+                await c.wait_for(lambda: c.frames > 4000 and len(c.pushes("all_ticker.update")) > 2, timeout=120)
                 ex.pause()
                 await c.ping()
                 books = BookSet()

@@ -90,9 +90,17 @@ class ExchangeConfig:
       ``0`` = no automatic market traffic (tests drive it with ``Exchange.step(n)``).
     * ``pregenerate``: if > 0, build a cycle of that many market frames at start-up
       (compressed, WebSocket-framed) and loop over it instead of simulating live. This is
-      the ≥ 200k msg/s mode. Each cycle starts with a snapshot of every symbol, so books
-      stay consistent across the wrap; trade ids repeat from one cycle to the next (clients
-      de-duplicate them), and a depth subscription starts at the next snapshot of the symbol.
+      the ≥ 200k msg/s mode. The cycle is as consistent as the live stream: each cycle
+      starts with a snapshot of every symbol, extra snapshots (``snapshot_fraction``) equal
+      the book after exactly the pushes before them, and the cycle ends with one depth push
+      per symbol back to the opening books, so even the snapshots at the wrap equal the
+      book before them. Trades and ticker pushes are rendered when sent: trade ids keep
+      increasing across wraps (one cycle's worth of ids per wrap), times are current,
+      24 h volumes accumulate. A depth subscription starts at the next snapshot of the
+      symbol; a trades subscription gets no replay.
+    * ``first_trade_id``: None (default) = derived from the seed and the start time
+      (``market.first_trade_id``: start in ms × 1000 + a seed-dependent offset < 1000), so
+      a later restart on the same seed starts above every id served before; an int fixes it.
     * ``capture``: serve this capture file (``fastfeed.capture`` format) to each client
       after its first subscribe request instead of simulating a market.
     """
@@ -109,7 +117,7 @@ class ExchangeConfig:
     trade_replay: int = 20
     snapshot_interval: float | None = 60.0
     snapshot_fraction: float = 0.02
-    first_trade_id: int = 3_282_939_928
+    first_trade_id: int | None = None
     number_style: Literal["plain", "padded"] = "plain"
     integer_trade_time: bool = False
     ticker_nested: bool = False
@@ -155,6 +163,10 @@ class ExchangeConfig:
             raise ValueError("rate must be >= 0 or None")
         if not 1 <= self.book_levels <= 150:
             raise ValueError("book_levels must be in 1..150 (keep it below the client's depth)")
+        if self.first_trade_id is not None and (
+                isinstance(self.first_trade_id, bool) or not isinstance(self.first_trade_id, int)
+                or not 0 <= self.first_trade_id < 2**62):
+            raise ValueError("first_trade_id must be None or an int in 0 .. 2**62")
         if self.pregenerate < 0:
             raise ValueError("pregenerate must be >= 0")
         if self.batch < 1:

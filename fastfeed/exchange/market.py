@@ -9,7 +9,8 @@ below the client's depth so nothing is trimmed). :meth:`Market.book` returns the
 after everything generated so far, as float64 arrays equal to ``float(str)`` of the sent
 strings.
 
-The generator is deterministic for a given ``seed`` and sequence of calls.
+The generator is deterministic for a given ``seed``, start time and sequence of calls (the
+start time only sets the first trade id, see :func:`first_trade_id`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from __future__ import annotations
 import math
 import random
 import time
+import zlib
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -33,6 +35,9 @@ __all__ = [
     "CHANNELS",
     "Frame",
     "Market",
+    "TickerState",
+    "TRADE_IDS_PER_MS",
+    "first_trade_id",
 ]
 
 CH_DEPTH = 0
@@ -44,6 +49,40 @@ CHANNELS = ("depth", "trades", "ticker")
 
 #: One generated push: (routing key = channel * nsym + symbol index, clean flag, JSON bytes).
 Frame = tuple[int, bool, bytes]
+
+#: Trade ids reserved per millisecond of start time (see :func:`first_trade_id`).
+TRADE_IDS_PER_MS = 1000
+
+
+def first_trade_id(seed: int, start_time: float) -> int:
+    """The first trade id of a market started at ``start_time`` (Unix seconds) with ``seed``:
+    ``start_ms * TRADE_IDS_PER_MS + crc32(seed) % TRADE_IDS_PER_MS``.
+
+    Ids then only increase (by one per trade), so a later start on the same seed begins
+    above every id the earlier run served as long as that run served fewer than
+    ``TRADE_IDS_PER_MS`` ids per millisecond (a million a second) on average, far beyond
+    what the exchange can produce. The values (about 1.7e15 today) stay below 2**53 until
+    the year 2255, so they are exact as int64 and as double."""
+    start_ms = int(start_time * 1000)
+    return start_ms * TRADE_IDS_PER_MS + zlib.crc32(str(seed).encode()) % TRADE_IDS_PER_MS
+
+
+class TickerState(NamedTuple):
+    """The integer state behind one ticker (ticks, lots, lots*ticks), see ``Market.ticker``."""
+
+    idx: int
+    open_t: int
+    low_t: int
+    high_t: int
+    last_t: int
+    last_lots: int
+    base_lots: int
+    quote_units: int
+    bid_t: int
+    bid_lots: int
+    ask_t: int
+    ask_lots: int
+
 
 _P_DEPTH = 0.62
 _P_TRADE = 0.30  # + _P_DEPTH; the rest are ticker pushes
@@ -142,11 +181,13 @@ class _Symbol:
 class Market:
     """The public market of the local exchange (all configured symbols)."""
 
-    def __init__(self, config: ExchangeConfig, seed: int | None = None) -> None:
+    def __init__(self, config: ExchangeConfig, seed: int | None = None, start_time: float | None = None) -> None:
         self.config = config
         if seed is None:
             seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
         self.seed = seed
+        #: Unix time the market started (sets the first trade id).
+        self.start_time = time.time() if start_time is None else float(start_time)
         self.rng = random.Random(seed)
         self._random = self.rng.random
         self.levels = config.book_levels
@@ -154,7 +195,11 @@ class Market:
         self.nsym = len(self.symbols)
         self.index: dict[str, int] = {s: i for i, s in enumerate(self.symbols)}
         self._s = [_Symbol(spec, i, config) for i, spec in enumerate(config.specs())]
-        self.next_trade_id = config.first_trade_id
+        #: The id of the first trade: ``config.first_trade_id`` if set, else derived from the
+        #: seed and the start time (:func:`first_trade_id`).
+        self.first_trade_id = (config.first_trade_id if config.first_trade_id is not None
+                               else first_trade_id(seed, self.start_time))
+        self.next_trade_id = self.first_trade_id
         #: Fault switch: emit levels in random order instead of the live server's order.
         self.shuffle_levels = False
         #: Symbols whose ticker changed since the last ``take_dirty_tickers()``.
@@ -262,6 +307,12 @@ class Market:
         cb: dict[int, int] = {}
         s.mid = max(s.mid + rng.gauss(0.0, s.sigma), 10.0)
         max_bid, min_ask = self._edges(s)
+        # A client applies the asks of a push before its bids: a new ask at or below a bid
+        # this push deletes would cross it for a moment (the engine removes the bid as
+        # crossed, a naive client holds a crossed book mid-message). So asks stay above
+        # every current bid; the spread closes on the next event.
+        if s.bids:
+            min_ask = max(min_ask, max(s.bids) + 1)
         if s.bids and max(s.bids) > max_bid:
             for t in [t for t in s.bids if t > max_bid]:
                 del s.bids[t]
@@ -345,6 +396,47 @@ class Market:
             self.events += 1
         return out
 
+    # ------------------------------------------------------------------ book state
+    def book_state(self, i: int) -> tuple[float, dict[int, int], dict[int, int]]:
+        """A copy of symbol ``i``'s state: ``(mid, asks, bids)`` with ``{ticks: lots}`` sides."""
+        s = self._s[i]
+        return s.mid, dict(s.asks), dict(s.bids)
+
+    def restore_book(self, i: int, state: tuple[float, dict[int, int], dict[int, int]]) -> list[Frame]:
+        """Put symbol ``i``'s book back to ``state`` (from :meth:`book_state`) and return the
+        ``clean=false`` depth pushes that take a client's book there (none if nothing
+        changed).
+
+        One push per side, each listing its deletions first, then its upserts (descending;
+        random order with ``shuffle_levels``). The side facing the move goes first (asks
+        when the saved mid is at or above the current one, else bids): the book stays
+        ``bids < mid < asks`` for either mid, so it is never crossed, not even inside a
+        push applied level by level, no side is ever empty, and neither holds more than
+        ``book_levels`` levels."""
+        s = self._s[i]
+        mid, asks, bids = state
+        order = ((s.asks, asks, "asks"), (s.bids, bids, "bids"))
+        if mid < s.mid:
+            order = order[::-1]
+        out: list[Frame] = []
+        for cur, want, name in order:
+            dels = sorted((t for t in cur if t not in want), reverse=True)
+            ups = sorted((t for t, v in want.items() if cur.get(t) != v), reverse=True)
+            cur.clear()
+            cur.update(want)
+            if not dels and not ups:
+                continue
+            zero = s.astr(0)
+            levels = [[s.pstr(t), zero] for t in dels] + [[s.pstr(t), s.astr(want[t])] for t in ups]
+            if self.shuffle_levels:
+                self.rng.shuffle(levels)
+            sides: dict[str, Any] = {"asks": [], "bids": []}
+            sides[name] = levels
+            payload = orjson.dumps({"method": "depth.update", "params": [False, sides, s.name], "id": None})
+            out.append((CH_DEPTH * self.nsym + i, False, payload))
+        s.mid = mid
+        return out
+
     # ------------------------------------------------------------------ snapshots
     def snapshot(self, i: int) -> Frame:
         """A ``clean=true`` depth push with the whole current book of symbol ``i``."""
@@ -359,32 +451,47 @@ class Market:
         payload = orjson.dumps({"method": "trades.update", "params": [True, recent, s.name], "id": None})
         return (CH_TRADES * self.nsym + i, True, payload)
 
-    def ticker(self, i: int, now: float | None = None) -> dict[str, Any]:
-        """The ticker object of symbol ``i`` (all numeric fields as strings)."""
+    def ticker_state(self, i: int) -> TickerState:
+        """The current :class:`TickerState` of symbol ``i``."""
         s = self._s[i]
-        if now is None:
-            now = time.time()
         bb = max(s.bids) if s.bids else 0
         ba = min(s.asks) if s.asks else 0
+        return TickerState(i, s.open_t, s.low_t, s.high_t, s.last_t, s.last_lots, s.base_lots,
+                           s.quote_units, bb, s.bids[bb] if bb else 0, ba, s.asks[ba] if ba else 0)
+
+    def ticker_from_state(self, st: TickerState, now: float) -> dict[str, Any]:
+        """The ticker object of a :class:`TickerState` (all numeric fields but
+        ``timestamp`` as strings). ``low_24h <= last, open_24h <= high_24h`` always."""
+        s = self._s[st.idx]
         return {
             "symbol": s.name,
-            "open_24h": s.pstr(s.open_t),
-            "low_24h": s.pstr(s.low_t),
-            "base_volume_24h": s.astr(s.base_lots),
-            "quote_volume_24h": _fmt(s.quote_units, s.pd + s.ad, None),
-            "last": s.pstr(s.last_t),
-            "last_qty": s.astr(s.last_lots),
-            "best_bid": s.pstr(bb) if bb else "0",
-            "best_bid_size": s.astr(s.bids[bb]) if bb else "0",
-            "best_ask": s.pstr(ba) if ba else "0",
-            "best_ask_size": s.astr(s.asks[ba]) if ba else "0",
+            "open_24h": s.pstr(st.open_t),
+            "high_24h": s.pstr(st.high_t),
+            "low_24h": s.pstr(st.low_t),
+            "base_volume_24h": s.astr(st.base_lots),
+            "quote_volume_24h": _fmt(st.quote_units, s.pd + s.ad, None),
+            "last": s.pstr(st.last_t),
+            "last_qty": s.astr(st.last_lots),
+            "best_bid": s.pstr(st.bid_t) if st.bid_t else "0",
+            "best_bid_size": s.astr(st.bid_lots) if st.bid_t else "0",
+            "best_ask": s.pstr(st.ask_t) if st.ask_t else "0",
+            "best_ask_size": s.astr(st.ask_lots) if st.ask_t else "0",
             "timestamp": int(now * 1000),
         }
 
-    def _ticker_push(self, syms: list[_Symbol], now: float, method: str = "ticker.update") -> bytes:
-        tickers = [self.ticker(s.idx, now) for s in syms]
+    def ticker(self, i: int, now: float | None = None) -> dict[str, Any]:
+        """The ticker object of symbol ``i`` (all numeric fields but ``timestamp`` as
+        strings): 24 h open/high/low, volumes, last trade, best bid/ask of the book."""
+        return self.ticker_from_state(self.ticker_state(i), time.time() if now is None else now)
+
+    def tickers_payload(self, states: list[TickerState], now: float, method: str = "ticker.update") -> bytes:
+        """A ``ticker.update`` (or ``all_ticker.update``) push of the given states."""
+        tickers = [self.ticker_from_state(st, now) for st in states]
         params: list[Any] = [tickers] if self.config.ticker_nested else tickers
         return orjson.dumps({"method": method, "params": params, "id": None})
+
+    def _ticker_push(self, syms: list[_Symbol], now: float, method: str = "ticker.update") -> bytes:
+        return self.tickers_payload([self.ticker_state(s.idx) for s in syms], now, method)
 
     def ticker_frame(self, i: int, now: float | None = None) -> Frame:
         """A ``ticker.update`` push for symbol ``i``."""

@@ -19,7 +19,7 @@ import os
 import random
 import time
 import zlib
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -37,7 +37,7 @@ from picows import (
 
 from .book import SimBook
 from .config import ExchangeConfig, SymbolSpec
-from .market import CH_DEPTH, CH_TICKER, CH_TRADES, CHANNELS, N_CHANNELS, Frame, Market
+from .market import CH_DEPTH, CH_TICKER, CH_TRADES, CHANNELS, N_CHANNELS, Frame, Market, TickerState
 from .private import AccountSim
 from .wire import (
     OP_BINARY,
@@ -420,8 +420,17 @@ class Exchange:
         self._union: bytearray | None = None
         self._conn_event = asyncio.Event()
         self._cycle: list[WireFrame] | None = None
+        #: per cycle position: None (send the pre-built frame) or what to render at send
+        #: time: (CH_TRADES, symbol, ((id, price, amount, type), ...)) / (CH_TICKER, symbol, state)
+        self._cycle_dyn: list[tuple[int, int, Any] | None] = []
         self._cycle_pos = 0
         self._cycle_sent = 0
+        self._cycle_wraps = 0
+        self._cycle_ids = 0
+        self._cycle_tick_pos: list[list[int]] = []
+        self._cycle_tick_state: list[list[TickerState]] = []
+        self._cycle_tick_first: list[TickerState] = []
+        self._cycle_tick_end: list[TickerState] = []
         self._generated = 0
         self._capture: Any = None
         self._capture_rows: tuple[list[int], list[int], list[int], list[int]] | None = None
@@ -760,7 +769,7 @@ class Exchange:
                 elif ch == CH_TRADES:
                     frames = [m.trades_snapshot(i) for i in idx]
                 else:
-                    frames = [m.ticker_frame(i, now) for i in idx]
+                    frames = [(base + i, False, m.tickers_payload(self._ticker_states([i]), now)) for i in idx]
                 level = self.config.compress_level
                 conn.write(b"".join(ws_frame(OP_BINARY, zlib_compress(f[2], level)) for f in frames), len(frames))
             self._wake.set()
@@ -773,7 +782,7 @@ class Exchange:
             self._start_capture(conn)
             return
         conn.all_ticker = True
-        conn.send_json(self.market.all_ticker_payload())
+        conn.send_json(self.market.tickers_payload(self._ticker_states(None), time.time(), "all_ticker.update"))
         self._wake.set()
 
     def _h_all_ticker_unsub(self, conn: Connection, req_id: Any, params: list[Any]) -> None:
@@ -805,16 +814,7 @@ class Exchange:
         pushes, compressed and framed; live frames nobody subscribed to are dropped after
         generation. ``self._generated`` is set to the number of pushes generated."""
         if self._cycle is not None:
-            cyc = self._cycle
-            pos = self._cycle_pos
-            out = cyc[pos:pos + n]
-            while len(out) < n:
-                out += cyc[: n - len(out)]
-            self._cycle_pos = (pos + n) % len(cyc)
-            self._cycle_sent += n
-            self.stats["market_frames"] += n
-            self._generated = n
-            return out
+            return self._next_cycle_frames(n)
         m = self.market
         assert m is not None
         frames = m.generate(n, time.time())
@@ -912,11 +912,11 @@ class Exchange:
             if not targets:
                 continue
             # live: the symbols whose ticker changed (a slice, as live); a pre-generated
-            # cycle does not move the simulation, so every symbol is re-sent
+            # cycle: every symbol, as of the current position in the cycle
             dirty = m.take_dirty_tickers() if self._cycle is None else None
             if dirty == []:
                 continue
-            wire = self._wire(m.all_ticker_payload(dirty))
+            wire = self._wire(m.tickers_payload(self._ticker_states(dirty), time.time(), "all_ticker.update"))
             for c in targets:
                 c.write(wire)
 
@@ -948,22 +948,129 @@ class Exchange:
 
     # ------------------------------------------------------------------ pre-generated cycle
     def _build_cycle(self) -> None:
+        """Pre-generate the cycle (see ``ExchangeConfig.pregenerate``).
+
+        Layout: a snapshot of every symbol, then the market's events in order, each
+        followed (with probability ``snapshot_fraction``) by a snapshot of a random symbol
+        taken right there, so it equals the book after exactly the pushes before it; at
+        the end depth pushes per symbol that take the book back to its state at the
+        start. So the stream is consistent also across the wrap: the opening snapshots
+        equal the book before them. Depth pushes are pre-built; trades and ticker pushes
+        are rendered when sent (current time, ids moved on by one cycle's worth per wrap,
+        24 h volumes accumulated), so trade ids keep increasing and tickers move."""
         m = self.market
         assert m is not None
         cfg = self.config
         t = time.perf_counter()
         rng = m.rng
-        raw: list[Frame] = [m.snapshot(i) for i in range(m.nsym)]
+        nsym = m.nsym
+        start = [m.book_state(i) for i in range(nsym)]
+        raw: list[Frame] = [m.snapshot(i) for i in range(nsym)]
+        dyn: list[tuple[int, int, Any] | None] = [None] * nsym
+        first_id = m.next_trade_id
+        self._cycle_tick_first = [m.ticker_state(i) for i in range(nsym)]
+        tick_pos: list[list[int]] = [[] for _ in range(nsym)]
+        tick_state: list[list[TickerState]] = [[] for _ in range(nsym)]
         now = time.time()
         while len(raw) < cfg.pregenerate:
-            for f in m.generate(min(4096, cfg.pregenerate - len(raw)), now):
+            for f in m.generate(1, now):  # one event: its pushes, nothing after them
+                ch, i = divmod(f[0], nsym)
+                spec: tuple[int, int, Any] | None = None
+                if ch == CH_TRADES:
+                    trades = orjson.loads(f[2])["params"][1]
+                    spec = (CH_TRADES, i, tuple((d["id"], d["price"], d["amount"], d["type"]) for d in trades))
+                elif ch == CH_TICKER:
+                    st = m.ticker_state(i)
+                    tick_pos[i].append(len(raw))
+                    tick_state[i].append(st)
+                    spec = (CH_TICKER, i, st)
                 raw.append(f)
-                if cfg.snapshot_fraction and rng.random() < cfg.snapshot_fraction:
-                    raw.append(m.snapshot(rng.randrange(m.nsym)))
+                dyn.append(spec)
+            if cfg.snapshot_fraction and rng.random() < cfg.snapshot_fraction:
+                raw.append(m.snapshot(rng.randrange(nsym)))
+                dyn.append(None)
+        for i in range(nsym):  # close the loop: back to the opening books
+            for f in m.restore_book(i, start[i]):
+                raw.append(f)
+                dyn.append(None)
+        self._cycle_ids = m.next_trade_id - first_id
+        self._cycle_tick_pos, self._cycle_tick_state = tick_pos, tick_state
+        self._cycle_tick_end = [m.ticker_state(i) for i in range(nsym)]
+        self._cycle_dyn = dyn
         level = cfg.compress_level
         self._cycle = [(k, c, ws_frame(OP_BINARY, zlib_compress(p, level))) for k, c, p in raw]
         log.info("pre-generated a cycle of %d frames (%.1f MB) in %.2f s", len(self._cycle),
                  sum(len(w) for _, _, w in self._cycle) / 1e6, time.perf_counter() - t)
+
+    def _next_cycle_frames(self, n: int) -> list[WireFrame]:
+        """The next ``n`` frames of the cycle (those nobody subscribed to are skipped)."""
+        cyc = self._cycle
+        assert cyc is not None
+        dyn = self._cycle_dyn
+        size = len(cyc)
+        wanted = self._union_mask()
+        pos, wraps = self._cycle_pos, self._cycle_wraps
+        now = time.time()
+        out: list[WireFrame] = []
+        ap = out.append
+        for _ in range(n):
+            f = cyc[pos]
+            if wanted[f[0]]:
+                d = dyn[pos]
+                ap(f if d is None else (f[0], f[1], self._render_cycle_frame(d, wraps, now)))
+            pos += 1
+            if pos == size:
+                pos = 0
+                wraps += 1
+        self._cycle_pos, self._cycle_wraps = pos, wraps
+        self._cycle_sent += n
+        self.stats["market_frames"] += n
+        self._generated = n
+        return out
+
+    def _render_cycle_frame(self, spec: tuple[int, int, Any], wraps: int, now: float) -> bytes:
+        ch, i, data = spec
+        m = self.market
+        assert m is not None
+        if ch == CH_TRADES:
+            off = wraps * self._cycle_ids
+            ts: float | int = int(now) if self.config.integer_trade_time else round(now, 6)
+            trades = [{"id": tid + off, "time": ts, "price": px, "amount": amt, "type": kind}
+                      for tid, px, amt, kind in data]
+            payload = orjson.dumps({"method": "trades.update", "params": [False, trades, m.symbols[i]], "id": None})
+        else:
+            payload = m.tickers_payload([self._cycle_ticker(data, wraps)], now)
+        return self._wire(payload)
+
+    def _cycle_ticker(self, st: TickerState, wraps: int) -> TickerState:
+        """A ticker state of the cycle as of its ``wraps``-th repetition: 24 h volumes grow by
+        one cycle's worth per wrap, high/low cover every cycle already served."""
+        if wraps == 0:
+            return st
+        end, first = self._cycle_tick_end[st.idx], self._cycle_tick_first[st.idx]
+        return st._replace(low_t=end.low_t, high_t=end.high_t,
+                           base_lots=st.base_lots + wraps * (end.base_lots - first.base_lots),
+                           quote_units=st.quote_units + wraps * (end.quote_units - first.quote_units))
+
+    def _ticker_states(self, indices: list[int] | None) -> list[TickerState]:
+        """Ticker states of symbols (None = all): live, the market's; with a pre-generated
+        cycle, the last ticker state sent before the current cycle position."""
+        m = self.market
+        assert m is not None
+        idx = list(range(m.nsym)) if indices is None else indices
+        if self._cycle is None:
+            return [m.ticker_state(i) for i in idx]
+        pos, wraps = self._cycle_pos, self._cycle_wraps
+        out = []
+        for i in idx:
+            j = bisect_left(self._cycle_tick_pos[i], pos) - 1
+            if j >= 0:
+                out.append(self._cycle_ticker(self._cycle_tick_state[i][j], wraps))
+            elif wraps == 0:
+                out.append(self._cycle_tick_first[i])
+            else:
+                out.append(self._cycle_ticker(self._cycle_tick_end[i], wraps - 1))
+        return out
 
     def _cycle_book(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
         m = self.market

@@ -109,7 +109,7 @@ class SimpleClient:
         self._next_id = 1
 
     @classmethod
-    async def connect(cls, url: str, *, timeout: float = 5.0, **kwargs: Any) -> "SimpleClient":
+    async def connect(cls, url: str, *, timeout: float = 30.0, **kwargs: Any) -> "SimpleClient":
         """Open a connection to ``url`` (keyword arguments go to the constructor)."""
         self = cls(**kwargs)
         self.transport, _ = await asyncio.wait_for(
@@ -130,7 +130,7 @@ class SimpleClient:
         self._next_id += 1
         return i
 
-    async def request(self, method: str, params: list[Any] | None = None, *, timeout: float = 5.0,
+    async def request(self, method: str, params: list[Any] | None = None, *, timeout: float = 30.0,
                       req_id: Any = None) -> dict[str, Any]:
         """Send ``{"id", "method", "params"}`` and return the reply with that id."""
         if self.disconnected.is_set():
@@ -145,12 +145,12 @@ class SimpleClient:
         finally:
             self._pending.pop(req_id, None)
 
-    async def ping(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def ping(self, timeout: float = 30.0) -> dict[str, Any]:
         """``server.ping``; once the pong is here, every earlier push has been processed."""
         return await self.request("server.ping", timeout=timeout)
 
     # ------------------------------------------------------------------ waiting
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         """Wait until ``predicate()`` is true (checked after every frame)."""
         if predicate():
             return
@@ -165,7 +165,7 @@ class SimpleClient:
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
-    async def wait_closed(self, timeout: float = 5.0) -> None:
+    async def wait_closed(self, timeout: float = 30.0) -> None:
         """Wait until the connection is gone."""
         await asyncio.wait_for(self.disconnected.wait(), timeout)
 

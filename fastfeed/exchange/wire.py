@@ -93,16 +93,25 @@ def _fix_header(stream: bytes) -> bytes:
     return b"\x78" + bytes((flg,)) + stream[2:]
 
 
+_MIN_LOOKAHEAD = 262  # zlib's MAX_MATCH + MIN_MATCH + 1
+
+
 def zlib_compress(data: bytes, level: int = 6) -> bytes:
     """Compress ``data`` into one complete zlib stream (RFC 1950) with a ``0x78`` header.
 
-    Payloads under 16 KiB are deflated with a 16 KiB window (``wbits=14``) and the header is
-    rewritten to announce the standard 32 KiB window. For such inputs the output is
-    byte-identical to ``zlib.compress(data, level)``, while avoiding the much more expensive
-    set-up of a 32 KiB-window stream (about 2.5x faster for small frames).
+    Payloads under 16000 bytes are deflated with the smallest window that still holds the
+    whole input within zlib's match distance (``2**wbits - 262 >= len``, ``wbits`` 9..14)
+    and the header is rewritten to announce the standard 32 KiB window. For such inputs
+    no match can reach further back than the input, so the output is byte-identical to
+    ``zlib.compress(data, level)``, while avoiding the much more expensive set-up of a
+    32 KiB-window stream (2-3x faster for small frames).
     """
-    if len(data) < 16000:
-        return _fix_header(zlib.compress(data, level, 14))
+    n = len(data)
+    if n < 16000:
+        wbits = 9
+        while n > (1 << wbits) - _MIN_LOOKAHEAD:
+            wbits += 1
+        return _fix_header(zlib.compress(data, level, wbits))
     return zlib.compress(data, level)
 
 
