@@ -18,6 +18,9 @@ __all__ = [
     "ShmFull",
     "ShmTornRead",
     "ShmLayoutError",
+    "NotConnected",
+    "ConnectFailed",
+    "FeedClosed",
     "REJECT_REASONS",
 ]
 
@@ -120,3 +123,26 @@ class ShmLayoutError(ShmError):
     """The segment is not a fastfeed segment of a layout this version understands."""
 
     reason = "layout"
+
+
+class NotConnected(FastfeedError, ConnectionError):
+    """The live client has no connection for a request (also a ``ConnectionError``, so
+    ``except ConnectionError`` keeps working)."""
+
+    reason = "not_connected"
+
+
+class ConnectFailed(NotConnected):
+    """``Feed.start()`` could not connect: the first connection did not come up within
+    ``connect_timeout``, or failed with an error that retrying cannot fix (a bad URL, a
+    TLS certificate or protocol failure, a bad secret type). The message names the cause;
+    ``__cause__`` holds the original exception when there is one."""
+
+    reason = "connect_failed"
+
+
+class FeedClosed(NotConnected):
+    """The :class:`~fastfeed.Feed` was closed: ``start()``, requests and subscriptions
+    after ``close()`` fail at once with this error."""
+
+    reason = "closed"
