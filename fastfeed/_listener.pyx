@@ -34,14 +34,18 @@ _log = logging.getLogger("fastfeed.listener")
 
 
 cdef _report(FeedListener self, str where, exc):
-    """Last-resort guard: count and log one line (never raises)."""
+    """Last-resort guard: count, and log one line for the 1st, 2nd, 4th, 8th... error
+    (bounded logging under a flood; never raises)."""
     self.callback_errors += 1
+    cdef int64_t n = self.callback_errors
+    if n & (n - 1):
+        return
     try:
         from fastfeed.protocol import safe_text
 
-        _log.error("%s raised %s: %s (counted; the connection stays up)", where,
-                   type(exc).__name__, safe_text(str(exc)),
-                   exc_info=exc if self.callback_errors == 1 and _log.isEnabledFor(logging.DEBUG) else None)
+        _log.error("%s raised %s: %s (%d so far on this connection, counted; the connection stays up)",
+                   where, type(exc).__name__, safe_text(str(exc)), n,
+                   exc_info=exc if n == 1 and _log.isEnabledFor(logging.DEBUG) else None)
     except Exception:
         pass
 

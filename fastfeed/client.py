@@ -242,6 +242,7 @@ class _Stats:
     unknown_pushes: int = 0
     callback_errors: int = 0
     supervisor_errors: int = 0
+    listener_errors: int = 0  # of connections that ended (the current one is added in stats)
     last_error: str = ""
     last_disconnect_reason: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
@@ -521,6 +522,7 @@ class Feed:
             "bad_pushes": dict(st.bad_pushes),
             "unknown_pushes": st.unknown_pushes,
             "callback_errors": st.callback_errors,
+            "listener_errors": st.listener_errors + (self._listener.callback_errors if self._listener else 0),
             "supervisor_errors": st.supervisor_errors,
             "last_error": st.last_error,
             "dropped": dropped,
@@ -1006,6 +1008,9 @@ class Feed:
                 self._fail_pending(ConnectionLost(f"connection lost: {why}"))
 
         def factory() -> FeedListener:
+            old = self._listener
+            if old is not None:  # keep the count of the previous connection's listener
+                self._stats.listener_errors += old.callback_errors
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
             if opts.timing > 0:
                 lst.enable_timing(opts.timing)

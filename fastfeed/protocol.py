@@ -182,6 +182,9 @@ def chunk_symbols(symbols: Iterable[str], size: int = MAX_SYMBOLS_PER_REQUEST) -
 # -- text from the network ---------------------------------------------------------------
 
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def safe_text(value: Any, limit: int = 200) -> str:
     """``value`` as text that is safe for a terminal, a log line or an exception message.
 
@@ -212,6 +215,8 @@ def safe_text(value: Any, limit: int = 200) -> str:
         for c in value:
             if c.isprintable():
                 out.append(c)
+            elif c in _SHORT_ESCAPES:
+                out.append(_SHORT_ESCAPES[c])
             else:
                 o = ord(c)
                 out.append(f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
