@@ -104,6 +104,9 @@ def test_symbol_lists_accept_spaces_and_commas() -> None:
     assert cli._symbol_list(["btc_usdt,ETH_USDT", "eth_usdt", " sol_usdt "]) == ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
     with pytest.raises(cli.UsageError):
         cli._symbol_list(["BTC/USDT"])
+    for bad in ("ÉTH_USDT", "BTC_USDT٣", "X" * 33):  # non-ASCII letters/digits, too long: the client's rule
+        with pytest.raises(cli.UsageError):
+            cli._symbol_list([bad])
 
 
 # ---------------------------------------------------------------------------- view
