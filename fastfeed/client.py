@@ -595,6 +595,7 @@ class Feed:
         finally:
             ready.cancel()
             closed.cancel()
+            await asyncio.gather(ready, closed, return_exceptions=True)  # none left behind
         if self._closing:
             raise FeedClosed("feed is closed")
         if not self._ready.is_set():

@@ -422,6 +422,11 @@ def summary_lines(m: Monitor, *, interrupted: bool = False, note: str = "") -> l
     reason = safe_text(st.get("last_disconnect_reason") or "-", 300)
     out.append(f"connection  connects {st.get('connects', 0)}  reconnects {st.get('reconnects', 0)}  "
                f"bad frames {st.get('bad_frames', 0)}  last disconnect: {reason}")
+    bad_pushes = st.get("bad_pushes") or {}
+    if bad_pushes or st.get("callback_errors") or st.get("supervisor_errors"):
+        out.append(f"  rejected push records  {_kv(bad_pushes)}  callback errors {st.get('callback_errors', 0)}  "
+                   f"supervisor errors {st.get('supervisor_errors', 0)}"
+                   + (f" (last: {safe_text(st['last_error'], 200)})" if st.get("last_error") else ""))
     if m.order_count or m.balance_count:
         out.append(f"private  {m.order_count} order updates, {m.balance_count} balance updates")
     out.append("top of book at the end:")
