@@ -736,6 +736,8 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
             raise ConnectError(f"private channel refused: {exc}") from None
         except RequestError as exc:
             raise CommandError(f"subscription refused by the server: {exc}") from None
+        except ConnectionError as exc:  # the connection could not be kept up to subscribe
+            raise ConnectError(str(exc)) from None
         if subscribed:
             loop = asyncio.get_running_loop()
             deadline = None if args.seconds is None else loop.time() + args.seconds

@@ -826,20 +826,19 @@ def test_no_log_call_with_mismatched_arguments() -> None:
 
     pkg = Path(fastfeed.__file__).parent
     bad = []
-    for path in sorted(pkg.rglob("*.py")) + sorted(pkg.rglob("*.pyx")):
-        src = path.read_text()
-        if path.suffix == ".pyx":  # only the Python-level log calls matter; scan them textually
-            continue
-        for node in ast.walk(ast.parse(src)):
+    checked = 0
+    for path in sorted(pkg.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in ("debug", "info", "warning", "error", "exception", "critical")
                     and isinstance(node.func.value, ast.Name) and node.func.value.id in ("log", "logger", "_log")
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                checked += 1
                 fmt = node.args[0].value.replace("%%", "")
                 n = fmt.count("%")
                 if n != len(node.args) - 1:
                     bad.append(f"{path.name}:{node.lineno}: {fmt!r} with {len(node.args) - 1} args")
-    assert not bad, bad
+    assert checked > 20 and not bad, (checked, bad)
 
 
 def test_tls_errors_that_retrying_cannot_fix_fail_start_at_once() -> None:
