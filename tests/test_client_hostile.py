@@ -69,6 +69,12 @@ class FakeTransport:
         pass
 
 
+def has_bids(feed: fastfeed.Feed, symbol: str) -> bool:
+    """The book of ``symbol`` exists and has bids (without creating it)."""
+    book = feed.engine.books.get(symbol)
+    return book is not None and book.n_bids > 0
+
+
 def ticker_msg(symbol: Any = "BTC_USDT", **fields: Any) -> dict[str, Any]:
     rec = {"symbol": symbol, "last": "100.5", "timestamp": 1_700_000_000_000, **fields}
     return {"method": "ticker.update", "params": [rec], "id": None}
@@ -249,7 +255,7 @@ def test_refused_repeat_subscribe_survives_a_reconnect_live() -> None:
                 ex._handlers["depth.subscribe"] = real
                 ex.faults.drop()
                 await until(lambda: feed.stats["resubscribes"] == 1 and feed.connected, what="resubscribe")
-                await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books after reconnect")
+                await until(lambda: all(has_bids(feed, s) for s in SYMS), what="books after reconnect")
 
     run(body)
 
@@ -329,7 +335,7 @@ def test_unexpected_error_after_ready_is_reported_and_retried() -> None:
                 ex.faults.drop()
                 await until(lambda: feed.stats["supervisor_errors"] == 1, what="supervisor error")
                 await until(lambda: feed.connected and feed.stats["connects"] == 3, what="recovered")
-                await until(lambda: feed.book("BTC_USDT").n_bids > 0, what="book")
+                await until(lambda: has_bids(feed, "BTC_USDT"), what="book")
                 assert "boom" in feed.stats["last_error"] and "\x1b" not in feed.stats["last_error"]
 
     run(body)
@@ -358,7 +364,7 @@ def test_a_drop_during_resubscribe_is_noticed_at_once() -> None:
                 await until(lambda: drops["n"] == 1, what="resubscribe dropped")
                 await until(lambda: feed.connected and feed.stats["resubscribes"] >= 1, what="recovered")
                 assert "lost during setup" in feed.stats["last_disconnect_reason"] or feed.stats["disconnects"] >= 2
-                await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="books")
+                await until(lambda: all(has_bids(feed, s) for s in SYMS), what="books")
 
     run(body)
 
