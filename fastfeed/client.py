@@ -314,8 +314,9 @@ class Feed:
         self._subs: dict[str, set[str]] = {ch: set() for ch in channels}
         #: channel -> symbols the server acknowledged
         self._acked: dict[str, set[str]] = {ch: set() for ch in channels}
-        #: channel -> symbol -> the token of the latest subscribe/unsubscribe call for it
-        self._last_op: dict[str, dict[str, object]] = {ch: {} for ch in channels}
+        #: channel -> symbol -> [subscribes in flight, unsubscribes in flight, latest is a
+        #: subscribe] (only while a call for the symbol is in flight)
+        self._ops: dict[str, dict[str, list[Any]]] = {ch: {} for ch in channels}
         self._streams: dict[str, list[Stream[Any]]] = {k: [] for k in ("ticker", "order", "order_algo", "balance")}
         self._stats = _Stats()
         self._limiter = _LogLimiter()
@@ -638,10 +639,11 @@ class Feed:
     # Registry rules: ``_subs[ch]`` is what a reconnect replays. A subscribe call adds its
     # names at once (so a reconnect in the middle replays them) and marks them acknowledged
     # when the server says so. If the call fails (refused, timed out, connection lost three
-    # times), only the names this call newly added are taken out again: a name acknowledged
-    # earlier - or by a concurrent call - stays subscribed, because the server still has it.
-    # An unsubscribe takes its names out at once, whatever the server answers. A later call
-    # for a name supersedes an earlier one still in flight (its reply changes nothing).
+    # times), a name leaves the registry only if the server never acknowledged it: a name
+    # acknowledged earlier - or by a concurrent call - stays subscribed, because the server
+    # still has it; while another subscribe for it is in flight, that one decides. An
+    # unsubscribe takes its names out at once, whatever the server answers, and a subscribe
+    # reply that arrives after a later unsubscribe of the name changes nothing.
 
     def _check_private(self, channel: str) -> None:
         if channel in protocol.PRIVATE_CHANNELS and self.api_key is None:
@@ -655,44 +657,47 @@ class Feed:
         self._check_private(channel)
         if self._closing:
             raise FeedClosed("feed is closed")
-        reg, acked, last = self._subs[channel], self._acked[channel], self._last_op[channel]
+        reg, acked, ops = self._subs[channel], self._acked[channel], self._ops[channel]
         names = syms or [_ALL]
-        token = object()
-        added = {n for n in names if n not in reg}
         for n in names:
-            last[n] = token
+            st = ops.setdefault(n, [0, 0, True])
+            st[0] += 1
+            st[2] = True  # the latest call for n is a subscribe
         reg.update(names)
-        done: set[str] = set()
+        ok: set[str] = set()
         try:
             for chunk in protocol.chunk_symbols(syms):
                 await self._request_when_ready(f"{channel}.subscribe", chunk)
                 for n in (chunk or [_ALL]):
-                    if last.get(n) is token:
+                    ok.add(n)
+                    if ops[n][2]:  # no unsubscribe came after this call: the server has n
                         acked.add(n)
-                        done.add(n)
-        except BaseException as exc:
-            for n in names:
-                if last.get(n) is token:
-                    del last[n]
-                    if n in added and n not in acked:
-                        reg.discard(n)
-            if isinstance(exc, RequestError) and not isinstance(exc, AuthError) \
-                    and channel in protocol.PRIVATE_CHANNELS:
+        except RequestError as exc:
+            if channel in protocol.PRIVATE_CHANNELS and not isinstance(exc, AuthError):
                 raise AuthError(exc.method, exc.code, exc.message) from None
             raise
-        for n in names:
-            if last.get(n) is token:
-                del last[n]
+        finally:
+            for n in names:
+                st = ops[n]
+                st[0] -= 1
+                # failed for n: n leaves the registry unless the server acknowledged it
+                # (earlier, or another call did) or another subscribe for n is still in flight
+                # (the last one to finish decides); after an unsubscribe it is gone already
+                if n not in ok and st[2] and st[0] == 0 and n not in acked:
+                    reg.discard(n)
+                if st[0] == 0 and st[1] == 0:
+                    del ops[n]
 
     async def _unsubscribe(self, channel: str, symbols: Iterable[str] | None) -> None:
         syms = self._names(channel, symbols)
         if self._closing:
             raise FeedClosed("feed is closed")
-        reg, acked, last = self._subs[channel], self._acked[channel], self._last_op[channel]
-        token = object()
+        reg, acked, ops = self._subs[channel], self._acked[channel], self._ops[channel]
         names = syms if syms else list(reg | {_ALL})
         for n in names:
-            last[n] = token
+            st = ops.setdefault(n, [0, 0, False])
+            st[1] += 1
+            st[2] = False  # the latest call for n is an unsubscribe
             reg.discard(n)
             acked.discard(n)
         try:
@@ -702,8 +707,10 @@ class Feed:
                 await self._request_when_ready(f"{channel}.unsubscribe", chunk)
         finally:
             for n in names:
-                if last.get(n) is token:
-                    del last[n]
+                st = ops[n]
+                st[1] -= 1
+                if st[0] == 0 and st[1] == 0:
+                    del ops[n]
 
     async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None:
         """Subscribe ``trades`` for ``symbols`` (a list; empty = all); returns once

@@ -232,6 +232,31 @@ def test_concurrent_calls_on_one_symbol() -> None:
         s2.gate[0].set()
         await sub
         assert "trades" not in feed.subscriptions
+
+        # two calls add a new name; the first fails while the second is in flight: the
+        # second decides (refused -> gone; acknowledged -> kept)
+        for second, kept in ((RequestError("ticker.subscribe", 1, "no"), False), (OK, True)):
+            s3 = Script(RequestTimeout("no reply"), second, OK)
+            s3.gate[0] = asyncio.Event()
+            s3.gate[1] = asyncio.Event()
+            feed._request_when_ready = s3  # type: ignore[method-assign]
+            first = asyncio.ensure_future(feed.subscribe_ticker(["XRP_USDT"]))
+            again = asyncio.ensure_future(feed.subscribe_ticker(["XRP_USDT"]))
+            await asyncio.sleep(0)
+            s3.gate[0].set()
+            with pytest.raises(RequestTimeout):
+                await first
+            assert feed.subscriptions["ticker"] == ["XRP_USDT"]  # the second is still in flight
+            s3.gate[1].set()
+            if kept:
+                await again
+                assert feed.subscriptions["ticker"] == ["XRP_USDT"]
+                await feed.unsubscribe_ticker(["XRP_USDT"])
+            else:
+                with pytest.raises(RequestError):
+                    await again
+            assert "ticker" not in feed.subscriptions
+        assert all(not ops for ops in feed._ops.values())  # nothing kept once no call is in flight
         feed._transport = None
         await feed.close()
 
