@@ -718,7 +718,8 @@ class Feed:
         ``str``, ``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name
         raises ``TypeError``/``ValueError`` and nothing is sent. The same holds for every
         ``subscribe_*``/``unsubscribe_*`` method (currencies for balance). If the request
-        fails, only the names it newly added leave ``subscriptions``."""
+        fails, a name leaves ``subscriptions`` only if the server never acknowledged it: a
+        subscription acknowledged earlier survives a refused, timed-out or lost repeat."""
         await self._subscribe("trades", symbols)
 
     async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None:
