@@ -13,6 +13,7 @@ cdef class FeedListener(WSListener):
     cdef bint _frag_text
     cdef readonly int64_t frames
     cdef readonly int64_t bad_frames
+    cdef readonly int64_t callback_errors  # callbacks that raised (caught: never out of a picows callback)
     cdef readonly int64_t last_recv_ns
     cdef object _lat_arr            # optional timing ring: numpy int64 (capacity, 2)
     cdef int64_t* _lat

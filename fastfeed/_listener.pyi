@@ -13,6 +13,7 @@ def now_ns() -> int: ...
 class FeedListener(WSListener):
     frames: int
     bad_frames: int
+    callback_errors: int
     last_recv_ns: int
     timed_frames: int
     close_code: int | None

@@ -3,6 +3,11 @@
 ``on_ws_frame`` passes picows' ``payload_ptr`` / ``payload_size`` to ``Engine.feed_ptr``
 (no ``bytes`` object for depth and trade frames), stamps ``recv_ns`` once per frame and
 routes every decoded non-hot message (replies, tickers, private pushes) to the facade.
+
+No exception leaves ``on_ws_frame``/``on_ws_disconnected`` (picows would drop the link):
+a callback that raises is counted in ``callback_errors`` and logged on one line (the first
+of each kind with its traceback at DEBUG level), and reassembly of fragmented messages is
+bounded by the engine's ``max_frame`` before anything is appended.
 """
 
 from libc.stdint cimport int64_t
@@ -19,9 +24,30 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+import logging
+
 from fastfeed.errors import FastfeedError, FrameTooLarge
 
 __all__ = ["FeedListener", "now_ns"]
+
+_log = logging.getLogger("fastfeed.listener")
+
+
+cdef _report(FeedListener self, str where, exc):
+    """Last-resort guard: count, and log one line for the 1st, 2nd, 4th, 8th... error
+    (bounded logging under a flood; never raises)."""
+    self.callback_errors += 1
+    cdef int64_t n = self.callback_errors
+    if n & (n - 1):
+        return
+    try:
+        from fastfeed.protocol import safe_text
+
+        _log.error("%s raised %s: %s (%d so far on this connection, counted; the connection stays up)",
+                   where, type(exc).__name__, safe_text(str(exc)), n,
+                   exc_info=exc if n == 1 and _log.isEnabledFor(logging.DEBUG) else None)
+    except Exception:
+        pass
 
 
 cdef inline int64_t _now_ns() noexcept nogil:
@@ -75,7 +101,10 @@ cdef class FeedListener(WSListener):
             msg = self.engine.feed_ptr(ptr, size, now, text)
         except FastfeedError as exc:
             self.bad_frames += 1
-            self.on_frame_error(exc)
+            try:
+                self.on_frame_error(exc)
+            except Exception as exc2:
+                _report(self, "on_frame_error", exc2)
             return
         if self._lat != NULL:
             row = self._lat + 2 * (self.timed_frames & self._lat_mask)
@@ -83,7 +112,10 @@ cdef class FeedListener(WSListener):
             row[1] = _now_ns()
             self.timed_frames += 1
         if msg is not None:
-            self.on_message(msg, now)
+            try:
+                self.on_message(msg, now)
+            except Exception as exc:
+                _report(self, "on_message", exc)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t now = _now_ns()
@@ -95,6 +127,13 @@ cdef class FeedListener(WSListener):
             if frame.fin:
                 self._deliver(<const uchar*>frame.payload_ptr, frame.payload_size,
                               mt == WSMsgType.TEXT, now)
+            elif <size_t>frame.payload_size > self.engine.max_frame:
+                self._frag = None
+                self.bad_frames += 1
+                try:
+                    self.on_frame_error(FrameTooLarge("fragmented message exceeds the cap", "too_large"))
+                except Exception as exc:
+                    _report(self, "on_frame_error", exc)
             else:
                 self._frag = bytearray(frame.get_payload_as_memoryview())
                 self._frag_text = mt == WSMsgType.TEXT
@@ -102,22 +141,45 @@ cdef class FeedListener(WSListener):
             if self._frag is None:
                 self.bad_frames += 1
                 return
-            self._frag += frame.get_payload_as_memoryview()
-            if <size_t>len(self._frag) > self.engine.max_frame:
-                self._frag = None
+            if <size_t>(len(self._frag) + frame.payload_size) > self.engine.max_frame:
+                self._frag = None  # checked before appending: never more than max_frame held
                 self.bad_frames += 1
-                self.on_frame_error(FrameTooLarge("fragmented message exceeds the cap", "too_large"))
+                try:
+                    self.on_frame_error(FrameTooLarge("fragmented message exceeds the cap", "too_large"))
+                except Exception as exc:
+                    _report(self, "on_frame_error", exc)
                 return
+            self._frag += frame.get_payload_as_memoryview()
             if frame.fin:
                 buf = self._frag
                 self._frag = None
                 self._deliver(<const uchar*><char*>buf, len(buf), self._frag_text, now)
         elif mt == WSMsgType.CLOSE:
-            self.close_code = int(frame.get_close_code())
-            self.close_reason = frame.get_close_message().decode("utf-8", "replace") if frame.payload_size > 2 else ""
-            transport.send_close(frame.get_close_code())
+            code = None
+            try:
+                code = frame.get_close_code()
+                self.close_code = int(code)
+            except Exception:  # a close code outside the enum: keep the raw number if any
+                code = None
+                self.close_code = None
+            try:
+                # network text: kept raw here, escaped (fastfeed.protocol.safe_text) wherever shown
+                self.close_reason = (frame.get_close_message().decode("utf-8", "replace")
+                                     if frame.payload_size > 2 else "")
+            except Exception:
+                self.close_reason = ""
+            try:
+                if code is not None:
+                    transport.send_close(code)
+                else:
+                    transport.send_close(WSCloseCode.PROTOCOL_ERROR)
+            except Exception as exc:
+                _report(self, "send_close", exc)
             transport.disconnect()
 
     cpdef on_ws_disconnected(self, WSTransport transport):
         if self.on_disconnected is not None:
-            self.on_disconnected(self.close_code, self.close_reason)
+            try:
+                self.on_disconnected(self.close_code, self.close_reason)
+            except Exception as exc:
+                _report(self, "on_disconnected", exc)

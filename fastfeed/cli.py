@@ -173,11 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
-    logging.basicConfig(level=_log_level(args), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=_log_level(args), handlers=[handler])
     try:
         return int(args._run(args))
     except CommandError as exc:
-        msg = str(exc)
+        msg = _safe(str(exc))
         if not msg.startswith(PROG):
             msg = f"{PROG} {args.command}: error: {msg}"
         print(msg, file=sys.stderr)
@@ -190,8 +192,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # one line, no traceback, for operational errors
         log.debug("unexpected error", exc_info=True)
-        print(f"{PROG} {args.command}: error: {str(exc) or type(exc).__name__}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {_safe(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _safe(text: str) -> str:
+    """One line of text safe for a terminal (escape sequences and other control characters
+    from the network are shown escaped)."""
+    from .protocol import safe_text
+
+    return safe_text(text, 1000)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Every log line the command prints: control characters in the message (network text,
+    or a library's multi-line message) are escaped so that one record is one line, a log
+    call with bad arguments or a broken traceback is shown as such instead of the stdlib's
+    "--- Logging error ---" dump, and tracebacks (DEBUG level only, see _run_live) are kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a log call whose arguments do not match its format
+            msg = f"{record.msg!s} {record.args!r} (bad log call)"
+        record.message = _safe(msg)
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        s = self.formatMessage(record)
+        if record.exc_info:
+            try:
+                exc_text = self.formatException(record.exc_info)
+            except Exception:  # e.g. an exception class instead of an instance
+                exc_text = f"(unprintable exception: {_safe(repr(record.exc_info[1]))})"
+            s = f"{s}\n{exc_text}"
+        elif record.exc_text:
+            s = f"{s}\n{record.exc_text}"
+        if record.stack_info:
+            s = f"{s}\n{self.formatStack(record.stack_info)}"
+        return s
 
 
 def _silence_stdout() -> None:
@@ -306,7 +344,7 @@ def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
             s = s.strip().upper()
             if not s:
                 continue
-            if len(s) > 32 or any(not (c.isalnum() or c in "_-.") for c in s):
+            if len(s) > 32 or not s.isascii() or any(not (c.isalnum() or c in "_-.") for c in s):
                 raise UsageError(f"invalid {what} {s!r}")
             if s not in out:
                 out.append(s)
@@ -572,7 +610,8 @@ class _LiveDisplay:
         console = Console()
         root = logging.getLogger()
         self._handlers = root.handlers[:]
-        handler = RichHandler(console=console, show_path=False, level=root.level)
+        handler = RichHandler(console=console, show_path=False, level=root.level, markup=False)
+        handler.setFormatter(_SafeFormatter("%(name)s: %(message)s"))
         root.handlers = [handler]
         self._live = Live(render(self.m), console=console, auto_refresh=False, transient=True,
                           redirect_stdout=False, redirect_stderr=False)
@@ -613,6 +652,28 @@ def _live_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
                        help="give up (exit 3) if the first connection fails for S seconds (default 10)")
 
 
+def _quiet_transport_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """The event loop reports transport failures (a failed TLS handshake, a reset) to its
+    exception handler, which by default logs them at ERROR with a traceback. The feed
+    reports those itself (a connection event, the exit-3 line with its hint), so here they
+    go to DEBUG as one line; anything else stays one ERROR line."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        name = (exc.__name__ if isinstance(exc, type) else type(exc).__name__) if exc is not None else ""
+        text = _safe(str(context.get("message", "")))
+        if exc is not None and not isinstance(exc, type):
+            detail = _safe(str(exc))
+            name += f": {detail}" if detail else ""
+        line = f"event loop: {text}" + (f" ({name})" if name else "")
+        if "transport" in context or "protocol" in context:
+            log.debug("%s", line)
+        else:
+            log.error("%s", line)
+
+    loop.set_exception_handler(handler)
+
+
 def _check_book(args: argparse.Namespace, symbols: list[str]) -> None:
     if args.book is not None and args.book.upper() not in symbols:
         raise UsageError(f"--book {args.book.upper()} is not one of the symbols ({', '.join(symbols)})")
@@ -625,6 +686,7 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
     from .protocol import AuthError, RequestError
     from .view import Monitor, plain_line, summary_lines
 
+    _quiet_transport_errors(asyncio.get_running_loop())
     live_mode = _isatty(sys.stdout) and not args.plain
     interval = args.interval or (0.25 if live_mode else 1.0)
     period = min(interval, 0.25)
@@ -674,6 +736,8 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
             raise ConnectError(f"private channel refused: {exc}") from None
         except RequestError as exc:
             raise CommandError(f"subscription refused by the server: {exc}") from None
+        except ConnectionError as exc:  # the connection could not be kept up to subscribe
+            raise ConnectError(str(exc)) from None
         if subscribed:
             loop = asyncio.get_running_loop()
             deadline = None if args.seconds is None else loop.time() + args.seconds

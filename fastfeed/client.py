@@ -6,25 +6,35 @@ ids and replies, auth, subscriptions (kept in a registry and replayed after ever
 reconnect), heartbeat, a no-data watchdog, proactive recycling before the server's ~2 h
 limit, reconnects with capped exponential backoff and jitter, and bounded fan-out streams
 of tickers and private pushes.
+
+Nothing from the network can raise out of the frame path: a bad push is a counted
+rejection (``stats["bad_pushes"]``), a bad reply a typed error to the request's caller.
+The supervisor catches every exception of a connection attempt, reports it (an ``error``
+event, ``stats["supervisor_errors"]``/``["last_error"]``) and retries, or fails ``start()``
+at once when nothing was ever connected and retrying cannot help. Text from the network
+is escaped (:func:`fastfeed.protocol.safe_text`) before it reaches a log line, an event
+reason or an exception message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import logging
 import random
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, TypeVar
+from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
 
 from . import protocol
 from ._engine import Engine
 from ._listener import FeedListener
-from .errors import FastfeedError
+from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -35,6 +45,7 @@ from .protocol import (
     RequestError,
     RequestTimeout,
     Ticker,
+    safe_text,
 )
 
 __all__ = [
@@ -50,6 +61,70 @@ log = logging.getLogger("fastfeed.client")
 
 T = TypeVar("T")
 _ALL = "*"  # registry marker: subscribed to every symbol (empty list on the wire)
+
+#: Seconds between two log lines about the same repeated problem (a raising callback, bad
+#: pushes, rejected frames); the first occurrence is logged at once, later ones are counted
+#: and summarised at most once per interval.
+LOG_INTERVAL = 10.0
+
+_CALLBACKS = ("on_event", "on_ticker", "on_order", "on_order_algo", "on_balance")
+
+
+def _check_callback(name: str, cb: Any) -> None:
+    """Callbacks run synchronously on the frame path: ``async def`` ones are refused here
+    (they would only create coroutines that never run). Use the async iterators
+    (``feed.tickers()``, ``feed.orders()``...) to consume pushes from async code."""
+    if cb is None:
+        return
+    if not callable(cb):
+        raise TypeError(f"{name} must be callable, not {type(cb).__name__}")
+    if inspect.iscoroutinefunction(cb) or inspect.iscoroutinefunction(getattr(cb, "__call__", None)):
+        raise TypeError(f"{name} must be a plain function: async callbacks are not supported (they would "
+                        "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code")
+
+
+def _check_url(url: Any) -> str:
+    """A ``ws://`` or ``wss://`` URL with a host: ``TypeError``/``ValueError`` at once."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"bad URL {safe_text(url, 100)!r}: {exc}") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a WebSocket URL: {safe_text(url, 100)!r} (expected ws://HOST[:PORT]/PATH "
+                         "or wss://...)")
+    if not url.isprintable() or not url.isascii():
+        raise ValueError(f"URL {safe_text(url, 100)!r} has non-ASCII or control characters")
+    return url
+
+
+class _LogLimiter:
+    """One log line per problem key at once, then counted lines at most every
+    ``LOG_INTERVAL`` seconds (with how many occurrences were not logged)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state: dict[str, list[float]] = {}  # key -> [last_logged, suppressed]
+
+    def hit(self, key: str) -> tuple[bool, int]:
+        """``(log_now, suppressed_since_last_line)``; the first hit of a key returns
+        ``(True, -1)``."""
+        now = time.monotonic()
+        st = self._state.get(key)
+        if st is None:
+            if len(self._state) >= 256:  # bounded: keys come from a small fixed set
+                self._state.clear()
+            self._state[key] = [now, 0]
+            return True, -1
+        if now - st[0] >= LOG_INTERVAL:
+            n = int(st[1])
+            st[0], st[1] = now, 0
+            return True, n
+        st[1] += 1
+        return False, 0
 
 
 @dataclass
@@ -84,7 +159,9 @@ class FeedOptions:
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
     """``kind`` is one of ``connected``, ``disconnected``, ``resubscribed``,
-    ``reconnecting``, ``auth_failed``, ``resubscribe_failed``."""
+    ``reconnecting``, ``auth_failed``, ``resubscribe_failed``, ``error`` (an unexpected
+    exception in the supervisor; ``reason`` names it, the feed retries or ``start()``
+    fails with it). ``reason`` never holds raw network text (it is escaped)."""
 
     kind: str
     time_ns: int
@@ -95,15 +172,19 @@ class ConnectionEvent:
 
 class Stream(Generic[T]):
     """A bounded async iterator of pushes. A slow consumer never blocks the frame path:
-    past ``maxlen`` items the oldest is dropped and counted in ``dropped``."""
+    past ``maxlen`` items the oldest is dropped and counted in ``dropped``. Every item is
+    a record of bounded size (string fields are capped, see ``protocol.MAX_FIELD_LEN``).
+    A stream ends when :meth:`close` or ``Feed.close()`` is called; one created from a
+    closed feed is already ended."""
 
-    def __init__(self, maxlen: int, owner: list[Stream[T]]) -> None:
+    def __init__(self, maxlen: int, owner: list[Stream[T]], closed: bool = False) -> None:
         self._q: collections.deque[T] = collections.deque(maxlen=maxlen)
         self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
+        self._closed = closed
         self._owner = owner
         self.dropped = 0
-        owner.append(self)
+        if not closed:
+            owner.append(self)
 
     def put(self, item: T) -> None:
         if self._closed:
@@ -123,6 +204,10 @@ class Stream(Generic[T]):
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __len__(self) -> int:
         return len(self._q)
@@ -156,8 +241,12 @@ class _Stats:
     bad_frames: int = 0
     unknown_pushes: int = 0
     callback_errors: int = 0
+    supervisor_errors: int = 0
+    listener_errors: int = 0  # of connections that ended (the current one is added in stats)
+    last_error: str = ""
     last_disconnect_reason: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
+    bad_pushes: dict[str, int] = field(default_factory=dict)
 
 
 class Feed:
@@ -167,13 +256,22 @@ class Feed:
     engine's zero-copy views. Tickers and private pushes are typed records, delivered to
     callbacks and to bounded async iterators (``feed.tickers()``, ``feed.orders()``,
     ``feed.order_algos()``, ``feed.balances()``).
+
+    Callbacks (``on_event``, ``on_ticker``, ``on_order``, ``on_order_algo``,
+    ``on_balance``) are plain functions called on the frame path; ``async def`` callbacks
+    are refused with ``TypeError`` when set (use the async iterators instead). A callback
+    that raises is counted in ``stats["callback_errors"]``; its first exception is logged
+    with the traceback, later ones as one counted line at most every ``LOG_INTERVAL`` s.
+
+    The URL (``ws://``/``wss://``), ``api_key`` and ``secret`` are checked here:
+    ``TypeError``/``ValueError`` at once, never after a connect timeout.
     """
 
     def __init__(
         self,
         url: str = DIGIFINEX_URL,
         api_key: str | None = None,
-        secret: str | None = None,
+        secret: str | bytes | None = None,
         *,
         options: FeedOptions | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
@@ -185,48 +283,121 @@ class Feed:
     ) -> None:
         if (api_key is None) != (secret is None):
             raise ValueError("api_key and secret go together")
-        self.url = url
+        self.url = _check_url(url)
+        if api_key is not None:
+            if not isinstance(api_key, str):
+                raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+            if not api_key or not api_key.isprintable() or not api_key.isascii():
+                raise ValueError("api_key must be non-empty printable ASCII")
         self.api_key = api_key
-        self.__secret = protocol.Secret(secret) if secret is not None else None
+        self.__secret = protocol.Secret(secret) if secret is not None else None  # checks the type
+        for name, cb in (("on_event", on_event), ("on_ticker", on_ticker), ("on_order", on_order),
+                         ("on_order_algo", on_order_algo), ("on_balance", on_balance)):
+            _check_callback(name, cb)
         self.options = opts = options or FeedOptions()
         self._own_engine = engine is None
         self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
                                        max_frame=opts.max_frame, shm_name=opts.shm_name,
                                        shm_max_symbols=opts.shm_max_symbols,
                                        shm_checksum=opts.shm_checksum, event_log=opts.event_log)
-        self.on_event = on_event
-        self.on_ticker = on_ticker
-        self.on_order = on_order
-        self.on_order_algo = on_order_algo
-        self.on_balance = on_balance
-        #: latest ticker per symbol
+        self._on_event = on_event
+        self._on_ticker = on_ticker
+        self._on_order = on_order
+        self._on_order_algo = on_order_algo
+        self._on_balance = on_balance
+        #: latest ticker per symbol (at most ``max_ticker_symbols`` entries of valid
+        #: symbols, so bounded in bytes too)
         self.latest_tickers: dict[str, Ticker] = {}
         self.authenticated = False
-        self._subs: dict[str, set[str]] = {ch: set() for ch in protocol.PUBLIC_CHANNELS + protocol.PRIVATE_CHANNELS}
+        channels = protocol.PUBLIC_CHANNELS + protocol.PRIVATE_CHANNELS
+        #: channel -> symbols replayed after a reconnect (acknowledged or in flight)
+        self._subs: dict[str, set[str]] = {ch: set() for ch in channels}
+        #: channel -> symbols the server acknowledged
+        self._acked: dict[str, set[str]] = {ch: set() for ch in channels}
+        #: channel -> symbol -> [subscribes in flight, unsubscribes in flight, latest is a
+        #: subscribe] (only while a call for the symbol is in flight)
+        self._ops: dict[str, dict[str, list[Any]]] = {ch: {} for ch in channels}
         self._streams: dict[str, list[Stream[Any]]] = {k: [] for k in ("ticker", "order", "order_algo", "balance")}
         self._stats = _Stats()
+        self._limiter = _LogLimiter()
         self._transport: Any = None
         self._listener: FeedListener | None = None
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._next_id = 1
+        self._gen = 0  # connection generation (a late callback of an old one changes nothing)
         self._ready = asyncio.Event()
+        self._closed_ev = asyncio.Event()
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
-        self._first_error: BaseException | None = None
         self._first_done: asyncio.Future[None] | None = None
         self._disconnect_reason = ""
+        self._connect_error: BaseException | None = None
         self._connected_at = 0.0
         self._ever_ready = False
         self._last_run_was_healthy = False
+
+    # -- callbacks (checked when set) ----------------------------------------------------------
+
+    @property
+    def on_event(self) -> Callable[[ConnectionEvent], None] | None:
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, cb: Callable[[ConnectionEvent], None] | None) -> None:
+        _check_callback("on_event", cb)
+        self._on_event = cb
+
+    @property
+    def on_ticker(self) -> Callable[[Ticker], None] | None:
+        return self._on_ticker
+
+    @on_ticker.setter
+    def on_ticker(self, cb: Callable[[Ticker], None] | None) -> None:
+        _check_callback("on_ticker", cb)
+        self._on_ticker = cb
+
+    @property
+    def on_order(self) -> Callable[[OrderUpdate], None] | None:
+        return self._on_order
+
+    @on_order.setter
+    def on_order(self, cb: Callable[[OrderUpdate], None] | None) -> None:
+        _check_callback("on_order", cb)
+        self._on_order = cb
+
+    @property
+    def on_order_algo(self) -> Callable[[OrderAlgoUpdate], None] | None:
+        return self._on_order_algo
+
+    @on_order_algo.setter
+    def on_order_algo(self, cb: Callable[[OrderAlgoUpdate], None] | None) -> None:
+        _check_callback("on_order_algo", cb)
+        self._on_order_algo = cb
+
+    @property
+    def on_balance(self) -> Callable[[BalanceUpdate], None] | None:
+        return self._on_balance
+
+    @on_balance.setter
+    def on_balance(self, cb: Callable[[BalanceUpdate], None] | None) -> None:
+        _check_callback("on_balance", cb)
+        self._on_balance = cb
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> Feed:
         """Connect (retrying with backoff up to ``connect_timeout``), authenticate when keys
-        were given, and return once ready. Raises :class:`ConnectionError` or
-        :class:`~fastfeed.protocol.AuthError`."""
+        were given, and return once ready.
+
+        Raises :class:`~fastfeed.errors.ConnectFailed` (a ``ConnectionError``: timed out,
+        or an error retrying cannot fix, such as a TLS certificate or protocol failure),
+        :class:`~fastfeed.protocol.AuthError`, :class:`~fastfeed.errors.FeedClosed` (after
+        :meth:`close`), or the unexpected exception that stopped the first connection."""
+        if self._closing:
+            raise FeedClosed("feed is closed: create a new Feed to connect again")
         if self._supervisor is not None:
             return self
+        _install_log_guard()
         loop = asyncio.get_running_loop()
         self._first_done = loop.create_future()
         self._supervisor = asyncio.create_task(self._supervise(), name="fastfeed-supervisor")
@@ -234,18 +405,23 @@ class Feed:
             await asyncio.wait_for(asyncio.shield(self._first_done), self.options.connect_timeout)
         except asyncio.TimeoutError:
             await self.close()
-            raise ConnectionError(
+            reason = self._disconnect_reason
+            raise ConnectFailed(
                 f"could not connect to {self.url} within {self.options.connect_timeout:g} s"
-                + (f": {self._disconnect_reason}" if self._disconnect_reason else "")
-            ) from None
+                + (f": {reason}" if reason else "")
+                + ("" if reason else self._tls_hint(None))
+            ) from self._connect_error
         except BaseException:
             await self.close()
             raise
         return self
 
     async def close(self) -> None:
-        """Disconnect, stop every task and end every stream. Idempotent."""
+        """Disconnect, stop every task and end every stream. Idempotent. Afterwards
+        ``start()``, requests and subscriptions raise :class:`~fastfeed.errors.FeedClosed`
+        and new streams are already ended."""
         self._closing = True
+        self._closed_ev.set()
         if self._transport is not None:
             self._transport.disconnect()
         sup, self._supervisor = self._supervisor, None
@@ -255,7 +431,7 @@ class Feed:
                 await sup
             except (asyncio.CancelledError, Exception):
                 pass
-        self._fail_pending(ConnectionLost("feed closed"))
+        self._fail_pending(FeedClosed("feed closed"))
         for streams in self._streams.values():
             for s in list(streams):
                 s.close()
@@ -269,13 +445,18 @@ class Feed:
         await self.close()
 
     def __repr__(self) -> str:
-        state = "connected" if self._ready.is_set() else "disconnected"
+        state = "closed" if self._closing else ("connected" if self._ready.is_set() else "disconnected")
         key = f" key={self.api_key[:4]}…" if self.api_key else ""
         return f"<Feed {self.url} {state}{key}>"
 
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or ``start()`` failed)."""
+        return self._closing
 
     # -- data --------------------------------------------------------------------------------
 
@@ -288,18 +469,21 @@ class Feed:
         """The engine's :class:`~fastfeed.TradeRing` (all symbols)."""
         return self.engine.trades
 
+    def _stream(self, kind: str) -> Stream[Any]:
+        return Stream(self.options.queue_size, self._streams[kind], closed=self._closing)
+
     def tickers(self) -> Stream[Ticker]:
         """A new bounded async iterator of every ticker / all_ticker record."""
-        return Stream(self.options.queue_size, self._streams["ticker"])
+        return self._stream("ticker")
 
     def orders(self) -> Stream[OrderUpdate]:
-        return Stream(self.options.queue_size, self._streams["order"])
+        return self._stream("order")
 
     def order_algos(self) -> Stream[OrderAlgoUpdate]:
-        return Stream(self.options.queue_size, self._streams["order_algo"])
+        return self._stream("order_algo")
 
     def balances(self) -> Stream[BalanceUpdate]:
-        return Stream(self.options.queue_size, self._streams["balance"])
+        return self._stream("balance")
 
     def timings(self) -> Any:
         """``(n, 2)`` int64 array of ``[recv_ns, done_ns]`` for the last data frames of the
@@ -312,7 +496,8 @@ class Feed:
 
     @property
     def subscriptions(self) -> dict[str, list[str]]:
-        """Channel -> subscribed symbols (``["*"]`` = all), as replayed after reconnects."""
+        """Channel -> subscribed symbols (``["*"]`` = all), as replayed after reconnects:
+        those acknowledged by the server plus those whose request is in flight."""
         return {ch: sorted(s) for ch, s in self._subs.items() if s}
 
     @property
@@ -335,8 +520,12 @@ class Feed:
             "request_timeouts": st.request_timeouts,
             "unmatched_replies": st.unmatched_replies,
             "bad_frames": st.bad_frames,
+            "bad_pushes": dict(st.bad_pushes),
             "unknown_pushes": st.unknown_pushes,
             "callback_errors": st.callback_errors,
+            "listener_errors": st.listener_errors + (self._listener.callback_errors if self._listener else 0),
+            "supervisor_errors": st.supervisor_errors,
+            "last_error": st.last_error,
             "dropped": dropped,
             "pending_requests": len(self._pending),
             "engine": self.engine.stats,
@@ -350,25 +539,35 @@ class Feed:
         """Send one request on the current connection and return its ``result``.
 
         Raises :class:`RequestError` (non-null ``error``), :class:`RequestTimeout`,
-        :class:`ConnectionLost` (closed before the reply) or :class:`ConnectionError`
-        (not connected)."""
+        :class:`ConnectionLost` (the connection closed before the reply; failed at the
+        moment of the drop), :class:`~fastfeed.errors.NotConnected` (not connected) or
+        :class:`~fastfeed.errors.FeedClosed` (closed) - all ``FastfeedError``s, the last
+        three also ``ConnectionError``s."""
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, not {type(method).__name__}")
+        if params is not None and not isinstance(params, list):
+            raise TypeError(f"params must be a list, not {type(params).__name__}")
+        if self._closing:
+            raise FeedClosed("feed is closed")
         tr = self._transport
         if tr is None:
-            raise ConnectionError("not connected")
+            raise NotConnected(f"not connected to {self.url}")
         req_id = self._next_id
         self._next_id += 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = (method, fut)
         self._stats.requests += 1
+        wait = timeout if timeout is not None else self.options.request_timeout
         try:
             tr.send(WSMsgType.TEXT, protocol.encode_request(req_id, method, params))
-            return await asyncio.wait_for(fut, timeout if timeout is not None else self.options.request_timeout)
+            return await asyncio.wait_for(fut, wait)
         except asyncio.TimeoutError:
             self._stats.request_timeouts += 1
-            raise RequestTimeout(f"no reply to {method} (id {req_id}) within "
-                                 f"{timeout if timeout is not None else self.options.request_timeout:g} s") from None
+            raise RequestTimeout(f"no reply to {method} (id {req_id}) within {wait:g} s") from None
         finally:
-            self._pending.pop(req_id, None)
+            entry = self._pending.get(req_id)
+            if entry is not None and entry[1] is fut:
+                del self._pending[req_id]
 
     async def _request_when_ready(self, method: str, params: list[Any]) -> Any:
         """A request that survives a reconnect in the middle (retried on the new
@@ -377,77 +576,150 @@ class Feed:
             await self._wait_ready()
             try:
                 return await self.request(method, params)
-            except ConnectionLost:
-                if attempt == 2:
+            except (ConnectionLost, NotConnected) as exc:
+                if isinstance(exc, FeedClosed) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     async def _wait_ready(self) -> None:
         if self._closing:
-            raise ConnectionError("feed is closed")
+            raise FeedClosed("feed is closed")
+        if self._ready.is_set():
+            return
+        if self._supervisor is None:
+            raise NotConnected(f"not connected to {self.url} (call start() first)")
+        ready = asyncio.ensure_future(self._ready.wait())
+        closed = asyncio.ensure_future(self._closed_ev.wait())
+        try:
+            await asyncio.wait({ready, closed}, timeout=self.options.connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            closed.cancel()
+            await asyncio.gather(ready, closed, return_exceptions=True)  # none left behind
+        if self._closing:
+            raise FeedClosed("feed is closed")
         if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), self.options.connect_timeout)
-            except asyncio.TimeoutError:
-                raise ConnectionError(f"not connected to {self.url}") from None
+            raise NotConnected(f"not connected to {self.url}"
+                               + (f": {self._disconnect_reason}" if self._disconnect_reason else ""))
 
     async def ping(self) -> str:
-        """``server.ping`` -> ``"pong"``."""
+        """``server.ping`` -> ``"pong"`` (a result that is not a string is a
+        :class:`~fastfeed.protocol.BadReply`)."""
         await self._wait_ready()
-        return await self.request("server.ping")
+        return protocol.parse_pong(await self.request("server.ping"))
 
     async def server_time(self) -> int:
-        """``server.time`` -> integer seconds since the epoch."""
+        """``server.time`` -> integer seconds since the epoch (anything else the server
+        answers is a :class:`~fastfeed.protocol.BadReply`)."""
         await self._wait_ready()
-        return int(await self.request("server.time"))
+        return protocol.parse_server_time(await self.request("server.time"))
 
     async def auth(self) -> None:
-        """``server.auth`` with the feed's keys (done automatically on every connect)."""
+        """``server.auth`` with the feed's keys (done automatically on every connect).
+        Success is ``{"status": "success"}``; a refusal or any other result is an
+        :class:`AuthError`."""
         if self.api_key is None or self.__secret is None:
             raise AuthError("server.auth", None, "no api_key/secret given")
         params = protocol.auth_params(self.api_key, self.__secret, time.time_ns() // 1_000_000)
         try:
-            await self.request("server.auth", params)
+            result = await self.request("server.auth", params)
         except RequestError as exc:
             self.authenticated = False
             raise AuthError("server.auth", exc.code, exc.message) from None
+        try:
+            protocol.check_auth_result(result)
+        except AuthError:
+            self.authenticated = False
+            raise
         self.authenticated = True
 
     # -- subscriptions -----------------------------------------------------------------------
+    #
+    # Registry rules: ``_subs[ch]`` is what a reconnect replays. A subscribe call adds its
+    # names at once (so a reconnect in the middle replays them) and marks them acknowledged
+    # when the server says so. If the call fails (refused, timed out, connection lost three
+    # times), a name leaves the registry only if the server never acknowledged it: a name
+    # acknowledged earlier - or by a concurrent call - stays subscribed, because the server
+    # still has it; while another subscribe for it is in flight, that one decides. An
+    # unsubscribe takes its names out at once, whatever the server answers, and a subscribe
+    # reply that arrives after a later unsubscribe of the name changes nothing.
 
-    async def _subscribe(self, channel: str, symbols: Iterable[str] | None) -> None:
+    def _check_private(self, channel: str) -> None:
         if channel in protocol.PRIVATE_CHANNELS and self.api_key is None:
             raise AuthError(f"{channel}.subscribe", None, "private channels need api_key and secret")
-        syms = [s.upper() for s in (symbols or [])]
-        reg = self._subs[channel]
-        added = {_ALL} if not syms else set(syms) - reg
-        reg |= added
+
+    def _names(self, channel: str, symbols: Iterable[str] | None) -> list[str]:
+        return protocol.validate_symbols(symbols, "currency" if channel == "balance" else "symbol")
+
+    async def _subscribe(self, channel: str, symbols: Iterable[str] | None) -> None:
+        syms = self._names(channel, symbols)  # TypeError/ValueError before anything else
+        self._check_private(channel)
+        if self._closing:
+            raise FeedClosed("feed is closed")
+        reg, acked, ops = self._subs[channel], self._acked[channel], self._ops[channel]
+        names = syms or [_ALL]
+        for n in names:
+            st = ops.setdefault(n, [0, 0, True])
+            st[0] += 1
+            st[2] = True  # the latest call for n is a subscribe
+        reg.update(names)
+        ok: set[str] = set()
         try:
             for chunk in protocol.chunk_symbols(syms):
                 await self._request_when_ready(f"{channel}.subscribe", chunk)
+                for n in (chunk or [_ALL]):
+                    ok.add(n)
+                    if ops[n][2]:  # no unsubscribe came after this call: the server has n
+                        acked.add(n)
         except RequestError as exc:
-            reg -= added
-            if channel in protocol.PRIVATE_CHANNELS:
+            if channel in protocol.PRIVATE_CHANNELS and not isinstance(exc, AuthError):
                 raise AuthError(exc.method, exc.code, exc.message) from None
             raise
-        except BaseException:
-            reg -= added
-            raise
+        finally:
+            for n in names:
+                st = ops[n]
+                st[0] -= 1
+                # failed for n: n leaves the registry unless the server acknowledged it
+                # (earlier, or another call did) or another subscribe for n is still in flight
+                # (the last one to finish decides); after an unsubscribe it is gone already
+                if n not in ok and st[2] and st[0] == 0 and n not in acked:
+                    reg.discard(n)
+                if st[0] == 0 and st[1] == 0:
+                    del ops[n]
 
     async def _unsubscribe(self, channel: str, symbols: Iterable[str] | None) -> None:
-        syms = [s.upper() for s in (symbols or [])]
-        reg = self._subs[channel]
-        if syms:
-            reg -= set(syms)
-        else:
-            reg.clear()
-        if self._transport is None:
-            return  # nothing to tell a server we are not connected to
-        for chunk in protocol.chunk_symbols(syms):
-            await self._request_when_ready(f"{channel}.unsubscribe", chunk)
+        syms = self._names(channel, symbols)
+        if self._closing:
+            raise FeedClosed("feed is closed")
+        reg, acked, ops = self._subs[channel], self._acked[channel], self._ops[channel]
+        names = syms if syms else list(reg | {_ALL})
+        for n in names:
+            st = ops.setdefault(n, [0, 0, False])
+            st[1] += 1
+            st[2] = False  # the latest call for n is an unsubscribe
+            reg.discard(n)
+            acked.discard(n)
+        try:
+            if self._transport is None:
+                return  # nothing to tell a server we are not connected to
+            for chunk in protocol.chunk_symbols(syms):
+                await self._request_when_ready(f"{channel}.unsubscribe", chunk)
+        finally:
+            for n in names:
+                st = ops[n]
+                st[1] -= 1
+                if st[0] == 0 and st[1] == 0:
+                    del ops[n]
 
     async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None:
-        """Subscribe ``trades`` for ``symbols`` (empty = all); returns once acknowledged."""
+        """Subscribe ``trades`` for ``symbols`` (a list; empty = all); returns once
+        acknowledged. Names are checked first (``protocol.validate_symbols``): a single
+        ``str``, ``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name
+        raises ``TypeError``/``ValueError`` and nothing is sent. The same holds for every
+        ``subscribe_*``/``unsubscribe_*`` method (currencies for balance). If the request
+        fails, a name leaves ``subscriptions`` only if the server never acknowledged it: a
+        subscription acknowledged earlier survives a refused, timed-out or lost repeat."""
         await self._subscribe("trades", symbols)
 
     async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None:
@@ -498,10 +770,39 @@ class Feed:
             syms = [] if _ALL in reg else sorted(reg)
             for chunk in protocol.chunk_symbols(syms):
                 await self.request(f"{channel}.subscribe", chunk)
+                if not chunk:
+                    self._acked[channel].add(_ALL)
+                else:
+                    self._acked[channel].update(chunk)
 
     # -- frame path callbacks (called by the listener) ---------------------------------------
 
+    def _bad_push(self, reason: str, n: int = 1) -> None:
+        bp = self._stats.bad_pushes
+        bp[reason] = bp.get(reason, 0) + n
+
+    def _note(self, key: str, level: int, text: str) -> None:
+        """Log ``text`` once per key at once, then a counted line at most every
+        ``LOG_INTERVAL`` seconds."""
+        now, suppressed = self._limiter.hit(key)
+        if not now:
+            return
+        if suppressed > 0:
+            text += f" ({suppressed} more since the last line)"
+        log.log(level, "%s", text)
+
     def _on_message(self, msg: Any, recv_ns: int) -> None:
+        """Never raises: whatever the message holds, a bad push is a counted rejection and
+        a bad reply a typed error to its caller."""
+        try:
+            self._handle_message(msg, recv_ns)
+        except Exception as exc:  # last resort: keep the connection, count and log one line
+            self._bad_push("internal")
+            self._note("internal", logging.ERROR,
+                       f"message handling failed ({type(exc).__name__}: {safe_text(str(exc))}); "
+                       "counted in stats['bad_pushes']['internal']")
+
+    def _handle_message(self, msg: Any, recv_ns: int) -> None:
         if not isinstance(msg, dict):
             self._stats.unknown_pushes += 1
             return
@@ -510,44 +811,75 @@ class Feed:
             self._on_reply(msg)
             return
         params = msg.get("params")
+        rejects: dict[str, int] = {}
         if method == "ticker.update" or method == "all_ticker.update":
             latest = self.latest_tickers
             cap = self.options.max_ticker_symbols
-            for t in protocol.parse_tickers(params, recv_ns, method == "all_ticker.update"):
+            for t in protocol.parse_tickers(params, recv_ns, method == "all_ticker.update", rejects):
                 if t.symbol in latest or len(latest) < cap:
                     latest[t.symbol] = t
                 else:
                     self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
-                self._dispatch("ticker", self.on_ticker, t)
+                self._dispatch("ticker", self._on_ticker, t)
         elif method == "order.update":
-            for o in protocol.parse_orders(params, recv_ns):
-                self._dispatch("order", self.on_order, o)
+            for o in protocol.parse_orders(params, recv_ns, rejects):
+                self._dispatch("order", self._on_order, o)
         elif method == "order_algo.update":
-            for a in protocol.parse_order_algos(params, recv_ns):
-                self._dispatch("order_algo", self.on_order_algo, a)
+            for a in protocol.parse_order_algos(params, recv_ns, rejects):
+                self._dispatch("order_algo", self._on_order_algo, a)
         elif method == "balance.update":
-            for b in protocol.parse_balances(params, recv_ns):
-                self._dispatch("balance", self.on_balance, b)
+            for b in protocol.parse_balances(params, recv_ns, rejects):
+                self._dispatch("balance", self._on_balance, b)
         else:
             self._stats.unknown_pushes += 1
-            log.debug("unhandled push method %r", method)
+            log.debug("unhandled push method %s", safe_text(method, 60))
+        if rejects:
+            for reason, n in rejects.items():
+                self._bad_push(reason, n)
+            self._note("bad_push", logging.WARNING,
+                       f"rejected records in a {safe_text(method, 40)} push: "
+                       + ", ".join(f"{k} {v}" for k, v in rejects.items())
+                       + " (counted in stats['bad_pushes'])")
+
+    def _callback_failed(self, kind: str, exc: BaseException) -> None:
+        self._stats.callback_errors += 1
+        now, suppressed = self._limiter.hit(f"callback:{kind}")
+        if not now:
+            return
+        if suppressed < 0:
+            log.error("%s callback raised (first time; later errors are counted in "
+                      "stats['callback_errors'] and logged at most every %g s)", kind, LOG_INTERVAL,
+                      exc_info=exc)
+        else:
+            log.error("%s callback raised %s: %s (%d more since the last line; %d in all)", kind,
+                      type(exc).__name__, safe_text(str(exc)), suppressed, self._stats.callback_errors)
+
+    def _call(self, kind: str, callback: Callable[[Any], Any], item: Any) -> None:
+        try:
+            result = callback(item)
+        except Exception as exc:  # a user callback must never break the frame path
+            self._callback_failed(kind, exc)
+            return
+        if inspect.isawaitable(result):  # e.g. a lambda calling an async function
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()  # never awaited: close it (no "never awaited" warning)
+            self._callback_failed(kind, TypeError(
+                f"{kind} callback returned an awaitable: async callbacks are not supported "
+                "(they never run); use the feed's async iterators"))
 
     def _dispatch(self, kind: str, callback: Callable[[Any], None] | None, item: Any) -> None:
         for s in self._streams[kind]:
             s.put(item)
         if callback is not None:
-            try:
-                callback(item)
-            except Exception:  # a user callback must never break the frame path
-                self._stats.callback_errors += 1
-                log.exception("%s callback raised", kind)
+            self._call(kind, callback, item)
 
     def _on_reply(self, msg: dict[str, Any]) -> None:
-        req_id = msg.get("id")
-        entry = self._pending.get(req_id) if isinstance(req_id, int) else None
+        req_id = protocol.reply_id(msg)
+        entry = self._pending.get(req_id) if req_id is not None else None
         if entry is None:
             self._stats.unmatched_replies += 1
-            log.debug("reply for an id not in flight: %r", req_id)
+            log.debug("reply for an id not in flight: %s", safe_text(msg.get("id"), 40))
             return
         method, fut = entry
         if fut.done():
@@ -562,7 +894,7 @@ class Feed:
 
     def _on_frame_error(self, exc: FastfeedError) -> None:
         self._stats.bad_frames += 1
-        log.warning("rejected frame: %s", exc)
+        self._note("bad_frame", logging.WARNING, f"rejected frame: {safe_text(str(exc))}")
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -574,14 +906,12 @@ class Feed:
     # -- connection supervision ---------------------------------------------------------------
 
     def _emit(self, kind: str, reason: str = "", attempt: int = 0, delay: float = 0.0) -> None:
+        reason = safe_text(reason, 300)
         ev = ConnectionEvent(kind, time.time_ns(), reason, attempt, delay)
         log.info("%s%s", kind, f": {reason}" if reason else "")
-        if self.on_event is not None:
-            try:
-                self.on_event(ev)
-            except Exception:
-                self._stats.callback_errors += 1
-                log.exception("on_event callback raised")
+        cb = self._on_event
+        if cb is not None:
+            self._call("on_event", cb, ev)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("wss://"):
@@ -606,37 +936,90 @@ class Feed:
                 fd.set_result(None)
             else:
                 fd.set_exception(exc)
+                fd.exception()  # retrieved: start() may have timed out already
+
+    def _tls_hint(self, exc: BaseException | None) -> str:
+        """A hint for the usual TLS mistakes (wss:// to a plain server)."""
+        if not self.url.startswith("wss://"):
+            return ""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return " (the server's TLS certificate was not accepted: pass ssl_context=... or verify_tls=False)"
+        if exc is None or isinstance(exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError)):
+            return (" (hint: the TLS handshake did not complete - if the server speaks plain "
+                    "WebSocket, use a ws:// URL; TLS to a non-TLS server fails like this)")
+        return ""
+
+    @staticmethod
+    def _permanent(exc: BaseException) -> bool:
+        """Connect errors that retrying cannot fix (a bad URL or argument, a TLS certificate
+        or protocol mismatch): ``start()`` fails with them at once."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(exc, ssl.SSLError):
+            why = (getattr(exc, "reason", None) or "").upper()
+            return why in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
+                           "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL")
+        return isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, UnicodeError)
 
     async def _supervise(self) -> None:
         attempt = 0
-        while not self._closing:
-            fatal = await self._one_connection()
-            if self._closing:
-                break
-            if fatal is not None and not self._ever_ready:
-                self._first_result(fatal)  # a refused auth on the first connect is final
-                return
-            if self._last_run_was_healthy:
-                attempt = 0  # the connection had been up a while: start the backoff afresh
-            if self._disconnect_reason == "max_age":
-                delay = 0.0  # a planned recycle: reconnect at once
-            else:
-                delay = self._backoff(attempt)
-                attempt += 1
-            self._emit("reconnecting", self._disconnect_reason, attempt, delay)
-            await asyncio.sleep(delay)
+        try:
+            while not self._closing:
+                try:
+                    fatal = await self._one_connection()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # never let the supervisor die: report, then retry or fail
+                    self._stats.supervisor_errors += 1
+                    reason = f"{type(exc).__name__}: {safe_text(str(exc))}"
+                    self._stats.last_error = reason
+                    self._disconnect_reason = reason
+                    log.error("unexpected error in the connection supervisor: %s", reason,
+                              exc_info=self._stats.supervisor_errors == 1)
+                    self._emit("error", reason)
+                    fatal = exc
+                if self._closing:
+                    break
+                if fatal is not None and not self._ever_ready:
+                    self._first_result(fatal)  # never connected: fail start() with the real cause
+                    return
+                if self._last_run_was_healthy:
+                    attempt = 0  # the connection had been up a while: start the backoff afresh
+                if self._disconnect_reason == "max_age":
+                    delay = 0.0  # a planned recycle: reconnect at once
+                else:
+                    delay = self._backoff(attempt)
+                    attempt += 1
+                self._emit("reconnecting", self._disconnect_reason, attempt, delay)
+                await asyncio.sleep(delay)
+        finally:
+            # whatever ended the loop, start() must not wait for a result that never comes
+            self._first_result(FeedClosed("feed closed before it connected"))
 
     async def _one_connection(self) -> BaseException | None:
-        """One connection's life. Returns a fatal error (auth refused) or None."""
+        """One connection's life. Returns a fatal error (auth refused, or a connect error
+        that retrying cannot fix) or None."""
         self._last_run_was_healthy = False
         opts = self.options
-        disconnected = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        disconnected = loop.create_future()
+        self._gen += 1
+        gen = self._gen
 
-        def on_disconnected(code: Any, reason: str) -> None:
+        def on_disconnected(code: Any, text: str) -> None:
             if not disconnected.done():
-                disconnected.set_result((code, reason))
+                disconnected.set_result((code, text))
+            if self._gen == gen:
+                # noticed at once: requests in flight fail now, not at their timeout
+                self._ready.clear()
+                self._transport = None
+                why = "closed by server" + (f" (code {code})" if code is not None else "")
+                self._fail_pending(ConnectionLost(f"connection lost: {why}"))
 
         def factory() -> FeedListener:
+            old = self._listener
+            if old is not None:  # keep the count of the previous connection's listener
+                self._stats.listener_errors += old.callback_errors
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
             if opts.timing > 0:
                 lst.enable_timing(opts.timing)
@@ -651,21 +1034,30 @@ class Feed:
                 websocket_handshake_timeout=opts.handshake_timeout,
                 enable_auto_ping=False,
                 max_frame_size=opts.max_frame + 1024,
-                logger_name="fastfeed.picows",
+                logger_name=_picows_logger(),
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._stats.connect_failures += 1
-            self._disconnect_reason = f"connect failed: {type(exc).__name__}: {exc}"
+            text = safe_text(str(exc))
+            self._connect_error = exc
+            self._disconnect_reason = (f"connect failed: {type(exc).__name__}"
+                                       + (f": {text}" if text else "") + self._tls_hint(exc))
             self._stats.last_disconnect_reason = self._disconnect_reason
-            log.debug("connect to %s failed: %r", self.url, exc)
+            log.debug("connect to %s failed: %s", self.url, self._disconnect_reason)
+            if self._permanent(exc) and not self._ever_ready:
+                err = ConnectFailed(f"could not connect to {self.url}: {self._disconnect_reason}")
+                err.__cause__ = exc
+                return err
             return None
         self._transport = transport
         self._next_id = 1
         self._connected_at = time.monotonic()
         self.engine.reset_books()  # no stale level survives a reconnect
         self.authenticated = False
+        for acked in self._acked.values():
+            acked.clear()  # a new connection: nothing is acknowledged on it yet
         self._stats.connects += 1
         self._emit("connected", attempt=self._stats.connects)
         reason = "closed by server"
@@ -682,10 +1074,16 @@ class Feed:
                 fatal = exc
                 setup_ok = False
                 reason = f"auth failed: {exc.message}"
-            except (RequestError, RequestTimeout, ConnectionLost) as exc:
-                self._emit("resubscribe_failed", str(exc))
+            except (RequestError, RequestTimeout, ConnectionLost, NotConnected) as exc:
                 setup_ok = False
-                reason = f"setup failed: {exc}"
+                if disconnected.done() or isinstance(exc, (ConnectionLost, NotConnected)):
+                    reason = f"connection lost during setup: {exc}"
+                else:
+                    reason = f"setup failed: {exc}"
+                self._emit("resubscribe_failed", str(exc))
+            if setup_ok and disconnected.done():
+                setup_ok = False
+                reason = "connection lost during setup"
             if setup_ok:
                 if any(self._subs.values()):
                     self._stats.resubscribes += 1 if self._stats.connects > 1 else 0
@@ -698,11 +1096,14 @@ class Feed:
                 tasks.append(watch)
                 await asyncio.wait([disconnected, *tasks], return_when=asyncio.FIRST_COMPLETED)
                 for t in tasks:
-                    if t.done() and not t.cancelled() and t.result():
+                    if t.done() and not t.cancelled() and t.exception() is None and t.result():
                         reason = t.result()
+                    elif t.done() and not t.cancelled() and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]  # to the supervisor's handler
                 if disconnected.done() and reason == "closed by server":
                     code, text = disconnected.result()
                     if code is not None:
+                        text = safe_text(text)
                         reason = f"closed by server (code {code}{': ' + text if text else ''})"
                 self._last_run_was_healthy = time.monotonic() - self._connected_at > 5.0
         finally:
@@ -716,6 +1117,7 @@ class Feed:
                     pass
             if self._closing:
                 reason = "closed by client"
+            self._gen += 1  # from here on, callbacks of this connection change nothing
             self._transport = None
             transport.disconnect()
             try:
@@ -742,7 +1144,7 @@ class Feed:
                 return "pong timeout"
             except RequestError:
                 continue  # the server answered: it is alive
-            except ConnectionLost:
+            except (ConnectionLost, NotConnected):
                 return ""
 
     async def _watchdog(self, transport: Any) -> str:
@@ -768,10 +1170,100 @@ class Feed:
                 return "no data"
 
 
+# -- logging guards ---------------------------------------------------------------------------
+
+
+class _PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """picows' log calls, made safe: the message is formatted here (a bad format or bad
+    arguments never produce a "--- Logging error ---"), network text in it is escaped, and
+    tracebacks are kept for DEBUG level only (one line otherwise)."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except Exception:
+            text = f"{msg!s} {args!r}"
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info and not self.logger.isEnabledFor(logging.DEBUG):
+            exc = exc_info if isinstance(exc_info, BaseException) else None
+            if exc_info is True:
+                import sys
+
+                exc = sys.exc_info()[1]
+            if exc is not None:
+                text += f": {type(exc).__name__}: {exc}"
+            exc_info = None
+        self.logger.log(level, "%s", safe_text(text, 500), exc_info=exc_info)
+
+    def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg: Any, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, exc_info=exc_info, **kwargs)
+
+    def critical(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.CRITICAL, msg, *args, **kwargs)
+
+
+_PICOWS_LOG: _PicowsLog | None = None
+
+
+def _picows_logger() -> _PicowsLog:
+    global _PICOWS_LOG
+    if _PICOWS_LOG is None:
+        _PICOWS_LOG = _PicowsLog(logging.getLogger("fastfeed.picows"), {})
+    return _PICOWS_LOG
+
+
+class _ExcInfoGuard(logging.Filter):
+    """Repairs records whose ``exc_info`` is not a real exception (aiofastnet reports a
+    failed TLS handshake with the exception *class*, which makes the stdlib print
+    "--- Logging error ---" and ~50 lines): the exception is named in the message instead.
+    Records that are fine pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ei = record.exc_info
+        if ei and not (isinstance(ei, tuple) and len(ei) == 3 and isinstance(ei[1], BaseException)
+                       and (ei[2] is None or hasattr(ei[2], "tb_frame"))):
+            bad = ei[1] if isinstance(ei, tuple) and len(ei) == 3 else ei
+            name = bad.__name__ if isinstance(bad, type) else type(bad).__name__
+            try:
+                msg = record.getMessage()
+            except Exception:
+                msg = str(record.msg)
+            record.msg = f"{msg} ({name})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_GUARD = _ExcInfoGuard()
+
+
+def _install_log_guard() -> None:
+    """Attach :class:`_ExcInfoGuard` to the loggers that report transport errors (idempotent)."""
+    for name in ("asyncio", "aiofastnet"):
+        lg = logging.getLogger(name)
+        if _GUARD not in lg.filters:
+            lg.addFilter(_GUARD)
+
+
 def connect(
     url: str = DIGIFINEX_URL,
     api_key: str | None = None,
-    secret: str | None = None,
+    secret: str | bytes | None = None,
     **options: Any,
 ) -> Feed:
     """``async with fastfeed.connect(url, api_key, secret, **options) as feed: ...``
@@ -779,6 +1271,7 @@ def connect(
     ``options`` are :class:`FeedOptions` fields (``depth``, ``request_timeout``,
     ``ping_interval``, ``max_age``, ``verify_tls``...) plus the callbacks ``on_event``,
     ``on_ticker``, ``on_order``, ``on_order_algo``, ``on_balance`` and ``engine``.
+    The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
     callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order",
                                              "on_order_algo", "on_balance", "engine")

@@ -20,6 +20,9 @@ __all__ = [
     "ShmLayoutError",
     "CaptureError",
     "ShmCorrupt",
+    "NotConnected",
+    "ConnectFailed",
+    "FeedClosed",
     "REJECT_REASONS",
 ]
 
@@ -149,3 +152,26 @@ class ShmCorrupt(ShmLayoutError):
     something else. Raised instead of reading outside the segment."""
 
     reason = "corrupt"
+
+
+class NotConnected(FastfeedError, ConnectionError):
+    """The live client has no connection for a request (also a ``ConnectionError``, so
+    ``except ConnectionError`` keeps working)."""
+
+    reason = "not_connected"
+
+
+class ConnectFailed(NotConnected):
+    """``Feed.start()`` could not connect: the first connection did not come up within
+    ``connect_timeout``, or failed with an error that retrying cannot fix (a bad URL, a
+    TLS certificate or protocol failure, a bad secret type). The message names the cause;
+    ``__cause__`` holds the original exception when there is one."""
+
+    reason = "connect_failed"
+
+
+class FeedClosed(NotConnected):
+    """The :class:`~fastfeed.Feed` was closed: ``start()``, requests and subscriptions
+    after ``close()`` fail at once with this error."""
+
+    reason = "closed"

@@ -9,20 +9,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import orjson
 
-from .errors import FastfeedError
+from .errors import FastfeedError, ParseError
 
 __all__ = [
     "DIGIFINEX_URL",
+    "MAX_SYMBOL_LEN",
+    "MAX_FIELD_LEN",
     "MAX_SYMBOLS_PER_REQUEST",
     "PUBLIC_CHANNELS",
     "PRIVATE_CHANNELS",
     "RequestError",
     "RequestTimeout",
+    "BadReply",
     "Secret",
     "AuthError",
     "ConnectionLost",
@@ -34,7 +38,15 @@ __all__ = [
     "auth_params",
     "encode_request",
     "chunk_symbols",
+    "safe_text",
+    "is_valid_symbol",
+    "validate_symbols",
+    "check_secret",
+    "reply_id",
     "parse_error",
+    "parse_pong",
+    "parse_server_time",
+    "check_auth_result",
     "parse_tickers",
     "parse_orders",
     "parse_order_algos",
@@ -48,6 +60,11 @@ DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
 MAX_SYMBOLS_PER_REQUEST = 30
 PUBLIC_CHANNELS = ("trades", "depth", "ticker", "all_ticker")
 PRIVATE_CHANNELS = ("order", "order_algo", "balance")
+#: Longest symbol (and currency) name in bytes: the engine's limit (``_parse.MAX_SYMBOL``).
+MAX_SYMBOL_LEN = 32
+#: Longest text kept from a string field of a push (ids, sides, decimal strings): a longer
+#: value rejects the record (counted), so no push can pin more memory than this per field.
+MAX_FIELD_LEN = 64
 
 
 class RequestError(FastfeedError):
@@ -85,6 +102,16 @@ class ConnectionLost(FastfeedError, ConnectionError):
     reason = "connection_lost"
 
 
+class BadReply(RequestError):
+    """The server answered without an ``error`` but with a ``result`` that is not what
+    the request returns (e.g. ``server.time`` answered with text). ``code`` is None."""
+
+    reason = "bad_reply"
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(method, None, message)
+
+
 class Secret:
     """Holds an API secret so that it never shows in a repr, a log line, ``vars()`` of its
     owner or a traceback's locals: only :meth:`reveal` gives the value back."""
@@ -94,6 +121,7 @@ class Secret:
     def __init__(self, value: str | bytes) -> None:
         if isinstance(value, Secret):
             value = value.reveal()
+        check_secret(value)
         self.__value = value
 
     def reveal(self) -> str | bytes:
@@ -128,13 +156,22 @@ def encode_request(req_id: int, method: str, params: list[Any] | None = None) ->
     return orjson.dumps({"id": req_id, "method": method, "params": params if params else []})
 
 
+def check_secret(secret: Any) -> None:
+    """Raise ``TypeError`` unless ``secret`` is a ``str``/``bytes`` (the value is never put
+    in the message) and ``ValueError`` if it is empty."""
+    if isinstance(secret, Secret):
+        return
+    if not isinstance(secret, (str, bytes)):
+        raise TypeError(f"secret must be str or bytes, not {type(secret).__name__}")
+    if not secret:
+        raise ValueError("secret is empty")
+
+
 def chunk_symbols(symbols: Iterable[str], size: int = MAX_SYMBOLS_PER_REQUEST) -> Iterator[list[str]]:
-    """Split a symbol list into requests of at most ``size`` symbols (upper-cased,
-    de-duplicated, order kept). An empty list yields one empty list ("all symbols")."""
-    seen: dict[str, None] = {}
-    for s in symbols:
-        seen.setdefault(s.upper() if isinstance(s, str) else str(s), None)
-    items = list(seen)
+    """Split a symbol list into requests of at most ``size`` symbols (checked and upper-cased
+    by :func:`validate_symbols`, de-duplicated, order kept). An empty list yields one empty
+    list ("all symbols")."""
+    items = validate_symbols(symbols)
     if not items:
         yield []
         return
@@ -142,48 +179,302 @@ def chunk_symbols(symbols: Iterable[str], size: int = MAX_SYMBOLS_PER_REQUEST) -
         yield items[i : i + size]
 
 
-def parse_error(error: Any) -> tuple[int | None, str]:
-    """``(code, message)`` from either error shape: a string or ``{"code", "message"}``."""
-    if isinstance(error, dict):
-        code = error.get("code")
-        try:
-            code = int(code) if code is not None else None
-        except (TypeError, ValueError):
-            code = None
-        return code, str(error.get("message", error))
-    return None, str(error)
+# -- text from the network ---------------------------------------------------------------
 
 
-def _f(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _i(v: Any, default: int = 0) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return default
+def safe_text(value: Any, limit: int = 200) -> str:
+    """``value`` as text that is safe for a terminal, a log line or an exception message.
+
+    Control characters (C0 including ESC, DEL, C1), bidi overrides and every other
+    non-printable character are escaped like ``repr`` does (``\\x1b``, ``\\u202e``); the text
+    is cut to ``limit`` characters (``...`` marks the cut). Non-``str`` values are shown via
+    ``repr`` (bounded the same way). Every place where text from the network reaches a log
+    line, an event reason, an exception message or the terminal view goes through this."""
+    if not isinstance(value, str):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value[: limit + 1]).decode("utf-8", "replace")
+        elif isinstance(value, (dict, list, tuple)):
+            # never build the full repr of something huge
+            try:
+                value = orjson.dumps(value).decode()[: limit + 1]
+            except (TypeError, orjson.JSONEncodeError):
+                value = f"<{type(value).__name__}>"
+        else:
+            try:
+                value = str(value)
+            except Exception:  # a hostile __str__
+                value = f"<{type(value).__name__}>"
+    cut = len(value) > limit
+    if cut:
+        value = value[:limit]
+    if not value.isprintable():
+        out = []
+        for c in value:
+            if c.isprintable():
+                out.append(c)
+            elif c in _SHORT_ESCAPES:
+                out.append(_SHORT_ESCAPES[c])
+            else:
+                o = ord(c)
+                out.append(f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
+        value = "".join(out)
+    return value + "..." if cut else value
 
 
-def _records(params: Any) -> list[dict[str, Any]]:
-    """Accept both ``[{..}, ..]`` (the doc) and ``[[{..}, ..]]`` (seen live)."""
-    if not isinstance(params, list):
+# -- symbols -------------------------------------------------------------------------------
+
+
+def is_valid_symbol(name: Any) -> bool:
+    """The engine's symbol rule: a ``str`` of 1..32 printable ASCII characters, no space or
+    other whitespace (``0x21..0x7e``). Case is not checked (names are upper-cased)."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_SYMBOL_LEN:
+        return False
+    for c in name:
+        if not "!" <= c <= "~":
+            return False
+    return True
+
+
+def _upper(name: str) -> str:
+    return name.upper()  # ASCII only (checked by is_valid_symbol), so this is exact
+
+
+def validate_symbols(symbols: Iterable[str] | None, what: str = "symbol") -> list[str]:
+    """Check and normalise the names given to a ``subscribe_*``/``unsubscribe_*`` call
+    (symbols, or currencies for balance): the ONE place where the client's symbol rules
+    live, the same as the engine's (:func:`is_valid_symbol`).
+
+    ``None`` or an empty iterable -> ``[]`` ("all"). Returns the names upper-cased,
+    de-duplicated, order kept. Raises ``TypeError`` for a single ``str``/``bytes`` (pass a
+    list: a string would be split into letters), a non-iterable, or a name that is not a
+    ``str``; ``ValueError`` for an empty, too long, non-ASCII or whitespace-containing name.
+    Nothing is sent when this raises."""
+    if symbols is None:
         return []
+    if isinstance(symbols, (str, bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"expected a list of {what} names, got a single {type(symbols).__name__} "
+            f"{safe_text(symbols, 40)!r}: pass a list, e.g. [{safe_text(symbols, 40)!r}]"
+            if isinstance(symbols, str) else
+            f"expected a list of {what} names, got {type(symbols).__name__}")
+    try:
+        items = list(symbols)
+    except TypeError:
+        raise TypeError(f"expected a list of {what} names, got {type(symbols).__name__}") from None
+    out: dict[str, None] = {}
+    for s in items:
+        if not isinstance(s, str):
+            raise TypeError(f"{what} names must be str, got {type(s).__name__} {safe_text(s, 40)}")
+        if not is_valid_symbol(s):
+            raise ValueError(f"invalid {what} name {safe_text(s, 40)!r}: expected 1..{MAX_SYMBOL_LEN} "
+                             "printable ASCII characters without spaces")
+        out.setdefault(_upper(s), None)
+    return list(out)
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+def reply_id(msg: dict[str, Any]) -> int | None:
+    """The request id of a reply: only a JSON integer counts (``true`` is not request 1,
+    ``"7"`` is not 7)."""
+    rid = msg.get("id")
+    if type(rid) is int:
+        return rid
+    return None
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() and abs(value) < 2**63 else None
+    if isinstance(value, str) and 0 < len(value) <= 20:
+        try:
+            v = int(value)
+        except ValueError:
+            return None
+        return v if -(2**63) <= v < 2**63 else None
+    return None
+
+
+def parse_error(error: Any) -> tuple[int | None, str]:
+    """``(code, message)`` from either error shape: a string or ``{"code", "message"}``.
+    Never raises: a code that is not an integer (``1e400``, ``true``, text) is ``None``;
+    the message is made safe for terminals and logs (:func:`safe_text`)."""
+    if isinstance(error, dict):
+        code = _code(error.get("code"))
+        message = error.get("message", error)
+        return code, safe_text(message)
+    return None, safe_text(error)
+
+
+def parse_pong(result: Any) -> str:
+    """The result of ``server.ping`` (``"pong"``); anything but a short string is a
+    :class:`BadReply`."""
+    if not isinstance(result, str) or len(result) > MAX_FIELD_LEN:
+        raise BadReply("server.ping", f"expected a string, got {safe_text(result, 60)}")
+    return result
+
+
+def parse_server_time(result: Any) -> int:
+    """The result of ``server.time``: integer seconds since the epoch (an integral number
+    or a decimal string of one). Anything else is a :class:`BadReply`."""
+    v: int | None = None
+    if isinstance(result, bool):
+        v = None
+    elif isinstance(result, int):
+        v = result
+    elif isinstance(result, float) and math.isfinite(result):
+        v = int(result)
+    elif isinstance(result, str) and 0 < len(result) <= 20:
+        try:
+            v = int(result)
+        except ValueError:
+            v = None
+    if v is None or not 0 <= v < 2**40:
+        raise BadReply("server.time", f"expected integer seconds, got {safe_text(result, 60)}")
+    return v
+
+
+def check_auth_result(result: Any) -> None:
+    """``server.auth`` succeeded only with ``{"status": "success"}``; any other result is an
+    :class:`AuthError`."""
+    if isinstance(result, dict) and result.get("status") == "success":
+        return
+    raise AuthError("server.auth", None, f"unexpected result {safe_text(result, 60)}")
+
+
+# -- pushes --------------------------------------------------------------------------------
+
+
+def _bad(reason: str, what: str) -> ParseError:
+    return ParseError(f"{reason}: {what}", reason)
+
+
+def _f(v: Any, name: str) -> float:
+    """A number field: a JSON number or a decimal string. Missing/null/"" -> NaN; anything
+    else that is not a finite number rejects the record."""
+    if v is None or v == "":
+        return math.nan
+    if isinstance(v, bool):
+        raise _bad("bad_field", f"{name}: expected a number")
+    if isinstance(v, str):
+        if len(v) > MAX_FIELD_LEN:
+            raise _bad("bad_field", f"{name}: longer than {MAX_FIELD_LEN} characters")
+        try:
+            x = float(v)
+        except ValueError:
+            raise _bad("bad_field", f"{name}: not a number") from None
+    elif isinstance(v, (int, float)):
+        try:
+            x = float(v)
+        except OverflowError:
+            raise _bad("bad_field", f"{name}: out of range") from None
+    else:
+        raise _bad("bad_field", f"{name}: expected a number")
+    if not math.isfinite(x):
+        raise _bad("bad_field", f"{name}: not finite")
+    return x
+
+
+def _i(v: Any, name: str, default: int = 0) -> int:
+    """An integer field (64-bit range): an integer, an integral float or a string of one.
+    Missing/null -> ``default``; anything else rejects the record."""
+    if v is None:
+        return default
+    if isinstance(v, bool):
+        raise _bad("bad_field", f"{name}: expected an integer")
+    x: int
+    if isinstance(v, int):
+        x = v
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise _bad("bad_field", f"{name}: not finite")
+        if abs(v) >= 2**63:
+            raise _bad("bad_field", f"{name}: out of range")
+        x = int(v)
+    elif isinstance(v, str) and 0 < len(v) <= 20:
+        try:
+            x = int(v)
+        except ValueError:
+            raise _bad("bad_field", f"{name}: not an integer") from None
+    else:
+        raise _bad("bad_field", f"{name}: expected an integer")
+    if not -(2**63) <= x < 2**63:
+        raise _bad("bad_field", f"{name}: out of range")
+    return x
+
+
+def _s(v: Any, name: str) -> str:
+    """A short text field (ids, sides, types): a string of at most ``MAX_FIELD_LEN``
+    characters, or an integer (ids). Missing/null -> ``""``."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        if len(v) > MAX_FIELD_LEN:
+            raise _bad("bad_field", f"{name}: longer than {MAX_FIELD_LEN} characters")
+        return v
+    if isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**64:
+        return str(v)
+    raise _bad("bad_field", f"{name}: expected a string")
+
+
+def _dec(v: Any, name: str) -> str:
+    """A decimal kept as sent (balances): a string of at most ``MAX_FIELD_LEN`` characters
+    or a JSON number (its shortest text). Missing/null -> ``""``."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        if len(v) > MAX_FIELD_LEN:
+            raise _bad("bad_field", f"{name}: longer than {MAX_FIELD_LEN} characters")
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        text = repr(v) if isinstance(v, float) else (str(v) if abs(v) < 10**MAX_FIELD_LEN else "")
+        if text and len(text) <= MAX_FIELD_LEN:
+            return text
+    raise _bad("bad_field", f"{name}: expected a decimal string")
+
+
+def _sym(v: Any, name: str = "symbol") -> str:
+    if not is_valid_symbol(v):
+        raise _bad("bad_symbol", f"{name}: expected 1..{MAX_SYMBOL_LEN} printable ASCII characters")
+    return _upper(v)
+
+
+def _records(params: Any, rejects: dict[str, int] | None) -> list[dict[str, Any]]:
+    """Accept both ``[{..}, ..]`` (the doc) and ``[[{..}, ..]]`` (seen live). Anything else
+    in ``params`` is counted under ``bad_shape``."""
     out: list[dict[str, Any]] = []
-    for item in params:
-        if isinstance(item, dict):
-            out.append(item)
-        elif isinstance(item, list):
-            out.extend(x for x in item if isinstance(x, dict))
+    bad = 0
+    if not isinstance(params, list):
+        bad = 1
+    else:
+        for item in params:
+            if isinstance(item, dict):
+                out.append(item)
+            elif isinstance(item, list):
+                for x in item:
+                    if isinstance(x, dict):
+                        out.append(x)
+                    else:
+                        bad += 1
+            else:
+                bad += 1
+    if bad and rejects is not None:
+        rejects["bad_shape"] = rejects.get("bad_shape", 0) + bad
     return out
 
 
 @dataclass(frozen=True, slots=True)
 class Ticker:
-    """One ``ticker.update`` / ``all_ticker.update`` record (numbers as floats)."""
+    """One ``ticker.update`` / ``all_ticker.update`` record (numbers as floats; a missing
+    number is NaN)."""
 
     symbol: str
     last: float
@@ -199,24 +490,28 @@ class Ticker:
     timestamp: int  # exchange time, ms
     recv_ns: int = 0
     all_ticker: bool = False
+    high_24h: float = math.nan
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0, all_ticker: bool = False) -> Ticker:
+        """Raises :class:`~fastfeed.errors.ParseError` (reason ``bad_symbol`` or
+        ``bad_field``) for a record that must be rejected."""
         return cls(
-            symbol=str(d.get("symbol", "")).upper(),
-            last=_f(d.get("last")),
-            last_qty=_f(d.get("last_qty")),
-            best_bid=_f(d.get("best_bid")),
-            best_bid_size=_f(d.get("best_bid_size")),
-            best_ask=_f(d.get("best_ask")),
-            best_ask_size=_f(d.get("best_ask_size")),
-            open_24h=_f(d.get("open_24h")),
-            low_24h=_f(d.get("low_24h")),
-            base_volume_24h=_f(d.get("base_volume_24h")),
-            quote_volume_24h=_f(d.get("quote_volume_24h")),
-            timestamp=_i(d.get("timestamp")),
+            symbol=_sym(d.get("symbol")),
+            last=_f(d.get("last"), "last"),
+            last_qty=_f(d.get("last_qty"), "last_qty"),
+            best_bid=_f(d.get("best_bid"), "best_bid"),
+            best_bid_size=_f(d.get("best_bid_size"), "best_bid_size"),
+            best_ask=_f(d.get("best_ask"), "best_ask"),
+            best_ask_size=_f(d.get("best_ask_size"), "best_ask_size"),
+            open_24h=_f(d.get("open_24h"), "open_24h"),
+            low_24h=_f(d.get("low_24h"), "low_24h"),
+            base_volume_24h=_f(d.get("base_volume_24h"), "base_volume_24h"),
+            quote_volume_24h=_f(d.get("quote_volume_24h"), "quote_volume_24h"),
+            timestamp=_i(d.get("timestamp"), "timestamp"),
             recv_ns=recv_ns,
             all_ticker=all_ticker,
+            high_24h=_f(d.get("high_24h"), "high_24h"),
         )
 
 
@@ -240,19 +535,20 @@ class OrderUpdate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> OrderUpdate:
+        """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
         return cls(
-            id=str(d.get("id", "")),
-            symbol=str(d.get("symbol", "")).upper(),
-            side=str(d.get("side", "")),
-            type=str(d.get("type", "")),
-            status=_i(d.get("status"), -99),
-            mode=_i(d.get("mode")),
-            price=_f(d.get("price")),
-            amount=_f(d.get("amount")),
-            filled=_f(d.get("filled")),
-            price_avg=_f(d.get("price_avg")),
-            notional=_f(d.get("notional")),
-            timestamp=_i(d.get("timestamp")),
+            id=_s(d.get("id"), "id"),
+            symbol=_sym(d.get("symbol")),
+            side=_s(d.get("side"), "side"),
+            type=_s(d.get("type"), "type"),
+            status=_i(d.get("status"), "status", -99),
+            mode=_i(d.get("mode"), "mode"),
+            price=_f(d.get("price"), "price"),
+            amount=_f(d.get("amount"), "amount"),
+            filled=_f(d.get("filled"), "filled"),
+            price_avg=_f(d.get("price_avg"), "price_avg"),
+            notional=_f(d.get("notional"), "notional"),
+            timestamp=_i(d.get("timestamp"), "timestamp"),
             recv_ns=recv_ns,
         )
 
@@ -275,16 +571,17 @@ class OrderAlgoUpdate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> OrderAlgoUpdate:
+        """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
         return cls(
-            id=str(d.get("id", "")),
-            symbol=str(d.get("symbol", "")).upper(),
-            side=str(d.get("side", "")),
-            status=_i(d.get("status"), -99),
-            mode=_i(d.get("mode")),
-            algo_price=_f(d.get("algo_price")),
-            trigger_price=_f(d.get("trigger_price")),
-            amount=_f(d.get("amount")),
-            timestamp=_i(d.get("timestamp")),
+            id=_s(d.get("id"), "id"),
+            symbol=_sym(d.get("symbol")),
+            side=_s(d.get("side"), "side"),
+            status=_i(d.get("status"), "status", -99),
+            mode=_i(d.get("mode"), "mode"),
+            algo_price=_f(d.get("algo_price"), "algo_price"),
+            trigger_price=_f(d.get("trigger_price"), "trigger_price"),
+            amount=_f(d.get("amount"), "amount"),
+            timestamp=_i(d.get("timestamp"), "timestamp"),
             recv_ns=recv_ns,
         )
 
@@ -302,28 +599,46 @@ class BalanceUpdate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> BalanceUpdate:
-        free, total, used = (str(d.get(k, "")) for k in ("free", "total", "used"))
+        """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
+        free, total, used = (_dec(d.get(k), k) for k in ("free", "total", "used"))
         return cls(
-            currency=str(d.get("currency", "")).upper(),
-            free=_f(free),
-            total=_f(total),
-            used=_f(used),
+            currency=_sym(d.get("currency"), "currency"),
+            free=_f(free, "free"),
+            total=_f(total, "total"),
+            used=_f(used, "used"),
             raw=(free, total, used),
             recv_ns=recv_ns,
         )
 
 
-def parse_tickers(params: Any, recv_ns: int = 0, all_ticker: bool = False) -> list[Ticker]:
-    return [Ticker.from_dict(d, recv_ns, all_ticker) for d in _records(params)]
+def _parse(factory: Any, params: Any, rejects: dict[str, int] | None, *args: Any) -> list[Any]:
+    out = []
+    for d in _records(params, rejects):
+        try:
+            out.append(factory(d, *args))
+        except ParseError as exc:
+            if rejects is not None:
+                rejects[exc.reason] = rejects.get(exc.reason, 0) + 1
+    return out
 
 
-def parse_orders(params: Any, recv_ns: int = 0) -> list[OrderUpdate]:
-    return [OrderUpdate.from_dict(d, recv_ns) for d in _records(params)]
+def parse_tickers(params: Any, recv_ns: int = 0, all_ticker: bool = False,
+                  rejects: dict[str, int] | None = None) -> list[Ticker]:
+    """The records of a ``ticker.update``/``all_ticker.update`` push. Never raises: a
+    record with a bad symbol or field is left out and counted in ``rejects`` (by reason:
+    ``bad_shape``, ``bad_symbol``, ``bad_field``) when a dict is given. The same holds for
+    the other ``parse_*`` functions."""
+    return _parse(Ticker.from_dict, params, rejects, recv_ns, all_ticker)
 
 
-def parse_order_algos(params: Any, recv_ns: int = 0) -> list[OrderAlgoUpdate]:
-    return [OrderAlgoUpdate.from_dict(d, recv_ns) for d in _records(params)]
+def parse_orders(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None) -> list[OrderUpdate]:
+    return _parse(OrderUpdate.from_dict, params, rejects, recv_ns)
 
 
-def parse_balances(params: Any, recv_ns: int = 0) -> list[BalanceUpdate]:
-    return [BalanceUpdate.from_dict(d, recv_ns) for d in _records(params)]
+def parse_order_algos(params: Any, recv_ns: int = 0,
+                      rejects: dict[str, int] | None = None) -> list[OrderAlgoUpdate]:
+    return _parse(OrderAlgoUpdate.from_dict, params, rejects, recv_ns)
+
+
+def parse_balances(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None) -> list[BalanceUpdate]:
+    return _parse(BalanceUpdate.from_dict, params, rejects, recv_ns)

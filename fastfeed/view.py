@@ -9,6 +9,9 @@ trade ring, connection events, private pushes). Three renderings read it:
 * :func:`summary_lines` - the one-screen summary printed at the end.
 
 Everything here runs on the event loop's thread; nothing is rendered from another thread.
+Text that came from the network (event reasons, order fields, balance strings, symbol names)
+is escaped with :func:`fastfeed.protocol.safe_text` before it is shown; the rich view builds
+``Text`` objects (never markup strings), so ``[`` in such text is not interpreted either.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from .protocol import safe_text
 
 __all__ = [
     "LogHistogram",
@@ -196,18 +201,22 @@ class Monitor:
 
     # -- callbacks -------------------------------------------------------------------------
     def on_event(self, ev: Any) -> None:
-        self.events.append(Event(ev.time_ns, ev.kind, ev.reason))
+        reason = safe_text(ev.reason, 300) if ev.reason else ""
+        self.events.append(Event(ev.time_ns, safe_text(ev.kind, 40), reason))
         if ev.kind == "connected":
             self._connects.append(ev.time_ns)
+            if len(self._connects) > 100_000:  # bounded: keep the newest connection times
+                del self._connects[1:50_000]
         if self.printer is not None:
-            self.printer(f"[{self.elapsed:7.1f}s] connection {ev.kind}" + (f": {ev.reason}" if ev.reason else ""))
+            self.printer(f"[{self.elapsed:7.1f}s] connection {safe_text(ev.kind, 40)}" + (f": {reason}" if reason else ""))
 
     def on_order(self, order: Any) -> None:
         self.orders.append(order)
         self.order_count += 1
 
     def on_balance(self, bal: Any) -> None:
-        self.balances[bal.currency] = bal
+        if bal.currency in self.balances or len(self.balances) < 1000:  # bounded
+            self.balances[bal.currency] = bal
         self.balance_count += 1
 
     # -- sampling --------------------------------------------------------------------------
@@ -410,9 +419,14 @@ def summary_lines(m: Monitor, *, interrupted: bool = False, note: str = "") -> l
                    f"live trades{skew}{hist}:")
         out.append(f"  p50 {fmt_ns(w.percentile(50))}  p99 {fmt_ns(w.percentile(99))}  "
                    f"p99.9 {fmt_ns(w.percentile(99.9))}  max {fmt_ns(w.max if w.n else math.nan)}")
-    reason = st.get("last_disconnect_reason") or "-"
+    reason = safe_text(st.get("last_disconnect_reason") or "-", 300)
     out.append(f"connection  connects {st.get('connects', 0)}  reconnects {st.get('reconnects', 0)}  "
                f"bad frames {st.get('bad_frames', 0)}  last disconnect: {reason}")
+    bad_pushes = st.get("bad_pushes") or {}
+    if bad_pushes or st.get("callback_errors") or st.get("supervisor_errors"):
+        out.append(f"  rejected push records  {_kv(bad_pushes)}  callback errors {st.get('callback_errors', 0)}  "
+                   f"supervisor errors {st.get('supervisor_errors', 0)}"
+                   + (f" (last: {safe_text(st['last_error'], 200)})" if st.get("last_error") else ""))
     if m.order_count or m.balance_count:
         out.append(f"private  {m.order_count} order updates, {m.balance_count} balance updates")
     out.append("top of book at the end:")
@@ -560,13 +574,15 @@ def render(m: Monitor) -> Any:
                                                            krows, [False, False, True, True, True, True, True])])
 
     if m.order_count or m.balance_count:
-        orows = [[(_clock(o.recv_ns), "dim"), (o.symbol, ""), (o.side, "green" if o.side == "buy" else "red"),
+        orows = [[(_clock(o.recv_ns), "dim"), (safe_text(o.symbol, 32), ""),
+                  (safe_text(o.side, 12), "green" if o.side == "buy" else "red"),
                   (str(o.status), ""), (fmt_num(o.price), ""), (fmt_num(o.amount), ""), (fmt_num(o.filled), "")]
                  for o in reversed(m.orders)]
         ot = [[(f"orders ({m.order_count} updates)", "bold cyan")]] + _table(
             ["time", "symbol", "side", "status", "price", "amount", "filled"], orows,
             [False, False, False, True, True, True, True])
-        brows = [[(c, ""), (m.balances[c].raw[0], ""), (m.balances[c].raw[2], ""), (m.balances[c].raw[1], "")]
+        brows = [[(safe_text(c, 32), ""), (safe_text(m.balances[c].raw[0], 24), ""),
+                  (safe_text(m.balances[c].raw[2], 24), ""), (safe_text(m.balances[c].raw[1], 24), "")]
                  for c in sorted(m.balances)[:8]]
         btab = [[(f"balances ({m.balance_count} updates)", "bold cyan")]] + _table(
             ["currency", "free", "used", "total"], brows, [False, True, True, True])
@@ -576,6 +592,7 @@ def render(m: Monitor) -> Any:
     if m.events:
         t.append("\n")
         for e in list(m.events)[-3:]:
-            t.append(f"{_clock(e.time_ns)} {e.kind}" + (f": {e.reason}" if e.reason else "") + "\n", style="dim")
+            t.append(f"{_clock(e.time_ns)} {safe_text(e.kind, 40)}"
+                     + (f": {safe_text(e.reason, 300)}" if e.reason else "") + "\n", style="dim")
     t.append("\n" + KEYS_HELP, style="dim")
     return Panel(t, expand=False, border_style="blue")

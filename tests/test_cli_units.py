@@ -104,6 +104,9 @@ def test_symbol_lists_accept_spaces_and_commas() -> None:
     assert cli._symbol_list(["btc_usdt,ETH_USDT", "eth_usdt", " sol_usdt "]) == ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
     with pytest.raises(cli.UsageError):
         cli._symbol_list(["BTC/USDT"])
+    for bad in ("ÉTH_USDT", "BTC_USDT٣", "X" * 33):  # non-ASCII letters/digits, too long: the client's rule
+        with pytest.raises(cli.UsageError):
+            cli._symbol_list([bad])
 
 
 # ---------------------------------------------------------------------------- view
@@ -160,3 +163,16 @@ def test_parquet_without_pyarrow_is_a_clear_exit_2(monkeypatch: pytest.MonkeyPat
     assert main(["export", "x.ffcap", "--to", "parquet", "-o", "out.parquet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--to parquet needs pyarrow" in err[0] and "pip install pyarrow" in err[0]
+
+
+def test_summary_shows_rejected_pushes_and_errors_escaped() -> None:
+    class FakeFeed:
+        stats = {"engine": {}, "connects": 1, "bad_pushes": {"bad_symbol": 3}, "callback_errors": 2,
+                 "supervisor_errors": 1, "last_error": "RuntimeError: \x1b[2Jboom",
+                 "last_disconnect_reason": "closed by server (code 4000: \x1b]0;x\x07)"}
+
+    m = Monitor(["BTC_USDT"])
+    m._stats = FakeFeed.stats
+    text = "\n".join(summary_lines(m))
+    assert "rejected push records  bad_symbol 3  callback errors 2  supervisor errors 1" in text
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b[2Jboom" in text

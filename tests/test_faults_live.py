@@ -212,3 +212,24 @@ def test_tls_verification_is_on_by_default(self_signed: tuple[Path, Path]) -> No
             await ex.close()
 
     run(body)
+
+
+def test_a_rejected_certificate_fails_start_at_once(self_signed: tuple[Path, Path]) -> None:
+    """A certificate that does not verify cannot get better by retrying: start() fails with
+    it at once, not after connect_timeout (120 s here; the hang guard is 30 s)."""
+    cert, key = self_signed
+
+    async def body() -> None:
+        ex, server, url = await _tls_exchange(cert, key)
+        try:
+            with pytest.raises(fastfeed.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate") as ei:
+                async with fastfeed.connect(url, connect_timeout=120):
+                    pass
+            assert isinstance(ei.value.__cause__, ssl.SSLCertVerificationError)
+            assert "ssl_context" in str(ei.value)  # the hint says how to fix it
+        finally:
+            server.close()
+            await server.wait_closed()
+            await ex.close()
+
+    run(body)
