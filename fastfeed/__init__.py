@@ -17,6 +17,7 @@ from .errors import (
     ShmStale,
     ShmTornRead,
     TradesOverwritten,
+    UnknownSymbol,
 )
 from .events import EVENT_DTYPE
 from .layout import TRADE_DTYPE
@@ -83,6 +84,7 @@ __all__ = [
     "Ticker",
     "TradeRing",
     "TradesOverwritten",
+    "UnknownSymbol",
     "attach",
     "connect",
 ]

@@ -167,7 +167,7 @@ def test_new_symbols_appear_to_attached_readers(shm_name: str) -> None:
         eng.feed(depth_text(True, "A_USDT", bids=[["1", "1"]]))
         assert r.symbols == ["A_USDT"]
         assert r.book("a_usdt").best_bid == 1.0
-        eng.symbol_index("b_usdt")
+        eng.symbol_index("b_usdt", create=True)
         assert r.refresh() == 2
         assert r.symbol_index("B_USDT") == 1
 
@@ -230,7 +230,7 @@ def test_symbol_slots_are_bounded(shm_name: str) -> None:
         with pytest.raises(ShmFull):
             eng.feed(depth_text(True, "C", bids=[["1", "1"]]))
         with pytest.raises(ShmFull):
-            eng.book("D")
+            eng.book("D", create=True)
         assert eng.symbols == ["A", "B"]
         eng.feed(depth_text(False, "A", bids=[["2", "1"]]))    # known symbols still work
         with attach(shm_name) as r:
