@@ -88,7 +88,7 @@ def writer_main(name: str, seconds: float, conn: Any) -> None:
     eng = fastfeed.Engine(depth=DEPTH, trade_capacity=256, shm_name=name, shm_checksum=True)
     try:
         for s in SYMBOLS:
-            eng.book(s)
+            eng.book(s, create=True)
         conn.send("ready")
         feed = eng.feed
         n = 0
