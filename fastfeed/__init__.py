@@ -21,6 +21,7 @@ from .errors import (
     ShmStale,
     ShmTornRead,
     TradesOverwritten,
+    UnknownSymbol,
 )
 from .events import EVENT_DTYPE
 from .layout import TRADE_DTYPE
@@ -93,6 +94,7 @@ __all__ = [
     "Ticker",
     "TradeRing",
     "TradesOverwritten",
+    "UnknownSymbol",
     "attach",
     "connect",
 ]

@@ -51,6 +51,7 @@ cdef extern from *:
     #define FF_SHM_CLOSED 2u
     #define FF_SHM_STALE 3u
     #define FF_SHM_F_CHECKSUM 1u
+    #define FF_BOOK_F_LIVE 1ULL                  /* ff_book_hdr.flags */
 
     typedef struct {
         uint64_t magic;           /*   0 FF_SHM_MAGIC */
@@ -90,7 +91,8 @@ cdef extern from *:
         int64_t version;
         int64_t recv_ns;
         uint64_t checksum;        /* ff_book_checksum of this state (FF_SHM_F_CHECKSUM) */
-        uint64_t reserved[2];
+        uint64_t flags;           /* FF_BOOK_F_*: bit 0 live (0: stale / never live) */
+        int64_t stale_since;      /* CLOCK_REALTIME ns the book last went stale, 0 while live */
     } ff_book_hdr;                /* 64 bytes, followed by bids then asks: depth x [price, amount] */
 
     _Static_assert(sizeof(ff_shm_header) == 512, "ff_shm_header size");
@@ -106,6 +108,7 @@ cdef extern from *:
     _Static_assert(sizeof(ff_shm_symbol) == 64, "ff_shm_symbol size");
     _Static_assert(offsetof(ff_shm_symbol, name) == 8, "ff_shm_symbol name offset");
     _Static_assert(sizeof(ff_book_hdr) == 64, "ff_book_hdr size");
+    _Static_assert(offsetof(ff_book_hdr, flags) == 48, "ff_book_hdr flags offset");
 
     /* Order-sensitive checksum of a book state: four Fletcher-style lanes over the 64-bit
        words [n_bids, n_asks, version, bid rows..., ask rows...] (rows as IEEE bit patterns),
@@ -169,6 +172,7 @@ cdef extern from *:
     uint32_t FF_SHM_CLOSED
     uint32_t FF_SHM_STALE
     uint32_t FF_SHM_F_CHECKSUM
+    uint64_t FF_BOOK_F_LIVE
 
     ctypedef struct ff_shm_header:
         uint64_t magic
@@ -202,6 +206,8 @@ cdef extern from *:
         int64_t version
         int64_t recv_ns
         uint64_t checksum
+        uint64_t flags
+        int64_t stale_since
 
     uint64_t ff_book_checksum(const double* bid, int64_t nb, const double* ask, int64_t na,
                               int64_t version) noexcept nogil

@@ -10,6 +10,8 @@ def book_frame(
     symbol: str | None = None,
     version: int | None = None,
     recv_ns: int | None = None,
+    live: bool | None = None,
+    stale_since: int | None = None,
 ) -> pd.DataFrame: ...
 
 class Book:
@@ -19,6 +21,11 @@ class Book:
     n_asks: int
     version: int
     recv_ns: int
+    live: bool
+    stale_since: int
+    drift_checks: int
+    drifts: int
+    last_drift: int
     def __init__(self, symbol: str, depth: int = 200) -> None: ...
     @property
     def bids(self) -> npt.NDArray[np.float64]: ...

@@ -11,6 +11,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memmove
 
 from fastfeed._atomic cimport (
+    FF_BOOK_F_LIVE,
     ff_book_checksum,
     ff_book_hdr,
     ff_fence_release,
@@ -164,6 +165,42 @@ cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_
         log.push(ev, ts, ts, a[2 * j], 0.0, 0, sym)
 
 
+cdef inline void drift_side(const double* o, Py_ssize_t no, const double* n, Py_ssize_t nn,
+                            bint desc, Py_ssize_t* c) noexcept nogil:
+    """Compare one side of the replaced book (``o``) with the new one (``n``), both sorted
+    best first, over the prices both cover: from the best down to the worse of the two
+    last rows. ``c[0]`` += levels only in the new book (missing from ours), ``c[1]`` +=
+    levels only in ours (extra), ``c[2]`` += same price, other amount. An empty side covers
+    nothing: no comparison."""
+    cdef double bound
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t j = 0
+    cdef bint oin
+    cdef bint nin
+    if no == 0 or nn == 0:
+        return
+    if desc:        # bids: prices >= the higher of the two lowest bids
+        bound = o[2 * (no - 1)] if o[2 * (no - 1)] > n[2 * (nn - 1)] else n[2 * (nn - 1)]
+    else:           # asks: prices <= the lower of the two highest asks
+        bound = o[2 * (no - 1)] if o[2 * (no - 1)] < n[2 * (nn - 1)] else n[2 * (nn - 1)]
+    while True:
+        oin = i < no and ((o[2 * i] >= bound) if desc else (o[2 * i] <= bound))
+        nin = j < nn and ((n[2 * j] >= bound) if desc else (n[2 * j] <= bound))
+        if not oin and not nin:
+            return
+        if oin and nin and o[2 * i] == n[2 * j]:
+            if o[2 * i + 1] != n[2 * j + 1]:
+                c[2] += 1
+            i += 1
+            j += 1
+        elif nin and (not oin or ((n[2 * j] > o[2 * i]) if desc else (n[2 * j] < o[2 * i]))):
+            c[0] += 1
+            j += 1
+        else:
+            c[1] += 1
+            i += 1
+
+
 cdef object _rows(const double* src, Py_ssize_t n):
     """A new (n, 2) float64 array holding a copy of ``n`` rows at ``src``."""
     cdef cnp.npy_intp dims[2]
@@ -174,9 +211,11 @@ cdef object _rows(const double* src, Py_ssize_t n):
     return out
 
 
-def book_frame(bids, asks, symbol=None, version=None, recv_ns=None):
+def book_frame(bids, asks, symbol=None, version=None, recv_ns=None, live=None,
+               stale_since=None):
     """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount. The
-    book's ``symbol``, ``version``, ``recv_ns`` and ``recv_dt`` (UTC) go to ``df.attrs``."""
+    book's ``symbol``, ``version``, ``recv_ns`` and ``recv_dt`` (UTC), ``live`` and
+    ``stale_since`` (ns, 0 while live) go to ``df.attrs`` (those given)."""
     import pandas as pd
 
     bids = np.asarray(bids, dtype=np.float64).reshape(-1, 2)
@@ -196,6 +235,10 @@ def book_frame(bids, asks, symbol=None, version=None, recv_ns=None):
     if recv_ns is not None:
         df.attrs["recv_ns"] = int(recv_ns)
         df.attrs["recv_dt"] = pd.Timestamp(int(recv_ns), unit="ns", tz="UTC")
+    if live is not None:
+        df.attrs["live"] = bool(live)
+    if stale_since is not None:
+        df.attrs["stale_since"] = int(stale_since)
     return df
 
 
@@ -218,6 +261,18 @@ cdef class Book:
       after ``Engine.close()``).
 
     ``snapshot()`` returns writable copies owned by the caller.
+
+    Live or stale: ``live`` is True once a ``clean=true`` snapshot has been applied since
+    the book was created, last reset (``Engine.reset_books()``) or last marked stale
+    (``Engine.mark_stale()``, e.g. after ``unsubscribe_depth`` or while disconnected).
+    Increments applied to a stale book still change it but do not make it live.
+    ``stale_since`` is the time (ns) the book last went from live to stale, 0 while live
+    and for a book that never was live. Both are published to shared memory with the rows.
+
+    Drift (docs/engine-semantics.md): when a snapshot replaces a live book, the engine
+    compares the two over the prices both cover; ``drift_checks`` counts those
+    comparisons, ``drifts`` the ones that found a difference and ``last_drift`` the
+    levels that differed (missing, extra or with another amount) in the last one.
     """
 
     def __cinit__(self, str symbol, Py_ssize_t depth=200):
@@ -237,6 +292,11 @@ cdef class Book:
         self.recv_ns = 0
         self.hdr = NULL
         self.checksum = False
+        self.live = False
+        self.stale_since = 0
+        self.drift_checks = 0
+        self.drifts = 0
+        self.last_drift = 0
 
     cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
                         bint checksum) except -1:
@@ -279,6 +339,8 @@ cdef class Book:
         h.n_asks = self.n_asks
         h.version = self.version
         h.recv_ns = self.recv_ns
+        h.flags = FF_BOOK_F_LIVE if self.live else 0
+        h.stale_since = self.stale_since
         if self.checksum:
             h.checksum = ff_book_checksum(self.bid, self.n_bids, self.ask, self.n_asks,
                                           self.version)
@@ -300,7 +362,7 @@ cdef class Book:
         return crossed
 
     cdef void reset(self, EventRing log, int64_t sym, int64_t now_ns) noexcept:
-        """Empty both sides, ``version`` += 1 (``Engine.reset_books``)."""
+        """Empty both sides, ``version`` += 1, stale (``Engine.reset_books``)."""
         if self.hdr != NULL:
             self._publish_begin()
         if log is not None:
@@ -308,8 +370,47 @@ cdef class Book:
         self.n_bids = 0
         self.n_asks = 0
         self.version += 1
+        if self.live:
+            self.live = False
+            self.stale_since = now_ns
         if self.hdr != NULL:
             self._publish_end()
+
+    cdef bint mark_stale(self, int64_t now_ns) noexcept:
+        """Live -> stale at ``now_ns``, levels kept (``Engine.mark_stale``). True if it
+        was live; a stale book is left alone (``stale_since`` keeps the first time)."""
+        if not self.live:
+            return False
+        if self.hdr != NULL:
+            self._publish_begin()
+        self.live = False
+        self.stale_since = now_ns
+        if self.hdr != NULL:
+            self._publish_end()
+        return True
+
+    cdef void save_rows(self, double* out) noexcept:
+        """Copy the rows to ``out`` (bids at ``out``, asks at ``out + 2 * depth``)."""
+        memcpy(out, self.bid, <size_t>self.n_bids * 2 * sizeof(double))
+        memcpy(out + 2 * self.depth, self.ask, <size_t>self.n_asks * 2 * sizeof(double))
+
+    cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
+                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept:
+        """Compare the rows saved by ``save_rows`` (the book a snapshot replaced) with the
+        current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
+        ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
+        cdef Py_ssize_t total
+        counts[0] = 0
+        counts[1] = 0
+        counts[2] = 0
+        drift_side(old, old_bids, self.bid, self.n_bids, True, counts)
+        drift_side(old + 2 * self.depth, old_asks, self.ask, self.n_asks, False, counts)
+        total = counts[0] + counts[1] + counts[2]
+        self.drift_checks += 1
+        self.last_drift = total
+        if total:
+            self.drifts += 1
+        return total
 
     cdef Py_ssize_t _apply_logged(self, const Level* asks, Py_ssize_t n_asks,
                                   const Level* bids, Py_ssize_t n_bids, bint clean,
@@ -328,6 +429,8 @@ cdef class Book:
             log.push(base | EV_DEPTH_CLEAR, recv_ns, recv_ns, 0.0, 0.0, 0, sym)
             self.n_bids = 0
             self.n_asks = 0
+            self.live = True
+            self.stale_since = 0
             base |= EV_DEPTH_SNAPSHOT
         else:
             base |= EV_DEPTH
@@ -376,6 +479,8 @@ cdef class Book:
         if clean:
             self.n_bids = 0
             self.n_asks = 0
+            self.live = True
+            self.stale_since = 0
             # Snapshots usually list each side in price order (asks often descending): fill
             # the empty sides directly instead of inserting level by level. The asks come
             # first in the rules, so the bids may only take the fast path after them.
@@ -451,9 +556,10 @@ cdef class Book:
 
     def to_pandas(self):
         """A DataFrame of both sides (a copy): columns side ('bid'/'ask'), level (0 = best),
-        price, amount; bids first. ``df.attrs`` holds symbol, version, recv_ns, recv_dt."""
+        price, amount; bids first. ``df.attrs`` holds symbol, version, recv_ns, recv_dt,
+        live and stale_since."""
         return book_frame(self._bid_arr[:self.n_bids], self._ask_arr[:self.n_asks],
-                          self.symbol, self.version, self.recv_ns)
+                          self.symbol, self.version, self.recv_ns, self.live, self.stale_since)
 
     @property
     def shared(self):
@@ -466,5 +572,6 @@ cdef class Book:
     def __repr__(self):
         return (
             f"<Book {self.symbol} bids={self.n_bids} asks={self.n_asks} "
-            f"best={self.best_bid}/{self.best_ask} v{self.version}>"
+            f"best={self.best_bid}/{self.best_ask} v{self.version} "
+            f"{'live' if self.live else 'stale'}>"
         )

@@ -17,6 +17,29 @@ cdef struct SymSlot:
     uchar name[32]
 
 
+cdef struct TradeFp:
+    int64_t id
+    uint64_t fp                    # hash of time, price, amount, side (trade_fp)
+
+
+cdef struct DriftC:                # one drift_log entry (DriftRecord once read)
+    int64_t seq
+    int64_t recv_ns
+    int64_t symbol                 # symbol index
+    int64_t missing
+    int64_t extra
+    int64_t changed
+
+
+cdef struct Dedup:                 # per symbol: the newest stored trades' fingerprints
+    TradeFp* buf                   # NULL until the first trade; grows up to the window
+    int64_t hi                     # highest id in buf (-1: empty)
+    int64_t last                   # id of the last stored trade (-1: none)
+    int32_t cap                    # entries allocated
+    int32_t n                      # entries held (<= window)
+    int32_t head                   # once full (n == window): the oldest entry, next to go
+
+
 cdef class Engine:
     cdef Inflater inflater
     cdef Parser parser
@@ -32,14 +55,23 @@ cdef class Engine:
     cdef dict _index               # name -> symbol index
     cdef SymSlot* slots            # open-addressing table: symbol bytes -> index
     cdef Py_ssize_t n_slots
-    cdef int64_t* hwm              # per symbol index: highest trade id seen
-    cdef Py_ssize_t hwm_cap
+    cdef Dedup* dedup              # per symbol index: trade de-duplication window
+    cdef Py_ssize_t dedup_cap
+    cdef readonly Py_ssize_t trade_dedup_window
+    cdef readonly bint drift_check # compare snapshots with the live books they replace
+    cdef double* scratch           # 4 * depth doubles: the rows a snapshot replaces
+    cdef DriftC* drift_ring        # the newest drift_log_size drifts (slot: seq % size)
+    cdef readonly Py_ssize_t drift_log_size
     # counters
     cdef int64_t frames
     cdef int64_t bytes_in
     cdef int64_t bytes_inflated
     cdef int64_t crossed
-    cdef int64_t dup_trades
+    cdef int64_t dup_trades        # dropped trades in all (= replayed + duplicate)
+    cdef int64_t replayed_trades   # ... dropped from clean=true pushes
+    cdef int64_t ooo_trades        # stored trades whose id was not above the last stored
+    cdef int64_t drift_checks
+    cdef int64_t drifted
     cdef int64_t msg_counts[M_COUNT]
     cdef int64_t rejects[N_REASONS]
 
@@ -47,5 +79,8 @@ cdef class Engine:
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)
+    cdef object _lookup(self, object symbol, bint create)
+    cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1
+    cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept
     cdef object _reject_parse(self, int code)
     cdef object _reject_symbol_limit(self)

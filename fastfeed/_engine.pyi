@@ -3,6 +3,7 @@ from types import TracebackType
 from typing import Any
 
 from ._book import Book
+from .layout import DriftRecord
 from ._events import EventRing
 from ._ring import TradeRing
 from ._shm import ShmWriter
@@ -17,6 +18,9 @@ class Engine:
     max_frame: int
     trades: TradeRing
     events: EventRing | None
+    trade_dedup_window: int
+    drift_check: bool
+    drift_log_size: int
     def __init__(
         self,
         depth: int = 200,
@@ -28,6 +32,9 @@ class Engine:
         shm_checksum: bool = False,
         inflate_backend: str = "auto",
         max_symbols: int | None = None,
+        trade_dedup_window: int = 512,
+        drift_check: bool = True,
+        drift_log_size: int = 256,
     ) -> None: ...
     @property
     def inflate_backend(self) -> str: ...
@@ -35,13 +42,16 @@ class Engine:
     def feed_many(
         self, payloads: Iterable[Payload], recv_ns: int = 0, raise_errors: bool = False
     ) -> list[Any]: ...
-    def book(self, symbol: str) -> Book: ...
-    def reset_books(self) -> None: ...
+    def book(self, symbol: str, *, create: bool = False) -> Book: ...
+    def mark_stale(self, symbols: Iterable[str] | None = None, now_ns: int = 0) -> int: ...
+    def reset_books(self, now_ns: int = 0) -> None: ...
+    @property
+    def drift_log(self) -> list[DriftRecord]: ...
     @property
     def books(self) -> dict[str, Book]: ...
     @property
     def symbols(self) -> list[str]: ...
-    def symbol_index(self, symbol: str) -> int: ...
+    def symbol_index(self, symbol: str, *, create: bool = False) -> int: ...
     @property
     def stats(self) -> dict[str, Any]: ...
     @property

@@ -42,7 +42,15 @@ from orjson import JSONDecodeError as _OrjsonError
 from orjson import loads as _orjson_loads
 from fastfeed._parse import METHOD_NAMES
 from fastfeed._shm import ShmWriter as _ShmWriter
-from fastfeed.errors import REJECT_REASONS, FastfeedError, FrameTooLarge, ParseError, ShmFull
+from fastfeed.errors import (
+    REJECT_REASONS,
+    FastfeedError,
+    FrameTooLarge,
+    ParseError,
+    ShmFull,
+    UnknownSymbol,
+)
+from fastfeed.layout import DriftRecord
 
 __all__ = ["Engine"]
 
@@ -66,6 +74,76 @@ cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         h = (h ^ p[i]) * 1099511628211ULL
     return h
+
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    """MurmurHash3's 64-bit finalizer."""
+    x ^= x >> 33
+    x *= 0xFF51AFD7ED558CCDULL
+    x ^= x >> 33
+    x *= 0xC4CEB9FE1A85EC53ULL
+    x ^= x >> 33
+    return x
+
+
+cdef inline uint64_t dbits(double x) noexcept nogil:
+    cdef uint64_t u
+    x = x + 0.0                                     # -0.0 -> 0.0: equal values, equal bits
+    memcpy(&u, &x, sizeof(double))
+    return u
+
+
+cdef inline uint64_t trade_fp(const Trade* t) noexcept nogil:
+    """Fingerprint of a trade's content besides its id (time, price, amount, side)."""
+    return mix64(dbits(t.time) ^ mix64(dbits(t.price) ^ mix64(
+        dbits(t.amount) ^ mix64(<uint64_t>(<int64_t>t.side + 2)))))
+
+
+cdef inline bint dedup_find(const Dedup* d, int64_t tid, uint64_t fp) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(d.n):
+        if d.buf[k].id == tid and d.buf[k].fp == fp:
+            return True
+    return False
+
+
+cdef inline void dedup_add(Dedup* d, int64_t tid, uint64_t fp, int32_t window) noexcept nogil:
+    """Remember a stored trade (room reserved by ``Engine._dedup_reserve``); once the
+    window is full the oldest entry goes."""
+    cdef int64_t gone
+    cdef Py_ssize_t k
+    if d.n < window:
+        d.buf[d.n].id = tid
+        d.buf[d.n].fp = fp
+        d.n += 1
+        if tid > d.hi:
+            d.hi = tid
+        return
+    gone = d.buf[d.head].id
+    d.buf[d.head].id = tid
+    d.buf[d.head].fp = fp
+    d.head += 1
+    if d.head == window:
+        d.head = 0
+    if tid >= d.hi:
+        d.hi = tid
+    elif gone == d.hi:          # the highest id left the window: find the new highest
+        d.hi = -1
+        for k in range(d.n):
+            if d.buf[k].id > d.hi:
+                d.hi = d.buf[k].id
+
+
+cdef str _symbol_name(object symbol):
+    """``symbol`` upper-cased, checked against the rules for names in pushes (1..32
+    printable ASCII characters, 0x21..0x7E): TypeError / ValueError otherwise."""
+    if not isinstance(symbol, str):
+        raise TypeError(f"symbol must be a str, not {type(symbol).__name__}")
+    cdef str name = <str>symbol
+    if not 1 <= len(name) <= MAX_SYMBOL or not all(0x21 <= ord(c) <= 0x7E for c in name):
+        raise ValueError(f"symbol must be 1..{MAX_SYMBOL} printable ASCII characters "
+                         f"(0x21..0x7E): {name[:40]!r}")
+    return name.upper()
 
 
 cdef inline int64_t seconds_to_ns(double t) noexcept:
@@ -108,14 +186,32 @@ cdef class Engine:
       about 50 ns per depth message on a 100-level book). Call ``close()`` (or use the
       engine as a context manager) to unlink the segment; it is also unlinked when the
       engine is garbage-collected and at interpreter exit.
+
+    Trade de-duplication (docs/engine-semantics.md section 4): a trade is dropped iff a
+    trade with the same id and content is among the newest ``trade_dedup_window``
+    (default 512) trades stored for its symbol; so a replay after (re)subscribing drops
+    exactly what is already stored, and no id (huge, reset, backwards) can stop a
+    symbol's trades. The windows survive ``reset_books()``. Memory: 16 bytes per entry,
+    per symbol that has trades, allocated as trades arrive.
+
+    Drift (section 3b): ``drift_check=True`` (default) compares every ``clean=true``
+    snapshot with the live book it replaces; differences are counted in
+    ``stats["drift"]``, per book and in ``drift_log`` (the newest ``drift_log_size``
+    :class:`~fastfeed.layout.DriftRecord`; default 256). The check allocates nothing.
     """
 
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
                   size_t max_frame=8 * 1024 * 1024, shm_name=None, Py_ssize_t event_log=0,
                   shm_max_symbols=None, bint shm_checksum=False,
-                  str inflate_backend="auto", max_symbols=None):
+                  str inflate_backend="auto", max_symbols=None,
+                  Py_ssize_t trade_dedup_window=512, bint drift_check=True,
+                  Py_ssize_t drift_log_size=256):
         if depth < 1:
             raise ValueError("depth must be >= 1")
+        if not 1 <= trade_dedup_window <= 1 << 20:
+            raise ValueError("trade_dedup_window must be 1..1048576")
+        if drift_log_size < 0:
+            raise ValueError("drift_log_size must be >= 0")
         if event_log < 0:
             raise ValueError("event_log must be >= 0 (0: off)")
         if shm_name is not None and shm_max_symbols is None:
@@ -135,9 +231,16 @@ cdef class Engine:
         self.trades = TradeRing(trade_capacity, self._symbols)
         self.n_slots = 64
         self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
-        self.hwm_cap = 64
-        self.hwm = <int64_t*>calloc(self.hwm_cap, sizeof(int64_t))
-        if self.slots == NULL or self.hwm == NULL:
+        self.dedup_cap = 64
+        self.dedup = <Dedup*>calloc(self.dedup_cap, sizeof(Dedup))
+        self.trade_dedup_window = trade_dedup_window
+        self.drift_check = drift_check
+        self.drift_log_size = drift_log_size
+        self.drift_ring = <DriftC*>calloc(drift_log_size if drift_log_size > 0 else 1,
+                                          sizeof(DriftC))
+        self.scratch = <double*>calloc(4 * depth, sizeof(double))
+        if (self.slots == NULL or self.dedup == NULL or self.scratch == NULL
+                or self.drift_ring == NULL):
             raise MemoryError()
         for i in range(self.n_slots):
             self.slots[i].index = -1
@@ -150,8 +253,14 @@ cdef class Engine:
         self._plain = self.events is None and self._shm is None
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
         free(self.slots)
-        free(self.hwm)
+        free(self.scratch)
+        free(self.drift_ring)
+        if self.dedup != NULL:
+            for i in range(self.dedup_cap):
+                free(self.dedup[i].buf)
+            free(self.dedup)
 
     # -- symbols ---------------------------------------------------------------------------
 
@@ -165,6 +274,7 @@ cdef class Engine:
         cdef Py_ssize_t old_n
         cdef Py_ssize_t i
         cdef uint64_t h
+        cdef Dedup* d
         if n < 1 or n > MAX_SYMBOL:
             raise ValueError(f"symbol must be 1..{MAX_SYMBOL} ASCII bytes: {name!r}")
         if self._shm is not None:
@@ -186,12 +296,21 @@ cdef class Engine:
                         s = &self.slots[((s - self.slots) + 1) & (self.n_slots - 1)]
                     s[0] = old[i]
             free(old)
-        if idx >= self.hwm_cap:
-            self.hwm = <int64_t*>realloc(self.hwm, self.hwm_cap * 2 * sizeof(int64_t))
-            if self.hwm == NULL:
+        if idx >= self.dedup_cap:
+            d = <Dedup*>realloc(self.dedup, self.dedup_cap * 2 * sizeof(Dedup))
+            if d == NULL:
                 raise MemoryError()
-            self.hwm_cap *= 2
-        self.hwm[idx] = -1
+            self.dedup = d
+            for i in range(self.dedup_cap, self.dedup_cap * 2):
+                self.dedup[i].buf = NULL
+                self.dedup[i].cap = 0
+                self.dedup[i].n = 0
+                self.dedup[i].head = 0
+                self.dedup[i].hi = -1
+                self.dedup[i].last = -1
+            self.dedup_cap *= 2
+        self.dedup[idx].hi = -1
+        self.dedup[idx].last = -1
         h = fnv1a(<const uchar*><char*>raw, n)
         s = &self.slots[h & <uint64_t>(self.n_slots - 1)]
         while s.index >= 0:
@@ -234,6 +353,41 @@ cdef class Engine:
             self._books[idx] = b
         return <Book>b
 
+    cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1:
+        """Room for ``k`` more entries (up to the window) before anything is stored, so
+        that a failed allocation changes nothing."""
+        cdef Py_ssize_t need = d.n + k
+        cdef Py_ssize_t cap
+        cdef TradeFp* buf
+        if need > self.trade_dedup_window:
+            need = self.trade_dedup_window
+        if need <= d.cap:
+            return 0
+        cap = d.cap * 2 if d.cap >= 8 else 16
+        if cap < need:
+            cap = need
+        if cap > self.trade_dedup_window:
+            cap = self.trade_dedup_window
+        buf = <TradeFp*>realloc(d.buf, cap * sizeof(TradeFp))
+        if buf == NULL:
+            raise MemoryError()
+        d.buf = buf
+        d.cap = <int32_t>cap
+        return 0
+
+    cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept:
+        """Count a drift and log it (no Python object: ``drift_log`` builds them)."""
+        cdef DriftC* r
+        self.drifted += 1
+        if self.drift_log_size > 0:
+            r = &self.drift_ring[self.drifted % self.drift_log_size]
+            r.seq = self.drifted
+            r.recv_ns = recv_ns
+            r.symbol = idx
+            r.missing = counts[0]
+            r.extra = counts[1]
+            r.changed = counts[2]
+
     # -- the hot path ----------------------------------------------------------------------
 
     cdef object _reject_parse(self, int code):
@@ -270,6 +424,12 @@ cdef class Engine:
         cdef int64_t h1
         cdef Trade* t
         cdef Book book
+        cdef Dedup* d
+        cdef uint64_t fp
+        cdef bint check
+        cdef Py_ssize_t old_nb = 0
+        cdef Py_ssize_t old_na = 0
+        cdef Py_ssize_t counts[3]
         self.frames += 1
         self.bytes_in += size
         if not text:
@@ -299,6 +459,11 @@ cdef class Engine:
             if idx < 0:
                 return self._reject_symbol_limit()
             book = self._book_at(idx)
+            check = ps.clean and book.live and self.drift_check
+            if check:
+                old_nb = book.n_bids
+                old_na = book.n_asks
+                book.save_rows(self.scratch)
             if self._plain:
                 self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
                                            recv_ns)
@@ -306,30 +471,40 @@ cdef class Engine:
                 self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
                                               recv_ns, self.events, idx)
             self.msg_counts[M_DEPTH] += 1
+            if check:
+                self.drift_checks += 1
+                if book.drift_compare(self.scratch, old_nb, old_na, counts):
+                    self._drift_found(idx, recv_ns, counts)
             return None
         if rc == M_TRADES:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
             if idx < 0:
                 return self._reject_symbol_limit()
-            h0 = self.hwm[idx]
-            h1 = h0
+            d = &self.dedup[idx]
+            if ps.n_trades > 0:
+                self._dedup_reserve(d, ps.n_trades)
             i = ps.n_trades - 1
-            while i >= 0:
+            while i >= 0:           # oldest first
                 t = &ps.trades[i]
-                if t.id > h0:
-                    self.trades.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
-                    if self.events is not None:
-                        self.events.push(
-                            FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE
-                            | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
-                            seconds_to_ns(t.time), recv_ns, t.price, t.amount,
-                            <uint64_t>t.id, idx)
-                    if t.id > h1:
-                        h1 = t.id
-                else:
-                    self.dup_trades += 1
                 i -= 1
-            self.hwm[idx] = h1
+                fp = trade_fp(t)
+                if t.id <= d.hi:    # not above every remembered id: look it up
+                    if dedup_find(d, t.id, fp):
+                        self.dup_trades += 1
+                        if ps.clean:
+                            self.replayed_trades += 1
+                        continue
+                    if t.id <= d.last:
+                        self.ooo_trades += 1
+                self.trades.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+                if self.events is not None:
+                    self.events.push(
+                        FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE
+                        | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
+                        seconds_to_ns(t.time), recv_ns, t.price, t.amount,
+                        <uint64_t>t.id, idx)
+                dedup_add(d, t.id, fp, <int32_t>self.trade_dedup_window)
+                d.last = t.id
             self.msg_counts[M_TRADES] += 1
             return None
         try:
@@ -405,26 +580,94 @@ cdef class Engine:
 
     # -- access ------------------------------------------------------------------------------
 
-    def book(self, str symbol):
-        """The :class:`Book` of ``symbol`` (case-insensitive), created empty if unknown."""
-        cdef str name = symbol.upper()
+    cdef object _lookup(self, object symbol, bint create):
+        """The index of a symbol (validated, upper-cased); UnknownSymbol unless known or
+        ``create``."""
+        cdef str name = _symbol_name(symbol)
         idx = self._index.get(name)
         if idx is None:
+            if not create:
+                raise UnknownSymbol(
+                    f"unknown symbol {name!r}: not seen in data and not registered "
+                    "(book(symbol, create=True) registers it)", "unknown_symbol")
             idx = self._register(name)
-        return self._book_at(idx)
+        return idx
 
-    def reset_books(self):
-        """Empty every book, e.g. after a reconnect, so that no stale level survives until
-        the fresh snapshot arrives. Each book's ``version`` still increases. (Logged as a
-        ``DEPTH_CLEAR_EVENT`` row per book, stamped with the current time.)"""
+    def book(self, symbol, *, bint create=False):
+        """The :class:`Book` of ``symbol`` (case-insensitive).
+
+        Rule: a symbol the engine knows (seen in a depth or trades push, or registered
+        before) gives its book (empty and not ``live`` if no depth has arrived yet). An
+        unknown symbol raises :class:`~fastfeed.errors.UnknownSymbol` (a ``KeyError``)
+        and registers nothing, unless ``create=True``: then it is registered (an empty,
+        stale book; with ``shm_name`` also published) -- what a client does for the
+        symbols it subscribes to. A name that is not a ``str`` raises ``TypeError``; one
+        that is not 1..32 printable ASCII characters, ``ValueError``.
+        """
+        return self._book_at(self._lookup(symbol, create))
+
+    def mark_stale(self, symbols=None, int64_t now_ns=0):
+        """Mark books stale, keeping their levels (after ``unsubscribe_depth``, or when the
+        connection drops): ``live`` becomes False and ``stale_since`` ``now_ns`` (0: the
+        current time) for each live book of ``symbols`` (an iterable of names, not a
+        single ``str``; None: every book). The next ``clean=true`` snapshot makes a book
+        live again. Books already stale keep their ``stale_since``. Every name is checked
+        first (TypeError / ValueError / UnknownSymbol): nothing is marked if one is bad.
+        Returns the number of books that went from live to stale."""
         cdef Book b
-        cdef int64_t now = time_ns() if self.events is not None else 0
-        cdef int32_t idx = 0
-        for obj in self._books:
+        cdef int n = 0
+        if isinstance(symbols, (str, bytes, bytearray)):
+            raise TypeError("symbols must be an iterable of names (or None), not a single "
+                            f"{type(symbols).__name__}")
+        if now_ns == 0:
+            now_ns = time_ns()
+        if symbols is None:
+            targets = range(len(self._books))
+        else:
+            targets = [self._lookup(s, False) for s in symbols]
+        for idx in targets:
+            obj = self._books[idx]
             if obj is not None:
                 b = <Book>obj
-                b.reset(self.events, idx, now)
+                n += b.mark_stale(now_ns)
+        return n
+
+    def reset_books(self, int64_t now_ns=0):
+        """Empty every book, e.g. after a reconnect, so that no stale level survives until
+        the fresh snapshot arrives (books still at version 0 never had data and are left
+        alone). Each book's ``version`` still increases and each
+        becomes stale (``live`` False; a live one gets ``stale_since = now_ns``, 0: the
+        current time) until its next snapshot. Trade de-duplication state is kept, so the
+        trades a resubscribe replays are dropped. (Logged as a ``DEPTH_CLEAR_EVENT`` row
+        per book, stamped ``now_ns``.)"""
+        cdef Book b
+        cdef int32_t idx = 0
+        if now_ns == 0:
+            now_ns = time_ns()
+        for obj in self._books:
+            if obj is not None and (<Book>obj).version > 0:  # version 0: empty, never live
+                b = <Book>obj
+                b.reset(self.events, idx, now_ns)
             idx += 1
+
+    @property
+    def drift_log(self):
+        """The newest ``drift_log_size`` drift records (a list of
+        :class:`~fastfeed.layout.DriftRecord`, oldest first; a copy)."""
+        cdef int64_t seq
+        cdef DriftC* r
+        out = []
+        if self.drift_log_size == 0:
+            return out
+        seq = self.drifted - self.drift_log_size + 1
+        if seq < 1:
+            seq = 1
+        while seq <= self.drifted:
+            r = &self.drift_ring[seq % self.drift_log_size]
+            out.append(DriftRecord(r.seq, self._symbols[r.symbol], r.recv_ns, r.missing,
+                                   r.extra, r.changed))
+            seq += 1
+        return out
 
     # -- shared memory -----------------------------------------------------------------------
 
@@ -466,16 +709,27 @@ cdef class Engine:
         """Symbol names in index order (the ``symbol`` field of trade records)."""
         return list(self._symbols)
 
-    def symbol_index(self, str symbol):
-        """The index of ``symbol`` in ``symbols`` (registering it if new)."""
-        cdef str name = symbol.upper()
-        idx = self._index.get(name)
-        return idx if idx is not None else self._register(name)
+    def symbol_index(self, symbol, *, bint create=False):
+        """The index of ``symbol`` in ``symbols``; same rule as :meth:`book` (an unknown
+        symbol raises :class:`~fastfeed.errors.UnknownSymbol` unless ``create=True``)."""
+        return self._lookup(symbol, create)
 
     @property
     def stats(self):
         """Counters: frames, bytes_in, bytes_inflated, messages, rejects,
-        crossed_levels_removed, duplicate_trades (a fresh dict each call)."""
+        crossed_levels_removed, duplicate_trades (all trades dropped), dropped_trades
+        (by reason: ``replayed`` from ``clean=true`` pushes, ``duplicate`` from others),
+        out_of_order_trades (stored trades whose id was not above the previous stored
+        trade's of their symbol: id resets, backwards ids, reused ids), drift
+        (``checks``, ``drifted``, ``by_symbol`` {symbol: drifted snapshots}); a fresh dict
+        each call. See docs/engine-semantics.md section 5."""
+        cdef Book b
+        by_symbol = {}
+        for obj in self._books:
+            if obj is not None:
+                b = <Book>obj
+                if b.drifts:
+                    by_symbol[b.symbol] = b.drifts
         return {
             "frames": self.frames,
             "bytes_in": self.bytes_in,
@@ -484,6 +738,11 @@ cdef class Engine:
             "rejects": {name: self.rejects[i] for i, name in enumerate(REJECT_REASONS)},
             "crossed_levels_removed": self.crossed,
             "duplicate_trades": self.dup_trades,
+            "dropped_trades": {"replayed": self.replayed_trades,
+                               "duplicate": self.dup_trades - self.replayed_trades},
+            "out_of_order_trades": self.ooo_trades,
+            "drift": {"checks": self.drift_checks, "drifted": self.drifted,
+                      "by_symbol": by_symbol},
         }
 
     def __repr__(self):

@@ -87,11 +87,14 @@ cdef class ShmBook:
     cdef int64_t r_recv_ns
     cdef uint64_t r_seq
     cdef uint64_t r_checksum
+    cdef uint64_t r_flags
+    cdef int64_t r_stale_since
 
     cdef Py_ssize_t _read(self, double* out_b, double* out_a) noexcept nogil
     cdef int _check(self, Py_ssize_t rc) except -1
     cdef int64_t _count(self, bint bid_side) except -1
     cdef double _top(self, bint bid_side) except? -1.0
+    cdef int _state(self) except -1
 
 
 cdef class ShmTrades:

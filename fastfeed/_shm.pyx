@@ -8,7 +8,8 @@ order, every region 64-byte aligned::
                         start time, sizes and offsets, n_symbols and trade_count (atomic)
     symbols     max_symbols x 64 B: length u32, reserved u32, name (ASCII, <= 32 bytes)
     books       max_symbols x stride: ff_book_hdr (64 B: seq, n_bids, n_asks, version,
-                recv_ns, checksum) + bids (depth x [price, amount] f8) + asks (same)
+                recv_ns, checksum, flags (bit 0: live), stale_since)
+                + bids (depth x [price, amount] f8) + asks (same)
     trades      2 x ring_capacity TRADE_DTYPE records (the mirror of fastfeed.TradeRing)
 
 Book slot ``i`` belongs to symbol index ``i`` (``Engine.symbols[i]``); an unused slot is an
@@ -60,6 +61,7 @@ from posix.time cimport nanosleep, timespec
 from posix.unistd cimport close, ftruncate, getpid, pread
 
 from fastfeed._atomic cimport (
+    FF_BOOK_F_LIVE,
     FF_SHM_CLOSED,
     FF_SHM_F_CHECKSUM,
     FF_SHM_INIT,
@@ -162,13 +164,16 @@ STATES = {FF_SHM_INIT: "init", FF_SHM_READY: "ready", FF_SHM_CLOSED: "closed",
 
 #: One consistent copy of a shared book (``ShmBook.read()``).
 BookSnapshot = collections.namedtuple(
-    "BookSnapshot", ["symbol", "bids", "asks", "version", "recv_ns", "seq", "checksum"]
+    "BookSnapshot",
+    ["symbol", "bids", "asks", "version", "recv_ns", "seq", "checksum", "live", "stale_since"],
 )
 BookSnapshot.__doc__ = (
     "A consistent copy of a shared book: bids and asks ((n, 2) float64 arrays, best first, "
     "owned by the caller), version, recv_ns, seq (the seqlock value it was read at) and "
     "checksum (what the writer stored with this state; 0 when the writer does not "
-    "compute checksums)."
+    "compute checksums), live (a snapshot was applied since the book was created, reset or "
+    "marked stale: see fastfeed.Book.live) and stale_since (ns it last went stale, 0 while "
+    "live)."
 )
 
 cdef enum:
@@ -975,6 +980,8 @@ cdef class ShmBook:
         cdef int64_t version
         cdef int64_t recv_ns
         cdef uint64_t checksum
+        cdef uint64_t flags
+        cdef int64_t stale_since
         for attempt in range(self.max_retries):
             s1 = ff_load_acquire_u64(&h.seq)
             if s1 & 1:
@@ -985,6 +992,8 @@ cdef class ShmBook:
             version = h.version
             recv_ns = h.recv_ns
             checksum = h.checksum
+            flags = h.flags
+            stale_since = h.stale_since
             if nb < 0 or nb > self.depth or na < 0 or na > self.depth:
                 ff_fence_acquire()
                 if ff_load_relaxed_u64(&h.seq) == s1:
@@ -1002,6 +1011,8 @@ cdef class ShmBook:
                 self.r_recv_ns = recv_ns
                 self.r_seq = s1
                 self.r_checksum = checksum
+                self.r_flags = flags
+                self.r_stale_since = stale_since
                 return attempt
             backoff(attempt)
         return -1
@@ -1054,7 +1065,8 @@ cdef class ShmBook:
                 raise ShmError(f"book {self.symbol!r}: checksum mismatch at version "
                                f"{self.r_version}", "checksum")
         return BookSnapshot(self.symbol, _rows(self.sb, self.r_nb), _rows(self.sa, self.r_na),
-                            self.r_version, self.r_recv_ns, self.r_seq, self.r_checksum)
+                            self.r_version, self.r_recv_ns, self.r_seq, self.r_checksum,
+                            bool(self.r_flags & FF_BOOK_F_LIVE), self.r_stale_since)
 
     def read_into(self, cnp.ndarray bids not None, cnp.ndarray asks not None):
         """Consistent copy into caller-owned writable C-contiguous float64 arrays of at
@@ -1076,7 +1088,8 @@ cdef class ShmBook:
     def to_pandas(self):
         """A DataFrame of a consistent snapshot, as :meth:`fastfeed.Book.to_pandas`."""
         snap = self.read()
-        return book_frame(snap.bids, snap.asks, self.symbol, snap.version, snap.recv_ns)
+        return book_frame(snap.bids, snap.asks, self.symbol, snap.version, snap.recv_ns,
+                          snap.live, snap.stale_since)
 
     @property
     def bids(self):
@@ -1121,6 +1134,43 @@ cdef class ShmBook:
         """Lowest ask price (consistent), ``nan`` when the side is empty."""
         return self._top(False)
 
+    cdef int _state(self) except -1:
+        """Consistent copy of ``flags`` / ``stale_since`` into ``r_flags`` / ``r_stale_since``."""
+        cdef Py_ssize_t attempt
+        cdef uint64_t s1
+        cdef uint64_t flags
+        cdef int64_t since
+        for attempt in range(self.max_retries):
+            s1 = ff_load_acquire_u64(&self.hdr.seq)
+            if s1 & 1:
+                backoff(attempt)
+                continue
+            flags = self.hdr.flags
+            since = self.hdr.stale_since
+            ff_fence_acquire()
+            if ff_load_relaxed_u64(&self.hdr.seq) == s1:
+                self.r_flags = flags
+                self.r_stale_since = since
+                return 0
+            backoff(attempt)
+        self._check(-1)
+        return 0
+
+    @property
+    def live(self):
+        """True while the writer's book is live (:attr:`fastfeed.Book.live`): a snapshot
+        was applied since it was created, reset or marked stale. False for a stale book,
+        whose levels may be out of date (see ``stale_since``)."""
+        self._state()
+        return bool(self.r_flags & FF_BOOK_F_LIVE)
+
+    @property
+    def stale_since(self):
+        """When (ns, CLOCK_REALTIME) the book last went from live to stale; 0 while live
+        and for a book that never was live."""
+        self._state()
+        return self.r_stale_since
+
     @property
     def version(self):
         """The book's version (messages applied), as last published."""
@@ -1150,7 +1200,8 @@ cdef class ShmBook:
 
     def __repr__(self):
         return (f"<ShmBook {self.symbol} bids={self.hdr.n_bids} asks={self.hdr.n_asks} "
-                f"v{self.hdr.version} segment={self.reader.name!r}>")
+                f"v{self.hdr.version} {'live' if self.hdr.flags & FF_BOOK_F_LIVE else 'stale'} "
+                f"segment={self.reader.name!r}>")
 
 
 @cython.final

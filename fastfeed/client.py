@@ -461,8 +461,9 @@ class Feed:
     # -- data --------------------------------------------------------------------------------
 
     def book(self, symbol: str):
-        """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`)."""
-        return self.engine.book(symbol)
+        """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`),
+        registered (empty, not live) if the engine does not know it yet."""
+        return self.engine.book(symbol, create=True)
 
     @property
     def trades(self):

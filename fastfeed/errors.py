@@ -11,6 +11,7 @@ __all__ = [
     "MessageError",
     "ParseError",
     "TradesOverwritten",
+    "UnknownSymbol",
     "ShmError",
     "ShmNotFound",
     "ShmInUse",
@@ -83,6 +84,17 @@ class TradesOverwritten(FastfeedError, IndexError):
     """``TradeRing.since(seq)`` asked for trades the ring has already overwritten."""
 
     reason = "overwritten"
+
+
+class UnknownSymbol(FastfeedError, KeyError):
+    """``Engine.book(symbol)`` / ``Engine.symbol_index(symbol)`` for a symbol the engine does
+    not know (never seen in data, never registered with ``create=True``). A ``KeyError``, so
+    ``except KeyError`` keeps working; ``str()`` is the plain message."""
+
+    reason = "unknown_symbol"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 class ShmError(FastfeedError):

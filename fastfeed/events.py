@@ -29,7 +29,11 @@ Every inserted or updated level is a row with its new amount; a deleted level, a
 that fell off the end of a full side and every crossed level removed is a row with
 ``qty = 0``; deletions of absent levels and levels discarded beyond the depth give no row.
 So applying the rows in order to an empty book (:func:`replay_books`) rebuilds exactly the
-engine's books. ``Engine.reset_books()`` logs a side-less clear row per book.
+engine's books. ``Engine.reset_books()`` logs a side-less clear row per book that had data.
+
+Live/stale (``Book.live``): hftbacktest has no event for it, so ``Engine.mark_stale()``
+logs no row. In the rows, a book is live from a ``DEPTH_SNAPSHOT`` sequence (after its
+clear row) until a ``reset_books()`` clear row that is not followed by snapshot rows.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["TRADE_DTYPE", "SIDE_BUY", "SIDE_SELL", "readonly"]
+__all__ = ["TRADE_DTYPE", "SIDE_BUY", "SIDE_SELL", "DriftRecord", "readonly"]
 
 SIDE_BUY = 1
 SIDE_SELL = -1
@@ -48,3 +50,21 @@ def readonly(arr: np.ndarray) -> np.ndarray:
         return np.frombuffer(b"", dtype=arr.dtype).reshape(arr.shape)
     ro = np.frombuffer(memoryview(arr).cast("B").toreadonly(), dtype=arr.dtype)
     return ro.reshape(arr.shape)
+
+
+class DriftRecord(NamedTuple):
+    """One snapshot that disagreed with the live book it replaced (``Engine.drift_log``).
+
+    ``seq``: 1 for the engine's first drift, then 2, 3... (pick new records with
+    ``r.seq > last_seen``); ``symbol``; ``recv_ns`` of the snapshot; levels within the
+    prices both books cover that the snapshot has and the replaced book lacked
+    (``missing``), that the replaced book had and the snapshot lacks (``extra``), and that
+    both have with another amount (``changed``). See docs/engine-semantics.md.
+    """
+
+    seq: int
+    symbol: str
+    recv_ns: int
+    missing: int
+    extra: int
+    changed: int

@@ -38,16 +38,25 @@ from __future__ import annotations
 import json
 import math
 import re
+import time as _time
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from ._json import loads_exact
-from .errors import REJECT_REASONS, FrameTooLarge, InflateError, ParseError, TradesOverwritten
-from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE, readonly
+from .errors import (
+    REJECT_REASONS,
+    FrameTooLarge,
+    InflateError,
+    ParseError,
+    TradesOverwritten,
+    UnknownSymbol,
+)
+from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE, DriftRecord, readonly
 
 __all__ = [
     "MESSAGE_KEYS",
@@ -266,6 +275,17 @@ def _upper(symbol: str) -> str:
     return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in symbol)
 
 
+def _symbol_name(symbol: Any) -> str:
+    """A name given to ``book()`` / ``symbol_index()`` / ``mark_stale()``: the same rules as
+    a pushed symbol, but TypeError (not a str) / ValueError (not 1..32 printable ASCII)."""
+    if not isinstance(symbol, str):
+        raise TypeError(f"symbol must be a str, not {type(symbol).__name__}")
+    if not 1 <= len(symbol) <= MAX_SYMBOL_LEN or any(not 0x21 <= ord(c) <= 0x7E for c in symbol):
+        raise ValueError(f"symbol must be 1..{MAX_SYMBOL_LEN} printable ASCII characters "
+                         f"(0x21..0x7E): {symbol[:40]!r}")
+    return _upper(symbol)
+
+
 def _walk_array(
     value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]
 ) -> list[Any]:
@@ -373,6 +393,15 @@ class ReferenceBook:
         self.depth = depth
         self.version = 0
         self.recv_ns = 0
+        #: True once a clean=true snapshot was applied since creation / reset / mark_stale.
+        self.live = False
+        #: ns the book last went from live to stale; 0 while live and if never live.
+        self.stale_since = 0
+        #: Snapshots compared with the live book they replaced; those that differed; the
+        #: levels that differed in the last comparison.
+        self.drift_checks = 0
+        self.drifts = 0
+        self.last_drift = 0
         # Sorted ascending by key: bids keyed by -price, asks by price.
         self._keys: dict[str, list[float]] = {"bids": [], "asks": []}
         self._amounts: dict[str, list[float]] = {"bids": [], "asks": []}
@@ -416,11 +445,12 @@ class ReferenceBook:
         return self._array("bids"), self._array("asks")
 
     def to_pandas(self) -> Any:
-        """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount."""
+        """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount;
+        ``df.attrs``: symbol, version, recv_ns, live, stale_since."""
         import pandas as pd
 
         bids, asks = self.bids, self.asks
-        return pd.DataFrame(
+        df = pd.DataFrame(
             {
                 "side": np.array(["bid"] * len(bids) + ["ask"] * len(asks), dtype=object),
                 "level": np.concatenate([np.arange(len(bids)), np.arange(len(asks))]),
@@ -428,6 +458,9 @@ class ReferenceBook:
                 "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
             }
         )
+        df.attrs.update(symbol=self.symbol, version=self.version, recv_ns=self.recv_ns,
+                        live=self.live, stale_since=self.stale_since)
+        return df
 
     @property
     def best_bid(self) -> float:
@@ -444,7 +477,8 @@ class ReferenceBook:
     def __repr__(self) -> str:
         return (
             f"ReferenceBook({self.symbol!r}, version={self.version}, "
-            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])})"
+            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])}, "
+            f"live={self.live})"
         )
 
     # --- mutation (engine only) -------------------------------------------------------------
@@ -453,6 +487,18 @@ class ReferenceBook:
         for side in ("bids", "asks"):
             self._keys[side].clear()
             self._amounts[side].clear()
+
+    def _levels(self, side: str) -> dict[float, float]:
+        """``{price: amount}`` of one side (a copy)."""
+        sign = -1.0 if side == "bids" else 1.0
+        return {sign * k: a for k, a in zip(self._keys[side], self._amounts[side])}
+
+    def _go_stale(self, now_ns: int) -> bool:
+        if not self.live:
+            return False
+        self.live = False
+        self.stale_since = now_ns
+        return True
 
     def _apply(self, side: str, price: float, amount: float) -> int:
         """Apply one level; returns the number of opposite levels removed by crossing."""
@@ -577,6 +623,39 @@ class ReferenceTradeRing:
         return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
 
 
+def _drift_counts(old: dict[str, dict[float, float]],
+                  new: dict[str, dict[float, float]]) -> tuple[int, int, int]:
+    """(missing, extra, changed) between the book a snapshot replaced (``old``) and the new
+    book, per side over the prices both cover (docs/engine-semantics.md section 3b)."""
+    missing = extra = changed = 0
+    for side in ("bids", "asks"):
+        o, n = old[side], new[side]
+        if not o or not n:
+            continue  # an empty side covers nothing
+        if side == "bids":
+            low = max(min(o), min(n))
+            o = {p: a for p, a in o.items() if p >= low}
+            n = {p: a for p, a in n.items() if p >= low}
+        else:
+            high = min(max(o), max(n))
+            o = {p: a for p, a in o.items() if p <= high}
+            n = {p: a for p, a in n.items() if p <= high}
+        missing += len(n.keys() - o.keys())
+        extra += len(o.keys() - n.keys())
+        changed += sum(1 for p in o.keys() & n.keys() if o[p] != n[p])
+    return missing, extra, changed
+
+
+class _TradeWindow:
+    """One symbol's de-duplication state: the newest stored trades, and the last id."""
+
+    __slots__ = ("entries", "last")
+
+    def __init__(self, size: int) -> None:
+        self.entries: deque[_Trade] = deque(maxlen=size)
+        self.last = -1
+
+
 # --------------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------------
@@ -587,10 +666,20 @@ class ReferenceEngine:
 
     def __init__(
         self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024,
-        max_symbols: int = 10000,
+        max_symbols: int = 10000, trade_dedup_window: int = 512, drift_check: bool = True,
+        drift_log_size: int = 256,
     ) -> None:
         if depth < 1:
             raise ValueError("depth must be >= 1")
+        if not 1 <= trade_dedup_window <= 1 << 20:
+            raise ValueError("trade_dedup_window must be 1..1048576")
+        if drift_log_size < 0:
+            raise ValueError("drift_log_size must be >= 0")
+        self.trade_dedup_window = trade_dedup_window
+        self.drift_check = bool(drift_check)
+        self._drift_log: deque[DriftRecord] = deque(maxlen=drift_log_size)
+        self._drift_checks = 0
+        self._drifted = 0
         if max_symbols < 1:
             raise ValueError("max_symbols must be >= 1")
         self.max_symbols = max_symbols
@@ -604,7 +693,7 @@ class ReferenceEngine:
         self._names: list[str] = []
         self._trades = ReferenceTradeRing(trade_capacity, self._names)
         self._books: dict[str, ReferenceBook] = {}
-        self._hwm: dict[str, int] = {}
+        self._windows: dict[str, _TradeWindow] = {}
         self._frames = 0
         self._bytes_in = 0
         self._bytes_inflated = 0
@@ -612,6 +701,8 @@ class ReferenceEngine:
         self._rejects = dict.fromkeys(REJECT_REASONS, 0)
         self._crossed = 0
         self._duplicates = 0
+        self._replayed = 0
+        self._out_of_order = 0
 
     # --- public read API --------------------------------------------------------------------
 
@@ -630,11 +721,46 @@ class ReferenceEngine:
         """``{symbol: book}`` of every known symbol."""
         return dict(self._books)
 
-    def symbol_index(self, symbol: str) -> int:
-        """The index of ``symbol`` (upper-cased) in ``symbols``, registering it if new."""
-        name = _upper(symbol)
-        self._book(name)
-        return self._index[name]
+    def symbol_index(self, symbol: str, *, create: bool = False) -> int:
+        """The index of ``symbol`` (upper-cased) in ``symbols``; the rule of :meth:`book`."""
+        return self._index[self._lookup(symbol, create)]
+
+    def _lookup(self, symbol: Any, create: bool) -> str:
+        name = _symbol_name(symbol)
+        if name not in self._index:
+            if not create:
+                raise UnknownSymbol(
+                    f"unknown symbol {name!r}: not seen in data and not registered "
+                    "(book(symbol, create=True) registers it)", "unknown_symbol")
+            self._book(name)
+        return name
+
+    @property
+    def drift_log(self) -> list[DriftRecord]:
+        """The newest ``drift_log_size`` drift records, oldest first (a copy)."""
+        return list(self._drift_log)
+
+    def mark_stale(self, symbols: Iterable[str] | None = None, now_ns: int = 0) -> int:
+        """Mark the live books of ``symbols`` (None: all) stale, keeping their levels; see
+        ``Engine.mark_stale``. Returns the number of books that went stale."""
+        if isinstance(symbols, (str, bytes, bytearray)):
+            raise TypeError("symbols must be an iterable of names (or None), not a single "
+                            f"{type(symbols).__name__}")
+        now_ns = now_ns or _time.time_ns()
+        names = list(self._names) if symbols is None else [self._lookup(s, False) for s in symbols]
+        return sum(self._books[name]._go_stale(now_ns) for name in names)
+
+    def reset_books(self, now_ns: int = 0) -> None:
+        """Empty every book (``version`` += 1) and make it stale; see ``Engine.reset_books``.
+        Trade de-duplication state is kept."""
+        now_ns = now_ns or _time.time_ns()
+        for name in self._names:
+            book = self._books[name]
+            if book.version == 0:
+                continue  # never had data: empty and not live already
+            book._clear()
+            book.version += 1
+            book._go_stale(now_ns)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -647,11 +773,21 @@ class ReferenceEngine:
             "rejects": dict(self._rejects),
             "crossed_levels_removed": self._crossed,
             "duplicate_trades": self._duplicates,
+            "dropped_trades": {"replayed": self._replayed,
+                               "duplicate": self._duplicates - self._replayed},
+            "out_of_order_trades": self._out_of_order,
+            "drift": {
+                "checks": self._drift_checks,
+                "drifted": self._drifted,
+                "by_symbol": {n: self._books[n].drifts for n in self._names
+                              if self._books[n].drifts},
+            },
         }
 
-    def book(self, symbol: str) -> ReferenceBook:
-        """The book of ``symbol`` (upper-cased), created empty if unknown."""
-        return self._book(_upper(symbol))
+    def book(self, symbol: str, *, create: bool = False) -> ReferenceBook:
+        """The book of ``symbol`` (upper-cased) if known (seen in data or registered), else
+        :class:`~fastfeed.errors.UnknownSymbol`; ``create=True`` registers it."""
+        return self._books[self._lookup(symbol, create)]
 
     def _book(self, name: str) -> ReferenceBook:
         book = self._books.get(name)
@@ -775,24 +911,46 @@ class ReferenceEngine:
         clean, (asks, bids), symbol = parsed
         self._check_symbol_limit(symbol)
         book = self._book(symbol)
+        check = clean and book.live and self.drift_check
+        old = {side: book._levels(side) for side in ("bids", "asks")} if check else None
         if clean:
             book._clear()
+            book.live = True
+            book.stale_since = 0
         for side, levels in (("asks", asks), ("bids", bids)):
             for price, amount in levels:
                 self._crossed += book._apply(side, price, amount)
         book.version += 1
         book.recv_ns = recv_ns
+        if old is not None:
+            missing, extra, changed = _drift_counts(
+                old, {side: book._levels(side) for side in ("bids", "asks")})
+            self._drift_checks += 1
+            book.drift_checks += 1
+            book.last_drift = missing + extra + changed
+            if book.last_drift:
+                book.drifts += 1
+                self._drifted += 1
+                self._drift_log.append(
+                    DriftRecord(self._drifted, symbol, recv_ns, missing, extra, changed))
 
     def _apply_trades(self, parsed: _Trades, recv_ns: int) -> None:
-        _, trades, symbol = parsed
+        clean, trades, symbol = parsed
         self._check_symbol_limit(symbol)
         self._book(symbol)
         index = self._index[symbol]
-        hwm = self._hwm.get(symbol, -1)
-        for trade in reversed(trades):
-            if trade[0] > hwm:
-                self._trades._append(trade, recv_ns, index)
-            else:
+        window = self._windows.get(symbol)
+        if window is None:
+            window = self._windows[symbol] = _TradeWindow(self.trade_dedup_window)
+        for trade in reversed(trades):  # oldest first
+            # A duplicate: the same id and content among the newest stored trades.
+            if trade in window.entries:
                 self._duplicates += 1
-        if trades:
-            self._hwm[symbol] = max(hwm, max(t[0] for t in trades))
+                if clean:
+                    self._replayed += 1
+                continue
+            if trade[0] <= window.last:
+                self._out_of_order += 1
+            self._trades._append(trade, recv_ns, index)
+            window.entries.append(trade)
+            window.last = trade[0]

@@ -116,6 +116,8 @@ def snapshot(engine: Any) -> dict[str, Any]:
             int(b.recv_ns),
             float(b.best_bid),
             float(b.best_ask),
+            (bool(b.live), int(b.stale_since), int(b.drift_checks), int(b.drifts),
+             int(b.last_drift)),
         )
     ring = engine.trades
     return {
@@ -124,6 +126,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "ring_count": int(ring.count),
         "ring": np.array(ring.latest(ring.capacity), copy=True),
         "stats": engine.stats,
+        "drift_log": [tuple(r) for r in engine.drift_log],
     }
 
 
@@ -142,6 +145,7 @@ def assert_snapshot_equal(a: dict[str, Any], b: dict[str, Any], where: str = "")
             assert np.array_equal(ab[i], bb[i]), f"{where} {name} {field}: {ab[i]!r} != {bb[i]!r}"
         assert ab[2:4] == bb[2:4], f"{where} {name} version/recv_ns {ab[2:4]} != {bb[2:4]}"
         assert _same_float(ab[4], bb[4]) and _same_float(ab[5], bb[5]), f"{where} {name} best"
+        assert ab[6] == bb[6], f"{where} {name} live/stale_since/drift {ab[6]} != {bb[6]}"
     assert a["ring_count"] == b["ring_count"], where
     ra, rb = a["ring"], b["ring"]
     assert ra.shape == rb.shape, f"{where} ring shape {ra.shape} != {rb.shape}"
@@ -150,6 +154,7 @@ def assert_snapshot_equal(a: dict[str, Any], b: dict[str, Any], where: str = "")
             f"{where} ring field {field}: {ra[field]!r} != {rb[field]!r}"
         )
     assert a["stats"] == b["stats"], f"{where} stats {a['stats']} != {b['stats']}"
+    assert a["drift_log"] == b["drift_log"], f"{where} drift_log {a['drift_log']} != {b['drift_log']}"
 
 
 def assert_state_equal(e1: Any, e2: Any, where: str = "") -> None:

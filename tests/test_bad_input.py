@@ -653,7 +653,7 @@ def run_both(payloads: list[Any], **kwargs: Any) -> tuple[Any, Any, list[tuple[A
 
 
 def check_next_good_frame(eng: Any) -> None:
-    version = eng.book("S").version
+    version = eng.book("S", create=True).version
     assert eng.feed(zlib.compress(GOOD_DEPTH.encode()), 1000) is None
     assert eng.book("S").version == version + 1
 
@@ -870,19 +870,23 @@ def test_named_many_new_symbols_equal_reference() -> None:
 
 
 def test_named_duplicate_ids_in_trades() -> None:
-    """Duplicate trade ids: within one push every copy above the high-water mark (taken at the
-    start of the push) is stored; a replayed push (the same ids again) is dropped and counted in
-    ``duplicate_trades``; an id equal to the mark is a duplicate; ids are per symbol."""
+    """Duplicate trades: a trade already stored (same id and content, among the symbol's newest
+    ``trade_dedup_window``) is dropped and counted in ``duplicate_trades`` and, by reason, in
+    ``dropped_trades``; the same id with other content, or an id below the highest seen that
+    was never stored, is kept; ids are per symbol."""
     pushes = [
         trades_text(False, "S", [trade(20), trade(20), trade(19)]),         # dup inside one push
         trades_text(False, "S", [trade(20), trade(19)]),                     # replay: all dropped
         trades_text(True, "S", [trade(21), trade(20), trade(20)]),           # clean replay: 21 new
         trades_text(False, "T", [trade(20)]),                                # other symbol: new
-        trades_text(False, "S", [trade(5), trade(22), trade(5)]),            # shuffled, below mark
+        trades_text(False, "S", [trade(5), trade(22), trade(5)]),            # shuffled, below: new
+        trades_text(False, "S", [trade(22, price="7")]),                     # reused id: new
     ]
     comp, ref, outcomes = run_both(primed_payloads() + [p.encode() for p in pushes], depth=5, trade_capacity=64)
     assert all(o == ("ok", None) for o in outcomes)
     latest = comp.trades.latest(comp.trades.count - 3)
-    assert latest["id"].tolist() == [19, 20, 20, 21, 20, 22]
-    assert comp.stats["duplicate_trades"] == 2 + 2 + 2
+    assert latest["id"].tolist() == [19, 20, 21, 20, 5, 22, 22]
+    assert comp.stats["duplicate_trades"] == 1 + 2 + 2 + 1
+    assert comp.stats["dropped_trades"] == {"replayed": 2, "duplicate": 4}
+    assert comp.stats["out_of_order_trades"] == 2  # 5 after 21, 22 after 22
     check_next_good_frame(comp)

@@ -28,7 +28,7 @@ from fastfeed.export import capture_events, capture_to_npz, capture_to_parquet
 from fastfeed.layout import TRADE_DTYPE
 from fastfeed.reference import ReferenceEngine
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
-from test_equivalence import MAX_FRAME, make_payload
+from test_equivalence import MAX_FRAME, make_payload, outcome
 
 XL = E.EXCH_EVENT | E.LOCAL_EVENT
 
@@ -136,11 +136,12 @@ def test_crossing_rows() -> None:
 
 def test_trade_rows() -> None:
     eng = new_engine(event_log=64)
-    eng.book("OTHER")  # symbol index 0, so the trades' ival is 1
+    eng.book("OTHER", create=True)  # symbol index 0, so the trades' ival is 1
     eng.feed(trades_text(False, "eth_usdt", [trade(11, "10.5", "2", "sell", 1700000000.123456),
                                               trade(10, "10.25", "1", "buy", "1700000000.1")]),
              recv_ns=99)
-    eng.feed(trades_text(False, "ETH_USDT", [trade(11, "10.5", "2", "sell", 1.0)]), recv_ns=100)  # duplicate
+    eng.feed(trades_text(False, "ETH_USDT", [trade(11, "10.5", "2", "sell", 1700000000.123456)]),
+             recv_ns=100)  # duplicate (same id and content): no row
     tr = XL | E.TRADE_EVENT
     assert rows_of(eng) == [
         (tr | E.BUY_EVENT, int(np.rint(1700000000.1 * 1e9)), 99, 10.25, 1.0, 10, 1, 0.0),
@@ -152,7 +153,7 @@ def test_trade_rows() -> None:
 def test_reset_books_logs_a_clear_per_book() -> None:
     eng = new_engine(event_log=64)
     eng.feed(depth_text(True, "A", asks=[["1", "1"]]))
-    eng.symbol_index("NO_BOOK")
+    eng.symbol_index("NO_BOOK", create=True)
     eng.feed(depth_text(True, "B", bids=[["1", "1"]]))
     n0 = eng.events.count
     eng.reset_books()
@@ -229,13 +230,8 @@ def test_random_stream_log_rebuilds_books(seed: int) -> None:
     ref = ReferenceEngine(depth=depth, trade_capacity=16, max_frame=MAX_FRAME)
     stored = 0
     for i in range(1500):
-        payload = make_payload(rng, i)
-        res = []
-        for eng in (logged, ref):
-            try:
-                res.append(("ok", eng.feed(payload, 1000 + i)))
-            except FastfeedError as exc:
-                res.append(("error", type(exc).__name__, exc.reason))
+        payload = make_payload(rng, i, actions=True)  # also reset_books / mark_stale
+        res = [outcome(eng, payload, 1000 + i) for eng in (logged, ref)]
         assert res[0] == res[1], f"message {i}"
         if i % 50 == 0:
             assert_state_equal(logged, ref, f"message {i}")
@@ -416,7 +412,7 @@ def test_book_to_pandas_equals_views() -> None:
     ref = ReferenceEngine(depth=10)
     ref.feed(depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "4"]]))
     pd.testing.assert_frame_equal(df, ref.book("BTC_USDT").to_pandas(), check_dtype=False)
-    empty = eng.book("NONE").to_pandas()
+    empty = eng.book("NONE", create=True).to_pandas()
     assert len(empty) == 0 and list(empty.columns) == ["side", "level", "price", "amount"]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fastfeed.errors import ParseError
+from fastfeed.errors import ParseError, UnknownSymbol
 
 
 def _depth(sym: str) -> bytes:
@@ -31,7 +31,10 @@ def test_symbol_limit(engine_cls: Any) -> None:
     assert eng.stats["rejects"]["symbol_limit"] == 2
     eng.feed(_trades("A", 7))  # known symbols keep working
     assert eng.trades.count == 1
-    assert eng.book("Z").version == 0  # the user may still ask for any book
+    with pytest.raises(UnknownSymbol):  # asking registers nothing...
+        eng.book("Z")
+    assert "Z" not in eng.symbols
+    assert eng.book("Z", create=True).version == 0  # ...but the user may register any book
     assert "Z" in eng.symbols
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten
+from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten, UnknownSymbol
 from fastfeed.layout import TRADE_DTYPE
 from helpers import A1, A2, A3, A4, depth_text, encode, levels, trade, trades_text
 
@@ -270,7 +270,7 @@ def test_deletion_does_not_cross(engine_cls: Any, codec: str) -> None:
 
 def test_version_and_recv_ns(engine_cls: Any, codec: str) -> None:
     eng = engine_cls()
-    book = eng.book("S")
+    book = eng.book("S", create=True)
     assert book.version == 0 and book.recv_ns == 0
     for i in range(1, 5):
         feed(eng, depth_text(False, "S", asks=[[str(100 + i), "1"]]), codec, recv_ns=1000 * i)
@@ -301,10 +301,16 @@ def test_symbol_upper_casing_and_index(engine_cls: Any, codec: str) -> None:
     assert eng.book("btc_usdt").symbol == "BTC_USDT"
     assert_side(eng.book("BTC_USDT").asks, [(1.0, 1.0), (2.0, 1.0)])
     assert eng.book("bTc_UsDt").version == 2
-    # trades-only symbol has an (empty) book; book() of an unknown symbol creates it
+    # trades-only symbol has an (empty) book; book() of an unknown symbol raises and
+    # registers nothing, unless create=True
     assert eng.book("ETH_USDT").version == 0
     assert eng.trades.latest(1)[0]["symbol"] == 1
-    b = eng.book("xrp_usdt")
+    with pytest.raises(UnknownSymbol, match="XRP_USDT"):
+        eng.book("xrp_usdt")
+    with pytest.raises(KeyError):
+        eng.symbol_index("xrp_usdt")
+    assert eng.symbols == ["BTC_USDT", "ETH_USDT"]
+    b = eng.book("xrp_usdt", create=True)
     assert b.symbol == "XRP_USDT" and b.version == 0
     assert eng.symbols == ["BTC_USDT", "ETH_USDT", "XRP_USDT"]
     feed(eng, trades_text(False, "XRP_USDT", [trade(1)]), codec)
@@ -474,23 +480,27 @@ def test_duplicate_trades_dropped_across_clean_replay(engine_cls: Any, codec: st
     feed(eng, trades_text(True, "A", [trade(4), trade(3), trade(2), trade(1)]), codec)  # replay
     assert [r[0] for r in ring_rows(eng)] == [1, 2, 3, 4]
     assert eng.stats["duplicate_trades"] == 3
+    assert eng.stats["dropped_trades"] == {"replayed": 3, "duplicate": 0}
     # per symbol: the same ids on another symbol are new
     feed(eng, trades_text(True, "B", [trade(2), trade(1)]), codec)
     assert [r[0] for r in ring_rows(eng)] == [1, 2, 3, 4, 1, 2]
     assert [r[6] for r in ring_rows(eng)] == [0, 0, 0, 0, 1, 1]
-    # hwm is taken at the start of the message: both new ids stored, even out of order
+    # a trade is dropped only if it is already stored: new ids stored, even out of order
     feed(eng, trades_text(False, "A", [trade(6), trade(9), trade(5), trade(4)]), codec)
     assert [r[0] for r in ring_rows(eng)][6:] == [5, 9, 6]
     assert eng.stats["duplicate_trades"] == 4
-    # now hwm = 9: 7 and 8 are dropped although never seen
+    assert eng.stats["dropped_trades"] == {"replayed": 3, "duplicate": 1}
+    assert eng.stats["out_of_order_trades"] == 1  # 6 after 9
+    # 7 and 8 were never stored: kept although below the highest id (9)
     feed(eng, trades_text(False, "A", [trade(10), trade(8), trade(7)]), codec)
-    assert [r[0] for r in ring_rows(eng)][9:] == [10]
-    assert eng.stats["duplicate_trades"] == 6
-    # the same id twice in one message (both above hwm) is stored twice
+    assert [r[0] for r in ring_rows(eng)][9:] == [7, 8, 10]
+    assert eng.stats["duplicate_trades"] == 4
+    # the same trade twice in one message is stored once
     feed(eng, trades_text(False, "A", [trade(11), trade(11)]), codec)
-    assert [r[0] for r in ring_rows(eng)][10:] == [11, 11]
+    assert [r[0] for r in ring_rows(eng)][12:] == [11]
+    assert eng.stats["duplicate_trades"] == 5
     assert eng.stats["messages"]["trades.update"] == 6
-    assert eng.trades.count == 12
+    assert eng.trades.count == 13
 
 
 def test_all_duplicates_and_empty_still_count(engine_cls: Any, codec: str) -> None:
@@ -693,7 +703,8 @@ def test_stats_shape(engine_cls: Any) -> None:
     st = eng.stats
     assert set(st) == {
         "frames", "bytes_in", "bytes_inflated", "messages", "rejects",
-        "crossed_levels_removed", "duplicate_trades",
+        "crossed_levels_removed", "duplicate_trades", "dropped_trades", "out_of_order_trades",
+        "drift",
     }
     assert st["messages"] == dict.fromkeys(
         [
@@ -703,7 +714,10 @@ def test_stats_shape(engine_cls: Any) -> None:
         0,
     )
     assert st["rejects"] == dict.fromkeys(REJECT_REASONS, 0)
-    assert all(st[k] == 0 for k in ("frames", "bytes_in", "bytes_inflated", "crossed_levels_removed", "duplicate_trades"))
+    assert all(st[k] == 0 for k in ("frames", "bytes_in", "bytes_inflated", "crossed_levels_removed",
+                                    "duplicate_trades", "out_of_order_trades"))
+    assert st["dropped_trades"] == {"replayed": 0, "duplicate": 0}
+    assert st["drift"] == {"checks": 0, "drifted": 0, "by_symbol": {}}
 
 
 def test_stats_bytes(engine_cls: Any, codec: str) -> None:
@@ -787,7 +801,7 @@ def test_book_arrays_layout(engine_cls: Any) -> None:
         assert isinstance(arr, np.ndarray)
         assert arr.dtype == np.float64 and arr.shape == (3, 2)
         assert arr.flags.c_contiguous
-    empty = eng.book("EMPTY")
+    empty = eng.book("EMPTY", create=True)
     assert empty.bids.shape == (0, 2) and empty.asks.shape == (0, 2)
     assert math.isnan(empty.best_bid) and math.isnan(empty.best_ask)
     assert empty.depth == 200

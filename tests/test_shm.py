@@ -34,7 +34,7 @@ from fastfeed.layout import TRADE_DTYPE
 from fastfeed.reference import ReferenceEngine
 from fastfeed.shm import attach, book_checksum, list_segments, segment_path, unlink_segment
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
-from test_equivalence import MAX_FRAME, make_payload
+from test_equivalence import MAX_FRAME, make_payload, outcome
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm")
 
@@ -133,12 +133,8 @@ def test_shm_engine_matches_reference_on_random_streams(shm_name: str) -> None:
         with attach(shm_name) as r:
             rng = random.Random(11)
             for i in range(1200):
-                p = make_payload(rng, i)
-                for e in (shm, ref):
-                    try:
-                        e.feed(p, 10 + i)
-                    except FastfeedError:
-                        pass
+                p = make_payload(rng, i, actions=True)  # also reset_books / mark_stale
+                assert outcome(shm, p, 10 + i) == outcome(ref, p, 10 + i), f"message {i}"
                 if i % 100 == 99:
                     assert_state_equal(shm, ref, f"message {i}")
                     assert r.symbols == ref.symbols
@@ -148,13 +144,16 @@ def test_shm_engine_matches_reference_on_random_streams(shm_name: str) -> None:
                         assert snap.bids.tolist() == rb.bids.tolist()
                         assert snap.asks.tolist() == rb.asks.tolist()
                         assert snap.version == rb.version
+                        assert (snap.live, snap.stale_since) == (rb.live, rb.stale_since)
+                        assert (r.book(name).live, r.book(name).stale_since) == (rb.live, rb.stale_since)
                     assert r.trades.snapshot().tolist() == ref.trades.latest(ref.trades.capacity - 1).tolist()
             had = {name: b.version for name, b in shm.books.items()}
             shm.reset_books()
             for name in ref.symbols:
                 snap = r.book(name).read(verify=True)
                 assert len(snap.bids) == len(snap.asks) == 0
-                assert snap.version == (had[name] + 1 if name in had else 0)
+                assert snap.version == (had[name] + 1 if had.get(name, 0) > 0 else 0)
+                assert not snap.live
     finally:
         shm.close()
 
@@ -167,7 +166,7 @@ def test_new_symbols_appear_to_attached_readers(shm_name: str) -> None:
         eng.feed(depth_text(True, "A_USDT", bids=[["1", "1"]]))
         assert r.symbols == ["A_USDT"]
         assert r.book("a_usdt").best_bid == 1.0
-        eng.symbol_index("b_usdt")
+        eng.symbol_index("b_usdt", create=True)
         assert r.refresh() == 2
         assert r.symbol_index("B_USDT") == 1
 
@@ -244,7 +243,7 @@ def test_symbol_slots_are_bounded(shm_name: str, max_symbols: int | None) -> Non
         assert stats["messages"] == before["messages"]
         assert eng.trades.count == 1 and set(eng.books) == {"A"}
         with pytest.raises(ShmFull):
-            eng.book("D")                    # an API call: raised, not a frame rejection
+            eng.book("D", create=True)                  # an API call: raised, not a frame rejection
         assert eng.stats["rejects"]["shm_full"] == 3
         assert eng.symbols == ["A", "B"]
         eng.feed(depth_text(False, "A", bids=[["2", "1"]]))    # known symbols still work
