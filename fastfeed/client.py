@@ -34,7 +34,7 @@ from picows import WSMsgType, ws_connect
 from . import protocol
 from ._engine import Engine
 from ._listener import FeedListener
-from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected
+from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -161,7 +161,10 @@ class ConnectionEvent:
     """``kind`` is one of ``connected``, ``disconnected``, ``resubscribed``,
     ``reconnecting``, ``auth_failed``, ``resubscribe_failed``, ``error`` (an unexpected
     exception in the supervisor; ``reason`` names it, the feed retries or ``start()``
-    fails with it). ``reason`` never holds raw network text (it is escaped)."""
+    fails with it), ``drift`` (a ``clean=true`` snapshot disagreed with the live book it
+    replaced: the book had drifted from the server's; ``reason`` names the symbol and the
+    levels missing / extra / changed, see ``Engine.drift_log``). ``reason`` never holds
+    raw network text (it is escaped)."""
 
     kind: str
     time_ns: int
@@ -334,6 +337,7 @@ class Feed:
         self._connect_error: BaseException | None = None
         self._connected_at = 0.0
         self._ever_ready = False
+        self._drift_seen = 0  # drift records already reported as events
         self._last_run_was_healthy = False
 
     # -- callbacks (checked when set) ----------------------------------------------------------
@@ -461,9 +465,26 @@ class Feed:
     # -- data --------------------------------------------------------------------------------
 
     def book(self, symbol: str):
-        """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`),
-        registered (empty, not live) if the engine does not know it yet."""
-        return self.engine.book(symbol, create=True)
+        """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`).
+
+        A symbol subscribed with ``subscribe_depth`` (or all symbols) always has a book:
+        before its first snapshot it is empty and ``live`` is False. Check ``book.live``
+        before trusting the levels: a book goes stale (``live`` False, ``stale_since`` set,
+        levels kept) when the connection drops or after ``unsubscribe_depth``, and becomes
+        live again with the next snapshot. A symbol neither subscribed nor seen in data
+        raises :class:`~fastfeed.errors.UnknownSymbol` (a ``KeyError``): a typo never
+        creates an empty book."""
+        try:
+            return self.engine.book(symbol)
+        except UnknownSymbol:
+            if not isinstance(symbol, str):
+                raise
+            depth = self._subs["depth"]
+            if _ALL in depth or symbol.upper() in depth:
+                return self.engine.book(symbol, create=True)
+            raise UnknownSymbol(
+                f"no book for {safe_text(symbol, 40)!r}: not subscribed with subscribe_depth "
+                "and never seen in data", "unknown_symbol") from None
 
     @property
     def trades(self):
@@ -507,6 +528,7 @@ class Feed:
         dropped = dict(st.dropped)
         for name, streams in self._streams.items():
             dropped[name] = dropped.get(name, 0) + sum(s.dropped for s in streams)
+        eng = self.engine.stats
         out: dict[str, Any] = {
             "connected": self.connected,
             "connects": st.connects,
@@ -529,7 +551,9 @@ class Feed:
             "last_error": st.last_error,
             "dropped": dropped,
             "pending_requests": len(self._pending),
-            "engine": self.engine.stats,
+            "engine": eng,
+            "drift": eng.get("drift", {}),
+            "stale_books": sum(1 for b in self.engine.books.values() if not b.live),
         }
         return out
 
@@ -701,6 +725,10 @@ class Feed:
             st[2] = False  # the latest call for n is an unsubscribe
             reg.discard(n)
             acked.discard(n)
+        if channel == "depth":
+            # the books keep their levels but are no longer updated: say so at once
+            known = self.engine.books
+            self.engine.mark_stale(None if not syms else [n for n in syms if n in known])
         try:
             if self._transport is None:
                 return  # nothing to tell a server we are not connected to
@@ -1126,6 +1154,8 @@ class Feed:
             except (asyncio.TimeoutError, Exception):
                 pass
             self._fail_pending(ConnectionLost(f"connection lost: {reason}"))
+            self.engine.mark_stale()  # levels kept, flagged: nothing updates them now
+            self._check_drift()
             self._stats.disconnects += 1
             self._disconnect_reason = reason
             self._stats.last_disconnect_reason = reason
@@ -1133,6 +1163,19 @@ class Feed:
                 self._stats.recycles += 1
             self._emit("disconnected", reason)
         return fatal
+
+    def _check_drift(self) -> None:
+        """A ``drift`` event for every drift record the engine logged since the last call
+        (polled by the watchdog; records beyond the engine's ``drift_log_size`` between two
+        polls are counted in ``stats["drift"]`` but get no event of their own)."""
+        drift = self.engine.stats.get("drift")
+        if not drift or drift.get("drifted", 0) <= self._drift_seen:
+            return
+        for r in self.engine.drift_log:
+            if r.seq > self._drift_seen:
+                self._emit("drift", f"{r.symbol}: {r.missing} missing, {r.extra} extra, "
+                                    f"{r.changed} changed level(s) against the snapshot")
+        self._drift_seen = drift["drifted"]
 
     async def _heartbeat(self, transport: Any) -> str:
         """server.ping every ``ping_interval``; a missing pong ends the connection."""
@@ -1164,6 +1207,7 @@ class Feed:
             if frames != last_frames:
                 last_frames = frames
                 last_seen = now
+                self._check_drift()
             if opts.max_age is not None and now - self._connected_at >= opts.max_age:
                 return "max_age"
             subscribed = any(self._subs[ch] for ch in protocol.PUBLIC_CHANNELS)

@@ -349,7 +349,11 @@ def plain_line(m: Monitor) -> str:
     sym = m.selected_symbol
     book = m.books().get(sym)
     if book is not None and (book.n_bids or book.n_asks):
-        parts.append(f"| {sym} {fmt_num(book.best_bid)} / {fmt_num(book.best_ask)}")
+        parts.append(f"| {sym} {fmt_num(book.best_bid)} / {fmt_num(book.best_ask)}"
+                     + ("" if book.live else " STALE"))
+    drifted = (st.get("drift") or {}).get("drifted", 0)
+    if drifted:
+        parts.append(f"| drift {drifted}")
     if not st.get("connected", True):
         parts.append("| DISCONNECTED")
     return "  ".join(parts)
@@ -422,6 +426,11 @@ def summary_lines(m: Monitor, *, interrupted: bool = False, note: str = "") -> l
     reason = safe_text(st.get("last_disconnect_reason") or "-", 300)
     out.append(f"connection  connects {st.get('connects', 0)}  reconnects {st.get('reconnects', 0)}  "
                f"bad frames {st.get('bad_frames', 0)}  last disconnect: {reason}")
+    drift = st.get("drift") or {}
+    if drift.get("checks"):
+        by = drift.get("by_symbol") or {}
+        out.append(f"book drift  {drift.get('drifted', 0)} of {drift['checks']} snapshots disagreed with the live book"
+                   + (f"  ({_kv(by)})" if by else ""))
     bad_pushes = st.get("bad_pushes") or {}
     if bad_pushes or st.get("callback_errors") or st.get("supervisor_errors"):
         out.append(f"  rejected push records  {_kv(bad_pushes)}  callback errors {st.get('callback_errors', 0)}  "
@@ -505,6 +514,10 @@ def render(m: Monitor) -> Any:
     t.append(f"   in {fmt_bytes(bps)}/s ({fmt_bytes(ibps)}/s inflated)   frames {fmt_count(eng.get('frames', 0))}\n")
     t.append(f"rejects {rej}", style="bold red" if rej else None)
     t.append(f"   reconnects {st.get('reconnects', 0)}", style="bold yellow" if st.get("reconnects") else None)
+    drifted = (st.get("drift") or {}).get("drifted", 0)
+    t.append(f"   drift {drifted}", style="bold yellow" if drifted else None)
+    if st.get("stale_books"):
+        t.append(f"   stale books {st['stale_books']}", style="bold yellow")
     t.append(f"   trades {fmt_count(m.trades_seen)}   tickers {len(feed.latest_tickers) if feed is not None else 0}\n\n")
     lat = _table(["last 2 s", "p50", "p99", "p99.9", "max"], [
         [("inflate+parse+apply / frame", ""), (fmt_ns(p50, mu), ""), (fmt_ns(p99, mu), ""), (fmt_ns(p999, mu), ""),
@@ -534,6 +547,10 @@ def render(m: Monitor) -> Any:
                     else [("", ""), ("", "")])
             rows.append(row)
         title = f"{sym} book  v{book.version}  {book.n_bids}x{book.n_asks} levels"
+        title += "  live" if book.live else (
+            f"  STALE since {_clock(book.stale_since)}" if book.stale_since else "  STALE (no snapshot yet)")
+        if book.drifts:
+            title += f"  drift {book.drifts}"
     else:
         title = f"{sym} book  (none yet)"
     bt = [[(title, "bold cyan")]] + _table(["bid size", "bid", "ask", "ask size"], rows, [True] * 4)
