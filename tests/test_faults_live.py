@@ -232,7 +232,7 @@ def test_tls_verification_is_on_by_default(self_signed: tuple[Path, Path]) -> No
         ex, server, url = await _tls_exchange(cert, key)
         try:
             with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
-                async with fastfeed.connect(url, connect_timeout=1.0, backoff_initial=0.05):
+                async with fastfeed.connect(url, connect_timeout=3600, backoff_initial=0.05):
                     pass
             async with fastfeed.connect(url, verify_tls=False) as feed:  # explicit opt-out
                 assert await feed.ping() == "pong"
@@ -249,14 +249,14 @@ def test_tls_verification_is_on_by_default(self_signed: tuple[Path, Path]) -> No
 
 def test_a_rejected_certificate_fails_start_at_once(self_signed: tuple[Path, Path]) -> None:
     """A certificate that does not verify cannot get better by retrying: start() fails with
-    it at once, not after connect_timeout (120 s here; the hang guard is 30 s)."""
+    it at once, not after connect_timeout (3600 s here; the hang guard is 120 s)."""
     cert, key = self_signed
 
     async def body() -> None:
         ex, server, url = await _tls_exchange(cert, key)
         try:
             with pytest.raises(fastfeed.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate") as ei:
-                async with fastfeed.connect(url, connect_timeout=120):
+                async with fastfeed.connect(url, connect_timeout=3600):
                     pass
             assert isinstance(ei.value.__cause__, ssl.SSLCertVerificationError)
             assert "ssl_context" in str(ei.value)  # the hint says how to fix it
