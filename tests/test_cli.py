@@ -138,7 +138,7 @@ def exchange_url() -> Iterator[str]:
     assert proc.returncode == 0
 
 
-CAPTURE_MESSAGES = 1000
+CAPTURE_MESSAGES = 500
 
 
 @pytest.fixture(scope="module")
