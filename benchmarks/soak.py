@@ -18,7 +18,11 @@ machine never fails the run:
 * reconnects (target 0);
 * lost frames: frames the exchange wrote minus frames the client received (target 0);
 * memory bounded: RSS after the warm-up (first 20% of the samples) grows by less than
-  ``--rss-bound`` MB (default 32, generous: the working set is a few MB);
+  ``--rss-bound`` MB (default 32, generous: the working set is a few MB). With ``--ci`` the
+  client socket's receive buffer is capped (``--rcvbuf``, 256 KiB): a client that falls
+  behind reads whatever the kernel queued in one go, and picows' read buffer grows to hold
+  it (up to the ``net.ipv4.tcp_rmem`` maximum, 4-32 MiB) and keeps that size, so without
+  the cap RSS would depend on how far behind a busy machine lets the client fall;
 * only in the run by hand (without ``--ci``), a benchmark on a quiet machine: the RSS
   slope fitted after the warm-up stays below 5 MB/hour, the backlog never exceeds 50 ms
   of traffic and at least 80% of the rate is received.
@@ -142,7 +146,17 @@ def received(feed: Any) -> int:
     return int(feed.stats["engine"]["frames"])
 
 
-async def soak(ex: ExchangeProcess, seconds: float, every: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def cap_receive_buffer(feed: Any, nbytes: int) -> int:
+    """SO_RCVBUF of the feed's socket; returns what the kernel granted (Linux doubles it)."""
+    import socket
+
+    sock = feed._transport.underlying_transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, nbytes)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+async def soak(ex: ExchangeProcess, seconds: float, every: float,
+               rcvbuf: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     import fastfeed
 
     samples: list[dict[str, Any]] = []
@@ -150,6 +164,8 @@ async def soak(ex: ExchangeProcess, seconds: float, every: float) -> tuple[list[
     # as a dead server (no reconnect); a real stall still ends the run with a verdict
     async with fastfeed.connect(ex.url, data_timeout=60.0, pong_timeout=60.0, request_timeout=60.0,
                                 connect_timeout=120.0) as feed:
+        if rcvbuf:  # before any market data flows
+            print(f"client SO_RCVBUF {cap_receive_buffer(feed, rcvbuf):,} bytes")
         await feed.subscribe_depth(SYMBOLS)
         await feed.subscribe_trades(SYMBOLS)
         await feed.subscribe_ticker(SYMBOLS)
@@ -240,16 +256,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pregenerate", type=int, default=200_000, help="frames in the exchange's cycle")
     ap.add_argument("--rss-bound", type=float, default=32.0,
                     help="MB the RSS may grow after the warm-up (default 32)")
-    ap.add_argument("--ci", action="store_true", help="1 minute, 5 s samples, --check")
+    ap.add_argument("--rcvbuf", type=int, default=None,
+                    help="cap the client socket's receive buffer (SO_RCVBUF bytes; --ci: 262144)")
+    ap.add_argument("--ci", action="store_true", help="1 minute, 5 s samples, --check, --rcvbuf 262144")
     ap.add_argument("--check", action="store_true", help="exit 1 when a check fails")
     ap.add_argument("--json", help="write samples and verdict to this file")
     args = ap.parse_args(argv)
     if args.ci:
         args.minutes, args.every, args.check = 1.0, 5.0, True
         args.pregenerate = min(args.pregenerate, 50_000)
+        if args.rcvbuf is None:
+            args.rcvbuf = 256 * 1024
     ex = ExchangeProcess(args.rate, args.pregenerate)
     try:
-        samples, counts = asyncio.run(soak(ex, args.minutes * 60, args.every))
+        samples, counts = asyncio.run(soak(ex, args.minutes * 60, args.every, args.rcvbuf))
     finally:
         ex.stop()
     print(f"{'t s':>8}{'rss MB':>9}{'frames':>12}{'errors':>8}{'reconn':>8}{'unread B':>10}")

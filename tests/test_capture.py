@@ -266,21 +266,92 @@ def test_replay_progress_rich_and_plain(tmp_path: Path, monkeypatch: pytest.Monk
     assert out.getvalue().rstrip().endswith("100.0% 3000 frames")
 
 
-def test_replay_at_recorded_speed(tmp_path: Path) -> None:
-    path = tmp_path / "s.ffcap"
+class FakeClock:
+    """Stands in for the ``time`` module inside ``fastfeed.capture``: ``perf_counter[_ns]``
+    read a virtual clock that only ``sleep`` (and the engine's simulated work) advances, so
+    pacing is checked exactly, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.ns = 7_000_000_000
+        self.sleeps: list[float] = []
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def perf_counter(self) -> float:
+        return self.ns / 1e9
+
+    def monotonic(self) -> float:
+        return self.ns / 1e9
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.ns += round(seconds * 1e9)
+
+    def __getattr__(self, name: str) -> Any:  # anything else: the real module
+        return getattr(time, name)
+
+
+class ClockedEngine(FakeEngine):
+    """A FakeEngine noting the virtual time of each feed; each feed takes ``work_ns``."""
+
+    def __init__(self, clock: FakeClock, work_ns: int = 0) -> None:
+        super().__init__()
+        self.clock, self.work_ns = clock, work_ns
+        self.fed_at: list[int] = []
+
+    def feed(self, payload: Any, recv_ns: int = 0) -> Any:
+        self.fed_at.append(self.clock.ns)
+        self.clock.ns += self.work_ns
+        return super().feed(payload, recv_ns)
+
+
+@pytest.mark.parametrize(("speed", "work_ms", "fed_ms"), [
+    (1.0, 0, [0, 40, 80, 120, 160]),     # the recorded pacing
+    (4.0, 0, [0, 10, 20, 30, 40]),       # four times as fast
+    (None, 0, [0, 0, 0, 0, 0]),          # full speed: no waiting at all
+    (1.0, 30, [0, 40, 80, 120, 160]),    # work is taken out of the wait, not added to it
+    (1.0, 50, [0, 50, 100, 150, 200]),   # behind schedule: no sleeping, no drift built up
+    (0.5, 0, [0, 80, 160, 240, 320]),    # half speed
+])
+def test_replay_at_recorded_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  speed: float | None, work_ms: int, fed_ms: list[int]) -> None:
+    """Paced replay feeds frame i at ``start + (recv_ns[i] - recv_ns[0]) / speed`` (or as
+    soon as the engine is free, if it is behind), with the recorded ``recv_ns``. Checked on
+    a virtual clock: the verdict is exact and cannot depend on the machine's load."""
+    import fastfeed.capture as capture_mod
+
     step = 40_000_000  # 40 ms between frames: 0.16 s recorded
-    write_capture(path, [(b"{}", 10**18 + i * step, FRAME_TEXT) for i in range(5)])
-    t = time.perf_counter()
-    replay(path, FakeEngine(), speed=1.0)
-    real = time.perf_counter() - t
-    assert real >= 0.15
-    t = time.perf_counter()
-    replay(path, FakeEngine(), speed=4.0)
-    fast = time.perf_counter() - t
-    assert 0.035 <= fast < real
-    t = time.perf_counter()
-    replay(path, FakeEngine())
-    assert time.perf_counter() - t < 0.1
+    path = tmp_path / "s.ffcap"
+    recs = [(b"{}", 10**18 + i * step, FRAME_TEXT) for i in range(5)]
+    write_capture(path, recs)
+    clock = FakeClock()
+    monkeypatch.setattr(capture_mod, "time", clock)
+    start = clock.ns
+    eng = ClockedEngine(clock, work_ns=work_ms * 1_000_000)
+    stats = replay(path, eng, speed=speed)
+    assert stats.frames == 5 and [c[1] for c in eng.calls] == [r[1] for r in recs]
+    assert [t - start for t in eng.fed_at] == pytest.approx([ms * 1_000_000 for ms in fed_ms], abs=1000)
+    # the virtual clock moved only by the engine's work and replay's sleeps
+    assert sum(clock.sleeps) == pytest.approx((fed_ms[-1] - 4 * work_ms) / 1000, abs=1e-5)
+    assert stats.elapsed == pytest.approx((fed_ms[-1] + work_ms) / 1000, abs=1e-5)
+
+
+def test_replay_does_not_sleep_for_tiny_gaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame due in 200 us or less is fed at once (no sleep call); the schedule stays
+    absolute, so the next frame's wait includes the skipped gap."""
+    import fastfeed.capture as capture_mod
+
+    path = tmp_path / "t.ffcap"
+    write_capture(path, [(b"{}", 10**18 + i * 150_000, FRAME_TEXT) for i in range(2)]
+                  + [(b"{}", 10**18 + 150_000 + 1_000_000, FRAME_TEXT)])
+    clock = FakeClock()
+    monkeypatch.setattr(capture_mod, "time", clock)
+    eng = ClockedEngine(clock)
+    replay(path, eng, speed=1.0)
+    assert clock.sleeps == [pytest.approx(1.15e-3, abs=1e-6)]  # one sleep, to 1.15 ms
+    assert [t - eng.fed_at[0] for t in eng.fed_at] == [0, 0, pytest.approx(1_150_000, abs=1000)]
 
 
 @settings(max_examples=40, deadline=None)

@@ -37,8 +37,15 @@ ENV = {k: v for k, v in os.environ.items()
        if k not in ("FASTFEED_API_KEY", "FASTFEED_API_SECRET", "FASTFEED_URL", "COLUMNS", "LINES")}
 ENV["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
 
+#: Hang guards, not verdicts: a command or a wait that takes this long is hung. Nothing here
+#: checks how fast a command ran or how many messages a timed run got (that is load, and
+#: the benchmarks' business); timed runs (``--seconds``) are checked for what they must
+#: hold however slow the machine (messages the server sends with its subscribe replies,
+#: the summary, a deadline that was honoured).
+HANG_GUARD = 120.0
 
-def ff(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+
+def ff(*args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUARD) -> subprocess.CompletedProcess[str]:
     """``python -m fastfeed ARGS`` to completion, no terminal, output captured."""
     return subprocess.run([sys.executable, "-m", "fastfeed", *args], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
@@ -71,12 +78,13 @@ class Lines:
             self._q.put(line)
         self._q.put(None)
 
-    def wait(self, pred: Callable[[str], bool], timeout: float = 15.0) -> str:
+    def wait(self, pred: Callable[[str], bool], timeout: float = HANG_GUARD) -> str:
+        """The first (further) line matching ``pred``; ``timeout`` is a hang guard."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no matching line within {timeout} s; got {self.lines!r}")
+                raise AssertionError(f"hung: no matching line after {timeout:g} s; got {self.lines!r}")
             try:
                 line = self._q.get(timeout=left)
             except queue.Empty:
@@ -88,7 +96,7 @@ class Lines:
                 return line
 
     def rest(self) -> str:
-        self._t.join(15)
+        self._t.join(HANG_GUARD)
         while True:
             try:
                 line = self._q.get_nowait()
@@ -123,27 +131,30 @@ def exchange_url() -> Iterator[str]:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.communicate(timeout=15)
+            proc.communicate(timeout=HANG_GUARD)
         except subprocess.TimeoutExpired:  # pragma: no cover - only on a hang
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0
 
 
+CAPTURE_MESSAGES = 500
+
+
 @pytest.fixture(scope="module")
 def capture(exchange_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """A 2-second recording of BTC_USDT and ETH_USDT from the local exchange."""
+    """A recording of ``CAPTURE_MESSAGES`` messages of BTC_USDT and ETH_USDT from the local
+    exchange (a message count, not a time: the same content on a fast and a busy machine)."""
     path = tmp_path_factory.mktemp("cap") / "two.ffcap"
-    r = ff("record", *SYMS, "-o", str(path), "--url", exchange_url, "--seconds", "2")
+    r = ff("record", *SYMS, "-o", str(path), "--url", exchange_url, "--max-messages", str(CAPTURE_MESSAGES))
     assert r.returncode == 0, r.stderr
     m = re.search(r"recorded ([\d,]+) messages \(.*\) in [\d.]+ s .* to (\S+)", r.stdout)
     assert m, r.stdout
     assert m.group(2) == str(path)
     assert "replay it: fastfeed replay" in r.stdout
-    assert f"from {exchange_url} to {path}" in r.stderr  # the start line; progress follows
-    assert re.search(r"recording BTC_USDT,ETH_USDT -> .* msgs .* msg/s", r.stderr), r.stderr
+    assert f"from {exchange_url} to {path}" in r.stderr  # the start line
     n = num(m.group(1))
-    assert n > 100
+    assert n == CAPTURE_MESSAGES
     return path, n
 
 
@@ -169,18 +180,22 @@ def check_summary(out: str, title: str, symbols: list[str]) -> dict[str, int]:
 
 
 def test_demo_runs_for_n_seconds_with_plain_lines() -> None:
-    t0 = time.monotonic()
+    """``--seconds`` ends the run with a summary. How many frames or status lines a 2.5 s
+    run gets depends on the machine; what it must hold does not: the snapshots the exchange
+    sends with its subscribe replies (in the summary), and a status line (the last pass of
+    the view loop comes after the first --interval, since 1 s < 2.5 s)."""
     r = ff("demo", "--seconds", "2.5", "--rate", "800", "--symbols", "BTC_USDT", "eth_usdt", "--seed", "3")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
-    assert time.monotonic() - t0 < 15
     out = r.stdout
     assert out.startswith("fastfeed demo: connecting to ws://127.0.0.1:")
     status = [ln for ln in out.splitlines() if re.match(r"\[ +[\d.]+s\] +[\d,]+ msg/s", ln)]
-    assert len(status) >= 2, out
+    assert len(status) >= 1, out
     assert all("proc p50" in ln and "trade->recv" in ln and "BTC_USDT" in ln for ln in status)
+    elapsed = [float(re.match(r"\[ *([\d.]+)s\]", ln).group(1)) for ln in status]  # type: ignore[union-attr]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 1.0  # one per --interval (1 s), at most
     nums = check_summary(out, "demo", SYMS)
-    assert nums["frames"] > 800  # ~800/s for ~2.5 s
+    assert nums["frames"] >= 6  # at least the depth, trades and ticker snapshots of both symbols
     assert nums["connects"] == 1 and nums["reconnects"] == 0
     assert "seed 3" in out
 
@@ -192,7 +207,7 @@ def test_demo_stops_on_ctrl_c_with_summary_and_exit_0() -> None:
             out.wait(lambda ln: "msg/s" in ln)
             proc.send_signal(signal.SIGINT)
             err = proc.stderr.read()  # type: ignore[union-attr]
-            proc.wait(15)
+            proc.wait(HANG_GUARD)
         finally:
             if proc.poll() is None:  # pragma: no cover - only on a hang
                 proc.kill()
@@ -205,11 +220,24 @@ def test_demo_stops_on_ctrl_c_with_summary_and_exit_0() -> None:
 
 
 def test_demo_counts_reconnects() -> None:
-    r = ff("demo", "--seconds", "3", "--rate", "400", "--symbols", "BTC_USDT", "--drop-every", "1")
-    assert r.returncode == 0, r.stderr
-    nums = check_summary(r.stdout, "demo", ["BTC_USDT"])
+    """The exchange drops the connection every second: the demo shows the reconnect as it
+    happens (waited for, not expected within a time) and counts it in the summary."""
+    with popen("demo", "--rate", "400", "--symbols", "BTC_USDT", "--drop-every", "1") as proc:
+        out = Lines(proc.stdout)  # type: ignore[arg-type]
+        try:
+            out.wait(lambda ln: "connection resubscribed" in ln)
+            proc.send_signal(signal.SIGINT)
+            err = proc.stderr.read()  # type: ignore[union-attr]
+            proc.wait(HANG_GUARD)
+        finally:
+            if proc.poll() is None:  # pragma: no cover - only on a hang
+                proc.kill()
+                proc.wait()
+        text = out.rest()
+    assert proc.returncode == 0, err
+    nums = check_summary(text, "demo", ["BTC_USDT"])
     assert nums["reconnects"] >= 1 and nums["connects"] == nums["reconnects"] + 1
-    assert "connection disconnected" in r.stdout and "connection resubscribed" in r.stdout
+    assert "connection disconnected" in text and "connection resubscribed" in text
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
@@ -228,7 +256,7 @@ def test_demo_live_view_on_a_terminal() -> None:
     os.close(slave)
     buf = b""
     sent: list[bytes] = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + HANG_GUARD
     try:
         while time.monotonic() < deadline:
             r, _, _ = select.select([master], [], [], 0.1)
@@ -246,7 +274,7 @@ def test_demo_live_view_on_a_terminal() -> None:
             elif sent == [b"2"] and b"ETH_USDT book" in buf:
                 os.write(master, b"q")
                 sent.append(b"q")
-        proc.wait(15)
+        proc.wait(HANG_GUARD)
     finally:
         os.close(master)
         if proc.poll() is None:  # pragma: no cover - only on a hang
@@ -275,11 +303,19 @@ def test_watch_private_channels_take_keys_from_the_environment(exchange_url: str
     assert "FASTFEED_API_KEY" in one_error_line(r.stderr, "watch")
 
     env = dict(ENV, FASTFEED_API_KEY=KEY, FASTFEED_API_SECRET=SECRET)
-    r = ff("watch", "BTC_USDT", "--balance", "--orders", "--url", exchange_url, "--seconds", "1.5", env=env)
-    assert r.returncode == 0, r.stderr
-    m = re.search(r"private  (\d+) order updates, (\d+) balance updates", r.stdout)
-    assert m and int(m.group(2)) > 0, r.stdout
-    assert SECRET not in r.stdout + r.stderr
+    # Balance updates come from the exchange's private tick (every 0.2 s), not with the
+    # subscribe reply: a 1.5 s run normally gets several, a starved one maybe none. So run
+    # until one did (each run checked in full); the deadline is a hang guard.
+    deadline = time.monotonic() + HANG_GUARD
+    while True:
+        r = ff("watch", "BTC_USDT", "--balance", "--orders", "--url", exchange_url, "--seconds", "1.5", env=env)
+        assert r.returncode == 0, r.stderr
+        m = re.search(r"private  (\d+) order updates, (\d+) balance updates", r.stdout)
+        assert m, r.stdout
+        assert SECRET not in r.stdout + r.stderr
+        if int(m.group(2)) > 0:
+            break
+        assert time.monotonic() < deadline, f"hung: no balance update in any run; last: {r.stdout}"
 
     env["FASTFEED_API_SECRET"] = "wrong"
     r = ff("watch", "BTC_USDT", "--orders", "--url", exchange_url, "--seconds", "1", env=env)
@@ -303,9 +339,12 @@ def test_record_then_replay(capture: tuple[Path, int]) -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert out.startswith(f"replay {path}\n")
-    m = re.search(r"^  ([\d,]+) frames, .* recorded over ([\d.]+) s$", out, re.M)
+    with CaptureReader(path) as reader:
+        times = reader.index()["recv_ns"]
+    span = (int(times[-1]) - int(times[0])) / 1e9  # the capture's own span, however long it took
+    m = re.search(r"^  ([\d,]+) frames, [^\n]*?(?:, recorded over ([\d.]+) s)?$", out, re.M)
     assert m and num(m.group(1)) == n, out
-    assert 1.5 < float(m.group(2)) < 3
+    assert m.group(2) == (f"{span:.1f}" if span > 0 else None), out
     assert re.search(r"fed at max speed in [\d.]+ s: [\d,]+ frames/s, .*/frame", out), out
     by = re.search(r"messages by method  (.*)", out)
     assert by and all(k in by.group(1) for k in ("reply 3", "depth.update", "trades.update", "ticker.update"))
@@ -342,10 +381,11 @@ def test_record_is_safe_to_interrupt(exchange_url: str, tmp_path: Path) -> None:
     with popen("record", "SOL_USDT", "-o", str(path), "--url", exchange_url, "--interval", "0.3") as proc:
         err = Lines(proc.stderr)  # type: ignore[arg-type]
         try:
-            err.wait(lambda ln: re.search(r"-> .* [1-9][\d,]* msgs", ln) is not None)
+            # a progress line (one per --interval) with messages and a rate
+            err.wait(lambda ln: re.search(r"recording SOL_USDT -> .* [1-9][\d,]* msgs .* msg/s", ln) is not None)
             proc.send_signal(signal.SIGINT)
             out = proc.stdout.read()  # type: ignore[union-attr]
-            proc.wait(15)
+            proc.wait(HANG_GUARD)
         finally:
             if proc.poll() is None:  # pragma: no cover - only on a hang
                 proc.kill()
@@ -358,6 +398,19 @@ def test_record_is_safe_to_interrupt(exchange_url: str, tmp_path: Path) -> None:
         assert len(reader) == num(m.group(1)) and reader.torn_bytes == 0
     r = ff("replay", str(path))
     assert r.returncode == 0 and "SOL_USDT" in r.stdout
+
+
+def test_record_stops_after_seconds(exchange_url: str, tmp_path: Path) -> None:
+    """``--seconds N`` stops the recording once N seconds have passed (never before; how
+    many messages arrived in that time is the machine's business), and the file is whole."""
+    path = tmp_path / "timed.ffcap"
+    r = ff("record", "ETH_USDT", "-o", str(path), "--url", exchange_url, "--seconds", "1")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"recorded ([\d,]+) messages \(.*\) in ([\d.]+) s", r.stdout)
+    assert m, r.stdout
+    assert float(m.group(2)) >= 1.0 and "(interrupted)" not in r.stdout
+    with CaptureReader(path) as reader:
+        assert len(reader) == num(m.group(1)) and reader.torn_bytes == 0
 
 
 def test_record_from_the_bundled_exchange(tmp_path: Path) -> None:
@@ -434,7 +487,7 @@ def test_export_parquet(capture: tuple[Path, int], tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- bench
 def test_bench_quick() -> None:
-    r = ff("bench", "--quick", timeout=60)
+    r = ff("bench", "--quick", timeout=5 * HANG_GUARD)  # a few seconds normally
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "corpus: n=5000 seed=1; rounds=3" in out

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import signal
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ import pytest
 from fastfeed import cli
 from fastfeed.exchange import Exchange, ExchangeConfig
 
-from test_cli import ff, one_error_line
+from test_cli import HANG_GUARD, Lines, ff, one_error_line, popen
 
 ESC = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x9b"
 RAW = ("\x1b", "\x07", "\u202e", "\x9b")
@@ -54,13 +56,13 @@ def exchange_thread(setup: Callable[[Exchange], None] | None = None) -> Iterator
 
     t = threading.Thread(target=main, daemon=True)
     t.start()
-    assert ready.wait(30), "exchange did not start"
+    assert ready.wait(HANG_GUARD), "exchange did not start"
     assert "error" not in box, box.get("error")
     try:
         yield box["url"]
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
-        t.join(30)
+        t.join(HANG_GUARD)
 
 
 def assert_clean(r: Any) -> None:
@@ -98,7 +100,19 @@ def test_close_reason_with_escape_sequences_is_escaped() -> None:
         ex._handlers["depth.subscribe"] = then_close
 
     with exchange_thread(setup) as url:
-        r = ff("watch", "BTC_USDT", "--url", url, "--seconds", "3", "--channels", "depth", "--interval", "0.5")
+        # waited for (not expected within a --seconds window), then Ctrl-C
+        with popen("watch", "BTC_USDT", "--url", url, "--channels", "depth", "--interval", "0.5") as proc:
+            out = Lines(proc.stdout)  # type: ignore[arg-type]
+            try:
+                out.wait(lambda ln: "connection disconnected" in ln)
+                proc.send_signal(signal.SIGINT)
+                err = proc.stderr.read()  # type: ignore[union-attr]
+                proc.wait(HANG_GUARD)
+            finally:
+                if proc.poll() is None:  # pragma: no cover - only on a hang
+                    proc.kill()
+                    proc.wait()
+            r = subprocess.CompletedProcess(proc.args, proc.returncode, out.rest(), err)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "connection disconnected: closed by server (code 4000: \\x1b[2J" in r.stdout, r.stdout
     assert_clean(r)

@@ -132,8 +132,9 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
 
 def test_websockets_client_sees_text_replies_and_server_close() -> None:
     async def body() -> None:
+        # the idle close ends the test; 3 s leaves the requests before it a wide margin
         conf = ExchangeConfig(seed=3, symbols=SYMS, rate=0, text_replies=True, error_style="string",
-                              idle_timeout=1.0)
+                              idle_timeout=3.0)
         async with Exchange(conf) as ex:
             async with connect(ex.url + "?anything", compression=None, ping_interval=None) as ws:
                 await ws.send('{"id": 1, "method": "server.ping", "params": []}')

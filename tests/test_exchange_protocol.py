@@ -308,7 +308,7 @@ def test_any_path_is_answered_and_connections_are_tracked() -> None:
             base = ex.url.removesuffix("/ws/v1/")
             clients = [await SimpleClient.connect(u) for u in (ex.url, base + "/", base + "/other/path?x=1")]
             try:
-                await ex.wait_for_connections(3)
+                await ex.wait_for_connections(3, timeout=120)  # a hang guard
                 for c in clients:
                     assert (await c.ping())["result"] == "pong"
                 paths = sorted(conn.path for conn in ex.iter_connections())

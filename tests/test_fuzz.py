@@ -18,8 +18,9 @@ Properties checked after EVERY payload (``Pair.feed``):
 
 * the compiled engine does not crash: it returns, or raises a ``fastfeed.FastfeedError``
   whose ``reason`` is one of ``REJECT_REASONS`` (any other exception fails the test);
-* it does not hang: one ``feed`` takes less than ``HANG_SECONDS`` (a real infinite loop in C
-  is caught by the faulthandler watchdog that ``run_budget`` arms);
+* it does not hang: one ``feed`` takes less than ``HANG_SECONDS`` (a hang guard, far above
+  any real feed; a real infinite loop in C is caught by the faulthandler watchdog that
+  ``run_budget`` arms);
 * a rejection is counted (``stats["rejects"][reason] += 1``, ``frames += 1``,
   ``bytes_in += len``) and leaves books, versions, the trade ring and every other counter
   byte-for-byte unchanged;
@@ -31,8 +32,10 @@ Properties checked after EVERY payload (``Pair.feed``):
 * the compiled outcome (returned value, or error class and reason) and the whole resulting
   state (books, ring, symbols, stats) equal the reference engine's.
 
-Budget: ``FASTFEED_FUZZ_SECONDS`` (default 12) seconds in all, 70% streams, 30% numbers;
-``FASTFEED_FUZZ_SEED`` picks other seeds (derandomized by default; the ``random`` hypothesis
+Budget: ``FASTFEED_FUZZ_CHUNKS`` (default 6) runs of 40 examples per test, so the verdict
+is the same on a fast and on a busy machine; ``FASTFEED_FUZZ_SECONDS`` (for long runs by
+hand) makes it a time budget instead, 70% streams, 30% numbers. ``FASTFEED_FUZZ_SEED`` picks
+other seeds (derandomized by default; the ``random`` hypothesis
 profile draws a random one, printed); a failure prints its chunk seed and
 ``FASTFEED_FUZZ_REPLAY=<seed>`` replays just that chunk. docs/fuzzing.md has the long run.
 """
@@ -63,8 +66,10 @@ from fastfeed.reference import ReferenceEngine
 import helpers
 from helpers import assert_snapshot_equal, compiled_engine_cls, snapshot
 
-#: One ``feed`` of the compiled engine slower than this is reported as a hang.
-HANG_SECONDS = 5.0
+#: One ``feed`` of the compiled engine slower than this is reported as a hang (a hang guard:
+#: the largest fuzz payloads take milliseconds; a busy machine or a sanitizer build must
+#: never trip it).
+HANG_SECONDS = 60.0
 
 # --- seed corpus: real frames -----------------------------------------------------------------
 # A1-A4: frames captured from the live server (shared/fixtures/digifinex-live-samples.md; A1
@@ -454,8 +459,12 @@ class Pair:
 # The tests: hypothesis drives the mutations; each test runs for a time budget
 # ============================================================================================
 
-#: Total seconds of fuzzing in this module (split between the tests below).
-FUZZ_SECONDS = float(os.environ.get("FASTFEED_FUZZ_SECONDS", "12"))
+#: Runs of ``CHUNK`` examples per fuzz test: a fixed amount of work (the same inputs, the
+#: same verdict, however fast the machine is).
+FUZZ_CHUNKS = int(os.environ.get("FASTFEED_FUZZ_CHUNKS", "6"))
+#: If set: total seconds of fuzzing in this module instead (split between the tests below),
+#: for long runs by hand; how many chunks run then depends on the machine.
+FUZZ_SECONDS = float(os.environ["FASTFEED_FUZZ_SECONDS"]) if os.environ.get("FASTFEED_FUZZ_SECONDS") else None
 #: A compiled ``feed`` that does not return within this many seconds kills the process with
 #: a traceback of every thread (faulthandler), so a hang in C cannot stall CI silently.
 WATCHDOG_SECONDS = float(os.environ.get("FASTFEED_FUZZ_WATCHDOG", "120"))
@@ -538,9 +547,10 @@ class _LastInput:
         os.close(self.fd)
 
 
-def run_budget(label: str, seconds: float, make_test: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def run_budget(label: str, share: float, make_test: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """Run ``make_test()`` (a fresh hypothesis test) in chunks of ``CHUNK`` examples, each
-    chunk with the next seed, until ``seconds`` have passed (at least one chunk).
+    chunk with the next seed: ``FUZZ_CHUNKS`` chunks, or, if ``FUZZ_SECONDS`` is set, until
+    ``share`` of it has passed (at least one chunk).
 
     Seeds are ``BASE_SEED * 1_000_003 + chunk``: the same on every run unless
     ``FASTFEED_FUZZ_SEED`` is set or the ``random`` hypothesis profile is loaded. On failure
@@ -550,7 +560,7 @@ def run_budget(label: str, seconds: float, make_test: Any, capsys: pytest.Captur
     with capsys.disabled():
         real_stderr = os.fdopen(os.dup(2), "w")
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=real_stderr)
-    deadline = time.monotonic() + seconds
+    deadline = None if FUZZ_SECONDS is None else time.monotonic() + FUZZ_SECONDS * share
     chunk = 0
     examples = 0
     try:
@@ -569,7 +579,8 @@ def run_budget(label: str, seconds: float, make_test: Any, capsys: pytest.Captur
             examples += counter[0]
             chunk += 1
             faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=real_stderr)
-            if time.monotonic() >= deadline or os.environ.get("FASTFEED_FUZZ_REPLAY"):
+            done = chunk >= FUZZ_CHUNKS if deadline is None else time.monotonic() >= deadline
+            if done or os.environ.get("FASTFEED_FUZZ_REPLAY"):
                 break
     finally:
         faulthandler.cancel_dump_traceback_later()
@@ -636,7 +647,7 @@ def test_fuzz_streams(capsys: pytest.CaptureFixture[str]) -> None:
     last = _LastInput()
     known: dict[str, int] = {}
     try:
-        run_budget("test_fuzz_streams", FUZZ_SECONDS * 0.7, make, capsys)
+        run_budget("test_fuzz_streams", 0.7, make, capsys)
     finally:
         last.close()
     if known:
@@ -691,7 +702,7 @@ def test_fuzz_numbers(capsys: pytest.CaptureFixture[str]) -> None:
 
         return test, counter
 
-    run_budget("test_fuzz_numbers", FUZZ_SECONDS * 0.3, make, capsys)
+    run_budget("test_fuzz_numbers", 0.3, make, capsys)
 
 
 def test_seeds_are_accepted() -> None:

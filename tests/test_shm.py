@@ -348,7 +348,7 @@ def test_stale_segment_of_a_crashed_writer(shm_name: str) -> None:
     try:
         assert recv.poll(60), "child did not start"
         pid = recv.recv()
-        proc.join(30)
+        proc.join(120)  # a hang guard
         assert proc.exitcode == 0
     finally:
         recv.close()

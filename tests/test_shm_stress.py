@@ -240,7 +240,7 @@ def test_readers_never_see_an_inconsistent_book() -> None:
             assert rrecv.poll(HANG_GUARD), f"reader {i} did not finish (exit code {procs[i + 1].exitcode})"
             results.append(rrecv.recv())
         for p in procs:
-            p.join(30)
+            p.join(HANG_GUARD)
             assert p.exitcode == 0, f"{p.name} exit code {p.exitcode}"
     finally:
         for p in procs:
