@@ -1320,8 +1320,11 @@ def _run_replay(args: argparse.Namespace) -> int:
     rejects = {k: v for k, v in st["rejects"].items() if v}
     print(f"messages by method  {_kv(msgs)}")
     print(f"rejects             {_kv(rejects)}")
+    dropped = {k: v for k, v in (st.get("dropped_trades") or {}).items() if v}
     print(f"trades stored       {fmt_count(eng.trades.count)}"
-          + (f"  (duplicates dropped {fmt_count(st['duplicate_trades'])})" if st.get("duplicate_trades") else ""))
+          + (f"  (dropped: {_kv(dropped)})" if dropped else "")
+          + (f"  ({fmt_count(st['out_of_order_trades'])} stored out of id order)"
+             if st.get("out_of_order_trades") else ""))
     if torn:
         print(f"torn tail           {torn} bytes skipped (the recording was cut off mid-record)")
     if damaged:
