@@ -333,7 +333,7 @@ def _outcome(eng: Any, payload: Any, recv_ns: int) -> tuple[Any, ...]:
 
 def check_invariants(snap: dict[str, Any], depth: int, capacity: int, where: str = "") -> None:
     """Book and ring invariants of one engine snapshot (see the module docstring)."""
-    for name, (bids, asks, _version, _recv_ns, best_bid, best_ask) in snap["books"].items():
+    for name, (bids, asks, _version, _recv_ns, best_bid, best_ask, _state) in snap["books"].items():
         w = f"{where} book {name}"
         for side, arr in (("bids", bids), ("asks", asks)):
             assert arr.ndim == 2 and arr.shape[1] == 2, f"{w} {side} shape {arr.shape}"
