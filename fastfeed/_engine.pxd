@@ -81,6 +81,7 @@ cdef class Engine:
     cdef Book _book_at(self, int32_t idx)
     cdef object _lookup(self, object symbol, bint create)
     cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1
+    cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept
     cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept
     cdef object _reject_parse(self, int code)
     cdef object _reject_symbol_limit(self)

@@ -94,16 +94,24 @@ cdef inline uint64_t dbits(double x) noexcept nogil:
 
 
 cdef inline uint64_t trade_fp(const Trade* t) noexcept nogil:
-    """Fingerprint of a trade's content besides its id (time, price, amount, side)."""
-    return mix64(dbits(t.time) ^ mix64(dbits(t.price) ^ mix64(
-        dbits(t.amount) ^ mix64(<uint64_t>(<int64_t>t.side + 2)))))
+    """Fingerprint of a trade's content besides its id (time, price, amount, side): each
+    field multiplied by its own odd constant and rotated apart, then mixed."""
+    cdef uint64_t p = dbits(t.price) * 0x9E3779B97F4A7C15ULL
+    cdef uint64_t a = dbits(t.amount) * 0xC2B2AE3D27D4EB4FULL
+    cdef uint64_t s = <uint64_t>(<int64_t>t.side + 2) * 0x165667B19E3779F9ULL
+    return mix64(dbits(t.time) ^ ((p << 21) | (p >> 43)) ^ ((a << 42) | (a >> 22)) ^ s)
 
 
-cdef inline bint dedup_find(const Dedup* d, int64_t tid, uint64_t fp) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(d.n):
+cdef inline bint dedup_find(const Dedup* d, int64_t tid, uint64_t fp,
+                            int32_t window) noexcept nogil:
+    """Is (tid, fp) remembered? Searched newest first: a replay repeats recent trades."""
+    cdef Py_ssize_t k = d.head if d.n == window else d.n     # one past the newest entry
+    cdef Py_ssize_t left = d.n
+    while left > 0:
+        k = k - 1 if k > 0 else d.n - 1                      # (wraps only when full)
         if d.buf[k].id == tid and d.buf[k].fp == fp:
             return True
+        left -= 1
     return False
 
 
@@ -375,6 +383,23 @@ cdef class Engine:
         d.cap = <int32_t>cap
         return 0
 
+    cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
+        """Apply the parsed snapshot to the live ``book`` with the drift check (section 3b):
+        keep the rows it replaces, apply, compare."""
+        cdef Parser ps = self.parser
+        cdef Py_ssize_t old_nb = book.n_bids
+        cdef Py_ssize_t old_na = book.n_asks
+        cdef Py_ssize_t counts[3]
+        book.save_rows(self.scratch)
+        if self._plain:
+            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, True, recv_ns)
+        else:
+            self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, True,
+                                          recv_ns, self.events, idx)
+        self.drift_checks += 1
+        if book.drift_compare(self.scratch, old_nb, old_na, counts):
+            self._drift_found(idx, recv_ns, counts)
+
     cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept:
         """Count a drift and log it (no Python object: ``drift_log`` builds them)."""
         cdef DriftC* r
@@ -426,10 +451,6 @@ cdef class Engine:
         cdef Book book
         cdef Dedup* d
         cdef uint64_t fp
-        cdef bint check
-        cdef Py_ssize_t old_nb = 0
-        cdef Py_ssize_t old_na = 0
-        cdef Py_ssize_t counts[3]
         self.frames += 1
         self.bytes_in += size
         if not text:
@@ -459,29 +480,22 @@ cdef class Engine:
             if idx < 0:
                 return self._reject_symbol_limit()
             book = self._book_at(idx)
-            check = ps.clean and book.live and self.drift_check
-            if check:
-                old_nb = book.n_bids
-                old_na = book.n_asks
-                book.save_rows(self.scratch)
-            if self._plain:
+            if ps.clean and book.live and self.drift_check:
+                self._apply_checked(book, idx, recv_ns)
+            elif self._plain:
                 self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
                                            recv_ns)
             else:
                 self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
                                               recv_ns, self.events, idx)
             self.msg_counts[M_DEPTH] += 1
-            if check:
-                self.drift_checks += 1
-                if book.drift_compare(self.scratch, old_nb, old_na, counts):
-                    self._drift_found(idx, recv_ns, counts)
             return None
         if rc == M_TRADES:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
             if idx < 0:
                 return self._reject_symbol_limit()
             d = &self.dedup[idx]
-            if ps.n_trades > 0:
+            if d.n + ps.n_trades > d.cap and d.cap < self.trade_dedup_window:
                 self._dedup_reserve(d, ps.n_trades)
             i = ps.n_trades - 1
             while i >= 0:           # oldest first
@@ -489,7 +503,7 @@ cdef class Engine:
                 i -= 1
                 fp = trade_fp(t)
                 if t.id <= d.hi:    # not above every remembered id: look it up
-                    if dedup_find(d, t.id, fp):
+                    if dedup_find(d, t.id, fp, <int32_t>self.trade_dedup_window):
                         self.dup_trades += 1
                         if ps.clean:
                             self.replayed_trades += 1
