@@ -152,6 +152,8 @@ class FeedOptions:
     shm_max_symbols: int = 1024
     shm_checksum: bool = False
     event_log: int = 0  #: if > 0, the engine keeps an hftbacktest-layout event ring of this size
+    trade_dedup_window: int = 512  #: per symbol, stored trades a replay is checked against
+    drift_check: bool = True  #: compare each snapshot with the live book it replaces
     verify_tls: bool = True  #: verify the server certificate (wss://)
     ssl_context: ssl.SSLContext | None = None
 
@@ -302,7 +304,9 @@ class Feed:
         self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
                                        max_frame=opts.max_frame, shm_name=opts.shm_name,
                                        shm_max_symbols=opts.shm_max_symbols,
-                                       shm_checksum=opts.shm_checksum, event_log=opts.event_log)
+                                       shm_checksum=opts.shm_checksum, event_log=opts.event_log,
+                                       trade_dedup_window=opts.trade_dedup_window,
+                                       drift_check=opts.drift_check)
         self._on_event = on_event
         self._on_ticker = on_ticker
         self._on_order = on_order

@@ -144,3 +144,9 @@ def test_a_drifted_book_is_an_event_and_in_stats() -> None:
     feed._check_drift()
     assert len([e for e in events if e.kind == "drift"]) == 1
     eng.close()
+
+
+def test_feed_options_reach_the_engine() -> None:
+    feed = fastfeed.connect("ws://127.0.0.1:9/ws/v1/", trade_dedup_window=3, drift_check=False)
+    assert feed.engine.trade_dedup_window == 3 and feed.engine.drift_check is False
+    feed.engine.close()
