@@ -84,7 +84,11 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
     async def body() -> None:
         conf = ExchangeConfig(seed=3, symbols=SYMS, rate=1500, accounts={"k": "s"}, private_interval=0.02)
         async with Exchange(conf) as ex:
-            async with connect(ex.url, compression=None, max_size=None, ping_interval=None, **WS_GUARDS) as ws:
+            # max_queue=None: pushes keep coming after the last recv(); with a bounded queue
+            # websockets would stop reading once 16 are queued, and then never read the pong
+            # or the server's CLOSE (a busy machine queues more before the close)
+            async with connect(ex.url, compression=None, max_size=None, ping_interval=None, max_queue=None,
+                               **WS_GUARDS) as ws:
                 pushes: list[Any] = []
                 assert await request(ws, 1, "server.ping") == {"error": None, "result": "pong", "id": 1}
                 t = await request(ws, 2, "server.time")
