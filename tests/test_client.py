@@ -342,7 +342,7 @@ def test_handshake_refused_then_recovers() -> None:
         async with exchange(rate=0) as ex:
             ex.faults.reject_handshakes = 3
             async with fastfeed.connect(ex.url, backoff_initial=0.02, backoff_max=0.1,
-                                        connect_timeout=HANG_GUARD) as feed:
+                                        connect_timeout=HANG_GUARD, handshake_timeout=HANG_GUARD) as feed:
                 assert await feed.ping() == "pong"
                 assert feed.stats["connect_failures"] == 3
 

@@ -19,6 +19,10 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT"]
+#: websockets' handshake and close timeouts (10 s by default) as hang guards: under load the
+#: close handshake waits for the exchange to take in the CLOSE behind its pushes, and an
+#: abort there would read as an abnormal closure (1006), not as the slow machine it is.
+WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
 
 
 def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
@@ -80,7 +84,11 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
     async def body() -> None:
         conf = ExchangeConfig(seed=3, symbols=SYMS, rate=1500, accounts={"k": "s"}, private_interval=0.02)
         async with Exchange(conf) as ex:
-            async with connect(ex.url, compression=None, max_size=None, ping_interval=None) as ws:
+            # max_queue=None: pushes keep coming after the last recv(); with a bounded queue
+            # websockets would stop reading once 16 are queued, and then never read the pong
+            # or the server's CLOSE (a busy machine queues more before the close)
+            async with connect(ex.url, compression=None, max_size=None, ping_interval=None, max_queue=None,
+                               **WS_GUARDS) as ws:
                 pushes: list[Any] = []
                 assert await request(ws, 1, "server.ping") == {"error": None, "result": "pong", "id": 1}
                 t = await request(ws, 2, "server.time")
@@ -136,7 +144,7 @@ def test_websockets_client_sees_text_replies_and_server_close() -> None:
         conf = ExchangeConfig(seed=3, symbols=SYMS, rate=0, text_replies=True, error_style="string",
                               idle_timeout=3.0)
         async with Exchange(conf) as ex:
-            async with connect(ex.url + "?anything", compression=None, ping_interval=None) as ws:
+            async with connect(ex.url + "?anything", compression=None, ping_interval=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "server.ping", "params": []}')
                 raw = await ws.recv()
                 assert isinstance(raw, str) and json.loads(raw) == {"error": None, "result": "pong", "id": 1}
@@ -167,7 +175,7 @@ def test_websockets_client_receives_a_served_capture(tmp_path: Any) -> None:
 
     async def body() -> None:
         async with Exchange(ExchangeConfig(capture=path)) as ex:
-            async with connect(ex.url, compression=None, ping_interval=None) as ws:
+            async with connect(ex.url, compression=None, ping_interval=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "trades.subscribe", "params": ["BTC_USDT"]}')
                 assert decode(await ws.recv())["id"] == 1
                 got = []

@@ -34,6 +34,9 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT", "DOGE_USDT"]
 LEVELS = 12
+#: websockets' handshake and close timeouts (10 s by default) as hang guards: a busy machine
+#: must not turn a slow close handshake into an aborted connection.
+WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
 
 
 def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
@@ -187,7 +190,7 @@ async def collect(url: str, until: Callable[[StreamChecker], bool], checker: Str
                   *, all_ticker: bool = True, raw: list[bytes | str] | None = None) -> StreamChecker:
     """Subscribe to everything with a plain ``websockets`` client and feed the checker
     until ``until(checker)`` holds."""
-    async with connect(url, compression=None, ping_interval=None, max_size=None,
+    async with connect(url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS,
                        max_queue=None) as ws:
         rid = 0
         for method in ("depth.subscribe", "trades.subscribe", "ticker.subscribe") + (
@@ -301,7 +304,7 @@ def test_served_capture_of_a_live_stream_is_consistent(tmp_path: Path) -> None:
         pushes = [m for m in map(decode, raw) if m.get("method") is not None]
         served = StreamChecker(LEVELS)
         async with Exchange(ExchangeConfig(capture=path)) as ex:
-            async with connect(ex.url, compression=None, ping_interval=None, max_size=None) as ws:
+            async with connect(ex.url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "depth.subscribe", "params": ["BTC_USDT"]}')
                 got = []
                 async for frame in ws:
