@@ -1,6 +1,6 @@
 """Seeded, realistic DigiFinex spot WebSocket v1 corpus for benchmarks.
 
-The mix follows DESIGN.md ("How performance is judged"):
+The mix follows docs/architecture.md ("How performance is judged"):
 
 - ~61% ``depth.update`` increments, 0-4 levels a side (never both empty), ~30% of the levels
   deletions (amount ``"0"``), upserts first then deletions, as the live server sends them;

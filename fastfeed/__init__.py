@@ -21,6 +21,7 @@ from .errors import (
     ShmStale,
     ShmTornRead,
     TradesOverwritten,
+    EventsOverwritten,
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
@@ -94,6 +95,7 @@ __all__ = [
     "Ticker",
     "TradeRing",
     "TradesOverwritten",
+    "EventsOverwritten",
     "UnknownSymbol",
     "attach",
     "connect",

@@ -3,11 +3,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import TradesOverwritten
+from .errors import EventsOverwritten as EventsOverwritten
 
 __all__ = ["EventRing", "EventsOverwritten"]
 
-EventsOverwritten = TradesOverwritten
 
 class EventRing:
     capacity: int

@@ -12,16 +12,13 @@ import numpy as np
 
 cimport numpy as cnp
 
-from fastfeed.errors import TradesOverwritten
+from fastfeed.errors import EventsOverwritten
 from fastfeed.events import EVENT_DTYPE, events_to_pandas
 from fastfeed.layout import readonly
 
 cnp.import_array()
 
 __all__ = ["EventRing", "EventsOverwritten"]
-
-#: Raised by :meth:`EventRing.since` for rows the ring no longer holds (an ``IndexError``).
-EventsOverwritten = TradesOverwritten
 
 
 cdef class EventRing:

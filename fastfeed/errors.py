@@ -11,6 +11,7 @@ __all__ = [
     "MessageError",
     "ParseError",
     "TradesOverwritten",
+    "EventsOverwritten",
     "UnknownSymbol",
     "ShmError",
     "ShmNotFound",
@@ -82,6 +83,14 @@ class ParseError(MessageError):
 
 class TradesOverwritten(FastfeedError, IndexError):
     """``TradeRing.since(seq)`` asked for trades the ring has already overwritten."""
+
+    reason = "overwritten"
+
+
+class EventsOverwritten(FastfeedError, IndexError):
+    """``EventRing.since(seq)`` (``Engine(event_log=N)``) asked for event rows the ring has
+    already overwritten: the consumer fell more than ``N`` rows behind. Rebuild it from the
+    current books instead of replaying."""
 
     reason = "overwritten"
 

@@ -137,7 +137,7 @@ class Secret:
 
 
 def auth_signature(secret: str | bytes | Secret, timestamp_ms: str) -> str:
-    """``base64(HMAC_SHA256(key=secret, msg=timestamp_ms))`` as PROTOCOL-NOTES describe."""
+    """``base64(HMAC_SHA256(key=secret, msg=timestamp_ms))`` (docs/protocol.md, server.auth)."""
     if isinstance(secret, Secret):
         secret = secret.reveal()
     key = secret.encode() if isinstance(secret, str) else secret

@@ -162,7 +162,7 @@ def assert_state_equal(e1: Any, e2: Any, where: str = "") -> None:
     assert_snapshot_equal(snapshot(e1), snapshot(e2), where)
 
 
-# -- the live samples (shared/fixtures/digifinex-live-samples.md, section A) ---------------
+# -- the live samples (docs/protocol.md, "Sample frames") -------------------------------
 
 #: A1, normalized to strict JSON (only the quoting changed).
 A1 = (

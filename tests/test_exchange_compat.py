@@ -1,6 +1,6 @@
 """Wire compatibility of the local exchange with an independent WebSocket client library
 (``websockets``): nothing of fastfeed is used on the client side except ``zlib``/``json``
-decoding written here from the protocol notes."""
+decoding written here from docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
 
 
 def decode(frame: bytes | str) -> Any:
-    """As PROTOCOL-NOTES says: TEXT is JSON; BINARY is one zlib stream, or JSON if it
+    """As docs/protocol.md says: TEXT is JSON; BINARY is one zlib stream, or JSON if it
     starts with ``{``."""
     if isinstance(frame, str):
         return json.loads(frame)
@@ -46,7 +46,7 @@ def decode(frame: bytes | str) -> Any:
 
 
 class Book:
-    """A dict book, applied by price as the notes prescribe (no sequence numbers)."""
+    """A dict book, applied by price as docs/protocol.md prescribes (no sequence numbers)."""
 
     def __init__(self) -> None:
         self.bids: dict[float, float] = {}

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import fastfeed
 from fastfeed import events as E
 from fastfeed.capture import CaptureWriter
 from fastfeed.errors import FastfeedError
@@ -439,3 +440,20 @@ def test_trade_ring_to_pandas_equals_view() -> None:
 def test_events_to_pandas_rejects_other_dtypes() -> None:
     with pytest.raises(TypeError):
         E.events_to_pandas(np.zeros(2, dtype=TRADE_DTYPE))
+
+
+def test_event_log_overflow_raises_its_own_type() -> None:
+    """An event-log overflow is ``EventsOverwritten`` (an ``IndexError``), not the trade
+    ring's ``TradesOverwritten``."""
+    from fastfeed.errors import EventsOverwritten, TradesOverwritten
+
+    eng = fastfeed.Engine(event_log=4)
+    for i in range(3):
+        eng.feed(json.dumps({"method": "depth.update", "id": None,
+                             "params": [True, {"bids": [[f"{100 + i}", "1"], ["99", "1"]],
+                                               "asks": [["200", "1"]]}, "BTC_USDT"]}))
+    assert eng.events.count > 4
+    with pytest.raises(EventsOverwritten) as ei:
+        eng.events.since(0)
+    assert isinstance(ei.value, IndexError) and not isinstance(ei.value, TradesOverwritten)
+    assert fastfeed.EventsOverwritten is EventsOverwritten

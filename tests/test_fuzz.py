@@ -1,13 +1,14 @@
 """Fuzzing of inflate + parse + apply: hypothesis-driven mutation of real frames.
 
-Seeds are real frames (the live samples A1-A4, the API doc's pushes, frames in the live
-server's shape, replies and tickers). Mutations: bit flips, byte insert/delete, truncation,
-repetition of a chunk, splicing two frames (as text and as compressed bytes); number
-mutations (digits, signs, exponents, huge and long numbers, the edges of every number rule);
-structural mutations of the JSON (dropped/duplicated/swapped brackets, commas, colons,
-quotes); string mutations (keys, methods, symbols, escapes, invalid UTF-8); whitespace; and
-mutations of the compressed frame (zlib header, deflate data, Adler-32, trailing bytes).
-Payloads are fed as bytes, bytearray, memoryview (plain JSON or zlib) and str.
+Seeds are real frames (the live samples A1-A4 of docs/protocol.md, the API doc's pushes,
+frames in the live server's shape, replies and tickers). Mutations: bit flips, byte
+insert/delete, truncation, repetition of a chunk, splicing two frames (as text and as
+compressed bytes); number mutations (digits, signs, exponents, huge and long numbers, the
+edges of every number rule); structural mutations of the JSON (dropped/duplicated/swapped
+brackets, commas, colons, quotes); string mutations (keys, methods, symbols, escapes,
+invalid UTF-8); whitespace; and mutations of the compressed frame (zlib header, deflate
+data, Adler-32, trailing bytes). Payloads are fed as bytes, bytearray, memoryview (plain
+JSON or zlib) and str.
 
 This module also holds what the atheris harness (tests/test_fuzz_atheris.py) shares: the
 seed corpus, the mutators, and the per-input oracle ``Pair.feed``, which feeds one payload to
@@ -72,7 +73,7 @@ from helpers import assert_snapshot_equal, compiled_engine_cls, snapshot
 HANG_SECONDS = 60.0
 
 # --- seed corpus: real frames -----------------------------------------------------------------
-# A1-A4: frames captured from the live server (shared/fixtures/digifinex-live-samples.md; A1
+# A1-A4: frames captured from the live server (docs/protocol.md, "Sample frames"; A1
 # normalized to strict JSON, A2-A4 verbatim with their whitespace); DOC_*: the official API
 # doc's push examples; the rest are compact pushes in the live server's shape (as the
 # benchmark corpus generator writes them) and the reply/ticker shapes seen in client code.

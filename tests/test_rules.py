@@ -19,7 +19,7 @@ from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten, Unkno
 from fastfeed.layout import TRADE_DTYPE
 from helpers import A1, A2, A3, A4, depth_text, encode, levels, trade, trades_text
 
-# --- live samples (docs: /work/shared/fixtures/digifinex-live-samples.md) ---------------------
+# --- live samples (docs/protocol.md, "Sample frames") ----------------------------------------
 
 A2_ASKS = [(11699.57, 0.1029), (11700.24, 0.8716), (11702.01, 0.001)]
 A2_BIDS = [(11697.89, 0.2184), (11697.13, 7.0356), (11696.79, 0.2149)]

@@ -53,7 +53,7 @@ _H10 = struct.Struct("!BBQ")
 
 class ErrorCode(IntEnum):
     """Error codes of the reply envelope. 1..6 follow the ViaBTC-style accessws catalogue
-    the v1 envelope appears to derive from (an inference, see PROTOCOL-NOTES);
+    the v1 envelope appears to derive from (an inference, see docs/protocol.md);
     ``RATE_LIMIT`` is the only code seen in a live client's catalogue."""
 
     INVALID_ARGUMENT = 1
