@@ -25,6 +25,11 @@ __all__ = [
     "NotConnected",
     "ConnectFailed",
     "FeedClosed",
+    "RequestError",
+    "AuthError",
+    "RequestTimeout",
+    "ConnectionLost",
+    "BadReply",
     "REJECT_REASONS",
 ]
 
@@ -196,3 +201,51 @@ class FeedClosed(NotConnected):
     after ``close()`` fail at once with this error."""
 
     reason = "closed"
+
+
+# -- requests on a live connection ----------------------------------------------------------
+
+
+class RequestError(FastfeedError):
+    """The server answered a request with a non-null ``error``.
+
+    ``code`` is the integer code when the server sent ``{"code", "message"}`` (``None``
+    for the plain string shape); ``message`` the text; ``method`` the request's method.
+    """
+
+    reason = "request_error"
+
+    def __init__(self, method: str, code: int | None, message: str) -> None:
+        self.method = method
+        self.code = code
+        self.message = message
+        where = f" (code {code})" if code is not None else ""
+        super().__init__(f"{method} failed{where}: {message}")
+
+
+class AuthError(RequestError):
+    """``server.auth`` was refused, or a private channel was asked for without auth."""
+
+    reason = "auth_error"
+
+
+class RequestTimeout(FastfeedError, TimeoutError):
+    """No reply to a request within the timeout (the server may just drop requests)."""
+
+    reason = "timeout"
+
+
+class ConnectionLost(FastfeedError, ConnectionError):
+    """The connection closed while a request was waiting for its reply."""
+
+    reason = "connection_lost"
+
+
+class BadReply(RequestError):
+    """The server answered without an ``error`` but with a ``result`` that is not what
+    the request returns (e.g. ``server.time`` answered with text). ``code`` is None."""
+
+    reason = "bad_reply"
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(method, None, message)

@@ -15,7 +15,14 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from .errors import FastfeedError, ParseError
+from .errors import (  # the request errors live in errors.py; importable from here too
+    AuthError,
+    BadReply,
+    ConnectionLost,
+    ParseError,
+    RequestError,
+    RequestTimeout,
+)
 
 __all__ = [
     "DIGIFINEX_URL",
@@ -65,51 +72,6 @@ MAX_SYMBOL_LEN = 32
 #: Longest text kept from a string field of a push (ids, sides, decimal strings): a longer
 #: value rejects the record (counted), so no push can pin more memory than this per field.
 MAX_FIELD_LEN = 64
-
-
-class RequestError(FastfeedError):
-    """The server answered a request with a non-null ``error``.
-
-    ``code`` is the integer code when the server sent ``{"code", "message"}`` (``None``
-    for the plain string shape); ``message`` the text; ``method`` the request's method.
-    """
-
-    reason = "request_error"
-
-    def __init__(self, method: str, code: int | None, message: str) -> None:
-        self.method = method
-        self.code = code
-        self.message = message
-        where = f" (code {code})" if code is not None else ""
-        super().__init__(f"{method} failed{where}: {message}")
-
-
-class AuthError(RequestError):
-    """``server.auth`` was refused, or a private channel was asked for without auth."""
-
-    reason = "auth_error"
-
-
-class RequestTimeout(FastfeedError, TimeoutError):
-    """No reply to a request within the timeout (the server may just drop requests)."""
-
-    reason = "timeout"
-
-
-class ConnectionLost(FastfeedError, ConnectionError):
-    """The connection closed while a request was waiting for its reply."""
-
-    reason = "connection_lost"
-
-
-class BadReply(RequestError):
-    """The server answered without an ``error`` but with a ``result`` that is not what
-    the request returns (e.g. ``server.time`` answered with text). ``code`` is None."""
-
-    reason = "bad_reply"
-
-    def __init__(self, method: str, message: str) -> None:
-        super().__init__(method, None, message)
 
 
 class Secret:
