@@ -38,6 +38,7 @@ from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, Unkn
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
+    BadReply,
     BalanceUpdate,
     ConnectionLost,
     OrderAlgoUpdate,
@@ -66,6 +67,10 @@ _ALL = "*"  # registry marker: subscribed to every symbol (empty list on the wir
 #: pushes, rejected frames); the first occurrence is logged at once, later ones are counted
 #: and summarised at most once per interval.
 LOG_INTERVAL = 10.0
+
+#: Error codes that say "not now" rather than "not this name" (200005: rate limit exceeded):
+#: a resubscribe refused with one of them reconnects with backoff instead of dropping names.
+TRANSIENT_CODES = frozenset({200005})
 
 _CALLBACKS = ("on_event", "on_ticker", "on_order", "on_order_algo", "on_balance")
 
@@ -163,7 +168,9 @@ class ConnectionEvent:
     """``kind`` is one of ``connected``, ``disconnected``, ``resubscribed``,
     ``reconnecting``, ``auth_failed``, ``resubscribe_failed``, ``error`` (an unexpected
     exception in the supervisor; ``reason`` names it, the feed retries or ``start()``
-    fails with it), ``drift`` (a ``clean=true`` snapshot disagreed with the live book it
+    fails with it), ``subscription_refused`` (after a reconnect the server refused to
+    resubscribe a name, e.g. a delisted symbol: it is dropped from ``subscriptions`` and
+    the rest goes on), ``drift`` (a ``clean=true`` snapshot disagreed with the live book it
     replaced: the book had drifted from the server's; ``reason`` names the symbol and the
     levels missing / extra / changed, see ``Engine.drift_log``). ``reason`` never holds
     raw network text (it is escaped)."""
@@ -252,6 +259,7 @@ class _Stats:
     last_disconnect_reason: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
     bad_pushes: dict[str, int] = field(default_factory=dict)
+    refused_subscriptions: dict[str, int] = field(default_factory=dict)
 
 
 class Feed:
@@ -548,6 +556,7 @@ class Feed:
             "unmatched_replies": st.unmatched_replies,
             "bad_frames": st.bad_frames,
             "bad_pushes": dict(st.bad_pushes),
+            "refused_subscriptions": dict(st.refused_subscriptions),
             "unknown_pushes": st.unknown_pushes,
             "callback_errors": st.callback_errors,
             "listener_errors": st.listener_errors + (self._listener.callback_errors if self._listener else 0),
@@ -731,19 +740,35 @@ class Feed:
             acked.discard(n)
         if channel == "depth":
             # the books keep their levels but are no longer updated: say so at once
-            known = self.engine.books
-            self.engine.mark_stale(None if not syms else [n for n in syms if n in known])
+            self._mark_unsubscribed_stale(syms)
         try:
             if self._transport is None:
                 return  # nothing to tell a server we are not connected to
             for chunk in protocol.chunk_symbols(syms):
                 await self._request_when_ready(f"{channel}.unsubscribe", chunk)
+            if channel == "depth":
+                # a snapshot the server sent before it took the unsubscribe made the book
+                # live again: it will not be updated any more, so it is stale
+                self._mark_unsubscribed_stale(syms)
         finally:
             for n in names:
                 st = ops[n]
                 st[1] -= 1
                 if st[0] == 0 and st[1] == 0:
                     del ops[n]
+
+    def _mark_unsubscribed_stale(self, syms: list[str]) -> None:
+        """Mark the books of ``syms`` (all books for ``[]``) stale, except those subscribed
+        again meanwhile."""
+        depth = self._subs["depth"]
+        if not syms:
+            if _ALL in depth:
+                return
+            names = [n for n in self.engine.books if n not in depth]
+        else:
+            known = self.engine.books
+            names = [n for n in syms if n in known and n not in depth and _ALL not in depth]
+        self.engine.mark_stale(names)
 
     async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None:
         """Subscribe ``trades`` for ``symbols`` (a list; empty = all); returns once
@@ -802,11 +827,43 @@ class Feed:
                 continue
             syms = [] if _ALL in reg else sorted(reg)
             for chunk in protocol.chunk_symbols(syms):
-                await self.request(f"{channel}.subscribe", chunk)
-                if not chunk:
-                    self._acked[channel].add(_ALL)
-                else:
-                    self._acked[channel].update(chunk)
+                try:
+                    await self.request(f"{channel}.subscribe", chunk)
+                    ok = chunk or [_ALL]
+                except RequestError as exc:
+                    if isinstance(exc, BadReply) or exc.code in TRANSIENT_CODES:
+                        raise  # not a refusal of these names: reconnect with backoff
+                    ok = await self._resubscribe_each(channel, chunk, exc)
+                self._acked[channel].update(ok)
+
+    async def _resubscribe_each(self, channel: str, chunk: list[str], exc: RequestError) -> list[str]:
+        """A resubscribe request was refused: find the names the server refuses (one
+        request each) and drop them, with a ``subscription_refused`` event and a count in
+        ``stats["refused_subscriptions"]``, so that one delisted symbol cannot keep the
+        whole feed down. Returns the names the server accepted."""
+        ok: list[str] = []
+        for name in chunk or [_ALL]:
+            err: RequestError | None = exc if len(chunk) <= 1 else None
+            if err is None:
+                try:
+                    await self.request(f"{channel}.subscribe", [name])
+                    ok.append(name)
+                    continue
+                except RequestError as one:
+                    if isinstance(one, BadReply) or one.code in TRANSIENT_CODES:
+                        raise
+                    err = one
+            self._subs[channel].discard(name)
+            self._acked[channel].discard(name)
+            refused = self._stats.refused_subscriptions
+            refused[channel] = refused.get(channel, 0) + 1
+            if channel == "depth":
+                known = self.engine.books
+                self.engine.mark_stale(None if name == _ALL else [n for n in (name,) if n in known])
+            self._emit("subscription_refused",
+                       f"{channel} {name if name != _ALL else '(all)'} dropped: "
+                       f"{safe_text(err.message, 200)}")
+        return ok
 
     # -- frame path callbacks (called by the listener) ---------------------------------------
 

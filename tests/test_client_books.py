@@ -150,3 +150,61 @@ def test_feed_options_reach_the_engine() -> None:
     feed = fastfeed.connect("ws://127.0.0.1:9/ws/v1/", trade_dedup_window=3, drift_check=False)
     assert feed.engine.trade_dedup_window == 3 and feed.engine.drift_check is False
     feed.engine.close()
+
+
+def test_a_snapshot_before_the_unsubscribe_ack_does_not_leave_the_book_live() -> None:
+    """The server may push one more snapshot before it takes the unsubscribe: the book must
+    still be stale once ``unsubscribe_depth`` returns (it will not be updated again)."""
+
+    async def body() -> None:
+        async with exchange() as ex, fastfeed.connect(ex.url) as feed:
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
+            real = feed._request_when_ready
+
+            async def late_snapshot_then_ack(method: str, params: list[Any]) -> Any:
+                feed.engine.feed(depth(True, "BTC_USDT", [["1", "1"]], [["2", "1"]]))
+                return await real(method, params)
+
+            feed._request_when_ready = late_snapshot_then_ack  # type: ignore[method-assign]
+            await feed.unsubscribe_depth(["BTC_USDT"])
+            assert not feed.book("BTC_USDT").live
+            assert feed.book("ETH_USDT").live
+            ex.pause()
+
+    run(body)
+
+
+def test_a_symbol_refused_on_resubscribe_is_dropped_and_the_rest_goes_on() -> None:
+    """After a reconnect the server refuses one name (a delisted symbol): that name leaves
+    the registry with a ``subscription_refused`` event, the others are resubscribed and
+    the feed stays up (it used to reconnect forever)."""
+    events: list[fastfeed.ConnectionEvent] = []
+
+    async def body() -> None:
+        ex1 = exchange()
+        await ex1.start()
+        port = ex1.port
+        try:
+            async with fastfeed.connect(ex1.url, on_event=events.append, backoff_initial=0.05,
+                                        backoff_max=0.2) as feed:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
+                await ex1.close()
+                await until(lambda: not feed.connected, "disconnect")
+                async with exchange(symbols=["BTC_USDT"], port=port) as ex2:
+                    await until(lambda: feed.connected and feed.book("BTC_USDT").live,
+                                "resubscribed to the remaining symbol")
+                    assert feed.subscriptions == {"depth": ["BTC_USDT"], "trades": ["BTC_USDT"]}
+                    assert feed.stats["refused_subscriptions"] == {"depth": 1, "trades": 1}
+                    assert feed.stats["connects"] == 2
+                    assert not feed.book("ETH_USDT").live
+                    ex2.pause()
+        finally:
+            await ex1.close()
+
+    run(body)
+    refused = [e.reason for e in events if e.kind == "subscription_refused"]
+    assert len(refused) == 2 and all("ETH_USDT" in r for r in refused), refused
+    assert not any(e.kind == "resubscribe_failed" for e in events)
