@@ -24,9 +24,11 @@ states an end time, so no crash can leave a header claiming more than the file h
 
 A record is 20 bytes of header plus its payload; there is no index or footer, so a writer
 only ever appends. A **torn tail** is what a crash mid-write leaves: the bytes after the
-last good record are a prefix of one record (its header declares a plausible type and a
-length within the limit, no non-zero byte lies beyond its declared extent, and the payload
-present does not match its CRC), possibly followed or replaced by zero bytes (a file
+last good record are a prefix of one record, short of its declared length (its header
+declares a plausible type and a length within the limit, no non-zero byte lies beyond its
+declared extent, the payload present does not match its CRC, and its last declared bytes
+are missing or zero: a complete final record whose CRC fails is corruption, never a torn
+tail), possibly followed or replaced by zero bytes (a file
 extended by the filesystem whose data never landed), and no valid record (good header and
 CRC) starts anywhere in it. Readers skip a torn tail and report it
 (``CaptureReader.torn_bytes``); ``CaptureWriter(mode="a")`` cuts off exactly that tail and
@@ -582,6 +584,8 @@ class CaptureReader:
                 return False
         if typ in _RECORD_TYPES and body + length <= size and zlib.crc32(mv[body:body + length]) == crc:
             return False  # a complete, intact record is not torn
+        if body + length <= pos + p:
+            return False  # all of its bytes landed (the last one non-zero): damaged, not torn
         return self._resync(pos + 1, pos + p) is None
 
     def _why(self, pos: int) -> str:

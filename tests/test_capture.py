@@ -143,11 +143,16 @@ def test_zero_filled_tail_and_bad_crc_on_last_record(tmp_path: Path) -> None:
     path.write_bytes(full + b"\0" * 4096)  # filesystem extended the file, data never landed
     got, torn = read_all(path)
     assert got == recs and torn == 4096
-    damaged = bytearray(full)
-    damaged[-1] ^= 0xFF  # the last payload did not fully land
-    path.write_bytes(bytes(damaged))
+    unlanded = bytearray(full)
+    unlanded[-3:] = b"\0\0\0"  # the last payload's final bytes never landed (zeros)
+    path.write_bytes(bytes(unlanded))
     got, torn = read_all(path)
     assert got == recs[:-1] and torn == RECORD_HEADER.size + len(recs[-1][0])
+    damaged = bytearray(full)
+    damaged[-1] ^= 0xFF  # a complete last record with a bad CRC: corruption, not a torn tail
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CaptureError, match="corrupt record"):
+        read_all(path)
 
 
 def test_damage_before_the_end_is_an_error_after_the_good_records(tmp_path: Path) -> None:

@@ -162,6 +162,18 @@ def test_a_damaged_header_of_the_last_record_with_its_payload_intact_is_not_torn
     assert_corrupt_at(path, off, 10, recs[:9])
 
 
+@pytest.mark.parametrize("where", ["payload bit", "crc field"])
+def test_a_complete_last_record_with_a_bad_crc_is_corruption_not_a_torn_tail(ten: Any, where: str) -> None:
+    """A torn tail is only a short final record: a full-length last record whose CRC fails
+    (a flipped bit) is damage, so append refuses instead of cutting it off."""
+    path, recs, offs = ten
+    raw = bytearray(path.read_bytes())
+    off = offs[9]
+    raw[off + 20 + 5 if where == "payload bit" else off + 16] ^= 0x10
+    path.write_bytes(bytes(raw))
+    assert_corrupt_at(path, off, 10, recs[:9])
+
+
 def test_garbage_after_the_last_record_is_corruption(ten: Any) -> None:
     path, recs, _ = ten
     size = path.stat().st_size
