@@ -52,6 +52,7 @@ import os
 import struct
 import sys
 import time
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +159,12 @@ def _frame_type(msg_type: Any) -> int:
 
 
 # ---------------------------------------------------------------------------- metadata
-def _printable(text: str) -> bool:
-    return not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+def _printable(text: str, limit: int = 4096) -> bool:
+    """No control, format (bidi overrides, zero-width...) or separator characters, and
+    at most ``limit`` characters: header text is shown on terminals."""
+    return len(text) <= limit and not any(
+        ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or unicodedata.category(c) in ("Cf", "Zl", "Zp")
+        for c in text)
 
 
 def _meta_problem(meta: Any) -> str | None:
@@ -172,7 +177,7 @@ def _meta_problem(meta: Any) -> str | None:
             if not isinstance(value, str):
                 return f"{key!r} must be a string, not {type(value).__name__}"
             if not _printable(value):
-                return f"{key!r} holds control characters"
+                return f"{key!r} holds control characters or is over-long (> 4096)"
     if "start_ns" in meta:
         value = meta["start_ns"]
         if not isinstance(value, int) or isinstance(value, bool):
@@ -187,8 +192,8 @@ def _meta_problem(meta: Any) -> str | None:
             for item in value:
                 if not isinstance(item, str):
                     return f"{key!r} must be a list of strings, not hold {type(item).__name__}"
-                if not item or not _printable(item):
-                    return f"{key!r} holds an empty name or control characters"
+                if not item or not _printable(item, 64):
+                    return f"{key!r} holds an empty or over-long (> 64) name, or control characters"
     return None
 
 

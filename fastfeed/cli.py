@@ -1299,12 +1299,14 @@ def _run_replay(args: argparse.Namespace) -> int:
         reader.close()
     st = eng.stats
     frames, nbytes = st["frames"], st["bytes_in"]
+    from .protocol import safe_text  # header text is the recorder's: escaped, cut
+
     meta = header.meta
-    src = f"from {header.url}" if header.url else ""
-    by = meta.get("created_by", "")
+    src = f"from {safe_text(header.url, 200)}" if header.url else ""
+    by = safe_text(meta.get("created_by", ""), 80)
     print(f"replay {args.file}" + (" (interrupted)" if interrupted else "") + (" (damaged)" if damage else ""))
     print(f"  captured {src} at {_fmt_time_ns(header.start_ns)}" + (f" by {by}" if by else "")
-          + (f"; symbols {','.join(header.symbols)}" if header.symbols else "")
+          + (f"; symbols {safe_text(','.join(header.symbols), 300)}" if header.symbols else "")
           + (f"; {len(header.sessions)} sessions" if len(header.sessions) > 1 else ""))
     span = (rs.last_ns - rs.first_ns) / 1e9 if rs is not None and rs.frames else 0.0
     print(f"  {fmt_count(frames)} frames, {fmt_bytes(nbytes)} ({fmt_bytes(st['bytes_inflated'])} inflated)"

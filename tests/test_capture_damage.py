@@ -336,6 +336,9 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     ("created_by", 5), ("created_by", {"x": 1}),
     ("symbols", "BTC_USDT"), ("symbols", [1, 2]), ("symbols", [""]), ("symbols", {"BTC_USDT": 1}),
     ("symbols", ["BTC\x07"]), ("channels", "depth"), ("channels", [None]),
+    # text shown on terminals: no bidi overrides / zero-width characters, bounded lengths
+    ("symbols", ["\u202eBTC_USDT"]), ("symbols", ["BTC\u2066"]), ("symbols", ["A" * 100_000]),
+    ("url", "ws://x/\u202e"), ("created_by", "x" * 5000),
 ])
 def test_header_fields_of_the_wrong_type_are_capture_errors(tmp_path: Path, field: str, value: Any) -> None:
     meta = {"url": URL, "start_ns": 1, "created_by": "x", "symbols": ["BTC_USDT"], "channels": ["depth"]}
