@@ -31,8 +31,11 @@ copies are the caller's (writable).
 Trust: every size, count and offset read from a segment is validated before use (the
 header's geometry once, at attach; counts on every read). A damaged or crafted segment
 raises :class:`~fastfeed.errors.ShmLayoutError` (or its subclass
-:class:`~fastfeed.errors.ShmCorrupt`), never a crash; only a truncation that races with a
-running read can still end in SIGBUS (see docs/shm-and-exports.md).
+:class:`~fastfeed.errors.ShmCorrupt`), never a crash. One exception: a process of the
+writer's own user that truncates the segment file *after* a reader (or the writer) has
+started using a book or the trade ring makes the next read of those pages end in SIGBUS;
+the size is checked at attach and before each part of the segment is first used, not on
+every read (see docs/shm-and-exports.md).
 """
 
 from __future__ import annotations
