@@ -201,19 +201,25 @@ def test_demo_runs_for_n_seconds_with_plain_lines() -> None:
     assert "seed 3" in out
 
 
+def ctrl_c_after(proc: subprocess.Popen[str], pred: Callable[[str], bool]) -> tuple[str, str]:
+    """Wait (hang guard only) for a stdout line matching ``pred``, send Ctrl-C, and return
+    the rest of stdout and all of stderr once the command has exited."""
+    out = Lines(proc.stdout)  # type: ignore[arg-type]
+    try:
+        out.wait(pred)
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()  # type: ignore[union-attr]
+        proc.wait(HANG_GUARD)
+    finally:
+        if proc.poll() is None:  # pragma: no cover - only on a hang
+            proc.kill()
+            proc.wait()
+    return out.rest(), err
+
+
 def test_demo_stops_on_ctrl_c_with_summary_and_exit_0() -> None:
     with popen("demo", "--rate", "500", "--interval", "0.5") as proc:
-        out = Lines(proc.stdout)  # type: ignore[arg-type]
-        try:
-            out.wait(lambda ln: "msg/s" in ln)
-            proc.send_signal(signal.SIGINT)
-            err = proc.stderr.read()  # type: ignore[union-attr]
-            proc.wait(HANG_GUARD)
-        finally:
-            if proc.poll() is None:  # pragma: no cover - only on a hang
-                proc.kill()
-                proc.wait()
-        text = out.rest()
+        text, err = ctrl_c_after(proc, lambda ln: "msg/s" in ln)
     assert proc.returncode == 0, err
     assert err == ""
     assert "(interrupted)" in text
@@ -224,17 +230,7 @@ def test_demo_counts_reconnects() -> None:
     """The exchange drops the connection every second: the demo shows the reconnect as it
     happens (waited for, not expected within a time) and counts it in the summary."""
     with popen("demo", "--rate", "400", "--symbols", "BTC_USDT", "--drop-every", "1") as proc:
-        out = Lines(proc.stdout)  # type: ignore[arg-type]
-        try:
-            out.wait(lambda ln: "connection resubscribed" in ln)
-            proc.send_signal(signal.SIGINT)
-            err = proc.stderr.read()  # type: ignore[union-attr]
-            proc.wait(HANG_GUARD)
-        finally:
-            if proc.poll() is None:  # pragma: no cover - only on a hang
-                proc.kill()
-                proc.wait()
-        text = out.rest()
+        text, err = ctrl_c_after(proc, lambda ln: "connection resubscribed" in ln)
     assert proc.returncode == 0, err
     nums = check_summary(text, "demo", ["BTC_USDT"])
     assert nums["reconnects"] >= 1 and nums["connects"] == nums["reconnects"] + 1

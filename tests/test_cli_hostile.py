@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import pytest
 from fastfeed import cli
 from fastfeed.exchange import Exchange, ExchangeConfig
 
-from test_cli import HANG_GUARD, Lines, ff, one_error_line, popen
+from test_cli import HANG_GUARD, ctrl_c_after, ff, one_error_line, popen
 
 ESC = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x9b"
 RAW = ("\x1b", "\x07", "\u202e", "\x9b")
@@ -102,17 +101,8 @@ def test_close_reason_with_escape_sequences_is_escaped() -> None:
     with exchange_thread(setup) as url:
         # waited for (not expected within a --seconds window), then Ctrl-C
         with popen("watch", "BTC_USDT", "--url", url, "--channels", "depth", "--interval", "0.5") as proc:
-            out = Lines(proc.stdout)  # type: ignore[arg-type]
-            try:
-                out.wait(lambda ln: "connection disconnected" in ln)
-                proc.send_signal(signal.SIGINT)
-                err = proc.stderr.read()  # type: ignore[union-attr]
-                proc.wait(HANG_GUARD)
-            finally:
-                if proc.poll() is None:  # pragma: no cover - only on a hang
-                    proc.kill()
-                    proc.wait()
-            r = subprocess.CompletedProcess(proc.args, proc.returncode, out.rest(), err)
+            text, err = ctrl_c_after(proc, lambda ln: "connection disconnected" in ln)
+            r = subprocess.CompletedProcess(proc.args, proc.returncode, text, err)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "connection disconnected: closed by server (code 4000: \\x1b[2J" in r.stdout, r.stdout
     assert_clean(r)
