@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import zlib
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -244,3 +245,31 @@ A4 = """{
  ],
  "id": null
 }"""
+
+
+# -- an independent websockets client's pieces (exchange compat and oracle tests) -------------
+
+#: websockets' handshake and close timeouts (10 s by default) as hang guards: under load the
+#: close handshake waits for the exchange to take in the CLOSE behind its pushes, and an
+#: abort there would read as an abnormal closure (1006), not as the slow machine it is.
+WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
+
+
+def run_guarded(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time."""
+
+    async def main() -> Any:
+        return await asyncio.wait_for(fn(), timeout)
+
+    return asyncio.run(main())
+
+
+def decode_frame(frame: bytes | str) -> Any:
+    """A server frame decoded without fastfeed's code, as docs/protocol.md says: TEXT is
+    JSON; BINARY is one zlib stream, or JSON if it starts with ``{``."""
+    if isinstance(frame, str):
+        return json.loads(frame)
+    if frame[:1] == b"{":
+        return json.loads(frame)
+    assert frame[0] == 0x78  # zlib header, as captured live
+    return json.loads(zlib.decompress(frame))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import WS_GUARDS, decode_frame, run_guarded
 
 from fastfeed.exchange import Exchange, ExchangeConfig, auth_params
 
@@ -19,32 +20,6 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT"]
-#: websockets' handshake and close timeouts (10 s by default) as hang guards: under load the
-#: close handshake waits for the exchange to take in the CLOSE behind its pushes, and an
-#: abort there would read as an abnormal closure (1006), not as the slow machine it is.
-WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
-
-
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
-
-
-def decode(frame: bytes | str) -> Any:
-    """As docs/protocol.md says: TEXT is JSON; BINARY is one zlib stream, or JSON if it
-    starts with ``{``."""
-    if isinstance(frame, str):
-        return json.loads(frame)
-    if frame[:1] == b"{":
-        return json.loads(frame)
-    assert frame[0] == 0x78  # zlib header, as captured live
-    return json.loads(zlib.decompress(frame))
-
-
 class Book:
     """A dict book, applied by price as docs/protocol.md prescribes (no sequence numbers)."""
 
@@ -73,7 +48,7 @@ async def request(ws: Any, rid: int, method: str, params: list[Any] | None = Non
                   pushes: list[Any] | None = None) -> dict[str, Any]:
     await ws.send(json.dumps({"id": rid, "method": method, "params": params or []}))
     while True:
-        msg = decode(await ws.recv())
+        msg = decode_frame(await ws.recv())
         if msg.get("method") is None and msg.get("id") == rid:
             return msg
         if pushes is not None:
@@ -98,7 +73,7 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
                 await request(ws, 4, "trades.subscribe", SYMS, pushes)
                 await request(ws, 5, "ticker.subscribe", ["BTC_USDT"], pushes)
                 while sum(1 for p in pushes if p["method"] == "depth.update") < 200:
-                    pushes.append(decode(await ws.recv()))
+                    pushes.append(decode_frame(await ws.recv()))
                 ex.pause()
                 await request(ws, 6, "server.ping", None, pushes)  # everything before it is here
                 books = {s: Book() for s in SYMS}
@@ -126,7 +101,7 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
                 assert (await request(ws, 9, "balance.subscribe", []))["error"] is None
                 ex.resume()
                 while True:
-                    msg = decode(await ws.recv())
+                    msg = decode_frame(await ws.recv())
                     if msg.get("method") == "balance.update":
                         assert set(msg["params"][0]) == {"currency", "free", "total", "used"}
                         break
@@ -135,7 +110,7 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
             # a clean close from the client side
             assert ws.close_code == 1000
 
-    run(body)
+    run_guarded(body)
 
 
 def test_websockets_client_sees_text_replies_and_server_close() -> None:
@@ -157,7 +132,7 @@ def test_websockets_client_sees_text_replies_and_server_close() -> None:
                 assert info.value.rcvd.reason == "idle timeout"
             assert not ex.connections
 
-    run(body)
+    run_guarded(body)
 
 
 def test_websockets_client_receives_a_served_capture(tmp_path: Any) -> None:
@@ -177,14 +152,14 @@ def test_websockets_client_receives_a_served_capture(tmp_path: Any) -> None:
         async with Exchange(ExchangeConfig(capture=path)) as ex:
             async with connect(ex.url, compression=None, ping_interval=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "trades.subscribe", "params": ["BTC_USDT"]}')
-                assert decode(await ws.recv())["id"] == 1
+                assert decode_frame(await ws.recv())["id"] == 1
                 got = []
                 with pytest.raises(ConnectionClosed):
                     while True:
                         frame = await ws.recv()
                         assert isinstance(frame, (str if len(got) % 2 == 0 else bytes))
-                        got.append(decode(frame))
+                        got.append(decode_frame(frame))
                 assert got == [json.loads(p) for p in payloads]
                 assert ws.close_code == 1000
 
-    run(body)
+    run_guarded(body)

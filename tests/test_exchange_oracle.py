@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zlib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import pytest
+from helpers import WS_GUARDS, decode_frame, run_guarded
 
 from fastfeed.exchange import Exchange, ExchangeConfig
 
@@ -34,26 +34,6 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT", "DOGE_USDT"]
 LEVELS = 12
-#: websockets' handshake and close timeouts (10 s by default) as hang guards: a busy machine
-#: must not turn a slow close handshake into an aborted connection.
-WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
-
-
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only: every test stops on counts, never on time."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
-
-
-def decode(frame: bytes | str) -> Any:
-    if isinstance(frame, str):
-        return json.loads(frame)
-    return json.loads(zlib.decompress(frame))
-
-
 class NaiveBook:
     """Dict book by price string value (``Decimal``): what a careless client would keep."""
 
@@ -201,7 +181,7 @@ async def collect(url: str, until: Callable[[StreamChecker], bool], checker: Str
             frame = await ws.recv()
             if raw is not None:
                 raw.append(frame)
-            msg = decode(frame)
+            msg = decode_frame(frame)
             if msg.get("method") is None:
                 assert msg["error"] is None, msg
                 continue
@@ -227,7 +207,7 @@ def test_live_stream_is_consistent_for_a_naive_book(seed: int, shuffle: bool) ->
             return await collect(ex.url, lambda c: c.depth >= 6000 and c.snapshots_checked >= 12,
                                  StreamChecker(LEVELS))
 
-    c = run(body)
+    c = run_guarded(body)
     c.assert_ok()
     assert c.snapshots_checked >= 12
     assert sum(map(len, c.trade_ids.values())) > 500
@@ -251,7 +231,7 @@ def test_pregenerated_stream_is_consistent_across_cycle_wraps(seed: int, shuffle
             c = await collect(ex.url, lambda c: c.n >= 4 * size, StreamChecker(LEVELS))
             return c, size, ex._cycle_wraps
 
-    c, size, wraps = run(body)
+    c, size, wraps = run_guarded(body)
     c.assert_ok()
     assert wraps >= 3
     assert c.snapshots_checked >= 2 * len(SYMS)  # the snapshots at every wrap, at least
@@ -275,7 +255,7 @@ def test_trade_ids_keep_increasing_across_a_restart_on_the_same_seed(pregenerate
         await asyncio.sleep(0.01)  # a later start (the ids are derived from the start time)
         return first, await one_run()
 
-    first, second = run(body)
+    first, second = run_guarded(body)
     first.assert_ok()
     second.assert_ok()
     last_before = max(max(ids) for ids in first.trade_ids.values())
@@ -301,20 +281,20 @@ def test_served_capture_of_a_live_stream_is_consistent(tmp_path: Path) -> None:
                     w.write(frame.encode(), recv_ns=i + 1, msg_type=1)
                 else:
                     w.write(frame, recv_ns=i + 1, msg_type=2)
-        pushes = [m for m in map(decode, raw) if m.get("method") is not None]
+        pushes = [m for m in map(decode_frame, raw) if m.get("method") is not None]
         served = StreamChecker(LEVELS)
         async with Exchange(ExchangeConfig(capture=path)) as ex:
             async with connect(ex.url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "depth.subscribe", "params": ["BTC_USDT"]}')
                 got = []
                 async for frame in ws:
-                    msg = decode(frame)
+                    msg = decode_frame(frame)
                     if msg.get("method") is not None:
                         got.append(msg)
                         served.feed(msg)
         assert got == pushes, "the served capture differs from the recording"
         return served
 
-    served = run(body)
+    served = run_guarded(body)
     served.assert_ok()
     assert served.depth >= 2000 and served.snapshots_checked > 0
