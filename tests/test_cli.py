@@ -201,20 +201,23 @@ def test_demo_runs_for_n_seconds_with_plain_lines() -> None:
     assert "seed 3" in out
 
 
-def ctrl_c_after(proc: subprocess.Popen[str], pred: Callable[[str], bool]) -> tuple[str, str]:
-    """Wait (hang guard only) for a stdout line matching ``pred``, send Ctrl-C, and return
-    the rest of stdout and all of stderr once the command has exited."""
-    out = Lines(proc.stdout)  # type: ignore[arg-type]
+def ctrl_c_after(proc: subprocess.Popen[str], pred: Callable[[str], bool],
+                 watch: str = "stdout") -> tuple[str, str]:
+    """Wait (hang guard only) for a line of the ``watch`` stream matching ``pred``, send
+    Ctrl-C, and return ``(stdout, stderr)`` once the command has exited (the watched one
+    from that line on, the other whole)."""
+    watched = Lines(getattr(proc, watch))
+    other = proc.stderr if watch == "stdout" else proc.stdout
     try:
-        out.wait(pred)
+        watched.wait(pred)
         proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read()  # type: ignore[union-attr]
+        rest = other.read()  # type: ignore[union-attr]
         proc.wait(HANG_GUARD)
     finally:
         if proc.poll() is None:  # pragma: no cover - only on a hang
             proc.kill()
             proc.wait()
-    return out.rest(), err
+    return (watched.rest(), rest) if watch == "stdout" else (rest, watched.rest())
 
 
 def test_demo_stops_on_ctrl_c_with_summary_and_exit_0() -> None:
@@ -376,18 +379,9 @@ def test_record_refuses_to_overwrite_then_appends(capture: tuple[Path, int], exc
 def test_record_is_safe_to_interrupt(exchange_url: str, tmp_path: Path) -> None:
     path = tmp_path / "cut.ffcap"
     with popen("record", "SOL_USDT", "-o", str(path), "--url", exchange_url, "--interval", "0.3") as proc:
-        err = Lines(proc.stderr)  # type: ignore[arg-type]
-        try:
-            # a progress line (one per --interval) with messages and a rate
-            err.wait(lambda ln: re.search(r"recording SOL_USDT -> .* [1-9][\d,]* msgs .* msg/s", ln) is not None)
-            proc.send_signal(signal.SIGINT)
-            out = proc.stdout.read()  # type: ignore[union-attr]
-            proc.wait(HANG_GUARD)
-        finally:
-            if proc.poll() is None:  # pragma: no cover - only on a hang
-                proc.kill()
-                proc.wait()
-        err.rest()
+        # a progress line (one per --interval) with messages and a rate
+        out, _ = ctrl_c_after(proc, lambda ln: re.search(
+            r"recording SOL_USDT -> .* [1-9][\d,]* msgs .* msg/s", ln) is not None, watch="stderr")
     assert proc.returncode == 0
     m = re.search(r"recorded ([\d,]+) messages .* \(interrupted\)", out)
     assert m, out
