@@ -118,12 +118,9 @@ class _Num:
         self.is_int = is_int
 
 
-class _BadConstant(ValueError):
-    """Raised for the non-standard ``NaN`` / ``Infinity`` / ``-Infinity`` literals."""
-
-
 def _reject_constant(name: str) -> Any:
-    raise _BadConstant(f"non-standard JSON literal {name}")
+    """The non-standard ``NaN`` / ``Infinity`` / ``-Infinity`` literals are invalid JSON."""
+    raise _parse_error("bad_json", "invalid JSON text")
 
 
 def _raw_loads(text: str) -> Any:

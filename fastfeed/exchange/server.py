@@ -35,6 +35,7 @@ from picows import (
     ws_create_server,
 )
 
+from ..errors import NoMarket, RequestRefused
 from .book import SimBook
 from .config import ExchangeConfig, SymbolSpec
 from .market import CH_DEPTH, CH_TICKER, CH_TRADES, CHANNELS, N_CHANNELS, Frame, Market, TickerState
@@ -68,13 +69,6 @@ _SAMPLE_DEPTH = (
     b'["11621.42","0"],["11620.87","0"]]},"BTC_USDT"],"id":null}'
 )
 _conn_ids = itertools.count(1)
-
-
-class _RequestError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Connection(WSListener):
@@ -579,7 +573,7 @@ class Exchange:
         arrays of ``[price, amount]``, best first, equal to the book of a client that
         applied every depth push of this symbol (engine semantics, no trimming)."""
         if self.market is None:
-            raise RuntimeError("no simulated market when serving a capture")
+            raise NoMarket("no simulated market when serving a capture")
         if self._cycle is None:
             return self.market.book(symbol)
         return self._cycle_book(symbol)
@@ -664,7 +658,7 @@ class Exchange:
             return
         try:
             handler(conn, req_id, params)
-        except _RequestError as exc:
+        except RequestRefused as exc:
             self._error(conn, req_id, exc.code, exc.message)
         except Exception:
             log.exception("internal error handling %s", method)
@@ -678,20 +672,20 @@ class Exchange:
 
     def _h_auth(self, conn: Connection, req_id: Any, params: list[Any]) -> None:
         if len(params) != 3 or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in params):
-            raise _RequestError(ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]")
+            raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]")
         key, ts, sig = (str(p) for p in params)
         secret = self.config.accounts.get(key)
         if secret is None:
-            raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: unknown api key")
+            raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: unknown api key")
         if self.config.auth_window is not None:
             try:
                 ts_ms = int(ts)
             except ValueError:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, "timestamp must be milliseconds") from None
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "timestamp must be milliseconds") from None
             if abs(time.time() * 1000 - ts_ms) > self.config.auth_window * 1000:
-                raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window")
+                raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window")
         if not hmac.compare_digest(sign_auth(secret, ts).encode(), sig.encode()):
-            raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: invalid signature")
+            raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: invalid signature")
         if conn.account != key:
             for subs in conn.private.values():
                 subs.clear()
@@ -715,11 +709,11 @@ class Exchange:
     def _names(self, params: list[Any]) -> list[str]:
         limit = self.config.max_subscribe_symbols
         if limit is not None and len(params) > limit:
-            raise _RequestError(ErrorCode.INVALID_ARGUMENT, f"too many symbols in one request (max {limit})")
+            raise RequestRefused(ErrorCode.INVALID_ARGUMENT, f"too many symbols in one request (max {limit})")
         out = []
         for p in params:
             if not isinstance(p, str) or not 0 < len(p) <= 32 or not p.isascii() or not p.isprintable() or " " in p:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, "symbols must be non-empty strings")
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "symbols must be non-empty strings")
             out.append(p.upper())
         return out
 
@@ -733,7 +727,7 @@ class Exchange:
         for n in names:
             i = m.index.get(n)
             if i is None:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, f"unknown symbol: {n}")
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, f"unknown symbol: {n}")
             if i not in out:
                 out.append(i)
         return out
@@ -792,7 +786,7 @@ class Exchange:
     def _private_handler(self, ch: str, subscribe: bool) -> Callable[[Connection, Any, list[Any]], None]:
         def handler(conn: Connection, req_id: Any, params: list[Any]) -> None:
             if conn.account is None:
-                raise _RequestError(ErrorCode.REQUIRE_AUTH, "require auth")
+                raise RequestRefused(ErrorCode.REQUIRE_AUTH, "require auth")
             names = self._names(params)
             subs = conn.private[ch]
             if subscribe:
