@@ -35,6 +35,7 @@ from picows import (
     ws_create_server,
 )
 
+from .. import channels as _channels
 from ..errors import NoMarket, RequestRefused
 from .book import SimBook
 from .config import ExchangeConfig, SymbolSpec
@@ -56,8 +57,8 @@ __all__ = ["Exchange", "Connection", "Faults", "PRIVATE_CHANNELS"]
 
 log = logging.getLogger("fastfeed.exchange")
 
-#: Private channels (subscription needs ``server.auth`` first).
-PRIVATE_CHANNELS = ("order", "order_algo", "balance")
+#: Private channels (subscription needs ``server.auth`` first), from the channel table.
+PRIVATE_CHANNELS = _channels.PRIVATE_CHANNELS
 
 #: A routed, ready-to-write frame: (routing key, clean flag, complete WebSocket frame).
 WireFrame = tuple[int, bool, bytes]
@@ -431,19 +432,34 @@ class Exchange:
         nsym = self.market.nsym if self.market is not None else 0
         self._nsym = nsym
         self._trades_lo, self._trades_hi = CH_TRADES * nsym, (CH_TRADES + 1) * nsym
-        self._handlers: dict[str, Callable[[Connection, Any, list[Any]], None]] = {
-            "server.ping": self._h_ping,
-            "server.time": self._h_time,
-            "server.auth": self._h_auth,
-            "all_ticker.subscribe": self._h_all_ticker_sub,
-            "all_ticker.unsubscribe": self._h_all_ticker_unsub,
-        }
-        for ch_index, ch in enumerate(CHANNELS):
-            self._handlers[f"{ch}.subscribe"] = self._public_handler(ch_index, True)
-            self._handlers[f"{ch}.unsubscribe"] = self._public_handler(ch_index, False)
-        for ch in PRIVATE_CHANNELS:
-            self._handlers[f"{ch}.subscribe"] = self._private_handler(ch, True)
-            self._handlers[f"{ch}.unsubscribe"] = self._private_handler(ch, False)
+        self._handlers = self._build_handlers()
+
+    def _build_handlers(self) -> dict[str, Callable[[Connection, Any, list[Any]], None]]:
+        """The method handlers, from the channel table (``fastfeed.channels``): a plain
+        request is served by ``_h_<method>`` (``server.ping`` -> ``_h_ping``); a channel
+        by the handlers of its ``route`` (market: per-symbol routing of the simulated
+        market, broadcast: all_ticker, private: per account). A channel nothing here
+        generates (a public one the market does not simulate) is answered
+        ``METHOD_NOT_FOUND``."""
+        handlers: dict[str, Callable[[Connection, Any, list[Any]], None]] = {}
+        for ch in _channels.CHANNELS:
+            if ch.route == "request":
+                assert ch.request is not None
+                handlers[ch.request] = getattr(self, "_h_" + ch.request.split(".", 1)[1])
+                continue
+            assert ch.subscribe is not None and ch.unsubscribe is not None
+            if ch.route == "market":
+                if ch.name not in CHANNELS:
+                    continue
+                sub, unsub = (self._public_handler(CHANNELS.index(ch.name), on) for on in (True, False))
+            elif ch.route == "broadcast" and ch.name == "all_ticker":  # the one broadcast source
+                sub, unsub = self._h_all_ticker_sub, self._h_all_ticker_unsub
+            elif ch.route == "private":
+                sub, unsub = self._private_handler(ch.name, True), self._private_handler(ch.name, False)
+            else:  # nothing here generates it (tests/test_channels.py checks the routes)
+                continue
+            handlers[ch.subscribe], handlers[ch.unsubscribe] = sub, unsub
+        return handlers
 
     # ------------------------------------------------------------------ lifetime
     @property
