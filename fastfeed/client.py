@@ -888,7 +888,7 @@ class Feed:
         ch = _PUSHES.get(method) if isinstance(method, str) else None
         if ch is not None:
             kind = ch.stream
-            callback = getattr(self, _CALLBACK_ATTR[kind])
+            callback = getattr(self, _CALLBACK_ATTR[kind], None)  # a kind may have only streams
             for rec in ch.parser(params, recv_ns, rejects):
                 if kind == "ticker":
                     self._keep_latest_ticker(rec)

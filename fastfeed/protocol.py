@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 import orjson
 
@@ -639,11 +639,18 @@ def parse_balances(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None
     return parse_records(BalanceUpdate, params, recv_ns, rejects)
 
 
-def __getattr__(name: str) -> Any:
-    # PUBLIC_CHANNELS / PRIVATE_CHANNELS come from the channel table (fastfeed.channels),
-    # which imports this module: resolved on first use.
-    if name in ("PUBLIC_CHANNELS", "PRIVATE_CHANNELS"):
-        from . import channels
+if TYPE_CHECKING:
+    #: names of the subscribable public / private channels (from :mod:`fastfeed.channels`)
+    PUBLIC_CHANNELS: tuple[str, ...]
+    PRIVATE_CHANNELS: tuple[str, ...]
+else:
 
-        return getattr(channels, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # PUBLIC_CHANNELS / PRIVATE_CHANNELS come from the channel table (fastfeed.channels),
+        # which imports this module: resolved on first use. Hidden from type checkers, so a
+        # misspelt name is still an error for them.
+        if name in ("PUBLIC_CHANNELS", "PRIVATE_CHANNELS"):
+            from . import channels
+
+            return getattr(channels, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
