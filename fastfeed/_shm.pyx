@@ -99,15 +99,19 @@ cimport numpy as cnp
 from fastfeed._book import book_frame
 from fastfeed._ring import trades_frame
 from fastfeed.errors import (
+    InternalError,
+    ShmClosed,
     ShmCorrupt,
     ShmError,
     ShmFull,
     ShmInUse,
     ShmLayoutError,
     ShmNotFound,
+    ShmOSError,
     ShmStale,
     ShmTornRead,
     TradesOverwritten,
+    UnknownSymbol,
 )
 from fastfeed.layout import TRADE_DTYPE
 
@@ -243,7 +247,7 @@ def segment_path(str name):
 
 
 cdef object _oserror(str what, int err):
-    return OSError(err, f"{what}: {strerror(err).decode('utf-8', 'replace')}")
+    return ShmOSError(err, f"{what}: {strerror(err).decode('utf-8', 'replace')}")
 
 
 def unlink_segment(str name):
@@ -316,7 +320,7 @@ cdef class Mapping:
 
     def __getbuffer__(self, Py_buffer* buffer, int flags):
         if self.addr == NULL:
-            raise ValueError("mapping is closed")
+            raise ShmClosed("shared-memory mapping is closed")
         if (flags & PyBUF_WRITABLE) and not self.writable:
             raise BufferError("read-only shared-memory mapping")
         PyBuffer_FillInfo(buffer, self, self.addr, <Py_ssize_t>self.size,
@@ -399,7 +403,7 @@ cdef class ShmWriter:
         self.ring_capacity = ring_capacity
         self.checksum = checksum
         if sizeof(TradeRecord) != TRADE_SIZE:
-            raise RuntimeError("TradeRecord is not 56 bytes")
+            raise InternalError("TradeRecord is not 56 bytes")
         symtab_off, books_off, stride, ring_off, total = _layout(depth, max_symbols,
                                                                  ring_capacity)
         # The layout lives in this object, never re-read from the segment: another process
@@ -839,7 +843,7 @@ cdef class ShmReader:
         return list(self._symbols)
 
     def symbol_index(self, str symbol):
-        """Index of ``symbol`` (case-insensitive); ``KeyError`` if the writer has not
+        """Index of ``symbol`` (case-insensitive); ``UnknownSymbol`` (a ``KeyError``) if the writer has not
         registered it."""
         name = symbol.upper()
         idx = self._index.get(name)
@@ -847,11 +851,12 @@ cdef class ShmReader:
             self._refresh()
             idx = self._index.get(name)
             if idx is None:
-                raise KeyError(f"symbol {symbol!r} is not in shared-memory segment {self.name!r}")
+                raise UnknownSymbol(
+                    f"symbol {symbol!r} is not in shared-memory segment {self.name!r}")
         return idx
 
     def book(self, str symbol):
-        """The :class:`ShmBook` of ``symbol`` (``KeyError`` if the writer has no such
+        """The :class:`ShmBook` of ``symbol`` (``UnknownSymbol``, a ``KeyError``, if the writer has no such
         symbol yet; an existing symbol without depth data is an empty book)."""
         idx = self.symbol_index(symbol)
         b = self._books.get(idx)

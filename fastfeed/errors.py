@@ -31,6 +31,8 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
             ShmTornRead
             ShmLayoutError
                 ShmCorrupt
+            ShmClosed (ValueError)
+            ShmOSError (OSError)
         CaptureError
             CaptureRefused (ValueError)
             CaptureClosed (ValueError)
@@ -47,6 +49,7 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
         ExchangeError
             RequestRefused
             NoMarket (RuntimeError)
+        InternalError (RuntimeError)
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ __all__ = [
     "ShmLayoutError",
     "CaptureError",
     "ShmCorrupt",
+    "ShmClosed",
+    "ShmOSError",
+    "InternalError",
     "NotConnected",
     "ConnectFailed",
     "FeedClosed",
@@ -233,6 +239,31 @@ class ShmLayoutError(ShmError):
     """The segment is not a fastfeed segment of a layout this version understands."""
 
     reason = "layout"
+
+
+class ShmClosed(ShmError, ValueError):
+    """A shared-memory mapping was used after ``close()``. Also a ``ValueError``."""
+
+    reason = "closed"
+
+
+class ShmOSError(ShmError, OSError):
+    """A system call on a shared-memory segment failed (``shm_open``, ``mmap``, ``fstat``,
+    ``ftruncate``, ...). Also an ``OSError`` with ``errno`` and ``strerror`` set, so
+    ``except ShmError`` catches every shared-memory failure."""
+
+    reason = "os_error"
+
+    def __init__(self, err: int, message: str) -> None:
+        OSError.__init__(self, err, message)
+
+
+class InternalError(FastfeedError, RuntimeError):
+    """A self-check of fastfeed itself failed (a compiled struct of the wrong size, a
+    resource attached twice). Never caused by data: a bug or a broken build to report.
+    Also a ``RuntimeError``."""
+
+    reason = "internal"
 
 
 class CaptureError(FastfeedError):

@@ -230,3 +230,26 @@ def test_nonstandard_json_constants_are_bad_json(engine_cls: Any) -> None:
         with pytest.raises(errors.ParseError) as info:
             engine_cls().feed(b'{"method":"x","params":[' + lit + b"]}")
         assert info.value.reason == "bad_json"
+
+
+def test_shm_unknown_symbol_and_os_errors_are_typed() -> None:
+    import os
+    import uuid
+
+    from fastfeed import Engine, attach
+    from fastfeed._shm import unlink_segment
+    from fastfeed.errors import ShmError, ShmOSError, UnknownSymbol
+
+    name = f"test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+    try:
+        with Engine(depth=4, trade_capacity=16, shm_name=name), attach(name) as reader:
+            with pytest.raises(UnknownSymbol) as exc:
+                reader.book("NOPE_USDT")
+            assert isinstance(exc.value, KeyError)
+            with pytest.raises(UnknownSymbol):
+                reader.symbol_index("NOPE_USDT")
+    finally:
+        unlink_segment(name)
+    err = ShmOSError(13, "shm_open('x'): Permission denied")
+    assert isinstance(err, ShmError) and isinstance(err, OSError)
+    assert (err.errno, err.strerror, err.reason) == (13, "shm_open('x'): Permission denied", "os_error")
