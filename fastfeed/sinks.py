@@ -180,7 +180,8 @@ class CaptureSink(Sink):
     crash loses at most that much. ``records`` / ``bytes`` count what was recorded;
     ``max_records`` stops recording (and calls ``on_full()``, if given) after that many.
     Pass ``writer=`` to record into a :class:`CaptureWriter` you opened yourself (then
-    ``path`` is ignored and the sink still closes it).
+    ``path`` is ignored, and the sink only flushes it at close: closing it, or
+    :meth:`~fastfeed.capture.CaptureWriter.discard`, is yours).
     """
 
     def __init__(
@@ -209,6 +210,7 @@ class CaptureSink(Sink):
         self.max_records = max_records
         self.on_full = on_full
         self.writer = writer
+        self._own_writer = writer is None
         self.records = 0
         self.bytes = 0
         self._last_flush = 0
@@ -246,14 +248,13 @@ class CaptureSink(Sink):
         if w is not None and not w.closed:
             w.flush()
 
-    def discard(self) -> None:
-        """Take back everything recorded (see :meth:`CaptureWriter.discard`) and close."""
-        if self.writer is not None:
-            self.writer.discard()
-
     def close(self) -> None:
-        if self.writer is not None:
+        if self.writer is None:
+            return
+        if self._own_writer:
             self.writer.close()
+        else:
+            self.flush()
 
 
 @dataclass
