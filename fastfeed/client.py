@@ -506,8 +506,8 @@ class Feed:
         kind = KIND_NAMES.get(eng.last_kind)
         if kind is None:  # a reply or an unknown method: nothing changed
             return
-        if msg is None:  # depth / trades: one symbol, known by index
-            idx = eng.last_symbol
+        idx = eng.last_symbol
+        if idx >= 0:  # depth / trades: one symbol, known by index
             names = self._sym_names
             if idx >= len(names):
                 names = self._sym_names = eng.symbols
