@@ -35,8 +35,9 @@ A message-bus sink (NATS, Kafka...) is a small ``on_frame`` or ``on_raw`` subcla
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,12 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIND_NAMES",
-    "FrameChange",
-    "SinkLike",
-    "Sink",
     "CaptureSink",
     "EventLogSink",
+    "FrameChange",
     "ShmSink",
+    "Sink",
+    "SinkLike",
 ]
 
 #: ``FrameChange.kind`` by the engine's method code (``Engine.last_kind``); replies (0) and
@@ -86,7 +87,7 @@ class FrameChange:
     off or the frame logged nothing, e.g. a duplicate trade).
     """
 
-    __slots__ = ("frame", "recv_ns", "kind", "symbol", "symbols", "seq", "end", "_ring")
+    __slots__ = ("_ring", "end", "frame", "kind", "recv_ns", "seq", "symbol", "symbols")
 
     def __init__(self, frame: int, recv_ns: int, kind: str, symbol: str | None,
                  symbols: tuple[str, ...], seq: int, end: int, ring: Any) -> None:
@@ -314,5 +315,5 @@ def push_symbols(msg: Any, limit: int = 10000) -> tuple[str, ...]:
             if name is not None:
                 out[name] = None
         return tuple(out)
-    except Exception:  # hostile input must never break the frame path
+    except Exception:  # noqa: BLE001 - hostile input must never break the frame path
         return ()

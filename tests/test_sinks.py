@@ -13,19 +13,27 @@ timeouts are hang guards only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
 import fastfeed
 from fastfeed import events as E
 from fastfeed.capture import CaptureReader, CaptureWriter, replay
 from fastfeed.errors import EventsOverwritten, FastfeedError, UnknownSymbol
 from fastfeed.exchange import Exchange, ExchangeConfig
-from fastfeed.sinks import CaptureSink, EventLogSink, FrameChange, ShmSink, Sink, push_symbols
-from helpers import compiled_engine_cls, depth_text, trade, trades_text
+from fastfeed.sinks import (
+    CaptureSink,
+    EventLogSink,
+    FrameChange,
+    ShmSink,
+    Sink,
+    push_symbols,
+)
 
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
@@ -326,12 +334,12 @@ def test_a_raising_sink_is_counted_not_fatal() -> None:
     bad = Bad()
 
     async def body() -> None:
-        async with Exchange(ExchangeConfig(seed=7, symbols=SYMS, rate=1000)) as ex:
-            async with fastfeed.connect(ex.url, sinks=[bad]) as feed:
-                await feed.subscribe_depth(SYMS)
-                await until(lambda: bad.frames >= 10, "10 frames")
-                assert feed.stats["callback_errors"] >= 20
-                assert feed.book("BTC_USDT").live   # the data path went on
+        async with Exchange(ExchangeConfig(seed=7, symbols=SYMS, rate=1000)) as ex, \
+                fastfeed.connect(ex.url, sinks=[bad]) as feed:
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: bad.frames >= 10, "10 frames")
+            assert feed.stats["callback_errors"] >= 20
+            assert feed.book("BTC_USDT").live   # the data path went on
 
     run(body)
     assert bad.closed and "connected" in bad.events and bad.events[-1] == "disconnected"
