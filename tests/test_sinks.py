@@ -270,43 +270,47 @@ def test_per_frame_hook_gives_each_frames_rows() -> None:
             assert len(rows) == 0
 
 
-def test_resync_after_an_overflow_rebuilds_the_consumer() -> None:
-    """A consumer of ``feed.changes()`` reads late on purpose: the tiny event log has
-    overwritten its rows (``EventsOverwritten``); ``resync`` rebuilds it, and from then on
-    its books equal the feed's, level by level."""
+@pytest.mark.parametrize("queue_size", [10_000, 16])
+def test_resync_after_an_overflow_rebuilds_the_consumer(queue_size: int) -> None:
+    """A consumer of ``feed.changes()`` (as in docs/integration.md) reads late on purpose:
+    the small event log has overwritten its rows (``EventsOverwritten``), and with a small
+    queue the stream also dropped changes (a gap in ``seq``); ``resync`` rebuilds it, and
+    from then on its books equal the feed's, level by level."""
 
     async def body() -> None:
-        async with Exchange(ExchangeConfig(seed=6, symbols=SYMS, rate=3000)) as ex:
-            async with fastfeed.connect(ex.url, event_log=256, depth=20) as feed:
-                changes = feed.changes()
-                await feed.subscribe_depth(SYMS)
-                await until(lambda: feed.engine.events.count > 256 * 20 and all(feed.book(s).live for s in SYMS),
-                            "an overflow")
-                books: E.DictBooks = {}
-                overflows = resyncs = applied = compared = 0
-                skip_to = -1
-                while applied < 300:
-                    c = await changes.__anext__()
-                    if c.end <= skip_to:
-                        continue    # already in the snapshot rows
-                    try:
-                        rows = c.rows()
-                    except EventsOverwritten:
-                        overflows += 1
-                        snap, skip_to = feed.resync()
-                        books = E.replay_books(snap)
-                        resyncs += 1
-                    else:
-                        E.replay_books(rows, books)
-                        applied += 1
-                    if len(changes) == 0:  # caught up: nothing was applied behind our back
-                        for s in SYMS:
-                            b = feed.book(s)
-                            got = dict_book(books, feed.engine.symbol_index(s))
-                            assert got == (b.bids.tolist(), b.asks.tolist()), s
-                        compared += 1
-                assert overflows >= 1 and resyncs >= 1 and compared >= 1
-                assert changes.dropped == 0
+        async with Exchange(ExchangeConfig(seed=6, symbols=SYMS, rate=3000)) as ex, \
+                fastfeed.connect(ex.url, event_log=256, depth=20, queue_size=queue_size) as feed:
+            changes = feed.changes()
+            await feed.subscribe_depth(SYMS)
+            expect, skip_to = feed.engine.events.count, -1
+            await until(lambda: feed.engine.events.count > 256 * 20 and all(feed.book(s).live for s in SYMS),
+                        "an overflow")
+            books: E.DictBooks = {}
+            resyncs = applied = compared = 0
+            while applied < 300:
+                c = await changes.__anext__()
+                if c.end <= skip_to:
+                    continue    # already in the snapshot rows
+                try:
+                    if c.seq != expect:
+                        raise EventsOverwritten("gap")
+                    rows = c.rows()
+                    expect = c.end
+                except EventsOverwritten:
+                    snap, skip_to = feed.resync()
+                    books, expect = E.replay_books(snap), skip_to
+                    resyncs += 1
+                else:
+                    E.replay_books(rows, books)
+                    applied += 1
+                if len(changes) == 0:  # caught up: nothing was applied behind our back
+                    for s in SYMS:
+                        b = feed.book(s)
+                        got = dict_book(books, feed.engine.symbol_index(s))
+                        assert got == (b.bids.tolist(), b.asks.tolist()), s
+                    compared += 1
+            assert resyncs >= 1 and compared >= 1
+            assert (changes.dropped > 0) == (queue_size == 16)
 
     run(body)
 
