@@ -61,7 +61,7 @@ from typing import IO, Any, Callable, Iterator, Literal, NamedTuple, Sequence
 import numpy as np
 import orjson
 
-from .errors import CaptureError
+from .errors import CaptureClosed, CaptureError, CaptureRangeError, CaptureRefused  # importable from here too
 
 try:  # POSIX: one writer per capture file at a time
     import fcntl
@@ -154,7 +154,7 @@ class Record(NamedTuple):
 def _frame_type(msg_type: Any) -> int:
     value = int(getattr(msg_type, "value", msg_type))
     if value not in (FRAME_TEXT, FRAME_BINARY):
-        raise ValueError(f"frame type must be TEXT (1) or BINARY (2), not {msg_type!r}")
+        raise CaptureRefused(f"frame type must be TEXT (1) or BINARY (2), not {msg_type!r}", "bad_frame_type")
     return value
 
 
@@ -226,10 +226,10 @@ def _session_meta(url: Any, start_ns: Any, meta: Any) -> tuple[dict[str, Any], b
         obj.update({k: v for k, v in meta.items() if k not in ("url", "start_ns")})
     problem = _meta_problem(obj)
     if problem is not None:
-        raise ValueError(f"capture metadata: {problem}")
+        raise CaptureRefused(f"capture metadata: {problem}", "bad_meta")
     blob = orjson.dumps(obj)
     if len(blob) > _MAX_META:
-        raise ValueError("capture metadata too large")
+        raise CaptureRefused("capture metadata too large", "bad_meta")
     return obj, blob
 
 
@@ -373,7 +373,8 @@ class CaptureWriter:
 
     def write(self, payload: bytes | bytearray | memoryview | str, recv_ns: int | None = None,
               msg_type: Any = FRAME_BINARY) -> None:
-        """Append one payload (at most :data:`MAX_PAYLOAD` bytes, else ``ValueError``).
+        """Append one payload (at most :data:`MAX_PAYLOAD` bytes, else
+        :class:`~fastfeed.errors.CaptureRefused`, a ``ValueError``).
         ``recv_ns`` defaults to ``time.time_ns()``; ``msg_type`` is 1/2,
         ``FRAME_TEXT``/``FRAME_BINARY`` or a ``picows.WSMsgType``. A ``str`` payload is
         stored as UTF-8."""
@@ -382,7 +383,7 @@ class CaptureWriter:
         typ = msg_type if msg_type is FRAME_BINARY or msg_type is FRAME_TEXT else _frame_type(msg_type)
         n = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         if n > MAX_PAYLOAD:
-            raise ValueError(f"payload of {n} bytes exceeds the capture limit of {MAX_PAYLOAD}")
+            raise CaptureRefused(f"payload of {n} bytes exceeds the capture limit of {MAX_PAYLOAD}", "too_large")
         f = self._f
         f.write(self._pack(time.time_ns() if recv_ns is None else recv_ns, n, typ, 0, 0, self._crc(payload)))
         f.write(payload)
@@ -612,7 +613,7 @@ class CaptureReader:
         record, collecting sessions into ``st`` and handling damage per ``policy``."""
         mm, mv = self._mm, self._mv
         if mm is None or mv is None:
-            raise ValueError("capture reader is closed")
+            raise CaptureClosed("capture reader is closed")
         end = self.size
         pos = self.data_start
         unpack = RECORD_HEADER.unpack_from
@@ -712,10 +713,10 @@ class CaptureReader:
         """The payload at a given offset (as found in :meth:`index`); ``ValueError`` if
         the range is not inside the file's records."""
         if self._mv is None:
-            raise ValueError("capture reader is closed")
+            raise CaptureClosed("capture reader is closed")
         offset, length = int(offset), int(length)
         if offset < self.data_start or length < 0 or offset + length > self.size:
-            raise ValueError(f"payload range {offset}+{length} is outside the records of {self.path}")
+            raise CaptureRangeError(f"payload range {offset}+{length} is outside the records of {self.path}")
         return self._mv[offset:offset + length]
 
     # ------------------------------------------------------------------ lifetime

@@ -26,12 +26,12 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
 
-from . import protocol
+from . import channels, protocol
 from ._engine import Engine
 from ._listener import FeedListener
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
@@ -74,6 +74,11 @@ LOG_INTERVAL = 10.0
 TRANSIENT_CODES = frozenset({200005})
 
 _CALLBACKS = ("on_event", "on_ticker", "on_order", "on_order_algo", "on_balance", "on_raw", "on_frame")
+
+#: non-hot push method -> its channel row (the rows with a Python parser)
+_PUSHES = {m: c for m, c in channels.BY_UPDATE.items() if c.parser is not None and not c.hot}
+#: stream kind -> the Feed attribute holding its callback (``on_ticker`` -> ``_on_ticker``)
+_CALLBACK_ATTR = {kind: f"_on_{kind}" for kind in channels.STREAMS}
 
 
 def _check_callback(name: str, cb: Any) -> None:
@@ -357,15 +362,15 @@ class Feed:
         #: symbols, so bounded in bytes too)
         self.latest_tickers: dict[str, Ticker] = {}
         self.authenticated = False
-        channels = protocol.PUBLIC_CHANNELS + protocol.PRIVATE_CHANNELS
+        subscribable = [c.name for c in channels.SUBSCRIBABLE]
         #: channel -> symbols replayed after a reconnect (acknowledged or in flight)
-        self._subs: dict[str, set[str]] = {ch: set() for ch in channels}
+        self._subs: dict[str, set[str]] = {ch: set() for ch in subscribable}
         #: channel -> symbols the server acknowledged
-        self._acked: dict[str, set[str]] = {ch: set() for ch in channels}
+        self._acked: dict[str, set[str]] = {ch: set() for ch in subscribable}
         #: channel -> symbol -> [subscribes in flight, unsubscribes in flight, latest is a
         #: subscribe] (only while a call for the symbol is in flight)
-        self._ops: dict[str, dict[str, list[Any]]] = {ch: {} for ch in channels}
-        self._streams: dict[str, list[Stream[Any]]] = {k: [] for k in ("ticker", "order", "order_algo", "balance")}
+        self._ops: dict[str, dict[str, list[Any]]] = {ch: {} for ch in subscribable}
+        self._streams: dict[str, list[Stream[Any]]] = {k: [] for k in channels.STREAMS}
         self._stats = _Stats()
         self._limiter = _LogLimiter()
         self._transport: Any = None
@@ -846,13 +851,20 @@ class Feed:
     # reply that arrives after a later unsubscribe of the name changes nothing.
 
     def _check_private(self, channel: str) -> None:
-        if channel in protocol.PRIVATE_CHANNELS and self.api_key is None:
+        if channels.BY_NAME[channel].private and self.api_key is None:
             raise AuthError(f"{channel}.subscribe", None, "private channels need api_key and secret")
 
     def _names(self, channel: str, symbols: Iterable[str] | None) -> list[str]:
-        return protocol.validate_symbols(symbols, "currency" if channel == "balance" else "symbol")
+        return protocol.validate_symbols(symbols, channels.BY_NAME[channel].names or "symbol")
 
     async def _subscribe(self, channel: str, symbols: Iterable[str] | None) -> None:
+        """Subscribe ``channel`` (a row of the channel table) for ``symbols`` (a list; empty
+        or None = all); returns once acknowledged. Every ``subscribe_*`` method comes here.
+        Names are checked first (``protocol.validate_symbols``): a single ``str``,
+        ``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises
+        ``TypeError``/``ValueError`` and nothing is sent. If the request fails, a name
+        leaves ``subscriptions`` only if the server never acknowledged it: a subscription
+        acknowledged earlier survives a refused, timed-out or lost repeat."""
         syms = self._names(channel, symbols)  # TypeError/ValueError before anything else
         self._check_private(channel)
         if self._closing:
@@ -873,7 +885,7 @@ class Feed:
                     if ops[n][2]:  # no unsubscribe came after this call: the server has n
                         acked.add(n)
         except RequestError as exc:
-            if channel in protocol.PRIVATE_CHANNELS and not isinstance(exc, AuthError):
+            if channels.BY_NAME[channel].private and not isinstance(exc, AuthError):
                 raise AuthError(exc.method, exc.code, exc.message) from None
             raise
         finally:
@@ -932,60 +944,31 @@ class Feed:
             names = [n for n in syms if n in known and n not in depth and _ALL not in depth]
         self.engine.mark_stale(names)
 
-    async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None:
-        """Subscribe ``trades`` for ``symbols`` (a list; empty = all); returns once
-        acknowledged. Names are checked first (``protocol.validate_symbols``): a single
-        ``str``, ``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name
-        raises ``TypeError``/``ValueError`` and nothing is sent. The same holds for every
-        ``subscribe_*``/``unsubscribe_*`` method (currencies for balance). If the request
-        fails, a name leaves ``subscriptions`` only if the server never acknowledged it: a
-        subscription acknowledged earlier survives a refused, timed-out or lost repeat."""
-        await self._subscribe("trades", symbols)
-
-    async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None:
-        await self._subscribe("depth", symbols)
-
-    async def subscribe_ticker(self, symbols: Iterable[str] = ()) -> None:
-        await self._subscribe("ticker", symbols)
-
-    async def subscribe_all_ticker(self) -> None:
-        await self._subscribe("all_ticker", None)
-
-    async def subscribe_orders(self, symbols: Iterable[str] = ()) -> None:
-        await self._subscribe("order", symbols)
-
-    async def subscribe_order_algo(self, symbols: Iterable[str] = ()) -> None:
-        await self._subscribe("order_algo", symbols)
-
-    async def subscribe_balance(self, currencies: Iterable[str] = ()) -> None:
-        await self._subscribe("balance", currencies)
-
-    async def unsubscribe_trades(self, symbols: Iterable[str] = ()) -> None:
-        await self._unsubscribe("trades", symbols)
-
-    async def unsubscribe_depth(self, symbols: Iterable[str] = ()) -> None:
-        await self._unsubscribe("depth", symbols)
-
-    async def unsubscribe_ticker(self, symbols: Iterable[str] = ()) -> None:
-        await self._unsubscribe("ticker", symbols)
-
-    async def unsubscribe_all_ticker(self) -> None:
-        await self._unsubscribe("all_ticker", None)
-
-    async def unsubscribe_orders(self, symbols: Iterable[str] = ()) -> None:
-        await self._unsubscribe("order", symbols)
-
-    async def unsubscribe_order_algo(self, symbols: Iterable[str] = ()) -> None:
-        await self._unsubscribe("order_algo", symbols)
-
-    async def unsubscribe_balance(self, currencies: Iterable[str] = ()) -> None:
-        await self._unsubscribe("balance", currencies)
+    # ``subscribe_<x>`` / ``unsubscribe_<x>`` for every subscribable row of the channel
+    # table are generated at import (``_install_channel_methods``, end of this module), all
+    # going through ``_subscribe`` / ``_unsubscribe``. Declared here for type checkers only;
+    # tests/test_channels.py checks that these declarations match the generated methods.
+    if TYPE_CHECKING:
+        async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
+        async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_trades(self, symbols: Iterable[str] = ()) -> None: ...
+        async def subscribe_ticker(self, symbols: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_ticker(self, symbols: Iterable[str] = ()) -> None: ...
+        async def subscribe_all_ticker(self) -> None: ...
+        async def unsubscribe_all_ticker(self) -> None: ...
+        async def subscribe_orders(self, symbols: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_orders(self, symbols: Iterable[str] = ()) -> None: ...
+        async def subscribe_order_algo(self, symbols: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_order_algo(self, symbols: Iterable[str] = ()) -> None: ...
+        async def subscribe_balance(self, currencies: Iterable[str] = ()) -> None: ...
+        async def unsubscribe_balance(self, currencies: Iterable[str] = ()) -> None: ...
 
     async def _resubscribe(self) -> None:
         for channel, reg in self._subs.items():
             if not reg:
                 continue
-            if channel in protocol.PRIVATE_CHANNELS and not self.authenticated:
+            if channels.BY_NAME[channel].private and not self.authenticated:
                 continue
             syms = [] if _ALL in reg else sorted(reg)
             for chunk in protocol.chunk_symbols(syms):
@@ -1064,24 +1047,14 @@ class Feed:
             return
         params = msg.get("params")
         rejects: dict[str, int] = {}
-        if method == "ticker.update" or method == "all_ticker.update":
-            latest = self.latest_tickers
-            cap = self.options.max_ticker_symbols
-            for t in protocol.parse_tickers(params, recv_ns, method == "all_ticker.update", rejects):
-                if t.symbol in latest or len(latest) < cap:
-                    latest[t.symbol] = t
-                else:
-                    self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
-                self._dispatch("ticker", self._on_ticker, t)
-        elif method == "order.update":
-            for o in protocol.parse_orders(params, recv_ns, rejects):
-                self._dispatch("order", self._on_order, o)
-        elif method == "order_algo.update":
-            for a in protocol.parse_order_algos(params, recv_ns, rejects):
-                self._dispatch("order_algo", self._on_order_algo, a)
-        elif method == "balance.update":
-            for b in protocol.parse_balances(params, recv_ns, rejects):
-                self._dispatch("balance", self._on_balance, b)
+        ch = _PUSHES.get(method) if isinstance(method, str) else None
+        if ch is not None:
+            kind = ch.stream
+            callback = getattr(self, _CALLBACK_ATTR[kind], None)  # a kind may have only streams
+            for rec in ch.parser(params, recv_ns, rejects):
+                if kind == "ticker":
+                    self._keep_latest_ticker(rec)
+                self._dispatch(kind, callback, rec)
         else:
             self._stats.unknown_pushes += 1
             log.debug("unhandled push method %s", safe_text(method, 60))
@@ -1092,6 +1065,13 @@ class Feed:
                        f"rejected records in a {safe_text(method, 40)} push: "
                        + ", ".join(f"{k} {v}" for k, v in rejects.items())
                        + " (counted in stats['bad_pushes'])")
+
+    def _keep_latest_ticker(self, t: Ticker) -> None:
+        latest = self.latest_tickers
+        if t.symbol in latest or len(latest) < self.options.max_ticker_symbols:
+            latest[t.symbol] = t
+        else:
+            self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
 
     def _callback_failed(self, kind: str, exc: BaseException) -> None:
         self._stats.callback_errors += 1
@@ -1439,7 +1419,7 @@ class Feed:
                 self._check_drift()
             if opts.max_age is not None and now - self._connected_at >= opts.max_age:
                 return "max_age"
-            subscribed = any(self._subs[ch] for ch in protocol.PUBLIC_CHANNELS)
+            subscribed = any(self._subs[ch] for ch in channels.PUBLIC_CHANNELS)
             if opts.data_timeout is not None and subscribed and now - last_seen >= opts.data_timeout:
                 return "no data"
 
@@ -1555,3 +1535,62 @@ def connect(
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
     return Feed(url, api_key, secret, options=FeedOptions(**options), **callbacks)
+
+
+# -- subscribe_* / unsubscribe_* from the channel table ----------------------------------------
+
+
+def _channel_method(ch: channels.Channel, unsubscribe: bool) -> Callable[..., Any]:
+    """``Feed.subscribe_<ch.client>`` (or ``unsubscribe_``): one argument named after what
+    the channel lists (``symbols`` / ``currencies``, default ``()`` = all) or none."""
+    verb = "unsubscribe" if unsubscribe else "subscribe"
+    name = f"{verb}_{ch.client}"
+    param = None if ch.names is None else ("currencies" if ch.names == "currency" else "symbols")
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    if param is not None:
+        params.append(P(param, P.POSITIONAL_OR_KEYWORD, default=(), annotation="Iterable[str]"))
+    sig = inspect.Signature(params, return_annotation="None")
+    channel = ch.name
+
+    async def method(*args: Any, **kwargs: Any) -> None:
+        bound = sig.bind(*args, **kwargs)
+        self = bound.arguments["self"]
+        names = bound.arguments.get(param, ()) if param is not None else None
+        if unsubscribe:
+            await self._unsubscribe(channel, names)
+        else:
+            await self._subscribe(channel, names)
+
+    what = f"``{param}`` (a list of {ch.names} names; empty = all)" if param is not None else "every symbol"
+    if unsubscribe:
+        doc = (f"Unsubscribe ``{channel}`` (``{ch.unsubscribe}``) for {what}. The names leave "
+               "``subscriptions`` at once, whatever the server answers.")
+    else:
+        doc = (f"Subscribe ``{channel}`` (``{ch.subscribe}``) for {what}; returns once "
+               "acknowledged" + (" (a private channel: needs api_key and secret)" if ch.private else "")
+               + ". If the request fails, a name leaves ``subscriptions`` only if the server "
+               "never acknowledged it: a subscription acknowledged earlier survives a refused, "
+               "timed-out or lost repeat.")
+    if param is not None:
+        doc += (f" The names are checked first (``protocol.validate_symbols``): a single ``str``, "
+                "``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises "
+                "``TypeError``/``ValueError`` and nothing is sent.")
+    method.__name__ = name
+    method.__qualname__ = f"Feed.{name}"
+    method.__module__ = __name__
+    method.__doc__ = doc + " (Generated from the channel table, ``fastfeed.channels``.)"
+    method.__signature__ = sig  # type: ignore[attr-defined]
+    return method
+
+
+def _install_channel_methods(cls: type) -> None:
+    for ch in channels.SUBSCRIBABLE:
+        if ch.client is None:
+            continue
+        for unsubscribe in (False, True):
+            m = _channel_method(ch, unsubscribe)
+            setattr(cls, m.__name__, m)
+
+
+_install_channel_methods(Feed)

@@ -1,5 +1,53 @@
-"""Typed errors raised by fastfeed. Every error carries a short machine-readable ``reason``
-that is also the key under which the rejection is counted in ``Engine.stats["rejects"]``."""
+"""Typed errors raised by fastfeed: the one home of every exception class the package
+defines. Every error carries a short machine-readable ``reason`` (for the engine's
+rejections also the key under which it is counted in ``Engine.stats["rejects"]``).
+
+Policy. Every error fastfeed raises for a condition of its own - bad data from the network,
+a file or shared memory, a connection, a request, a closed or exhausted object - is a
+:class:`FastfeedError` subclass defined here; the other modules import (and re-export)
+them from here. Where a builtin was raised before, the class also subclasses that builtin,
+so ``except ConnectionError`` / ``KeyError`` / ``ValueError`` keeps working. A caller's
+mistake in an argument (a wrong type, a negative size) is a plain ``TypeError`` /
+``ValueError``, as everywhere in Python. The CLI's own errors live with the CLI.
+
+The tree (``tests/test_errors_tree.py`` checks it against the classes)::
+
+    FastfeedError
+        FrameError
+            InflateError
+            FrameTooLarge
+        MessageError
+            ParseError
+        DecodeError
+        TradesOverwritten (IndexError)
+        EventsOverwritten (IndexError)
+        UnknownSymbol (KeyError)
+        UnknownChannel (KeyError)
+        ShmError
+            ShmNotFound
+            ShmInUse
+            ShmStale
+            ShmFull
+            ShmTornRead
+            ShmLayoutError
+                ShmCorrupt
+        CaptureError
+            CaptureRefused (ValueError)
+            CaptureClosed (ValueError)
+            CaptureRangeError (ValueError)
+        ExportOverflow (ValueError)
+        NotConnected (ConnectionError)
+            ConnectFailed
+            FeedClosed
+        RequestError
+            AuthError
+            BadReply
+        RequestTimeout (TimeoutError)
+        ConnectionLost (ConnectionError)
+        ExchangeError
+            RequestRefused
+            NoMarket (RuntimeError)
+"""
 
 from __future__ import annotations
 
@@ -30,6 +78,15 @@ __all__ = [
     "RequestTimeout",
     "ConnectionLost",
     "BadReply",
+    "DecodeError",
+    "UnknownChannel",
+    "CaptureRefused",
+    "CaptureClosed",
+    "CaptureRangeError",
+    "ExportOverflow",
+    "ExchangeError",
+    "RequestRefused",
+    "NoMarket",
     "REJECT_REASONS",
 ]
 
@@ -111,6 +168,28 @@ class UnknownSymbol(FastfeedError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownChannel(FastfeedError, KeyError):
+    """A channel name that is not in the channel table (``fastfeed.channels.get``). A
+    ``KeyError``; ``str()`` is the plain message."""
+
+    reason = "unknown_channel"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DecodeError(FastfeedError):
+    """``fastfeed.exchange.decode_payload`` (the exchange's small, independent decoder)
+    could not decode a payload. ``reason`` is the engine's reject reason for the same
+    payload (``empty``, ``zlib_error``, ``zlib_truncated``, ``zlib_trailing``,
+    ``too_large``, ``bad_json``); note the argument order ``(reason, message)``."""
+
+    reason = "decode"
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason, reason)
+
+
 class ShmError(FastfeedError):
     """A shared-memory segment (``Engine(shm_name=...)`` / ``fastfeed.attach``) problem."""
 
@@ -169,6 +248,35 @@ class CaptureError(FastfeedError):
         super().__init__(message, reason)
         self.offset = offset
         self.record = record
+
+
+class CaptureRefused(CaptureError, ValueError):
+    """``CaptureWriter`` refuses to write: a payload beyond ``capture.MAX_PAYLOAD``
+    (reason ``too_large``), header metadata that is not valid (``bad_meta``), a frame type
+    that is not TEXT or BINARY (``bad_frame_type``). Nothing was written. Also a
+    ``ValueError`` (what it was before)."""
+
+    reason = "refused"
+
+
+class CaptureClosed(CaptureError, ValueError):
+    """A ``CaptureReader`` was used after ``close()``. Also a ``ValueError``."""
+
+    reason = "closed"
+
+
+class CaptureRangeError(CaptureError, ValueError):
+    """``CaptureReader.payload(offset, length)`` for a range that is not inside the file's
+    records. Also a ``ValueError``."""
+
+    reason = "range"
+
+
+class ExportOverflow(FastfeedError, ValueError):
+    """An export's event ring overflowed within one frame (one frame produced more rows
+    than the ring holds): pass a larger ``ring=``. Also a ``ValueError``."""
+
+    reason = "export_overflow"
 
 
 class ShmCorrupt(ShmLayoutError):
@@ -249,3 +357,32 @@ class BadReply(RequestError):
 
     def __init__(self, method: str, message: str) -> None:
         super().__init__(method, None, message)
+
+
+# -- the local exchange (fastfeed.exchange) ---------------------------------------------------
+
+
+class ExchangeError(FastfeedError):
+    """A problem of the bundled local exchange (``fastfeed.exchange``)."""
+
+    reason = "exchange"
+
+
+class RequestRefused(ExchangeError):
+    """The local exchange refuses a client's request: answered on the wire as an error
+    reply with ``code`` (an ``exchange.wire.ErrorCode``) and ``message``; never leaves
+    the server."""
+
+    reason = "refused"
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NoMarket(ExchangeError, RuntimeError):
+    """``Exchange.book()`` while serving a capture: there is no simulated market. Also a
+    ``RuntimeError`` (what it was before)."""
+
+    reason = "no_market"

@@ -26,7 +26,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import FastfeedError
+from .errors import ExportOverflow, FastfeedError
 from .events import EVENT_DTYPE, kinds, sides
 from .layout import TRADE_DTYPE
 
@@ -198,7 +198,7 @@ def _pump(
         try:
             chunk = buf.since(pos)
         except IndexError:
-            raise ValueError(
+            raise ExportOverflow(
                 f"the export ring ({capacity} rows) overflowed within one frame; "
                 f"pass a larger ring= (e.g. {capacity * 4})"
             ) from None

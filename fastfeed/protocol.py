@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 import orjson
 
@@ -58,6 +58,8 @@ __all__ = [
     "parse_orders",
     "parse_order_algos",
     "parse_balances",
+    "parse_records",
+    "Field",
 ]
 
 #: The live endpoint (configurable everywhere; mirrors: openapi.digifinex.vip / .xyz).
@@ -65,8 +67,8 @@ DIGIFINEX_URL = "wss://openapi.digifinex.com/ws/v1/"
 
 #: DigiFinex clients subscribe at most 30 symbols per request; longer lists are split.
 MAX_SYMBOLS_PER_REQUEST = 30
-PUBLIC_CHANNELS = ("trades", "depth", "ticker", "all_ticker")
-PRIVATE_CHANNELS = ("order", "order_algo", "balance")
+# PUBLIC_CHANNELS / PRIVATE_CHANNELS (the subscribable channel names) are derived from the
+# channel table, fastfeed.channels (see __getattr__ at the end of this module).
 #: Longest symbol (and currency) name in bytes: the engine's limit (``_parse.MAX_SYMBOL``).
 MAX_SYMBOL_LEN = 32
 #: Longest text kept from a string field of a push (ids, sides, decimal strings): a longer
@@ -433,10 +435,89 @@ def _records(params: Any, rejects: dict[str, int] | None) -> list[dict[str, Any]
     return out
 
 
+# -- records: one declarative field map per record type -------------------------------------
+#
+# A record type is a frozen dataclass whose ``FIELDS`` map says, for each attribute read
+# from the push, which converter reads it (and from which wire key when that differs from
+# the attribute name). Fields are read in map order: the first bad one rejects the record
+# with its reason. ``recv_ns`` and fixed per-channel values (``all_ticker``) are not read
+# from the wire. :func:`parse_records` turns a push's ``params`` into records for any of
+# them; the channel table (:mod:`fastfeed.channels`) says which record each push makes.
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """How one record attribute is read from a push record (a dict): ``conv(value, key)``
+    for the value under ``key`` (default: the attribute's name); with a tuple of keys,
+    the attribute is the tuple of ``conv`` over each. ``conv`` raises
+    :class:`~fastfeed.errors.ParseError` for a value that rejects the record."""
+
+    conv: Callable[[Any, str], Any]
+    key: str | tuple[str, ...] | None = None
+
+
+def _status(v: Any, name: str) -> int:
+    return _i(v, name, -99)
+
+
+def _decimal_number(v: Any, name: str) -> float:
+    return _f(_dec(v, name), name)
+
+
+#: The field kinds a record map is written with.
+NUMBER = Field(_f)  #: a JSON number or decimal string -> float (missing: NaN)
+INTEGER = Field(_i)  #: an integer (64-bit), integral float or string of one (missing: 0)
+STATUS = Field(_status)  #: an integer status (missing: -99)
+TEXT = Field(_s)  #: a short string (or an integer id) (missing: "")
+SYMBOL = Field(_sym)  #: a symbol / currency name, upper-cased (missing or bad: rejected)
+DECIMAL_NUMBER = Field(_decimal_number)  #: a decimal kept exact elsewhere, read as float
+
+
+def _fields(**fields: Field) -> tuple[tuple[str, str | tuple[str, ...], Callable[[Any, str], Any]], ...]:
+    """A record's field map (attribute -> :class:`Field`), in read order, as
+    ``(attribute, wire key(s), converter)`` triples."""
+    return tuple((attr, f.key if f.key is not None else attr, f.conv) for attr, f in fields.items())
+
+
+_BUILDERS: dict[type, Callable[[dict[str, Any], dict[str, Any]], Any]] = {}
+
+
+def _builder(cls: Any) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+    """``build(d, extra)`` for record type ``cls``: its ``FIELDS`` map turned once into
+    straight-line code (as fast as a hand-written ``from_dict``), cached per type."""
+    fn = _BUILDERS.get(cls)
+    if fn is not None:
+        return fn
+    ns: dict[str, Any] = {"cls": cls}
+    lines = []
+    for i, (attr, key, conv) in enumerate(cls.FIELDS):
+        if not attr.isidentifier() or not all(isinstance(k, str) for k in (key if isinstance(key, tuple) else (key,))):
+            raise TypeError(f"{cls.__name__}.FIELDS: bad entry {attr!r}")  # pragma: no cover - a coding error
+        ns[f"c{i}"] = conv
+        if isinstance(key, str):
+            lines.append(f"    {attr} = c{i}(get({key!r}), {key!r})")
+        else:
+            lines.append(f"    {attr} = ({''.join(f'c{i}(get({k!r}), {k!r}), ' for k in key)})")
+    args = ", ".join(f"{attr}={attr}" for attr, _key, _conv in cls.FIELDS)
+    src = "def build(d, extra):\n    get = d.get\n" + "\n".join(lines) + f"\n    return cls({args}, **extra)\n"
+    exec(src, ns)  # noqa: S102 - generated from the field map only (identifiers and reprs)
+    fn = _BUILDERS[cls] = ns["build"]
+    return fn  # type: ignore[no-any-return]
+
+
+def _build(cls: Any, d: dict[str, Any], extra: dict[str, Any]) -> Any:
+    return _builder(cls)(d, extra)
+
+
 @dataclass(frozen=True, slots=True)
 class Ticker:
     """One ``ticker.update`` / ``all_ticker.update`` record (numbers as floats; a missing
     number is NaN)."""
+
+    FIELDS: ClassVar[tuple[Any, ...]] = _fields(
+        symbol=SYMBOL, last=NUMBER, last_qty=NUMBER, best_bid=NUMBER, best_bid_size=NUMBER,
+        best_ask=NUMBER, best_ask_size=NUMBER, open_24h=NUMBER, low_24h=NUMBER,
+        base_volume_24h=NUMBER, quote_volume_24h=NUMBER, timestamp=INTEGER, high_24h=NUMBER)
 
     symbol: str
     last: float
@@ -458,28 +539,16 @@ class Ticker:
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0, all_ticker: bool = False) -> Ticker:
         """Raises :class:`~fastfeed.errors.ParseError` (reason ``bad_symbol`` or
         ``bad_field``) for a record that must be rejected."""
-        return cls(
-            symbol=_sym(d.get("symbol")),
-            last=_f(d.get("last"), "last"),
-            last_qty=_f(d.get("last_qty"), "last_qty"),
-            best_bid=_f(d.get("best_bid"), "best_bid"),
-            best_bid_size=_f(d.get("best_bid_size"), "best_bid_size"),
-            best_ask=_f(d.get("best_ask"), "best_ask"),
-            best_ask_size=_f(d.get("best_ask_size"), "best_ask_size"),
-            open_24h=_f(d.get("open_24h"), "open_24h"),
-            low_24h=_f(d.get("low_24h"), "low_24h"),
-            base_volume_24h=_f(d.get("base_volume_24h"), "base_volume_24h"),
-            quote_volume_24h=_f(d.get("quote_volume_24h"), "quote_volume_24h"),
-            timestamp=_i(d.get("timestamp"), "timestamp"),
-            recv_ns=recv_ns,
-            all_ticker=all_ticker,
-            high_24h=_f(d.get("high_24h"), "high_24h"),
-        )
+        return _build(cls, d, {"recv_ns": recv_ns, "all_ticker": all_ticker})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """One ``order.update`` record. Fills are the change in cumulative ``filled``."""
+
+    FIELDS: ClassVar[tuple[Any, ...]] = _fields(
+        id=TEXT, symbol=SYMBOL, side=TEXT, type=TEXT, status=STATUS, mode=INTEGER, price=NUMBER,
+        amount=NUMBER, filled=NUMBER, price_avg=NUMBER, notional=NUMBER, timestamp=INTEGER)
 
     id: str
     symbol: str
@@ -498,27 +567,17 @@ class OrderUpdate:
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> OrderUpdate:
         """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
-        return cls(
-            id=_s(d.get("id"), "id"),
-            symbol=_sym(d.get("symbol")),
-            side=_s(d.get("side"), "side"),
-            type=_s(d.get("type"), "type"),
-            status=_i(d.get("status"), "status", -99),
-            mode=_i(d.get("mode"), "mode"),
-            price=_f(d.get("price"), "price"),
-            amount=_f(d.get("amount"), "amount"),
-            filled=_f(d.get("filled"), "filled"),
-            price_avg=_f(d.get("price_avg"), "price_avg"),
-            notional=_f(d.get("notional"), "notional"),
-            timestamp=_i(d.get("timestamp"), "timestamp"),
-            recv_ns=recv_ns,
-        )
+        return _build(cls, d, {"recv_ns": recv_ns})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
 class OrderAlgoUpdate:
     """One ``order_algo.update`` record. status: -2 fail, -1 canceled, 0 ready,
     1 effecting, 2 success."""
+
+    FIELDS: ClassVar[tuple[Any, ...]] = _fields(
+        id=TEXT, symbol=SYMBOL, side=TEXT, status=STATUS, mode=INTEGER, algo_price=NUMBER,
+        trigger_price=NUMBER, amount=NUMBER, timestamp=INTEGER)
 
     id: str
     symbol: str
@@ -534,23 +593,16 @@ class OrderAlgoUpdate:
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> OrderAlgoUpdate:
         """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
-        return cls(
-            id=_s(d.get("id"), "id"),
-            symbol=_sym(d.get("symbol")),
-            side=_s(d.get("side"), "side"),
-            status=_i(d.get("status"), "status", -99),
-            mode=_i(d.get("mode"), "mode"),
-            algo_price=_f(d.get("algo_price"), "algo_price"),
-            trigger_price=_f(d.get("trigger_price"), "trigger_price"),
-            amount=_f(d.get("amount"), "amount"),
-            timestamp=_i(d.get("timestamp"), "timestamp"),
-            recv_ns=recv_ns,
-        )
+        return _build(cls, d, {"recv_ns": recv_ns})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
 class BalanceUpdate:
     """One ``balance.update`` record. The decimal strings are kept exact in ``raw``."""
+
+    FIELDS: ClassVar[tuple[Any, ...]] = _fields(
+        raw=Field(_dec, ("free", "total", "used")), currency=Field(_sym, "currency"),
+        free=DECIMAL_NUMBER, total=DECIMAL_NUMBER, used=DECIMAL_NUMBER)
 
     currency: str
     free: float
@@ -562,22 +614,24 @@ class BalanceUpdate:
     @classmethod
     def from_dict(cls, d: dict[str, Any], recv_ns: int = 0) -> BalanceUpdate:
         """Raises :class:`~fastfeed.errors.ParseError` for a record that must be rejected."""
-        free, total, used = (_dec(d.get(k), k) for k in ("free", "total", "used"))
-        return cls(
-            currency=_sym(d.get("currency"), "currency"),
-            free=_f(free, "free"),
-            total=_f(total, "total"),
-            used=_f(used, "used"),
-            raw=(free, total, used),
-            recv_ns=recv_ns,
-        )
+        return _build(cls, d, {"recv_ns": recv_ns})  # type: ignore[no-any-return]
 
 
-def _parse(factory: Any, params: Any, rejects: dict[str, int] | None, *args: Any) -> list[Any]:
+R = TypeVar("R")
+
+
+def parse_records(record: type[R], params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None,
+                  **extra: Any) -> list[R]:
+    """The records of type ``record`` (a type with a ``FIELDS`` map) in a push's
+    ``params``. Never raises: a record with a bad symbol or field is left out and counted
+    in ``rejects`` (by reason: ``bad_shape``, ``bad_symbol``, ``bad_field``) when a dict is
+    given. ``extra`` are fixed attribute values (``all_ticker=True``)."""
     out = []
+    fixed = {"recv_ns": recv_ns, **extra}
+    build = _builder(record)
     for d in _records(params, rejects):
         try:
-            out.append(factory(d, *args))
+            out.append(build(d, fixed))
         except ParseError as exc:
             if rejects is not None:
                 rejects[exc.reason] = rejects.get(exc.reason, 0) + 1
@@ -590,17 +644,34 @@ def parse_tickers(params: Any, recv_ns: int = 0, all_ticker: bool = False,
     record with a bad symbol or field is left out and counted in ``rejects`` (by reason:
     ``bad_shape``, ``bad_symbol``, ``bad_field``) when a dict is given. The same holds for
     the other ``parse_*`` functions."""
-    return _parse(Ticker.from_dict, params, rejects, recv_ns, all_ticker)
+    return parse_records(Ticker, params, recv_ns, rejects, all_ticker=all_ticker)
 
 
 def parse_orders(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None) -> list[OrderUpdate]:
-    return _parse(OrderUpdate.from_dict, params, rejects, recv_ns)
+    return parse_records(OrderUpdate, params, recv_ns, rejects)
 
 
 def parse_order_algos(params: Any, recv_ns: int = 0,
                       rejects: dict[str, int] | None = None) -> list[OrderAlgoUpdate]:
-    return _parse(OrderAlgoUpdate.from_dict, params, rejects, recv_ns)
+    return parse_records(OrderAlgoUpdate, params, recv_ns, rejects)
 
 
 def parse_balances(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None) -> list[BalanceUpdate]:
-    return _parse(BalanceUpdate.from_dict, params, rejects, recv_ns)
+    return parse_records(BalanceUpdate, params, recv_ns, rejects)
+
+
+if TYPE_CHECKING:
+    #: names of the subscribable public / private channels (from :mod:`fastfeed.channels`)
+    PUBLIC_CHANNELS: tuple[str, ...]
+    PRIVATE_CHANNELS: tuple[str, ...]
+else:
+
+    def __getattr__(name: str) -> Any:
+        # PUBLIC_CHANNELS / PRIVATE_CHANNELS come from the channel table (fastfeed.channels),
+        # which imports this module: resolved on first use. Hidden from type checkers, so a
+        # misspelt name is still an error for them.
+        if name in ("PUBLIC_CHANNELS", "PRIVATE_CHANNELS"):
+            from . import channels
+
+            return getattr(channels, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from . import channels as _channels
 from ._json import loads_exact
 from .errors import (
     REJECT_REASONS,
@@ -68,19 +69,11 @@ __all__ = [
     "ReferenceTradeRing",
 ]
 
-#: Keys of ``stats["messages"]``: the seven push methods, then replies and unknown methods.
-MESSAGE_KEYS: tuple[str, ...] = (
-    "depth.update",
-    "trades.update",
-    "ticker.update",
-    "all_ticker.update",
-    "order.update",
-    "order_algo.update",
-    "balance.update",
-    "reply",
-    "unknown",
-)
-#: Method code of each message key, as the compiled parser numbers them (``Engine.last_kind``).
+#: Keys of ``stats["messages"]``: the push methods of the channel table, then replies and
+#: unknown methods.
+MESSAGE_KEYS: tuple[str, ...] = (*_channels.PUSH_METHODS, "reply", "unknown")
+#: Method code of each message key, as the compiled parser numbers them (``Engine.last_kind``;
+#: ``_parse.METHOD_NAMES`` order, checked by tests/test_sinks.py).
 _METHOD_CODES: dict[str, int] = {
     "reply": 0, "depth.update": 1, "trades.update": 2, "ticker.update": 3, "all_ticker.update": 4,
     "order.update": 5, "order_algo.update": 6, "balance.update": 7, "unknown": 8,
@@ -123,12 +116,9 @@ class _Num:
         self.is_int = is_int
 
 
-class _BadConstant(ValueError):
-    """Raised for the non-standard ``NaN`` / ``Infinity`` / ``-Infinity`` literals."""
-
-
 def _reject_constant(name: str) -> Any:
-    raise _BadConstant(f"non-standard JSON literal {name}")
+    """The non-standard ``NaN`` / ``Infinity`` / ``-Infinity`` literals are invalid JSON."""
+    raise _parse_error("bad_json", "invalid JSON text")
 
 
 def _raw_loads(text: str) -> Any:
@@ -382,7 +372,16 @@ def _parse_trades(params: Any) -> _Trades:
     return tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol]))  # type: ignore[return-value]
 
 
-_HOT: dict[str, Callable[[Any], Any]] = {"depth.update": _parse_depth, "trades.update": _parse_trades}
+#: The reference twin of each hot channel's Cython parser, and the engine method applying
+#: its result, by channel name; a hot row of the channel table without one fails here.
+_HOT_IMPL: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "depth": (_parse_depth, "_apply_depth"),
+    "trades": (_parse_trades, "_apply_trades"),
+}
+#: hot push method -> (parse, apply method name), from the channel table.
+_HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
+    c.update: _HOT_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -896,16 +895,14 @@ class ReferenceEngine:
                     raise _parse_error("bad_message", "duplicated 'params'")
                 seen_params, params = True, val
                 if method in _HOT:
-                    parsed = _HOT[method](params)
+                    parsed = _HOT[method][0](params)
         if method in _HOT:
             if not seen_params:
                 raise _parse_error("bad_message", "missing 'params'")
+            parse, apply = _HOT[method]
             if parsed is None:
-                parsed = _HOT[method](params)
-            if method == "depth.update":
-                self._apply_depth(parsed, recv_ns)
-            else:
-                self._apply_trades(parsed, recv_ns)
+                parsed = parse(params)
+            getattr(self, apply)(parsed, recv_ns)
             self._messages[method] += 1
             self.last_kind = _METHOD_CODES[method]
             self.last_symbol = self._index[parsed[2]]

@@ -99,6 +99,17 @@ def test_last_frame_kind_and_symbol(engine_cls: Any) -> None:
     assert (eng.frames, eng.last_kind, eng.last_symbol) == (5, -1, -1)
 
 
+def test_method_codes_agree_with_the_compiled_parser() -> None:
+    """``last_kind`` means the same in both engines, and the hook names it right."""
+    from fastfeed import reference
+    from fastfeed._parse import METHOD_NAMES
+    from fastfeed.sinks import KIND_NAMES
+
+    assert {n: i for i, n in enumerate(METHOD_NAMES)} == reference._METHOD_CODES
+    assert {i: n.removesuffix(".update") for i, n in enumerate(METHOD_NAMES)
+            if n not in ("reply", "unknown")} == KIND_NAMES
+
+
 def test_snapshot_rows_rebuild_the_books(engine_cls: Any) -> None:
     eng = engine_cls(depth=3)
     eng.feed(depth_text(True, "X", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "1"]]), recv_ns=7)

@@ -35,6 +35,8 @@ from picows import (
     ws_create_server,
 )
 
+from .. import channels as _channels
+from ..errors import NoMarket, RequestRefused
 from .book import SimBook
 from .config import ExchangeConfig, SymbolSpec
 from .market import CH_DEPTH, CH_TICKER, CH_TRADES, CHANNELS, N_CHANNELS, Frame, Market, TickerState
@@ -55,8 +57,8 @@ __all__ = ["Exchange", "Connection", "Faults", "PRIVATE_CHANNELS"]
 
 log = logging.getLogger("fastfeed.exchange")
 
-#: Private channels (subscription needs ``server.auth`` first).
-PRIVATE_CHANNELS = ("order", "order_algo", "balance")
+#: Private channels (subscription needs ``server.auth`` first), from the channel table.
+PRIVATE_CHANNELS = _channels.PRIVATE_CHANNELS
 
 #: A routed, ready-to-write frame: (routing key, clean flag, complete WebSocket frame).
 WireFrame = tuple[int, bool, bytes]
@@ -68,13 +70,6 @@ _SAMPLE_DEPTH = (
     b'["11621.42","0"],["11620.87","0"]]},"BTC_USDT"],"id":null}'
 )
 _conn_ids = itertools.count(1)
-
-
-class _RequestError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Connection(WSListener):
@@ -437,19 +432,34 @@ class Exchange:
         nsym = self.market.nsym if self.market is not None else 0
         self._nsym = nsym
         self._trades_lo, self._trades_hi = CH_TRADES * nsym, (CH_TRADES + 1) * nsym
-        self._handlers: dict[str, Callable[[Connection, Any, list[Any]], None]] = {
-            "server.ping": self._h_ping,
-            "server.time": self._h_time,
-            "server.auth": self._h_auth,
-            "all_ticker.subscribe": self._h_all_ticker_sub,
-            "all_ticker.unsubscribe": self._h_all_ticker_unsub,
-        }
-        for ch_index, ch in enumerate(CHANNELS):
-            self._handlers[f"{ch}.subscribe"] = self._public_handler(ch_index, True)
-            self._handlers[f"{ch}.unsubscribe"] = self._public_handler(ch_index, False)
-        for ch in PRIVATE_CHANNELS:
-            self._handlers[f"{ch}.subscribe"] = self._private_handler(ch, True)
-            self._handlers[f"{ch}.unsubscribe"] = self._private_handler(ch, False)
+        self._handlers = self._build_handlers()
+
+    def _build_handlers(self) -> dict[str, Callable[[Connection, Any, list[Any]], None]]:
+        """The method handlers, from the channel table (``fastfeed.channels``): a plain
+        request is served by ``_h_<method>`` (``server.ping`` -> ``_h_ping``); a channel
+        by the handlers of its ``route`` (market: per-symbol routing of the simulated
+        market, broadcast: all_ticker, private: per account). A channel nothing here
+        generates (a public one the market does not simulate) is answered
+        ``METHOD_NOT_FOUND``."""
+        handlers: dict[str, Callable[[Connection, Any, list[Any]], None]] = {}
+        for ch in _channels.CHANNELS:
+            if ch.route == "request":
+                assert ch.request is not None
+                handlers[ch.request] = getattr(self, "_h_" + ch.request.split(".", 1)[1])
+                continue
+            assert ch.subscribe is not None and ch.unsubscribe is not None
+            if ch.route == "market":
+                if ch.name not in CHANNELS:
+                    continue
+                sub, unsub = (self._public_handler(CHANNELS.index(ch.name), on) for on in (True, False))
+            elif ch.route == "broadcast" and ch.name == "all_ticker":  # the one broadcast source
+                sub, unsub = self._h_all_ticker_sub, self._h_all_ticker_unsub
+            elif ch.route == "private":
+                sub, unsub = self._private_handler(ch.name, True), self._private_handler(ch.name, False)
+            else:  # nothing here generates it (tests/test_channels.py checks the routes)
+                continue
+            handlers[ch.subscribe], handlers[ch.unsubscribe] = sub, unsub
+        return handlers
 
     # ------------------------------------------------------------------ lifetime
     @property
@@ -579,7 +589,7 @@ class Exchange:
         arrays of ``[price, amount]``, best first, equal to the book of a client that
         applied every depth push of this symbol (engine semantics, no trimming)."""
         if self.market is None:
-            raise RuntimeError("no simulated market when serving a capture")
+            raise NoMarket("no simulated market when serving a capture")
         if self._cycle is None:
             return self.market.book(symbol)
         return self._cycle_book(symbol)
@@ -664,7 +674,7 @@ class Exchange:
             return
         try:
             handler(conn, req_id, params)
-        except _RequestError as exc:
+        except RequestRefused as exc:
             self._error(conn, req_id, exc.code, exc.message)
         except Exception:
             log.exception("internal error handling %s", method)
@@ -678,20 +688,20 @@ class Exchange:
 
     def _h_auth(self, conn: Connection, req_id: Any, params: list[Any]) -> None:
         if len(params) != 3 or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in params):
-            raise _RequestError(ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]")
+            raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]")
         key, ts, sig = (str(p) for p in params)
         secret = self.config.accounts.get(key)
         if secret is None:
-            raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: unknown api key")
+            raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: unknown api key")
         if self.config.auth_window is not None:
             try:
                 ts_ms = int(ts)
             except ValueError:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, "timestamp must be milliseconds") from None
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "timestamp must be milliseconds") from None
             if abs(time.time() * 1000 - ts_ms) > self.config.auth_window * 1000:
-                raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window")
+                raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window")
         if not hmac.compare_digest(sign_auth(secret, ts).encode(), sig.encode()):
-            raise _RequestError(ErrorCode.REQUIRE_AUTH, "auth failed: invalid signature")
+            raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: invalid signature")
         if conn.account != key:
             for subs in conn.private.values():
                 subs.clear()
@@ -715,11 +725,11 @@ class Exchange:
     def _names(self, params: list[Any]) -> list[str]:
         limit = self.config.max_subscribe_symbols
         if limit is not None and len(params) > limit:
-            raise _RequestError(ErrorCode.INVALID_ARGUMENT, f"too many symbols in one request (max {limit})")
+            raise RequestRefused(ErrorCode.INVALID_ARGUMENT, f"too many symbols in one request (max {limit})")
         out = []
         for p in params:
             if not isinstance(p, str) or not 0 < len(p) <= 32 or not p.isascii() or not p.isprintable() or " " in p:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, "symbols must be non-empty strings")
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "symbols must be non-empty strings")
             out.append(p.upper())
         return out
 
@@ -733,7 +743,7 @@ class Exchange:
         for n in names:
             i = m.index.get(n)
             if i is None:
-                raise _RequestError(ErrorCode.INVALID_ARGUMENT, f"unknown symbol: {n}")
+                raise RequestRefused(ErrorCode.INVALID_ARGUMENT, f"unknown symbol: {n}")
             if i not in out:
                 out.append(i)
         return out
@@ -792,7 +802,7 @@ class Exchange:
     def _private_handler(self, ch: str, subscribe: bool) -> Callable[[Connection, Any, list[Any]], None]:
         def handler(conn: Connection, req_id: Any, params: list[Any]) -> None:
             if conn.account is None:
-                raise _RequestError(ErrorCode.REQUIRE_AUTH, "require auth")
+                raise RequestRefused(ErrorCode.REQUIRE_AUTH, "require auth")
             names = self._names(params)
             subs = conn.private[ch]
             if subscribe:

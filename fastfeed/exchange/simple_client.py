@@ -17,22 +17,12 @@ from typing import Any, Callable
 import orjson
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
-from ..errors import FastfeedError
+from ..errors import ConnectionLost, DecodeError, FastfeedError  # DecodeError importable from here too
 from .wire import encode_json
 
 __all__ = ["SimpleClient", "decode_payload", "DecodeError"]
 
 _WS = b" \t\r\n"
-
-
-class DecodeError(Exception):
-    """A payload that is not a zlib stream or JSON; ``reason`` uses the engine's names
-    (``empty``, ``zlib_error``, ``zlib_truncated``, ``zlib_trailing``, ``too_large``,
-    ``bad_json``)."""
-
-    def __init__(self, reason: str, message: str = "") -> None:
-        super().__init__(message or reason)
-        self.reason = reason
 
 
 def decode_payload(payload: bytes | bytearray | memoryview, max_frame: int = 8 << 20, raw: bool = False) -> Any:
@@ -134,7 +124,7 @@ class SimpleClient:
                       req_id: Any = None) -> dict[str, Any]:
         """Send ``{"id", "method", "params"}`` and return the reply with that id."""
         if self.disconnected.is_set():
-            raise ConnectionError("disconnected")
+            raise ConnectionLost("disconnected")
         if req_id is None:
             req_id = self.next_id()
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -155,7 +145,7 @@ class SimpleClient:
         if predicate():
             return
         if self.disconnected.is_set():
-            raise ConnectionError("disconnected")
+            raise ConnectionLost("disconnected")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (predicate, fut)
         self._waiters.append(entry)
