@@ -567,8 +567,9 @@ class Feed:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> Feed:
-        """Connect (retrying with backoff up to ``connect_timeout``), authenticate when keys
-        were given, and return once ready.
+        """Open the sinks (``sinks=``; a sink's ``open`` error is raised here, before any
+        connection), connect (retrying with backoff up to ``connect_timeout``),
+        authenticate when keys were given, and return once ready.
 
         Raises :class:`~fastfeed.errors.ConnectFailed` (a ``ConnectionError``: timed out,
         or an error retrying cannot fix, such as a TLS certificate or protocol failure),
