@@ -324,7 +324,7 @@ class Feed:
             _check_callback(name, cb)
         if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
             raise TypeError("sinks must be a list of sinks (see fastfeed.sinks)")
-        self.sinks: list[Any] = list(sinks)
+        self.sinks: tuple[Any, ...] = tuple(sinks)  #: the attached sinks (fixed at construction)
         self._sink_hooks = [hooks(sk) for sk in self.sinks]  # TypeError for a non-sink
         for h in self._sink_hooks:
             for name in ("on_raw", "on_frame", "on_event"):
@@ -507,6 +507,9 @@ class Feed:
 
     def _frame_done(self, msg: Any, recv_ns: int) -> None:
         """The listener's per-frame hook: build the FrameChange and hand it out."""
+        if not self._frame_fns and not self._changes:  # the last consumer went away
+            self._update_hooks()
+            return
         eng = self.engine
         kind = KIND_NAMES.get(eng.last_kind)
         if kind is None:  # a reply or an unknown method: nothing changed

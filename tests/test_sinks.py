@@ -387,3 +387,30 @@ def test_recording_does_not_use_the_exchange() -> None:
             "print([m for m in sys.modules if m.startswith('fastfeed.exchange')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_frame_hook_is_off_without_consumers() -> None:
+    """No consumer, no Python call per frame: the listener's hook is set only while a
+    callback, a sink or an open ``changes()`` stream wants it."""
+
+    async def body() -> None:
+        async with Exchange(ExchangeConfig(seed=9, symbols=SYMS, rate=1000)) as ex, \
+                fastfeed.connect(ex.url, event_log=1024) as feed:
+            lst = feed._listener
+            assert lst is not None and lst.on_frame is None and lst.on_raw is None
+            changes = feed.changes()
+            assert lst.on_frame is not None
+            await feed.subscribe_depth(SYMS)
+            first = await changes.__anext__()
+            assert first.kind == "depth" and first.seq == 0
+            changes.close()
+            n = lst.frames
+            await until(lambda: lst.frames > n + 5, "more frames")
+            assert lst.on_frame is None              # switched off by the first frame after
+            got: list[FrameChange] = []
+            feed.on_frame = got.append               # on again: starts at the log's end
+            start = feed.engine.events.count
+            await until(lambda: len(got) >= 3, "3 changes")
+            assert got[0].seq == start and [c.seq for c in got[1:]] == [c.end for c in got[:-1]]
+
+    run(body)
