@@ -55,6 +55,8 @@ __all__ = [
     "ShmSink",
     "Sink",
     "SinkLike",
+    "hooks",
+    "push_symbols",
 ]
 
 #: ``FrameChange.kind`` by the engine's method code (``Engine.last_kind``); replies (0) and
