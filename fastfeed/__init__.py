@@ -26,6 +26,7 @@ from .errors import (
 )
 from .events import EVENT_DTYPE
 from .layout import TRADE_DTYPE
+from .sinks import CaptureSink, FrameChange, Sink
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -65,6 +66,7 @@ __all__ = [
     "BadReply",
     "BalanceUpdate",
     "Book",
+    "CaptureSink",
     "ConnectFailed",
     "ConnectionEvent",
     "ConnectionLost",
@@ -73,6 +75,7 @@ __all__ = [
     "Feed",
     "FeedClosed",
     "FeedOptions",
+    "FrameChange",
     "FrameError",
     "FrameTooLarge",
     "InflateError",
@@ -92,6 +95,7 @@ __all__ = [
     "ShmNotFound",
     "ShmStale",
     "ShmTornRead",
+    "Sink",
     "Ticker",
     "TradeRing",
     "TradesOverwritten",

@@ -62,8 +62,11 @@ cdef class Engine:
     cdef double* scratch           # 4 * depth doubles: the rows a snapshot replaces
     cdef DriftC* drift_ring        # the newest drift_log_size drifts (slot: seq % size)
     cdef readonly Py_ssize_t drift_log_size
+    # the last frame fed (the per-frame hook reads these: fastfeed.sinks)
+    cdef readonly int last_kind      # its method code (M_REPLY .. M_UNKNOWN), -1 if rejected
+    cdef readonly int32_t last_symbol  # its symbol index (depth / trades), else -1
     # counters
-    cdef int64_t frames
+    cdef readonly int64_t frames     # frames fed, rejected ones included (= the frame id)
     cdef int64_t bytes_in
     cdef int64_t bytes_inflated
     cdef int64_t crossed

@@ -21,6 +21,9 @@ class Engine:
     trade_dedup_window: int
     drift_check: bool
     drift_log_size: int
+    frames: int
+    last_kind: int
+    last_symbol: int
     def __init__(
         self,
         depth: int = 200,

@@ -206,6 +206,13 @@ cdef class Engine:
     snapshot with the live book it replaces; differences are counted in
     ``stats["drift"]``, per book and in ``drift_log`` (the newest ``drift_log_size``
     :class:`~fastfeed.layout.DriftRecord`; default 256). The check allocates nothing.
+
+    The last frame fed: ``frames`` counts every frame (rejected ones too) and is the frame
+    id of the last one (event rows carry it, see :mod:`fastfeed.events`); ``last_kind`` is
+    its method code (0 reply, 1 depth, 2 trades, 3 ticker, 4 all_ticker, 5 order,
+    6 order_algo, 7 balance, 8 unknown; -1 if it was rejected) and ``last_symbol`` the
+    symbol index of a depth or trades frame (else -1). :mod:`fastfeed.sinks` builds the
+    per-frame hook from them.
     """
 
     def __cinit__(self, Py_ssize_t depth=200, Py_ssize_t trade_capacity=65536,
@@ -231,6 +238,8 @@ cdef class Engine:
         self.depth = depth
         self.max_symbols = max_symbols
         self.max_frame = max_frame
+        self.last_kind = -1
+        self.last_symbol = -1
         self.inflater = Inflater(max_frame, inflate_backend)
         self.parser = Parser()
         self._symbols = []
@@ -452,6 +461,10 @@ cdef class Engine:
         cdef Dedup* d
         cdef uint64_t fp
         self.frames += 1
+        self.last_kind = -1
+        self.last_symbol = -1
+        if self.events is not None:
+            self.events.frame = self.frames   # the frame id of every row this frame logs
         self.bytes_in += size
         if not text:
             while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
@@ -489,6 +502,8 @@ cdef class Engine:
                 self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
                                               recv_ns, self.events, idx)
             self.msg_counts[M_DEPTH] += 1
+            self.last_kind = M_DEPTH
+            self.last_symbol = idx
             return None
         if rc == M_TRADES:
             idx = self._symbol_index(ps.symbol, ps.symbol_len)
@@ -520,6 +535,8 @@ cdef class Engine:
                 dedup_add(d, t.id, fp, <int32_t>self.trade_dedup_window)
                 d.last = t.id
             self.msg_counts[M_TRADES] += 1
+            self.last_kind = M_TRADES
+            self.last_symbol = idx
             return None
         try:
             text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
@@ -534,6 +551,7 @@ cdef class Engine:
             self.rejects[R_BAD_JSON] += 1
             raise ParseError(f"bad_json: {exc}", "bad_json") from None
         self.msg_counts[rc] += 1
+        self.last_kind = rc
         return obj
 
     def feed(self, payload, int64_t recv_ns=0):
@@ -555,6 +573,8 @@ cdef class Engine:
                 enc = (<str>payload).encode("utf-8")
             except UnicodeEncodeError:
                 self.frames += 1
+                self.last_kind = -1
+                self.last_symbol = -1
                 self.rejects[R_BAD_JSON] += 1
                 raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
             return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(enc),
@@ -658,6 +678,8 @@ cdef class Engine:
         cdef int32_t idx = 0
         if now_ns == 0:
             now_ns = time_ns()
+        if self.events is not None:
+            self.events.frame = 0    # rows outside any frame carry frame id 0
         for obj in self._books:
             if obj is not None and (<Book>obj).version > 0:  # version 0: empty, never live
                 b = <Book>obj

@@ -37,6 +37,7 @@ cdef class EventRing:
     cdef readonly Py_ssize_t capacity
     cdef uint64_t mask
     cdef readonly int64_t count    # rows ever written
+    cdef readonly int64_t frame    # frame id stamped on new rows (in fval); the engine sets it
 
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
                    double qty, uint64_t order_id, int64_t ival) noexcept

@@ -31,6 +31,10 @@ cdef class EventRing:
     correct until ``capacity - n`` more rows are written, after which its oldest rows are
     overwritten in place (``.copy()`` it to keep it). Its memory stays valid as long as
     the view lives.
+
+    ``frame`` is the frame id stamped into the ``fval`` field of every row written from
+    now on (the engine sets it to its frame number before each frame and to 0 for rows
+    written outside a frame, such as ``reset_books()``); see :mod:`fastfeed.events`.
     """
 
     def __cinit__(self, Py_ssize_t capacity=1 << 16):
@@ -47,6 +51,7 @@ cdef class EventRing:
         self.buf = <EventRecord*>cnp.PyArray_DATA(self._arr)
         self._ro = readonly(self._arr)
         self.count = 0
+        self.frame = 0
 
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
                    double qty, uint64_t order_id, int64_t ival) noexcept:
@@ -59,7 +64,7 @@ cdef class EventRing:
         r.qty = qty
         r.order_id = order_id
         r.ival = ival
-        r.fval = 0.0
+        r.fval = <double>self.frame
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
 

@@ -9,6 +9,8 @@ cdef class FeedListener(WSListener):
     cdef object on_message          # callable(message: dict, recv_ns: int)
     cdef object on_frame_error      # callable(exc: FastfeedError)
     cdef object on_disconnected     # callable(close_code: int | None, reason: str)
+    cdef public object on_raw       # callable(payload: bytes, recv_ns: int, msg_type: int) or None
+    cdef public object on_frame     # callable(message | None, recv_ns: int) or None: after apply
     cdef bytearray _frag            # reassembly of fragmented messages (rare)
     cdef bint _frag_text
     cdef readonly int64_t frames

@@ -18,12 +18,16 @@ class FeedListener(WSListener):
     timed_frames: int
     close_code: int | None
     close_reason: str
+    on_raw: Callable[[bytes, int, int], None] | None
+    on_frame: Callable[[Any, int], None] | None
     def __init__(
         self,
         engine: Engine,
         on_message: Callable[[Any, int], None],
         on_frame_error: Callable[[FastfeedError], None],
         on_disconnected: Callable[[int | None, str], None] | None = None,
+        on_raw: Callable[[bytes, int, int], None] | None = None,
+        on_frame: Callable[[Any, int], None] | None = None,
     ) -> None: ...
     def enable_timing(self, capacity: int = 65536) -> None: ...
     def timings(self) -> npt.NDArray[np.int64]: ...

@@ -3,6 +3,10 @@
 ``on_ws_frame`` passes picows' ``payload_ptr`` / ``payload_size`` to ``Engine.feed_ptr``
 (no ``bytes`` object for depth and trade frames), stamps ``recv_ns`` once per frame and
 routes every decoded non-hot message (replies, tickers, private pushes) to the facade.
+Two optional hooks serve the sinks (:mod:`fastfeed.sinks`): ``on_raw(payload, recv_ns,
+msg_type)`` sees every complete data payload before the engine (a ``bytes`` copy; ``msg_type``
+1 text, 2 binary), ``on_frame(message, recv_ns)``
+runs after a frame was applied (``message`` None for depth/trades, else the decoded one).
 
 No exception leaves ``on_ws_frame``/``on_ws_disconnected`` (picows would drop the link):
 a callback that raises is counted in ``callback_errors`` and logged on one line (the first
@@ -10,6 +14,7 @@ of each kind with its traceback at DEBUG level), and reassembly of fragmented me
 bounded by the engine's ``max_frame`` before anything is appended.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -64,11 +69,14 @@ def now_ns():
 cdef class FeedListener(WSListener):
     """Feeds every BINARY/TEXT payload to ``engine``; see the module docstring."""
 
-    def __init__(self, Engine engine, on_message, on_frame_error, on_disconnected=None):
+    def __init__(self, Engine engine, on_message, on_frame_error, on_disconnected=None,
+                 on_raw=None, on_frame=None):
         self.engine = engine
         self.on_message = on_message
         self.on_frame_error = on_frame_error
         self.on_disconnected = on_disconnected
+        self.on_raw = on_raw
+        self.on_frame = on_frame
         self._frag = None
         self.close_code = None
         self.close_reason = ""
@@ -97,6 +105,14 @@ cdef class FeedListener(WSListener):
 
     cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now):
         cdef int64_t* row
+        if self.on_raw is not None:
+            # the payload as received, before the engine sees it (a capture records rejected
+            # frames too); a bytes copy, so nothing the hook keeps can outlive picows' buffer
+            try:
+                self.on_raw(PyBytes_FromStringAndSize(<const char*>ptr, size), now,
+                            1 if text else 2)
+            except Exception as exc:
+                _report(self, "on_raw", exc)
         try:
             msg = self.engine.feed_ptr(ptr, size, now, text)
         except FastfeedError as exc:
@@ -116,6 +132,11 @@ cdef class FeedListener(WSListener):
                 self.on_message(msg, now)
             except Exception as exc:
                 _report(self, "on_message", exc)
+        if self.on_frame is not None:
+            try:
+                self.on_frame(msg, now)
+            except Exception as exc:
+                _report(self, "on_frame", exc)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t now = _now_ns()

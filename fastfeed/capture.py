@@ -899,57 +899,63 @@ async def record(
     ping_interval: float = 20.0,
     meta: dict[str, Any] | None = None,
     mode: Literal["x", "w", "a"] = "x",
+    reconnect: bool = False,
+    connect_timeout: float = 30.0,
 ) -> int:
     """Connect to ``url``, send ``requests`` (``(method, params)`` pairs, e.g.
     ``("depth.subscribe", ["BTC_USDT"])``), and record every received payload into
     ``path`` until ``duration`` seconds passed, ``max_frames`` were recorded or the server
     closed the connection. Sends ``server.ping`` every ``ping_interval`` seconds.
-    Returns the number of recorded frames."""
-    from picows import WSListener, WSMsgType, ws_connect
+    Returns the number of recorded frames.
 
-    writer = CaptureWriter(path, url, meta=meta, mode=mode)
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
+    This is the real client with a capture sink, nothing else:
+    ``Feed(url, sinks=[CaptureSink(path, mode=mode, meta=meta)])``
+    (:mod:`fastfeed.sinks`); the file's session record holds ``url`` and ``meta``.
+    Subscriptions of public channels go through the feed (``feed.subscribe_*``), other
+    requests through ``feed.request``; a refused one raises its
+    :class:`~fastfeed.protocol.RequestError` (what was recorded so far stays in the file).
+    ``reconnect=True`` keeps recording across lost connections (the feed reconnects
+    with backoff and resubscribes) instead of stopping. A first connection that fails for
+    ``connect_timeout`` s raises :class:`~fastfeed.errors.ConnectFailed` (a
+    ``ConnectionError``); the file then holds only its header.
+    """
+    from . import protocol
+    from .client import ConnectionEvent, Feed, FeedOptions
+    from .sinks import CaptureSink
 
-    class _Recorder(WSListener):
-        def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            mt = frame.msg_type
-            if mt is WSMsgType.BINARY or mt is WSMsgType.TEXT:
-                if done.done():
-                    return
-                writer.write(frame.get_payload_as_memoryview(), time.time_ns(), mt.value)
-                if max_frames is not None and writer.records >= max_frames:
-                    done.set_result(None)
-            elif mt is WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
-            elif mt is WSMsgType.PING:
-                transport.send_pong(frame.get_payload_as_bytes())
+    if max_frames is not None and max_frames < 1:
+        raise ValueError("max_frames must be >= 1")
+    stop = asyncio.Event()
 
-    transport = None
+    def on_event(ev: ConnectionEvent) -> None:
+        if ev.kind == "disconnected" and not reconnect:
+            stop.set()  # the server closed the connection (or it was lost): the recording ends
+
+    sink = CaptureSink(path, mode=mode, meta=meta, max_records=max_frames, on_full=stop.set)
+    opts = FeedOptions(ping_interval=ping_interval, connect_timeout=connect_timeout,
+                       data_timeout=60.0 if reconnect else None, max_age=110 * 60.0 if reconnect else None,
+                       trade_capacity=1024)
+    feed = Feed(url, options=opts, on_event=on_event, sinks=[sink])
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        transport, _ = await ws_connect(_Recorder, url, enable_auto_pong=False)
-        for i, (method, params) in enumerate(requests, 1):
-            transport.send(WSMsgType.TEXT, orjson.dumps({"id": i, "method": method, "params": list(params)}))
-        next_id = len(requests) + 1
-        deadline = None if duration is None else loop.time() + duration
-        closed = asyncio.ensure_future(transport.wait_disconnected())
-        try:
-            while not done.done() and not closed.done():
-                timeout = ping_interval if deadline is None else min(ping_interval, deadline - loop.time())
-                if timeout <= 0:
-                    break
-                await asyncio.wait({done, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if not closed.done() and (deadline is None or loop.time() < deadline):
-                    transport.send(WSMsgType.TEXT, orjson.dumps({"id": next_id, "method": "server.ping", "params": []}))
-                    next_id += 1
-        finally:
-            if not closed.done():
-                transport.send_close()
-                transport.disconnect()
-            await closed
+        await feed.start()
+        for method, params in requests:
+            channel, _, verb = method.partition(".")
+            if verb == "subscribe" and channel in protocol.PUBLIC_CHANNELS:
+                call = feed._subscribe(channel, list(params))
+            else:
+                call = feed.request(method, list(params))
+            task = asyncio.ensure_future(call)
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():  # stopped first (closed, max_frames): the reply does not matter
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                break
+            task.result()
+        timeout = None if duration is None else max(0.0, duration)
+        await asyncio.wait({stopped}, timeout=timeout)
     finally:
-        if not done.done():
-            done.cancel()
-        writer.close()
-    return writer.records
+        stopped.cancel()
+        await asyncio.gather(stopped, return_exceptions=True)
+        await feed.close()  # closes the sink: flushed and closed
+    return sink.records

@@ -25,7 +25,7 @@ import logging
 import random
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ from . import channels, protocol
 from ._engine import Engine
 from ._listener import FeedListener
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
+from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -72,7 +73,7 @@ LOG_INTERVAL = 10.0
 #: a resubscribe refused with one of them reconnects with backoff instead of dropping names.
 TRANSIENT_CODES = frozenset({200005})
 
-_CALLBACKS = ("on_event", "on_ticker", "on_order", "on_order_algo", "on_balance")
+_CALLBACKS = ("on_event", "on_ticker", "on_order", "on_order_algo", "on_balance", "on_raw", "on_frame")
 
 #: non-hot push method -> its channel row (the rows with a Python parser)
 _PUSHES = {m: c for m, c in channels.BY_UPDATE.items() if c.parser is not None and not c.hot}
@@ -275,8 +276,13 @@ class Feed:
     callbacks and to bounded async iterators (``feed.tickers()``, ``feed.orders()``,
     ``feed.order_algos()``, ``feed.balances()``).
 
+    Sinks (``sinks=[CaptureSink(path), ...]``, :mod:`fastfeed.sinks`) are how data
+    leaves the feed besides the views: raw payloads (``on_raw``), the per-frame hook
+    (``on_frame``, or ``async for change in feed.changes()``) with each frame's event rows,
+    connection events; :meth:`resync` rebuilds a consumer after an event-log overflow.
+
     Callbacks (``on_event``, ``on_ticker``, ``on_order``, ``on_order_algo``,
-    ``on_balance``) are plain functions called on the frame path; ``async def`` callbacks
+    ``on_balance``, ``on_raw``, ``on_frame``) are plain functions called on the frame path; ``async def`` callbacks
     are refused with ``TypeError`` when set (use the async iterators instead). A callback
     that raises is counted in ``stats["callback_errors"]``; its first exception is logged
     with the traceback, later ones as one counted line at most every ``LOG_INTERVAL`` s.
@@ -298,6 +304,9 @@ class Feed:
         on_order_algo: Callable[[OrderAlgoUpdate], None] | None = None,
         on_balance: Callable[[BalanceUpdate], None] | None = None,
         engine: Engine | None = None,
+        on_raw: Callable[[bytes, int, int], None] | None = None,
+        on_frame: Callable[[FrameChange], None] | None = None,
+        sinks: Iterable[Any] = (),
     ) -> None:
         if (api_key is None) != (secret is None):
             raise ValueError("api_key and secret go together")
@@ -310,9 +319,25 @@ class Feed:
         self.api_key = api_key
         self.__secret = protocol.Secret(secret) if secret is not None else None  # checks the type
         for name, cb in (("on_event", on_event), ("on_ticker", on_ticker), ("on_order", on_order),
-                         ("on_order_algo", on_order_algo), ("on_balance", on_balance)):
+                         ("on_order_algo", on_order_algo), ("on_balance", on_balance),
+                         ("on_raw", on_raw), ("on_frame", on_frame)):
             _check_callback(name, cb)
-        self.options = opts = options or FeedOptions()
+        if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
+            raise TypeError("sinks must be a list of sinks (see fastfeed.sinks)")
+        self.sinks: tuple[Any, ...] = tuple(sinks)  #: the attached sinks (fixed at construction)
+        self._sink_hooks = [hooks(sk) for sk in self.sinks]  # TypeError for a non-sink
+        for h in self._sink_hooks:
+            for name in ("on_raw", "on_frame", "on_event"):
+                if name in h:
+                    _check_callback(f"a sink's {name}", h[name])
+        opts = replace(options) if options is not None else FeedOptions()
+        for h in self._sink_hooks:
+            if "configure" in h:
+                if engine is not None:
+                    raise ValueError("engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
+                                     "engine: do not pass engine=")
+                h["configure"](opts)
+        self.options = opts
         self._own_engine = engine is None
         self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
                                        max_frame=opts.max_frame, shm_name=opts.shm_name,
@@ -325,6 +350,14 @@ class Feed:
         self._on_order = on_order
         self._on_order_algo = on_order_algo
         self._on_balance = on_balance
+        self._on_raw = on_raw
+        self._on_frame = on_frame
+        self._changes: list[Stream[FrameChange]] = []
+        self._raw_fns: list[Callable[..., Any]] = []
+        self._frame_fns: list[Callable[..., Any]] = []
+        self._ev_seen = 0  # event rows already handed out in FrameChanges
+        self._sym_names: list[str] = []  # engine.symbols, cached (symbols are only appended)
+        self._sinks_open: list[dict[str, Callable[..., Any]]] = []
         #: latest ticker per symbol (at most ``max_ticker_symbols`` entries of valid
         #: symbols, so bounded in bytes too)
         self.latest_tickers: dict[str, Ticker] = {}
@@ -404,11 +437,142 @@ class Feed:
         _check_callback("on_balance", cb)
         self._on_balance = cb
 
+    @property
+    def on_raw(self) -> Callable[[bytes, int, int], None] | None:
+        """``on_raw(payload, recv_ns, msg_type)``: every complete data payload as received,
+        before the engine (``bytes``; 1 text, 2 binary), e.g. ``CaptureWriter.write``."""
+        return self._on_raw
+
+    @on_raw.setter
+    def on_raw(self, cb: Callable[[bytes, int, int], None] | None) -> None:
+        _check_callback("on_raw", cb)
+        self._on_raw = cb
+        self._update_hooks()
+
+    @property
+    def on_frame(self) -> Callable[[FrameChange], None] | None:
+        """``on_frame(change)``: the per-frame hook, called after each applied frame that
+        changed something with a :class:`~fastfeed.sinks.FrameChange` (kind, symbol, the
+        frame's event rows). See docs/integration.md."""
+        return self._on_frame
+
+    @on_frame.setter
+    def on_frame(self, cb: Callable[[FrameChange], None] | None) -> None:
+        _check_callback("on_frame", cb)
+        self._on_frame = cb
+        self._update_hooks()
+
+    # -- sinks and the per-frame hook ------------------------------------------------------
+
+    def _raw_hooks(self) -> list[Callable[..., Any]]:
+        out = [h["on_raw"] for h in self._sink_hooks if "on_raw" in h]
+        return out + ([self._on_raw] if self._on_raw is not None else [])
+
+    def _frame_hooks(self) -> list[Callable[..., Any]]:
+        out = [h["on_frame"] for h in self._sink_hooks if "on_frame" in h]
+        return out + ([self._on_frame] if self._on_frame is not None else [])
+
+    def _update_hooks(self, lst: FeedListener | None = None) -> None:
+        """Enable the listener's raw / frame hooks only when something consumes them (no
+        Python call per frame otherwise)."""
+        lst = lst if lst is not None else self._listener
+        if lst is None:
+            return
+        self._raw_fns = self._raw_hooks()
+        self._frame_fns = self._frame_hooks()
+        lst.on_raw = self._deliver_raw if self._raw_fns else None
+        wants_frames = bool(self._frame_fns or self._changes)
+        if wants_frames and lst.on_frame is None:
+            ring = self.engine.events
+            self._ev_seen = ring.count if ring is not None else 0  # rows before now are not ours
+        lst.on_frame = self._frame_done if wants_frames else None
+
+    def _deliver_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
+        for fn in self._raw_fns:
+            try:
+                fn(payload, recv_ns, msg_type)
+            except Exception as exc:  # a sink must never break the frame path
+                self._callback_failed("on_raw", exc)
+
+    def _change(self, frame: int, recv_ns: int, kind: str, symbol: str | None,
+                symbols: tuple[str, ...]) -> None:
+        ring = self.engine.events
+        end = ring.count if ring is not None else 0
+        seq, self._ev_seen = self._ev_seen, end
+        change = FrameChange(frame, recv_ns, kind, symbol, symbols, seq, end, ring)
+        for st in self._changes:
+            st.put(change)
+        for fn in self._frame_fns:
+            self._call("on_frame", fn, change)
+
+    def _frame_done(self, msg: Any, recv_ns: int) -> None:
+        """The listener's per-frame hook: build the FrameChange and hand it out."""
+        if not self._frame_fns and not self._changes:  # the last consumer went away
+            self._update_hooks()
+            return
+        eng = self.engine
+        kind = KIND_NAMES.get(eng.last_kind)
+        if kind is None:  # a reply or an unknown method: nothing changed
+            return
+        idx = eng.last_symbol
+        if idx >= 0:  # depth / trades: one symbol, known by index
+            names = self._sym_names
+            if idx >= len(names):
+                names = self._sym_names = eng.symbols
+            symbol: str | None = names[idx]
+            symbols: tuple[str, ...] = (names[idx],)
+        else:
+            symbol, symbols = None, push_symbols(msg)
+        self._change(eng.frames, recv_ns, kind, symbol, symbols)
+
+    def changes(self) -> Stream[FrameChange]:
+        """A new bounded async iterator of :class:`~fastfeed.sinks.FrameChange` (one per
+        applied frame that changed something, and a ``reset`` one per new connection).
+        Past ``queue_size`` pending changes the oldest is dropped and counted in
+        ``dropped`` (a consumer notices the gap: ``change.seq`` is past the last ``end`` it
+        saw; rebuild it with :meth:`resync`). ``change.rows()`` raises
+        :class:`~fastfeed.errors.EventsOverwritten` once the event log overwrote them."""
+        st: Stream[FrameChange] = Stream(self.options.queue_size, self._changes, closed=self._closing)
+        self._update_hooks()
+        return st
+
+    def resync(self, symbols: Iterable[str] | None = None) -> tuple[Any, int]:
+        """Rebuild a consumer after an overflow: ``(rows, seq)`` where ``rows`` are, per
+        book (of ``symbols``, default every book), a side-less ``DEPTH_CLEAR`` row and the
+        book's current levels (see :func:`fastfeed.events.snapshot_rows`), and ``seq`` is
+        the event-log row number they are current at. Reset the consumer, apply ``rows``,
+        then go on with the changes whose ``end > seq`` (skip the older ones: the rows
+        already hold them). Synchronous, so no frame lands in between."""
+        from .events import snapshot_rows
+
+        ring = self.engine.events
+        return snapshot_rows(self.engine, symbols), (ring.count if ring is not None else 0)
+
+    async def _open_sinks(self) -> None:
+        for h in self._sink_hooks:
+            if "open" in h:
+                try:
+                    h["open"](self)
+                except BaseException:
+                    await self._close_sinks()
+                    raise
+            self._sinks_open.append(h)
+
+    async def _close_sinks(self) -> None:
+        opened, self._sinks_open = self._sinks_open, []
+        for h in opened:
+            if "close" in h:
+                try:
+                    h["close"]()
+                except Exception as exc:  # close the others anyway
+                    self._callback_failed("sink close", exc)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> Feed:
-        """Connect (retrying with backoff up to ``connect_timeout``), authenticate when keys
-        were given, and return once ready.
+        """Open the sinks (``sinks=``; a sink's ``open`` error is raised here, before any
+        connection), connect (retrying with backoff up to ``connect_timeout``),
+        authenticate when keys were given, and return once ready.
 
         Raises :class:`~fastfeed.errors.ConnectFailed` (a ``ConnectionError``: timed out,
         or an error retrying cannot fix, such as a TLS certificate or protocol failure),
@@ -419,6 +583,7 @@ class Feed:
         if self._supervisor is not None:
             return self
         _install_log_guard()
+        await self._open_sinks()
         loop = asyncio.get_running_loop()
         self._first_done = loop.create_future()
         self._supervisor = asyncio.create_task(self._supervise(), name="fastfeed-supervisor")
@@ -453,9 +618,10 @@ class Feed:
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_pending(FeedClosed("feed closed"))
-        for streams in self._streams.values():
+        for streams in (*self._streams.values(), self._changes):
             for s in list(streams):
                 s.close()
+        await self._close_sinks()
         if self._own_engine:
             self.engine.close()  # unlinks a shared-memory segment it created
 
@@ -982,6 +1148,9 @@ class Feed:
         cb = self._on_event
         if cb is not None:
             self._call("on_event", cb, ev)
+        for h in self._sink_hooks:
+            if "on_event" in h:
+                self._call("on_event", h["on_event"], ev)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("wss://"):
@@ -1091,6 +1260,7 @@ class Feed:
             if old is not None:  # keep the count of the previous connection's listener
                 self._stats.listener_errors += old.callback_errors
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
+            self._update_hooks(lst)
             if opts.timing > 0:
                 lst.enable_timing(opts.timing)
             self._listener = lst
@@ -1125,6 +1295,8 @@ class Feed:
         self._next_id = 1
         self._connected_at = time.monotonic()
         self.engine.reset_books()  # no stale level survives a reconnect
+        if self._listener is not None and self._listener.on_frame is not None:
+            self._change(0, time.time_ns(), "reset", None, tuple(self.engine.books))
         self.authenticated = False
         for acked in self._acked.values():
             acked.clear()  # a new connection: nothing is acknowledged on it yet
@@ -1356,11 +1528,12 @@ def connect(
 
     ``options`` are :class:`FeedOptions` fields (``depth``, ``request_timeout``,
     ``ping_interval``, ``max_age``, ``verify_tls``...) plus the callbacks ``on_event``,
-    ``on_ticker``, ``on_order``, ``on_order_algo``, ``on_balance`` and ``engine``.
+    ``on_ticker``, ``on_order``, ``on_order_algo``, ``on_balance``, ``on_raw``,
+    ``on_frame``, ``sinks`` (:mod:`fastfeed.sinks`) and ``engine``.
     The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
-    callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order",
-                                             "on_order_algo", "on_balance", "engine")
+    callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order", "on_order_algo",
+                                             "on_balance", "engine", "on_raw", "on_frame", "sinks")
                  if k in options}
     unknown = set(options) - set(FeedOptions.__dataclass_fields__)
     if unknown:

@@ -19,7 +19,9 @@ px       f8    price (0 for a clear)
 qty      f8    amount; 0 deletes the level (depth rows)
 order_id u8    the trade id (trades); 0 for depth rows
 ival     i8    fastfeed's symbol index (``Engine.symbols[ival]``)
-fval     f8    0 (reserved)
+fval     f8    the frame id: ``Engine.frames`` of the frame that logged the row (rows of one
+               frame share it; 0 for rows logged outside a frame, e.g. ``reset_books()``);
+               a whole number, exact up to 2**53 frames (:func:`frame_ids`)
 ======== ===== ==========================================================================
 
 Depth rows describe what the engine *did* to its book (docs/engine-semantics.md), not the
@@ -30,6 +32,11 @@ that fell off the end of a full side and every crossed level removed is a row wi
 ``qty = 0``; deletions of absent levels and levels discarded beyond the depth give no row.
 So applying the rows in order to an empty book (:func:`replay_books`) rebuilds exactly the
 engine's books. ``Engine.reset_books()`` logs a side-less clear row per book that had data.
+
+The frame id lives in hftbacktest's ``fval`` field (which hftbacktest leaves to the user)
+so that the rows keep hftbacktest's exact layout; :func:`frame_ids` reads it as integers.
+The per-frame hook (:class:`fastfeed.sinks.FrameChange`) hands out each frame's rows, and
+:func:`snapshot_rows` rebuilds a consumer that fell behind (``EventsOverwritten``).
 
 Live/stale (``Book.live``): hftbacktest has no event for it, so ``Engine.mark_stale()``
 logs no row. In the rows, a book is live from a ``DEPTH_SNAPSHOT`` sequence (after its
@@ -56,6 +63,8 @@ __all__ = [
     "KIND_NAMES",
     "kinds",
     "sides",
+    "frame_ids",
+    "snapshot_rows",
     "events_to_pandas",
     "replay_books",
 ]
@@ -107,6 +116,54 @@ def sides(rows: np.ndarray) -> np.ndarray:
     buy = (ev & np.uint64(BUY_EVENT)) != 0
     sell = (ev & np.uint64(SELL_EVENT)) != 0
     return buy.astype(np.int8) - sell.astype(np.int8)
+
+
+def frame_ids(rows: np.ndarray) -> np.ndarray:
+    """The frame id of every row (the ``fval`` field) as int64."""
+    return rows["fval"].astype(np.int64)
+
+
+def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarray:
+    """Rows that rebuild the current books from nothing, in :data:`EVENT_DTYPE`: per book
+    (of ``symbols``, default every book of ``engine``; an :class:`~fastfeed.Engine`, the
+    reference engine or a live ``Feed``), a side-less ``DEPTH_CLEAR_EVENT`` row, then one
+    row per level, asks best first, then bids best first: ``DEPTH_SNAPSHOT_EVENT`` rows
+    for a live book, ``DEPTH_EVENT`` rows for a stale one (levels kept, not live; see
+    above). ``local_ts = exch_ts`` = the book's last update time, ``fval`` = the engine's
+    current frame id. Applied after a reset (:func:`replay_books` into new dict books, or a
+    consumer's own book) they give exactly ``engine.book(sym)``, level by level: how a
+    consumer resyncs after :class:`~fastfeed.errors.EventsOverwritten`. A new array (the
+    caller's). Unknown symbols raise :class:`~fastfeed.errors.UnknownSymbol`."""
+    eng = getattr(engine, "engine", engine)  # a Feed -> its engine
+    names = list(eng.books) if symbols is None else list(symbols)
+    frame = float(eng.frames)
+    xl = EXCH_EVENT | LOCAL_EVENT
+    parts: list[np.ndarray] = []
+    for name in names:
+        book = eng.book(name)
+        idx = eng.symbol_index(name)
+        bids, asks = book.snapshot()
+        kind = DEPTH_SNAPSHOT_EVENT if book.live else DEPTH_EVENT
+        out = np.zeros(1 + len(asks) + len(bids), dtype=EVENT_DTYPE)
+        ts = int(book.recv_ns)
+        out["exch_ts"] = ts
+        out["local_ts"] = ts
+        out["ival"] = idx
+        out["fval"] = frame
+        out["ev"][0] = xl | DEPTH_CLEAR_EVENT
+        na = len(asks)
+        out["ev"][1:1 + na] = xl | kind | SELL_EVENT
+        out["ev"][1 + na:] = xl | kind | BUY_EVENT
+        if na:
+            out["px"][1:1 + na] = asks[:, 0]
+            out["qty"][1:1 + na] = asks[:, 1]
+        if len(bids):
+            out["px"][1 + na:] = bids[:, 0]
+            out["qty"][1 + na:] = bids[:, 1]
+        parts.append(out)
+    if not parts:
+        return np.zeros(0, dtype=EVENT_DTYPE)
+    return np.concatenate(parts)
 
 
 def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:

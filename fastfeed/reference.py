@@ -72,6 +72,12 @@ __all__ = [
 #: Keys of ``stats["messages"]``: the push methods of the channel table, then replies and
 #: unknown methods.
 MESSAGE_KEYS: tuple[str, ...] = (*_channels.PUSH_METHODS, "reply", "unknown")
+#: Method code of each message key, as the compiled parser numbers them (``Engine.last_kind``;
+#: ``_parse.METHOD_NAMES`` order, checked by tests/test_sinks.py).
+_METHOD_CODES: dict[str, int] = {
+    "reply": 0, "depth.update": 1, "trades.update": 2, "ticker.update": 3, "all_ticker.update": 4,
+    "order.update": 5, "order_algo.update": 6, "balance.update": 7, "unknown": 8,
+}
 #: Deepest accepted nesting of arrays/objects (the top-level object counts as 1).
 MAX_DEPTH = 64
 #: Longest accepted decimal string or bare number text, in characters.
@@ -693,6 +699,11 @@ class ReferenceEngine:
         self._books: dict[str, ReferenceBook] = {}
         self._windows: dict[str, _TradeWindow] = {}
         self._frames = 0
+        #: the last frame fed, as ``Engine.last_kind`` / ``Engine.last_symbol``: its method
+        #: code (index into ``_parse.METHOD_NAMES``; -1 if rejected) and the symbol index of
+        #: a depth / trades frame (else -1)
+        self.last_kind = -1
+        self.last_symbol = -1
         self._bytes_in = 0
         self._bytes_inflated = 0
         self._messages = dict.fromkeys(MESSAGE_KEYS, 0)
@@ -703,6 +714,11 @@ class ReferenceEngine:
         self._out_of_order = 0
 
     # --- public read API --------------------------------------------------------------------
+
+    @property
+    def frames(self) -> int:
+        """Frames fed, rejected ones included (the id of the last one), as ``Engine.frames``."""
+        return self._frames
 
     @property
     def trades(self) -> ReferenceTradeRing:
@@ -801,6 +817,7 @@ class ReferenceEngine:
         """Process one WebSocket payload. Returns None for depth/trade pushes, else the dict."""
         data = self._payload_bytes(payload)
         self._frames += 1
+        self.last_kind = self.last_symbol = -1
         try:
             if data is None:
                 raise _parse_error("bad_json", "str payload is not encodable as UTF-8")
@@ -887,6 +904,8 @@ class ReferenceEngine:
                 parsed = parse(params)
             getattr(self, apply)(parsed, recv_ns)
             self._messages[method] += 1
+            self.last_kind = _METHOD_CODES[method]
+            self.last_symbol = self._index[parsed[2]]
             return None
         obj = _plain_loads(data.decode("utf-8"))
         if method is None:
@@ -896,6 +915,7 @@ class ReferenceEngine:
         else:
             key = "unknown"
         self._messages[key] += 1
+        self.last_kind = _METHOD_CODES[key]
         return obj
 
     def _check_symbol_limit(self, symbol: str) -> None:

@@ -497,6 +497,8 @@ def compare_stream(payloads: list[Any], depth: int, capacity: int, window: int =
         where = f"message {i}: {shown!r:.600}"
         assert got == expected, f"{where}\ncompiled: {got!r:.300}\nreference: {expected!r:.300}"
         assert_state_equal(comp, ref, where)
+        last = (comp.frames, comp.last_kind, comp.last_symbol)
+        assert last == (ref.frames, ref.last_kind, ref.last_symbol), f"{where}: last frame {last}"
 
 
 @settings(max_examples=int(os.environ.get("FASTFEED_EQUIV_EXAMPLES", "300")))

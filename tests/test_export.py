@@ -81,10 +81,10 @@ def test_snapshot_rows() -> None:
     eng.feed(depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"]]), recv_ns=7)
     clr, snap = XL | E.DEPTH_CLEAR_EVENT, XL | E.DEPTH_SNAPSHOT_EVENT
     assert rows_of(eng) == [
-        (clr, 7, 7, 0.0, 0.0, 0, 0, 0.0),
-        (snap | E.SELL_EVENT, 7, 7, 101.0, 2.0, 0, 0, 0.0),
-        (snap | E.SELL_EVENT, 7, 7, 100.0, 1.0, 0, 0, 0.0),
-        (snap | E.BUY_EVENT, 7, 7, 99.0, 3.0, 0, 0, 0.0),
+        (clr, 7, 7, 0.0, 0.0, 0, 0, 1.0),
+        (snap | E.SELL_EVENT, 7, 7, 101.0, 2.0, 0, 0, 1.0),
+        (snap | E.SELL_EVENT, 7, 7, 100.0, 1.0, 0, 0, 1.0),
+        (snap | E.BUY_EVENT, 7, 7, 99.0, 3.0, 0, 0, 1.0),
     ]
     assert eng.events.count == 4
 
@@ -98,12 +98,12 @@ def test_increment_rows_update_delete_insert_and_noops() -> None:
     dep = XL | E.DEPTH_EVENT
     got = [tuple(r) for r in eng.events.since(n0).tolist()]
     assert got == [
-        (dep | E.SELL_EVENT, 2, 2, 100.0, 5.0, 0, 0, 0.0),   # update
-        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 0.0),   # delete
+        (dep | E.SELL_EVENT, 2, 2, 100.0, 5.0, 0, 0, 2.0),   # update
+        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 2.0),   # delete
         # 107 is absent: no row
-        (dep | E.SELL_EVENT, 2, 2, 102.0, 2.0, 0, 0, 0.0),   # insert
+        (dep | E.SELL_EVENT, 2, 2, 102.0, 2.0, 0, 0, 2.0),   # insert
         # bid 98 is absent: no row
-        (dep | E.BUY_EVENT, 2, 2, 97.0, 4.0, 0, 0, 0.0),     # insert
+        (dep | E.BUY_EVENT, 2, 2, 97.0, 4.0, 0, 0, 2.0),     # insert
     ]
 
 
@@ -115,8 +115,8 @@ def test_trim_and_discard_rows() -> None:
     eng.feed(depth_text(False, "X", asks=[["99.5", "3"], ["105", "1"]]), recv_ns=2)
     dep = XL | E.DEPTH_EVENT | E.SELL_EVENT
     assert [tuple(r) for r in eng.events.since(n0).tolist()] == [
-        (dep, 2, 2, 101.0, 0.0, 0, 0, 0.0),
-        (dep, 2, 2, 99.5, 3.0, 0, 0, 0.0),
+        (dep, 2, 2, 101.0, 0.0, 0, 0, 2.0),
+        (dep, 2, 2, 99.5, 3.0, 0, 0, 2.0),
     ]
     assert eng.book("X").asks.tolist() == [[99.5, 3.0], [100.0, 1.0]]
 
@@ -128,9 +128,9 @@ def test_crossing_rows() -> None:
     eng.feed(depth_text(False, "X", bids=[["101", "7"]]), recv_ns=2)   # crosses asks 100 and 101
     dep = XL | E.DEPTH_EVENT
     assert [tuple(r) for r in eng.events.since(n0).tolist()] == [
-        (dep | E.BUY_EVENT, 2, 2, 101.0, 7.0, 0, 0, 0.0),
-        (dep | E.SELL_EVENT, 2, 2, 100.0, 0.0, 0, 0, 0.0),
-        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 0.0),
+        (dep | E.BUY_EVENT, 2, 2, 101.0, 7.0, 0, 0, 2.0),
+        (dep | E.SELL_EVENT, 2, 2, 100.0, 0.0, 0, 0, 2.0),
+        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 2.0),
     ]
     assert eng.stats["crossed_levels_removed"] == 2
 
@@ -145,8 +145,8 @@ def test_trade_rows() -> None:
              recv_ns=100)  # duplicate (same id and content): no row
     tr = XL | E.TRADE_EVENT
     assert rows_of(eng) == [
-        (tr | E.BUY_EVENT, int(np.rint(1700000000.1 * 1e9)), 99, 10.25, 1.0, 10, 1, 0.0),
-        (tr | E.SELL_EVENT, int(np.rint(1700000000.123456 * 1e9)), 99, 10.5, 2.0, 11, 1, 0.0),
+        (tr | E.BUY_EVENT, int(np.rint(1700000000.1 * 1e9)), 99, 10.25, 1.0, 10, 1, 1.0),
+        (tr | E.SELL_EVENT, int(np.rint(1700000000.123456 * 1e9)), 99, 10.5, 2.0, 11, 1, 1.0),
     ]
     assert eng.stats["duplicate_trades"] == 1
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import random
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,169 +83,77 @@ def _record_args(p: argparse.ArgumentParser) -> None:
 
 
 class _RecordSession:
-    """Connect, subscribe, write every payload; reconnect on loss; count for the progress line."""
+    """The recorder: the real client (``fastfeed.Feed``) with a capture sink
+    (:class:`fastfeed.sinks.CaptureSink`) - it connects, subscribes, reconnects with
+    backoff and resubscribes; this only keeps what the progress line and the summary show."""
 
     def __init__(self, args: argparse.Namespace, url: str, symbols: list[str], writer: Any, stop: _Stop) -> None:
+        from ..sinks import CaptureSink
+
         self.args = args
         self.url = url
         self.symbols = symbols
-        self.writer = writer
         self.stop = stop
-        self.messages = 0
-        self.bytes = 0
-        self.connects = 0
-        self.connected = False
         self.last_reason = ""
-        self.errors: list[str] = []
-        self._pending: dict[int, tuple[str, list[str]]] = {}
-        self._replied = asyncio.Event()
-        self._next_id = 1
+        self.connects = 0
+        self.sink = CaptureSink(writer=writer, max_records=args.max_messages,
+                                on_full=lambda: stop.set("max-messages"))
+        self.feed: Any = None
 
-    def requests(self) -> list[tuple[str, list[str]]]:
-        from .. import protocol
+    @property
+    def messages(self) -> int:
+        return self.sink.records
 
-        out = []
-        for ch in self.args.channels:
-            for chunk in protocol.chunk_symbols(self.symbols):
-                out.append((f"{ch}.subscribe", chunk))
-        return out
+    @property
+    def bytes(self) -> int:
+        return self.sink.bytes
 
-    def _on_frame(self, payload: memoryview, msg_type: int) -> None:
-        mx = self.args.max_messages
-        if (mx is not None and self.messages >= mx) or self.writer.closed:
-            return
-        n = payload.nbytes
-        self.writer.write(payload, time.time_ns(), msg_type)
-        self.messages += 1
-        self.bytes += n
-        if self._pending:
-            self._check_reply(payload)
-        if mx is not None and self.messages >= mx:
-            self.stop.set("max-messages")
+    @property
+    def connected(self) -> bool:
+        return self.feed is not None and self.feed.connected
 
-    def _check_reply(self, payload: memoryview) -> None:
-        from ..exchange import DecodeError, decode_payload
-
-        try:
-            msg = decode_payload(payload)
-        except (DecodeError, ValueError):
-            return
-        if not isinstance(msg, dict) or msg.get("method") is not None:
-            return
-        entry = self._pending.pop(msg.get("id"), None) if isinstance(msg.get("id"), int) else None
-        if entry is None:
-            return
-        if msg.get("error") is not None:
-            from ..protocol import parse_error
-
-            code, text = parse_error(msg["error"])
-            self.errors.append(f"{entry[0]} {','.join(entry[1])} (code {code}): {text}")
-        if not self._pending:
-            self._replied.set()
-
-    def _send(self, transport: Any, method: str, params: list[Any]) -> int:
-        import orjson
-        from picows import WSMsgType
-
-        req_id = self._next_id
-        self._next_id += 1
-        transport.send(WSMsgType.TEXT, orjson.dumps({"id": req_id, "method": method, "params": params}))
-        return req_id
-
-    async def _connect(self) -> tuple[Any, asyncio.Future[None]]:
-        from picows import WSListener, WSMsgType, ws_connect
-
-        session = self
-        loop = asyncio.get_running_loop()
-        gone: asyncio.Future[None] = loop.create_future()
-        binary, text, close, ping = WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CLOSE, WSMsgType.PING
-
-        class Listener(WSListener):  # type: ignore[misc]
-            def on_ws_frame(self, transport: Any, frame: Any) -> None:
-                mt = frame.msg_type
-                if mt is binary or mt is text:
-                    session._on_frame(frame.get_payload_as_memoryview(), mt.value)
-                elif mt is close:
-                    session.last_reason = f"closed by server (code {frame.get_close_code()})"
-                    transport.send_close(frame.get_close_code())
-                    transport.disconnect()
-                elif mt is ping:
-                    transport.send_pong(frame.get_payload_as_bytes())
-
-            def on_ws_disconnected(self, transport: Any) -> None:
-                if not gone.done():
-                    gone.set_result(None)
-
-        transport, _ = await ws_connect(Listener, self.url, enable_auto_pong=False, enable_auto_ping=False,
-                                        websocket_handshake_timeout=10.0, max_frame_size=16 << 20)
-        return transport, gone
+    def _on_event(self, ev: Any) -> None:
+        if ev.kind in ("disconnected", "reconnecting") and ev.reason and ev.reason != "closed by client":
+            self.last_reason = ev.reason
+            if ev.kind == "disconnected":
+                log.warning("record: %s", ev.reason)
+        elif ev.kind == "connected":
+            self.connects += 1
+            self.last_reason = ""
+        if ev.kind == "disconnected" and self.args.no_reconnect:
+            self.stop.set("connection-lost")
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        import fastfeed
+
+        from ..protocol import AuthError, RequestError
+
         args = self.args
-        first_deadline = loop.time() + args.connect_timeout
-        attempt = 0
-        while not self.stop.event.is_set():
+        self.feed = feed = fastfeed.connect(self.url, connect_timeout=args.connect_timeout, trade_capacity=1024,
+                                            on_event=self._on_event, sinks=[self.sink])
+        try:
             try:
-                ok, res = await self.stop.race(asyncio.wait_for(self._connect(), args.connect_timeout))
-            except (OSError, asyncio.TimeoutError, Exception) as exc:  # refused, DNS, handshake
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.last_reason = f"connect failed: {reason}"
-                if self.connects == 0 and loop.time() >= first_deadline:
-                    raise ConnectError(f"could not connect to {self.url} within {args.connect_timeout:g} s: "
-                                       f"{reason}") from None
-                if self.connects and args.no_reconnect:
-                    return
-                delay = min(30.0, 0.25 * 2 ** attempt) * random.uniform(0.8, 1.2)
-                if self.connects == 0:
-                    delay = min(delay, max(0.05, first_deadline - loop.time()))
-                attempt += 1
-                log.info("record: %s; retrying in %.2f s", self.last_reason, delay)
-                await self.stop.wait(delay)
-                continue
-            if not ok:
+                started, _ = await self.stop.race(feed.start())
+            except AuthError as exc:
+                raise ConnectError(f"authentication refused by {self.url}: {exc.message}") from None
+            except ConnectionError as exc:  # ConnectFailed: "could not connect to URL within N s: why"
+                raise ConnectError(str(exc)) from None
+            if not started:
                 return
-            transport, gone = res
-            attempt = 0
-            self.connects += 1
-            self.connected = True
-            self.last_reason = ""
+
+            async def subscribe() -> None:
+                for ch in args.channels:
+                    await getattr(feed, f"subscribe_{ch}")(self.symbols)
+
             try:
-                self._replied.clear()
-                self._pending = {self._send(transport, m, p): (m, p) for m, p in self.requests()}
-                try:
-                    await self.stop.race(asyncio.wait_for(self._replied.wait(), 10.0))
-                except asyncio.TimeoutError:
-                    log.warning("record: no reply to %d subscribe request(s) within 10 s", len(self._pending))
-                    self._pending.clear()
-                if self.errors:
-                    more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-                    raise CommandError(f"subscription refused: {self.errors[0]}{more}")
-                stopped = asyncio.ensure_future(self.stop.event.wait())
-                try:
-                    while not stopped.done() and not gone.done():
-                        await asyncio.wait([gone, stopped], timeout=20.0, return_when=asyncio.FIRST_COMPLETED)
-                        if not gone.done() and not stopped.done():
-                            self._send(transport, "server.ping", [])  # the server drops idle clients
-                finally:
-                    stopped.cancel()
-            finally:
-                self.connected = False
-                if not gone.done():
-                    transport.send_close()
-                    transport.disconnect()
-                    try:
-                        await asyncio.wait_for(asyncio.shield(gone), 5.0)
-                    except asyncio.TimeoutError:
-                        pass
-                self.writer.flush()
-            if self.stop.event.is_set():
-                return
-            if not self.last_reason:
-                self.last_reason = "connection lost"
-            log.warning("record: %s", self.last_reason)
-            if args.no_reconnect:
-                return
+                await self.stop.race(subscribe())
+            except RequestError as exc:
+                raise CommandError(f"subscription refused: {exc}") from None
+            except ConnectionError as exc:  # the connection could not be kept up to subscribe
+                raise ConnectError(str(exc)) from None
+            await self.stop.event.wait()
+        finally:
+            await feed.close()  # flushes the capture (the writer stays open: the caller owns it)
 
 
 def _progress_text(s: _RecordSession, path: str, elapsed: float, rate: float | None, state: str = "") -> str:
@@ -328,7 +235,7 @@ async def _record(args: argparse.Namespace, url: str, symbols: list[str], writer
     print(f"  {session.connects} connection(s), {max(0, session.connects - 1)} reconnect(s)"
           + (f"; last: {session.last_reason}" if session.last_reason else ""))
     print(f"  replay it: fastfeed replay {args.output}", flush=True)
-    if not stop.event.is_set():  # --no-reconnect and the connection went away early
+    if stop.reason == "connection-lost":  # --no-reconnect and the connection went away early
         print(f"{PROG} record: error: {session.last_reason or 'connection lost'} (--no-reconnect); "
               f"the capture is complete up to there", file=sys.stderr)
         return EXIT_CONNECT
