@@ -20,15 +20,17 @@ cdef class Book:
     cdef readonly int64_t recv_ns
     cdef ff_book_hdr* hdr          # shared-memory header (seqlock, counts), NULL if private
     cdef bint checksum             # also publish ff_book_checksum (shared memory only)
+    cdef bint front                # rows at the start of the arrays (shared memory), else
+                                   # at the end (rows depth-n..depth-1), best first either way
     cdef readonly bint live        # a clean snapshot applied since creation / reset / stale
     cdef readonly int64_t stale_since  # ns the book last went stale; 0 while live or never live
     cdef readonly int64_t drift_checks  # clean snapshots compared with the live book they replaced
     cdef readonly int64_t drifts   # of those, the ones that differed
     cdef readonly int64_t last_drift    # levels that differed in the last check
 
-    cdef void clear(self) noexcept
+    cdef void clear(self) noexcept nogil
     cdef Py_ssize_t apply(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
-                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept
+                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept nogil
     cdef Py_ssize_t apply_ex(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
                              Py_ssize_t n_bids, bint clean, int64_t recv_ns, EventRing log,
                              int64_t sym) noexcept

@@ -40,7 +40,6 @@ import math
 import re
 import time as _time
 import zlib
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ._json import loads_exact
+from .book import BookSide, LevelBook
 from .errors import (
     REJECT_REASONS,
     FrameTooLarge,
@@ -385,12 +385,14 @@ _HOT: dict[str, Callable[[Any], Any]] = {"depth.update": _parse_depth, "trades.u
 # --------------------------------------------------------------------------------------------
 
 
-class ReferenceBook:
-    """One symbol's order book: per side up to ``depth`` levels, best first."""
+class ReferenceBook(LevelBook):
+    """One symbol's order book: per side up to ``depth`` levels, best first. The rules are
+    :class:`fastfeed.book.LevelBook`'s; this adds the engine's per-book state and the
+    compiled ``Book``'s read API."""
 
     def __init__(self, symbol: str, depth: int) -> None:
+        super().__init__(depth)
         self.symbol = symbol
-        self.depth = depth
         self.version = 0
         self.recv_ns = 0
         #: True once a clean=true snapshot was applied since creation / reset / mark_stale.
@@ -402,47 +404,25 @@ class ReferenceBook:
         self.drift_checks = 0
         self.drifts = 0
         self.last_drift = 0
-        # Sorted ascending by key: bids keyed by -price, asks by price.
-        self._keys: dict[str, list[float]] = {"bids": [], "asks": []}
-        self._amounts: dict[str, list[float]] = {"bids": [], "asks": []}
 
-    def _array(self, side: str) -> np.ndarray:
-        sign = -1.0 if side == "bids" else 1.0
-        keys, amounts = self._keys[side], self._amounts[side]
-        out = np.empty((len(keys), 2), dtype=np.float64)
-        for i, (k, a) in enumerate(zip(keys, amounts)):
-            out[i, 0] = sign * k
-            out[i, 1] = a
-        return out
+    def _side(self, side: str) -> BookSide:
+        return self.bid_side if side == "bids" else self.ask_side
 
     @property
     def bids(self) -> np.ndarray:
         """Bid levels ``[price, amount]``, best (highest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("bids"))
+        return readonly(self.bid_side.array())
 
     @property
     def asks(self) -> np.ndarray:
         """Ask levels ``[price, amount]``, best (lowest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("asks"))
-
-    @property
-    def n_bids(self) -> int:
-        """Number of bid levels."""
-        return len(self._keys["bids"])
-
-    @property
-    def n_asks(self) -> int:
-        """Number of ask levels."""
-        return len(self._keys["asks"])
-
-    def __len__(self) -> int:
-        return self.n_bids + self.n_asks
+        return readonly(self.ask_side.array())
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """A copy ``(bids, asks)`` that later updates do not change (writable, the caller's)."""
-        return self._array("bids"), self._array("asks")
+        return self.bid_side.array(), self.ask_side.array()
 
     def to_pandas(self) -> Any:
         """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount;
@@ -462,36 +442,17 @@ class ReferenceBook:
                         live=self.live, stale_since=self.stale_since)
         return df
 
-    @property
-    def best_bid(self) -> float:
-        """Highest bid price, or nan when there are no bids."""
-        keys = self._keys["bids"]
-        return -keys[0] if keys else math.nan
-
-    @property
-    def best_ask(self) -> float:
-        """Lowest ask price, or nan when there are no asks."""
-        keys = self._keys["asks"]
-        return keys[0] if keys else math.nan
-
     def __repr__(self) -> str:
         return (
             f"ReferenceBook({self.symbol!r}, version={self.version}, "
-            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])}, "
-            f"live={self.live})"
+            f"bids={self.n_bids}, asks={self.n_asks}, live={self.live})"
         )
 
     # --- mutation (engine only) -------------------------------------------------------------
 
-    def _clear(self) -> None:
-        for side in ("bids", "asks"):
-            self._keys[side].clear()
-            self._amounts[side].clear()
-
     def _levels(self, side: str) -> dict[float, float]:
         """``{price: amount}`` of one side (a copy)."""
-        sign = -1.0 if side == "bids" else 1.0
-        return {sign * k: a for k, a in zip(self._keys[side], self._amounts[side])}
+        return self._side(side).levels()
 
     def _go_stale(self, now_ns: int) -> bool:
         if not self.live:
@@ -499,38 +460,6 @@ class ReferenceBook:
         self.live = False
         self.stale_since = now_ns
         return True
-
-    def _apply(self, side: str, price: float, amount: float) -> int:
-        """Apply one level; returns the number of opposite levels removed by crossing."""
-        keys, amounts = self._keys[side], self._amounts[side]
-        key = -price if side == "bids" else price
-        i = bisect_left(keys, key)
-        present = i < len(keys) and keys[i] == key
-        if amount == 0.0:
-            if present:
-                del keys[i]
-                del amounts[i]
-            return 0
-        if present:
-            amounts[i] = amount
-        else:
-            if len(keys) >= self.depth:
-                if i >= len(keys):
-                    return 0  # sorts after the last row of a full side: discarded
-                keys.pop()
-                amounts.pop()
-            keys.insert(i, key)
-            amounts.insert(i, amount)
-        # Crossing, newer wins.
-        if side == "bids":
-            okeys, oamounts = self._keys["asks"], self._amounts["asks"]
-            n = bisect_right(okeys, price)  # asks with price <= p
-        else:
-            okeys, oamounts = self._keys["bids"], self._amounts["bids"]
-            n = bisect_right(okeys, -price)  # bids with price >= p
-        del okeys[:n]
-        del oamounts[:n]
-        return n
 
 
 class ReferenceTradeRing:
@@ -758,7 +687,7 @@ class ReferenceEngine:
             book = self._books[name]
             if book.version == 0:
                 continue  # never had data: empty and not live already
-            book._clear()
+            book.clear()
             book.version += 1
             book._go_stale(now_ns)
 
@@ -914,12 +843,9 @@ class ReferenceEngine:
         check = clean and book.live and self.drift_check
         old = {side: book._levels(side) for side in ("bids", "asks")} if check else None
         if clean:
-            book._clear()
             book.live = True
             book.stale_since = 0
-        for side, levels in (("asks", asks), ("bids", bids)):
-            for price, amount in levels:
-                self._crossed += book._apply(side, price, amount)
+        self._crossed += book.apply_levels(clean, asks, bids)
         book.version += 1
         book.recv_ns = recv_ns
         if old is not None:
