@@ -310,10 +310,11 @@ cdef class Book:
     ``[price, amount]`` rows, best first. A view shares memory with the book:
 
     * its row count ``n`` is the count when it was taken and never changes, while its
-      rows change in place with every later update (rows past the book's current count
-      then hold levels that are no longer in the book). So a kept view is only right
-      until the next update of this book: read it before feeding the engine again, take
-      a fresh ``book.bids`` after, or keep a copy (``snapshot()``, ``.copy()``);
+      rows change in place with every later update (and may then hold levels that are no
+      longer in the book: which rows a kept view shows depends on the layout, see
+      docs/engine-semantics.md section 7). So a kept view is only right until the next
+      update of this book: read it before feeding the engine again, take a fresh
+      ``book.bids`` after, or keep a copy (``snapshot()``, ``.copy()``);
     * it is read-only (writes, ``sort()``, ``np.copyto``, setting ``flags.writeable``
       raise ``ValueError``): the book, and with ``shm_name`` the shared segment other
       processes read, can only be changed by the engine;
