@@ -39,10 +39,10 @@ cdef class Book:
                                   int64_t recv_ns, EventRing log, int64_t sym) noexcept
     cdef void reset(self, EventRing log, int64_t sym, int64_t now_ns) noexcept
     cdef bint mark_stale(self, int64_t now_ns) noexcept
-    cdef void save_rows(self, double* out) noexcept
+    cdef void save_rows(self, double* out) noexcept nogil
     cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
-                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept
-    cdef void _publish_begin(self) noexcept
-    cdef void _publish_end(self) noexcept
+                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept nogil
+    cdef void _publish_begin(self) noexcept nogil
+    cdef void _publish_end(self) noexcept nogil
     cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
                         bint checksum) except -1

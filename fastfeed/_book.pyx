@@ -390,13 +390,13 @@ cdef class Book:
         self.n_bids = 0
         self.n_asks = 0
 
-    cdef void _publish_begin(self) noexcept:
+    cdef void _publish_begin(self) noexcept nogil:
         """Seqlock write side, opening: make ``seq`` odd before any row changes."""
         cdef uint64_t s = self.hdr.seq
         ff_store_relaxed_u64(&self.hdr.seq, s + 1)
         ff_fence_release()
 
-    cdef void _publish_end(self) noexcept:
+    cdef void _publish_end(self) noexcept nogil:
         """Seqlock write side, closing: publish counts, version, checksum; ``seq`` even."""
         cdef ff_book_hdr* h = self.hdr
         h.n_bids = self.n_bids
@@ -453,13 +453,13 @@ cdef class Book:
             self._publish_end()
         return True
 
-    cdef void save_rows(self, double* out) noexcept:
+    cdef void save_rows(self, double* out) noexcept nogil:
         """Copy the rows to ``out`` (bids at ``out``, asks at ``out + 2 * depth``)."""
         memcpy(out, bid_top(self), <size_t>self.n_bids * 2 * sizeof(double))
         memcpy(out + 2 * self.depth, ask_top(self), <size_t>self.n_asks * 2 * sizeof(double))
 
     cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
-                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept:
+                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept nogil:
         """Compare the rows saved by ``save_rows`` (the book a snapshot replaced) with the
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
