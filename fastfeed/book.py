@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BookSide", "LevelBook"]
+__all__ = ["BookSide", "LevelBook", "drift_counts"]
 
 
 class BookSide:
@@ -176,5 +176,32 @@ class LevelBook:
         """Lowest ask price, ``nan`` when there are no asks."""
         return self.ask_side.best
 
+    def levels(self) -> tuple[dict[float, float], dict[float, float]]:
+        """``({bid price: amount}, {ask price: amount})`` (copies), for :func:`drift_counts`."""
+        return self.bid_side.levels(), self.ask_side.levels()
+
     def __len__(self) -> int:
         return self.n_bids + self.n_asks
+
+
+def drift_counts(old: tuple[dict[float, float], dict[float, float]],
+                 new: tuple[dict[float, float], dict[float, float]]) -> tuple[int, int, int]:
+    """The drift check (docs/engine-semantics.md section 3b): ``(missing, extra, changed)``
+    between the book a snapshot replaced (``old``) and the new book, both as
+    :meth:`LevelBook.levels`, per side over the prices both cover."""
+    missing = extra = changed = 0
+    for bids, o, n in ((True, old[0], new[0]), (False, old[1], new[1])):
+        if not o or not n:
+            continue  # an empty side covers nothing
+        if bids:
+            low = max(min(o), min(n))
+            o = {p: a for p, a in o.items() if p >= low}
+            n = {p: a for p, a in n.items() if p >= low}
+        else:
+            high = min(max(o), max(n))
+            o = {p: a for p, a in o.items() if p <= high}
+            n = {p: a for p, a in n.items() if p <= high}
+        missing += len(n.keys() - o.keys())
+        extra += len(o.keys() - n.keys())
+        changed += sum(1 for p in o.keys() & n.keys() if o[p] != n[p])
+    return missing, extra, changed

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ._json import loads_exact
-from .book import BookSide, LevelBook
+from .book import LevelBook, drift_counts
 from .errors import (
     REJECT_REASONS,
     FrameTooLarge,
@@ -405,9 +405,6 @@ class ReferenceBook(LevelBook):
         self.drifts = 0
         self.last_drift = 0
 
-    def _side(self, side: str) -> BookSide:
-        return self.bid_side if side == "bids" else self.ask_side
-
     @property
     def bids(self) -> np.ndarray:
         """Bid levels ``[price, amount]``, best (highest) first. Read-only, like the compiled
@@ -449,10 +446,6 @@ class ReferenceBook(LevelBook):
         )
 
     # --- mutation (engine only) -------------------------------------------------------------
-
-    def _levels(self, side: str) -> dict[float, float]:
-        """``{price: amount}`` of one side (a copy)."""
-        return self._side(side).levels()
 
     def _go_stale(self, now_ns: int) -> bool:
         if not self.live:
@@ -550,29 +543,6 @@ class ReferenceTradeRing:
 
     def __repr__(self) -> str:
         return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
-
-
-def _drift_counts(old: dict[str, dict[float, float]],
-                  new: dict[str, dict[float, float]]) -> tuple[int, int, int]:
-    """(missing, extra, changed) between the book a snapshot replaced (``old``) and the new
-    book, per side over the prices both cover (docs/engine-semantics.md section 3b)."""
-    missing = extra = changed = 0
-    for side in ("bids", "asks"):
-        o, n = old[side], new[side]
-        if not o or not n:
-            continue  # an empty side covers nothing
-        if side == "bids":
-            low = max(min(o), min(n))
-            o = {p: a for p, a in o.items() if p >= low}
-            n = {p: a for p, a in n.items() if p >= low}
-        else:
-            high = min(max(o), max(n))
-            o = {p: a for p, a in o.items() if p <= high}
-            n = {p: a for p, a in n.items() if p <= high}
-        missing += len(n.keys() - o.keys())
-        extra += len(o.keys() - n.keys())
-        changed += sum(1 for p in o.keys() & n.keys() if o[p] != n[p])
-    return missing, extra, changed
 
 
 class _TradeWindow:
@@ -841,7 +811,7 @@ class ReferenceEngine:
         self._check_symbol_limit(symbol)
         book = self._book(symbol)
         check = clean and book.live and self.drift_check
-        old = {side: book._levels(side) for side in ("bids", "asks")} if check else None
+        old = book.levels() if check else None
         if clean:
             book.live = True
             book.stale_since = 0
@@ -849,8 +819,7 @@ class ReferenceEngine:
         book.version += 1
         book.recv_ns = recv_ns
         if old is not None:
-            missing, extra, changed = _drift_counts(
-                old, {side: book._levels(side) for side in ("bids", "asks")})
+            missing, extra, changed = drift_counts(old, book.levels())
             self._drift_checks += 1
             book.drift_checks += 1
             book.last_drift = missing + extra + changed
