@@ -1,4 +1,4 @@
-"""The order-book rules of docs/engine-semantics.md section 3, in pure Python, written once.
+"""The order-book rules of docs/engine-semantics.md (sections 3 and 3b), in pure Python, once.
 
 The compiled engine has the same rules once more in Cython (``fastfeed/_book.pyx``); every
 engine test runs against both, and tests/test_equivalence.py (with tests/test_book_rules.py
