@@ -561,24 +561,32 @@ cdef class Book:
                         k = crossed_rows(ask_top(self), self.n_asks, price, False)
                         crossed += k
                         self.n_asks = drop_front(self.ask, self.n_asks, cap, k, front)
+        # The loops work on locals: the row stores (double) could alias the book's fields
+        # as far as the compiler knows, which would reload them after every store.
+        cdef double* ab = self.ask
+        cdef double* bb = self.bid
+        cdef Py_ssize_t na = self.n_asks
+        cdef Py_ssize_t nb = self.n_bids
         for i in range(n_asks):
             price = asks[i].price
             amount = asks[i].amount
-            k = lower_asc(ask_top(self), self.n_asks, price)
-            self.n_asks = upsert(self.ask, self.n_asks, cap, k, price, amount, front)
-            if amount != 0.0 and self.n_bids > 0 and bid_top(self)[0] >= price:
-                k = crossed_rows(bid_top(self), self.n_bids, price, True)
+            k = lower_asc(top(ab, na, cap, front), na, price)
+            na = upsert(ab, na, cap, k, price, amount, front)
+            if amount != 0.0 and nb > 0 and top(bb, nb, cap, front)[0] >= price:
+                k = crossed_rows(top(bb, nb, cap, front), nb, price, True)
                 crossed += k
-                self.n_bids = drop_front(self.bid, self.n_bids, cap, k, front)
+                nb = drop_front(bb, nb, cap, k, front)
         for i in range(n_bids):
             price = bids[i].price
             amount = bids[i].amount
-            k = lower_desc(bid_top(self), self.n_bids, price)
-            self.n_bids = upsert(self.bid, self.n_bids, cap, k, price, amount, front)
-            if amount != 0.0 and self.n_asks > 0 and ask_top(self)[0] <= price:
-                k = crossed_rows(ask_top(self), self.n_asks, price, False)
+            k = lower_desc(top(bb, nb, cap, front), nb, price)
+            nb = upsert(bb, nb, cap, k, price, amount, front)
+            if amount != 0.0 and na > 0 and top(ab, na, cap, front)[0] <= price:
+                k = crossed_rows(top(ab, na, cap, front), na, price, False)
                 crossed += k
-                self.n_asks = drop_front(self.ask, self.n_asks, cap, k, front)
+                na = drop_front(ab, na, cap, k, front)
+        self.n_asks = na
+        self.n_bids = nb
         self.version += 1
         self.recv_ns = recv_ns
         return crossed
