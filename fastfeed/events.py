@@ -49,6 +49,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .book import BookSide
+
 __all__ = [
     "EVENT_DTYPE",
     "EXCH_EVENT",
@@ -196,10 +198,15 @@ DictBooks = dict[int, tuple[dict[float, float], dict[float, float]]]
 
 def replay_books(rows: np.ndarray | Iterable[np.ndarray], books: DictBooks | None = None) -> DictBooks:
     """Apply depth rows to dict books ``{ival: ({bid px: qty}, {ask px: qty})}`` (created on
-    first sight; pass ``books`` to continue). Trade rows are ignored. Slow (a Python loop):
-    meant for checks, not for backtests."""
+    first sight; pass ``books`` to continue: its dicts are updated in place). Trade rows are
+    ignored. Each row sets one level as given (qty 0 removes it): the rows already carry
+    every removal the engine made (crossing, trimming), so no book rule is applied again.
+    The levels are kept by :class:`fastfeed.book.BookSide` (the reference book's sides), and
+    each side dict comes out best first. Slow (a Python loop): meant for checks, not for
+    backtests."""
     if books is None:
         books = {}
+    sides: dict[int, tuple[BookSide, BookSide]] = {}
     chunks = [rows] if isinstance(rows, np.ndarray) else rows
     for chunk in chunks:
         for ev, px, qty, ival in zip(chunk["ev"].tolist(), chunk["px"].tolist(),
@@ -207,18 +214,27 @@ def replay_books(rows: np.ndarray | Iterable[np.ndarray], books: DictBooks | Non
             kind = ev & KIND_MASK
             if kind == TRADE_EVENT:
                 continue
-            book = books.get(ival)
+            book = sides.get(ival)
             if book is None:
-                book = books[ival] = ({}, {})
+                book = sides[ival] = _sides_of(books.setdefault(ival, ({}, {})))
             if kind == DEPTH_CLEAR_EVENT:
                 if ev & BUY_EVENT or not ev & SELL_EVENT:
                     book[0].clear()
                 if ev & SELL_EVENT or not ev & BUY_EVENT:
                     book[1].clear()
                 continue
-            side = book[0] if ev & BUY_EVENT else book[1]
-            if qty == 0.0:
-                side.pop(px, None)
-            else:
-                side[px] = qty
+            (book[0] if ev & BUY_EVENT else book[1]).set(px, qty)
+    for ival, (bid_side, ask_side) in sides.items():
+        for levels, side in zip(books[ival], (bid_side, ask_side)):
+            levels.clear()
+            levels.update(side.levels())
     return books
+
+
+def _sides_of(book: tuple[dict[float, float], dict[float, float]]) -> tuple[BookSide, BookSide]:
+    """The dict book ``(bids, asks)`` given to :func:`replay_books` as two sides."""
+    out = (BookSide(bids=True), BookSide(bids=False))
+    for levels, side in zip(book, out):
+        for px, qty in levels.items():
+            side.set(px, qty)
+    return out

@@ -40,7 +40,6 @@ import math
 import re
 import time as _time
 import zlib
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -49,6 +48,7 @@ import numpy as np
 
 from . import channels as _channels
 from ._json import loads_exact
+from .book import LevelBook, drift_counts
 from .errors import (
     REJECT_REASONS,
     FrameTooLarge,
@@ -389,12 +389,14 @@ _HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
 # --------------------------------------------------------------------------------------------
 
 
-class ReferenceBook:
-    """One symbol's order book: per side up to ``depth`` levels, best first."""
+class ReferenceBook(LevelBook):
+    """One symbol's order book: per side up to ``depth`` levels, best first. The rules are
+    :class:`fastfeed.book.LevelBook`'s; this adds the engine's per-book state and the
+    compiled ``Book``'s read API."""
 
     def __init__(self, symbol: str, depth: int) -> None:
+        super().__init__(depth)
         self.symbol = symbol
-        self.depth = depth
         self.version = 0
         self.recv_ns = 0
         #: True once a clean=true snapshot was applied since creation / reset / mark_stale.
@@ -406,47 +408,22 @@ class ReferenceBook:
         self.drift_checks = 0
         self.drifts = 0
         self.last_drift = 0
-        # Sorted ascending by key: bids keyed by -price, asks by price.
-        self._keys: dict[str, list[float]] = {"bids": [], "asks": []}
-        self._amounts: dict[str, list[float]] = {"bids": [], "asks": []}
-
-    def _array(self, side: str) -> np.ndarray:
-        sign = -1.0 if side == "bids" else 1.0
-        keys, amounts = self._keys[side], self._amounts[side]
-        out = np.empty((len(keys), 2), dtype=np.float64)
-        for i, (k, a) in enumerate(zip(keys, amounts)):
-            out[i, 0] = sign * k
-            out[i, 1] = a
-        return out
 
     @property
     def bids(self) -> np.ndarray:
         """Bid levels ``[price, amount]``, best (highest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("bids"))
+        return readonly(self.bid_side.array())
 
     @property
     def asks(self) -> np.ndarray:
         """Ask levels ``[price, amount]``, best (lowest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("asks"))
-
-    @property
-    def n_bids(self) -> int:
-        """Number of bid levels."""
-        return len(self._keys["bids"])
-
-    @property
-    def n_asks(self) -> int:
-        """Number of ask levels."""
-        return len(self._keys["asks"])
-
-    def __len__(self) -> int:
-        return self.n_bids + self.n_asks
+        return readonly(self.ask_side.array())
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """A copy ``(bids, asks)`` that later updates do not change (writable, the caller's)."""
-        return self._array("bids"), self._array("asks")
+        return self.bid_side.array(), self.ask_side.array()
 
     def to_pandas(self) -> Any:
         """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount;
@@ -466,36 +443,13 @@ class ReferenceBook:
                         live=self.live, stale_since=self.stale_since)
         return df
 
-    @property
-    def best_bid(self) -> float:
-        """Highest bid price, or nan when there are no bids."""
-        keys = self._keys["bids"]
-        return -keys[0] if keys else math.nan
-
-    @property
-    def best_ask(self) -> float:
-        """Lowest ask price, or nan when there are no asks."""
-        keys = self._keys["asks"]
-        return keys[0] if keys else math.nan
-
     def __repr__(self) -> str:
         return (
             f"ReferenceBook({self.symbol!r}, version={self.version}, "
-            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])}, "
-            f"live={self.live})"
+            f"bids={self.n_bids}, asks={self.n_asks}, live={self.live})"
         )
 
     # --- mutation (engine only) -------------------------------------------------------------
-
-    def _clear(self) -> None:
-        for side in ("bids", "asks"):
-            self._keys[side].clear()
-            self._amounts[side].clear()
-
-    def _levels(self, side: str) -> dict[float, float]:
-        """``{price: amount}`` of one side (a copy)."""
-        sign = -1.0 if side == "bids" else 1.0
-        return {sign * k: a for k, a in zip(self._keys[side], self._amounts[side])}
 
     def _go_stale(self, now_ns: int) -> bool:
         if not self.live:
@@ -503,38 +457,6 @@ class ReferenceBook:
         self.live = False
         self.stale_since = now_ns
         return True
-
-    def _apply(self, side: str, price: float, amount: float) -> int:
-        """Apply one level; returns the number of opposite levels removed by crossing."""
-        keys, amounts = self._keys[side], self._amounts[side]
-        key = -price if side == "bids" else price
-        i = bisect_left(keys, key)
-        present = i < len(keys) and keys[i] == key
-        if amount == 0.0:
-            if present:
-                del keys[i]
-                del amounts[i]
-            return 0
-        if present:
-            amounts[i] = amount
-        else:
-            if len(keys) >= self.depth:
-                if i >= len(keys):
-                    return 0  # sorts after the last row of a full side: discarded
-                keys.pop()
-                amounts.pop()
-            keys.insert(i, key)
-            amounts.insert(i, amount)
-        # Crossing, newer wins.
-        if side == "bids":
-            okeys, oamounts = self._keys["asks"], self._amounts["asks"]
-            n = bisect_right(okeys, price)  # asks with price <= p
-        else:
-            okeys, oamounts = self._keys["bids"], self._amounts["bids"]
-            n = bisect_right(okeys, -price)  # bids with price >= p
-        del okeys[:n]
-        del oamounts[:n]
-        return n
 
 
 class ReferenceTradeRing:
@@ -625,29 +547,6 @@ class ReferenceTradeRing:
 
     def __repr__(self) -> str:
         return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
-
-
-def _drift_counts(old: dict[str, dict[float, float]],
-                  new: dict[str, dict[float, float]]) -> tuple[int, int, int]:
-    """(missing, extra, changed) between the book a snapshot replaced (``old``) and the new
-    book, per side over the prices both cover (docs/engine-semantics.md section 3b)."""
-    missing = extra = changed = 0
-    for side in ("bids", "asks"):
-        o, n = old[side], new[side]
-        if not o or not n:
-            continue  # an empty side covers nothing
-        if side == "bids":
-            low = max(min(o), min(n))
-            o = {p: a for p, a in o.items() if p >= low}
-            n = {p: a for p, a in n.items() if p >= low}
-        else:
-            high = min(max(o), max(n))
-            o = {p: a for p, a in o.items() if p <= high}
-            n = {p: a for p, a in n.items() if p <= high}
-        missing += len(n.keys() - o.keys())
-        extra += len(o.keys() - n.keys())
-        changed += sum(1 for p in o.keys() & n.keys() if o[p] != n[p])
-    return missing, extra, changed
 
 
 class _TradeWindow:
@@ -772,7 +671,7 @@ class ReferenceEngine:
             book = self._books[name]
             if book.version == 0:
                 continue  # never had data: empty and not live already
-            book._clear()
+            book.clear()
             book.version += 1
             book._go_stale(now_ns)
 
@@ -928,19 +827,15 @@ class ReferenceEngine:
         self._check_symbol_limit(symbol)
         book = self._book(symbol)
         check = clean and book.live and self.drift_check
-        old = {side: book._levels(side) for side in ("bids", "asks")} if check else None
+        old = book.levels() if check else None
         if clean:
-            book._clear()
             book.live = True
             book.stale_since = 0
-        for side, levels in (("asks", asks), ("bids", bids)):
-            for price, amount in levels:
-                self._crossed += book._apply(side, price, amount)
+        self._crossed += book.apply_levels(clean, asks, bids)
         book.version += 1
         book.recv_ns = recv_ns
         if old is not None:
-            missing, extra, changed = _drift_counts(
-                old, {side: book._levels(side) for side in ("bids", "asks")})
+            missing, extra, changed = drift_counts(old, book.levels())
             self._drift_checks += 1
             book.drift_checks += 1
             book.last_drift = missing + extra + changed

@@ -133,11 +133,14 @@ def test_kept_views_keep_their_row_count(engine_cls: type) -> None:
     if engine_cls is fastfeed.reference.ReferenceEngine:
         assert kept_bids.tolist() == [[99.0, 1.0], [98.0, 2.0], [97.0, 3.0]]     # a copy
     else:
-        # zero-copy: the first rows are the book's new rows; the last row is no longer in
-        # the book (it is the row the deletion shifted up: stale data past the new count)
-        assert kept_bids[:2].tolist() == book.bids.tolist()
-        assert kept_bids[2].tolist() == [97.0, 3.0]
-        assert kept_asks.tolist() == book.asks[:3].tolist()
+        # zero-copy over a private book, whose rows sit at the END of its arrays
+        # (docs/engine-semantics.md section 7): a kept view covers the places of the last
+        # n rows. The bids shrank to 2: the view's first row is no longer in the book (the
+        # deleted best bid, stale data), then come the book's rows; the asks grew to 5: the
+        # view shows the book's last (worst) 3.
+        assert kept_bids[1:].tolist() == book.bids.tolist()
+        assert kept_bids[0].tolist() == [99.0, 1.0]
+        assert kept_asks.tolist() == book.asks[2:].tolist()
 
 
 def test_standalone_book_and_ring() -> None:
