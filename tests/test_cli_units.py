@@ -52,7 +52,7 @@ def test_each_command_documents_its_flags(name: str, flags: list[str], capsys: p
         ["demo", "--seconds", "0"],
         ["demo", "--depth", "0"],
         ["demo", "--channels", "depth,nope"],
-        ["demo", "--symbols", "BAD SYMBOL"],
+        ["demo", "--symbols", "BTC/USDT"],
         ["watch"],
         ["watch", "BTC_USDT", "--url", "https://example.com/"],
         ["record", "BTC_USDT", "-o", "x", "--force", "--append"],

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import _int_range, _isatty, _open_capture, _symbol_list
+from ._common import SYMBOLS_HELP, _int_range, _isatty, _open_capture, _symbol_list
 from .exitcodes import EXIT_OK, FileError, UsageError
 from .registry import command
 
@@ -37,7 +37,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     p.add_argument("--what", choices=["events", "trades"], default="events",
                    help="book+trade events (default) or trades only (parquet, csv)")
-    p.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL", help="keep only these symbols")
+    p.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL", help=f"keep only these symbols, {SYMBOLS_HELP}")
     p.add_argument("--depth", type=_int_range(1, 10_000), default=200, metavar="N",
                    help="engine book depth per side (default 200)")
     p.add_argument("--skip-corrupt", action="store_true",
