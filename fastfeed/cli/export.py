@@ -58,7 +58,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(_export_args)
 def _run_export(args: argparse.Namespace) -> int:
     from ..capture import CaptureError
-    from ..view import _kv, fmt_bytes, fmt_count
+    from ..live.format import _kv, fmt_bytes, fmt_count
 
     out = Path(args.output)
     fmt = args.to
