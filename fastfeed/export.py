@@ -4,7 +4,7 @@
   writes every applied book change and every stored trade as hftbacktest event rows
   (:data:`fastfeed.events.EVENT_DTYPE`) with ``np.savez_compressed(out, data=rows, ...)``.
 * :func:`capture_to_parquet` writes the same rows (or the trades) to a Parquet file with
-  pyarrow, an optional dependency (``pip install 'fastfeed[parquet]'``).
+  pyarrow, an optional dependency (``pip install pyarrow``; in a clone ``pip install -e '.[parquet]'``).
 * :func:`capture_to_csv` writes the same rows (or the trades) as CSV text.
 * :func:`capture_events` returns the rows as one array, for use in memory.
 
@@ -344,7 +344,7 @@ def _pyarrow() -> Any:
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Parquet/Arrow export needs pyarrow: pip install 'fastfeed[parquet]'"
+            "Parquet/Arrow export needs pyarrow: pip install pyarrow (in a clone: pip install -e '.[parquet]')"
         ) from exc
     return pa
 
