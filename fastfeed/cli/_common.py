@@ -20,6 +20,8 @@ from .exitcodes import FileError, UsageError
 PROG = "fastfeed"
 
 DEMO_SYMBOLS = ("BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT")
+#: The public channels the CLI subscribes (--channels choices of demo, watch and record): the
+#: one list in the CLI; each name has a ``Feed.subscribe_<name>`` method.
 CHANNELS = ("depth", "trades", "ticker")
 
 log = logging.getLogger("fastfeed.cli")

@@ -88,10 +88,8 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
         mon.attach(feed)
 
         async def subscribe() -> None:
-            subs = {"depth": feed.subscribe_depth, "trades": feed.subscribe_trades,
-                    "ticker": feed.subscribe_ticker}
-            for ch in args.channels:
-                await subs[ch](symbols)
+            for ch in args.channels:  # a name of CHANNELS: Feed.subscribe_<name>
+                await getattr(feed, f"subscribe_{ch}")(symbols)
             if orders:
                 await feed.subscribe_orders(symbols)
             if balance is not None:
