@@ -80,6 +80,7 @@ def test_view_fits_the_width_without_cutting_anything(width: int, height: int) -
     Console(file=buf, width=width, height=height, color_system=None).print(panel)
     out = buf.getvalue().splitlines()
     assert {len(s) for s in out} == {width}  # the box is exactly the terminal's width
+    assert len(out) <= height  # and no taller than the terminal
     # every price shown is a whole price of the book at the symbol's precision
     shown = set(re.findall(r"\b\d+\.\d+\b", "\n".join(lines)))
     assert "60001.25" in shown and "60000.75" in shown

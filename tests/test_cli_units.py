@@ -13,7 +13,16 @@ import pytest
 
 from fastfeed import cli
 from fastfeed.cli import build_parser, main
-from fastfeed.live import LogHistogram, Monitor, fmt_bytes, fmt_ns, fmt_num, plain_line, render, summary_lines
+from fastfeed.live import (
+    LogHistogram,
+    Monitor,
+    fmt_bytes,
+    fmt_ns,
+    fmt_num,
+    plain_line,
+    render,
+    summary_lines,
+)
 
 COMMANDS = ["demo", "watch", "record", "replay", "export", "bench", "exchange"]
 

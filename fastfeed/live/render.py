@@ -177,6 +177,14 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
     pdec, adec = m.decimals(sym)
 
     t = Text(no_wrap=True, overflow="crop")
+    # a short terminal: no blank lines between sections, one event line
+    compact = height is not None and height < 32
+    n_events = min(len(m.events), 1 if compact else 3)
+
+    def gap() -> None:
+        if not compact:
+            t.append("\n")
+
     _flow(t, [(f" {m.title} ", "bold reverse"), (m.url, ""),
               ("connected" if connected else "DISCONNECTED", "green" if connected else "bold red"),
               (_duration(m.elapsed), "")], inner, sep="  ")
@@ -191,7 +199,7 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
     parts += [(f"trades {fmt_count(m.trades_seen)}", ""),
               (f"tickers {len(feed.latest_tickers) if feed is not None else 0}", "")]
     _flow(t, parts, inner)
-    t.append("\n")
+    gap()
     lat = _Table("", ["last 2 s", "p50", "p99", "p99.9", "max"], [
         [("inflate+parse+apply / frame", ""), (fmt_ns(p50, mu), ""), (fmt_ns(p99, mu), ""), (fmt_ns(p999, mu), ""),
          (fmt_ns(pmax, mu), "")],
@@ -199,7 +207,7 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
          (fmt_ns(wmax, mu), "")],
     ], [False, True, True, True, True], drop=[3, 4, 2])
     _emit(t, [lat], inner)
-    t.append("\n")
+    gap()
 
     # the other sections first, to know how many rows the book may have
     tickers = feed.latest_tickers if feed is not None else {}
@@ -207,9 +215,12 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
     book_rows = m.depth
     ticker_rows = min(len(names), 10)
     if height is not None:
-        fixed = 2 + 3 + 1 + 3 + 1 + 2 + (3 if names else 0) + min(len(m.events), 3) + (1 if m.events else 0) + 2
+        gaps = 0 if compact else 1
+        above = t.plain.count("\n")  # header and latency lines, as wrapped to the width
+        fixed = (2 + above + 2 + ((2 + gaps) if names else 0) + n_events
+                 + (gaps if m.events else 0) + 1 + gaps)
         if m.order_count or m.balance_count:
-            fixed += 3 + min(6, max(len(m.orders), min(8, len(m.balances))))
+            fixed += 2 + gaps + min(6, max(len(m.orders), min(8, len(m.balances))))
         room = max(0, height - fixed)
         ticker_rows = min(ticker_rows, max(2, room // 3))
         book_rows = min(m.depth, max(3, room - ticker_rows))
@@ -267,7 +278,7 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
                           (f"{chg:+.2f}%" if chg == chg else "-", "green" if chg >= 0 else "red"),
                           (fmt_num(tk.base_volume_24h), "")])
         ktitle = "tickers" + (f" ({len(shown)} of {len(names)})" if len(shown) < len(names) else "")
-        t.append("\n")
+        gap()
         _emit(t, [_Table(ktitle, ["", "symbol", "last", "bid", "ask", "24h", "24h volume"], krows,
                          [False, False, True, True, True, True, True], drop=[6, 3, 4, 5])], inner)
 
@@ -285,16 +296,17 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
                  for c in sorted(m.balances)[:8]]
         btab = _Table(f"balances ({m.balance_count} updates)", ["currency", "free", "used", "total"], brows,
                       [False, True, True, True], drop=[2, 3])
-        t.append("\n")
+        gap()
         _emit(t, [ot, btab], inner)
 
     if m.events:
-        t.append("\n")
-        for e in list(m.events)[-3:]:
+        gap()
+        for e in list(m.events)[len(m.events) - n_events:]:
             line = f"{_clock(e.time_ns)} {safe_text(e.kind, 40)}" + (f": {safe_text(e.reason, 300)}" if e.reason else "")
             t.append((line if inner is None else _crop(line, inner)) + "\n", style="dim")
     keys = KEYS_HELP if inner is None or len(KEYS_HELP) <= inner else _crop(KEYS_HELP_SHORT, inner)
-    t.append("\n" + keys, style="dim")
+    gap()
+    t.append(keys, style="dim")
     if width is None:
         return Panel(t, expand=False, border_style="blue")
     return Panel(t, width=width, border_style="blue")
