@@ -37,6 +37,15 @@ def test_console_entry_point_is_cli_main() -> None:
         ["exchange", "--error-style", "xml"],
         ["exchange", "--capture-speed", "0"],
         ["exchange", "--symbols", "BTC/USDT"],
+        ["exchange", "--idle-timeout", "-1"],
+        ["exchange", "--max-age", "-5"],
+        ["exchange", "--auth-window", "nan"],
+        ["exchange", "--private-interval", "0"],
+        ["exchange", "--all-ticker-interval", "-1"],
+        ["exchange", "--rate", "inf"],
+        ["exchange", "--compress-level", "12"],
+        ["exchange", "--max-subscribe-symbols", "0"],
+        ["exchange", "--trade-replay", "-1"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

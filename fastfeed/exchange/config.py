@@ -200,6 +200,25 @@ class ExchangeConfig:
             raise ValueError("capture_speed must be > 0 or None")
         if not 0.0 <= self.snapshot_fraction <= 1.0:
             raise ValueError("snapshot_fraction must be in [0, 1]")
+        for name in ("snapshot_interval", "auth_window", "idle_timeout", "max_connection_age"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a number of seconds > 0, or None (off)")
+        for name in ("private_interval", "all_ticker_interval"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a number of seconds > 0")
+        if self.rate is not None and not math.isfinite(self.rate):
+            raise ValueError("rate must be finite (None = as fast as clients read)")
+        for name, lo, hi in (("port", 0, 65535), ("compress_level", -1, 9), ("trade_replay", 0, 1 << 20),
+                             ("max_request_size", 1, 1 << 30), ("write_buffer_high", 1, 1 << 40)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer in {lo}..{hi}")
+        if self.max_subscribe_symbols is not None and (
+                isinstance(self.max_subscribe_symbols, bool) or not isinstance(self.max_subscribe_symbols, int)
+                or self.max_subscribe_symbols < 1):
+            raise ValueError("max_subscribe_symbols must be an integer >= 1, or None (no limit)")
         if not self.path.startswith("/"):
             self.path = "/" + self.path
         if self.capture is not None:
