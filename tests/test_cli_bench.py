@@ -41,3 +41,19 @@ def test_bench_runs_from_a_copy_of_the_package_without_benchmarks_dir(tmp_path: 
 def test_cli_bench_module_does_not_refer_to_the_benchmarks_dir() -> None:
     src = (ROOT / "fastfeed" / "cli" / "bench.py").read_text()
     assert "benchmarks" not in src and "spec_from_file_location" not in src
+
+
+def test_every_subpackage_is_in_the_wheel() -> None:
+    """pyproject lists packages by hand: each fastfeed subpackage (cli, live, bench,
+    exchange...) must be there, or a plain wheel install lacks it."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fastfeed").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found <= listed, found - listed

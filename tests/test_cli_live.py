@@ -171,3 +171,11 @@ def test_plain_line_and_summary_use_the_symbols_precision() -> None:
     lines = top_of_book_lines(eng.books)
     assert any("60000.50 x 1.000 | 60001.25 x 1.500" in s for s in lines), lines
     assert any("2999.5678 x 7.5 | 3000.1234 x 10.0" in s for s in lines), lines
+
+
+def test_fastfeed_view_is_a_compatible_alias() -> None:
+    import fastfeed.live
+    import fastfeed.view
+
+    for name in fastfeed.view.__all__:
+        assert getattr(fastfeed.view, name) is getattr(fastfeed.live, name), name
