@@ -26,7 +26,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
@@ -630,6 +630,12 @@ class Feed:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+    def __await__(self) -> Generator[Any, None, Feed]:
+        """``feed = await fastfeed.connect(url)`` is ``await feed.start()``: connected and
+        ready; the caller then owns it and must ``await feed.close()`` (``async with``
+        does both)."""
+        return self.start().__await__()
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else ("connected" if self._ready.is_set() else "disconnected")
@@ -1525,6 +1531,10 @@ def connect(
     **options: Any,
 ) -> Feed:
     """``async with fastfeed.connect(url, api_key, secret, **options) as feed: ...``
+
+    Returns the :class:`Feed` unconnected (this function is not a coroutine).
+    ``async with`` starts it and closes it at the end; ``feed = await connect(...)`` (or
+    ``await feed.start()``) connects it and leaves closing to you: ``await feed.close()``.
 
     ``options`` are :class:`FeedOptions` fields (``depth``, ``request_timeout``,
     ``ping_interval``, ``max_age``, ``verify_tls``...) plus the callbacks ``on_event``,

@@ -4,8 +4,12 @@
   writes every applied book change and every stored trade as hftbacktest event rows
   (:data:`fastfeed.events.EVENT_DTYPE`) with ``np.savez_compressed(out, data=rows, ...)``.
 * :func:`capture_to_parquet` writes the same rows (or the trades) to a Parquet file with
-  pyarrow, an optional dependency (``pip install 'fastfeed[parquet]'``).
+  pyarrow, an optional dependency (``pip install pyarrow``; in a clone ``pip install -e '.[parquet]'``).
+* :func:`capture_to_csv` writes the same rows (or the trades) as CSV text.
 * :func:`capture_events` returns the rows as one array, for use in memory.
+
+All of them run one pump (``_pump``: capture -> engine -> chunks of rows); each output is
+just a writer of those chunks.
 
 A *source* is a capture file path (read with :class:`fastfeed.capture.CaptureReader`), an
 open ``CaptureReader``, or any iterable of ``(recv_ns, payload)`` pairs (or of objects with
@@ -33,6 +37,7 @@ from .layout import TRADE_DTYPE
 __all__ = [
     "ExportStats",
     "capture_events",
+    "capture_to_csv",
     "capture_to_npz",
     "capture_to_parquet",
     "events_to_arrow",
@@ -61,6 +66,8 @@ class ExportStats:
     torn_bytes: int = 0
     #: ``(offset, length)`` of each corrupt region skipped (``on_corrupt="skip"``).
     damaged: list[tuple[int, int]] = field(default_factory=list)
+    #: Asked-for symbols (``symbols=``) that never appeared in the capture (so no rows).
+    unmatched: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -115,7 +122,12 @@ class _Progress:
         self._rich: Any = None
         try:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
         except ImportError:  # pragma: no cover - rich is optional
             return
         self._rich = Progress(
@@ -243,11 +255,25 @@ def _select(rows: np.ndarray, wanted: set[int] | None, field_name: str) -> np.nd
     return rows[np.isin(rows[field_name], np.fromiter(wanted, dtype=np.int64))]
 
 
-def _wanted(symbols: Sequence[str] | str | None) -> Callable[[list[str]], set[int] | None]:
+def _names_of(symbols: Sequence[str] | str | None) -> list[str] | None:
     if symbols is None:
+        return None
+    return [symbols.upper()] if isinstance(symbols, str) else list(dict.fromkeys(s.upper() for s in symbols))
+
+
+def _wanted(symbols: Sequence[str] | str | None) -> Callable[[list[str]], set[int] | None]:
+    names = _names_of(symbols)
+    if names is None:
         return lambda table: None
-    names = {symbols.upper()} if isinstance(symbols, str) else {s.upper() for s in symbols}
-    return lambda table: {i for i, s in enumerate(table) if s in names}
+    wanted = set(names)
+    return lambda table: {i for i, s in enumerate(table) if s in wanted}
+
+
+def _unmatched(symbols: Sequence[str] | str | None, table: Sequence[str]) -> list[str]:
+    """The asked-for symbols the engine never saw."""
+    names = _names_of(symbols)
+    seen = set(table)
+    return [] if names is None else [s for s in names if s not in seen]
 
 
 def capture_events(
@@ -274,6 +300,7 @@ def capture_events(
                   progress_file=progress_file, label="events", on_corrupt=on_corrupt)
     rows = np.concatenate(chunks) if chunks else np.empty(0, dtype=EVENT_DTYPE)
     stats.rows = len(rows)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
     return rows, stats
 
 
@@ -317,7 +344,7 @@ def _pyarrow() -> Any:
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Parquet/Arrow export needs pyarrow: pip install 'fastfeed[parquet]'"
+            "Parquet/Arrow export needs pyarrow: pip install pyarrow (in a clone: pip install -e '.[parquet]')"
         ) from exc
     return pa
 
@@ -448,4 +475,73 @@ def capture_to_parquet(
             w.close()
     stats.rows = written
     stats.path = os.fspath(out_path)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
+    return stats
+
+
+# ----------------------------------------------------------------------------- csv
+#: CSV header of each ``what``
+CSV_COLUMNS = {
+    "events": ("local_ts", "exch_ts", "symbol", "kind", "side", "price", "qty", "trade_id"),
+    "trades": ("recv_ns", "time", "symbol", "id", "side", "price", "amount"),
+}
+
+
+def capture_to_csv(
+    capture_path: Source,
+    out_path: str | os.PathLike[str],
+    *,
+    what: str = "events",
+    symbols: Sequence[str] | str | None = None,
+    depth: int = 200,
+    ring: int = DEFAULT_RING,
+    progress: bool | None = None,
+    progress_file: IO[str] | None = None,
+    on_corrupt: str = "raise",
+) -> ExportStats:
+    """Convert a capture to CSV text, streamed (the same pump and rows as the other exports).
+
+    ``what="events"``: one line per event row: ``local_ts, exch_ts, symbol, kind`` (name:
+    depth, trade, clear, snapshot), ``side`` (+1 buy, -1 sell, 0), ``price, qty, trade_id``;
+    ``what="trades"``: one line per stored trade: ``recv_ns, time, symbol, id, side`` (buy /
+    sell), ``price, amount``. ``symbols`` keeps only those symbols' rows; symbols absent from
+    the capture are listed in ``ExportStats.unmatched``. ``on_corrupt``: see the module
+    docstring. Returns :class:`ExportStats`.
+    """
+    import csv
+
+    from .events import KIND_NAMES
+
+    if what not in CSV_COLUMNS:
+        raise ValueError("what must be 'events' or 'trades'")
+    pick = _wanted(symbols)
+    kind_names = [KIND_NAMES.get(i, "?") for i in range(256)]
+    field_name = "ival" if what == "events" else "symbol"
+    written = 0
+    with open(out_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS[what])
+
+        def sink(chunk: np.ndarray, table: list[str]) -> None:
+            nonlocal written
+            chunk = _select(chunk, pick(table), field_name)
+            if not len(chunk):
+                return
+            names = [table[i] if 0 <= i < len(table) else "" for i in chunk[field_name].tolist()]
+            if what == "events":
+                w.writerows(zip(chunk["local_ts"].tolist(), chunk["exch_ts"].tolist(), names,
+                                [kind_names[k] for k in kinds(chunk).tolist()], sides(chunk).tolist(),
+                                chunk["px"].tolist(), chunk["qty"].tolist(), chunk["order_id"].tolist()))
+            else:
+                w.writerows(zip(chunk["recv_ns"].tolist(), chunk["time"].tolist(), names,
+                                chunk["id"].tolist(),
+                                ["buy" if s > 0 else "sell" for s in chunk["side"].tolist()],
+                                chunk["price"].tolist(), chunk["amount"].tolist()))
+            written += len(chunk)
+
+        stats = _pump(capture_path, sink, what=what, depth=depth, ring=ring, progress=progress,
+                      progress_file=progress_file, label=what, on_corrupt=on_corrupt)
+    stats.rows = written
+    stats.path = os.fspath(out_path)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
     return stats

@@ -13,7 +13,16 @@ import pytest
 
 from fastfeed import cli
 from fastfeed.cli import build_parser, main
-from fastfeed.view import LogHistogram, Monitor, fmt_bytes, fmt_ns, fmt_num, plain_line, render, summary_lines
+from fastfeed.live import (
+    LogHistogram,
+    Monitor,
+    fmt_bytes,
+    fmt_ns,
+    fmt_num,
+    plain_line,
+    render,
+    summary_lines,
+)
 
 COMMANDS = ["demo", "watch", "record", "replay", "export", "bench", "exchange"]
 
@@ -52,7 +61,7 @@ def test_each_command_documents_its_flags(name: str, flags: list[str], capsys: p
         ["demo", "--seconds", "0"],
         ["demo", "--depth", "0"],
         ["demo", "--channels", "depth,nope"],
-        ["demo", "--symbols", "BAD SYMBOL"],
+        ["demo", "--symbols", "BTC/USDT"],
         ["watch"],
         ["watch", "BTC_USDT", "--url", "https://example.com/"],
         ["record", "BTC_USDT", "-o", "x", "--force", "--append"],
@@ -176,3 +185,14 @@ def test_summary_shows_rejected_pushes_and_errors_escaped() -> None:
     text = "\n".join(summary_lines(m))
     assert "rejected push records  bad_symbol 3  callback errors 2  supervisor errors 1" in text
     assert "\x1b" not in text and "\x07" not in text and "\\x1b[2Jboom" in text
+
+
+def test_cli_channels_are_one_list_each_with_a_feed_method() -> None:
+    """--channels of demo, watch and record all offer cli.CHANNELS, and the live loop
+    subscribes each through Feed.subscribe_<name>."""
+    from fastfeed import Feed
+
+    for ch in cli.CHANNELS:
+        assert callable(getattr(Feed, f"subscribe_{ch}", None)), ch
+    for argv in (["demo"], ["watch", "BTC_USDT"], ["record", "BTC_USDT", "-o", "x.ffcap"]):
+        assert build_parser().parse_args(argv).channels == list(cli.CHANNELS)

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from .exitcodes import FileError, UsageError
 PROG = "fastfeed"
 
 DEMO_SYMBOLS = ("BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT")
+#: The public channels the CLI subscribes (--channels choices of demo, watch and record): the
+#: one list in the CLI; each name has a ``Feed.subscribe_<name>`` method.
 CHANNELS = ("depth", "trades", "ticker")
 
 log = logging.getLogger("fastfeed.cli")
@@ -164,11 +167,17 @@ def _ws_url(text: str) -> str:
     return text
 
 
+#: how every command's symbol list is written (one rule, parsed by _symbol_list)
+SYMBOLS_HELP = "separate arguments and/or comma-separated (BTC_USDT ETH_USDT or BTC_USDT,ETH_USDT)"
+
+
 def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
-    """Symbols given as separate arguments and/or comma-separated; upper-cased, deduplicated."""
+    """The one parser of symbol lists in every command: one or more arguments, each holding
+    symbols separated by commas and/or whitespace; upper-cased, deduplicated, in order.
+    A name that is not 1-32 ASCII letters, digits, ``_``, ``-`` or ``.`` is a UsageError."""
     out: list[str] = []
     for v in values:
-        for s in v.split(","):
+        for s in re.split(r"[,\s]+", v):
             s = s.strip().upper()
             if not s:
                 continue

@@ -9,6 +9,7 @@ import random
 from ._bundled import _BundledExchange
 from ._common import (
     DEMO_SYMBOLS,
+    SYMBOLS_HELP,
     _demo_exchange_config,
     _port,
     _positive_float,
@@ -37,7 +38,7 @@ examples:
 def _demo_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("bundled exchange")
     g.add_argument("--symbols", nargs="+", default=list(DEMO_SYMBOLS), metavar="SYMBOL",
-                   help=f"symbols to simulate and subscribe (default {' '.join(DEMO_SYMBOLS)})")
+                   help=f"symbols to simulate and subscribe, {SYMBOLS_HELP} (default {' '.join(DEMO_SYMBOLS)})")
     g.add_argument("--rate", type=_rate, default=1000.0,
                    help="market messages/s over all symbols, or 'max' (default 1000)")
     g.add_argument("--seed", type=int, default=None, help="market seed (default: random, shown)")

@@ -157,7 +157,7 @@ class _RecordSession:
 
 
 def _progress_text(s: _RecordSession, path: str, elapsed: float, rate: float | None, state: str = "") -> str:
-    from ..view import fmt_bytes, fmt_count
+    from ..live.format import fmt_bytes, fmt_count
 
     if not state:
         state = "connected" if s.connected else ("connecting" if not s.connects else "reconnecting")
@@ -167,7 +167,7 @@ def _progress_text(s: _RecordSession, path: str, elapsed: float, rate: float | N
 
 
 async def _record(args: argparse.Namespace, url: str, symbols: list[str], writer: Any, note: str) -> int:
-    from ..view import fmt_bytes, fmt_count
+    from ..live.format import fmt_bytes, fmt_count
 
     stop = _Stop()
     stop.install()

@@ -49,7 +49,8 @@ examples:
 def _run_replay(args: argparse.Namespace) -> int:
     from .. import Engine
     from ..capture import CaptureError, ReplayStats, replay
-    from ..view import _kv, fmt_bytes, fmt_count, fmt_ns, top_of_book_lines
+    from ..live.format import _kv, fmt_bytes, fmt_count, fmt_ns
+    from ..live.text import top_of_book_lines
 
     reader = _open_capture(args.file, "skip" if args.skip_corrupt else "raise")
     eng = Engine(depth=args.depth)
