@@ -294,3 +294,12 @@ def test_exchange_handlers_come_from_the_table() -> None:
     assert set(ex._handlers) == expected
     # every public per-symbol channel of the table is one the market simulates
     assert {c.name for c in channels.CHANNELS if c.route == "market"} == set(MARKET_CHANNELS)
+
+
+def test_cli_channel_choices_come_from_the_table() -> None:
+    from fastfeed.cli._common import CHANNELS as CLI_CHANNELS
+    from fastfeed.client import Feed
+
+    assert set(CLI_CHANNELS) == {c.name for c in channels.SUBSCRIBABLE if c.route == "market"}
+    for name in CLI_CHANNELS:  # the live loop subscribes through Feed.subscribe_<name>
+        assert callable(getattr(Feed, f"subscribe_{name}"))

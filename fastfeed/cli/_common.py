@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
+from .. import channels as _channel_table
 from .exitcodes import FileError, UsageError
 
 PROG = "fastfeed"
 
 DEMO_SYMBOLS = ("BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT")
-#: The public channels the CLI subscribes (--channels choices of demo, watch and record): the
-#: one list in the CLI; each name has a ``Feed.subscribe_<name>`` method.
-CHANNELS = ("depth", "trades", "ticker")
+#: The public channels the CLI subscribes (--channels choices of demo, watch and record):
+#: the per-symbol public channels a command can subscribe (``--channels``), from the one
+#: channel table: ``Feed.subscribe_<name>`` exists for each.
+CHANNELS: tuple[str, ...] = tuple(c.name for c in _channel_table.SUBSCRIBABLE if c.route == "market")
 
 log = logging.getLogger("fastfeed.cli")
 
