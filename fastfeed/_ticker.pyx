@@ -234,6 +234,7 @@ cdef class TickerTable:
         cdef TickerRecord rec
         cdef const TickerC* t
         cdef Py_ssize_t k
+        memset(&rec, 0, sizeof(rec))        # padding bytes too: rows hold no stale memory
         self.bad_shape += bad_shape
         rec.recv_ns = recv_ns
         rec.all_ticker = 1 if all_ticker else 0
@@ -264,6 +265,7 @@ cdef class TickerTable:
             except _OrjsonError:
                 obj = _loads_exact(text)
         self.n_slow += 1
+        memset(&rec, 0, sizeof(rec))
         rejects = {}
         got = parse_tickers(obj.get("params"), recv_ns, all_ticker, rejects)
         self.bad_shape += rejects.get("bad_shape", 0)
