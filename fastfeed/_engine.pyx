@@ -771,6 +771,11 @@ cdef class Engine:
         return list(self._tickers.symbols)
 
     @property
+    def _ticker_slow_frames(self):
+        """Ticker pushes decoded by the exact Python fallback (tests, benchmarks)."""
+        return self._tickers.slow_frames
+
+    @property
     def max_ticker_symbols(self):
         """Most symbols the ticker table keeps (``Engine(max_ticker_symbols=...)``)."""
         return self._tickers.max_symbols
