@@ -1,8 +1,11 @@
 """FeedListener: the picows listener that hands each payload straight to the Engine.
 
 ``on_ws_frame`` passes picows' ``payload_ptr`` / ``payload_size`` to ``Engine.feed_ptr``
-(no ``bytes`` object for depth and trade frames), stamps ``recv_ns`` once per frame and
-routes every decoded non-hot message (replies, tickers, private pushes) to the facade.
+(no ``bytes`` object for depth, trade and ticker frames), stamps ``recv_ns`` once per frame
+and routes every decoded non-hot message (replies, private pushes) to the facade. Ticker
+records (stored by the engine in its ticker table and history ring) are handed on, as
+``on_tickers(first_seq, recv_ns)``, only while the feed has a ticker callback or stream:
+without one a ticker frame costs no Python object here either.
 
 No exception leaves ``on_ws_frame``/``on_ws_disconnected`` (picows would drop the link):
 a callback that raises is counted in ``callback_errors`` and logged on one line (the first
@@ -70,6 +73,9 @@ cdef class FeedListener(WSListener):
         self.on_frame_error = on_frame_error
         self.on_disconnected = on_disconnected
         self._frag = None
+        self.on_tickers = None
+        self.ticker_streams = None
+        self.ticker_callback = False
         self.close_code = None
         self.close_reason = ""
 
@@ -97,6 +103,7 @@ cdef class FeedListener(WSListener):
 
     cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now):
         cdef int64_t* row
+        cdef int64_t t0 = self.engine.ticker_history.count
         try:
             msg = self.engine.feed_ptr(ptr, size, now, text)
         except FastfeedError as exc:
@@ -116,6 +123,13 @@ cdef class FeedListener(WSListener):
                 self.on_message(msg, now)
             except Exception as exc:
                 _report(self, "on_message", exc)
+        elif (self.engine.ticker_history.count != t0 and self.on_tickers is not None
+              and (self.ticker_callback
+                   or (self.ticker_streams is not None and len(self.ticker_streams) > 0))):
+            try:
+                self.on_tickers(t0, now)
+            except Exception as exc:
+                _report(self, "on_tickers", exc)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t now = _now_ns()
