@@ -25,7 +25,7 @@ from .errors import (
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
-from .layout import TRADE_DTYPE
+from .layout import TICKER_DTYPE, TRADE_DTYPE
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -44,6 +44,7 @@ try:
     from ._engine import Engine
     from ._inflate import Inflater
     from ._ring import TradeRing
+    from ._ticker import TickerRing
 
     from .client import ConnectionEvent, Feed, FeedOptions, connect
     from .shm import attach
@@ -60,6 +61,7 @@ __all__ = [
     "COMPILED",
     "DIGIFINEX_URL",
     "EVENT_DTYPE",
+    "TICKER_DTYPE",
     "TRADE_DTYPE",
     "AuthError",
     "BadReply",
@@ -93,6 +95,7 @@ __all__ = [
     "ShmStale",
     "ShmTornRead",
     "Ticker",
+    "TickerRing",
     "TradeRing",
     "TradesOverwritten",
     "EventsOverwritten",
@@ -103,7 +106,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
-    if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
+    if name in ("Book", "Engine", "Inflater", "TradeRing", "TickerRing", "connect", "Feed", "FeedOptions",
                 "ConnectionEvent", "attach"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "
