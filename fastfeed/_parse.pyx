@@ -678,6 +678,10 @@ cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* num
     cdef bint isint
     cdef uchar c = p[0]
     if c == 34:
+        q = decimal_fast(p + 1, end, out, True)     # the usual "6855.12": exact, one pass
+        if q != NULL:
+            pp[0] = q
+            return TKV_OK
         q = scan_string(p + 1, end, &esc)
         if q == NULL or esc:
             return TKV_SLOW
@@ -696,6 +700,16 @@ cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* num
             return TKV_SLOW if float_text_maybe(s, n) else TKV_BAD
         return TKV_OK if isfinite(out[0]) else TKV_BAD
     if c == 45 or is_digit(c):
+        q = decimal_fast(p, end, out, False)
+        if q != NULL:
+            pp[0] = q
+            if out[0] == 0.0:
+                s = p
+                while s < q and s[0] != 46:
+                    s += 1
+                if s == q:
+                    out[0] = 0.0              # an integer token: float(int("-0")) is 0.0
+            return TKV_OK
         q = scan_number(p, end, &isint)
         if q == NULL or q - p > MAX_NUMBER:
             return TKV_SLOW
