@@ -1204,7 +1204,7 @@ cdef class Parser:
         self.ticker_bad_shape = 0
         q = skip_value(p, end, 1, &err)
         if q == NULL:
-            return self._fail(err, p)
+            return NULL                   # not JSON: the caller classifies (as any params)
         if err == SKIP_BIG_INT:
             self.big_int = True
         self.ticker_slow = True

@@ -149,8 +149,11 @@ class TickerMap(Mapping[str, Ticker]):
         return self._engine.ticker(symbol)  # UnknownSymbol is a KeyError
 
     def __contains__(self, symbol: object) -> bool:
-        return (isinstance(symbol, str) and protocol.is_valid_symbol(symbol)
-                and symbol.upper() in self._engine.ticker_symbols)
+        try:
+            self[symbol]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._engine.ticker_symbols)
