@@ -535,7 +535,8 @@ cdef class Engine:
                                          ps.big_int, rc == M_ALL_TICKER, recv_ns)
             else:
                 self._tickers.apply(self.ticker_history, ps.tickers, ps.n_tickers,
-                                    ps.ticker_bad_shape, rc == M_ALL_TICKER, recv_ns)
+                                    ps.ticker_bad_shape, ps.ticker_bad_symbol,
+                                    ps.ticker_bad_field, rc == M_ALL_TICKER, recv_ns)
             self.msg_counts[rc] += 1
             return None
         try:

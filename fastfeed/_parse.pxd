@@ -38,7 +38,8 @@ cdef struct Level:
     double amount
 
 # One ticker record of a ticker.update / all_ticker.update push (fastfeed.layout.TICKER_FIELDS
-# order for ``f``; NaN = missing). ``status``: TK_OK, or why the record is rejected.
+# order for ``f``; NaN = missing). ``status``: TK_OK, or why the record is rejected (such a
+# record is only counted: the scratch array holds good records only).
 cdef enum:
     TK_N_FIELDS = 11
     TK_OK = 0
@@ -82,6 +83,8 @@ cdef class Parser:
     cdef Py_ssize_t n_tickers
     cdef Py_ssize_t cap_tickers
     cdef Py_ssize_t ticker_bad_shape  # params items that are not ticker objects
+    cdef Py_ssize_t ticker_bad_symbol # records rejected (counted, not kept in ``tickers``)
+    cdef Py_ssize_t ticker_bad_field
     cdef bint ticker_slow          # a value needs Python's exact rules: decode in Python
     # error state of the last parse
     cdef int err

@@ -1189,19 +1189,25 @@ cdef class Parser:
     # -- ticker.update / all_ticker.update ---------------------------------------------------
 
     cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept:
-        """``params`` of a ticker push: the records into ``tickers`` (each with its status;
-        items that are not ticker objects counted in ``ticker_bad_shape``), or, when a value
-        needs Python's exact rules, ``ticker_slow`` set and the value only validated."""
+        """``params`` of a ticker push: the good records into ``tickers``, the rejected
+        ones counted (``ticker_bad_symbol`` / ``ticker_bad_field``; items that are not
+        ticker objects in ``ticker_bad_shape``), or, when a value needs Python's exact
+        rules, ``ticker_slow`` set and the value only validated. The scratch array holds
+        at most one record per ``{"symbol":"X"}`` (15 bytes of text): 136 bytes each."""
         cdef int err
         cdef const uchar* q
         self.n_tickers = 0
         self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
         self.ticker_slow = False
         q = self._tickers_fast(p, end)
         if q != NULL:
             return q
         self.n_tickers = 0
         self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
         q = skip_value(p, end, 1, &err)
         if q == NULL:
             return NULL                   # not JSON: the caller classifies (as any params)
@@ -1351,12 +1357,12 @@ cdef class Parser:
                 if r < 0:
                     return NULL
         if not sym_ok:
-            t.status = TK_BAD_SYMBOL      # checked first, as from_dict does
+            self.ticker_bad_symbol += 1   # checked first, as from_dict does
         elif bad:
-            t.status = TK_BAD_FIELD
-        else:
+            self.ticker_bad_field += 1
+        else:                             # kept: only good records take scratch memory
             t.status = TK_OK
-        self.n_tickers += 1
+            self.n_tickers += 1
         return p
 
     # -- envelope -------------------------------------------------------------------------
@@ -1399,6 +1405,8 @@ cdef class Parser:
         self.big_int = False
         self.n_tickers = 0
         self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
         self.ticker_slow = False
         p = ws(p, end)
         if p >= end or p[0] != 123:

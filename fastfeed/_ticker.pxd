@@ -54,6 +54,7 @@ cdef class TickerTable:
     cdef int _store(self, TickerRing ring, TickerRecord* rec, const uchar* name,
                     Py_ssize_t n) except -1
     cdef int apply(self, TickerRing ring, const TickerC* recs, Py_ssize_t n,
-                   Py_ssize_t bad_shape, bint all_ticker, int64_t recv_ns) except -1
+                   Py_ssize_t bad_shape, Py_ssize_t bad_symbol, Py_ssize_t bad_field,
+                   bint all_ticker, int64_t recv_ns) except -1
     cdef int apply_slow(self, TickerRing ring, bytes text, bint big_int, bint all_ticker,
                         int64_t recv_ns) except -1

@@ -20,7 +20,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy, memset
 
-from fastfeed._parse cimport MAX_SYMBOL, TK_BAD_FIELD, TK_BAD_SYMBOL, TK_OK, TickerC, uchar
+from fastfeed._parse cimport TickerC, uchar
 
 import numpy as np
 
@@ -229,23 +229,21 @@ cdef class TickerTable:
         return 0
 
     cdef int apply(self, TickerRing ring, const TickerC* recs, Py_ssize_t n,
-                   Py_ssize_t bad_shape, bint all_ticker, int64_t recv_ns) except -1:
-        """Store the records the parser left in ``recs`` (no Python object)."""
+                   Py_ssize_t bad_shape, Py_ssize_t bad_symbol, Py_ssize_t bad_field,
+                   bint all_ticker, int64_t recv_ns) except -1:
+        """Store the good records the parser left in ``recs`` and count the rejected ones
+        (no Python object)."""
         cdef TickerRecord rec
         cdef const TickerC* t
         cdef Py_ssize_t k
         memset(&rec, 0, sizeof(rec))        # padding bytes too: rows hold no stale memory
         self.bad_shape += bad_shape
+        self.bad_symbol += bad_symbol
+        self.bad_field += bad_field
         rec.recv_ns = recv_ns
         rec.all_ticker = 1 if all_ticker else 0
         for k in range(n):
             t = &recs[k]
-            if t.status == TK_BAD_SYMBOL:
-                self.bad_symbol += 1
-                continue
-            if t.status == TK_BAD_FIELD:
-                self.bad_field += 1
-                continue
             rec.timestamp = t.timestamp
             memcpy(rec.f, t.f, sizeof(rec.f))
             self._store(ring, &rec, t.symbol, t.symbol_len)
