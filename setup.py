@@ -45,7 +45,7 @@ if INFLATE == "libdeflate" and not HAVE_LIBDEFLATE:
              "(Debian: apt-get install libdeflate-dev)")
 print(f"fastfeed: inflate backends: zlib{' + libdeflate' if HAVE_LIBDEFLATE else ''}")
 
-MODULES = ["_inflate", "_parse", "_events", "_book", "_ring", "_shm", "_engine", "_listener"]
+MODULES = ["_inflate", "_parse", "_events", "_book", "_ring", "_ticker", "_shm", "_engine", "_listener"]
 
 directives = {
     "language_level": 3,

@@ -321,18 +321,35 @@ def _transient_frames(fn: Callable[[bytes], Any], payloads: Sequence[bytes]) -> 
         tracemalloc.stop()
 
 
-def _alloc_check(frames: Sequence[Frame], payload: str, transient_sample: int = 2000) -> dict:
-    """Python allocations per depth/trade frame on the hot path of Engine.feed.
+#: Frame methods of the hot path (the allocation check's default) and the kinds it reports
+#: one by one (``allocations_by_kind``).
+HOT_METHODS = ("depth.update", "trades.update", "ticker.update")
+ALLOC_KINDS = {"depth": ("depth.update",), "trades": ("trades.update",), "ticker": ("ticker.update",)}
 
-    A fresh engine is fed the corpus prefix up to the first depth/trade frame after the
-    initial snapshots, plus a warm-up share of the depth/trade frames; then the
-    ``sys.getallocatedblocks()`` delta over the remaining depth/trade frames (each fed once,
+
+def _alloc_check(frames: Sequence[Frame], payload: str, transient_sample: int = 2000,
+                 methods: Sequence[str] = HOT_METHODS) -> dict:
+    """Python allocations per depth/trade/ticker frame (``methods``) on the hot path of
+    Engine.feed.
+
+    A fresh engine is fed each symbol's first frame of those methods and a warm-up share
+    of the rest; then the
+    ``sys.getallocatedblocks()`` delta over the remaining frames (each fed once,
     so trades are new, not duplicates) is divided by their count, after subtracting the
     same measurement around a no-op call (the harness's own blocks). ``transient`` counts,
     over a sample of further frames under tracemalloc, frames that allocated and freed
     memory inside ``feed`` (which the blocks delta cannot see).
     """
-    hot = [getattr(f, payload) for f in frames if f.method in ("depth.update", "trades.update")]
+    # each symbol's first frame first: a symbol's first push creates its book / ticker
+    # row and its name (once per symbol, not per frame), so it belongs to the warm-up
+    firsts: dict[str, int] = {}
+    for i, f in enumerate(frames):
+        if f.method in methods:
+            firsts.setdefault(f.symbol, i)
+    order = sorted(firsts.values())
+    first_set = set(order)
+    order += [i for i, f in enumerate(frames) if f.method in methods and i not in first_set]
+    hot = [getattr(frames[i], payload) for i in order]
     if len(hot) < 20:
         return {"frames": 0, "blocks_per_frame": float("nan"), "transient": None,
                 "transient_sample": 0}
@@ -552,17 +569,21 @@ def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *
         kind_ns = _by_kind(runnable, frames, payloads)
 
     allocations = {}
+    allocations_by_kind: dict[str, dict] = {}
     if alloc_check and "full" in times:
         say("allocation check ...")
         for key, payload in (("parse_apply", "plain"), ("full", "zlib")):
             allocations[key] = _alloc_check(frames, payload)
+        for kind, methods in ALLOC_KINDS.items():   # plain: the parse+apply path alone
+            allocations_by_kind[kind] = _alloc_check(frames, "plain", methods=methods)
 
     return {
         "n": n, "seed": seed, "rounds": rounds, "stat": stat,
         "machine": machine_info(),
         "corpus": corpus_stats(frames),
         "rows": rows, "round_ns": times, "ratios": ratios,
-        "allocations": allocations, "by_kind": kind_ns, "problems": problems,
+        "allocations": allocations, "allocations_by_kind": allocations_by_kind,
+        "by_kind": kind_ns, "problems": problems,
         "elapsed_s": time.perf_counter() - t_start,
     }
 
@@ -635,9 +656,13 @@ def format_table(result: dict) -> str:
                            + "".join(f"{kind_ns[r['key']][k]:>10.0f}" for k in kinds))
     if allocs:
         out.append("")
-        out.append("allocs/frame: sys.getallocatedblocks() delta per depth/trade frame fed "
-                   "once to a warmed-up Engine, minus a no-op baseline (target 0); in "
+        out.append("allocs/frame: sys.getallocatedblocks() delta per depth/trade/ticker frame "
+                   "fed once to a warmed-up Engine, minus a no-op baseline (target 0); in "
                    "brackets: frames of a tracemalloc sample that allocated and freed memory.")
+    by_kind_alloc = result.get("allocations_by_kind") or {}
+    if by_kind_alloc:
+        out.append("allocs/frame by kind (plain payloads, Engine.feed, no ticker callback): "
+                   + ", ".join(f"{k} {_fmt_alloc(a)}" for k, a in by_kind_alloc.items()))
     if result.get("problems"):
         out.append("")
         out.append("SANITY PROBLEMS (the numbers above may not mean what they say):")
@@ -684,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     if args.check:
         missed = [q for q in result["ratios"] if q["ok"] is False]
-        allocs_bad = [k for k, a in result["allocations"].items()
+        allocs_bad = [k for k, a in list(result["allocations"].items())
+                      + list(result.get("allocations_by_kind", {}).items())
                       if a.get("blocks_delta") or a.get("transient")]
         if missed or result["problems"] or allocs_bad:
             return 1

@@ -25,7 +25,7 @@ from .errors import (
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
-from .layout import TRADE_DTYPE
+from .layout import TICKER_DTYPE, TRADE_DTYPE
 from .sinks import CaptureSink, FrameChange, Sink
 from .protocol import (
     DIGIFINEX_URL,
@@ -45,6 +45,7 @@ try:
     from ._engine import Engine
     from ._inflate import Inflater
     from ._ring import TradeRing
+    from ._ticker import TickerRing
 
     from .client import ConnectionEvent, Feed, FeedOptions, connect
     from .shm import attach
@@ -61,6 +62,7 @@ __all__ = [
     "COMPILED",
     "DIGIFINEX_URL",
     "EVENT_DTYPE",
+    "TICKER_DTYPE",
     "TRADE_DTYPE",
     "AuthError",
     "BadReply",
@@ -97,6 +99,7 @@ __all__ = [
     "ShmTornRead",
     "Sink",
     "Ticker",
+    "TickerRing",
     "TradeRing",
     "TradesOverwritten",
     "EventsOverwritten",
@@ -107,7 +110,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
-    if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
+    if name in ("Book", "Engine", "Inflater", "TradeRing", "TickerRing", "connect", "Feed", "FeedOptions",
                 "ConnectionEvent", "attach"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "

@@ -6,6 +6,7 @@ from fastfeed._inflate cimport Inflater
 from fastfeed._parse cimport M_COUNT, Parser, uchar
 from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
+from fastfeed._ticker cimport TickerRing, TickerTable
 
 cdef enum:
     N_REASONS = 11
@@ -48,6 +49,8 @@ cdef class Engine:
     cdef readonly size_t max_frame
     cdef readonly TradeRing trades
     cdef readonly EventRing events  # opt-in event log (Engine(event_log=N)), else None
+    cdef readonly TickerRing ticker_history  # every stored ticker record (history ring)
+    cdef TickerTable _tickers      # latest ticker per symbol
     cdef ShmWriter _shm            # shared-memory segment (Engine(shm_name=...)), else None
     cdef bint _plain               # neither: books use the original apply, nothing else
     cdef list _books               # symbol index -> Book or None

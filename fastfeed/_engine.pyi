@@ -2,11 +2,15 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from ._book import Book
 from .layout import DriftRecord
 from ._events import EventRing
 from ._ring import TradeRing
 from ._shm import ShmWriter
+from ._ticker import TickerRing
+from .protocol import Ticker
 
 __all__ = ["Engine"]
 
@@ -18,6 +22,7 @@ class Engine:
     max_frame: int
     trades: TradeRing
     events: EventRing | None
+    ticker_history: TickerRing
     trade_dedup_window: int
     drift_check: bool
     drift_log_size: int
@@ -38,6 +43,8 @@ class Engine:
         trade_dedup_window: int = 512,
         drift_check: bool = True,
         drift_log_size: int = 256,
+        ticker_capacity: int = 8192,
+        max_ticker_symbols: int = 10000,
     ) -> None: ...
     @property
     def inflate_backend(self) -> str: ...
@@ -55,6 +62,13 @@ class Engine:
     @property
     def symbols(self) -> list[str]: ...
     def symbol_index(self, symbol: str, *, create: bool = False) -> int: ...
+    @property
+    def tickers(self) -> np.ndarray: ...
+    def ticker(self, symbol: str) -> Ticker: ...
+    @property
+    def ticker_symbols(self) -> list[str]: ...
+    @property
+    def max_ticker_symbols(self) -> int: ...
     @property
     def stats(self) -> dict[str, Any]: ...
     @property

@@ -1,8 +1,9 @@
 """Engine: payload -> inflate -> parse -> books / trade ring, with no socket.
 
-The same object sits behind the live client, replay, benchmarks and tests. Depth and trade
-pushes are applied without creating Python objects; everything else is decoded with orjson
-(or the stdlib ``json`` where orjson would not be exact, see ``fastfeed._json``) and returned.
+The same object sits behind the live client, replay, benchmarks and tests. Depth, trade and
+ticker pushes are applied without creating Python objects (tickers go to the ticker table and
+history ring, ``fastfeed._ticker``); everything else is decoded with orjson (or the stdlib
+``json`` where orjson would not be exact, see ``fastfeed._json``) and returned.
 """
 
 cimport cython
@@ -18,8 +19,10 @@ from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
 from fastfeed._inflate cimport INF_TOO_LARGE, Inflater
 from fastfeed._parse cimport (
+    M_ALL_TICKER,
     M_DEPTH,
     M_REPLY,
+    M_TICKER,
     M_TRADES,
     MAX_SYMBOL,
     P_BAD_JSON,
@@ -33,6 +36,7 @@ from fastfeed._parse cimport (
 )
 from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
+from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
 
@@ -220,7 +224,8 @@ cdef class Engine:
                   shm_max_symbols=None, bint shm_checksum=False,
                   str inflate_backend="auto", max_symbols=None,
                   Py_ssize_t trade_dedup_window=512, bint drift_check=True,
-                  Py_ssize_t drift_log_size=256):
+                  Py_ssize_t drift_log_size=256, Py_ssize_t ticker_capacity=8192,
+                  Py_ssize_t max_ticker_symbols=10000):
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if not 1 <= trade_dedup_window <= 1 << 20:
@@ -246,6 +251,8 @@ cdef class Engine:
         self._books = []
         self._index = {}
         self.trades = TradeRing(trade_capacity, self._symbols)
+        self._tickers = TickerTable(max_ticker_symbols)
+        self.ticker_history = TickerRing(ticker_capacity, self._tickers.symbols)
         self.n_slots = 64
         self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
         self.dedup_cap = 64
@@ -538,6 +545,18 @@ cdef class Engine:
             self.last_kind = M_TRADES
             self.last_symbol = idx
             return None
+        if rc == M_TICKER or rc == M_ALL_TICKER:
+            if ps.ticker_slow:      # a value only Python judges exactly: decode as before
+                self._tickers.apply_slow(self.ticker_history,
+                                         PyBytes_FromStringAndSize(<const char*>js, jn),
+                                         ps.big_int, rc == M_ALL_TICKER, recv_ns)
+            else:
+                self._tickers.apply(self.ticker_history, ps.tickers, ps.n_tickers,
+                                    ps.ticker_bad_shape, ps.ticker_bad_symbol,
+                                    ps.ticker_bad_field, rc == M_ALL_TICKER, recv_ns)
+            self.msg_counts[rc] += 1
+            self.last_kind = rc     # last_symbol stays -1: a ticker push names many symbols
+            return None
         try:
             text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
             if ps.big_int:  # orjson would turn integers beyond 64 bits into floats
@@ -560,8 +579,9 @@ cdef class Engine:
         ``payload``: zlib-compressed bytes (a binary frame), or plain JSON text as ``str``,
         ``bytes``, ``bytearray`` or ``memoryview`` (binary payloads starting with ``{`` are
         taken as plain JSON). ``recv_ns``: the local receive time stamped on the update.
-        Returns ``None`` for ``depth.update`` / ``trades.update`` (applied), else the
-        decoded message. Raises ``InflateError``, ``FrameTooLarge`` or ``ParseError``.
+        Returns ``None`` for ``depth.update`` / ``trades.update`` / ``ticker.update`` /
+        ``all_ticker.update`` (applied: books, ``trades``, ``tickers`` and
+        ``ticker_history``), else the decoded message. Raises ``InflateError``, ``FrameTooLarge`` or ``ParseError``.
         """
         cdef Py_buffer view
         cdef bytes enc
@@ -745,6 +765,45 @@ cdef class Engine:
         """Symbol names in index order (the ``symbol`` field of trade records)."""
         return list(self._symbols)
 
+    # -- tickers -----------------------------------------------------------------------------
+
+    @property
+    def tickers(self):
+        """The latest ticker of every symbol seen in a ticker push: a zero-copy read-only
+        ``fastfeed.layout.TICKER_DTYPE`` array, row ``i`` for ``ticker_symbols[i]``.
+
+        Rows are updated in place by every ticker push (copy the array to keep a
+        snapshot); a symbol first seen after the view was taken needs a new view. The
+        memory stays valid as long as the view lives (even after the engine is gone)."""
+        return self._tickers.view()
+
+    def ticker(self, symbol):
+        """The latest :class:`~fastfeed.protocol.Ticker` of ``symbol`` (case-insensitive),
+        a new object built from its row. A symbol without a ticker raises
+        :class:`~fastfeed.errors.UnknownSymbol` (a ``KeyError``); a name that is not a
+        ``str`` ``TypeError``, one that is not 1..32 printable ASCII ``ValueError``."""
+        cdef str name = _symbol_name(symbol)
+        got = self._tickers.get(name)
+        if got is None:
+            raise UnknownSymbol(f"no ticker for {name!r}", "unknown_symbol")
+        return got
+
+    @property
+    def ticker_symbols(self):
+        """Symbols seen in ticker pushes, in row order of ``tickers`` (the ``symbol`` field
+        of ticker records); at most ``max_ticker_symbols``."""
+        return list(self._tickers.symbols)
+
+    @property
+    def _ticker_slow_frames(self):
+        """Ticker pushes decoded by the exact Python fallback (tests, benchmarks)."""
+        return self._tickers.slow_frames
+
+    @property
+    def max_ticker_symbols(self):
+        """Most symbols the ticker table keeps (``Engine(max_ticker_symbols=...)``)."""
+        return self._tickers.max_symbols
+
     def symbol_index(self, symbol, *, bint create=False):
         """The index of ``symbol`` in ``symbols``; same rule as :meth:`book` (an unknown
         symbol raises :class:`~fastfeed.errors.UnknownSymbol` unless ``create=True``)."""
@@ -757,8 +816,10 @@ cdef class Engine:
         (by reason: ``replayed`` from ``clean=true`` pushes, ``duplicate`` from others),
         out_of_order_trades (stored trades whose id was not above the previous stored
         trade's of their symbol: id resets, backwards ids, reused ids), drift
-        (``checks``, ``drifted``, ``by_symbol`` {symbol: drifted snapshots}); a fresh dict
-        each call. See docs/engine-semantics.md section 5."""
+        (``checks``, ``drifted``, ``by_symbol`` {symbol: drifted snapshots}), tickers
+        (``records`` stored, ``rejects`` by reason: ``bad_shape``, ``bad_symbol``,
+        ``bad_field``, ``dropped_symbols``: records of symbols beyond
+        ``max_ticker_symbols``); a fresh dict each call. See docs/engine-semantics.md section 5."""
         cdef Book b
         by_symbol = {}
         for obj in self._books:
@@ -779,6 +840,7 @@ cdef class Engine:
             "out_of_order_trades": self.ooo_trades,
             "drift": {"checks": self.drift_checks, "drifted": self.drifted,
                       "by_symbol": by_symbol},
+            "tickers": self._tickers.stats(),
         }
 
     def __repr__(self):

@@ -16,6 +16,9 @@ class FeedListener(WSListener):
     callback_errors: int
     last_recv_ns: int
     timed_frames: int
+    on_tickers: Callable[[int, int], None] | None
+    ticker_streams: list[Any] | None
+    ticker_callback: bool
     close_code: int | None
     close_reason: str
     on_raw: Callable[[bytes, int, int], None] | None

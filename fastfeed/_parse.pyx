@@ -589,6 +589,231 @@ cdef int method_code(const uchar* m, Py_ssize_t n) noexcept nogil:
     return M_UNKNOWN
 
 
+# ---------------------------------------------------------------------------------------
+# ticker.update / all_ticker.update values. The rules are the Python ones of
+# fastfeed.protocol.Ticker.from_dict (the reference decodes with json and calls it): each
+# helper returns TKV_OK / TKV_BAD (the record is rejected: bad_field) or TKV_SLOW (only
+# Python can tell exactly: the whole push is then decoded in Python).
+# ---------------------------------------------------------------------------------------
+
+cdef enum:
+    TKV_OK = 0
+    TKV_BAD = 1
+    TKV_SLOW = 2
+    TK_MAX_FIELD = 64              # protocol.MAX_FIELD_LEN
+    TK_F_TIMESTAMP = 11
+    TK_F_SYMBOL = 12
+
+cdef extern from "math.h":
+    const double NAN
+
+
+cdef inline int ticker_key(const uchar* k, Py_ssize_t n) noexcept nogil:
+    """Field number of a ticker key: 0..10 floats (TICKER_FIELDS order), 11 timestamp,
+    12 symbol, -1 any other key."""
+    if n == 4 and memcmp(k, b"last", 4) == 0:
+        return 0
+    if n == 8 and memcmp(k, b"last_qty", 8) == 0:
+        return 1
+    if n == 8 and memcmp(k, b"best_bid", 8) == 0:
+        return 2
+    if n == 13 and memcmp(k, b"best_bid_size", 13) == 0:
+        return 3
+    if n == 8 and memcmp(k, b"best_ask", 8) == 0:
+        return 4
+    if n == 13 and memcmp(k, b"best_ask_size", 13) == 0:
+        return 5
+    if n == 8 and memcmp(k, b"open_24h", 8) == 0:
+        return 6
+    if n == 7 and memcmp(k, b"low_24h", 7) == 0:
+        return 7
+    if n == 8 and memcmp(k, b"high_24h", 8) == 0:
+        return 8
+    if n == 15 and memcmp(k, b"base_volume_24h", 15) == 0:
+        return 9
+    if n == 16 and memcmp(k, b"quote_volume_24h", 16) == 0:
+        return 10
+    if n == 9 and memcmp(k, b"timestamp", 9) == 0:
+        return TK_F_TIMESTAMP
+    if n == 6 and memcmp(k, b"symbol", 6) == 0:
+        return TK_F_SYMBOL
+    return -1
+
+
+cdef inline bint float_text_maybe(const uchar* s, Py_ssize_t n) noexcept nogil:
+    """Could Python's ``float()`` accept this ASCII text although ``parse_decimal`` does
+    not? Only with surrounding spaces, ``_`` between digits, or inf/infinity/nan."""
+    cdef Py_ssize_t i
+    cdef uchar c
+    for i in range(n):
+        c = s[i] | 0x20                       # ASCII lower case (digits/punctuation kept apart)
+        if (s[i] == 32 or s[i] == 95 or c == 105 or c == 110 or c == 102 or c == 97
+                or c == 116 or c == 121):     # ' ' '_' i n f a t y
+            return True
+    return False
+
+
+cdef inline int ticker_value_end(const uchar** pp, const uchar* end, int depth) noexcept nogil:
+    """Skip a value of a type the field does not take (object, array, literal): TKV_BAD,
+    or TKV_SLOW when it is not valid JSON (the validator then reports it)."""
+    cdef int err
+    cdef const uchar* q = skip_value(pp[0], end, depth, &err)
+    if q == NULL:
+        return TKV_SLOW
+    pp[0] = q
+    return TKV_BAD
+
+
+cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* numbuf,
+                      int depth) noexcept:
+    """A float field (``protocol._f``): null/"" -> NaN; a decimal string of at most 64
+    characters or a JSON number -> its correctly rounded double (what ``float()`` gives);
+    non-finite, bool, object, array or a string ``float()`` refuses -> TKV_BAD."""
+    cdef const uchar* p = pp[0]
+    cdef const uchar* q
+    cdef const uchar* s
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef bint esc
+    cdef bint isint
+    cdef uchar c = p[0]
+    if c == 34:
+        q = decimal_fast(p + 1, end, out, True)     # the usual "6855.12": exact, one pass
+        if q != NULL:
+            pp[0] = q
+            return TKV_OK
+        q = scan_string(p + 1, end, &esc)
+        if q == NULL or esc:
+            return TKV_SLOW
+        s = p + 1
+        n = (q - 1) - s
+        pp[0] = q
+        if n == 0:
+            out[0] = NAN
+            return TKV_OK
+        for i in range(n):
+            if s[i] >= 0x80:
+                return TKV_SLOW               # float() takes non-ASCII digits and spaces
+        if n > TK_MAX_FIELD:
+            return TKV_BAD
+        if parse_decimal(s, n, out, numbuf) != 0:
+            return TKV_SLOW if float_text_maybe(s, n) else TKV_BAD
+        return TKV_OK if isfinite(out[0]) else TKV_BAD
+    if c == 45 or is_digit(c):
+        q = decimal_fast(p, end, out, False)
+        if q != NULL:
+            pp[0] = q
+            if out[0] == 0.0:
+                s = p
+                while s < q and s[0] != 46:
+                    s += 1
+                if s == q:
+                    out[0] = 0.0              # an integer token: float(int("-0")) is 0.0
+            return TKV_OK
+        q = scan_number(p, end, &isint)
+        if q == NULL or q - p > MAX_NUMBER:
+            return TKV_SLOW
+        if parse_decimal(p, q - p, out, numbuf) != 0:
+            return TKV_SLOW
+        pp[0] = q
+        if isint and out[0] == 0.0:
+            out[0] = 0.0                      # float(int("-0")) is 0.0, not -0.0
+        return TKV_OK if isfinite(out[0]) else TKV_BAD
+    if c == 110:
+        q = scan_literal(p, end)
+        if q == NULL:
+            return TKV_SLOW
+        pp[0] = q
+        out[0] = NAN
+        return TKV_OK
+    return ticker_value_end(pp, end, depth)
+
+
+cdef int ticker_int(const uchar** pp, const uchar* end, int64_t* out, char* numbuf,
+                    int depth) noexcept:
+    """The timestamp (``protocol._i``): null -> 0; a JSON integer or a string of 1..20
+    characters holding one, in int64 range; a finite JSON float below 2**63 in magnitude,
+    truncated toward zero. Anything else -> TKV_BAD."""
+    cdef const uchar* p = pp[0]
+    cdef const uchar* q
+    cdef const uchar* s
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef bint esc
+    cdef bint isint
+    cdef bint neg = False
+    cdef uint64_t v = 0
+    cdef double d
+    cdef uchar c = p[0]
+    if c == 34:
+        q = scan_string(p + 1, end, &esc)
+        if q == NULL or esc:
+            return TKV_SLOW
+        s = p + 1
+        n = (q - 1) - s
+        pp[0] = q
+        for i in range(n):
+            if s[i] >= 0x80:
+                return TKV_SLOW               # int() takes non-ASCII digits and spaces
+        if n == 0 or n > 20:
+            return TKV_BAD
+        i = 0
+        if s[0] == 43 or s[0] == 45:
+            neg = s[0] == 45
+            i = 1
+        if i == n:
+            return TKV_BAD
+        while i < n:
+            if not is_digit(s[i]):
+                for i in range(n):
+                    if s[i] == 32 or s[i] == 95:
+                        return TKV_SLOW       # int() strips spaces, takes "1_000"
+                return TKV_BAD
+            if v > 922337203685477580ULL:      # (2**63 - 1) // 10: v * 10 overflows the range
+                v = 18446744073709551615ULL
+            else:
+                v = v * 10 + (s[i] - 48)
+            i += 1
+    elif c == 45 or is_digit(c):
+        q = scan_number(p, end, &isint)
+        if q == NULL or q - p > MAX_NUMBER:
+            return TKV_SLOW
+        pp[0] = q
+        if not isint:
+            if parse_decimal(p, q - p, &d, numbuf) != 0:
+                return TKV_SLOW
+            if not isfinite(d) or d >= 9223372036854775808.0 or d <= -9223372036854775808.0:
+                return TKV_BAD
+            out[0] = <int64_t>d               # C truncates toward zero, like int(float)
+            return TKV_OK
+        if p[0] == 45:
+            neg = True
+            p += 1
+        if q - p > 19:
+            return TKV_BAD
+        while p < q:
+            v = v * 10 + (p[0] - 48)
+            p += 1
+    elif c == 110:
+        q = scan_literal(p, end)
+        if q == NULL:
+            return TKV_SLOW
+        pp[0] = q
+        out[0] = 0
+        return TKV_OK
+    else:
+        return ticker_value_end(pp, end, depth)
+    if neg:
+        if v > 9223372036854775808ULL:
+            return TKV_BAD
+        out[0] = <int64_t>(0 - v)
+    else:
+        if v > 9223372036854775807ULL:
+            return TKV_BAD
+        out[0] = <int64_t>v
+    return TKV_OK
+
+
 cdef class Parser:
     """Reusable parser; scratch buffers grow as needed and are kept between messages."""
 
@@ -607,6 +832,7 @@ cdef class Parser:
         free(self.asks)
         free(self.bids)
         free(self.trades)
+        free(self.tickers)
         free(self.numbuf)
 
     cdef const uchar* _fail(self, int code, const uchar* at) noexcept:
@@ -960,6 +1186,185 @@ cdef class Parser:
             return self._depth_params(p, end)
         return self._trades_params(p, end)
 
+    # -- ticker.update / all_ticker.update ---------------------------------------------------
+
+    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept:
+        """``params`` of a ticker push: the good records into ``tickers``, the rejected
+        ones counted (``ticker_bad_symbol`` / ``ticker_bad_field``; items that are not
+        ticker objects in ``ticker_bad_shape``), or, when a value needs Python's exact
+        rules, ``ticker_slow`` set and the value only validated. The scratch array holds
+        at most one record per ``{"symbol":"X"}`` (15 bytes of text): 136 bytes each."""
+        cdef int err
+        cdef const uchar* q
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        self.ticker_slow = False
+        q = self._tickers_fast(p, end)
+        if q != NULL:
+            return q
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        q = skip_value(p, end, 1, &err)
+        if q == NULL:
+            return NULL                   # not JSON: the caller classifies (as any params)
+        if err == SKIP_BIG_INT:
+            self.big_int = True
+        self.ticker_slow = True
+        return q
+
+    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept:
+        """``[{..}, ..]`` (the doc) or ``[[{..}, ..]]`` (seen live), like
+        ``protocol._records``: anything else in ``params`` counts one ``bad_shape`` item.
+        NULL on any surprise (the caller validates and takes the slow path)."""
+        cdef int err
+        cdef int r
+        cdef const uchar* q
+        if p >= end:
+            return NULL
+        if p[0] != 91:
+            q = skip_value(p, end, 1, &err)
+            if q != NULL:
+                self.ticker_bad_shape += 1
+            return q
+        p = ws(p + 1, end)
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            if p >= end:
+                return NULL
+            if p[0] == 123:
+                p = self._ticker(p, end, 3)
+            elif p[0] == 91:
+                p = ws(p + 1, end)
+                if p < end and p[0] == 93:
+                    p += 1
+                else:
+                    while True:
+                        if p >= end:
+                            return NULL
+                        if p[0] == 123:
+                            p = self._ticker(p, end, 4)
+                        else:
+                            p = skip_value(p, end, 3, &err)
+                            self.ticker_bad_shape += 1
+                        if p == NULL:
+                            return NULL
+                        r = next_item(&p, end, 93)
+                        if r == 0:
+                            break
+                        if r < 0:
+                            return NULL
+            else:
+                p = skip_value(p, end, 2, &err)
+                self.ticker_bad_shape += 1
+            if p == NULL:
+                return NULL
+            r = next_item(&p, end, 93)
+            if r == 0:
+                return p
+            if r < 0:
+                return NULL
+
+    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept:
+        """One ticker object (p at ``{``; ``depth`` its nesting level) -> ``tickers``.
+        A repeated key counts with its last value (as a dict would keep it)."""
+        cdef uchar key[KEYBUF]
+        cdef Py_ssize_t klen
+        cdef Py_ssize_t n
+        cdef Py_ssize_t i
+        cdef TickerC* t
+        cdef TickerC* arr
+        cdef Py_ssize_t newcap
+        cdef int fid
+        cdef int rc
+        cdef int err
+        cdef int r
+        cdef uint64_t bad = 0             # bit per field: its (last) value is bad
+        cdef bint sym_ok = False
+        cdef uchar c
+        if self.n_tickers == self.cap_tickers:
+            newcap = self.cap_tickers * 2 if self.cap_tickers else 8
+            arr = <TickerC*>realloc(self.tickers, newcap * sizeof(TickerC))
+            if arr == NULL:
+                return NULL
+            self.tickers = arr
+            self.cap_tickers = newcap
+        t = &self.tickers[self.n_tickers]
+        for i in range(TK_N_FIELDS):
+            t.f[i] = NAN
+        t.timestamp = 0
+        t.symbol_len = 0
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            p += 1
+        else:
+            while True:
+                if p >= end or p[0] != 34:
+                    return NULL
+                p = decode_string(p + 1, end, key, KEYBUF, &klen)
+                if p == NULL:
+                    return NULL
+                p = ws(p, end)
+                if p >= end or p[0] != 58:
+                    return NULL
+                p = ws(p + 1, end)
+                if p >= end:
+                    return NULL
+                fid = ticker_key(key, klen)
+                if fid < 0:
+                    p = skip_value(p, end, depth, &err)
+                    if p == NULL:
+                        return NULL
+                elif fid == TK_F_SYMBOL:
+                    sym_ok = False
+                    if p[0] == 34:
+                        p = decode_string(p + 1, end, t.symbol, MAX_SYMBOL, &n)
+                        if p == NULL:
+                            return NULL
+                        if 1 <= n <= MAX_SYMBOL:
+                            sym_ok = True
+                            for i in range(n):
+                                c = t.symbol[i]
+                                if c < 0x21 or c > 0x7E:
+                                    sym_ok = False
+                                    break
+                                if c >= 97 and c <= 122:
+                                    t.symbol[i] = c - 32
+                            t.symbol[n] = 0
+                            t.symbol_len = <int32_t>n
+                    else:
+                        p = skip_value(p, end, depth, &err)
+                        if p == NULL:
+                            return NULL
+                else:
+                    if fid == TK_F_TIMESTAMP:
+                        rc = ticker_int(&p, end, &t.timestamp, self.numbuf, depth)
+                    else:
+                        rc = ticker_float(&p, end, &t.f[fid], self.numbuf, depth)
+                    if rc == TKV_SLOW:
+                        return NULL
+                    if rc == TKV_BAD:
+                        bad |= (<uint64_t>1) << fid
+                    else:
+                        bad &= ~((<uint64_t>1) << fid)
+                r = next_item(&p, end, 125)
+                if r == 0:
+                    break
+                if r < 0:
+                    return NULL
+        if not sym_ok:
+            self.ticker_bad_symbol += 1   # checked first, as from_dict does
+        elif bad:
+            self.ticker_bad_field += 1
+        else:                             # kept: only good records take scratch memory
+            t.status = TK_OK
+            self.n_tickers += 1
+        return p
+
     # -- envelope -------------------------------------------------------------------------
 
     cdef int _classify(self, const uchar* start, const uchar* end) noexcept:
@@ -998,6 +1403,11 @@ cdef class Parser:
         self.n_trades = 0
         self.symbol_len = 0
         self.big_int = False
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        self.ticker_slow = False
         p = ws(p, end)
         if p >= end or p[0] != 123:
             self._fail(P_BAD_MESSAGE, p)
@@ -1045,6 +1455,9 @@ cdef class Parser:
                     if method == M_DEPTH or method == M_TRADES:
                         p = self._hot_params(method, p, end)
                         hot_done = True
+                    elif method == M_TICKER or method == M_ALL_TICKER:
+                        p = self._ticker_params(p, end)
+                        hot_done = True
                     else:
                         p = skip_value(p, end, 1, &err)
                         if p != NULL and err == SKIP_BIG_INT:
@@ -1078,6 +1491,11 @@ cdef class Parser:
                 self.n_trades = 0
                 if self._hot_params(method, params_at, end) == NULL:
                     return self._classify(start, end)
+        elif method == M_TICKER or method == M_ALL_TICKER:
+            if params_at == NULL:
+                self.ticker_bad_shape = 1     # no params: one bad item, as protocol._records
+            elif not hot_done:
+                self._ticker_params(params_at, end)   # valid JSON: cannot fail
         return method
 
 

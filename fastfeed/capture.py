@@ -825,7 +825,8 @@ def replay(
     ``speed=None`` runs at full speed; ``speed=1.0`` reproduces the recorded pacing,
     ``2.0`` twice as fast. Frames the engine rejects (``FastfeedError``) are counted in
     ``errors``/``error_reasons`` and skipped unless ``stop_on_error``. ``on_message`` gets
-    every non-``None`` result of ``feed`` (replies, tickers, private pushes).
+    every non-``None`` result of ``feed`` (replies, private pushes; ticker pushes are stored
+    in the engine's ticker table, ``engine.tickers`` / ``engine.ticker_history``).
     ``on_corrupt`` is passed to the :class:`CaptureReader` opened for a path source (an
     open reader keeps its own): ``"raise"`` stops at corruption with :class:`CaptureError`
     after feeding the good records before it, ``"skip"`` skips it (``stats.damaged``).

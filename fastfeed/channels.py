@@ -68,8 +68,12 @@ class Channel:
     ``update``: its method names as on the wire (``None`` when it has no such method).
     ``private``: needs ``server.auth``. ``hot``: its pushes are parsed and applied by the
     compiled engine (and by the reference twin), not by a Python parser. ``record``: the
-    type of what it produces (``None`` for the hot channels, whose data lands in the
-    engine's books / trade ring, and for requests). ``parser``: see :data:`Parser`.
+    type of what it produces (``None`` for depth and trades, whose data lands in the
+    engine's books / trade ring, and for requests; ``Ticker`` for the hot ticker channels,
+    whose rows land in the engine's ticker table and history and become ``Ticker``
+    objects only when asked for). ``parser``: see :data:`Parser` (for the hot ticker
+    channels: the exact Python path the engine falls back to on a value only Python
+    judges exactly, and the tests' oracle).
     ``names``: what a subscribe request lists (``"symbol"``, ``"currency"``) or ``None``
     when it takes no names (``all_ticker``). ``client``: the suffix of the ``Feed``
     methods (``subscribe_orders`` -> ``"orders"``). ``stream``: the ``Feed`` stream and
@@ -128,8 +132,8 @@ CHANNELS: tuple[Channel, ...] = (
     _request("server.auth", protocol.check_auth_result),
     _channel("trades", "market", hot=True),
     _channel("depth", "market", hot=True),
-    _channel("ticker", "market", record=Ticker, stream="ticker", all_ticker=False),
-    _channel("all_ticker", "broadcast", record=Ticker, names=None, stream="ticker", all_ticker=True),
+    _channel("ticker", "market", hot=True, record=Ticker, stream="ticker", all_ticker=False),
+    _channel("all_ticker", "broadcast", hot=True, record=Ticker, names=None, stream="ticker", all_ticker=True),
     _channel("order", "private", private=True, record=OrderUpdate, client="orders", stream="order"),
     _channel("order_algo", "private", private=True, record=OrderAlgoUpdate, stream="order_algo"),
     _channel("balance", "private", private=True, record=BalanceUpdate, names="currency", stream="balance"),

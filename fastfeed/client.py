@@ -26,7 +26,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
@@ -56,6 +56,7 @@ __all__ = [
     "FeedOptions",
     "ConnectionEvent",
     "Stream",
+    "TickerMap",
     "connect",
 ]
 
@@ -138,6 +139,49 @@ class _LogLimiter:
         return False, 0
 
 
+class TickerMap(Mapping[str, Ticker]):
+    """``Feed.latest_tickers``: a read-only mapping symbol -> latest :class:`Ticker`, over
+    the engine's ticker table (``Engine.tickers``). Nothing is stored here: each lookup
+    builds a new ``Ticker`` from the table row; names are looked up case-insensitively."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getitem__(self, symbol: str) -> Ticker:
+        if not isinstance(symbol, str) or not protocol.is_valid_symbol(symbol):
+            raise KeyError(symbol)
+        return self._engine.ticker(symbol)  # UnknownSymbol is a KeyError
+
+    def __contains__(self, symbol: object) -> bool:
+        try:
+            self[symbol]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._engine.ticker_symbols)
+
+    def __len__(self) -> int:
+        return len(self._engine.ticker_symbols)
+
+    def __repr__(self) -> str:
+        return f"<TickerMap of {len(self)} symbols>"
+
+
+def _ticker_symbols(eng: Any, first: int) -> tuple[str, ...]:
+    """The symbols of the ticker records ``eng.ticker_history`` stored from sequence number
+    ``first`` on (the last frame's), in order, each once (the records still held, when one
+    frame stored more than the history holds)."""
+    hist = eng.ticker_history
+    first = max(first, hist.count - hist.capacity, 0)
+    idx = hist.since(first)["symbol"]
+    names = eng.ticker_symbols
+    return tuple(names[i] for i in dict.fromkeys(idx.tolist()) if 0 <= i < len(names))
+
+
 @dataclass
 class FeedOptions:
     """Tunables of a :class:`Feed` (all have production defaults)."""
@@ -157,7 +201,7 @@ class FeedOptions:
     backoff_factor: float = 2.0
     jitter: float = 0.25  #: +- fraction of each backoff delay
     queue_size: int = 10_000  #: per stream; the oldest item is dropped (and counted) beyond it
-    max_ticker_symbols: int = 10_000  #: bound on ``latest_tickers`` (input cannot grow it forever)
+    max_ticker_symbols: int = 10_000  #: symbols the engine's ticker table keeps (``latest_tickers``)
     timing: int = 0  #: if > 0, keep [recv_ns, done_ns] of the last N data frames (see Feed.timings)
     shm_name: str | None = None  #: publish books and trades in shared memory (fastfeed.attach)
     shm_max_symbols: int = 1024
@@ -344,7 +388,8 @@ class Feed:
                                        shm_max_symbols=opts.shm_max_symbols,
                                        shm_checksum=opts.shm_checksum, event_log=opts.event_log,
                                        trade_dedup_window=opts.trade_dedup_window,
-                                       drift_check=opts.drift_check)
+                                       drift_check=opts.drift_check,
+                                       max_ticker_symbols=opts.max_ticker_symbols)
         self._on_event = on_event
         self._on_ticker = on_ticker
         self._on_order = on_order
@@ -356,11 +401,9 @@ class Feed:
         self._raw_fns: list[Callable[..., Any]] = []
         self._frame_fns: list[Callable[..., Any]] = []
         self._ev_seen = 0  # event rows already handed out in FrameChanges
+        self._tk_seen = 0  # ticker history records already accounted to a FrameChange
         self._sym_names: list[str] = []  # engine.symbols, cached (symbols are only appended)
         self._sinks_open: list[dict[str, Callable[..., Any]]] = []
-        #: latest ticker per symbol (at most ``max_ticker_symbols`` entries of valid
-        #: symbols, so bounded in bytes too)
-        self.latest_tickers: dict[str, Ticker] = {}
         self.authenticated = False
         subscribable = [c.name for c in channels.SUBSCRIBABLE]
         #: channel -> symbols replayed after a reconnect (acknowledged or in flight)
@@ -409,6 +452,14 @@ class Feed:
     def on_ticker(self, cb: Callable[[Ticker], None] | None) -> None:
         _check_callback("on_ticker", cb)
         self._on_ticker = cb
+        if self._listener is not None:
+            self._listener.ticker_callback = cb is not None
+
+    @property
+    def latest_tickers(self) -> TickerMap:
+        """The latest ticker per symbol: a read-only mapping over the engine's ticker table
+        (at most ``max_ticker_symbols`` symbols; see :class:`TickerMap`)."""
+        return TickerMap(self.engine)
 
     @property
     def on_order(self) -> Callable[[OrderUpdate], None] | None:
@@ -485,6 +536,7 @@ class Feed:
         if wants_frames and lst.on_frame is None:
             ring = self.engine.events
             self._ev_seen = ring.count if ring is not None else 0  # rows before now are not ours
+            self._tk_seen = self.engine.ticker_history.count
         lst.on_frame = self._frame_done if wants_frames else None
 
     def _deliver_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
@@ -512,6 +564,7 @@ class Feed:
             return
         eng = self.engine
         kind = KIND_NAMES.get(eng.last_kind)
+        tk_first, self._tk_seen = self._tk_seen, eng.ticker_history.count
         if kind is None:  # a reply or an unknown method: nothing changed
             return
         idx = eng.last_symbol
@@ -521,6 +574,8 @@ class Feed:
                 names = self._sym_names = eng.symbols
             symbol: str | None = names[idx]
             symbols: tuple[str, ...] = (names[idx],)
+        elif kind == "ticker" or kind == "all_ticker":  # stored by the engine: its records name them
+            symbol, symbols = None, _ticker_symbols(eng, tk_first)
         else:
             symbol, symbols = None, push_symbols(msg)
         self._change(eng.frames, recv_ns, kind, symbol, symbols)
@@ -718,6 +773,13 @@ class Feed:
         for name, streams in self._streams.items():
             dropped[name] = dropped.get(name, 0) + sum(s.dropped for s in streams)
         eng = self.engine.stats
+        tick = eng["tickers"]  # ticker records are parsed and counted by the engine
+        if tick["dropped_symbols"]:
+            dropped["ticker_symbols"] = tick["dropped_symbols"]
+        bad_pushes = dict(st.bad_pushes)
+        for reason, n in tick["rejects"].items():
+            if n:
+                bad_pushes[reason] = bad_pushes.get(reason, 0) + n
         out: dict[str, Any] = {
             "connected": self.connected,
             "connects": st.connects,
@@ -732,7 +794,7 @@ class Feed:
             "request_timeouts": st.request_timeouts,
             "unmatched_replies": st.unmatched_replies,
             "bad_frames": st.bad_frames,
-            "bad_pushes": dict(st.bad_pushes),
+            "bad_pushes": bad_pushes,
             "refused_subscriptions": dict(st.refused_subscriptions),
             "unknown_pushes": st.unknown_pushes,
             "callback_errors": st.callback_errors,
@@ -1057,13 +1119,13 @@ class Feed:
             return
         params = msg.get("params")
         rejects: dict[str, int] = {}
+        # ticker.update / all_ticker.update never get here: the engine stores them
+        # (ticker table + history) and the listener calls _on_ticker_records
         ch = _PUSHES.get(method) if isinstance(method, str) else None
         if ch is not None:
             kind = ch.stream
             callback = getattr(self, _CALLBACK_ATTR[kind], None)  # a kind may have only streams
             for rec in ch.parser(params, recv_ns, rejects):
-                if kind == "ticker":
-                    self._keep_latest_ticker(rec)
                 self._dispatch(kind, callback, rec)
         else:
             self._stats.unknown_pushes += 1
@@ -1076,12 +1138,33 @@ class Feed:
                        + ", ".join(f"{k} {v}" for k, v in rejects.items())
                        + " (counted in stats['bad_pushes'])")
 
-    def _keep_latest_ticker(self, t: Ticker) -> None:
-        latest = self.latest_tickers
-        if t.symbol in latest or len(latest) < self.options.max_ticker_symbols:
-            latest[t.symbol] = t
-        else:
-            self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
+    def _on_ticker_records(self, first_seq: int, recv_ns: int) -> None:
+        """The listener stored ticker records ``first_seq..`` (called only while a ticker
+        callback or stream exists): build the Ticker objects and hand them on. Records a
+        frame pushed out of the history ring before this ran (a frame with more records
+        than ``Engine(ticker_capacity=...)``) are counted in ``dropped["ticker_history"]``."""
+        ring = self.engine.ticker_history
+        records = ring.records(first_seq)
+        lost = ring.count - first_seq - len(records)
+        if lost > 0:
+            self._stats.dropped["ticker_history"] = self._stats.dropped.get("ticker_history", 0) + lost
+        for t in records:
+            self._dispatch("ticker", self._on_ticker, t)
+
+    def _feed_payload(self, payload: bytes | str, recv_ns: int = 0) -> None:
+        """One payload through the engine and on, as the listener hands it (tests; the
+        live path is ``FeedListener._deliver``, in C)."""
+        first = self.engine.ticker_history.count
+        try:
+            msg = self.engine.feed(payload, recv_ns)
+        except FastfeedError as exc:
+            self._on_frame_error(exc)
+            return
+        if msg is not None:
+            self._on_message(msg, recv_ns)
+        elif self.engine.ticker_history.count != first and (self._on_ticker is not None
+                                                            or self._streams["ticker"]):
+            self._on_ticker_records(first, recv_ns)
 
     def _callback_failed(self, kind: str, exc: BaseException) -> None:
         self._stats.callback_errors += 1
@@ -1267,6 +1350,9 @@ class Feed:
                 self._stats.listener_errors += old.callback_errors
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
             self._update_hooks(lst)
+            lst.on_tickers = self._on_ticker_records
+            lst.ticker_streams = self._streams["ticker"]
+            lst.ticker_callback = self._on_ticker is not None
             if opts.timing > 0:
                 lst.enable_timing(opts.timing)
             self._listener = lst

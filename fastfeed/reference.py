@@ -57,7 +57,17 @@ from .errors import (
     TradesOverwritten,
     UnknownSymbol,
 )
-from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE, DriftRecord, readonly
+from .layout import (
+    SIDE_BUY,
+    SIDE_SELL,
+    TICKER_DTYPE,
+    TICKER_FIELDS,
+    TRADE_DTYPE,
+    DriftRecord,
+    readonly,
+    ticker_from_row,
+)
+from .protocol import Ticker, parse_tickers
 
 __all__ = [
     "MESSAGE_KEYS",
@@ -66,6 +76,7 @@ __all__ = [
     "MAX_SYMBOL_LEN",
     "ReferenceBook",
     "ReferenceEngine",
+    "ReferenceTickerRing",
     "ReferenceTradeRing",
 ]
 
@@ -378,9 +389,16 @@ _HOT_IMPL: dict[str, tuple[Callable[[Any], Any], str]] = {
     "depth": (_parse_depth, "_apply_depth"),
     "trades": (_parse_trades, "_apply_trades"),
 }
+#: The hot ticker channels (stored in the ticker table and history by ``_apply_tickers``),
+#: by name: whether it is ``all_ticker``.
+_TICKER_IMPL: dict[str, bool] = {"ticker": False, "all_ticker": True}
 #: hot push method -> (parse, apply method name), from the channel table.
 _HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
-    c.update: _HOT_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update
+    c.update: _HOT_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update and c.name not in _TICKER_IMPL
+}
+#: hot ticker push method -> whether it is all_ticker, from the channel table.
+_TICKER_METHODS: dict[str, bool] = {
+    c.update: _TICKER_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update and c.name in _TICKER_IMPL
 }
 
 
@@ -549,6 +567,62 @@ class ReferenceTradeRing:
         return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
 
 
+class ReferenceTickerRing:
+    """Every stored ticker record in one ring of ``capacity`` records (a power of two);
+    the compiled ``TickerRing``'s API, with read-only copies instead of views."""
+
+    def __init__(self, capacity: int = 8192, symbols: list[str] | None = None) -> None:
+        if not 1 <= capacity <= 1 << 32:
+            raise ValueError("capacity must be between 1 and 2**32")
+        self.symbols: list[str] = symbols if symbols is not None else []
+        cap = 1
+        while cap < capacity:
+            cap <<= 1
+        self.capacity = cap
+        self._data = np.zeros(cap, dtype=TICKER_DTYPE)
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Records ever stored (the next sequence number)."""
+        return self._count
+
+    def __len__(self) -> int:
+        return min(self._count, self.capacity)
+
+    def _gather(self, first: int) -> np.ndarray:
+        seqs = np.arange(first, self._count, dtype=np.int64)
+        return readonly(self._data[seqs & (self.capacity - 1)])
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        held = min(self._count, self.capacity)
+        k = held if n < 0 else min(n, held)
+        return self._gather(self._count - k)
+
+    def since(self, seq: int) -> np.ndarray:
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if seq >= self._count:
+            return self._gather(self._count)
+        if seq < self._count - self.capacity:
+            raise TradesOverwritten(
+                f"ticker record {seq} was overwritten (ring holds "
+                f"{self._count - self.capacity}..{self._count - 1})")
+        return self._gather(seq)
+
+    def records(self, seq: int = 0) -> list[Ticker]:
+        """Ticker objects of the records with ``seq >= seq`` still held, oldest first."""
+        first = max(seq, self._count - self.capacity, 0)
+        return [ticker_from_row(r, self.symbols) for r in self._gather(first)]
+
+    def _append(self, row: tuple[Any, ...]) -> None:
+        self._data[self._count & (self.capacity - 1)] = row
+        self._count += 1
+
+    def __repr__(self) -> str:
+        return f"ReferenceTickerRing(capacity={self.capacity}, count={self._count})"
+
+
 class _TradeWindow:
     """One symbol's de-duplication state: the newest stored trades, and the last id."""
 
@@ -570,8 +644,17 @@ class ReferenceEngine:
     def __init__(
         self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024,
         max_symbols: int = 10000, trade_dedup_window: int = 512, drift_check: bool = True,
-        drift_log_size: int = 256,
+        drift_log_size: int = 256, ticker_capacity: int = 8192, max_ticker_symbols: int = 10000,
     ) -> None:
+        if not 1 <= max_ticker_symbols <= 1 << 24:
+            raise ValueError("max_ticker_symbols must be 1..16777216")
+        self.max_ticker_symbols = max_ticker_symbols
+        self._ticker_names: list[str] = []
+        self._ticker_index: dict[str, int] = {}
+        self._ticker_rows: list[tuple[Any, ...]] = []
+        self._ticker_history = ReferenceTickerRing(ticker_capacity, self._ticker_names)
+        self._ticker_stats = {"records": 0, "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
+                              "dropped_symbols": 0}
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if not 1 <= trade_dedup_window <= 1 << 20:
@@ -648,6 +731,57 @@ class ReferenceEngine:
             self._book(name)
         return name
 
+    # --- tickers ------------------------------------------------------------------------------
+
+    @property
+    def tickers(self) -> np.ndarray:
+        """The latest ticker row per symbol (``TICKER_DTYPE``, row ``i`` for
+        ``ticker_symbols[i]``; a read-only copy)."""
+        return readonly(np.array(self._ticker_rows, dtype=TICKER_DTYPE))
+
+    def ticker(self, symbol: str) -> Ticker:
+        """The latest Ticker of ``symbol``; UnknownSymbol if it has none."""
+        name = _symbol_name(symbol)
+        idx = self._ticker_index.get(name)
+        if idx is None:
+            raise UnknownSymbol(f"no ticker for {name!r}", "unknown_symbol")
+        row = np.array([self._ticker_rows[idx]], dtype=TICKER_DTYPE)[0]
+        return ticker_from_row(row, self._ticker_names)
+
+    @property
+    def ticker_symbols(self) -> list[str]:
+        return list(self._ticker_names)
+
+    @property
+    def ticker_history(self) -> ReferenceTickerRing:
+        return self._ticker_history
+
+    def _apply_tickers(self, params: Any, all_ticker: bool, recv_ns: int) -> None:
+        """Section 6: ``protocol.parse_tickers``' records, the latest per symbol in the
+        table (at most ``max_ticker_symbols`` symbols), every one in the history."""
+        rejects: dict[str, int] = {}
+        got = parse_tickers(params, recv_ns, all_ticker, rejects)
+        st = self._ticker_stats
+        for reason, n in rejects.items():
+            st["rejects"][reason] += n
+        for t in got:
+            idx = self._ticker_index.get(t.symbol)
+            if idx is None:
+                if len(self._ticker_names) < self.max_ticker_symbols:
+                    idx = self._ticker_index[t.symbol] = len(self._ticker_names)
+                    self._ticker_names.append(t.symbol)
+                    self._ticker_rows.append(())
+                else:
+                    idx = -1
+                    st["dropped_symbols"] += 1
+            row = ((self._ticker_history.count, recv_ns, t.timestamp)
+                   + tuple(getattr(t, f) for f in TICKER_FIELDS)
+                   + (t.symbol.encode("ascii"), idx, int(all_ticker)))
+            self._ticker_history._append(row)
+            if idx >= 0:
+                self._ticker_rows[idx] = row
+            st["records"] += 1
+
     @property
     def drift_log(self) -> list[DriftRecord]:
         """The newest ``drift_log_size`` drift records, oldest first (a copy)."""
@@ -695,6 +829,9 @@ class ReferenceEngine:
                 "by_symbol": {n: self._books[n].drifts for n in self._names
                               if self._books[n].drifts},
             },
+            "tickers": {"records": self._ticker_stats["records"],
+                        "rejects": dict(self._ticker_stats["rejects"]),
+                        "dropped_symbols": self._ticker_stats["dropped_symbols"]},
         }
 
     def book(self, symbol: str, *, create: bool = False) -> ReferenceBook:
@@ -713,7 +850,8 @@ class ReferenceEngine:
     # --- feeding -----------------------------------------------------------------------------
 
     def feed(self, payload: bytes | bytearray | memoryview | str, recv_ns: int = 0) -> Any:
-        """Process one WebSocket payload. Returns None for depth/trade pushes, else the dict."""
+        """Process one WebSocket payload. Returns None for depth/trade/ticker pushes, else
+        the dict."""
         data = self._payload_bytes(payload)
         self._frames += 1
         self.last_kind = self.last_symbol = -1
@@ -807,6 +945,11 @@ class ReferenceEngine:
             self.last_symbol = self._index[parsed[2]]
             return None
         obj = _plain_loads(data.decode("utf-8"))
+        if method in _TICKER_METHODS:
+            self._apply_tickers(obj.get("params"), _TICKER_METHODS[method], recv_ns)
+            self._messages[method] += 1
+            self.last_kind = _METHOD_CODES[method]
+            return None
         if method is None:
             key = "reply"
         elif method in self._messages and method != "reply" and method != "unknown":

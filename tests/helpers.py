@@ -121,7 +121,12 @@ def snapshot(engine: Any) -> dict[str, Any]:
              int(b.last_drift)),
         )
     ring = engine.trades
+    hist = engine.ticker_history
     return {
+        "ticker_symbols": list(engine.ticker_symbols),
+        "tickers": np.array(engine.tickers, copy=True),
+        "ticker_count": int(hist.count),
+        "ticker_history": np.array(hist.latest(hist.capacity), copy=True),
         "symbols": list(engine.symbols),
         "books": books,
         "ring_count": int(ring.count),
@@ -154,8 +159,23 @@ def assert_snapshot_equal(a: dict[str, Any], b: dict[str, Any], where: str = "")
         assert np.array_equal(ra[field], rb[field]), (
             f"{where} ring field {field}: {ra[field]!r} != {rb[field]!r}"
         )
+    assert a["ticker_symbols"] == b["ticker_symbols"], where
+    assert a["ticker_count"] == b["ticker_count"], where
+    for key in ("tickers", "ticker_history"):
+        assert_ticker_rows_equal(a[key], b[key], f"{where} {key}")
     assert a["stats"] == b["stats"], f"{where} stats {a['stats']} != {b['stats']}"
     assert a["drift_log"] == b["drift_log"], f"{where} drift_log {a['drift_log']} != {b['drift_log']}"
+
+
+def assert_ticker_rows_equal(a: np.ndarray, b: np.ndarray, where: str = "") -> None:
+    """Two TICKER_DTYPE arrays hold the same rows, floats compared bit for bit (NaN and
+    -0.0 included)."""
+    assert a.dtype == b.dtype and a.shape == b.shape, f"{where}: {a.shape} != {b.shape}"
+    for field in a.dtype.names:
+        x, y = a[field], b[field]
+        if x.dtype.kind == "f":
+            x, y = x.view(np.uint64), y.view(np.uint64)
+        assert np.array_equal(x, y), f"{where} field {field}: {a[field]!r} != {b[field]!r}"
 
 
 def assert_state_equal(e1: Any, e2: Any, where: str = "") -> None:

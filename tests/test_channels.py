@@ -49,8 +49,10 @@ def test_table_rows_are_consistent() -> None:
                                                           f"{c.name}.update")
         assert c.client is not None and c.names in ("symbol", "currency", None)
         assert c.private == (c.route == "private"), c
-        if c.hot:
-            assert c.record is None and c.parser is None and c.stream is None, "hot rows are parsed in Cython"
+        if c.hot and c.record is None:  # depth, trades: books and the trade ring
+            assert c.parser is None and c.stream is None, "hot rows are parsed in Cython"
+        elif c.hot:  # the tickers: a table and a history in C, records built on demand
+            assert c.stream == "ticker" and c.parser is not None and hasattr(c.record, "FIELDS"), c
         else:
             assert c.record is not None and c.parser is not None and c.stream is not None, c
             assert hasattr(c.record, "FIELDS"), "a record type carries its field map"
@@ -62,7 +64,7 @@ def test_derived_lists_keep_their_public_values() -> None:
     from fastfeed.exchange import PRIVATE_CHANNELS
 
     assert PRIVATE_CHANNELS == protocol.PRIVATE_CHANNELS
-    assert channels.HOT_UPDATES == ("trades.update", "depth.update")
+    assert channels.HOT_UPDATES == ("trades.update", "depth.update", "ticker.update", "all_ticker.update")
 
 
 def test_unknown_channel_is_a_typed_key_error() -> None:
@@ -262,15 +264,17 @@ def test_dispatch_routes_each_push_to_its_stream(ch: channels.Channel) -> None:
         got: list[Any] = []
         setattr(feed, f"on_{ch.stream}", got.append)
         stream = feed._stream(ch.stream)
-        msg = orjson.loads(_push(ch))
-        feed._on_message(msg, 42)
+        if ch.hot:  # the tickers: stored by the engine, handed on as the listener does
+            feed._feed_payload(_push(ch), 42)
+        else:
+            feed._on_message(orjson.loads(_push(ch)), 42)
         assert len(got) == 1 and type(got[0]) is ch.record and got[0].recv_ns == 42
         assert len(stream) == 1
         for other in channels.STREAMS:
             if other != ch.stream:
                 assert not feed._streams[other] or all(len(s) == 0 for s in feed._streams[other])
         if ch.stream == "ticker":
-            assert feed.latest_tickers["BTC_USDT"] is got[0]
+            assert feed.latest_tickers["BTC_USDT"] == got[0]
             assert got[0].all_ticker == (ch.name == "all_ticker")
         assert feed.stats["unknown_pushes"] == 0 and feed.stats["bad_pushes"] == {}
         feed._on_message({"method": "nope.update", "params": []}, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import json
 import logging
 import struct
 import tracemalloc
@@ -73,6 +74,20 @@ def has_bids(feed: fastfeed.Feed, symbol: str) -> bool:
     """The book of ``symbol`` exists and has bids (without creating it)."""
     book = feed.engine.books.get(symbol)
     return book is not None and book.n_bids > 0
+
+
+def order_msg() -> dict[str, Any]:
+    return {"method": "order.update", "params": [{"id": "1d8e", "symbol": "BTC_USDT", "status": 0}], "id": None}
+
+
+def deliver(feed: fastfeed.Feed, msg: dict[str, Any], recv_ns: int = 0) -> None:
+    """A push as the listener hands it on: ticker pushes go through the engine's ticker
+    table (as JSON text, NaN/Infinity written as such: a rejected frame), the others to
+    ``_on_message``."""
+    if msg.get("method") in ("ticker.update", "all_ticker.update"):
+        feed._feed_payload(json.dumps(msg), recv_ns)
+    else:
+        feed._on_message(msg, recv_ns)
 
 
 def ticker_msg(symbol: Any = "BTC_USDT", **fields: Any) -> dict[str, Any]:
@@ -529,13 +544,13 @@ def test_a_raising_message_handler_never_drops_the_connection() -> None:
             feed = fastfeed.connect(ex.url)
             feed._handle_message = lambda msg, recv_ns: 1 / 0  # type: ignore[method-assign]
             async with feed:
-                raw(ex, orjson.dumps(ticker_msg()))
+                raw(ex, orjson.dumps(order_msg()))
                 await until(lambda: feed.stats["bad_pushes"].get("internal") == 1, what="counted")
                 assert feed.stats["connects"] == 1
             feed2 = fastfeed.connect(ex.url, backoff_initial=0.05)
             feed2._on_message = lambda msg, recv_ns: 1 / 0  # type: ignore[method-assign]
             async with feed2:  # the listener's own guard: picows never sees the exception
-                raw(ex, orjson.dumps(ticker_msg()))
+                raw(ex, orjson.dumps(order_msg()))
                 await asyncio.sleep(0.2)
                 assert feed2._listener is not None
                 await until(lambda: feed2.stats["listener_errors"] >= 1, what="listener guard")
@@ -597,7 +612,7 @@ def test_any_json_in_any_push_field_never_raises(method: str, values: list[Any],
             setattr(feed, cb, got.append)
         rec = dict(zip(FIELDS[method], values))
         params: Any = {"flat": [rec], "nested": [[rec]], "params": values[0], "record": [values[0], rec]}[shape]
-        feed._on_message({"method": method, "params": params, "id": None}, 123)
+        deliver(feed, {"method": method, "params": params, "id": None}, 123)
         for item in got:  # whatever was accepted is well typed and bounded
             for name in item.__slots__:
                 v = getattr(item, name)
@@ -655,15 +670,14 @@ def _grown(fn: Any) -> int:
 
 def test_huge_ticker_names_do_not_pin_memory() -> None:
     """97 KiB on the wire used to pin 63 MiB: names over 32 bytes are rejected, counted."""
-    feed = _hostile_feed()
-    feed.options.max_ticker_symbols = 10_000
+    feed = fastfeed.Feed("ws://127.0.0.1:1/", options=fastfeed.FeedOptions(max_ticker_symbols=10_000))
     stream = feed.tickers()
 
     def flood() -> None:
         for i in range(300):
             name = f"{i:06d}" + "A" * 60_000
-            feed._on_message({"method": "all_ticker.update",
-                              "params": [[{"symbol": name, "last": "1"}]], "id": None}, 0)
+            deliver(feed, {"method": "all_ticker.update",
+                           "params": [[{"symbol": name, "last": "1"}]], "id": None}, 0)
 
     grown = _grown(flood)
     assert feed.latest_tickers == {} and len(stream) == 0
@@ -673,13 +687,12 @@ def test_huge_ticker_names_do_not_pin_memory() -> None:
 
 
 def test_ticker_table_bounded_by_count_and_bytes() -> None:
-    feed = _hostile_feed()
-    feed.options.max_ticker_symbols = 1000
-    feed.options.queue_size = 10
+    feed = fastfeed.Feed("ws://127.0.0.1:1/", options=fastfeed.FeedOptions(max_ticker_symbols=1000,
+                                                                          queue_size=10))
 
     def fill(lo: int, hi: int) -> None:
         for i in range(lo, hi):
-            feed._on_message(ticker_msg(f"S{i:030d}"), 0)  # 31-byte names: valid
+            deliver(feed, ticker_msg(f"S{i:030d}"), 0)  # 31-byte names: valid
 
     fill(0, 1000)
     grown = _grown(lambda: fill(1000, 6000))  # 5000 more distinct names: none kept
@@ -794,7 +807,7 @@ def test_callback_returning_a_coroutine_is_counted_not_silent(caplog: pytest.Log
     feed = fastfeed.Feed("ws://127.0.0.1:1/")
     feed.on_ticker = lambda t: _async_cb(t)  # passes the check, returns a coroutine
     with caplog.at_level(logging.ERROR, logger="fastfeed.client"):
-        feed._on_message(ticker_msg(), 0)
+        deliver(feed, ticker_msg(), 0)
     assert feed.stats["callback_errors"] == 1
     assert "returned an awaitable" in caplog.text
     asyncio.run(feed.close())
@@ -811,7 +824,7 @@ def test_raising_callback_logs_one_traceback_then_counted_lines(caplog: pytest.L
     monkeypatch.setattr(client_mod, "LOG_INTERVAL", 1e9)  # nothing is due again in this test
     with caplog.at_level(logging.DEBUG, logger="fastfeed.client"):
         for _ in range(100):
-            feed._on_message(ticker_msg(), 0)
+            deliver(feed, ticker_msg(), 0)
     recs = [r for r in caplog.records if "callback raised" in r.getMessage()]
     assert len(recs) == 1 and recs[0].exc_info is not None
     assert feed.stats["callback_errors"] == 100
@@ -819,7 +832,7 @@ def test_raising_callback_logs_one_traceback_then_counted_lines(caplog: pytest.L
     monkeypatch.setattr(client_mod, "LOG_INTERVAL", 0.0)  # every error is due: counted lines
     with caplog.at_level(logging.DEBUG, logger="fastfeed.client"):
         for _ in range(3):
-            feed._on_message(ticker_msg(), 0)
+            deliver(feed, ticker_msg(), 0)
     recs = [r for r in caplog.records if "callback raised" in r.getMessage()]
     assert len(recs) == 3 and all(r.exc_info is None for r in recs)
     assert "99 more since the last line" in recs[0].getMessage()

@@ -627,15 +627,6 @@ NON_HOT = [
     ('{"method":null,"error":null,"result":1599999999,"id":5}', "reply"),
     ('{"error":null,"result":"pong","id":5234567890.1234567}', "reply"),
     (
-        '{"method":"ticker.update","params":[{"symbol":"BTC_USDT","open_24h":"6823.78","low_24h":"6700",'
-        '"base_volume_24h":"1","high_24h":"6999","last":"6855.12","quote_volume_24h":"2","best_bid":"6855.1",'
-        '"best_ask":"6855.2","best_bid_size":"0.1","best_ask_size":"0.2","change_24h":"0.46",'
-        '"timestamp":1586762545336}],"id":null}',
-        "ticker.update",
-    ),
-    ('{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},{"symbol":"ETH_USDT","last":"2"}]],"id":null}', "ticker.update"),
-    ('{"method":"all_ticker.update","params":[{"symbol":"A_B","last":"1","timestamp":1}],"id":null}', "all_ticker.update"),
-    (
         '{"method":"order.update","params":[{"amount":"0.0001","filled":"0","id":"1d8e4c9a2b8f4a6e9c0f1e2d3c4b5a69",'
         '"mode":1,"notional":"","price":"9000","price_avg":"0","side":"buy","status":0,"symbol":"BTC_USDT",'
         '"timestamp":1585633640544,"type":"limit"}],"id":null}',
@@ -648,7 +639,6 @@ NON_HOT = [
     ('{"method":"reply","id":1}', "unknown"),
     ('{"method":"Depth.update","params":[true,{},"S"]}', "unknown"),
     ('{"method":"depth.update ","params":5}', "unknown"),
-    ('{"method":"ticker.update"}', "ticker.update"),
     ("{}", "reply"),
     ('{"id":1,"id":2,"error":null}', "reply"),
     ('{"result":[1e400,-0.0,123456789012345678901234567890,"\\ud800"],"id":1}', "reply"),
@@ -704,7 +694,7 @@ def test_stats_shape(engine_cls: Any) -> None:
     assert set(st) == {
         "frames", "bytes_in", "bytes_inflated", "messages", "rejects",
         "crossed_levels_removed", "duplicate_trades", "dropped_trades", "out_of_order_trades",
-        "drift",
+        "drift", "tickers",
     }
     assert st["messages"] == dict.fromkeys(
         [
@@ -718,6 +708,8 @@ def test_stats_shape(engine_cls: Any) -> None:
                                     "duplicate_trades", "out_of_order_trades"))
     assert st["dropped_trades"] == {"replayed": 0, "duplicate": 0}
     assert st["drift"] == {"checks": 0, "drifted": 0, "by_symbol": {}}
+    assert st["tickers"] == {"records": 0, "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
+                             "dropped_symbols": 0}
 
 
 def test_stats_bytes(engine_cls: Any, codec: str) -> None:
