@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from .errors import (
     ConnectFailed,
     FastfeedError,
@@ -45,7 +47,7 @@ try:
     from ._inflate import Inflater
     from ._ring import TradeRing
 
-    from .client import ConnectionEvent, Feed, FeedOptions, connect
+    from .client import ConnectionEvent, Feed, FeedOptions, FeedOptionsKwargs, connect
     from .shm import attach
 
     COMPILED = True
@@ -73,6 +75,7 @@ __all__ = [
     "Feed",
     "FeedClosed",
     "FeedOptions",
+    "FeedOptionsKwargs",
     "FrameError",
     "FrameTooLarge",
     "InflateError",
@@ -102,8 +105,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
+def __getattr__(name: str) -> NoReturn:  # pragma: no cover - only when the extensions failed to load
     if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
+                "FeedOptionsKwargs",
                 "ConnectionEvent", "attach"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "

@@ -24,8 +24,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Sequence
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ._events import EventRing
+    from ._ring import TradeRing
 
 __all__ = [
     "main",
@@ -972,7 +976,8 @@ class _RecordSession:
             return
         if not isinstance(msg, dict) or msg.get("method") is not None:
             return
-        entry = self._pending.pop(msg.get("id"), None) if isinstance(msg.get("id"), int) else None
+        mid = msg.get("id")
+        entry = self._pending.pop(mid, None) if isinstance(mid, int) else None
         if entry is None:
             return
         if msg.get("error") is not None:
@@ -1000,7 +1005,7 @@ class _RecordSession:
         gone: asyncio.Future[None] = loop.create_future()
         binary, text, close, ping = WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CLOSE, WSMsgType.PING
 
-        class Listener(WSListener):  # type: ignore[misc]
+        class Listener(WSListener):
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
                 mt = frame.msg_type
                 if mt is binary or mt is text:
@@ -1188,7 +1193,7 @@ def _run_record(args: argparse.Namespace) -> int:
         raise FileError(f"{out} is a directory")
     if out.exists() and not (args.force or args.append):
         raise FileError(f"{out} exists (pass --force to overwrite or --append to add to it)")
-    mode = "a" if args.append else ("w" if args.force else "x")
+    mode: Literal["x", "w", "a"] = "a" if args.append else ("w" if args.force else "x")
 
     def go(url: str, note: str) -> int:
         meta = {"symbols": symbols, "channels": args.channels}
@@ -1394,6 +1399,7 @@ def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, de
     from .export import iter_source
 
     ring = 1 << 18
+    buf: EventRing | TradeRing | None
     if what == "events":
         eng = Engine(depth=depth, trade_capacity=1024, event_log=ring)
         buf = eng.events
@@ -1402,6 +1408,7 @@ def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, de
         eng = Engine(depth=depth, trade_capacity=ring)
         buf = eng.trades
         header = ["recv_ns", "time", "symbol", "id", "side", "price", "amount"]
+    assert buf is not None  # event_log > 0 always makes an event ring
     wanted = set(symbols) if symbols else None
     kind_names = [KIND_NAMES.get(i, "?") for i in range(256)]
     frames = rows = 0

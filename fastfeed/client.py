@@ -26,14 +26,17 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, TypeVar
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
 
 from . import protocol
+from ._book import Book
 from ._engine import Engine
 from ._listener import FeedListener
+from ._ring import TradeRing
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
 from .protocol import (
     DIGIFINEX_URL,
@@ -49,10 +52,16 @@ from .protocol import (
     safe_text,
 )
 
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "DIGIFINEX_URL",
     "Feed",
     "FeedOptions",
+    "FeedOptionsKwargs",
     "ConnectionEvent",
     "Stream",
     "connect",
@@ -476,7 +485,7 @@ class Feed:
 
     # -- data --------------------------------------------------------------------------------
 
-    def book(self, symbol: str):
+    def book(self, symbol: str) -> Book:
         """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`).
 
         A symbol subscribed with ``subscribe_depth`` (or all symbols) always has a book:
@@ -499,7 +508,7 @@ class Feed:
                 "and never seen in data", "unknown_symbol") from None
 
     @property
-    def trades(self):
+    def trades(self) -> TradeRing:
         """The engine's :class:`~fastfeed.TradeRing` (all symbols)."""
         return self.engine.trades
 
@@ -1366,11 +1375,50 @@ def _install_log_guard() -> None:
             lg.addFilter(_GUARD)
 
 
+class FeedOptionsKwargs(TypedDict, total=False):
+    """The keyword arguments of :func:`connect`, for type checkers: the :class:`FeedOptions`
+    fields plus :class:`Feed`'s callbacks and ``engine``. A misspelt option (``depht=20``)
+    is a type error here and a ``TypeError`` at run time. Kept equal to ``FeedOptions`` and
+    ``Feed.__init__`` by tests/test_typing.py."""
+
+    depth: int
+    trade_capacity: int
+    max_frame: int
+    request_timeout: float
+    connect_timeout: float
+    handshake_timeout: float
+    ping_interval: float
+    pong_timeout: float
+    data_timeout: float | None
+    max_age: float | None
+    backoff_initial: float
+    backoff_max: float
+    backoff_factor: float
+    jitter: float
+    queue_size: int
+    max_ticker_symbols: int
+    timing: int
+    shm_name: str | None
+    shm_max_symbols: int
+    shm_checksum: bool
+    event_log: int
+    trade_dedup_window: int
+    drift_check: bool
+    verify_tls: bool
+    ssl_context: ssl.SSLContext | None
+    on_event: Callable[[ConnectionEvent], None] | None
+    on_ticker: Callable[[Ticker], None] | None
+    on_order: Callable[[OrderUpdate], None] | None
+    on_order_algo: Callable[[OrderAlgoUpdate], None] | None
+    on_balance: Callable[[BalanceUpdate], None] | None
+    engine: Engine | None
+
+
 def connect(
     url: str = DIGIFINEX_URL,
     api_key: str | None = None,
     secret: str | bytes | None = None,
-    **options: Any,
+    **options: Unpack[FeedOptionsKwargs],
 ) -> Feed:
     """``async with fastfeed.connect(url, api_key, secret, **options) as feed: ...``
 
@@ -1379,10 +1427,11 @@ def connect(
     ``on_ticker``, ``on_order``, ``on_order_algo``, ``on_balance`` and ``engine``.
     The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
-    callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order",
-                                             "on_order_algo", "on_balance", "engine")
-                 if k in options}
-    unknown = set(options) - set(FeedOptions.__dataclass_fields__)
+    opts: dict[str, Any] = dict(options)
+    callbacks = {k: opts.pop(k) for k in ("on_event", "on_ticker", "on_order",
+                                          "on_order_algo", "on_balance", "engine")
+                 if k in opts}
+    unknown = set(opts) - set(FeedOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return Feed(url, api_key, secret, options=FeedOptions(**options), **callbacks)
+    return Feed(url, api_key, secret, options=FeedOptions(**opts), **callbacks)

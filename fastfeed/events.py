@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "EVENT_DTYPE",
@@ -96,17 +97,20 @@ EVENT_DTYPE = np.dtype(
 assert EVENT_DTYPE.itemsize == 64
 
 
-def kinds(rows: np.ndarray) -> np.ndarray:
+def kinds(rows: np.ndarray) -> npt.NDArray[np.uint8]:
     """The kind of every row (``ev & 0xFF``) as uint8."""
-    return (rows["ev"] & np.uint64(KIND_MASK)).astype(np.uint8)
+    ev: npt.NDArray[np.uint64] = rows["ev"]
+    out: npt.NDArray[np.uint8] = (ev & np.uint64(KIND_MASK)).astype(np.uint8)
+    return out
 
 
-def sides(rows: np.ndarray) -> np.ndarray:
+def sides(rows: np.ndarray) -> npt.NDArray[np.int8]:
     """+1 for ``BUY_EVENT`` rows, -1 for ``SELL_EVENT`` rows, 0 for neither (int8)."""
-    ev = rows["ev"]
+    ev: npt.NDArray[np.uint64] = rows["ev"]
     buy = (ev & np.uint64(BUY_EVENT)) != 0
     sell = (ev & np.uint64(SELL_EVENT)) != 0
-    return buy.astype(np.int8) - sell.astype(np.int8)
+    out: npt.NDArray[np.int8] = buy.astype(np.int8) - sell.astype(np.int8)
+    return out
 
 
 def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:
@@ -117,7 +121,7 @@ def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> 
     rows = np.asarray(rows)
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
-    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names})
+    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names or ()})
     k = kinds(rows)
     names = np.array(["?"] * 256, dtype=object)
     for code, name in KIND_NAMES.items():
