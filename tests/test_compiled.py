@@ -19,6 +19,10 @@ import pytest
 import fastfeed
 from helpers import compiled_engine_cls
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 MODULES = ("_inflate", "_parse", "_events", "_book", "_ring", "_shm", "_engine", "_listener")
 
 

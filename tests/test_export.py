@@ -31,6 +31,10 @@ from fastfeed.reference import ReferenceEngine
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
 from test_equivalence import MAX_FRAME, make_payload, outcome
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 XL = E.EXCH_EVENT | E.LOCAL_EVENT
 
 
