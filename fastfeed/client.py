@@ -56,6 +56,9 @@ if sys.version_info >= (3, 11):
     from typing import Unpack
 elif TYPE_CHECKING:
     from typing_extensions import Unpack
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "DIGIFINEX_URL",
@@ -528,7 +531,7 @@ class Feed:
     def balances(self) -> Stream[BalanceUpdate]:
         return self._stream("balance")
 
-    def timings(self) -> Any:
+    def timings(self) -> npt.NDArray[np.int64]:
         """``(n, 2)`` int64 array of ``[recv_ns, done_ns]`` for the last data frames of the
         current connection (wall clock ns; ``done`` = book/ring updated). Needs the
         ``timing=N`` option; empty otherwise."""

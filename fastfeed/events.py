@@ -38,10 +38,13 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "EVENT_DTYPE",
@@ -113,7 +116,7 @@ def sides(rows: np.ndarray) -> npt.NDArray[np.int8]:
     return out
 
 
-def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:
+def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """A DataFrame of event rows: the raw fields, plus ``kind`` (name), ``side`` (+1/-1/0),
     ``symbol`` (name, when ``symbols`` is given) and ``exch_dt`` / ``local_dt`` (UTC)."""
     import pandas as pd
@@ -121,7 +124,7 @@ def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> 
     rows = np.asarray(rows)
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
-    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names or ()})
+    df: pd.DataFrame = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names or ()})
     k = kinds(rows)
     names = np.array(["?"] * 256, dtype=object)
     for code, name in KIND_NAMES.items():
