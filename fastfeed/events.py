@@ -38,7 +38,7 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
