@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from .errors import (
     ConnectFailed,
     FastfeedError,
@@ -47,7 +49,7 @@ try:
     from ._ring import TradeRing
     from ._ticker import TickerRing
 
-    from .client import ConnectionEvent, Feed, FeedOptions, connect
+    from .client import ConnectionEvent, Feed, FeedOptions, FeedOptionsKwargs, connect
     from .shm import attach
 
     COMPILED = True
@@ -78,6 +80,7 @@ __all__ = [
     "FeedClosed",
     "FeedOptions",
     "FrameChange",
+    "FeedOptionsKwargs",
     "FrameError",
     "FrameTooLarge",
     "InflateError",
@@ -109,8 +112,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
+def __getattr__(name: str) -> NoReturn:  # pragma: no cover - only when the extensions failed to load
     if name in ("Book", "Engine", "Inflater", "TradeRing", "TickerRing", "connect", "Feed", "FeedOptions",
+                "FeedOptionsKwargs",
                 "ConnectionEvent", "attach"):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "

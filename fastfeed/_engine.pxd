@@ -61,7 +61,7 @@ cdef class Engine:
     cdef Dedup* dedup              # per symbol index: trade de-duplication window
     cdef Py_ssize_t dedup_cap
     cdef readonly Py_ssize_t trade_dedup_window
-    cdef readonly bint drift_check # compare snapshots with the live books they replace
+    cdef readonly bint drift_check  # compare snapshots with the live books they replace
     cdef double* scratch           # 4 * depth doubles: the rows a snapshot replaces
     cdef DriftC* drift_ring        # the newest drift_log_size drifts (slot: seq % size)
     cdef readonly Py_ssize_t drift_log_size

@@ -1,36 +1,51 @@
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
+
+from typing_extensions import Self, final
 
 import numpy as np
 
 from ._book import Book
-from .layout import DriftRecord
 from ._events import EventRing
 from ._ring import TradeRing
 from ._shm import ShmWriter
 from ._ticker import TickerRing
 from .protocol import Ticker
+from .layout import DriftRecord
 
 __all__ = ["Engine"]
 
-Payload = bytes | bytearray | memoryview | str
+_Payload: TypeAlias = bytes | bytearray | memoryview | str
 
+@final
 class Engine:
-    depth: int
-    max_symbols: int
-    max_frame: int
-    trades: TradeRing
-    events: EventRing | None
-    ticker_history: TickerRing
-    trade_dedup_window: int
-    drift_check: bool
-    drift_log_size: int
-    frames: int
-    last_kind: int
-    last_symbol: int
-    def __init__(
-        self,
+    @property
+    def depth(self) -> int: ...
+    @property
+    def max_symbols(self) -> int: ...
+    @property
+    def max_frame(self) -> int: ...
+    @property
+    def trades(self) -> TradeRing: ...
+    @property
+    def events(self) -> EventRing | None: ...
+    @property
+    def trade_dedup_window(self) -> int: ...
+    @property
+    def drift_check(self) -> bool: ...
+    @property
+    def drift_log_size(self) -> int: ...
+    @property
+    def ticker_history(self) -> TickerRing: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def last_kind(self) -> int: ...
+    @property
+    def last_symbol(self) -> int: ...
+    def __new__(
+        cls,
         depth: int = 200,
         trade_capacity: int = 65536,
         max_frame: int = 8388608,
@@ -45,12 +60,12 @@ class Engine:
         drift_log_size: int = 256,
         ticker_capacity: int = 8192,
         max_ticker_symbols: int = 10000,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def inflate_backend(self) -> str: ...
-    def feed(self, payload: Payload, recv_ns: int = 0) -> Any | None: ...
+    def feed(self, payload: _Payload, recv_ns: int = 0) -> Any | None: ...
     def feed_many(
-        self, payloads: Iterable[Payload], recv_ns: int = 0, raise_errors: bool = False
+        self, payloads: Iterable[_Payload], recv_ns: int = 0, raise_errors: bool = False
     ) -> list[Any]: ...
     def book(self, symbol: str, *, create: bool = False) -> Book: ...
     def mark_stale(self, symbols: Iterable[str] | None = None, now_ns: int = 0) -> int: ...

@@ -525,7 +525,7 @@ class CaptureReader:
         _, length, typ, flags, reserved, _ = RECORD_HEADER.unpack_from(self._mm, q)  # type: ignore[arg-type]
         if flags or reserved or typ not in _RECORD_TYPES:
             return False
-        return length <= (_MAX_META if typ == RECORD_SESSION else MAX_PAYLOAD)
+        return bool(length <= (_MAX_META if typ == RECORD_SESSION else MAX_PAYLOAD))
 
     def _valid_at(self, q: int) -> bool:
         """A complete record with a good CRC at ``q``, followed by the end of the file, a

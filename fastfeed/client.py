@@ -25,15 +25,18 @@ import logging
 import random
 import ssl
 import time
+import sys
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, Iterator, Mapping, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
 
 from . import channels, protocol
+from ._book import Book
 from ._engine import Engine
 from ._listener import FeedListener
+from ._ring import TradeRing
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
 from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
 from .protocol import (
@@ -50,10 +53,19 @@ from .protocol import (
     safe_text,
 )
 
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:
+    from typing_extensions import Unpack
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 __all__ = [
     "DIGIFINEX_URL",
     "Feed",
     "FeedOptions",
+    "FeedOptionsKwargs",
     "ConnectionEvent",
     "Stream",
     "TickerMap",
@@ -350,7 +362,7 @@ class Feed:
         engine: Engine | None = None,
         on_raw: Callable[[bytes, int, int], None] | None = None,
         on_frame: Callable[[FrameChange], None] | None = None,
-        sinks: Iterable[Any] = (),
+        sinks: Iterable[object] = (),
     ) -> None:
         if (api_key is None) != (secret is None):
             raise ValueError("api_key and secret go together")
@@ -708,7 +720,7 @@ class Feed:
 
     # -- data --------------------------------------------------------------------------------
 
-    def book(self, symbol: str):
+    def book(self, symbol: str) -> Book:
         """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`).
 
         A symbol subscribed with ``subscribe_depth`` (or all symbols) always has a book:
@@ -731,7 +743,7 @@ class Feed:
                 "and never seen in data", "unknown_symbol") from None
 
     @property
-    def trades(self):
+    def trades(self) -> TradeRing:
         """The engine's :class:`~fastfeed.TradeRing` (all symbols)."""
         return self.engine.trades
 
@@ -751,7 +763,7 @@ class Feed:
     def balances(self) -> Stream[BalanceUpdate]:
         return self._stream("balance")
 
-    def timings(self) -> Any:
+    def timings(self) -> npt.NDArray[np.int64]:
         """``(n, 2)`` int64 array of ``[recv_ns, done_ns]`` for the last data frames of the
         current connection (wall clock ns; ``done`` = book/ring updated). Needs the
         ``timing=N`` option; empty otherwise."""
@@ -1610,11 +1622,53 @@ def _install_log_guard() -> None:
             lg.addFilter(_GUARD)
 
 
+class FeedOptionsKwargs(TypedDict, total=False):
+    """The keyword arguments of :func:`connect`, for type checkers: the :class:`FeedOptions`
+    fields plus :class:`Feed`'s callbacks and ``engine``. A misspelt option (``depht=20``)
+    is a type error here and a ``TypeError`` at run time. Kept equal to ``FeedOptions`` and
+    ``Feed.__init__`` by tests/test_typing.py."""
+
+    depth: int
+    trade_capacity: int
+    max_frame: int
+    request_timeout: float
+    connect_timeout: float
+    handshake_timeout: float
+    ping_interval: float
+    pong_timeout: float
+    data_timeout: float | None
+    max_age: float | None
+    backoff_initial: float
+    backoff_max: float
+    backoff_factor: float
+    jitter: float
+    queue_size: int
+    max_ticker_symbols: int
+    timing: int
+    shm_name: str | None
+    shm_max_symbols: int
+    shm_checksum: bool
+    event_log: int
+    trade_dedup_window: int
+    drift_check: bool
+    verify_tls: bool
+    ssl_context: ssl.SSLContext | None
+    on_event: Callable[[ConnectionEvent], None] | None
+    on_ticker: Callable[[Ticker], None] | None
+    on_order: Callable[[OrderUpdate], None] | None
+    on_order_algo: Callable[[OrderAlgoUpdate], None] | None
+    on_balance: Callable[[BalanceUpdate], None] | None
+    on_raw: Callable[[bytes, int, int], None] | None
+    on_frame: Callable[[FrameChange], None] | None
+    sinks: Iterable[object]
+    engine: Engine | None
+
+
 def connect(
     url: str = DIGIFINEX_URL,
     api_key: str | None = None,
     secret: str | bytes | None = None,
-    **options: Any,
+    **options: Unpack[FeedOptionsKwargs],
 ) -> Feed:
     """``async with fastfeed.connect(url, api_key, secret, **options) as feed: ...``
 
@@ -1628,13 +1682,14 @@ def connect(
     ``on_frame``, ``sinks`` (:mod:`fastfeed.sinks`) and ``engine``.
     The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
-    callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order", "on_order_algo",
-                                             "on_balance", "engine", "on_raw", "on_frame", "sinks")
-                 if k in options}
-    unknown = set(options) - set(FeedOptions.__dataclass_fields__)
+    opts: dict[str, Any] = dict(options)
+    callbacks = {k: opts.pop(k) for k in ("on_event", "on_ticker", "on_order", "on_order_algo",
+                                          "on_balance", "engine", "on_raw", "on_frame", "sinks")
+                 if k in opts}
+    unknown = set(opts) - set(FeedOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return Feed(url, api_key, secret, options=FeedOptions(**options), **callbacks)
+    return Feed(url, api_key, secret, options=FeedOptions(**opts), **callbacks)
 
 
 # -- subscribe_* / unsubscribe_* from the channel table ----------------------------------------

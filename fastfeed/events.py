@@ -45,9 +45,13 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .book import BookSide
 
@@ -107,17 +111,20 @@ EVENT_DTYPE = np.dtype(
 assert EVENT_DTYPE.itemsize == 64
 
 
-def kinds(rows: np.ndarray) -> np.ndarray:
+def kinds(rows: np.ndarray) -> npt.NDArray[np.uint8]:
     """The kind of every row (``ev & 0xFF``) as uint8."""
-    return (rows["ev"] & np.uint64(KIND_MASK)).astype(np.uint8)
+    ev: npt.NDArray[np.uint64] = rows["ev"]
+    out: npt.NDArray[np.uint8] = (ev & np.uint64(KIND_MASK)).astype(np.uint8)
+    return out
 
 
-def sides(rows: np.ndarray) -> np.ndarray:
+def sides(rows: np.ndarray) -> npt.NDArray[np.int8]:
     """+1 for ``BUY_EVENT`` rows, -1 for ``SELL_EVENT`` rows, 0 for neither (int8)."""
-    ev = rows["ev"]
+    ev: npt.NDArray[np.uint64] = rows["ev"]
     buy = (ev & np.uint64(BUY_EVENT)) != 0
     sell = (ev & np.uint64(SELL_EVENT)) != 0
-    return buy.astype(np.int8) - sell.astype(np.int8)
+    out: npt.NDArray[np.int8] = buy.astype(np.int8) - sell.astype(np.int8)
+    return out
 
 
 def frame_ids(rows: np.ndarray) -> np.ndarray:
@@ -168,7 +175,7 @@ def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarr
     return np.concatenate(parts)
 
 
-def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:
+def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """A DataFrame of event rows: the raw fields, plus ``kind`` (name), ``side`` (+1/-1/0),
     ``symbol`` (name, when ``symbols`` is given) and ``exch_dt`` / ``local_dt`` (UTC)."""
     import pandas as pd
@@ -176,7 +183,7 @@ def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> 
     rows = np.asarray(rows)
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
-    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names})
+    df: pd.DataFrame = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names or ()})
     k = kinds(rows)
     names = np.array(["?"] * 256, dtype=object)
     for code, name in KIND_NAMES.items():

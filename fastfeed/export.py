@@ -26,13 +26,17 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .errors import ExportOverflow, FastfeedError
 from .events import EVENT_DTYPE, kinds, sides
 from .layout import TRADE_DTYPE
+
+if TYPE_CHECKING:
+    from ._events import EventRing
+    from ._ring import TradeRing
 
 __all__ = [
     "ExportStats",
@@ -176,12 +180,15 @@ def _pump(
 
     if what not in ("events", "trades"):
         raise ValueError("what must be 'events' or 'trades'")
+    buf: EventRing | TradeRing | None
     if what == "events":
         eng = Engine(depth=depth, trade_capacity=1024, event_log=ring)
         buf = eng.events
     else:
         eng = Engine(depth=depth, trade_capacity=ring)
         buf = eng.trades
+    if buf is None:
+        raise ValueError(f"ring must be positive, not {ring!r}")
     capacity = buf.capacity
     high = capacity // 2
     stats = ExportStats()
@@ -370,7 +377,7 @@ def events_to_arrow(rows: np.ndarray, symbols: Sequence[str] | None = None) -> A
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
     cols: dict[str, Any] = {
-        name: pa.array(np.ascontiguousarray(rows[name])) for name in EVENT_DTYPE.names
+        name: pa.array(np.ascontiguousarray(rows[name])) for name in EVENT_DTYPE.names or ()
     }
     cols["kind"] = pa.array(kinds(rows))
     cols["side"] = pa.array(sides(rows))

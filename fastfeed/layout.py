@@ -119,7 +119,7 @@ def readonly(arr: np.ndarray) -> np.ndarray:
     """
     if arr.size == 0:     # nothing to share (and memoryview cannot cast empty shapes)
         return np.frombuffer(b"", dtype=arr.dtype).reshape(arr.shape)
-    ro = np.frombuffer(memoryview(arr).cast("B").toreadonly(), dtype=arr.dtype)
+    ro = np.frombuffer(arr.data.cast("B").toreadonly(), dtype=arr.dtype)  # arr.data: memoryview(arr)
     return ro.reshape(arr.shape)
 
 

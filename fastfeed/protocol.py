@@ -171,12 +171,13 @@ def safe_text(value: Any, limit: int = 200) -> str:
                 value = str(value)
             except Exception:  # a hostile __str__
                 value = f"<{type(value).__name__}>"
-    cut = len(value) > limit
+    text: str = value
+    cut = len(text) > limit
     if cut:
-        value = value[:limit]
-    if not value.isprintable():
+        text = text[:limit]
+    if not text.isprintable():
         out = []
-        for c in value:
+        for c in text:
             if c.isprintable():
                 out.append(c)
             elif c in _SHORT_ESCAPES:
@@ -184,8 +185,8 @@ def safe_text(value: Any, limit: int = 200) -> str:
             else:
                 o = ord(c)
                 out.append(f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
-        value = "".join(out)
-    return value + "..." if cut else value
+        text = "".join(out)
+    return text + "..." if cut else text
 
 
 # -- symbols -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import time as _time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -375,12 +375,12 @@ _Trades = tuple[bool, list[_Trade], str]
 
 def _parse_depth(params: Any) -> _Depth:
     """Validate depth.update params: ``(clean, (asks, bids), SYMBOL)``."""
-    return tuple(_walk_array(params, 3, "depth params", [_clean, _levels, _symbol]))  # type: ignore[return-value]
+    return cast(_Depth, tuple(_walk_array(params, 3, "depth params", [_clean, _levels, _symbol])))
 
 
 def _parse_trades(params: Any) -> _Trades:
     """Validate trades.update params: ``(clean, trades newest first, SYMBOL)``."""
-    return tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol]))  # type: ignore[return-value]
+    return cast(_Trades, tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol])))
 
 
 #: The reference twin of each hot channel's Cython parser, and the engine method applying

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 import zlib
 from typing import Any, Awaitable, Callable
 
@@ -275,13 +276,42 @@ A4 = """{
 WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
 
 
-def run_guarded(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time."""
+#: The hang guard of the async tests: generous, so that a slow or busy machine never turns
+#: into a failure; every verdict is about counts and state, never about how fast.
+HANG_GUARD = 120.0
+
+
+def run_guarded(fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD, *,
+                no_tasks_left: bool = False) -> Any:
+    """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time.
+    With ``no_tasks_left``, also check that the body left no asyncio task behind."""
 
     async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
+        result = await asyncio.wait_for(fn(), timeout)
+        if no_tasks_left:
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert not others, f"tasks left behind: {others}"
+        return result
 
     return asyncio.run(main())
+
+
+async def until(pred: Callable[[], bool], what: str = "", timeout: float = HANG_GUARD) -> None:
+    """Wait until ``pred()`` holds; ``timeout`` is a hang guard (it firing means a hang)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hung: still waiting for {what or pred} after {timeout:g} s")
+        await asyncio.sleep(0.01)
+
+
+def one_error_line(err: str, command: str) -> str:
+    """stderr holds exactly one line, ``fastfeed COMMAND: error: ...`` (no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"fastfeed {command}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
 
 
 def decode_frame(frame: bytes | str) -> Any:

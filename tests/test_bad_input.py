@@ -44,6 +44,10 @@ from helpers import (
     trades_text,
 )
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 WRAPS = ("bytes", "bytearray", "memoryview")
 
 GOOD_DEPTH = depth_text(False, "S", asks=[["101", "1"]], bids=[["99", "1"]])

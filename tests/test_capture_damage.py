@@ -34,6 +34,8 @@ from fastfeed.capture import (
 )
 from fastfeed.errors import FastfeedError
 
+from helpers import one_error_line
+
 URL = "wss://openapi.digifinex.com/ws/v1/"
 ROOT = Path(__file__).resolve().parent.parent
 HSIZE = RECORD_HEADER.size
@@ -480,13 +482,6 @@ def ff(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="120", NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "fastfeed", *args], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
-
-
-def one_error_line(err: str, command: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"fastfeed {command}: error: "), err
-    return lines[0]
 
 
 def test_cli_on_a_corrupt_capture(ten: Any, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,17 +17,17 @@ import pytest
 from fastfeed.capture import FRAME_BINARY, FRAME_TEXT, CaptureReader, CaptureWriter, record, replay
 from fastfeed.exchange import BookSet, Exchange, ExchangeConfig, SimpleClient, decode_payload
 
+from helpers import run_guarded
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SEED = 5
 SYMS = ["BTC_USDT", "ETH_USDT", "DOGE_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only: every test here stops on counts, never on time."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
+run = run_guarded  # one async test body with the hang guard
 
 
 def assert_engine_books(engine: Any, expected: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -30,6 +30,8 @@ import pytest
 from fastfeed.capture import CaptureReader
 from fastfeed.events import EVENT_DTYPE
 
+from helpers import one_error_line
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "cli-test-key", "cli-test-secret"
 SYMS = ["BTC_USDT", "ETH_USDT"]
@@ -54,15 +56,6 @@ def ff(*args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUAR
 
 def num(text: str) -> int:
     return int(text.replace(",", ""))
-
-
-def one_error_line(err: str, command: str) -> str:
-    """stderr holds exactly one line, ``fastfeed COMMAND: error: ...`` (no traceback)."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"fastfeed {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 class Lines:

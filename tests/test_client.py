@@ -7,10 +7,10 @@ and talks to it over a real socket with the compiled picows listener.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,12 @@ import pytest
 import fastfeed
 from fastfeed.exchange import Exchange, ExchangeConfig
 from fastfeed.protocol import AuthError, RequestError, RequestTimeout
+
+from helpers import run_guarded, until
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 KEY, SECRET = "fastfeed-test-key", "s3cr3t-do-not-print"
 SYMS = ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
@@ -30,26 +36,8 @@ SYMS = ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
 HANG_GUARD = 120.0
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD) -> Any:
-    """Run one async test body with a hard time limit (a hang guard), and check it left no
-    task behind."""
-
-    async def main() -> Any:
-        result = await asyncio.wait_for(coro_fn(), timeout)
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        assert not others, f"tasks left behind: {others}"
-        return result
-
-    return asyncio.run(main())
-
-
-async def until(pred: Callable[[], bool], timeout: float = HANG_GUARD, what: str = "") -> None:
-    """Wait until ``pred()`` holds; ``timeout`` is a hang guard (it firing means a hang)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"hung: still waiting for {what or pred} after {timeout:g} s")
-        await asyncio.sleep(0.01)
+#: one async test body with the hang guard; it must leave no task behind
+run = functools.partial(run_guarded, no_tasks_left=True)
 
 
 def exchange(**kw: Any) -> Exchange:

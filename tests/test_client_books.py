@@ -7,11 +7,10 @@ and states, never timings (timeouts are hang guards only).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,26 +19,18 @@ import fastfeed
 from fastfeed.errors import UnknownSymbol
 from fastfeed.exchange import Exchange, ExchangeConfig
 
+from helpers import run_guarded, until
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SYMS = ["BTC_USDT", "ETH_USDT"]
 HANG_GUARD = 120.0
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        result = await asyncio.wait_for(coro_fn(), HANG_GUARD)
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        assert not others, f"tasks left behind: {others}"
-        return result
-
-    return asyncio.run(main())
-
-
-async def until(pred: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"hang guard: still waiting for {what}")
-        await asyncio.sleep(0.01)
+#: one async test body with the hang guard; it must leave no task behind
+run = functools.partial(run_guarded, no_tasks_left=True)
 
 
 def exchange(**kw: Any) -> Exchange:

@@ -34,6 +34,10 @@ from fastfeed.protocol import AuthError, BadReply, ConnectionLost, RequestError,
 
 from test_client import KEY, SECRET, SYMS, exchange, run, until
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 ESC = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x9b"
 
 

@@ -23,12 +23,17 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfeed.errors import FastfeedError
 from fastfeed.reference import ReferenceEngine
 from helpers import CODECS, assert_state_equal, compiled_engine_cls
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 MAX_FRAME = 4096
 

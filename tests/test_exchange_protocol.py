@@ -4,26 +4,21 @@ helper (``SimpleClient``)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from fastfeed.exchange import BookSet, ErrorCode, Exchange, ExchangeConfig, SimpleClient, auth_params
 
+from helpers import run_guarded
+
 SEED = 7
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
+run = run_guarded  # one async test body with the hang guard
 
 
 def cfg(**kw: Any) -> ExchangeConfig:

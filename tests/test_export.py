@@ -31,6 +31,10 @@ from fastfeed.reference import ReferenceEngine
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
 from test_equivalence import MAX_FRAME, make_payload, outcome
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 XL = E.EXCH_EVENT | E.LOCAL_EVENT
 
 
@@ -457,3 +461,10 @@ def test_event_log_overflow_raises_its_own_type() -> None:
         eng.events.since(0)
     assert isinstance(ei.value, IndexError) and not isinstance(ei.value, TradesOverwritten)
     assert fastfeed.EventsOverwritten is EventsOverwritten
+
+
+def test_a_zero_ring_is_a_clear_value_error() -> None:
+    """``ring=0`` made an engine without an event log and then failed with an
+    ``AttributeError`` on ``None``; it is a ``ValueError`` naming the argument."""
+    with pytest.raises(ValueError, match="ring must be positive, not 0"):
+        capture_events([(1, b'{"method":"server.ping","params":[],"id":1}')], ring=0)

@@ -67,6 +67,10 @@ from fastfeed.reference import ReferenceEngine
 import helpers
 from helpers import assert_snapshot_equal, compiled_engine_cls, snapshot
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 #: One ``feed`` of the compiled engine slower than this is reported as a hang (a hang guard:
 #: the largest fuzz payloads take milliseconds; a busy machine or a sanitizer build must
 #: never trip it).

@@ -33,6 +33,15 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+try:  # this file is also a script (the atheris harness), run without pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pass
+else:
+    #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+    pytestmark = pytest.mark.native
+
+
 HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":  # run as a script: import the test helpers, and fastfeed from this
     sys.path.insert(0, str(HERE))  # checkout unless PYTHONPATH or an install provide it

@@ -12,6 +12,10 @@ import pytest
 from fastfeed._inflate import BACKENDS, Inflater
 from fastfeed.errors import FastfeedError
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SEED = 1234
 
 

@@ -9,6 +9,10 @@ import pytest
 from fastfeed.errors import ParseError, UnknownSymbol
 
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
+
 def _depth(sym: str) -> bytes:
     return b'{"method":"depth.update","params":[true,{"asks":[["1.5","1"]],"bids":[]},"%s"],"id":null}' % sym.encode()
 

@@ -19,6 +19,10 @@ from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten, Unkno
 from fastfeed.layout import TRADE_DTYPE
 from helpers import A1, A2, A3, A4, depth_text, encode, levels, trade, trades_text
 
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 # --- live samples (docs/protocol.md, "Sample frames") ----------------------------------------
 
 A2_ASKS = [(11699.57, 0.1029), (11700.24, 0.8716), (11702.01, 0.001)]

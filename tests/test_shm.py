@@ -12,9 +12,7 @@ import multiprocessing as mp
 import os
 import random
 import sys
-import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,20 +30,14 @@ from fastfeed.errors import (
 )
 from fastfeed.layout import TRADE_DTYPE
 from fastfeed.reference import ReferenceEngine
-from fastfeed.shm import attach, book_checksum, list_segments, segment_path, unlink_segment
+from fastfeed.shm import attach, book_checksum, list_segments, segment_path
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
 from test_equivalence import MAX_FRAME, make_payload, outcome
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm")
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
+pytestmark = [
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
+]
 
 
 def Engine(**kw: Any) -> Any:

@@ -16,18 +16,20 @@ import pickle
 import signal
 import struct
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 from fastfeed.errors import ShmCorrupt, ShmLayoutError
-from fastfeed.shm import attach, segment_path, unlink_segment
+from fastfeed.shm import attach, segment_path
 from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm")
+pytestmark = [
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
+]
 
 MAGIC = 0x0031764D48534646
 READY = 1
@@ -66,15 +68,6 @@ def _layout(depth: int, slots: int, ring: int) -> tuple[int, int, int, int, int]
     stride = up(64 + 32 * depth, 64)
     ring_off = up(books + slots * stride, 64)
     return 512, books, stride, ring_off, up(ring_off + 2 * ring * 56, 4096)
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-hostile-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
 
 
 def put(buf: bytearray, field: str, value: int) -> None:

@@ -36,6 +36,7 @@ from fastfeed.shm import unlink_segment
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
     pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
 ]
 

@@ -7,10 +7,7 @@ shared-memory tests are compiled only. Rules: docs/engine-semantics.md sections 
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +17,12 @@ from fastfeed import events as E
 from fastfeed.errors import FastfeedError, UnknownSymbol
 from fastfeed.layout import DriftRecord
 from fastfeed.reference import ReferenceEngine
-from fastfeed.shm import attach, unlink_segment
+from fastfeed.shm import attach
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 BIG = 2**63 - 1
 
@@ -280,15 +281,6 @@ def test_mark_stale_logs_no_event_row_and_reset_logs_a_clear_at_now() -> None:
     rows = eng.events.since(n0)
     assert E.kinds(rows).tolist() == [E.DEPTH_CLEAR_EVENT]
     assert rows["local_ts"].tolist() == [60]
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-trust-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
 
 
 def test_shm_readers_see_live_and_stale(shm_name: str) -> None:

@@ -10,10 +10,7 @@ user's own and stay writable.
 
 from __future__ import annotations
 
-import os
-import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,8 +18,12 @@ import pytest
 
 import fastfeed
 from fastfeed.layout import TRADE_DTYPE, readonly
-from fastfeed.shm import attach, unlink_segment
+from fastfeed.shm import attach
 from helpers import compiled_engine_cls, depth_text, trade, trades_text
+
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 RO = r"read-only|WRITEABLE"
 
@@ -171,17 +172,6 @@ def test_event_log_views_are_read_only() -> None:
 
 
 # --- shared memory: writer side and reader side ----------------------------------------
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    if sys.platform != "linux":  # pragma: no cover
-        pytest.skip("POSIX shm under /dev/shm")
-    name = f"test-ro-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
 
 
 def test_shared_memory_views_are_read_only(shm_name: str) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import struct
+import sys
 import time
 import zlib
 from enum import IntEnum
@@ -111,7 +112,10 @@ def zlib_compress(data: bytes, level: int = 6) -> bytes:
         wbits = 9
         while n > (1 << wbits) - _MIN_LOOKAHEAD:
             wbits += 1
-        return _fix_header(zlib.compress(data, level, wbits))
+        if sys.version_info >= (3, 11):
+            return _fix_header(zlib.compress(data, level, wbits))
+        c = zlib.compressobj(level, zlib.DEFLATED, wbits)  # 3.10: compress() has no wbits
+        return _fix_header(c.compress(data) + c.flush())
     return zlib.compress(data, level)
 
 
