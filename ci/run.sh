@@ -32,9 +32,9 @@ python -c "import fastfeed, sys; print('fastfeed', fastfeed.__version__, 'compil
 
 # --- Lint, format, types, stubs (configured in pyproject.toml; .pre-commit-config.yaml runs
 # the same on commit). Every check runs and reports; the job fails after the last if any did.
-# The compiled modules whose .pyi stubs stubtest compares with the runtime:
-STUB_MODULES=(fastfeed._engine fastfeed._parse fastfeed._book fastfeed._ring fastfeed._inflate
-              fastfeed._events fastfeed._listener fastfeed._shm)
+# The compiled modules whose .pyi stubs stubtest compares with the runtime: every one,
+# one per fastfeed/_*.pyx
+mapfile -t STUB_MODULES < <(cd fastfeed && for f in _*.pyx; do echo "fastfeed.${f%.pyx}"; done)
 lint_failed=()
 lint() {  # lint NAME CMD...: run one check, remember a failure
     echo "ci: [lint] $*"

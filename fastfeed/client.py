@@ -1134,7 +1134,7 @@ class Feed:
         # ticker.update / all_ticker.update never get here: the engine stores them
         # (ticker table + history) and the listener calls _on_ticker_records
         ch = _PUSHES.get(method) if isinstance(method, str) else None
-        if ch is not None:
+        if ch is not None and ch.parser is not None and ch.stream is not None:
             kind = ch.stream
             callback = getattr(self, _CALLBACK_ATTR[kind], None)  # a kind may have only streams
             for rec in ch.parser(params, recv_ns, rejects):

@@ -45,7 +45,7 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -143,7 +143,7 @@ def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarr
     consumer's own book) they give exactly ``engine.book(sym)``, level by level: how a
     consumer resyncs after :class:`~fastfeed.errors.EventsOverwritten`. A new array (the
     caller's). Unknown symbols raise :class:`~fastfeed.errors.UnknownSymbol`."""
-    eng = getattr(engine, "engine", engine)  # a Feed -> its engine
+    eng: Any = getattr(engine, "engine", engine)  # a Feed -> its engine
     names = list(eng.books) if symbols is None else list(symbols)
     frame = float(eng.frames)
     xl = EXCH_EVENT | LOCAL_EVENT

@@ -653,8 +653,9 @@ class ReferenceEngine:
         self._ticker_index: dict[str, int] = {}
         self._ticker_rows: list[tuple[Any, ...]] = []
         self._ticker_history = ReferenceTickerRing(ticker_capacity, self._ticker_names)
-        self._ticker_stats = {"records": 0, "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
-                              "dropped_symbols": 0}
+        self._ticker_records = 0
+        self._ticker_rejects = {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0}
+        self._ticker_dropped_symbols = 0
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if not 1 <= trade_dedup_window <= 1 << 20:
@@ -746,7 +747,8 @@ class ReferenceEngine:
         if idx is None:
             raise UnknownSymbol(f"no ticker for {name!r}", "unknown_symbol")
         row = np.array([self._ticker_rows[idx]], dtype=TICKER_DTYPE)[0]
-        return ticker_from_row(row, self._ticker_names)
+        t: Ticker = ticker_from_row(row, self._ticker_names)
+        return t
 
     @property
     def ticker_symbols(self) -> list[str]:
@@ -761,9 +763,8 @@ class ReferenceEngine:
         table (at most ``max_ticker_symbols`` symbols), every one in the history."""
         rejects: dict[str, int] = {}
         got = parse_tickers(params, recv_ns, all_ticker, rejects)
-        st = self._ticker_stats
         for reason, n in rejects.items():
-            st["rejects"][reason] += n
+            self._ticker_rejects[reason] += n
         for t in got:
             idx = self._ticker_index.get(t.symbol)
             if idx is None:
@@ -773,14 +774,14 @@ class ReferenceEngine:
                     self._ticker_rows.append(())
                 else:
                     idx = -1
-                    st["dropped_symbols"] += 1
+                    self._ticker_dropped_symbols += 1
             row = ((self._ticker_history.count, recv_ns, t.timestamp)
                    + tuple(getattr(t, f) for f in TICKER_FIELDS)
                    + (t.symbol.encode("ascii"), idx, int(all_ticker)))
             self._ticker_history._append(row)
             if idx >= 0:
                 self._ticker_rows[idx] = row
-            st["records"] += 1
+            self._ticker_records += 1
 
     @property
     def drift_log(self) -> list[DriftRecord]:
@@ -829,9 +830,9 @@ class ReferenceEngine:
                 "by_symbol": {n: self._books[n].drifts for n in self._names
                               if self._books[n].drifts},
             },
-            "tickers": {"records": self._ticker_stats["records"],
-                        "rejects": dict(self._ticker_stats["rejects"]),
-                        "dropped_symbols": self._ticker_stats["dropped_symbols"]},
+            "tickers": {"records": self._ticker_records,
+                        "rejects": dict(self._ticker_rejects),
+                        "dropped_symbols": self._ticker_dropped_symbols},
         }
 
     def book(self, symbol: str, *, create: bool = False) -> ReferenceBook:

@@ -114,7 +114,8 @@ class FrameChange:
         overwritten them (a consumer that fell behind: rebuild it with ``feed.resync()``)."""
         if self._ring is None or self.end == self.seq:
             return _NO_ROWS
-        return self._ring.since(self.seq)[: self.end - self.seq]
+        rows: np.ndarray = self._ring.since(self.seq)[: self.end - self.seq]
+        return rows
 
     def __repr__(self) -> str:
         what = self.symbol if self.symbol is not None else ",".join(self.symbols[:3]) + (

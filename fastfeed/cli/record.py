@@ -7,7 +7,7 @@ import asyncio
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._bundled import _BundledExchange
 from ._common import (
@@ -256,7 +256,7 @@ def _run_record(args: argparse.Namespace) -> int:
         raise FileError(f"{out} is a directory")
     if out.exists() and not (args.force or args.append):
         raise FileError(f"{out} exists (pass --force to overwrite or --append to add to it)")
-    mode = "a" if args.append else ("w" if args.force else "x")
+    mode: Literal["x", "w", "a"] = "a" if args.append else ("w" if args.force else "x")
 
     def go(url: str, note: str) -> int:
         meta = {"symbols": symbols, "channels": args.channels}

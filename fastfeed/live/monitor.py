@@ -63,7 +63,7 @@ class LogHistogram:
 def _pcts(values: np.ndarray) -> tuple[float, float, float, float]:
     """p50, p99, p99.9 and max of a window of values (NaN when empty)."""
     if not len(values):
-        return (math.nan,) * 4  # type: ignore[return-value]
+        return (math.nan,) * 4
     p = np.percentile(values, [50, 99, 99.9])
     return float(p[0]), float(p[1]), float(p[2]), float(values.max())
 
