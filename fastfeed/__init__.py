@@ -24,6 +24,7 @@ from .errors import (
     ShmTornRead,
     TradesOverwritten,
     EventsOverwritten,
+    TickersOverwritten,
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
@@ -106,6 +107,7 @@ __all__ = [
     "TradeRing",
     "TradesOverwritten",
     "EventsOverwritten",
+    "TickersOverwritten",
     "UnknownSymbol",
     "attach",
     "connect",

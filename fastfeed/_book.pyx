@@ -43,6 +43,7 @@ import numpy as np
 
 cimport numpy as cnp
 
+from fastfeed.errors import InternalError
 from fastfeed.layout import readonly
 
 cnp.import_array()
@@ -367,7 +368,7 @@ cdef class Book:
         writable C-contiguous ``(depth, 2)`` float64 arrays over the segment, ``hdr`` its
         seqlock header. Called by the Engine right after construction."""
         if self.n_bids or self.n_asks or self.version:
-            raise RuntimeError("attach_shm on a book that was already used")
+            raise InternalError("attach_shm on a book that was already used")
         for arr in (bid_arr, ask_arr):
             if (arr.dtype != np.float64 or arr.shape != (self.depth, 2)
                     or not arr.flags.c_contiguous or not arr.flags.writeable):

@@ -27,7 +27,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastfeed._json import loads_exact as _loads_exact
-from fastfeed.errors import TradesOverwritten
+from fastfeed.errors import InternalError, TickersOverwritten
 from fastfeed.layout import TICKER_DTYPE, readonly
 from fastfeed.protocol import Ticker, parse_tickers
 from orjson import JSONDecodeError as _OrjsonError
@@ -78,7 +78,7 @@ cdef class TickerRing:
         while cap < capacity:
             cap <<= 1
         if sizeof(TickerRecord) != TICKER_DTYPE.itemsize:
-            raise RuntimeError("TickerRecord and TICKER_DTYPE disagree")
+            raise InternalError("TickerRecord and TICKER_DTYPE disagree")
         self.capacity = cap
         self.mask = <uint64_t>(cap - 1)
         self._arr = np.zeros(2 * cap, dtype=TICKER_DTYPE)
@@ -110,14 +110,14 @@ cdef class TickerRing:
 
     def since(self, int64_t seq):
         """Zero-copy read-only view of every record with ``seq >= seq``, oldest first.
-        Raises :class:`~fastfeed.errors.TradesOverwritten` (an ``IndexError``) if ``seq``
+        Raises :class:`~fastfeed.errors.TickersOverwritten` (an ``IndexError``) if ``seq``
         is older than the ring still holds."""
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= self.count:
             return self._ro[0:0]
         if self.count - seq > self.capacity:
-            raise TradesOverwritten(
+            raise TickersOverwritten(
                 f"ticker record {seq} was overwritten (ring holds "
                 f"{self.count - self.capacity}..{self.count - 1})")
         return self.latest(self.count - seq)

@@ -163,7 +163,7 @@ class TickerMap(Mapping[str, Ticker]):
 
     def __getitem__(self, symbol: str) -> Ticker:
         if not isinstance(symbol, str) or not protocol.is_valid_symbol(symbol):
-            raise KeyError(symbol)
+            raise UnknownSymbol(f"{symbol!r} is not a valid symbol name", "unknown_symbol")
         return self._engine.ticker(symbol)  # UnknownSymbol is a KeyError
 
     def __contains__(self, symbol: object) -> bool:

@@ -21,6 +21,7 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
         DecodeError
         TradesOverwritten (IndexError)
         EventsOverwritten (IndexError)
+        TickersOverwritten (IndexError)
         UnknownSymbol (KeyError)
         UnknownChannel (KeyError)
         ShmError
@@ -63,6 +64,7 @@ __all__ = [
     "ParseError",
     "TradesOverwritten",
     "EventsOverwritten",
+    "TickersOverwritten",
     "UnknownSymbol",
     "ShmError",
     "ShmNotFound",
@@ -159,6 +161,13 @@ class EventsOverwritten(FastfeedError, IndexError):
     """``EventRing.since(seq)`` (``Engine(event_log=N)``) asked for event rows the ring has
     already overwritten: the consumer fell more than ``N`` rows behind. Rebuild it from the
     current books instead of replaying."""
+
+    reason = "overwritten"
+
+
+class TickersOverwritten(FastfeedError, IndexError):
+    """``Engine.ticker_history.since(seq)`` asked for ticker records the history ring has
+    already overwritten. Also an ``IndexError``."""
 
     reason = "overwritten"
 

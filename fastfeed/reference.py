@@ -54,6 +54,7 @@ from .errors import (
     FrameTooLarge,
     InflateError,
     ParseError,
+    TickersOverwritten,
     TradesOverwritten,
     UnknownSymbol,
 )
@@ -605,7 +606,7 @@ class ReferenceTickerRing:
         if seq >= self._count:
             return self._gather(self._count)
         if seq < self._count - self.capacity:
-            raise TradesOverwritten(
+            raise TickersOverwritten(
                 f"ticker record {seq} was overwritten (ring holds "
                 f"{self._count - self.capacity}..{self._count - 1})")
         return self._gather(seq)

@@ -253,3 +253,21 @@ def test_shm_unknown_symbol_and_os_errors_are_typed() -> None:
     err = ShmOSError(13, "shm_open('x'): Permission denied")
     assert isinstance(err, ShmError) and isinstance(err, OSError)
     assert (err.errno, err.strerror, err.reason) == (13, "shm_open('x'): Permission denied", "os_error")
+
+
+def test_ticker_errors_are_typed() -> None:
+    from fastfeed import Engine
+    from fastfeed.client import TickerMap
+    from fastfeed.errors import TickersOverwritten, UnknownSymbol
+
+    eng = Engine(ticker_capacity=2)
+    for i in range(4):
+        eng.feed('{"method":"ticker.update","params":[{"symbol":"btc_usdt","last":"%d"}]}' % (i + 1))
+    with pytest.raises(TickersOverwritten) as exc:
+        eng.ticker_history.since(0)
+    assert isinstance(exc.value, IndexError)
+    latest = TickerMap(eng)
+    assert latest["BTC_USDT"].last == 4.0
+    for bad in ("not a symbol", 7):
+        with pytest.raises(UnknownSymbol):
+            latest[bad]  # type: ignore[index]

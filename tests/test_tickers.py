@@ -22,7 +22,7 @@ import pytest
 
 from fastfeed import protocol
 from fastfeed._json import loads_exact
-from fastfeed.errors import TradesOverwritten, UnknownSymbol
+from fastfeed.errors import TickersOverwritten, UnknownSymbol
 from fastfeed.layout import TICKER_DTYPE, TICKER_FIELDS, ticker_from_row
 from fastfeed.reference import ReferenceEngine
 from helpers import assert_state_equal, assert_ticker_rows_equal, compiled_engine_cls, encode
@@ -273,7 +273,7 @@ def test_table_keeps_latest_and_history_keeps_all(engine_cls: Any) -> None:
     assert hist.latest()["timestamp"].tolist() == [6, 7, 8, 9]
     assert hist.since(8)["seq"].tolist() == [8, 9]
     assert hist.since(10).shape == (0,)
-    with pytest.raises(TradesOverwritten):
+    with pytest.raises(TickersOverwritten):
         hist.since(5)
     with pytest.raises(ValueError):
         hist.since(-1)
