@@ -66,6 +66,7 @@ cdef class Parser:
     cdef const uchar* err_at
     cdef const uchar* base
     cdef char* numbuf              # 2 x (MAX_NUMBER + 2): strtod copies, decoded strings
+    cdef bint fast                 # try the fast path first (set_fast_path at creation)
 
     cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept
     cdef const uchar* _fail(self, int code, const uchar* at) noexcept
@@ -81,3 +82,11 @@ cdef class Parser:
     cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept
     cdef int _classify(self, const uchar* start, const uchar* end) noexcept
     cdef Py_ssize_t error_offset(self) noexcept
+    # the fast path (DigiFinex's compact shape; -1 / NULL: use the general parser)
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept

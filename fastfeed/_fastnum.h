@@ -1,0 +1,179 @@
+/* Number conversion for the shape-specialised fast path of fastfeed/_parse.pyx.
+ *
+ * SWAR (SIMD within a register): 8 digits at a time through one unaligned 64-bit load,
+ * validated with mask arithmetic and combined with three multiplications. Every function
+ * either returns a value that is bit-identical to the general parser's (Python's
+ * ``float(s)``: correctly rounded) or reports failure, and the caller then hands the whole
+ * message to the general parser. Exactness: the fast path only accepts a mantissa
+ * m <= 2**53 (an exact double) with at most 19 digits in all and a fraction of f <= 18
+ * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles.
+ *
+ * Portability: the SWAR digit code assumes little-endian byte order (x86-64, aarch64);
+ * elsewhere a byte-by-byte loop gives the same results. FF_FAST_AVAILABLE is 0 where
+ * doubles are evaluated in excess precision (FLT_EVAL_METHOD != 0, e.g. x87), since the
+ * division above would then be rounded twice: the fast path is off there.
+ *
+ * Bounds: every read is inside [p, end); 8-byte loads are made only with 8 bytes left
+ * (near the end of the buffer the byte loop is used).
+ */
+#ifndef FASTFEED_FASTNUM_H
+#define FASTFEED_FASTNUM_H
+
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__))
+#define FF_SWAR_LE 1
+#else
+#define FF_SWAR_LE 0
+#endif
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD == 0
+#define FF_FAST_AVAILABLE 1
+#else
+#define FF_FAST_AVAILABLE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FF_LIKELY(x) (x)
+#define FF_UNLIKELY(x) (x)
+#endif
+
+/* A digit run longer than this makes the fast path give up (ff_run returns FF_RUN_LONG). */
+#define FF_RUN_MAX 16
+#define FF_RUN_LONG (FF_RUN_MAX + 1)
+
+static const uint64_t ff_pow10u[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+static const double ff_pow10d[20] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    1e16, 1e17, 1e18, 1e19,
+};
+
+#if FF_SWAR_LE
+/* The number of leading ASCII digits of the 8 bytes at p (0..8) and their value.
+ * A byte b is a digit iff its high nibble is 3 and b + 6 keeps it 3. The + 6 can carry
+ * out of a byte >= 0xFA only, which is itself flagged, so the lowest flagged byte (the
+ * first in memory) is exactly the first non-digit. */
+static inline int ff_digits8(const unsigned char *p, uint64_t *value)
+{
+    uint64_t v, bad, x;
+    int k;
+    memcpy(&v, p, 8);
+    bad = ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+          (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+    k = bad ? (__builtin_ctzll(bad) >> 3) : 8;
+    if (k == 0) {
+        *value = 0;
+        return 0;
+    }
+    /* the k digits to the top bytes (the first digit most significant after the shift);
+     * bytes past the run, and any borrow they cause, are shifted out */
+    x = (v - 0x3030303030303030ULL) << (8 * (8 - k));
+    x = x * 10 + (x >> 8);
+    *value = (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+              (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    return k;
+}
+#endif
+
+/* The run of ASCII digits at p: its length (0..FF_RUN_MAX) with its value in *value, or
+ * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined). */
+static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+{
+    uint64_t v = 0;
+    int n = 0;
+#if FF_SWAR_LE
+    if (FF_LIKELY(end - p >= 16)) {
+        uint64_t lo, hi;
+        int k = ff_digits8(p, &lo);
+        if (k < 8) {
+            *value = lo;
+            return k;
+        }
+        k = ff_digits8(p + 8, &hi);
+        if (k == 8)
+            return FF_RUN_LONG;
+        *value = lo * ff_pow10u[k] + hi;
+        return 8 + k;
+    }
+#endif
+    while (p + n < end && (unsigned)(p[n] - '0') <= 9u) {
+        if (n == FF_RUN_MAX)
+            return FF_RUN_LONG;
+        v = v * 10 + (unsigned)(p[n] - '0');
+        n++;
+    }
+    *value = v;
+    return n;
+}
+
+/* A positive decimal: ``digits ['.' digits]`` (quoted != 0: the text inside a JSON string,
+ * p just after the opening quote, ``1.`` allowed and leading zeros too, as
+ * ``float()`` allows them; quoted == 0: a bare JSON number, which needs a digit after the
+ * point and no leading zero). No sign, no exponent. On success stores the correctly
+ * rounded double and returns the end of the number: just past the closing quote when
+ * quoted, else the first byte after the digits (the caller checks that byte, so an
+ * exponent makes the caller give up). Returns NULL when the fast path cannot decide. */
+static inline const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
+                                              int quoted, double *out)
+{
+    uint64_t m, f;
+    int ni, nf = 0;
+    double v;
+    ni = ff_run(p, end, &m);
+    if (FF_UNLIKELY(ni == 0 || ni > FF_RUN_MAX))
+        return NULL;
+    if (!quoted && ni > 1 && p[0] == '0')
+        return NULL; /* JSON forbids leading zeros */
+    p += ni;
+    if (FF_UNLIKELY(p >= end))
+        return NULL;
+    if (*p == '.') {
+        p++;
+        nf = ff_run(p, end, &f);
+        if (FF_UNLIKELY(nf > FF_RUN_MAX || ni + nf > 19))
+            return NULL;
+        if (!quoted && nf == 0)
+            return NULL;
+        p += nf;
+        m = m * ff_pow10u[nf] + f; /* < 10**19 < 2**64 */
+    }
+    if (FF_UNLIKELY(m > 9007199254740992ULL))
+        return NULL;
+    if (quoted) {
+        if (FF_UNLIKELY(p >= end || *p != '"'))
+            return NULL;
+        p++;
+    }
+    v = (double)m;
+    if (nf)
+        v = v / ff_pow10d[nf];
+    *out = v;
+    return p;
+}
+
+/* A non-negative JSON integer (no sign, no leading zero) of at most FF_RUN_MAX digits:
+ * stores it and returns the first byte after it, or NULL. */
+static inline const unsigned char *ff_uint(const unsigned char *p, const unsigned char *end,
+                                           int64_t *out)
+{
+    uint64_t m;
+    int n = ff_run(p, end, &m);
+    if (FF_UNLIKELY(n == 0 || n > FF_RUN_MAX || (n > 1 && p[0] == '0')))
+        return NULL;
+    *out = (int64_t)m; /* < 10**16 */
+    return p + n;
+}
+
+#endif /* FASTFEED_FASTNUM_H */
