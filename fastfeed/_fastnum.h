@@ -102,7 +102,7 @@ static inline int ff_run(const unsigned char *p, const unsigned char *end, uint6
             return k;
         }
         k = ff_digits8(p + 8, &hi);
-        if (k == 8)
+        if (k == 8 && (end - p == 16 || (unsigned)(p[16] - '0') <= 9u))
             return FF_RUN_LONG;
         *value = lo * ff_pow10u[k] + hi;
         return 8 + k;

@@ -1431,8 +1431,9 @@ def parse_py(data, str path="auto", Parser parser=None):
 
     ``path``: ``"auto"`` the fast path, then the general parser on any surprise (what
     ``Engine`` does); ``"general"`` the general parser only; ``"fast"`` the fast path only,
-    returning ``None`` when it gives up. ``parser``: a ``Parser`` to reuse (its scratch
-    arrays keep the size they grew to), else a fresh one.
+    returning ``None`` when it gives up. ``data`` (bytes-like, or ``str`` encoded as UTF-8)
+    is read in place: exactly its bytes, nothing past its end. ``parser``: a ``Parser`` to
+    reuse (its scratch arrays keep the size they grew to), else a fresh one.
 
     Returns ``(outcome, clean, symbol, asks, bids, trades, error_offset)``: ``outcome`` is
     the method name (``METHOD_NAMES``) or the rejection reason (``"bad_json"``,
@@ -1442,14 +1443,20 @@ def parse_py(data, str path="auto", Parser parser=None):
     in text order; for anything else ``None, None, [], [], []``. ``error_offset`` is the
     byte offset of a rejection, else -1.
     """
-    cdef bytes b = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    cdef const uchar* p = <const uchar*><char*>b
-    cdef Py_ssize_t n = len(b)
+    cdef const uchar[::1] view
+    cdef const uchar* p = <const uchar*>b""
+    cdef Py_ssize_t n
     cdef Py_ssize_t i
     cdef int rc
     cdef bint was
     if path not in ("auto", "general", "fast"):
         raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    view = data     # read in place, no copy: its end is the end of the message
+    n = view.shape[0]
+    if n:
+        p = &view[0]
     if parser is None:
         parser = Parser()
     if path == "fast":
