@@ -60,29 +60,63 @@ static const double ff_pow10d[20] = {
     1e16, 1e17, 1e18, 1e19,
 };
 
-#if FF_SWAR_LE
-/* The number of leading ASCII digits of the 8 bytes at p (0..8) and their value.
- * A byte b is a digit iff its high nibble is 3 and b + 6 keeps it 3. The + 6 can carry
- * out of a byte >= 0xFA only, which is itself flagged, so the lowest flagged byte (the
- * first in memory) is exactly the first non-digit. */
-static inline int ff_digits8(const unsigned char *p, uint64_t *value)
+#if defined(__GNUC__) || defined(__clang__)
+#define FF_INLINE static inline __attribute__((always_inline))
+#else
+#define FF_INLINE static inline
+#endif
+
+/* Unaligned loads. Comparing a load of the text with the same load of a string literal is
+ * byte-order independent; compilers fold the literal's load into a constant. */
+FF_INLINE uint64_t ff_load8(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+FF_INLINE uint32_t ff_load4(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+FF_INLINE uint16_t ff_load2(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* p[0:n] == lit[0:n] for a literal of n = 1..16 bytes (n a constant: overlapping loads,
+ * no branch). The caller guarantees n readable bytes at p. */
+FF_INLINE int ff_eq(const unsigned char *p, const char *lit, int n)
 {
-    uint64_t v, bad, x;
-    int k;
-    memcpy(&v, p, 8);
-    bad = ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
-          (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
-    k = bad ? (__builtin_ctzll(bad) >> 3) : 8;
+    if (n >= 8)
+        return ((ff_load8(p) ^ ff_load8(lit)) | (ff_load8(p + n - 8) ^ ff_load8(lit + n - 8))) == 0;
+    if (n >= 4)
+        return ((ff_load4(p) ^ ff_load4(lit)) | (ff_load4(p + n - 4) ^ ff_load4(lit + n - 4))) == 0;
+    if (n >= 2)
+        return ((ff_load2(p) ^ ff_load2(lit)) | (ff_load2(p + n - 2) ^ ff_load2(lit + n - 2))) == 0;
+    return p[0] == (unsigned char)lit[0];
+}
+
+#if FF_SWAR_LE
+/* Non-zero in (and only reliably up to) the first byte of v that is not an ASCII digit: a
+ * byte b is a digit iff its high nibble is 3 and b + 6 keeps it 3. The + 6 can carry out
+ * of a byte >= 0xFA only, which is itself flagged, so the lowest flagged byte (the first
+ * in memory) is exactly the first non-digit. */
+FF_INLINE uint64_t ff_nondigit(uint64_t v)
+{
+    return ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+           (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+}
+
+/* The value of 8 digit values (0..9) in the bytes of x, the first byte most significant. */
+FF_INLINE uint64_t ff_conv8(uint64_t x)
+{
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+            (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+}
+
+/* The number of leading ASCII digits of the 8 bytes at p (0..8) and their value. */
+FF_INLINE int ff_digits8(const unsigned char *p, uint64_t *value)
+{
+    uint64_t v = ff_load8(p);
+    uint64_t bad = ff_nondigit(v);
+    int k = bad ? (__builtin_ctzll(bad) >> 3) : 8;
     if (k == 0) {
         *value = 0;
         return 0;
     }
     /* the k digits to the top bytes (the first digit most significant after the shift);
      * bytes past the run, and any borrow they cause, are shifted out */
-    x = (v - 0x3030303030303030ULL) << (8 * (8 - k));
-    x = x * 10 + (x >> 8);
-    *value = (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
-              (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    *value = ff_conv8((v - 0x3030303030303030ULL) << (8 * (8 - k)));
     return k;
 }
 #endif
@@ -174,6 +208,116 @@ static inline const unsigned char *ff_uint(const unsigned char *p, const unsigne
         return NULL;
     *out = (int64_t)m; /* < 10**16 */
     return p + n;
+}
+
+#if FF_SWAR_LE
+/* The usual quoted decimal in one 64-bit word: ``digits ['.' digits] '"'`` whose closing
+ * quote is at most 8 bytes after p (p just after the opening quote; the caller guarantees
+ * 9 readable bytes), so at most 8 digits. Branch-free but for the checks: the point, if
+ * any, is cut out of the word and the digits converted at once. Returns just past the
+ * closing quote, or NULL (not this shape: the caller tries ff_decimal, which decides). */
+FF_INLINE const unsigned char *ff_qdec8(const unsigned char *p, double *out)
+{
+    uint64_t w = ff_load8(p);
+    uint64_t m = ff_nondigit(w);
+    uint64_t below, after, cut;
+    int d, e, ed, dot, len, nf;
+    d = m ? (__builtin_ctzll(m) >> 3) : 8; /* the first non-digit (8: none in the word) */
+    if (FF_UNLIKELY(d == 0))
+        return NULL;
+    dot = d < 8 && p[d] == '.';
+    /* after a point, the first non-digit ends the fraction (8: beyond the word) */
+    below = ((1ULL << (8 * (d & 7))) << 8) - 1; /* bytes 0..d (all bytes when d >= 7) */
+    after = m & ~below;
+    ed = after ? (__builtin_ctzll(after) >> 3) : 8;
+    e = dot ? ed : d;
+    if (FF_UNLIKELY(p[e] != '"'))
+        return NULL;
+    len = e - dot;                                          /* digits in all, 1..8 */
+    nf = dot ? ed - d - 1 : 0;
+    /* cut the point out (the bytes after it move down one place), digits to the top of
+     * the word; what follows them, and any borrow it causes, is shifted out */
+    below = (1ULL << (8 * (d & 7))) - 1;
+    cut = (w & below) | ((w >> 8) & ~below);
+    w = dot ? cut : w;
+    w = (w - 0x3030303030303030ULL) << (8 * (8 - len));
+    *out = (double)ff_conv8(w) / ff_pow10d[nf];
+    return p + e + 1;
+}
+#define FF_WORD 1
+#else
+#define FF_WORD 0
+#endif
+
+/* A decimal in a JSON string, p at the opening quote: one word when it is short and 9
+ * bytes follow the quote, else ff_decimal. Returns just past the closing quote, or NULL. */
+FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigned char *end,
+                                           double *out)
+{
+#if FF_WORD
+    if (FF_LIKELY(end - p >= 10)) {
+        const unsigned char *q = ff_qdec8(p + 1, out);
+        if (FF_LIKELY(q != NULL))
+            return q;
+    }
+#endif
+    return ff_decimal(p + 1, end, 1, out);
+}
+
+/* The fast path's decimal at p (p < end): a string or a bare number. */
+FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned char *end,
+                                         double *out)
+{
+    if (*p == '"')
+        return ff_qdecimal(p, end, out);
+    return ff_decimal(p, end, 0, out);
+}
+
+/* The symbol's text, p just after its opening quote: 1..32 bytes of 0x21..0x7E other than
+ * '"' and '\\', then '"'. Copies it upper-cased (ASCII a-z) to out (33 bytes, NUL
+ * terminated) and returns its length, or -1 (anything else: the general parser decides). */
+FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out)
+{
+    int n = 0;
+    unsigned c;
+#if FF_SWAR_LE
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (n < 32 && end - (p + n) >= 8) {
+        uint64_t v = ff_load8(p + n);
+        uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\'), del = v ^ (ones * 0x7F);
+        /* each mask is exact up to its first flagged byte (later ones may be spurious) */
+        uint64_t quote = (q - ones) & ~q & high;
+        uint64_t bad = (v & high) | ((v - ones * 0x21) & ~v & high) |
+                       ((bs - ones) & ~bs & high) | ((del - ones) & ~del & high);
+        /* a-z (bytes < 0x80 here) lose bit 5 */
+        uint64_t lower = (v + ones * (0x80 - 'a')) & ~(v + ones * (0x80 - '{')) & high;
+        uint64_t up = v ^ (lower >> 2);
+        memcpy(out + n, &up, 8); /* n <= 24: within out[0:32] */
+        if (quote | bad) {
+            uint64_t first = (quote | bad) & (~(quote | bad) + 1); /* lowest set bit */
+            int k = __builtin_ctzll(first) >> 3;
+            if (!(quote & first) || n + k == 0)
+                return -1;
+            out[n + k] = 0;
+            return n + k;
+        }
+        n += 8;
+    }
+#endif
+    for (;; n++) {
+        if (p + n >= end)
+            return -1;
+        c = p[n];
+        if (c == '"')
+            break;
+        if (c < 0x21 || c > 0x7E || c == '\\' || n == 32)
+            return -1;
+        out[n] = (unsigned char)((c >= 'a' && c <= 'z') ? c - 32 : c);
+    }
+    if (n == 0)
+        return -1;
+    out[n] = 0;
+    return n;
 }
 
 #endif /* FASTFEED_FASTNUM_H */

@@ -173,6 +173,9 @@ cdef extern from "_fastnum.h":
     const bint FF_FAST_AVAILABLE
     const uchar* ff_decimal(const uchar* p, const uchar* end, int quoted, double* out) noexcept nogil
     const uchar* ff_uint(const uchar* p, const uchar* end, int64_t* out) noexcept nogil
+    const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
+    int ff_symbol(const uchar* p, const uchar* end, uchar* out) noexcept nogil
+    bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
 
 #: Whether Parsers created from now on try the fast path first (``set_fast_path``).
 cdef bint _fast_default = FF_FAST_AVAILABLE
@@ -569,13 +572,6 @@ cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
             if q != NULL:
                 return q
     return ps._number(p, end, out)
-
-
-cdef inline const uchar* fast_number(const uchar* p, const uchar* end, double* out) noexcept nogil:
-    """The fast path's decimal at p (p < end): a string or a bare number (see _fastnum.h)."""
-    if p[0] == 34:
-        return ff_decimal(p + 1, end, 1, out)
-    return ff_decimal(p, end, 0, out)
 
 
 cdef inline int next_item(const uchar** pp, const uchar* end, uchar close) noexcept nogil:
@@ -1141,25 +1137,25 @@ cdef class Parser:
             if end - p < 10 or p[0] != 34:
                 return -1
             if p[1] == 109:     # "method":"depth.update" | "trades.update"
-                if method >= 0 or memcmp(p, b'"method":"', 10) != 0:
+                if method >= 0 or not ff_eq(p, b'"method":"', 10):
                     return -1
                 p += 10
-                if end - p >= 13 and memcmp(p, b'depth.update"', 13) == 0:
+                if end - p >= 13 and ff_eq(p, b'depth.update"', 13):
                     method = M_DEPTH
                     p += 13
-                elif end - p >= 14 and memcmp(p, b'trades.update"', 14) == 0:
+                elif end - p >= 14 and ff_eq(p, b'trades.update"', 14):
                     method = M_TRADES
                     p += 14
                 else:
                     return -1
             elif p[1] == 112:   # "params":[
-                if body >= 0 or memcmp(p, b'"params":[', 10) != 0:
+                if body >= 0 or not ff_eq(p, b'"params":[', 10):
                     return -1
                 p = self._fast_params(p + 10, end, &body)
                 if p == NULL:
                     return -1
             elif p[1] == 105:   # "id":null
-                if seen_id or memcmp(p, b'"id":null', 9) != 0:
+                if seen_id or not ff_eq(p, b'"id":null', 9):
                     return -1
                 seen_id = True
                 p += 9
@@ -1181,10 +1177,10 @@ cdef class Parser:
         """``clean,body,"SYMBOL"]`` (p after ``[``); ``*body`` = the method the body's shape
         belongs to. Returns the end of the array or NULL."""
         cdef bint clean
-        if end - p >= 5 and memcmp(p, b"true,", 5) == 0:
+        if end - p >= 5 and ff_eq(p, b"true,", 5):
             clean = True
             p += 5
-        elif end - p >= 6 and memcmp(p, b"false,", 6) == 0:
+        elif end - p >= 6 and ff_eq(p, b"false,", 6):
             clean = False
             p += 6
         else:
@@ -1210,21 +1206,9 @@ cdef class Parser:
     cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept:
         """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
         characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
-        cdef Py_ssize_t n = 0
-        cdef uchar c
-        while True:
-            if p + n >= end:
-                return NULL
-            c = p[n]
-            if c == 34:
-                break
-            if c < 0x21 or c > 0x7E or c == 92 or n == MAX_SYMBOL:
-                return NULL
-            self.symbol[n] = c - 32 if (c >= 97 and c <= 122) else c
-            n += 1
-        if n == 0:
+        cdef int n = ff_symbol(p, end, self.symbol)
+        if n < 0:
             return NULL
-        self.symbol[n] = 0
         self.symbol_len = n
         return p + n + 1
 
@@ -1235,12 +1219,12 @@ cdef class Parser:
         while True:
             if end - p < 8:
                 return NULL
-            if memcmp(p, b'"asks":[', 8) == 0:
+            if ff_eq(p, b'"asks":[', 8):
                 if seen_asks:
                     return NULL
                 seen_asks = True
                 p = self._fast_levels(p + 8, end, True)
-            elif memcmp(p, b'"bids":[', 8) == 0:
+            elif ff_eq(p, b'"bids":[', 8):
                 if seen_bids:
                     return NULL
                 seen_bids = True
@@ -1269,10 +1253,10 @@ cdef class Parser:
         while True:
             if n == cap or end - p < 2 or p[0] != 91:
                 return NULL
-            p = fast_number(p + 1, end, &price)
+            p = ff_number(p + 1, end, &price)
             if p == NULL or not price > 0.0 or end - p < 2 or p[0] != 44:
                 return NULL
-            p = fast_number(p + 1, end, &amount)
+            p = ff_number(p + 1, end, &amount)
             if p == NULL or end - p < 2 or p[0] != 93:
                 return NULL
             arr[n].price = price
@@ -1320,25 +1304,25 @@ cdef class Parser:
                 return NULL
             c = p[1]
             if c == 105:        # "id":
-                if seen & 1 or memcmp(p, b'"id":', 5) != 0:
+                if seen & 1 or not ff_eq(p, b'"id":', 5):
                     return NULL
                 seen |= 1
                 p = ff_uint(p + 5, end, &t.id)
             elif c == 116:      # "time": | "type":"
-                if memcmp(p, b'"time":', 7) == 0:
+                if ff_eq(p, b'"time":', 7):
                     if seen & 2:
                         return NULL
                     seen |= 2
-                    p = fast_number(p + 7, end, &t.time)
-                elif memcmp(p, b'"type":"', 8) == 0:
+                    p = ff_number(p + 7, end, &t.time)
+                elif ff_eq(p, b'"type":"', 8):
                     if seen & 16:
                         return NULL
                     seen |= 16
                     p += 8
-                    if memcmp(p, b'buy"', 4) == 0:
+                    if ff_eq(p, b'buy"', 4):
                         t.side = 1
                         p += 4
-                    elif memcmp(p, b'sell"', 5) == 0:
+                    elif ff_eq(p, b'sell"', 5):
                         t.side = -1
                         p += 5
                     else:
@@ -1346,17 +1330,17 @@ cdef class Parser:
                 else:
                     return NULL
             elif c == 112:      # "price":
-                if seen & 4 or memcmp(p, b'"price":', 8) != 0:
+                if seen & 4 or not ff_eq(p, b'"price":', 8):
                     return NULL
                 seen |= 4
-                p = fast_number(p + 8, end, &t.price)
+                p = ff_number(p + 8, end, &t.price)
                 if p != NULL and not t.price > 0.0:
                     return NULL
             elif c == 97:       # "amount":
-                if seen & 8 or memcmp(p, b'"amount":', 9) != 0:
+                if seen & 8 or not ff_eq(p, b'"amount":', 9):
                     return NULL
                 seen |= 8
-                p = fast_number(p + 9, end, &t.amount)
+                p = ff_number(p + 9, end, &t.amount)
             else:
                 return NULL
             if p == NULL or p >= end:
