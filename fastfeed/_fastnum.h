@@ -211,18 +211,75 @@ static inline const unsigned char *ff_uint(const unsigned char *p, const unsigne
 }
 
 #if FF_SWAR_LE
-/* The usual quoted decimal in one 64-bit word: ``digits ['.' digits] '"'`` whose closing
- * quote is at most 8 bytes after p (p just after the opening quote; the caller guarantees
- * 9 readable bytes), so at most 8 digits. Branch-free but for the checks: the point, if
- * any, is cut out of the word and the digits converted at once. Returns just past the
- * closing quote, or NULL (not this shape: the caller tries ff_decimal, which decides). */
-FF_INLINE const unsigned char *ff_qdec8(const unsigned char *p, double *out)
+#define FF_ZEROS 0x3030303030303030ULL
+
+/* A quoted decimal that continues past its first 8 bytes (ff_qdecimal's slow half): the
+ * word w = p[0:8] was examined already (m its non-digit mask, d its first non-digit, 1..8);
+ * the digits in it are used as they are and the runs continue at p + 8, so no byte of the
+ * number is examined twice. Same grammar and exactness rules as ff_decimal. */
+static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned char *end,
+                                         uint64_t w, uint64_t m, int d, double *out)
 {
-    uint64_t w = ff_load8(p);
-    uint64_t m = ff_nondigit(w);
-    uint64_t below, after, cut;
+    uint64_t mant, f;
+    int ni, nf, k;
+    const unsigned char *q;
+    if (d == 8) {                             /* 8 digits so far: the integer part goes on */
+        mant = ff_conv8(w - FF_ZEROS);
+        k = ff_run(p + 8, end, &f);
+        if (k > FF_RUN_MAX - 8)
+            return NULL;
+        mant = mant * ff_pow10u[k] + f;
+        ni = 8 + k;
+        q = p + ni;
+        nf = 0;
+        if (q < end && *q == '.') {
+            q++;
+            nf = ff_run(q, end, &f);
+            if (nf > FF_RUN_MAX || ni + nf > 19)
+                return NULL;
+            mant = mant * ff_pow10u[nf] + f;
+            q += nf;
+        }
+    } else {                                  /* d digits, a point, digits to the word's end */
+        if (p[d] != '.' || ((m >> (8 * d)) >> 8) != 0)
+            return NULL;
+        ni = d;
+        nf = 7 - d;
+        /* the integer digits to the top (the point's borrow is shifted out) */
+        mant = ff_conv8((w - FF_ZEROS) << (8 * (8 - d)));
+        if (nf) { /* bytes d+1..7, already at the top: bytes 0..d become '0' */
+            uint64_t low = (1ULL << (8 * (d + 1))) - 1;
+            mant = mant * ff_pow10u[nf] + ff_conv8(((w & ~low) | (FF_ZEROS & low)) - FF_ZEROS);
+        }
+        k = ff_run(p + 8, end, &f);
+        if (k > FF_RUN_MAX || ni + nf + k > 19)
+            return NULL;
+        mant = mant * ff_pow10u[k] + f;
+        nf += k;
+        q = p + 8 + k;
+    }
+    if (mant > 9007199254740992ULL || q >= end || *q != '"')
+        return NULL;
+    *out = (double)mant / ff_pow10d[nf];
+    return q + 1;
+}
+
+/* A decimal in a JSON string, p at the opening quote: ``digits ['.' digits] '"'`` (as
+ * ff_decimal with quoted = 1). The usual case, the closing quote at most 8 bytes after the
+ * opening one, takes one 64-bit word and is branch-free but for the checks: the point, if
+ * any, is cut out of the word and the (at most 8) digits converted at once. Longer texts
+ * go on from there (ff_qdec_long). Returns just past the closing quote, or NULL. */
+FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigned char *end,
+                                           double *out)
+{
+    uint64_t w, m, below, after, cut;
     int d, e, ed, dot, len, nf;
-    d = m ? (__builtin_ctzll(m) >> 3) : 8; /* the first non-digit (8: none in the word) */
+    p++;
+    if (FF_UNLIKELY(end - p < 9))             /* near the end of the buffer */
+        return ff_decimal(p, end, 1, out);
+    w = ff_load8(p);
+    m = ff_nondigit(w);
+    d = m ? (__builtin_ctzll(m) >> 3) : 8;    /* the first non-digit (8: none in the word) */
     if (FF_UNLIKELY(d == 0))
         return NULL;
     dot = d < 8 && p[d] == '.';
@@ -232,37 +289,25 @@ FF_INLINE const unsigned char *ff_qdec8(const unsigned char *p, double *out)
     ed = after ? (__builtin_ctzll(after) >> 3) : 8;
     e = dot ? ed : d;
     if (FF_UNLIKELY(p[e] != '"'))
-        return NULL;
-    len = e - dot;                                          /* digits in all, 1..8 */
+        return ff_qdec_long(p, end, w, m, d, out);
+    len = e - dot;                            /* digits in all, 1..8 */
     nf = dot ? ed - d - 1 : 0;
     /* cut the point out (the bytes after it move down one place), digits to the top of
      * the word; what follows them, and any borrow it causes, is shifted out */
     below = (1ULL << (8 * (d & 7))) - 1;
     cut = (w & below) | ((w >> 8) & ~below);
     w = dot ? cut : w;
-    w = (w - 0x3030303030303030ULL) << (8 * (8 - len));
+    w = (w - FF_ZEROS) << (8 * (8 - len));
     *out = (double)ff_conv8(w) / ff_pow10d[nf];
     return p + e + 1;
 }
-#define FF_WORD 1
 #else
-#define FF_WORD 0
-#endif
-
-/* A decimal in a JSON string, p at the opening quote: one word when it is short and 9
- * bytes follow the quote, else ff_decimal. Returns just past the closing quote, or NULL. */
 FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigned char *end,
                                            double *out)
 {
-#if FF_WORD
-    if (FF_LIKELY(end - p >= 10)) {
-        const unsigned char *q = ff_qdec8(p + 1, out);
-        if (FF_LIKELY(q != NULL))
-            return q;
-    }
-#endif
     return ff_decimal(p + 1, end, 1, out);
 }
+#endif
 
 /* The fast path's decimal at p (p < end): a string or a bare number. */
 FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned char *end,

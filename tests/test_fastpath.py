@@ -360,6 +360,45 @@ def test_numbers_in_every_slot() -> None:
     assert taken > 100
 
 
+def test_decimal_shapes() -> None:
+    """Quoted and bare decimals of every shape up to 20 digits (integer digits x fraction
+    digits, point or not; random, zero-heavy and nine-heavy digits) in a price slot, an
+    amount slot and the time slot: bit-identical to float(), and taken whenever the fast
+    path's documented limits allow (digit runs <= 16, <= 19 digits, mantissa <= 2**53)."""
+    rng = random.Random(99)
+    taken = 0
+    for ni in range(0, 18):
+        for nf in list(range(0, 18)) + [None]:
+            for kind in ("random", "zeros", "nines", "lead0"):
+                digits = {"random": "0123456789", "zeros": "0000000001", "nines": "9999999998"}.get(kind, "0123456789")
+                ip = "".join(rng.choice(digits) for _ in range(ni))
+                if kind == "lead0" and ni:
+                    ip = "0" + ip[1:]
+                fp = None if nf is None else "".join(rng.choice(digits) for _ in range(nf))
+                s = ip if fp is None else f"{ip}.{fp}"
+                if not s or s == ".":
+                    continue
+                mant = int((ip + (fp or "")) or "0")
+                within = (1 <= ni <= 16 and (nf or 0) <= 16 and ni + (nf or 0) <= 19 and mant <= 2**53)
+                texts = [
+                    '{"method":"depth.update","params":[false,{"asks":[["%s","2"]]},"N"],"id":null}' % s,
+                    '{"id":null,"method":"depth.update","params":[false,{"bids":[["3","%s"]]},"N"]}' % s,
+                    '{"method":"trades.update","params":[false,[{"id":1,"time":%s,"price":"1","amount":"1","type":"buy"}],"N"]}' % s,
+                ]
+                for slot, text in enumerate(texts):
+                    fast = check_text(text.encode())
+                    bare = slot == 2
+                    json_ok = not (ip == "" or (nf is not None and nf == 0) or (len(ip) > 1 and ip[0] == "0"))
+                    if within and (not bare or json_ok) and (slot != 0 or float(s) > 0):
+                        assert fast is not None, f"not taken: {text}"
+                    if fast is None:
+                        continue
+                    taken += 1
+                    got = fast[3][0][0] if slot == 0 else (fast[4][0][1] if slot == 1 else fast[5][0][1])
+                    assert bits(got) == bits(float(s)), f"{text}: {got!r} != {float(s)!r}"
+    assert taken > 1000
+
+
 # --- fuzzers' inputs ----------------------------------------------------------------------------
 
 
