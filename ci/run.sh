@@ -45,7 +45,7 @@ python benchmarks/soak.py --ci
 # ASan report: abort_on_error=1) fails the job. See docs/fuzzing.md.
 shopt -s inherit_errexit
 ROOT=$PWD
-ENGINE_TESTS=(tests/test_rules.py tests/test_bad_input.py tests/test_equivalence.py tests/test_fuzz.py
+ENGINE_TESTS=(tests/test_rules.py tests/test_bad_input.py tests/test_equivalence.py tests/test_fuzz.py tests/test_fastpath.py
               tests/test_trust_engine.py tests/test_views_readonly.py tests/test_shm.py
               tests/test_shm_hostile.py tests/test_snapshot_paths.py tests/test_inflate_backends.py)
 CI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/fastfeed-ci.XXXXXX")
