@@ -83,10 +83,10 @@ cdef class Parser:
     cdef int _classify(self, const uchar* start, const uchar* end) noexcept
     cdef Py_ssize_t error_offset(self) noexcept
     # the fast path (DigiFinex's compact shape; -1 / NULL: use the general parser)
-    cdef int _fast(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept
-    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept
-    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil

@@ -1125,7 +1125,7 @@ cdef class Parser:
     # which then decides (and reports errors). What the fast path accepts, the general
     # parser accepts with bit-identical results (tests/test_fastpath.py checks this).
 
-    cdef int _fast(self, const uchar* p, const uchar* end) noexcept:
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil:
         """The whole message ``[p, end)``: the method code, or -1 to use the general parser."""
         cdef int method = -1      # from "method"
         cdef int body = -1        # from the shape of "params"
@@ -1173,7 +1173,7 @@ cdef class Parser:
             return -1
         return method
 
-    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept:
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil:
         """``clean,body,"SYMBOL"]`` (p after ``[``); ``*body`` = the method the body's shape
         belongs to. Returns the end of the array or NULL."""
         cdef bint clean
@@ -1203,7 +1203,7 @@ cdef class Parser:
         self.clean = clean
         return p + 1
 
-    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
         characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
         cdef int n = ff_symbol(p, end, self.symbol)
@@ -1212,7 +1212,7 @@ cdef class Parser:
         self.symbol_len = n
         return p + n + 1
 
-    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil:
         """``"asks":[...],"bids":[...]}`` in either order, each at most once (p after ``{``)."""
         cdef bint seen_asks = False
         cdef bint seen_bids = False
@@ -1240,7 +1240,7 @@ cdef class Parser:
                 return p + 1
             return NULL
 
-    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept:
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
         """``[price,amount],...]`` (p after the opening ``[``) into the scratch array; gives up
         when it is full (the general parser grows it)."""
         cdef Level* arr = self.asks if asks else self.bids
@@ -1275,7 +1275,7 @@ cdef class Parser:
             self.n_bids = n
         return p + 1
 
-    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
         """``{trade},...]`` (p after the opening ``[``)."""
         if p < end and p[0] == 93:
             return p + 1
@@ -1290,7 +1290,7 @@ cdef class Parser:
             else:
                 return NULL
 
-    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil:
         """One trade object: exactly the keys id, time, price, amount, type in any order."""
         cdef Trade* t
         cdef int seen = 0
