@@ -8,6 +8,12 @@ caller decodes it with a JSON library. The rules are in docs/engine-semantics.md
 Error precedence: JSON syntax (``bad_json``/``too_deep``) wins over shape errors
 (``bad_message``/``bad_number``). The hot parsers stop at the first surprise; only then is
 the whole text validated once more to tell the two apart, so valid traffic is read once.
+
+Fast path: ``parse`` first tries ``Parser._fast``, which matches the compact shape the
+exchange sends (keys as literals in any order, decimals with SWAR, see _fastnum.h) and
+reads each byte once; on any surprise it gives up without reporting anything and the
+general parser above reads the message. Results are bit-identical either way
+(tests/test_fastpath.py); ``set_fast_path(False)`` turns it off for later parsers.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -1112,7 +1118,6 @@ cdef class Parser:
                 if self._hot_params(method, params_at, end) == NULL:
                     return self._classify(start, end)
         return method
-
 
     # -- the fast path: DigiFinex's own compact shape, matched as literals ---------------------
     #
