@@ -166,6 +166,19 @@ def _make_engine_no_drift(backend: str = "auto"):
     return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend, drift_check=False).feed
 
 
+def _make_engine_general(backend: str = "auto"):
+    """fastfeed with the parser's fast path off (the general parser reads every message):
+    beside row b, what the fast path saves. Same results either way."""
+    import fastfeed
+    from fastfeed import _parse
+
+    prev = _parse.set_fast_path(False)
+    try:
+        return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend).feed
+    finally:
+        _parse.set_fast_path(prev)
+
+
 def _make_msgspec_decode():
     return msgspec.json.Decoder().decode
 
@@ -175,6 +188,9 @@ CONTESTANTS: tuple[Contestant, ...] = (
                _make_inflate_only),
     Contestant("parse_apply", "b fastfeed parse+apply (plain)", "plain", "fastfeed",
                _make_engine),
+    # the same without the parser's fast path (general parser only)
+    Contestant("parse_apply_general", "b1 parse+apply, general parser", "plain", "fastfeed",
+               _make_engine_general),
     Contestant("full", f"c fastfeed full ({DEFAULT_BACKEND})", "zlib", "fastfeed", _make_engine),
     # the cost of comparing each snapshot with the live book it replaces (drift check)
     Contestant("full_nodrift", "c1 fastfeed full, drift check off", "zlib", "fastfeed",

@@ -91,6 +91,7 @@ cdef class Parser:
     cdef const uchar* err_at
     cdef const uchar* base
     cdef char* numbuf              # 2 x (MAX_NUMBER + 2): strtod copies, decoded strings
+    cdef bint fast                 # try the fast path first (set_fast_path at creation)
 
     cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept
     cdef const uchar* _fail(self, int code, const uchar* at) noexcept
@@ -109,3 +110,11 @@ cdef class Parser:
     cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept
     cdef int _classify(self, const uchar* start, const uchar* end) noexcept
     cdef Py_ssize_t error_offset(self) noexcept
+    # the fast path (DigiFinex's compact shape; -1 / NULL: use the general parser)
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil

@@ -8,15 +8,31 @@ caller decodes it with a JSON library. The rules are in docs/engine-semantics.md
 Error precedence: JSON syntax (``bad_json``/``too_deep``) wins over shape errors
 (``bad_message``/``bad_number``). The hot parsers stop at the first surprise; only then is
 the whole text validated once more to tell the two apart, so valid traffic is read once.
+
+Fast path: ``parse`` first tries ``Parser._fast``, which matches the compact shape the
+exchange sends (keys as literals in any order, decimals with SWAR, see _fastnum.h) and
+reads each byte once; on any surprise it gives up without reporting anything and the
+general parser above reads the message. Results are bit-identical either way
+(tests/test_fastpath.py); ``set_fast_path(False)`` turns it off for later parsers.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
-__all__ = ["Parser", "METHOD_NAMES", "parse_decimal_py", "validate_json_py"]
+__all__ = [
+    "FAST_PATH_AVAILABLE",
+    "METHOD_NAMES",
+    "Parser",
+    "parse_batch_py",
+    "parse_decimal_py",
+    "parse_py",
+    "set_fast_path",
+    "validate_json_py",
+]
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char* s, char** endptr, void* overflow_exception)
@@ -157,6 +173,18 @@ cdef extern from *:
     int ff_ctz64(unsigned long long x) noexcept nogil
 
 cdef uint64_t[9] IPOW10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]
+
+cdef extern from "_fastnum.h":
+    # the fast path's number conversion (SWAR, exact or refuses): see _fastnum.h
+    const bint FF_FAST_AVAILABLE
+    const uchar* ff_decimal(const uchar* p, const uchar* end, int quoted, double* out) noexcept nogil
+    const uchar* ff_uint(const uchar* p, const uchar* end, int64_t* out) noexcept nogil
+    const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
+    int ff_symbol(const uchar* p, const uchar* end, uchar* out) noexcept nogil
+    bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
+
+#: Whether Parsers created from now on try the fast path first (``set_fast_path``).
+cdef bint _fast_default = FF_FAST_AVAILABLE
 
 
 cdef inline int digits8(const uchar* p, uint64_t* value) noexcept nogil:
@@ -827,6 +855,7 @@ cdef class Parser:
         self.cap_asks = INITIAL_LEVELS
         self.cap_bids = INITIAL_LEVELS
         self.cap_trades = INITIAL_TRADES
+        self.fast = _fast_default
 
     def __dealloc__(self):
         free(self.asks)
@@ -1408,6 +1437,16 @@ cdef class Parser:
         self.ticker_bad_symbol = 0
         self.ticker_bad_field = 0
         self.ticker_slow = False
+        if self.fast:
+            method = self._fast(p, end)
+            if method >= 0:
+                return method
+            # a surprise: forget what the fast path filled in, parse it all again
+            self.n_asks = 0
+            self.n_bids = 0
+            self.n_trades = 0
+            self.symbol_len = 0
+            method = M_REPLY
         p = ws(p, end)
         if p >= end or p[0] != 123:
             self._fail(P_BAD_MESSAGE, p)
@@ -1498,6 +1537,248 @@ cdef class Parser:
                 self._ticker_params(params_at, end)   # valid JSON: cannot fail
         return method
 
+    # -- the fast path: DigiFinex's own compact shape, matched as literals ---------------------
+    #
+    # ``{"method":"depth.update"|"trades.update","params":[clean,body,"SYMBOL"],"id":null}``
+    # with the keys of the envelope, of the depth object and of each trade in any order, no
+    # whitespace, no escapes, decimals as strings or bare numbers without sign or exponent.
+    # Every byte is read once; any surprise (another key or shape, whitespace, an escape, an
+    # exponent, a long number, a full scratch array, an error of any kind) returns -1/NULL
+    # with nothing reported, and ``parse`` hands the whole message to the general parser,
+    # which then decides (and reports errors). What the fast path accepts, the general
+    # parser accepts with bit-identical results (tests/test_fastpath.py checks this).
+
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil:
+        """The whole message ``[p, end)``: the method code, or -1 to use the general parser."""
+        cdef int method = -1      # from "method"
+        cdef int body = -1        # from the shape of "params"
+        cdef bint seen_id = False
+        if end - p < 2 or p[0] != 123:
+            return -1
+        p += 1
+        while True:
+            if end - p < 10 or p[0] != 34:
+                return -1
+            if p[1] == 109:     # "method":"depth.update" | "trades.update"
+                if method >= 0 or not ff_eq(p, b'"method":"', 10):
+                    return -1
+                p += 10
+                if end - p >= 13 and ff_eq(p, b'depth.update"', 13):
+                    method = M_DEPTH
+                    p += 13
+                elif end - p >= 14 and ff_eq(p, b'trades.update"', 14):
+                    method = M_TRADES
+                    p += 14
+                else:
+                    return -1
+            elif p[1] == 112:   # "params":[
+                if body >= 0 or not ff_eq(p, b'"params":[', 10):
+                    return -1
+                p = self._fast_params(p + 10, end, &body)
+                if p == NULL:
+                    return -1
+            elif p[1] == 105:   # "id":null
+                if seen_id or not ff_eq(p, b'"id":null', 9):
+                    return -1
+                seen_id = True
+                p += 9
+            else:
+                return -1
+            if p >= end:
+                return -1
+            if p[0] == 44:      # ,
+                p += 1
+                continue
+            if p[0] == 125 and p + 1 == end:    # } ending the text
+                break
+            return -1
+        if method < 0 or method != body:
+            return -1
+        return method
+
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil:
+        """``clean,body,"SYMBOL"]`` (p after ``[``); ``*body`` = the method the body's shape
+        belongs to. Returns the end of the array or NULL."""
+        cdef bint clean
+        if end - p >= 5 and ff_eq(p, b"true,", 5):
+            clean = True
+            p += 5
+        elif end - p >= 6 and ff_eq(p, b"false,", 6):
+            clean = False
+            p += 6
+        else:
+            return NULL
+        if p >= end:
+            return NULL
+        if p[0] == 123:         # {"asks":[...],"bids":[...]}
+            body[0] = M_DEPTH
+            p = self._fast_depth(p + 1, end)
+        elif p[0] == 91:        # [{trade},...]
+            body[0] = M_TRADES
+            p = self._fast_trades(p + 1, end)
+        else:
+            return NULL
+        if p == NULL or end - p < 3 or p[0] != 44 or p[1] != 34:
+            return NULL
+        p = self._fast_symbol(p + 2, end)
+        if p == NULL or p >= end or p[0] != 93:
+            return NULL
+        self.clean = clean
+        return p + 1
+
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil:
+        """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
+        characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
+        cdef int n = ff_symbol(p, end, self.symbol)
+        if n < 0:
+            return NULL
+        self.symbol_len = n
+        return p + n + 1
+
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``"asks":[...],"bids":[...]}`` in either order, each at most once (p after ``{``)."""
+        cdef bint seen_asks = False
+        cdef bint seen_bids = False
+        while True:
+            if end - p < 8:
+                return NULL
+            if ff_eq(p, b'"asks":[', 8):
+                if seen_asks:
+                    return NULL
+                seen_asks = True
+                p = self._fast_levels(p + 8, end, True)
+            elif ff_eq(p, b'"bids":[', 8):
+                if seen_bids:
+                    return NULL
+                seen_bids = True
+                p = self._fast_levels(p + 8, end, False)
+            else:
+                return NULL
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+                continue
+            if p[0] == 125:
+                return p + 1
+            return NULL
+
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
+        """``[price,amount],...]`` (p after the opening ``[``) into the scratch array; gives up
+        when it is full (the general parser grows it)."""
+        cdef Level* arr = self.asks if asks else self.bids
+        cdef Py_ssize_t cap = self.cap_asks if asks else self.cap_bids
+        cdef Py_ssize_t n = 0
+        cdef double price
+        cdef double amount
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            if n == cap or end - p < 2 or p[0] != 91:
+                return NULL
+            p = ff_number(p + 1, end, &price)
+            if p == NULL or not price > 0.0 or end - p < 2 or p[0] != 44:
+                return NULL
+            p = ff_number(p + 1, end, &amount)
+            if p == NULL or end - p < 2 or p[0] != 93:
+                return NULL
+            arr[n].price = price
+            arr[n].amount = amount
+            n += 1
+            p += 1
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 93:
+                break
+            else:
+                return NULL
+        if asks:
+            self.n_asks = n
+        else:
+            self.n_bids = n
+        return p + 1
+
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``{trade},...]`` (p after the opening ``[``)."""
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            p = self._fast_trade(p, end)
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 93:
+                return p + 1
+            else:
+                return NULL
+
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil:
+        """One trade object: exactly the keys id, time, price, amount, type in any order."""
+        cdef Trade* t
+        cdef int seen = 0
+        cdef uchar c
+        if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
+            return NULL
+        t = &self.trades[self.n_trades]
+        p += 1
+        while True:
+            if end - p < 16 or p[0] != 34:
+                return NULL
+            c = p[1]
+            if c == 105:        # "id":
+                if seen & 1 or not ff_eq(p, b'"id":', 5):
+                    return NULL
+                seen |= 1
+                p = ff_uint(p + 5, end, &t.id)
+            elif c == 116:      # "time": | "type":"
+                if ff_eq(p, b'"time":', 7):
+                    if seen & 2:
+                        return NULL
+                    seen |= 2
+                    p = ff_number(p + 7, end, &t.time)
+                elif ff_eq(p, b'"type":"', 8):
+                    if seen & 16:
+                        return NULL
+                    seen |= 16
+                    p += 8
+                    if ff_eq(p, b'buy"', 4):
+                        t.side = 1
+                        p += 4
+                    elif ff_eq(p, b'sell"', 5):
+                        t.side = -1
+                        p += 5
+                    else:
+                        return NULL
+                else:
+                    return NULL
+            elif c == 112:      # "price":
+                if seen & 4 or not ff_eq(p, b'"price":', 8):
+                    return NULL
+                seen |= 4
+                p = ff_number(p + 8, end, &t.price)
+                if p != NULL and not t.price > 0.0:
+                    return NULL
+            elif c == 97:       # "amount":
+                if seen & 8 or not ff_eq(p, b'"amount":', 9):
+                    return NULL
+                seen |= 8
+                p = ff_number(p + 9, end, &t.amount)
+            else:
+                return NULL
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 125:
+                break
+            else:
+                return NULL
+        if seen != 31:
+            return NULL
+        self.n_trades += 1
+        return p + 1
+
 
 # -- Python-level helpers (tests, the reference oracle's cross-checks) --------------------
 
@@ -1523,3 +1804,131 @@ def validate_json_py(data):
     if ws(q, end) != end:
         return "bad_json"
     return ""
+
+
+#: Whether this build has the fast path (it needs doubles evaluated without excess
+#: precision, FLT_EVAL_METHOD == 0; the SWAR digit code also wants little-endian and has a
+#: byte loop elsewhere).
+FAST_PATH_AVAILABLE = bool(FF_FAST_AVAILABLE)
+
+cdef dict _REJECT_NAMES = {
+    P_BAD_JSON: "bad_json",
+    P_TOO_DEEP: "too_deep",
+    P_BAD_MESSAGE: "bad_message",
+    P_BAD_NUMBER: "bad_number",
+    P_NOMEM: "nomem",
+}
+
+
+def set_fast_path(enabled):
+    """Whether Parsers, and so Engines, created from now on try the fast path before the
+    general parser; returns the previous setting. Existing ones keep theirs.
+
+    For tests and benchmarks: the results are identical either way, only the speed differs.
+    It stays off where ``FAST_PATH_AVAILABLE`` is false.
+    """
+    global _fast_default
+    cdef bint prev = _fast_default
+    _fast_default = bool(enabled) and FF_FAST_AVAILABLE
+    return prev
+
+
+def parse_py(data, str path="auto", Parser parser=None):
+    """Parse one JSON message text with the engine's parser (for tests and benchmarks).
+
+    ``path``: ``"auto"`` the fast path, then the general parser on any surprise (what
+    ``Engine`` does); ``"general"`` the general parser only; ``"fast"`` the fast path only,
+    returning ``None`` when it gives up. ``data`` (bytes-like, or ``str`` encoded as UTF-8)
+    is read in place: exactly its bytes, nothing past its end. ``parser``: a ``Parser`` to
+    reuse (its scratch arrays keep the size they grew to), else a fresh one.
+
+    Returns ``(outcome, clean, symbol, asks, bids, trades, error_offset)``: ``outcome`` is
+    the method name (``METHOD_NAMES``) or the rejection reason (``"bad_json"``,
+    ``"too_deep"``, ``"bad_message"``, ``"bad_number"``); for ``depth.update`` and
+    ``trades.update`` ``clean`` (bool), ``symbol`` (upper case), ``asks``/``bids`` as lists
+    of ``(price, amount)`` and ``trades`` as a list of ``(id, time, price, amount, side)``,
+    in text order; for anything else ``None, None, [], [], []``. ``error_offset`` is the
+    byte offset of a rejection, else -1.
+    """
+    cdef const uchar[::1] view
+    cdef const uchar* p = <const uchar*>b""
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef int rc
+    cdef bint was
+    if path not in ("auto", "general", "fast"):
+        raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    view = data     # read in place, no copy: its end is the end of the message
+    n = view.shape[0]
+    if n:
+        p = &view[0]
+    if parser is None:
+        parser = Parser()
+    if path == "fast":
+        if not FF_FAST_AVAILABLE:
+            return None
+        parser.err = 0
+        parser.err_at = NULL
+        parser.base = p
+        parser.n_asks = 0
+        parser.n_bids = 0
+        parser.n_trades = 0
+        parser.symbol_len = 0
+        parser.big_int = False
+        rc = parser._fast(p, p + n)
+        if rc < 0:
+            return None
+    else:
+        was = parser.fast
+        parser.fast = path == "auto" and FF_FAST_AVAILABLE
+        try:
+            rc = parser.parse(p, n)
+        finally:
+            parser.fast = was
+    if rc < 0:
+        return (_REJECT_NAMES[rc], None, None, [], [], [], parser.error_offset())
+    if rc != M_DEPTH and rc != M_TRADES:
+        return (METHOD_NAMES[rc], None, None, [], [], [], -1)
+    asks = [(parser.asks[i].price, parser.asks[i].amount) for i in range(parser.n_asks)]
+    bids = [(parser.bids[i].price, parser.bids[i].amount) for i in range(parser.n_bids)]
+    trades = [(parser.trades[i].id, parser.trades[i].time, parser.trades[i].price,
+               parser.trades[i].amount, parser.trades[i].side) for i in range(parser.n_trades)]
+    symbol = (<char*>parser.symbol)[:parser.symbol_len].decode("ascii")
+    return (METHOD_NAMES[rc], bool(parser.clean), symbol, asks, bids, trades, -1)
+
+
+def parse_batch_py(payloads, str path="auto", Parser parser=None):
+    """Parse each ``bytes`` of ``payloads`` in turn with one parser and return how many were
+    accepted (not rejected); nothing else is kept. ``path`` as in ``parse_py`` (with
+    ``"fast"``: how many the fast path took). For benchmarks: parse-only time without a
+    Python call per message."""
+    cdef Py_ssize_t ok = 0
+    cdef bint was
+    cdef bint fast_only = path == "fast"
+    cdef object b
+    if path not in ("auto", "general", "fast"):
+        raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if parser is None:
+        parser = Parser()
+    was = parser.fast
+    parser.fast = path == "auto" and FF_FAST_AVAILABLE
+    try:
+        for b in payloads:
+            if type(b) is not bytes:
+                raise TypeError(f"payloads must be bytes, not {type(b).__name__}")
+            if fast_only:
+                if not FF_FAST_AVAILABLE:
+                    continue
+                parser.n_asks = 0
+                parser.n_bids = 0
+                parser.n_trades = 0
+                if parser._fast(<const uchar*>PyBytes_AS_STRING(b),
+                                <const uchar*>PyBytes_AS_STRING(b) + PyBytes_GET_SIZE(b)) >= 0:
+                    ok += 1
+            elif parser.parse(<const uchar*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b)) >= 0:
+                ok += 1
+    finally:
+        parser.fast = was
+    return ok

@@ -29,6 +29,9 @@ from fastfeed.exchange import BookSet, SimBook
 from fastfeed.reference import ReferenceEngine
 from fastfeed.shm import attach, unlink_segment
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 
 @pytest.fixture()
 def shm_name() -> Iterator[str]:

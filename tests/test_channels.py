@@ -25,6 +25,9 @@ from fastfeed.reference import MESSAGE_KEYS, ReferenceEngine
 
 from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 PKG = Path(channels.__file__).parent
 ROUTES = {"request", "market", "broadcast", "private"}
 

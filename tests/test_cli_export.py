@@ -15,6 +15,9 @@ from fastfeed.capture import CaptureWriter
 from fastfeed.cli import main
 from fastfeed.export import capture_events, capture_to_csv
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 
 @pytest.fixture()
 def small_capture(tmp_path: Path) -> Path:

@@ -22,6 +22,9 @@ from fastfeed.protocol import Ticker
 rich = pytest.importorskip("rich")
 from rich.console import Console  # noqa: E402
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 
 class FakeFeed:
     """What the views read of a Feed, over a real Engine."""

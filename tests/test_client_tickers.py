@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import pytest
+
 import fastfeed
 from fastfeed.client import TickerMap
 
 from test_client import exchange, run, until
 from test_client_hostile import raw
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 
 def ticker_text(*symbols: str, last: str = "1.5", method: str = "ticker.update", nested: bool = False) -> str:

@@ -20,6 +20,9 @@ import fastfeed
 from fastfeed import errors
 from fastfeed.errors import FastfeedError
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 PKG = Path(fastfeed.__file__).parent
 # The CLI's own errors live with the CLI (it is being split into a package elsewhere).
 EXCLUDED = ("fastfeed.cli",)

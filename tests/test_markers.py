@@ -34,6 +34,8 @@ NOT_NATIVE = {
     "test_cli.py": "CLI commands in subprocesses (~60 s already without ASan)",
     "test_cli_hostile.py": "CLI commands in subprocesses against hostile servers",
     "test_cli_units.py": "CLI argument handling, no engine in this process",
+    "test_cli_bench.py": "fastfeed bench in subprocesses (the engine paths it times are native-tested)",
+    "test_cli_readme.py": "README commands and text, CLI in subprocesses",
     "test_exchange_cli.py": "the exchange command in subprocesses",
     "test_exchange_soak.py": "soak run (opt-in)",
     "test_faults_live.py": "live exchange process killed, stalled and restarted under the client",

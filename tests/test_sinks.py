@@ -35,6 +35,9 @@ from fastfeed.sinks import (
     push_symbols,
 )
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
 

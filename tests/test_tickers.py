@@ -27,6 +27,9 @@ from fastfeed.layout import TICKER_DTYPE, TICKER_FIELDS, ticker_from_row
 from fastfeed.reference import ReferenceEngine
 from helpers import assert_state_equal, assert_ticker_rows_equal, compiled_engine_cls, encode
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 FULL = (
     '{"method":"ticker.update","params":[{"symbol":"btc_usdt","open_24h":"6823.78","low_24h":"6700",'
     '"base_volume_24h":"1","high_24h":"6999","last":"6855.12","quote_volume_24h":"2","best_bid":"6855.1",'
