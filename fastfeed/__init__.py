@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .errors import (
     ConnectFailed,
+    EngineBusy,
     FastfeedError,
     FeedClosed,
     FrameError,
@@ -69,6 +70,7 @@ __all__ = [
     "ConnectionEvent",
     "ConnectionLost",
     "Engine",
+    "EngineBusy",
     "FastfeedError",
     "Feed",
     "FeedClosed",

@@ -10,6 +10,9 @@ from fastfeed._shm cimport ShmWriter
 cdef enum:
     N_REASONS = 11
 
+cdef enum:
+    D_TEXT_TOO_LARGE = -100        # Engine._decode: a plain-JSON payload beyond max_frame
+
 cdef struct SymSlot:
     uint64_t hash
     int32_t index                  # -1 = empty slot
@@ -50,6 +53,7 @@ cdef class Engine:
     cdef readonly EventRing events  # opt-in event log (Engine(event_log=N)), else None
     cdef ShmWriter _shm            # shared-memory segment (Engine(shm_name=...)), else None
     cdef bint _plain               # neither: books use the original apply, nothing else
+    cdef bint _busy                # a thread is feeding (maybe without the GIL): EngineBusy
     cdef list _books               # symbol index -> Book or None
     cdef list _symbols             # symbol index -> name
     cdef dict _index               # name -> symbol index
@@ -75,7 +79,12 @@ cdef class Engine:
     cdef int64_t msg_counts[M_COUNT]
     cdef int64_t rejects[N_REASONS]
 
-    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text)
+    cdef int _decode(self, const uchar* data, Py_ssize_t size, bint text, const uchar** js,
+                     Py_ssize_t* jn) noexcept nogil
+    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                         bint stable=*)
+    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                      bint stable)
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)

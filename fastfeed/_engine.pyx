@@ -7,7 +7,6 @@ pushes are applied without creating Python objects; everything else is decoded w
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport llrint
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -16,7 +15,7 @@ from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
-from fastfeed._inflate cimport INF_TOO_LARGE, Inflater
+from fastfeed._inflate cimport INF_NOMEM, INF_TOO_LARGE, Inflater
 from fastfeed._parse cimport (
     M_DEPTH,
     M_REPLY,
@@ -44,6 +43,7 @@ from fastfeed._parse import METHOD_NAMES
 from fastfeed._shm import ShmWriter as _ShmWriter
 from fastfeed.errors import (
     REJECT_REASONS,
+    EngineBusy,
     FastfeedError,
     FrameTooLarge,
     ParseError,
@@ -435,11 +435,56 @@ cdef class Engine:
         raise ParseError(f"symbol_limit: a new symbol beyond max_symbols={self.max_symbols}",
                          "symbol_limit")
 
-    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text):
-        """Feed one payload by pointer (the listener's entry point). See ``feed``."""
+    cdef int _decode(self, const uchar* data, Py_ssize_t size, bint text, const uchar** js,
+                     Py_ssize_t* jn) noexcept nogil:
+        """Payload -> JSON text (inflated if compressed) -> parsed into ``self.parser``;
+        touches only the inflater and the parser (engine-private memory), so it runs
+        without the GIL. Returns the parser's method code (>= 0), a parse rejection
+        (``P_*``), an inflate rejection (``INF_*``) or ``D_TEXT_TOO_LARGE``; ``jn`` is
+        -1 unless the payload was inflated or taken as text."""
         cdef const uchar* p = data
         cdef const uchar* end = data + size
-        cdef const uchar* js
+        cdef int rc
+        jn[0] = -1
+        if not text:
+            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
+                p += 1
+            text = p < end and (p[0] == 123 or p[0] == 91)
+        if text:
+            if <size_t>size > self.max_frame:
+                return D_TEXT_TOO_LARGE
+            js[0] = data
+            jn[0] = size
+        else:
+            rc = self.inflater.run(data, <size_t>size)
+            if rc < 0:
+                return rc
+            js[0] = self.inflater.out
+            jn[0] = <Py_ssize_t>self.inflater.out_len
+            self.bytes_inflated += jn[0]
+        return self.parser.parse(js[0], jn[0])
+
+    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                         bint stable=True):
+        """Feed one payload by pointer (the listener's entry point). See ``feed``.
+
+        ``stable``: the ``size`` bytes at ``data`` stay alive and unchanged until this
+        returns, even while the GIL is released (bytes, a held view of bytes, picows' read
+        buffer inside its callback). If not, the payload is inflated/parsed with the GIL
+        held. Raises :class:`~fastfeed.errors.EngineBusy` (nothing changed or counted) if
+        another thread is feeding this engine."""
+        if self._busy:
+            raise EngineBusy("this Engine is being fed by another thread; feed each engine "
+                             "from one thread at a time", "busy")
+        self._busy = True
+        try:
+            return self._feed(data, size, recv_ns, text, stable)
+        finally:
+            self._busy = False
+
+    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                      bint stable):
+        cdef const uchar* js = NULL
         cdef Py_ssize_t jn
         cdef int rc
         cdef int32_t idx
@@ -453,26 +498,20 @@ cdef class Engine:
         cdef uint64_t fp
         self.frames += 1
         self.bytes_in += size
-        if not text:
-            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
-                p += 1
-            text = p < end and (p[0] == 123 or p[0] == 91)
-        if text:
-            if <size_t>size > self.max_frame:
-                self.rejects[R_TOO_LARGE] += 1
-                raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
-                                    "too_large")
-            js = data
-            jn = size
+        # inflate + parse without the GIL (apply below holds it: a frame's changes to
+        # books, rings and counters appear to other threads all at once)
+        if stable:
+            with nogil:
+                rc = self._decode(data, size, text, &js, &jn)
         else:
-            rc = self.inflater.run(data, <size_t>size)
-            if rc < 0:
-                self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
-                raise_inflate_error(rc, self.max_frame)
-            js = self.inflater.out
-            jn = <Py_ssize_t>self.inflater.out_len
-            self.bytes_inflated += jn
-        rc = ps.parse(js, jn)
+            rc = self._decode(data, size, text, &js, &jn)
+        if rc == D_TEXT_TOO_LARGE:
+            self.rejects[R_TOO_LARGE] += 1
+            raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
+                                "too_large")
+        if INF_NOMEM <= rc < 0:
+            self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
+            raise_inflate_error(rc, self.max_frame)
         if rc < 0:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
@@ -559,12 +598,12 @@ cdef class Engine:
                 raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
             return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(enc),
                                  PyBytes_GET_SIZE(enc), recv_ns, True)
-        if type(payload) is bytearray:
-            return self.feed_ptr(<const uchar*>PyByteArray_AS_STRING(payload),
-                                 PyByteArray_GET_SIZE(payload), recv_ns, False)
+        # a held view: the buffer can be neither freed nor resized meanwhile; only bytes
+        # behind a memoryview cannot change either, so only they are read without the GIL
         PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
         try:
-            return self.feed_ptr(<const uchar*>view.buf, view.len, recv_ns, False)
+            return self.feed_ptr(<const uchar*>view.buf, view.len, recv_ns, False,
+                                 type(payload) is memoryview and type(payload.obj) is bytes)
         finally:
             PyBuffer_Release(&view)
 
@@ -584,6 +623,8 @@ cdef class Engine:
                                         PyBytes_GET_SIZE(payload), recv_ns, False)
                 else:
                     msg = self.feed(payload, recv_ns)
+            except EngineBusy:
+                raise
             except FastfeedError:
                 if raise_errors:
                     raise

@@ -446,7 +446,7 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
             return NULL
 
 
-cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept:
+cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept nogil:
     """Decimal text -> correctly rounded double, identical to Python's ``float(s)``.
 
     Grammar ``[+-]?(digits(.digits?)?|.digits)([eE][+-]?digits)?``. Fast exact path
@@ -526,10 +526,11 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
         return 0
     memcpy(buf, s, n)
     buf[n] = 0
-    v = PyOS_string_to_double(buf, &endp, NULL)
-    if v == -1.0 and PyErr_Occurred() != NULL:
-        PyErr_Clear()
-        return -1
+    with gil:  # CPython's correctly rounded strtod (dtoa) needs the GIL; rare path
+        v = PyOS_string_to_double(buf, &endp, NULL)
+        if v == -1.0 and PyErr_Occurred() != NULL:
+            PyErr_Clear()
+            return -1
     if endp != buf + n:
         return -1
     out[0] = v
@@ -537,7 +538,7 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
 
 
 cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
-                                   double* out) noexcept:
+                                   double* out) noexcept nogil:
     """The usual decimals inline; anything else through ``Parser._number``."""
     cdef const uchar* q
     if p < end:
@@ -609,20 +610,20 @@ cdef class Parser:
         free(self.trades)
         free(self.numbuf)
 
-    cdef const uchar* _fail(self, int code, const uchar* at) noexcept:
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept nogil:
         if self.err == 0:
             self.err = code
             self.err_at = at
         return NULL
 
-    cdef Py_ssize_t error_offset(self) noexcept:
+    cdef Py_ssize_t error_offset(self) noexcept nogil:
         if self.err_at == NULL:
             return -1
         return self.err_at - self.base
 
     # -- values ---------------------------------------------------------------------------
 
-    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept:
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept nogil:
         """A decimal string or a bare JSON number: the general path (``number_at`` tries
         the fast one first)."""
         cdef bint esc
@@ -658,7 +659,7 @@ cdef class Parser:
             return q
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef Py_ssize_t n
         cdef Py_ssize_t i
         cdef uchar c
@@ -679,7 +680,7 @@ cdef class Parser:
         self.symbol_len = n
         return p
 
-    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil:
         if end - p >= 4 and memcmp(p, b"true", 4) == 0:
             self.clean = True
             return p + 4
@@ -688,7 +689,7 @@ cdef class Parser:
             return p + 5
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept:
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
         cdef double price
         cdef double amount
         cdef Level* arr
@@ -747,7 +748,7 @@ cdef class Parser:
             if r < 0:
                 return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept nogil:
         """``[clean,`` of ``params``: returns the start of the second element."""
         if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
@@ -758,7 +759,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept nogil:
         """``, symbol]`` of ``params`` (p after the second element): returns past ``]``."""
         if next_item(&p, end, 93) != 1:
             return self._fail(P_BAD_MESSAGE, p)
@@ -769,7 +770,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef Py_ssize_t klen
         cdef bint seen_asks = False
@@ -818,7 +819,7 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef uchar tbuf[8]
         cdef Py_ssize_t klen
@@ -933,7 +934,7 @@ cdef class Parser:
         self.n_trades += 1
         return p
 
-    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef int r
         p = self._params_head(p, end)
         if p == NULL:
@@ -955,14 +956,14 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept nogil:
         if method == M_DEPTH:
             return self._depth_params(p, end)
         return self._trades_params(p, end)
 
     # -- envelope -------------------------------------------------------------------------
 
-    cdef int _classify(self, const uchar* start, const uchar* end) noexcept:
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept nogil:
         """After a failure: JSON errors take precedence over shape errors."""
         cdef int err
         cdef const uchar* q = skip_value(start, end, 0, &err)
@@ -977,7 +978,7 @@ cdef class Parser:
             self.err = P_BAD_MESSAGE
         return self.err
 
-    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept:
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept nogil:
         """Parse one message. Returns a method code (>= 0) or a rejection code (< 0)."""
         cdef const uchar* end = p + n
         cdef const uchar* start = p

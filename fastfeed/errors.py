@@ -13,6 +13,7 @@ __all__ = [
     "TradesOverwritten",
     "EventsOverwritten",
     "UnknownSymbol",
+    "EngineBusy",
     "ShmError",
     "ShmNotFound",
     "ShmInUse",
@@ -109,6 +110,14 @@ class UnknownSymbol(FastfeedError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class EngineBusy(FastfeedError, RuntimeError):
+    """An ``Engine`` (or ``Inflater``) was fed from a second thread while another thread was
+    feeding it (feeding releases the GIL). Nothing was changed or counted; feed each engine
+    from one thread at a time (one engine per thread or shard, or a lock of your own)."""
+
+    reason = "busy"
 
 
 class ShmError(FastfeedError):
