@@ -83,6 +83,8 @@ cdef class Engine:
                      Py_ssize_t* jn) noexcept nogil
     cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
                          bint stable=*)
+    cdef object _feed_obj(self, object payload, int64_t recv_ns)
+    cdef int _enter(self) except -1
     cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
                       bint stable)
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1

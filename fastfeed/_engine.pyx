@@ -473,10 +473,7 @@ cdef class Engine:
         buffer inside its callback). If not, the payload is inflated/parsed with the GIL
         held. Raises :class:`~fastfeed.errors.EngineBusy` (nothing changed or counted) if
         another thread is feeding this engine."""
-        if self._busy:
-            raise EngineBusy("this Engine is being fed by another thread; feed each engine "
-                             "from one thread at a time", "busy")
-        self._busy = True
+        self._enter()
         try:
             return self._feed(data, size, recv_ns, text, stable)
         finally:
@@ -575,6 +572,39 @@ cdef class Engine:
         self.msg_counts[rc] += 1
         return obj
 
+    cdef object _feed_obj(self, object payload, int64_t recv_ns):
+        """``feed`` without the busy check (the caller holds it)."""
+        cdef Py_buffer view
+        cdef bytes enc
+        if type(payload) is bytes:
+            return self._feed(<const uchar*>PyBytes_AS_STRING(payload),
+                              PyBytes_GET_SIZE(payload), recv_ns, False, True)
+        if type(payload) is str:
+            try:
+                enc = (<str>payload).encode("utf-8")
+            except UnicodeEncodeError:
+                self.frames += 1
+                self.rejects[R_BAD_JSON] += 1
+                raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
+            return self._feed(<const uchar*>PyBytes_AS_STRING(enc),
+                              PyBytes_GET_SIZE(enc), recv_ns, True, True)
+        # a held view: the buffer can be neither freed nor resized meanwhile; only bytes
+        # behind a memoryview cannot change either, so only they are read without the GIL
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            return self._feed(<const uchar*>view.buf, view.len, recv_ns, False,
+                              type(payload) is memoryview and type(payload.obj) is bytes)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef int _enter(self) except -1:
+        if self._busy:
+            raise EngineBusy("this Engine is being fed by another thread (or from inside "
+                             "its own feed_many); feed each engine from one thread at a "
+                             "time", "busy")
+        self._busy = True
+        return 0
+
     def feed(self, payload, int64_t recv_ns=0):
         """Feed one WebSocket payload.
 
@@ -583,54 +613,46 @@ cdef class Engine:
         taken as plain JSON). ``recv_ns``: the local receive time stamped on the update.
         Returns ``None`` for ``depth.update`` / ``trades.update`` (applied), else the
         decoded message. Raises ``InflateError``, ``FrameTooLarge`` or ``ParseError``.
+
+        Threads: inflating and parsing run without the GIL (for ``bytes``, ``str`` and
+        memoryviews of ``bytes``; a ``bytearray`` or other writable buffer is read with
+        the GIL held, since another thread could write into it); applying the result to
+        books, rings and counters holds it. One thread feeds an engine at a time: a call
+        while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
+        and changes nothing. See docs/engine-semantics.md section 8.
         """
-        cdef Py_buffer view
-        cdef bytes enc
-        if type(payload) is bytes:
-            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(payload),
-                                 PyBytes_GET_SIZE(payload), recv_ns, False)
-        if type(payload) is str:
-            try:
-                enc = (<str>payload).encode("utf-8")
-            except UnicodeEncodeError:
-                self.frames += 1
-                self.rejects[R_BAD_JSON] += 1
-                raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
-            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(enc),
-                                 PyBytes_GET_SIZE(enc), recv_ns, True)
-        # a held view: the buffer can be neither freed nor resized meanwhile; only bytes
-        # behind a memoryview cannot change either, so only they are read without the GIL
-        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        self._enter()
         try:
-            return self.feed_ptr(<const uchar*>view.buf, view.len, recv_ns, False,
-                                 type(payload) is memoryview and type(payload.obj) is bytes)
+            return self._feed_obj(payload, recv_ns)
         finally:
-            PyBuffer_Release(&view)
+            self._busy = False
 
     def feed_many(self, payloads, int64_t recv_ns=0, bint raise_errors=False):
         """Feed every payload of an iterable (replay, benchmarks: no Python call per frame).
 
         Returns the list of decoded non-hot messages, in order. Bad frames are counted in
-        ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true.
+        ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true. The engine is
+        busy (``EngineBusy`` for any other ``feed``) until this returns.
         """
         cdef list out = []
-        cdef Py_buffer view
         cdef object msg
-        for payload in payloads:
-            try:
-                if type(payload) is bytes:
-                    msg = self.feed_ptr(<const uchar*>PyBytes_AS_STRING(payload),
-                                        PyBytes_GET_SIZE(payload), recv_ns, False)
-                else:
-                    msg = self.feed(payload, recv_ns)
-            except EngineBusy:
-                raise
-            except FastfeedError:
-                if raise_errors:
-                    raise
-                continue
-            if msg is not None:
-                out.append(msg)
+        self._enter()
+        try:
+            for payload in payloads:
+                try:
+                    if type(payload) is bytes:
+                        msg = self._feed(<const uchar*>PyBytes_AS_STRING(payload),
+                                         PyBytes_GET_SIZE(payload), recv_ns, False, True)
+                    else:
+                        msg = self._feed_obj(payload, recv_ns)
+                except FastfeedError:
+                    if raise_errors:
+                        raise
+                    continue
+                if msg is not None:
+                    out.append(msg)
+        finally:
+            self._busy = False
         return out
 
     # -- access ------------------------------------------------------------------------------

@@ -41,3 +41,4 @@ cdef class Inflater:
     cdef int _run_isal(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _grow(self, size_t want) noexcept nogil
     cdef int _run_obj(self, object data) except? -100
+    cdef int _run_buf(self, object data) except? -100

@@ -307,15 +307,22 @@ cdef class Inflater:
             return INF_ZLIB_ERROR
 
     cdef int _run_obj(self, object data) except? -100:
+        """Inflate a buffer object, refusing a second thread (``EngineBusy``)."""
+        if self.busy:
+            raise EngineBusy("this Inflater is in use by another thread", "busy")
+        self.busy = True
+        try:
+            return self._run_buf(data)
+        finally:
+            self.busy = False
+
+    cdef int _run_buf(self, object data) except? -100:
         """Inflate a buffer object: a view is held for the whole run (so it can neither be
         freed nor resized); the GIL is released when its memory is immutable."""
         cdef Py_buffer view
         cdef int rc
         cdef bint release = _immutable(data)
-        if self.busy:
-            raise EngineBusy("this Inflater is in use by another thread", "busy")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        self.busy = True
         try:
             if release:
                 with nogil:
@@ -323,7 +330,6 @@ cdef class Inflater:
             else:
                 rc = self.run(<const unsigned char*>view.buf, <size_t>view.len)
         finally:
-            self.busy = False
             PyBuffer_Release(&view)
         return rc
 
@@ -343,19 +349,25 @@ cdef class Inflater:
 
     def inflate_many(self, payloads):
         """Inflate every frame of an iterable of ``bytes`` into the reused buffer (the
-        benchmark floor, with no Python call per frame). Returns the total output size."""
+        benchmark floor, with no Python call per frame; ``bytes`` are inflated with the GIL
+        held). Returns the total output size. The Inflater is busy until this returns."""
         cdef size_t total = 0
         cdef int rc
-        for data in payloads:
-            if type(data) is bytes:    # with the GIL held: nothing else can run meanwhile
-                if self.busy:
-                    raise EngineBusy("this Inflater is in use by another thread", "busy")
-                rc = self.run(<const unsigned char*>PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
-            else:
-                rc = self._run_obj(data)
-            if rc < 0:
-                raise_inflate_error(rc, self.max_size)
-            total += self.out_len
+        if self.busy:
+            raise EngineBusy("this Inflater is in use by another thread", "busy")
+        self.busy = True
+        try:
+            for data in payloads:
+                if type(data) is bytes:
+                    rc = self.run(<const unsigned char*>PyBytes_AS_STRING(data),
+                                  <size_t>PyBytes_GET_SIZE(data))
+                else:
+                    rc = self._run_buf(data)
+                if rc < 0:
+                    raise_inflate_error(rc, self.max_size)
+                total += self.out_len
+        finally:
+            self.busy = False
         return total
 
     @property
