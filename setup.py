@@ -24,6 +24,7 @@ and Python. So the README's second ``pip install -e`` compiles nothing. ``rm -rf
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,29 @@ def _find_header(name: str, dirs) -> bytes:
     return b""
 
 
+_CIMPORT = re.compile(rb"^\s*(?:from\s+fastfeed\.(\w+)\s+cimport|cimport\s+fastfeed\.(\w+))", re.M)
+
+
+def _pxd_deps(path: str) -> set:
+    """The fastfeed .pxd files ``path`` cimports, directly or not (its own .pxd too)."""
+    seen = set()
+    todo = [path]
+    own = path[:-4] + ".pxd"
+    if path.endswith(".pyx") and os.path.exists(os.path.join(ROOT, own)):
+        todo.append(own)
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        for m in _CIMPORT.finditer(_read(os.path.join(ROOT, p))):
+            dep = f"fastfeed/{(m.group(1) or m.group(2)).decode()}.pxd"
+            if os.path.exists(os.path.join(ROOT, dep)):
+                todo.append(dep)
+    seen.discard(path)
+    return seen
+
+
 def _pyx(ext) -> str:
     return "fastfeed/" + ext.name.rsplit(".", 1)[1] + ".pyx"
 
@@ -160,11 +184,10 @@ class BuildExt(build_ext):
     def _cython_key(self, ext) -> str:
         import Cython
         pyx = _pyx(ext)
-        # every .pxd of the package (a module's cimports are a subset; cheap and safe)
-        pxds = sorted(f for f in os.listdir(os.path.join(ROOT, "fastfeed")) if f.endswith(".pxd"))
+        pxds = sorted(_pxd_deps(pyx))
         return _sha(Cython.__version__, json.dumps(directives, sort_keys=True), DEBUG,
                     _read(os.path.join(ROOT, pyx)),
-                    *(p.encode() + _read(os.path.join(ROOT, "fastfeed", p)) for p in pxds),
+                    *(p.encode() + _read(os.path.join(ROOT, p)) for p in pxds),
                     self._picows_pxd() if ext.name == "fastfeed._listener" else b"")
 
     @staticmethod

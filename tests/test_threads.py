@@ -250,3 +250,40 @@ def test_buffer_views_are_released(kind: str) -> None:
         ba.extend(b"more")           # BufferError if a view were still exported
         del ba[:]
     assert eng.book("BTC_USDT").best_bid == 1.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_feed_many_batches_match_feed(backend: str) -> None:
+    """feed_many (runs of bytes decoded up to 16 at a time without the GIL, then applied)
+    gives exactly what feeding frame by frame gives: state, returned messages, counters;
+    also with str / bytearray / memoryview payloads breaking the runs."""
+    stream: list[Any] = list(STREAMS[0][:700]) + list(STREAMS[1][:700])
+    for k in range(0, len(stream), 37):
+        p = stream[k]
+        stream[k] = bytearray(p) if isinstance(p, bytes) and k % 2 else (
+            memoryview(p) if isinstance(p, bytes) else p)
+    one = fastfeed.Engine(depth=50, inflate_backend=backend)
+    msgs = [m for m in _feed_all(one, stream, False)
+            if m is not None and not (isinstance(m, tuple) and m[0] == "error")]
+    many = fastfeed.Engine(depth=50, inflate_backend=backend)
+    assert many.feed_many(stream, 7) == msgs
+    assert_state_equal(many, one, "feed_many vs feed")
+    assert many.feed_many([]) == []
+    assert many.feed_many(iter(stream[:16])) == [m for m in _feed_all(
+        fastfeed.Engine(depth=50), stream[:16], False) if m is not None
+        and not (isinstance(m, tuple) and m[0] == "error")]
+
+
+def test_feed_many_raise_errors_stops_at_the_bad_frame() -> None:
+    good = [zlib.compress(depth_text(True, "BTC_USDT", asks=[(str(10 + i), "1")],
+                                     bids=[("1", "1")]).encode()) for i in range(20)]
+    stream = good[:5] + [b"\x78\x9c\x00broken"] + good[5:]
+    eng = fastfeed.Engine(depth=10)
+    with pytest.raises(fastfeed.InflateError):
+        eng.feed_many(stream, raise_errors=True)
+    want = fastfeed.Engine(depth=10)
+    for p in good[:5]:
+        want.feed(p)
+    with pytest.raises(fastfeed.InflateError):
+        want.feed(stream[5])
+    assert_state_equal(eng, want, "stopped at the bad frame")
