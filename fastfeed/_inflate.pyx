@@ -213,9 +213,10 @@ cdef class Inflater:
     cdef int _run_isal(self, const unsigned char* data, size_t size) noexcept nogil:
         """ISA-L inflates the frame as a stream into the output buffer, which grows up to
         ``max_size + 1``. Only a clean success (the whole input used, Adler-32 checked by
-        ISA-L) or the size cap is decided here; anything else (a header zlib would refuse,
-        corrupt, truncated or trailing input) is handed to zlib, so that every backend
-        reports the same reason."""
+        ISA-L, within the cap) is decided here; anything else (a header zlib would refuse,
+        corrupt, truncated or trailing input, the size cap reached) is handed to zlib, so
+        that every backend reports the same reason (ISA-L may write output beyond a bad
+        symbol that zlib stops at, so even "too large" is zlib's call)."""
         cdef inflate_state* st = self.isal
         cdef size_t limit = self.max_size + 1
         cdef size_t produced = 0
@@ -244,15 +245,15 @@ cdef class Inflater:
             if r != ISAL_DECOMP_OK:
                 return self._run_zlib(data, size)
             if st.block_state == ISAL_BLOCK_FINISH:
-                if produced > self.max_size:
-                    return INF_TOO_LARGE
-                if st.avail_in != 0 or st.read_in_length >= 8:
-                    return self._run_zlib(data, size)   # trailing bytes: zlib says so
+                if produced > self.max_size or st.avail_in != 0 or st.read_in_length >= 8:
+                    return self._run_zlib(data, size)   # too large, trailing: zlib says
                 self.out_len = produced
                 return INF_OK
             if st.avail_out == 0:
                 if self.out_cap >= limit:
-                    return INF_TOO_LARGE
+                    # at the cap: ISA-L may have written past a corruption zlib stops at
+                    # (it checks some symbols late), so zlib decides too_large vs corrupt
+                    return self._run_zlib(data, size)
                 want = self.out_cap * 2
                 if want > limit:
                     want = limit
