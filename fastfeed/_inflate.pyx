@@ -194,10 +194,10 @@ cdef class Inflater:
             r = libdeflate_zlib_decompress_ex(self.ld, data, size, self.out, self.out_cap,
                                               &in_used, &out_n)
             if r == LIBDEFLATE_SUCCESS:
-                if out_n > self.max_size:
-                    return INF_TOO_LARGE
-                if in_used != size:
-                    return INF_TRAILING
+                if out_n > self.max_size or in_used != size:
+                    # too large / trailing bytes: zlib tells which, in the order the stream
+                    # reveals it (libdeflate may have decoded past a symbol zlib refuses)
+                    return self._run_zlib(data, size)
                 self.out_len = out_n
                 return INF_OK
             if r != LIBDEFLATE_INSUFFICIENT_SPACE or self.out_cap >= limit:
