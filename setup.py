@@ -66,7 +66,18 @@ def _can_build(name: str) -> bool:
         return r.returncode == 0
 
 
+_BACKENDS = None
+
+
 def _backends() -> list[str]:
+    """The optional backends to build (found once per setup.py run)."""
+    global _BACKENDS
+    if _BACKENDS is None:
+        _BACKENDS = _find_backends()
+    return _BACKENDS
+
+
+def _find_backends() -> list[str]:
     want = os.environ.get("FASTFEED_INFLATE", "auto").lower().replace(" ", "")
     if want == "auto":
         return [b for b in _OPTIONAL if _can_build(b)]
