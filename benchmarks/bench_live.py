@@ -302,9 +302,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     out.append("")
     if a and b:
         v = a["msgs_per_s"] / b["msgs_per_s"]
+        verdict = "ok" if v >= LIVE_TARGET else "MISSED"
         out.append(f"{'target row':<64}{'value':>8}{'target':>9}  verdict")
         out.append(f"{'live loopback max msg/s: fastfeed / ' + LIVE_PEER:<64}{v:>8.2f}"
-                   f"{'>= ' + format(LIVE_TARGET, 'g'):>9}  {'ok' if v >= LIVE_TARGET else 'MISSED'}")
+                   f"{'>= ' + format(LIVE_TARGET, 'g'):>9}  {verdict}")
     else:
         out.append(f"live loopback row: needs rate 'max' for fastfeed and {LIVE_PEER}")
     return "\n".join(out)

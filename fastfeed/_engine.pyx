@@ -847,7 +847,8 @@ cdef class Engine:
 
     @property
     def inflate_backend(self):
-        """The inflate backend in use: ``"libdeflate"`` or ``"zlib"`` (see ``Inflater``)."""
+        """The inflate backend in use: ``"isal"``, ``"libdeflate"`` or ``"zlib"`` (see
+        ``Inflater``)."""
         return self.inflater.backend
 
     def close(self):
