@@ -717,7 +717,8 @@ def _fmt_alloc(a: dict | None) -> str:
 
 
 def _format_ratio_rows(rows: list[dict]) -> list[str]:
-    out = [f"{'target ratio':<46}{'value':>9}{'target':>9}{'rounds min..max':>18}{'at floor':>10}  verdict"]
+    out = [f"{'target ratio':<46}{'value':>9}{'target':>9}{'rounds min..max':>18}"
+           f"{'at floor':>10}  verdict"]
     for q in rows:
         if q["value"] is None:
             out.append(f"{q['name']:<46}{'n/a':>9}{q['target']:>9}{'':>28}  not measured")
