@@ -508,7 +508,13 @@ cdef class Engine:
         parsed without the GIL into one parser each, up to and including the first that
         is not a depth/trade push (or is rejected); then applied in order with the GIL,
         exactly as ``_feed`` would. One GIL release per run of hot frames, not per frame,
-        so that engines in several threads do not queue for the GIL at every frame."""
+        so that engines in several threads do not queue for the GIL at every frame.
+
+        Relies on: a depth/trade push's parse result (levels, trades, symbol, clean) is
+        held in its parser, not pointers into the JSON text, since the inflater's buffer
+        is reused by the next frame of the run; only the run's last frame (a non-hot or
+        rejected one, or the last of the batch) may read its text (``jss``) in
+        ``_after``."""
         cdef Py_ssize_t n = len(batch)
         cdef Py_ssize_t i = 0
         cdef Py_ssize_t j
