@@ -6,6 +6,7 @@ from typing import NoReturn
 
 from .errors import (
     ConnectFailed,
+    EngineBusy,
     FastfeedError,
     FeedClosed,
     FrameError,
@@ -76,6 +77,7 @@ __all__ = [
     "ConnectionEvent",
     "ConnectionLost",
     "Engine",
+    "EngineBusy",
     "FastfeedError",
     "Feed",
     "FeedClosed",

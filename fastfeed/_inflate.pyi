@@ -9,6 +9,7 @@ _Buffer: TypeAlias = bytes | bytearray | memoryview
 
 ZLIB_RUNTIME_VERSION: str
 BACKENDS: tuple[str, ...]
+PREFERENCE: tuple[str, ...]
 
 def reason_of(code: int) -> str: ...
 def raise_inflate_error(code: int, cap: int = 0) -> NoReturn: ...

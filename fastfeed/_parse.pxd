@@ -93,23 +93,23 @@ cdef class Parser:
     cdef char* numbuf              # 2 x (MAX_NUMBER + 2): strtod copies, decoded strings
     cdef bint fast                 # try the fast path first (set_fast_path at creation)
 
-    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept
-    cdef const uchar* _fail(self, int code, const uchar* at) noexcept
-    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept
-    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept
-    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept
-    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept
-    cdef int _classify(self, const uchar* start, const uchar* end) noexcept
-    cdef Py_ssize_t error_offset(self) noexcept
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept nogil
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept nogil
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept nogil
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept nogil
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept nogil
+    cdef Py_ssize_t error_offset(self) noexcept nogil
     # the fast path (DigiFinex's compact shape; -1 / NULL: use the general parser)
     cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil

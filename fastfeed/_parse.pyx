@@ -474,7 +474,7 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
             return NULL
 
 
-cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept:
+cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept nogil:
     """Decimal text -> correctly rounded double, identical to Python's ``float(s)``.
 
     Grammar ``[+-]?(digits(.digits?)?|.digits)([eE][+-]?digits)?``. Fast exact path
@@ -554,10 +554,11 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
         return 0
     memcpy(buf, s, n)
     buf[n] = 0
-    v = PyOS_string_to_double(buf, &endp, NULL)
-    if v == -1.0 and PyErr_Occurred() != NULL:
-        PyErr_Clear()
-        return -1
+    with gil:  # CPython's correctly rounded strtod (dtoa) needs the GIL; rare path
+        v = PyOS_string_to_double(buf, &endp, NULL)
+        if v == -1.0 and PyErr_Occurred() != NULL:
+            PyErr_Clear()
+            return -1
     if endp != buf + n:
         return -1
     out[0] = v
@@ -565,7 +566,7 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
 
 
 cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
-                                   double* out) noexcept:
+                                   double* out) noexcept nogil:
     """The usual decimals inline; anything else through ``Parser._number``."""
     cdef const uchar* q
     if p < end:
@@ -693,7 +694,7 @@ cdef inline int ticker_value_end(const uchar** pp, const uchar* end, int depth) 
 
 
 cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* numbuf,
-                      int depth) noexcept:
+                      int depth) noexcept nogil:
     """A float field (``protocol._f``): null/"" -> NaN; a decimal string of at most 64
     characters or a JSON number -> its correctly rounded double (what ``float()`` gives);
     non-finite, bool, object, array or a string ``float()`` refuses -> TKV_BAD."""
@@ -758,7 +759,7 @@ cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* num
 
 
 cdef int ticker_int(const uchar** pp, const uchar* end, int64_t* out, char* numbuf,
-                    int depth) noexcept:
+                    int depth) noexcept nogil:
     """The timestamp (``protocol._i``): null -> 0; a JSON integer or a string of 1..20
     characters holding one, in int64 range; a finite JSON float below 2**63 in magnitude,
     truncated toward zero. Anything else -> TKV_BAD."""
@@ -864,20 +865,20 @@ cdef class Parser:
         free(self.tickers)
         free(self.numbuf)
 
-    cdef const uchar* _fail(self, int code, const uchar* at) noexcept:
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept nogil:
         if self.err == 0:
             self.err = code
             self.err_at = at
         return NULL
 
-    cdef Py_ssize_t error_offset(self) noexcept:
+    cdef Py_ssize_t error_offset(self) noexcept nogil:
         if self.err_at == NULL:
             return -1
         return self.err_at - self.base
 
     # -- values ---------------------------------------------------------------------------
 
-    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept:
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept nogil:
         """A decimal string or a bare JSON number: the general path (``number_at`` tries
         the fast one first)."""
         cdef bint esc
@@ -913,7 +914,7 @@ cdef class Parser:
             return q
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef Py_ssize_t n
         cdef Py_ssize_t i
         cdef uchar c
@@ -934,7 +935,7 @@ cdef class Parser:
         self.symbol_len = n
         return p
 
-    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil:
         if end - p >= 4 and memcmp(p, b"true", 4) == 0:
             self.clean = True
             return p + 4
@@ -943,7 +944,7 @@ cdef class Parser:
             return p + 5
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept:
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
         cdef double price
         cdef double amount
         cdef Level* arr
@@ -1002,7 +1003,7 @@ cdef class Parser:
             if r < 0:
                 return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept nogil:
         """``[clean,`` of ``params``: returns the start of the second element."""
         if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
@@ -1013,7 +1014,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept nogil:
         """``, symbol]`` of ``params`` (p after the second element): returns past ``]``."""
         if next_item(&p, end, 93) != 1:
             return self._fail(P_BAD_MESSAGE, p)
@@ -1024,7 +1025,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef Py_ssize_t klen
         cdef bint seen_asks = False
@@ -1073,7 +1074,7 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef uchar tbuf[8]
         cdef Py_ssize_t klen
@@ -1188,7 +1189,7 @@ cdef class Parser:
         self.n_trades += 1
         return p
 
-    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef int r
         p = self._params_head(p, end)
         if p == NULL:
@@ -1210,14 +1211,14 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept nogil:
         if method == M_DEPTH:
             return self._depth_params(p, end)
         return self._trades_params(p, end)
 
     # -- ticker.update / all_ticker.update ---------------------------------------------------
 
-    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept nogil:
         """``params`` of a ticker push: the good records into ``tickers``, the rejected
         ones counted (``ticker_bad_symbol`` / ``ticker_bad_field``; items that are not
         ticker objects in ``ticker_bad_shape``), or, when a value needs Python's exact
@@ -1245,7 +1246,7 @@ cdef class Parser:
         self.ticker_slow = True
         return q
 
-    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept nogil:
         """``[{..}, ..]`` (the doc) or ``[[{..}, ..]]`` (seen live), like
         ``protocol._records``: anything else in ``params`` counts one ``bad_shape`` item.
         NULL on any surprise (the caller validates and takes the slow path)."""
@@ -1298,7 +1299,7 @@ cdef class Parser:
             if r < 0:
                 return NULL
 
-    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept:
+    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept nogil:
         """One ticker object (p at ``{``; ``depth`` its nesting level) -> ``tickers``.
         A repeated key counts with its last value (as a dict would keep it)."""
         cdef uchar key[KEYBUF]
@@ -1396,7 +1397,7 @@ cdef class Parser:
 
     # -- envelope -------------------------------------------------------------------------
 
-    cdef int _classify(self, const uchar* start, const uchar* end) noexcept:
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept nogil:
         """After a failure: JSON errors take precedence over shape errors."""
         cdef int err
         cdef const uchar* q = skip_value(start, end, 0, &err)
@@ -1411,7 +1412,7 @@ cdef class Parser:
             self.err = P_BAD_MESSAGE
         return self.err
 
-    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept:
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept nogil:
         """Parse one message. Returns a method code (>= 0) or a rejection code (< 0)."""
         cdef const uchar* end = p + n
         cdef const uchar* start = p

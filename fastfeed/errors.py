@@ -51,6 +51,7 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
             RequestRefused
             NoMarket (RuntimeError)
         InternalError (RuntimeError)
+        EngineBusy (RuntimeError)
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ __all__ = [
     "EventsOverwritten",
     "TickersOverwritten",
     "UnknownSymbol",
+    "EngineBusy",
     "ShmError",
     "ShmNotFound",
     "ShmInUse",
@@ -203,6 +205,14 @@ class DecodeError(FastfeedError):
 
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(message or reason, reason)
+
+
+class EngineBusy(FastfeedError, RuntimeError):
+    """An ``Engine`` (or ``Inflater``) was fed from a second thread while another thread was
+    feeding it (feeding releases the GIL). Nothing was changed or counted; feed each engine
+    from one thread at a time (one engine per thread or shard, or a lock of your own)."""
+
+    reason = "busy"
 
 
 class ShmError(FastfeedError):
