@@ -22,6 +22,7 @@ when ``build/fastfeed-cache`` holds the extension built from the same .c, flags,
 and Python. So the README's second ``pip install -e`` compiles nothing. ``rm -rf build``
 (or ``FASTFEED_NO_CACHE=1``) forces a full build.
 """
+
 import hashlib
 import json
 import os
@@ -44,11 +45,18 @@ CACHE_DIR = os.path.join(ROOT, "build", "fastfeed-cache")
 
 # name: (test program, libraries, header to hash into the cache key)
 _OPTIONAL = {
-    "isal": ("#include <isa-l/igzip_lib.h>\nint main(void){struct inflate_state s;"
-             "isal_inflate_init(&s);return 0;}\n", ["isal"], "isa-l/igzip_lib.h"),
-    "libdeflate": ("#include <libdeflate.h>\nint main(void){struct libdeflate_decompressor*p="
-                   "libdeflate_alloc_decompressor();libdeflate_free_decompressor(p);return 0;}\n",
-                   ["deflate"], "libdeflate.h"),
+    "isal": (
+        "#include <isa-l/igzip_lib.h>\nint main(void){struct inflate_state s;"
+        "isal_inflate_init(&s);return 0;}\n",
+        ["isal"],
+        "isa-l/igzip_lib.h",
+    ),
+    "libdeflate": (
+        "#include <libdeflate.h>\nint main(void){struct libdeflate_decompressor*p="
+        "libdeflate_alloc_decompressor();libdeflate_free_decompressor(p);return 0;}\n",
+        ["deflate"],
+        "libdeflate.h",
+    ),
 }
 
 
@@ -62,8 +70,9 @@ def _can_build(name: str) -> bool:
         src = os.path.join(d, "t.c")
         with open(src, "w") as f:
             f.write(src_text)
-        r = subprocess.run([*cc.split(), src, "-o", os.path.join(d, "t"),
-                            *(f"-l{lib}" for lib in libs)], capture_output=True)
+        r = subprocess.run(
+            [*cc.split(), src, "-o", os.path.join(d, "t"), *(f"-l{lib}" for lib in libs)], capture_output=True
+        )
         return r.returncode == 0
 
 
@@ -87,12 +96,13 @@ def _find_backends() -> list[str]:
     names = [n for n in want.split(",") if n and n != "zlib"]
     bad = [n for n in names if n not in _OPTIONAL]
     if bad:
-        sys.exit(f"FASTFEED_INFLATE must be auto, zlib or a comma list of {sorted(_OPTIONAL)}, "
-                 f"not {want!r}")
+        sys.exit(f"FASTFEED_INFLATE must be auto, zlib or a comma list of {sorted(_OPTIONAL)}, not {want!r}")
     missing = [n for n in names if not _can_build(n)]
     if missing:
-        sys.exit(f"FASTFEED_INFLATE={want} but {', '.join(missing)} is not usable (Debian: "
-                 "apt-get install libisal-dev / libdeflate-dev)")
+        sys.exit(
+            f"FASTFEED_INFLATE={want} but {', '.join(missing)} is not usable (Debian: "
+            "apt-get install libisal-dev / libdeflate-dev)"
+        )
     return names
 
 
@@ -177,16 +187,21 @@ class BuildExt(build_ext):
     def finalize_options(self):
         super().finalize_options()
         import numpy
+
         backends = _backends()
-        print(f"fastfeed: inflate backends: zlib{''.join(' + ' + b for b in backends)}; "
-              f"{self.parallel or 1} compile jobs", flush=True)
+        print(
+            f"fastfeed: inflate backends: zlib{''.join(' + ' + b for b in backends)}; "
+            f"{self.parallel or 1} compile jobs",
+            flush=True,
+        )
         for ext in self.extensions:
             ext.include_dirs.append(numpy.get_include())
             if ext.name == "fastfeed._inflate":
                 ext.libraries = ["z"] + [lib for b in backends for lib in _OPTIONAL[b][1]]
                 ext.define_macros += [
                     ("FASTFEED_HAVE_ISAL", "1" if "isal" in backends else "0"),
-                    ("FASTFEED_HAVE_LIBDEFLATE", "1" if "libdeflate" in backends else "0")]
+                    ("FASTFEED_HAVE_LIBDEFLATE", "1" if "libdeflate" in backends else "0"),
+                ]
         self._numpy_version = numpy.__version__
 
     def run(self):
@@ -197,12 +212,17 @@ class BuildExt(build_ext):
 
     def _cython_key(self, ext) -> str:
         import Cython
+
         pyx = _pyx(ext)
         pxds = sorted(_pxd_deps(pyx))
-        return _sha(Cython.__version__, json.dumps(directives, sort_keys=True), DEBUG,
-                    _read(os.path.join(ROOT, pyx)),
-                    *(p.encode() + _read(os.path.join(ROOT, p)) for p in pxds),
-                    self._picows_pxd() if ext.name == "fastfeed._listener" else b"")
+        return _sha(
+            Cython.__version__,
+            json.dumps(directives, sort_keys=True),
+            DEBUG,
+            _read(os.path.join(ROOT, pyx)),
+            *(p.encode() + _read(os.path.join(ROOT, p)) for p in pxds),
+            self._picows_pxd() if ext.name == "fastfeed._listener" else b"",
+        )
 
     @staticmethod
     def _picows_pxd() -> bytes:
@@ -211,11 +231,11 @@ class BuildExt(build_ext):
         except ImportError:
             return b""
         d = os.path.dirname(picows.__file__)
-        return b"".join(_read(os.path.join(d, f)) for f in sorted(os.listdir(d))
-                        if f.endswith(".pxd"))
+        return b"".join(_read(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".pxd"))
 
     def _cythonize(self):
         from Cython.Build import cythonize
+
         stamps_path = os.path.join(ROOT, "build", "fastfeed-cython.json")
         try:
             with open(stamps_path) as f:
@@ -226,17 +246,27 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             c_file = _pyx(ext)[:-4] + ".c"
             keys[ext.name] = key = self._cython_key(ext)
-            fresh = (not NO_CACHE and not DEBUG and stamps.get(ext.name) == key
-                     and os.path.exists(os.path.join(ROOT, c_file)))
+            fresh = (
+                not NO_CACHE
+                and not DEBUG
+                and stamps.get(ext.name) == key
+                and os.path.exists(os.path.join(ROOT, c_file))
+            )
             if not fresh:
                 todo.append(ext)
         if todo:
             print(f"fastfeed: cythonizing {len(todo)} module(s) with {JOBS} job(s)", flush=True)
             for ext in todo:
                 ext.sources = [_pyx(ext)]
-            cythonize(todo, compiler_directives=directives, annotate=DEBUG,
-                      include_path=["fastfeed"], nthreads=min(JOBS, len(todo)) if JOBS > 1 else 0,
-                      force=True, quiet=True)
+            cythonize(
+                todo,
+                compiler_directives=directives,
+                annotate=DEBUG,
+                include_path=["fastfeed"],
+                nthreads=min(JOBS, len(todo)) if JOBS > 1 else 0,
+                force=True,
+                quiet=True,
+            )
         for ext in self.extensions:
             ext.sources = [_pyx(ext)[:-4] + ".c"]
         stamps.update(keys)
@@ -247,13 +277,23 @@ class BuildExt(build_ext):
     # -- C compiler: cached by content --------------------------------------------------------
 
     def _c_key(self, ext) -> str:
-        headers = b"".join(_find_header(h, ext.include_dirs) for h in
-                           ("zlib.h", *(v[2] for v in _OPTIONAL.values())))
-        return _sha(sys.version, sysconfig.get_config_var("EXT_SUFFIX"), self._numpy_version,
-                    os.environ.get("CC", ""), os.environ.get("CFLAGS", ""),
-                    os.environ.get("LDFLAGS", ""), cflags, sorted(ext.define_macros),
-                    ext.libraries, ext.extra_link_args, headers,
-                    *(_read(os.path.join(ROOT, s)) for s in ext.sources))
+        headers = b"".join(
+            _find_header(h, ext.include_dirs) for h in ("zlib.h", *(v[2] for v in _OPTIONAL.values()))
+        )
+        return _sha(
+            sys.version,
+            sysconfig.get_config_var("EXT_SUFFIX"),
+            self._numpy_version,
+            os.environ.get("CC", ""),
+            os.environ.get("CFLAGS", ""),
+            os.environ.get("LDFLAGS", ""),
+            cflags,
+            sorted(ext.define_macros),
+            ext.libraries,
+            ext.extra_link_args,
+            headers,
+            *(_read(os.path.join(ROOT, s)) for s in ext.sources),
+        )
 
     def build_extension(self, ext):
         target = self.get_ext_fullpath(ext.name)
@@ -268,7 +308,7 @@ class BuildExt(build_ext):
         super().build_extension(ext)
         if cached:
             os.makedirs(CACHE_DIR, exist_ok=True)
-            for old in os.listdir(CACHE_DIR):      # one entry per module
+            for old in os.listdir(CACHE_DIR):  # one entry per module
                 if old.startswith(ext.name + "."):
                     os.unlink(os.path.join(CACHE_DIR, old))
             tmp = cached + ".tmp"

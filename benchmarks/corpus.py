@@ -22,12 +22,23 @@ from fastfeed.bench.corpus import (  # noqa: E402
     corpus_stats,
     format_stats,
     load_corpus,
+    main,
     make_corpus,
     save_corpus,
-    main,
 )
 
-__all__ = ['KINDS', 'MIX', 'SYMBOLS', 'Frame', 'corpus_stats', 'format_stats', 'load_corpus', 'make_corpus', 'save_corpus', 'main']
+__all__ = [
+    "KINDS",
+    "MIX",
+    "SYMBOLS",
+    "Frame",
+    "corpus_stats",
+    "format_stats",
+    "load_corpus",
+    "main",
+    "make_corpus",
+    "save_corpus",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ from typing import NoReturn
 from .errors import (
     ConnectFailed,
     EngineBusy,
+    EventsOverwritten,
     FastfeedError,
     FeedClosed,
     FrameError,
@@ -23,14 +24,12 @@ from .errors import (
     ShmNotFound,
     ShmStale,
     ShmTornRead,
-    TradesOverwritten,
-    EventsOverwritten,
     TickersOverwritten,
+    TradesOverwritten,
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
 from .layout import TICKER_DTYPE, TRADE_DTYPE
-from .sinks import CaptureSink, FrameChange, Sink
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -43,6 +42,7 @@ from .protocol import (
     RequestTimeout,
     Ticker,
 )
+from .sinks import CaptureSink, FrameChange, Sink
 
 try:
     from ._book import Book
@@ -50,7 +50,6 @@ try:
     from ._inflate import Inflater
     from ._ring import TradeRing
     from ._ticker import TickerRing
-
     from .client import ConnectionEvent, Feed, FeedOptions, FeedOptionsKwargs, connect
     from .shm import attach
 
@@ -78,12 +77,13 @@ __all__ = [
     "ConnectionLost",
     "Engine",
     "EngineBusy",
+    "EventsOverwritten",
     "FastfeedError",
     "Feed",
     "FeedClosed",
     "FeedOptions",
-    "FrameChange",
     "FeedOptionsKwargs",
+    "FrameChange",
     "FrameError",
     "FrameTooLarge",
     "InflateError",
@@ -106,10 +106,9 @@ __all__ = [
     "Sink",
     "Ticker",
     "TickerRing",
+    "TickersOverwritten",
     "TradeRing",
     "TradesOverwritten",
-    "EventsOverwritten",
-    "TickersOverwritten",
     "UnknownSymbol",
     "attach",
     "connect",
@@ -117,9 +116,19 @@ __all__ = [
 
 
 def __getattr__(name: str) -> NoReturn:  # pragma: no cover - only when the extensions failed to load
-    if name in ("Book", "Engine", "Inflater", "TradeRing", "TickerRing", "connect", "Feed", "FeedOptions",
-                "FeedOptionsKwargs",
-                "ConnectionEvent", "attach"):
+    if name in (
+        "Book",
+        "Engine",
+        "Inflater",
+        "TradeRing",
+        "TickerRing",
+        "connect",
+        "Feed",
+        "FeedOptions",
+        "FeedOptionsKwargs",
+        "ConnectionEvent",
+        "attach",
+    ):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "
             f"{_IMPORT_ERROR!r}. Rebuild with `pip install -e .`."

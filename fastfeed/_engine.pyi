@@ -2,17 +2,16 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from typing_extensions import Self, final
-
 import numpy as np
+from typing_extensions import Self, final
 
 from ._book import Book
 from ._events import EventRing
 from ._ring import TradeRing
 from ._shm import ShmWriter
 from ._ticker import TickerRing
-from .protocol import Ticker
 from .layout import DriftRecord
+from .protocol import Ticker
 
 __all__ = ["Engine"]
 

@@ -30,7 +30,7 @@ class BookSide:
     descending, asks ascending) through a signed key (bids ``-price``, asks ``+price``), so
     that both sides sort ascending by key."""
 
-    __slots__ = ("keys", "amounts", "sign")
+    __slots__ = ("amounts", "keys", "sign")
 
     def __init__(self, bids: bool) -> None:
         self.sign = -1.0 if bids else 1.0
@@ -142,8 +142,9 @@ class LevelBook:
         # crossed, so the other side's best is beyond this side's worst.
         return other.remove_crossed(price)
 
-    def apply_levels(self, clean: bool, asks: Iterable[tuple[float, float]],
-                     bids: Iterable[tuple[float, float]]) -> int:
+    def apply_levels(
+        self, clean: bool, asks: Iterable[tuple[float, float]], bids: Iterable[tuple[float, float]]
+    ) -> int:
         """Steps 1-5 for one message: clear if ``clean``, then the asks, then the bids, each
         in message order (levels are ``(price, amount)`` floats, already validated).
         Returns the number of crossed levels removed."""
@@ -184,8 +185,9 @@ class LevelBook:
         return self.n_bids + self.n_asks
 
 
-def drift_counts(old: tuple[dict[float, float], dict[float, float]],
-                 new: tuple[dict[float, float], dict[float, float]]) -> tuple[int, int, int]:
+def drift_counts(
+    old: tuple[dict[float, float], dict[float, float]], new: tuple[dict[float, float], dict[float, float]]
+) -> tuple[int, int, int]:
     """The drift check (docs/engine-semantics.md section 3b): ``(missing, extra, changed)``
     between the book a snapshot replaced (``old``) and the new book, both as
     :meth:`LevelBook.levels`, per side over the prices both cover."""

@@ -29,26 +29,27 @@ channel only once its market simulation (``exchange/market.py``) generates it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import protocol
 from .errors import UnknownChannel
 from .protocol import BalanceUpdate, OrderAlgoUpdate, OrderUpdate, Ticker
 
 __all__ = [
-    "Channel",
-    "CHANNELS",
-    "BY_NAME",
     "BY_METHOD",
+    "BY_NAME",
     "BY_UPDATE",
-    "PUBLIC_CHANNELS",
-    "PRIVATE_CHANNELS",
-    "SUBSCRIBABLE",
+    "CHANNELS",
     "HOT_UPDATES",
+    "PRIVATE_CHANNELS",
+    "PUBLIC_CHANNELS",
     "PUSH_METHODS",
     "REQUEST_METHODS",
     "STREAMS",
+    "SUBSCRIBABLE",
+    "Channel",
     "get",
 ]
 
@@ -104,7 +105,9 @@ class Channel:
     @property
     def methods(self) -> tuple[str, ...]:
         """Every method name of this channel on the wire."""
-        return tuple(m for m in (self.request, self.subscribe, self.unsubscribe, self.query, self.update) if m)
+        return tuple(
+            m for m in (self.request, self.subscribe, self.unsubscribe, self.query, self.update) if m
+        )
 
     @property
     def subscribable(self) -> bool:
@@ -115,13 +118,33 @@ def _request(method: str, parser: Parser) -> Channel:
     return Channel(method, "request", request=method, parser=parser, names=None)
 
 
-def _channel(name: str, route: str, *, private: bool = False, hot: bool = False, record: type | None = None,
-             names: str | None = "symbol", client: str | None = None, stream: str | None = None,
-             **fixed: Any) -> Channel:
+def _channel(
+    name: str,
+    route: str,
+    *,
+    private: bool = False,
+    hot: bool = False,
+    record: type | None = None,
+    names: str | None = "symbol",
+    client: str | None = None,
+    stream: str | None = None,
+    **fixed: Any,
+) -> Channel:
     parser = functools.partial(protocol.parse_records, record, **fixed) if record is not None else None
-    return Channel(name, route, private=private, hot=hot, record=record, parser=parser,
-                   subscribe=f"{name}.subscribe", unsubscribe=f"{name}.unsubscribe", update=f"{name}.update",
-                   names=names, client=client or name, stream=stream)
+    return Channel(
+        name,
+        route,
+        private=private,
+        hot=hot,
+        record=record,
+        parser=parser,
+        subscribe=f"{name}.subscribe",
+        unsubscribe=f"{name}.unsubscribe",
+        update=f"{name}.update",
+        names=names,
+        client=client or name,
+        stream=stream,
+    )
 
 
 #: The table. The subscribable rows are in the order of ``protocol.PUBLIC_CHANNELS`` /
@@ -133,7 +156,9 @@ CHANNELS: tuple[Channel, ...] = (
     _channel("trades", "market", hot=True),
     _channel("depth", "market", hot=True),
     _channel("ticker", "market", hot=True, record=Ticker, stream="ticker", all_ticker=False),
-    _channel("all_ticker", "broadcast", hot=True, record=Ticker, names=None, stream="ticker", all_ticker=True),
+    _channel(
+        "all_ticker", "broadcast", hot=True, record=Ticker, names=None, stream="ticker", all_ticker=True
+    ),
     _channel("order", "private", private=True, record=OrderUpdate, client="orders", stream="order"),
     _channel("order_algo", "private", private=True, record=OrderAlgoUpdate, stream="order_algo"),
     _channel("balance", "private", private=True, record=BalanceUpdate, names="currency", stream="balance"),

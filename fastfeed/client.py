@@ -24,10 +24,17 @@ import inspect
 import logging
 import random
 import ssl
-import time
 import sys
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, Iterator, Mapping, TypedDict, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypedDict,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
@@ -38,7 +45,6 @@ from ._engine import Engine
 from ._listener import FeedListener
 from ._ring import TradeRing
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
-from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -52,6 +58,7 @@ from .protocol import (
     Ticker,
     safe_text,
 )
+from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -63,10 +70,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIGIFINEX_URL",
+    "ConnectionEvent",
     "Feed",
     "FeedOptions",
     "FeedOptionsKwargs",
-    "ConnectionEvent",
     "Stream",
     "TickerMap",
     "connect",
@@ -103,8 +110,10 @@ def _check_callback(name: str, cb: Any) -> None:
     if not callable(cb):
         raise TypeError(f"{name} must be callable, not {type(cb).__name__}")
     if inspect.iscoroutinefunction(cb) or inspect.iscoroutinefunction(getattr(cb, "__call__", None)):
-        raise TypeError(f"{name} must be a plain function: async callbacks are not supported (they would "
-                        "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code")
+        raise TypeError(
+            f"{name} must be a plain function: async callbacks are not supported (they would "
+            "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code"
+        )
 
 
 def _check_url(url: Any) -> str:
@@ -117,8 +126,9 @@ def _check_url(url: Any) -> str:
     except ValueError as exc:
         raise ValueError(f"bad URL {safe_text(url, 100)!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"not a WebSocket URL: {safe_text(url, 100)!r} (expected ws://HOST[:PORT]/PATH "
-                         "or wss://...)")
+        raise ValueError(
+            f"not a WebSocket URL: {safe_text(url, 100)!r} (expected ws://HOST[:PORT]/PATH or wss://...)"
+        )
     if not url.isprintable() or not url.isascii():
         raise ValueError(f"URL {safe_text(url, 100)!r} has non-ASCII or control characters")
     return url
@@ -374,9 +384,15 @@ class Feed:
                 raise ValueError("api_key must be non-empty printable ASCII")
         self.api_key = api_key
         self.__secret = protocol.Secret(secret) if secret is not None else None  # checks the type
-        for name, cb in (("on_event", on_event), ("on_ticker", on_ticker), ("on_order", on_order),
-                         ("on_order_algo", on_order_algo), ("on_balance", on_balance),
-                         ("on_raw", on_raw), ("on_frame", on_frame)):
+        for name, cb in (
+            ("on_event", on_event),
+            ("on_ticker", on_ticker),
+            ("on_order", on_order),
+            ("on_order_algo", on_order_algo),
+            ("on_balance", on_balance),
+            ("on_raw", on_raw),
+            ("on_frame", on_frame),
+        ):
             _check_callback(name, cb)
         if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
             raise TypeError("sinks must be a list of sinks (see fastfeed.sinks)")
@@ -390,18 +406,25 @@ class Feed:
         for h in self._sink_hooks:
             if "configure" in h:
                 if engine is not None:
-                    raise ValueError("engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
-                                     "engine: do not pass engine=")
+                    raise ValueError(
+                        "engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
+                        "engine: do not pass engine="
+                    )
                 h["configure"](opts)
         self.options = opts
         self._own_engine = engine is None
-        self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
-                                       max_frame=opts.max_frame, shm_name=opts.shm_name,
-                                       shm_max_symbols=opts.shm_max_symbols,
-                                       shm_checksum=opts.shm_checksum, event_log=opts.event_log,
-                                       trade_dedup_window=opts.trade_dedup_window,
-                                       drift_check=opts.drift_check,
-                                       max_ticker_symbols=opts.max_ticker_symbols)
+        self.engine = engine or Engine(
+            depth=opts.depth,
+            trade_capacity=opts.trade_capacity,
+            max_frame=opts.max_frame,
+            shm_name=opts.shm_name,
+            shm_max_symbols=opts.shm_max_symbols,
+            shm_checksum=opts.shm_checksum,
+            event_log=opts.event_log,
+            trade_dedup_window=opts.trade_dedup_window,
+            drift_check=opts.drift_check,
+            max_ticker_symbols=opts.max_ticker_symbols,
+        )
         self._on_event = on_event
         self._on_ticker = on_ticker
         self._on_order = on_order
@@ -558,8 +581,9 @@ class Feed:
             except Exception as exc:  # a sink must never break the frame path
                 self._callback_failed("on_raw", exc)
 
-    def _change(self, frame: int, recv_ns: int, kind: str, symbol: str | None,
-                symbols: tuple[str, ...]) -> None:
+    def _change(
+        self, frame: int, recv_ns: int, kind: str, symbol: str | None, symbols: tuple[str, ...]
+    ) -> None:
         ring = self.engine.events
         end = ring.count if ring is not None else 0
         seq, self._ev_seen = self._ev_seen, end
@@ -740,7 +764,9 @@ class Feed:
                 return self.engine.book(symbol, create=True)
             raise UnknownSymbol(
                 f"no book for {safe_text(symbol, 40)!r}: not subscribed with subscribe_depth "
-                "and never seen in data", "unknown_symbol") from None
+                "and never seen in data",
+                "unknown_symbol",
+            ) from None
 
     @property
     def trades(self) -> TradeRing:
@@ -823,8 +849,9 @@ class Feed:
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def request(self, method: str, params: list[Any] | None = None,
-                      timeout: float | None = None) -> Any:
+    async def request(
+        self, method: str, params: list[Any] | None = None, timeout: float | None = None
+    ) -> Any:
         """Send one request on the current connection and return its ``result``.
 
         Raises :class:`RequestError` (non-null ``error``), :class:`RequestTimeout`,
@@ -880,8 +907,9 @@ class Feed:
         ready = asyncio.ensure_future(self._ready.wait())
         closed = asyncio.ensure_future(self._closed_ev.wait())
         try:
-            await asyncio.wait({ready, closed}, timeout=self.options.connect_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {ready, closed}, timeout=self.options.connect_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             ready.cancel()
             closed.cancel()
@@ -889,8 +917,10 @@ class Feed:
         if self._closing:
             raise FeedClosed("feed is closed")
         if not self._ready.is_set():
-            raise NotConnected(f"not connected to {self.url}"
-                               + (f": {self._disconnect_reason}" if self._disconnect_reason else ""))
+            raise NotConnected(
+                f"not connected to {self.url}"
+                + (f": {self._disconnect_reason}" if self._disconnect_reason else "")
+            )
 
     async def ping(self) -> str:
         """``server.ping`` -> ``"pong"`` (a result that is not a string is a
@@ -964,7 +994,7 @@ class Feed:
         try:
             for chunk in protocol.chunk_symbols(syms):
                 await self._request_when_ready(f"{channel}.subscribe", chunk)
-                for n in (chunk or [_ALL]):
+                for n in chunk or [_ALL]:
                     ok.add(n)
                     if ops[n][2]:  # no unsubscribe came after this call: the server has n
                         acked.add(n)
@@ -1033,6 +1063,7 @@ class Feed:
     # going through ``_subscribe`` / ``_unsubscribe``. Declared here for type checkers only;
     # tests/test_channels.py checks that these declarations match the generated methods.
     if TYPE_CHECKING:
+
         async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
         async def unsubscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
         async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None: ...
@@ -1089,9 +1120,10 @@ class Feed:
             if channel == "depth":
                 known = self.engine.books
                 self.engine.mark_stale(None if name == _ALL else [n for n in (name,) if n in known])
-            self._emit("subscription_refused",
-                       f"{channel} {name if name != _ALL else '(all)'} dropped: "
-                       f"{safe_text(err.message, 200)}")
+            self._emit(
+                "subscription_refused",
+                f"{channel} {name if name != _ALL else '(all)'} dropped: {safe_text(err.message, 200)}",
+            )
         return ok
 
     # -- frame path callbacks (called by the listener) ---------------------------------------
@@ -1117,9 +1149,12 @@ class Feed:
             self._handle_message(msg, recv_ns)
         except Exception as exc:  # last resort: keep the connection, count and log one line
             self._bad_push("internal")
-            self._note("internal", logging.ERROR,
-                       f"message handling failed ({type(exc).__name__}: {safe_text(str(exc))}); "
-                       "counted in stats['bad_pushes']['internal']")
+            self._note(
+                "internal",
+                logging.ERROR,
+                f"message handling failed ({type(exc).__name__}: {safe_text(str(exc))}); "
+                "counted in stats['bad_pushes']['internal']",
+            )
 
     def _handle_message(self, msg: Any, recv_ns: int) -> None:
         if not isinstance(msg, dict):
@@ -1145,10 +1180,13 @@ class Feed:
         if rejects:
             for reason, n in rejects.items():
                 self._bad_push(reason, n)
-            self._note("bad_push", logging.WARNING,
-                       f"rejected records in a {safe_text(method, 40)} push: "
-                       + ", ".join(f"{k} {v}" for k, v in rejects.items())
-                       + " (counted in stats['bad_pushes'])")
+            self._note(
+                "bad_push",
+                logging.WARNING,
+                f"rejected records in a {safe_text(method, 40)} push: "
+                + ", ".join(f"{k} {v}" for k, v in rejects.items())
+                + " (counted in stats['bad_pushes'])",
+            )
 
     def _on_ticker_records(self, first_seq: int, recv_ns: int) -> None:
         """The listener stored ticker records ``first_seq..`` (called only while a ticker
@@ -1174,8 +1212,9 @@ class Feed:
             return
         if msg is not None:
             self._on_message(msg, recv_ns)
-        elif self.engine.ticker_history.count != first and (self._on_ticker is not None
-                                                            or self._streams["ticker"]):
+        elif self.engine.ticker_history.count != first and (
+            self._on_ticker is not None or self._streams["ticker"]
+        ):
             self._on_ticker_records(first, recv_ns)
 
     def _callback_failed(self, kind: str, exc: BaseException) -> None:
@@ -1184,12 +1223,22 @@ class Feed:
         if not now:
             return
         if suppressed < 0:
-            log.error("%s callback raised (first time; later errors are counted in "
-                      "stats['callback_errors'] and logged at most every %g s)", kind, LOG_INTERVAL,
-                      exc_info=exc)
+            log.error(
+                "%s callback raised (first time; later errors are counted in "
+                "stats['callback_errors'] and logged at most every %g s)",
+                kind,
+                LOG_INTERVAL,
+                exc_info=exc,
+            )
         else:
-            log.error("%s callback raised %s: %s (%d more since the last line; %d in all)", kind,
-                      type(exc).__name__, safe_text(str(exc)), suppressed, self._stats.callback_errors)
+            log.error(
+                "%s callback raised %s: %s (%d more since the last line; %d in all)",
+                kind,
+                type(exc).__name__,
+                safe_text(str(exc)),
+                suppressed,
+                self._stats.callback_errors,
+            )
 
     def _call(self, kind: str, callback: Callable[[Any], Any], item: Any) -> None:
         try:
@@ -1201,9 +1250,13 @@ class Feed:
             close = getattr(result, "close", None)
             if close is not None:
                 close()  # never awaited: close it (no "never awaited" warning)
-            self._callback_failed(kind, TypeError(
-                f"{kind} callback returned an awaitable: async callbacks are not supported "
-                "(they never run); use the feed's async iterators"))
+            self._callback_failed(
+                kind,
+                TypeError(
+                    f"{kind} callback returned an awaitable: async callbacks are not supported "
+                    "(they never run); use the feed's async iterators"
+                ),
+            )
 
     def _dispatch(self, kind: str, callback: Callable[[Any], None] | None, item: Any) -> None:
         for s in self._streams[kind]:
@@ -1266,7 +1319,7 @@ class Feed:
 
     def _backoff(self, attempt: int) -> float:
         o = self.options
-        base = min(o.backoff_max, o.backoff_initial * (o.backoff_factor ** attempt))
+        base = min(o.backoff_max, o.backoff_initial * (o.backoff_factor**attempt))
         return max(0.0, base * (1.0 + random.uniform(-o.jitter, o.jitter)))
 
     def _first_result(self, exc: BaseException | None) -> None:
@@ -1283,10 +1336,16 @@ class Feed:
         if not self.url.startswith("wss://"):
             return ""
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return " (the server's TLS certificate was not accepted: pass ssl_context=... or verify_tls=False)"
-        if exc is None or isinstance(exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError)):
-            return (" (hint: the TLS handshake did not complete - if the server speaks plain "
-                    "WebSocket, use a ws:// URL; TLS to a non-TLS server fails like this)")
+            return (
+                " (the server's TLS certificate was not accepted: pass ssl_context=... or verify_tls=False)"
+            )
+        if exc is None or isinstance(
+            exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError)
+        ):
+            return (
+                " (hint: the TLS handshake did not complete - if the server speaks plain "
+                "WebSocket, use a ws:// URL; TLS to a non-TLS server fails like this)"
+            )
         return ""
 
     @staticmethod
@@ -1297,8 +1356,14 @@ class Feed:
             return True
         if isinstance(exc, ssl.SSLError):
             why = (getattr(exc, "reason", None) or "").upper()
-            return why in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
-                           "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL")
+            return why in (
+                "WRONG_VERSION_NUMBER",
+                "RECORD_LAYER_FAILURE",
+                "HTTP_REQUEST",
+                "PACKET_LENGTH_TOO_LONG",
+                "UNKNOWN_PROTOCOL",
+                "UNSUPPORTED_PROTOCOL",
+            )
         return isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, UnicodeError)
 
     async def _supervise(self) -> None:
@@ -1314,8 +1379,11 @@ class Feed:
                     reason = f"{type(exc).__name__}: {safe_text(str(exc))}"
                     self._stats.last_error = reason
                     self._disconnect_reason = reason
-                    log.error("unexpected error in the connection supervisor: %s", reason,
-                              exc_info=self._stats.supervisor_errors == 1)
+                    log.error(
+                        "unexpected error in the connection supervisor: %s",
+                        reason,
+                        exc_info=self._stats.supervisor_errors == 1,
+                    )
                     self._emit("error", reason)
                     fatal = exc
                 if self._closing:
@@ -1386,8 +1454,9 @@ class Feed:
             self._stats.connect_failures += 1
             text = safe_text(str(exc))
             self._connect_error = exc
-            self._disconnect_reason = (f"connect failed: {type(exc).__name__}"
-                                       + (f": {text}" if text else "") + self._tls_hint(exc))
+            self._disconnect_reason = (
+                f"connect failed: {type(exc).__name__}" + (f": {text}" if text else "") + self._tls_hint(exc)
+            )
             self._stats.last_disconnect_reason = self._disconnect_reason
             log.debug("connect to %s failed: %s", self.url, self._disconnect_reason)
             if self._permanent(exc) and not self._ever_ready:
@@ -1490,8 +1559,11 @@ class Feed:
             return
         for r in self.engine.drift_log:
             if r.seq > self._drift_seen:
-                self._emit("drift", f"{r.symbol}: {r.missing} missing, {r.extra} extra, "
-                                    f"{r.changed} changed level(s) against the snapshot")
+                self._emit(
+                    "drift",
+                    f"{r.symbol}: {r.missing} missing, {r.extra} extra, "
+                    f"{r.changed} changed level(s) against the snapshot",
+                )
         self._drift_seen = drift["drifted"]
 
     async def _heartbeat(self, transport: Any) -> str:
@@ -1596,8 +1668,12 @@ class _ExcInfoGuard(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         ei = record.exc_info
-        if ei and not (isinstance(ei, tuple) and len(ei) == 3 and isinstance(ei[1], BaseException)
-                       and (ei[2] is None or hasattr(ei[2], "tb_frame"))):
+        if ei and not (
+            isinstance(ei, tuple)
+            and len(ei) == 3
+            and isinstance(ei[1], BaseException)
+            and (ei[2] is None or hasattr(ei[2], "tb_frame"))
+        ):
             bad = ei[1] if isinstance(ei, tuple) and len(ei) == 3 else ei
             name = bad.__name__ if isinstance(bad, type) else type(bad).__name__
             try:
@@ -1683,9 +1759,21 @@ def connect(
     The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
     opts: dict[str, Any] = dict(options)
-    callbacks = {k: opts.pop(k) for k in ("on_event", "on_ticker", "on_order", "on_order_algo",
-                                          "on_balance", "engine", "on_raw", "on_frame", "sinks")
-                 if k in opts}
+    callbacks = {
+        k: opts.pop(k)
+        for k in (
+            "on_event",
+            "on_ticker",
+            "on_order",
+            "on_order_algo",
+            "on_balance",
+            "engine",
+            "on_raw",
+            "on_frame",
+            "sinks",
+        )
+        if k in opts
+    }
     unknown = set(opts) - set(FeedOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -1719,18 +1807,25 @@ def _channel_method(ch: channels.Channel, unsubscribe: bool) -> Callable[..., An
 
     what = f"``{param}`` (a list of {ch.names} names; empty = all)" if param is not None else "every symbol"
     if unsubscribe:
-        doc = (f"Unsubscribe ``{channel}`` (``{ch.unsubscribe}``) for {what}. The names leave "
-               "``subscriptions`` at once, whatever the server answers.")
+        doc = (
+            f"Unsubscribe ``{channel}`` (``{ch.unsubscribe}``) for {what}. The names leave "
+            "``subscriptions`` at once, whatever the server answers."
+        )
     else:
-        doc = (f"Subscribe ``{channel}`` (``{ch.subscribe}``) for {what}; returns once "
-               "acknowledged" + (" (a private channel: needs api_key and secret)" if ch.private else "")
-               + ". If the request fails, a name leaves ``subscriptions`` only if the server "
-               "never acknowledged it: a subscription acknowledged earlier survives a refused, "
-               "timed-out or lost repeat.")
+        doc = (
+            f"Subscribe ``{channel}`` (``{ch.subscribe}``) for {what}; returns once "
+            "acknowledged"
+            + (" (a private channel: needs api_key and secret)" if ch.private else "")
+            + ". If the request fails, a name leaves ``subscriptions`` only if the server "
+            "never acknowledged it: a subscription acknowledged earlier survives a refused, "
+            "timed-out or lost repeat."
+        )
     if param is not None:
-        doc += (f" The names are checked first (``protocol.validate_symbols``): a single ``str``, "
-                "``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises "
-                "``TypeError``/``ValueError`` and nothing is sent.")
+        doc += (
+            " The names are checked first (``protocol.validate_symbols``): a single ``str``, "
+            "``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises "
+            "``TypeError``/``ValueError`` and nothing is sent."
+        )
     method.__name__ = name
     method.__qualname__ = f"Feed.{name}"
     method.__module__ = __name__

@@ -45,7 +45,8 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,23 +57,23 @@ if TYPE_CHECKING:
 from .book import BookSide
 
 __all__ = [
+    "BUY_EVENT",
+    "DEPTH_CLEAR_EVENT",
+    "DEPTH_EVENT",
+    "DEPTH_SNAPSHOT_EVENT",
     "EVENT_DTYPE",
     "EXCH_EVENT",
-    "LOCAL_EVENT",
-    "BUY_EVENT",
-    "SELL_EVENT",
-    "DEPTH_EVENT",
-    "TRADE_EVENT",
-    "DEPTH_CLEAR_EVENT",
-    "DEPTH_SNAPSHOT_EVENT",
     "KIND_MASK",
     "KIND_NAMES",
-    "kinds",
-    "sides",
-    "frame_ids",
-    "snapshot_rows",
+    "LOCAL_EVENT",
+    "SELL_EVENT",
+    "TRADE_EVENT",
     "events_to_pandas",
+    "frame_ids",
+    "kinds",
     "replay_books",
+    "sides",
+    "snapshot_rows",
 ]
 
 EXCH_EVENT = 1 << 31
@@ -161,14 +162,14 @@ def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarr
         out["fval"] = frame
         out["ev"][0] = xl | DEPTH_CLEAR_EVENT
         na = len(asks)
-        out["ev"][1:1 + na] = xl | kind | SELL_EVENT
-        out["ev"][1 + na:] = xl | kind | BUY_EVENT
+        out["ev"][1 : 1 + na] = xl | kind | SELL_EVENT
+        out["ev"][1 + na :] = xl | kind | BUY_EVENT
         if na:
-            out["px"][1:1 + na] = asks[:, 0]
-            out["qty"][1:1 + na] = asks[:, 1]
+            out["px"][1 : 1 + na] = asks[:, 0]
+            out["qty"][1 : 1 + na] = asks[:, 1]
         if len(bids):
-            out["px"][1 + na:] = bids[:, 0]
-            out["qty"][1 + na:] = bids[:, 1]
+            out["px"][1 + na :] = bids[:, 0]
+            out["qty"][1 + na :] = bids[:, 1]
         parts.append(out)
     if not parts:
         return np.zeros(0, dtype=EVENT_DTYPE)
@@ -216,8 +217,9 @@ def replay_books(rows: np.ndarray | Iterable[np.ndarray], books: DictBooks | Non
     sides: dict[int, tuple[BookSide, BookSide]] = {}
     chunks = [rows] if isinstance(rows, np.ndarray) else rows
     for chunk in chunks:
-        for ev, px, qty, ival in zip(chunk["ev"].tolist(), chunk["px"].tolist(),
-                                     chunk["qty"].tolist(), chunk["ival"].tolist()):
+        for ev, px, qty, ival in zip(
+            chunk["ev"].tolist(), chunk["px"].tolist(), chunk["qty"].tolist(), chunk["ival"].tolist()
+        ):
             kind = ev & KIND_MASK
             if kind == TRADE_EVENT:
                 continue

@@ -25,8 +25,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -135,9 +136,13 @@ class _Progress:
         except ImportError:  # pragma: no cover - rich is optional
             return
         self._rich = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[rows]} rows"),
-            TimeRemainingColumn(), console=Console(file=self.stream), transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[rows]} rows"),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=False,
         )
         self._rich.start()
         self._task = self._rich.add_task(label, total=self.total, rows=0)
@@ -303,8 +308,17 @@ def capture_events(
     def sink(chunk: np.ndarray, table: list[str]) -> None:
         chunks.append(_select(chunk, pick(table), "ival").copy())
 
-    stats = _pump(source, sink, what="events", depth=depth, ring=ring, progress=progress,
-                  progress_file=progress_file, label="events", on_corrupt=on_corrupt)
+    stats = _pump(
+        source,
+        sink,
+        what="events",
+        depth=depth,
+        ring=ring,
+        progress=progress,
+        progress_file=progress_file,
+        label="events",
+        on_corrupt=on_corrupt,
+    )
     rows = np.concatenate(chunks) if chunks else np.empty(0, dtype=EVENT_DTYPE)
     stats.rows = len(rows)
     stats.unmatched = _unmatched(symbols, stats.symbols)
@@ -333,8 +347,15 @@ def capture_to_npz(
     when stderr is a terminal). ``on_corrupt``: see the module docstring. Returns
     :class:`ExportStats`.
     """
-    rows, stats = capture_events(capture_path, symbols=symbols, depth=depth, ring=ring,
-                                 progress=progress, progress_file=progress_file, on_corrupt=on_corrupt)
+    rows, stats = capture_events(
+        capture_path,
+        symbols=symbols,
+        depth=depth,
+        ring=ring,
+        progress=progress,
+        progress_file=progress_file,
+        on_corrupt=on_corrupt,
+    )
     arrays: dict[str, Any] = {"data": rows}
     if include_symbols:
         arrays["symbols"] = np.array(stats.symbols, dtype=str)
@@ -404,7 +425,8 @@ def trades_to_arrow(rows: np.ndarray, symbols: Sequence[str]) -> Any:
     us = np.round(rows["time"] * 1e6).astype(np.int64)
     cols["exch_time"] = pa.array(us, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     cols["recv_time"] = pa.array(np.ascontiguousarray(rows["recv_ns"]), type=pa.int64()).cast(
-        pa.timestamp("ns", tz="UTC"))
+        pa.timestamp("ns", tz="UTC")
+    )
     return pa.table(cols)
 
 
@@ -452,8 +474,7 @@ def capture_to_parquet(
             i = table.column_names.index("symbol")
             table = table.set_column(i, "symbol", table.column("symbol").cast(pa.string()))
         if not writer:
-            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema,
-                                           compression=compression))
+            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema, compression=compression))
         writer[0].write_table(table)
 
     def sink(chunk: np.ndarray, table_symbols: list[str]) -> None:
@@ -466,8 +487,17 @@ def capture_to_parquet(
             flush(table_symbols)
 
     try:
-        stats = _pump(capture_path, sink, what=what, depth=depth, ring=ring, progress=progress,
-                      progress_file=progress_file, label=what, on_corrupt=on_corrupt)
+        stats = _pump(
+            capture_path,
+            sink,
+            what=what,
+            depth=depth,
+            ring=ring,
+            progress=progress,
+            progress_file=progress_file,
+            label=what,
+            on_corrupt=on_corrupt,
+        )
         flush(stats.symbols)
         if not writer:  # no rows at all: still write a valid, empty file
             empty = np.empty(0, dtype=EVENT_DTYPE if what == "events" else TRADE_DTYPE)
@@ -475,8 +505,7 @@ def capture_to_parquet(
             if "symbol" in table.column_names:
                 i = table.column_names.index("symbol")
                 table = table.set_column(i, "symbol", table.column("symbol").cast(pa.string()))
-            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema,
-                                           compression=compression))
+            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema, compression=compression))
     finally:
         for w in writer:
             w.close()
@@ -536,18 +565,43 @@ def capture_to_csv(
                 return
             names = [table[i] if 0 <= i < len(table) else "" for i in chunk[field_name].tolist()]
             if what == "events":
-                w.writerows(zip(chunk["local_ts"].tolist(), chunk["exch_ts"].tolist(), names,
-                                [kind_names[k] for k in kinds(chunk).tolist()], sides(chunk).tolist(),
-                                chunk["px"].tolist(), chunk["qty"].tolist(), chunk["order_id"].tolist()))
+                w.writerows(
+                    zip(
+                        chunk["local_ts"].tolist(),
+                        chunk["exch_ts"].tolist(),
+                        names,
+                        [kind_names[k] for k in kinds(chunk).tolist()],
+                        sides(chunk).tolist(),
+                        chunk["px"].tolist(),
+                        chunk["qty"].tolist(),
+                        chunk["order_id"].tolist(),
+                    )
+                )
             else:
-                w.writerows(zip(chunk["recv_ns"].tolist(), chunk["time"].tolist(), names,
-                                chunk["id"].tolist(),
-                                ["buy" if s > 0 else "sell" for s in chunk["side"].tolist()],
-                                chunk["price"].tolist(), chunk["amount"].tolist()))
+                w.writerows(
+                    zip(
+                        chunk["recv_ns"].tolist(),
+                        chunk["time"].tolist(),
+                        names,
+                        chunk["id"].tolist(),
+                        ["buy" if s > 0 else "sell" for s in chunk["side"].tolist()],
+                        chunk["price"].tolist(),
+                        chunk["amount"].tolist(),
+                    )
+                )
             written += len(chunk)
 
-        stats = _pump(capture_path, sink, what=what, depth=depth, ring=ring, progress=progress,
-                      progress_file=progress_file, label=what, on_corrupt=on_corrupt)
+        stats = _pump(
+            capture_path,
+            sink,
+            what=what,
+            depth=depth,
+            ring=ring,
+            progress=progress,
+            progress_file=progress_file,
+            label=what,
+            on_corrupt=on_corrupt,
+        )
     stats.rows = written
     stats.path = os.fspath(out_path)
     stats.unmatched = _unmatched(symbols, stats.symbols)

@@ -8,12 +8,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = [
-    "TRADE_DTYPE",
+    "SIDE_BUY",
+    "SIDE_SELL",
     "TICKER_DTYPE",
     "TICKER_FIELDS",
     "TICKER_NAME_LEN",
-    "SIDE_BUY",
-    "SIDE_SELL",
+    "TRADE_DTYPE",
     "DriftRecord",
     "readonly",
     "ticker_from_row",
@@ -117,7 +117,7 @@ def readonly(arr: np.ndarray) -> np.ndarray:
     This guards against accidental writes; it is not a security boundary (code in the
     same process can always reach the memory, e.g. through ctypes).
     """
-    if arr.size == 0:     # nothing to share (and memoryview cannot cast empty shapes)
+    if arr.size == 0:  # nothing to share (and memoryview cannot cast empty shapes)
         return np.frombuffer(b"", dtype=arr.dtype).reshape(arr.shape)
     ro = np.frombuffer(arr.data.cast("B").toreadonly(), dtype=arr.dtype)  # arr.data: memoryview(arr)
     return ro.reshape(arr.shape)

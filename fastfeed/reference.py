@@ -71,10 +71,10 @@ from .layout import (
 from .protocol import Ticker, parse_tickers
 
 __all__ = [
-    "MESSAGE_KEYS",
     "MAX_DEPTH",
     "MAX_NUMBER_LEN",
     "MAX_SYMBOL_LEN",
+    "MESSAGE_KEYS",
     "ReferenceBook",
     "ReferenceEngine",
     "ReferenceTickerRing",
@@ -87,8 +87,15 @@ MESSAGE_KEYS: tuple[str, ...] = (*_channels.PUSH_METHODS, "reply", "unknown")
 #: Method code of each message key, as the compiled parser numbers them (``Engine.last_kind``;
 #: ``_parse.METHOD_NAMES`` order, checked by tests/test_sinks.py).
 _METHOD_CODES: dict[str, int] = {
-    "reply": 0, "depth.update": 1, "trades.update": 2, "ticker.update": 3, "all_ticker.update": 4,
-    "order.update": 5, "order_algo.update": 6, "balance.update": 7, "unknown": 8,
+    "reply": 0,
+    "depth.update": 1,
+    "trades.update": 2,
+    "ticker.update": 3,
+    "all_ticker.update": 4,
+    "order.update": 5,
+    "order_algo.update": 6,
+    "balance.update": 7,
+    "unknown": 8,
 }
 #: Deepest accepted nesting of arrays/objects (the top-level object counts as 1).
 MAX_DEPTH = 64
@@ -121,7 +128,7 @@ class _Obj:
 class _Num:
     """A bare JSON number kept as its token text."""
 
-    __slots__ = ("text", "is_int")
+    __slots__ = ("is_int", "text")
 
     def __init__(self, text: str, is_int: bool) -> None:
         self.text = text
@@ -288,14 +295,13 @@ def _symbol_name(symbol: Any) -> str:
     if not isinstance(symbol, str):
         raise TypeError(f"symbol must be a str, not {type(symbol).__name__}")
     if not 1 <= len(symbol) <= MAX_SYMBOL_LEN or any(not 0x21 <= ord(c) <= 0x7E for c in symbol):
-        raise ValueError(f"symbol must be 1..{MAX_SYMBOL_LEN} printable ASCII characters "
-                         f"(0x21..0x7E): {symbol[:40]!r}")
+        raise ValueError(
+            f"symbol must be 1..{MAX_SYMBOL_LEN} printable ASCII characters (0x21..0x7E): {symbol[:40]!r}"
+        )
     return _upper(symbol)
 
 
-def _walk_array(
-    value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]
-) -> list[Any]:
+def _walk_array(value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]) -> list[Any]:
     """Check an array of exactly ``n`` elements in text order, each with its handler."""
     if not isinstance(value, list):
         raise _parse_error("bad_message", f"{what}: expected an array")
@@ -395,11 +401,15 @@ _HOT_IMPL: dict[str, tuple[Callable[[Any], Any], str]] = {
 _TICKER_IMPL: dict[str, bool] = {"ticker": False, "all_ticker": True}
 #: hot push method -> (parse, apply method name), from the channel table.
 _HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
-    c.update: _HOT_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update and c.name not in _TICKER_IMPL
+    c.update: _HOT_IMPL[c.name]
+    for c in _channels.CHANNELS
+    if c.hot and c.update and c.name not in _TICKER_IMPL
 }
 #: hot ticker push method -> whether it is all_ticker, from the channel table.
 _TICKER_METHODS: dict[str, bool] = {
-    c.update: _TICKER_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update and c.name in _TICKER_IMPL
+    c.update: _TICKER_IMPL[c.name]
+    for c in _channels.CHANNELS
+    if c.hot and c.update and c.name in _TICKER_IMPL
 }
 
 
@@ -458,8 +468,13 @@ class ReferenceBook(LevelBook):
                 "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
             }
         )
-        df.attrs.update(symbol=self.symbol, version=self.version, recv_ns=self.recv_ns,
-                        live=self.live, stale_since=self.stale_since)
+        df.attrs.update(
+            symbol=self.symbol,
+            version=self.version,
+            recv_ns=self.recv_ns,
+            live=self.live,
+            stale_since=self.stale_since,
+        )
         return df
 
     def __repr__(self) -> str:
@@ -526,8 +541,7 @@ class ReferenceTradeRing:
             return self._gather(self._count)
         if seq < self._count - self.capacity:
             raise TradesOverwritten(
-                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}.."
-                f"{self._count - 1})"
+                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}..{self._count - 1})"
             )
         return self._gather(seq)
 
@@ -551,16 +565,21 @@ class ReferenceTradeRing:
                 "recv_ns": view["recv_ns"],
             }
         )
-        df["exch_dt"] = pd.to_datetime(
-            np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True
-        )
+        df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
         df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
         return df
 
     def _append(self, trade: _Trade, recv_ns: int, symbol: int) -> None:
         tid, time, price, amount, side = trade
         self._data[self._count & (self.capacity - 1)] = (
-            tid, self._count, time, recv_ns, price, amount, symbol, side
+            tid,
+            self._count,
+            time,
+            recv_ns,
+            price,
+            amount,
+            symbol,
+            side,
         )
         self._count += 1
 
@@ -608,7 +627,8 @@ class ReferenceTickerRing:
         if seq < self._count - self.capacity:
             raise TickersOverwritten(
                 f"ticker record {seq} was overwritten (ring holds "
-                f"{self._count - self.capacity}..{self._count - 1})")
+                f"{self._count - self.capacity}..{self._count - 1})"
+            )
         return self._gather(seq)
 
     def records(self, seq: int = 0) -> list[Ticker]:
@@ -643,9 +663,16 @@ class ReferenceEngine:
     """Pure-Python engine: inflate -> parse -> books/trades, per docs/engine-semantics.md."""
 
     def __init__(
-        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024,
-        max_symbols: int = 10000, trade_dedup_window: int = 512, drift_check: bool = True,
-        drift_log_size: int = 256, ticker_capacity: int = 8192, max_ticker_symbols: int = 10000,
+        self,
+        depth: int = 200,
+        trade_capacity: int = 65536,
+        max_frame: int = 8 * 1024 * 1024,
+        max_symbols: int = 10000,
+        trade_dedup_window: int = 512,
+        drift_check: bool = True,
+        drift_log_size: int = 256,
+        ticker_capacity: int = 8192,
+        max_ticker_symbols: int = 10000,
     ) -> None:
         if not 1 <= max_ticker_symbols <= 1 << 24:
             raise ValueError("max_ticker_symbols must be 1..16777216")
@@ -729,7 +756,9 @@ class ReferenceEngine:
             if not create:
                 raise UnknownSymbol(
                     f"unknown symbol {name!r}: not seen in data and not registered "
-                    "(book(symbol, create=True) registers it)", "unknown_symbol")
+                    "(book(symbol, create=True) registers it)",
+                    "unknown_symbol",
+                )
             self._book(name)
         return name
 
@@ -776,9 +805,11 @@ class ReferenceEngine:
                 else:
                     idx = -1
                     self._ticker_dropped_symbols += 1
-            row = ((self._ticker_history.count, recv_ns, t.timestamp)
-                   + tuple(getattr(t, f) for f in TICKER_FIELDS)
-                   + (t.symbol.encode("ascii"), idx, int(all_ticker)))
+            row = (
+                (self._ticker_history.count, recv_ns, t.timestamp)
+                + tuple(getattr(t, f) for f in TICKER_FIELDS)
+                + (t.symbol.encode("ascii"), idx, int(all_ticker))
+            )
             self._ticker_history._append(row)
             if idx >= 0:
                 self._ticker_rows[idx] = row
@@ -793,8 +824,9 @@ class ReferenceEngine:
         """Mark the live books of ``symbols`` (None: all) stale, keeping their levels; see
         ``Engine.mark_stale``. Returns the number of books that went stale."""
         if isinstance(symbols, (str, bytes, bytearray)):
-            raise TypeError("symbols must be an iterable of names (or None), not a single "
-                            f"{type(symbols).__name__}")
+            raise TypeError(
+                f"symbols must be an iterable of names (or None), not a single {type(symbols).__name__}"
+            )
         now_ns = now_ns or _time.time_ns()
         names = list(self._names) if symbols is None else [self._lookup(s, False) for s in symbols]
         return sum(self._books[name]._go_stale(now_ns) for name in names)
@@ -822,18 +854,18 @@ class ReferenceEngine:
             "rejects": dict(self._rejects),
             "crossed_levels_removed": self._crossed,
             "duplicate_trades": self._duplicates,
-            "dropped_trades": {"replayed": self._replayed,
-                               "duplicate": self._duplicates - self._replayed},
+            "dropped_trades": {"replayed": self._replayed, "duplicate": self._duplicates - self._replayed},
             "out_of_order_trades": self._out_of_order,
             "drift": {
                 "checks": self._drift_checks,
                 "drifted": self._drifted,
-                "by_symbol": {n: self._books[n].drifts for n in self._names
-                              if self._books[n].drifts},
+                "by_symbol": {n: self._books[n].drifts for n in self._names if self._books[n].drifts},
             },
-            "tickers": {"records": self._ticker_records,
-                        "rejects": dict(self._ticker_rejects),
-                        "dropped_symbols": self._ticker_dropped_symbols},
+            "tickers": {
+                "records": self._ticker_records,
+                "rejects": dict(self._ticker_rejects),
+                "dropped_symbols": self._ticker_dropped_symbols,
+            },
         }
 
     def book(self, symbol: str, *, create: bool = False) -> ReferenceBook:
@@ -987,8 +1019,7 @@ class ReferenceEngine:
             if book.last_drift:
                 book.drifts += 1
                 self._drifted += 1
-                self._drift_log.append(
-                    DriftRecord(self._drifted, symbol, recv_ns, missing, extra, changed))
+                self._drift_log.append(DriftRecord(self._drifted, symbol, recv_ns, missing, extra, changed))
 
     def _apply_trades(self, parsed: _Trades, recv_ns: int) -> None:
         clean, trades, symbol = parsed

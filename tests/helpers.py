@@ -7,7 +7,8 @@ import json
 import math
 import time
 import zlib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,17 +16,17 @@ import pytest
 import fastfeed
 
 __all__ = [
-    "compiled_engine_cls",
-    "CODECS",
     "BYTE_CODECS",
-    "encode",
-    "depth_text",
-    "trades_text",
-    "trade",
-    "snapshot",
-    "assert_state_equal",
+    "CODECS",
     "assert_snapshot_equal",
+    "assert_state_equal",
+    "compiled_engine_cls",
+    "depth_text",
+    "encode",
     "levels",
+    "snapshot",
+    "trade",
+    "trades_text",
 ]
 
 #: Every way a payload can be handed to ``feed``.
@@ -88,7 +89,9 @@ def depth_text(
     )
 
 
-def trade(tid: int, price: str = "100.5", amount: str = "1", side: str = "buy", time: Any = 1.5) -> dict[str, Any]:
+def trade(
+    tid: int, price: str = "100.5", amount: str = "1", side: str = "buy", time: Any = 1.5
+) -> dict[str, Any]:
     """One trade object as it appears in ``params[1]``."""
     return {"id": tid, "time": time, "price": price, "amount": amount, "type": side}
 
@@ -118,8 +121,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
             int(b.recv_ns),
             float(b.best_bid),
             float(b.best_ask),
-            (bool(b.live), int(b.stale_since), int(b.drift_checks), int(b.drifts),
-             int(b.last_drift)),
+            (bool(b.live), int(b.stale_since), int(b.drift_checks), int(b.drifts), int(b.last_drift)),
         )
     ring = engine.trades
     hist = engine.ticker_history
@@ -281,8 +283,9 @@ WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
 HANG_GUARD = 120.0
 
 
-def run_guarded(fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD, *,
-                no_tasks_left: bool = False) -> Any:
+def run_guarded(
+    fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD, *, no_tasks_left: bool = False
+) -> Any:
     """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time.
     With ``no_tasks_left``, also check that the body left no asyncio task behind."""
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import assert_state_equal, compiled_engine_cls, depth_text
 from test_equivalence import make_payload
 
 from fastfeed import events as E
@@ -28,6 +27,8 @@ from fastfeed.errors import FastfeedError
 from fastfeed.exchange import BookSet, SimBook
 from fastfeed.reference import ReferenceEngine
 from fastfeed.shm import attach, unlink_segment
+
+from helpers import assert_state_equal, compiled_engine_cls, depth_text
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -68,9 +69,11 @@ def test_private_and_shared_layouts_match_the_reference(shm_name: str, depth: in
     kw = dict(depth=depth, trade_capacity=16, max_frame=4096, drift_log_size=4)
     cls = compiled_engine_cls()
     ref = ReferenceEngine(**kw)
-    with cls(event_log=1 << 16, **kw) as private, \
-            cls(event_log=1 << 16, shm_name=shm_name, shm_checksum=True, **kw) as shared, \
-            attach(shm_name) as reader:
+    with (
+        cls(event_log=1 << 16, **kw) as private,
+        cls(event_log=1 << 16, shm_name=shm_name, shm_checksum=True, **kw) as shared,
+        attach(shm_name) as reader,
+    ):
         for i in range(700):
             p = make_payload(rng, i, True)
             recv_ns = 1_700_000_000_000_000_000 + 1_000_003 * i
@@ -85,8 +88,7 @@ def test_private_and_shared_layouts_match_the_reference(shm_name: str, depth: in
                     book = eng.book(name)
                     _check_view(book.bids, want.bids)
                     _check_view(book.asks, want.asks)
-                    for got_px, want_px in ((book.best_bid, want.best_bid),
-                                            (book.best_ask, want.best_ask)):
+                    for got_px, want_px in ((book.best_bid, want.best_bid), (book.best_ask, want.best_ask)):
                         assert got_px == want_px or (np.isnan(got_px) and np.isnan(want_px))
                     b, a = book.snapshot()
                     assert b.tolist() == want.bids.tolist() and a.tolist() == want.asks.tolist()
@@ -113,20 +115,25 @@ def test_layout_edges(shm_name: str, shared: bool) -> None:
     if shared:
         kw.update(shm_name=shm_name)
     steps = [
-        (True, [(105.0, 1.0), (104.0, 1.0), (103.0, 1.0), (102.0, 1.0), (101.0, 1.0),
-                (106.0, 1.0)], [(90.0, 1.0), (95.0, 1.0), (92.0, 1.0)]),   # not monotonic
-        (True, [(106.0, 1.0), (105.0, 1.0), (104.0, 1.0), (103.0, 1.0), (102.0, 1.0),
-                (101.0, 1.0)], [(90.0, 2.0), (91.0, 2.0), (92.0, 2.0), (93.0, 2.0),
-                                (94.0, 2.0)]),                              # fast path, > depth
-        (False, [(100.5, 3.0)], [(93.5, 3.0)]),             # full sides: insert at the top
-        (False, [(102.5, 4.0)], [(92.5, 4.0)]),             # full: in the middle
-        (False, [(110.0, 5.0)], [(80.0, 5.0)]),             # full: beyond the end, discarded
-        (False, [(100.5, 0.0)], [(93.5, 0.0)]),             # delete the best
-        (False, [(103.0, 0.0)], [(92.5, 0.0)]),             # delete the worst / a middle row
-        (False, [(99.0, 6.0)], []),                         # not full: insert at the top
+        (
+            True,
+            [(105.0, 1.0), (104.0, 1.0), (103.0, 1.0), (102.0, 1.0), (101.0, 1.0), (106.0, 1.0)],
+            [(90.0, 1.0), (95.0, 1.0), (92.0, 1.0)],
+        ),  # not monotonic
+        (
+            True,
+            [(106.0, 1.0), (105.0, 1.0), (104.0, 1.0), (103.0, 1.0), (102.0, 1.0), (101.0, 1.0)],
+            [(90.0, 2.0), (91.0, 2.0), (92.0, 2.0), (93.0, 2.0), (94.0, 2.0)],
+        ),  # fast path, > depth
+        (False, [(100.5, 3.0)], [(93.5, 3.0)]),  # full sides: insert at the top
+        (False, [(102.5, 4.0)], [(92.5, 4.0)]),  # full: in the middle
+        (False, [(110.0, 5.0)], [(80.0, 5.0)]),  # full: beyond the end, discarded
+        (False, [(100.5, 0.0)], [(93.5, 0.0)]),  # delete the best
+        (False, [(103.0, 0.0)], [(92.5, 0.0)]),  # delete the worst / a middle row
+        (False, [(99.0, 6.0)], []),  # not full: insert at the top
         (False, [(101.5, 6.0)], [(93.0, 0.0), (91.5, 7.0)]),
-        (False, [(91.0, 1.0)], []),                         # crosses: removes several bids
-        (False, [], [(105.0, 2.0)]),                        # crosses: removes every ask
+        (False, [(91.0, 1.0)], []),  # crosses: removes several bids
+        (False, [], [(105.0, 2.0)]),  # crosses: removes every ask
         (False, [(105.0, 0.0), (106.0, 1.0), (107.0, 1.0), (108.0, 1.0), (109.0, 1.0)], []),
         (True, [(101.0, 1.0), (102.0, 1.0)], [(101.5, 1.0), (100.0, 1.0)]),  # crossed snapshot
         (True, [], []),
@@ -149,13 +156,16 @@ def test_views_are_zero_copy_and_best_first() -> None:
     """A view is the book's memory: a later view overlaps an earlier one, and a change
     near the top of the book shows in a view that covers it."""
     eng = compiled_engine_cls()(depth=6)
-    eng.feed(depth_text(True, "A_USDT", bids=[["99", "1"], ["98", "2"], ["97", "3"]],
-                        asks=[["101", "1"], ["102", "2"]]))
+    eng.feed(
+        depth_text(
+            True, "A_USDT", bids=[["99", "1"], ["98", "2"], ["97", "3"]], asks=[["101", "1"], ["102", "2"]]
+        )
+    )
     book = eng.book("A_USDT")
     first = book.bids
     eng.feed(depth_text(False, "A_USDT", bids=[["99", "5"]]))
     assert np.shares_memory(first, book.bids)
-    assert first[0].tolist() == [99.0, 5.0]            # updated in place
+    assert first[0].tolist() == [99.0, 5.0]  # updated in place
     assert book.bids[0, 0] == book.best_bid == 99.0
     assert book.asks[0, 0] == book.best_ask == 101.0
     assert book.bids[:, 0].tolist() == sorted(book.bids[:, 0].tolist(), reverse=True)
@@ -172,16 +182,16 @@ def test_book_side_rules() -> None:
         asks.upsert(p, p, depth=2)
     assert bids.array().tolist() == [[3.0, 3.0], [2.0, 2.0]]  # 1.0 dropped when 2.0 came in
     assert asks.array().tolist() == [[1.0, 1.0], [2.0, 2.0]]  # 3.0 fell off the end
-    asks.upsert(5.0, 1.0, depth=2)                              # beyond a full side
+    asks.upsert(5.0, 1.0, depth=2)  # beyond a full side
     assert asks.levels() == {1.0: 1.0, 2.0: 2.0}
-    assert bids.remove_crossed(2.0) == 2 and len(bids) == 0      # bids >= 2.0
-    assert asks.remove_crossed(1.5) == 1 and asks.best == 2.0    # asks <= 1.5
+    assert bids.remove_crossed(2.0) == 2 and len(bids) == 0  # bids >= 2.0
+    assert asks.remove_crossed(1.5) == 1 and asks.best == 2.0  # asks <= 1.5
     asks.set(9.0, 1.0)
     asks.set(8.0, 1.0)
-    asks.set(7.0, 1.0)                                           # set: no capacity
+    asks.set(7.0, 1.0)  # set: no capacity
     assert len(asks) == 4
     asks.set(8.0, 0.0)
-    asks.set(42.0, 0.0)                                          # absent: nothing
+    asks.set(42.0, 0.0)  # absent: nothing
     assert asks.levels() == {2.0: 2.0, 7.0: 1.0, 9.0: 1.0}
     assert np.isnan(bids.best)
     with pytest.raises(ValueError):
@@ -191,12 +201,23 @@ def test_book_side_rules() -> None:
 def _depth_messages(rng: random.Random, n: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
+
         def lv(lo: int, hi: int) -> list[list[str]]:
-            return [[str(rng.randint(lo, hi)), "0" if rng.random() < 0.3 else str(rng.randint(1, 9))]
-                    for _ in range(rng.randint(0, 6))]
-        out.append({"method": "depth.update",
-                    "params": [rng.random() < 0.1, {"asks": lv(98, 110), "bids": lv(90, 102)},
-                               rng.choice(["a_usdt", "B_USDT"])]})
+            return [
+                [str(rng.randint(lo, hi)), "0" if rng.random() < 0.3 else str(rng.randint(1, 9))]
+                for _ in range(rng.randint(0, 6))
+            ]
+
+        out.append(
+            {
+                "method": "depth.update",
+                "params": [
+                    rng.random() < 0.1,
+                    {"asks": lv(98, 110), "bids": lv(90, 102)},
+                    rng.choice(["a_usdt", "B_USDT"]),
+                ],
+            }
+        )
     return out
 
 
@@ -217,7 +238,7 @@ def test_exchange_simbook_matches_the_compiled_engine(depth: int) -> None:
         assert sim.bids.tolist() == eng.book(sym).bids.tolist()
         assert sim.asks.tolist() == eng.book(sym).asks.tolist()
         assert sim.version == eng.book(sym).version
-        assert sim.bids.flags.writeable               # SimBook hands out its own copies
+        assert sim.bids.flags.writeable  # SimBook hands out its own copies
         crossed += sim.crossed_levels_removed
     assert crossed == eng.stats["crossed_levels_removed"]
 

@@ -41,15 +41,27 @@ def test_table_rows_are_consistent() -> None:
     methods = [m for c in channels.CHANNELS for m in c.methods]
     assert len(methods) == len(set(methods)), "a wire method belongs to one channel"
     assert {c.name for c in channels.CHANNELS} == {
-        "server.ping", "server.time", "server.auth", "trades", "depth", "ticker", "all_ticker",
-        "order", "order_algo", "balance"}
+        "server.ping",
+        "server.time",
+        "server.auth",
+        "trades",
+        "depth",
+        "ticker",
+        "all_ticker",
+        "order",
+        "order_algo",
+        "balance",
+    }
     for c in channels.CHANNELS:
         assert c.route in ROUTES, c
         if c.route == "request":
             assert c.request == c.name and not c.subscribable and c.update is None and c.parser is not None
             continue
-        assert (c.subscribe, c.unsubscribe, c.update) == (f"{c.name}.subscribe", f"{c.name}.unsubscribe",
-                                                          f"{c.name}.update")
+        assert (c.subscribe, c.unsubscribe, c.update) == (
+            f"{c.name}.subscribe",
+            f"{c.name}.unsubscribe",
+            f"{c.name}.update",
+        )
         assert c.client is not None and c.names in ("symbol", "currency", None)
         assert c.private == (c.route == "private"), c
         if c.hot and c.record is None:  # depth, trades: books and the trade ring
@@ -96,7 +108,7 @@ def test_compiled_method_names_match_the_table() -> None:
 
 
 def test_reference_method_table_comes_from_the_table() -> None:
-    assert MESSAGE_KEYS == (*channels.PUSH_METHODS, "reply", "unknown")
+    assert (*channels.PUSH_METHODS, "reply", "unknown") == MESSAGE_KEYS
     compiled = compiled_engine_cls()()
     assert set(compiled.stats["messages"]) == set(ReferenceEngine().stats["messages"])
 
@@ -141,13 +153,16 @@ _SAMPLE = {
 def _record_dict(record: Any) -> dict[str, Any]:
     d: dict[str, Any] = {}
     for _attr, key, conv in record.FIELDS:
-        for k in (key if isinstance(key, tuple) else (key,)):
+        for k in key if isinstance(key, tuple) else (key,):
             d.setdefault(k, _SAMPLE.get(conv, "3"))
     return d
 
 
-@pytest.mark.parametrize("record", sorted({c.record for c in channels.CHANNELS if c.record},
-                                          key=lambda r: r.__name__), ids=lambda r: r.__name__)
+@pytest.mark.parametrize(
+    "record",
+    sorted({c.record for c in channels.CHANNELS if c.record}, key=lambda r: r.__name__),
+    ids=lambda r: r.__name__,
+)
 def test_field_map_covers_the_record(record: Any) -> None:
     attrs = [a for a, _k, _c in record.FIELDS]
     fields = [f.name for f in dataclasses.fields(record)]
@@ -185,10 +200,21 @@ def _client_methods() -> dict[str, inspect.Signature]:
 def test_client_methods_are_generated_for_every_subscribable_channel() -> None:
     methods = _client_methods()
     assert set(methods) == {
-        "subscribe_trades", "subscribe_depth", "subscribe_ticker", "subscribe_all_ticker",
-        "subscribe_orders", "subscribe_order_algo", "subscribe_balance",
-        "unsubscribe_trades", "unsubscribe_depth", "unsubscribe_ticker", "unsubscribe_all_ticker",
-        "unsubscribe_orders", "unsubscribe_order_algo", "unsubscribe_balance"}
+        "subscribe_trades",
+        "subscribe_depth",
+        "subscribe_ticker",
+        "subscribe_all_ticker",
+        "subscribe_orders",
+        "subscribe_order_algo",
+        "subscribe_balance",
+        "unsubscribe_trades",
+        "unsubscribe_depth",
+        "unsubscribe_ticker",
+        "unsubscribe_all_ticker",
+        "unsubscribe_orders",
+        "unsubscribe_order_algo",
+        "unsubscribe_balance",
+    }
     assert str(methods["subscribe_trades"]) == "(self, symbols: 'Iterable[str]' = ()) -> 'None'"
     assert str(methods["unsubscribe_balance"]) == "(self, currencies: 'Iterable[str]' = ()) -> 'None'"
     assert str(methods["subscribe_all_ticker"]) == "(self) -> 'None'"

@@ -27,11 +27,18 @@ def test_bench_runs_from_a_copy_of_the_package_without_benchmarks_dir(tmp_path: 
     """A copy of the package (with its built extensions) alone on sys.path, as a wheel
     install lays it out: `fastfeed bench` runs and loads nothing from a benchmarks/ dir."""
     site = tmp_path / "site"
-    shutil.copytree(ROOT / "fastfeed", site / "fastfeed",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.html"))
+    shutil.copytree(
+        ROOT / "fastfeed", site / "fastfeed", ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.html")
+    )
     env = dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1")
-    r = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r); exec(%r)" % (str(site), _CHECK)],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r); exec(%r)" % (str(site), _CHECK)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert f"FASTFEED {site / 'fastfeed'}" in r.stdout, r.stdout
     assert "RC 0 BENCHMARK-MODULES []" in r.stdout, r.stdout + r.stderr
@@ -54,6 +61,9 @@ def test_every_subpackage_is_in_the_wheel() -> None:
         import tomli as tomllib
     with open(ROOT / "pyproject.toml", "rb") as f:
         listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fastfeed").rglob("__init__.py")
-             if "__pycache__" not in p.parts}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "fastfeed").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
     assert found <= listed, found - listed

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import depth_text, trade, trades_text
 
 from fastfeed.capture import CaptureWriter
 from fastfeed.cli import main
 from fastfeed.export import capture_events, capture_to_csv
+
+from helpers import depth_text, trade, trades_text
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -25,7 +26,9 @@ def small_capture(tmp_path: Path) -> Path:
     frames = [
         depth_text(True, "BTC_USDT", [["101.5", "2"], ["102", "1"]], [["100.25", "3"]]),
         depth_text(True, "ETH_USDT", [["11.5", "2"]], [["10.5", "4"]]),
-        trades_text(False, "BTC_USDT", [trade(7, "101.5", "0.5", "buy", 1.25), trade(6, "100.25", "1", "sell", 1.0)]),
+        trades_text(
+            False, "BTC_USDT", [trade(7, "101.5", "0.5", "buy", 1.25), trade(6, "100.25", "1", "sell", 1.0)]
+        ),
         depth_text(False, "BTC_USDT", [["101.5", "0"]], None),
         trades_text(False, "ETH_USDT", [trade(3, "11.5", "2", "buy", 2.0)]),
     ]
@@ -55,8 +58,9 @@ def test_csv_rows_are_the_pumps_event_rows(small_capture: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("fmt", ["csv", "npz", "parquet"])
-def test_export_symbols_matching_nothing_is_an_error(fmt: str, small_capture: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_symbols_matching_nothing_is_an_error(
+    fmt: str, small_capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
     out = tmp_path / f"out.{fmt}"
@@ -68,8 +72,9 @@ def test_export_symbols_matching_nothing_is_an_error(fmt: str, small_capture: Pa
     assert not out.exists()
 
 
-def test_export_symbols_partly_matching_notes_the_rest(small_capture: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_symbols_partly_matching_notes_the_rest(
+    small_capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out.npz"
     assert main(["export", str(small_capture), "-o", str(out), "--symbols", "btc_usdt NOPE_USDT"]) == 0
     captured = capsys.readouterr()

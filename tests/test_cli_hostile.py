@@ -155,8 +155,13 @@ def test_loop_exception_handler_is_one_line(caplog: pytest.LogCaptureFixture) ->
         loop = asyncio.get_running_loop()
         cli._quiet_transport_errors(loop)
         with caplog.at_level(logging.DEBUG, logger="fastfeed.cli"):
-            loop.call_exception_handler({"message": "SSL handshake failed\nprotocol: x",
-                                         "exception": ConnectionResetError, "transport": object()})
+            loop.call_exception_handler(
+                {
+                    "message": "SSL handshake failed\nprotocol: x",
+                    "exception": ConnectionResetError,
+                    "transport": object(),
+                }
+            )
             loop.call_exception_handler({"message": "other " + ESC, "exception": RuntimeError("boom")})
 
     asyncio.run(body())

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import depth_text, trade, trades_text
 
 from fastfeed import Engine
 from fastfeed.live import LiveDisplay, Monitor, render
 from fastfeed.live.render import PANEL_CHROME
 from fastfeed.protocol import Ticker
+
+from helpers import depth_text, trade, trades_text
 
 rich = pytest.importorskip("rich")
 from rich.console import Console  # noqa: E402
@@ -43,25 +44,61 @@ class FakeFeed:
 
 
 def _ticker(sym: str, last: float) -> Ticker:
-    return Ticker(sym, last, 1.0, last - 0.5, 2.0, last + 0.5, 3.0, last * 0.98, last * 0.9, 123456.789,
-                  9.9e9, 1_700_000_000_000)
+    return Ticker(
+        sym,
+        last,
+        1.0,
+        last - 0.5,
+        2.0,
+        last + 0.5,
+        3.0,
+        last * 0.98,
+        last * 0.9,
+        123456.789,
+        9.9e9,
+        1_700_000_000_000,
+    )
 
 
 def make_monitor(n_tickers: int = 20, selected: int = 0) -> Monitor:
     eng = Engine(depth=50)
     now = time.time_ns()
     # BTC: long prices with 2 decimals (one level has 1), ETH: 4-decimal prices
-    eng.feed(depth_text(True, "BTC_USDT", [[f"{60001.25 + i:.2f}", f"{1.5 + i / 1000:.4f}"] for i in range(20)]
-                        + [["60100.5", "2"]],
-                        [[f"{60000.75 - i:.2f}", f"{12.25 + i:.3f}"] for i in range(20)]), now)
-    eng.feed(depth_text(True, "ETH_USDT", [[f"{3000.1234 + i:.4f}", "10"] for i in range(20)],
-                        [[f"{2999.5678 - i:.4f}", "7.5"] for i in range(20)]), now)
-    eng.feed(trades_text(False, "BTC_USDT", [trade(101, "60001.25", "0.5", "buy", now / 1e9),
-                                              trade(100, "60000.75", "0.25", "sell", now / 1e9)]), now)
+    eng.feed(
+        depth_text(
+            True,
+            "BTC_USDT",
+            [[f"{60001.25 + i:.2f}", f"{1.5 + i / 1000:.4f}"] for i in range(20)] + [["60100.5", "2"]],
+            [[f"{60000.75 - i:.2f}", f"{12.25 + i:.3f}"] for i in range(20)],
+        ),
+        now,
+    )
+    eng.feed(
+        depth_text(
+            True,
+            "ETH_USDT",
+            [[f"{3000.1234 + i:.4f}", "10"] for i in range(20)],
+            [[f"{2999.5678 - i:.4f}", "7.5"] for i in range(20)],
+        ),
+        now,
+    )
+    eng.feed(
+        trades_text(
+            False,
+            "BTC_USDT",
+            [
+                trade(101, "60001.25", "0.5", "buy", now / 1e9),
+                trade(100, "60000.75", "0.25", "sell", now / 1e9),
+            ],
+        ),
+        now,
+    )
     eng.feed(trades_text(False, "ETH_USDT", [trade(7, "3000.1234", "3", "buy", now / 1e9)]), now + 1)
     names = ["BTC_USDT", "ETH_USDT"] + [f"C{i:02d}_USDT" for i in range(n_tickers - 2)]
-    tickers = {s: _ticker(s, 60000.5 if s == "BTC_USDT" else 3000.25 if s == "ETH_USDT" else 1.5 + i)
-               for i, s in enumerate(names[:n_tickers])}
+    tickers = {
+        s: _ticker(s, 60000.5 if s == "BTC_USDT" else 3000.25 if s == "ETH_USDT" else 1.5 + i)
+        for i, s in enumerate(names[:n_tickers])
+    }
     m = Monitor(["BTC_USDT", "ETH_USDT"], title="fastfeed demo", url="ws://127.0.0.1:45678/ws/v1/", depth=10)
     m.attach(FakeFeed(eng, tickers))
     m.select(selected)

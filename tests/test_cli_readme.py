@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_guarded
 
 import fastfeed
 from fastfeed.cli import UsageError, _symbol_list, build_parser
 from fastfeed.exchange import Exchange, ExchangeConfig, ThreadedExchange
+
+from helpers import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,9 @@ def test_readme_pip_commands_name_existing_extras_in_a_form_that_installs() -> N
 
 def test_readme_says_which_feature_needs_which_extra() -> None:
     readme = (ROOT / "README.md").read_text()
-    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z]+)` \| [^|]+ \| ([^\n]+) \|$", readme, re.M)}
+    table = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z]+)` \| [^|]+ \| ([^\n]+) \|$", readme, re.M)
+    }
     assert set(_extras()) <= set(table), set(_extras()) - set(table)
     assert "to_pandas" in table["pandas"] and "parquet" in table["parquet"]
 
@@ -81,24 +84,34 @@ def test_threaded_exchange_serves_from_its_thread_and_reraises_start_errors(tmp_
         ThreadedExchange(ExchangeConfig(capture=tmp_path / "missing.ffcap")).start()
 
 
-@pytest.mark.parametrize("values", [["BTC_USDT", "ETH_USDT"], ["btc_usdt,eth_usdt"], ["BTC_USDT eth_usdt"],
-                                    ["BTC_USDT, ETH_USDT", "btc_usdt"]])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["BTC_USDT", "ETH_USDT"],
+        ["btc_usdt,eth_usdt"],
+        ["BTC_USDT eth_usdt"],
+        ["BTC_USDT, ETH_USDT", "btc_usdt"],
+    ],
+)
 def test_one_symbols_rule(values: list[str]) -> None:
     assert _symbol_list(values) == ["BTC_USDT", "ETH_USDT"]
 
 
-@pytest.mark.parametrize("argv", [
-    ["demo", "--symbols", "{}"],
-    ["watch", "{}"],
-    ["record", "{}", "-o", "x.ffcap"],
-    ["export", "x.ffcap", "-o", "x.csv", "--symbols", "{}"],
-    ["exchange", "--symbols", "{}"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--symbols", "{}"],
+        ["watch", "{}"],
+        ["record", "{}", "-o", "x.ffcap"],
+        ["export", "x.ffcap", "-o", "x.csv", "--symbols", "{}"],
+        ["exchange", "--symbols", "{}"],
+    ],
+)
 def test_every_command_takes_the_same_symbols_form(argv: list[str]) -> None:
     """The same spellings parse in every command (all go through _symbol_list)."""
     for form in (["BTC_USDT", "ETH_USDT"], ["BTC_USDT,ETH_USDT"], ["btc_usdt eth_usdt"]):
         i = argv.index("{}")
-        args = build_parser().parse_args(argv[:i] + form + argv[i + 1:])
+        args = build_parser().parse_args(argv[:i] + form + argv[i + 1 :])
         raw = args.symbols if hasattr(args, "symbols") else args.cfg_symbols
         assert _symbol_list(raw) == ["BTC_USDT", "ETH_USDT"], (argv, form)
     with pytest.raises(UsageError):

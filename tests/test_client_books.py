@@ -21,7 +21,6 @@ from fastfeed.exchange import Exchange, ExchangeConfig
 
 from helpers import run_guarded, until
 
-
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
 
@@ -40,25 +39,26 @@ def exchange(**kw: Any) -> Exchange:
 
 
 def depth(clean: bool, symbol: str, bids: list[list[str]], asks: list[list[str]]) -> str:
-    return json.dumps({"method": "depth.update", "id": None,
-                       "params": [clean, {"bids": bids, "asks": asks}, symbol]})
+    return json.dumps(
+        {"method": "depth.update", "id": None, "params": [clean, {"bids": bids, "asks": asks}, symbol]}
+    )
 
 
 def test_unsubscribe_marks_books_stale_and_keeps_levels() -> None:
     async def body() -> None:
         async with exchange() as ex, fastfeed.connect(ex.url) as feed:
             await feed.subscribe_depth(SYMS)
-            book = feed.book("BTC_USDT")             # subscribed: exists before its snapshot
+            book = feed.book("BTC_USDT")  # subscribed: exists before its snapshot
             await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
             assert book.stale_since == 0 and feed.stats["stale_books"] == 0
             before = time.time_ns()
             await feed.unsubscribe_depth(["BTC_USDT"])
             b = feed.book("BTC_USDT")
             assert not b.live and b.stale_since >= before
-            assert b.n_bids > 0 and b.n_asks > 0    # levels kept, flagged
-            assert feed.book("ETH_USDT").live        # the other symbol is untouched
+            assert b.n_bids > 0 and b.n_asks > 0  # levels kept, flagged
+            assert feed.book("ETH_USDT").live  # the other symbol is untouched
             assert feed.stats["stale_books"] == 1
-            await feed.unsubscribe_depth()           # all
+            await feed.unsubscribe_depth()  # all
             assert not feed.book("ETH_USDT").live
             ex.pause()
 
@@ -97,9 +97,9 @@ def test_feed_book_of_an_unknown_symbol_raises_and_creates_nothing() -> None:
         async with exchange() as ex, fastfeed.connect(ex.url, shm_name=name) as feed:
             await feed.subscribe_depth(["BTC_USDT"])
             with pytest.raises(UnknownSymbol, match="BTCUSDT"):
-                feed.book("BTCUSDT")                 # a typo
-            with pytest.raises(KeyError):             # UnknownSymbol is a KeyError too
-                feed.book("ETH_USDT")                 # not subscribed to depth
+                feed.book("BTCUSDT")  # a typo
+            with pytest.raises(KeyError):  # UnknownSymbol is a KeyError too
+                feed.book("ETH_USDT")  # not subscribed to depth
             assert "BTCUSDT" not in feed.engine.books
             reader = fastfeed.attach(name)
             try:
@@ -120,18 +120,16 @@ def test_a_drifted_book_is_an_event_and_in_stats() -> None:
     eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "2"]], [["101", "1"], ["102", "2"]]))
     assert eng.book("BTC_USDT").live
     # the server's next snapshot disagrees: 99 has another amount, 98 is missing locally
-    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]],
-                   [["101", "1"], ["102", "2"]]))
+    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]], [["101", "1"], ["102", "2"]]))
     feed._check_drift()
     drift = [e for e in events if e.kind == "drift"]
     assert len(drift) == 1 and "BTC_USDT" in drift[0].reason
     assert feed.stats["drift"]["drifted"] == 1
     assert feed.stats["drift"]["by_symbol"] == {"BTC_USDT": 1}
-    feed._check_drift()                                  # reported once
+    feed._check_drift()  # reported once
     assert len([e for e in events if e.kind == "drift"]) == 1
     # an equal snapshot is no drift
-    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]],
-                   [["101", "1"], ["102", "2"]]))
+    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]], [["101", "1"], ["102", "2"]]))
     feed._check_drift()
     assert len([e for e in events if e.kind == "drift"]) == 1
     eng.close()
@@ -177,16 +175,19 @@ def test_a_symbol_refused_on_resubscribe_is_dropped_and_the_rest_goes_on() -> No
         await ex1.start()
         port = ex1.port
         try:
-            async with fastfeed.connect(ex1.url, on_event=events.append, backoff_initial=0.05,
-                                        backoff_max=0.2) as feed:
+            async with fastfeed.connect(
+                ex1.url, on_event=events.append, backoff_initial=0.05, backoff_max=0.2
+            ) as feed:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
                 await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
                 await ex1.close()
                 await until(lambda: not feed.connected, "disconnect")
                 async with exchange(symbols=["BTC_USDT"], port=port) as ex2:
-                    await until(lambda: feed.connected and feed.book("BTC_USDT").live,
-                                "resubscribed to the remaining symbol")
+                    await until(
+                        lambda: feed.connected and feed.book("BTC_USDT").live,
+                        "resubscribed to the remaining symbol",
+                    )
                     assert feed.subscriptions == {"depth": ["BTC_USDT"], "trades": ["BTC_USDT"]}
                     assert feed.stats["refused_subscriptions"] == {"depth": 1, "trades": 1}
                     assert feed.stats["connects"] == 2

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+
 import pytest
+from test_client import exchange, run, until
+from test_client_hostile import raw
 
 import fastfeed
 from fastfeed.client import TickerMap
-
-from test_client import exchange, run, until
-from test_client_hostile import raw
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -48,8 +48,11 @@ def test_records_reach_callback_and_streams_in_order() -> None:
     feed._feed_payload(ticker_text("A", "B", "A", nested=True), 9)
     feed._feed_payload(ticker_text("C"), 10)
     assert [(t.symbol, t.timestamp, t.recv_ns) for t in got] == [
-        ("A", 1_700_000_000_000, 9), ("B", 1_700_000_000_001, 9), ("A", 1_700_000_000_002, 9),
-        ("C", 1_700_000_000_000, 10)]
+        ("A", 1_700_000_000_000, 9),
+        ("B", 1_700_000_000_001, 9),
+        ("A", 1_700_000_000_002, 9),
+        ("C", 1_700_000_000_000, 10),
+    ]
     assert len(stream) == 4
     assert feed.latest_tickers["A"].timestamp == 1_700_000_000_002
     asyncio.run(feed.close())
@@ -61,14 +64,16 @@ def test_records_pushed_out_of_the_history_before_dispatch_are_counted() -> None
     feed._feed_payload(ticker_text("A", "B", "C", "D", "E"), 1)
     assert [t.symbol for t in got] == ["D", "E"]
     assert feed.stats["dropped"]["ticker_history"] == 3
-    assert len(feed.latest_tickers) == 5   # the table has them all
+    assert len(feed.latest_tickers) == 5  # the table has them all
     asyncio.run(feed.close())
 
 
 def test_bad_records_counted_as_bad_pushes() -> None:
     feed = fastfeed.Feed("ws://127.0.0.1:1/", options=fastfeed.FeedOptions(max_ticker_symbols=1))
-    feed._feed_payload('{"method":"ticker.update","params":[{"symbol":"A","last":true},{"symbol":""},5,'
-                       '{"symbol":"B","last":"1"},{"symbol":"C","last":"1"},{"symbol":"B","last":"1e400"}]}')
+    feed._feed_payload(
+        '{"method":"ticker.update","params":[{"symbol":"A","last":true},{"symbol":""},5,'
+        '{"symbol":"B","last":"1"},{"symbol":"C","last":"1"},{"symbol":"B","last":"1e400"}]}'
+    )
     st = feed.stats
     assert st["bad_pushes"] == {"bad_field": 2, "bad_symbol": 1, "bad_shape": 1}
     assert st["dropped"]["ticker_symbols"] == 1 and list(feed.latest_tickers) == ["B"]

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import fastfeed
-from helpers import compiled_engine_cls
 
+from helpers import compiled_engine_cls
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -82,17 +82,29 @@ def _trades(rng: random.Random, next_id: list[int]) -> str:
 def _ticker(rng: random.Random) -> str:
     """A ticker push in the documented (flat) or the live (nested) shape; values as the
     server writes them, now and then as bare numbers, zero-padded or with many digits."""
+
     def num(lo: float, hi: float) -> Any:
         r = rng.random()
         if r < 0.1:
             return round(rng.uniform(lo, hi), 4)
         return _num(rng, lo, hi, 8 if r < 0.3 else (20 if r < 0.35 else 2))
 
-    rec = {"symbol": rng.choice(SYMBOLS), "open_24h": num(90, 110), "low_24h": num(80, 90),
-           "high_24h": num(110, 120), "base_volume_24h": num(1, 1e6), "quote_volume_24h": num(1, 1e8),
-           "last": num(90, 110), "last_qty": num(0.001, 5), "best_bid": num(90, 100),
-           "best_bid_size": num(0.001, 5), "best_ask": num(100, 110), "best_ask_size": num(0.001, 5),
-           "change_24h": "0.46", "timestamp": 1_700_000_000_000 + rng.randrange(10**9)}
+    rec = {
+        "symbol": rng.choice(SYMBOLS),
+        "open_24h": num(90, 110),
+        "low_24h": num(80, 90),
+        "high_24h": num(110, 120),
+        "base_volume_24h": num(1, 1e6),
+        "quote_volume_24h": num(1, 1e8),
+        "last": num(90, 110),
+        "last_qty": num(0.001, 5),
+        "best_bid": num(90, 100),
+        "best_bid_size": num(0.001, 5),
+        "best_ask": num(100, 110),
+        "best_ask_size": num(0.001, 5),
+        "change_24h": "0.46",
+        "timestamp": 1_700_000_000_000 + rng.randrange(10**9),
+    }
     recs = [rec] if rng.random() < 0.7 else [dict(rec, symbol=s) for s in rng.sample(SYMBOLS, 3)]
     method = rng.choice(("ticker.update", "all_ticker.update"))
     return json.dumps({"method": method, "params": recs if rng.random() < 0.5 else [recs], "id": None})

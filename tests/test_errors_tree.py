@@ -80,7 +80,11 @@ def test_every_exception_class_in_the_package_is_in_the_tree() -> None:
     for name in _modules():
         mod = importlib.import_module(name)
         for attr, obj in vars(mod).items():
-            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__.startswith("fastfeed"):
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, BaseException)
+                and obj.__module__.startswith("fastfeed")
+            ):
                 if obj.__module__ != "fastfeed.errors" or not issubclass(obj, FastfeedError):
                     bad.append(f"{name}.{attr}")
                 elif getattr(errors, obj.__name__, None) is not obj:
@@ -134,7 +138,12 @@ def test_old_import_paths_still_work() -> None:
     assert CaptureError is errors.CaptureError
     assert DecodeError is D2 is errors.DecodeError
     assert (AuthError, BadReply, ConnectionLost, RequestError, RequestTimeout) == (
-        errors.AuthError, errors.BadReply, errors.ConnectionLost, errors.RequestError, errors.RequestTimeout)
+        errors.AuthError,
+        errors.BadReply,
+        errors.ConnectionLost,
+        errors.RequestError,
+        errors.RequestTimeout,
+    )
     exported = [n for n in fastfeed.__all__ if n in errors.__all__]
     assert "FastfeedError" in exported
     for name in exported:
@@ -219,8 +228,10 @@ def test_simple_client_disconnected_is_connection_lost() -> None:
 def test_export_ring_overflow_is_typed() -> None:
     from fastfeed.export import capture_events
 
-    depth = ('{"method":"depth.update","params":[true,{"asks":[%s],"bids":[]},"BTC_USDT"],"id":null}'
-             % ",".join(f'["{100 + i}","1"]' for i in range(20))).encode()
+    depth = (
+        '{"method":"depth.update","params":[true,{"asks":[%s],"bids":[]},"BTC_USDT"],"id":null}'
+        % ",".join(f'["{100 + i}","1"]' for i in range(20))
+    ).encode()
     with pytest.raises(errors.ExportOverflow) as info:
         capture_events([(1, depth)], ring=4)
     assert isinstance(info.value, ValueError) and "ring" in str(info.value)

@@ -80,9 +80,28 @@ def test_python_m_fastfeed_exchange_serves_and_stops_on_sigint() -> None:
     env = dict(os.environ, FASTFEED_API_KEY="envkey", FASTFEED_API_SECRET="envsecret")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastfeed", "exchange", "--port", "0", "--rate", "200", "--seed", "1",
-         "--symbols", "BTC_USDT,eth_usdt", "--account", "k:s", "--text-replies"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "exchange",
+            "--port",
+            "0",
+            "--rate",
+            "200",
+            "--seed",
+            "1",
+            "--symbols",
+            "BTC_USDT,eth_usdt",
+            "--account",
+            "k:s",
+            "--text-replies",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None
@@ -161,8 +180,9 @@ def test_every_exchange_config_field_has_a_flag() -> None:
         (["--compress-level", "1"], "compress_level", 1),
     ],
 )
-def test_exchange_flags_set_config_fields(argv: list[str], field: str, value: object,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exchange_flags_set_config_fields(
+    argv: list[str], field: str, value: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fastfeed.cli.exchange import _exchange_config
 
     monkeypatch.delenv("FASTFEED_API_KEY", raising=False)

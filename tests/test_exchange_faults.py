@@ -19,7 +19,6 @@ from fastfeed.exchange import BookSet, Exchange, ExchangeConfig, SimpleClient
 
 from helpers import run_guarded
 
-
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
 

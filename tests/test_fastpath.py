@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from fastfeed.reference import ReferenceEngine
+
 from helpers import assert_state_equal, compiled_engine_cls
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
@@ -78,23 +79,33 @@ def check_text(text: bytes, parser: Any = None) -> Any:
     fast = _parse.parse_py(text, "fast", parser)
     assert bits(auto) == bits(general), f"{text!r:.400}\nauto:    {auto!r:.300}\ngeneral: {general!r:.300}"
     if fast is not None:
-        assert bits(fast) == bits(general), f"{text!r:.400}\nfast:    {fast!r:.300}\ngeneral: {general!r:.300}"
+        assert bits(fast) == bits(general), (
+            f"{text!r:.400}\nfast:    {fast!r:.300}\ngeneral: {general!r:.300}"
+        )
         assert fast[0] in ("depth.update", "trades.update")
     return fast
 
 
 # --- compact frames in the live shape -------------------------------------------------------
 
-DEPTH = (b'{"method":"depth.update","params":[false,{"asks":[["11700.5","0.25"],["11703.1","0"]],'
-         b'"bids":[["11698.2","1.5"],["11690","0"]]},"BTC_USDT"],"id":null}')
-TRADES = (b'{"method":"trades.update","params":[false,[{"id":3282939930,"time":1716000000.123456,'
-          b'"amount":"0.1","price":"11687.04","type":"sell"},{"id":3282939929,"time":1716000000.1,'
-          b'"amount":"2","price":"11687","type":"buy"}],"ETH_USDT"],"id":null}')
-SNAPSHOT = (b'{"method":"depth.update","params":[true,{"asks":['
-            + b",".join(b'["%d.%02d","%d.%06d"]' % (3010 + i, i * 7 % 100, i + 1, i * 37 % 1000000) for i in range(30))
-            + b'],"bids":['
-            + b",".join(b'["0.%08d","%d"]' % (99999999 - 1234 * i, 10**i % 99999989) for i in range(30))
-            + b']},"pepe_usdt"],"id":null}')
+DEPTH = (
+    b'{"method":"depth.update","params":[false,{"asks":[["11700.5","0.25"],["11703.1","0"]],'
+    b'"bids":[["11698.2","1.5"],["11690","0"]]},"BTC_USDT"],"id":null}'
+)
+TRADES = (
+    b'{"method":"trades.update","params":[false,[{"id":3282939930,"time":1716000000.123456,'
+    b'"amount":"0.1","price":"11687.04","type":"sell"},{"id":3282939929,"time":1716000000.1,'
+    b'"amount":"2","price":"11687","type":"buy"}],"ETH_USDT"],"id":null}'
+)
+SNAPSHOT = (
+    b'{"method":"depth.update","params":[true,{"asks":['
+    + b",".join(
+        b'["%d.%02d","%d.%06d"]' % (3010 + i, i * 7 % 100, i + 1, i * 37 % 1000000) for i in range(30)
+    )
+    + b'],"bids":['
+    + b",".join(b'["0.%08d","%d"]' % (99999999 - 1234 * i, 10**i % 99999989) for i in range(30))
+    + b']},"pepe_usdt"],"id":null}'
+)
 COMPACT = (DEPTH, TRADES, SNAPSHOT)
 
 
@@ -115,8 +126,16 @@ def test_compact_frames_take_the_fast_path(text: bytes) -> None:
         for got, side in ((fast[3], "asks"), (fast[4], "bids")):
             assert bits(got) == bits([(float(p), float(a)) for p, a in body[side]])
     else:
-        want = [(t["id"], float(t["time"]), float(t["price"]), float(t["amount"]),
-                 1 if t["type"] == "buy" else -1) for t in body]
+        want = [
+            (
+                t["id"],
+                float(t["time"]),
+                float(t["price"]),
+                float(t["amount"]),
+                1 if t["type"] == "buy" else -1,
+            )
+            for t in body
+        ]
         assert bits(fast[5]) == bits(want)
 
 
@@ -128,11 +147,33 @@ def _expected(frame_plain: bytes) -> tuple[Any, ...]:
     obj = json.loads(frame_plain)
     clean, body, symbol = obj["params"]
     if obj["method"] == "depth.update":
-        return (obj["method"], clean, symbol.upper(), [(float(p), float(a)) for p, a in body["asks"]],
-                [(float(p), float(a)) for p, a in body["bids"]], [], -1)
-    return (obj["method"], clean, symbol.upper(), [], [],
-            [(t["id"], float(t["time"]), float(t["price"]), float(t["amount"]),
-              1 if t["type"] == "buy" else -1) for t in body], -1)
+        return (
+            obj["method"],
+            clean,
+            symbol.upper(),
+            [(float(p), float(a)) for p, a in body["asks"]],
+            [(float(p), float(a)) for p, a in body["bids"]],
+            [],
+            -1,
+        )
+    return (
+        obj["method"],
+        clean,
+        symbol.upper(),
+        [],
+        [],
+        [
+            (
+                t["id"],
+                float(t["time"]),
+                float(t["price"]),
+                float(t["amount"]),
+                1 if t["type"] == "buy" else -1,
+            )
+            for t in body
+        ],
+        -1,
+    )
 
 
 @pytest.mark.parametrize("seed", (1, 2, 3))
@@ -175,7 +216,7 @@ def _engine_pair_states(frames: list[Any], payload: str) -> None:
         for eng in (fast, general, ref):
             try:
                 outs.append(("ok", eng.feed(data, 1_000 + i)))
-            except Exception as exc:  # noqa: BLE001 - compared, never expected here
+            except Exception as exc:
                 outs.append(("error", type(exc).__name__, str(exc)))
         assert outs[0] == outs[1] == outs[2], f"frame {i}: {outs!r:.400}"
         if i % 997 == 0:
@@ -272,7 +313,7 @@ SURPRISES: dict[str, bytes] = {
     "symbol too long": _sub(DEPTH, b'"BTC_USDT"', b'"' + b"A" * 33 + b'"'),
     "symbol empty": _sub(DEPTH, b'"BTC_USDT"', b'""'),
     "symbol with space": _sub(DEPTH, b'"BTC_USDT"', b'"BTC USDT"'),
-    "symbol non-ascii": _sub(DEPTH, b'"BTC_USDT"', "\"BTC_\u00e9\"".encode()),
+    "symbol non-ascii": _sub(DEPTH, b'"BTC_USDT"', '"BTC_\u00e9"'.encode()),
     "symbol not a string": _sub(DEPTH, b'"BTC_USDT"', b"7"),
     "params extra element": _sub(DEPTH, b'"BTC_USDT"]', b'"BTC_USDT",1]'),
     "level of three": _sub(DEPTH, b'["11700.5","0.25"]', b'["11700.5","0.25","1"]'),
@@ -309,8 +350,9 @@ TAKEN: dict[str, bytes] = {
     "tiny": _sub(DEPTH, b'"0.25"', b'"0.0000000000000001"'),
     "zero id": _sub(TRADES, b'"id":3282939930', b'"id":0'),
     "16-digit id": _sub(TRADES, b'"id":3282939930', b'"id":1234567890123456'),
-    "trade keys reordered": _sub(TRADES, b'{"id":3282939930,"time":1716000000.123456,',
-                                 b'{"time":1716000000.123456,"id":3282939930,'),
+    "trade keys reordered": _sub(
+        TRADES, b'{"id":3282939930,"time":1716000000.123456,', b'{"time":1716000000.123456,"id":3282939930,'
+    ),
     "32-char symbol": _sub(DEPTH, b'"BTC_USDT"', b'"' + b"~!#$%&'()*+,-./:;<=>?@[]^_`{|}az" + b'"'),
     "empty trades": b'{"method":"trades.update","params":[false,[],"BTC_USDT"],"id":null}',
 }
@@ -323,13 +365,52 @@ def test_valid_variants_take_the_fast_path(name: str) -> None:
 
 
 NUMBERS = (
-    "0", "00", "0.0", "1", "1.", "01", "1.5", "0.1", "0.3", "2.675", "9.999999999999999",
-    "0.30000000000000004", "123456789.0123456789", "1234567890123456", "12345678901234567",
-    "9007199254740992", "9007199254740993", "9007199254740991.5", "4503599627370497.5",
-    "0.000000000000000001", "0.0000000000000000001", "99999999.99999999", "1716000000.123456",
-    "60000.12", "0.00001734", "0.0001234", "40000", "50000000", "12345678", "123456789",
-    "1234567.8", "12345678.9", "0.12345678", "0.123456789", "8.01", "80.1", "0.00000001",
-    "1e5", "1E-5", "-1", "+1", ".5", "", "1.2.3", "1..2", "١",
+    "0",
+    "00",
+    "0.0",
+    "1",
+    "1.",
+    "01",
+    "1.5",
+    "0.1",
+    "0.3",
+    "2.675",
+    "9.999999999999999",
+    "0.30000000000000004",
+    "123456789.0123456789",
+    "1234567890123456",
+    "12345678901234567",
+    "9007199254740992",
+    "9007199254740993",
+    "9007199254740991.5",
+    "4503599627370497.5",
+    "0.000000000000000001",
+    "0.0000000000000000001",
+    "99999999.99999999",
+    "1716000000.123456",
+    "60000.12",
+    "0.00001734",
+    "0.0001234",
+    "40000",
+    "50000000",
+    "12345678",
+    "123456789",
+    "1234567.8",
+    "12345678.9",
+    "0.12345678",
+    "0.123456789",
+    "8.01",
+    "80.1",
+    "0.00000001",
+    "1e5",
+    "1E-5",
+    "-1",
+    "+1",
+    ".5",
+    "",
+    "1.2.3",
+    "1..2",
+    "١",
 )
 
 
@@ -343,10 +424,14 @@ def test_numbers_in_every_slot() -> None:
             texts = [
                 '{"method":"depth.update","params":[false,{"asks":[[%s,"2"]]},"N"],"id":null}' % tok,
                 '{"method":"depth.update","params":[false,{"bids":[["3",%s]]},"N"],"id":null}' % tok,
-                '{"method":"trades.update","params":[false,[{"id":1,"time":%s,"price":"1","amount":"1","type":"buy"}],"N"]}' % tok,
-                '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":%s,"amount":"1","type":"buy"}],"N"]}' % tok,
-                '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"1","amount":%s,"type":"buy"}],"N"]}' % tok,
-                '{"method":"trades.update","params":[false,[{"id":%s,"time":1,"price":"1","amount":"1","type":"buy"}],"N"]}' % tok,
+                '{"method":"trades.update","params":[false,[{"id":1,"time":%s,"price":"1","amount":"1","type":"buy"}],"N"]}'
+                % tok,
+                '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":%s,"amount":"1","type":"buy"}],"N"]}'
+                % tok,
+                '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"1","amount":%s,"type":"buy"}],"N"]}'
+                % tok,
+                '{"method":"trades.update","params":[false,[{"id":%s,"time":1,"price":"1","amount":"1","type":"buy"}],"N"]}'
+                % tok,
             ]
             for slot, text in enumerate(texts):
                 fast = check_text(text.encode())
@@ -357,8 +442,11 @@ def test_numbers_in_every_slot() -> None:
                     assert fast[5][0][0] == int(s), f"{text}: {fast}"
                 else:
                     # slots: ask price, bid amount, trade time, price, amount
-                    got = (fast[3] + [(0.0, 0.0)])[0][0] if slot == 0 else (
-                        fast[4][0][1] if slot == 1 else fast[5][0][slot - 1])
+                    got = (
+                        (fast[3] + [(0.0, 0.0)])[0][0]
+                        if slot == 0
+                        else (fast[4][0][1] if slot == 1 else fast[5][0][slot - 1])
+                    )
                     assert bits(got) == bits(float(s)), f"{text}: {fast}"
     assert taken > 100
 
@@ -370,10 +458,12 @@ def test_decimal_shapes() -> None:
     path's documented limits allow (digit runs <= 16, <= 19 digits, mantissa <= 2**53)."""
     rng = random.Random(99)
     taken = 0
-    for ni in range(0, 18):
-        for nf in list(range(0, 18)) + [None]:
+    for ni in range(18):
+        for nf in list(range(18)) + [None]:
             for kind in ("random", "zeros", "nines", "lead0"):
-                digits = {"random": "0123456789", "zeros": "0000000001", "nines": "9999999998"}.get(kind, "0123456789")
+                digits = {"random": "0123456789", "zeros": "0000000001", "nines": "9999999998"}.get(
+                    kind, "0123456789"
+                )
                 ip = "".join(rng.choice(digits) for _ in range(ni))
                 if kind == "lead0" and ni:
                     ip = "0" + ip[1:]
@@ -382,11 +472,12 @@ def test_decimal_shapes() -> None:
                 if not s or s == ".":
                     continue
                 mant = int((ip + (fp or "")) or "0")
-                within = (1 <= ni <= 16 and (nf or 0) <= 16 and ni + (nf or 0) <= 19 and mant <= 2**53)
+                within = 1 <= ni <= 16 and (nf or 0) <= 16 and ni + (nf or 0) <= 19 and mant <= 2**53
                 texts = [
                     '{"method":"depth.update","params":[false,{"asks":[["%s","2"]]},"N"],"id":null}' % s,
                     '{"id":null,"method":"depth.update","params":[false,{"bids":[["3","%s"]]},"N"]}' % s,
-                    '{"method":"trades.update","params":[false,[{"id":1,"time":%s,"price":"1","amount":"1","type":"buy"}],"N"]}' % s,
+                    '{"method":"trades.update","params":[false,[{"id":1,"time":%s,"price":"1","amount":"1","type":"buy"}],"N"]}'
+                    % s,
                 ]
                 for slot, text in enumerate(texts):
                     fast = check_text(text.encode())
@@ -427,10 +518,17 @@ def test_fuzz_mutations_agree() -> None:
         text = rng.choice(seeds)
         for _ in range(rng.choice((1, 1, 1, 2, 4))):
             op = rng.choice(test_fuzz.TEXT_OPS)
-            blob = rng.choice((b"", rng.choice(test_fuzz.SPECIAL_NUMBERS), rng.choice(test_fuzz.SPECIAL_STRINGS),
-                               bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))))
-            text = test_fuzz.mutate_text(text, op, rng.randrange(1 << 16), rng.randrange(1 << 16),
-                                         rng.randrange(1 << 16), blob)
+            blob = rng.choice(
+                (
+                    b"",
+                    rng.choice(test_fuzz.SPECIAL_NUMBERS),
+                    rng.choice(test_fuzz.SPECIAL_STRINGS),
+                    bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))),
+                )
+            )
+            text = test_fuzz.mutate_text(
+                text, op, rng.randrange(1 << 16), rng.randrange(1 << 16), rng.randrange(1 << 16), blob
+            )
         if check_text(text[: 1 << 16], parser) is not None:
             taken += 1
     assert taken > n // 30, f"only {taken} of {n} mutated inputs reached the end of the fast path"
@@ -507,7 +605,12 @@ def test_nothing_read_past_the_end() -> None:
         texts += [text[:k] for k in range(len(text) + 1)]
         texts += [text[:i] + bytes([c]) for i in range(len(text)) for c in b'"0.,]}\\']
     texts += [s for s in test_fuzz.SEEDS]
-    proc = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], input="\n".join("x" + t.hex() for t in texts),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", GUARD_SCRIPT],
+        input="\n".join("x" + t.hex() for t in texts),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"child died ({proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.split() == ["parsed", str(len(texts))]

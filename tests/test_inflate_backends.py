@@ -14,7 +14,6 @@ import pytest
 from fastfeed._inflate import BACKENDS, Inflater
 from fastfeed.errors import FastfeedError
 
-
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
 
@@ -96,22 +95,21 @@ def _mutants(seed: int, n: int) -> list[tuple[bytes, int]]:
     data) with bit flips, cuts and appended bytes, each with a size cap around the output
     size: the cap reached before, at or after a corruption."""
     rng = random.Random(seed)
-    text = (b'{"method":"depth.update","params":[false,{"asks":[["1.5","2"]],"bids":[]},'
-            b'"BTC_USDT"],"id":null}')
-    plains = [text, text * 3, text * 20, bytes(rng.getrandbits(8) for _ in range(300)),
-              b"a" * 5000]
+    text = b'{"method":"depth.update","params":[false,{"asks":[["1.5","2"]],"bids":[]},"BTC_USDT"],"id":null}'
+    plains = [text, text * 3, text * 20, bytes(rng.getrandbits(8) for _ in range(300)), b"a" * 5000]
     out = []
     for _ in range(n):
         t = rng.choice(plains)
-        co = zlib.compressobj(rng.choice([0, 1, 6, 9]), zlib.DEFLATED, rng.choice([9, 12, 15]),
-                              9, rng.choice([0, 1, 2, 3, 4]))
+        co = zlib.compressobj(
+            rng.choice([0, 1, 6, 9]), zlib.DEFLATED, rng.choice([9, 12, 15]), 9, rng.choice([0, 1, 2, 3, 4])
+        )
         z = bytearray(co.compress(t) + co.flush())
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             op = rng.random()
             if op < 0.6 and z:
                 z[rng.randrange(len(z))] ^= 1 << rng.randrange(8)
             elif op < 0.8 and z:
-                del z[rng.randrange(len(z)):]
+                del z[rng.randrange(len(z)) :]
             else:
                 z += bytes([rng.randrange(256)])
         cap = max(1, rng.choice([1, 8, 50, 100, len(t) - 1, len(t), len(t) + 1, 1 << 20]))
@@ -146,7 +144,7 @@ def test_backend_matches_zlib_on_mutants(backend: str) -> None:
                 continue
             diffs.append((data[:24], cap, got[0], want[0]))
     assert not diffs, diffs[:5]
-    assert tolerated <= 10   # a rare class of hostile input, not a general laxity
+    assert tolerated <= 10  # a rare class of hostile input, not a general laxity
 
 
 def _zlib_message(data: bytes) -> str:
@@ -167,11 +165,13 @@ def test_backend_window_sizes(backend: str, wbits: int) -> None:
     co = zlib.compressobj(9, zlib.DEFLATED, wbits)
     z = co.compress(text) + co.flush()
     assert _outcome_cap(backend, z, 1 << 20) == ("ok", text)
-    cmf = (z[0] & 0x0F) | (8 << 4)                      # CINFO 8: a 64 KiB window
-    for head in (bytes([cmf, (31 - (cmf << 8) % 31) % 31]),
-                 bytes([0x78, 0xBB]),                    # FDICT set
-                 bytes([0x78, 0x9D]),                    # check bits wrong
-                 bytes([0x77, (31 - (0x77 << 8) % 31) % 31])):   # method 7
+    cmf = (z[0] & 0x0F) | (8 << 4)  # CINFO 8: a 64 KiB window
+    for head in (
+        bytes([cmf, (31 - (cmf << 8) % 31) % 31]),
+        bytes([0x78, 0xBB]),  # FDICT set
+        bytes([0x78, 0x9D]),  # check bits wrong
+        bytes([0x77, (31 - (0x77 << 8) % 31) % 31]),
+    ):  # method 7
         bad = head + z[2:]
         assert _outcome_cap(backend, bad, 1 << 20) == _outcome_cap("zlib", bad, 1 << 20)
         assert _outcome_cap("zlib", bad, 1 << 20)[0] == "zlib_error"
@@ -189,17 +189,25 @@ def _outcome_cap(backend: str, data: bytes, cap: int) -> tuple[str, bytes]:
 def test_backends_on_engine_corpus(backend: str) -> None:
     """Every backend inflates real frames (depth, trades, ticker; snapshots of 200 levels)
     to the same engine state as zlib."""
-    from helpers import assert_state_equal, depth_text, trade, trades_text
-
     import fastfeed
 
+    from helpers import assert_state_equal, depth_text, trade, trades_text
+
     rng = random.Random(SEED)
-    frames = [depth_text(True, "BTC_USDT",
-                         asks=[[f"{100 + i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)],
-                         bids=[[f"{99 - i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)])]
+    frames = [
+        depth_text(
+            True,
+            "BTC_USDT",
+            asks=[[f"{100 + i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)],
+            bids=[[f"{99 - i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)],
+        )
+    ]
     for i in range(300):
-        frames.append(depth_text(False, "BTC_USDT", asks=[[f"{100 + rng.randrange(300) / 100:.2f}",
-                                                           rng.choice(["0", "1.5"])]]))
+        frames.append(
+            depth_text(
+                False, "BTC_USDT", asks=[[f"{100 + rng.randrange(300) / 100:.2f}", rng.choice(["0", "1.5"])]]
+            )
+        )
         frames.append(trades_text(False, "BTC_USDT", [trade(1000 + i)]))
     payloads = [zlib.compress(f.encode(), rng.choice([1, 6, 9])) for f in frames]
     want = fastfeed.Engine(depth=200, inflate_backend="zlib")

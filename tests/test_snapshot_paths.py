@@ -13,7 +13,6 @@ import pytest
 import fastfeed
 from fastfeed.reference import ReferenceEngine
 
-
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
 

@@ -53,11 +53,17 @@ def _stream(seed: int, symbols: list[str], n: int) -> list[bytes | str]:
             text = depth_text(False, s, **kw)
         elif r < 0.85:
             tid += rng.randrange(1, 3)
-            text = trades_text(False, s, [trade(tid, f"{mid[s]:.2f}", "0.5",
-                                                rng.choice(("buy", "sell")), 1.5 + i)])
+            text = trades_text(
+                False, s, [trade(tid, f"{mid[s]:.2f}", "0.5", rng.choice(("buy", "sell")), 1.5 + i)]
+            )
         elif r < 0.95:
-            text = json.dumps({"method": "ticker.update", "params": [
-                {"symbol": s, "last": str(mid[s]), "timestamp": 1700000000 + i}], "id": None})
+            text = json.dumps(
+                {
+                    "method": "ticker.update",
+                    "params": [{"symbol": s, "last": str(mid[s]), "timestamp": 1700000000 + i}],
+                    "id": None,
+                }
+            )
         elif r < 0.98:
             text = json.dumps({"error": None, "result": {"status": "success"}, "id": i})
         else:
@@ -98,7 +104,7 @@ def test_two_threads_two_engines_match_sequential(backend: str, many: bool) -> N
             try:
                 start.wait(JOIN_TIMEOUT)
                 par_out[i] = _feed_all(par[i], STREAMS[i], many)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(i,)) for i in range(len(STREAMS))]
@@ -179,8 +185,8 @@ def test_feed_inside_feed_many_is_busy() -> None:
     eng.feed_many(payloads())
     assert len(seen) == 1 and seen[0].reason == "busy"
     assert isinstance(seen[0], FastfeedError) and isinstance(seen[0], RuntimeError)
-    assert_state_equal(eng, want, "after EngineBusy")     # nothing fed, nothing counted
-    eng.feed(frames[1])                                     # not stuck busy
+    assert_state_equal(eng, want, "after EngineBusy")  # nothing fed, nothing counted
+    eng.feed(frames[1])  # not stuck busy
     eng.feed_many(frames[:3])
 
 
@@ -237,20 +243,22 @@ def test_buffer_views_are_released(kind: str) -> None:
     """feed() holds a buffer view of a bytearray / memoryview payload only while it runs:
     afterwards the bytearray can be resized again (a leaked export would refuse), also
     after a rejected frame."""
-    good = zlib.compress(depth_text(True, "BTC_USDT", asks=[("2", "1")], bids=[("1", "1")])
-                         .encode())
+    good = zlib.compress(depth_text(True, "BTC_USDT", asks=[("2", "1")], bids=[("1", "1")]).encode())
     eng = fastfeed.Engine(depth=10)
     for data in (good, b"\x78\x9c garbage", good[:5]):
         ba = bytearray(data)
-        payload: Any = {"bytearray": ba, "memoryview_bytearray": memoryview(ba),
-                        "memoryview_bytes": memoryview(bytes(data))}[kind]
+        payload: Any = {
+            "bytearray": ba,
+            "memoryview_bytearray": memoryview(ba),
+            "memoryview_bytes": memoryview(bytes(data)),
+        }[kind]
         try:
             eng.feed(payload)
         except FastfeedError:
             pass
         if isinstance(payload, memoryview):
             payload.release()
-        ba.extend(b"more")           # BufferError if a view were still exported
+        ba.extend(b"more")  # BufferError if a view were still exported
         del ba[:]
     assert eng.book("BTC_USDT").best_bid == 1.0
 
@@ -263,23 +271,31 @@ def test_feed_many_batches_match_feed(backend: str) -> None:
     stream: list[Any] = list(STREAMS[0][:700]) + list(STREAMS[1][:700])
     for k in range(0, len(stream), 37):
         p = stream[k]
-        stream[k] = bytearray(p) if isinstance(p, bytes) and k % 2 else (
-            memoryview(p) if isinstance(p, bytes) else p)
+        stream[k] = (
+            bytearray(p) if isinstance(p, bytes) and k % 2 else (memoryview(p) if isinstance(p, bytes) else p)
+        )
     one = fastfeed.Engine(depth=50, inflate_backend=backend)
-    msgs = [m for m in _feed_all(one, stream, False)
-            if m is not None and not (isinstance(m, tuple) and m[0] == "error")]
+    msgs = [
+        m
+        for m in _feed_all(one, stream, False)
+        if m is not None and not (isinstance(m, tuple) and m[0] == "error")
+    ]
     many = fastfeed.Engine(depth=50, inflate_backend=backend)
     assert many.feed_many(stream, 7) == msgs
     assert_state_equal(many, one, "feed_many vs feed")
     assert many.feed_many([]) == []
-    assert many.feed_many(iter(stream[:16])) == [m for m in _feed_all(
-        fastfeed.Engine(depth=50), stream[:16], False) if m is not None
-        and not (isinstance(m, tuple) and m[0] == "error")]
+    assert many.feed_many(iter(stream[:16])) == [
+        m
+        for m in _feed_all(fastfeed.Engine(depth=50), stream[:16], False)
+        if m is not None and not (isinstance(m, tuple) and m[0] == "error")
+    ]
 
 
 def test_feed_many_raise_errors_stops_at_the_bad_frame() -> None:
-    good = [zlib.compress(depth_text(True, "BTC_USDT", asks=[(str(10 + i), "1")],
-                                     bids=[("1", "1")]).encode()) for i in range(20)]
+    good = [
+        zlib.compress(depth_text(True, "BTC_USDT", asks=[(str(10 + i), "1")], bids=[("1", "1")]).encode())
+        for i in range(20)
+    ]
     stream = good[:5] + [b"\x78\x9c\x00broken"] + good[5:]
     eng = fastfeed.Engine(depth=10)
     with pytest.raises(fastfeed.InflateError):

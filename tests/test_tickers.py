@@ -25,7 +25,8 @@ from fastfeed._json import loads_exact
 from fastfeed.errors import TickersOverwritten, UnknownSymbol
 from fastfeed.layout import TICKER_DTYPE, TICKER_FIELDS, ticker_from_row
 from fastfeed.reference import ReferenceEngine
-from helpers import assert_state_equal, assert_ticker_rows_equal, compiled_engine_cls, encode
+
+from helpers import assert_state_equal, compiled_engine_cls, encode
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -36,8 +37,10 @@ FULL = (
     '"best_ask":"6855.2","best_bid_size":"0.1","best_ask_size":"0.2","change_24h":"0.46",'
     '"timestamp":1586762545336}],"id":null}'
 )
-NESTED = ('{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},'
-          '{"symbol":"ETH_USDT","last":"2"}]],"id":null}')
+NESTED = (
+    '{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},'
+    '{"symbol":"ETH_USDT","last":"2"}]],"id":null}'
+)
 ALL = '{"method":"all_ticker.update","params":[{"symbol":"A_B","last":"1","timestamp":1}],"id":null}'
 
 
@@ -75,7 +78,7 @@ def check_against_python_path(eng: Any, text: str, recv_ns: int = 7) -> None:
     assert after["records"] - before["records"] == len(want)
     for reason in ("bad_shape", "bad_symbol", "bad_field"):
         assert after["rejects"][reason] - before["rejects"][reason] == rejects.get(reason, 0), (text, reason)
-    for w in want:   # the table holds the latest record per symbol
+    for w in want:  # the table holds the latest record per symbol
         assert same_ticker(eng.ticker(w.symbol), [g for g in got if g.symbol == w.symbol][-1])
 
 
@@ -94,18 +97,37 @@ def test_ticker_push_applied_not_returned(engine_cls: Any, codec: str) -> None:
     eng = engine_cls()
     assert eng.feed(encode(FULL, codec), 11) is None
     t = eng.ticker("BTC_usdt")
-    assert same_ticker(t, protocol.Ticker(
-        symbol="BTC_USDT", last=6855.12, last_qty=math.nan, best_bid=6855.1, best_bid_size=0.1,
-        best_ask=6855.2, best_ask_size=0.2, open_24h=6823.78, low_24h=6700.0, base_volume_24h=1.0,
-        quote_volume_24h=2.0, timestamp=1586762545336, recv_ns=11, all_ticker=False, high_24h=6999.0))
+    assert same_ticker(
+        t,
+        protocol.Ticker(
+            symbol="BTC_USDT",
+            last=6855.12,
+            last_qty=math.nan,
+            best_bid=6855.1,
+            best_bid_size=0.1,
+            best_ask=6855.2,
+            best_ask_size=0.2,
+            open_24h=6823.78,
+            low_24h=6700.0,
+            base_volume_24h=1.0,
+            quote_volume_24h=2.0,
+            timestamp=1586762545336,
+            recv_ns=11,
+            all_ticker=False,
+            high_24h=6999.0,
+        ),
+    )
     assert same_ticker(t, python_path(FULL, 11)[0][0])
     assert eng.feed(encode(NESTED, codec), 12) is None
     assert eng.feed(encode(ALL, codec), 13) is None
     assert eng.ticker_symbols == ["BTC_USDT", "ETH_USDT", "A_B"]
     st = eng.stats
     assert st["messages"]["ticker.update"] == 2 and st["messages"]["all_ticker.update"] == 1
-    assert st["tickers"] == {"records": 4, "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
-                             "dropped_symbols": 0}
+    assert st["tickers"] == {
+        "records": 4,
+        "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
+        "dropped_symbols": 0,
+    }
     view = eng.tickers
     assert view.dtype == TICKER_DTYPE and view.shape == (3,)
     assert view["name"].tolist() == [b"BTC_USDT", b"ETH_USDT", b"A_B"]
@@ -122,11 +144,24 @@ def test_ticker_push_applied_not_returned(engine_cls: Any, codec: str) -> None:
     assert eng.symbols == [] and eng.trades.count == 0
 
 
-@pytest.mark.parametrize("params", [
-    "[]", "[[]]", "[[],[]]", "{}", "null", "5", '"x"', "[5]", "[null, {\"symbol\":\"A\"}]",
-    '[[{"symbol":"A"}, 5, [1], {"symbol":"B"}], {"symbol":"C"}, "s", [[{"symbol":"D"}]]]',
-    '[{"symbol":"A"},[{"symbol":"B"}]]', '[{}]', '[[{}]]',
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        "[]",
+        "[[]]",
+        "[[],[]]",
+        "{}",
+        "null",
+        "5",
+        '"x"',
+        "[5]",
+        '[null, {"symbol":"A"}]',
+        '[[{"symbol":"A"}, 5, [1], {"symbol":"B"}], {"symbol":"C"}, "s", [[{"symbol":"D"}]]]',
+        '[{"symbol":"A"},[{"symbol":"B"}]]',
+        "[{}]",
+        "[[{}]]",
+    ],
+)
 def test_params_shapes(engine_cls: Any, params: str) -> None:
     """Flat (documented) and nested (live) lists, anything else counted as bad_shape."""
     eng = engine_cls()
@@ -143,10 +178,12 @@ def test_missing_params_is_one_bad_shape(engine_cls: Any) -> None:
 
 def test_bad_json_ticker_frame_is_rejected_whole(engine_cls: Any) -> None:
     eng = engine_cls()
-    for text, reason in (('{"method":"ticker.update","params":[{"symbol":"A","last":"1"}', "bad_json"),
-                         ('{"method":"ticker.update","params":[{"symbol":"A","last":01}]}', "bad_json"),
-                         ('{"method":"ticker.update","params":[],"params":[]}', "bad_message"),
-                         ('{"method":"ticker.update","params":[{"symbol":"A","last":NaN}]}', "bad_json")):
+    for text, reason in (
+        ('{"method":"ticker.update","params":[{"symbol":"A","last":"1"}', "bad_json"),
+        ('{"method":"ticker.update","params":[{"symbol":"A","last":01}]}', "bad_json"),
+        ('{"method":"ticker.update","params":[],"params":[]}', "bad_message"),
+        ('{"method":"ticker.update","params":[{"symbol":"A","last":NaN}]}', "bad_json"),
+    ):
         with pytest.raises(Exception) as info:
             eng.feed(text)
         assert getattr(info.value, "reason", None) == reason
@@ -155,21 +192,121 @@ def test_bad_json_ticker_frame_is_rejected_whole(engine_cls: Any) -> None:
 
 # --- per-record rules: the Python path's, value by value ---------------------------------------
 
-SYMBOLS = ['"A"', '"a_b"', '""', '"%s"' % ("A" * 32), '"%s"' % ("A" * 33), '"A B"', '"\\u00e9"',
-           '"\\u0041B"', '"\u00e9"', '"A\\u0000"', "5", "null", "true", '["A"]', '{"a":1}', '"\\ud83d\\ude00"']
-FLOATS = ['"1"', '"-1.5"', '""', "null", "true", "false", "[]", '{"a":[1]}', '"abc"', '"1,5"', '"0x10"',
-          '"1e400"', '"-1e400"', '"inf"', '"-Infinity"', '"nan"', '"NaN"', '" 1.5 "', '"1_000.5"', '"1__0"',
-          '"_1"', '"\\u0031"', '"\u0661\u0662"', '"+.5"', '"5."', '"."', '"-"', '"e5"', '"1e"', '"1e+5"',
-          '"%s"' % ("1" * 64), '"%s"' % ("1" * 65), '"0.%s"' % ("1" * 62), "1", "-0", "-0.0", "0", "1.5e3",
-          "1e400", "-1e400", "1e-400", "-1e-400", "123456789012345678901234567890", "9" * 309, "9" * 400,
-          "1" * 1025, "0." + "0" * 1030 + "1", "1e999999999999", "18446744073709551616", '"tiny"']
-TIMESTAMPS = ["1586762545336", "0", "-0", "-1", "9223372036854775807", "9223372036854775808",
-              "-9223372036854775808", "-9223372036854775809", "18446744073709551616", "1" * 30,
-              "1.9", "-1.9", "1e3", "1e18", "9.2e18", "9.3e18", "-9.2233720368547758e18", "1e400",
-              "4.9e-324", "null", "true", "[]", "{}", '"12"', '"-0"', '"+5"', '"007"', '""', '" 12 "',
-              '"1_000"', '"1.5"', '"12a"', '"%s"' % ("1" * 20), '"%s"' % ("1" * 21), '"-%s"' % ("9" * 19),
-              '"-9223372036854775808"', '"9223372036854775808"', '"\u0661"', '"\\u0031"', '"+"', '"-"',
-              '"99999999999999999999"', "1" * 1025 + ".5"]
+SYMBOLS = [
+    '"A"',
+    '"a_b"',
+    '""',
+    '"%s"' % ("A" * 32),
+    '"%s"' % ("A" * 33),
+    '"A B"',
+    '"\\u00e9"',
+    '"\\u0041B"',
+    '"\u00e9"',
+    '"A\\u0000"',
+    "5",
+    "null",
+    "true",
+    '["A"]',
+    '{"a":1}',
+    '"\\ud83d\\ude00"',
+]
+FLOATS = [
+    '"1"',
+    '"-1.5"',
+    '""',
+    "null",
+    "true",
+    "false",
+    "[]",
+    '{"a":[1]}',
+    '"abc"',
+    '"1,5"',
+    '"0x10"',
+    '"1e400"',
+    '"-1e400"',
+    '"inf"',
+    '"-Infinity"',
+    '"nan"',
+    '"NaN"',
+    '" 1.5 "',
+    '"1_000.5"',
+    '"1__0"',
+    '"_1"',
+    '"\\u0031"',
+    '"\u0661\u0662"',
+    '"+.5"',
+    '"5."',
+    '"."',
+    '"-"',
+    '"e5"',
+    '"1e"',
+    '"1e+5"',
+    '"%s"' % ("1" * 64),
+    '"%s"' % ("1" * 65),
+    '"0.%s"' % ("1" * 62),
+    "1",
+    "-0",
+    "-0.0",
+    "0",
+    "1.5e3",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "-1e-400",
+    "123456789012345678901234567890",
+    "9" * 309,
+    "9" * 400,
+    "1" * 1025,
+    "0." + "0" * 1030 + "1",
+    "1e999999999999",
+    "18446744073709551616",
+    '"tiny"',
+]
+TIMESTAMPS = [
+    "1586762545336",
+    "0",
+    "-0",
+    "-1",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "1" * 30,
+    "1.9",
+    "-1.9",
+    "1e3",
+    "1e18",
+    "9.2e18",
+    "9.3e18",
+    "-9.2233720368547758e18",
+    "1e400",
+    "4.9e-324",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    '"12"',
+    '"-0"',
+    '"+5"',
+    '"007"',
+    '""',
+    '" 12 "',
+    '"1_000"',
+    '"1.5"',
+    '"12a"',
+    '"%s"' % ("1" * 20),
+    '"%s"' % ("1" * 21),
+    '"-%s"' % ("9" * 19),
+    '"-9223372036854775808"',
+    '"9223372036854775808"',
+    '"\u0661"',
+    '"\\u0031"',
+    '"+"',
+    '"-"',
+    '"99999999999999999999"',
+    "1" * 1025 + ".5",
+]
 
 
 @pytest.mark.parametrize("raw", SYMBOLS)
@@ -196,17 +333,17 @@ def test_values_beyond_exact_float_range(engine_cls: Any) -> None:
     cases = {
         '"0.1000000000000000055511151231257827"': 0.1000000000000000055511151231257827,
         '"0.1000000000000000055511151231257828"': float("0.1000000000000000055511151231257828"),
-        '"9007199254740993"': 9007199254740992.0,            # tie: to even
+        '"9007199254740993"': 9007199254740992.0,  # tie: to even
         '"9007199254740995"': 9007199254740996.0,
         "9007199254740993": 9007199254740992.0,
         '"123456789012345678901234567890.123456789"': 1.2345678901234568e29,
         "123456789012345678901234567890": 1.2345678901234568e29,
         '"1.7976931348623157e308"': 1.7976931348623157e308,
-        '"2.4703282292062328e-324"': 5e-324,                 # just above half the smallest: rounds up
+        '"2.4703282292062328e-324"': 5e-324,  # just above half the smallest: rounds up
         '"2.4703282292062327e-324"': 0.0,
         '"1e-400"': 0.0,
         '"-1e-400"': -0.0,
-        "-0": 0.0,                                           # the JSON integer -0 is 0
+        "-0": 0.0,  # the JSON integer -0 is 0
         "-0.0": -0.0,
         "9" * 308: float("9" * 308),
     }
@@ -223,7 +360,7 @@ def test_values_beyond_exact_float_range(engine_cls: Any) -> None:
         assert eng._ticker_slow_frames == 0
 
 
-LONG_NUMBER = "1" + "0" * 300 + "." + "0" * 723     # 1025 characters: past the C parser's limit
+LONG_NUMBER = "1" + "0" * 300 + "." + "0" * 723  # 1025 characters: past the C parser's limit
 assert len(LONG_NUMBER) == 1025
 
 
@@ -231,30 +368,38 @@ def test_python_only_values_take_the_exact_fallback() -> None:
     """Text only ``float()``/``int()`` can judge (spaces, ``_``, non-ASCII digits, escapes,
     numbers past 1024 characters) goes through Python, with the same result."""
     eng = compiled_engine_cls()()
-    for field, raw, want in (("last", '" 1.5 "', 1.5), ("last", '"1_000.5"', 1000.5),
-                             ("last", '"\u0661\u0662"', 12.0), ("last", '"\\u0031"', 1.0),
-                             ("timestamp", '" 12 "', 12), ("timestamp", '"1_000"', 1000),
-                             ("last", LONG_NUMBER, 1e300)):
+    for field, raw, want in (
+        ("last", '" 1.5 "', 1.5),
+        ("last", '"1_000.5"', 1000.5),
+        ("last", '"\u0661\u0662"', 12.0),
+        ("last", '"\\u0031"', 1.0),
+        ("timestamp", '" 12 "', 12),
+        ("timestamp", '"1_000"', 1000),
+        ("last", LONG_NUMBER, 1e300),
+    ):
         before = eng.ticker_history.count
         check_against_python_path(eng, raw_push(field, raw))
         assert getattr(eng.ticker_history.records(before)[0], field) == want
     assert eng._ticker_slow_frames == 7
 
 
-@pytest.mark.parametrize("record", [
-    '{"symbol":"A","last":"1","last":"2"}',
-    '{"symbol":"A","last":true,"last":"2"}',
-    '{"symbol":"A","last":"2","last":true}',
-    '{"symbol":"","symbol":"A","last":"1"}',
-    '{"symbol":"A","symbol":5}',
-    '{"symbol":"A","timestamp":"x","timestamp":5}',
-    '{"symbol":"A","timestamp":5,"timestamp":[]}',
-    '{"\\u0073ymbol":"A","l\\u0061st":"3"}',
-    '{"symbol":"A","lastx":"x","last_qty ":true,"":null,"change_24h":{"a":[1,{"b":2}]}}',
-    '{"symbol":5,"last":true}',
-    '{"last":"1"}',
-    '{"symbol":"A","last":"1","x":"\\ud800"}',
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"symbol":"A","last":"1","last":"2"}',
+        '{"symbol":"A","last":true,"last":"2"}',
+        '{"symbol":"A","last":"2","last":true}',
+        '{"symbol":"","symbol":"A","last":"1"}',
+        '{"symbol":"A","symbol":5}',
+        '{"symbol":"A","timestamp":"x","timestamp":5}',
+        '{"symbol":"A","timestamp":5,"timestamp":[]}',
+        '{"\\u0073ymbol":"A","l\\u0061st":"3"}',
+        '{"symbol":"A","lastx":"x","last_qty ":true,"":null,"change_24h":{"a":[1,{"b":2}]}}',
+        '{"symbol":5,"last":true}',
+        '{"last":"1"}',
+        '{"symbol":"A","last":"1","x":"\\ud800"}',
+    ],
+)
 def test_record_keys(engine_cls: Any, record: str) -> None:
     """A repeated key counts with its last value (like the dict the Python path read);
     unknown keys are ignored; the symbol is judged first (bad_symbol before bad_field)."""
@@ -280,7 +425,7 @@ def test_table_keeps_latest_and_history_keeps_all(engine_cls: Any) -> None:
         hist.since(5)
     with pytest.raises(ValueError):
         hist.since(-1)
-    assert [t.timestamp for t in hist.records(0)] == [6, 7, 8, 9]   # the older ones are gone
+    assert [t.timestamp for t in hist.records(0)] == [6, 7, 8, 9]  # the older ones are gone
     assert [t.recv_ns for t in hist.records(9)] == [109]
     assert eng.ticker("s1").last == 7.0
 
@@ -321,7 +466,7 @@ def test_tickers_view_is_zero_copy_and_read_only() -> None:
     eng.feed(push([{"symbol": "A", "last": "1"}]))
     view = eng.tickers
     eng.feed(push([{"symbol": "A", "last": "2"}]))
-    assert view["last"][0] == 2.0                      # the same memory, updated in place
+    assert view["last"][0] == 2.0  # the same memory, updated in place
     with pytest.raises(ValueError):
         view["last"][0] = 5.0
     with pytest.raises(ValueError):
@@ -330,7 +475,7 @@ def test_tickers_view_is_zero_copy_and_read_only() -> None:
     with pytest.raises(ValueError):
         hist["last"][0] = 5.0
     del eng
-    assert view["last"][0] == 2.0                      # the memory outlives the engine
+    assert view["last"][0] == 2.0  # the memory outlives the engine
 
 
 # --- equivalence: corpus and fuzzed ticker frames ----------------------------------------------
@@ -366,19 +511,31 @@ def test_corpus_tickers_equivalent() -> None:
 
 
 #: Values a fuzzed ticker field takes: usual decimals, edges of every rule, wrong types.
-VALUE_POOL = (FLOATS + TIMESTAMPS[:30] + ['"6855.12"', '"0.00012300"', '"10249.68000000"', "6855.12", "1586762545336"]
-              + ['"%d.%d"' % (i, i * 7) for i in range(5)])
+VALUE_POOL = (
+    FLOATS
+    + TIMESTAMPS[:30]
+    + ['"6855.12"', '"0.00012300"', '"10249.68000000"', "6855.12", "1586762545336"]
+    + ['"%d.%d"' % (i, i * 7) for i in range(5)]
+)
 KEY_POOL = list(TICKER_FIELDS) + ["timestamp", "symbol", "change_24h", "x", "\\u006cast", "Last"]
 
 
 def _fuzz_record(rng: random.Random) -> str:
     pairs = []
     if rng.random() < 0.9:
-        pairs.append('"symbol":' + (rng.choice(SYMBOLS) if rng.random() < 0.1
-                                    else '"%s"' % rng.choice(["btc_usdt", "ETH_USDT", "A_B", "x" * 32])))
+        pairs.append(
+            '"symbol":'
+            + (
+                rng.choice(SYMBOLS)
+                if rng.random() < 0.1
+                else '"%s"' % rng.choice(["btc_usdt", "ETH_USDT", "A_B", "x" * 32])
+            )
+        )
     for _ in range(rng.randint(0, 14)):
         key = rng.choice(KEY_POOL)
-        value = rng.choice(VALUE_POOL) if rng.random() < 0.5 else '"%s"' % rng.choice(["1", "2.5", "0.001", "77"])
+        value = (
+            rng.choice(VALUE_POOL) if rng.random() < 0.5 else '"%s"' % rng.choice(["1", "2.5", "0.001", "77"])
+        )
         if key == "symbol":
             value = rng.choice(SYMBOLS)
         pairs.append('"%s":%s' % (key, value))
@@ -394,8 +551,14 @@ def _fuzz_frame(rng: random.Random) -> str:
         if r < 0.75:
             items.append(_fuzz_record(rng))
         elif r < 0.9:
-            items.append("[" + ",".join(_fuzz_record(rng) if rng.random() < 0.8 else rng.choice(["1", "[]", "null"])
-                                        for _ in range(rng.randint(0, 3))) + "]")
+            items.append(
+                "["
+                + ",".join(
+                    _fuzz_record(rng) if rng.random() < 0.8 else rng.choice(["1", "[]", "null"])
+                    for _ in range(rng.randint(0, 3))
+                )
+                + "]"
+            )
         else:
             items.append(rng.choice(["5", '"x"', "null", "{}", "[[]]"]))
     params = "[" + ",".join(items) + "]"
@@ -421,5 +584,4 @@ def test_fuzzed_ticker_frames_match_the_python_path() -> None:
             got = eng.ticker_history.records(before)
             assert len(got) == len(want) and all(same_ticker(g, w) for g, w in zip(got, want)), text
         assert_state_equal(comp, ref, f"frame {i}: {text!r:.400}")
-    assert comp._ticker_slow_frames > 0   # the pools reach the fallback too
-
+    assert comp._ticker_slow_frames > 0  # the pools reach the fallback too

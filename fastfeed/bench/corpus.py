@@ -125,7 +125,7 @@ class _SymbolSim:
     def __init__(self, spec: _Spec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = rng
-        self.tick = 10.0 ** -spec.tick_dp
+        self.tick = 10.0**-spec.tick_dp
         self.mid = max(round(spec.mid / self.tick), 50)  # mid in ticks
         # Typical spread and level spacing in ticks: ~1-3 bps for the majors.
         self.spacing = max(1, round(self.mid * 0.00004))
@@ -188,8 +188,11 @@ class _SymbolSim:
         # As captured live (fixtures A2/A4): asks descending (best last), bids descending.
         asks = [self._level_str(p, self.asks[p]) for p in sorted(self.asks, reverse=True)]
         bids = [self._level_str(p, self.bids[p]) for p in sorted(self.bids, reverse=True)]
-        return {"method": "depth.update", "params": [True, {"asks": asks, "bids": bids},
-                                                    self.spec.symbol], "id": None}
+        return {
+            "method": "depth.update",
+            "params": [True, {"asks": asks, "bids": bids}, self.spec.symbol],
+            "id": None,
+        }
 
     def _side_update(self, side: dict[int, int], sign: int, n: int) -> list[list[str]]:
         """n levels for one side: levels the walk has crossed are deleted first, then
@@ -231,8 +234,11 @@ class _SymbolSim:
         asks = self._side_update(self.asks, 1, na)
         bids = self._side_update(self.bids, -1, nb)
         self._trim()
-        return {"method": "depth.update", "params": [False, {"asks": asks, "bids": bids},
-                                                    self.spec.symbol], "id": None}
+        return {
+            "method": "depth.update",
+            "params": [False, {"asks": asks, "bids": bids}, self.spec.symbol],
+            "id": None,
+        }
 
     def trades(self, next_id: int, now: float) -> tuple[dict, int]:
         n = self.rng.choice((1, 1, 1, 2, 2, 3))
@@ -247,14 +253,20 @@ class _SymbolSim:
             a = max(1, self._amount() // self.rng.randint(1, 20))
             self.last, self.last_qty = p, a
             px = p * self.tick
-            qty = a * 10.0 ** -self.spec.amount_dp
+            qty = a * 10.0**-self.spec.amount_dp
             self.volume += qty
             self.quote_volume += qty * px
-            trades.append({"id": next_id, "time": round(t, 6), "amount": _fmt(a, self.spec.amount_dp),
-                           "price": _fmt(p, self.spec.tick_dp), "type": side})
+            trades.append(
+                {
+                    "id": next_id,
+                    "time": round(t, 6),
+                    "amount": _fmt(a, self.spec.amount_dp),
+                    "price": _fmt(p, self.spec.tick_dp),
+                    "type": side,
+                }
+            )
         trades.reverse()  # newest first
-        return ({"method": "trades.update", "params": [False, trades, self.spec.symbol],
-                 "id": None}, next_id)
+        return ({"method": "trades.update", "params": [False, trades, self.spec.symbol], "id": None}, next_id)
 
     def ticker(self, now: float) -> dict:
         spec = self.spec
@@ -358,9 +370,9 @@ def load_corpus(path: str) -> list[Frame]:
         end = pos + ls + lp + lz
         if end > len(data) or k >= len(KINDS):
             raise ValueError(f"{path}: corrupt record at byte {pos - _REC.size}")
-        sym = data[pos:pos + ls].decode()
-        plain = data[pos + ls:pos + ls + lp]
-        zdata = data[pos + ls + lp:end]
+        sym = data[pos : pos + ls].decode()
+        plain = data[pos + ls : pos + ls + lp]
+        zdata = data[pos + ls + lp : end]
         pos = end
         out.append(Frame(_METHOD[KINDS[k]], KINDS[k], sym, zdata, plain))
     return out
@@ -411,16 +423,23 @@ def corpus_stats(frames: Sequence[Frame]) -> dict:
 
 
 def format_stats(st: dict) -> str:
-    lines = [f"frames {st['frames']}, symbols {st['symbols']}, "
-             f"avg plain {st['avg_plain']:.1f} B, avg zlib {st['avg_zlib']:.1f} B "
-             f"(zlib/plain {st['avg_zlib'] / st['avg_plain']:.2f})" if st["frames"] else "empty"]
+    lines = [
+        f"frames {st['frames']}, symbols {st['symbols']}, "
+        f"avg plain {st['avg_plain']:.1f} B, avg zlib {st['avg_zlib']:.1f} B "
+        f"(zlib/plain {st['avg_zlib'] / st['avg_plain']:.2f})"
+        if st["frames"]
+        else "empty"
+    ]
     lines.append(f"{'kind':<10}{'count':>9}{'share':>8}{'avg plain B':>13}{'avg zlib B':>12}")
     for kind, k in st["by_kind"].items():
-        lines.append(f"{kind:<10}{k['count']:>9}{k['share']:>8.1%}{k['avg_plain']:>13.1f}"
-                     f"{k['avg_zlib']:>12.1f}")
+        lines.append(
+            f"{kind:<10}{k['count']:>9}{k['share']:>8.1%}{k['avg_plain']:>13.1f}{k['avg_zlib']:>12.1f}"
+        )
     hist = ", ".join(f"{k}:{v}" for k, v in st["depth_levels_per_side_hist"].items())
-    lines.append(f"depth increments: {st['depth_levels_per_side']:.2f} levels/side "
-                 f"({hist}), deletions {st['depth_delete_share']:.1%} of levels")
+    lines.append(
+        f"depth increments: {st['depth_levels_per_side']:.2f} levels/side "
+        f"({hist}), deletions {st['depth_delete_share']:.1%} of levels"
+    )
     lines.append(f"trades pushes: {st['trades_per_push']:.2f} trades/push")
     return "\n".join(lines)
 

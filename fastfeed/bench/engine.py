@@ -102,8 +102,16 @@ def make_dict_client(loads: Callable[[bytes], Any], decompress: bool = True):
             for t in reversed(items):
                 tid = t["id"]
                 if tid > last:
-                    append((tid, float(t["time"]), float(t["price"]), float(t["amount"]),
-                            1 if t["type"] == "buy" else -1, symbol))
+                    append(
+                        (
+                            tid,
+                            float(t["time"]),
+                            float(t["price"]),
+                            float(t["amount"]),
+                            1 if t["type"] == "buy" else -1,
+                            symbol,
+                        )
+                    )
                     if tid > top:
                         top = tid
             hwm[symbol] = top
@@ -176,34 +184,56 @@ def _make_msgspec_decode():
 
 
 CONTESTANTS: tuple[Contestant, ...] = (
-    Contestant("inflate", f"a inflate-only ({DEFAULT_BACKEND})", "zlib", "fastfeed",
-               _make_inflate_only),
-    Contestant("parse_apply", "b fastfeed parse+apply (plain)", "plain", "fastfeed",
-               _make_engine),
+    Contestant("inflate", f"a inflate-only ({DEFAULT_BACKEND})", "zlib", "fastfeed", _make_inflate_only),
+    Contestant("parse_apply", "b fastfeed parse+apply (plain)", "plain", "fastfeed", _make_engine),
     # the same without the parser's fast path (general parser only)
-    Contestant("parse_apply_general", "b1 parse+apply, general parser", "plain", "fastfeed",
-               _make_engine_general),
+    Contestant(
+        "parse_apply_general", "b1 parse+apply, general parser", "plain", "fastfeed", _make_engine_general
+    ),
     Contestant("full", f"c fastfeed full ({DEFAULT_BACKEND})", "zlib", "fastfeed", _make_engine),
     # the cost of comparing each snapshot with the live book it replaces (drift check)
-    Contestant("full_nodrift", "c1 fastfeed full, drift check off", "zlib", "fastfeed",
-               _make_engine_no_drift),
+    Contestant(
+        "full_nodrift", "c1 fastfeed full, drift check off", "zlib", "fastfeed", _make_engine_no_drift
+    ),
     # every other backend of this build side by side (same results): inflate-only and full
-    *(c for i, b in enumerate(_backends()[1:], 2) for c in (
-        Contestant(f"inflate_{b}", f"a{i} inflate-only ({b})", "zlib", "fastfeed",
-                   functools.partial(_make_inflate_only, b)),
-        Contestant(f"full_{b}", f"c{i} fastfeed full ({b})", "zlib", "fastfeed",
-                   functools.partial(_make_engine, b)))),
-    Contestant("py_json", "d zlib+json.loads+dict book", "zlib", "",
-               lambda: make_dict_client(json.loads)[0]),
-    Contestant("py_orjson", "e zlib+orjson.loads+dict book", "zlib", "orjson",
-               lambda: make_dict_client(orjson.loads)[0]),
-    Contestant("py_msgspec", "f zlib+msgspec decode+dict book", "zlib", "msgspec",
-               lambda: make_dict_client(_make_msgspec_decode())[0]),
-    Contestant("orjson_alone", "g orjson.loads alone (plain)", "plain", "orjson",
-               lambda: orjson.loads),
+    *(
+        c
+        for i, b in enumerate(_backends()[1:], 2)
+        for c in (
+            Contestant(
+                f"inflate_{b}",
+                f"a{i} inflate-only ({b})",
+                "zlib",
+                "fastfeed",
+                functools.partial(_make_inflate_only, b),
+            ),
+            Contestant(
+                f"full_{b}",
+                f"c{i} fastfeed full ({b})",
+                "zlib",
+                "fastfeed",
+                functools.partial(_make_engine, b),
+            ),
+        )
+    ),
+    Contestant("py_json", "d zlib+json.loads+dict book", "zlib", "", lambda: make_dict_client(json.loads)[0]),
+    Contestant(
+        "py_orjson",
+        "e zlib+orjson.loads+dict book",
+        "zlib",
+        "orjson",
+        lambda: make_dict_client(orjson.loads)[0],
+    ),
+    Contestant(
+        "py_msgspec",
+        "f zlib+msgspec decode+dict book",
+        "zlib",
+        "msgspec",
+        lambda: make_dict_client(_make_msgspec_decode())[0],
+    ),
+    Contestant("orjson_alone", "g orjson.loads alone (plain)", "plain", "orjson", lambda: orjson.loads),
     # For reference: Python's zlib sets up a new z_stream per call (no reset, no reuse).
-    Contestant("zlib_alone", "h zlib.decompress alone (python)", "zlib", "",
-               lambda: zlib.decompress),
+    Contestant("zlib_alone", "h zlib.decompress alone (python)", "zlib", "", lambda: zlib.decompress),
 )
 
 
@@ -223,8 +253,10 @@ def _full_key(b: str) -> str:
 TARGETS: tuple[tuple[str, str, str | None, str, float], ...] = (
     ("parse+apply, corpus mix (ns/msg)", "parse_apply", None, "<=", 280.0),
     ("orjson.loads alone / parse+apply", "orjson_alone", "parse_apply", ">=", 3.5),
-    *((f"full / inflate-only, same backend ({b})", _full_key(b), _inflate_key(b), "<=", 1.18)
-      for b in _backends()),
+    *(
+        (f"full / inflate-only, same backend ({b})", _full_key(b), _inflate_key(b), "<=", 1.18)
+        for b in _backends()
+    ),
     ("full (best backend) / zlib.decompress", "full_best", "zlib_alone", "<=", 0.85),
 )
 #: Further ratios, printed after the targets (the earlier issues' rows).
@@ -233,7 +265,7 @@ OTHER_RATIOS: tuple[tuple[str, str, str, str, float], ...] = (
     ("py-json-dict / full", "py_json", "full", ">=", 4.0),
     ("py-orjson-dict / full", "py_orjson", "full", ">=", 1.8),
 )
-THREADS_TARGET = 1.6    # 2 threads (own engine, half the corpus each) vs 1 thread: speed-up
+THREADS_TARGET = 1.6  # 2 threads (own engine, half the corpus each) vs 1 thread: speed-up
 ALLOC_KINDS = ("depth", "trades", "ticker")
 
 
@@ -285,8 +317,12 @@ def _per_frame_ns(fn: Callable[[bytes], Any], payloads: Sequence[bytes]) -> list
     return out
 
 
-def _by_kind(contestants: Sequence[Contestant], frames: Sequence[Frame],
-             payloads: dict[str, list[bytes]], passes: int = 2) -> dict[str, dict[str, float]]:
+def _by_kind(
+    contestants: Sequence[Contestant],
+    frames: Sequence[Frame],
+    payloads: dict[str, list[bytes]],
+    passes: int = 2,
+) -> dict[str, dict[str, float]]:
     """Mean ns per frame of each kind for each contestant.
 
     Every frame is timed on its own, ``passes`` times with fresh state (the work per frame
@@ -294,15 +330,12 @@ def _by_kind(contestants: Sequence[Contestant], frames: Sequence[Frame],
     around ``len(p)`` is subtracted (timer overhead). Rough by nature: for where the time
     goes, not for the verdicts.
     """
-    kinds = sorted({f.kind for f in frames}, key=lambda k: ("depth", "snapshot", "trades",
-                                                           "ticker").index(k))
+    kinds = sorted({f.kind for f in frames}, key=lambda k: ("depth", "snapshot", "trades", "ticker").index(k))
     idx = {k: [i for i, f in enumerate(frames) if f.kind == k] for k in kinds}
-    base = [min(ts) for ts in zip(*(_per_frame_ns(len, payloads["zlib"])
-                                   for _ in range(passes)))]
+    base = [min(ts) for ts in zip(*(_per_frame_ns(len, payloads["zlib"]) for _ in range(passes)))]
     out: dict[str, dict[str, float]] = {}
     for c in contestants:
-        best = [min(ts) for ts in zip(*(_per_frame_ns(c.make(), payloads[c.payload])
-                                       for _ in range(passes)))]
+        best = [min(ts) for ts in zip(*(_per_frame_ns(c.make(), payloads[c.payload]) for _ in range(passes)))]
         out[c.key] = {k: sum(best[i] - base[i] for i in ii) / len(ii) for k, ii in idx.items()}
     return out
 
@@ -348,8 +381,9 @@ def _transient_frames(fn: Callable[[bytes], Any], payloads: Sequence[bytes]) -> 
         tracemalloc.stop()
 
 
-def _alloc_check(frames: Sequence[Frame], payload: str, kind: str | None = None,
-                 transient_sample: int = 2000) -> dict:
+def _alloc_check(
+    frames: Sequence[Frame], payload: str, kind: str | None = None, transient_sample: int = 2000
+) -> dict:
     """Python allocations per frame on the hot path of Engine.feed: depth and trade frames
     (``kind`` None), or the frames of one ``kind`` ("depth", "trades", "ticker", ...).
 
@@ -374,10 +408,9 @@ def _alloc_check(frames: Sequence[Frame], payload: str, kind: str | None = None,
     else:
         hot = [getattr(f, payload) for f in rest if f.kind == kind]
     if len(hot) < 20:
-        return {"frames": 0, "blocks_per_frame": float("nan"), "transient": None,
-                "transient_sample": 0}
+        return {"frames": 0, "blocks_per_frame": float("nan"), "transient": None, "transient_sample": 0}
     sample_n = min(transient_sample, max(0, len(hot) // 4))
-    measured, sample = hot[:len(hot) - sample_n], hot[len(hot) - sample_n:]
+    measured, sample = hot[: len(hot) - sample_n], hot[len(hot) - sample_n :]
     feed = _make_engine()
     for i in warm:
         feed(getattr(frames[i], payload))
@@ -388,9 +421,13 @@ def _alloc_check(frames: Sequence[Frame], payload: str, kind: str | None = None,
     baseline = _blocks_delta(noop, measured)
     delta = _blocks_delta(feed, measured) - baseline
     transient = _transient_frames(feed, sample) - _transient_frames(noop, sample)
-    return {"frames": len(measured), "blocks_delta": delta,
-            "blocks_per_frame": delta / len(measured),
-            "transient": transient, "transient_sample": len(sample)}
+    return {
+        "frames": len(measured),
+        "blocks_delta": delta,
+        "blocks_per_frame": delta / len(measured),
+        "transient": transient,
+        "transient_sample": len(sample),
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -427,8 +464,10 @@ def _threads(frames: Sequence[Frame], rounds: int) -> dict:
         es = engines()
         gc.collect()
         ready = threading.Barrier(3)
-        threads = [threading.Thread(target=lambda e=e, h=h: (ready.wait(), e.feed_many(h)))
-                   for e, h in zip(es, halves)]
+        threads = [
+            threading.Thread(target=lambda e=e, h=h: (ready.wait(), e.feed_many(h)))
+            for e, h in zip(es, halves)
+        ]
         for t in threads:
             t.start()
         ready.wait()
@@ -470,18 +509,20 @@ def _threads(frames: Sequence[Frame], rounds: int) -> dict:
     gc.disable()
     try:
         for r in range(rounds):
-            for fn, out in ((one, t1), (two, t2), (c_one, c1), (c_two, c2))[
-                    :: 1 if r % 2 == 0 else -1]:
+            for fn, out in ((one, t1), (two, t2), (c_one, c1), (c_two, c2))[:: 1 if r % 2 == 0 else -1]:
                 out.append(fn())
     finally:
         if gc_was:
             gc.enable()
     n = len(frames)
-    return {"one_ns_per_msg": min(t1) / n, "two_ns_per_msg": min(t2) / n,
-            "speedup": min(t1) / min(t2),
-            "speedup_rounds": [a / b for a, b in zip(t1, t2)],
-            "control_speedup": min(c1) / min(c2),
-            "halves": [len(h) for h in halves]}
+    return {
+        "one_ns_per_msg": min(t1) / n,
+        "two_ns_per_msg": min(t2) / n,
+        "speedup": min(t1) / min(t2),
+        "speedup_rounds": [a / b for a, b in zip(t1, t2)],
+        "control_speedup": min(c1) / min(c2),
+        "halves": [len(h) for h in halves],
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,7 +547,7 @@ def _sanity(frames: Sequence[Frame]) -> list[str]:
         try:
             for f in frames:
                 eng.feed(getattr(f, payload))
-        except Exception as exc:  # noqa: BLE001 - report, don't crash the benchmark
+        except Exception as exc:
             problems.append(f"{payload}: feed raised {type(exc).__name__}: {exc}")
             continue
         st = eng.stats
@@ -521,7 +562,7 @@ def _sanity(frames: Sequence[Frame]) -> list[str]:
         if k:
             try:
                 ids = [int(x) for x in eng.trades.latest(k)["id"]]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems.append(f"{payload}: trades.latest({k}) raised {exc!r}")
             else:
                 if ids != [t[0] for t in list(trades)[-k:]]:
@@ -531,8 +572,9 @@ def _sanity(frames: Sequence[Frame]) -> list[str]:
                 continue  # the dict book keeps crossed levels; fastfeed removes them
             book = eng.book(sym)
             if (book.best_bid, book.best_ask) != (max(bids), min(asks)):
-                problems.append(f"{payload}: {sym} top {book.best_bid}/{book.best_ask}, "
-                                f"dict book {max(bids)}/{min(asks)}")
+                problems.append(
+                    f"{payload}: {sym} top {book.best_bid}/{book.best_ask}, dict book {max(bids)}/{min(asks)}"
+                )
     return problems
 
 
@@ -591,10 +633,19 @@ def _median(xs: Sequence[float]) -> float:
     return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
-def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *,
-        stat: str = "min", frames: Sequence[Frame] | None = None,
-        alloc_check: bool = True, sanity: bool = True, by_kind: bool = True,
-        threads: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+def run(
+    n: int = DEFAULT["n"],
+    seed: int = 1,
+    rounds: int = DEFAULT["rounds"],
+    *,
+    stat: str = "min",
+    frames: Sequence[Frame] | None = None,
+    alloc_check: bool = True,
+    sanity: bool = True,
+    by_kind: bool = True,
+    threads: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Run the side-by-side benchmark and return a JSON-serialisable result.
 
     ``stat`` ("min" or "median") is the statistic over rounds used for ns/msg and for the
@@ -652,9 +703,12 @@ def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *
             continue
         ts = times[c.key]
         row: dict[str, Any] = {
-            "key": c.key, "label": c.label, "payload": c.payload,
+            "key": c.key,
+            "label": c.label,
+            "payload": c.payload,
             "ns_per_msg": per_msg[c.key],
-            "ns_per_msg_min": min(ts) / n, "ns_per_msg_median": _median(ts) / n,
+            "ns_per_msg_min": min(ts) / n,
+            "ns_per_msg_median": _median(ts) / n,
             "msgs_per_s": 1e9 / per_msg[c.key] if per_msg[c.key] else float("inf"),
             "vs_inflate": (per_msg[c.key] / per_msg["inflate"]) if "inflate" in per_msg else None,
         }
@@ -669,8 +723,16 @@ def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *
     def ratio_rows(specs, target: bool) -> list[dict]:
         out = []
         for name, num, den, cmp, thr in specs:
-            row = {"name": name, "value": None, "target": f"{cmp} {thr:g}", "ok": None,
-                   "round_min": None, "round_max": None, "at_floor": None, "is_target": target}
+            row = {
+                "name": name,
+                "value": None,
+                "target": f"{cmp} {thr:g}",
+                "ok": None,
+                "round_min": None,
+                "round_max": None,
+                "at_floor": None,
+                "is_target": target,
+            }
             if num in per_msg and (den is None or den in per_msg):
                 if den is None:
                     value = per_msg[num]
@@ -679,10 +741,16 @@ def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *
                     value = per_msg[num] / per_msg[den]
                     each = [a / b for a, b in zip(times[num], times[den])]
                 # The best this ratio can be if fastfeed's full pipeline cost only the floor.
-                at_floor = (per_msg[num] / per_msg["inflate"]
-                            if den == "full" and "inflate" in per_msg else None)
-                row.update(value=value, ok=value <= thr if cmp == "<=" else value >= thr,
-                           round_min=min(each), round_max=max(each), at_floor=at_floor)
+                at_floor = (
+                    per_msg[num] / per_msg["inflate"] if den == "full" and "inflate" in per_msg else None
+                )
+                row.update(
+                    value=value,
+                    ok=value <= thr if cmp == "<=" else value >= thr,
+                    round_min=min(each),
+                    round_max=max(each),
+                    at_floor=at_floor,
+                )
             out.append(row)
         return out
 
@@ -707,11 +775,18 @@ def run(n: int = DEFAULT["n"], seed: int = 1, rounds: int = DEFAULT["rounds"], *
         thread_res = _threads(frames, max(3, rounds))
 
     return {
-        "n": n, "seed": seed, "rounds": rounds, "stat": stat,
+        "n": n,
+        "seed": seed,
+        "rounds": rounds,
+        "stat": stat,
         "machine": machine_info(),
         "corpus": corpus_stats(frames),
-        "rows": rows, "round_ns": times, "ratios": ratios,
-        "allocations": allocations, "by_kind": kind_ns, "problems": problems,
+        "rows": rows,
+        "round_ns": times,
+        "ratios": ratios,
+        "allocations": allocations,
+        "by_kind": kind_ns,
+        "problems": problems,
         "threads": thread_res,
         "elapsed_s": time.perf_counter() - t_start,
     }
@@ -732,8 +807,7 @@ def _fmt_alloc(a: dict | None) -> str:
 
 
 def _format_ratio_rows(rows: list[dict]) -> list[str]:
-    out = [f"{'target ratio':<46}{'value':>9}{'target':>9}{'rounds min..max':>18}"
-           f"{'at floor':>10}  verdict"]
+    out = [f"{'target ratio':<46}{'value':>9}{'target':>9}{'rounds min..max':>18}{'at floor':>10}  verdict"]
     for q in rows:
         if q["value"] is None:
             out.append(f"{q['name']:<46}{'n/a':>9}{q['target']:>9}{'':>28}  not measured")
@@ -746,8 +820,7 @@ def _format_ratio_rows(rows: list[dict]) -> list[str]:
             if (floor < float(thr)) if cmp == ">=" else (floor > float(thr)):
                 verdict += " (unreachable even at the floor)"
         floor_s = f"{floor:.2f}" if floor is not None else "-"
-        out.append(f"{q['name']:<46}{q['value']:>9.2f}{q['target']:>9}{spread:>18}"
-                   f"{floor_s:>10}  {verdict}")
+        out.append(f"{q['name']:<46}{q['value']:>9.2f}{q['target']:>9}{spread:>18}{floor_s:>10}  {verdict}")
     return out
 
 
@@ -767,21 +840,29 @@ def _format_extra_targets(result: dict) -> list[str]:
             vals.append(f"{a['blocks_per_frame']:.2g}")
             ok = ok and not a.get("blocks_delta") and not a.get("transient")
         trans = "/".join(str(a.get("transient")) for a in per_kind)
-        out.append(f"{'Python allocs per depth/trade/ticker frame':<46}{'/'.join(vals):>9}"
-                   f"{'0/0/0':>9}{'transient ' + trans:>18}{'-':>10}  "
-                   f"{'ok' if ok else 'MISSED'}")
+        out.append(
+            f"{'Python allocs per depth/trade/ticker frame':<46}{'/'.join(vals):>9}"
+            f"{'0/0/0':>9}{'transient ' + trans:>18}{'-':>10}  "
+            f"{'ok' if ok else 'MISSED'}"
+        )
     th = result.get("threads") or {}
     if th:
         spread = f"{min(th['speedup_rounds']):.2f}..{max(th['speedup_rounds']):.2f}"
-        out.append(f"{'2 threads (own Engine, half each) / 1 thread':<46}{th['speedup']:>9.2f}"
-                   f"{'>= ' + format(THREADS_TARGET, 'g'):>9}{spread:>18}{'-':>10}  "
-                   f"{'ok' if th['speedup'] >= THREADS_TARGET else 'MISSED'}"
-                   f"   ({th['one_ns_per_msg']:.0f} vs {th['two_ns_per_msg']:.0f} ns/msg wall)")
-        out.append(f"{'  control: GIL-free sha256, 2 threads / 1':<46}"
-                   f"{th['control_speedup']:>9.2f}{'':>9}{'':>28}  what the machine allowed "
-                   "(other load takes cores)")
-    out.append(f"{'live loopback max msg/s vs picows+zlib+orjson':<46}{'':>9}{'>= 3.5':>9}"
-               f"{'':>28}  see benchmarks/bench_live.py --rates max")
+        out.append(
+            f"{'2 threads (own Engine, half each) / 1 thread':<46}{th['speedup']:>9.2f}"
+            f"{'>= ' + format(THREADS_TARGET, 'g'):>9}{spread:>18}{'-':>10}  "
+            f"{'ok' if th['speedup'] >= THREADS_TARGET else 'MISSED'}"
+            f"   ({th['one_ns_per_msg']:.0f} vs {th['two_ns_per_msg']:.0f} ns/msg wall)"
+        )
+        out.append(
+            f"{'  control: GIL-free sha256, 2 threads / 1':<46}"
+            f"{th['control_speedup']:>9.2f}{'':>9}{'':>28}  what the machine allowed "
+            "(other load takes cores)"
+        )
+    out.append(
+        f"{'live loopback max msg/s vs picows+zlib+orjson':<46}{'':>9}{'>= 3.5':>9}"
+        f"{'':>28}  see benchmarks/bench_live.py --rates max"
+    )
     return out
 
 
@@ -791,13 +872,17 @@ def format_table(result: dict) -> str:
     m = result["machine"]
     out.append("machine: " + ", ".join(f"{k} {v}" for k, v in m.items() if k != "platform"))
     out.append(f"platform: {m.get('platform')}")
-    out.append(f"corpus: n={result['n']} seed={result['seed']}; rounds={result['rounds']} "
-               f"(interleaved, rotating order), stat={result['stat']} over rounds")
+    out.append(
+        f"corpus: n={result['n']} seed={result['seed']}; rounds={result['rounds']} "
+        f"(interleaved, rotating order), stat={result['stat']} over rounds"
+    )
     out.append(format_stats(result["corpus"]))
     out.append("")
     allocs = result.get("allocations", {})
-    head = (f"{'contestant':<36}{'ns/msg':>10}{'median':>10}{'msgs/s':>12}"
-            f"{'vs inflate':>11}  {'allocs/frame (transient)':<26}")
+    head = (
+        f"{'contestant':<36}{'ns/msg':>10}{'median':>10}{'msgs/s':>12}"
+        f"{'vs inflate':>11}  {'allocs/frame (transient)':<26}"
+    )
     out.append(head)
     out.append("-" * len(head))
     for r in result["rows"]:
@@ -805,8 +890,10 @@ def format_table(result: dict) -> str:
             out.append(f"{r['label']:<36}{'skipped: ' + r['skipped']:>43}")
             continue
         vs = f"{r['vs_inflate']:.2f}x" if r["vs_inflate"] is not None else "n/a"
-        out.append(f"{r['label']:<36}{r['ns_per_msg']:>10.1f}{r['ns_per_msg_median']:>10.1f}"
-                   f"{r['msgs_per_s']:>12,.0f}{vs:>11}  {_fmt_alloc(allocs.get(r['key'])):<26}")
+        out.append(
+            f"{r['label']:<36}{r['ns_per_msg']:>10.1f}{r['ns_per_msg_median']:>10.1f}"
+            f"{r['msgs_per_s']:>12,.0f}{vs:>11}  {_fmt_alloc(allocs.get(r['key'])):<26}"
+        )
     out.append("")
     out.append("issue 13 targets (one run, side by side):")
     out.extend(_format_ratio_rows([q for q in result["ratios"] if q.get("is_target", True)]))
@@ -816,24 +903,28 @@ def format_table(result: dict) -> str:
         out.append("")
         out.append("other ratios:")
         out.extend(_format_ratio_rows(others))
-    out.append("at floor: the ratio if fastfeed's full pipeline cost no more than "
-               "inflate-only (row a), i.e. the best it can reach with this inflater.")
+    out.append(
+        "at floor: the ratio if fastfeed's full pipeline cost no more than "
+        "inflate-only (row a), i.e. the best it can reach with this inflater."
+    )
     kind_ns = result.get("by_kind") or {}
     if kind_ns:
         kinds = list(next(iter(kind_ns.values())))
         out.append("")
-        out.append("per kind, ns/frame (each frame timed alone, min of 2 passes, timer "
-                   "overhead removed; rough):")
+        out.append(
+            "per kind, ns/frame (each frame timed alone, min of 2 passes, timer overhead removed; rough):"
+        )
         out.append(f"{'contestant':<36}" + "".join(f"{k:>10}" for k in kinds))
         for r in result["rows"]:
             if r["key"] in kind_ns:
-                out.append(f"{r['label']:<36}"
-                           + "".join(f"{kind_ns[r['key']][k]:>10.0f}" for k in kinds))
+                out.append(f"{r['label']:<36}" + "".join(f"{kind_ns[r['key']][k]:>10.0f}" for k in kinds))
     if allocs:
         out.append("")
-        out.append("allocs/frame: sys.getallocatedblocks() delta per depth/trade/ticker frame "
-                   "fed once to a warmed-up Engine, minus a no-op baseline (target 0); in "
-                   "brackets: frames of a tracemalloc sample that allocated and freed memory.")
+        out.append(
+            "allocs/frame: sys.getallocatedblocks() delta per depth/trade/ticker frame "
+            "fed once to a warmed-up Engine, minus a no-op baseline (target 0); in "
+            "brackets: frames of a tracemalloc sample that allocated and freed memory."
+        )
     if result.get("problems"):
         out.append("")
         out.append("SANITY PROBLEMS (the numbers above may not mean what they say):")
@@ -844,22 +935,31 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="fastfeed side-by-side benchmark (ns/message).")
-    ap.add_argument("--n", type=int, default=None,
-                    help=f"corpus frames (default {DEFAULT['n']}, --quick {QUICK['n']})")
+    ap.add_argument(
+        "--n", type=int, default=None, help=f"corpus frames (default {DEFAULT['n']}, --quick {QUICK['n']})"
+    )
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
-    ap.add_argument("--rounds", type=int, default=None,
-                    help=f"interleaved rounds (default {DEFAULT['rounds']}, "
-                         f"--quick {QUICK['rounds']})")
-    ap.add_argument("--stat", choices=("min", "median"), default="min",
-                    help="statistic over rounds for ns/msg and ratios (default min)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"interleaved rounds (default {DEFAULT['rounds']}, --quick {QUICK['rounds']})",
+    )
+    ap.add_argument(
+        "--stat",
+        choices=("min", "median"),
+        default="min",
+        help="statistic over rounds for ns/msg and ratios (default min)",
+    )
     ap.add_argument("--quick", action="store_true", help="small corpus, few rounds (< 15 s)")
     ap.add_argument("--corpus", metavar="FILE", help="use a corpus file written by corpus.py")
     ap.add_argument("--no-alloc", action="store_true", help="skip the allocation check")
     ap.add_argument("--no-by-kind", action="store_true", help="skip the per-kind breakdown")
     ap.add_argument("--no-threads", action="store_true", help="skip the 1 vs 2 threads row")
     ap.add_argument("--json", metavar="OUT", help="write the raw result as JSON")
-    ap.add_argument("--check", action="store_true",
-                    help="exit 1 if a target ratio is missed or the sanity check fails")
+    ap.add_argument(
+        "--check", action="store_true", help="exit 1 if a target ratio is missed or the sanity check fails"
+    )
     args = ap.parse_args(argv)
     base = QUICK if args.quick else DEFAULT
     n = args.n if args.n is not None else base["n"]
@@ -873,16 +973,25 @@ def main(argv: list[str] | None = None) -> int:
     def progress(msg: str) -> None:
         print(f"# {msg}", file=sys.stderr, flush=True)
 
-    result = run(n, args.seed, rounds, stat=args.stat, frames=frames,
-                 alloc_check=not args.no_alloc, by_kind=not args.no_by_kind,
-                 threads=not args.no_threads, progress=progress)
+    result = run(
+        n,
+        args.seed,
+        rounds,
+        stat=args.stat,
+        frames=frames,
+        alloc_check=not args.no_alloc,
+        by_kind=not args.no_by_kind,
+        threads=not args.no_threads,
+        progress=progress,
+    )
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     if args.check:
         missed = [q for q in result["ratios"] if q["ok"] is False]
-        allocs_bad = [k for k, a in result["allocations"].items()
-                      if a.get("blocks_delta") or a.get("transient")]
+        allocs_bad = [
+            k for k, a in result["allocations"].items() if a.get("blocks_delta") or a.get("transient")
+        ]
         th = result.get("threads") or {}
         if th and th["speedup"] < THREADS_TARGET:
             missed.append({"name": "threads"})

@@ -16,6 +16,7 @@ class _BundledExchange:
 
         setup = None
         if drop_every:
+
             def setup(ex: Any) -> None:
                 ex.faults.every(drop_every, "drop")
 
@@ -29,7 +30,7 @@ class _BundledExchange:
     def seed(self) -> int | None:
         return self._runner.seed
 
-    def __enter__(self) -> "_BundledExchange":
+    def __enter__(self) -> _BundledExchange:
         from ..errors import CaptureError
 
         try:

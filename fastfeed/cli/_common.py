@@ -11,8 +11,9 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import channels as _channel_table
@@ -165,7 +166,9 @@ def _ws_url(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad URL {text!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"not a WebSocket URL: {text!r} (expected ws://HOST[:PORT]/PATH or wss://...)")
+        raise argparse.ArgumentTypeError(
+            f"not a WebSocket URL: {text!r} (expected ws://HOST[:PORT]/PATH or wss://...)"
+        )
     return text
 
 
@@ -303,7 +306,6 @@ def _quiet_transport_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-
 def _ws_url_checked(url: str) -> str:
     try:
         return _ws_url(url)
@@ -326,5 +328,3 @@ def _open_capture(path: str, on_corrupt: str = "raise") -> Any:
         raise FileError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise FileError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-

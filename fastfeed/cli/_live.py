@@ -23,21 +23,53 @@ from .exitcodes import EXIT_OK, CommandError, ConnectError, UsageError
 
 def _live_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
     g = p.add_argument_group("view")
-    g.add_argument("--seconds", type=_positive_float, default=None, metavar="N",
-                   help="stop after N seconds (default: run until Ctrl-C or q)")
-    g.add_argument("--depth", type=_int_range(1, 50), default=10, metavar="N",
-                   help="book levels and trades shown (default 10; +/- change it live)")
-    g.add_argument("--book", default=None, metavar="SYMBOL",
-                   help="the book shown first (default: the first symbol; 1-9 or arrows switch)")
-    g.add_argument("--channels", type=_channels, default=list(CHANNELS), metavar="LIST",
-                   help="public channels to subscribe, comma-separated (default depth,trades,ticker)")
-    g.add_argument("--interval", type=_positive_float, default=None, metavar="S",
-                   help="seconds between updates (default 0.25 on a terminal, 1 for plain lines)")
-    g.add_argument("--plain", action="store_true",
-                   help="plain periodic lines even on a terminal (the default when stdout is not one)")
+    g.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="stop after N seconds (default: run until Ctrl-C or q)",
+    )
+    g.add_argument(
+        "--depth",
+        type=_int_range(1, 50),
+        default=10,
+        metavar="N",
+        help="book levels and trades shown (default 10; +/- change it live)",
+    )
+    g.add_argument(
+        "--book",
+        default=None,
+        metavar="SYMBOL",
+        help="the book shown first (default: the first symbol; 1-9 or arrows switch)",
+    )
+    g.add_argument(
+        "--channels",
+        type=_channels,
+        default=list(CHANNELS),
+        metavar="LIST",
+        help="public channels to subscribe, comma-separated (default depth,trades,ticker)",
+    )
+    g.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds between updates (default 0.25 on a terminal, 1 for plain lines)",
+    )
+    g.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain periodic lines even on a terminal (the default when stdout is not one)",
+    )
     if not demo:
-        g.add_argument("--connect-timeout", type=_positive_float, default=10.0, metavar="S",
-                       help="give up (exit 3) if the first connection fails for S seconds (default 10)")
+        g.add_argument(
+            "--connect-timeout",
+            type=_positive_float,
+            default=10.0,
+            metavar="S",
+            help="give up (exit 3) if the first connection fails for S seconds (default 10)",
+        )
 
 
 def _check_book(args: argparse.Namespace, symbols: list[str]) -> None:
@@ -45,9 +77,18 @@ def _check_book(args: argparse.Namespace, symbols: list[str]) -> None:
         raise UsageError(f"--book {args.book.upper()} is not one of the symbols ({', '.join(symbols)})")
 
 
-async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], title: str, note: str = "",
-                    api_key: str | None = None, secret: str | None = None, orders: bool = False,
-                    balance: list[str] | None = None) -> int:
+async def _run_live(
+    args: argparse.Namespace,
+    *,
+    url: str,
+    symbols: list[str],
+    title: str,
+    note: str = "",
+    api_key: str | None = None,
+    secret: str | None = None,
+    orders: bool = False,
+    balance: list[str] | None = None,
+) -> int:
     import fastfeed
 
     from ..live import LiveDisplay, Monitor, plain_line, summary_lines
@@ -70,11 +111,20 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
         LiveDisplay.prepare(mon)
     else:
         mon.printer = say
-        say(f"{title}: connecting to {url} ({', '.join(symbols)}; {','.join(args.channels)})"
-            + (f"; {note}" if note else ""))
-    feed = fastfeed.connect(url, api_key, secret, timing=1 << 16,
-                            connect_timeout=getattr(args, "connect_timeout", 10.0),
-                            on_event=mon.on_event, on_order=mon.on_order, on_balance=mon.on_balance)
+        say(
+            f"{title}: connecting to {url} ({', '.join(symbols)}; {','.join(args.channels)})"
+            + (f"; {note}" if note else "")
+        )
+    feed = fastfeed.connect(
+        url,
+        api_key,
+        secret,
+        timing=1 << 16,
+        connect_timeout=getattr(args, "connect_timeout", 10.0),
+        on_event=mon.on_event,
+        on_order=mon.on_order,
+        on_balance=mon.on_balance,
+    )
     try:
         try:
             started, _ = await stop.race(feed.start())
@@ -107,8 +157,13 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
             loop = asyncio.get_running_loop()
             deadline = None if args.seconds is None else loop.time() + args.seconds
             next_line = loop.time() + (period if live_mode else interval)
-            display = LiveDisplay(mon, lambda: stop.set("key"),
-                                  log_formatter=_SafeFormatter("%(name)s: %(message)s")) if live_mode else None
+            display = (
+                LiveDisplay(
+                    mon, lambda: stop.set("key"), log_formatter=_SafeFormatter("%(name)s: %(message)s")
+                )
+                if live_mode
+                else None
+            )
             if display is not None:
                 display.__enter__()
             try:
@@ -139,5 +194,3 @@ async def _run_live(args: argparse.Namespace, *, url: str, symbols: list[str], t
         await feed.close()
     print("\n".join(summary_lines(mon, interrupted=stop.interrupted, note=note)), flush=True)
     return EXIT_OK
-
-

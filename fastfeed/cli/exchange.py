@@ -9,7 +9,8 @@ import dataclasses
 import math
 import signal
 import typing
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ._common import (
     PROG,
@@ -27,8 +28,13 @@ from .registry import command
 #: CLI defaults that differ from ExchangeConfig's (a fixed port is handier from the shell)
 _CLI_DEFAULTS: dict[str, Any] = {"port": 8765}
 #: the help group that starts at each field (fields keep ExchangeConfig's order)
-_GROUPS = {"host": "listening", "rate": "market", "accounts": "private channels", "text_replies": "wire",
-           "capture": "capture"}
+_GROUPS = {
+    "host": "listening",
+    "rate": "market",
+    "accounts": "private channels",
+    "text_replies": "wire",
+    "capture": "capture",
+}
 
 
 def _flag(name: str) -> str:
@@ -53,7 +59,9 @@ def _number(kind: type) -> Callable[[str], Any]:
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"not {'an integer' if kind is int else 'a number'}: {text!r}"
+            ) from None
         if kind is float and not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         return v
@@ -106,7 +114,9 @@ def config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
             kw.update(default=default)
         if "action" not in kw and "(default" not in help_text:
             if default is not None:
-                help_text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+                help_text += (
+                    f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+                )
             elif "none" in meta:
                 help_text += f" (default {meta['none']})"
         group.add_argument(*names, help=help_text, **kw)
@@ -119,19 +129,36 @@ def _exchange_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("private channels (more)")
     g.add_argument("--api-key", default=None, help="API key of one account (with --api-secret)")
     g.add_argument("--api-secret", default=None, help="API secret of one account (with --api-key)")
-    p.add_argument("--capture-keep-open", dest="cfg_capture_close", action="store_false",
-                   help=argparse.SUPPRESS)  # the older spelling of --no-capture-close
+    p.add_argument(
+        "--capture-keep-open", dest="cfg_capture_close", action="store_false", help=argparse.SUPPRESS
+    )  # the older spelling of --no-capture-close
     g = p.add_argument_group("faults")
     g.add_argument("--shuffle-levels", action="store_true", help="send depth levels in random order")
     g.add_argument("--duplicate-trades", action="store_true", help="send every trades push twice")
-    g.add_argument("--reject-handshakes", type=_count, default=0, metavar="N", help="answer the first N upgrades with HTTP 502")
-    for name, help_text in (("drop", "drop every connection"), ("garbage", "send a garbage frame"),
-                            ("truncate", "send a truncated zlib frame"), ("oversize", "send an oversized frame"),
-                            ("stall", "stall every connection (see --stall-for)")):
-        g.add_argument(f"--{name}-every", type=_positive_float, default=None, metavar="S",
-                       help=f"{help_text} every S seconds")
-    g.add_argument("--stall-for", type=_positive_float, default=5.0, metavar="S",
-                   help="length of each stall (default 5)")
+    g.add_argument(
+        "--reject-handshakes",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="answer the first N upgrades with HTTP 502",
+    )
+    for name, help_text in (
+        ("drop", "drop every connection"),
+        ("garbage", "send a garbage frame"),
+        ("truncate", "send a truncated zlib frame"),
+        ("oversize", "send an oversized frame"),
+        ("stall", "stall every connection (see --stall-for)"),
+    ):
+        g.add_argument(
+            f"--{name}-every",
+            type=_positive_float,
+            default=None,
+            metavar="S",
+            help=f"{help_text} every S seconds",
+        )
+    g.add_argument(
+        "--stall-for", type=_positive_float, default=5.0, metavar="S", help="length of each stall (default 5)"
+    )
 
 
 def _exchange_config(args: argparse.Namespace) -> Any:
@@ -143,7 +170,9 @@ def _exchange_config(args: argparse.Namespace) -> Any:
     if args.api_key is not None:
         accounts[args.api_key] = args.api_secret
     accounts.update(dict(args.cfg_accounts))
-    kwargs: dict[str, Any] = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(ExchangeConfig)}
+    kwargs: dict[str, Any] = {
+        f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(ExchangeConfig)
+    }
     kwargs["accounts"] = accounts
     if kwargs["symbols"] is None:
         del kwargs["symbols"]
@@ -212,13 +241,18 @@ def _start_lines(ex: Any) -> list[str]:
 def _summary_lines(ex: Any, elapsed: float) -> list[str]:
     st = ex.stats
     seed = f", seed {ex.market.seed}" if ex.market is not None else ""
-    return [f"fastfeed exchange stopped after {elapsed:.1f} s{seed}",
-            f"  {st['connections_total']} connection(s), {st['requests']} request(s) "
-            f"({st['error_replies']} answered with an error), {st['market_frames']} market frames"]
+    return [
+        f"fastfeed exchange stopped after {elapsed:.1f} s{seed}",
+        f"  {st['connections_total']} connection(s), {st['requests']} request(s) "
+        f"({st['error_replies']} answered with an error), {st['market_frames']} market frames",
+    ]
 
 
-@command("exchange", "run the local DigiFinex-compatible exchange (WebSocket v1)",
-         epilog="Every ExchangeConfig field (fastfeed.exchange.ExchangeConfig) has a flag here.")(_exchange_args)
+@command(
+    "exchange",
+    "run the local DigiFinex-compatible exchange (WebSocket v1)",
+    epilog="Every ExchangeConfig field (fastfeed.exchange.ExchangeConfig) has a flag here.",
+)(_exchange_args)
 def _run_exchange(args: argparse.Namespace) -> int:
     from ..capture import CaptureError
 

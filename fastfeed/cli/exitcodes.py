@@ -18,17 +18,17 @@ prints it as one line on stderr (``fastfeed CMD: error: ...``) and returns its `
 from __future__ import annotations
 
 __all__ = [
-    "EXIT_OK",
-    "EXIT_ERROR",
-    "EXIT_USAGE",
     "EXIT_CONNECT",
+    "EXIT_ERROR",
     "EXIT_FILE",
     "EXIT_INTERRUPTED",
+    "EXIT_OK",
     "EXIT_STATUS_HELP",
+    "EXIT_USAGE",
     "CommandError",
-    "UsageError",
     "ConnectError",
     "FileError",
+    "UsageError",
 ]
 
 EXIT_OK = 0
@@ -78,4 +78,3 @@ class FileError(CommandError):
     """A missing, unreadable or corrupt file (exit status 4)."""
 
     code = EXIT_FILE
-

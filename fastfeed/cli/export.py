@@ -41,21 +41,49 @@ examples:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a capture written by `fastfeed record`")
-    p.add_argument("--to", choices=["npz", "parquet", "csv"], default=None,
-                   help="output format (default: from OUT's suffix)")
+    p.add_argument(
+        "--to",
+        choices=["npz", "parquet", "csv"],
+        default=None,
+        help="output format (default: from OUT's suffix)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
-    p.add_argument("--what", choices=["events", "trades"], default="events",
-                   help="book+trade events (default) or trades only (parquet, csv)")
-    p.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL", help=f"keep only these symbols, {SYMBOLS_HELP}")
-    p.add_argument("--depth", type=_int_range(1, 10_000), default=200, metavar="N",
-                   help="engine book depth per side (default 200)")
-    p.add_argument("--skip-corrupt", action="store_true",
-                   help="skip corrupt records (resynchronising on the next valid one) instead of failing")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--what",
+        choices=["events", "trades"],
+        default="events",
+        help="book+trade events (default) or trades only (parquet, csv)",
+    )
+    p.add_argument(
+        "--symbols",
+        nargs="+",
+        default=None,
+        metavar="SYMBOL",
+        help=f"keep only these symbols, {SYMBOLS_HELP}",
+    )
+    p.add_argument(
+        "--depth",
+        type=_int_range(1, 10_000),
+        default=200,
+        metavar="N",
+        help="engine book depth per side (default 200)",
+    )
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="skip corrupt records (resynchronising on the next valid one) instead of failing",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
-@command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(_export_args)
+@command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(
+    _export_args
+)
 def _run_export(args: argparse.Namespace) -> int:
     from ..capture import CaptureError
     from ..live.format import _kv, fmt_bytes, fmt_count
@@ -83,8 +111,13 @@ def _run_export(args: argparse.Namespace) -> int:
     try:
         from ..export import capture_to_csv, capture_to_npz, capture_to_parquet
 
-        common: dict[str, Any] = dict(symbols=symbols, depth=args.depth, progress=progress,
-                                      progress_file=sys.stderr, on_corrupt=on_corrupt)
+        common: dict[str, Any] = dict(
+            symbols=symbols,
+            depth=args.depth,
+            progress=progress,
+            progress_file=sys.stderr,
+            on_corrupt=on_corrupt,
+        )
         if fmt == "npz":
             st = capture_to_npz(args.file, out, **common)
         elif fmt == "parquet":
@@ -106,18 +139,21 @@ def _run_export(args: argparse.Namespace) -> int:
     if symbols and len(st.unmatched) == len(symbols):  # nothing matched: no empty file left behind
         written.unlink(missing_ok=True)
         seen = ", ".join(st.symbols[:20]) + (" ..." if len(st.symbols) > 20 else "") if st.symbols else "none"
-        raise CommandError(f"no data for {', '.join(symbols)} in {args.file} (nothing written); "
-                           f"its symbols: {_safe(seen)}")
+        raise CommandError(
+            f"no data for {', '.join(symbols)} in {args.file} (nothing written); its symbols: {_safe(seen)}"
+        )
     if st.unmatched:
         print(f"{PROG} export: note: no data for {', '.join(st.unmatched)} in {args.file}", file=sys.stderr)
     size = written.stat().st_size if written.exists() else 0
     what = "event rows" if args.what == "events" else "trades"
-    print(f"exported {fmt_count(rows)} {what} from {fmt_count(frames)} frames to {written} "
-          f"({fmt}, {fmt_bytes(size)}) in {el:.2f} s" + (f"; symbols {','.join(symbols)}" if symbols else ""))
+    print(
+        f"exported {fmt_count(rows)} {what} from {fmt_count(frames)} frames to {written} "
+        f"({fmt}, {fmt_bytes(size)}) in {el:.2f} s" + (f"; symbols {','.join(symbols)}" if symbols else "")
+    )
     print(f"  rejected frames: {_kv(rejects)}")
     if damaged:
-        print(f"  corrupt data skipped: {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes, "
-              f"first at offset {damaged[0][0]}")
+        print(
+            f"  corrupt data skipped: {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes, "
+            f"first at offset {damaged[0][0]}"
+        )
     return EXIT_OK
-
-

@@ -23,9 +23,9 @@ from .simple_client import DecodeError, SimpleClient, decode_payload
 from .wire import ErrorCode, auth_params, sign_auth, ws_frame, zlib_compress
 
 __all__ = [
+    "CHANNELS",
     "DEFAULT_PATH",
     "DEFAULT_SYMBOLS",
-    "CHANNELS",
     "PRIVATE_CHANNELS",
     "AccountSim",
     "BookSet",

@@ -8,13 +8,14 @@ naive book of its own, independent of these rules.)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..book import LevelBook
 
-__all__ = ["SimBook", "BookSet"]
+__all__ = ["BookSet", "SimBook"]
 
 
 class SimBook(LevelBook):

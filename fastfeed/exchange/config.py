@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 __all__ = [
-    "DEFAULT_SYMBOLS",
     "DEFAULT_PATH",
-    "SymbolSpec",
+    "DEFAULT_SYMBOLS",
     "ExchangeConfig",
+    "SymbolSpec",
     "accounts_from_env",
 ]
 
@@ -47,7 +48,7 @@ class SymbolSpec:
     amount_decimals: int
 
     @classmethod
-    def for_symbol(cls, name: str) -> "SymbolSpec":
+    def for_symbol(cls, name: str) -> SymbolSpec:
         """Known defaults for common symbols; otherwise derived deterministically from
         the name (a price between 0.01 and 50 000 with about 6 significant digits)."""
         name = name.upper()
@@ -124,49 +125,78 @@ class ExchangeConfig:
     seed: int | None = _opt(None, "market seed (default: random, printed at start)")
 
     # --- market model
-    rate: float | None = _opt(100.0, "market messages/s over all symbols; 'max' = as fast as clients read, "
-                                     "0 = no automatic traffic", none="max")
+    rate: float | None = _opt(
+        100.0,
+        "market messages/s over all symbols; 'max' = as fast as clients read, 0 = no automatic traffic",
+        none="max",
+    )
     book_levels: int = _opt(30, "levels per side (1..150)")
     trade_replay: int = _opt(20, "recent trades sent after a trades subscribe")
-    snapshot_interval: float | None = _opt(60.0, "seconds between clean=true depth snapshots, 0 or 'off' = none",
-                                           none="off", zero_is_none=True)
+    snapshot_interval: float | None = _opt(
+        60.0, "seconds between clean=true depth snapshots, 0 or 'off' = none", none="off", zero_is_none=True
+    )
     snapshot_fraction: float = _opt(0.02, "share of extra snapshots in a --pregenerate cycle (0..1)")
-    first_trade_id: int | None = _opt(None, "first trade id (default: derived from the seed and the start time)")
-    number_style: Literal["plain", "padded"] = _opt("plain", "'padded' sends 8-decimal numbers like some live frames")
+    first_trade_id: int | None = _opt(
+        None, "first trade id (default: derived from the seed and the start time)"
+    )
+    number_style: Literal["plain", "padded"] = _opt(
+        "plain", "'padded' sends 8-decimal numbers like some live frames"
+    )
     integer_trade_time: bool = _opt(False, "send trade times as integer seconds")
     ticker_nested: bool = _opt(False, "send ticker params as [[{...}]]")
     all_ticker_interval: float = _opt(1.0, "seconds between all-symbol ticker pushes")
-    pregenerate: int = _opt(0, "pre-generate a cycle of N frames and loop over it (the >=200k msg/s mode)",
-                            metavar="N")
+    pregenerate: int = _opt(
+        0, "pre-generate a cycle of N frames and loop over it (the >=200k msg/s mode)", metavar="N"
+    )
     batch: int = _opt(2048, "max frames per write batch")
     compress_level: int = _opt(6, "zlib level of pushed frames (0..9)")
 
     # --- private channels
-    accounts: Mapping[str, str] = _opt(None, "an API account KEY:SECRET (repeatable); FASTFEED_API_KEY/"
-                                             "FASTFEED_API_SECRET also add one", factory=dict, alias="--account")
-    auth_window: float | None = _opt(300.0, "max |now - auth timestamp| in seconds, 0 or 'off' = unchecked",
-                                     none="off", zero_is_none=True)
+    accounts: Mapping[str, str] = _opt(
+        None,
+        "an API account KEY:SECRET (repeatable); FASTFEED_API_KEY/FASTFEED_API_SECRET also add one",
+        factory=dict,
+        alias="--account",
+    )
+    auth_window: float | None = _opt(
+        300.0, "max |now - auth timestamp| in seconds, 0 or 'off' = unchecked", none="off", zero_is_none=True
+    )
     private_interval: float = _opt(1.0, "seconds between private simulation steps")
 
     # --- wire
     text_replies: bool = _opt(False, "send replies as plain TEXT frames")
     error_style: Literal["object", "string"] = _opt("object", "error field as {code, message} or as a string")
-    idle_timeout: float | None = _opt(60.0, "close after this many seconds without client traffic, 0 or 'off' = never",
-                                      none="off", zero_is_none=True)
-    max_connection_age: float | None = _opt(7200.0, "close connections older than this many seconds, 0 or 'off' = never",
-                                            none="off", zero_is_none=True, alias="--max-age")
-    max_subscribe_symbols: int | None = _opt(30, "max symbols per subscribe request, 'off' = no limit", none="off")
+    idle_timeout: float | None = _opt(
+        60.0,
+        "close after this many seconds without client traffic, 0 or 'off' = never",
+        none="off",
+        zero_is_none=True,
+    )
+    max_connection_age: float | None = _opt(
+        7200.0,
+        "close connections older than this many seconds, 0 or 'off' = never",
+        none="off",
+        zero_is_none=True,
+        alias="--max-age",
+    )
+    max_subscribe_symbols: int | None = _opt(
+        30, "max symbols per subscribe request, 'off' = no limit", none="off"
+    )
     max_request_size: int = _opt(64 * 1024, "max bytes of a client request")
     write_buffer_high: int = _opt(4 * 1024 * 1024, "write buffer high-water mark in bytes")
     use_aiofastnet: bool | None = _opt(None, "use aiofastnet for the listener (default: if installed)")
     send_log: bool = _opt(False, "record (first_frame, frames, time_ns) per write (benchmarks)")
 
     # --- capture serving
-    capture: str | os.PathLike[str] | None = _opt(None, "serve this capture file instead of simulating",
-                                                  metavar="FILE")
-    capture_speed: float | None = _opt(None, "1 = recorded pacing, 2 = twice as fast (default: full speed)",
-                                       none="max")
-    capture_close: bool = _opt(True, "close connections after the capture (--no-capture-close keeps them open)")
+    capture: str | os.PathLike[str] | None = _opt(
+        None, "serve this capture file instead of simulating", metavar="FILE"
+    )
+    capture_speed: float | None = _opt(
+        None, "1 = recorded pacing, 2 = twice as fast (default: full speed)", none="max"
+    )
+    capture_close: bool = _opt(
+        True, "close connections after the capture (--no-capture-close keeps them open)"
+    )
     capture_skip_replies: bool = _opt(True, "skip the recorded replies to requests when serving a capture")
 
     def __post_init__(self) -> None:
@@ -185,8 +215,10 @@ class ExchangeConfig:
         if not 1 <= self.book_levels <= 150:
             raise ValueError("book_levels must be in 1..150 (keep it below the client's depth)")
         if self.first_trade_id is not None and (
-                isinstance(self.first_trade_id, bool) or not isinstance(self.first_trade_id, int)
-                or not 0 <= self.first_trade_id < 2**62):
+            isinstance(self.first_trade_id, bool)
+            or not isinstance(self.first_trade_id, int)
+            or not 0 <= self.first_trade_id < 2**62
+        ):
             raise ValueError("first_trade_id must be None or an int in 0 .. 2**62")
         if self.pregenerate < 0:
             raise ValueError("pregenerate must be >= 0")
@@ -210,14 +242,21 @@ class ExchangeConfig:
                 raise ValueError(f"{name} must be a number of seconds > 0")
         if self.rate is not None and not math.isfinite(self.rate):
             raise ValueError("rate must be finite (None = as fast as clients read)")
-        for name, lo, hi in (("port", 0, 65535), ("compress_level", -1, 9), ("trade_replay", 0, 1 << 20),
-                             ("max_request_size", 1, 1 << 30), ("write_buffer_high", 1, 1 << 40)):
+        for name, lo, hi in (
+            ("port", 0, 65535),
+            ("compress_level", -1, 9),
+            ("trade_replay", 0, 1 << 20),
+            ("max_request_size", 1, 1 << 30),
+            ("write_buffer_high", 1, 1 << 40),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"{name} must be an integer in {lo}..{hi}")
         if self.max_subscribe_symbols is not None and (
-                isinstance(self.max_subscribe_symbols, bool) or not isinstance(self.max_subscribe_symbols, int)
-                or self.max_subscribe_symbols < 1):
+            isinstance(self.max_subscribe_symbols, bool)
+            or not isinstance(self.max_subscribe_symbols, int)
+            or self.max_subscribe_symbols < 1
+        ):
             raise ValueError("max_subscribe_symbols must be an integer >= 1, or None (no limit)")
         if not self.path.startswith("/"):
             self.path = "/" + self.path
@@ -229,6 +268,6 @@ class ExchangeConfig:
         """The :class:`SymbolSpec` of every configured symbol, in order."""
         return [SymbolSpec.for_symbol(s) for s in self.symbols]
 
-    def replace(self, **changes: object) -> "ExchangeConfig":
+    def replace(self, **changes: object) -> ExchangeConfig:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]

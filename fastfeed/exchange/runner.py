@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .config import ExchangeConfig
 from .server import Exchange
@@ -36,8 +36,13 @@ class ThreadedExchange:
     do not call into it from outside.
     """
 
-    def __init__(self, config: ExchangeConfig, *, setup: Callable[[Exchange], None] | None = None,
-                 start_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        *,
+        setup: Callable[[Exchange], None] | None = None,
+        start_timeout: float = 15.0,
+    ) -> None:
         self.config = config
         self.setup = setup
         self.start_timeout = start_timeout
@@ -71,7 +76,7 @@ class ThreadedExchange:
         finally:
             await ex.close()
 
-    def start(self) -> "ThreadedExchange":
+    def start(self) -> ThreadedExchange:
         """Start the thread and wait until the exchange listens (see the class docs)."""
         self._thread.start()
         if not self._ready.wait(self.start_timeout):
@@ -92,7 +97,7 @@ class ThreadedExchange:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def __enter__(self) -> "ThreadedExchange":
+    def __enter__(self) -> ThreadedExchange:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,21 +23,21 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "OP_CONTINUATION",
-    "OP_TEXT",
     "OP_BINARY",
     "OP_CLOSE",
+    "OP_CONTINUATION",
     "OP_PING",
     "OP_PONG",
+    "OP_TEXT",
     "ErrorCode",
-    "ws_frame",
-    "close_payload",
-    "zlib_compress",
-    "encode_json",
-    "reply_envelope",
-    "error_envelope",
-    "sign_auth",
     "auth_params",
+    "close_payload",
+    "encode_json",
+    "error_envelope",
+    "reply_envelope",
+    "sign_auth",
+    "ws_frame",
+    "zlib_compress",
 ]
 
 OP_CONTINUATION = 0x0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -70,8 +70,5 @@ def _duration(s: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-
 def _kv(d: dict[str, int]) -> str:
     return "  ".join(f"{k} {fmt_count(v)}" for k, v in d.items()) if d else "none"
-
-

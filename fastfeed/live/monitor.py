@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,8 +81,16 @@ class Monitor:
     """Samples a live feed. Create it first (its ``on_*`` methods are the feed's
     callbacks), :meth:`attach` the feed, then call :meth:`sample` periodically."""
 
-    def __init__(self, symbols: Sequence[str], *, title: str = "fastfeed", url: str = "",
-                 depth: int = 10, window: float = 2.0, channels: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        *,
+        title: str = "fastfeed",
+        url: str = "",
+        depth: int = 10,
+        window: float = 2.0,
+        channels: Sequence[str] = (),
+    ) -> None:
         self.symbols = [s.upper() for s in symbols]
         self.title = title
         self.url = url
@@ -123,7 +132,10 @@ class Monitor:
             if len(self._connects) > 100_000:  # bounded: keep the newest connection times
                 del self._connects[1:50_000]
         if self.printer is not None:
-            self.printer(f"[{self.elapsed:7.1f}s] connection {safe_text(ev.kind, 40)}" + (f": {reason}" if reason else ""))
+            self.printer(
+                f"[{self.elapsed:7.1f}s] connection {safe_text(ev.kind, 40)}"
+                + (f": {reason}" if reason else "")
+            )
 
     def on_order(self, order: Any) -> None:
         self.orders.append(order)
@@ -159,7 +171,9 @@ class Monitor:
             b = books.get(s)
             if b is not None and (b.n_bids or b.n_asks):
                 bids, asks = b.bids[:10], b.asks[:10]
-                self.learn(s, bids[:, 0].tolist() + asks[:, 0].tolist(), bids[:, 1].tolist() + asks[:, 1].tolist())
+                self.learn(
+                    s, bids[:, 0].tolist() + asks[:, 0].tolist(), bids[:, 1].tolist() + asks[:, 1].tolist()
+                )
         tickers = getattr(self.feed, "latest_tickers", None) or {}
         for s in self.symbols[:1000]:
             tk = tickers.get(s)
@@ -277,5 +291,3 @@ class Monitor:
         if self.feed is None:
             return {}
         return self.feed.engine.books
-
-

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,14 @@ class _Table:
     frames. ``drop`` lists the column indices (or tuples of them, dropped together) that may
     be left out to fit a width, in the order they go; a column is shown whole or not at all, so no number is ever cut."""
 
-    def __init__(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[Cell]],
-                 right: Sequence[bool], drop: Sequence[int | tuple[int, ...]] = ()) -> None:
+    def __init__(
+        self,
+        title: str,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Cell]],
+        right: Sequence[bool],
+        drop: Sequence[int | tuple[int, ...]] = (),
+    ) -> None:
         self.title = title
         self.headers = list(headers)
         self.rows = rows
@@ -89,6 +96,7 @@ def _emit(text: Any, tables: Sequence[_Table], width: int | None) -> None:
     (right-most table first) until they fit, else the tables are stacked, each fitted."""
     tables = [tb for tb in tables if tb is not None]
     if width is not None:
+
         def total() -> int:
             return sum(tb.width() for tb in tables) + GAP * (len(tables) - 1)
 
@@ -185,27 +193,63 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
         if not compact:
             t.append("\n")
 
-    _flow(t, [(f" {m.title} ", "bold reverse"), (m.url, ""),
-              ("connected" if connected else "DISCONNECTED", "green" if connected else "bold red"),
-              (_duration(m.elapsed), "")], inner, sep="  ")
-    _flow(t, [(f"{fps:,.0f} msg/s", "bold"), (f"in {fmt_bytes(bps)}/s", ""), (f"({fmt_bytes(ibps)}/s inflated)", ""),
-              (f"frames {fmt_count(eng.get('frames', 0))}", "")], inner)
+    _flow(
+        t,
+        [
+            (f" {m.title} ", "bold reverse"),
+            (m.url, ""),
+            ("connected" if connected else "DISCONNECTED", "green" if connected else "bold red"),
+            (_duration(m.elapsed), ""),
+        ],
+        inner,
+        sep="  ",
+    )
+    _flow(
+        t,
+        [
+            (f"{fps:,.0f} msg/s", "bold"),
+            (f"in {fmt_bytes(bps)}/s", ""),
+            (f"({fmt_bytes(ibps)}/s inflated)", ""),
+            (f"frames {fmt_count(eng.get('frames', 0))}", ""),
+        ],
+        inner,
+    )
     drifted = (st.get("drift") or {}).get("drifted", 0)
-    parts: list[Cell] = [(f"rejects {rej}", "bold red" if rej else ""),
-                         (f"reconnects {st.get('reconnects', 0)}", "bold yellow" if st.get("reconnects") else ""),
-                         (f"drift {drifted}", "bold yellow" if drifted else "")]
+    parts: list[Cell] = [
+        (f"rejects {rej}", "bold red" if rej else ""),
+        (f"reconnects {st.get('reconnects', 0)}", "bold yellow" if st.get("reconnects") else ""),
+        (f"drift {drifted}", "bold yellow" if drifted else ""),
+    ]
     if st.get("stale_books"):
         parts.append((f"stale books {st['stale_books']}", "bold yellow"))
-    parts += [(f"trades {fmt_count(m.trades_seen)}", ""),
-              (f"tickers {len(feed.latest_tickers) if feed is not None else 0}", "")]
+    parts += [
+        (f"trades {fmt_count(m.trades_seen)}", ""),
+        (f"tickers {len(feed.latest_tickers) if feed is not None else 0}", ""),
+    ]
     _flow(t, parts, inner)
     gap()
-    lat = _Table("", ["last 2 s", "p50", "p99", "p99.9", "max"], [
-        [("inflate+parse+apply / frame", ""), (fmt_ns(p50, mu), ""), (fmt_ns(p99, mu), ""), (fmt_ns(p999, mu), ""),
-         (fmt_ns(pmax, mu), "")],
-        [("trade time -> recv", ""), (fmt_ns(w50, mu), ""), (fmt_ns(w99, mu), ""), (fmt_ns(w999, mu), ""),
-         (fmt_ns(wmax, mu), "")],
-    ], [False, True, True, True, True], drop=[3, 4, 2])
+    lat = _Table(
+        "",
+        ["last 2 s", "p50", "p99", "p99.9", "max"],
+        [
+            [
+                ("inflate+parse+apply / frame", ""),
+                (fmt_ns(p50, mu), ""),
+                (fmt_ns(p99, mu), ""),
+                (fmt_ns(p999, mu), ""),
+                (fmt_ns(pmax, mu), ""),
+            ],
+            [
+                ("trade time -> recv", ""),
+                (fmt_ns(w50, mu), ""),
+                (fmt_ns(w99, mu), ""),
+                (fmt_ns(w999, mu), ""),
+                (fmt_ns(wmax, mu), ""),
+            ],
+        ],
+        [False, True, True, True, True],
+        drop=[3, 4, 2],
+    )
     _emit(t, [lat], inner)
     gap()
 
@@ -217,8 +261,7 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
     if height is not None:
         gaps = 0 if compact else 1
         above = t.plain.count("\n")  # header and latency lines, as wrapped to the width
-        fixed = (2 + above + 2 + ((2 + gaps) if names else 0) + n_events
-                 + (gaps if m.events else 0) + 1 + gaps)
+        fixed = 2 + above + 2 + ((2 + gaps) if names else 0) + n_events + (gaps if m.events else 0) + 1 + gaps
         if m.order_count or m.balance_count:
             fixed += 2 + gaps + min(6, max(len(m.orders), min(8, len(m.balances))))
         room = max(0, height - fixed)
@@ -233,14 +276,25 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
         asks = np.array(book.asks[:book_rows])
         for i in range(max(len(bids), len(asks))):
             row: list[Cell] = []
-            row += ([(_fmt(bids[i, 1], adec), ""), (_fmt(bids[i, 0], pdec), "green")] if i < len(bids)
-                    else [("", ""), ("", "")])
-            row += ([(_fmt(asks[i, 0], pdec), "red"), (_fmt(asks[i, 1], adec), "")] if i < len(asks)
-                    else [("", ""), ("", "")])
+            row += (
+                [(_fmt(bids[i, 1], adec), ""), (_fmt(bids[i, 0], pdec), "green")]
+                if i < len(bids)
+                else [("", ""), ("", "")]
+            )
+            row += (
+                [(_fmt(asks[i, 0], pdec), "red"), (_fmt(asks[i, 1], adec), "")]
+                if i < len(asks)
+                else [("", ""), ("", "")]
+            )
             rows.append(row)
         title = f"{sym} book v{book.version} {book.n_bids}x{book.n_asks}"
-        title += " live" if book.live else (
-            f" STALE since {_clock(book.stale_since)}" if book.stale_since else " STALE (no snapshot yet)")
+        title += (
+            " live"
+            if book.live
+            else (
+                f" STALE since {_clock(book.stale_since)}" if book.stale_since else " STALE (no snapshot yet)"
+            )
+        )
         if book.drifts:
             title += f" drift {book.drifts}"
     else:
@@ -254,10 +308,21 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
         mine = recent[recent["symbol"] == si][-book_rows:][::-1]
         for r in mine:
             buy = r["side"] > 0
-            trows.append([(_clock(int(r["recv_ns"])), "dim"), ("buy" if buy else "sell", "green" if buy else "red"),
-                          (_fmt(float(r["price"]), pdec), ""), (_fmt(float(r["amount"]), adec), "")])
-    tt = _Table(f"last trades {sym}", ["time", "side", "price", "amount"], trows,
-                [False, False, True, True], drop=[0, 1, 3])
+            trows.append(
+                [
+                    (_clock(int(r["recv_ns"])), "dim"),
+                    ("buy" if buy else "sell", "green" if buy else "red"),
+                    (_fmt(float(r["price"]), pdec), ""),
+                    (_fmt(float(r["amount"]), adec), ""),
+                ]
+            )
+    tt = _Table(
+        f"last trades {sym}",
+        ["time", "side", "price", "amount"],
+        trows,
+        [False, False, True, True],
+        drop=[0, 1, 3],
+    )
     _emit(t, [bt, tt], inner)
 
     if names:
@@ -273,36 +338,78 @@ def render(m: Monitor, width: int | None = None, height: int | None = None) -> A
                 mark = str(m.symbols.index(s) + 1)
             else:
                 mark = ""
-            krows.append([(mark, "bold"), (safe_text(s, 32), "bold" if s == sym else ""), (_fmt(tk.last, kp), ""),
-                          (_fmt(tk.best_bid, kp), "green"), (_fmt(tk.best_ask, kp), "red"),
-                          (f"{chg:+.2f}%" if chg == chg else "-", "green" if chg >= 0 else "red"),
-                          (fmt_num(tk.base_volume_24h), "")])
+            krows.append(
+                [
+                    (mark, "bold"),
+                    (safe_text(s, 32), "bold" if s == sym else ""),
+                    (_fmt(tk.last, kp), ""),
+                    (_fmt(tk.best_bid, kp), "green"),
+                    (_fmt(tk.best_ask, kp), "red"),
+                    (f"{chg:+.2f}%" if chg == chg else "-", "green" if chg >= 0 else "red"),
+                    (fmt_num(tk.base_volume_24h), ""),
+                ]
+            )
         ktitle = "tickers" + (f" ({len(shown)} of {len(names)})" if len(shown) < len(names) else "")
         gap()
-        _emit(t, [_Table(ktitle, ["", "symbol", "last", "bid", "ask", "24h", "24h volume"], krows,
-                         [False, False, True, True, True, True, True], drop=[6, 3, 4, 5])], inner)
+        _emit(
+            t,
+            [
+                _Table(
+                    ktitle,
+                    ["", "symbol", "last", "bid", "ask", "24h", "24h volume"],
+                    krows,
+                    [False, False, True, True, True, True, True],
+                    drop=[6, 3, 4, 5],
+                )
+            ],
+            inner,
+        )
 
     if m.order_count or m.balance_count:
-        orows = [[(_clock(o.recv_ns), "dim"), (safe_text(o.symbol, 32), ""),
-                  (safe_text(o.side, 12), "green" if o.side == "buy" else "red"),
-                  (safe_text(str(o.status), 16), ""), (_fmt(o.price, m.decimals(o.symbol)[0]), ""),
-                  (_fmt(o.amount, m.decimals(o.symbol)[1]), ""), (_fmt(o.filled, m.decimals(o.symbol)[1]), "")]
-                 for o in reversed(m.orders)]
-        ot = _Table(f"orders ({m.order_count} updates)", ["time", "symbol", "side", "status", "price", "amount",
-                                                          "filled"], orows,
-                    [False, False, False, True, True, True, True], drop=[0, 6, 3])
-        brows = [[(safe_text(c, 32), ""), (safe_text(m.balances[c].raw[0], 24), ""),
-                  (safe_text(m.balances[c].raw[2], 24), ""), (safe_text(m.balances[c].raw[1], 24), "")]
-                 for c in sorted(m.balances)[:8]]
-        btab = _Table(f"balances ({m.balance_count} updates)", ["currency", "free", "used", "total"], brows,
-                      [False, True, True, True], drop=[2, 3])
+        orows = [
+            [
+                (_clock(o.recv_ns), "dim"),
+                (safe_text(o.symbol, 32), ""),
+                (safe_text(o.side, 12), "green" if o.side == "buy" else "red"),
+                (safe_text(str(o.status), 16), ""),
+                (_fmt(o.price, m.decimals(o.symbol)[0]), ""),
+                (_fmt(o.amount, m.decimals(o.symbol)[1]), ""),
+                (_fmt(o.filled, m.decimals(o.symbol)[1]), ""),
+            ]
+            for o in reversed(m.orders)
+        ]
+        ot = _Table(
+            f"orders ({m.order_count} updates)",
+            ["time", "symbol", "side", "status", "price", "amount", "filled"],
+            orows,
+            [False, False, False, True, True, True, True],
+            drop=[0, 6, 3],
+        )
+        brows = [
+            [
+                (safe_text(c, 32), ""),
+                (safe_text(m.balances[c].raw[0], 24), ""),
+                (safe_text(m.balances[c].raw[2], 24), ""),
+                (safe_text(m.balances[c].raw[1], 24), ""),
+            ]
+            for c in sorted(m.balances)[:8]
+        ]
+        btab = _Table(
+            f"balances ({m.balance_count} updates)",
+            ["currency", "free", "used", "total"],
+            brows,
+            [False, True, True, True],
+            drop=[2, 3],
+        )
         gap()
         _emit(t, [ot, btab], inner)
 
     if m.events:
         gap()
-        for e in list(m.events)[len(m.events) - n_events:]:
-            line = f"{_clock(e.time_ns)} {safe_text(e.kind, 40)}" + (f": {safe_text(e.reason, 300)}" if e.reason else "")
+        for e in list(m.events)[len(m.events) - n_events :]:
+            line = f"{_clock(e.time_ns)} {safe_text(e.kind, 40)}" + (
+                f": {safe_text(e.reason, 300)}" if e.reason else ""
+            )
             t.append((line if inner is None else _crop(line, inner)) + "\n", style="dim")
     keys = KEYS_HELP if inner is None or len(KEYS_HELP) <= inner else _crop(KEYS_HELP_SHORT, inner)
     gap()

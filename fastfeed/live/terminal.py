@@ -7,7 +7,8 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .monitor import Monitor
 
@@ -29,7 +30,7 @@ class KeyReader:
         self._saved: Any = None
         self._buf = ""
 
-    def __enter__(self) -> "KeyReader":
+    def __enter__(self) -> KeyReader:
         if not _isatty(sys.stdin) or os.name != "posix":
             return self
         import termios
@@ -62,7 +63,7 @@ class KeyReader:
         while self._buf:
             for seq, key in (("\x1b[C", "right"), ("\x1b[D", "left"), ("\x1b[Z", "left")):
                 if self._buf.startswith(seq):
-                    self._buf = self._buf[len(seq):]
+                    self._buf = self._buf[len(seq) :]
                     self.on_key(key)
                     break
             else:
@@ -87,8 +88,14 @@ class LiveDisplay:
     ``console`` defaults to a rich ``Console()`` on stdout; ``log_formatter`` formats the
     log records shown above the view."""
 
-    def __init__(self, monitor: Monitor, on_quit: Callable[[], None], *, console: Any = None,
-                 log_formatter: logging.Formatter | None = None) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        on_quit: Callable[[], None],
+        *,
+        console: Any = None,
+        log_formatter: logging.Formatter | None = None,
+    ) -> None:
         self.m = monitor
         self.on_quit = on_quit
         self.console = console
@@ -134,7 +141,7 @@ class LiveDisplay:
 
         return render(self.m, width=self.console.size.width, height=self.console.size.height)
 
-    def __enter__(self) -> "LiveDisplay":
+    def __enter__(self) -> LiveDisplay:
         from rich.console import Console
         from rich.live import Live
         from rich.logging import RichHandler
@@ -148,8 +155,15 @@ class LiveDisplay:
             handler.setFormatter(self.log_formatter)
         root.handlers = [handler]
         # transient=False: the last frame stays on the screen when the view stops
-        self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False,
-                          redirect_stdout=False, redirect_stderr=False, vertical_overflow="ellipsis")
+        self._live = Live(
+            self._render(),
+            console=self.console,
+            auto_refresh=False,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            vertical_overflow="ellipsis",
+        )
         self._live.start()
         self._keys = KeyReader(self.on_key).__enter__()
         return self

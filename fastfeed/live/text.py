@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..protocol import safe_text
 from .format import _decimals, _kv, fmt_bytes, fmt_count, fmt_ns, fmt_num
@@ -33,8 +34,10 @@ def plain_line(m: Monitor) -> str:
     book = m.books().get(sym)
     if book is not None and (book.n_bids or book.n_asks):
         pd_ = m.decimals(sym)[0]
-        parts.append(f"| {sym} {fmt_num(book.best_bid, pd_)} / {fmt_num(book.best_ask, pd_)}"
-                     + ("" if book.live else " STALE"))
+        parts.append(
+            f"| {sym} {fmt_num(book.best_bid, pd_)} / {fmt_num(book.best_ask, pd_)}"
+            + ("" if book.live else " STALE")
+        )
     drifted = (st.get("drift") or {}).get("drifted", 0)
     if drifted:
         parts.append(f"| drift {drifted}")
@@ -43,9 +46,14 @@ def plain_line(m: Monitor) -> str:
     return "  ".join(parts)
 
 
-def top_of_book_lines(books: dict[str, Any], symbols: Sequence[str] | None = None, limit: int = 20,
-                      trades: dict[str, int] | None = None, indent: str = "  ",
-                      decimals: Callable[[str], tuple[int | None, int | None]] | None = None) -> list[str]:
+def top_of_book_lines(
+    books: dict[str, Any],
+    symbols: Sequence[str] | None = None,
+    limit: int = 20,
+    trades: dict[str, int] | None = None,
+    indent: str = "  ",
+    decimals: Callable[[str], tuple[int | None, int | None]] | None = None,
+) -> list[str]:
     """``SYMBOL  bid x size | ask x size  spread  levels`` per symbol (sorted). A symbol's
     prices (bid, ask, spread) share one precision: ``decimals(symbol)`` (e.g.
     :meth:`Monitor.decimals`), else the decimals its book's levels need."""
@@ -69,12 +77,13 @@ def top_of_book_lines(books: dict[str, Any], symbols: Sequence[str] | None = Non
     if not rows:
         return [indent + "(no books)"]
     w = [max(len(r[i]) for r in rows) for i in range(5)]
-    out = [f"{indent}{r[0]:<{w[0]}}  {r[1]:>{w[1]}} | {r[2]:<{w[2]}}  {r[3]:<{w[3]}}  {r[4]}".rstrip()
-           for r in rows]
+    out = [
+        f"{indent}{r[0]:<{w[0]}}  {r[1]:>{w[1]}} | {r[2]:<{w[2]}}  {r[3]:<{w[3]}}  {r[4]}".rstrip()
+        for r in rows
+    ]
     if len(names) > limit:
         out.append(f"{indent}... and {len(names) - limit} more")
     return out
-
 
 
 def summary_lines(m: Monitor, *, interrupted: bool = False, note: str = "") -> list[str]:
@@ -86,39 +95,51 @@ def summary_lines(m: Monitor, *, interrupted: bool = False, note: str = "") -> l
     out = [f"{m.title}: {el:.1f} s against {m.url}" + (" (interrupted)" if interrupted else "")]
     if note:
         out.append(f"  {note}")
-    out.append(f"messages  {fmt_count(frames)} frames ({fmt_count(frames / el if el > 0 else 0)}/s), "
-               f"{fmt_bytes(eng.get('bytes_in', 0))} in, {fmt_bytes(eng.get('bytes_inflated', 0))} inflated")
+    out.append(
+        f"messages  {fmt_count(frames)} frames ({fmt_count(frames / el if el > 0 else 0)}/s), "
+        f"{fmt_bytes(eng.get('bytes_in', 0))} in, {fmt_bytes(eng.get('bytes_inflated', 0))} inflated"
+    )
     out.append(f"  by method  {_kv(m.messages())}")
     out.append(f"  rejects    {_kv(m.rejects())}")
     p = m.proc
     out.append(f"processing per data frame (inflate + parse + apply, recv -> done), {fmt_count(p.n)} frames:")
-    out.append(f"  mean {fmt_ns(p.mean)}  p50 {fmt_ns(p.percentile(50))}  p99 {fmt_ns(p.percentile(99))}  "
-               f"p99.9 {fmt_ns(p.percentile(99.9))}  max {fmt_ns(p.max if p.n else math.nan)}")
+    out.append(
+        f"  mean {fmt_ns(p.mean)}  p50 {fmt_ns(p.percentile(50))}  p99 {fmt_ns(p.percentile(99))}  "
+        f"p99.9 {fmt_ns(p.percentile(99.9))}  max {fmt_ns(p.max if p.n else math.nan)}"
+    )
     w = m.wire
     if w.n or w.nonpositive:
         skew = f", {w.nonpositive} negative (clock skew)" if w.nonpositive else ""
         hist = f", {fmt_count(m.history_trades)} sent on subscribe left out" if m.history_trades else ""
-        out.append(f"trade time -> recv (exchange clock vs local clock), {fmt_count(w.n + w.nonpositive)} "
-                   f"live trades{skew}{hist}:")
-        out.append(f"  p50 {fmt_ns(w.percentile(50))}  p99 {fmt_ns(w.percentile(99))}  "
-                   f"p99.9 {fmt_ns(w.percentile(99.9))}  max {fmt_ns(w.max if w.n else math.nan)}")
+        out.append(
+            f"trade time -> recv (exchange clock vs local clock), {fmt_count(w.n + w.nonpositive)} "
+            f"live trades{skew}{hist}:"
+        )
+        out.append(
+            f"  p50 {fmt_ns(w.percentile(50))}  p99 {fmt_ns(w.percentile(99))}  "
+            f"p99.9 {fmt_ns(w.percentile(99.9))}  max {fmt_ns(w.max if w.n else math.nan)}"
+        )
     reason = safe_text(st.get("last_disconnect_reason") or "-", 300)
-    out.append(f"connection  connects {st.get('connects', 0)}  reconnects {st.get('reconnects', 0)}  "
-               f"bad frames {st.get('bad_frames', 0)}  last disconnect: {reason}")
+    out.append(
+        f"connection  connects {st.get('connects', 0)}  reconnects {st.get('reconnects', 0)}  "
+        f"bad frames {st.get('bad_frames', 0)}  last disconnect: {reason}"
+    )
     drift = st.get("drift") or {}
     if drift.get("checks"):
         by = drift.get("by_symbol") or {}
-        out.append(f"book drift  {drift.get('drifted', 0)} of {drift['checks']} snapshots disagreed with the live book"
-                   + (f"  ({_kv(by)})" if by else ""))
+        out.append(
+            f"book drift  {drift.get('drifted', 0)} of {drift['checks']} snapshots disagreed with the live book"
+            + (f"  ({_kv(by)})" if by else "")
+        )
     bad_pushes = st.get("bad_pushes") or {}
     if bad_pushes or st.get("callback_errors") or st.get("supervisor_errors"):
-        out.append(f"  rejected push records  {_kv(bad_pushes)}  callback errors {st.get('callback_errors', 0)}  "
-                   f"supervisor errors {st.get('supervisor_errors', 0)}"
-                   + (f" (last: {safe_text(st['last_error'], 200)})" if st.get("last_error") else ""))
+        out.append(
+            f"  rejected push records  {_kv(bad_pushes)}  callback errors {st.get('callback_errors', 0)}  "
+            f"supervisor errors {st.get('supervisor_errors', 0)}"
+            + (f" (last: {safe_text(st['last_error'], 200)})" if st.get("last_error") else "")
+        )
     if m.order_count or m.balance_count:
         out.append(f"private  {m.order_count} order updates, {m.balance_count} balance updates")
     out.append("top of book at the end:")
     out.extend(top_of_book_lines(m.books(), m.symbols, trades=dict(m.trades_by_symbol), decimals=m.decimals))
     return out
-
-
