@@ -30,7 +30,9 @@ rm -rf "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
+t0=$SECONDS
 python -m pip install -q -e '.[test,lint]'
+echo "ci: install (fresh venv, cold build) took $((SECONDS - t0)) s"
 python -c "import fastfeed, sys; print('fastfeed', fastfeed.__version__, 'compiled:', fastfeed.COMPILED); sys.exit(0 if fastfeed.COMPILED else 1)"
 
 # --- Lint, format, types, stubs (configured in pyproject.toml; .pre-commit-config.yaml runs
