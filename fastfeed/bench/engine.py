@@ -389,12 +389,13 @@ def _alloc_check(
 
     A fresh engine is fed the first 10% of the corpus and the first frame of every symbol
     of every kind (a symbol's first push creates its name, book or ticker row: once per
-    symbol, not per frame, so it belongs to the warm-up); then the ``sys.getallocatedblocks()`` delta over the remaining frames
-    of the kind (each fed once, so trades are new, not duplicates) is divided by their
-    count, after subtracting the same measurement around a no-op call (the harness's own
-    blocks). ``transient`` counts, over a sample of further frames under tracemalloc,
-    frames that allocated memory inside ``feed`` and freed it or handed it back (a decoded
-    message returned and dropped is one), which the blocks delta cannot see.
+    symbol, not per frame, so it belongs to the warm-up); then the
+    ``sys.getallocatedblocks()`` delta over the remaining frames of the kind (each fed
+    once, so trades are new, not duplicates) is divided by their count, after subtracting
+    the same measurement around a no-op call (the harness's own blocks). ``transient``
+    counts, over a sample of further frames under tracemalloc, frames that allocated memory
+    inside ``feed`` and freed it or handed it back (a decoded message returned and dropped
+    is one), which the blocks delta cannot see.
     """
     warm_n = max(10, len(frames) // 10)
     firsts: dict[tuple[str, str], int] = {}
