@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover - orjson is a runtime dependency of fast
 try:
     import msgspec
 except ImportError:  # pragma: no cover - optional (the bench extra)
-    msgspec = None  # type: ignore[assignment]
+    # unused-ignore: the assignment only conflicts when msgspec is installed (the bench extra)
+    msgspec = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = ["CONTESTANTS", "TARGETS", "format_table", "main", "make_dict_client", "run"]
 
