@@ -46,14 +46,18 @@ CACHE_DIR = os.path.join(ROOT, "build", "fastfeed-cache")
 # name: (test program, libraries, header to hash into the cache key)
 _OPTIONAL = {
     "isal": (
-        "#include <isa-l/igzip_lib.h>\nint main(void){struct inflate_state s;"
-        "isal_inflate_init(&s);return 0;}\n",
+        (
+            "#include <isa-l/igzip_lib.h>\nint main(void){struct inflate_state s;"
+            "isal_inflate_init(&s);return 0;}\n"
+        ),
         ["isal"],
         "isa-l/igzip_lib.h",
     ),
     "libdeflate": (
-        "#include <libdeflate.h>\nint main(void){struct libdeflate_decompressor*p="
-        "libdeflate_alloc_decompressor();libdeflate_free_decompressor(p);return 0;}\n",
+        (
+            "#include <libdeflate.h>\nint main(void){struct libdeflate_decompressor*p="
+            "libdeflate_alloc_decompressor();libdeflate_free_decompressor(p);return 0;}\n"
+        ),
         ["deflate"],
         "libdeflate.h",
     ),

@@ -6,7 +6,8 @@ For every (rate, client) pair:
 
 * **msgs/s kept**: data frames the client processed per second of the window, and the
   **backlog** (frames the exchange had written to the socket but the client had not
-  processed at the instant the window ended, from the exchange's send log). A client "keeps up" when its backlog stays under 50 ms worth of the rate.
+  processed at the instant the window ended, from the exchange's send log). A client
+  "keeps up" when its backlog stays under 50 ms worth of the rate.
 * **latency** from the exchange's socket write of frame k to the moment the client's book
   (or trade ring) reflects frame k: p50 / p99 / p99.9 in microseconds. Both processes read
   the same wall clock; frame k on the wire is frame k at the client (one TCP connection).
@@ -329,8 +330,10 @@ def measure(rate: float | None, client: str, seconds: float, pregenerate: int) -
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     out = [
-        f"{'rate':>10}  {'client':<24}{'msgs/s':>12}{'backlog':>10}{'keeps up':>10}"
-        f"{'p50 us':>10}{'p99 us':>10}{'p99.9 us':>10}"
+        (
+            f"{'rate':>10}  {'client':<24}{'msgs/s':>12}{'backlog':>10}{'keeps up':>10}"
+            f"{'p50 us':>10}{'p99 us':>10}{'p99.9 us':>10}"
+        )
     ]
     for r in rows:
         rate = "max" if r["rate"] is None else f"{r['rate']:,.0f}"

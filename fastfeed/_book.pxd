@@ -20,8 +20,9 @@ cdef class Book:
     cdef readonly int64_t recv_ns
     cdef ff_book_hdr* hdr          # shared-memory header (seqlock, counts), NULL if private
     cdef bint checksum             # also publish ff_book_checksum (shared memory only)
-    cdef bint front                # rows at the start of the arrays (shared memory), else
-                                   # at the end (rows depth-n..depth-1), best first either way
+    # front: rows at the start of the arrays (shared memory), else at the end
+    # (rows depth-n..depth-1), best first either way
+    cdef bint front
     cdef readonly bint live        # a clean snapshot applied since creation / reset / stale
     cdef readonly int64_t stale_since  # ns the book last went stale; 0 while live or never live
     cdef readonly int64_t drift_checks  # clean snapshots compared with the live book they replaced

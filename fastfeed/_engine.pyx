@@ -16,11 +16,10 @@ from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
-from fastfeed._inflate cimport INF_NOMEM, INF_TOO_LARGE, Inflater
+from fastfeed._inflate cimport INF_NOMEM, Inflater
 from fastfeed._parse cimport (
     M_ALL_TICKER,
     M_DEPTH,
-    M_REPLY,
     M_TICKER,
     M_TRADES,
     MAX_SYMBOL,
@@ -34,7 +33,6 @@ from fastfeed._parse cimport (
     uchar,
 )
 from fastfeed._ring cimport TradeRing
-from fastfeed._shm cimport ShmWriter
 from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
@@ -537,10 +535,10 @@ cdef class Engine:
         so that engines in several threads do not queue for the GIL at every frame.
 
         Relies on: a depth/trade/ticker push's parse result (levels, trades, symbol, clean,
-        ticker rows; not a ticker frame needing the Python fallback) is held in its parser, not pointers into the JSON text, since the inflater's buffer
-        is reused by the next frame of the run; only the run's last frame (a non-hot or
-        rejected one, or the last of the batch) may read its text (``jss``) in
-        ``_after``."""
+        ticker rows; not a ticker frame needing the Python fallback) is held in its parser,
+        not pointers into the JSON text, since the inflater's buffer is reused by the next
+        frame of the run; only the run's last frame (a non-hot or rejected one, or the last
+        of the batch) may read its text (``jss``) in ``_after``."""
         cdef Py_ssize_t n = len(batch)
         cdef Py_ssize_t i = 0
         cdef Py_ssize_t j
@@ -595,8 +593,6 @@ cdef class Engine:
         cdef int32_t idx
         cdef Parser ps = self.parser
         cdef Py_ssize_t i
-        cdef int64_t h0
-        cdef int64_t h1
         cdef Trade* t
         cdef Book book
         cdef Dedup* d

@@ -3,7 +3,7 @@ from typing import NoReturn, TypeAlias
 
 from typing_extensions import Self, disjoint_base
 
-__all__ = ["BACKENDS", "ZLIB_RUNTIME_VERSION", "Inflater", "raise_inflate_error"]
+__all__ = ["BACKENDS", "PREFERENCE", "ZLIB_RUNTIME_VERSION", "Inflater", "raise_inflate_error"]
 
 _Buffer: TypeAlias = bytes | bytearray | memoryview
 

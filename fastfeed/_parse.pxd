@@ -83,7 +83,7 @@ cdef class Parser:
     cdef Py_ssize_t n_tickers
     cdef Py_ssize_t cap_tickers
     cdef Py_ssize_t ticker_bad_shape  # params items that are not ticker objects
-    cdef Py_ssize_t ticker_bad_symbol # records rejected (counted, not kept in ``tickers``)
+    cdef Py_ssize_t ticker_bad_symbol  # records rejected (counted, not kept in ``tickers``)
     cdef Py_ssize_t ticker_bad_field
     cdef bint ticker_slow          # a value needs Python's exact rules: decode in Python
     # error state of the last parse

@@ -1,6 +1,15 @@
 from typing_extensions import final
 
-__all__ = ["METHOD_NAMES", "Parser", "parse_decimal_py", "validate_json_py"]
+__all__ = [
+    "FAST_PATH_AVAILABLE",
+    "METHOD_NAMES",
+    "Parser",
+    "parse_batch_py",
+    "parse_decimal_py",
+    "parse_py",
+    "set_fast_path",
+    "validate_json_py",
+]
 
 METHOD_NAMES: tuple[str, ...]
 FAST_PATH_AVAILABLE: bool

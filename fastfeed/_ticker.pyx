@@ -16,7 +16,7 @@ passed to ``protocol.parse_tickers``); the rows it stores are the same.
 """
 
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy, memset
 
@@ -318,4 +318,3 @@ cdef class TickerTable:
     def slow_frames(self):
         """Ticker pushes that took the exact Python fallback (compiled engine only)."""
         return self.n_slow
-

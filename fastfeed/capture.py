@@ -340,7 +340,8 @@ class CaptureWriter:
                 self.start_offset = FILE_HEADER.size + len(blob)
                 self.header = _merge(VERSION, [session], 0)
             os.lseek(fd, 0, os.SEEK_END)
-            self._f: IO[bytes] = open(fd, "wb", buffering=buffering)
+            # the writer owns the file until close(); a `with` block cannot span that
+            self._f: IO[bytes] = open(fd, "wb", buffering=buffering)  # noqa: SIM115
         except BaseException:
             os.close(fd)
             raise
@@ -588,7 +589,7 @@ class CaptureReader:
         p = self._nonzero_end(pos) - pos
         if p == 0:
             return True  # zero-filled: the file was extended but the data never landed
-        recv_ns, length, typ, flags, reserved, crc = RECORD_HEADER.unpack(
+        _recv_ns, length, typ, flags, reserved, crc = RECORD_HEADER.unpack(
             mm[pos : pos + _HSIZE].ljust(_HSIZE, b"\0")
         )
         if flags or reserved:
@@ -641,7 +642,7 @@ class CaptureReader:
                 recv_ns, length, typ, flags, reserved, crc = unpack(mm, pos)
                 body = pos + _HSIZE
                 stop = body + length
-                if typ == FRAME_BINARY or typ == FRAME_TEXT:
+                if typ in (FRAME_BINARY, FRAME_TEXT):
                     if not (
                         flags
                         or reserved

@@ -109,7 +109,10 @@ def _check_callback(name: str, cb: Any) -> None:
         return
     if not callable(cb):
         raise TypeError(f"{name} must be callable, not {type(cb).__name__}")
-    if inspect.iscoroutinefunction(cb) or inspect.iscoroutinefunction(getattr(cb, "__call__", None)):
+    # not a callability test (callable() ran above): the bound __call__ of a callable object
+    # is fetched to see whether it is `async def`
+    call = getattr(cb, "__call__", None)  # noqa: B004
+    if inspect.iscoroutinefunction(cb) or inspect.iscoroutinefunction(call):
         raise TypeError(
             f"{name} must be a plain function: async callbacks are not supported (they would "
             "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code"

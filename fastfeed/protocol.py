@@ -198,10 +198,7 @@ def is_valid_symbol(name: Any) -> bool:
     other whitespace (``0x21..0x7e``). Case is not checked (names are upper-cased)."""
     if not isinstance(name, str) or not 0 < len(name) <= MAX_SYMBOL_LEN:
         return False
-    for c in name:
-        if not "!" <= c <= "~":
-            return False
-    return True
+    return all("!" <= c <= "~" for c in name)
 
 
 def _upper(name: str) -> str:

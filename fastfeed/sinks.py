@@ -241,10 +241,10 @@ class CaptureSink(Sink):
             from .capture import CaptureWriter
 
             self.writer = CaptureWriter(
-                self.path,
+                self.path,  # type: ignore[arg-type]
                 feed.url,
                 meta=self.meta,
-                mode=self.mode,  # type: ignore[arg-type]
+                mode=self.mode,
                 buffering=self.buffering,
                 fsync=self.fsync,
             )

@@ -577,10 +577,16 @@ def test_rejected_message_changes_nothing_even_new_symbol(engine_cls: Any) -> No
     )
     check_text(eng, text, "zlib-bytes", ParseError, "bad_number")
     assert eng.symbols == ["S", "T"]
-    text = '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3","type":"buy"},{"id":0,"time":1,"price":"2","amount":"3","type":"hold"}],"NEW2"]}'
+    text = (
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3",'
+        '"type":"buy"},{"id":0,"time":1,"price":"2","amount":"3","type":"hold"}],"NEW2"]}'
+    )
     check_text(eng, text, "str", ParseError, "bad_message")
     assert eng.symbols == ["S", "T"]
-    text = '{"method":"trades.update","params":[false,[{"id":99,"time":1,"price":"2","amount":"3","type":"buy"},{"id":98,"time":1,"price":"2","amount":"3","type":"hold"}],"S"]}'
+    text = (
+        '{"method":"trades.update","params":[false,[{"id":99,"time":1,"price":"2","amount":"3",'
+        '"type":"buy"},{"id":98,"time":1,"price":"2","amount":"3","type":"hold"}],"S"]}'
+    )
     check_text(eng, text, "zlib-bytes", ParseError, "bad_message")
     # the rejected trades did not move the high-water mark: id 99 is still new for S
     eng.feed(trades_text(False, "S", [trade(13)]))
@@ -945,7 +951,7 @@ def test_named_negative_zero_amount_deletes_and_negative_time_is_kept() -> None:
     """The accepted edge values: amount -0 deletes a level, a negative (finite) trade time is
     kept as sent; identical on both engines."""
     text_del = '{"method":"depth.update","params":[false,{"asks":[["101","-0.0"]],"bids":[["99",-0]]},"S"]}'
-    comp, ref, outcomes = run_both(
+    comp, _ref, outcomes = run_both(
         primed_payloads() + [text_del.encode(), trade_with(id="50", time="-1.5").encode()],
         depth=5,
         trade_capacity=8,
@@ -1028,7 +1034,7 @@ def test_named_many_new_symbols_equal_reference() -> None:
             )
         else:
             payloads.append(trades_text(False, sym, [trade(i)]))
-    comp, _ref, outcomes = run_both(payloads[:300], depth=3, trade_capacity=64)
+    run_both(payloads[:300], depth=3, trade_capacity=64)  # asserts equality after each payload
     comp2, ref2 = (
         compiled_engine_cls()(depth=3, trade_capacity=64),
         ReferenceEngine(depth=3, trade_capacity=64),
@@ -1053,7 +1059,7 @@ def test_named_duplicate_ids_in_trades() -> None:
         trades_text(False, "S", [trade(5), trade(22), trade(5)]),  # shuffled, below: new
         trades_text(False, "S", [trade(22, price="7")]),  # reused id: new
     ]
-    comp, ref, outcomes = run_both(
+    comp, _ref, outcomes = run_both(
         primed_payloads() + [p.encode() for p in pushes], depth=5, trade_capacity=64
     )
     assert all(o == ("ok", None) for o in outcomes)

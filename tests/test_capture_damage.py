@@ -170,7 +170,7 @@ def test_other_damage_to_a_middle_record_is_corruption(ten: Any, field_at: int, 
 
 
 def test_damage_in_the_first_record_and_message_says_where_data_resumes(ten: Any) -> None:
-    path, recs, offs = ten
+    path, _recs, offs = ten
     raw = bytearray(path.read_bytes())
     struct.pack_into("<I", raw, offs[0] + 8, 1 << 30)
     path.write_bytes(bytes(raw))
@@ -217,7 +217,7 @@ def test_garbage_after_the_last_record_is_corruption(ten: Any) -> None:
 
 
 def test_a_later_damaged_region_is_reported_after_a_skipped_one(ten: Any) -> None:
-    path, recs, offs = ten
+    path, _recs, offs = ten
     raw = bytearray(path.read_bytes())
     raw[offs[2] + HSIZE] ^= 1
     raw[offs[6] + 12] = 99
@@ -279,7 +279,7 @@ def test_zero_filled_tails_are_torn(ten: Any, cut: int, zeros: int) -> None:
 
 def test_last_record_with_zeroed_payload_end_is_torn(ten: Any) -> None:
     """The header landed, the payload's last page did not (reads as zeros): torn."""
-    path, recs, offs = ten
+    path, _recs, offs = ten
     raw = bytearray(path.read_bytes())
     raw[-10:] = b"\0" * 10
     path.write_bytes(bytes(raw))
@@ -566,7 +566,7 @@ def ff(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_on_a_corrupt_capture(ten: Any, tmp_path: Path) -> None:
-    path, recs, offs = ten
+    path, _recs, offs = ten
     raw = bytearray(path.read_bytes())
     struct.pack_into("<I", raw, offs[3] + 8, 1 << 30)
     path.write_bytes(bytes(raw))
@@ -646,7 +646,7 @@ def test_cli_append_after_a_torn_tail_notes_the_cut(ten: Any) -> None:
 
 
 def test_cli_exchange_refuses_to_serve_a_corrupt_capture(ten: Any) -> None:
-    path, recs, offs = ten
+    path, _recs, offs = ten
     raw = bytearray(path.read_bytes())
     raw[offs[5] + HSIZE] ^= 0x40
     path.write_bytes(bytes(raw))

@@ -101,7 +101,7 @@ def test_compiled_method_names_match_the_table() -> None:
     assert sorted(METHOD_NAMES[1:-1]) == sorted(channels.PUSH_METHODS)
     # the M_* codes of _parse.pxd: one per name, in the same order, and M_COUNT
     pxd = (PKG / "_parse.pxd").read_text()
-    codes = dict((name, int(v)) for name, v in re.findall(r"^\s*(M_[A-Z_]+)\s*=\s*(\d+)", pxd, re.M))
+    codes = {name: int(v) for name, v in re.findall(r"^\s*(M_[A-Z_]+)\s*=\s*(\d+)", pxd, re.M)}
     assert codes.pop("M_COUNT") == len(METHOD_NAMES)
     expected = {"M_" + n.replace(".update", "").upper(): i for i, n in enumerate(METHOD_NAMES)}
     assert codes == expected

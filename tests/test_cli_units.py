@@ -211,19 +211,18 @@ def test_parquet_without_pyarrow_is_a_clear_exit_2(
 
 
 def test_summary_shows_rejected_pushes_and_errors_escaped() -> None:
-    class FakeFeed:
-        stats = {
-            "engine": {},
-            "connects": 1,
-            "bad_pushes": {"bad_symbol": 3},
-            "callback_errors": 2,
-            "supervisor_errors": 1,
-            "last_error": "RuntimeError: \x1b[2Jboom",
-            "last_disconnect_reason": "closed by server (code 4000: \x1b]0;x\x07)",
-        }
+    feed_stats = {
+        "engine": {},
+        "connects": 1,
+        "bad_pushes": {"bad_symbol": 3},
+        "callback_errors": 2,
+        "supervisor_errors": 1,
+        "last_error": "RuntimeError: \x1b[2Jboom",
+        "last_disconnect_reason": "closed by server (code 4000: \x1b]0;x\x07)",
+    }
 
     m = Monitor(["BTC_USDT"])
-    m._stats = FakeFeed.stats
+    m._stats = feed_stats
     text = "\n".join(summary_lines(m))
     assert "rejected push records  bad_symbol 3  callback errors 2  supervisor errors 1" in text
     assert "\x1b" not in text and "\x07" not in text and "\\x1b[2Jboom" in text

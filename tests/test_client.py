@@ -91,7 +91,7 @@ def test_request_timeout_when_server_stalls() -> None:
         async with exchange(rate=0) as ex:
             async with fastfeed.connect(ex.url, request_timeout=HANG_GUARD, ping_interval=3600) as feed:
                 ex.faults.stall()
-                with pytest.raises(RequestTimeout, match="within 0.3 s"):
+                with pytest.raises(RequestTimeout, match=r"within 0\.3 s"):
                     await feed.request("server.ping", timeout=0.3)
                 assert feed.stats["request_timeouts"] == 1
                 ex.faults.unstall()  # the late pong is an unmatched reply, not this ping's

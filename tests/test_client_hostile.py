@@ -219,7 +219,7 @@ FAILURES = [
 def test_a_failed_repeat_keeps_what_was_acknowledged(failure: Exception) -> None:
     async def body() -> None:
         feed = fastfeed.Feed("ws://127.0.0.1:1/")
-        feed._request_when_ready = script = Script(OK, failure, OK, failure, OK, failure)  # type: ignore
+        feed._request_when_ready = script = Script(OK, failure, OK, failure, OK, failure)  # type: ignore[method-assign]
         await feed.subscribe_depth()  # all symbols, acknowledged
         with pytest.raises(type(failure)):
             await feed.subscribe_depth()  # the repeat fails: "*" was acknowledged, it stays

@@ -188,11 +188,10 @@ async def collect(
     async with connect(
         url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS, max_queue=None
     ) as ws:
-        rid = 0
-        for method in ("depth.subscribe", "trades.subscribe", "ticker.subscribe") + (
+        methods = ("depth.subscribe", "trades.subscribe", "ticker.subscribe") + (
             ("all_ticker.subscribe",) if all_ticker else ()
-        ):
-            rid += 1
+        )
+        for rid, method in enumerate(methods, start=1):
             await ws.send(json.dumps({"id": rid, "method": method, "params": SYMS}))
         while not until(checker):
             frame = await ws.recv()

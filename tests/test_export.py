@@ -314,7 +314,7 @@ def make_stream(n: int, seed: int = 5) -> list[tuple[int, bytes]]:
             text = json.dumps({"method": "depth.update", "params": [True, lv, sym], "id": None})
         elif r < 0.65:
 
-            def side(sign: int) -> list[list[str]]:
+            def side(sign: int, mid: float = mid) -> list[list[str]]:
                 return [
                     [
                         f"{mid * (1 + sign * 0.001 * rng.randint(1, 40)):.6g}",

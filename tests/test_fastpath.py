@@ -604,7 +604,7 @@ def test_nothing_read_past_the_end() -> None:
     for text in COMPACT:
         texts += [text[:k] for k in range(len(text) + 1)]
         texts += [text[:i] + bytes([c]) for i in range(len(text)) for c in b'"0.,]}\\']
-    texts += [s for s in test_fuzz.SEEDS]
+    texts += list(test_fuzz.SEEDS)
     proc = subprocess.run(
         [sys.executable, "-c", GUARD_SCRIPT],
         input="\n".join("x" + t.hex() for t in texts),

@@ -269,7 +269,7 @@ def test_tls_verification_is_on_by_default(self_signed: tuple[Path, Path]) -> No
     async def body() -> None:
         ex, server, url = await _tls_exchange(cert, key)
         try:
-            with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+            with pytest.raises(ConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
                 async with fastfeed.connect(url, connect_timeout=3600, backoff_initial=0.05):
                     pass
             async with fastfeed.connect(url, verify_tls=False) as feed:  # explicit opt-out
@@ -293,7 +293,7 @@ def test_a_rejected_certificate_fails_start_at_once(self_signed: tuple[Path, Pat
     async def body() -> None:
         ex, server, url = await _tls_exchange(cert, key)
         try:
-            with pytest.raises(fastfeed.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate") as ei:
+            with pytest.raises(fastfeed.ConnectFailed, match=r"CERTIFICATE_VERIFY_FAILED|certificate") as ei:
                 async with fastfeed.connect(url, connect_timeout=3600):
                     pass
             assert isinstance(ei.value.__cause__, ssl.SSLCertVerificationError)

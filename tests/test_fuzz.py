@@ -138,11 +138,17 @@ TICKER = (
     b'"best_bid":"6855.1","best_ask":"6855.2","best_bid_size":"0.1","best_ask_size":"0.2",'
     b'"change_24h":"0.46","timestamp":1586762545336}],"id":null}'
 )
-TICKER_NESTED = b'{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},{"symbol":"ETH_USDT","last":"2"}]]}'
+TICKER_NESTED = (
+    b'{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},'
+    b'{"symbol":"ETH_USDT","last":"2"}]]}'
+)
 PONG = b'{"error":null,"result":"pong","id":1620432002431491}'
 ACK = b'{"error": null, "result": {"status": "success"}, "id": 12312}'
 ERROR_REPLY = b'{"error":{"code":200005,"message":"Rate limit exceeded"},"result":null,"id":7}'
-BALANCE = b'{"method":"balance.update","params":[{"currency":"USDT","free":"99944652.8478545303601106","total":"1","used":"0"}],"id":null}'
+BALANCE = (
+    b'{"method":"balance.update","params":[{"currency":"USDT","free":"99944652.8478545303601106",'
+    b'"total":"1","used":"0"}],"id":null}'
+)
 
 SEEDS: tuple[bytes, ...] = (
     A1,

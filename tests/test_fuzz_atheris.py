@@ -14,10 +14,11 @@ to ``crash-<sha1>`` (replay: ``python tests/test_fuzz_atheris.py crash-<sha1>``)
 
 Coverage guidance: atheris instruments the Python modules of ``fastfeed`` (the reference
 engine, which mirrors every rule branch by branch, the JSON fallback and the errors;
-``FASTFEED_ATHERIS_INSTRUMENT`` lists other module prefixes); the compiled extensions are not instrumented (that needs clang's
-``-fsanitize=fuzzer-no-link`` and an ASan+libFuzzer runtime that atheris' wheel does not
-ship), they are checked differentially on every input. The seed corpus is written from
-``test_fuzz.SEEDS`` and a libFuzzer dictionary of the protocol's tokens is passed by default.
+``FASTFEED_ATHERIS_INSTRUMENT`` lists other module prefixes); the compiled extensions are
+not instrumented (that needs clang's ``-fsanitize=fuzzer-no-link`` and an ASan+libFuzzer
+runtime that atheris' wheel does not ship), they are checked differentially on every input.
+The seed corpus is written from ``test_fuzz.SEEDS`` and a libFuzzer dictionary of the
+protocol's tokens is passed by default.
 
 Under pytest this module only runs the target on the seed corpus and on a few thousand
 deterministic pseudo-random inputs (no atheris needed), so the harness cannot rot.

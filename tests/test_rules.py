@@ -403,7 +403,10 @@ def test_bare_json_numbers(engine_cls: Any, codec: str) -> None:
     book = eng.book("S")
     assert_side(book.asks, [(101.25, 5.0)])
     assert_side(book.bids, [(99.0, 1.5), (98.0, 2.0)])
-    trades = '{"method":"trades.update","params":[false,[{"id":1,"time":1.5e9,"price":2.5,"amount":0,"type":"sell"}],"S"]}'
+    trades = (
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1.5e9,"price":2.5,"amount":0,'
+        '"type":"sell"}],"S"]}'
+    )
     feed(eng, trades, codec)
     rec = eng.trades.latest(1)[0]
     assert (rec["time"], rec["price"], rec["amount"], rec["side"]) == (1.5e9, 2.5, 0.0, -1)
@@ -659,9 +662,12 @@ NON_HOT = [
     ('{"method":null,"error":null,"result":1599999999,"id":5}', "reply"),
     ('{"error":null,"result":"pong","id":5234567890.1234567}', "reply"),
     (
-        '{"method":"order.update","params":[{"amount":"0.0001","filled":"0","id":"1d8e4c9a2b8f4a6e9c0f1e2d3c4b5a69",'
-        '"mode":1,"notional":"","price":"9000","price_avg":"0","side":"buy","status":0,"symbol":"BTC_USDT",'
-        '"timestamp":1585633640544,"type":"limit"}],"id":null}',
+        (
+            '{"method":"order.update","params":[{"amount":"0.0001","filled":"0",'
+            '"id":"1d8e4c9a2b8f4a6e9c0f1e2d3c4b5a69","mode":1,"notional":"","price":"9000",'
+            '"price_avg":"0","side":"buy","status":0,"symbol":"BTC_USDT",'
+            '"timestamp":1585633640544,"type":"limit"}],"id":null}'
+        ),
         "order.update",
     ),
     (

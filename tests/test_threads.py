@@ -94,20 +94,28 @@ def test_two_threads_two_engines_match_sequential(backend: str, many: bool) -> N
     kw = {"depth": 50, "trade_capacity": 4096, "inflate_backend": backend}
     seq = [fastfeed.Engine(**kw) for _ in STREAMS]
     seq_out = [_feed_all(e, s, many) for e, s in zip(seq, STREAMS)]
+
+    def work(
+        i: int,
+        start: threading.Barrier,
+        par: list[Any],
+        par_out: list[Any],
+        errors: list[BaseException],
+    ) -> None:
+        try:
+            start.wait(JOIN_TIMEOUT)
+            par_out[i] = _feed_all(par[i], STREAMS[i], many)
+        except BaseException as exc:
+            errors.append(exc)
+
     for attempt in range(3):
         par = [fastfeed.Engine(**kw) for _ in STREAMS]
         par_out: list[Any] = [None, None]
         errors: list[BaseException] = []
         start = threading.Barrier(len(STREAMS))
-
-        def work(i: int) -> None:
-            try:
-                start.wait(JOIN_TIMEOUT)
-                par_out[i] = _feed_all(par[i], STREAMS[i], many)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(STREAMS))]
+        threads = [
+            threading.Thread(target=work, args=(i, start, par, par_out, errors)) for i in range(len(STREAMS))
+        ]
         for t in threads:
             t.start()
         for t in threads:

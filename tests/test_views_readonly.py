@@ -187,14 +187,14 @@ def test_event_log_views_are_read_only() -> None:
     ):
         assert not view.flags.writeable
         for name, op in (
-            ("setitem", lambda: view.__setitem__(0, view[-1])),
-            ("field", lambda: view["px"].__setitem__(slice(None), 0.0)),
-            ("sort", lambda: view.sort(order="px")),
-            ("flags", lambda: setattr(view.flags, "writeable", True)),
-            ("copyto", lambda: np.copyto(view, np.zeros_like(view))),
+            ("setitem", lambda v: v.__setitem__(0, v[-1])),
+            ("field", lambda v: v["px"].__setitem__(slice(None), 0.0)),
+            ("sort", lambda v: v.sort(order="px")),
+            ("flags", lambda v: setattr(v.flags, "writeable", True)),
+            ("copyto", lambda v: np.copyto(v, np.zeros_like(v))),
         ):
             with pytest.raises(ValueError, match=RO):
-                op()
+                op(view)
     assert eng.events.latest().tolist() == want.tolist()
 
 

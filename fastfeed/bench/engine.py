@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover - orjson is a runtime dependency of fast
 try:
     import msgspec
 except ImportError:  # pragma: no cover - optional (the bench extra)
-    msgspec = None  # type: ignore[assignment]
+    # unused-ignore: the assignment only conflicts when msgspec is installed (the bench extra)
+    msgspec = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = ["CONTESTANTS", "TARGETS", "format_table", "main", "make_dict_client", "run"]
 
@@ -389,12 +390,13 @@ def _alloc_check(
 
     A fresh engine is fed the first 10% of the corpus and the first frame of every symbol
     of every kind (a symbol's first push creates its name, book or ticker row: once per
-    symbol, not per frame, so it belongs to the warm-up); then the ``sys.getallocatedblocks()`` delta over the remaining frames
-    of the kind (each fed once, so trades are new, not duplicates) is divided by their
-    count, after subtracting the same measurement around a no-op call (the harness's own
-    blocks). ``transient`` counts, over a sample of further frames under tracemalloc,
-    frames that allocated memory inside ``feed`` and freed it or handed it back (a decoded
-    message returned and dropped is one), which the blocks delta cannot see.
+    symbol, not per frame, so it belongs to the warm-up); then the
+    ``sys.getallocatedblocks()`` delta over the remaining frames of the kind (each fed
+    once, so trades are new, not duplicates) is divided by their count, after subtracting
+    the same measurement around a no-op call (the harness's own blocks). ``transient``
+    counts, over a sample of further frames under tracemalloc, frames that allocated memory
+    inside ``feed`` and freed it or handed it back (a decoded message returned and dropped
+    is one), which the blocks delta cannot see.
     """
     warm_n = max(10, len(frames) // 10)
     firsts: dict[tuple[str, str], int] = {}

@@ -243,8 +243,10 @@ def _summary_lines(ex: Any, elapsed: float) -> list[str]:
     seed = f", seed {ex.market.seed}" if ex.market is not None else ""
     return [
         f"fastfeed exchange stopped after {elapsed:.1f} s{seed}",
-        f"  {st['connections_total']} connection(s), {st['requests']} request(s) "
-        f"({st['error_replies']} answered with an error), {st['market_frames']} market frames",
+        (
+            f"  {st['connections_total']} connection(s), {st['requests']} request(s) "
+            f"({st['error_replies']} answered with an error), {st['market_frames']} market frames"
+        ),
     ]
 
 

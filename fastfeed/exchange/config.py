@@ -57,7 +57,7 @@ class SymbolSpec:
             return cls(name, price, pd, ad)
         h = zlib.crc32(name.encode())
         price = (1 + (h >> 8) % 9) * 10.0 ** ((h % 7) - 2)
-        digits = max(1, int(math.floor(math.log10(price))) + 1)
+        digits = max(1, math.floor(math.log10(price)) + 1)
         pd = max(0, 6 - digits)
         return cls(name, price, pd, 4)
 
@@ -188,7 +188,8 @@ class ExchangeConfig:
     send_log: bool = _opt(False, "record (first_frame, frames, time_ns) per write (benchmarks)")
 
     # --- capture serving
-    capture: str | os.PathLike[str] | None = _opt(
+    # _opt returns a dataclasses.field(), not a shared default value
+    capture: str | os.PathLike[str] | None = _opt(  # noqa: RUF009
         None, "serve this capture file instead of simulating", metavar="FILE"
     )
     capture_speed: float | None = _opt(

@@ -892,10 +892,7 @@ class Exchange:
                 c.write(b"".join(parts), len(parts))
 
     def _public_listeners(self) -> bool:
-        for c in self.connections:
-            if c.has_public or c.all_ticker:
-                return True
-        return False
+        return any(c.has_public or c.all_ticker for c in self.connections)
 
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()

@@ -25,7 +25,8 @@ class _Table:
     """A table as fixed-width styled cells, built by hand: rich's Table measures every cell
     twice, ~50x slower, and the view is redrawn on the event loop that also processes the
     frames. ``drop`` lists the column indices (or tuples of them, dropped together) that may
-    be left out to fit a width, in the order they go; a column is shown whole or not at all, so no number is ever cut."""
+    be left out to fit a width, in the order they go; a column is shown whole or not at all,
+    so no number is ever cut."""
 
     def __init__(
         self,
