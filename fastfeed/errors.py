@@ -50,6 +50,8 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
             RequestRefused
             NoMarket (RuntimeError)
         InternalError (RuntimeError)
+        BusError
+            BusRecordError (ValueError)
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ __all__ = [
     "ExchangeError",
     "RequestRefused",
     "NoMarket",
+    "BusError",
+    "BusRecordError",
     "REJECT_REASONS",
 ]
 
@@ -417,3 +421,19 @@ class NoMarket(ExchangeError, RuntimeError):
     ``RuntimeError`` (what it was before)."""
 
     reason = "no_market"
+
+
+class BusError(FastfeedError):
+    """The NATS JetStream bus (:mod:`fastfeed.bus`): the NATS server could not be reached
+    (``reason`` ``bus_connect``) or the stream could not be created or read
+    (``bus_stream``). The message never holds a credential."""
+
+    reason = "bus"
+
+
+class BusRecordError(BusError, ValueError):
+    """A bus message that is not a valid fastfeed bus record (bad magic, schema version,
+    sizes, counts or symbol): :func:`fastfeed.bus.decode` raises it, a consumer counts it
+    in ``stats["rejected"]`` and drops the message."""
+
+    reason = "bus_record"
