@@ -456,6 +456,7 @@ class NatsSink(Sink):
         self._seq: dict[tuple[int, str], int] = {}
         self._need_snapshot: dict[str, None] = {}
         self._books: dict[str, Any] = {}
+        self._seen: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -463,6 +464,7 @@ class NatsSink(Sink):
         self._trade_seen = 0
         self._status_seq = 0
         self._closing = False
+        self._stopped = False
         self._drained: asyncio.Event | None = None
         self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
         self.stats: dict[str, int] = dict.fromkeys((
@@ -526,7 +528,11 @@ class NatsSink(Sink):
         try:
             await asyncio.wait_for(self._drained.wait(), self.close_timeout)
         except asyncio.TimeoutError:
-            log.warning("bus: %d messages unpublished at close", len(self._queue) + self._inflight)
+            log.warning("bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d "
+                        "snapshots due)", len(self._queue) + self._inflight, len(self._queue),
+                        self._inflight, len(self._need_snapshot))
+        self._stopped = True  # nats-py may swallow a cancel (publish_async): the flag ends the pump
+        self._wake.set()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -672,13 +678,17 @@ class NatsSink(Sink):
         flags = b.flags
         version = stale_since = recv_ns = 0
         if kind == _K_DEPTH:
+            if sym not in self._seen:  # a new book: a first snapshot for late joiners
+                self._seen.add(sym)
+                self._need_snapshot[sym] = None
             bk = self._book(sym)
             version, recv_ns, stale_since = bk.version, bk.recv_ns, bk.stale_since
             if bk.live:
                 flags |= FLAG_LIVE
-            if self._drop_next > 0:  # test hook: a dropped delta, as on overflow
+            if self._drop_next > 0:  # test hook: a message lost on the way, unnoticed
                 self._drop_next -= 1
-                self._dropped(sym, b.count)
+                self.stats["dropped_messages"] += 1
+                self.stats["dropped_records"] += b.count
                 return
         payload = encode(KINDS[kind], b"".join(b.chunks), symbol=sym, seq=seq, flags=flags,
                          version=version, recv_ns=recv_ns, session=self.session,
@@ -737,7 +747,7 @@ class NatsSink(Sink):
         assert self._wake is not None and self._drained is not None
         loop = asyncio.get_running_loop()
         q = self._queue
-        while True:
+        while not self._stopped:
             if self._need_snapshot and len(q) < self.queue_size // 2:
                 self.snapshot(list(self._need_snapshot))
             while q and self._inflight < self.max_inflight:
@@ -746,6 +756,8 @@ class NatsSink(Sink):
                     fut = await self._js.publish_async(subject, payload, wait_stall=self.ack_timeout)
                 except Exception as exc:  # not connected, buffer full, stalled
                     self._lost(kind, sym, exc)
+                    if self._stopped:
+                        return
                     continue
                 self._inflight += 1
                 if self._inflight > self.stats["max_inflight"]:
@@ -797,6 +809,8 @@ class NatsSink(Sink):
         log.debug("bus: NATS error %s", type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
         self.stats["bus_disconnects"] += 1
         log.warning("bus: NATS connection to %s lost; reconnecting", self.url)
 
@@ -1167,6 +1181,23 @@ class RemoteFeed:
                 if book.synced:  # a new publisher while we were in sequence
                     self.stats["gaps"] += 1
                     book._desync(now)
+                flags = int(h["flags"])
+                if flags & FLAG_CLEAN and len(recs) and int(recs["ev"][0]) & E.KIND_MASK == E.DEPTH_CLEAR_EVENT \
+                        and not int(recs["ev"][0]) & (E.BUY_EVENT | E.SELL_EVENT):
+                    # rows that start from an empty book (a clean=true push, a feed reset):
+                    # a sync point as good as a snapshot
+                    if st.session and session != st.session:
+                        self.stats["publisher_restarts"] += 1
+                    if flags & FLAG_RESET:
+                        self.stats["resets"] += 1
+                    self.stats["resyncs"] += 1
+                    st.session = session
+                    book._clear()
+                    book._apply_rows(recs)
+                    book.synced = True
+                    st.expect = seq + 1
+                    book._header(h, now)
+                    self._update.set()
                 return
             if seq < st.expect:
                 return  # already in the snapshot
