@@ -492,7 +492,7 @@ class NatsSink(Sink):
         opts.update(error_cb=self._on_error, disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected)
         try:
-            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] * 2 + 1)
+            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
             raise BusError(f"cannot connect to NATS at {self.url}: {type(exc).__name__}",
                            "bus_connect") from None
@@ -1034,6 +1034,7 @@ class RemoteFeed:
         self._nc: Any = None
         self._js: Any = None
         self._status_sub: Any = None
+        self._waiter: asyncio.Task[None] | None = None
         self._update = asyncio.Event()
         self.stats: dict[str, int] = dict.fromkeys((
             "messages", "rejected", "gaps", "snapshots", "resyncs", "resets",
@@ -1073,15 +1074,18 @@ class RemoteFeed:
         opts = dict(self._nats_opts)
         opts.update(error_cb=self._on_error, reconnected_cb=self._on_reconnected)
         try:
-            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] * 2 + 1)
+            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
             raise BusError(f"cannot connect to NATS at {self.url}: {type(exc).__name__}",
                            "bus_connect") from None
         self._js = self._nc.jetstream()
         try:
             self._status_sub = await self._nc.subscribe(f"{self.prefix}.status", cb=self._on_status_msg)
-            for sym in self.symbols:
-                await self._start_symbol(sym)
+            if await self._stream_exists():
+                for sym in self.symbols:
+                    await self._start_symbol(sym)
+            else:  # no publisher yet: start once the stream appears
+                self._waiter = asyncio.get_running_loop().create_task(self._wait_for_stream())
         except BusError:
             await self._nc.close()
             raise
@@ -1091,7 +1095,36 @@ class RemoteFeed:
                            "bus_stream") from None
         return self
 
+    async def _stream_exists(self) -> bool:
+        from nats.js.errors import NotFoundError
+
+        try:
+            await self._js.stream_info(self.stream)
+            return True
+        except NotFoundError:
+            return False
+
+    async def _wait_for_stream(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat / 4)
+            try:
+                if not await self._stream_exists():
+                    continue
+                for sym in self.symbols:
+                    if self._state[sym].sub is None:
+                        await self._start_symbol(sym)
+                return
+            except Exception as exc:  # noqa: BLE001 - not connected now: try again
+                log.debug("bus consumer: waiting for stream %s: %s", self.stream, type(exc).__name__)
+
     async def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+            try:
+                await self._waiter
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._waiter = None
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), 5.0)

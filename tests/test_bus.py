@@ -443,3 +443,41 @@ def test_credentials_never_reach_subjects_payloads_or_logs(tmp_path: Path, caplo
     finally:
         srv.stop()
     assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_publish_command(nats_server: NatsServer) -> None:
+    """``fastfeed publish SYMBOL... --nats URL --demo`` publishes what a consumer rebuilds;
+    it exits 0 at --seconds; a wrong NATS URL is a usage error (2), an unreachable server a
+    connect error (3)."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        cmd = [sys.executable, "-m", "fastfeed", "publish", *SYMS, "--nats", nats_server.url, "--demo",
+               "--seconds", "600", "--snapshot-interval", "0.5", "--stream", nm["stream"],
+               "--prefix", nm["prefix"], "--interval", "0.5"]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        try:
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
+                for s in SYMS:
+                    b = remote.book(s)
+                    assert b.live and len(b.bids) and len(b.asks) and b.best_bid < b.best_ask
+        finally:
+            proc.send_signal(2)  # Ctrl-C: a clean stop
+            out, err = await asyncio.wait_for(proc.communicate(), GUARD)
+        assert proc.returncode == 0, err.decode()
+        assert b"published" in out
+        p2 = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fastfeed", "publish", "BTC_USDT", "--nats", "http://x", "--demo",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        await asyncio.wait_for(p2.communicate(), GUARD)
+        assert p2.returncode == 2
+        p3 = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fastfeed", "publish", "BTC_USDT", "--nats", f"nats://127.0.0.1:{_free_port()}",
+            "--demo", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err3 = await asyncio.wait_for(p3.communicate(), GUARD)
+        assert p3.returncode == 3, err3.decode()
+
+    run(body)
