@@ -48,14 +48,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import events as E
-from .errors import BusError, BusRecordError, TradesOverwritten, UnknownSymbol
+from .errors import BusError, BusRecordError, EventsOverwritten, TradesOverwritten, UnknownSymbol
 from .layout import TRADE_DTYPE, readonly
 from .reference import ReferenceBook
 from .sinks import Sink
 
 if TYPE_CHECKING:
     from .client import ConnectionEvent, Feed, FeedOptions
-    from .sinks import FrameChange
 
 __all__ = [
     "MAGIC",
@@ -460,7 +459,18 @@ class NatsSink(Sink):
         self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._inflight = 0
+        self._acks: dict[int, tuple[int, str, int]] = {}  # token -> kind, symbol, deadline
+        self._ack_prefix = ""
+        self._ack_sub: Any = None
+        self._ack_ns = int(ack_timeout * 1e9)
+        self._token = 0
+        self._ev_seen = 0
+        self._frames_seen = -1
+        self._pub_version: dict[str, int] = {}
+        self._n_symbols = -1
+        self._book_list: list[tuple[str, Any]] = []
+        self._tickers: dict[str, Any] = {}
+        self._ticks = 0
         self._trade_seen = 0
         self._status_seq = 0
         self._closing = False
@@ -469,8 +479,8 @@ class NatsSink(Sink):
         self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
         self.stats: dict[str, int] = dict.fromkeys((
             "messages", "records", "bytes", "acked", "publish_errors", "dropped_messages",
-            "dropped_records", "snapshots", "trades_lost", "bus_disconnects", "bus_reconnects",
-            "max_queue", "max_inflight"), 0)
+            "dropped_records", "snapshots", "trades_lost", "events_lost", "bus_disconnects",
+            "bus_reconnects", "max_queue", "max_inflight", "internal_errors"), 0)
 
     def __repr__(self) -> str:
         return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
@@ -497,7 +507,9 @@ class NatsSink(Sink):
             raise BusError(f"cannot connect to NATS at {self.url}: {type(exc).__name__}",
                            "bus_connect") from None
         try:
-            self._js = self._nc.jetstream(timeout=self.ack_timeout, publish_async_max_pending=self.max_inflight)
+            self._js = self._nc.jetstream(timeout=self.ack_timeout)
+            self._ack_prefix = self._nc.new_inbox()
+            self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
             if self.create_stream:
                 await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
             await self._js.publish(f"{self.prefix}.schema",
@@ -510,6 +522,10 @@ class NatsSink(Sink):
             raise BusError(f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: "
                            f"{str(exc)[:200]}", "bus_stream") from None
         self._status("publisher_start", _now(), flags=FLAG_RESET)
+        ring = feed.engine.events
+        self._ev_seen = ring.count if ring is not None else 0
+        self._trade_seen = feed.trades.count
+        self._timer = loop.call_later(self.batch_interval, self._tick)
         self._tasks = [loop.create_task(self._pump(), name="fastfeed-bus-pump"),
                        loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots")]
         log.info("publishing on NATS %s stream %s prefix %s", self.url, self.stream, self.prefix)
@@ -521,6 +537,7 @@ class NatsSink(Sink):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._poll()
         self._seal_all()
         self._status("publisher_stop", _now())
         assert self._wake is not None and self._drained is not None
@@ -529,9 +546,9 @@ class NatsSink(Sink):
             await asyncio.wait_for(self._drained.wait(), self.close_timeout)
         except asyncio.TimeoutError:
             log.warning("bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d "
-                        "snapshots due)", len(self._queue) + self._inflight, len(self._queue),
-                        self._inflight, len(self._need_snapshot))
-        self._stopped = True  # nats-py may swallow a cancel (publish_async): the flag ends the pump
+                        "snapshots due)", len(self._queue) + len(self._acks), len(self._queue),
+                        len(self._acks), len(self._need_snapshot))
+        self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
         self._wake.set()
         for t in self._tasks:
             t.cancel()
@@ -545,7 +562,7 @@ class NatsSink(Sink):
         except Exception:  # noqa: BLE001 - closing anyway
             pass
 
-    # -- frame path (synchronous, never waits) --------------------------------------------
+    # -- the feed side: polled every batch_interval on the feed's loop, never waits -------
 
     def _book(self, sym: str) -> Any:
         b = self._books.get(sym)
@@ -557,6 +574,9 @@ class NatsSink(Sink):
     def _add(self, kind: int, sym: str, data: bytes, count: int, flags: int = 0) -> None:
         key = (kind, sym)
         b = self._batches.get(key)
+        if b is not None and flags & FLAG_CLEAN and b.count:
+            self._seal(key)  # rows that start from an empty book start a message: a sync point
+            b = None
         if b is None:
             b = self._batches[key] = _Batch()
         b.chunks.append(data)
@@ -564,47 +584,132 @@ class NatsSink(Sink):
         b.flags |= flags
         if b.count >= self.batch_records:
             self._seal(key)
-        elif self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.batch_interval, self._on_timer)
 
-    def on_frame(self, change: FrameChange) -> None:
-        kind = change.kind
-        if kind == "depth":
-            rows = change.rows()
-            sym = change.symbol
-            assert sym is not None
-            # a frame without rows still goes out: its header carries the new version
-            clean = len(rows) and (int(rows["ev"][0]) & E.KIND_MASK) == E.DEPTH_CLEAR_EVENT
-            self._add(_K_DEPTH, sym, rows.tobytes(), len(rows), FLAG_CLEAN if clean else 0)
-        elif kind == "trades":
-            self._on_trades()
-        elif kind == "reset":
-            self._on_reset(change)
-        elif kind in ("ticker", "all_ticker"):
-            assert self._feed is not None
-            latest = self._feed.latest_tickers
-            for sym in change.symbols:
-                t = latest.get(sym)
-                if t is not None and len(sym) <= MAX_SYMBOL:
-                    rec = np.zeros(1, dtype=TICKER_DTYPE)
-                    r = rec[0]
-                    r["recv_ns"] = t.recv_ns
-                    r["timestamp"] = t.timestamp
-                    for f in TICKER_DTYPE.names[2:]:
-                        r[f] = getattr(t, f)
-                    self._add(_K_TICKER, sym, rec.tobytes(), 1)
+    def _tick(self) -> None:
+        """The batch timer: collect what the feed applied since the last tick, seal every
+        batch, expire acks that did not come back."""
+        self._timer = None
+        if self._closing:
+            return
+        try:
+            self._poll()
+            self._seal_all()
+            self._sweep_acks()
+        except Exception as exc:  # noqa: BLE001 - the timer must survive anything
+            self.stats["internal_errors"] += 1
+            if self.stats["internal_errors"] in (1, 10, 100, 1000):
+                log.warning("bus: publisher tick failed: %s: %s", type(exc).__name__, exc)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.batch_interval, self._tick)
+
+    def _poll(self) -> None:
+        """Turn the event-log rows, trades and tickers the feed applied since the last call
+        into pending batches (the engine writes the rows in C: no Python call per frame)."""
+        feed = self._feed
+        if feed is None:
+            return
+        eng = feed.engine
+        frames = eng.frames
+        ring = eng.events
+        cnt = ring.count if ring is not None else 0
+        if frames == self._frames_seen and cnt == self._ev_seen:  # (reset_books logs outside frames)
+            return
+        self._frames_seen = frames
+        if ring is not None:
+            if cnt != self._ev_seen:
+                try:
+                    rows = ring.since(self._ev_seen)
+                except EventsOverwritten:  # fell more than the log behind: snapshot everything
+                    self.stats["events_lost"] += 1
+                    rows = None
+                    for sym in list(eng.books):
+                        self._need_snapshot[sym] = None
+                    if self._wake is not None:
+                        self._wake.set()
+                self._ev_seen = cnt
+                if rows is not None and len(rows):
+                    self._depth_rows(rows)
+        self._on_trades()
+        # frames that changed a book's version without logging a row still go out (the
+        # header carries the version); checked for up to 256 books
+        books = self._all_books()
+        if len(books) <= 256:
+            pub = self._pub_version
+            for sym, bk in books:
+                if bk.version != pub.get(sym, 0) and (_K_DEPTH, sym) not in self._batches:
+                    self._add(_K_DEPTH, sym, b"", 0)
+        self._ticks += 1
+        if self._ticks % 16 == 0:
+            self._poll_tickers()
+
+    def _all_books(self) -> list[tuple[str, Any]]:
+        assert self._feed is not None
+        names = self._feed.engine.symbols
+        if len(names) != self._n_symbols:
+            self._n_symbols = len(names)
+            books = self._feed.engine.books
+            self._book_list = [(n, b) for n, b in books.items()]
+            for n, b in self._book_list:
+                self._books[n] = b
+        return self._book_list
+
+    def _depth_rows(self, rows: np.ndarray) -> None:
+        assert self._feed is not None
+        ev = rows["ev"]
+        kinds = ev & np.uint64(E.KIND_MASK)
+        keep = kinds != E.TRADE_EVENT
+        if not keep.all():
+            rows = rows[keep]
+            if not len(rows):
+                return
+        names = self._feed.engine.symbols
+        ival = rows["ival"]
+        if (ival == ival[0]).all():
+            groups = [(int(ival[0]), rows)]
+        else:
+            order = np.argsort(ival, kind="stable")
+            srt = rows[order]
+            iv = srt["ival"]
+            cuts = np.flatnonzero(np.diff(iv)) + 1
+            groups = [(int(part["ival"][0]), part) for part in np.split(srt, cuts)]
+        sideless = np.uint64(E.BUY_EVENT | E.SELL_EVENT)
+        reset = False
+        for i, part in groups:
+            if not 0 <= i < len(names):
+                continue
+            sym = names[i]
+            pev = part["ev"]
+            clear = ((pev & np.uint64(E.KIND_MASK)) == E.DEPTH_CLEAR_EVENT) & ((pev & sideless) == 0)
+            if not clear.any():
+                self._add(_K_DEPTH, sym, part.tobytes(), len(part))
+                continue
+            # split at each side-less clear: each piece starts from an empty book
+            starts = np.flatnonzero(clear)
+            if starts[0] != 0:
+                self._add(_K_DEPTH, sym, part[: starts[0]].tobytes(), int(starts[0]))
+            bounds = list(starts) + [len(part)]
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                piece = part[lo:hi]
+                is_reset = float(piece["fval"][0]) == 0.0  # logged outside a frame: reset_books()
+                reset |= is_reset
+                self._add(_K_DEPTH, sym, piece.tobytes(), hi - lo,
+                          FLAG_CLEAN | (FLAG_RESET if is_reset else 0))
+        if reset:
+            self._status("reset", _now())
 
     def _on_trades(self) -> None:
         assert self._feed is not None
         ring = self._feed.trades
+        cnt = ring.count
+        if cnt == self._trade_seen:
+            return
         try:
             new = ring.since(self._trade_seen)
         except TradesOverwritten:
-            lost = ring.count - self._trade_seen - len(ring)
+            lost = cnt - self._trade_seen - len(ring)
             self.stats["trades_lost"] += max(lost, 0)
             new = ring.latest()
-        self._trade_seen = ring.count
+        self._trade_seen = cnt
         if not len(new):
             return
         names = self._feed.engine.symbols
@@ -616,26 +721,25 @@ class NatsSink(Sink):
             part = new[idx == i]
             self._add(_K_TRADES, names[int(i)], part.tobytes(), len(part))
 
-    def _on_reset(self, change: FrameChange) -> None:
-        """The feed emptied every book (a new exchange connection): per book, its clear row
-        as a depth message flagged RESET."""
+    def _poll_tickers(self) -> None:
         assert self._feed is not None
-        rows = change.rows()
-        names = self._feed.engine.symbols
-        done = set()
-        if len(rows):
-            for i in np.unique(rows["ival"]):
-                sym = names[int(i)]
-                self._seal((_K_DEPTH, sym))
-                part = rows[rows["ival"] == i]
-                self._add(_K_DEPTH, sym, part.tobytes(), len(part), FLAG_CLEAN | FLAG_RESET)
-                self._seal((_K_DEPTH, sym))
-                done.add(sym)
-        self._status("reset", change.recv_ns)
+        last = self._tickers
+        for sym, t in self._feed.latest_tickers.items():
+            if last.get(sym) is t or len(sym) > MAX_SYMBOL:
+                continue
+            last[sym] = t
+            rec = np.zeros(1, dtype=TICKER_DTYPE)
+            r = rec[0]
+            r["recv_ns"] = t.recv_ns
+            r["timestamp"] = t.timestamp
+            for f in TICKER_DTYPE.names[2:]:
+                r[f] = getattr(t, f)
+            self._add(_K_TICKER, sym, rec.tobytes(), 1)
 
     def on_event(self, event: ConnectionEvent) -> None:
         if self._nc is None or self._closing:
             return
+        self._poll()  # what the feed applied before the event goes out before it
         if event.kind == "disconnected":
             # the feed marked its books stale (no event row for that): say so per book
             assert self._feed is not None
@@ -660,10 +764,6 @@ class NatsSink(Sink):
                          session=self.session)
         self._enqueue(f"{self.prefix}.status", payload, _K_STATUS, "", 1)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._seal_all()
-
     def _seal_all(self) -> None:
         for key in list(self._batches):
             self._seal(key)
@@ -683,6 +783,7 @@ class NatsSink(Sink):
                 self._need_snapshot[sym] = None
             bk = self._book(sym)
             version, recv_ns, stale_since = bk.version, bk.recv_ns, bk.stale_since
+            self._pub_version[sym] = version
             if bk.live:
                 flags |= FLAG_LIVE
             if self._drop_next > 0:  # test hook: a message lost on the way, unnoticed
@@ -722,6 +823,7 @@ class NatsSink(Sink):
         """Queue a ``book`` snapshot of ``symbols`` (default every book) now; returns how
         many were queued (a full queue leaves the rest for later)."""
         assert self._feed is not None
+        self._poll()
         names = list(self._feed.engine.books) if symbols is None else [s.upper() for s in symbols]
         n = 0
         for sym in names:
@@ -744,47 +846,73 @@ class NatsSink(Sink):
     # -- bus side (tasks on the same loop) -------------------------------------------------
 
     async def _pump(self) -> None:
+        """Publish the queue with acked JetStream publishes: each message is a NATS publish
+        with a reply subject under this sink's ack inbox; the stream's ack (or error) comes
+        back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack."""
         assert self._wake is not None and self._drained is not None
-        loop = asyncio.get_running_loop()
         q = self._queue
+        acks = self._acks
+        publish = self._nc.publish
+        prefix = self._ack_prefix
+        hs = HEADER_DTYPE.itemsize
         while not self._stopped:
             if self._need_snapshot and len(q) < self.queue_size // 2:
                 self.snapshot(list(self._need_snapshot))
-            while q and self._inflight < self.max_inflight:
+            while q and len(acks) < self.max_inflight:
                 subject, payload, kind, sym = q.popleft()
+                self._token += 1
+                token = self._token
                 try:
-                    fut = await self._js.publish_async(subject, payload, wait_stall=self.ack_timeout)
-                except Exception as exc:  # not connected, buffer full, stalled
+                    await publish(subject, payload, reply=f"{prefix}.{token}")
+                except Exception as exc:  # not connected and the buffer full, closed
                     self._lost(kind, sym, exc)
                     if self._stopped:
                         return
                     continue
-                self._inflight += 1
-                if self._inflight > self.stats["max_inflight"]:
-                    self.stats["max_inflight"] = self._inflight
+                acks[token] = (kind, sym, time.monotonic_ns() + self._ack_ns)
+                n = len(acks)
+                if n > self.stats["max_inflight"]:
+                    self.stats["max_inflight"] = n
                 self.stats["messages"] += 1
                 self.stats["bytes"] += len(payload)
-                self.stats["records"] += (len(payload) - HEADER_DTYPE.itemsize) // _SIZES[kind]
-                handle = loop.call_later(self.ack_timeout, fut.cancel)
-                fut.add_done_callback(lambda f, k=kind, s=sym, h=handle: self._acked(f, k, s, h))
-            if not q and self._inflight == 0 and not self._need_snapshot:
+                self.stats["records"] += (len(payload) - hs) // _SIZES[kind]
+            if not q and not acks and not self._need_snapshot:
                 self._drained.set()
             else:
                 self._drained.clear()
             self._wake.clear()
-            if q and self._inflight < self.max_inflight and not self._need_snapshot:
+            if q and len(acks) < self.max_inflight:
                 continue
             await self._wake.wait()
 
-    def _acked(self, fut: asyncio.Future[Any], kind: int, sym: str, handle: asyncio.TimerHandle) -> None:
-        handle.cancel()
-        self._inflight -= 1
-        if fut.cancelled():
-            self._lost(kind, sym, asyncio.TimeoutError("no ack"))
-        elif fut.exception() is not None:
-            self._lost(kind, sym, fut.exception())  # type: ignore[arg-type]
+    async def _on_ack(self, msg: Any) -> None:
+        try:
+            token = int(msg.subject.rsplit(".", 1)[1])
+        except (ValueError, IndexError):
+            return
+        entry = self._acks.pop(token, None)
+        if entry is None:
+            return  # came back after it was counted as lost
+        data = msg.data
+        if not data or b'"error"' in data:  # no responders (no stream) or a stream error
+            self._lost(entry[0], entry[1], BusError("publish refused by the stream", "bus_stream"))
         else:
             self.stats["acked"] += 1
+        if self._wake is not None and (self._queue or not self._acks):
+            self._wake.set()
+
+    def _sweep_acks(self) -> None:
+        acks = self._acks
+        if not acks:
+            return
+        now = time.monotonic_ns()
+        while acks:
+            token = next(iter(acks))
+            kind, sym, deadline = acks[token]
+            if deadline > now:
+                break
+            del acks[token]
+            self._lost(kind, sym, asyncio.TimeoutError("no ack"))
         if self._wake is not None:
             self._wake.set()
 
