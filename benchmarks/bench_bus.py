@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=10000.0, help="msg/s of phases 1 and 2 (default 10000)")
     ap.add_argument("--seconds", type=float, default=5.0, help="window length (default 5)")
     ap.add_argument("--quick", action="store_true", help="3 s windows")
+    ap.add_argument("--batch-interval", type=float, default=0.001, help="NatsSink batch_interval s (default 0.001)")
     args = ap.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     warmup = 1.0
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     from fastfeed.bus import NatsSink
 
     print(f"fastfeed bus benchmark: python {sys.version.split()[0]}, compiled={fastfeed.COMPILED}, "
-          f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols")
+          f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols, "
+          f"batch_interval {args.batch_interval * 1e3:g} ms")
     srv = NatsServer()
     try:
         # 1. the feed alone
@@ -189,15 +191,22 @@ def main(argv: list[str] | None = None) -> int:
         consumer = Consumer(srv.url)
         ex = ExchangeProcess(args.rate, 0)
         try:
-            sink = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0)
+            sink = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0,
+                             batch_interval=args.batch_interval)
             withbus = asyncio.run(run_feed(ex.url, seconds, sink, warmup, consumer))
         finally:
             ex.stop()
             remote_lat, rstats = consumer.stop()
-        # 3. max rate publish throughput
+        # 3. max rate: the feed alone, then with the sink (publish throughput)
         ex = ExchangeProcess(None, 200_000)
         try:
-            sink3 = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0)
+            maxalone = asyncio.run(run_feed(ex.url, seconds, None, warmup))
+        finally:
+            ex.stop()
+        ex = ExchangeProcess(None, 200_000)
+        try:
+            sink3 = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0,
+                             batch_interval=args.batch_interval)
             maxrun = asyncio.run(run_feed(ex.url, seconds, sink3, warmup))
         finally:
             ex.stop()
@@ -222,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
           f"errors {s['publish_errors']}; remote: {len(remote_lat)} depth messages timed, "
           f"gaps {rstats['gaps']}, rejected {rstats['rejected']}")
     m = maxrun["sink"]
+    ma_cpu = maxalone["cpu"] / max(maxalone["frames"], 1) * 1e6
+    mb_cpu = maxrun["cpu"] / max(maxrun["frames"], 1) * 1e6
+    print(f"at max rate: feed alone {maxalone['frames'] / maxalone['wall']:,.0f} frames/s ({ma_cpu:.2f} us CPU/frame), "
+          f"with NatsSink {maxrun['frames'] / maxrun['wall']:,.0f} frames/s ({mb_cpu:.2f} us CPU/frame): "
+          f"ratio {mb_cpu / ma_cpu if ma_cpu else float('nan'):.3f}")
     print(f"publish throughput at max rate: feed {maxrun['frames'] / maxrun['wall']:,.0f} frames/s, "
           f"{m['acked'] / maxrun['wall']:,.0f} msgs/s acked, {m['records'] / maxrun['wall']:,.0f} records/s "
           f"published, dropped {m['dropped_messages']} messages ({m['dropped_records']} records), "

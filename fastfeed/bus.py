@@ -40,6 +40,7 @@ import logging
 import os
 import secrets
 import ssl
+import struct
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -106,6 +107,8 @@ HEADER_DTYPE = np.dtype(
     align=True,
 )
 assert HEADER_DTYPE.itemsize == 96
+_HEADER = struct.Struct("<IHBBIIQQqqQq32s")  # HEADER_DTYPE, packed by struct (faster per message)
+assert _HEADER.size == HEADER_DTYPE.itemsize
 
 #: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``reason`` is escaped text,
 #: never a credential (UTF-8, NUL-padded, cut at 120 bytes).
@@ -206,22 +209,9 @@ def encode(kind: str, records: bytes | np.ndarray, *, symbol: str = "", seq: int
     sym = symbol.encode("ascii")
     if len(sym) > MAX_SYMBOL:
         raise ValueError(f"symbol longer than {MAX_SYMBOL} bytes")
-    h = np.zeros(1, dtype=HEADER_DTYPE)
-    h0 = h[0]
-    h0["magic"] = MAGIC
-    h0["schema"] = SCHEMA_VERSION
-    h0["kind"] = k
-    h0["flags"] = flags
-    h0["record_size"] = size
-    h0["count"] = len(body) // size
-    h0["seq"] = seq
-    h0["version"] = version
-    h0["recv_ns"] = recv_ns
-    h0["publish_ns"] = time.time_ns() if publish_ns is None else publish_ns
-    h0["session"] = session
-    h0["stale_since"] = stale_since
-    h0["symbol"] = sym
-    return h.tobytes() + body
+    head = _HEADER.pack(MAGIC, SCHEMA_VERSION, k, flags, size, len(body) // size, seq, version, recv_ns,
+                        time.time_ns() if publish_ns is None else publish_ns, session, stale_since, sym)
+    return head + body
 
 
 def decode(payload: bytes | bytearray | memoryview) -> tuple[np.void, str, np.ndarray]:
@@ -670,8 +660,8 @@ class NatsSink(Sink):
             order = np.argsort(ival, kind="stable")
             srt = rows[order]
             iv = srt["ival"]
-            cuts = np.flatnonzero(np.diff(iv)) + 1
-            groups = [(int(part["ival"][0]), part) for part in np.split(srt, cuts)]
+            edges = [0, *(np.flatnonzero(iv[1:] != iv[:-1]) + 1).tolist(), len(srt)]
+            groups = [(int(iv[lo]), srt[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
         sideless = np.uint64(E.BUY_EVENT | E.SELL_EVENT)
         reset = False
         for i, part in groups:
