@@ -481,3 +481,59 @@ def test_publish_command(nats_server: NatsServer) -> None:
         assert p3.returncode == 3, err3.decode()
 
     run(body)
+
+
+def test_archive_equals_the_export_of_the_same_session(nats_server: NatsServer, tmp_path: Path) -> None:
+    """One session is both recorded (CaptureSink) and published; ``fastfeed archive`` (a
+    durable consumer) writes a Parquet dataset partitioned by date and symbol whose rows
+    equal ``fastfeed export`` of the capture (book events and trades), and a second run of
+    the same durable consumer finds nothing new (everything was acknowledged)."""
+    import pyarrow.dataset as ds
+
+    from fastfeed.archive import archive
+    from fastfeed.export import capture_to_parquet
+    from fastfeed.sinks import CaptureSink
+
+    cap = tmp_path / "s.ffcap"
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, **nm)
+        async with Exchange(ExchangeConfig(seed=16, symbols=SYMS, rate=2000)) as ex:
+            async with fastfeed.connect(ex.url, sinks=[CaptureSink(cap), sink]) as feed:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await until(lambda: feed.trades.count > 200 and sink.stats["acked"] > 200, "traffic")
+                ex.pause()
+        assert sink.stats["dropped_messages"] == 0 and sink.stats["publish_errors"] == 0
+        st = await archive(nats_server.url, tmp_path / "ds", row_group=500, flush_interval=0.5,
+                           idle_exit=1.0, **nm)
+        assert st.files > 2 and st.event_rows > 0 and st.trade_rows > 0 and st.rejected == 0
+        again = await archive(nats_server.url, tmp_path / "ds", idle_exit=1.0, **nm)
+        assert again.messages == 0
+
+    run(body)
+    capture_to_parquet(cap, tmp_path / "ev.parquet", what="events")
+    capture_to_parquet(cap, tmp_path / "tr.parquet", what="trades")
+    import pyarrow.parquet as pq
+
+    ev_exp = pq.read_table(tmp_path / "ev.parquet").to_pandas()
+    ev_exp = ev_exp[ev_exp["kind"] != E.TRADE_EVENT]
+    ev_arc = ds.dataset(tmp_path / "ds" / "events", partitioning="hive").to_table().to_pandas()
+    tr_exp = pq.read_table(tmp_path / "tr.parquet").to_pandas()
+    tr_arc = ds.dataset(tmp_path / "ds" / "trades", partitioning="hive").to_table().to_pandas()
+    assert set(ev_arc["date"].astype(str)) and set(ev_arc["symbol"].astype(str)) == set(SYMS)
+    ecols = ["ev", "exch_ts", "local_ts", "px", "qty", "order_id", "fval", "kind", "side"]
+    tcols = ["seq", "id", "side", "price", "amount", "time", "recv_ns"]
+    for s in SYMS:
+        a = ev_arc[ev_arc["symbol"].astype(str) == s].sort_values(["local_ts", "fval"], kind="stable")
+        b = ev_exp[ev_exp["symbol"].astype(str) == s]
+        assert len(a) == len(b) > 0
+        for c in ecols:
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
+        a = tr_arc[tr_arc["symbol"].astype(str) == s].sort_values("seq")
+        b = tr_exp[tr_exp["symbol"].astype(str) == s]
+        assert len(a) == len(b) > 0
+        for c in tcols:
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
