@@ -230,6 +230,24 @@ def test_arguments_are_checked_and_secrets_kept_out_of_repr() -> None:
         remote.book("ETH_USDT")
 
 
+def test_remote_trades_ring_keeps_the_newest() -> None:
+    ring = bus.RemoteTrades(4, ["A"])
+    recs = np.zeros(3, dtype=TRADE_DTYPE)
+    recs["id"] = [1, 2, 3]
+    ring._append(recs)
+    recs["id"] = [4, 5, 6]
+    ring._append(recs)
+    assert ring.count == 6 and len(ring) == 4
+    assert ring.latest()["id"].tolist() == [3, 4, 5, 6] and ring.latest(2)["id"].tolist() == [5, 6]
+    assert ring.since(4)["id"].tolist() == [5, 6]
+    with pytest.raises(IndexError):
+        ring.since(1)
+    big = np.zeros(9, dtype=TRADE_DTYPE)
+    big["id"] = np.arange(10, 19)
+    ring._append(big)
+    assert ring.count == 15 and ring.latest()["id"].tolist() == [15, 16, 17, 18]
+
+
 def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
     port = _free_port()  # nothing listens there
 
@@ -537,3 +555,34 @@ def test_archive_equals_the_export_of_the_same_session(nats_server: NatsServer, 
         assert len(a) == len(b) > 0
         for c in tcols:
             np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
+
+
+def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> None:
+    """Garbage, a wrong symbol and a torn record published into the bus's subjects are
+    counted in ``stats["rejected"]``; the books stay in sequence and equal the feed's."""
+
+    async def body() -> None:
+        import nats
+
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        async with Exchange(ExchangeConfig(seed=17, symbols=SYMS, rate=1000)) as ex, \
+                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 20, "in sequence")
+                nc = await nats.connect(nats_server.url)
+                try:
+                    js = nc.jetstream()
+                    good = bus.encode("depth", np.zeros(1, dtype=E.EVENT_DTYPE), symbol="ETH_USDT", seq=1)
+                    for payload in (b"garbage", b"", good, good[:-1],
+                                    bus.encode("status", b"", symbol="BTC_USDT")):
+                        await js.publish(f"{nm['prefix']}.depth.BTC_USDT", payload)
+                finally:
+                    await nc.close()
+                await until(lambda: remote.stats["rejected"] >= 5, "five rejections")
+                await converge(ex, remote, feed, SYMS)
+                assert remote.stats["gaps"] == 0
+
+    run(body)
