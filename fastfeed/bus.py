@@ -647,42 +647,51 @@ class NatsSink(Sink):
         assert self._feed is not None
         ev = rows["ev"]
         kinds = ev & np.uint64(E.KIND_MASK)
-        keep = kinds != E.TRADE_EVENT
-        if not keep.all():
-            rows = rows[keep]
+        if (kinds == E.TRADE_EVENT).any():  # trades go out as TRADE_DTYPE records
+            keep = kinds != E.TRADE_EVENT
+            rows, ev, kinds = rows[keep], ev[keep], kinds[keep]
             if not len(rows):
                 return
         names = self._feed.engine.symbols
+        nn = len(names)
+        clear = (kinds == E.DEPTH_CLEAR_EVENT) & ((ev & np.uint64(E.BUY_EVENT | E.SELL_EVENT)) == 0)
         ival = rows["ival"]
-        if (ival == ival[0]).all():
-            groups = [(int(ival[0]), rows)]
-        else:
+        i0 = int(ival[0])
+        if not clear.any():  # the common case: increments only
+            if (ival == i0).all():
+                if 0 <= i0 < nn:
+                    self._add(_K_DEPTH, names[i0], rows.tobytes(), len(rows))
+                return
             order = np.argsort(ival, kind="stable")
             srt = rows[order]
-            iv = srt["ival"]
-            edges = [0, *(np.flatnonzero(iv[1:] != iv[:-1]) + 1).tolist(), len(srt)]
-            groups = [(int(iv[lo]), srt[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
-        sideless = np.uint64(E.BUY_EVENT | E.SELL_EVENT)
+            iv = ival[order].tolist()
+            edges = [0, *(np.flatnonzero(np.diff(ival[order])) + 1).tolist(), len(iv)]
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                i = iv[lo]
+                if 0 <= i < nn:
+                    self._add(_K_DEPTH, names[i], srt[lo:hi].tobytes(), hi - lo)
+            return
+        # some rows start a book from empty (a clean=true push, a reset): per symbol, split
+        # at each side-less clear so that each piece can be a sync point
         reset = False
-        for i, part in groups:
-            if not 0 <= i < len(names):
+        for i in dict.fromkeys(ival.tolist()):
+            if not 0 <= i < nn:
                 continue
             sym = names[i]
-            pev = part["ev"]
-            clear = ((pev & np.uint64(E.KIND_MASK)) == E.DEPTH_CLEAR_EVENT) & ((pev & sideless) == 0)
-            if not clear.any():
+            mask = ival == i
+            part, pclear = rows[mask], clear[mask]
+            starts = np.flatnonzero(pclear).tolist()
+            if not starts:
                 self._add(_K_DEPTH, sym, part.tobytes(), len(part))
                 continue
-            # split at each side-less clear: each piece starts from an empty book
-            starts = np.flatnonzero(clear)
             if starts[0] != 0:
-                self._add(_K_DEPTH, sym, part[: starts[0]].tobytes(), int(starts[0]))
-            bounds = list(starts) + [len(part)]
+                self._add(_K_DEPTH, sym, part[: starts[0]].tobytes(), starts[0])
+            bounds = starts + [len(part)]
+            fval = part["fval"]
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                piece = part[lo:hi]
-                is_reset = float(piece["fval"][0]) == 0.0  # logged outside a frame: reset_books()
+                is_reset = float(fval[lo]) == 0.0  # logged outside a frame: reset_books()
                 reset |= is_reset
-                self._add(_K_DEPTH, sym, piece.tobytes(), hi - lo,
+                self._add(_K_DEPTH, sym, part[lo:hi].tobytes(), hi - lo,
                           FLAG_CLEAN | (FLAG_RESET if is_reset else 0))
         if reset:
             self._status("reset", _now())
