@@ -461,6 +461,7 @@ class NatsSink(Sink):
         self._book_list: list[tuple[str, Any]] = []
         self._tickers: dict[str, Any] = {}
         self._ticks = 0
+        self._ticker_frames = -1
         self._trade_seen = 0
         self._status_seq = 0
         self._closing = False
@@ -528,6 +529,7 @@ class NatsSink(Sink):
             self._timer.cancel()
             self._timer = None
         self._poll()
+        self._poll_tickers()
         self._seal_all()
         self._status("publisher_stop", _now())
         assert self._wake is not None and self._drained is not None
@@ -602,6 +604,10 @@ class NatsSink(Sink):
         frames = eng.frames
         ring = eng.events
         cnt = ring.count if ring is not None else 0
+        self._ticks += 1
+        if self._ticks % 16 == 0 and frames != self._ticker_frames:  # tickers: every 16 ticks
+            self._ticker_frames = frames
+            self._poll_tickers()
         if frames == self._frames_seen and cnt == self._ev_seen:  # (reset_books logs outside frames)
             return
         self._frames_seen = frames
@@ -628,9 +634,6 @@ class NatsSink(Sink):
             for sym, bk in books:
                 if bk.version != pub.get(sym, 0) and (_K_DEPTH, sym) not in self._batches:
                     self._add(_K_DEPTH, sym, b"", 0)
-        self._ticks += 1
-        if self._ticks % 16 == 0:
-            self._poll_tickers()
 
     def _all_books(self) -> list[tuple[str, Any]]:
         assert self._feed is not None
@@ -724,9 +727,10 @@ class NatsSink(Sink):
         assert self._feed is not None
         last = self._tickers
         for sym, t in self._feed.latest_tickers.items():
-            if last.get(sym) is t or len(sym) > MAX_SYMBOL:
+            key = (t.recv_ns, t.timestamp)  # (a mapping may build a new Ticker per lookup)
+            if last.get(sym) == key or len(sym) > MAX_SYMBOL:
                 continue
-            last[sym] = t
+            last[sym] = key
             rec = np.zeros(1, dtype=TICKER_DTYPE)
             r = rec[0]
             r["recv_ns"] = t.recv_ns

@@ -281,13 +281,27 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
+                await feed.subscribe_ticker(SYMS)
                 await until(lambda: sink.stats["acked"] > 300, "300 messages acked")
+                await until(lambda: all(s in feed.latest_tickers for s in SYMS), "tickers at the feed")
                 async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as late:
                     await converge(ex, early, feed, SYMS)
                     await until(lambda: books_equal(late, feed, SYMS), "the late joiner converged")
                     assert late.stats["gaps"] == 0 and late.stats["rejected"] == 0
                 assert early.stats["gaps"] == 0 and early.stats["rejected"] == 0
                 assert sink.stats["snapshots"] == len(SYMS)   # only the first-sight ones
+                # tickers: the latest of each symbol, field by field
+                def same_ticker(s: str) -> bool:
+                    r = early.latest_tickers.get(s)
+                    return r is not None and s in feed.latest_tickers and \
+                        int(r["recv_ns"]) == feed.latest_tickers[s].recv_ns
+
+                await until(lambda: all(same_ticker(s) for s in SYMS), "the latest tickers")
+                for s in SYMS:
+                    r, t = early.latest_tickers[s], feed.latest_tickers[s]
+                    assert int(r["timestamp"]) == t.timestamp
+                    for f in bus.TICKER_DTYPE.names[2:]:
+                        assert float(r[f]) == getattr(t, f) or (np.isnan(r[f]) and np.isnan(getattr(t, f))), f
                 # trades: per symbol, every one the feed stored since the consumer started,
                 # in order, the same records (symbols interleave differently: one stream each)
                 ring = feed.trades.latest()
