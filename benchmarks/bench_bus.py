@@ -159,6 +159,56 @@ async def run_feed(url: str, seconds: float, sink: Any | None, warmup: float,
             "sink": {k: s1[k] - s0.get(k, 0) for k in s1}}
 
 
+def remote_apply(n: int = 50_000) -> dict[str, float]:
+    """The remote book's cost per depth row (why the reference Python book): the rows a
+    seeded corpus (benchmarks/corpus.py) logs, applied per frame by ``RemoteBook._apply_rows``
+    and by the dict replay (``events.replay_books``); 200-level snapshot loads by
+    ``RemoteBook._load``."""
+    import fastfeed
+    from corpus import make_corpus
+    from fastfeed import events as E
+    from fastfeed.bus import RemoteBook
+
+    eng = fastfeed.Engine(depth=200, event_log=1 << 22)
+    frames = make_corpus(n, seed=1)
+    chunks: list[np.ndarray] = []
+    for f in frames:
+        before = eng.events.count
+        try:
+            eng.feed(f.zlib, 0)
+        except fastfeed.FastfeedError:
+            continue
+        rows = eng.events.since(before)
+        if len(rows):
+            chunks.append(rows.copy())
+    chunks = [c[(c["ev"] & np.uint64(E.KIND_MASK)) != E.TRADE_EVENT] for c in chunks]
+    chunks = [c for c in chunks if len(c)]
+    nrows = sum(len(c) for c in chunks)
+    names = eng.symbols
+    books = {i: RemoteBook(names[i], 200) for i in range(len(names))}
+    t0 = time.perf_counter()
+    for c in chunks:
+        books[int(c["ival"][0])]._apply_rows(c)
+    t_remote = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dict_books: E.DictBooks = {}
+    for c in chunks:
+        E.replay_books(c, dict_books)
+    t_dict = time.perf_counter() - t0
+    for i, b in books.items():  # the remote books equal the engine's
+        eb = eng.book(names[i])
+        assert np.array_equal(b.bids, eb.bids) and np.array_equal(b.asks, eb.asks), names[i]
+    snap = E.snapshot_rows(eng, [names[0]])
+    big = RemoteBook(names[0], 200)
+    reps = 2000
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        big._load(snap)
+    t_load = time.perf_counter() - t0
+    return {"rows": nrows, "messages": len(chunks), "remote_us_row": t_remote / nrows * 1e6,
+            "dict_us_row": t_dict / nrows * 1e6, "load_us": t_load / reps * 1e6, "snap_rows": len(snap)}
+
+
 def pct(a: np.ndarray, q: float) -> float:
     return float(np.percentile(a, q)) / 1000.0 if len(a) else float("nan")
 
@@ -240,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['acked'] / maxrun['wall']:,.0f} msgs/s acked, {m['records'] / maxrun['wall']:,.0f} records/s "
           f"published, dropped {m['dropped_messages']} messages ({m['dropped_records']} records), "
           f"errors {m['publish_errors']}")
+    ra = remote_apply()
+    print(f"remote book (reference Python book): {ra['remote_us_row']:.2f} us per depth row applied "
+          f"({ra['rows']:,} rows in {ra['messages']:,} frames of the seeded corpus; the dict replay: "
+          f"{ra['dict_us_row']:.2f} us/row), a {ra['snap_rows']}-row snapshot loads in {ra['load_us']:.1f} us")
     return 0
 
 
