@@ -77,6 +77,7 @@ __all__ = [
     "decode",
     "encode",
     "schema",
+    "subject_safe",
     "subscribe",
 ]
 
@@ -304,9 +305,19 @@ def _check_symbol(sym: Any) -> str:
     if not isinstance(sym, str):
         raise TypeError(f"symbol must be a str, not {type(sym).__name__}")
     s = sym.upper()
-    if not (0 < len(s) <= MAX_SYMBOL and s.isascii() and s.isprintable()) or any(c in s for c in " .*>"):
-        raise ValueError(f"bad symbol {sym[:40]!r}: 1..32 printable ASCII characters, no space . * >")
+    if not subject_safe(s):
+        raise ValueError(f"bad symbol {sym[:40]!r}: 1..32 of A-Z a-z 0-9 _ - (one subject token)")
     return s
+
+
+_SUBJECT_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def subject_safe(symbol: str) -> bool:
+    """True when ``symbol`` can be one NATS subject token: 1..32 of ``A-Z a-z 0-9 _ -``
+    (a ``.``, ``*``, ``>`` or space would change the subject's meaning). The publisher skips
+    (and counts in ``stats["skipped_symbols"]``) books of other names; never raises."""
+    return isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL and all(c in _SUBJECT_SAFE for c in symbol)
 
 
 def _check_prefix(prefix: str) -> str:
@@ -462,6 +473,7 @@ class NatsSink(Sink):
         self._tickers: dict[str, Any] = {}
         self._ticks = 0
         self._ticker_frames = -1
+        self._safe: dict[str, bool] = {}
         self._trade_seen = 0
         self._status_seq = 0
         self._closing = False
@@ -471,7 +483,7 @@ class NatsSink(Sink):
         self.stats: dict[str, int] = dict.fromkeys((
             "messages", "records", "bytes", "acked", "publish_errors", "dropped_messages",
             "dropped_records", "snapshots", "trades_lost", "events_lost", "bus_disconnects",
-            "bus_reconnects", "max_queue", "max_inflight", "internal_errors"), 0)
+            "bus_reconnects", "max_queue", "max_inflight", "internal_errors", "skipped_symbols"), 0)
 
     def __repr__(self) -> str:
         return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
@@ -564,6 +576,12 @@ class NatsSink(Sink):
         return b
 
     def _add(self, kind: int, sym: str, data: bytes, count: int, flags: int = 0) -> None:
+        ok = self._safe.get(sym)
+        if ok is None:
+            ok = self._safe[sym] = subject_safe(sym)
+        if not ok:
+            self.stats["skipped_symbols"] += 1
+            return
         key = (kind, sym)
         b = self._batches.get(key)
         if b is not None and flags & FLAG_CLEAN and b.count:
@@ -830,6 +848,9 @@ class NatsSink(Sink):
         names = list(self._feed.engine.books) if symbols is None else [s.upper() for s in symbols]
         n = 0
         for sym in names:
+            if not subject_safe(sym):
+                self._need_snapshot.pop(sym, None)
+                continue
             if len(self._queue) >= self.queue_size - 1:
                 self._need_snapshot[sym] = None
                 continue

@@ -230,6 +230,12 @@ def test_arguments_are_checked_and_secrets_kept_out_of_repr() -> None:
         remote.book("ETH_USDT")
 
 
+def test_only_subject_safe_symbols_become_subjects() -> None:
+    assert bus.subject_safe("BTC_USDT") and bus.subject_safe("1INCH-USDT")
+    for bad in ("", "A.B", "A*", "A>", "A B", "Ä", "X" * 33, None, 5):
+        assert not bus.subject_safe(bad)  # type: ignore[arg-type]
+
+
 def test_remote_trades_ring_keeps_the_newest() -> None:
     ring = bus.RemoteTrades(4, ["A"])
     recs = np.zeros(3, dtype=TRADE_DTYPE)
