@@ -50,7 +50,7 @@ import numpy as np
 
 from . import events as E
 from .errors import BusError, BusRecordError, EventsOverwritten, TradesOverwritten, UnknownSymbol
-from .layout import TRADE_DTYPE, readonly
+from .layout import TRADE_DTYPE
 from .reference import ReferenceBook
 from .sinks import Sink
 
