@@ -16,7 +16,8 @@ For every (rate, client) pair:
     python benchmarks/bench_live.py --rates 10000 200000 max --seconds 8
 
 Targets (issue): fastfeed sustains >= 150k msg/s on one core without backlog; p50 and p99
-latency >= 3x lower than the reference client.
+latency >= 3x lower than the reference client; at rate ``max``, fastfeed's msg/s >= 3.5x
+those of the picows+zlib+orjson+dict client (issue 13's live row, printed with a verdict).
 """
 
 from __future__ import annotations
@@ -40,20 +41,38 @@ if any((_ROOT / "fastfeed").glob("_engine*.so")):
 
 import numpy as np  # noqa: E402
 
-SYMBOLS = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT",
-           "LTC_USDT", "TRX_USDT", "ADA_USDT", "DOT_USDT", "LINK_USDT"]
+SYMBOLS = [
+    "BTC_USDT",
+    "ETH_USDT",
+    "SOL_USDT",
+    "XRP_USDT",
+    "DOGE_USDT",
+    "LTC_USDT",
+    "TRX_USDT",
+    "ADA_USDT",
+    "DOT_USDT",
+    "LINK_USDT",
+]
 
 
 # -- the exchange process ------------------------------------------------------------------
+
 
 def _exchange_main(rate: float | None, pregenerate: int, conn: Any) -> None:
     """Run the exchange until told to stop; then hand back the send log of the client."""
     from fastfeed.exchange import Exchange, ExchangeConfig
 
     async def main() -> None:
-        cfg = ExchangeConfig(symbols=SYMBOLS, seed=1, rate=rate, pregenerate=pregenerate,
-                             send_log=True, idle_timeout=None, snapshot_interval=None,
-                             batch=512)
+        cfg = ExchangeConfig(
+            symbols=SYMBOLS,
+            seed=1,
+            rate=rate,
+            pregenerate=pregenerate,
+            send_log=True,
+            idle_timeout=None,
+            snapshot_interval=None,
+            batch=512,
+        )
         async with Exchange(cfg) as ex:
             conn.send(ex.url)
             loop = asyncio.get_running_loop()
@@ -101,11 +120,13 @@ def send_times(log: np.ndarray, n: int) -> np.ndarray:
 
 # -- the clients -------------------------------------------------------------------------------
 
+
 async def run_fastfeed(url: str, seconds: float, window_end: Any) -> dict[str, Any]:
     import fastfeed
 
-    async with fastfeed.connect(url, timing=1 << 22, ping_interval=3600, data_timeout=None,
-                                max_age=None) as feed:
+    async with fastfeed.connect(
+        url, timing=1 << 22, ping_interval=3600, data_timeout=None, max_age=None
+    ) as feed:
         await feed.subscribe_depth(SYMBOLS)
         await feed.subscribe_trades(SYMBOLS)
         lst = feed._listener
@@ -119,9 +140,16 @@ async def run_fastfeed(url: str, seconds: float, window_end: Any) -> dict[str, A
         exch = await window_end()
         first_index = processed - len(rows)
         stats = feed.stats["engine"]
-    return {"processed": processed, "window_frames": processed - f0, "elapsed": elapsed,
-            "done_ns": rows[:, 1], "first_index": first_index,
-            "rejects": sum(stats["rejects"].values()), "exchange": exch, "t_end": t_end}
+    return {
+        "processed": processed,
+        "window_frames": processed - f0,
+        "elapsed": elapsed,
+        "done_ns": rows[:, 1],
+        "first_index": first_index,
+        "rejects": sum(stats["rejects"].values()),
+        "exchange": exch,
+        "t_end": t_end,
+    }
 
 
 async def run_reference(url: str, seconds: float, window_end: Any) -> dict[str, Any]:
@@ -177,12 +205,88 @@ async def run_reference(url: str, seconds: float, window_end: Any) -> dict[str, 
             await task
         except (asyncio.CancelledError, Exception):
             pass
-    return {"processed": processed, "window_frames": processed - f0, "elapsed": elapsed,
-            "done_ns": np.array(done[:processed], dtype=np.int64), "first_index": 0, "rejects": 0,
-            "exchange": exch, "t_end": t_end}
+    return {
+        "processed": processed,
+        "window_frames": processed - f0,
+        "elapsed": elapsed,
+        "done_ns": np.array(done[:processed], dtype=np.int64),
+        "first_index": 0,
+        "rejects": 0,
+        "exchange": exch,
+        "t_end": t_end,
+    }
 
 
-CLIENTS = {"fastfeed": run_fastfeed, "websockets+json+dict": run_reference}
+async def run_picows_orjson(url: str, seconds: float, window_end: Any) -> dict[str, Any]:
+    """The fastest plain-Python client we know: picows + zlib.decompress + orjson + dict
+    book (the issue's live-row peer)."""
+    import orjson
+    from picows import WSListener, WSMsgType, ws_connect
+
+    books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+    trades: list[tuple[Any, ...]] = []
+    done: list[int] = []
+    unzip, loads, now = zlib.decompress, orjson.loads, time.time_ns
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                return
+            raw = frame.get_payload_as_bytes()
+            msg = loads(unzip(raw) if raw[:1] != b"{" else raw)
+            m = msg.get("method")
+            if m == "depth.update":
+                clean, lv, sym = msg["params"]
+                bids, asks = books.setdefault(sym, ({}, {}))
+                if clean:
+                    bids.clear()
+                    asks.clear()
+                for side, book in (("asks", asks), ("bids", bids)):
+                    for px, qty in lv.get(side, ()):
+                        p, q = float(px), float(qty)
+                        if q == 0.0:
+                            book.pop(p, None)
+                        else:
+                            book[p] = q
+            elif m == "trades.update":
+                for t in reversed(msg["params"][1]):
+                    trades.append((t["id"], t["time"], float(t["price"]), float(t["amount"]), t["type"]))
+            done.append(now())
+
+    transport, _ = await ws_connect(Listener, url, max_frame_size=1 << 26)
+    try:
+        for i, ch in enumerate(("depth", "trades")):
+            transport.send(
+                WSMsgType.TEXT, orjson.dumps({"id": i + 1, "method": f"{ch}.subscribe", "params": SYMBOLS})
+            )
+        t0 = time.monotonic()
+        f0 = len(done)
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        processed = len(done)
+        t_end = time.time_ns()
+        exch = await window_end()
+    finally:
+        transport.disconnect()
+    return {
+        "processed": processed,
+        "window_frames": processed - f0,
+        "elapsed": elapsed,
+        "done_ns": np.array(done[:processed], dtype=np.int64),
+        "first_index": 0,
+        "rejects": 0,
+        "exchange": exch,
+        "t_end": t_end,
+    }
+
+
+CLIENTS = {
+    "fastfeed": run_fastfeed,
+    "picows+zlib+orjson+dict": run_picows_orjson,
+    "websockets+json+dict": run_reference,
+}
+#: issue 13's live row: fastfeed's max msg/s over this peer's, target >= 3.5
+LIVE_PEER, LIVE_TARGET = "picows+zlib+orjson+dict", 3.5
 
 
 def measure(rate: float | None, client: str, seconds: float, pregenerate: int) -> dict[str, Any]:
@@ -204,45 +308,75 @@ def measure(rate: float | None, client: str, seconds: float, pregenerate: int) -
     ok = sends > 0
     lat_us = (done[ok] - sends[ok]) / 1000.0
     # skip the first 10% (connection warm-up, the subscribe burst of snapshots)
-    lat_us = lat_us[len(lat_us) // 10:]
+    lat_us = lat_us[len(lat_us) // 10 :]
     # frames already written by the exchange when the client's window ended
     written = int(log[log[:, 2] <= res["t_end"]][:, 1].sum()) if len(log) else sent
     backlog = max(0, written - res["processed"])
     pct = np.percentile(lat_us, [50, 99, 99.9]) if len(lat_us) else np.array([np.nan] * 3)
     return {
-        "rate": rate, "client": client, "sent": sent, "processed": res["processed"],
-        "msgs_per_s": res["window_frames"] / res["elapsed"], "backlog": backlog,
-        "p50_us": float(pct[0]), "p99_us": float(pct[1]), "p999_us": float(pct[2]),
+        "rate": rate,
+        "client": client,
+        "sent": sent,
+        "processed": res["processed"],
+        "msgs_per_s": res["window_frames"] / res["elapsed"],
+        "backlog": backlog,
+        "p50_us": float(pct[0]),
+        "p99_us": float(pct[1]),
+        "p999_us": float(pct[2]),
         "rejects": res["rejects"],
     }
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    out = [f"{'rate':>10}  {'client':<22}{'msgs/s':>12}{'backlog':>10}{'keeps up':>10}"
-           f"{'p50 us':>10}{'p99 us':>10}{'p99.9 us':>10}"]
+    out = [
+        f"{'rate':>10}  {'client':<24}{'msgs/s':>12}{'backlog':>10}{'keeps up':>10}"
+        f"{'p50 us':>10}{'p99 us':>10}{'p99.9 us':>10}"
+    ]
     for r in rows:
         rate = "max" if r["rate"] is None else f"{r['rate']:,.0f}"
         target = r["msgs_per_s"] if r["rate"] is None else r["rate"]
         keeps = r["backlog"] <= max(100, 0.05 * target)
-        out.append(f"{rate:>10}  {r['client']:<22}{r['msgs_per_s']:>12,.0f}{r['backlog']:>10,}"
-                   f"{'yes' if keeps else 'NO':>10}{r['p50_us']:>10.1f}{r['p99_us']:>10.1f}"
-                   f"{r['p999_us']:>10.1f}")
+        out.append(
+            f"{rate:>10}  {r['client']:<24}{r['msgs_per_s']:>12,.0f}{r['backlog']:>10,}"
+            f"{'yes' if keeps else 'NO':>10}{r['p50_us']:>10.1f}{r['p99_us']:>10.1f}"
+            f"{r['p999_us']:>10.1f}"
+        )
     out.append("")
     by = {(r["rate"], r["client"]): r for r in rows}
     for rate in dict.fromkeys(r["rate"] for r in rows):
-        a, b = by.get((rate, "fastfeed")), by.get((rate, "websockets+json+dict"))
-        if a and b:
-            name = "max" if rate is None else f"{rate:,.0f}"
-            out.append(f"rate {name}: reference/fastfeed  p50 {b['p50_us'] / a['p50_us']:.1f}x  "
-                       f"p99 {b['p99_us'] / a['p99_us']:.1f}x  throughput "
-                       f"{a['msgs_per_s'] / b['msgs_per_s']:.1f}x")
+        name = "max" if rate is None else f"{rate:,.0f}"
+        a = by.get((rate, "fastfeed"))
+        for peer in ("websockets+json+dict", LIVE_PEER):
+            b = by.get((rate, peer))
+            if a and b:
+                out.append(
+                    f"rate {name}: {peer}/fastfeed  p50 {b['p50_us'] / a['p50_us']:.1f}x  "
+                    f"p99 {b['p99_us'] / a['p99_us']:.1f}x  throughput "
+                    f"{a['msgs_per_s'] / b['msgs_per_s']:.1f}x"
+                )
+    a, b = by.get((None, "fastfeed")), by.get((None, LIVE_PEER))
+    out.append("")
+    if a and b:
+        v = a["msgs_per_s"] / b["msgs_per_s"]
+        verdict = "ok" if v >= LIVE_TARGET else "MISSED"
+        out.append(f"{'target row':<64}{'value':>8}{'target':>9}  verdict")
+        out.append(
+            f"{'live loopback max msg/s: fastfeed / ' + LIVE_PEER:<64}{v:>8.2f}"
+            f"{'>= ' + format(LIVE_TARGET, 'g'):>9}  {verdict}"
+        )
+    else:
+        out.append(f"live loopback row: needs rate 'max' for fastfeed and {LIVE_PEER}")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rates", nargs="+", default=["10000", "100000", "200000", "max"],
-                    help="messages/s the exchange sends ('max' = as fast as the client reads)")
+    ap.add_argument(
+        "--rates",
+        nargs="+",
+        default=["10000", "100000", "200000", "max"],
+        help="messages/s the exchange sends ('max' = as fast as the client reads)",
+    )
     ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run")
     ap.add_argument("--pregenerate", type=int, default=100_000, help="frames in the exchange's cycle")
     ap.add_argument("--quick", action="store_true", help="2 s windows, 20k-frame cycle")
@@ -251,16 +385,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seconds, args.pregenerate = 2.0, 20_000
     rates = [None if r == "max" else float(r) for r in args.rates]
-    print(f"machine: {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} cpus, exchange in its own process, {len(SYMBOLS)} symbols, "
-          f"depth+trades, {args.seconds:g} s windows")
+    print(
+        f"machine: {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cpus, exchange in its own process, {len(SYMBOLS)} symbols, "
+        f"depth+trades, {args.seconds:g} s windows"
+    )
     rows = []
     for rate in rates:
         for client in args.clients:
             r = measure(rate, client, args.seconds, args.pregenerate)
             rows.append(r)
-            print(f"  done: rate={'max' if rate is None else int(rate)} {client}: "
-                  f"{r['msgs_per_s']:,.0f} msg/s", flush=True)
+            print(
+                f"  done: rate={'max' if rate is None else int(rate)} {client}: {r['msgs_per_s']:,.0f} msg/s",
+                flush=True,
+            )
     print()
     print(format_table(rows))
     return 0

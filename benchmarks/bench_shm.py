@@ -45,10 +45,9 @@ if any((_ROOT / "fastfeed").glob("_engine*.so")) or importlib.util.find_spec("fa
     sys.path.insert(0, str(_ROOT))
 
 import numpy as np  # noqa: E402
-
 from corpus import make_corpus  # noqa: E402
 
-__all__ = ["main", "run", "format_table", "TARGET"]
+__all__ = ["TARGET", "format_table", "main", "run"]
 
 #: shm / plain on the full (zlib) pipeline.
 TARGET = 1.15
@@ -72,8 +71,10 @@ def _book_frame(levels: int, version: int) -> bytes:
     d = (version % 97) * 0.01
     asks = [[f"{100.0 + d + 0.01 * i:.2f}", f"{1 + (i + version) % 9}.5"] for i in range(levels)]
     bids = [[f"{99.0 + d - 0.01 * i:.2f}", f"{1 + (i + version) % 7}.25"] for i in range(levels)]
-    return json.dumps({"method": "depth.update", "params": [True, {"asks": asks, "bids": bids},
-                       "BENCH_USDT"], "id": None}, separators=(",", ":")).encode()
+    return json.dumps(
+        {"method": "depth.update", "params": [True, {"asks": asks, "bids": bids}, "BENCH_USDT"], "id": None},
+        separators=(",", ":"),
+    ).encode()
 
 
 # ----------------------------------------------------------------------------- reader
@@ -114,8 +115,9 @@ def _contender(name: str, levels: int, seconds: float, ready: Any) -> None:
             i += 1
 
 
-def reader_costs(levels_list: Sequence[int], rounds: int, calls: int,
-                 contended: bool) -> dict[int, dict[str, float]]:
+def reader_costs(
+    levels_list: Sequence[int], rounds: int, calls: int, contended: bool
+) -> dict[int, dict[str, float]]:
     import fastfeed
     from fastfeed.shm import attach
 
@@ -140,7 +142,7 @@ def reader_costs(levels_list: Sequence[int], rounds: int, calls: int,
                 res: dict[str, list[float]] = {k: [] for k in rows}
                 for r in range(rounds):
                     order = list(rows)
-                    order = order[r % len(order):] + order[:r % len(order)]
+                    order = order[r % len(order) :] + order[: r % len(order)]
                     for k in order:
                         res[k].append(max(_time_calls(rows[k], calls) - overhead, 0.0))
                 out[levels] = {k: min(v) for k, v in res.items()}
@@ -201,8 +203,7 @@ def writer_costs(n: int, seed: int, rounds: int, depth: int) -> dict[str, Any]:
     makers: dict[str, Callable[[], Any]] = {
         "plain": lambda: fastfeed.Engine(depth=depth),
         "shm": lambda: fastfeed.Engine(depth=depth, shm_name=_name("w")),
-        "shm + checksum": lambda: fastfeed.Engine(depth=depth, shm_name=_name("w"),
-                                                  shm_checksum=True),
+        "shm + checksum": lambda: fastfeed.Engine(depth=depth, shm_name=_name("w"), shm_checksum=True),
         "event_log": lambda: fastfeed.Engine(depth=depth, event_log=1 << 16),
     }
     times: dict[tuple[str, str], list[int]] = {(k, p): [] for k in makers for p in payloads}
@@ -220,7 +221,7 @@ def writer_costs(n: int, seed: int, rounds: int, depth: int) -> dict[str, Any]:
             raise AssertionError(f"{k}: books differ from the plain engine")
     for r in range(rounds):
         keys = list(times)
-        keys = keys[r % len(keys):] + keys[:r % len(keys)]
+        keys = keys[r % len(keys) :] + keys[: r % len(keys)]
         for k, p in keys:
             eng = makers[k]()
             try:
@@ -232,14 +233,14 @@ def writer_costs(n: int, seed: int, rounds: int, depth: int) -> dict[str, Any]:
     for k in makers:
         for p in payloads:
             per_round = [a / b for a, b in zip(times[(k, p)], times[("plain", p)])]
-            ratios[(k, p)] = (per_msg[(k, p)] / per_msg[("plain", p)], min(per_round),
-                              max(per_round))
+            ratios[(k, p)] = (per_msg[(k, p)] / per_msg[("plain", p)], min(per_round), max(per_round))
     return {"per_msg": per_msg, "ratios": ratios, "n": n}
 
 
 # ----------------------------------------------------------------------------- report
-def run(n: int, seed: int, rounds: int, calls: int, levels: Sequence[int], depth: int,
-        contended: bool) -> dict[str, Any]:
+def run(
+    n: int, seed: int, rounds: int, calls: int, levels: Sequence[int], depth: int, contended: bool
+) -> dict[str, Any]:
     return {
         "reader": reader_costs(levels, rounds, calls, contended),
         "writer": writer_costs(n, seed, rounds, depth),
@@ -254,22 +255,28 @@ def format_table(res: dict[str, Any]) -> str:
     lines.append("reader, ns per call (min over rounds, loop overhead removed)")
     lines.append(f"{'levels/side':>12}" + "".join(f"{c:>24}" for c in cols))
     for levels, row in reader.items():
-        lines.append(f"{levels:>12}" + "".join(
-            f"{row[c]:>24.0f}" if "msgs" in c else f"{row[c]:>24.1f}" for c in cols))
+        lines.append(
+            f"{levels:>12}" + "".join(f"{row[c]:>24.0f}" if "msgs" in c else f"{row[c]:>24.1f}" for c in cols)
+        )
     w = res["writer"]
     lines.append("")
-    lines.append(f"writer, ns per message over a {w['n']}-frame corpus (min over rounds); "
-                 "ratio vs the plain Engine on the same payloads")
-    lines.append(f"{'variant':<20}{'payload':>8}{'ns/msg':>10}{'ratio':>8}{'rounds min..max':>18}"
-                 f"{'verdict':>10}")
+    lines.append(
+        f"writer, ns per message over a {w['n']}-frame corpus (min over rounds); "
+        "ratio vs the plain Engine on the same payloads"
+    )
+    lines.append(
+        f"{'variant':<20}{'payload':>8}{'ns/msg':>10}{'ratio':>8}{'rounds min..max':>18}{'verdict':>10}"
+    )
     for (k, p), ns in w["per_msg"].items():
         ratio, lo, hi = w["ratios"][(k, p)]
         verdict = ""
         if k == "shm" and p == "zlib":
             verdict = "ok" if ratio <= TARGET else "MISSED"
         lines.append(f"{k:<20}{p:>8}{ns:>10.1f}{ratio:>7.3f}x{lo:>9.3f}..{hi:<7.3f}{verdict:>10}")
-    lines.append(f"target: shm / plain on zlib frames (the live pipeline) <= {TARGET}x; the "
-                 "plain-payload rows (parse+apply only) show the cost without inflate.")
+    lines.append(
+        f"target: shm / plain on zlib frames (the live pipeline) <= {TARGET}x; the "
+        "plain-payload rows (parse+apply only) show the cost without inflate."
+    )
     return "\n".join(lines)
 
 
@@ -282,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=[10, 50, 200])
     ap.add_argument("--depth", type=int, default=200, help="writer engine depth")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--contended", action="store_true",
-                    help="also time snapshots while another process rewrites the book")
+    ap.add_argument(
+        "--contended", action="store_true", help="also time snapshots while another process rewrites the book"
+    )
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = ap.parse_args(argv)
@@ -297,14 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     res = run(args.n, args.seed, args.rounds, args.calls, args.levels, args.depth, args.contended)
     print(format_table(res))
-    print(f"elapsed {time.monotonic() - t0:.1f} s, cpus {os.cpu_count()}, loadavg "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"elapsed {time.monotonic() - t0:.1f} s, cpus {os.cpu_count()}, loadavg "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     if args.json:
         w = res["writer"]
         dump = {
             "reader": {str(k): v for k, v in res["reader"].items()},
-            "writer": {f"{k}|{p}": {"ns_per_msg": ns, "ratio": w["ratios"][(k, p)][0]}
-                       for (k, p), ns in w["per_msg"].items()},
+            "writer": {
+                f"{k}|{p}": {"ns_per_msg": ns, "ratio": w["ratios"][(k, p)][0]}
+                for (k, p), ns in w["per_msg"].items()
+            },
             "args": res["args"],
         }
         Path(args.json).write_text(json.dumps(dump, indent=2))

@@ -53,8 +53,18 @@ if any((_ROOT / "fastfeed").glob("_engine*.so")):
 
 import numpy as np  # noqa: E402
 
-SYMBOLS = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT",
-           "LTC_USDT", "TRX_USDT", "ADA_USDT", "DOT_USDT", "LINK_USDT"]
+SYMBOLS = [
+    "BTC_USDT",
+    "ETH_USDT",
+    "SOL_USDT",
+    "XRP_USDT",
+    "DOGE_USDT",
+    "LTC_USDT",
+    "TRX_USDT",
+    "ADA_USDT",
+    "DOT_USDT",
+    "LINK_USDT",
+]
 
 #: hang guards only (generous; they never decide a verdict on a slow machine)
 START_TIMEOUT = 300.0
@@ -67,6 +77,7 @@ def rss_bytes() -> int:
 
 
 # -- the exchange process ------------------------------------------------------------------
+
 
 def _exchange_main(rate: float, pregenerate: int, conn: Any) -> None:
     """Serve until told; answer ``pause`` (stop market data) and ``counts`` (frames written
@@ -86,8 +97,12 @@ def _exchange_main(rate: float, pregenerate: int, conn: Any) -> None:
                     ex.pause()
                     conn.send("paused")
                 elif cmd == "counts":
-                    conn.send({"frames_sent": sum(c.frames_sent for c in ex.connections),
-                               "connections_total": ex.stats["connections_total"]})
+                    conn.send(
+                        {
+                            "frames_sent": sum(c.frames_sent for c in ex.connections),
+                            "connections_total": ex.stats["connections_total"],
+                        }
+                    )
                 else:
                     conn.send("bye")
                     return
@@ -129,6 +144,7 @@ class ExchangeProcess:
 
 # -- the client ------------------------------------------------------------------------------
 
+
 def unread_bytes(feed: Any) -> int:
     tr = feed._transport
     if tr is None:
@@ -155,15 +171,17 @@ def cap_receive_buffer(feed: Any, nbytes: int) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
-async def soak(ex: ExchangeProcess, seconds: float, every: float,
-               rcvbuf: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+async def soak(
+    ex: ExchangeProcess, seconds: float, every: float, rcvbuf: int | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     import fastfeed
 
     samples: list[dict[str, Any]] = []
     # generous liveness limits: a busy machine may delay the client, which must not count
     # as a dead server (no reconnect); a real stall still ends the run with a verdict
-    async with fastfeed.connect(ex.url, data_timeout=60.0, pong_timeout=60.0, request_timeout=60.0,
-                                connect_timeout=120.0) as feed:
+    async with fastfeed.connect(
+        ex.url, data_timeout=60.0, pong_timeout=60.0, request_timeout=60.0, connect_timeout=120.0
+    ) as feed:
         if rcvbuf:  # before any market data flows
             print(f"client SO_RCVBUF {cap_receive_buffer(feed, rcvbuf):,} bytes")
         await feed.subscribe_depth(SYMBOLS)
@@ -174,16 +192,18 @@ async def soak(ex: ExchangeProcess, seconds: float, every: float,
             await asyncio.sleep(every)
             st = feed.stats
             eng = st["engine"]
-            samples.append({
-                "t": round(time.monotonic() - t0, 2),
-                "rss_mb": rss_bytes() / 2**20,
-                "frames": eng["frames"],
-                "rejects": sum(eng["rejects"].values()),
-                "bad_frames": st["bad_frames"],
-                "request_errors": st["request_errors"] + st["request_timeouts"],
-                "reconnects": st["reconnects"],
-                "unread_bytes": unread_bytes(feed),
-            })
+            samples.append(
+                {
+                    "t": round(time.monotonic() - t0, 2),
+                    "rss_mb": rss_bytes() / 2**20,
+                    "frames": eng["frames"],
+                    "rejects": sum(eng["rejects"].values()),
+                    "bad_frames": st["bad_frames"],
+                    "request_errors": st["request_errors"] + st["request_timeouts"],
+                    "reconnects": st["reconnects"],
+                    "unread_bytes": unread_bytes(feed),
+                }
+            )
             if samples[-1]["t"] >= seconds:
                 break
         # count check: stop market data, drain, compare both ends
@@ -204,9 +224,10 @@ async def soak(ex: ExchangeProcess, seconds: float, every: float,
     return samples, counts
 
 
-def verdict(samples: list[dict[str, Any]], counts: dict[str, int], rate: float, ci: bool,
-            rss_bound_mb: float) -> dict[str, Any]:
-    warm = samples[max(1, len(samples) // 5):]
+def verdict(
+    samples: list[dict[str, Any]], counts: dict[str, int], rate: float, ci: bool, rss_bound_mb: float
+) -> dict[str, Any]:
+    warm = samples[max(1, len(samples) // 5) :]
     t = np.array([s["t"] for s in warm])
     rss = np.array([s["rss_mb"] for s in warm])
     slope_mb_h = float(np.polyfit(t, rss, 1)[0] * 3600) if len(warm) >= 3 else float("nan")
@@ -254,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=50_000, help="messages/s the exchange sends")
     ap.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--pregenerate", type=int, default=200_000, help="frames in the exchange's cycle")
-    ap.add_argument("--rss-bound", type=float, default=32.0,
-                    help="MB the RSS may grow after the warm-up (default 32)")
-    ap.add_argument("--rcvbuf", type=int, default=None,
-                    help="cap the client socket's receive buffer (SO_RCVBUF bytes; --ci: 262144)")
+    ap.add_argument(
+        "--rss-bound", type=float, default=32.0, help="MB the RSS may grow after the warm-up (default 32)"
+    )
+    ap.add_argument(
+        "--rcvbuf",
+        type=int,
+        default=None,
+        help="cap the client socket's receive buffer (SO_RCVBUF bytes; --ci: 262144)",
+    )
     ap.add_argument("--ci", action="store_true", help="1 minute, 5 s samples, --check, --rcvbuf 262144")
     ap.add_argument("--check", action="store_true", help="exit 1 when a check fails")
     ap.add_argument("--json", help="write samples and verdict to this file")
@@ -274,9 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         ex.stop()
     print(f"{'t s':>8}{'rss MB':>9}{'frames':>12}{'errors':>8}{'reconn':>8}{'unread B':>10}")
     for s in samples:
-        print(f"{s['t']:>8.0f}{s['rss_mb']:>9.1f}{s['frames']:>12,}"
-              f"{s['rejects'] + s['bad_frames'] + s['request_errors']:>8}{s['reconnects']:>8}"
-              f"{s['unread_bytes']:>10,}")
+        print(
+            f"{s['t']:>8.0f}{s['rss_mb']:>9.1f}{s['frames']:>12,}"
+            f"{s['rejects'] + s['bad_frames'] + s['request_errors']:>8}{s['reconnects']:>8}"
+            f"{s['unread_bytes']:>10,}"
+        )
     v = verdict(samples, counts, args.rate, args.ci, args.rss_bound)
     print()
     for k, val in v.items():

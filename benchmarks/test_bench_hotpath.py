@@ -18,7 +18,7 @@ import zlib
 import pytest
 
 pytest.importorskip("pytest_benchmark")
-import fastfeed  # noqa: E402
+import fastfeed
 
 if not fastfeed.COMPILED:
     pytest.skip("fastfeed's compiled extensions are not built", allow_module_level=True)

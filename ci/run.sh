@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The CI job: a fresh venv, the project installed with its test extra, then exactly the
-# README's test command. Called by .ci/run; runnable by hand from the project root.
+# The CI job: a fresh venv, the project installed with its test and lint extras, the linters
+# and type checks, then exactly the README's test command. Called by .ci/run; runnable by hand
+# from the project root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,16 @@ if [ ! -f /usr/include/zlib.h ]; then
     fi
 fi
 
-# libdeflate is an optional inflate backend: build and test it when Debian's package can be
-# had; without it the build is zlib-only and everything still passes.
-if [ ! -f /usr/include/libdeflate.h ] && command -v apt-get >/dev/null; then
-    echo "ci: installing libdeflate-dev (optional inflate backend)"
-    (apt-get update -qq && apt-get install -y -qq libdeflate-dev) >/dev/null 2>&1 \
-        || echo "ci: libdeflate-dev not available, building the zlib backend only"
-fi
+# ISA-L and libdeflate are optional inflate backends: build and test them when Debian's
+# packages can be had; without them the build has fewer backends and everything still passes.
+for pkg_hdr in libisal-dev:/usr/include/isa-l/igzip_lib.h libdeflate-dev:/usr/include/libdeflate.h; do
+    pkg=${pkg_hdr%%:*}
+    if [ ! -f "${pkg_hdr#*:}" ] && command -v apt-get >/dev/null; then
+        echo "ci: installing $pkg (optional inflate backend)"
+        (apt-get update -qq && apt-get install -y -qq "$pkg") >/dev/null 2>&1 \
+            || echo "ci: $pkg not available, building without that backend"
+    fi
+done
 
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv-ci}
@@ -26,8 +30,32 @@ rm -rf "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q -e '.[test]'
+t0=$SECONDS
+python -m pip install -q -e '.[test,lint]'
+echo "ci: install (fresh venv, cold build) took $((SECONDS - t0)) s"
 python -c "import fastfeed, sys; print('fastfeed', fastfeed.__version__, 'compiled:', fastfeed.COMPILED); sys.exit(0 if fastfeed.COMPILED else 1)"
+
+# --- Lint, format, types, stubs (configured in pyproject.toml; .pre-commit-config.yaml runs
+# the same on commit). Every check runs and reports; the job fails after the last if any did.
+# The compiled modules whose .pyi stubs stubtest compares with the runtime: every one,
+# one per fastfeed/_*.pyx
+mapfile -t STUB_MODULES < <(cd fastfeed && for f in _*.pyx; do echo "fastfeed.${f%.pyx}"; done)
+lint_failed=()
+lint() {  # lint NAME CMD...: run one check, remember a failure
+    echo "ci: [lint] $*"
+    "${@:2}" || lint_failed+=("$1")
+}
+lint ruff ruff check --no-fix --output-format=concise .
+lint ruff-format ruff format --check .
+lint cython-lint cython-lint fastfeed
+lint mypy mypy
+# the release build has no introspectable signatures (binding=False): this checks names,
+# kinds, finality, properties and constructors; the debug build below checks every signature
+lint stubtest python -m mypy.stubtest --allowlist ci/stubtest-allowlist.txt "${STUB_MODULES[@]}"
+if [ ${#lint_failed[@]} -gt 0 ]; then
+    echo "ci: [lint] FAILED: ${lint_failed[*]}"
+    exit 1
+fi
 
 # The README's test command, verbatim:
 python -m pytest -q
@@ -38,16 +66,17 @@ python -m pytest -q
 # backlog are printed, not checked (benchmarks/soak.py; the 1-hour timing run is by hand).
 python benchmarks/soak.py --ci
 
-# --- Extra steps: the same engine tests against a debug build and an AddressSanitizer build ---
+# --- Extra steps: every test that reaches compiled code against a debug build and an
+# AddressSanitizer build ---
 # Each step copies the source tree (tracked and untracked-but-not-ignored files) to a temp
 # dir, builds the extensions in place there with this venv, checks that Python imports that
-# copy, and runs the parser/engine tests plus a short fuzz pass on it. Any failure (a test, an
-# ASan report: abort_on_error=1) fails the job. See docs/fuzzing.md.
+# copy, and runs the tests marked `native` (they reach C code: engine, parser, inflate
+# backends, books, rings, event log, shared memory, listener; see tests/conftest.py) with a
+# short fuzz pass. Any failure (a test, an ASan report: abort_on_error=1) fails the job. See
+# docs/fuzzing.md.
 shopt -s inherit_errexit
 ROOT=$PWD
-ENGINE_TESTS=(tests/test_rules.py tests/test_bad_input.py tests/test_equivalence.py tests/test_fuzz.py
-              tests/test_trust_engine.py tests/test_views_readonly.py tests/test_shm.py
-              tests/test_shm_hostile.py tests/test_snapshot_paths.py tests/test_inflate_backends.py)
+NATIVE_TESTS=(-m native)
 CI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/fastfeed-ci.XXXXXX")
 trap 'rm -rf "$CI_TMP"' EXIT
 # `pip install -e` built in an isolated environment: build_ext --inplace needs these here.
@@ -88,7 +117,7 @@ sys.exit(0 if fastfeed.COMPILED and all(os.path.dirname(f) == want for f in file
         # --capture=sys: what C code writes to fd 2 (an ASan report) reaches the log even
         # when the process aborts
         export FASTFEED_FUZZ_LAST_INPUT="$dir/fuzz-last-input"
-        env "$@" python -m pytest -q -p no:cacheprovider --capture=sys "${ENGINE_TESTS[@]}" || {
+        env "$@" python -m pytest -q -p no:cacheprovider --capture=sys "${NATIVE_TESTS[@]}" || {
             rc=$?
             if [ -f "$dir/fuzz-last-input.txt" ]; then  # after a hard crash: what was being fed
                 echo "ci: last fuzz input: $(cat "$dir/fuzz-last-input.txt")"
@@ -104,6 +133,9 @@ t0=$SECONDS
 DEBUG_DIR=$(build_copy debug FASTFEED_DEBUG=1)
 test -f "$DEBUG_DIR/fastfeed/_parse.html"  # Cython's annotation: only written by the debug build
 echo "ci: [debug] built in $((SECONDS - t0)) s"
+# the debug build has binding=True: stubtest also compares every method's signature
+(cd "$DEBUG_DIR" && PYTHONPATH="$DEBUG_DIR" python -m mypy.stubtest \
+    --allowlist ci/stubtest-allowlist.txt "${STUB_MODULES[@]}")
 run_engine_tests "$DEBUG_DIR"
 
 echo "ci: [asan] FASTFEED_ASAN=1 build (AddressSanitizer; CPython itself is not instrumented)"

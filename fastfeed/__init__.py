@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from .errors import (
     ConnectFailed,
+    EngineBusy,
+    EventsOverwritten,
     FastfeedError,
     FeedClosed,
     FrameError,
@@ -20,13 +24,12 @@ from .errors import (
     ShmNotFound,
     ShmStale,
     ShmTornRead,
+    TickersOverwritten,
     TradesOverwritten,
-    EventsOverwritten,
     UnknownSymbol,
 )
 from .events import EVENT_DTYPE
-from .layout import TRADE_DTYPE
-from .sinks import CaptureSink, FrameChange, Sink
+from .layout import TICKER_DTYPE, TRADE_DTYPE
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -39,14 +42,15 @@ from .protocol import (
     RequestTimeout,
     Ticker,
 )
+from .sinks import CaptureSink, FrameChange, Sink
 
 try:
     from ._book import Book
     from ._engine import Engine
     from ._inflate import Inflater
     from ._ring import TradeRing
-
-    from .client import ConnectionEvent, Feed, FeedOptions, connect
+    from ._ticker import TickerRing
+    from .client import ConnectionEvent, Feed, FeedOptions, FeedOptionsKwargs, connect
     from .shm import attach
 
     COMPILED = True
@@ -61,6 +65,7 @@ __all__ = [
     "COMPILED",
     "DIGIFINEX_URL",
     "EVENT_DTYPE",
+    "TICKER_DTYPE",
     "TRADE_DTYPE",
     "AuthError",
     "BadReply",
@@ -71,10 +76,13 @@ __all__ = [
     "ConnectionEvent",
     "ConnectionLost",
     "Engine",
+    "EngineBusy",
+    "EventsOverwritten",
     "FastfeedError",
     "Feed",
     "FeedClosed",
     "FeedOptions",
+    "FeedOptionsKwargs",
     "FrameChange",
     "FrameError",
     "FrameTooLarge",
@@ -97,18 +105,30 @@ __all__ = [
     "ShmTornRead",
     "Sink",
     "Ticker",
+    "TickerRing",
+    "TickersOverwritten",
     "TradeRing",
     "TradesOverwritten",
-    "EventsOverwritten",
     "UnknownSymbol",
     "attach",
     "connect",
 ]
 
 
-def __getattr__(name: str):  # pragma: no cover - only when the extensions failed to load
-    if name in ("Book", "Engine", "Inflater", "TradeRing", "connect", "Feed", "FeedOptions",
-                "ConnectionEvent", "attach"):
+def __getattr__(name: str) -> NoReturn:  # pragma: no cover - only when the extensions failed to load
+    if name in (
+        "Book",
+        "Engine",
+        "Inflater",
+        "TradeRing",
+        "TickerRing",
+        "connect",
+        "Feed",
+        "FeedOptions",
+        "FeedOptionsKwargs",
+        "ConnectionEvent",
+        "attach",
+    ):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "
             f"{_IMPORT_ERROR!r}. Rebuild with `pip install -e .`."

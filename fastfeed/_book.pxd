@@ -20,15 +20,17 @@ cdef class Book:
     cdef readonly int64_t recv_ns
     cdef ff_book_hdr* hdr          # shared-memory header (seqlock, counts), NULL if private
     cdef bint checksum             # also publish ff_book_checksum (shared memory only)
+    cdef bint front                # rows at the start of the arrays (shared memory), else
+                                   # at the end (rows depth-n..depth-1), best first either way
     cdef readonly bint live        # a clean snapshot applied since creation / reset / stale
     cdef readonly int64_t stale_since  # ns the book last went stale; 0 while live or never live
     cdef readonly int64_t drift_checks  # clean snapshots compared with the live book they replaced
     cdef readonly int64_t drifts   # of those, the ones that differed
     cdef readonly int64_t last_drift    # levels that differed in the last check
 
-    cdef void clear(self) noexcept
+    cdef void clear(self) noexcept nogil
     cdef Py_ssize_t apply(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
-                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept
+                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept nogil
     cdef Py_ssize_t apply_ex(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
                              Py_ssize_t n_bids, bint clean, int64_t recv_ns, EventRing log,
                              int64_t sym) noexcept
@@ -37,10 +39,10 @@ cdef class Book:
                                   int64_t recv_ns, EventRing log, int64_t sym) noexcept
     cdef void reset(self, EventRing log, int64_t sym, int64_t now_ns) noexcept
     cdef bint mark_stale(self, int64_t now_ns) noexcept
-    cdef void save_rows(self, double* out) noexcept
+    cdef void save_rows(self, double* out) noexcept nogil
     cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
-                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept
-    cdef void _publish_begin(self) noexcept
-    cdef void _publish_end(self) noexcept
+                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept nogil
+    cdef void _publish_begin(self) noexcept nogil
+    cdef void _publish_end(self) noexcept nogil
     cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
                         bint checksum) except -1

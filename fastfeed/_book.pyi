@@ -1,6 +1,7 @@
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from typing_extensions import Self, disjoint_base
 
 __all__ = ["Book", "book_frame"]
 
@@ -14,19 +15,31 @@ def book_frame(
     stale_since: int | None = None,
 ) -> pd.DataFrame: ...
 
+@disjoint_base
 class Book:
-    symbol: str
-    depth: int
-    n_bids: int
-    n_asks: int
-    version: int
-    recv_ns: int
-    live: bool
-    stale_since: int
-    drift_checks: int
-    drifts: int
-    last_drift: int
-    def __init__(self, symbol: str, depth: int = 200) -> None: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def n_bids(self) -> int: ...
+    @property
+    def n_asks(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def recv_ns(self) -> int: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def stale_since(self) -> int: ...
+    @property
+    def drift_checks(self) -> int: ...
+    @property
+    def drifts(self) -> int: ...
+    @property
+    def last_drift(self) -> int: ...
+    def __new__(cls, symbol: str, depth: int = 200) -> Self: ...
     @property
     def bids(self) -> npt.NDArray[np.float64]: ...
     @property

@@ -3,7 +3,17 @@
 Each side is a C-contiguous ``(depth, 2)`` float64 array of ``[price, amount]`` rows kept
 sorted best-first (bids descending, asks ascending) plus a live row count. Updates are a
 binary search and a ``memmove``. The rules (deletions, trimming, crossing) are in
-docs/engine-semantics.md.
+docs/engine-semantics.md; the pure-Python twin of these rules is fastfeed/book.py.
+
+Layout ("end-anchored", docs/engine-semantics.md section 7): a private book keeps the
+``n`` rows of a side at the END of its array, rows ``depth - n .. depth - 1``, best first.
+Updates land near the top of the book, so an insert or a deletion moves the few rows
+better than it one row toward the front instead of the many rows worse than it toward the
+back, and removing the best ``k`` rows (crossing) moves nothing. Views stay best-first,
+C-contiguous and zero-copy (a slice ``[depth - n:]``). A book in shared memory
+(``attach_shm``) keeps its rows at the START (rows ``0 .. n - 1``): the segment's layout,
+which readers in other processes rely on, is unchanged. The same functions serve both
+(``front`` says which), and a full side (``n == depth``) is the same in both.
 """
 
 from libc.math cimport NAN
@@ -33,6 +43,7 @@ import numpy as np
 
 cimport numpy as cnp
 
+from fastfeed.errors import InternalError
 from fastfeed.layout import readonly
 
 cnp.import_array()
@@ -86,33 +97,53 @@ cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) n
     return base + (a[2 * base] > price)
 
 
-cdef inline Py_ssize_t upsert(double* a, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
-                              double price, double amount) noexcept nogil:
-    """Set ``amount`` at row i (which holds ``price``) or insert a row there. New count."""
+cdef inline double* top(double* base, Py_ssize_t n, Py_ssize_t cap, bint front) noexcept nogil:
+    """The best row of a side of ``n`` rows in an array of ``cap`` rows at ``base``: the
+    start (``front``, shared memory) or the ``n``-th row from the end (private books)."""
+    if front:
+        return base
+    return base + 2 * (cap - n)
+
+
+cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
+                              double price, double amount, bint front) noexcept nogil:
+    """Set ``amount`` at row i from the top (which holds ``price``) or insert a row there.
+    New count. End-anchored: the ``i`` better rows move (toward the front), not the
+    ``n - i`` worse ones; a full side (``n == cap``) is anchored at both ends: the rows
+    after ``i`` move back and the worst falls off."""
+    cdef double* a = top(base, n, cap, front)
     if i < n and a[2 * i] == price:
         if amount == 0.0:
-            memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
+            if front:
+                memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
+            else:
+                memmove(a + 2, a, i * 2 * sizeof(double))
             return n - 1
         a[2 * i + 1] = amount
         return n
     if amount == 0.0 or i >= cap:
         return n            # absent deletion, or worse than a full side: discarded
-    if n == cap:
-        n -= 1              # the worst row falls off
-    memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
+    if front or n == cap:
+        if n == cap:
+            n -= 1          # the worst row falls off
+        memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
+    else:
+        a -= 2              # one more row: the top moves one row toward the front
+        memmove(a, a + 2, i * 2 * sizeof(double))
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
 
 
-cdef inline Py_ssize_t fill_sorted(double* a, Py_ssize_t cap, const Level* lv, Py_ssize_t n,
-                                   bint ascending) noexcept nogil:
+cdef inline Py_ssize_t fill_sorted(double* base, Py_ssize_t cap, const Level* lv, Py_ssize_t n,
+                                   bint ascending, bint front) noexcept nogil:
     """Snapshot fast path: when the levels of one side are strictly monotonic in price
     (either direction) with every amount > 0, applying them one by one to an empty side
     leaves exactly the best ``cap`` of them, sorted; write that directly. Returns the new
     row count, or -1 when the levels do not qualify (the caller applies them one by one)."""
     cdef Py_ssize_t i
     cdef Py_ssize_t m
+    cdef double* a
     cdef bint up = True
     cdef bint down = True
     if n < 2:
@@ -128,6 +159,7 @@ cdef inline Py_ssize_t fill_sorted(double* a, Py_ssize_t cap, const Level* lv, P
     if not (up or down):
         return -1
     m = n if n < cap else cap
+    a = top(base, m, cap, front)
     if up == ascending:     # input already best first
         for i in range(m):
             a[2 * i] = lv[i].price
@@ -139,22 +171,42 @@ cdef inline Py_ssize_t fill_sorted(double* a, Py_ssize_t cap, const Level* lv, P
     return m
 
 
-cdef inline Py_ssize_t drop_front(double* a, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    memmove(a, a + 2 * k, (n - k) * 2 * sizeof(double))
+cdef inline Py_ssize_t drop_front(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t k,
+                                  bint front) noexcept nogil:
+    """Remove the best ``k`` rows (crossed levels). End-anchored: nothing moves."""
+    if front:
+        memmove(base, base + 2 * k, (n - k) * 2 * sizeof(double))
     return n - k
 
 
-cdef inline Py_ssize_t log_upsert(double* a, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
-                                  double price, double amount, EventRing log, uint64_t ev,
-                                  int64_t ts, int64_t sym) noexcept:
+cdef inline Py_ssize_t crossed_rows(const double* a, Py_ssize_t n, double price,
+                                    bint desc) noexcept nogil:
+    """How many of the best rows of a side cross a new level at ``price`` on the other side:
+    bids (``desc``) with price >= it, asks with price <= it."""
+    cdef Py_ssize_t k
+    if desc:
+        k = lower_desc(a, n, price)
+        while k < n and a[2 * k] >= price:
+            k += 1
+    else:
+        k = lower_asc(a, n, price)
+        while k < n and a[2 * k] <= price:
+            k += 1
+    return k
+
+
+cdef inline Py_ssize_t log_upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
+                                  double price, double amount, bint front, EventRing log,
+                                  uint64_t ev, int64_t ts, int64_t sym) noexcept:
     """``upsert`` that also logs what it changed (see fastfeed.events)."""
+    cdef const double* a = top(base, n, cap, front)
     if i < n and a[2 * i] == price:
         log.push(ev, ts, ts, price, amount, 0, sym)                  # update or delete
     elif amount != 0.0 and i < cap:
         if n == cap:
-            log.push(ev, ts, ts, a[2 * (cap - 1)], 0.0, 0, sym)     # the worst row falls off
+            log.push(ev, ts, ts, a[2 * (n - 1)], 0.0, 0, sym)       # the worst row falls off
         log.push(ev, ts, ts, price, amount, 0, sym)                  # insert
-    return upsert(a, n, cap, i, price, amount)
+    return upsert(base, n, cap, i, price, amount, front)
 
 
 cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_t ev,
@@ -199,6 +251,16 @@ cdef inline void drift_side(const double* o, Py_ssize_t no, const double* n, Py_
         else:
             c[1] += 1
             i += 1
+
+
+cdef inline double* bid_top(Book b) noexcept nogil:
+    """The best bid row of ``b`` (valid while ``n_bids > 0``), the rest best first after it."""
+    return top(b.bid, b.n_bids, b.depth, b.front)
+
+
+cdef inline double* ask_top(Book b) noexcept nogil:
+    """The best ask row of ``b`` (valid while ``n_asks > 0``), the rest best first after it."""
+    return top(b.ask, b.n_asks, b.depth, b.front)
 
 
 cdef object _rows(const double* src, Py_ssize_t n):
@@ -249,10 +311,11 @@ cdef class Book:
     ``[price, amount]`` rows, best first. A view shares memory with the book:
 
     * its row count ``n`` is the count when it was taken and never changes, while its
-      rows change in place with every later update (rows past the book's current count
-      then hold levels that are no longer in the book). So a kept view is only right
-      until the next update of this book: read it before feeding the engine again, take
-      a fresh ``book.bids`` after, or keep a copy (``snapshot()``, ``.copy()``);
+      rows change in place with every later update (and may then hold levels that are no
+      longer in the book: which rows a kept view shows depends on the layout, see
+      docs/engine-semantics.md section 7). So a kept view is only right until the next
+      update of this book: read it before feeding the engine again, take a fresh
+      ``book.bids`` after, or keep a copy (``snapshot()``, ``.copy()``);
     * it is read-only (writes, ``sort()``, ``np.copyto``, setting ``flags.writeable``
       raise ``ValueError``): the book, and with ``shm_name`` the shared segment other
       processes read, can only be changed by the engine;
@@ -292,6 +355,7 @@ cdef class Book:
         self.recv_ns = 0
         self.hdr = NULL
         self.checksum = False
+        self.front = False
         self.live = False
         self.stale_since = 0
         self.drift_checks = 0
@@ -304,7 +368,7 @@ cdef class Book:
         writable C-contiguous ``(depth, 2)`` float64 arrays over the segment, ``hdr`` its
         seqlock header. Called by the Engine right after construction."""
         if self.n_bids or self.n_asks or self.version:
-            raise RuntimeError("attach_shm on a book that was already used")
+            raise InternalError("attach_shm on a book that was already used")
         for arr in (bid_arr, ask_arr):
             if (arr.dtype != np.float64 or arr.shape != (self.depth, 2)
                     or not arr.flags.c_contiguous or not arr.flags.writeable):
@@ -318,21 +382,22 @@ cdef class Book:
         self._ask_ro = readonly(ask_arr)
         self.hdr = hdr
         self.checksum = checksum
+        self.front = True              # the segment's layout: rows from the start
         self._publish_begin()
         self._publish_end()
         return 0
 
-    cdef void clear(self) noexcept:
+    cdef void clear(self) noexcept nogil:
         self.n_bids = 0
         self.n_asks = 0
 
-    cdef void _publish_begin(self) noexcept:
+    cdef void _publish_begin(self) noexcept nogil:
         """Seqlock write side, opening: make ``seq`` odd before any row changes."""
         cdef uint64_t s = self.hdr.seq
         ff_store_relaxed_u64(&self.hdr.seq, s + 1)
         ff_fence_release()
 
-    cdef void _publish_end(self) noexcept:
+    cdef void _publish_end(self) noexcept nogil:
         """Seqlock write side, closing: publish counts, version, checksum; ``seq`` even."""
         cdef ff_book_hdr* h = self.hdr
         h.n_bids = self.n_bids
@@ -342,7 +407,7 @@ cdef class Book:
         h.flags = FF_BOOK_F_LIVE if self.live else 0
         h.stale_since = self.stale_since
         if self.checksum:
-            h.checksum = ff_book_checksum(self.bid, self.n_bids, self.ask, self.n_asks,
+            h.checksum = ff_book_checksum(bid_top(self), self.n_bids, ask_top(self), self.n_asks,
                                           self.version)
         ff_store_release_u64(&h.seq, (h.seq | 1) + 1)
 
@@ -389,13 +454,13 @@ cdef class Book:
             self._publish_end()
         return True
 
-    cdef void save_rows(self, double* out) noexcept:
+    cdef void save_rows(self, double* out) noexcept nogil:
         """Copy the rows to ``out`` (bids at ``out``, asks at ``out + 2 * depth``)."""
-        memcpy(out, self.bid, <size_t>self.n_bids * 2 * sizeof(double))
-        memcpy(out + 2 * self.depth, self.ask, <size_t>self.n_asks * 2 * sizeof(double))
+        memcpy(out, bid_top(self), <size_t>self.n_bids * 2 * sizeof(double))
+        memcpy(out + 2 * self.depth, ask_top(self), <size_t>self.n_asks * 2 * sizeof(double))
 
     cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
-                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept:
+                                  Py_ssize_t old_asks, Py_ssize_t* counts) noexcept nogil:
         """Compare the rows saved by ``save_rows`` (the book a snapshot replaced) with the
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
@@ -403,8 +468,8 @@ cdef class Book:
         counts[0] = 0
         counts[1] = 0
         counts[2] = 0
-        drift_side(old, old_bids, self.bid, self.n_bids, True, counts)
-        drift_side(old + 2 * self.depth, old_asks, self.ask, self.n_asks, False, counts)
+        drift_side(old, old_bids, bid_top(self), self.n_bids, True, counts)
+        drift_side(old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False, counts)
         total = counts[0] + counts[1] + counts[2]
         self.drift_checks += 1
         self.last_drift = total
@@ -425,6 +490,7 @@ cdef class Book:
         cdef uint64_t base = FF_EV_EXCH | FF_EV_LOCAL
         cdef uint64_t buy
         cdef uint64_t sell
+        cdef bint front = self.front
         if clean:
             log.push(base | EV_DEPTH_CLEAR, recv_ns, recv_ns, 0.0, 0.0, 0, sym)
             self.n_bids = 0
@@ -439,40 +505,38 @@ cdef class Book:
         for i in range(n_asks):
             price = asks[i].price
             amount = asks[i].amount
-            k = lower_asc(self.ask, self.n_asks, price)
-            self.n_asks = log_upsert(self.ask, self.n_asks, cap, k, price, amount, log, sell,
-                                     recv_ns, sym)
-            if amount != 0.0 and self.n_bids > 0 and self.bid[0] >= price:
-                k = lower_desc(self.bid, self.n_bids, price)
-                while k < self.n_bids and self.bid[2 * k] >= price:
-                    k += 1
+            k = lower_asc(ask_top(self), self.n_asks, price)
+            self.n_asks = log_upsert(self.ask, self.n_asks, cap, k, price, amount, front, log,
+                                     sell, recv_ns, sym)
+            if amount != 0.0 and self.n_bids > 0 and bid_top(self)[0] >= price:
+                k = crossed_rows(bid_top(self), self.n_bids, price, True)
                 crossed += k
-                log_front(self.bid, k, log, buy, recv_ns, sym)
-                self.n_bids = drop_front(self.bid, self.n_bids, k)
+                log_front(bid_top(self), k, log, buy, recv_ns, sym)
+                self.n_bids = drop_front(self.bid, self.n_bids, cap, k, front)
         for i in range(n_bids):
             price = bids[i].price
             amount = bids[i].amount
-            k = lower_desc(self.bid, self.n_bids, price)
-            self.n_bids = log_upsert(self.bid, self.n_bids, cap, k, price, amount, log, buy,
-                                     recv_ns, sym)
-            if amount != 0.0 and self.n_asks > 0 and self.ask[0] <= price:
-                k = lower_asc(self.ask, self.n_asks, price)
-                while k < self.n_asks and self.ask[2 * k] <= price:
-                    k += 1
+            k = lower_desc(bid_top(self), self.n_bids, price)
+            self.n_bids = log_upsert(self.bid, self.n_bids, cap, k, price, amount, front, log,
+                                     buy, recv_ns, sym)
+            if amount != 0.0 and self.n_asks > 0 and ask_top(self)[0] <= price:
+                k = crossed_rows(ask_top(self), self.n_asks, price, False)
                 crossed += k
-                log_front(self.ask, k, log, sell, recv_ns, sym)
-                self.n_asks = drop_front(self.ask, self.n_asks, k)
+                log_front(ask_top(self), k, log, sell, recv_ns, sym)
+                self.n_asks = drop_front(self.ask, self.n_asks, cap, k, front)
         self.version += 1
         self.recv_ns = recv_ns
         return crossed
 
     cdef Py_ssize_t apply(self, const Level* asks, Py_ssize_t n_asks, const Level* bids,
-                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept:
-        """Apply one parsed depth message. Returns the number of crossed levels removed."""
+                          Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept nogil:
+        """Apply one parsed depth message. Returns the number of crossed levels removed.
+        Touches no Python object: callable without the GIL (the caller owns the book)."""
         cdef Py_ssize_t i
         cdef Py_ssize_t k
         cdef Py_ssize_t crossed = 0
         cdef Py_ssize_t cap = self.depth
+        cdef bint front = self.front
         cdef double price
         cdef double amount
         cdef Py_ssize_t m
@@ -484,43 +548,46 @@ cdef class Book:
             # Snapshots usually list each side in price order (asks often descending): fill
             # the empty sides directly instead of inserting level by level. The asks come
             # first in the rules, so the bids may only take the fast path after them.
-            m = fill_sorted(self.ask, cap, asks, n_asks, True)
+            m = fill_sorted(self.ask, cap, asks, n_asks, True, front)
             if m >= 0:
                 self.n_asks = m
                 n_asks = 0                      # done; the bid side is empty: no crossing
-                m = fill_sorted(self.bid, cap, bids, n_bids, False)
+                m = fill_sorted(self.bid, cap, bids, n_bids, False, front)
                 if m >= 0:
                     self.n_bids = m
                     n_bids = 0
-                    if self.n_asks > 0 and self.ask[0] <= self.bid[0]:
+                    price = bid_top(self)[0]
+                    if self.n_asks > 0 and ask_top(self)[0] <= price:
                         # each bid removes the asks at or below it: in all, those <= best bid
-                        k = lower_asc(self.ask, self.n_asks, self.bid[0])
-                        while k < self.n_asks and self.ask[2 * k] <= self.bid[0]:
-                            k += 1
+                        k = crossed_rows(ask_top(self), self.n_asks, price, False)
                         crossed += k
-                        self.n_asks = drop_front(self.ask, self.n_asks, k)
+                        self.n_asks = drop_front(self.ask, self.n_asks, cap, k, front)
+        # The loops work on locals: the row stores (double) could alias the book's fields
+        # as far as the compiler knows, which would reload them after every store.
+        cdef double* ab = self.ask
+        cdef double* bb = self.bid
+        cdef Py_ssize_t na = self.n_asks
+        cdef Py_ssize_t nb = self.n_bids
         for i in range(n_asks):
             price = asks[i].price
             amount = asks[i].amount
-            k = lower_asc(self.ask, self.n_asks, price)
-            self.n_asks = upsert(self.ask, self.n_asks, cap, k, price, amount)
-            if amount != 0.0 and self.n_bids > 0 and self.bid[0] >= price:
-                k = lower_desc(self.bid, self.n_bids, price)
-                while k < self.n_bids and self.bid[2 * k] >= price:
-                    k += 1
+            k = lower_asc(top(ab, na, cap, front), na, price)
+            na = upsert(ab, na, cap, k, price, amount, front)
+            if amount != 0.0 and nb > 0 and top(bb, nb, cap, front)[0] >= price:
+                k = crossed_rows(top(bb, nb, cap, front), nb, price, True)
                 crossed += k
-                self.n_bids = drop_front(self.bid, self.n_bids, k)
+                nb = drop_front(bb, nb, cap, k, front)
         for i in range(n_bids):
             price = bids[i].price
             amount = bids[i].amount
-            k = lower_desc(self.bid, self.n_bids, price)
-            self.n_bids = upsert(self.bid, self.n_bids, cap, k, price, amount)
-            if amount != 0.0 and self.n_asks > 0 and self.ask[0] <= price:
-                k = lower_asc(self.ask, self.n_asks, price)
-                while k < self.n_asks and self.ask[2 * k] <= price:
-                    k += 1
+            k = lower_desc(top(bb, nb, cap, front), nb, price)
+            nb = upsert(bb, nb, cap, k, price, amount, front)
+            if amount != 0.0 and na > 0 and top(ab, na, cap, front)[0] <= price:
+                k = crossed_rows(top(ab, na, cap, front), na, price, False)
                 crossed += k
-                self.n_asks = drop_front(self.ask, self.n_asks, k)
+                na = drop_front(ab, na, cap, k, front)
+        self.n_asks = na
+        self.n_bids = nb
         self.version += 1
         self.recv_ns = recv_ns
         return crossed
@@ -530,35 +597,39 @@ cdef class Book:
         """Zero-copy read-only ``(n, 2)`` float64 view of the bids, best (highest) first.
         ``n`` is fixed at the current count; the rows change with the next update (see
         the class doc)."""
-        return self._bid_ro[:self.n_bids]
+        if self.front:
+            return self._bid_ro[:self.n_bids]
+        return self._bid_ro[self.depth - self.n_bids:]
 
     @property
     def asks(self):
         """Zero-copy read-only ``(n, 2)`` float64 view of the asks, best (lowest) first.
         ``n`` is fixed at the current count; the rows change with the next update (see
         the class doc)."""
-        return self._ask_ro[:self.n_asks]
+        if self.front:
+            return self._ask_ro[:self.n_asks]
+        return self._ask_ro[self.depth - self.n_asks:]
 
     @property
     def best_bid(self):
         """Highest bid price, ``nan`` when the side is empty."""
-        return self.bid[0] if self.n_bids > 0 else NAN
+        return bid_top(self)[0] if self.n_bids > 0 else NAN
 
     @property
     def best_ask(self):
         """Lowest ask price, ``nan`` when the side is empty."""
-        return self.ask[0] if self.n_asks > 0 else NAN
+        return ask_top(self)[0] if self.n_asks > 0 else NAN
 
     def snapshot(self):
         """A copy ``(bids, asks)`` that later updates do not change (writable, owned by
         the caller)."""
-        return _rows(self.bid, self.n_bids), _rows(self.ask, self.n_asks)
+        return _rows(bid_top(self), self.n_bids), _rows(ask_top(self), self.n_asks)
 
     def to_pandas(self):
         """A DataFrame of both sides (a copy): columns side ('bid'/'ask'), level (0 = best),
         price, amount; bids first. ``df.attrs`` holds symbol, version, recv_ns, recv_dt,
         live and stale_since."""
-        return book_frame(self._bid_arr[:self.n_bids], self._ask_arr[:self.n_asks],
+        return book_frame(self.bids, self.asks,
                           self.symbol, self.version, self.recv_ns, self.live, self.stale_since)
 
     @property

@@ -6,9 +6,14 @@ from fastfeed._inflate cimport Inflater
 from fastfeed._parse cimport M_COUNT, Parser, uchar
 from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
+from fastfeed._ticker cimport TickerRing, TickerTable
 
 cdef enum:
     N_REASONS = 11
+
+cdef enum:
+    D_TEXT_TOO_LARGE = -100        # Engine._decode: a plain-JSON payload beyond max_frame
+    FEED_BATCH = 16                # feed_many: frames decoded per GIL release (at most)
 
 cdef struct SymSlot:
     uint64_t hash
@@ -42,14 +47,19 @@ cdef struct Dedup:                 # per symbol: the newest stored trades' finge
 
 cdef class Engine:
     cdef Inflater inflater
-    cdef Parser parser
+    cdef Parser parser             # the parser of the frame being applied
+    cdef list _parsers             # feed_many's FEED_BATCH parsers (created on first use)
+    cdef void* _pp[FEED_BATCH]     # ... the same objects, for the nogil decode loop
     cdef readonly Py_ssize_t depth
     cdef readonly Py_ssize_t max_symbols
     cdef readonly size_t max_frame
     cdef readonly TradeRing trades
     cdef readonly EventRing events  # opt-in event log (Engine(event_log=N)), else None
+    cdef readonly TickerRing ticker_history  # every stored ticker record (history ring)
+    cdef TickerTable _tickers      # latest ticker per symbol
     cdef ShmWriter _shm            # shared-memory segment (Engine(shm_name=...)), else None
     cdef bint _plain               # neither: books use the original apply, nothing else
+    cdef bint _busy                # a thread is feeding (maybe without the GIL): EngineBusy
     cdef list _books               # symbol index -> Book or None
     cdef list _symbols             # symbol index -> name
     cdef dict _index               # name -> symbol index
@@ -58,7 +68,7 @@ cdef class Engine:
     cdef Dedup* dedup              # per symbol index: trade de-duplication window
     cdef Py_ssize_t dedup_cap
     cdef readonly Py_ssize_t trade_dedup_window
-    cdef readonly bint drift_check # compare snapshots with the live books they replace
+    cdef readonly bint drift_check  # compare snapshots with the live books they replace
     cdef double* scratch           # 4 * depth doubles: the rows a snapshot replaces
     cdef DriftC* drift_ring        # the newest drift_log_size drifts (slot: seq % size)
     cdef readonly Py_ssize_t drift_log_size
@@ -78,7 +88,18 @@ cdef class Engine:
     cdef int64_t msg_counts[M_COUNT]
     cdef int64_t rejects[N_REASONS]
 
-    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text)
+    cdef int _decode(self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
+                     const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil
+    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                         bint stable=*)
+    cdef object _feed_obj(self, object payload, int64_t recv_ns)
+    cdef int _enter(self) except -1
+    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                      bint stable)
+    cdef int _feed_batch(self, list batch, int64_t recv_ns, bint raise_errors,
+                         list out) except -1
+    cdef object _after(self, int rc, const uchar* js, Py_ssize_t jn, Py_ssize_t size,
+                       int64_t recv_ns)
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)

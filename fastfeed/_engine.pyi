@@ -1,31 +1,50 @@
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
+
+import numpy as np
+from typing_extensions import Self, final
 
 from ._book import Book
-from .layout import DriftRecord
 from ._events import EventRing
 from ._ring import TradeRing
 from ._shm import ShmWriter
+from ._ticker import TickerRing
+from .layout import DriftRecord
+from .protocol import Ticker
 
 __all__ = ["Engine"]
 
-Payload = bytes | bytearray | memoryview | str
+_Payload: TypeAlias = bytes | bytearray | memoryview | str
 
+@final
 class Engine:
-    depth: int
-    max_symbols: int
-    max_frame: int
-    trades: TradeRing
-    events: EventRing | None
-    trade_dedup_window: int
-    drift_check: bool
-    drift_log_size: int
-    frames: int
-    last_kind: int
-    last_symbol: int
-    def __init__(
-        self,
+    @property
+    def depth(self) -> int: ...
+    @property
+    def max_symbols(self) -> int: ...
+    @property
+    def max_frame(self) -> int: ...
+    @property
+    def trades(self) -> TradeRing: ...
+    @property
+    def events(self) -> EventRing | None: ...
+    @property
+    def trade_dedup_window(self) -> int: ...
+    @property
+    def drift_check(self) -> bool: ...
+    @property
+    def drift_log_size(self) -> int: ...
+    @property
+    def ticker_history(self) -> TickerRing: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def last_kind(self) -> int: ...
+    @property
+    def last_symbol(self) -> int: ...
+    def __new__(
+        cls,
         depth: int = 200,
         trade_capacity: int = 65536,
         max_frame: int = 8388608,
@@ -38,12 +57,14 @@ class Engine:
         trade_dedup_window: int = 512,
         drift_check: bool = True,
         drift_log_size: int = 256,
-    ) -> None: ...
+        ticker_capacity: int = 8192,
+        max_ticker_symbols: int = 10000,
+    ) -> Self: ...
     @property
     def inflate_backend(self) -> str: ...
-    def feed(self, payload: Payload, recv_ns: int = 0) -> Any | None: ...
+    def feed(self, payload: _Payload, recv_ns: int = 0) -> Any | None: ...
     def feed_many(
-        self, payloads: Iterable[Payload], recv_ns: int = 0, raise_errors: bool = False
+        self, payloads: Iterable[_Payload], recv_ns: int = 0, raise_errors: bool = False
     ) -> list[Any]: ...
     def book(self, symbol: str, *, create: bool = False) -> Book: ...
     def mark_stale(self, symbols: Iterable[str] | None = None, now_ns: int = 0) -> int: ...
@@ -55,6 +76,13 @@ class Engine:
     @property
     def symbols(self) -> list[str]: ...
     def symbol_index(self, symbol: str, *, create: bool = False) -> int: ...
+    @property
+    def tickers(self) -> np.ndarray: ...
+    def ticker(self, symbol: str) -> Ticker: ...
+    @property
+    def ticker_symbols(self) -> list[str]: ...
+    @property
+    def max_ticker_symbols(self) -> int: ...
     @property
     def stats(self) -> dict[str, Any]: ...
     @property

@@ -1,13 +1,13 @@
 """Engine: payload -> inflate -> parse -> books / trade ring, with no socket.
 
-The same object sits behind the live client, replay, benchmarks and tests. Depth and trade
-pushes are applied without creating Python objects; everything else is decoded with orjson
-(or the stdlib ``json`` where orjson would not be exact, see ``fastfeed._json``) and returned.
+The same object sits behind the live client, replay, benchmarks and tests. Depth, trade and
+ticker pushes are applied without creating Python objects (tickers go to the ticker table and
+history ring, ``fastfeed._ticker``); everything else is decoded with orjson (or the stdlib
+``json`` where orjson would not be exact, see ``fastfeed._json``) and returned.
 """
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport llrint
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -16,10 +16,12 @@ from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
-from fastfeed._inflate cimport INF_TOO_LARGE, Inflater
+from fastfeed._inflate cimport INF_NOMEM, INF_TOO_LARGE, Inflater
 from fastfeed._parse cimport (
+    M_ALL_TICKER,
     M_DEPTH,
     M_REPLY,
+    M_TICKER,
     M_TRADES,
     MAX_SYMBOL,
     P_BAD_JSON,
@@ -33,6 +35,7 @@ from fastfeed._parse cimport (
 )
 from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
+from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
 
@@ -44,6 +47,7 @@ from fastfeed._parse import METHOD_NAMES
 from fastfeed._shm import ShmWriter as _ShmWriter
 from fastfeed.errors import (
     REJECT_REASONS,
+    EngineBusy,
     FastfeedError,
     FrameTooLarge,
     ParseError,
@@ -53,6 +57,8 @@ from fastfeed.errors import (
 from fastfeed.layout import DriftRecord
 
 __all__ = ["Engine"]
+
+cdef object _NOTHING = object()
 
 cdef dict _REASON_INDEX = {name: i for i, name in enumerate(REJECT_REASONS)}
 cdef dict _PARSE_REASON = {
@@ -165,6 +171,16 @@ cdef inline int64_t seconds_to_ns(double t) noexcept:
 
 
 @cython.final
+cdef inline bint _held_by_parser(int rc, Parser ps) noexcept nogil:
+    """Whether the parse result of a frame is held entirely by its parser (depth, trades and
+    tickers without the exact Python fallback), not read from the JSON text when applied:
+    only such frames may be followed by another in one ``_feed_batch`` run, since the next
+    frame reuses the inflater's buffer."""
+    if rc == M_DEPTH or rc == M_TRADES:
+        return True
+    return (rc == M_TICKER or rc == M_ALL_TICKER) and not ps.ticker_slow
+
+
 cdef class Engine:
     """Inflate, parse and apply DigiFinex v1 frames; no network.
 
@@ -220,7 +236,8 @@ cdef class Engine:
                   shm_max_symbols=None, bint shm_checksum=False,
                   str inflate_backend="auto", max_symbols=None,
                   Py_ssize_t trade_dedup_window=512, bint drift_check=True,
-                  Py_ssize_t drift_log_size=256):
+                  Py_ssize_t drift_log_size=256, Py_ssize_t ticker_capacity=8192,
+                  Py_ssize_t max_ticker_symbols=10000):
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if not 1 <= trade_dedup_window <= 1 << 20:
@@ -246,6 +263,8 @@ cdef class Engine:
         self._books = []
         self._index = {}
         self.trades = TradeRing(trade_capacity, self._symbols)
+        self._tickers = TickerTable(max_ticker_symbols)
+        self.ticker_history = TickerRing(ticker_capacity, self._tickers.symbols)
         self.n_slots = 64
         self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
         self.dedup_cap = 64
@@ -444,13 +463,135 @@ cdef class Engine:
         raise ParseError(f"symbol_limit: a new symbol beyond max_symbols={self.max_symbols}",
                          "symbol_limit")
 
-    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text):
-        """Feed one payload by pointer (the listener's entry point). See ``feed``."""
+    cdef int _decode(self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
+                     const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil:
+        """Payload -> JSON text (inflated if compressed) -> parsed into ``ps``; touches
+        only the inflater and the parser (engine-private memory), so it runs without the
+        GIL. Returns the parser's method code (>= 0), a parse rejection (``P_*``), an
+        inflate rejection (``INF_*``) or ``D_TEXT_TOO_LARGE``; ``jn`` is -1 unless the
+        payload was inflated (then ``js`` is the inflater's buffer, valid until its next
+        run) or taken as text; ``zipped``: it was inflated (``jn`` bytes)."""
         cdef const uchar* p = data
         cdef const uchar* end = data + size
-        cdef const uchar* js
-        cdef Py_ssize_t jn
         cdef int rc
+        jn[0] = -1
+        zipped[0] = False
+        if not text:
+            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
+                p += 1
+            text = p < end and (p[0] == 123 or p[0] == 91)
+        if text:
+            if <size_t>size > self.max_frame:
+                return D_TEXT_TOO_LARGE
+            js[0] = data
+            jn[0] = size
+        else:
+            rc = self.inflater.run(data, <size_t>size)
+            if rc < 0:
+                return rc
+            js[0] = self.inflater.out
+            jn[0] = <Py_ssize_t>self.inflater.out_len
+            zipped[0] = True
+        return ps.parse(js[0], jn[0])
+
+    cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                         bint stable=True):
+        """Feed one payload by pointer (the listener's entry point). See ``feed``.
+
+        ``stable``: the ``size`` bytes at ``data`` stay alive and unchanged until this
+        returns, even while the GIL is released (bytes, a held view of bytes, picows' read
+        buffer inside its callback). If not, the payload is inflated/parsed with the GIL
+        held. Raises :class:`~fastfeed.errors.EngineBusy` (nothing changed or counted) if
+        another thread is feeding this engine."""
+        self._enter()
+        try:
+            return self._feed(data, size, recv_ns, text, stable)
+        finally:
+            self._busy = False
+
+    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
+                      bint stable):
+        cdef const uchar* js = NULL
+        cdef Py_ssize_t jn
+        cdef bint zipped
+        cdef int rc
+        self.frames += 1
+        self.bytes_in += size
+        # inflate + parse without the GIL (apply, in _after, holds it: a frame's changes
+        # to books, rings and counters appear to other threads all at once)
+        if stable:
+            with nogil:
+                rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
+        else:
+            rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
+        if zipped:
+            self.bytes_inflated += jn
+        return self._after(rc, js, jn, size, recv_ns)
+
+    cdef int _feed_batch(self, list batch, int64_t recv_ns, bint raise_errors,
+                         list out) except -1:
+        """Feed a list of up to FEED_BATCH ``bytes`` (feed_many): frames are inflated and
+        parsed without the GIL into one parser each, up to and including the first that
+        is not held by its parser (see _held_by_parser); then applied in order with the GIL,
+        exactly as ``_feed`` would. One GIL release per run of hot frames, not per frame,
+        so that engines in several threads do not queue for the GIL at every frame.
+
+        Relies on: a depth/trade/ticker push's parse result (levels, trades, symbol, clean,
+        ticker rows; not a ticker frame needing the Python fallback) is held in its parser, not pointers into the JSON text, since the inflater's buffer
+        is reused by the next frame of the run; only the run's last frame (a non-hot or
+        rejected one, or the last of the batch) may read its text (``jss``) in
+        ``_after``."""
+        cdef Py_ssize_t n = len(batch)
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t j
+        cdef Py_ssize_t stop
+        cdef const uchar* ptrs[FEED_BATCH]
+        cdef Py_ssize_t sizes[FEED_BATCH]
+        cdef const uchar* jss[FEED_BATCH]
+        cdef Py_ssize_t jns[FEED_BATCH]
+        cdef int rcs[FEED_BATCH]
+        cdef bint zipped[FEED_BATCH]
+        cdef Parser first = self.parser
+        if self._parsers is None:
+            self._parsers = [self.parser] + [Parser() for _ in range(FEED_BATCH - 1)]
+            for j in range(FEED_BATCH):
+                self._pp[j] = <void*>self._parsers[j]
+        for j in range(n):
+            ptrs[j] = <const uchar*>PyBytes_AS_STRING(batch[j])
+            sizes[j] = PyBytes_GET_SIZE(batch[j])
+        try:
+            while i < n:
+                with nogil:
+                    j = i
+                    while j < n:
+                        rcs[j] = self._decode(<Parser>self._pp[j], ptrs[j], sizes[j], False,
+                                              &jss[j], &jns[j], &zipped[j])
+                        j += 1
+                        if not _held_by_parser(rcs[j - 1], <Parser>self._pp[j - 1]):
+                            break
+                    stop = j
+                for j in range(i, stop):
+                    self.parser = <Parser>self._pp[j]
+                    self.frames += 1
+                    self.bytes_in += sizes[j]
+                    if zipped[j]:
+                        self.bytes_inflated += jns[j]
+                    i = j + 1
+                    try:
+                        msg = self._after(rcs[j], jss[j], jns[j], sizes[j], recv_ns)
+                    except FastfeedError:
+                        if raise_errors:
+                            raise       # frames decoded after this one are not fed
+                        continue
+                    if msg is not None:
+                        out.append(msg)
+        finally:
+            self.parser = first
+        return 0
+
+    cdef object _after(self, int rc, const uchar* js, Py_ssize_t jn, Py_ssize_t size,
+                       int64_t recv_ns):
+        """Apply (or reject) what ``_decode`` made of a frame, with the GIL held."""
         cdef int32_t idx
         cdef Parser ps = self.parser
         cdef Py_ssize_t i
@@ -460,32 +601,17 @@ cdef class Engine:
         cdef Book book
         cdef Dedup* d
         cdef uint64_t fp
-        self.frames += 1
         self.last_kind = -1
         self.last_symbol = -1
         if self.events is not None:
             self.events.frame = self.frames   # the frame id of every row this frame logs
-        self.bytes_in += size
-        if not text:
-            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
-                p += 1
-            text = p < end and (p[0] == 123 or p[0] == 91)
-        if text:
-            if <size_t>size > self.max_frame:
-                self.rejects[R_TOO_LARGE] += 1
-                raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
-                                    "too_large")
-            js = data
-            jn = size
-        else:
-            rc = self.inflater.run(data, <size_t>size)
-            if rc < 0:
-                self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
-                raise_inflate_error(rc, self.max_frame)
-            js = self.inflater.out
-            jn = <Py_ssize_t>self.inflater.out_len
-            self.bytes_inflated += jn
-        rc = ps.parse(js, jn)
+        if rc == D_TEXT_TOO_LARGE:
+            self.rejects[R_TOO_LARGE] += 1
+            raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
+                                "too_large")
+        if INF_NOMEM <= rc < 0:
+            self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
+            raise_inflate_error(rc, self.max_frame)
         if rc < 0:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
@@ -538,6 +664,18 @@ cdef class Engine:
             self.last_kind = M_TRADES
             self.last_symbol = idx
             return None
+        if rc == M_TICKER or rc == M_ALL_TICKER:
+            if ps.ticker_slow:      # a value only Python judges exactly: decode as before
+                self._tickers.apply_slow(self.ticker_history,
+                                         PyBytes_FromStringAndSize(<const char*>js, jn),
+                                         ps.big_int, rc == M_ALL_TICKER, recv_ns)
+            else:
+                self._tickers.apply(self.ticker_history, ps.tickers, ps.n_tickers,
+                                    ps.ticker_bad_shape, ps.ticker_bad_symbol,
+                                    ps.ticker_bad_field, rc == M_ALL_TICKER, recv_ns)
+            self.msg_counts[rc] += 1
+            self.last_kind = rc     # last_symbol stays -1: a ticker push names many symbols
+            return None
         try:
             text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
             if ps.big_int:  # orjson would turn integers beyond 64 bits into floats
@@ -554,20 +692,13 @@ cdef class Engine:
         self.last_kind = rc
         return obj
 
-    def feed(self, payload, int64_t recv_ns=0):
-        """Feed one WebSocket payload.
-
-        ``payload``: zlib-compressed bytes (a binary frame), or plain JSON text as ``str``,
-        ``bytes``, ``bytearray`` or ``memoryview`` (binary payloads starting with ``{`` are
-        taken as plain JSON). ``recv_ns``: the local receive time stamped on the update.
-        Returns ``None`` for ``depth.update`` / ``trades.update`` (applied), else the
-        decoded message. Raises ``InflateError``, ``FrameTooLarge`` or ``ParseError``.
-        """
+    cdef object _feed_obj(self, object payload, int64_t recv_ns):
+        """``feed`` without the busy check (the caller holds it)."""
         cdef Py_buffer view
         cdef bytes enc
         if type(payload) is bytes:
-            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(payload),
-                                 PyBytes_GET_SIZE(payload), recv_ns, False)
+            return self._feed(<const uchar*>PyBytes_AS_STRING(payload),
+                              PyBytes_GET_SIZE(payload), recv_ns, False, True)
         if type(payload) is str:
             try:
                 enc = (<str>payload).encode("utf-8")
@@ -577,39 +708,95 @@ cdef class Engine:
                 self.last_symbol = -1
                 self.rejects[R_BAD_JSON] += 1
                 raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
-            return self.feed_ptr(<const uchar*>PyBytes_AS_STRING(enc),
-                                 PyBytes_GET_SIZE(enc), recv_ns, True)
-        if type(payload) is bytearray:
-            return self.feed_ptr(<const uchar*>PyByteArray_AS_STRING(payload),
-                                 PyByteArray_GET_SIZE(payload), recv_ns, False)
+            return self._feed(<const uchar*>PyBytes_AS_STRING(enc),
+                              PyBytes_GET_SIZE(enc), recv_ns, True, True)
+        # a held view: the buffer can be neither freed nor resized meanwhile; only bytes
+        # behind a memoryview cannot change either, so only they are read without the GIL
         PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
         try:
-            return self.feed_ptr(<const uchar*>view.buf, view.len, recv_ns, False)
+            return self._feed(<const uchar*>view.buf, view.len, recv_ns, False,
+                              type(payload) is memoryview and type(payload.obj) is bytes)
         finally:
             PyBuffer_Release(&view)
+
+    cdef int _enter(self) except -1:
+        if self._busy:
+            raise EngineBusy("this Engine is being fed by another thread (or from inside "
+                             "its own feed_many); feed each engine from one thread at a "
+                             "time", "busy")
+        self._busy = True
+        return 0
+
+    def feed(self, payload, int64_t recv_ns=0):
+        """Feed one WebSocket payload.
+
+        ``payload``: zlib-compressed bytes (a binary frame), or plain JSON text as ``str``,
+        ``bytes``, ``bytearray`` or ``memoryview`` (binary payloads starting with ``{`` are
+        taken as plain JSON). ``recv_ns``: the local receive time stamped on the update.
+        Returns ``None`` for ``depth.update`` / ``trades.update`` / ``ticker.update`` /
+        ``all_ticker.update`` (applied: books, ``trades``, ``tickers`` and
+        ``ticker_history``), else the decoded message. Raises ``InflateError``,
+        ``FrameTooLarge`` or ``ParseError``.
+
+        Threads: inflating and parsing run without the GIL (for ``bytes``, ``str`` and
+        memoryviews of ``bytes``; a ``bytearray`` or other writable buffer is read with
+        the GIL held, since another thread could write into it); applying the result to
+        books, rings and counters holds it. One thread feeds an engine at a time: a call
+        while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
+        and changes nothing. See docs/engine-semantics.md section 8.
+        """
+        self._enter()
+        try:
+            return self._feed_obj(payload, recv_ns)
+        finally:
+            self._busy = False
 
     def feed_many(self, payloads, int64_t recv_ns=0, bint raise_errors=False):
         """Feed every payload of an iterable (replay, benchmarks: no Python call per frame).
 
         Returns the list of decoded non-hot messages, in order. Bad frames are counted in
-        ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true.
+        ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true. The engine is
+        busy (``EngineBusy`` for any other ``feed``) until this returns.
+
+        Runs of ``bytes`` payloads are taken from the iterable up to 16 at a time and
+        inflated + parsed with one GIL release (then applied in order, with the GIL): the
+        result is that of feeding them one by one, but the iterable runs up to 15
+        payloads ahead, and with ``raise_errors`` the ones taken after the bad frame are
+        not fed.
         """
         cdef list out = []
-        cdef Py_buffer view
-        cdef object msg
-        for payload in payloads:
-            try:
-                if type(payload) is bytes:
-                    msg = self.feed_ptr(<const uchar*>PyBytes_AS_STRING(payload),
-                                        PyBytes_GET_SIZE(payload), recv_ns, False)
-                else:
-                    msg = self.feed(payload, recv_ns)
-            except FastfeedError:
-                if raise_errors:
-                    raise
-                continue
-            if msg is not None:
-                out.append(msg)
+        cdef list batch = []
+        cdef object other
+        cdef object it = iter(payloads)
+        cdef object nothing = _NOTHING
+        self._enter()
+        try:
+            while True:
+                del batch[:]
+                other = nothing
+                for payload in it:
+                    if type(payload) is bytes:
+                        batch.append(payload)
+                        if len(batch) == FEED_BATCH:
+                            break
+                    else:
+                        other = payload
+                        break
+                if batch:
+                    self._feed_batch(batch, recv_ns, raise_errors, out)
+                if other is not nothing:
+                    try:
+                        msg = self._feed_obj(other, recv_ns)
+                    except FastfeedError:
+                        if raise_errors:
+                            raise
+                        continue
+                    if msg is not None:
+                        out.append(msg)
+                elif len(batch) < FEED_BATCH:
+                    break           # the iterable is exhausted
+        finally:
+            self._busy = False
         return out
 
     # -- access ------------------------------------------------------------------------------
@@ -719,7 +906,8 @@ cdef class Engine:
 
     @property
     def inflate_backend(self):
-        """The inflate backend in use: ``"libdeflate"`` or ``"zlib"`` (see ``Inflater``)."""
+        """The inflate backend in use: ``"isal"``, ``"libdeflate"`` or ``"zlib"`` (see
+        ``Inflater``)."""
         return self.inflater.backend
 
     def close(self):
@@ -745,6 +933,45 @@ cdef class Engine:
         """Symbol names in index order (the ``symbol`` field of trade records)."""
         return list(self._symbols)
 
+    # -- tickers -----------------------------------------------------------------------------
+
+    @property
+    def tickers(self):
+        """The latest ticker of every symbol seen in a ticker push: a zero-copy read-only
+        ``fastfeed.layout.TICKER_DTYPE`` array, row ``i`` for ``ticker_symbols[i]``.
+
+        Rows are updated in place by every ticker push (copy the array to keep a
+        snapshot); a symbol first seen after the view was taken needs a new view. The
+        memory stays valid as long as the view lives (even after the engine is gone)."""
+        return self._tickers.view()
+
+    def ticker(self, symbol):
+        """The latest :class:`~fastfeed.protocol.Ticker` of ``symbol`` (case-insensitive),
+        a new object built from its row. A symbol without a ticker raises
+        :class:`~fastfeed.errors.UnknownSymbol` (a ``KeyError``); a name that is not a
+        ``str`` ``TypeError``, one that is not 1..32 printable ASCII ``ValueError``."""
+        cdef str name = _symbol_name(symbol)
+        got = self._tickers.get(name)
+        if got is None:
+            raise UnknownSymbol(f"no ticker for {name!r}", "unknown_symbol")
+        return got
+
+    @property
+    def ticker_symbols(self):
+        """Symbols seen in ticker pushes, in row order of ``tickers`` (the ``symbol`` field
+        of ticker records); at most ``max_ticker_symbols``."""
+        return list(self._tickers.symbols)
+
+    @property
+    def _ticker_slow_frames(self):
+        """Ticker pushes decoded by the exact Python fallback (tests, benchmarks)."""
+        return self._tickers.slow_frames
+
+    @property
+    def max_ticker_symbols(self):
+        """Most symbols the ticker table keeps (``Engine(max_ticker_symbols=...)``)."""
+        return self._tickers.max_symbols
+
     def symbol_index(self, symbol, *, bint create=False):
         """The index of ``symbol`` in ``symbols``; same rule as :meth:`book` (an unknown
         symbol raises :class:`~fastfeed.errors.UnknownSymbol` unless ``create=True``)."""
@@ -757,8 +984,10 @@ cdef class Engine:
         (by reason: ``replayed`` from ``clean=true`` pushes, ``duplicate`` from others),
         out_of_order_trades (stored trades whose id was not above the previous stored
         trade's of their symbol: id resets, backwards ids, reused ids), drift
-        (``checks``, ``drifted``, ``by_symbol`` {symbol: drifted snapshots}); a fresh dict
-        each call. See docs/engine-semantics.md section 5."""
+        (``checks``, ``drifted``, ``by_symbol`` {symbol: drifted snapshots}), tickers
+        (``records`` stored, ``rejects`` by reason: ``bad_shape``, ``bad_symbol``,
+        ``bad_field``, ``dropped_symbols``: records of symbols beyond
+        ``max_ticker_symbols``); a fresh dict each call. See docs/engine-semantics.md section 5."""
         cdef Book b
         by_symbol = {}
         for obj in self._books:
@@ -779,6 +1008,7 @@ cdef class Engine:
             "out_of_order_trades": self.ooo_trades,
             "drift": {"checks": self.drift_checks, "drifted": self.drifted,
                       "by_symbol": by_symbol},
+            "tickers": self._tickers.stats(),
         }
 
     def __repr__(self):

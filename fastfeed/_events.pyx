@@ -12,7 +12,7 @@ import numpy as np
 
 cimport numpy as cnp
 
-from fastfeed.errors import EventsOverwritten
+from fastfeed.errors import EventsOverwritten, InternalError
 from fastfeed.events import EVENT_DTYPE, events_to_pandas
 from fastfeed.layout import readonly
 
@@ -44,7 +44,7 @@ cdef class EventRing:
         while cap < capacity:
             cap <<= 1
         if sizeof(EventRecord) != EVENT_DTYPE.itemsize:
-            raise RuntimeError("EventRecord and EVENT_DTYPE disagree")
+            raise InternalError("EventRecord and EVENT_DTYPE disagree")
         self.capacity = cap
         self.mask = <uint64_t>(cap - 1)
         self._arr = np.zeros(2 * cap, dtype=EVENT_DTYPE)

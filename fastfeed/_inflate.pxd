@@ -1,6 +1,7 @@
 from libc.stdint cimport int64_t
 
 from fastfeed._deflate cimport libdeflate_decompressor
+from fastfeed._isal cimport inflate_state
 from fastfeed._zlib cimport z_stream
 
 # Result codes of Inflater.run (0 = ok, negative = rejection).
@@ -13,14 +14,23 @@ cdef enum:
     INF_TOO_LARGE = -5
     INF_NOMEM = -6
 
+# Backends (Inflater.kind).
+cdef enum:
+    B_ZLIB = 0
+    B_LIBDEFLATE = 1
+    B_ISAL = 2
+
 
 cdef class Inflater:
     cdef z_stream strm
     cdef bint initialised
-    cdef libdeflate_decompressor* ld   # NULL = the zlib backend
+    cdef int kind                  # B_ZLIB, B_LIBDEFLATE or B_ISAL
+    cdef libdeflate_decompressor* ld   # libdeflate's decompressor (B_LIBDEFLATE), else NULL
+    cdef inflate_state* isal       # ISA-L's state (B_ISAL), else NULL
     cdef unsigned char* out        # reused output buffer (grows up to max_size + 1)
     cdef size_t out_cap
     cdef size_t out_len            # bytes produced by the last successful run
+    cdef bint busy                 # a Python-level call is inflating (maybe without the GIL)
     cdef readonly size_t max_size
     cdef readonly int64_t frames
     cdef readonly int64_t rejected
@@ -28,5 +38,7 @@ cdef class Inflater:
     cdef int run(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _run_zlib(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _run_libdeflate(self, const unsigned char* data, size_t size) noexcept nogil
+    cdef int _run_isal(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _grow(self, size_t want) noexcept nogil
     cdef int _run_obj(self, object data) except? -100
+    cdef int _run_buf(self, object data) except? -100

@@ -21,6 +21,9 @@ cdef class FeedListener(WSListener):
     cdef int64_t* _lat
     cdef int64_t _lat_mask
     cdef readonly int64_t timed_frames
+    cdef public object on_tickers   # callable(first_seq: int, recv_ns: int) or None
+    cdef public list ticker_streams # the feed's ticker streams (the same list object)
+    cdef public bint ticker_callback  # the feed has an on_ticker callback
     cdef readonly object close_code
     cdef readonly str close_reason
 

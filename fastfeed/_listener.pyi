@@ -4,22 +4,36 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from picows import WSFrame, WSListener, WSTransport
+from typing_extensions import disjoint_base
 
 from ._engine import Engine
 from .errors import FastfeedError
 
+__all__ = ["FeedListener", "now_ns"]
+
 def now_ns() -> int: ...
 
+@disjoint_base
 class FeedListener(WSListener):
-    frames: int
-    bad_frames: int
-    callback_errors: int
-    last_recv_ns: int
-    timed_frames: int
-    close_code: int | None
-    close_reason: str
+    @property
+    def frames(self) -> int: ...
+    @property
+    def bad_frames(self) -> int: ...
+    @property
+    def callback_errors(self) -> int: ...
+    @property
+    def last_recv_ns(self) -> int: ...
+    @property
+    def timed_frames(self) -> int: ...
+    on_tickers: Callable[[int, int], None] | None
+    ticker_streams: list[Any] | None
+    ticker_callback: bool
     on_raw: Callable[[bytes, int, int], None] | None
     on_frame: Callable[[Any, int], None] | None
+    @property
+    def close_code(self) -> int | None: ...
+    @property
+    def close_reason(self) -> str: ...
     def __init__(
         self,
         engine: Engine,

@@ -1,12 +1,15 @@
 """FeedListener: the picows listener that hands each payload straight to the Engine.
 
 ``on_ws_frame`` passes picows' ``payload_ptr`` / ``payload_size`` to ``Engine.feed_ptr``
-(no ``bytes`` object for depth and trade frames), stamps ``recv_ns`` once per frame and
-routes every decoded non-hot message (replies, tickers, private pushes) to the facade.
+(no ``bytes`` object for depth, trade and ticker frames), stamps ``recv_ns`` once per frame
+and routes every decoded non-hot message (replies, private pushes) to the facade. Ticker
+records (stored by the engine in its ticker table and history ring) are handed on, as
+``on_tickers(first_seq, recv_ns)``, only while the feed has a ticker callback or stream:
+without one a ticker frame costs no Python object here either.
 Two optional hooks serve the sinks (:mod:`fastfeed.sinks`): ``on_raw(payload, recv_ns,
 msg_type)`` sees every complete data payload before the engine (a ``bytes`` copy; ``msg_type``
 1 text, 2 binary), ``on_frame(message, recv_ns)``
-runs after a frame was applied (``message`` None for depth/trades, else the decoded one).
+runs after a frame was applied (``message`` None for depth/trades/tickers, else the decoded one).
 
 No exception leaves ``on_ws_frame``/``on_ws_disconnected`` (picows would drop the link):
 a callback that raises is counted in ``callback_errors`` and logged on one line (the first
@@ -78,6 +81,9 @@ cdef class FeedListener(WSListener):
         self.on_raw = on_raw
         self.on_frame = on_frame
         self._frag = None
+        self.on_tickers = None
+        self.ticker_streams = None
+        self.ticker_callback = False
         self.close_code = None
         self.close_reason = ""
 
@@ -105,6 +111,7 @@ cdef class FeedListener(WSListener):
 
     cdef _deliver(self, const unsigned char* ptr, Py_ssize_t size, bint text, int64_t now):
         cdef int64_t* row
+        cdef int64_t t0 = self.engine.ticker_history.count
         if self.on_raw is not None:
             # the payload as received, before the engine sees it (a capture records rejected
             # frames too); a bytes copy, so nothing the hook keeps can outlive picows' buffer
@@ -132,6 +139,13 @@ cdef class FeedListener(WSListener):
                 self.on_message(msg, now)
             except Exception as exc:
                 _report(self, "on_message", exc)
+        elif (self.engine.ticker_history.count != t0 and self.on_tickers is not None
+              and (self.ticker_callback
+                   or (self.ticker_streams is not None and len(self.ticker_streams) > 0))):
+            try:
+                self.on_tickers(t0, now)
+            except Exception as exc:
+                _report(self, "on_tickers", exc)
         if self.on_frame is not None:
             try:
                 self.on_frame(msg, now)

@@ -8,15 +8,31 @@ caller decodes it with a JSON library. The rules are in docs/engine-semantics.md
 Error precedence: JSON syntax (``bad_json``/``too_deep``) wins over shape errors
 (``bad_message``/``bad_number``). The hot parsers stop at the first surprise; only then is
 the whole text validated once more to tell the two apart, so valid traffic is read once.
+
+Fast path: ``parse`` first tries ``Parser._fast``, which matches the compact shape the
+exchange sends (keys as literals in any order, decimals with SWAR, see _fastnum.h) and
+reads each byte once; on any surprise it gives up without reporting anything and the
+general parser above reads the message. Results are bit-identical either way
+(tests/test_fastpath.py); ``set_fast_path(False)`` turns it off for later parsers.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
-__all__ = ["Parser", "METHOD_NAMES", "parse_decimal_py", "validate_json_py"]
+__all__ = [
+    "FAST_PATH_AVAILABLE",
+    "METHOD_NAMES",
+    "Parser",
+    "parse_batch_py",
+    "parse_decimal_py",
+    "parse_py",
+    "set_fast_path",
+    "validate_json_py",
+]
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char* s, char** endptr, void* overflow_exception)
@@ -157,6 +173,18 @@ cdef extern from *:
     int ff_ctz64(unsigned long long x) noexcept nogil
 
 cdef uint64_t[9] IPOW10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000]
+
+cdef extern from "_fastnum.h":
+    # the fast path's number conversion (SWAR, exact or refuses): see _fastnum.h
+    const bint FF_FAST_AVAILABLE
+    const uchar* ff_decimal(const uchar* p, const uchar* end, int quoted, double* out) noexcept nogil
+    const uchar* ff_uint(const uchar* p, const uchar* end, int64_t* out) noexcept nogil
+    const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
+    int ff_symbol(const uchar* p, const uchar* end, uchar* out) noexcept nogil
+    bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
+
+#: Whether Parsers created from now on try the fast path first (``set_fast_path``).
+cdef bint _fast_default = FF_FAST_AVAILABLE
 
 
 cdef inline int digits8(const uchar* p, uint64_t* value) noexcept nogil:
@@ -446,7 +474,7 @@ cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth, int* e
             return NULL
 
 
-cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept:
+cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noexcept nogil:
     """Decimal text -> correctly rounded double, identical to Python's ``float(s)``.
 
     Grammar ``[+-]?(digits(.digits?)?|.digits)([eE][+-]?digits)?``. Fast exact path
@@ -526,10 +554,11 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
         return 0
     memcpy(buf, s, n)
     buf[n] = 0
-    v = PyOS_string_to_double(buf, &endp, NULL)
-    if v == -1.0 and PyErr_Occurred() != NULL:
-        PyErr_Clear()
-        return -1
+    with gil:  # CPython's correctly rounded strtod (dtoa) needs the GIL; rare path
+        v = PyOS_string_to_double(buf, &endp, NULL)
+        if v == -1.0 and PyErr_Occurred() != NULL:
+            PyErr_Clear()
+            return -1
     if endp != buf + n:
         return -1
     out[0] = v
@@ -537,7 +566,7 @@ cdef int parse_decimal(const uchar* s, Py_ssize_t n, double* out, char* buf) noe
 
 
 cdef inline const uchar* number_at(Parser ps, const uchar* p, const uchar* end,
-                                   double* out) noexcept:
+                                   double* out) noexcept nogil:
     """The usual decimals inline; anything else through ``Parser._number``."""
     cdef const uchar* q
     if p < end:
@@ -589,6 +618,231 @@ cdef int method_code(const uchar* m, Py_ssize_t n) noexcept nogil:
     return M_UNKNOWN
 
 
+# ---------------------------------------------------------------------------------------
+# ticker.update / all_ticker.update values. The rules are the Python ones of
+# fastfeed.protocol.Ticker.from_dict (the reference decodes with json and calls it): each
+# helper returns TKV_OK / TKV_BAD (the record is rejected: bad_field) or TKV_SLOW (only
+# Python can tell exactly: the whole push is then decoded in Python).
+# ---------------------------------------------------------------------------------------
+
+cdef enum:
+    TKV_OK = 0
+    TKV_BAD = 1
+    TKV_SLOW = 2
+    TK_MAX_FIELD = 64              # protocol.MAX_FIELD_LEN
+    TK_F_TIMESTAMP = 11
+    TK_F_SYMBOL = 12
+
+cdef extern from "math.h":
+    const double NAN
+
+
+cdef inline int ticker_key(const uchar* k, Py_ssize_t n) noexcept nogil:
+    """Field number of a ticker key: 0..10 floats (TICKER_FIELDS order), 11 timestamp,
+    12 symbol, -1 any other key."""
+    if n == 4 and memcmp(k, b"last", 4) == 0:
+        return 0
+    if n == 8 and memcmp(k, b"last_qty", 8) == 0:
+        return 1
+    if n == 8 and memcmp(k, b"best_bid", 8) == 0:
+        return 2
+    if n == 13 and memcmp(k, b"best_bid_size", 13) == 0:
+        return 3
+    if n == 8 and memcmp(k, b"best_ask", 8) == 0:
+        return 4
+    if n == 13 and memcmp(k, b"best_ask_size", 13) == 0:
+        return 5
+    if n == 8 and memcmp(k, b"open_24h", 8) == 0:
+        return 6
+    if n == 7 and memcmp(k, b"low_24h", 7) == 0:
+        return 7
+    if n == 8 and memcmp(k, b"high_24h", 8) == 0:
+        return 8
+    if n == 15 and memcmp(k, b"base_volume_24h", 15) == 0:
+        return 9
+    if n == 16 and memcmp(k, b"quote_volume_24h", 16) == 0:
+        return 10
+    if n == 9 and memcmp(k, b"timestamp", 9) == 0:
+        return TK_F_TIMESTAMP
+    if n == 6 and memcmp(k, b"symbol", 6) == 0:
+        return TK_F_SYMBOL
+    return -1
+
+
+cdef inline bint float_text_maybe(const uchar* s, Py_ssize_t n) noexcept nogil:
+    """Could Python's ``float()`` accept this ASCII text although ``parse_decimal`` does
+    not? Only with surrounding spaces, ``_`` between digits, or inf/infinity/nan."""
+    cdef Py_ssize_t i
+    cdef uchar c
+    for i in range(n):
+        c = s[i] | 0x20                       # ASCII lower case (digits/punctuation kept apart)
+        if (s[i] == 32 or s[i] == 95 or c == 105 or c == 110 or c == 102 or c == 97
+                or c == 116 or c == 121):     # ' ' '_' i n f a t y
+            return True
+    return False
+
+
+cdef inline int ticker_value_end(const uchar** pp, const uchar* end, int depth) noexcept nogil:
+    """Skip a value of a type the field does not take (object, array, literal): TKV_BAD,
+    or TKV_SLOW when it is not valid JSON (the validator then reports it)."""
+    cdef int err
+    cdef const uchar* q = skip_value(pp[0], end, depth, &err)
+    if q == NULL:
+        return TKV_SLOW
+    pp[0] = q
+    return TKV_BAD
+
+
+cdef int ticker_float(const uchar** pp, const uchar* end, double* out, char* numbuf,
+                      int depth) noexcept nogil:
+    """A float field (``protocol._f``): null/"" -> NaN; a decimal string of at most 64
+    characters or a JSON number -> its correctly rounded double (what ``float()`` gives);
+    non-finite, bool, object, array or a string ``float()`` refuses -> TKV_BAD."""
+    cdef const uchar* p = pp[0]
+    cdef const uchar* q
+    cdef const uchar* s
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef bint esc
+    cdef bint isint
+    cdef uchar c = p[0]
+    if c == 34:
+        q = decimal_fast(p + 1, end, out, True)     # the usual "6855.12": exact, one pass
+        if q != NULL:
+            pp[0] = q
+            return TKV_OK
+        q = scan_string(p + 1, end, &esc)
+        if q == NULL or esc:
+            return TKV_SLOW
+        s = p + 1
+        n = (q - 1) - s
+        pp[0] = q
+        if n == 0:
+            out[0] = NAN
+            return TKV_OK
+        for i in range(n):
+            if s[i] >= 0x80:
+                return TKV_SLOW               # float() takes non-ASCII digits and spaces
+        if n > TK_MAX_FIELD:
+            return TKV_BAD
+        if parse_decimal(s, n, out, numbuf) != 0:
+            return TKV_SLOW if float_text_maybe(s, n) else TKV_BAD
+        return TKV_OK if isfinite(out[0]) else TKV_BAD
+    if c == 45 or is_digit(c):
+        q = decimal_fast(p, end, out, False)
+        if q != NULL:
+            pp[0] = q
+            if out[0] == 0.0:
+                s = p
+                while s < q and s[0] != 46:
+                    s += 1
+                if s == q:
+                    out[0] = 0.0              # an integer token: float(int("-0")) is 0.0
+            return TKV_OK
+        q = scan_number(p, end, &isint)
+        if q == NULL or q - p > MAX_NUMBER:
+            return TKV_SLOW
+        if parse_decimal(p, q - p, out, numbuf) != 0:
+            return TKV_SLOW
+        pp[0] = q
+        if isint and out[0] == 0.0:
+            out[0] = 0.0                      # float(int("-0")) is 0.0, not -0.0
+        return TKV_OK if isfinite(out[0]) else TKV_BAD
+    if c == 110:
+        q = scan_literal(p, end)
+        if q == NULL:
+            return TKV_SLOW
+        pp[0] = q
+        out[0] = NAN
+        return TKV_OK
+    return ticker_value_end(pp, end, depth)
+
+
+cdef int ticker_int(const uchar** pp, const uchar* end, int64_t* out, char* numbuf,
+                    int depth) noexcept nogil:
+    """The timestamp (``protocol._i``): null -> 0; a JSON integer or a string of 1..20
+    characters holding one, in int64 range; a finite JSON float below 2**63 in magnitude,
+    truncated toward zero. Anything else -> TKV_BAD."""
+    cdef const uchar* p = pp[0]
+    cdef const uchar* q
+    cdef const uchar* s
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef bint esc
+    cdef bint isint
+    cdef bint neg = False
+    cdef uint64_t v = 0
+    cdef double d
+    cdef uchar c = p[0]
+    if c == 34:
+        q = scan_string(p + 1, end, &esc)
+        if q == NULL or esc:
+            return TKV_SLOW
+        s = p + 1
+        n = (q - 1) - s
+        pp[0] = q
+        for i in range(n):
+            if s[i] >= 0x80:
+                return TKV_SLOW               # int() takes non-ASCII digits and spaces
+        if n == 0 or n > 20:
+            return TKV_BAD
+        i = 0
+        if s[0] == 43 or s[0] == 45:
+            neg = s[0] == 45
+            i = 1
+        if i == n:
+            return TKV_BAD
+        while i < n:
+            if not is_digit(s[i]):
+                for i in range(n):
+                    if s[i] == 32 or s[i] == 95:
+                        return TKV_SLOW       # int() strips spaces, takes "1_000"
+                return TKV_BAD
+            if v > 922337203685477580ULL:      # (2**63 - 1) // 10: v * 10 overflows the range
+                v = 18446744073709551615ULL
+            else:
+                v = v * 10 + (s[i] - 48)
+            i += 1
+    elif c == 45 or is_digit(c):
+        q = scan_number(p, end, &isint)
+        if q == NULL or q - p > MAX_NUMBER:
+            return TKV_SLOW
+        pp[0] = q
+        if not isint:
+            if parse_decimal(p, q - p, &d, numbuf) != 0:
+                return TKV_SLOW
+            if not isfinite(d) or d >= 9223372036854775808.0 or d <= -9223372036854775808.0:
+                return TKV_BAD
+            out[0] = <int64_t>d               # C truncates toward zero, like int(float)
+            return TKV_OK
+        if p[0] == 45:
+            neg = True
+            p += 1
+        if q - p > 19:
+            return TKV_BAD
+        while p < q:
+            v = v * 10 + (p[0] - 48)
+            p += 1
+    elif c == 110:
+        q = scan_literal(p, end)
+        if q == NULL:
+            return TKV_SLOW
+        pp[0] = q
+        out[0] = 0
+        return TKV_OK
+    else:
+        return ticker_value_end(pp, end, depth)
+    if neg:
+        if v > 9223372036854775808ULL:
+            return TKV_BAD
+        out[0] = <int64_t>(0 - v)
+    else:
+        if v > 9223372036854775807ULL:
+            return TKV_BAD
+        out[0] = <int64_t>v
+    return TKV_OK
+
+
 cdef class Parser:
     """Reusable parser; scratch buffers grow as needed and are kept between messages."""
 
@@ -602,27 +856,29 @@ cdef class Parser:
         self.cap_asks = INITIAL_LEVELS
         self.cap_bids = INITIAL_LEVELS
         self.cap_trades = INITIAL_TRADES
+        self.fast = _fast_default
 
     def __dealloc__(self):
         free(self.asks)
         free(self.bids)
         free(self.trades)
+        free(self.tickers)
         free(self.numbuf)
 
-    cdef const uchar* _fail(self, int code, const uchar* at) noexcept:
+    cdef const uchar* _fail(self, int code, const uchar* at) noexcept nogil:
         if self.err == 0:
             self.err = code
             self.err_at = at
         return NULL
 
-    cdef Py_ssize_t error_offset(self) noexcept:
+    cdef Py_ssize_t error_offset(self) noexcept nogil:
         if self.err_at == NULL:
             return -1
         return self.err_at - self.base
 
     # -- values ---------------------------------------------------------------------------
 
-    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept:
+    cdef const uchar* _number(self, const uchar* p, const uchar* end, double* out) noexcept nogil:
         """A decimal string or a bare JSON number: the general path (``number_at`` tries
         the fast one first)."""
         cdef bint esc
@@ -658,7 +914,7 @@ cdef class Parser:
             return q
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef Py_ssize_t n
         cdef Py_ssize_t i
         cdef uchar c
@@ -679,7 +935,7 @@ cdef class Parser:
         self.symbol_len = n
         return p
 
-    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil:
         if end - p >= 4 and memcmp(p, b"true", 4) == 0:
             self.clean = True
             return p + 4
@@ -688,7 +944,7 @@ cdef class Parser:
             return p + 5
         return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept:
+    cdef const uchar* _levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
         cdef double price
         cdef double amount
         cdef Level* arr
@@ -747,7 +1003,7 @@ cdef class Parser:
             if r < 0:
                 return self._fail(P_BAD_MESSAGE, p)
 
-    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_head(self, const uchar* p, const uchar* end) noexcept nogil:
         """``[clean,`` of ``params``: returns the start of the second element."""
         if p >= end or p[0] != 91:
             return self._fail(P_BAD_MESSAGE, p)
@@ -758,7 +1014,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _params_tail(self, const uchar* p, const uchar* end) noexcept nogil:
         """``, symbol]`` of ``params`` (p after the second element): returns past ``]``."""
         if next_item(&p, end, 93) != 1:
             return self._fail(P_BAD_MESSAGE, p)
@@ -769,7 +1025,7 @@ cdef class Parser:
             return self._fail(P_BAD_MESSAGE, p)
         return p
 
-    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef Py_ssize_t klen
         cdef bint seen_asks = False
@@ -818,7 +1074,7 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trade(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef uchar tbuf[8]
         cdef Py_ssize_t klen
@@ -933,7 +1189,7 @@ cdef class Parser:
         self.n_trades += 1
         return p
 
-    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _trades_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef int r
         p = self._params_head(p, end)
         if p == NULL:
@@ -955,14 +1211,193 @@ cdef class Parser:
                     return self._fail(P_BAD_MESSAGE, p)
         return self._params_tail(p, end)
 
-    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept:
+    cdef const uchar* _hot_params(self, int method, const uchar* p, const uchar* end) noexcept nogil:
         if method == M_DEPTH:
             return self._depth_params(p, end)
         return self._trades_params(p, end)
 
+    # -- ticker.update / all_ticker.update ---------------------------------------------------
+
+    cdef const uchar* _ticker_params(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``params`` of a ticker push: the good records into ``tickers``, the rejected
+        ones counted (``ticker_bad_symbol`` / ``ticker_bad_field``; items that are not
+        ticker objects in ``ticker_bad_shape``), or, when a value needs Python's exact
+        rules, ``ticker_slow`` set and the value only validated. The scratch array holds
+        at most one record per ``{"symbol":"X"}`` (15 bytes of text): 136 bytes each."""
+        cdef int err
+        cdef const uchar* q
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        self.ticker_slow = False
+        q = self._tickers_fast(p, end)
+        if q != NULL:
+            return q
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        q = skip_value(p, end, 1, &err)
+        if q == NULL:
+            return NULL                   # not JSON: the caller classifies (as any params)
+        if err == SKIP_BIG_INT:
+            self.big_int = True
+        self.ticker_slow = True
+        return q
+
+    cdef const uchar* _tickers_fast(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``[{..}, ..]`` (the doc) or ``[[{..}, ..]]`` (seen live), like
+        ``protocol._records``: anything else in ``params`` counts one ``bad_shape`` item.
+        NULL on any surprise (the caller validates and takes the slow path)."""
+        cdef int err
+        cdef int r
+        cdef const uchar* q
+        if p >= end:
+            return NULL
+        if p[0] != 91:
+            q = skip_value(p, end, 1, &err)
+            if q != NULL:
+                self.ticker_bad_shape += 1
+            return q
+        p = ws(p + 1, end)
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            if p >= end:
+                return NULL
+            if p[0] == 123:
+                p = self._ticker(p, end, 3)
+            elif p[0] == 91:
+                p = ws(p + 1, end)
+                if p < end and p[0] == 93:
+                    p += 1
+                else:
+                    while True:
+                        if p >= end:
+                            return NULL
+                        if p[0] == 123:
+                            p = self._ticker(p, end, 4)
+                        else:
+                            p = skip_value(p, end, 3, &err)
+                            self.ticker_bad_shape += 1
+                        if p == NULL:
+                            return NULL
+                        r = next_item(&p, end, 93)
+                        if r == 0:
+                            break
+                        if r < 0:
+                            return NULL
+            else:
+                p = skip_value(p, end, 2, &err)
+                self.ticker_bad_shape += 1
+            if p == NULL:
+                return NULL
+            r = next_item(&p, end, 93)
+            if r == 0:
+                return p
+            if r < 0:
+                return NULL
+
+    cdef const uchar* _ticker(self, const uchar* p, const uchar* end, int depth) noexcept nogil:
+        """One ticker object (p at ``{``; ``depth`` its nesting level) -> ``tickers``.
+        A repeated key counts with its last value (as a dict would keep it)."""
+        cdef uchar key[KEYBUF]
+        cdef Py_ssize_t klen
+        cdef Py_ssize_t n
+        cdef Py_ssize_t i
+        cdef TickerC* t
+        cdef TickerC* arr
+        cdef Py_ssize_t newcap
+        cdef int fid
+        cdef int rc
+        cdef int err
+        cdef int r
+        cdef uint64_t bad = 0             # bit per field: its (last) value is bad
+        cdef bint sym_ok = False
+        cdef uchar c
+        if self.n_tickers == self.cap_tickers:
+            newcap = self.cap_tickers * 2 if self.cap_tickers else 8
+            arr = <TickerC*>realloc(self.tickers, newcap * sizeof(TickerC))
+            if arr == NULL:
+                return NULL
+            self.tickers = arr
+            self.cap_tickers = newcap
+        t = &self.tickers[self.n_tickers]
+        for i in range(TK_N_FIELDS):
+            t.f[i] = NAN
+        t.timestamp = 0
+        t.symbol_len = 0
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            p += 1
+        else:
+            while True:
+                if p >= end or p[0] != 34:
+                    return NULL
+                p = decode_string(p + 1, end, key, KEYBUF, &klen)
+                if p == NULL:
+                    return NULL
+                p = ws(p, end)
+                if p >= end or p[0] != 58:
+                    return NULL
+                p = ws(p + 1, end)
+                if p >= end:
+                    return NULL
+                fid = ticker_key(key, klen)
+                if fid < 0:
+                    p = skip_value(p, end, depth, &err)
+                    if p == NULL:
+                        return NULL
+                elif fid == TK_F_SYMBOL:
+                    sym_ok = False
+                    if p[0] == 34:
+                        p = decode_string(p + 1, end, t.symbol, MAX_SYMBOL, &n)
+                        if p == NULL:
+                            return NULL
+                        if 1 <= n <= MAX_SYMBOL:
+                            sym_ok = True
+                            for i in range(n):
+                                c = t.symbol[i]
+                                if c < 0x21 or c > 0x7E:
+                                    sym_ok = False
+                                    break
+                                if c >= 97 and c <= 122:
+                                    t.symbol[i] = c - 32
+                            t.symbol[n] = 0
+                            t.symbol_len = <int32_t>n
+                    else:
+                        p = skip_value(p, end, depth, &err)
+                        if p == NULL:
+                            return NULL
+                else:
+                    if fid == TK_F_TIMESTAMP:
+                        rc = ticker_int(&p, end, &t.timestamp, self.numbuf, depth)
+                    else:
+                        rc = ticker_float(&p, end, &t.f[fid], self.numbuf, depth)
+                    if rc == TKV_SLOW:
+                        return NULL
+                    if rc == TKV_BAD:
+                        bad |= (<uint64_t>1) << fid
+                    else:
+                        bad &= ~((<uint64_t>1) << fid)
+                r = next_item(&p, end, 125)
+                if r == 0:
+                    break
+                if r < 0:
+                    return NULL
+        if not sym_ok:
+            self.ticker_bad_symbol += 1   # checked first, as from_dict does
+        elif bad:
+            self.ticker_bad_field += 1
+        else:                             # kept: only good records take scratch memory
+            t.status = TK_OK
+            self.n_tickers += 1
+        return p
+
     # -- envelope -------------------------------------------------------------------------
 
-    cdef int _classify(self, const uchar* start, const uchar* end) noexcept:
+    cdef int _classify(self, const uchar* start, const uchar* end) noexcept nogil:
         """After a failure: JSON errors take precedence over shape errors."""
         cdef int err
         cdef const uchar* q = skip_value(start, end, 0, &err)
@@ -977,7 +1412,7 @@ cdef class Parser:
             self.err = P_BAD_MESSAGE
         return self.err
 
-    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept:
+    cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept nogil:
         """Parse one message. Returns a method code (>= 0) or a rejection code (< 0)."""
         cdef const uchar* end = p + n
         cdef const uchar* start = p
@@ -998,6 +1433,21 @@ cdef class Parser:
         self.n_trades = 0
         self.symbol_len = 0
         self.big_int = False
+        self.n_tickers = 0
+        self.ticker_bad_shape = 0
+        self.ticker_bad_symbol = 0
+        self.ticker_bad_field = 0
+        self.ticker_slow = False
+        if self.fast:
+            method = self._fast(p, end)
+            if method >= 0:
+                return method
+            # a surprise: forget what the fast path filled in, parse it all again
+            self.n_asks = 0
+            self.n_bids = 0
+            self.n_trades = 0
+            self.symbol_len = 0
+            method = M_REPLY
         p = ws(p, end)
         if p >= end or p[0] != 123:
             self._fail(P_BAD_MESSAGE, p)
@@ -1045,6 +1495,9 @@ cdef class Parser:
                     if method == M_DEPTH or method == M_TRADES:
                         p = self._hot_params(method, p, end)
                         hot_done = True
+                    elif method == M_TICKER or method == M_ALL_TICKER:
+                        p = self._ticker_params(p, end)
+                        hot_done = True
                     else:
                         p = skip_value(p, end, 1, &err)
                         if p != NULL and err == SKIP_BIG_INT:
@@ -1078,7 +1531,254 @@ cdef class Parser:
                 self.n_trades = 0
                 if self._hot_params(method, params_at, end) == NULL:
                     return self._classify(start, end)
+        elif method == M_TICKER or method == M_ALL_TICKER:
+            if params_at == NULL:
+                self.ticker_bad_shape = 1     # no params: one bad item, as protocol._records
+            elif not hot_done:
+                self._ticker_params(params_at, end)   # valid JSON: cannot fail
         return method
+
+    # -- the fast path: DigiFinex's own compact shape, matched as literals ---------------------
+    #
+    # ``{"method":"depth.update"|"trades.update","params":[clean,body,"SYMBOL"],"id":null}``
+    # with the keys of the envelope, of the depth object and of each trade in any order, no
+    # whitespace, no escapes, decimals as strings or bare numbers without sign or exponent.
+    # Every byte is read once; any surprise (another key or shape, whitespace, an escape, an
+    # exponent, a long number, a full scratch array, an error of any kind) returns -1/NULL
+    # with nothing reported, and ``parse`` hands the whole message to the general parser,
+    # which then decides (and reports errors). What the fast path accepts, the general
+    # parser accepts with bit-identical results (tests/test_fastpath.py checks this).
+
+    cdef int _fast(self, const uchar* p, const uchar* end) noexcept nogil:
+        """The whole message ``[p, end)``: the method code, or -1 to use the general parser."""
+        cdef int method = -1      # from "method"
+        cdef int body = -1        # from the shape of "params"
+        cdef bint seen_id = False
+        if end - p < 2 or p[0] != 123:
+            return -1
+        p += 1
+        while True:
+            if end - p < 10 or p[0] != 34:
+                return -1
+            if p[1] == 109:     # "method":"depth.update" | "trades.update"
+                if method >= 0 or not ff_eq(p, b'"method":"', 10):
+                    return -1
+                p += 10
+                if end - p >= 13 and ff_eq(p, b'depth.update"', 13):
+                    method = M_DEPTH
+                    p += 13
+                elif end - p >= 14 and ff_eq(p, b'trades.update"', 14):
+                    method = M_TRADES
+                    p += 14
+                else:
+                    return -1
+            elif p[1] == 112:   # "params":[
+                if body >= 0 or not ff_eq(p, b'"params":[', 10):
+                    return -1
+                p = self._fast_params(p + 10, end, &body)
+                if p == NULL:
+                    return -1
+            elif p[1] == 105:   # "id":null
+                if seen_id or not ff_eq(p, b'"id":null', 9):
+                    return -1
+                seen_id = True
+                p += 9
+            else:
+                return -1
+            if p >= end:
+                return -1
+            if p[0] == 44:      # ,
+                p += 1
+                continue
+            if p[0] == 125 and p + 1 == end:    # } ending the text
+                break
+            return -1
+        if method < 0 or method != body:
+            return -1
+        return method
+
+    cdef const uchar* _fast_params(self, const uchar* p, const uchar* end, int* body) noexcept nogil:
+        """``clean,body,"SYMBOL"]`` (p after ``[``); ``*body`` = the method the body's shape
+        belongs to. Returns the end of the array or NULL."""
+        cdef bint clean
+        if end - p >= 5 and ff_eq(p, b"true,", 5):
+            clean = True
+            p += 5
+        elif end - p >= 6 and ff_eq(p, b"false,", 6):
+            clean = False
+            p += 6
+        else:
+            return NULL
+        if p >= end:
+            return NULL
+        if p[0] == 123:         # {"asks":[...],"bids":[...]}
+            body[0] = M_DEPTH
+            p = self._fast_depth(p + 1, end)
+        elif p[0] == 91:        # [{trade},...]
+            body[0] = M_TRADES
+            p = self._fast_trades(p + 1, end)
+        else:
+            return NULL
+        if p == NULL or end - p < 3 or p[0] != 44 or p[1] != 34:
+            return NULL
+        p = self._fast_symbol(p + 2, end)
+        if p == NULL or p >= end or p[0] != 93:
+            return NULL
+        self.clean = clean
+        return p + 1
+
+    cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil:
+        """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
+        characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
+        cdef int n = ff_symbol(p, end, self.symbol)
+        if n < 0:
+            return NULL
+        self.symbol_len = n
+        return p + n + 1
+
+    cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``"asks":[...],"bids":[...]}`` in either order, each at most once (p after ``{``)."""
+        cdef bint seen_asks = False
+        cdef bint seen_bids = False
+        while True:
+            if end - p < 8:
+                return NULL
+            if ff_eq(p, b'"asks":[', 8):
+                if seen_asks:
+                    return NULL
+                seen_asks = True
+                p = self._fast_levels(p + 8, end, True)
+            elif ff_eq(p, b'"bids":[', 8):
+                if seen_bids:
+                    return NULL
+                seen_bids = True
+                p = self._fast_levels(p + 8, end, False)
+            else:
+                return NULL
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+                continue
+            if p[0] == 125:
+                return p + 1
+            return NULL
+
+    cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
+        """``[price,amount],...]`` (p after the opening ``[``) into the scratch array; gives up
+        when it is full (the general parser grows it)."""
+        cdef Level* arr = self.asks if asks else self.bids
+        cdef Py_ssize_t cap = self.cap_asks if asks else self.cap_bids
+        cdef Py_ssize_t n = 0
+        cdef double price
+        cdef double amount
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            if n == cap or end - p < 2 or p[0] != 91:
+                return NULL
+            p = ff_number(p + 1, end, &price)
+            if p == NULL or not price > 0.0 or end - p < 2 or p[0] != 44:
+                return NULL
+            p = ff_number(p + 1, end, &amount)
+            if p == NULL or end - p < 2 or p[0] != 93:
+                return NULL
+            arr[n].price = price
+            arr[n].amount = amount
+            n += 1
+            p += 1
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 93:
+                break
+            else:
+                return NULL
+        if asks:
+            self.n_asks = n
+        else:
+            self.n_bids = n
+        return p + 1
+
+    cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``{trade},...]`` (p after the opening ``[``)."""
+        if p < end and p[0] == 93:
+            return p + 1
+        while True:
+            p = self._fast_trade(p, end)
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 93:
+                return p + 1
+            else:
+                return NULL
+
+    cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil:
+        """One trade object: exactly the keys id, time, price, amount, type in any order."""
+        cdef Trade* t
+        cdef int seen = 0
+        cdef uchar c
+        if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
+            return NULL
+        t = &self.trades[self.n_trades]
+        p += 1
+        while True:
+            if end - p < 16 or p[0] != 34:
+                return NULL
+            c = p[1]
+            if c == 105:        # "id":
+                if seen & 1 or not ff_eq(p, b'"id":', 5):
+                    return NULL
+                seen |= 1
+                p = ff_uint(p + 5, end, &t.id)
+            elif c == 116:      # "time": | "type":"
+                if ff_eq(p, b'"time":', 7):
+                    if seen & 2:
+                        return NULL
+                    seen |= 2
+                    p = ff_number(p + 7, end, &t.time)
+                elif ff_eq(p, b'"type":"', 8):
+                    if seen & 16:
+                        return NULL
+                    seen |= 16
+                    p += 8
+                    if ff_eq(p, b'buy"', 4):
+                        t.side = 1
+                        p += 4
+                    elif ff_eq(p, b'sell"', 5):
+                        t.side = -1
+                        p += 5
+                    else:
+                        return NULL
+                else:
+                    return NULL
+            elif c == 112:      # "price":
+                if seen & 4 or not ff_eq(p, b'"price":', 8):
+                    return NULL
+                seen |= 4
+                p = ff_number(p + 8, end, &t.price)
+                if p != NULL and not t.price > 0.0:
+                    return NULL
+            elif c == 97:       # "amount":
+                if seen & 8 or not ff_eq(p, b'"amount":', 9):
+                    return NULL
+                seen |= 8
+                p = ff_number(p + 9, end, &t.amount)
+            else:
+                return NULL
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 125:
+                break
+            else:
+                return NULL
+        if seen != 31:
+            return NULL
+        self.n_trades += 1
+        return p + 1
 
 
 # -- Python-level helpers (tests, the reference oracle's cross-checks) --------------------
@@ -1105,3 +1805,131 @@ def validate_json_py(data):
     if ws(q, end) != end:
         return "bad_json"
     return ""
+
+
+#: Whether this build has the fast path (it needs doubles evaluated without excess
+#: precision, FLT_EVAL_METHOD == 0; the SWAR digit code also wants little-endian and has a
+#: byte loop elsewhere).
+FAST_PATH_AVAILABLE = bool(FF_FAST_AVAILABLE)
+
+cdef dict _REJECT_NAMES = {
+    P_BAD_JSON: "bad_json",
+    P_TOO_DEEP: "too_deep",
+    P_BAD_MESSAGE: "bad_message",
+    P_BAD_NUMBER: "bad_number",
+    P_NOMEM: "nomem",
+}
+
+
+def set_fast_path(enabled):
+    """Whether Parsers, and so Engines, created from now on try the fast path before the
+    general parser; returns the previous setting. Existing ones keep theirs.
+
+    For tests and benchmarks: the results are identical either way, only the speed differs.
+    It stays off where ``FAST_PATH_AVAILABLE`` is false.
+    """
+    global _fast_default
+    cdef bint prev = _fast_default
+    _fast_default = bool(enabled) and FF_FAST_AVAILABLE
+    return prev
+
+
+def parse_py(data, str path="auto", Parser parser=None):
+    """Parse one JSON message text with the engine's parser (for tests and benchmarks).
+
+    ``path``: ``"auto"`` the fast path, then the general parser on any surprise (what
+    ``Engine`` does); ``"general"`` the general parser only; ``"fast"`` the fast path only,
+    returning ``None`` when it gives up. ``data`` (bytes-like, or ``str`` encoded as UTF-8)
+    is read in place: exactly its bytes, nothing past its end. ``parser``: a ``Parser`` to
+    reuse (its scratch arrays keep the size they grew to), else a fresh one.
+
+    Returns ``(outcome, clean, symbol, asks, bids, trades, error_offset)``: ``outcome`` is
+    the method name (``METHOD_NAMES``) or the rejection reason (``"bad_json"``,
+    ``"too_deep"``, ``"bad_message"``, ``"bad_number"``); for ``depth.update`` and
+    ``trades.update`` ``clean`` (bool), ``symbol`` (upper case), ``asks``/``bids`` as lists
+    of ``(price, amount)`` and ``trades`` as a list of ``(id, time, price, amount, side)``,
+    in text order; for anything else ``None, None, [], [], []``. ``error_offset`` is the
+    byte offset of a rejection, else -1.
+    """
+    cdef const uchar[::1] view
+    cdef const uchar* p = <const uchar*>b""
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef int rc
+    cdef bint was
+    if path not in ("auto", "general", "fast"):
+        raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    view = data     # read in place, no copy: its end is the end of the message
+    n = view.shape[0]
+    if n:
+        p = &view[0]
+    if parser is None:
+        parser = Parser()
+    if path == "fast":
+        if not FF_FAST_AVAILABLE:
+            return None
+        parser.err = 0
+        parser.err_at = NULL
+        parser.base = p
+        parser.n_asks = 0
+        parser.n_bids = 0
+        parser.n_trades = 0
+        parser.symbol_len = 0
+        parser.big_int = False
+        rc = parser._fast(p, p + n)
+        if rc < 0:
+            return None
+    else:
+        was = parser.fast
+        parser.fast = path == "auto" and FF_FAST_AVAILABLE
+        try:
+            rc = parser.parse(p, n)
+        finally:
+            parser.fast = was
+    if rc < 0:
+        return (_REJECT_NAMES[rc], None, None, [], [], [], parser.error_offset())
+    if rc != M_DEPTH and rc != M_TRADES:
+        return (METHOD_NAMES[rc], None, None, [], [], [], -1)
+    asks = [(parser.asks[i].price, parser.asks[i].amount) for i in range(parser.n_asks)]
+    bids = [(parser.bids[i].price, parser.bids[i].amount) for i in range(parser.n_bids)]
+    trades = [(parser.trades[i].id, parser.trades[i].time, parser.trades[i].price,
+               parser.trades[i].amount, parser.trades[i].side) for i in range(parser.n_trades)]
+    symbol = (<char*>parser.symbol)[:parser.symbol_len].decode("ascii")
+    return (METHOD_NAMES[rc], bool(parser.clean), symbol, asks, bids, trades, -1)
+
+
+def parse_batch_py(payloads, str path="auto", Parser parser=None):
+    """Parse each ``bytes`` of ``payloads`` in turn with one parser and return how many were
+    accepted (not rejected); nothing else is kept. ``path`` as in ``parse_py`` (with
+    ``"fast"``: how many the fast path took). For benchmarks: parse-only time without a
+    Python call per message."""
+    cdef Py_ssize_t ok = 0
+    cdef bint was
+    cdef bint fast_only = path == "fast"
+    cdef object b
+    if path not in ("auto", "general", "fast"):
+        raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if parser is None:
+        parser = Parser()
+    was = parser.fast
+    parser.fast = path == "auto" and FF_FAST_AVAILABLE
+    try:
+        for b in payloads:
+            if type(b) is not bytes:
+                raise TypeError(f"payloads must be bytes, not {type(b).__name__}")
+            if fast_only:
+                if not FF_FAST_AVAILABLE:
+                    continue
+                parser.n_asks = 0
+                parser.n_bids = 0
+                parser.n_trades = 0
+                if parser._fast(<const uchar*>PyBytes_AS_STRING(b),
+                                <const uchar*>PyBytes_AS_STRING(b) + PyBytes_GET_SIZE(b)) >= 0:
+                    ok += 1
+            elif parser.parse(<const uchar*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b)) >= 0:
+                ok += 1
+    finally:
+        parser.fast = was
+    return ok

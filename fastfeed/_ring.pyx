@@ -13,7 +13,7 @@ import numpy as np
 
 cimport numpy as cnp
 
-from fastfeed.errors import TradesOverwritten
+from fastfeed.errors import InternalError, TradesOverwritten
 from fastfeed.layout import TRADE_DTYPE, readonly
 
 cnp.import_array()
@@ -68,7 +68,7 @@ cdef class TradeRing:
         while cap < capacity:
             cap <<= 1
         if sizeof(TradeRecord) != TRADE_DTYPE.itemsize:
-            raise RuntimeError("TradeRecord and TRADE_DTYPE disagree")
+            raise InternalError("TradeRecord and TRADE_DTYPE disagree")
         self.capacity = cap
         self.mask = <uint64_t>(cap - 1)
         self._arr = np.zeros(2 * cap, dtype=TRADE_DTYPE)
@@ -83,7 +83,7 @@ cdef class TradeRing:
         TRADE_DTYPE array over the segment, ``count_ptr`` where ``count`` is published
         (store-release after each record is complete). Called by the Engine."""
         if self.count:
-            raise RuntimeError("attach_shm on a ring that was already used")
+            raise InternalError("attach_shm on a ring that was already used")
         if (arr.dtype != TRADE_DTYPE or arr.shape != (2 * self.capacity,)
                 or not arr.flags.c_contiguous or not arr.flags.writeable):
             raise ValueError("shared-memory trade ring must be a writable 2 x capacity "

@@ -88,7 +88,6 @@ import atexit
 import collections
 import os
 import re
-import sys
 import time
 import weakref
 
@@ -388,7 +387,7 @@ cdef class ShmWriter:
                   Py_ssize_t ring_capacity, bint checksum=True, int mode=0o600):
         cdef int fd = -1
         cdef int rc
-        cdef int attempt
+        cdef int _attempt
         cdef int empty_seen = 0
         cdef bytes raw
         cdef ff_shm_header* h
@@ -413,7 +412,7 @@ cdef class ShmWriter:
         self.book_stride = stride
         self.ring_off = ring_off
 
-        for attempt in range(50):
+        for _attempt in range(50):
             fd = shm_open(self.cname, O_CREAT | O_EXCL | O_RDWR, mode)
             if fd >= 0:
                 break

@@ -54,9 +54,10 @@ import sys
 import time
 import unicodedata
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Literal, NamedTuple, Sequence
+from typing import IO, Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -69,24 +70,24 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "MAGIC",
-    "VERSION",
-    "SUPPORTED_VERSIONS",
-    "FRAME_TEXT",
-    "FRAME_BINARY",
-    "RECORD_SESSION",
-    "MAX_PAYLOAD",
     "FILE_HEADER",
-    "RECORD_HEADER",
+    "FRAME_BINARY",
+    "FRAME_TEXT",
     "INDEX_DTYPE",
+    "MAGIC",
+    "MAX_PAYLOAD",
+    "RECORD_HEADER",
+    "RECORD_SESSION",
+    "SUPPORTED_VERSIONS",
+    "VERSION",
     "CaptureError",
     "CaptureHeader",
-    "Record",
-    "CaptureWriter",
     "CaptureReader",
+    "CaptureWriter",
+    "Record",
     "ReplayStats",
-    "replay",
     "record",
+    "replay",
 ]
 
 log = logging.getLogger("fastfeed.capture")
@@ -107,9 +108,7 @@ FILE_HEADER = struct.Struct("<8sHHI")
 #: recv_ns, length, frame type, flags, reserved, crc32
 RECORD_HEADER = struct.Struct("<qIBBHI")
 #: One row of :meth:`CaptureReader.index`.
-INDEX_DTYPE = np.dtype(
-    [("offset", "<i8"), ("length", "<u4"), ("recv_ns", "<i8"), ("msg_type", "u1")]
-)
+INDEX_DTYPE = np.dtype([("offset", "<i8"), ("length", "<u4"), ("recv_ns", "<i8"), ("msg_type", "u1")])
 _MAX_META = 1 << 20
 _HSIZE = RECORD_HEADER.size
 _DATA_TYPES = (FRAME_TEXT, FRAME_BINARY)
@@ -163,8 +162,8 @@ def _printable(text: str, limit: int = 4096) -> bool:
     """No control, format (bidi overrides, zero-width...) or separator characters, and
     at most ``limit`` characters: header text is shown on terminals."""
     return len(text) <= limit and not any(
-        ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or unicodedata.category(c) in ("Cf", "Zl", "Zp")
-        for c in text)
+        ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in text
+    )
 
 
 def _meta_problem(meta: Any) -> str | None:
@@ -262,9 +261,10 @@ def _decode_header(buf: bytes | mmap.mmap | memoryview, path: object) -> tuple[C
         raise CaptureError(f"{path}: unsupported capture header flags {flags:#x}")
     end = FILE_HEADER.size + meta_len
     if meta_len > _MAX_META or end > len(buf):
-        raise CaptureError(f"{path}: truncated capture header (metadata of {meta_len} bytes, "
-                           f"file of {len(buf)})")
-    meta = _decode_meta(buf[FILE_HEADER.size:end], str(path))
+        raise CaptureError(
+            f"{path}: truncated capture header (metadata of {meta_len} bytes, file of {len(buf)})"
+        )
+    meta = _decode_meta(buf[FILE_HEADER.size : end], str(path))
     return _merge(version, [meta], 0), end
 
 
@@ -281,7 +281,7 @@ def _lock(fd: int, path: Path) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class CaptureWriter:
@@ -355,8 +355,12 @@ class CaptureWriter:
         finally:
             reader.close()
         if torn:
-            log.warning("%s: cutting off a torn tail of %d bytes at offset %d before appending",
-                        self.path, torn, good_end)
+            log.warning(
+                "%s: cutting off a torn tail of %d bytes at offset %d before appending",
+                self.path,
+                torn,
+                good_end,
+            )
             os.ftruncate(fd, good_end)
             self.truncated = torn
         if old.version < VERSION:  # the file will hold a session record: mark it version 2
@@ -371,8 +375,12 @@ class CaptureWriter:
     def closed(self) -> bool:
         return self._f.closed
 
-    def write(self, payload: bytes | bytearray | memoryview | str, recv_ns: int | None = None,
-              msg_type: Any = FRAME_BINARY) -> None:
+    def write(
+        self,
+        payload: bytes | bytearray | memoryview | str,
+        recv_ns: int | None = None,
+        msg_type: Any = FRAME_BINARY,
+    ) -> None:
         """Append one payload (at most :data:`MAX_PAYLOAD` bytes, else
         :class:`~fastfeed.errors.CaptureRefused`, a ``ValueError``).
         ``recv_ns`` defaults to ``time.time_ns()``; ``msg_type`` is 1/2,
@@ -383,7 +391,9 @@ class CaptureWriter:
         typ = msg_type if msg_type is FRAME_BINARY or msg_type is FRAME_TEXT else _frame_type(msg_type)
         n = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
         if n > MAX_PAYLOAD:
-            raise CaptureRefused(f"payload of {n} bytes exceeds the capture limit of {MAX_PAYLOAD}", "too_large")
+            raise CaptureRefused(
+                f"payload of {n} bytes exceeds the capture limit of {MAX_PAYLOAD}", "too_large"
+            )
         f = self._f
         f.write(self._pack(time.time_ns() if recv_ns is None else recv_ns, n, typ, 0, 0, self._crc(payload)))
         f.write(payload)
@@ -419,7 +429,7 @@ class CaptureWriter:
         finally:
             self.close()
 
-    def __enter__(self) -> "CaptureWriter":
+    def __enter__(self) -> CaptureWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -430,7 +440,7 @@ class CaptureWriter:
 class _Walk:
     """What one pass over the records found."""
 
-    __slots__ = ("torn_bytes", "damaged", "sessions", "end_ns", "good_end", "complete")
+    __slots__ = ("complete", "damaged", "end_ns", "good_end", "sessions", "torn_bytes")
 
     def __init__(self, first: dict[str, Any], data_start: int) -> None:
         self.torn_bytes = 0
@@ -460,14 +470,15 @@ class CaptureReader:
     someone else while it is mapped.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True,
-                 on_corrupt: OnCorrupt = "raise") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, verify: bool = True, on_corrupt: OnCorrupt = "raise"
+    ) -> None:
         self._setup(path, verify, on_corrupt)
         with open(self.path, "rb") as f:
             self._map(f.fileno())
 
     @classmethod
-    def _from_fd(cls, path: str | os.PathLike[str], fd: int) -> "CaptureReader":
+    def _from_fd(cls, path: str | os.PathLike[str], fd: int) -> CaptureReader:
         """A strict, verifying reader over an already open file descriptor (for append)."""
         self = cls.__new__(cls)
         self._setup(path, True, "raise")
@@ -525,7 +536,7 @@ class CaptureReader:
         _, length, typ, flags, reserved, _ = RECORD_HEADER.unpack_from(self._mm, q)  # type: ignore[arg-type]
         if flags or reserved or typ not in _RECORD_TYPES:
             return False
-        return length <= (_MAX_META if typ == RECORD_SESSION else MAX_PAYLOAD)
+        return bool(length <= (_MAX_META if typ == RECORD_SESSION else MAX_PAYLOAD))
 
     def _valid_at(self, q: int) -> bool:
         """A complete record with a good CRC at ``q``, followed by the end of the file, a
@@ -535,7 +546,7 @@ class CaptureReader:
             return False
         _, length, _, _, _, crc = RECORD_HEADER.unpack_from(self._mm, q)  # type: ignore[arg-type]
         stop = q + _HSIZE + length
-        if stop > self.size or zlib.crc32(self._mv[q + _HSIZE:stop]) != crc:  # type: ignore[index]
+        if stop > self.size or zlib.crc32(self._mv[q + _HSIZE : stop]) != crc:  # type: ignore[index]
             return False
         return self.size - stop < _HSIZE or self._plausible(stop)
 
@@ -577,7 +588,9 @@ class CaptureReader:
         p = self._nonzero_end(pos) - pos
         if p == 0:
             return True  # zero-filled: the file was extended but the data never landed
-        recv_ns, length, typ, flags, reserved, crc = RECORD_HEADER.unpack(mm[pos:pos + _HSIZE].ljust(_HSIZE, b"\0"))
+        recv_ns, length, typ, flags, reserved, crc = RECORD_HEADER.unpack(
+            mm[pos : pos + _HSIZE].ljust(_HSIZE, b"\0")
+        )
         if flags or reserved:
             return False
         if typ not in _RECORD_TYPES and not (typ == 0 and p <= 12):  # type byte absent or zero-filled
@@ -588,7 +601,7 @@ class CaptureReader:
         for end in {size, pos + p}:  # the payload is all there under a damaged length field?
             if end > body and zlib.crc32(mv[body:end]) == crc:
                 return False
-        if typ in _RECORD_TYPES and body + length <= size and zlib.crc32(mv[body:body + length]) == crc:
+        if typ in _RECORD_TYPES and body + length <= size and zlib.crc32(mv[body : body + length]) == crc:
             return False  # a complete, intact record is not torn
         if body + length <= pos + p:
             return False  # all of its bytes landed (the last one non-zero): damaged, not torn
@@ -608,7 +621,9 @@ class CaptureReader:
         return f"crc mismatch over {length} payload bytes"
 
     # ------------------------------------------------------------------ scanning
-    def _walk(self, st: _Walk, *, verify: bool, policy: str, report: bool) -> Iterator[tuple[int, int, int, int]]:
+    def _walk(
+        self, st: _Walk, *, verify: bool, policy: str, report: bool
+    ) -> Iterator[tuple[int, int, int, int]]:
         """Yield ``(offset_of_payload, length, recv_ns, msg_type)`` of each good TEXT/BINARY
         record, collecting sessions into ``st`` and handling damage per ``policy``."""
         mm, mv = self._mm, self._mv
@@ -627,21 +642,35 @@ class CaptureReader:
                 body = pos + _HSIZE
                 stop = body + length
                 if typ == FRAME_BINARY or typ == FRAME_TEXT:
-                    if not (flags or reserved or length > MAX_PAYLOAD or stop > end
-                            or (verify and crc32(mv[body:stop]) != crc)):
+                    if not (
+                        flags
+                        or reserved
+                        or length > MAX_PAYLOAD
+                        or stop > end
+                        or (verify and crc32(mv[body:stop]) != crc)
+                    ):
                         if recv_ns > st.end_ns:
                             st.end_ns = recv_ns
                         st.good_end = stop
                         yield body, length, recv_ns, typ
                         pos = stop
                         continue
-                elif (typ == RECORD_SESSION and not (flags or reserved) and length <= _MAX_META
-                      and stop <= end and crc32(mv[body:stop]) == crc):
+                elif (
+                    typ == RECORD_SESSION
+                    and not (flags or reserved)
+                    and length <= _MAX_META
+                    and stop <= end
+                    and crc32(mv[body:stop]) == crc
+                ):
                     try:
-                        st.sessions.append(_decode_meta(mv[body:stop], f"{self.path}: session record at offset {pos}"))
+                        st.sessions.append(
+                            _decode_meta(mv[body:stop], f"{self.path}: session record at offset {pos}")
+                        )
                     except CaptureError as exc:
                         if policy == "raise":
-                            raise CaptureError(f"{exc} (record {number})", offset=pos, record=number) from None
+                            raise CaptureError(
+                                f"{exc} (record {number})", offset=pos, record=number
+                            ) from None
                         if report:
                             log.warning("%s; skipped", exc)
                         st.damaged.append((pos, stop - pos))
@@ -651,20 +680,34 @@ class CaptureReader:
             if self._torn_tail(pos):
                 st.torn_bytes = end - pos
                 if report:
-                    log.warning("%s: torn last record at offset %d (%d bytes) skipped", self.path, pos, st.torn_bytes)
+                    log.warning(
+                        "%s: torn last record at offset %d (%d bytes) skipped", self.path, pos, st.torn_bytes
+                    )
                 break
             why = self._why(pos)
             nxt = self._resync(pos + 1, end)
             if policy == "raise":
-                more = (f"; valid records resume at offset {nxt}" if nxt is not None
-                        else "; no valid record follows")
-                raise CaptureError(f"{self.path}: corrupt record at offset {pos} (record {number}: {why}){more}",
-                                   offset=pos, record=number)
+                more = (
+                    f"; valid records resume at offset {nxt}"
+                    if nxt is not None
+                    else "; no valid record follows"
+                )
+                raise CaptureError(
+                    f"{self.path}: corrupt record at offset {pos} (record {number}: {why}){more}",
+                    offset=pos,
+                    record=number,
+                )
             skip_to = end if nxt is None else nxt
             st.damaged.append((pos, skip_to - pos))
             if report:
-                log.warning("%s: corrupt record at offset %d (record %d: %s); skipped %d bytes",
-                            self.path, pos, number, why, skip_to - pos)
+                log.warning(
+                    "%s: corrupt record at offset %d (record %d: %s); skipped %d bytes",
+                    self.path,
+                    pos,
+                    number,
+                    why,
+                    skip_to - pos,
+                )
             pos = skip_to
         st.complete = True
 
@@ -683,7 +726,7 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Record]:
         mv = self._mv
         for body, length, recv_ns, typ in self._pass():
-            yield Record(recv_ns, typ, mv[body:body + length])  # type: ignore[index]
+            yield Record(recv_ns, typ, mv[body : body + length])  # type: ignore[index]
 
     def scan_end(self) -> int:
         """File offset just past the last good record (walks the whole file)."""
@@ -717,7 +760,7 @@ class CaptureReader:
         offset, length = int(offset), int(length)
         if offset < self.data_start or length < 0 or offset + length > self.size:
             raise CaptureRangeError(f"payload range {offset}+{length} is outside the records of {self.path}")
-        return self._mv[offset:offset + length]
+        return self._mv[offset : offset + length]
 
     # ------------------------------------------------------------------ lifetime
     @property
@@ -737,7 +780,7 @@ class CaptureReader:
             except BufferError:
                 log.debug("%s: payload views still alive; the mapping closes with them", self.path)
 
-    def __enter__(self) -> "CaptureReader":
+    def __enter__(self) -> CaptureReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -778,13 +821,23 @@ class _Progress:
         self._task: Any = None
         try:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
         except ImportError:  # pragma: no cover - rich is optional
             return
         self._rich = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-            TransferSpeedColumn(), TimeRemainingColumn(),
-            console=Console(file=self.stream), transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=False,
         )
         self._rich.start()
         self._task = self._rich.add_task(label, total=self.total)
@@ -825,7 +878,8 @@ def replay(
     ``speed=None`` runs at full speed; ``speed=1.0`` reproduces the recorded pacing,
     ``2.0`` twice as fast. Frames the engine rejects (``FastfeedError``) are counted in
     ``errors``/``error_reasons`` and skipped unless ``stop_on_error``. ``on_message`` gets
-    every non-``None`` result of ``feed`` (replies, tickers, private pushes).
+    every non-``None`` result of ``feed`` (replies, private pushes; ticker pushes are stored
+    in the engine's ticker table, ``engine.tickers`` / ``engine.ticker_history``).
     ``on_corrupt`` is passed to the :class:`CaptureReader` opened for a path source (an
     open reader keeps its own): ``"raise"`` stops at corruption with :class:`CaptureError`
     after feeding the good records before it, ``"skip"`` skips it (``stats.damaged``).
@@ -839,8 +893,9 @@ def replay(
 
         engine = Engine()
     own = not isinstance(source, CaptureReader)
-    reader: CaptureReader = (source if isinstance(source, CaptureReader)
-                             else CaptureReader(source, on_corrupt=on_corrupt))
+    reader: CaptureReader = (
+        source if isinstance(source, CaptureReader) else CaptureReader(source, on_corrupt=on_corrupt)
+    )
     stats = ReplayStats()
     bar = _Progress(reader.size, progress_file, f"replay {reader.path.name}") if progress else None
     feed = engine.feed
@@ -932,9 +987,13 @@ async def record(
             stop.set()  # the server closed the connection (or it was lost): the recording ends
 
     sink = CaptureSink(path, mode=mode, meta=meta, max_records=max_frames, on_full=stop.set)
-    opts = FeedOptions(ping_interval=ping_interval, connect_timeout=connect_timeout,
-                       data_timeout=60.0 if reconnect else None, max_age=110 * 60.0 if reconnect else None,
-                       trade_capacity=1024)
+    opts = FeedOptions(
+        ping_interval=ping_interval,
+        connect_timeout=connect_timeout,
+        data_timeout=60.0 if reconnect else None,
+        max_age=110 * 60.0 if reconnect else None,
+        trade_capacity=1024,
+    )
     feed = Feed(url, options=opts, on_event=on_event, sinks=[sink])
     stopped = asyncio.ensure_future(stop.wait())
     try:

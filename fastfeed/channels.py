@@ -29,26 +29,27 @@ channel only once its market simulation (``exchange/market.py``) generates it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import protocol
 from .errors import UnknownChannel
 from .protocol import BalanceUpdate, OrderAlgoUpdate, OrderUpdate, Ticker
 
 __all__ = [
-    "Channel",
-    "CHANNELS",
-    "BY_NAME",
     "BY_METHOD",
+    "BY_NAME",
     "BY_UPDATE",
-    "PUBLIC_CHANNELS",
-    "PRIVATE_CHANNELS",
-    "SUBSCRIBABLE",
+    "CHANNELS",
     "HOT_UPDATES",
+    "PRIVATE_CHANNELS",
+    "PUBLIC_CHANNELS",
     "PUSH_METHODS",
     "REQUEST_METHODS",
     "STREAMS",
+    "SUBSCRIBABLE",
+    "Channel",
     "get",
 ]
 
@@ -68,8 +69,12 @@ class Channel:
     ``update``: its method names as on the wire (``None`` when it has no such method).
     ``private``: needs ``server.auth``. ``hot``: its pushes are parsed and applied by the
     compiled engine (and by the reference twin), not by a Python parser. ``record``: the
-    type of what it produces (``None`` for the hot channels, whose data lands in the
-    engine's books / trade ring, and for requests). ``parser``: see :data:`Parser`.
+    type of what it produces (``None`` for depth and trades, whose data lands in the
+    engine's books / trade ring, and for requests; ``Ticker`` for the hot ticker channels,
+    whose rows land in the engine's ticker table and history and become ``Ticker``
+    objects only when asked for). ``parser``: see :data:`Parser` (for the hot ticker
+    channels: the exact Python path the engine falls back to on a value only Python
+    judges exactly, and the tests' oracle).
     ``names``: what a subscribe request lists (``"symbol"``, ``"currency"``) or ``None``
     when it takes no names (``all_ticker``). ``client``: the suffix of the ``Feed``
     methods (``subscribe_orders`` -> ``"orders"``). ``stream``: the ``Feed`` stream and
@@ -100,7 +105,9 @@ class Channel:
     @property
     def methods(self) -> tuple[str, ...]:
         """Every method name of this channel on the wire."""
-        return tuple(m for m in (self.request, self.subscribe, self.unsubscribe, self.query, self.update) if m)
+        return tuple(
+            m for m in (self.request, self.subscribe, self.unsubscribe, self.query, self.update) if m
+        )
 
     @property
     def subscribable(self) -> bool:
@@ -111,13 +118,33 @@ def _request(method: str, parser: Parser) -> Channel:
     return Channel(method, "request", request=method, parser=parser, names=None)
 
 
-def _channel(name: str, route: str, *, private: bool = False, hot: bool = False, record: type | None = None,
-             names: str | None = "symbol", client: str | None = None, stream: str | None = None,
-             **fixed: Any) -> Channel:
+def _channel(
+    name: str,
+    route: str,
+    *,
+    private: bool = False,
+    hot: bool = False,
+    record: type | None = None,
+    names: str | None = "symbol",
+    client: str | None = None,
+    stream: str | None = None,
+    **fixed: Any,
+) -> Channel:
     parser = functools.partial(protocol.parse_records, record, **fixed) if record is not None else None
-    return Channel(name, route, private=private, hot=hot, record=record, parser=parser,
-                   subscribe=f"{name}.subscribe", unsubscribe=f"{name}.unsubscribe", update=f"{name}.update",
-                   names=names, client=client or name, stream=stream)
+    return Channel(
+        name,
+        route,
+        private=private,
+        hot=hot,
+        record=record,
+        parser=parser,
+        subscribe=f"{name}.subscribe",
+        unsubscribe=f"{name}.unsubscribe",
+        update=f"{name}.update",
+        names=names,
+        client=client or name,
+        stream=stream,
+    )
 
 
 #: The table. The subscribable rows are in the order of ``protocol.PUBLIC_CHANNELS`` /
@@ -128,8 +155,10 @@ CHANNELS: tuple[Channel, ...] = (
     _request("server.auth", protocol.check_auth_result),
     _channel("trades", "market", hot=True),
     _channel("depth", "market", hot=True),
-    _channel("ticker", "market", record=Ticker, stream="ticker", all_ticker=False),
-    _channel("all_ticker", "broadcast", record=Ticker, names=None, stream="ticker", all_ticker=True),
+    _channel("ticker", "market", hot=True, record=Ticker, stream="ticker", all_ticker=False),
+    _channel(
+        "all_ticker", "broadcast", hot=True, record=Ticker, names=None, stream="ticker", all_ticker=True
+    ),
     _channel("order", "private", private=True, record=OrderUpdate, client="orders", stream="order"),
     _channel("order_algo", "private", private=True, record=OrderAlgoUpdate, stream="order_algo"),
     _channel("balance", "private", private=True, record=BalanceUpdate, names="currency", stream="balance"),

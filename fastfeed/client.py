@@ -24,18 +24,27 @@ import inspect
 import logging
 import random
 import ssl
+import sys
 import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypedDict,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 from picows import WSMsgType, ws_connect
 
 from . import channels, protocol
+from ._book import Book
 from ._engine import Engine
 from ._listener import FeedListener
+from ._ring import TradeRing
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
-from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
 from .protocol import (
     DIGIFINEX_URL,
     AuthError,
@@ -49,13 +58,24 @@ from .protocol import (
     Ticker,
     safe_text,
 )
+from .sinks import KIND_NAMES, FrameChange, hooks, push_symbols
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:
+    from typing_extensions import Unpack
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "DIGIFINEX_URL",
+    "ConnectionEvent",
     "Feed",
     "FeedOptions",
-    "ConnectionEvent",
+    "FeedOptionsKwargs",
     "Stream",
+    "TickerMap",
     "connect",
 ]
 
@@ -90,8 +110,10 @@ def _check_callback(name: str, cb: Any) -> None:
     if not callable(cb):
         raise TypeError(f"{name} must be callable, not {type(cb).__name__}")
     if inspect.iscoroutinefunction(cb) or inspect.iscoroutinefunction(getattr(cb, "__call__", None)):
-        raise TypeError(f"{name} must be a plain function: async callbacks are not supported (they would "
-                        "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code")
+        raise TypeError(
+            f"{name} must be a plain function: async callbacks are not supported (they would "
+            "never run); iterate feed.tickers()/orders()/order_algos()/balances() from async code"
+        )
 
 
 def _check_url(url: Any) -> str:
@@ -104,8 +126,9 @@ def _check_url(url: Any) -> str:
     except ValueError as exc:
         raise ValueError(f"bad URL {safe_text(url, 100)!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"not a WebSocket URL: {safe_text(url, 100)!r} (expected ws://HOST[:PORT]/PATH "
-                         "or wss://...)")
+        raise ValueError(
+            f"not a WebSocket URL: {safe_text(url, 100)!r} (expected ws://HOST[:PORT]/PATH or wss://...)"
+        )
     if not url.isprintable() or not url.isascii():
         raise ValueError(f"URL {safe_text(url, 100)!r} has non-ASCII or control characters")
     return url
@@ -138,6 +161,49 @@ class _LogLimiter:
         return False, 0
 
 
+class TickerMap(Mapping[str, Ticker]):
+    """``Feed.latest_tickers``: a read-only mapping symbol -> latest :class:`Ticker`, over
+    the engine's ticker table (``Engine.tickers``). Nothing is stored here: each lookup
+    builds a new ``Ticker`` from the table row; names are looked up case-insensitively."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getitem__(self, symbol: str) -> Ticker:
+        if not isinstance(symbol, str) or not protocol.is_valid_symbol(symbol):
+            raise UnknownSymbol(f"{symbol!r} is not a valid symbol name", "unknown_symbol")
+        return self._engine.ticker(symbol)  # UnknownSymbol is a KeyError
+
+    def __contains__(self, symbol: object) -> bool:
+        try:
+            self[symbol]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._engine.ticker_symbols)
+
+    def __len__(self) -> int:
+        return len(self._engine.ticker_symbols)
+
+    def __repr__(self) -> str:
+        return f"<TickerMap of {len(self)} symbols>"
+
+
+def _ticker_symbols(eng: Any, first: int) -> tuple[str, ...]:
+    """The symbols of the ticker records ``eng.ticker_history`` stored from sequence number
+    ``first`` on (the last frame's), in order, each once (the records still held, when one
+    frame stored more than the history holds)."""
+    hist = eng.ticker_history
+    first = max(first, hist.count - hist.capacity, 0)
+    idx = hist.since(first)["symbol"]
+    names = eng.ticker_symbols
+    return tuple(names[i] for i in dict.fromkeys(idx.tolist()) if 0 <= i < len(names))
+
+
 @dataclass
 class FeedOptions:
     """Tunables of a :class:`Feed` (all have production defaults)."""
@@ -157,7 +223,7 @@ class FeedOptions:
     backoff_factor: float = 2.0
     jitter: float = 0.25  #: +- fraction of each backoff delay
     queue_size: int = 10_000  #: per stream; the oldest item is dropped (and counted) beyond it
-    max_ticker_symbols: int = 10_000  #: bound on ``latest_tickers`` (input cannot grow it forever)
+    max_ticker_symbols: int = 10_000  #: symbols the engine's ticker table keeps (``latest_tickers``)
     timing: int = 0  #: if > 0, keep [recv_ns, done_ns] of the last N data frames (see Feed.timings)
     shm_name: str | None = None  #: publish books and trades in shared memory (fastfeed.attach)
     shm_max_symbols: int = 1024
@@ -306,7 +372,7 @@ class Feed:
         engine: Engine | None = None,
         on_raw: Callable[[bytes, int, int], None] | None = None,
         on_frame: Callable[[FrameChange], None] | None = None,
-        sinks: Iterable[Any] = (),
+        sinks: Iterable[object] = (),
     ) -> None:
         if (api_key is None) != (secret is None):
             raise ValueError("api_key and secret go together")
@@ -318,9 +384,15 @@ class Feed:
                 raise ValueError("api_key must be non-empty printable ASCII")
         self.api_key = api_key
         self.__secret = protocol.Secret(secret) if secret is not None else None  # checks the type
-        for name, cb in (("on_event", on_event), ("on_ticker", on_ticker), ("on_order", on_order),
-                         ("on_order_algo", on_order_algo), ("on_balance", on_balance),
-                         ("on_raw", on_raw), ("on_frame", on_frame)):
+        for name, cb in (
+            ("on_event", on_event),
+            ("on_ticker", on_ticker),
+            ("on_order", on_order),
+            ("on_order_algo", on_order_algo),
+            ("on_balance", on_balance),
+            ("on_raw", on_raw),
+            ("on_frame", on_frame),
+        ):
             _check_callback(name, cb)
         if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
             raise TypeError("sinks must be a list of sinks (see fastfeed.sinks)")
@@ -334,17 +406,25 @@ class Feed:
         for h in self._sink_hooks:
             if "configure" in h:
                 if engine is not None:
-                    raise ValueError("engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
-                                     "engine: do not pass engine=")
+                    raise ValueError(
+                        "engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
+                        "engine: do not pass engine="
+                    )
                 h["configure"](opts)
         self.options = opts
         self._own_engine = engine is None
-        self.engine = engine or Engine(depth=opts.depth, trade_capacity=opts.trade_capacity,
-                                       max_frame=opts.max_frame, shm_name=opts.shm_name,
-                                       shm_max_symbols=opts.shm_max_symbols,
-                                       shm_checksum=opts.shm_checksum, event_log=opts.event_log,
-                                       trade_dedup_window=opts.trade_dedup_window,
-                                       drift_check=opts.drift_check)
+        self.engine = engine or Engine(
+            depth=opts.depth,
+            trade_capacity=opts.trade_capacity,
+            max_frame=opts.max_frame,
+            shm_name=opts.shm_name,
+            shm_max_symbols=opts.shm_max_symbols,
+            shm_checksum=opts.shm_checksum,
+            event_log=opts.event_log,
+            trade_dedup_window=opts.trade_dedup_window,
+            drift_check=opts.drift_check,
+            max_ticker_symbols=opts.max_ticker_symbols,
+        )
         self._on_event = on_event
         self._on_ticker = on_ticker
         self._on_order = on_order
@@ -356,11 +436,9 @@ class Feed:
         self._raw_fns: list[Callable[..., Any]] = []
         self._frame_fns: list[Callable[..., Any]] = []
         self._ev_seen = 0  # event rows already handed out in FrameChanges
+        self._tk_seen = 0  # ticker history records already accounted to a FrameChange
         self._sym_names: list[str] = []  # engine.symbols, cached (symbols are only appended)
         self._sinks_open: list[dict[str, Callable[..., Any]]] = []
-        #: latest ticker per symbol (at most ``max_ticker_symbols`` entries of valid
-        #: symbols, so bounded in bytes too)
-        self.latest_tickers: dict[str, Ticker] = {}
         self.authenticated = False
         subscribable = [c.name for c in channels.SUBSCRIBABLE]
         #: channel -> symbols replayed after a reconnect (acknowledged or in flight)
@@ -409,6 +487,14 @@ class Feed:
     def on_ticker(self, cb: Callable[[Ticker], None] | None) -> None:
         _check_callback("on_ticker", cb)
         self._on_ticker = cb
+        if self._listener is not None:
+            self._listener.ticker_callback = cb is not None
+
+    @property
+    def latest_tickers(self) -> TickerMap:
+        """The latest ticker per symbol: a read-only mapping over the engine's ticker table
+        (at most ``max_ticker_symbols`` symbols; see :class:`TickerMap`)."""
+        return TickerMap(self.engine)
 
     @property
     def on_order(self) -> Callable[[OrderUpdate], None] | None:
@@ -485,6 +571,7 @@ class Feed:
         if wants_frames and lst.on_frame is None:
             ring = self.engine.events
             self._ev_seen = ring.count if ring is not None else 0  # rows before now are not ours
+            self._tk_seen = self.engine.ticker_history.count
         lst.on_frame = self._frame_done if wants_frames else None
 
     def _deliver_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
@@ -494,8 +581,9 @@ class Feed:
             except Exception as exc:  # a sink must never break the frame path
                 self._callback_failed("on_raw", exc)
 
-    def _change(self, frame: int, recv_ns: int, kind: str, symbol: str | None,
-                symbols: tuple[str, ...]) -> None:
+    def _change(
+        self, frame: int, recv_ns: int, kind: str, symbol: str | None, symbols: tuple[str, ...]
+    ) -> None:
         ring = self.engine.events
         end = ring.count if ring is not None else 0
         seq, self._ev_seen = self._ev_seen, end
@@ -512,6 +600,7 @@ class Feed:
             return
         eng = self.engine
         kind = KIND_NAMES.get(eng.last_kind)
+        tk_first, self._tk_seen = self._tk_seen, eng.ticker_history.count
         if kind is None:  # a reply or an unknown method: nothing changed
             return
         idx = eng.last_symbol
@@ -521,6 +610,8 @@ class Feed:
                 names = self._sym_names = eng.symbols
             symbol: str | None = names[idx]
             symbols: tuple[str, ...] = (names[idx],)
+        elif kind == "ticker" or kind == "all_ticker":  # stored by the engine: its records name them
+            symbol, symbols = None, _ticker_symbols(eng, tk_first)
         else:
             symbol, symbols = None, push_symbols(msg)
         self._change(eng.frames, recv_ns, kind, symbol, symbols)
@@ -635,6 +726,12 @@ class Feed:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
+    def __await__(self) -> Generator[Any, None, Feed]:
+        """``feed = await fastfeed.connect(url)`` is ``await feed.start()``: connected and
+        ready; the caller then owns it and must ``await feed.close()`` (``async with``
+        does both)."""
+        return self.start().__await__()
+
     def __repr__(self) -> str:
         state = "closed" if self._closing else ("connected" if self._ready.is_set() else "disconnected")
         key = f" key={self.api_key[:4]}…" if self.api_key else ""
@@ -651,7 +748,7 @@ class Feed:
 
     # -- data --------------------------------------------------------------------------------
 
-    def book(self, symbol: str):
+    def book(self, symbol: str) -> Book:
         """The engine's book of ``symbol`` (zero-copy views; see :class:`~fastfeed.Book`).
 
         A symbol subscribed with ``subscribe_depth`` (or all symbols) always has a book:
@@ -671,10 +768,12 @@ class Feed:
                 return self.engine.book(symbol, create=True)
             raise UnknownSymbol(
                 f"no book for {safe_text(symbol, 40)!r}: not subscribed with subscribe_depth "
-                "and never seen in data", "unknown_symbol") from None
+                "and never seen in data",
+                "unknown_symbol",
+            ) from None
 
     @property
-    def trades(self):
+    def trades(self) -> TradeRing:
         """The engine's :class:`~fastfeed.TradeRing` (all symbols)."""
         return self.engine.trades
 
@@ -694,7 +793,7 @@ class Feed:
     def balances(self) -> Stream[BalanceUpdate]:
         return self._stream("balance")
 
-    def timings(self) -> Any:
+    def timings(self) -> npt.NDArray[np.int64]:
         """``(n, 2)`` int64 array of ``[recv_ns, done_ns]`` for the last data frames of the
         current connection (wall clock ns; ``done`` = book/ring updated). Needs the
         ``timing=N`` option; empty otherwise."""
@@ -716,6 +815,13 @@ class Feed:
         for name, streams in self._streams.items():
             dropped[name] = dropped.get(name, 0) + sum(s.dropped for s in streams)
         eng = self.engine.stats
+        tick = eng["tickers"]  # ticker records are parsed and counted by the engine
+        if tick["dropped_symbols"]:
+            dropped["ticker_symbols"] = tick["dropped_symbols"]
+        bad_pushes = dict(st.bad_pushes)
+        for reason, n in tick["rejects"].items():
+            if n:
+                bad_pushes[reason] = bad_pushes.get(reason, 0) + n
         out: dict[str, Any] = {
             "connected": self.connected,
             "connects": st.connects,
@@ -730,7 +836,7 @@ class Feed:
             "request_timeouts": st.request_timeouts,
             "unmatched_replies": st.unmatched_replies,
             "bad_frames": st.bad_frames,
-            "bad_pushes": dict(st.bad_pushes),
+            "bad_pushes": bad_pushes,
             "refused_subscriptions": dict(st.refused_subscriptions),
             "unknown_pushes": st.unknown_pushes,
             "callback_errors": st.callback_errors,
@@ -747,8 +853,9 @@ class Feed:
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def request(self, method: str, params: list[Any] | None = None,
-                      timeout: float | None = None) -> Any:
+    async def request(
+        self, method: str, params: list[Any] | None = None, timeout: float | None = None
+    ) -> Any:
         """Send one request on the current connection and return its ``result``.
 
         Raises :class:`RequestError` (non-null ``error``), :class:`RequestTimeout`,
@@ -804,8 +911,9 @@ class Feed:
         ready = asyncio.ensure_future(self._ready.wait())
         closed = asyncio.ensure_future(self._closed_ev.wait())
         try:
-            await asyncio.wait({ready, closed}, timeout=self.options.connect_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {ready, closed}, timeout=self.options.connect_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             ready.cancel()
             closed.cancel()
@@ -813,8 +921,10 @@ class Feed:
         if self._closing:
             raise FeedClosed("feed is closed")
         if not self._ready.is_set():
-            raise NotConnected(f"not connected to {self.url}"
-                               + (f": {self._disconnect_reason}" if self._disconnect_reason else ""))
+            raise NotConnected(
+                f"not connected to {self.url}"
+                + (f": {self._disconnect_reason}" if self._disconnect_reason else "")
+            )
 
     async def ping(self) -> str:
         """``server.ping`` -> ``"pong"`` (a result that is not a string is a
@@ -888,7 +998,7 @@ class Feed:
         try:
             for chunk in protocol.chunk_symbols(syms):
                 await self._request_when_ready(f"{channel}.subscribe", chunk)
-                for n in (chunk or [_ALL]):
+                for n in chunk or [_ALL]:
                     ok.add(n)
                     if ops[n][2]:  # no unsubscribe came after this call: the server has n
                         acked.add(n)
@@ -957,6 +1067,7 @@ class Feed:
     # going through ``_subscribe`` / ``_unsubscribe``. Declared here for type checkers only;
     # tests/test_channels.py checks that these declarations match the generated methods.
     if TYPE_CHECKING:
+
         async def subscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
         async def unsubscribe_depth(self, symbols: Iterable[str] = ()) -> None: ...
         async def subscribe_trades(self, symbols: Iterable[str] = ()) -> None: ...
@@ -1013,9 +1124,10 @@ class Feed:
             if channel == "depth":
                 known = self.engine.books
                 self.engine.mark_stale(None if name == _ALL else [n for n in (name,) if n in known])
-            self._emit("subscription_refused",
-                       f"{channel} {name if name != _ALL else '(all)'} dropped: "
-                       f"{safe_text(err.message, 200)}")
+            self._emit(
+                "subscription_refused",
+                f"{channel} {name if name != _ALL else '(all)'} dropped: {safe_text(err.message, 200)}",
+            )
         return ok
 
     # -- frame path callbacks (called by the listener) ---------------------------------------
@@ -1041,9 +1153,12 @@ class Feed:
             self._handle_message(msg, recv_ns)
         except Exception as exc:  # last resort: keep the connection, count and log one line
             self._bad_push("internal")
-            self._note("internal", logging.ERROR,
-                       f"message handling failed ({type(exc).__name__}: {safe_text(str(exc))}); "
-                       "counted in stats['bad_pushes']['internal']")
+            self._note(
+                "internal",
+                logging.ERROR,
+                f"message handling failed ({type(exc).__name__}: {safe_text(str(exc))}); "
+                "counted in stats['bad_pushes']['internal']",
+            )
 
     def _handle_message(self, msg: Any, recv_ns: int) -> None:
         if not isinstance(msg, dict):
@@ -1055,13 +1170,13 @@ class Feed:
             return
         params = msg.get("params")
         rejects: dict[str, int] = {}
+        # ticker.update / all_ticker.update never get here: the engine stores them
+        # (ticker table + history) and the listener calls _on_ticker_records
         ch = _PUSHES.get(method) if isinstance(method, str) else None
-        if ch is not None:
+        if ch is not None and ch.parser is not None and ch.stream is not None:
             kind = ch.stream
             callback = getattr(self, _CALLBACK_ATTR[kind], None)  # a kind may have only streams
             for rec in ch.parser(params, recv_ns, rejects):
-                if kind == "ticker":
-                    self._keep_latest_ticker(rec)
                 self._dispatch(kind, callback, rec)
         else:
             self._stats.unknown_pushes += 1
@@ -1069,17 +1184,42 @@ class Feed:
         if rejects:
             for reason, n in rejects.items():
                 self._bad_push(reason, n)
-            self._note("bad_push", logging.WARNING,
-                       f"rejected records in a {safe_text(method, 40)} push: "
-                       + ", ".join(f"{k} {v}" for k, v in rejects.items())
-                       + " (counted in stats['bad_pushes'])")
+            self._note(
+                "bad_push",
+                logging.WARNING,
+                f"rejected records in a {safe_text(method, 40)} push: "
+                + ", ".join(f"{k} {v}" for k, v in rejects.items())
+                + " (counted in stats['bad_pushes'])",
+            )
 
-    def _keep_latest_ticker(self, t: Ticker) -> None:
-        latest = self.latest_tickers
-        if t.symbol in latest or len(latest) < self.options.max_ticker_symbols:
-            latest[t.symbol] = t
-        else:
-            self._stats.dropped["ticker_symbols"] = self._stats.dropped.get("ticker_symbols", 0) + 1
+    def _on_ticker_records(self, first_seq: int, recv_ns: int) -> None:
+        """The listener stored ticker records ``first_seq..`` (called only while a ticker
+        callback or stream exists): build the Ticker objects and hand them on. Records a
+        frame pushed out of the history ring before this ran (a frame with more records
+        than ``Engine(ticker_capacity=...)``) are counted in ``dropped["ticker_history"]``."""
+        ring = self.engine.ticker_history
+        records = ring.records(first_seq)
+        lost = ring.count - first_seq - len(records)
+        if lost > 0:
+            self._stats.dropped["ticker_history"] = self._stats.dropped.get("ticker_history", 0) + lost
+        for t in records:
+            self._dispatch("ticker", self._on_ticker, t)
+
+    def _feed_payload(self, payload: bytes | str, recv_ns: int = 0) -> None:
+        """One payload through the engine and on, as the listener hands it (tests; the
+        live path is ``FeedListener._deliver``, in C)."""
+        first = self.engine.ticker_history.count
+        try:
+            msg = self.engine.feed(payload, recv_ns)
+        except FastfeedError as exc:
+            self._on_frame_error(exc)
+            return
+        if msg is not None:
+            self._on_message(msg, recv_ns)
+        elif self.engine.ticker_history.count != first and (
+            self._on_ticker is not None or self._streams["ticker"]
+        ):
+            self._on_ticker_records(first, recv_ns)
 
     def _callback_failed(self, kind: str, exc: BaseException) -> None:
         self._stats.callback_errors += 1
@@ -1087,12 +1227,22 @@ class Feed:
         if not now:
             return
         if suppressed < 0:
-            log.error("%s callback raised (first time; later errors are counted in "
-                      "stats['callback_errors'] and logged at most every %g s)", kind, LOG_INTERVAL,
-                      exc_info=exc)
+            log.error(
+                "%s callback raised (first time; later errors are counted in "
+                "stats['callback_errors'] and logged at most every %g s)",
+                kind,
+                LOG_INTERVAL,
+                exc_info=exc,
+            )
         else:
-            log.error("%s callback raised %s: %s (%d more since the last line; %d in all)", kind,
-                      type(exc).__name__, safe_text(str(exc)), suppressed, self._stats.callback_errors)
+            log.error(
+                "%s callback raised %s: %s (%d more since the last line; %d in all)",
+                kind,
+                type(exc).__name__,
+                safe_text(str(exc)),
+                suppressed,
+                self._stats.callback_errors,
+            )
 
     def _call(self, kind: str, callback: Callable[[Any], Any], item: Any) -> None:
         try:
@@ -1104,9 +1254,13 @@ class Feed:
             close = getattr(result, "close", None)
             if close is not None:
                 close()  # never awaited: close it (no "never awaited" warning)
-            self._callback_failed(kind, TypeError(
-                f"{kind} callback returned an awaitable: async callbacks are not supported "
-                "(they never run); use the feed's async iterators"))
+            self._callback_failed(
+                kind,
+                TypeError(
+                    f"{kind} callback returned an awaitable: async callbacks are not supported "
+                    "(they never run); use the feed's async iterators"
+                ),
+            )
 
     def _dispatch(self, kind: str, callback: Callable[[Any], None] | None, item: Any) -> None:
         for s in self._streams[kind]:
@@ -1169,7 +1323,7 @@ class Feed:
 
     def _backoff(self, attempt: int) -> float:
         o = self.options
-        base = min(o.backoff_max, o.backoff_initial * (o.backoff_factor ** attempt))
+        base = min(o.backoff_max, o.backoff_initial * (o.backoff_factor**attempt))
         return max(0.0, base * (1.0 + random.uniform(-o.jitter, o.jitter)))
 
     def _first_result(self, exc: BaseException | None) -> None:
@@ -1186,10 +1340,16 @@ class Feed:
         if not self.url.startswith("wss://"):
             return ""
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return " (the server's TLS certificate was not accepted: pass ssl_context=... or verify_tls=False)"
-        if exc is None or isinstance(exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError)):
-            return (" (hint: the TLS handshake did not complete - if the server speaks plain "
-                    "WebSocket, use a ws:// URL; TLS to a non-TLS server fails like this)")
+            return (
+                " (the server's TLS certificate was not accepted: pass ssl_context=... or verify_tls=False)"
+            )
+        if exc is None or isinstance(
+            exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError)
+        ):
+            return (
+                " (hint: the TLS handshake did not complete - if the server speaks plain "
+                "WebSocket, use a ws:// URL; TLS to a non-TLS server fails like this)"
+            )
         return ""
 
     @staticmethod
@@ -1200,8 +1360,14 @@ class Feed:
             return True
         if isinstance(exc, ssl.SSLError):
             why = (getattr(exc, "reason", None) or "").upper()
-            return why in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
-                           "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL")
+            return why in (
+                "WRONG_VERSION_NUMBER",
+                "RECORD_LAYER_FAILURE",
+                "HTTP_REQUEST",
+                "PACKET_LENGTH_TOO_LONG",
+                "UNKNOWN_PROTOCOL",
+                "UNSUPPORTED_PROTOCOL",
+            )
         return isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, UnicodeError)
 
     async def _supervise(self) -> None:
@@ -1217,8 +1383,11 @@ class Feed:
                     reason = f"{type(exc).__name__}: {safe_text(str(exc))}"
                     self._stats.last_error = reason
                     self._disconnect_reason = reason
-                    log.error("unexpected error in the connection supervisor: %s", reason,
-                              exc_info=self._stats.supervisor_errors == 1)
+                    log.error(
+                        "unexpected error in the connection supervisor: %s",
+                        reason,
+                        exc_info=self._stats.supervisor_errors == 1,
+                    )
                     self._emit("error", reason)
                     fatal = exc
                 if self._closing:
@@ -1265,6 +1434,9 @@ class Feed:
                 self._stats.listener_errors += old.callback_errors
             lst = FeedListener(self.engine, self._on_message, self._on_frame_error, on_disconnected)
             self._update_hooks(lst)
+            lst.on_tickers = self._on_ticker_records
+            lst.ticker_streams = self._streams["ticker"]
+            lst.ticker_callback = self._on_ticker is not None
             if opts.timing > 0:
                 lst.enable_timing(opts.timing)
             self._listener = lst
@@ -1286,8 +1458,9 @@ class Feed:
             self._stats.connect_failures += 1
             text = safe_text(str(exc))
             self._connect_error = exc
-            self._disconnect_reason = (f"connect failed: {type(exc).__name__}"
-                                       + (f": {text}" if text else "") + self._tls_hint(exc))
+            self._disconnect_reason = (
+                f"connect failed: {type(exc).__name__}" + (f": {text}" if text else "") + self._tls_hint(exc)
+            )
             self._stats.last_disconnect_reason = self._disconnect_reason
             log.debug("connect to %s failed: %s", self.url, self._disconnect_reason)
             if self._permanent(exc) and not self._ever_ready:
@@ -1390,8 +1563,11 @@ class Feed:
             return
         for r in self.engine.drift_log:
             if r.seq > self._drift_seen:
-                self._emit("drift", f"{r.symbol}: {r.missing} missing, {r.extra} extra, "
-                                    f"{r.changed} changed level(s) against the snapshot")
+                self._emit(
+                    "drift",
+                    f"{r.symbol}: {r.missing} missing, {r.extra} extra, "
+                    f"{r.changed} changed level(s) against the snapshot",
+                )
         self._drift_seen = drift["drifted"]
 
     async def _heartbeat(self, transport: Any) -> str:
@@ -1496,8 +1672,12 @@ class _ExcInfoGuard(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         ei = record.exc_info
-        if ei and not (isinstance(ei, tuple) and len(ei) == 3 and isinstance(ei[1], BaseException)
-                       and (ei[2] is None or hasattr(ei[2], "tb_frame"))):
+        if ei and not (
+            isinstance(ei, tuple)
+            and len(ei) == 3
+            and isinstance(ei[1], BaseException)
+            and (ei[2] is None or hasattr(ei[2], "tb_frame"))
+        ):
             bad = ei[1] if isinstance(ei, tuple) and len(ei) == 3 else ei
             name = bad.__name__ if isinstance(bad, type) else type(bad).__name__
             try:
@@ -1522,13 +1702,59 @@ def _install_log_guard() -> None:
             lg.addFilter(_GUARD)
 
 
+class FeedOptionsKwargs(TypedDict, total=False):
+    """The keyword arguments of :func:`connect`, for type checkers: the :class:`FeedOptions`
+    fields plus :class:`Feed`'s callbacks and ``engine``. A misspelt option (``depht=20``)
+    is a type error here and a ``TypeError`` at run time. Kept equal to ``FeedOptions`` and
+    ``Feed.__init__`` by tests/test_typing.py."""
+
+    depth: int
+    trade_capacity: int
+    max_frame: int
+    request_timeout: float
+    connect_timeout: float
+    handshake_timeout: float
+    ping_interval: float
+    pong_timeout: float
+    data_timeout: float | None
+    max_age: float | None
+    backoff_initial: float
+    backoff_max: float
+    backoff_factor: float
+    jitter: float
+    queue_size: int
+    max_ticker_symbols: int
+    timing: int
+    shm_name: str | None
+    shm_max_symbols: int
+    shm_checksum: bool
+    event_log: int
+    trade_dedup_window: int
+    drift_check: bool
+    verify_tls: bool
+    ssl_context: ssl.SSLContext | None
+    on_event: Callable[[ConnectionEvent], None] | None
+    on_ticker: Callable[[Ticker], None] | None
+    on_order: Callable[[OrderUpdate], None] | None
+    on_order_algo: Callable[[OrderAlgoUpdate], None] | None
+    on_balance: Callable[[BalanceUpdate], None] | None
+    on_raw: Callable[[bytes, int, int], None] | None
+    on_frame: Callable[[FrameChange], None] | None
+    sinks: Iterable[object]
+    engine: Engine | None
+
+
 def connect(
     url: str = DIGIFINEX_URL,
     api_key: str | None = None,
     secret: str | bytes | None = None,
-    **options: Any,
+    **options: Unpack[FeedOptionsKwargs],
 ) -> Feed:
     """``async with fastfeed.connect(url, api_key, secret, **options) as feed: ...``
+
+    Returns the :class:`Feed` unconnected (this function is not a coroutine).
+    ``async with`` starts it and closes it at the end; ``feed = await connect(...)`` (or
+    ``await feed.start()``) connects it and leaves closing to you: ``await feed.close()``.
 
     ``options`` are :class:`FeedOptions` fields (``depth``, ``request_timeout``,
     ``ping_interval``, ``max_age``, ``verify_tls``...) plus the callbacks ``on_event``,
@@ -1536,13 +1762,26 @@ def connect(
     ``on_frame``, ``sinks`` (:mod:`fastfeed.sinks`) and ``engine``.
     The URL, keys and callbacks are checked here (``TypeError``/``ValueError``).
     """
-    callbacks = {k: options.pop(k) for k in ("on_event", "on_ticker", "on_order", "on_order_algo",
-                                             "on_balance", "engine", "on_raw", "on_frame", "sinks")
-                 if k in options}
-    unknown = set(options) - set(FeedOptions.__dataclass_fields__)
+    opts: dict[str, Any] = dict(options)
+    callbacks = {
+        k: opts.pop(k)
+        for k in (
+            "on_event",
+            "on_ticker",
+            "on_order",
+            "on_order_algo",
+            "on_balance",
+            "engine",
+            "on_raw",
+            "on_frame",
+            "sinks",
+        )
+        if k in opts
+    }
+    unknown = set(opts) - set(FeedOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return Feed(url, api_key, secret, options=FeedOptions(**options), **callbacks)
+    return Feed(url, api_key, secret, options=FeedOptions(**opts), **callbacks)
 
 
 # -- subscribe_* / unsubscribe_* from the channel table ----------------------------------------
@@ -1572,18 +1811,25 @@ def _channel_method(ch: channels.Channel, unsubscribe: bool) -> Callable[..., An
 
     what = f"``{param}`` (a list of {ch.names} names; empty = all)" if param is not None else "every symbol"
     if unsubscribe:
-        doc = (f"Unsubscribe ``{channel}`` (``{ch.unsubscribe}``) for {what}. The names leave "
-               "``subscriptions`` at once, whatever the server answers.")
+        doc = (
+            f"Unsubscribe ``{channel}`` (``{ch.unsubscribe}``) for {what}. The names leave "
+            "``subscriptions`` at once, whatever the server answers."
+        )
     else:
-        doc = (f"Subscribe ``{channel}`` (``{ch.subscribe}``) for {what}; returns once "
-               "acknowledged" + (" (a private channel: needs api_key and secret)" if ch.private else "")
-               + ". If the request fails, a name leaves ``subscriptions`` only if the server "
-               "never acknowledged it: a subscription acknowledged earlier survives a refused, "
-               "timed-out or lost repeat.")
+        doc = (
+            f"Subscribe ``{channel}`` (``{ch.subscribe}``) for {what}; returns once "
+            "acknowledged"
+            + (" (a private channel: needs api_key and secret)" if ch.private else "")
+            + ". If the request fails, a name leaves ``subscriptions`` only if the server "
+            "never acknowledged it: a subscription acknowledged earlier survives a refused, "
+            "timed-out or lost repeat."
+        )
     if param is not None:
-        doc += (f" The names are checked first (``protocol.validate_symbols``): a single ``str``, "
-                "``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises "
-                "``TypeError``/``ValueError`` and nothing is sent.")
+        doc += (
+            " The names are checked first (``protocol.validate_symbols``): a single ``str``, "
+            "``bytes``, an empty, non-ASCII, over-long (> 32) or space-containing name raises "
+            "``TypeError``/``ValueError`` and nothing is sent."
+        )
     method.__name__ = name
     method.__qualname__ = f"Feed.{name}"
     method.__module__ = __name__

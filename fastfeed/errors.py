@@ -21,6 +21,7 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
         DecodeError
         TradesOverwritten (IndexError)
         EventsOverwritten (IndexError)
+        TickersOverwritten (IndexError)
         UnknownSymbol (KeyError)
         UnknownChannel (KeyError)
         ShmError
@@ -52,52 +53,55 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
         InternalError (RuntimeError)
         BusError
             BusRecordError (ValueError)
+        EngineBusy (RuntimeError)
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "FastfeedError",
-    "FrameError",
-    "InflateError",
-    "FrameTooLarge",
-    "MessageError",
-    "ParseError",
-    "TradesOverwritten",
-    "EventsOverwritten",
-    "UnknownSymbol",
-    "ShmError",
-    "ShmNotFound",
-    "ShmInUse",
-    "ShmStale",
-    "ShmFull",
-    "ShmTornRead",
-    "ShmLayoutError",
-    "CaptureError",
-    "ShmCorrupt",
-    "ShmClosed",
-    "ShmOSError",
-    "InternalError",
-    "NotConnected",
-    "ConnectFailed",
-    "FeedClosed",
-    "RequestError",
+    "REJECT_REASONS",
     "AuthError",
-    "RequestTimeout",
-    "ConnectionLost",
     "BadReply",
-    "DecodeError",
-    "UnknownChannel",
-    "CaptureRefused",
-    "CaptureClosed",
-    "CaptureRangeError",
-    "ExportOverflow",
-    "ExchangeError",
-    "RequestRefused",
-    "NoMarket",
     "BusError",
     "BusRecordError",
-    "REJECT_REASONS",
+    "CaptureClosed",
+    "CaptureError",
+    "CaptureRangeError",
+    "CaptureRefused",
+    "ConnectFailed",
+    "ConnectionLost",
+    "DecodeError",
+    "EngineBusy",
+    "EventsOverwritten",
+    "ExchangeError",
+    "ExportOverflow",
+    "FastfeedError",
+    "FeedClosed",
+    "FrameError",
+    "FrameTooLarge",
+    "InflateError",
+    "InternalError",
+    "MessageError",
+    "NoMarket",
+    "NotConnected",
+    "ParseError",
+    "RequestError",
+    "RequestRefused",
+    "RequestTimeout",
+    "ShmClosed",
+    "ShmCorrupt",
+    "ShmError",
+    "ShmFull",
+    "ShmInUse",
+    "ShmLayoutError",
+    "ShmNotFound",
+    "ShmOSError",
+    "ShmStale",
+    "ShmTornRead",
+    "TickersOverwritten",
+    "TradesOverwritten",
+    "UnknownChannel",
+    "UnknownSymbol",
 ]
 
 #: Every rejection reason the engine can count, in a stable order.
@@ -167,6 +171,13 @@ class EventsOverwritten(FastfeedError, IndexError):
     reason = "overwritten"
 
 
+class TickersOverwritten(FastfeedError, IndexError):
+    """``Engine.ticker_history.since(seq)`` asked for ticker records the history ring has
+    already overwritten. Also an ``IndexError``."""
+
+    reason = "overwritten"
+
+
 class UnknownSymbol(FastfeedError, KeyError):
     """``Engine.book(symbol)`` / ``Engine.symbol_index(symbol)`` for a symbol the engine does
     not know (never seen in data, never registered with ``create=True``). A ``KeyError``, so
@@ -198,6 +209,14 @@ class DecodeError(FastfeedError):
 
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(message or reason, reason)
+
+
+class EngineBusy(FastfeedError, RuntimeError):
+    """An ``Engine`` (or ``Inflater``) was fed from a second thread while another thread was
+    feeding it (feeding releases the GIL). Nothing was changed or counted; feed each engine
+    from one thread at a time (one engine per thread or shard, or a lock of your own)."""
+
+    reason = "busy"
 
 
 class ShmError(FastfeedError):
@@ -278,8 +297,9 @@ class CaptureError(FastfeedError):
 
     reason = "capture"
 
-    def __init__(self, message: str, reason: str | None = None, *, offset: int | None = None,
-                 record: int | None = None) -> None:
+    def __init__(
+        self, message: str, reason: str | None = None, *, offset: int | None = None, record: int | None = None
+    ) -> None:
         super().__init__(message, reason)
         self.offset = offset
         self.record = record

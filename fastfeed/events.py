@@ -45,28 +45,35 @@ clear row) until a ``reset_books()`` clear row that is not followed by snapshot 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from .book import BookSide
 
 __all__ = [
+    "BUY_EVENT",
+    "DEPTH_CLEAR_EVENT",
+    "DEPTH_EVENT",
+    "DEPTH_SNAPSHOT_EVENT",
     "EVENT_DTYPE",
     "EXCH_EVENT",
-    "LOCAL_EVENT",
-    "BUY_EVENT",
-    "SELL_EVENT",
-    "DEPTH_EVENT",
-    "TRADE_EVENT",
-    "DEPTH_CLEAR_EVENT",
-    "DEPTH_SNAPSHOT_EVENT",
     "KIND_MASK",
     "KIND_NAMES",
-    "kinds",
-    "sides",
-    "frame_ids",
-    "snapshot_rows",
+    "LOCAL_EVENT",
+    "SELL_EVENT",
+    "TRADE_EVENT",
     "events_to_pandas",
+    "frame_ids",
+    "kinds",
     "replay_books",
+    "sides",
+    "snapshot_rows",
 ]
 
 EXCH_EVENT = 1 << 31
@@ -105,17 +112,20 @@ EVENT_DTYPE = np.dtype(
 assert EVENT_DTYPE.itemsize == 64
 
 
-def kinds(rows: np.ndarray) -> np.ndarray:
+def kinds(rows: np.ndarray) -> npt.NDArray[np.uint8]:
     """The kind of every row (``ev & 0xFF``) as uint8."""
-    return (rows["ev"] & np.uint64(KIND_MASK)).astype(np.uint8)
+    ev: npt.NDArray[np.uint64] = rows["ev"]
+    out: npt.NDArray[np.uint8] = (ev & np.uint64(KIND_MASK)).astype(np.uint8)
+    return out
 
 
-def sides(rows: np.ndarray) -> np.ndarray:
+def sides(rows: np.ndarray) -> npt.NDArray[np.int8]:
     """+1 for ``BUY_EVENT`` rows, -1 for ``SELL_EVENT`` rows, 0 for neither (int8)."""
-    ev = rows["ev"]
+    ev: npt.NDArray[np.uint64] = rows["ev"]
     buy = (ev & np.uint64(BUY_EVENT)) != 0
     sell = (ev & np.uint64(SELL_EVENT)) != 0
-    return buy.astype(np.int8) - sell.astype(np.int8)
+    out: npt.NDArray[np.int8] = buy.astype(np.int8) - sell.astype(np.int8)
+    return out
 
 
 def frame_ids(rows: np.ndarray) -> np.ndarray:
@@ -134,7 +144,7 @@ def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarr
     consumer's own book) they give exactly ``engine.book(sym)``, level by level: how a
     consumer resyncs after :class:`~fastfeed.errors.EventsOverwritten`. A new array (the
     caller's). Unknown symbols raise :class:`~fastfeed.errors.UnknownSymbol`."""
-    eng = getattr(engine, "engine", engine)  # a Feed -> its engine
+    eng: Any = getattr(engine, "engine", engine)  # a Feed -> its engine
     names = list(eng.books) if symbols is None else list(symbols)
     frame = float(eng.frames)
     xl = EXCH_EVENT | LOCAL_EVENT
@@ -152,21 +162,21 @@ def snapshot_rows(engine: Any, symbols: Iterable[str] | None = None) -> np.ndarr
         out["fval"] = frame
         out["ev"][0] = xl | DEPTH_CLEAR_EVENT
         na = len(asks)
-        out["ev"][1:1 + na] = xl | kind | SELL_EVENT
-        out["ev"][1 + na:] = xl | kind | BUY_EVENT
+        out["ev"][1 : 1 + na] = xl | kind | SELL_EVENT
+        out["ev"][1 + na :] = xl | kind | BUY_EVENT
         if na:
-            out["px"][1:1 + na] = asks[:, 0]
-            out["qty"][1:1 + na] = asks[:, 1]
+            out["px"][1 : 1 + na] = asks[:, 0]
+            out["qty"][1 : 1 + na] = asks[:, 1]
         if len(bids):
-            out["px"][1 + na:] = bids[:, 0]
-            out["qty"][1 + na:] = bids[:, 1]
+            out["px"][1 + na :] = bids[:, 0]
+            out["qty"][1 + na :] = bids[:, 1]
         parts.append(out)
     if not parts:
         return np.zeros(0, dtype=EVENT_DTYPE)
     return np.concatenate(parts)
 
 
-def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> Any:
+def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """A DataFrame of event rows: the raw fields, plus ``kind`` (name), ``side`` (+1/-1/0),
     ``symbol`` (name, when ``symbols`` is given) and ``exch_dt`` / ``local_dt`` (UTC)."""
     import pandas as pd
@@ -174,7 +184,7 @@ def events_to_pandas(rows: np.ndarray, symbols: Sequence[str] | None = None) -> 
     rows = np.asarray(rows)
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
-    df = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names})
+    df: pd.DataFrame = pd.DataFrame({name: rows[name] for name in EVENT_DTYPE.names or ()})
     k = kinds(rows)
     names = np.array(["?"] * 256, dtype=object)
     for code, name in KIND_NAMES.items():
@@ -196,29 +206,44 @@ DictBooks = dict[int, tuple[dict[float, float], dict[float, float]]]
 
 def replay_books(rows: np.ndarray | Iterable[np.ndarray], books: DictBooks | None = None) -> DictBooks:
     """Apply depth rows to dict books ``{ival: ({bid px: qty}, {ask px: qty})}`` (created on
-    first sight; pass ``books`` to continue). Trade rows are ignored. Slow (a Python loop):
-    meant for checks, not for backtests."""
+    first sight; pass ``books`` to continue: its dicts are updated in place). Trade rows are
+    ignored. Each row sets one level as given (qty 0 removes it): the rows already carry
+    every removal the engine made (crossing, trimming), so no book rule is applied again.
+    The levels are kept by :class:`fastfeed.book.BookSide` (the reference book's sides), and
+    each side dict comes out best first. Slow (a Python loop): meant for checks, not for
+    backtests."""
     if books is None:
         books = {}
+    sides: dict[int, tuple[BookSide, BookSide]] = {}
     chunks = [rows] if isinstance(rows, np.ndarray) else rows
     for chunk in chunks:
-        for ev, px, qty, ival in zip(chunk["ev"].tolist(), chunk["px"].tolist(),
-                                     chunk["qty"].tolist(), chunk["ival"].tolist()):
+        for ev, px, qty, ival in zip(
+            chunk["ev"].tolist(), chunk["px"].tolist(), chunk["qty"].tolist(), chunk["ival"].tolist()
+        ):
             kind = ev & KIND_MASK
             if kind == TRADE_EVENT:
                 continue
-            book = books.get(ival)
+            book = sides.get(ival)
             if book is None:
-                book = books[ival] = ({}, {})
+                book = sides[ival] = _sides_of(books.setdefault(ival, ({}, {})))
             if kind == DEPTH_CLEAR_EVENT:
                 if ev & BUY_EVENT or not ev & SELL_EVENT:
                     book[0].clear()
                 if ev & SELL_EVENT or not ev & BUY_EVENT:
                     book[1].clear()
                 continue
-            side = book[0] if ev & BUY_EVENT else book[1]
-            if qty == 0.0:
-                side.pop(px, None)
-            else:
-                side[px] = qty
+            (book[0] if ev & BUY_EVENT else book[1]).set(px, qty)
+    for ival, (bid_side, ask_side) in sides.items():
+        for levels, side in zip(books[ival], (bid_side, ask_side)):
+            levels.clear()
+            levels.update(side.levels())
     return books
+
+
+def _sides_of(book: tuple[dict[float, float], dict[float, float]]) -> tuple[BookSide, BookSide]:
+    """The dict book ``(bids, asks)`` given to :func:`replay_books` as two sides."""
+    out = (BookSide(bids=True), BookSide(bids=False))
+    for levels, side in zip(book, out):
+        for px, qty in levels.items():
+            side.set(px, qty)
+    return out

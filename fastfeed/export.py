@@ -4,8 +4,12 @@
   writes every applied book change and every stored trade as hftbacktest event rows
   (:data:`fastfeed.events.EVENT_DTYPE`) with ``np.savez_compressed(out, data=rows, ...)``.
 * :func:`capture_to_parquet` writes the same rows (or the trades) to a Parquet file with
-  pyarrow, an optional dependency (``pip install 'fastfeed[parquet]'``).
+  pyarrow, an optional dependency (``pip install pyarrow``; in a clone ``pip install -e '.[parquet]'``).
+* :func:`capture_to_csv` writes the same rows (or the trades) as CSV text.
 * :func:`capture_events` returns the rows as one array, for use in memory.
+
+All of them run one pump (``_pump``: capture -> engine -> chunks of rows); each output is
+just a writer of those chunks.
 
 A *source* is a capture file path (read with :class:`fastfeed.capture.CaptureReader`), an
 open ``CaptureReader``, or any iterable of ``(recv_ns, payload)`` pairs (or of objects with
@@ -21,8 +25,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,9 +35,14 @@ from .errors import ExportOverflow, FastfeedError
 from .events import EVENT_DTYPE, kinds, sides
 from .layout import TRADE_DTYPE
 
+if TYPE_CHECKING:
+    from ._events import EventRing
+    from ._ring import TradeRing
+
 __all__ = [
     "ExportStats",
     "capture_events",
+    "capture_to_csv",
     "capture_to_npz",
     "capture_to_parquet",
     "events_to_arrow",
@@ -61,6 +71,8 @@ class ExportStats:
     torn_bytes: int = 0
     #: ``(offset, length)`` of each corrupt region skipped (``on_corrupt="skip"``).
     damaged: list[tuple[int, int]] = field(default_factory=list)
+    #: Asked-for symbols (``symbols=``) that never appeared in the capture (so no rows).
+    unmatched: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -115,13 +127,22 @@ class _Progress:
         self._rich: Any = None
         try:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
         except ImportError:  # pragma: no cover - rich is optional
             return
         self._rich = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[rows]} rows"),
-            TimeRemainingColumn(), console=Console(file=self.stream), transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[rows]} rows"),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=False,
         )
         self._rich.start()
         self._task = self._rich.add_task(label, total=self.total, rows=0)
@@ -164,12 +185,15 @@ def _pump(
 
     if what not in ("events", "trades"):
         raise ValueError("what must be 'events' or 'trades'")
+    buf: EventRing | TradeRing | None
     if what == "events":
         eng = Engine(depth=depth, trade_capacity=1024, event_log=ring)
         buf = eng.events
     else:
         eng = Engine(depth=depth, trade_capacity=ring)
         buf = eng.trades
+    if buf is None:
+        raise ValueError(f"ring must be positive, not {ring!r}")
     capacity = buf.capacity
     high = capacity // 2
     stats = ExportStats()
@@ -243,11 +267,25 @@ def _select(rows: np.ndarray, wanted: set[int] | None, field_name: str) -> np.nd
     return rows[np.isin(rows[field_name], np.fromiter(wanted, dtype=np.int64))]
 
 
-def _wanted(symbols: Sequence[str] | str | None) -> Callable[[list[str]], set[int] | None]:
+def _names_of(symbols: Sequence[str] | str | None) -> list[str] | None:
     if symbols is None:
+        return None
+    return [symbols.upper()] if isinstance(symbols, str) else list(dict.fromkeys(s.upper() for s in symbols))
+
+
+def _wanted(symbols: Sequence[str] | str | None) -> Callable[[list[str]], set[int] | None]:
+    names = _names_of(symbols)
+    if names is None:
         return lambda table: None
-    names = {symbols.upper()} if isinstance(symbols, str) else {s.upper() for s in symbols}
-    return lambda table: {i for i, s in enumerate(table) if s in names}
+    wanted = set(names)
+    return lambda table: {i for i, s in enumerate(table) if s in wanted}
+
+
+def _unmatched(symbols: Sequence[str] | str | None, table: Sequence[str]) -> list[str]:
+    """The asked-for symbols the engine never saw."""
+    names = _names_of(symbols)
+    seen = set(table)
+    return [] if names is None else [s for s in names if s not in seen]
 
 
 def capture_events(
@@ -270,10 +308,20 @@ def capture_events(
     def sink(chunk: np.ndarray, table: list[str]) -> None:
         chunks.append(_select(chunk, pick(table), "ival").copy())
 
-    stats = _pump(source, sink, what="events", depth=depth, ring=ring, progress=progress,
-                  progress_file=progress_file, label="events", on_corrupt=on_corrupt)
+    stats = _pump(
+        source,
+        sink,
+        what="events",
+        depth=depth,
+        ring=ring,
+        progress=progress,
+        progress_file=progress_file,
+        label="events",
+        on_corrupt=on_corrupt,
+    )
     rows = np.concatenate(chunks) if chunks else np.empty(0, dtype=EVENT_DTYPE)
     stats.rows = len(rows)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
     return rows, stats
 
 
@@ -299,8 +347,15 @@ def capture_to_npz(
     when stderr is a terminal). ``on_corrupt``: see the module docstring. Returns
     :class:`ExportStats`.
     """
-    rows, stats = capture_events(capture_path, symbols=symbols, depth=depth, ring=ring,
-                                 progress=progress, progress_file=progress_file, on_corrupt=on_corrupt)
+    rows, stats = capture_events(
+        capture_path,
+        symbols=symbols,
+        depth=depth,
+        ring=ring,
+        progress=progress,
+        progress_file=progress_file,
+        on_corrupt=on_corrupt,
+    )
     arrays: dict[str, Any] = {"data": rows}
     if include_symbols:
         arrays["symbols"] = np.array(stats.symbols, dtype=str)
@@ -317,7 +372,7 @@ def _pyarrow() -> Any:
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Parquet/Arrow export needs pyarrow: pip install 'fastfeed[parquet]'"
+            "Parquet/Arrow export needs pyarrow: pip install pyarrow (in a clone: pip install -e '.[parquet]')"
         ) from exc
     return pa
 
@@ -343,7 +398,7 @@ def events_to_arrow(rows: np.ndarray, symbols: Sequence[str] | None = None) -> A
     if rows.dtype != EVENT_DTYPE:
         raise TypeError(f"expected EVENT_DTYPE rows, got {rows.dtype}")
     cols: dict[str, Any] = {
-        name: pa.array(np.ascontiguousarray(rows[name])) for name in EVENT_DTYPE.names
+        name: pa.array(np.ascontiguousarray(rows[name])) for name in EVENT_DTYPE.names or ()
     }
     cols["kind"] = pa.array(kinds(rows))
     cols["side"] = pa.array(sides(rows))
@@ -370,7 +425,8 @@ def trades_to_arrow(rows: np.ndarray, symbols: Sequence[str]) -> Any:
     us = np.round(rows["time"] * 1e6).astype(np.int64)
     cols["exch_time"] = pa.array(us, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     cols["recv_time"] = pa.array(np.ascontiguousarray(rows["recv_ns"]), type=pa.int64()).cast(
-        pa.timestamp("ns", tz="UTC"))
+        pa.timestamp("ns", tz="UTC")
+    )
     return pa.table(cols)
 
 
@@ -418,8 +474,7 @@ def capture_to_parquet(
             i = table.column_names.index("symbol")
             table = table.set_column(i, "symbol", table.column("symbol").cast(pa.string()))
         if not writer:
-            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema,
-                                           compression=compression))
+            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema, compression=compression))
         writer[0].write_table(table)
 
     def sink(chunk: np.ndarray, table_symbols: list[str]) -> None:
@@ -432,8 +487,17 @@ def capture_to_parquet(
             flush(table_symbols)
 
     try:
-        stats = _pump(capture_path, sink, what=what, depth=depth, ring=ring, progress=progress,
-                      progress_file=progress_file, label=what, on_corrupt=on_corrupt)
+        stats = _pump(
+            capture_path,
+            sink,
+            what=what,
+            depth=depth,
+            ring=ring,
+            progress=progress,
+            progress_file=progress_file,
+            label=what,
+            on_corrupt=on_corrupt,
+        )
         flush(stats.symbols)
         if not writer:  # no rows at all: still write a valid, empty file
             empty = np.empty(0, dtype=EVENT_DTYPE if what == "events" else TRADE_DTYPE)
@@ -441,11 +505,104 @@ def capture_to_parquet(
             if "symbol" in table.column_names:
                 i = table.column_names.index("symbol")
                 table = table.set_column(i, "symbol", table.column("symbol").cast(pa.string()))
-            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema,
-                                           compression=compression))
+            writer.append(pq.ParquetWriter(os.fspath(out_path), table.schema, compression=compression))
     finally:
         for w in writer:
             w.close()
     stats.rows = written
     stats.path = os.fspath(out_path)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
+    return stats
+
+
+# ----------------------------------------------------------------------------- csv
+#: CSV header of each ``what``
+CSV_COLUMNS = {
+    "events": ("local_ts", "exch_ts", "symbol", "kind", "side", "price", "qty", "trade_id"),
+    "trades": ("recv_ns", "time", "symbol", "id", "side", "price", "amount"),
+}
+
+
+def capture_to_csv(
+    capture_path: Source,
+    out_path: str | os.PathLike[str],
+    *,
+    what: str = "events",
+    symbols: Sequence[str] | str | None = None,
+    depth: int = 200,
+    ring: int = DEFAULT_RING,
+    progress: bool | None = None,
+    progress_file: IO[str] | None = None,
+    on_corrupt: str = "raise",
+) -> ExportStats:
+    """Convert a capture to CSV text, streamed (the same pump and rows as the other exports).
+
+    ``what="events"``: one line per event row: ``local_ts, exch_ts, symbol, kind`` (name:
+    depth, trade, clear, snapshot), ``side`` (+1 buy, -1 sell, 0), ``price, qty, trade_id``;
+    ``what="trades"``: one line per stored trade: ``recv_ns, time, symbol, id, side`` (buy /
+    sell), ``price, amount``. ``symbols`` keeps only those symbols' rows; symbols absent from
+    the capture are listed in ``ExportStats.unmatched``. ``on_corrupt``: see the module
+    docstring. Returns :class:`ExportStats`.
+    """
+    import csv
+
+    from .events import KIND_NAMES
+
+    if what not in CSV_COLUMNS:
+        raise ValueError("what must be 'events' or 'trades'")
+    pick = _wanted(symbols)
+    kind_names = [KIND_NAMES.get(i, "?") for i in range(256)]
+    field_name = "ival" if what == "events" else "symbol"
+    written = 0
+    with open(out_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS[what])
+
+        def sink(chunk: np.ndarray, table: list[str]) -> None:
+            nonlocal written
+            chunk = _select(chunk, pick(table), field_name)
+            if not len(chunk):
+                return
+            names = [table[i] if 0 <= i < len(table) else "" for i in chunk[field_name].tolist()]
+            if what == "events":
+                w.writerows(
+                    zip(
+                        chunk["local_ts"].tolist(),
+                        chunk["exch_ts"].tolist(),
+                        names,
+                        [kind_names[k] for k in kinds(chunk).tolist()],
+                        sides(chunk).tolist(),
+                        chunk["px"].tolist(),
+                        chunk["qty"].tolist(),
+                        chunk["order_id"].tolist(),
+                    )
+                )
+            else:
+                w.writerows(
+                    zip(
+                        chunk["recv_ns"].tolist(),
+                        chunk["time"].tolist(),
+                        names,
+                        chunk["id"].tolist(),
+                        ["buy" if s > 0 else "sell" for s in chunk["side"].tolist()],
+                        chunk["price"].tolist(),
+                        chunk["amount"].tolist(),
+                    )
+                )
+            written += len(chunk)
+
+        stats = _pump(
+            capture_path,
+            sink,
+            what=what,
+            depth=depth,
+            ring=ring,
+            progress=progress,
+            progress_file=progress_file,
+            label=what,
+            on_corrupt=on_corrupt,
+        )
+    stats.rows = written
+    stats.path = os.fspath(out_path)
+    stats.unmatched = _unmatched(symbols, stats.symbols)
     return stats

@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["TRADE_DTYPE", "SIDE_BUY", "SIDE_SELL", "DriftRecord", "readonly"]
+__all__ = [
+    "SIDE_BUY",
+    "SIDE_SELL",
+    "TICKER_DTYPE",
+    "TICKER_FIELDS",
+    "TICKER_NAME_LEN",
+    "TRADE_DTYPE",
+    "DriftRecord",
+    "readonly",
+    "ticker_from_row",
+]
 
 SIDE_BUY = 1
 SIDE_SELL = -1
@@ -31,6 +41,67 @@ TRADE_DTYPE = np.dtype(
 )
 assert TRADE_DTYPE.itemsize == 56
 
+#: The float fields of a ticker, in record order (``TickerC.f`` in ``_parse.pxd``); a field
+#: the push left out (or sent as ``null`` / ``""``) is NaN.
+TICKER_FIELDS = (
+    "last",
+    "last_qty",
+    "best_bid",
+    "best_bid_size",
+    "best_ask",
+    "best_ask_size",
+    "open_24h",
+    "low_24h",
+    "high_24h",
+    "base_volume_24h",
+    "quote_volume_24h",
+)
+#: Bytes of the ``name`` field (the longest symbol, ``protocol.MAX_SYMBOL_LEN``).
+TICKER_NAME_LEN = 32
+
+#: One ticker record: a row of ``Engine.tickers`` (the latest per symbol) and of
+#: ``Engine.ticker_history`` (every record, in arrival order). Matches ``TickerRecord`` in
+#: ``_ticker.pxd`` byte for byte (152 bytes). ``seq`` is the record's sequence number in
+#: the history ring, ``recv_ns`` the local receive time of the frame, ``timestamp`` the
+#: exchange time in ms (0 when missing), the floats as in :class:`fastfeed.protocol.Ticker`
+#: (NaN when missing), ``name`` the upper-cased symbol (ASCII, NUL-padded), ``symbol`` its
+#: index into ``Engine.ticker_symbols`` (-1 in the history for a symbol beyond
+#: ``max_ticker_symbols``, which has no row in the table), ``all_ticker`` 1 for an
+#: ``all_ticker.update`` record, 0 for ``ticker.update``.
+TICKER_DTYPE = np.dtype(
+    [("seq", "<i8"), ("recv_ns", "<i8"), ("timestamp", "<i8")]
+    + [(f, "<f8") for f in TICKER_FIELDS]
+    + [("name", f"S{TICKER_NAME_LEN}"), ("symbol", "<i4"), ("all_ticker", "i1")],
+    align=True,
+)
+assert TICKER_DTYPE.itemsize == 152
+
+
+def ticker_from_row(row: np.void, symbols: list[str] | None = None) -> Any:
+    """The :class:`fastfeed.protocol.Ticker` of one ``TICKER_DTYPE`` row (a new object;
+    ``symbols``: ``Engine.ticker_symbols``, to reuse the name objects)."""
+    from .protocol import Ticker
+
+    idx = int(row["symbol"])
+    name = symbols[idx] if symbols is not None and 0 <= idx < len(symbols) else row["name"].decode("ascii")
+    return Ticker(
+        symbol=name,
+        last=float(row["last"]),
+        last_qty=float(row["last_qty"]),
+        best_bid=float(row["best_bid"]),
+        best_bid_size=float(row["best_bid_size"]),
+        best_ask=float(row["best_ask"]),
+        best_ask_size=float(row["best_ask_size"]),
+        open_24h=float(row["open_24h"]),
+        low_24h=float(row["low_24h"]),
+        base_volume_24h=float(row["base_volume_24h"]),
+        quote_volume_24h=float(row["quote_volume_24h"]),
+        timestamp=int(row["timestamp"]),
+        recv_ns=int(row["recv_ns"]),
+        all_ticker=bool(row["all_ticker"]),
+        high_24h=float(row["high_24h"]),
+    )
+
 
 def readonly(arr: np.ndarray) -> np.ndarray:
     """A read-only array over the memory of the C-contiguous array ``arr`` (no copy) that
@@ -46,9 +117,9 @@ def readonly(arr: np.ndarray) -> np.ndarray:
     This guards against accidental writes; it is not a security boundary (code in the
     same process can always reach the memory, e.g. through ctypes).
     """
-    if arr.size == 0:     # nothing to share (and memoryview cannot cast empty shapes)
+    if arr.size == 0:  # nothing to share (and memoryview cannot cast empty shapes)
         return np.frombuffer(b"", dtype=arr.dtype).reshape(arr.shape)
-    ro = np.frombuffer(memoryview(arr).cast("B").toreadonly(), dtype=arr.dtype)
+    ro = np.frombuffer(arr.data.cast("B").toreadonly(), dtype=arr.dtype)  # arr.data: memoryview(arr)
     return ro.reshape(arr.shape)
 
 

@@ -10,8 +10,9 @@ import base64
 import hashlib
 import hmac
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
 
@@ -26,40 +27,40 @@ from .errors import (  # the request errors live in errors.py; importable from h
 
 __all__ = [
     "DIGIFINEX_URL",
-    "MAX_SYMBOL_LEN",
     "MAX_FIELD_LEN",
     "MAX_SYMBOLS_PER_REQUEST",
-    "PUBLIC_CHANNELS",
+    "MAX_SYMBOL_LEN",
     "PRIVATE_CHANNELS",
+    "PUBLIC_CHANNELS",
+    "AuthError",
+    "BadReply",
+    "BalanceUpdate",
+    "ConnectionLost",
+    "Field",
+    "OrderAlgoUpdate",
+    "OrderUpdate",
     "RequestError",
     "RequestTimeout",
-    "BadReply",
     "Secret",
-    "AuthError",
-    "ConnectionLost",
     "Ticker",
-    "OrderUpdate",
-    "OrderAlgoUpdate",
-    "BalanceUpdate",
-    "auth_signature",
     "auth_params",
-    "encode_request",
-    "chunk_symbols",
-    "safe_text",
-    "is_valid_symbol",
-    "validate_symbols",
-    "check_secret",
-    "reply_id",
-    "parse_error",
-    "parse_pong",
-    "parse_server_time",
+    "auth_signature",
     "check_auth_result",
-    "parse_tickers",
-    "parse_orders",
-    "parse_order_algos",
+    "check_secret",
+    "chunk_symbols",
+    "encode_request",
+    "is_valid_symbol",
     "parse_balances",
+    "parse_error",
+    "parse_order_algos",
+    "parse_orders",
+    "parse_pong",
     "parse_records",
-    "Field",
+    "parse_server_time",
+    "parse_tickers",
+    "reply_id",
+    "safe_text",
+    "validate_symbols",
 ]
 
 #: The live endpoint (configurable everywhere; mirrors: openapi.digifinex.vip / .xyz).
@@ -171,12 +172,13 @@ def safe_text(value: Any, limit: int = 200) -> str:
                 value = str(value)
             except Exception:  # a hostile __str__
                 value = f"<{type(value).__name__}>"
-    cut = len(value) > limit
+    text: str = value
+    cut = len(text) > limit
     if cut:
-        value = value[:limit]
-    if not value.isprintable():
+        text = text[:limit]
+    if not text.isprintable():
         out = []
-        for c in value:
+        for c in text:
             if c.isprintable():
                 out.append(c)
             elif c in _SHORT_ESCAPES:
@@ -184,8 +186,8 @@ def safe_text(value: Any, limit: int = 200) -> str:
             else:
                 o = ord(c)
                 out.append(f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
-        value = "".join(out)
-    return value + "..." if cut else value
+        text = "".join(out)
+    return text + "..." if cut else text
 
 
 # -- symbols -------------------------------------------------------------------------------
@@ -222,8 +224,9 @@ def validate_symbols(symbols: Iterable[str] | None, what: str = "symbol") -> lis
         raise TypeError(
             f"expected a list of {what} names, got a single {type(symbols).__name__} "
             f"{safe_text(symbols, 40)!r}: pass a list, e.g. [{safe_text(symbols, 40)!r}]"
-            if isinstance(symbols, str) else
-            f"expected a list of {what} names, got {type(symbols).__name__}")
+            if isinstance(symbols, str)
+            else f"expected a list of {what} names, got {type(symbols).__name__}"
+        )
     try:
         items = list(symbols)
     except TypeError:
@@ -233,8 +236,10 @@ def validate_symbols(symbols: Iterable[str] | None, what: str = "symbol") -> lis
         if not isinstance(s, str):
             raise TypeError(f"{what} names must be str, got {type(s).__name__} {safe_text(s, 40)}")
         if not is_valid_symbol(s):
-            raise ValueError(f"invalid {what} name {safe_text(s, 40)!r}: expected 1..{MAX_SYMBOL_LEN} "
-                             "printable ASCII characters without spaces")
+            raise ValueError(
+                f"invalid {what} name {safe_text(s, 40)!r}: expected 1..{MAX_SYMBOL_LEN} "
+                "printable ASCII characters without spaces"
+            )
         out.setdefault(_upper(s), None)
     return list(out)
 
@@ -491,7 +496,9 @@ def _builder(cls: Any) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
     ns: dict[str, Any] = {"cls": cls}
     lines = []
     for i, (attr, key, conv) in enumerate(cls.FIELDS):
-        if not attr.isidentifier() or not all(isinstance(k, str) for k in (key if isinstance(key, tuple) else (key,))):
+        if not attr.isidentifier() or not all(
+            isinstance(k, str) for k in (key if isinstance(key, tuple) else (key,))
+        ):
             raise TypeError(f"{cls.__name__}.FIELDS: bad entry {attr!r}")  # pragma: no cover - a coding error
         ns[f"c{i}"] = conv
         if isinstance(key, str):
@@ -499,8 +506,10 @@ def _builder(cls: Any) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
         else:
             lines.append(f"    {attr} = ({''.join(f'c{i}(get({k!r}), {k!r}), ' for k in key)})")
     args = ", ".join(f"{attr}={attr}" for attr, _key, _conv in cls.FIELDS)
-    src = "def build(d, extra):\n    get = d.get\n" + "\n".join(lines) + f"\n    return cls({args}, **extra)\n"
-    exec(src, ns)  # noqa: S102 - generated from the field map only (identifiers and reprs)
+    src = (
+        "def build(d, extra):\n    get = d.get\n" + "\n".join(lines) + f"\n    return cls({args}, **extra)\n"
+    )
+    exec(src, ns)
     fn = _BUILDERS[cls] = ns["build"]
     return fn  # type: ignore[no-any-return]
 
@@ -515,9 +524,20 @@ class Ticker:
     number is NaN)."""
 
     FIELDS: ClassVar[tuple[Any, ...]] = _fields(
-        symbol=SYMBOL, last=NUMBER, last_qty=NUMBER, best_bid=NUMBER, best_bid_size=NUMBER,
-        best_ask=NUMBER, best_ask_size=NUMBER, open_24h=NUMBER, low_24h=NUMBER,
-        base_volume_24h=NUMBER, quote_volume_24h=NUMBER, timestamp=INTEGER, high_24h=NUMBER)
+        symbol=SYMBOL,
+        last=NUMBER,
+        last_qty=NUMBER,
+        best_bid=NUMBER,
+        best_bid_size=NUMBER,
+        best_ask=NUMBER,
+        best_ask_size=NUMBER,
+        open_24h=NUMBER,
+        low_24h=NUMBER,
+        base_volume_24h=NUMBER,
+        quote_volume_24h=NUMBER,
+        timestamp=INTEGER,
+        high_24h=NUMBER,
+    )
 
     symbol: str
     last: float
@@ -547,8 +567,19 @@ class OrderUpdate:
     """One ``order.update`` record. Fills are the change in cumulative ``filled``."""
 
     FIELDS: ClassVar[tuple[Any, ...]] = _fields(
-        id=TEXT, symbol=SYMBOL, side=TEXT, type=TEXT, status=STATUS, mode=INTEGER, price=NUMBER,
-        amount=NUMBER, filled=NUMBER, price_avg=NUMBER, notional=NUMBER, timestamp=INTEGER)
+        id=TEXT,
+        symbol=SYMBOL,
+        side=TEXT,
+        type=TEXT,
+        status=STATUS,
+        mode=INTEGER,
+        price=NUMBER,
+        amount=NUMBER,
+        filled=NUMBER,
+        price_avg=NUMBER,
+        notional=NUMBER,
+        timestamp=INTEGER,
+    )
 
     id: str
     symbol: str
@@ -576,8 +607,16 @@ class OrderAlgoUpdate:
     1 effecting, 2 success."""
 
     FIELDS: ClassVar[tuple[Any, ...]] = _fields(
-        id=TEXT, symbol=SYMBOL, side=TEXT, status=STATUS, mode=INTEGER, algo_price=NUMBER,
-        trigger_price=NUMBER, amount=NUMBER, timestamp=INTEGER)
+        id=TEXT,
+        symbol=SYMBOL,
+        side=TEXT,
+        status=STATUS,
+        mode=INTEGER,
+        algo_price=NUMBER,
+        trigger_price=NUMBER,
+        amount=NUMBER,
+        timestamp=INTEGER,
+    )
 
     id: str
     symbol: str
@@ -601,8 +640,12 @@ class BalanceUpdate:
     """One ``balance.update`` record. The decimal strings are kept exact in ``raw``."""
 
     FIELDS: ClassVar[tuple[Any, ...]] = _fields(
-        raw=Field(_dec, ("free", "total", "used")), currency=Field(_sym, "currency"),
-        free=DECIMAL_NUMBER, total=DECIMAL_NUMBER, used=DECIMAL_NUMBER)
+        raw=Field(_dec, ("free", "total", "used")),
+        currency=Field(_sym, "currency"),
+        free=DECIMAL_NUMBER,
+        total=DECIMAL_NUMBER,
+        used=DECIMAL_NUMBER,
+    )
 
     currency: str
     free: float
@@ -620,8 +663,9 @@ class BalanceUpdate:
 R = TypeVar("R")
 
 
-def parse_records(record: type[R], params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None,
-                  **extra: Any) -> list[R]:
+def parse_records(
+    record: type[R], params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None, **extra: Any
+) -> list[R]:
     """The records of type ``record`` (a type with a ``FIELDS`` map) in a push's
     ``params``. Never raises: a record with a bad symbol or field is left out and counted
     in ``rejects`` (by reason: ``bad_shape``, ``bad_symbol``, ``bad_field``) when a dict is
@@ -638,8 +682,9 @@ def parse_records(record: type[R], params: Any, recv_ns: int = 0, rejects: dict[
     return out
 
 
-def parse_tickers(params: Any, recv_ns: int = 0, all_ticker: bool = False,
-                  rejects: dict[str, int] | None = None) -> list[Ticker]:
+def parse_tickers(
+    params: Any, recv_ns: int = 0, all_ticker: bool = False, rejects: dict[str, int] | None = None
+) -> list[Ticker]:
     """The records of a ``ticker.update``/``all_ticker.update`` push. Never raises: a
     record with a bad symbol or field is left out and counted in ``rejects`` (by reason:
     ``bad_shape``, ``bad_symbol``, ``bad_field``) when a dict is given. The same holds for
@@ -651,12 +696,15 @@ def parse_orders(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None =
     return parse_records(OrderUpdate, params, recv_ns, rejects)
 
 
-def parse_order_algos(params: Any, recv_ns: int = 0,
-                      rejects: dict[str, int] | None = None) -> list[OrderAlgoUpdate]:
+def parse_order_algos(
+    params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None
+) -> list[OrderAlgoUpdate]:
     return parse_records(OrderAlgoUpdate, params, recv_ns, rejects)
 
 
-def parse_balances(params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None) -> list[BalanceUpdate]:
+def parse_balances(
+    params: Any, recv_ns: int = 0, rejects: dict[str, int] | None = None
+) -> list[BalanceUpdate]:
     return parse_records(BalanceUpdate, params, recv_ns, rejects)
 
 

@@ -40,32 +40,44 @@ import math
 import re
 import time as _time
 import zlib
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import channels as _channels
 from ._json import loads_exact
+from .book import LevelBook, drift_counts
 from .errors import (
     REJECT_REASONS,
     FrameTooLarge,
     InflateError,
     ParseError,
+    TickersOverwritten,
     TradesOverwritten,
     UnknownSymbol,
 )
-from .layout import SIDE_BUY, SIDE_SELL, TRADE_DTYPE, DriftRecord, readonly
+from .layout import (
+    SIDE_BUY,
+    SIDE_SELL,
+    TICKER_DTYPE,
+    TICKER_FIELDS,
+    TRADE_DTYPE,
+    DriftRecord,
+    readonly,
+    ticker_from_row,
+)
+from .protocol import Ticker, parse_tickers
 
 __all__ = [
-    "MESSAGE_KEYS",
     "MAX_DEPTH",
     "MAX_NUMBER_LEN",
     "MAX_SYMBOL_LEN",
+    "MESSAGE_KEYS",
     "ReferenceBook",
     "ReferenceEngine",
+    "ReferenceTickerRing",
     "ReferenceTradeRing",
 ]
 
@@ -75,8 +87,15 @@ MESSAGE_KEYS: tuple[str, ...] = (*_channels.PUSH_METHODS, "reply", "unknown")
 #: Method code of each message key, as the compiled parser numbers them (``Engine.last_kind``;
 #: ``_parse.METHOD_NAMES`` order, checked by tests/test_sinks.py).
 _METHOD_CODES: dict[str, int] = {
-    "reply": 0, "depth.update": 1, "trades.update": 2, "ticker.update": 3, "all_ticker.update": 4,
-    "order.update": 5, "order_algo.update": 6, "balance.update": 7, "unknown": 8,
+    "reply": 0,
+    "depth.update": 1,
+    "trades.update": 2,
+    "ticker.update": 3,
+    "all_ticker.update": 4,
+    "order.update": 5,
+    "order_algo.update": 6,
+    "balance.update": 7,
+    "unknown": 8,
 }
 #: Deepest accepted nesting of arrays/objects (the top-level object counts as 1).
 MAX_DEPTH = 64
@@ -109,7 +128,7 @@ class _Obj:
 class _Num:
     """A bare JSON number kept as its token text."""
 
-    __slots__ = ("text", "is_int")
+    __slots__ = ("is_int", "text")
 
     def __init__(self, text: str, is_int: bool) -> None:
         self.text = text
@@ -276,14 +295,13 @@ def _symbol_name(symbol: Any) -> str:
     if not isinstance(symbol, str):
         raise TypeError(f"symbol must be a str, not {type(symbol).__name__}")
     if not 1 <= len(symbol) <= MAX_SYMBOL_LEN or any(not 0x21 <= ord(c) <= 0x7E for c in symbol):
-        raise ValueError(f"symbol must be 1..{MAX_SYMBOL_LEN} printable ASCII characters "
-                         f"(0x21..0x7E): {symbol[:40]!r}")
+        raise ValueError(
+            f"symbol must be 1..{MAX_SYMBOL_LEN} printable ASCII characters (0x21..0x7E): {symbol[:40]!r}"
+        )
     return _upper(symbol)
 
 
-def _walk_array(
-    value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]
-) -> list[Any]:
+def _walk_array(value: Any, n: int, what: str, handlers: list[Callable[[Any], Any]]) -> list[Any]:
     """Check an array of exactly ``n`` elements in text order, each with its handler."""
     if not isinstance(value, list):
         raise _parse_error("bad_message", f"{what}: expected an array")
@@ -364,12 +382,12 @@ _Trades = tuple[bool, list[_Trade], str]
 
 def _parse_depth(params: Any) -> _Depth:
     """Validate depth.update params: ``(clean, (asks, bids), SYMBOL)``."""
-    return tuple(_walk_array(params, 3, "depth params", [_clean, _levels, _symbol]))  # type: ignore[return-value]
+    return cast(_Depth, tuple(_walk_array(params, 3, "depth params", [_clean, _levels, _symbol])))
 
 
 def _parse_trades(params: Any) -> _Trades:
     """Validate trades.update params: ``(clean, trades newest first, SYMBOL)``."""
-    return tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol]))  # type: ignore[return-value]
+    return cast(_Trades, tuple(_walk_array(params, 3, "trades params", [_clean, _trades_list, _symbol])))
 
 
 #: The reference twin of each hot channel's Cython parser, and the engine method applying
@@ -378,9 +396,20 @@ _HOT_IMPL: dict[str, tuple[Callable[[Any], Any], str]] = {
     "depth": (_parse_depth, "_apply_depth"),
     "trades": (_parse_trades, "_apply_trades"),
 }
+#: The hot ticker channels (stored in the ticker table and history by ``_apply_tickers``),
+#: by name: whether it is ``all_ticker``.
+_TICKER_IMPL: dict[str, bool] = {"ticker": False, "all_ticker": True}
 #: hot push method -> (parse, apply method name), from the channel table.
 _HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
-    c.update: _HOT_IMPL[c.name] for c in _channels.CHANNELS if c.hot and c.update
+    c.update: _HOT_IMPL[c.name]
+    for c in _channels.CHANNELS
+    if c.hot and c.update and c.name not in _TICKER_IMPL
+}
+#: hot ticker push method -> whether it is all_ticker, from the channel table.
+_TICKER_METHODS: dict[str, bool] = {
+    c.update: _TICKER_IMPL[c.name]
+    for c in _channels.CHANNELS
+    if c.hot and c.update and c.name in _TICKER_IMPL
 }
 
 
@@ -389,12 +418,14 @@ _HOT: dict[str, tuple[Callable[[Any], Any], str]] = {
 # --------------------------------------------------------------------------------------------
 
 
-class ReferenceBook:
-    """One symbol's order book: per side up to ``depth`` levels, best first."""
+class ReferenceBook(LevelBook):
+    """One symbol's order book: per side up to ``depth`` levels, best first. The rules are
+    :class:`fastfeed.book.LevelBook`'s; this adds the engine's per-book state and the
+    compiled ``Book``'s read API."""
 
     def __init__(self, symbol: str, depth: int) -> None:
+        super().__init__(depth)
         self.symbol = symbol
-        self.depth = depth
         self.version = 0
         self.recv_ns = 0
         #: True once a clean=true snapshot was applied since creation / reset / mark_stale.
@@ -406,47 +437,22 @@ class ReferenceBook:
         self.drift_checks = 0
         self.drifts = 0
         self.last_drift = 0
-        # Sorted ascending by key: bids keyed by -price, asks by price.
-        self._keys: dict[str, list[float]] = {"bids": [], "asks": []}
-        self._amounts: dict[str, list[float]] = {"bids": [], "asks": []}
-
-    def _array(self, side: str) -> np.ndarray:
-        sign = -1.0 if side == "bids" else 1.0
-        keys, amounts = self._keys[side], self._amounts[side]
-        out = np.empty((len(keys), 2), dtype=np.float64)
-        for i, (k, a) in enumerate(zip(keys, amounts)):
-            out[i, 0] = sign * k
-            out[i, 1] = a
-        return out
 
     @property
     def bids(self) -> np.ndarray:
         """Bid levels ``[price, amount]``, best (highest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("bids"))
+        return readonly(self.bid_side.array())
 
     @property
     def asks(self) -> np.ndarray:
         """Ask levels ``[price, amount]``, best (lowest) first. Read-only, like the compiled
         book's zero-copy view (here a copy taken now: it keeps its rows and count)."""
-        return readonly(self._array("asks"))
-
-    @property
-    def n_bids(self) -> int:
-        """Number of bid levels."""
-        return len(self._keys["bids"])
-
-    @property
-    def n_asks(self) -> int:
-        """Number of ask levels."""
-        return len(self._keys["asks"])
-
-    def __len__(self) -> int:
-        return self.n_bids + self.n_asks
+        return readonly(self.ask_side.array())
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """A copy ``(bids, asks)`` that later updates do not change (writable, the caller's)."""
-        return self._array("bids"), self._array("asks")
+        return self.bid_side.array(), self.ask_side.array()
 
     def to_pandas(self) -> Any:
         """A DataFrame of both sides: columns side ('bid'/'ask'), level, price, amount;
@@ -462,40 +468,22 @@ class ReferenceBook:
                 "amount": np.concatenate([bids[:, 1], asks[:, 1]]),
             }
         )
-        df.attrs.update(symbol=self.symbol, version=self.version, recv_ns=self.recv_ns,
-                        live=self.live, stale_since=self.stale_since)
+        df.attrs.update(
+            symbol=self.symbol,
+            version=self.version,
+            recv_ns=self.recv_ns,
+            live=self.live,
+            stale_since=self.stale_since,
+        )
         return df
-
-    @property
-    def best_bid(self) -> float:
-        """Highest bid price, or nan when there are no bids."""
-        keys = self._keys["bids"]
-        return -keys[0] if keys else math.nan
-
-    @property
-    def best_ask(self) -> float:
-        """Lowest ask price, or nan when there are no asks."""
-        keys = self._keys["asks"]
-        return keys[0] if keys else math.nan
 
     def __repr__(self) -> str:
         return (
             f"ReferenceBook({self.symbol!r}, version={self.version}, "
-            f"bids={len(self._keys['bids'])}, asks={len(self._keys['asks'])}, "
-            f"live={self.live})"
+            f"bids={self.n_bids}, asks={self.n_asks}, live={self.live})"
         )
 
     # --- mutation (engine only) -------------------------------------------------------------
-
-    def _clear(self) -> None:
-        for side in ("bids", "asks"):
-            self._keys[side].clear()
-            self._amounts[side].clear()
-
-    def _levels(self, side: str) -> dict[float, float]:
-        """``{price: amount}`` of one side (a copy)."""
-        sign = -1.0 if side == "bids" else 1.0
-        return {sign * k: a for k, a in zip(self._keys[side], self._amounts[side])}
 
     def _go_stale(self, now_ns: int) -> bool:
         if not self.live:
@@ -503,38 +491,6 @@ class ReferenceBook:
         self.live = False
         self.stale_since = now_ns
         return True
-
-    def _apply(self, side: str, price: float, amount: float) -> int:
-        """Apply one level; returns the number of opposite levels removed by crossing."""
-        keys, amounts = self._keys[side], self._amounts[side]
-        key = -price if side == "bids" else price
-        i = bisect_left(keys, key)
-        present = i < len(keys) and keys[i] == key
-        if amount == 0.0:
-            if present:
-                del keys[i]
-                del amounts[i]
-            return 0
-        if present:
-            amounts[i] = amount
-        else:
-            if len(keys) >= self.depth:
-                if i >= len(keys):
-                    return 0  # sorts after the last row of a full side: discarded
-                keys.pop()
-                amounts.pop()
-            keys.insert(i, key)
-            amounts.insert(i, amount)
-        # Crossing, newer wins.
-        if side == "bids":
-            okeys, oamounts = self._keys["asks"], self._amounts["asks"]
-            n = bisect_right(okeys, price)  # asks with price <= p
-        else:
-            okeys, oamounts = self._keys["bids"], self._amounts["bids"]
-            n = bisect_right(okeys, -price)  # bids with price >= p
-        del okeys[:n]
-        del oamounts[:n]
-        return n
 
 
 class ReferenceTradeRing:
@@ -585,8 +541,7 @@ class ReferenceTradeRing:
             return self._gather(self._count)
         if seq < self._count - self.capacity:
             raise TradesOverwritten(
-                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}.."
-                f"{self._count - 1})"
+                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}..{self._count - 1})"
             )
         return self._gather(seq)
 
@@ -610,16 +565,21 @@ class ReferenceTradeRing:
                 "recv_ns": view["recv_ns"],
             }
         )
-        df["exch_dt"] = pd.to_datetime(
-            np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True
-        )
+        df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
         df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
         return df
 
     def _append(self, trade: _Trade, recv_ns: int, symbol: int) -> None:
         tid, time, price, amount, side = trade
         self._data[self._count & (self.capacity - 1)] = (
-            tid, self._count, time, recv_ns, price, amount, symbol, side
+            tid,
+            self._count,
+            time,
+            recv_ns,
+            price,
+            amount,
+            symbol,
+            side,
         )
         self._count += 1
 
@@ -627,27 +587,61 @@ class ReferenceTradeRing:
         return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
 
 
-def _drift_counts(old: dict[str, dict[float, float]],
-                  new: dict[str, dict[float, float]]) -> tuple[int, int, int]:
-    """(missing, extra, changed) between the book a snapshot replaced (``old``) and the new
-    book, per side over the prices both cover (docs/engine-semantics.md section 3b)."""
-    missing = extra = changed = 0
-    for side in ("bids", "asks"):
-        o, n = old[side], new[side]
-        if not o or not n:
-            continue  # an empty side covers nothing
-        if side == "bids":
-            low = max(min(o), min(n))
-            o = {p: a for p, a in o.items() if p >= low}
-            n = {p: a for p, a in n.items() if p >= low}
-        else:
-            high = min(max(o), max(n))
-            o = {p: a for p, a in o.items() if p <= high}
-            n = {p: a for p, a in n.items() if p <= high}
-        missing += len(n.keys() - o.keys())
-        extra += len(o.keys() - n.keys())
-        changed += sum(1 for p in o.keys() & n.keys() if o[p] != n[p])
-    return missing, extra, changed
+class ReferenceTickerRing:
+    """Every stored ticker record in one ring of ``capacity`` records (a power of two);
+    the compiled ``TickerRing``'s API, with read-only copies instead of views."""
+
+    def __init__(self, capacity: int = 8192, symbols: list[str] | None = None) -> None:
+        if not 1 <= capacity <= 1 << 32:
+            raise ValueError("capacity must be between 1 and 2**32")
+        self.symbols: list[str] = symbols if symbols is not None else []
+        cap = 1
+        while cap < capacity:
+            cap <<= 1
+        self.capacity = cap
+        self._data = np.zeros(cap, dtype=TICKER_DTYPE)
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Records ever stored (the next sequence number)."""
+        return self._count
+
+    def __len__(self) -> int:
+        return min(self._count, self.capacity)
+
+    def _gather(self, first: int) -> np.ndarray:
+        seqs = np.arange(first, self._count, dtype=np.int64)
+        return readonly(self._data[seqs & (self.capacity - 1)])
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        held = min(self._count, self.capacity)
+        k = held if n < 0 else min(n, held)
+        return self._gather(self._count - k)
+
+    def since(self, seq: int) -> np.ndarray:
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if seq >= self._count:
+            return self._gather(self._count)
+        if seq < self._count - self.capacity:
+            raise TickersOverwritten(
+                f"ticker record {seq} was overwritten (ring holds "
+                f"{self._count - self.capacity}..{self._count - 1})"
+            )
+        return self._gather(seq)
+
+    def records(self, seq: int = 0) -> list[Ticker]:
+        """Ticker objects of the records with ``seq >= seq`` still held, oldest first."""
+        first = max(seq, self._count - self.capacity, 0)
+        return [ticker_from_row(r, self.symbols) for r in self._gather(first)]
+
+    def _append(self, row: tuple[Any, ...]) -> None:
+        self._data[self._count & (self.capacity - 1)] = row
+        self._count += 1
+
+    def __repr__(self) -> str:
+        return f"ReferenceTickerRing(capacity={self.capacity}, count={self._count})"
 
 
 class _TradeWindow:
@@ -669,10 +663,27 @@ class ReferenceEngine:
     """Pure-Python engine: inflate -> parse -> books/trades, per docs/engine-semantics.md."""
 
     def __init__(
-        self, depth: int = 200, trade_capacity: int = 65536, max_frame: int = 8 * 1024 * 1024,
-        max_symbols: int = 10000, trade_dedup_window: int = 512, drift_check: bool = True,
+        self,
+        depth: int = 200,
+        trade_capacity: int = 65536,
+        max_frame: int = 8 * 1024 * 1024,
+        max_symbols: int = 10000,
+        trade_dedup_window: int = 512,
+        drift_check: bool = True,
         drift_log_size: int = 256,
+        ticker_capacity: int = 8192,
+        max_ticker_symbols: int = 10000,
     ) -> None:
+        if not 1 <= max_ticker_symbols <= 1 << 24:
+            raise ValueError("max_ticker_symbols must be 1..16777216")
+        self.max_ticker_symbols = max_ticker_symbols
+        self._ticker_names: list[str] = []
+        self._ticker_index: dict[str, int] = {}
+        self._ticker_rows: list[tuple[Any, ...]] = []
+        self._ticker_history = ReferenceTickerRing(ticker_capacity, self._ticker_names)
+        self._ticker_records = 0
+        self._ticker_rejects = {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0}
+        self._ticker_dropped_symbols = 0
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if not 1 <= trade_dedup_window <= 1 << 20:
@@ -745,9 +756,64 @@ class ReferenceEngine:
             if not create:
                 raise UnknownSymbol(
                     f"unknown symbol {name!r}: not seen in data and not registered "
-                    "(book(symbol, create=True) registers it)", "unknown_symbol")
+                    "(book(symbol, create=True) registers it)",
+                    "unknown_symbol",
+                )
             self._book(name)
         return name
+
+    # --- tickers ------------------------------------------------------------------------------
+
+    @property
+    def tickers(self) -> np.ndarray:
+        """The latest ticker row per symbol (``TICKER_DTYPE``, row ``i`` for
+        ``ticker_symbols[i]``; a read-only copy)."""
+        return readonly(np.array(self._ticker_rows, dtype=TICKER_DTYPE))
+
+    def ticker(self, symbol: str) -> Ticker:
+        """The latest Ticker of ``symbol``; UnknownSymbol if it has none."""
+        name = _symbol_name(symbol)
+        idx = self._ticker_index.get(name)
+        if idx is None:
+            raise UnknownSymbol(f"no ticker for {name!r}", "unknown_symbol")
+        row = np.array([self._ticker_rows[idx]], dtype=TICKER_DTYPE)[0]
+        t: Ticker = ticker_from_row(row, self._ticker_names)
+        return t
+
+    @property
+    def ticker_symbols(self) -> list[str]:
+        return list(self._ticker_names)
+
+    @property
+    def ticker_history(self) -> ReferenceTickerRing:
+        return self._ticker_history
+
+    def _apply_tickers(self, params: Any, all_ticker: bool, recv_ns: int) -> None:
+        """Section 6: ``protocol.parse_tickers``' records, the latest per symbol in the
+        table (at most ``max_ticker_symbols`` symbols), every one in the history."""
+        rejects: dict[str, int] = {}
+        got = parse_tickers(params, recv_ns, all_ticker, rejects)
+        for reason, n in rejects.items():
+            self._ticker_rejects[reason] += n
+        for t in got:
+            idx = self._ticker_index.get(t.symbol)
+            if idx is None:
+                if len(self._ticker_names) < self.max_ticker_symbols:
+                    idx = self._ticker_index[t.symbol] = len(self._ticker_names)
+                    self._ticker_names.append(t.symbol)
+                    self._ticker_rows.append(())
+                else:
+                    idx = -1
+                    self._ticker_dropped_symbols += 1
+            row = (
+                (self._ticker_history.count, recv_ns, t.timestamp)
+                + tuple(getattr(t, f) for f in TICKER_FIELDS)
+                + (t.symbol.encode("ascii"), idx, int(all_ticker))
+            )
+            self._ticker_history._append(row)
+            if idx >= 0:
+                self._ticker_rows[idx] = row
+            self._ticker_records += 1
 
     @property
     def drift_log(self) -> list[DriftRecord]:
@@ -758,8 +824,9 @@ class ReferenceEngine:
         """Mark the live books of ``symbols`` (None: all) stale, keeping their levels; see
         ``Engine.mark_stale``. Returns the number of books that went stale."""
         if isinstance(symbols, (str, bytes, bytearray)):
-            raise TypeError("symbols must be an iterable of names (or None), not a single "
-                            f"{type(symbols).__name__}")
+            raise TypeError(
+                f"symbols must be an iterable of names (or None), not a single {type(symbols).__name__}"
+            )
         now_ns = now_ns or _time.time_ns()
         names = list(self._names) if symbols is None else [self._lookup(s, False) for s in symbols]
         return sum(self._books[name]._go_stale(now_ns) for name in names)
@@ -772,7 +839,7 @@ class ReferenceEngine:
             book = self._books[name]
             if book.version == 0:
                 continue  # never had data: empty and not live already
-            book._clear()
+            book.clear()
             book.version += 1
             book._go_stale(now_ns)
 
@@ -787,14 +854,17 @@ class ReferenceEngine:
             "rejects": dict(self._rejects),
             "crossed_levels_removed": self._crossed,
             "duplicate_trades": self._duplicates,
-            "dropped_trades": {"replayed": self._replayed,
-                               "duplicate": self._duplicates - self._replayed},
+            "dropped_trades": {"replayed": self._replayed, "duplicate": self._duplicates - self._replayed},
             "out_of_order_trades": self._out_of_order,
             "drift": {
                 "checks": self._drift_checks,
                 "drifted": self._drifted,
-                "by_symbol": {n: self._books[n].drifts for n in self._names
-                              if self._books[n].drifts},
+                "by_symbol": {n: self._books[n].drifts for n in self._names if self._books[n].drifts},
+            },
+            "tickers": {
+                "records": self._ticker_records,
+                "rejects": dict(self._ticker_rejects),
+                "dropped_symbols": self._ticker_dropped_symbols,
             },
         }
 
@@ -814,7 +884,8 @@ class ReferenceEngine:
     # --- feeding -----------------------------------------------------------------------------
 
     def feed(self, payload: bytes | bytearray | memoryview | str, recv_ns: int = 0) -> Any:
-        """Process one WebSocket payload. Returns None for depth/trade pushes, else the dict."""
+        """Process one WebSocket payload. Returns None for depth/trade/ticker pushes, else
+        the dict."""
         data = self._payload_bytes(payload)
         self._frames += 1
         self.last_kind = self.last_symbol = -1
@@ -908,6 +979,11 @@ class ReferenceEngine:
             self.last_symbol = self._index[parsed[2]]
             return None
         obj = _plain_loads(data.decode("utf-8"))
+        if method in _TICKER_METHODS:
+            self._apply_tickers(obj.get("params"), _TICKER_METHODS[method], recv_ns)
+            self._messages[method] += 1
+            self.last_kind = _METHOD_CODES[method]
+            return None
         if method is None:
             key = "reply"
         elif method in self._messages and method != "reply" and method != "unknown":
@@ -928,27 +1004,22 @@ class ReferenceEngine:
         self._check_symbol_limit(symbol)
         book = self._book(symbol)
         check = clean and book.live and self.drift_check
-        old = {side: book._levels(side) for side in ("bids", "asks")} if check else None
+        old = book.levels() if check else None
         if clean:
-            book._clear()
             book.live = True
             book.stale_since = 0
-        for side, levels in (("asks", asks), ("bids", bids)):
-            for price, amount in levels:
-                self._crossed += book._apply(side, price, amount)
+        self._crossed += book.apply_levels(clean, asks, bids)
         book.version += 1
         book.recv_ns = recv_ns
         if old is not None:
-            missing, extra, changed = _drift_counts(
-                old, {side: book._levels(side) for side in ("bids", "asks")})
+            missing, extra, changed = drift_counts(old, book.levels())
             self._drift_checks += 1
             book.drift_checks += 1
             book.last_drift = missing + extra + changed
             if book.last_drift:
                 book.drifts += 1
                 self._drifted += 1
-                self._drift_log.append(
-                    DriftRecord(self._drifted, symbol, recv_ns, missing, extra, changed))
+                self._drift_log.append(DriftRecord(self._drifted, symbol, recv_ns, missing, extra, changed))
 
     def _apply_trades(self, parsed: _Trades, recv_ns: int) -> None:
         clean, trades, symbol = parsed

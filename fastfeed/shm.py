@@ -124,7 +124,7 @@ def book_checksum(bids: Any, asks: Any, version: int) -> int:
     for lane in range(4):
         w = words[lane::4]
         if len(w):
-            run = np.cumsum(w, dtype=np.uint64)           # wraps mod 2**64
+            run = np.cumsum(w, dtype=np.uint64)  # wraps mod 2**64
             sa = int(run[-1])
             sb = int(np.sum(run, dtype=np.uint64))
         else:
@@ -139,4 +139,4 @@ def list_segments() -> list[str]:
         entries = os.listdir("/dev/shm")
     except OSError:
         return []
-    return sorted(e[len("fastfeed."):] for e in entries if e.startswith("fastfeed."))
+    return sorted(e[len("fastfeed.") :] for e in entries if e.startswith("fastfeed."))

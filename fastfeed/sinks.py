@@ -96,8 +96,17 @@ class FrameChange:
 
     __slots__ = ("_ring", "end", "frame", "kind", "recv_ns", "seq", "symbol", "symbols")
 
-    def __init__(self, frame: int, recv_ns: int, kind: str, symbol: str | None,
-                 symbols: tuple[str, ...], seq: int, end: int, ring: Any) -> None:
+    def __init__(
+        self,
+        frame: int,
+        recv_ns: int,
+        kind: str,
+        symbol: str | None,
+        symbols: tuple[str, ...],
+        seq: int,
+        end: int,
+        ring: Any,
+    ) -> None:
         self.frame = frame
         self.recv_ns = recv_ns
         self.kind = kind
@@ -119,12 +128,16 @@ class FrameChange:
         overwritten them (a consumer that fell behind: rebuild it with ``feed.resync()``)."""
         if self._ring is None or self.end == self.seq:
             return _NO_ROWS
-        return self._ring.since(self.seq)[: self.end - self.seq]
+        rows: np.ndarray = self._ring.since(self.seq)[: self.end - self.seq]
+        return rows
 
     def __repr__(self) -> str:
-        what = self.symbol if self.symbol is not None else ",".join(self.symbols[:3]) + (
-            "..." if len(self.symbols) > 3 else "")
-        return (f"<FrameChange frame={self.frame} {self.kind} {what} rows {self.seq}..{self.end}>")
+        what = (
+            self.symbol
+            if self.symbol is not None
+            else ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
+        )
+        return f"<FrameChange frame={self.frame} {self.kind} {what} rows {self.seq}..{self.end}>"
 
 
 @runtime_checkable
@@ -169,8 +182,9 @@ def hooks(sink: Any) -> dict[str, Callable[..., Any]]:
             continue  # the base class's no-op
         out[name] = fn
     if not out:
-        raise TypeError(f"{type(sink).__name__} is not a sink: it has none of open, on_raw, "
-                        "on_frame, on_event, close")
+        raise TypeError(
+            f"{type(sink).__name__} is not a sink: it has none of open, on_raw, on_frame, on_event, close"
+        )
     return out
 
 
@@ -231,8 +245,14 @@ class CaptureSink(Sink):
         if self.writer is None:
             from .capture import CaptureWriter
 
-            self.writer = CaptureWriter(self.path, feed.url, meta=self.meta, mode=self.mode,  # type: ignore[arg-type]
-                                        buffering=self.buffering, fsync=self.fsync)
+            self.writer = CaptureWriter(
+                self.path,
+                feed.url,
+                meta=self.meta,
+                mode=self.mode,  # type: ignore[arg-type]
+                buffering=self.buffering,
+                fsync=self.fsync,
+            )
 
     def on_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
         w = self.writer
@@ -297,8 +317,13 @@ class ShmSink(Sink):
 
 
 def _name(value: Any) -> str | None:
-    if isinstance(value, str) and 0 < len(value) <= 32 and value.isascii() and value.isprintable() \
-            and " " not in value:
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 32
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    ):
         return value.upper()
     return None
 
@@ -322,5 +347,5 @@ def push_symbols(msg: Any, limit: int = 10000) -> tuple[str, ...]:
             if name is not None:
                 out[name] = None
         return tuple(out)
-    except Exception:  # noqa: BLE001 - hostile input must never break the frame path
+    except Exception:
         return ()

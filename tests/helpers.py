@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 import zlib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,17 +16,17 @@ import pytest
 import fastfeed
 
 __all__ = [
-    "compiled_engine_cls",
-    "CODECS",
     "BYTE_CODECS",
-    "encode",
-    "depth_text",
-    "trades_text",
-    "trade",
-    "snapshot",
-    "assert_state_equal",
+    "CODECS",
     "assert_snapshot_equal",
+    "assert_state_equal",
+    "compiled_engine_cls",
+    "depth_text",
+    "encode",
     "levels",
+    "snapshot",
+    "trade",
+    "trades_text",
 ]
 
 #: Every way a payload can be handed to ``feed``.
@@ -87,7 +89,9 @@ def depth_text(
     )
 
 
-def trade(tid: int, price: str = "100.5", amount: str = "1", side: str = "buy", time: Any = 1.5) -> dict[str, Any]:
+def trade(
+    tid: int, price: str = "100.5", amount: str = "1", side: str = "buy", time: Any = 1.5
+) -> dict[str, Any]:
     """One trade object as it appears in ``params[1]``."""
     return {"id": tid, "time": time, "price": price, "amount": amount, "type": side}
 
@@ -117,11 +121,15 @@ def snapshot(engine: Any) -> dict[str, Any]:
             int(b.recv_ns),
             float(b.best_bid),
             float(b.best_ask),
-            (bool(b.live), int(b.stale_since), int(b.drift_checks), int(b.drifts),
-             int(b.last_drift)),
+            (bool(b.live), int(b.stale_since), int(b.drift_checks), int(b.drifts), int(b.last_drift)),
         )
     ring = engine.trades
+    hist = engine.ticker_history
     return {
+        "ticker_symbols": list(engine.ticker_symbols),
+        "tickers": np.array(engine.tickers, copy=True),
+        "ticker_count": int(hist.count),
+        "ticker_history": np.array(hist.latest(hist.capacity), copy=True),
         "symbols": list(engine.symbols),
         "books": books,
         "ring_count": int(ring.count),
@@ -154,8 +162,23 @@ def assert_snapshot_equal(a: dict[str, Any], b: dict[str, Any], where: str = "")
         assert np.array_equal(ra[field], rb[field]), (
             f"{where} ring field {field}: {ra[field]!r} != {rb[field]!r}"
         )
+    assert a["ticker_symbols"] == b["ticker_symbols"], where
+    assert a["ticker_count"] == b["ticker_count"], where
+    for key in ("tickers", "ticker_history"):
+        assert_ticker_rows_equal(a[key], b[key], f"{where} {key}")
     assert a["stats"] == b["stats"], f"{where} stats {a['stats']} != {b['stats']}"
     assert a["drift_log"] == b["drift_log"], f"{where} drift_log {a['drift_log']} != {b['drift_log']}"
+
+
+def assert_ticker_rows_equal(a: np.ndarray, b: np.ndarray, where: str = "") -> None:
+    """Two TICKER_DTYPE arrays hold the same rows, floats compared bit for bit (NaN and
+    -0.0 included)."""
+    assert a.dtype == b.dtype and a.shape == b.shape, f"{where}: {a.shape} != {b.shape}"
+    for field in a.dtype.names:
+        x, y = a[field], b[field]
+        if x.dtype.kind == "f":
+            x, y = x.view(np.uint64), y.view(np.uint64)
+        assert np.array_equal(x, y), f"{where} field {field}: {a[field]!r} != {b[field]!r}"
 
 
 def assert_state_equal(e1: Any, e2: Any, where: str = "") -> None:
@@ -255,13 +278,43 @@ A4 = """{
 WS_GUARDS: dict[str, Any] = {"open_timeout": 60, "close_timeout": 60}
 
 
-def run_guarded(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time."""
+#: The hang guard of the async tests: generous, so that a slow or busy machine never turns
+#: into a failure; every verdict is about counts and state, never about how fast.
+HANG_GUARD = 120.0
+
+
+def run_guarded(
+    fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD, *, no_tasks_left: bool = False
+) -> Any:
+    """Run ``fn()``; ``timeout`` is a hang guard only: tests stop on counts, never on time.
+    With ``no_tasks_left``, also check that the body left no asyncio task behind."""
 
     async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
+        result = await asyncio.wait_for(fn(), timeout)
+        if no_tasks_left:
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert not others, f"tasks left behind: {others}"
+        return result
 
     return asyncio.run(main())
+
+
+async def until(pred: Callable[[], bool], what: str = "", timeout: float = HANG_GUARD) -> None:
+    """Wait until ``pred()`` holds; ``timeout`` is a hang guard (it firing means a hang)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hung: still waiting for {what or pred} after {timeout:g} s")
+        await asyncio.sleep(0.01)
+
+
+def one_error_line(err: str, command: str) -> str:
+    """stderr holds exactly one line, ``fastfeed COMMAND: error: ...`` (no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"fastfeed {command}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
 
 
 def decode_frame(frame: bytes | str) -> Any:

@@ -31,6 +31,7 @@ from fastfeed.errors import (
     ParseError,
 )
 from fastfeed.reference import ReferenceEngine
+
 from helpers import (
     BYTE_CODECS,
     CODECS,
@@ -43,6 +44,9 @@ from helpers import (
     trade,
     trades_text,
 )
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 WRAPS = ("bytes", "bytearray", "memoryview")
 
@@ -158,8 +162,12 @@ FRAME_CASES: list[tuple[str, bytes, type[FastfeedError], str]] = [
 
 
 @pytest.mark.parametrize("how", WRAPS)
-@pytest.mark.parametrize(("raw", "exc_cls", "reason"), [c[1:] for c in FRAME_CASES], ids=[c[0] for c in FRAME_CASES])
-def test_frame_errors(engine_cls: Any, how: str, raw: bytes, exc_cls: type[FastfeedError], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "exc_cls", "reason"), [c[1:] for c in FRAME_CASES], ids=[c[0] for c in FRAME_CASES]
+)
+def test_frame_errors(
+    engine_cls: Any, how: str, raw: bytes, exc_cls: type[FastfeedError], reason: str
+) -> None:
     # bytes_inflated counts successful inflates only, so nothing is added here
     check_reject(primed(engine_cls), wrap(raw, how), exc_cls, reason)
 
@@ -200,7 +208,9 @@ def test_plain_too_large_counts_leading_whitespace(engine_cls: Any) -> None:
 # --- JSON level ------------------------------------------------------------------------------
 
 DEPTH_TPL = '{"method":"depth.update","params":[false,{"asks":[[%s,"1"]]},"S"]}'
-TRADE_TPL = '{"method":"trades.update","params":[false,[{"id":%s,"time":%s,"price":%s,"amount":%s,"type":%s}],"S"]}'
+TRADE_TPL = (
+    '{"method":"trades.update","params":[false,[{"id":%s,"time":%s,"price":%s,"amount":%s,"type":%s}],"S"]}'
+)
 
 
 def trade_with(**over: str) -> str:
@@ -381,7 +391,10 @@ BAD_MESSAGE: list[tuple[str, str]] = [
     ("amount-object", '{"method":"depth.update","params":[false,{"bids":[["1",{}]]},"S"]}'),
     ("amount-false", '{"method":"depth.update","params":[false,{"bids":[["1",false]]},"S"]}'),
     ("dup-asks", '{"method":"depth.update","params":[false,{"asks":[],"asks":[]},"S"]}'),
-    ("dup-bids", '{"method":"depth.update","params":[false,{"bids":[["1","1"]],"asks":[],"bids":[["1","1"]]},"S"]}'),
+    (
+        "dup-bids",
+        '{"method":"depth.update","params":[false,{"bids":[["1","1"]],"asks":[],"bids":[["1","1"]]},"S"]}',
+    ),
     ("dup-bids-escaped", '{"method":"depth.update","params":[false,{"bids":[],"\\u0062ids":[]},"S"]}'),
     ("symbol-number", '{"method":"depth.update","params":[false,%s,123]}' % LV),
     ("symbol-null", '{"method":"depth.update","params":[false,%s,null]}' % LV),
@@ -397,13 +410,34 @@ BAD_MESSAGE: list[tuple[str, str]] = [
     ("trades-params-2", '{"method":"trades.update","params":[false,[]]}'),
     ("trades-clean-string", '{"method":"trades.update","params":["false",[],"S"]}'),
     ("trade-not-object", '{"method":"trades.update","params":[false,[[1,1.5,"2","3","buy"]],"S"]}'),
-    ("trade-missing-id", '{"method":"trades.update","params":[false,[{"time":1,"price":"2","amount":"3","type":"buy"}],"S"]}'),
-    ("trade-missing-time", '{"method":"trades.update","params":[false,[{"id":1,"price":"2","amount":"3","type":"buy"}],"S"]}'),
-    ("trade-missing-price", '{"method":"trades.update","params":[false,[{"id":1,"time":1,"amount":"3","type":"buy"}],"S"]}'),
-    ("trade-missing-amount", '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","type":"buy"}],"S"]}'),
-    ("trade-missing-type", '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3"}],"S"]}'),
-    ("trade-dup-id", '{"method":"trades.update","params":[false,[{"id":1,"id":2,"time":1,"price":"2","amount":"3","type":"buy"}],"S"]}'),
-    ("trade-dup-type", '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3","type":"buy","type":"buy"}],"S"]}'),
+    (
+        "trade-missing-id",
+        '{"method":"trades.update","params":[false,[{"time":1,"price":"2","amount":"3","type":"buy"}],"S"]}',
+    ),
+    (
+        "trade-missing-time",
+        '{"method":"trades.update","params":[false,[{"id":1,"price":"2","amount":"3","type":"buy"}],"S"]}',
+    ),
+    (
+        "trade-missing-price",
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1,"amount":"3","type":"buy"}],"S"]}',
+    ),
+    (
+        "trade-missing-amount",
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","type":"buy"}],"S"]}',
+    ),
+    (
+        "trade-missing-type",
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3"}],"S"]}',
+    ),
+    (
+        "trade-dup-id",
+        '{"method":"trades.update","params":[false,[{"id":1,"id":2,"time":1,"price":"2","amount":"3","type":"buy"}],"S"]}',
+    ),
+    (
+        "trade-dup-type",
+        '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3","type":"buy","type":"buy"}],"S"]}',
+    ),
     ("trade-type-upper", trade_with(type='"BUY"')),
     ("trade-type-bid", trade_with(type='"bid"')),
     ("trade-type-number", trade_with(type="1")),
@@ -419,7 +453,10 @@ BAD_MESSAGE: list[tuple[str, str]] = [
     ("trade-time-null", trade_with(time="null")),
     ("trade-price-null", trade_with(price="null")),
     ("trade-amount-array", trade_with(amount="[]")),
-    ("second-trade-bad", '{"method":"trades.update","params":[false,[{"id":2,"time":1,"price":"2","amount":"3","type":"buy"},{"id":1}],"S"]}'),
+    (
+        "second-trade-bad",
+        '{"method":"trades.update","params":[false,[{"id":2,"time":1,"price":"2","amount":"3","type":"buy"},{"id":1}],"S"]}',
+    ),
 ]
 
 
@@ -438,10 +475,40 @@ def test_top_level_scalar(engine_cls: Any, codec: str, text: str) -> None:
 
 def _bad_price_cases() -> list[tuple[str, str]]:
     strings = [
-        "", "abc", "1.2.3", "1e", "1e+", "e5", ".", "+", "-", "0x10", " 1", "1 ", "1_000", "1,5",
-        "nan", "NaN", "-nan", "inf", "Infinity", "-inf", "1e400", "-1e400", "1" * 400,
-        "0", "0.0", "-0", "-1", "-0.0001", "1e-400", "1" + "0" * 1023 + "e-1020", "\u0661",
-        "1d5", "1.5f", "\u00bd",
+        "",
+        "abc",
+        "1.2.3",
+        "1e",
+        "1e+",
+        "e5",
+        ".",
+        "+",
+        "-",
+        "0x10",
+        " 1",
+        "1 ",
+        "1_000",
+        "1,5",
+        "nan",
+        "NaN",
+        "-nan",
+        "inf",
+        "Infinity",
+        "-inf",
+        "1e400",
+        "-1e400",
+        "1" * 400,
+        "0",
+        "0.0",
+        "-0",
+        "-1",
+        "-0.0001",
+        "1e-400",
+        "1" + "0" * 1023 + "e-1020",
+        "\u0661",
+        "1d5",
+        "1.5f",
+        "\u00bd",
     ]
     cases = [("str-" + s[:12], json.dumps(s)) for s in strings]
     cases += [
@@ -470,9 +537,15 @@ BAD_NUMBER: list[tuple[str, str]] = [
     ("amount-inf", '{"method":"depth.update","params":[false,{"bids":[["1","inf"]]},"S"]}'),
     ("amount-overflow", '{"method":"depth.update","params":[false,{"bids":[["1","1e999"]]},"S"]}'),
     ("amount-garbage", '{"method":"depth.update","params":[false,{"bids":[["1","1O"]]},"S"]}'),
-    ("amount-1025", '{"method":"depth.update","params":[false,{"bids":[["1","%s"]]},"S"]}' % ("0." + "1" * 1023)),
+    (
+        "amount-1025",
+        '{"method":"depth.update","params":[false,{"bids":[["1","%s"]]},"S"]}' % ("0." + "1" * 1023),
+    ),
     ("second-level-bad", '{"method":"depth.update","params":[true,{"asks":[["1","1"],["2","x"]]},"S"]}'),
-    ("bids-bad-after-good-asks", '{"method":"depth.update","params":[true,{"asks":[["1","1"]],"bids":[["0","1"]]},"S"]}'),
+    (
+        "bids-bad-after-good-asks",
+        '{"method":"depth.update","params":[true,{"asks":[["1","1"]],"bids":[["0","1"]]},"S"]}',
+    ),
     ("trade-id-negative", trade_with(id="-1")),
     ("trade-id-2^63", trade_with(id=str(2**63))),
     ("trade-id-2^64", trade_with(id=str(2**64 + 5))),
@@ -499,7 +572,9 @@ def test_rejected_message_changes_nothing_even_new_symbol(engine_cls: Any) -> No
     """A rejected push for an unseen symbol does not create it; good levels before the bad one
     in the same message are not applied."""
     eng = primed(engine_cls)
-    text = '{"method":"depth.update","params":[true,{"asks":[["1","1"],["2","1"]],"bids":[["3","-1"]]},"NEW"]}'
+    text = (
+        '{"method":"depth.update","params":[true,{"asks":[["1","1"],["2","1"]],"bids":[["3","-1"]]},"NEW"]}'
+    )
     check_text(eng, text, "zlib-bytes", ParseError, "bad_number")
     assert eng.symbols == ["S", "T"]
     text = '{"method":"trades.update","params":[false,[{"id":1,"time":1,"price":"2","amount":"3","type":"buy"},{"id":0,"time":1,"price":"2","amount":"3","type":"hold"}],"NEW2"]}'
@@ -588,8 +663,14 @@ def zlib_zeros_stream_bad_block_at(n_mib: int, bad_at_mib: int) -> bytes:
     tail = c.flush(zlib.Z_FINISH)
     n = n_mib << 20
     # blocks end byte-aligned after a full flush: 0x06 is BFINAL=0, BTYPE=11 (reserved)
-    return (b"\x78\xda" + block * bad_at_mib + b"\x06" + block * (n_mib - bad_at_mib) + tail
-            + struct.pack(">I", ((n % 65521) << 16) | 1))
+    return (
+        b"\x78\xda"
+        + block * bad_at_mib
+        + b"\x06"
+        + block * (n_mib - bad_at_mib)
+        + tail
+        + struct.pack(">I", ((n % 65521) << 16) | 1)
+    )
 
 
 @pytest.mark.parametrize("how", WRAPS)
@@ -646,7 +727,10 @@ def test_zlib_bomb_1gib_memory(which: str) -> None:
     env["PYTHONPATH"] = os.pathsep.join([pkg_root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = subprocess.run(
         [sys.executable, "-c", _BOMB_PROBE, which, str(Path(__file__).resolve().parent)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -706,7 +790,10 @@ def test_named_400_digit_numbers() -> None:
     accepted = [
         ("depth price string, finite", DEPTH_TPL % ('"%se-390"' % d400)),
         ("depth price bare, finite", DEPTH_TPL % ("%se-390" % d400)),
-        ("depth amount 0.<399 digits>", '{"method":"depth.update","params":[false,{"bids":[["2","0.%s"]]},"S"]}' % d400[:399]),
+        (
+            "depth amount 0.<399 digits>",
+            '{"method":"depth.update","params":[false,{"bids":[["2","0.%s"]]},"S"]}' % d400[:399],
+        ),
         ("trade time 300 digits", trade_with(time=d400[:300])),
         ("trade amount bare 400 digits, tiny", trade_with(amount="%se-420" % d400)),
         ("reply int", '{"result":%s,"id":-%s}' % (d400, d400)),
@@ -714,13 +801,23 @@ def test_named_400_digit_numbers() -> None:
     rejected = [
         ("depth price string 400 digits (overflow)", DEPTH_TPL % ('"%s"' % d400), "bad_number"),
         ("depth price bare 400 digits (overflow)", DEPTH_TPL % d400, "bad_number"),
-        ("depth amount 400-digit negative", '{"method":"depth.update","params":[false,{"bids":[["2","-%s"]]},"S"]}' % d400, "bad_number"),
-        ("depth price 400 zeros then 1 (underflow to 0)", DEPTH_TPL % ('"0.%s1"' % ("0" * 400)), "bad_number"),
+        (
+            "depth amount 400-digit negative",
+            '{"method":"depth.update","params":[false,{"bids":[["2","-%s"]]},"S"]}' % d400,
+            "bad_number",
+        ),
+        (
+            "depth price 400 zeros then 1 (underflow to 0)",
+            DEPTH_TPL % ('"0.%s1"' % ("0" * 400)),
+            "bad_number",
+        ),
         ("trade id 400 digits", trade_with(id=d400), "bad_number"),
         ("trade time 400 digits (overflow)", trade_with(time=d400), "bad_number"),
     ]
     for name, text in accepted:
-        comp, ref, outcomes = run_both(primed_payloads() + [text.encode(), zlib.compress(text.encode())], depth=5, trade_capacity=8)
+        comp, ref, outcomes = run_both(
+            primed_payloads() + [text.encode(), zlib.compress(text.encode())], depth=5, trade_capacity=8
+        )
         assert outcomes[-1][0] == "ok" and outcomes[-2][0] == "ok", (name, outcomes[-2:])
         check_next_good_frame(comp)
         check_next_good_frame(ref)
@@ -745,8 +842,14 @@ def test_named_20k_levels_in_one_push(depth: int) -> None:
     every step, crossing resolved, identical to the reference (also for a clean snapshot, an
     increment with deletions, and levels in random order)."""
     rng = random.Random(20_000)
-    asks = [[f"{100 + rng.randrange(1_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"] for _ in range(20_000)]
-    bids = [[f"{rng.randrange(1, 101_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"] for _ in range(20_000)]
+    asks = [
+        [f"{100 + rng.randrange(1_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"]
+        for _ in range(20_000)
+    ]
+    bids = [
+        [f"{rng.randrange(1, 101_000_000) / 1000:.3f}", f"{rng.randrange(0, 50) / 10:.1f}"]
+        for _ in range(20_000)
+    ]
     low_bids = [[f"{rng.randrange(1, 99_999) / 1000:.3f}", "1.5"] for _ in range(20_000)]  # below every ask
     sorted_asks = sorted(asks, key=lambda lv: float(lv[0]))
     frames = [
@@ -754,7 +857,12 @@ def test_named_20k_levels_in_one_push(depth: int) -> None:
         depth_text(False, "BIG", asks=sorted_asks[::-1], bids=[[p, "0"] for p, _ in bids[:10_000]]),
         depth_text(True, "BIG", asks=sorted_asks, bids=low_bids),
     ]
-    payloads = [zlib.compress(frames[0].encode()), zlib.compress(frames[1].encode()), frames[0], zlib.compress(frames[2].encode())]
+    payloads = [
+        zlib.compress(frames[0].encode()),
+        zlib.compress(frames[1].encode()),
+        frames[0],
+        zlib.compress(frames[2].encode()),
+    ]
     assert all(len(p) < 8 << 20 for p in payloads)
     comp, ref, outcomes = run_both(payloads, depth=depth, trade_capacity=8)
     assert all(o == ("ok", None) for o in outcomes)
@@ -779,11 +887,36 @@ NON_FINITE_AND_NEGATIVE: list[tuple[str, str, type[FastfeedError], str]] = [
     ("price-negative-overflow", DEPTH_TPL % '"-1e309"', ParseError, "bad_number"),
     ("price-negative", DEPTH_TPL % '"-101"', ParseError, "bad_number"),
     ("price-negative-zero", DEPTH_TPL % "-0.0", ParseError, "bad_number"),
-    ("amount-NaN-literal", '{"method":"depth.update","params":[false,{"bids":[["1",NaN]]},"S"]}', ParseError, "bad_json"),
-    ("amount-Infinity-literal", '{"method":"depth.update","params":[false,{"bids":[["1",-Infinity]]},"S"]}', ParseError, "bad_json"),
-    ("amount-nan-string", '{"method":"depth.update","params":[false,{"bids":[["1","nan"]]},"S"]}', ParseError, "bad_number"),
-    ("amount-minus-inf-string", '{"method":"depth.update","params":[false,{"bids":[["1","-inf"]]},"S"]}', ParseError, "bad_number"),
-    ("amount-negative-bare", '{"method":"depth.update","params":[false,{"asks":[["1",-1e-9]]},"S"]}', ParseError, "bad_number"),
+    (
+        "amount-NaN-literal",
+        '{"method":"depth.update","params":[false,{"bids":[["1",NaN]]},"S"]}',
+        ParseError,
+        "bad_json",
+    ),
+    (
+        "amount-Infinity-literal",
+        '{"method":"depth.update","params":[false,{"bids":[["1",-Infinity]]},"S"]}',
+        ParseError,
+        "bad_json",
+    ),
+    (
+        "amount-nan-string",
+        '{"method":"depth.update","params":[false,{"bids":[["1","nan"]]},"S"]}',
+        ParseError,
+        "bad_number",
+    ),
+    (
+        "amount-minus-inf-string",
+        '{"method":"depth.update","params":[false,{"bids":[["1","-inf"]]},"S"]}',
+        ParseError,
+        "bad_number",
+    ),
+    (
+        "amount-negative-bare",
+        '{"method":"depth.update","params":[false,{"asks":[["1",-1e-9]]},"S"]}',
+        ParseError,
+        "bad_number",
+    ),
     ("trade-time-NaN-literal", trade_with(time="NaN"), ParseError, "bad_json"),
     ("trade-time-nan-string", trade_with(time='"nan"'), ParseError, "bad_number"),
     ("trade-time-minus-inf", trade_with(time='"-inf"'), ParseError, "bad_number"),
@@ -798,9 +931,13 @@ NON_FINITE_AND_NEGATIVE: list[tuple[str, str, type[FastfeedError], str]] = [
 
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize(
-    ("text", "exc_cls", "reason"), [c[1:] for c in NON_FINITE_AND_NEGATIVE], ids=[c[0] for c in NON_FINITE_AND_NEGATIVE]
+    ("text", "exc_cls", "reason"),
+    [c[1:] for c in NON_FINITE_AND_NEGATIVE],
+    ids=[c[0] for c in NON_FINITE_AND_NEGATIVE],
 )
-def test_named_nan_inf_negative(engine_cls: Any, codec: str, text: str, exc_cls: type[FastfeedError], reason: str) -> None:
+def test_named_nan_inf_negative(
+    engine_cls: Any, codec: str, text: str, exc_cls: type[FastfeedError], reason: str
+) -> None:
     check_text(primed(engine_cls), text, codec, exc_cls, reason)
 
 
@@ -808,7 +945,11 @@ def test_named_negative_zero_amount_deletes_and_negative_time_is_kept() -> None:
     """The accepted edge values: amount -0 deletes a level, a negative (finite) trade time is
     kept as sent; identical on both engines."""
     text_del = '{"method":"depth.update","params":[false,{"asks":[["101","-0.0"]],"bids":[["99",-0]]},"S"]}'
-    comp, ref, outcomes = run_both(primed_payloads() + [text_del.encode(), trade_with(id="50", time="-1.5").encode()], depth=5, trade_capacity=8)
+    comp, ref, outcomes = run_both(
+        primed_payloads() + [text_del.encode(), trade_with(id="50", time="-1.5").encode()],
+        depth=5,
+        trade_capacity=8,
+    )
     assert outcomes[-2:] == [("ok", None), ("ok", None)]
     assert comp.book("S").asks.tolist() == [[102.0, 2.0]]
     assert comp.book("S").bids.tolist() == [[98.0, 3.0]]
@@ -860,7 +1001,9 @@ def test_named_symbols_never_seen_before(engine_cls: Any) -> None:
     ``max_symbols``: see test_limits.py.) Nothing else changes; the next good frame applies."""
     eng = primed(engine_cls)
     before = snapshot(eng)
-    assert eng.feed(zlib.compress(depth_text(False, "never_seen_usdt", asks=[["3", "1"]]).encode()), 5) is None
+    assert (
+        eng.feed(zlib.compress(depth_text(False, "never_seen_usdt", asks=[["3", "1"]]).encode()), 5) is None
+    )
     assert eng.symbols == before["symbols"] + ["NEVER_SEEN_USDT"]
     assert eng.book("NEVER_SEEN_USDT").asks.tolist() == [[3.0, 1.0]]
     assert eng.book("NEVER_SEEN_USDT").version == 1
@@ -880,11 +1023,16 @@ def test_named_many_new_symbols_equal_reference() -> None:
     for i in range(2000):
         sym = "".join(rng.choice("ABCXYZ_0123456789abc") for _ in range(rng.randint(1, 32)))
         if rng.random() < 0.5:
-            payloads.append(zlib.compress(depth_text(rng.random() < 0.5, sym, asks=[[str(i + 1), "1"]]).encode()))
+            payloads.append(
+                zlib.compress(depth_text(rng.random() < 0.5, sym, asks=[[str(i + 1), "1"]]).encode())
+            )
         else:
             payloads.append(trades_text(False, sym, [trade(i)]))
     comp, _ref, outcomes = run_both(payloads[:300], depth=3, trade_capacity=64)
-    comp2, ref2 = compiled_engine_cls()(depth=3, trade_capacity=64), ReferenceEngine(depth=3, trade_capacity=64)
+    comp2, ref2 = (
+        compiled_engine_cls()(depth=3, trade_capacity=64),
+        ReferenceEngine(depth=3, trade_capacity=64),
+    )
     for p in payloads:
         comp2.feed(p)
         ref2.feed(p)
@@ -898,14 +1046,16 @@ def test_named_duplicate_ids_in_trades() -> None:
     ``dropped_trades``; the same id with other content, or an id below the highest seen that
     was never stored, is kept; ids are per symbol."""
     pushes = [
-        trades_text(False, "S", [trade(20), trade(20), trade(19)]),         # dup inside one push
-        trades_text(False, "S", [trade(20), trade(19)]),                     # replay: all dropped
-        trades_text(True, "S", [trade(21), trade(20), trade(20)]),           # clean replay: 21 new
-        trades_text(False, "T", [trade(20)]),                                # other symbol: new
-        trades_text(False, "S", [trade(5), trade(22), trade(5)]),            # shuffled, below: new
-        trades_text(False, "S", [trade(22, price="7")]),                     # reused id: new
+        trades_text(False, "S", [trade(20), trade(20), trade(19)]),  # dup inside one push
+        trades_text(False, "S", [trade(20), trade(19)]),  # replay: all dropped
+        trades_text(True, "S", [trade(21), trade(20), trade(20)]),  # clean replay: 21 new
+        trades_text(False, "T", [trade(20)]),  # other symbol: new
+        trades_text(False, "S", [trade(5), trade(22), trade(5)]),  # shuffled, below: new
+        trades_text(False, "S", [trade(22, price="7")]),  # reused id: new
     ]
-    comp, ref, outcomes = run_both(primed_payloads() + [p.encode() for p in pushes], depth=5, trade_capacity=64)
+    comp, ref, outcomes = run_both(
+        primed_payloads() + [p.encode() for p in pushes], depth=5, trade_capacity=64
+    )
     assert all(o == ("ok", None) for o in outcomes)
     latest = comp.trades.latest(comp.trades.count - 3)
     assert latest["id"].tolist() == [19, 20, 21, 20, 5, 22, 22]

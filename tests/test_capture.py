@@ -44,7 +44,9 @@ def write_capture(path: Path, records: list[tuple[bytes, int, int]], **kw: Any) 
 def sample_records(n: int = 20) -> list[tuple[bytes, int, int]]:
     out = []
     for i in range(n):
-        text = b'{"method":"depth.update","params":[false,{"asks":[["%d.5","1"]]},"BTC_USDT"],"id":null}' % (100 + i)
+        text = b'{"method":"depth.update","params":[false,{"asks":[["%d.5","1"]]},"BTC_USDT"],"id":null}' % (
+            100 + i
+        )
         if i % 3 == 0:
             out.append((text, 1_000 + i, FRAME_TEXT))
         else:
@@ -238,8 +240,11 @@ class FakeEngine:
 
 def test_replay_feeds_every_payload_with_its_receive_time(tmp_path: Path) -> None:
     path = tmp_path / "r.ffcap"
-    recs = sample_records(10) + [(b"\xff\x00", 2000, FRAME_BINARY), (b"{bad", 2001, FRAME_TEXT),
-                                 (b'{"error":null,"result":"pong","id":1}', 2002, FRAME_TEXT)]
+    recs = sample_records(10) + [
+        (b"\xff\x00", 2000, FRAME_BINARY),
+        (b"{bad", 2001, FRAME_TEXT),
+        (b'{"error":null,"result":"pong","id":1}', 2002, FRAME_TEXT),
+    ]
     write_capture(path, recs)
     eng = FakeEngine()
     got: list[Any] = []
@@ -312,16 +317,20 @@ class ClockedEngine(FakeEngine):
         return super().feed(payload, recv_ns)
 
 
-@pytest.mark.parametrize(("speed", "work_ms", "fed_ms"), [
-    (1.0, 0, [0, 40, 80, 120, 160]),     # the recorded pacing
-    (4.0, 0, [0, 10, 20, 30, 40]),       # four times as fast
-    (None, 0, [0, 0, 0, 0, 0]),          # full speed: no waiting at all
-    (1.0, 30, [0, 40, 80, 120, 160]),    # work is taken out of the wait, not added to it
-    (1.0, 50, [0, 50, 100, 150, 200]),   # behind schedule: no sleeping, no drift built up
-    (0.5, 0, [0, 80, 160, 240, 320]),    # half speed
-])
-def test_replay_at_recorded_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  speed: float | None, work_ms: int, fed_ms: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("speed", "work_ms", "fed_ms"),
+    [
+        (1.0, 0, [0, 40, 80, 120, 160]),  # the recorded pacing
+        (4.0, 0, [0, 10, 20, 30, 40]),  # four times as fast
+        (None, 0, [0, 0, 0, 0, 0]),  # full speed: no waiting at all
+        (1.0, 30, [0, 40, 80, 120, 160]),  # work is taken out of the wait, not added to it
+        (1.0, 50, [0, 50, 100, 150, 200]),  # behind schedule: no sleeping, no drift built up
+        (0.5, 0, [0, 80, 160, 240, 320]),  # half speed
+    ],
+)
+def test_replay_at_recorded_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speed: float | None, work_ms: int, fed_ms: list[int]
+) -> None:
     """Paced replay feeds frame i at ``start + (recv_ns[i] - recv_ns[0]) / speed`` (or as
     soon as the engine is free, if it is behind), with the recorded ``recv_ns``. Checked on
     a virtual clock: the verdict is exact and cannot depend on the machine's load."""
@@ -349,8 +358,11 @@ def test_replay_does_not_sleep_for_tiny_gaps(tmp_path: Path, monkeypatch: pytest
     import fastfeed.capture as capture_mod
 
     path = tmp_path / "t.ffcap"
-    write_capture(path, [(b"{}", 10**18 + i * 150_000, FRAME_TEXT) for i in range(2)]
-                  + [(b"{}", 10**18 + 150_000 + 1_000_000, FRAME_TEXT)])
+    write_capture(
+        path,
+        [(b"{}", 10**18 + i * 150_000, FRAME_TEXT) for i in range(2)]
+        + [(b"{}", 10**18 + 150_000 + 1_000_000, FRAME_TEXT)],
+    )
     clock = FakeClock()
     monkeypatch.setattr(capture_mod, "time", clock)
     eng = ClockedEngine(clock)
@@ -364,8 +376,9 @@ def test_replay_does_not_sleep_for_tiny_gaps(tmp_path: Path, monkeypatch: pytest
     st.lists(st.tuples(st.binary(max_size=300), st.integers(0, 2**62), st.sampled_from([1, 2])), max_size=12),
     st.integers(0, 10_000),
 )
-def test_any_truncation_reads_a_prefix(tmp_path_factory: pytest.TempPathFactory,
-                                       recs: list[tuple[bytes, int, int]], cut: int) -> None:
+def test_any_truncation_reads_a_prefix(
+    tmp_path_factory: pytest.TempPathFactory, recs: list[tuple[bytes, int, int]], cut: int
+) -> None:
     path = tmp_path_factory.mktemp("h") / "x.ffcap"
     write_capture(path, recs)
     full = path.read_bytes()

@@ -34,14 +34,18 @@ from fastfeed.capture import (
 )
 from fastfeed.errors import FastfeedError
 
+from helpers import one_error_line
+
 URL = "wss://openapi.digifinex.com/ws/v1/"
 ROOT = Path(__file__).resolve().parent.parent
 HSIZE = RECORD_HEADER.size
 
 
 def payload(i: int) -> bytes:
-    return (b'{"method":"depth.update","params":[true,{"asks":[["%d.5","1"]],"bids":[["%d.5","2"]]},'
-            b'"BTC_USDT"],"id":null}' % (100 + i, 90 + i))
+    return (
+        b'{"method":"depth.update","params":[true,{"asks":[["%d.5","1"]],"bids":[["%d.5","2"]]},'
+        b'"BTC_USDT"],"id":null}' % (100 + i, 90 + i)
+    )
 
 
 def records(n: int = 10) -> list[tuple[bytes, int, int]]:
@@ -53,8 +57,14 @@ def records(n: int = 10) -> list[tuple[bytes, int, int]]:
     return out
 
 
-def write(path: Path, recs: list[tuple[bytes, int, int]], *, start_ns: int = 500,
-          meta: dict[str, Any] | None = None, mode: str = "x") -> None:
+def write(
+    path: Path,
+    recs: list[tuple[bytes, int, int]],
+    *,
+    start_ns: int = 500,
+    meta: dict[str, Any] | None = None,
+    mode: str = "x",
+) -> None:
     with CaptureWriter(path, URL, start_ns=start_ns, meta=meta, mode=mode) as w:  # type: ignore[arg-type]
         for p, t, typ in recs:
             w.write(p, t, typ)
@@ -97,16 +107,36 @@ def assert_corrupt_at(path: Path, off: int, number: int, good_before: list[Any])
 
 
 # ---------------------------------------------------------------------------- mid-file damage
-@pytest.mark.parametrize("how", ["huge", "max+1", "u32 max", "past the end", "larger by 1", "larger by 9",
-                                 "smaller by 1", "smaller by half", "zero"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "huge",
+        "max+1",
+        "u32 max",
+        "past the end",
+        "larger by 1",
+        "larger by 9",
+        "smaller by 1",
+        "smaller by half",
+        "zero",
+    ],
+)
 def test_damaged_length_of_record_4_of_10_is_corruption(ten: Any, how: str) -> None:
     path, recs, offs = ten
     raw = bytearray(path.read_bytes())
     off = offs[3]
     real = len(recs[3][0])
-    new = {"huge": 1 << 31, "max+1": MAX_PAYLOAD + 1, "u32 max": 0xFFFFFFFF, "past the end": len(raw),
-           "larger by 1": real + 1, "larger by 9": real + 9, "smaller by 1": real - 1,
-           "smaller by half": real // 2, "zero": 0}[how]
+    new = {
+        "huge": 1 << 31,
+        "max+1": MAX_PAYLOAD + 1,
+        "u32 max": 0xFFFFFFFF,
+        "past the end": len(raw),
+        "larger by 1": real + 1,
+        "larger by 9": real + 9,
+        "smaller by 1": real - 1,
+        "smaller by half": real // 2,
+        "zero": 0,
+    }[how]
     struct.pack_into("<I", raw, off + 8, new)
     path.write_bytes(bytes(raw))
     assert_corrupt_at(path, off, 4, recs[:3])
@@ -118,14 +148,17 @@ def test_damaged_length_of_record_4_of_10_is_corruption(ten: Any, how: str) -> N
     assert got == recs[:3] + recs[4:]
 
 
-@pytest.mark.parametrize("field_at, value", [
-    (12, 7),       # frame type
-    (12, 0),
-    (13, 1),       # flags
-    (14, 1),       # reserved
-    (16, None),    # crc flipped
-    (HSIZE + 2, None),  # a payload byte flipped
-])
+@pytest.mark.parametrize(
+    "field_at, value",
+    [
+        (12, 7),  # frame type
+        (12, 0),
+        (13, 1),  # flags
+        (14, 1),  # reserved
+        (16, None),  # crc flipped
+        (HSIZE + 2, None),  # a payload byte flipped
+    ],
+)
 def test_other_damage_to_a_middle_record_is_corruption(ten: Any, field_at: int, value: int | None) -> None:
     path, recs, offs = ten
     raw = bytearray(path.read_bytes())
@@ -156,8 +189,9 @@ def test_a_damaged_header_of_the_last_record_with_its_payload_intact_is_not_torn
     if how == "type":
         raw[off + 12] = 9
     else:
-        struct.pack_into("<I", raw, off + 8, {"larger": real + 40, "smaller": real - 3, "zero": 0,
-                                              "huge": 1 << 31}[how])
+        struct.pack_into(
+            "<I", raw, off + 8, {"larger": real + 40, "smaller": real - 3, "zero": 0, "huge": 1 << 31}[how]
+        )
     path.write_bytes(bytes(raw))
     assert_corrupt_at(path, off, 10, recs[:9])
 
@@ -212,17 +246,19 @@ def test_append_cuts_off_exactly_a_torn_tail(ten: Any) -> None:
     path, recs, offs = ten
     full = path.read_bytes()
     for cut in torn_cuts(recs):
-        path.write_bytes(full[:offs[9] + cut])  # the recorder died mid-write of record 10
+        path.write_bytes(full[: offs[9] + cut])  # the recorder died mid-write of record 10
         with CaptureReader(path) as r:
             assert [bytes(x.payload) for x in r] == [p for p, _, _ in recs[:9]] and r.torn_bytes == cut
         with CaptureWriter(path, "ws://other/", start_ns=9_000, mode="a") as w:
             assert w.truncated == cut
             w.write(b'{"id":1}', 9_001, FRAME_TEXT)
         data = path.read_bytes()
-        assert data[:offs[9]] == full[:offs[9]]  # everything before the tail is untouched
+        assert data[: offs[9]] == full[: offs[9]]  # everything before the tail is untouched
         assert data[8:10] == struct.pack("<H", VERSION)
         with CaptureReader(path) as r:
-            assert [(bytes(x.payload), x.recv_ns, x.msg_type) for x in r] == recs[:9] + [(b'{"id":1}', 9_001, 1)]
+            assert [(bytes(x.payload), x.recv_ns, x.msg_type) for x in r] == recs[:9] + [
+                (b'{"id":1}', 9_001, 1)
+            ]
             assert r.torn_bytes == 0 and r.damaged == []
             assert len(r.header.sessions) == 2
 
@@ -255,11 +291,11 @@ def test_a_torn_tail_that_contains_a_valid_record_is_corruption(ten: Any, tmp_pa
     """Bytes that parse as a whole record with a good CRC are data, never a torn tail."""
     path, recs, offs = ten
     full = path.read_bytes()
-    last = full[offs[9]:]
+    last = full[offs[9] :]
     # record 10's header claims a payload long enough to swallow a copy of record 9 and 10
     fake = bytearray(last[:HSIZE])
     struct.pack_into("<I", fake, 8, len(last) * 4)
-    path.write_bytes(full[:offs[9]] + bytes(fake) + full[offs[8]:])
+    path.write_bytes(full[: offs[9]] + bytes(fake) + full[offs[8] :])
     assert_corrupt_at(path, offs[9], 10, recs[:9])
 
 
@@ -271,8 +307,13 @@ def test_append_keeps_the_header_true(tmp_path: Path) -> None:
         h = r.header
         assert h.symbols == ("BTC_USDT", "ETH_USDT") and h.start_ns == 5_000 and h.end_ns == 1_002
         assert len(h.sessions) == 1 and h.version == VERSION
-    with CaptureWriter(path, "ws://127.0.0.1:1/ws/v1/", start_ns=9_000, mode="a",
-                       meta={"symbols": ["SOL_USDT", "BTC_USDT"], "channels": ["trades"]}) as w:
+    with CaptureWriter(
+        path,
+        "ws://127.0.0.1:1/ws/v1/",
+        start_ns=9_000,
+        mode="a",
+        meta={"symbols": ["SOL_USDT", "BTC_USDT"], "channels": ["trades"]},
+    ) as w:
         assert w.header.symbols == ("BTC_USDT", "ETH_USDT", "SOL_USDT")
         w.write(b"{}", 20_000, FRAME_TEXT)
         w.write(b"{}", 19_000, FRAME_TEXT)  # a clock step back: the end is still the latest
@@ -329,17 +370,38 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
         pass
 
 
-@pytest.mark.parametrize("field, value", [
-    ("url", 123), ("url", None), ("url", ["ws://x"]), ("url", "ws://x/\x1b[31m"),
-    ("start_ns", "123"), ("start_ns", 1.5), ("start_ns", [1]), ("start_ns", True), ("start_ns", None),
-    ("start_ns", -1), ("start_ns", 1 << 63), ("start_ns", {"ns": 1}),
-    ("created_by", 5), ("created_by", {"x": 1}),
-    ("symbols", "BTC_USDT"), ("symbols", [1, 2]), ("symbols", [""]), ("symbols", {"BTC_USDT": 1}),
-    ("symbols", ["BTC\x07"]), ("channels", "depth"), ("channels", [None]),
-    # text shown on terminals: no bidi overrides / zero-width characters, bounded lengths
-    ("symbols", ["\u202eBTC_USDT"]), ("symbols", ["BTC\u2066"]), ("symbols", ["A" * 100_000]),
-    ("url", "ws://x/\u202e"), ("created_by", "x" * 5000),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("url", 123),
+        ("url", None),
+        ("url", ["ws://x"]),
+        ("url", "ws://x/\x1b[31m"),
+        ("start_ns", "123"),
+        ("start_ns", 1.5),
+        ("start_ns", [1]),
+        ("start_ns", True),
+        ("start_ns", None),
+        ("start_ns", -1),
+        ("start_ns", 1 << 63),
+        ("start_ns", {"ns": 1}),
+        ("created_by", 5),
+        ("created_by", {"x": 1}),
+        ("symbols", "BTC_USDT"),
+        ("symbols", [1, 2]),
+        ("symbols", [""]),
+        ("symbols", {"BTC_USDT": 1}),
+        ("symbols", ["BTC\x07"]),
+        ("channels", "depth"),
+        ("channels", [None]),
+        # text shown on terminals: no bidi overrides / zero-width characters, bounded lengths
+        ("symbols", ["\u202eBTC_USDT"]),
+        ("symbols", ["BTC\u2066"]),
+        ("symbols", ["A" * 100_000]),
+        ("url", "ws://x/\u202e"),
+        ("created_by", "x" * 5000),
+    ],
+)
 def test_header_fields_of_the_wrong_type_are_capture_errors(tmp_path: Path, field: str, value: Any) -> None:
     meta = {"url": URL, "start_ns": 1, "created_by": "x", "symbols": ["BTC_USDT"], "channels": ["depth"]}
     meta[field] = value
@@ -353,8 +415,14 @@ def test_header_fields_of_the_wrong_type_are_capture_errors(tmp_path: Path, fiel
         CaptureWriter(path, URL, mode="a")
     # the same metadata in an appended session record is a CaptureError naming its offset
     good = orjson.dumps({"url": URL, "start_ns": 1})
-    path.write_bytes(FILE_HEADER.pack(MAGIC, VERSION, 0, len(good)) + good + rec
-                     + RECORD_HEADER.pack(1, len(blob), RECORD_SESSION, 0, 0, zlib.crc32(blob)) + blob + rec)
+    path.write_bytes(
+        FILE_HEADER.pack(MAGIC, VERSION, 0, len(good))
+        + good
+        + rec
+        + RECORD_HEADER.pack(1, len(blob), RECORD_SESSION, 0, 0, zlib.crc32(blob))
+        + blob
+        + rec
+    )
     at = FILE_HEADER.size + len(good) + len(rec)
     with pytest.raises(CaptureError, match=f"session record at offset {at}: bad capture header: '{field}'"):
         read(path)
@@ -373,12 +441,15 @@ def test_header_fields_of_the_wrong_type_are_capture_errors(tmp_path: Path, fiel
         assert not (tmp_path / "new.ffcap").exists()
 
 
-@pytest.mark.parametrize("content, match", [
-    (FILE_HEADER.pack(MAGIC, VERSION, 1, 2) + b"{}", "header flags"),
-    (FILE_HEADER.pack(MAGIC, VERSION, 0, 0xFFFFFFFF) + b"{}", "truncated capture header"),
-    (FILE_HEADER.pack(MAGIC, VERSION, 0, 4) + b"\xff\xfe{}", "damaged capture header"),
-    (FILE_HEADER.pack(MAGIC, VERSION, 0, 9) + b'{"a":1e9999}'[:9], "damaged capture header"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (FILE_HEADER.pack(MAGIC, VERSION, 1, 2) + b"{}", "header flags"),
+        (FILE_HEADER.pack(MAGIC, VERSION, 0, 0xFFFFFFFF) + b"{}", "truncated capture header"),
+        (FILE_HEADER.pack(MAGIC, VERSION, 0, 4) + b"\xff\xfe{}", "damaged capture header"),
+        (FILE_HEADER.pack(MAGIC, VERSION, 0, 9) + b'{"a":1e9999}'[:9], "damaged capture header"),
+    ],
+)
 def test_bad_file_headers(tmp_path: Path, content: bytes, match: str) -> None:
     path = tmp_path / "bad.ffcap"
     path.write_bytes(content)
@@ -417,7 +488,7 @@ def _mutate(data: bytes, ops: list[tuple[int, int, int]]) -> bytes:
         elif kind == 1:
             buf[at] = value & 0xFF
         elif kind == 2:
-            del buf[at:at + 1 + value % 40]
+            del buf[at : at + 1 + value % 40]
         elif kind == 3:
             buf[at:at] = bytes([value & 0xFF]) * (1 + value % 30)
         elif kind == 4:
@@ -442,8 +513,13 @@ def _base(tmp: Path) -> bytes:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1 << 20), st.integers(0, 0xFFFFFFFF)),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 1 << 20), st.integers(0, 0xFFFFFFFF)),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_mutated_captures_raise_only_capture_errors(tmp_path: Path, ops: list[tuple[int, int, int]]) -> None:
     data = _mutate(_base(tmp_path), ops)
     if not data:
@@ -478,15 +554,15 @@ def test_mutated_captures_raise_only_capture_errors(tmp_path: Path, ops: list[tu
 # ---------------------------------------------------------------------------- the command
 def ff(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="120", NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "fastfeed", *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
-
-
-def one_error_line(err: str, command: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"fastfeed {command}: error: "), err
-    return lines[0]
+    return subprocess.run(
+        [sys.executable, "-m", "fastfeed", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_cli_on_a_corrupt_capture(ten: Any, tmp_path: Path) -> None:
@@ -508,8 +584,10 @@ def test_cli_on_a_corrupt_capture(ten: Any, tmp_path: Path) -> None:
     r = ff("replay", str(path), "--skip-corrupt", "-q")
     assert r.returncode == 0, r.stderr
     assert "  9 frames" in r.stdout
-    assert f"corrupt data        1 region(s), {offs[4] - offs[3]} bytes skipped: {offs[4] - offs[3]} at offset {offs[3]}" \
+    assert (
+        f"corrupt data        1 region(s), {offs[4] - offs[3]} bytes skipped: {offs[4] - offs[3]} at offset {offs[3]}"
         in r.stdout
+    )
 
     for out in ("e.npz", "e.csv"):
         r = ff("export", str(path), "-o", str(tmp_path / out))
@@ -519,7 +597,10 @@ def test_cli_on_a_corrupt_capture(ten: Any, tmp_path: Path) -> None:
         r = ff("export", str(path), "-o", str(tmp_path / out), "--skip-corrupt", "-q")
         assert r.returncode == 0, r.stderr
         assert "from 9 frames" in r.stdout
-        assert f"corrupt data skipped: 1 region(s), {offs[4] - offs[3]} bytes, first at offset {offs[3]}" in r.stdout
+        assert (
+            f"corrupt data skipped: 1 region(s), {offs[4] - offs[3]} bytes, first at offset {offs[3]}"
+            in r.stdout
+        )
     assert path.read_bytes() == before
 
 
@@ -527,24 +608,38 @@ def test_cli_header_of_the_wrong_type_exits_4(tmp_path: Path) -> None:
     path = tmp_path / "t.ffcap"
     blob = orjson.dumps({"url": URL, "start_ns": [1]})
     path.write_bytes(FILE_HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
-    for args in (("replay", str(path)), ("export", str(path), "-o", str(tmp_path / "o.npz")),
-                 ("record", "BTC_USDT", "-o", str(path), "--append", "--url", "ws://127.0.0.1:9/ws/v1/")):
+    for args in (
+        ("replay", str(path)),
+        ("export", str(path), "-o", str(tmp_path / "o.npz")),
+        ("record", "BTC_USDT", "-o", str(path), "--append", "--url", "ws://127.0.0.1:9/ws/v1/"),
+    ):
         r = ff(*args)
         assert r.returncode == 4, r.stdout + r.stderr
-        assert "bad capture header: 'start_ns' must be an integer, not list" in one_error_line(r.stderr, args[0])
+        assert "bad capture header: 'start_ns' must be an integer, not list" in one_error_line(
+            r.stderr, args[0]
+        )
 
 
 def test_cli_append_after_a_torn_tail_notes_the_cut(ten: Any) -> None:
     path, recs, offs = ten
     full = path.read_bytes()
-    path.write_bytes(full[:offs[9] + 25])
+    path.write_bytes(full[: offs[9] + 25])
     # nothing listens on port 9: the append is prepared (torn tail cut), then connecting fails
-    r = ff("record", "ETH_USDT", "-o", str(path), "--append", "--url", "ws://127.0.0.1:9/ws/v1/",
-           "--connect-timeout", "0.5")
+    r = ff(
+        "record",
+        "ETH_USDT",
+        "-o",
+        str(path),
+        "--append",
+        "--url",
+        "ws://127.0.0.1:9/ws/v1/",
+        "--connect-timeout",
+        "0.5",
+    )
     assert r.returncode == 3, r.stdout + r.stderr
     assert "cut off a torn last record (25 bytes" in r.stderr
     # the failed session is taken back: the file is the intact part, header unchanged
-    assert path.read_bytes() == full[:offs[9]]
+    assert path.read_bytes() == full[: offs[9]]
     with CaptureReader(path) as rd:
         assert [bytes(x.payload) for x in rd] == [p for p, _, _ in recs[:9]]
         assert rd.header.symbols == ("BTC_USDT",) and rd.torn_bytes == 0
@@ -557,4 +652,6 @@ def test_cli_exchange_refuses_to_serve_a_corrupt_capture(ten: Any) -> None:
     path.write_bytes(bytes(raw))
     r = ff("exchange", "--capture", str(path), "--port", "0")
     assert r.returncode == 4, r.stdout + r.stderr
-    assert f"corrupt record at offset {offs[5]} (record 6: crc mismatch" in one_error_line(r.stderr, "exchange")
+    assert f"corrupt record at offset {offs[5]} (record 6: crc mismatch" in one_error_line(
+        r.stderr, "exchange"
+    )

@@ -9,7 +9,7 @@ import asyncio
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,17 +17,16 @@ import pytest
 from fastfeed.capture import FRAME_BINARY, FRAME_TEXT, CaptureReader, CaptureWriter, record, replay
 from fastfeed.exchange import BookSet, Exchange, ExchangeConfig, SimpleClient, decode_payload
 
+from helpers import run_guarded
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SEED = 5
 SYMS = ["BTC_USDT", "ETH_USDT", "DOGE_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only: every test here stops on counts, never on time."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
+run = run_guarded  # one async test body with the hang guard
 
 
 def assert_engine_books(engine: Any, expected: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -42,7 +41,9 @@ def record_live(path: Path, engine: Any, shuffle: bool) -> tuple[dict[str, Any],
     number of frames received and the ids of the exchange's recent BTC trades."""
 
     async def body() -> tuple[dict[str, Any], int, list[int]]:
-        ex = Exchange(ExchangeConfig(seed=SEED, symbols=SYMS, rate=4000, snapshot_interval=0.05, trade_replay=5))
+        ex = Exchange(
+            ExchangeConfig(seed=SEED, symbols=SYMS, rate=4000, snapshot_interval=0.05, trade_replay=5)
+        )
         ex.faults.shuffle_levels = shuffle
         async with ex:
             with CaptureWriter(path, ex.url, meta={"test": "round trip"}) as w:
@@ -83,7 +84,7 @@ def test_record_then_replay_gives_the_live_books(tmp_path: Path, engine_cls: Any
     np.testing.assert_array_equal(replayed.trades.latest(-1), live.trades.latest(-1))  # incl. recv_ns
     ids = live.trades.latest(-1)
     btc = ids[ids["symbol"] == live.symbol_index("BTC_USDT")]["id"]
-    assert btc[-len(recent_btc):].tolist() == list(reversed(recent_btc))
+    assert btc[-len(recent_btc) :].tolist() == list(reversed(recent_btc))
     assert replayed.stats["messages"] == live.stats["messages"]
 
     # an independent oracle: the pure-Python book with the same rules
@@ -123,8 +124,17 @@ def _synthetic_capture(path: Path, n: int, step_ns: int) -> list[bytes]:
     payloads = []
     with CaptureWriter(path, "wss://example/ws/v1/") as w:
         for i in range(n):
-            p = json.dumps({"method": "depth.update", "params": [i == 0, {"asks": [[f"{100 + i}.5", "1"]],
-                            "bids": [["99", str(i + 1)]]}, "BTC_USDT"], "id": None}).encode()
+            p = json.dumps(
+                {
+                    "method": "depth.update",
+                    "params": [
+                        i == 0,
+                        {"asks": [[f"{100 + i}.5", "1"]], "bids": [["99", str(i + 1)]]},
+                        "BTC_USDT",
+                    ],
+                    "id": None,
+                }
+            ).encode()
             payloads.append(p)
             if i % 2:
                 w.write(zlib.compress(p), 10**18 + i * step_ns, FRAME_BINARY)
@@ -172,8 +182,12 @@ def test_serving_a_capture_at_recorded_speed_and_with_replies(tmp_path: Path) ->
 def test_record_function_against_the_exchange(tmp_path: Path) -> None:
     async def body() -> None:
         async with Exchange(ExchangeConfig(seed=SEED, symbols=SYMS, rate=3000)) as ex:
-            n = await record(ex.url, tmp_path / "a.ffcap",
-                             [("depth.subscribe", ["BTC_USDT"]), ("trades.subscribe", [])], max_frames=300)
+            n = await record(
+                ex.url,
+                tmp_path / "a.ffcap",
+                [("depth.subscribe", ["BTC_USDT"]), ("trades.subscribe", [])],
+                max_frames=300,
+            )
             assert n == 300
             # duration: never stops early (how much arrives in 0.3 s is the machine's business)
             loop = asyncio.get_running_loop()
@@ -184,12 +198,19 @@ def test_record_function_against_the_exchange(tmp_path: Path) -> None:
                 assert len(r) == n
         async with Exchange(ExchangeConfig(seed=SEED, symbols=SYMS, rate=0)) as ex:
             # a quiet market: after the ack and the ticker snapshot only the pongs come
-            n = await record(ex.url, tmp_path / "b.ffcap", [("ticker.subscribe", ["ETH_USDT"])],
-                             max_frames=4, ping_interval=0.05)
+            n = await record(
+                ex.url,
+                tmp_path / "b.ffcap",
+                [("ticker.subscribe", ["ETH_USDT"])],
+                max_frames=4,
+                ping_interval=0.05,
+            )
             assert n == 4
         with CaptureReader(tmp_path / "a.ffcap") as r:
             pushes = sum(1 for rec in r if decode_payload(rec.payload).get("method") is not None)
-        async with Exchange(ExchangeConfig(capture=tmp_path / "a.ffcap")) as ex:  # closes after the last frame
+        async with Exchange(
+            ExchangeConfig(capture=tmp_path / "a.ffcap")
+        ) as ex:  # closes after the last frame
             n = await record(ex.url, tmp_path / "c.ffcap", [("depth.subscribe", [])])  # until closed
             assert n == 1 + pushes  # the live ack, then the recorded pushes (recorded acks skipped)
 

@@ -25,6 +25,9 @@ from fastfeed.reference import MESSAGE_KEYS, ReferenceEngine
 
 from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 PKG = Path(channels.__file__).parent
 ROUTES = {"request", "market", "broadcast", "private"}
 
@@ -38,19 +41,33 @@ def test_table_rows_are_consistent() -> None:
     methods = [m for c in channels.CHANNELS for m in c.methods]
     assert len(methods) == len(set(methods)), "a wire method belongs to one channel"
     assert {c.name for c in channels.CHANNELS} == {
-        "server.ping", "server.time", "server.auth", "trades", "depth", "ticker", "all_ticker",
-        "order", "order_algo", "balance"}
+        "server.ping",
+        "server.time",
+        "server.auth",
+        "trades",
+        "depth",
+        "ticker",
+        "all_ticker",
+        "order",
+        "order_algo",
+        "balance",
+    }
     for c in channels.CHANNELS:
         assert c.route in ROUTES, c
         if c.route == "request":
             assert c.request == c.name and not c.subscribable and c.update is None and c.parser is not None
             continue
-        assert (c.subscribe, c.unsubscribe, c.update) == (f"{c.name}.subscribe", f"{c.name}.unsubscribe",
-                                                          f"{c.name}.update")
+        assert (c.subscribe, c.unsubscribe, c.update) == (
+            f"{c.name}.subscribe",
+            f"{c.name}.unsubscribe",
+            f"{c.name}.update",
+        )
         assert c.client is not None and c.names in ("symbol", "currency", None)
         assert c.private == (c.route == "private"), c
-        if c.hot:
-            assert c.record is None and c.parser is None and c.stream is None, "hot rows are parsed in Cython"
+        if c.hot and c.record is None:  # depth, trades: books and the trade ring
+            assert c.parser is None and c.stream is None, "hot rows are parsed in Cython"
+        elif c.hot:  # the tickers: a table and a history in C, records built on demand
+            assert c.stream == "ticker" and c.parser is not None and hasattr(c.record, "FIELDS"), c
         else:
             assert c.record is not None and c.parser is not None and c.stream is not None, c
             assert hasattr(c.record, "FIELDS"), "a record type carries its field map"
@@ -62,7 +79,7 @@ def test_derived_lists_keep_their_public_values() -> None:
     from fastfeed.exchange import PRIVATE_CHANNELS
 
     assert PRIVATE_CHANNELS == protocol.PRIVATE_CHANNELS
-    assert channels.HOT_UPDATES == ("trades.update", "depth.update")
+    assert channels.HOT_UPDATES == ("trades.update", "depth.update", "ticker.update", "all_ticker.update")
 
 
 def test_unknown_channel_is_a_typed_key_error() -> None:
@@ -91,7 +108,7 @@ def test_compiled_method_names_match_the_table() -> None:
 
 
 def test_reference_method_table_comes_from_the_table() -> None:
-    assert MESSAGE_KEYS == (*channels.PUSH_METHODS, "reply", "unknown")
+    assert (*channels.PUSH_METHODS, "reply", "unknown") == MESSAGE_KEYS
     compiled = compiled_engine_cls()()
     assert set(compiled.stats["messages"]) == set(ReferenceEngine().stats["messages"])
 
@@ -136,13 +153,16 @@ _SAMPLE = {
 def _record_dict(record: Any) -> dict[str, Any]:
     d: dict[str, Any] = {}
     for _attr, key, conv in record.FIELDS:
-        for k in (key if isinstance(key, tuple) else (key,)):
+        for k in key if isinstance(key, tuple) else (key,):
             d.setdefault(k, _SAMPLE.get(conv, "3"))
     return d
 
 
-@pytest.mark.parametrize("record", sorted({c.record for c in channels.CHANNELS if c.record},
-                                          key=lambda r: r.__name__), ids=lambda r: r.__name__)
+@pytest.mark.parametrize(
+    "record",
+    sorted({c.record for c in channels.CHANNELS if c.record}, key=lambda r: r.__name__),
+    ids=lambda r: r.__name__,
+)
 def test_field_map_covers_the_record(record: Any) -> None:
     attrs = [a for a, _k, _c in record.FIELDS]
     fields = [f.name for f in dataclasses.fields(record)]
@@ -180,10 +200,21 @@ def _client_methods() -> dict[str, inspect.Signature]:
 def test_client_methods_are_generated_for_every_subscribable_channel() -> None:
     methods = _client_methods()
     assert set(methods) == {
-        "subscribe_trades", "subscribe_depth", "subscribe_ticker", "subscribe_all_ticker",
-        "subscribe_orders", "subscribe_order_algo", "subscribe_balance",
-        "unsubscribe_trades", "unsubscribe_depth", "unsubscribe_ticker", "unsubscribe_all_ticker",
-        "unsubscribe_orders", "unsubscribe_order_algo", "unsubscribe_balance"}
+        "subscribe_trades",
+        "subscribe_depth",
+        "subscribe_ticker",
+        "subscribe_all_ticker",
+        "subscribe_orders",
+        "subscribe_order_algo",
+        "subscribe_balance",
+        "unsubscribe_trades",
+        "unsubscribe_depth",
+        "unsubscribe_ticker",
+        "unsubscribe_all_ticker",
+        "unsubscribe_orders",
+        "unsubscribe_order_algo",
+        "unsubscribe_balance",
+    }
     assert str(methods["subscribe_trades"]) == "(self, symbols: 'Iterable[str]' = ()) -> 'None'"
     assert str(methods["unsubscribe_balance"]) == "(self, currencies: 'Iterable[str]' = ()) -> 'None'"
     assert str(methods["subscribe_all_ticker"]) == "(self) -> 'None'"
@@ -262,15 +293,17 @@ def test_dispatch_routes_each_push_to_its_stream(ch: channels.Channel) -> None:
         got: list[Any] = []
         setattr(feed, f"on_{ch.stream}", got.append)
         stream = feed._stream(ch.stream)
-        msg = orjson.loads(_push(ch))
-        feed._on_message(msg, 42)
+        if ch.hot:  # the tickers: stored by the engine, handed on as the listener does
+            feed._feed_payload(_push(ch), 42)
+        else:
+            feed._on_message(orjson.loads(_push(ch)), 42)
         assert len(got) == 1 and type(got[0]) is ch.record and got[0].recv_ns == 42
         assert len(stream) == 1
         for other in channels.STREAMS:
             if other != ch.stream:
                 assert not feed._streams[other] or all(len(s) == 0 for s in feed._streams[other])
         if ch.stream == "ticker":
-            assert feed.latest_tickers["BTC_USDT"] is got[0]
+            assert feed.latest_tickers["BTC_USDT"] == got[0]
             assert got[0].all_ticker == (ch.name == "all_ticker")
         assert feed.stats["unknown_pushes"] == 0 and feed.stats["bad_pushes"] == {}
         feed._on_message({"method": "nope.update", "params": []}, 1)
@@ -294,3 +327,12 @@ def test_exchange_handlers_come_from_the_table() -> None:
     assert set(ex._handlers) == expected
     # every public per-symbol channel of the table is one the market simulates
     assert {c.name for c in channels.CHANNELS if c.route == "market"} == set(MARKET_CHANNELS)
+
+
+def test_cli_channel_choices_come_from_the_table() -> None:
+    from fastfeed.cli._common import CHANNELS as CLI_CHANNELS
+    from fastfeed.client import Feed
+
+    assert set(CLI_CHANNELS) == {c.name for c in channels.SUBSCRIBABLE if c.route == "market"}
+    for name in CLI_CHANNELS:  # the live loop subscribes through Feed.subscribe_<name>
+        assert callable(getattr(Feed, f"subscribe_{name}"))

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 import numpy as np
 import pytest
@@ -30,12 +31,17 @@ import pytest
 from fastfeed.capture import CaptureReader
 from fastfeed.events import EVENT_DTYPE
 
+from helpers import one_error_line
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "cli-test-key", "cli-test-secret"
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
-ENV = {k: v for k, v in os.environ.items()
-       if k not in ("FASTFEED_API_KEY", "FASTFEED_API_SECRET", "FASTFEED_URL", "COLUMNS", "LINES")}
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("FASTFEED_API_KEY", "FASTFEED_API_SECRET", "FASTFEED_URL", "COLUMNS", "LINES")
+}
 ENV["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
 
 #: Hang guards, not verdicts: a command or a wait that takes this long is hung. Nothing here
@@ -46,23 +52,23 @@ ENV["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
 HANG_GUARD = 120.0
 
 
-def ff(*args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUARD) -> subprocess.CompletedProcess[str]:
+def ff(
+    *args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUARD
+) -> subprocess.CompletedProcess[str]:
     """``python -m fastfeed ARGS`` to completion, no terminal, output captured."""
-    return subprocess.run([sys.executable, "-m", "fastfeed", *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastfeed", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def num(text: str) -> int:
     return int(text.replace(",", ""))
-
-
-def one_error_line(err: str, command: str) -> str:
-    """stderr holds exactly one line, ``fastfeed COMMAND: error: ...`` (no traceback)."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"fastfeed {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 class Lines:
@@ -109,8 +115,15 @@ class Lines:
 
 
 def popen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "fastfeed", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or ENV, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fastfeed", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or ENV,
+        cwd=ROOT,
+    )
 
 
 def free_port() -> int:
@@ -122,8 +135,21 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def exchange_url() -> Iterator[str]:
     """``fastfeed exchange`` in a subprocess (three symbols, one API account)."""
-    proc = popen("exchange", "--port", "0", "--rate", "400", "--seed", "5", "--symbols",
-                 "BTC_USDT,ETH_USDT,SOL_USDT", "--account", f"{KEY}:{SECRET}", "--private-interval", "0.2")
+    proc = popen(
+        "exchange",
+        "--port",
+        "0",
+        "--rate",
+        "400",
+        "--seed",
+        "5",
+        "--symbols",
+        "BTC_USDT,ETH_USDT,SOL_USDT",
+        "--account",
+        f"{KEY}:{SECRET}",
+        "--private-interval",
+        "0.2",
+    )
     try:  # communicate() below reads and closes both pipes
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -170,13 +196,17 @@ def check_summary(out: str, title: str, symbols: list[str]) -> dict[str, int]:
     for method in ("depth.update", "trades.update", "ticker.update"):
         assert method in by.group(1), out
     assert re.search(r"rejects    none", out), out
-    assert re.search(r"processing per data frame .*\n  mean [\d.]+ [num]?s  p50 [\d.]+ [num]?s  p99 ", out), out
+    assert re.search(r"processing per data frame .*\n  mean [\d.]+ [num]?s  p50 [\d.]+ [num]?s  p99 ", out), (
+        out
+    )
     assert "trade time -> recv" in out
     rec = re.search(r"connects (\d+)  reconnects (\d+)", out)
     assert rec, out
     assert "top of book at the end:" in out
     for s in symbols:
-        assert re.search(rf"^  {s} +[\d.]+ x [\d.]+ \| [\d.]+ x [\d.]+ +spread [\d.]+ +\d+/\d+ levels", out, re.M), out
+        assert re.search(
+            rf"^  {s} +[\d.]+ x [\d.]+ \| [\d.]+ x [\d.]+ +spread [\d.]+ +\d+/\d+ levels", out, re.M
+        ), out
     return {"frames": num(m.group(1)), "connects": int(rec.group(1)), "reconnects": int(rec.group(2))}
 
 
@@ -201,8 +231,9 @@ def test_demo_runs_for_n_seconds_with_plain_lines() -> None:
     assert "seed 3" in out
 
 
-def ctrl_c_after(proc: subprocess.Popen[str], pred: Callable[[str], bool],
-                 watch: str = "stdout") -> tuple[str, str]:
+def ctrl_c_after(
+    proc: subprocess.Popen[str], pred: Callable[[str], bool], watch: str = "stdout"
+) -> tuple[str, str]:
     """Wait (hang guard only) for a line of the ``watch`` stream matching ``pred``, send
     Ctrl-C, and return ``(stdout, stderr)`` once the command has exited (the watched one
     from that line on, the other whole)."""
@@ -251,8 +282,15 @@ def test_demo_live_view_on_a_terminal() -> None:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 130, 0, 0))
     env = dict(ENV, TERM="xterm-256color")
-    proc = subprocess.Popen([sys.executable, "-m", "fastfeed", "demo", "--rate", "400", "--interval", "0.2"],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastfeed", "demo", "--rate", "400", "--interval", "0.2"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     os.close(slave)
     buf = b""
     sent: list[bytes] = []
@@ -290,7 +328,9 @@ def test_demo_live_view_on_a_terminal() -> None:
 
 # ---------------------------------------------------------------------------- watch
 def test_watch_a_local_endpoint(exchange_url: str) -> None:
-    r = ff("watch", "BTC_USDT", "eth_usdt,SOL_USDT", "--url", exchange_url, "--seconds", "1.5", "--depth", "5")
+    r = ff(
+        "watch", "BTC_USDT", "eth_usdt,SOL_USDT", "--url", exchange_url, "--seconds", "1.5", "--depth", "5"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert f"fastfeed watch: connecting to {exchange_url} (BTC_USDT, ETH_USDT, SOL_USDT" in r.stdout
@@ -308,7 +348,9 @@ def test_watch_private_channels_take_keys_from_the_environment(exchange_url: str
     # until one did (each run checked in full); the deadline is a hang guard.
     deadline = time.monotonic() + HANG_GUARD
     while True:
-        r = ff("watch", "BTC_USDT", "--balance", "--orders", "--url", exchange_url, "--seconds", "1.5", env=env)
+        r = ff(
+            "watch", "BTC_USDT", "--balance", "--orders", "--url", exchange_url, "--seconds", "1.5", env=env
+        )
         assert r.returncode == 0, r.stderr
         m = re.search(r"private  (\d+) order updates, (\d+) balance updates", r.stdout)
         assert m, r.stdout
@@ -351,15 +393,18 @@ def test_record_then_replay(capture: tuple[Path, int]) -> None:
     assert re.search(r"^rejects +none$", out, re.M)
     assert re.search(r"^trades stored +[1-9]", out, re.M)
     for s in SYMS:
-        assert re.search(rf"^  {s} +[\d.]+ x [\d.]+ \| [\d.]+ x [\d.]+ +spread [\d.]+ +\d+/\d+ levels", out, re.M), out
+        assert re.search(
+            rf"^  {s} +[\d.]+ x [\d.]+ \| [\d.]+ x [\d.]+ +spread [\d.]+ +\d+/\d+ levels", out, re.M
+        ), out
 
     r = ff("replay", str(path), "--speed", "20")
     assert r.returncode == 0, r.stderr
     assert "fed at speed x20 in" in r.stdout
 
 
-def test_record_refuses_to_overwrite_then_appends(capture: tuple[Path, int], exchange_url: str,
-                                                  tmp_path: Path) -> None:
+def test_record_refuses_to_overwrite_then_appends(
+    capture: tuple[Path, int], exchange_url: str, tmp_path: Path
+) -> None:
     path, _ = capture
     before = path.read_bytes()
     r = ff("record", "BTC_USDT", "-o", str(path), "--url", exchange_url, "--seconds", "1")
@@ -380,8 +425,11 @@ def test_record_is_safe_to_interrupt(exchange_url: str, tmp_path: Path) -> None:
     path = tmp_path / "cut.ffcap"
     with popen("record", "SOL_USDT", "-o", str(path), "--url", exchange_url, "--interval", "0.3") as proc:
         # a progress line (one per --interval) with messages and a rate
-        out, _ = ctrl_c_after(proc, lambda ln: re.search(
-            r"recording SOL_USDT -> .* [1-9][\d,]* msgs .* msg/s", ln) is not None, watch="stderr")
+        out, _ = ctrl_c_after(
+            proc,
+            lambda ln: re.search(r"recording SOL_USDT -> .* [1-9][\d,]* msgs .* msg/s", ln) is not None,
+            watch="stderr",
+        )
     assert proc.returncode == 0
     m = re.search(r"recorded ([\d,]+) messages .* \(interrupted\)", out)
     assert m, out
@@ -418,7 +466,9 @@ def test_export_npz(capture: tuple[Path, int], tmp_path: Path) -> None:
     out = tmp_path / "events.npz"
     r = ff("export", str(path), "--to", "npz", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    m = re.search(rf"exported ([\d,]+) event rows from ([\d,]+) frames to {re.escape(str(out))} \(npz, ", r.stdout)
+    m = re.search(
+        rf"exported ([\d,]+) event rows from ([\d,]+) frames to {re.escape(str(out))} \(npz, ", r.stdout
+    )
     assert m and num(m.group(2)) == n, r.stdout
     with np.load(out) as z:
         data, symbols = z["data"], list(z["symbols"])
@@ -542,10 +592,16 @@ def bad_files(capture: tuple[Path, int], tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("kind, needle", [
-    ("missing", "no such file"), ("empty", "empty file"), ("garbage", "not a capture file"),
-    ("corrupt", "corrupt record at offset"), ("directory", "is a directory"),
-])
+@pytest.mark.parametrize(
+    "kind, needle",
+    [
+        ("missing", "no such file"),
+        ("empty", "empty file"),
+        ("garbage", "not a capture file"),
+        ("corrupt", "corrupt record at offset"),
+        ("directory", "is a directory"),
+    ],
+)
 def test_bad_files_exit_4(bad_files: dict[str, Path], kind: str, needle: str, tmp_path: Path) -> None:
     path = bad_files[kind]
     r = ff("replay", str(path))
@@ -581,8 +637,10 @@ def test_replay_summary_counts_dropped_trades_per_reason(tmp_path: Path) -> None
     from fastfeed.capture import CaptureWriter
 
     def trades(clean: bool, ids: list[int], t0: float = 1700000000.0) -> str:
-        rows = [{"id": i, "time": t0 + i, "price": f"{100 + i}", "amount": "1",
-                 "type": "buy"} for i in sorted(ids, reverse=True)]
+        rows = [
+            {"id": i, "time": t0 + i, "price": f"{100 + i}", "amount": "1", "type": "buy"}
+            for i in sorted(ids, reverse=True)
+        ]
         return json.dumps({"method": "trades.update", "id": None, "params": [clean, rows, "BTC_USDT"]})
 
     path = tmp_path / "dedup.ffcap"
@@ -590,7 +648,7 @@ def test_replay_summary_counts_dropped_trades_per_reason(tmp_path: Path) -> None
         w.write(trades(True, [1, 2, 3]))
         w.write(trades(False, [4]))
     with CaptureWriter(path, "ws://127.0.0.1:1/ws/v1/", mode="a") as w:
-        w.write(trades(True, [2, 3, 4]))          # the replay after a resubscribe
+        w.write(trades(True, [2, 3, 4]))  # the replay after a resubscribe
         w.write(trades(False, [5]))
         w.write(trades(False, [1], t0=1700000500.0))  # ids restarted: another trade, stored
     r = ff("replay", str(path))

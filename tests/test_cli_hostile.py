@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from test_cli import HANG_GUARD, ctrl_c_after, ff, one_error_line, popen
 
 from fastfeed import cli
 from fastfeed.exchange import Exchange, ExchangeConfig
-
-from test_cli import HANG_GUARD, ctrl_c_after, ff, one_error_line, popen
 
 ESC = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x9b"
 RAW = ("\x1b", "\x07", "\u202e", "\x9b")
@@ -156,8 +155,13 @@ def test_loop_exception_handler_is_one_line(caplog: pytest.LogCaptureFixture) ->
         loop = asyncio.get_running_loop()
         cli._quiet_transport_errors(loop)
         with caplog.at_level(logging.DEBUG, logger="fastfeed.cli"):
-            loop.call_exception_handler({"message": "SSL handshake failed\nprotocol: x",
-                                         "exception": ConnectionResetError, "transport": object()})
+            loop.call_exception_handler(
+                {
+                    "message": "SSL handshake failed\nprotocol: x",
+                    "exception": ConnectionResetError,
+                    "transport": object(),
+                }
+            )
             loop.call_exception_handler({"message": "other " + ESC, "exception": RuntimeError("boom")})
 
     asyncio.run(body())

@@ -13,7 +13,16 @@ import pytest
 
 from fastfeed import cli
 from fastfeed.cli import build_parser, main
-from fastfeed.view import LogHistogram, Monitor, fmt_bytes, fmt_ns, fmt_num, plain_line, render, summary_lines
+from fastfeed.live import (
+    LogHistogram,
+    Monitor,
+    fmt_bytes,
+    fmt_ns,
+    fmt_num,
+    plain_line,
+    render,
+    summary_lines,
+)
 
 COMMANDS = ["demo", "watch", "record", "replay", "export", "bench", "exchange"]
 
@@ -23,21 +32,42 @@ def test_help_lists_every_command_exit_codes_and_environment(capsys: pytest.Capt
     out = capsys.readouterr().out
     for name in COMMANDS:
         assert f"    {name} " in out
-    for needle in ("exit status:", "bad arguments", "connection failure", "bad file", "130",
-                   "FASTFEED_API_KEY", "FASTFEED_API_SECRET", "FASTFEED_URL", "-v, --verbose", "-q, --quiet"):
+    for needle in (
+        "exit status:",
+        "bad arguments",
+        "connection failure",
+        "bad file",
+        "130",
+        "FASTFEED_API_KEY",
+        "FASTFEED_API_SECRET",
+        "FASTFEED_URL",
+        "-v, --verbose",
+        "-q, --quiet",
+    ):
         assert needle in out, needle
 
 
-@pytest.mark.parametrize("name, flags", [
-    ("demo", ["--seconds", "--symbols", "--rate", "--depth", "--book", "--plain", "--drop-every"]),
-    ("watch", ["SYMBOL", "--url", "--depth", "--orders", "--balance", "--connect-timeout", "FASTFEED_API_KEY"]),
-    ("record", ["SYMBOL", "-o FILE", "--seconds", "--url", "--demo", "--force", "--append", "--max-messages"]),
-    ("replay", ["FILE", "--speed X|max", "--depth", "--progress"]),
-    ("export", ["FILE", "--to {npz,parquet,csv}", "-o OUT", "--what", "--symbols", "pyarrow"]),
-    ("bench", ["--quick", "--rounds", "--json", "--check"]),
-    ("exchange", ["--port", "--rate", "--capture"]),
-])
-def test_each_command_documents_its_flags(name: str, flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "name, flags",
+    [
+        ("demo", ["--seconds", "--symbols", "--rate", "--depth", "--book", "--plain", "--drop-every"]),
+        (
+            "watch",
+            ["SYMBOL", "--url", "--depth", "--orders", "--balance", "--connect-timeout", "FASTFEED_API_KEY"],
+        ),
+        (
+            "record",
+            ["SYMBOL", "-o FILE", "--seconds", "--url", "--demo", "--force", "--append", "--max-messages"],
+        ),
+        ("replay", ["FILE", "--speed X|max", "--depth", "--progress"]),
+        ("export", ["FILE", "--to {npz,parquet,csv}", "-o OUT", "--what", "--symbols", "pyarrow"]),
+        ("bench", ["--quick", "--rounds", "--json", "--check"]),
+        ("exchange", ["--port", "--rate", "--capture"]),
+    ],
+)
+def test_each_command_documents_its_flags(
+    name: str, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([name, "--help"]) == 0
     out = capsys.readouterr().out
     for flag in flags:
@@ -52,7 +82,7 @@ def test_each_command_documents_its_flags(name: str, flags: list[str], capsys: p
         ["demo", "--seconds", "0"],
         ["demo", "--depth", "0"],
         ["demo", "--channels", "depth,nope"],
-        ["demo", "--symbols", "BAD SYMBOL"],
+        ["demo", "--symbols", "BTC/USDT"],
         ["watch"],
         ["watch", "BTC_USDT", "--url", "https://example.com/"],
         ["record", "BTC_USDT", "-o", "x", "--force", "--append"],
@@ -64,8 +94,9 @@ def test_each_command_documents_its_flags(name: str, flags: list[str], capsys: p
         ["bench", "--rounds", "0"],
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FASTFEED_URL", raising=False)
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -74,25 +105,34 @@ def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.Capt
     assert len(lines) == 1 and "error" in lines[0] and lines[0].startswith("fastfeed")
 
 
-def test_private_channels_without_keys_exit_2(capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_private_channels_without_keys_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FASTFEED_API_KEY", raising=False)
     monkeypatch.setenv("FASTFEED_API_SECRET", "s")
     assert main(["watch", "BTC_USDT", "--balance", "USDT", "--url", "ws://127.0.0.1:1/"]) == 2
     assert "needs FASTFEED_API_KEY and FASTFEED_API_SECRET" in capsys.readouterr().err
 
 
-def test_bad_fastfeed_url_in_the_environment_exit_2(capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_fastfeed_url_in_the_environment_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FASTFEED_URL", "http://nope")
     assert main(["watch", "BTC_USDT"]) == 2
     assert "FASTFEED_URL" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, level", [
-    ([], logging.WARNING), (["-v"], logging.INFO), (["-vv"], logging.DEBUG), (["-q"], logging.ERROR),
-    (["-qq"], logging.CRITICAL), (["--log-level", "INFO"], logging.INFO),
-])
+@pytest.mark.parametrize(
+    "flags, level",
+    [
+        ([], logging.WARNING),
+        (["-v"], logging.INFO),
+        (["-vv"], logging.DEBUG),
+        (["-q"], logging.ERROR),
+        (["-qq"], logging.CRITICAL),
+        (["--log-level", "INFO"], logging.INFO),
+    ],
+)
 def test_verbosity_flags_set_stdlib_logging(flags: list[str], level: int) -> None:
     args = build_parser().parse_args(["replay", "x", *flags])
     assert cli._log_level(args) == level
@@ -101,7 +141,11 @@ def test_verbosity_flags_set_stdlib_logging(flags: list[str], level: int) -> Non
 
 
 def test_symbol_lists_accept_spaces_and_commas() -> None:
-    assert cli._symbol_list(["btc_usdt,ETH_USDT", "eth_usdt", " sol_usdt "]) == ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
+    assert cli._symbol_list(["btc_usdt,ETH_USDT", "eth_usdt", " sol_usdt "]) == [
+        "BTC_USDT",
+        "ETH_USDT",
+        "SOL_USDT",
+    ]
     with pytest.raises(cli.UsageError):
         cli._symbol_list(["BTC/USDT"])
     for bad in ("ÉTH_USDT", "BTC_USDT٣", "X" * 33):  # non-ASCII letters/digits, too long: the client's rule
@@ -152,8 +196,9 @@ def test_views_render_before_any_data() -> None:
     assert "fastfeed demo:" in text and "(no books)" in text
 
 
-def test_parquet_without_pyarrow_is_a_clear_exit_2(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_parquet_without_pyarrow_is_a_clear_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     real = cli.importlib.util.find_spec
 
     def find_spec(name: str, *args: object) -> object:
@@ -167,12 +212,29 @@ def test_parquet_without_pyarrow_is_a_clear_exit_2(monkeypatch: pytest.MonkeyPat
 
 def test_summary_shows_rejected_pushes_and_errors_escaped() -> None:
     class FakeFeed:
-        stats = {"engine": {}, "connects": 1, "bad_pushes": {"bad_symbol": 3}, "callback_errors": 2,
-                 "supervisor_errors": 1, "last_error": "RuntimeError: \x1b[2Jboom",
-                 "last_disconnect_reason": "closed by server (code 4000: \x1b]0;x\x07)"}
+        stats = {
+            "engine": {},
+            "connects": 1,
+            "bad_pushes": {"bad_symbol": 3},
+            "callback_errors": 2,
+            "supervisor_errors": 1,
+            "last_error": "RuntimeError: \x1b[2Jboom",
+            "last_disconnect_reason": "closed by server (code 4000: \x1b]0;x\x07)",
+        }
 
     m = Monitor(["BTC_USDT"])
     m._stats = FakeFeed.stats
     text = "\n".join(summary_lines(m))
     assert "rejected push records  bad_symbol 3  callback errors 2  supervisor errors 1" in text
     assert "\x1b" not in text and "\x07" not in text and "\\x1b[2Jboom" in text
+
+
+def test_cli_channels_are_one_list_each_with_a_feed_method() -> None:
+    """--channels of demo, watch and record all offer cli.CHANNELS, and the live loop
+    subscribes each through Feed.subscribe_<name>."""
+    from fastfeed import Feed
+
+    for ch in cli.CHANNELS:
+        assert callable(getattr(Feed, f"subscribe_{ch}", None)), ch
+    for argv in (["demo"], ["watch", "BTC_USDT"], ["record", "BTC_USDT", "-o", "x.ffcap"]):
+        assert build_parser().parse_args(argv).channels == list(cli.CHANNELS)

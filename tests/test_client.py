@@ -7,10 +7,10 @@ and talks to it over a real socket with the compiled picows listener.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,11 @@ import pytest
 import fastfeed
 from fastfeed.exchange import Exchange, ExchangeConfig
 from fastfeed.protocol import AuthError, RequestError, RequestTimeout
+
+from helpers import run_guarded, until
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 KEY, SECRET = "fastfeed-test-key", "s3cr3t-do-not-print"
 SYMS = ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
@@ -30,26 +35,8 @@ SYMS = ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
 HANG_GUARD = 120.0
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]], timeout: float = HANG_GUARD) -> Any:
-    """Run one async test body with a hard time limit (a hang guard), and check it left no
-    task behind."""
-
-    async def main() -> Any:
-        result = await asyncio.wait_for(coro_fn(), timeout)
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        assert not others, f"tasks left behind: {others}"
-        return result
-
-    return asyncio.run(main())
-
-
-async def until(pred: Callable[[], bool], timeout: float = HANG_GUARD, what: str = "") -> None:
-    """Wait until ``pred()`` holds; ``timeout`` is a hang guard (it firing means a hang)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"hung: still waiting for {what or pred} after {timeout:g} s")
-        await asyncio.sleep(0.01)
+#: one async test body with the hang guard; it must leave no task behind
+run = functools.partial(run_guarded, no_tasks_left=True)
 
 
 def exchange(**kw: Any) -> Exchange:
@@ -99,6 +86,7 @@ def test_error_reply_as_plain_string_and_text_frames() -> None:
 def test_request_timeout_when_server_stalls() -> None:
     """A stalled server never answers, so the short timeout of that request must fire;
     the requests to the healthy server keep the (generous) default."""
+
     async def body() -> None:
         async with exchange(rate=0) as ex:
             async with fastfeed.connect(ex.url, request_timeout=HANG_GUARD, ping_interval=3600) as feed:
@@ -125,13 +113,17 @@ def test_depth_trades_ticker_all_ticker_end_to_end() -> None:
             await feed.subscribe_trades(SYMS)
             await feed.subscribe_ticker(["btc_usdt"])  # symbols are upper-cased
             await feed.subscribe_all_ticker()
-            await until(lambda: all(feed.book(s).n_bids and feed.book(s).n_asks for s in SYMS),
-                        what="books")
+            await until(lambda: all(feed.book(s).n_bids and feed.book(s).n_asks for s in SYMS), what="books")
             await until(lambda: feed.trades.count > 0, what="trades")
             t = await asyncio.wait_for(tickers.__anext__(), HANG_GUARD)
             assert isinstance(t, fastfeed.Ticker) and t.symbol in SYMS
-            await until(lambda: any(x.all_ticker for x in feed.latest_tickers.values())
-                        or feed.stats["engine"]["messages"]["all_ticker.update"] > 0, what="all_ticker")
+            await until(
+                lambda: (
+                    any(x.all_ticker for x in feed.latest_tickers.values())
+                    or feed.stats["engine"]["messages"]["all_ticker.update"] > 0
+                ),
+                what="all_ticker",
+            )
             for s in SYMS:
                 b = feed.book(s)
                 assert b.best_bid < b.best_ask
@@ -151,8 +143,13 @@ def test_depth_trades_ticker_all_ticker_end_to_end() -> None:
             n, next_id = feed.trades.count, ex.market.next_trade_id
             all_tickers = feed.stats["engine"]["messages"]["all_ticker.update"]
             depth0 = feed.stats["engine"]["messages"]["depth.update"]
-            await until(lambda: feed.stats["engine"]["messages"]["depth.update"] >= depth0 + 500
-                        and ex.market.next_trade_id > next_id + 20, what="more market traffic")
+            await until(
+                lambda: (
+                    feed.stats["engine"]["messages"]["depth.update"] >= depth0 + 500
+                    and ex.market.next_trade_id > next_id + 20
+                ),
+                what="more market traffic",
+            )
             await feed.ping()
             assert feed.trades.count == n
             assert feed.stats["engine"]["messages"]["all_ticker.update"] == all_tickers
@@ -258,8 +255,9 @@ def test_drop_reconnects_resubscribes_and_rebuilds_books() -> None:
 
     async def body() -> None:
         async with exchange() as ex:
-            async with fastfeed.connect(ex.url, KEY, SECRET, on_event=events.append,
-                                        backoff_initial=0.05) as feed:
+            async with fastfeed.connect(
+                ex.url, KEY, SECRET, on_event=events.append, backoff_initial=0.05
+            ) as feed:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
                 await feed.subscribe_balance([])
@@ -290,18 +288,22 @@ def test_heartbeat_keeps_an_idle_connection_alive() -> None:
     """Pings every 0.1 s keep a connection alive past a 3 s idle timeout (a spurious close
     would need the process to get no CPU for ~3 s: a margin of 30 ping intervals), and
     without pings the server closes it (bound to happen: nothing is sent)."""
+
     async def body() -> None:
         async with exchange(rate=0, idle_timeout=3.0) as ex:
             async with fastfeed.connect(ex.url, ping_interval=0.1, data_timeout=None) as feed:
                 loop = asyncio.get_running_loop()
                 t0, pings0 = loop.time(), ex.stats["requests"]
                 # past the idle timeout by the event loop's clock, and pinged all along
-                await until(lambda: loop.time() - t0 > 4.5 and ex.stats["requests"] - pings0 >= 20,
-                            what="4.5 s of pings")
+                await until(
+                    lambda: loop.time() - t0 > 4.5 and ex.stats["requests"] - pings0 >= 20,
+                    what="4.5 s of pings",
+                )
                 assert feed.connected and feed.stats["connects"] == 1 and feed.stats["disconnects"] == 0
         async with exchange(rate=0, idle_timeout=0.5) as ex:
-            async with fastfeed.connect(ex.url, ping_interval=3600, data_timeout=None,
-                                        backoff_initial=0.05) as feed:
+            async with fastfeed.connect(
+                ex.url, ping_interval=3600, data_timeout=None, backoff_initial=0.05
+            ) as feed:
                 # without pings the server closes the idle connection; the client comes back
                 await until(lambda: feed.stats["disconnects"] >= 1, what="idle close")
                 await until(lambda: feed.connected, what="reconnect")
@@ -324,15 +326,15 @@ def test_max_age_recycle() -> None:
 def test_no_data_watchdog_reconnects() -> None:
     async def body() -> None:
         async with exchange() as ex:
-            async with fastfeed.connect(ex.url, data_timeout=0.4, ping_interval=30,
-                                        backoff_initial=0.05) as feed:
+            async with fastfeed.connect(
+                ex.url, data_timeout=0.4, ping_interval=30, backoff_initial=0.05
+            ) as feed:
                 await feed.subscribe_depth(["BTC_USDT"])
                 ex.faults.stall()
                 await until(lambda: feed.stats["disconnects"] >= 1, what="watchdog")
                 assert feed.stats["last_disconnect_reason"] == "no data"
                 ex.faults.unstall()
-                await until(lambda: feed.connected and feed.book("BTC_USDT").n_bids > 0,
-                            what="recovered")
+                await until(lambda: feed.connected and feed.book("BTC_USDT").n_bids > 0, what="recovered")
 
     run(body)
 
@@ -341,8 +343,13 @@ def test_handshake_refused_then_recovers() -> None:
     async def body() -> None:
         async with exchange(rate=0) as ex:
             ex.faults.reject_handshakes = 3
-            async with fastfeed.connect(ex.url, backoff_initial=0.02, backoff_max=0.1,
-                                        connect_timeout=HANG_GUARD, handshake_timeout=HANG_GUARD) as feed:
+            async with fastfeed.connect(
+                ex.url,
+                backoff_initial=0.02,
+                backoff_max=0.1,
+                connect_timeout=HANG_GUARD,
+                handshake_timeout=HANG_GUARD,
+            ) as feed:
                 assert await feed.ping() == "pong"
                 assert feed.stats["connect_failures"] == 3
 
@@ -410,10 +417,12 @@ def test_missing_pong_reconnects() -> None:
     check does not depend on the short pong timeout: if a busy machine delayed a pong on
     the new connection past it, the feed would reconnect again and the subscribe (which
     survives reconnects) and the book would still arrive."""
+
     async def body() -> None:
         async with exchange(rate=0) as ex:
-            async with fastfeed.connect(ex.url, ping_interval=0.1, pong_timeout=0.3,
-                                        data_timeout=None, backoff_initial=0.05) as feed:
+            async with fastfeed.connect(
+                ex.url, ping_interval=0.1, pong_timeout=0.3, data_timeout=None, backoff_initial=0.05
+            ) as feed:
                 ex.faults.stall()  # this connection only; the next one is served normally
                 await until(lambda: feed.stats["disconnects"] >= 1, what="pong timeout")
                 assert feed.stats["last_disconnect_reason"] == "pong timeout"

@@ -7,11 +7,10 @@ and states, never timings (timeouts are hang guards only).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,26 +19,17 @@ import fastfeed
 from fastfeed.errors import UnknownSymbol
 from fastfeed.exchange import Exchange, ExchangeConfig
 
+from helpers import run_guarded, until
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SYMS = ["BTC_USDT", "ETH_USDT"]
 HANG_GUARD = 120.0
 
 
-def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        result = await asyncio.wait_for(coro_fn(), HANG_GUARD)
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        assert not others, f"tasks left behind: {others}"
-        return result
-
-    return asyncio.run(main())
-
-
-async def until(pred: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"hang guard: still waiting for {what}")
-        await asyncio.sleep(0.01)
+#: one async test body with the hang guard; it must leave no task behind
+run = functools.partial(run_guarded, no_tasks_left=True)
 
 
 def exchange(**kw: Any) -> Exchange:
@@ -49,25 +39,26 @@ def exchange(**kw: Any) -> Exchange:
 
 
 def depth(clean: bool, symbol: str, bids: list[list[str]], asks: list[list[str]]) -> str:
-    return json.dumps({"method": "depth.update", "id": None,
-                       "params": [clean, {"bids": bids, "asks": asks}, symbol]})
+    return json.dumps(
+        {"method": "depth.update", "id": None, "params": [clean, {"bids": bids, "asks": asks}, symbol]}
+    )
 
 
 def test_unsubscribe_marks_books_stale_and_keeps_levels() -> None:
     async def body() -> None:
         async with exchange() as ex, fastfeed.connect(ex.url) as feed:
             await feed.subscribe_depth(SYMS)
-            book = feed.book("BTC_USDT")             # subscribed: exists before its snapshot
+            book = feed.book("BTC_USDT")  # subscribed: exists before its snapshot
             await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
             assert book.stale_since == 0 and feed.stats["stale_books"] == 0
             before = time.time_ns()
             await feed.unsubscribe_depth(["BTC_USDT"])
             b = feed.book("BTC_USDT")
             assert not b.live and b.stale_since >= before
-            assert b.n_bids > 0 and b.n_asks > 0    # levels kept, flagged
-            assert feed.book("ETH_USDT").live        # the other symbol is untouched
+            assert b.n_bids > 0 and b.n_asks > 0  # levels kept, flagged
+            assert feed.book("ETH_USDT").live  # the other symbol is untouched
             assert feed.stats["stale_books"] == 1
-            await feed.unsubscribe_depth()           # all
+            await feed.unsubscribe_depth()  # all
             assert not feed.book("ETH_USDT").live
             ex.pause()
 
@@ -106,9 +97,9 @@ def test_feed_book_of_an_unknown_symbol_raises_and_creates_nothing() -> None:
         async with exchange() as ex, fastfeed.connect(ex.url, shm_name=name) as feed:
             await feed.subscribe_depth(["BTC_USDT"])
             with pytest.raises(UnknownSymbol, match="BTCUSDT"):
-                feed.book("BTCUSDT")                 # a typo
-            with pytest.raises(KeyError):             # UnknownSymbol is a KeyError too
-                feed.book("ETH_USDT")                 # not subscribed to depth
+                feed.book("BTCUSDT")  # a typo
+            with pytest.raises(KeyError):  # UnknownSymbol is a KeyError too
+                feed.book("ETH_USDT")  # not subscribed to depth
             assert "BTCUSDT" not in feed.engine.books
             reader = fastfeed.attach(name)
             try:
@@ -129,18 +120,16 @@ def test_a_drifted_book_is_an_event_and_in_stats() -> None:
     eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "2"]], [["101", "1"], ["102", "2"]]))
     assert eng.book("BTC_USDT").live
     # the server's next snapshot disagrees: 99 has another amount, 98 is missing locally
-    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]],
-                   [["101", "1"], ["102", "2"]]))
+    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]], [["101", "1"], ["102", "2"]]))
     feed._check_drift()
     drift = [e for e in events if e.kind == "drift"]
     assert len(drift) == 1 and "BTC_USDT" in drift[0].reason
     assert feed.stats["drift"]["drifted"] == 1
     assert feed.stats["drift"]["by_symbol"] == {"BTC_USDT": 1}
-    feed._check_drift()                                  # reported once
+    feed._check_drift()  # reported once
     assert len([e for e in events if e.kind == "drift"]) == 1
     # an equal snapshot is no drift
-    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]],
-                   [["101", "1"], ["102", "2"]]))
+    eng.feed(depth(True, "BTC_USDT", [["100", "1"], ["99", "3"], ["98", "1"]], [["101", "1"], ["102", "2"]]))
     feed._check_drift()
     assert len([e for e in events if e.kind == "drift"]) == 1
     eng.close()
@@ -186,16 +175,19 @@ def test_a_symbol_refused_on_resubscribe_is_dropped_and_the_rest_goes_on() -> No
         await ex1.start()
         port = ex1.port
         try:
-            async with fastfeed.connect(ex1.url, on_event=events.append, backoff_initial=0.05,
-                                        backoff_max=0.2) as feed:
+            async with fastfeed.connect(
+                ex1.url, on_event=events.append, backoff_initial=0.05, backoff_max=0.2
+            ) as feed:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
                 await until(lambda: all(feed.book(s).live for s in SYMS), "live books")
                 await ex1.close()
                 await until(lambda: not feed.connected, "disconnect")
                 async with exchange(symbols=["BTC_USDT"], port=port) as ex2:
-                    await until(lambda: feed.connected and feed.book("BTC_USDT").live,
-                                "resubscribed to the remaining symbol")
+                    await until(
+                        lambda: feed.connected and feed.book("BTC_USDT").live,
+                        "resubscribed to the remaining symbol",
+                    )
                     assert feed.subscriptions == {"depth": ["BTC_USDT"], "trades": ["BTC_USDT"]}
                     assert feed.stats["refused_subscriptions"] == {"depth": 1, "trades": 1}
                     assert feed.stats["connects"] == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import json
 import logging
 import struct
 import tracemalloc
@@ -22,6 +23,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_client import KEY, SECRET, SYMS, exchange, run, until
 
 import fastfeed
 from fastfeed import client as client_mod
@@ -31,7 +33,8 @@ from fastfeed.exchange import Exchange
 from fastfeed.exchange.wire import OP_BINARY, OP_CLOSE, OP_TEXT, ws_frame
 from fastfeed.protocol import AuthError, BadReply, ConnectionLost, RequestError, RequestTimeout
 
-from test_client import KEY, SECRET, SYMS, exchange, run, until
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 ESC = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x9b"
 
@@ -75,6 +78,24 @@ def has_bids(feed: fastfeed.Feed, symbol: str) -> bool:
     return book is not None and book.n_bids > 0
 
 
+def order_msg() -> dict[str, Any]:
+    return {
+        "method": "order.update",
+        "params": [{"id": "1d8e", "symbol": "BTC_USDT", "status": 0}],
+        "id": None,
+    }
+
+
+def deliver(feed: fastfeed.Feed, msg: dict[str, Any], recv_ns: int = 0) -> None:
+    """A push as the listener hands it on: ticker pushes go through the engine's ticker
+    table (as JSON text, NaN/Infinity written as such: a rejected frame), the others to
+    ``_on_message``."""
+    if msg.get("method") in ("ticker.update", "all_ticker.update"):
+        feed._feed_payload(json.dumps(msg), recv_ns)
+    else:
+        feed._on_message(msg, recv_ns)
+
+
 def ticker_msg(symbol: Any = "BTC_USDT", **fields: Any) -> dict[str, Any]:
     rec = {"symbol": symbol, "last": "100.5", "timestamp": 1_700_000_000_000, **fields}
     return {"method": "ticker.update", "params": [rec], "id": None}
@@ -99,9 +120,20 @@ BAD_NAMES: list[tuple[Any, type[Exception]]] = [
     (["BTC_USDT\x1b[2J"], ValueError),
 ]
 
-SUB_METHODS = ["subscribe_trades", "subscribe_depth", "subscribe_ticker", "subscribe_orders",
-               "subscribe_order_algo", "subscribe_balance", "unsubscribe_trades", "unsubscribe_depth",
-               "unsubscribe_ticker", "unsubscribe_orders", "unsubscribe_order_algo", "unsubscribe_balance"]
+SUB_METHODS = [
+    "subscribe_trades",
+    "subscribe_depth",
+    "subscribe_ticker",
+    "subscribe_orders",
+    "subscribe_order_algo",
+    "subscribe_balance",
+    "unsubscribe_trades",
+    "unsubscribe_depth",
+    "unsubscribe_ticker",
+    "unsubscribe_orders",
+    "unsubscribe_order_algo",
+    "unsubscribe_balance",
+]
 
 
 def test_validate_symbols_rules() -> None:
@@ -122,7 +154,9 @@ def test_validate_symbols_rules() -> None:
 
 @pytest.mark.parametrize("method", SUB_METHODS)
 @pytest.mark.parametrize("names, exc", BAD_NAMES, ids=[repr(n)[:20] for n, _ in BAD_NAMES])
-def test_every_subscribe_method_validates_before_sending(method: str, names: Any, exc: type[Exception]) -> None:
+def test_every_subscribe_method_validates_before_sending(
+    method: str, names: Any, exc: type[Exception]
+) -> None:
     async def body() -> None:
         feed = fastfeed.Feed("ws://127.0.0.1:1/", KEY, SECRET)
         sent: list[Any] = []
@@ -174,8 +208,11 @@ class Script:
 
 
 OK = {"status": "success"}
-FAILURES = [RequestError("depth.subscribe", 1, "refused"), RequestTimeout("no reply"),
-            ConnectionLost("connection lost")]
+FAILURES = [
+    RequestError("depth.subscribe", 1, "refused"),
+    RequestTimeout("no reply"),
+    ConnectionLost("connection lost"),
+]
 
 
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda e: type(e).__name__)
@@ -388,7 +425,10 @@ def test_a_drop_during_resubscribe_is_noticed_at_once() -> None:
                 ex.faults.drop()
                 await until(lambda: drops["n"] == 1, what="resubscribe dropped")
                 await until(lambda: feed.connected and feed.stats["resubscribes"] >= 1, what="recovered")
-                assert "lost during setup" in feed.stats["last_disconnect_reason"] or feed.stats["disconnects"] >= 2
+                assert (
+                    "lost during setup" in feed.stats["last_disconnect_reason"]
+                    or feed.stats["disconnects"] >= 2
+                )
                 await until(lambda: all(has_bids(feed, s) for s in SYMS), what="books")
 
     run(body)
@@ -413,8 +453,13 @@ def test_after_close_everything_fails_fast() -> None:
             await feed.start()
             await feed.close()
             assert feed.closed
-            for call in (feed.start(), feed.ping(), feed.subscribe_depth(["BTC_USDT"]),
-                         feed.unsubscribe_depth(["BTC_USDT"]), feed.request("server.ping")):
+            for call in (
+                feed.start(),
+                feed.ping(),
+                feed.subscribe_depth(["BTC_USDT"]),
+                feed.unsubscribe_depth(["BTC_USDT"]),
+                feed.request("server.ping"),
+            ):
                 with pytest.raises(FeedClosed):
                     await call
             assert issubclass(FeedClosed, ConnectionError) and issubclass(FeedClosed, FastfeedError)
@@ -466,8 +511,11 @@ def test_overflowing_ticker_field_is_a_counted_rejection() -> None:
 def test_error_reply_with_an_overflowing_code_is_a_request_error() -> None:
     async def body() -> None:
         async with exchange(rate=0) as ex, fastfeed.connect(ex.url) as feed:
-            reply_with(ex, "depth.subscribe",
-                       lambda i: f'{{"error":{{"code":1e400,"message":"no"}},"result":null,"id":{i}}}')
+            reply_with(
+                ex,
+                "depth.subscribe",
+                lambda i: f'{{"error":{{"code":1e400,"message":"no"}},"result":null,"id":{i}}}',
+            )
             with pytest.raises(RequestError) as ei:
                 await feed.subscribe_depth(["BTC_USDT"])
             assert ei.value.code is None and ei.value.message == "no"
@@ -493,7 +541,9 @@ def test_id_true_does_not_answer_request_1() -> None:
     run(body)
 
 
-@pytest.mark.parametrize("result", ['"junk"', "1e400", "true", "null", "-5", '{"t":1}', "[1]", '"9' + "9" * 30 + '"'])
+@pytest.mark.parametrize(
+    "result", ['"junk"', "1e400", "true", "null", "-5", '{"t":1}', "[1]", '"9' + "9" * 30 + '"']
+)
 def test_server_time_with_a_junk_result_is_a_bad_reply(result: str) -> None:
     async def body() -> None:
         async with exchange(rate=0) as ex, fastfeed.connect(ex.url) as feed:
@@ -529,13 +579,13 @@ def test_a_raising_message_handler_never_drops_the_connection() -> None:
             feed = fastfeed.connect(ex.url)
             feed._handle_message = lambda msg, recv_ns: 1 / 0  # type: ignore[method-assign]
             async with feed:
-                raw(ex, orjson.dumps(ticker_msg()))
+                raw(ex, orjson.dumps(order_msg()))
                 await until(lambda: feed.stats["bad_pushes"].get("internal") == 1, what="counted")
                 assert feed.stats["connects"] == 1
             feed2 = fastfeed.connect(ex.url, backoff_initial=0.05)
             feed2._on_message = lambda msg, recv_ns: 1 / 0  # type: ignore[method-assign]
             async with feed2:  # the listener's own guard: picows never sees the exception
-                raw(ex, orjson.dumps(ticker_msg()))
+                raw(ex, orjson.dumps(order_msg()))
                 await asyncio.sleep(0.2)
                 assert feed2._listener is not None
                 await until(lambda: feed2.stats["listener_errors"] >= 1, what="listener guard")
@@ -564,20 +614,59 @@ def test_hostile_close_frame() -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
     | st.sampled_from(["1e400", "-1e400", "nan", "inf", "9" * 30, "", ESC, "BTC_USDT", "x" * 70]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 FIELDS = {
-    "ticker.update": ["symbol", "last", "last_qty", "best_bid", "best_bid_size", "best_ask", "best_ask_size",
-                      "open_24h", "high_24h", "low_24h", "base_volume_24h", "quote_volume_24h", "timestamp"],
+    "ticker.update": [
+        "symbol",
+        "last",
+        "last_qty",
+        "best_bid",
+        "best_bid_size",
+        "best_ask",
+        "best_ask_size",
+        "open_24h",
+        "high_24h",
+        "low_24h",
+        "base_volume_24h",
+        "quote_volume_24h",
+        "timestamp",
+    ],
     "all_ticker.update": ["symbol", "last", "timestamp"],
-    "order.update": ["id", "symbol", "side", "type", "status", "mode", "price", "amount", "filled",
-                     "price_avg", "notional", "timestamp"],
-    "order_algo.update": ["id", "symbol", "side", "status", "mode", "algo_price", "trigger_price", "amount",
-                          "timestamp"],
+    "order.update": [
+        "id",
+        "symbol",
+        "side",
+        "type",
+        "status",
+        "mode",
+        "price",
+        "amount",
+        "filled",
+        "price_avg",
+        "notional",
+        "timestamp",
+    ],
+    "order_algo.update": [
+        "id",
+        "symbol",
+        "side",
+        "status",
+        "mode",
+        "algo_price",
+        "trigger_price",
+        "amount",
+        "timestamp",
+    ],
     "balance.update": ["currency", "free", "total", "used"],
 }
 
@@ -587,8 +676,11 @@ def _hostile_feed() -> fastfeed.Feed:
     return feed
 
 
-@given(method=st.sampled_from(sorted(FIELDS)), values=st.lists(JSON, min_size=13, max_size=13),
-       shape=st.sampled_from(["flat", "nested", "params", "record"]))
+@given(
+    method=st.sampled_from(sorted(FIELDS)),
+    values=st.lists(JSON, min_size=13, max_size=13),
+    shape=st.sampled_from(["flat", "nested", "params", "record"]),
+)
 def test_any_json_in_any_push_field_never_raises(method: str, values: list[Any], shape: str) -> None:
     async def body() -> None:
         feed = _hostile_feed()
@@ -596,8 +688,10 @@ def test_any_json_in_any_push_field_never_raises(method: str, values: list[Any],
         for cb in ("on_ticker", "on_order", "on_order_algo", "on_balance"):
             setattr(feed, cb, got.append)
         rec = dict(zip(FIELDS[method], values))
-        params: Any = {"flat": [rec], "nested": [[rec]], "params": values[0], "record": [values[0], rec]}[shape]
-        feed._on_message({"method": method, "params": params, "id": None}, 123)
+        params: Any = {"flat": [rec], "nested": [[rec]], "params": values[0], "record": [values[0], rec]}[
+            shape
+        ]
+        deliver(feed, {"method": method, "params": params, "id": None}, 123)
         for item in got:  # whatever was accepted is well typed and bounded
             for name in item.__slots__:
                 v = getattr(item, name)
@@ -611,8 +705,10 @@ def test_any_json_in_any_push_field_never_raises(method: str, values: list[Any],
     asyncio.run(body())
 
 
-@given(reply=st.dictionaries(st.sampled_from(["id", "error", "result", "method", "params"]), JSON, max_size=5),
-       method=st.sampled_from(["server.ping", "server.time", "server.auth", "depth.subscribe"]))
+@given(
+    reply=st.dictionaries(st.sampled_from(["id", "error", "result", "method", "params"]), JSON, max_size=5),
+    method=st.sampled_from(["server.ping", "server.time", "server.auth", "depth.subscribe"]),
+)
 def test_any_json_in_any_reply_field_never_raises(reply: dict[str, Any], method: str) -> None:
     async def body() -> None:
         feed = _hostile_feed()
@@ -655,15 +751,17 @@ def _grown(fn: Any) -> int:
 
 def test_huge_ticker_names_do_not_pin_memory() -> None:
     """97 KiB on the wire used to pin 63 MiB: names over 32 bytes are rejected, counted."""
-    feed = _hostile_feed()
-    feed.options.max_ticker_symbols = 10_000
+    feed = fastfeed.Feed("ws://127.0.0.1:1/", options=fastfeed.FeedOptions(max_ticker_symbols=10_000))
     stream = feed.tickers()
 
     def flood() -> None:
         for i in range(300):
             name = f"{i:06d}" + "A" * 60_000
-            feed._on_message({"method": "all_ticker.update",
-                              "params": [[{"symbol": name, "last": "1"}]], "id": None}, 0)
+            deliver(
+                feed,
+                {"method": "all_ticker.update", "params": [[{"symbol": name, "last": "1"}]], "id": None},
+                0,
+            )
 
     grown = _grown(flood)
     assert feed.latest_tickers == {} and len(stream) == 0
@@ -673,13 +771,13 @@ def test_huge_ticker_names_do_not_pin_memory() -> None:
 
 
 def test_ticker_table_bounded_by_count_and_bytes() -> None:
-    feed = _hostile_feed()
-    feed.options.max_ticker_symbols = 1000
-    feed.options.queue_size = 10
+    feed = fastfeed.Feed(
+        "ws://127.0.0.1:1/", options=fastfeed.FeedOptions(max_ticker_symbols=1000, queue_size=10)
+    )
 
     def fill(lo: int, hi: int) -> None:
         for i in range(lo, hi):
-            feed._on_message(ticker_msg(f"S{i:030d}"), 0)  # 31-byte names: valid
+            deliver(feed, ticker_msg(f"S{i:030d}"), 0)  # 31-byte names: valid
 
     fill(0, 1000)
     grown = _grown(lambda: fill(1000, 6000))  # 5000 more distinct names: none kept
@@ -694,10 +792,15 @@ def test_private_push_with_huge_strings_is_rejected() -> None:
     orders, balances = feed.orders(), feed.balances()
     big = "x" * 1_000_000
     feed._on_message({"method": "order.update", "params": [{"id": big, "symbol": "BTC_USDT"}], "id": None}, 0)
-    feed._on_message({"method": "order.update", "params": [{"id": "a", "symbol": "BTC_USDT", "side": big}],
-                      "id": None}, 0)
-    feed._on_message({"method": "balance.update", "params": [{"currency": "USDT", "free": big}], "id": None}, 0)
-    feed._on_message({"method": "order.update", "params": [{"id": "ok", "symbol": "BTC_USDT"}], "id": None}, 0)
+    feed._on_message(
+        {"method": "order.update", "params": [{"id": "a", "symbol": "BTC_USDT", "side": big}], "id": None}, 0
+    )
+    feed._on_message(
+        {"method": "balance.update", "params": [{"currency": "USDT", "free": big}], "id": None}, 0
+    )
+    feed._on_message(
+        {"method": "order.update", "params": [{"id": "ok", "symbol": "BTC_USDT"}], "id": None}, 0
+    )
     assert len(orders) == 1 and len(balances) == 0
     assert feed.stats["bad_pushes"] == {"bad_field": 3}
     asyncio.run(feed.close())
@@ -709,9 +812,17 @@ def test_fragmented_message_over_the_cap_is_rejected_before_it_is_held() -> None
             eng = fastfeed.Engine(max_frame=64 * 1024)
             async with fastfeed.connect(ex.url, engine=eng, max_frame=64 * 1024) as feed:
                 part = b"x" * 40_000
-                frames = (bytes([OP_TEXT, 126]) + struct.pack("!H", len(part)) + part
-                          + bytes([0x00, 126]) + struct.pack("!H", len(part)) + part
-                          + bytes([0x80, 126]) + struct.pack("!H", len(part)) + part)
+                frames = (
+                    bytes([OP_TEXT, 126])
+                    + struct.pack("!H", len(part))
+                    + part
+                    + bytes([0x00, 126])
+                    + struct.pack("!H", len(part))
+                    + part
+                    + bytes([0x80, 126])
+                    + struct.pack("!H", len(part))
+                    + part
+                )
                 for c in ex.connections:
                     c.write(frames)
                 await until(lambda: feed.stats["bad_frames"] == 1, what="rejected")
@@ -752,7 +863,9 @@ def test_error_text_is_escaped_everywhere(caplog: pytest.LogCaptureFixture) -> N
                 await until(lambda: feed.stats["disconnects"] == 1 and feed.connected, what="reconnect")
                 raw(ex, '{"method":"ticker.update","params":[{"symbol":"\\u001b[2J","last":"1"}],"id":null}')
                 raw(ex, "\x1b[2J not json", text=True)
-                await until(lambda: feed.stats["bad_frames"] == 1 and feed.stats["bad_pushes"], what="counted")
+                await until(
+                    lambda: feed.stats["bad_frames"] == 1 and feed.stats["bad_pushes"], what="counted"
+                )
 
     with caplog.at_level(logging.DEBUG):
         run(body)
@@ -776,8 +889,11 @@ class _AsyncCallable:
 
 
 @pytest.mark.parametrize("name", list(client_mod._CALLBACKS))
-@pytest.mark.parametrize("cb", [_async_cb, _AsyncCallable(), functools.partial(_async_cb)],
-                         ids=["async def", "async __call__", "partial"])
+@pytest.mark.parametrize(
+    "cb",
+    [_async_cb, _AsyncCallable(), functools.partial(_async_cb)],
+    ids=["async def", "async __call__", "partial"],
+)
 def test_async_callbacks_are_refused_at_registration(name: str, cb: Any) -> None:
     with pytest.raises(TypeError, match="async callbacks are not supported"):
         fastfeed.connect("ws://127.0.0.1:1/", **{name: cb})
@@ -794,14 +910,15 @@ def test_callback_returning_a_coroutine_is_counted_not_silent(caplog: pytest.Log
     feed = fastfeed.Feed("ws://127.0.0.1:1/")
     feed.on_ticker = lambda t: _async_cb(t)  # passes the check, returns a coroutine
     with caplog.at_level(logging.ERROR, logger="fastfeed.client"):
-        feed._on_message(ticker_msg(), 0)
+        deliver(feed, ticker_msg(), 0)
     assert feed.stats["callback_errors"] == 1
     assert "returned an awaitable" in caplog.text
     asyncio.run(feed.close())
 
 
-def test_raising_callback_logs_one_traceback_then_counted_lines(caplog: pytest.LogCaptureFixture,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raising_callback_logs_one_traceback_then_counted_lines(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     feed = fastfeed.Feed("ws://127.0.0.1:1/")
 
     def bad(t: Any) -> None:
@@ -811,7 +928,7 @@ def test_raising_callback_logs_one_traceback_then_counted_lines(caplog: pytest.L
     monkeypatch.setattr(client_mod, "LOG_INTERVAL", 1e9)  # nothing is due again in this test
     with caplog.at_level(logging.DEBUG, logger="fastfeed.client"):
         for _ in range(100):
-            feed._on_message(ticker_msg(), 0)
+            deliver(feed, ticker_msg(), 0)
     recs = [r for r in caplog.records if "callback raised" in r.getMessage()]
     assert len(recs) == 1 and recs[0].exc_info is not None
     assert feed.stats["callback_errors"] == 100
@@ -819,7 +936,7 @@ def test_raising_callback_logs_one_traceback_then_counted_lines(caplog: pytest.L
     monkeypatch.setattr(client_mod, "LOG_INTERVAL", 0.0)  # every error is due: counted lines
     with caplog.at_level(logging.DEBUG, logger="fastfeed.client"):
         for _ in range(3):
-            feed._on_message(ticker_msg(), 0)
+            deliver(feed, ticker_msg(), 0)
     recs = [r for r in caplog.records if "callback raised" in r.getMessage()]
     assert len(recs) == 3 and all(r.exc_info is None for r in recs)
     assert "99 more since the last line" in recs[0].getMessage()
@@ -860,10 +977,16 @@ def test_no_log_call_with_mismatched_arguments() -> None:
     checked = 0
     for path in sorted(pkg.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("debug", "info", "warning", "error", "exception", "critical")
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("log", "logger", "_log")
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("debug", "info", "warning", "error", "exception", "critical")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in ("log", "logger", "_log")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 checked += 1
                 fmt = node.args[0].value.replace("%%", "")
                 n = fmt.count("%")

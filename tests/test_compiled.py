@@ -1,4 +1,5 @@
-"""The compiled extensions are present, and the compiled hot path allocates no Python objects.
+"""The compiled extensions are present, and the compiled hot path (depth, trade and ticker
+pushes) allocates no Python objects.
 
 These tests FAIL (never skip) when the extensions did not build or load.
 """
@@ -17,9 +18,13 @@ from typing import Any
 import pytest
 
 import fastfeed
+
 from helpers import compiled_engine_cls
 
-MODULES = ("_inflate", "_parse", "_events", "_book", "_ring", "_shm", "_engine", "_listener")
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
+MODULES = ("_inflate", "_parse", "_events", "_book", "_ring", "_ticker", "_shm", "_engine", "_listener")
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -74,12 +79,45 @@ def _trades(rng: random.Random, next_id: list[int]) -> str:
     return json.dumps({"method": "trades.update", "params": [False, trades, rng.choice(SYMBOLS)], "id": None})
 
 
+def _ticker(rng: random.Random) -> str:
+    """A ticker push in the documented (flat) or the live (nested) shape; values as the
+    server writes them, now and then as bare numbers, zero-padded or with many digits."""
+
+    def num(lo: float, hi: float) -> Any:
+        r = rng.random()
+        if r < 0.1:
+            return round(rng.uniform(lo, hi), 4)
+        return _num(rng, lo, hi, 8 if r < 0.3 else (20 if r < 0.35 else 2))
+
+    rec = {
+        "symbol": rng.choice(SYMBOLS),
+        "open_24h": num(90, 110),
+        "low_24h": num(80, 90),
+        "high_24h": num(110, 120),
+        "base_volume_24h": num(1, 1e6),
+        "quote_volume_24h": num(1, 1e8),
+        "last": num(90, 110),
+        "last_qty": num(0.001, 5),
+        "best_bid": num(90, 100),
+        "best_bid_size": num(0.001, 5),
+        "best_ask": num(100, 110),
+        "best_ask_size": num(0.001, 5),
+        "change_24h": "0.46",
+        "timestamp": 1_700_000_000_000 + rng.randrange(10**9),
+    }
+    recs = [rec] if rng.random() < 0.7 else [dict(rec, symbol=s) for s in rng.sample(SYMBOLS, 3)]
+    method = rng.choice(("ticker.update", "all_ticker.update"))
+    return json.dumps({"method": method, "params": recs if rng.random() < 0.5 else [recs], "id": None})
+
+
 def _frames(n: int, kind: str, plain: bool, rng: random.Random, next_id: list[int]) -> list[bytes]:
     out = []
     for _ in range(n):
-        k = kind if kind != "mixed" else rng.choice(("depth", "depth", "trades"))
+        k = kind if kind != "mixed" else rng.choice(("depth", "depth", "trades", "ticker"))
         if k == "depth":
             text = _depth(rng, clean=rng.random() < 0.03)
+        elif k == "ticker":
+            text = _ticker(rng)
         else:
             text = _trades(rng, next_id)
         raw = text.encode()
@@ -93,9 +131,10 @@ def _run(feed: Callable[[Any], Any], frames: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["zlib", "plain"])
-@pytest.mark.parametrize("kind", ["depth", "trades", "mixed"])
+@pytest.mark.parametrize("kind", ["depth", "trades", "ticker", "mixed"])
 def test_hot_path_zero_allocations(kind: str, encoding: str) -> None:
-    """~10k depth/trade frames after a warm-up leave ``sys.getallocatedblocks()`` unchanged."""
+    """~10k depth/trade/ticker frames after a warm-up leave ``sys.getallocatedblocks()``
+    unchanged (a ticker symbol's name is created once, in the warm-up)."""
     cls = compiled_engine_cls()
     rng = random.Random(SEED)
     next_id = [3_000_000_000]
@@ -104,6 +143,7 @@ def test_hot_path_zero_allocations(kind: str, encoding: str) -> None:
     # warm-up: every symbol's book exists, every code path ran once
     warm = [zlib.compress(_depth(rng, True).replace(SYMBOLS[0], s).encode()) for s in SYMBOLS]
     warm += _frames(400, "mixed", plain, rng, next_id)
+    warm += [_ticker(rng).encode() for _ in range(200)]
     measured = _frames(10_000, kind, plain, rng, next_id)
     feed = eng.feed
     _run(feed, warm)
@@ -123,7 +163,9 @@ def test_hot_path_zero_allocations(kind: str, encoding: str) -> None:
     baseline = b1 - b0  # the int returned by the first getallocatedblocks() call, etc.
     stats = eng.stats
     n_msgs = sum(stats["messages"].values()) - sum(stats_before["messages"].values())
-    assert n_msgs == len(measured), "every measured frame must be an accepted depth/trade push"
+    assert n_msgs == len(measured), "every measured frame must be an accepted depth/trade/ticker push"
     assert stats["rejects"] == stats_before["rejects"]
+    assert stats["tickers"]["rejects"] == stats_before["tickers"]["rejects"]
+    assert eng._ticker_slow_frames == 0
     delta = after - before - baseline
     assert delta == 0, f"{delta} Python blocks allocated over {len(measured)} {kind} {encoding} frames"

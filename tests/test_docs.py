@@ -24,9 +24,9 @@ def test_docs_and_code_cite_only_files_a_clone_has() -> None:
     outside = re.compile(r"DESIGN\.md|PROTOCOL-NOTES|digifinex-live-samples|/work/|shared/fixtures")
     found = []
     for path in ROOT.rglob("*"):
-        if (path.suffix not in {".py", ".pyx", ".pxd", ".pyi", ".md", ".sh", ".toml"}
-                or any(part.startswith(".") or part in {"build", "__pycache__"}
-                       for part in path.relative_to(ROOT).parts)):
+        if path.suffix not in {".py", ".pyx", ".pxd", ".pyi", ".md", ".sh", ".toml"} or any(
+            part.startswith(".") or part in {"build", "__pycache__"} for part in path.relative_to(ROOT).parts
+        ):
             continue
         if path.name == "test_docs.py":
             continue

@@ -23,12 +23,17 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfeed.errors import FastfeedError
 from fastfeed.reference import ReferenceEngine
+
 from helpers import CODECS, assert_state_equal, compiled_engine_cls
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 MAX_FRAME = 4096
 
@@ -116,16 +121,31 @@ class Writer:
                 self.rng.shuffle(pairs)
             if not pairs:
                 return "{" + w() + "}"
-            return "{" + ",".join(
-                w() + self.string(k) + w() + ":" + w() + self.write(v) + w() for k, v in pairs
-            ) + "}"
+            return (
+                "{"
+                + ",".join(w() + self.string(k) + w() + ":" + w() + self.write(v) + w() for k, v in pairs)
+                + "}"
+            )
         raise TypeError(node)
 
 
 # --- message generation ----------------------------------------------------------------------
 
 SYMBOLS = ["BTC_USDT", "btc_usdt", "Eth_Usdt", "ETH_USDT", "xrp/usdt", "A", "~!#$%&'()*+,-.:;<=>?@[]^_`{|}"]
-PRICES = ["98.5", "99", "99.5", "99.75", "100", "100.25", "100.5", "101", "101.5", "102", "11687.04", "0.00012345"]
+PRICES = [
+    "98.5",
+    "99",
+    "99.5",
+    "99.75",
+    "100",
+    "100.25",
+    "100.5",
+    "101",
+    "101.5",
+    "102",
+    "11687.04",
+    "0.00012345",
+]
 PRICE_GRID = sorted(PRICES[:10], key=float)
 AMOUNTS = ["0.001", "1", "2.5", "13.1172", "0.00000001", "7.0356", "100000"]
 
@@ -158,7 +178,9 @@ def number(rng: random.Random, canonical: str) -> Any:
 
 
 def zero(rng: random.Random) -> Any:
-    return rng.choice(["0", "0.00000000", "-0", "0e5", "-0.0", "0.", ".0", Raw("0"), Raw("-0"), Raw("0.0e-3")])
+    return rng.choice(
+        ["0", "0.00000000", "-0", "0e5", "-0.0", "0.", ".0", Raw("0"), Raw("-0"), Raw("0.0e-3")]
+    )
 
 
 def level(rng: random.Random, side: str = "") -> list[Any]:
@@ -206,8 +228,14 @@ def top(method: Any, params: Any, rng: random.Random) -> Obj:
 
 def same_value(rng: random.Random, canonical: str) -> Any:
     """A spelling of ``canonical`` with exactly its value (replays must match exactly)."""
-    return rng.choice([canonical, Raw(canonical), canonical + ".000" if "." not in canonical
-                       else canonical + "00", "0" + canonical])
+    return rng.choice(
+        [
+            canonical,
+            Raw(canonical),
+            canonical + ".000" if "." not in canonical else canonical + "00",
+            "0" + canonical,
+        ]
+    )
 
 
 def trade_obj(rng: random.Random, tid: int) -> Obj:
@@ -275,20 +303,58 @@ OTHER = [
 # (mutation, expected reason) for invalid frames; the reason is only documentation here: the
 # test compares the two engines, and test_bad_input checks reasons against fixed expectations.
 DEPTH_MUTATIONS = [
-    "price_bad", "amount_bad", "level_arity", "level_type", "clean_type", "symbol_bad",
-    "levels_type", "side_type", "dup_side", "params_arity", "missing_params", "dup_params",
-    "dup_method", "method_type", "top_array",
+    "price_bad",
+    "amount_bad",
+    "level_arity",
+    "level_type",
+    "clean_type",
+    "symbol_bad",
+    "levels_type",
+    "side_type",
+    "dup_side",
+    "params_arity",
+    "missing_params",
+    "dup_params",
+    "dup_method",
+    "method_type",
+    "top_array",
 ]
 TRADE_MUTATIONS = [
-    "id_negative", "id_big", "id_float", "id_string", "type_bad", "missing_key", "dup_key",
-    "price_bad", "time_bad", "trades_type", "trade_type",
+    "id_negative",
+    "id_big",
+    "id_float",
+    "id_string",
+    "type_bad",
+    "missing_key",
+    "dup_key",
+    "price_bad",
+    "time_bad",
+    "trades_type",
+    "trade_type",
 ]
 TEXT_MUTATIONS = ["truncate", "garbage", "ctrl_char", "nan", "deep", "bad_utf8", "bad_escape", "leading_zero"]
 FRAME_MUTATIONS = ["empty", "zlib_truncate", "zlib_trailing", "zlib_adler", "zlib_flip", "too_large"]
 
-BAD_PRICES = ["abc", "", "1e400", "nan", "inf", "-1", "0", "1.2.3", " 1", "0x1", "1" * 400,
-              "1" + "0" * 1030, Raw("1e400"), Raw("-1"), Raw("0"), Raw("-0.5"), Raw("1" * 400),
-              Raw("1." + "0" * 1030)]
+BAD_PRICES = [
+    "abc",
+    "",
+    "1e400",
+    "nan",
+    "inf",
+    "-1",
+    "0",
+    "1.2.3",
+    " 1",
+    "0x1",
+    "1" * 400,
+    "1" + "0" * 1030,
+    Raw("1e400"),
+    Raw("-1"),
+    Raw("0"),
+    Raw("-0.5"),
+    Raw("1" * 400),
+    Raw("1." + "0" * 1030),
+]
 BAD_AMOUNTS = ["-1", "abc", "inf", "1e400", "-0.001", Raw("-1"), Raw("1e999"), "1,5"]
 BAD_SYMBOLS = ["", "A" * 33, "BTC USDT", "BTC\u00e9", "BTC\x01", "BTC\x7f", Raw("5"), None, ["BTC"]]
 WRONG_TYPES = [True, False, None, [], Obj([]), Raw("1"), "x"]
@@ -310,7 +376,7 @@ def mutate_depth(rng: random.Random, kind: str, msg: Obj, params: list[Any], lev
             lv[1] = rng.choice(BAD_AMOUNTS)
         elif kind == "level_arity":
             if rng.random() < 0.5:
-                del lv[rng.randrange(2):]
+                del lv[rng.randrange(2) :]
             else:
                 lv.append(rng.choice(["1", Raw("1"), None]))
         else:
@@ -330,7 +396,7 @@ def mutate_depth(rng: random.Random, kind: str, msg: Obj, params: list[Any], lev
         levels.pairs.append((k, [level(rng)]))
     elif kind == "params_arity":
         if rng.random() < 0.5:
-            del params[rng.randrange(3):]
+            del params[rng.randrange(3) :]
         else:
             params.append(rng.choice([None, "x", Raw("1")]))
     elif kind == "missing_params":
@@ -340,7 +406,9 @@ def mutate_depth(rng: random.Random, kind: str, msg: Obj, params: list[Any], lev
     elif kind == "dup_method":
         msg.pairs.append(("method", rng.choice(["depth.update", "trades.update", None])))
     elif kind == "method_type":
-        msg.pairs[:] = [p for p in msg.pairs if p[0] != "method"] + [("method", rng.choice([Raw("1"), True, [], Obj([])]))]
+        msg.pairs[:] = [p for p in msg.pairs if p[0] != "method"] + [
+            ("method", rng.choice([Raw("1"), True, [], Obj([])]))
+        ]
     elif kind == "top_array":
         return [msg]
     return msg
@@ -486,8 +554,9 @@ def outcome(eng: Any, payload: Any, recv_ns: int) -> tuple[Any, ...]:
 
 def compare_stream(payloads: list[Any], depth: int, capacity: int, window: int = 512) -> None:
     """Feed both engines and compare after every payload."""
-    kw = dict(depth=depth, trade_capacity=capacity, max_frame=MAX_FRAME, trade_dedup_window=window,
-              drift_log_size=4)
+    kw = dict(
+        depth=depth, trade_capacity=capacity, max_frame=MAX_FRAME, trade_dedup_window=window, drift_log_size=4
+    )
     comp = compiled_engine_cls()(**kw)
     ref = ReferenceEngine(**kw)
     for i, payload in enumerate(payloads):
@@ -508,8 +577,7 @@ def compare_stream(payloads: list[Any], depth: int, capacity: int, window: int =
     window=st.sampled_from([1, 2, 5, 512]),
     rngs=st.lists(st.randoms(use_true_random=False), min_size=1, max_size=40),
 )
-def test_random_streams_equivalent(depth: int, capacity: int, window: int,
-                                   rngs: list[random.Random]) -> None:
+def test_random_streams_equivalent(depth: int, capacity: int, window: int, rngs: list[random.Random]) -> None:
     compare_stream([make_payload(rng, i, True) for i, rng in enumerate(rngs)], depth, capacity, window)
 
 

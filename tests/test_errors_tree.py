@@ -20,6 +20,9 @@ import fastfeed
 from fastfeed import errors
 from fastfeed.errors import FastfeedError
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 PKG = Path(fastfeed.__file__).parent
 # The CLI's own errors live with the CLI (it is being split into a package elsewhere).
 EXCLUDED = ("fastfeed.cli",)
@@ -77,7 +80,11 @@ def test_every_exception_class_in_the_package_is_in_the_tree() -> None:
     for name in _modules():
         mod = importlib.import_module(name)
         for attr, obj in vars(mod).items():
-            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__.startswith("fastfeed"):
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, BaseException)
+                and obj.__module__.startswith("fastfeed")
+            ):
                 if obj.__module__ != "fastfeed.errors" or not issubclass(obj, FastfeedError):
                     bad.append(f"{name}.{attr}")
                 elif getattr(errors, obj.__name__, None) is not obj:
@@ -131,7 +138,12 @@ def test_old_import_paths_still_work() -> None:
     assert CaptureError is errors.CaptureError
     assert DecodeError is D2 is errors.DecodeError
     assert (AuthError, BadReply, ConnectionLost, RequestError, RequestTimeout) == (
-        errors.AuthError, errors.BadReply, errors.ConnectionLost, errors.RequestError, errors.RequestTimeout)
+        errors.AuthError,
+        errors.BadReply,
+        errors.ConnectionLost,
+        errors.RequestError,
+        errors.RequestTimeout,
+    )
     exported = [n for n in fastfeed.__all__ if n in errors.__all__]
     assert "FastfeedError" in exported
     for name in exported:
@@ -216,8 +228,10 @@ def test_simple_client_disconnected_is_connection_lost() -> None:
 def test_export_ring_overflow_is_typed() -> None:
     from fastfeed.export import capture_events
 
-    depth = ('{"method":"depth.update","params":[true,{"asks":[%s],"bids":[]},"BTC_USDT"],"id":null}'
-             % ",".join(f'["{100 + i}","1"]' for i in range(20))).encode()
+    depth = (
+        '{"method":"depth.update","params":[true,{"asks":[%s],"bids":[]},"BTC_USDT"],"id":null}'
+        % ",".join(f'["{100 + i}","1"]' for i in range(20))
+    ).encode()
     with pytest.raises(errors.ExportOverflow) as info:
         capture_events([(1, depth)], ring=4)
     assert isinstance(info.value, ValueError) and "ring" in str(info.value)
@@ -253,3 +267,21 @@ def test_shm_unknown_symbol_and_os_errors_are_typed() -> None:
     err = ShmOSError(13, "shm_open('x'): Permission denied")
     assert isinstance(err, ShmError) and isinstance(err, OSError)
     assert (err.errno, err.strerror, err.reason) == (13, "shm_open('x'): Permission denied", "os_error")
+
+
+def test_ticker_errors_are_typed() -> None:
+    from fastfeed import Engine
+    from fastfeed.client import TickerMap
+    from fastfeed.errors import TickersOverwritten, UnknownSymbol
+
+    eng = Engine(ticker_capacity=2)
+    for i in range(4):
+        eng.feed('{"method":"ticker.update","params":[{"symbol":"btc_usdt","last":"%d"}]}' % (i + 1))
+    with pytest.raises(TickersOverwritten) as exc:
+        eng.ticker_history.since(0)
+    assert isinstance(exc.value, IndexError)
+    latest = TickerMap(eng)
+    assert latest["BTC_USDT"].last == 4.0
+    for bad in ("not a symbol", 7):
+        with pytest.raises(UnknownSymbol):
+            latest[bad]  # type: ignore[index]

@@ -11,15 +11,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import WS_GUARDS, decode_frame, run_guarded
 
 from fastfeed.exchange import Exchange, ExchangeConfig, auth_params
+
+from helpers import WS_GUARDS, decode_frame, run_guarded
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT"]
+
+
 class Book:
     """A dict book, applied by price as docs/protocol.md prescribes (no sequence numbers)."""
 
@@ -44,8 +47,9 @@ class Book:
         return bids, asks
 
 
-async def request(ws: Any, rid: int, method: str, params: list[Any] | None = None,
-                  pushes: list[Any] | None = None) -> dict[str, Any]:
+async def request(
+    ws: Any, rid: int, method: str, params: list[Any] | None = None, pushes: list[Any] | None = None
+) -> dict[str, Any]:
     await ws.send(json.dumps({"id": rid, "method": method, "params": params or []}))
     while True:
         msg = decode_frame(await ws.recv())
@@ -62,8 +66,9 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
             # max_queue=None: pushes keep coming after the last recv(); with a bounded queue
             # websockets would stop reading once 16 are queued, and then never read the pong
             # or the server's CLOSE (a busy machine queues more before the close)
-            async with connect(ex.url, compression=None, max_size=None, ping_interval=None, max_queue=None,
-                               **WS_GUARDS) as ws:
+            async with connect(
+                ex.url, compression=None, max_size=None, ping_interval=None, max_queue=None, **WS_GUARDS
+            ) as ws:
                 pushes: list[Any] = []
                 assert await request(ws, 1, "server.ping") == {"error": None, "result": "pong", "id": 1}
                 t = await request(ws, 2, "server.time")
@@ -116,8 +121,9 @@ def test_websockets_client_speaks_to_the_exchange() -> None:
 def test_websockets_client_sees_text_replies_and_server_close() -> None:
     async def body() -> None:
         # the idle close ends the test; 3 s leaves the requests before it a wide margin
-        conf = ExchangeConfig(seed=3, symbols=SYMS, rate=0, text_replies=True, error_style="string",
-                              idle_timeout=3.0)
+        conf = ExchangeConfig(
+            seed=3, symbols=SYMS, rate=0, text_replies=True, error_style="string", idle_timeout=3.0
+        )
         async with Exchange(conf) as ex:
             async with connect(ex.url + "?anything", compression=None, ping_interval=None, **WS_GUARDS) as ws:
                 await ws.send('{"id": 1, "method": "server.ping", "params": []}')
@@ -140,8 +146,17 @@ def test_websockets_client_receives_a_served_capture(tmp_path: Any) -> None:
 
     path = tmp_path / "c.ffcap"
     payloads = [
-        json.dumps({"method": "trades.update", "params": [True, [{"id": i, "time": 1.5, "price": "1",
-                    "amount": "2", "type": "buy"}], "BTC_USDT"], "id": None}).encode()
+        json.dumps(
+            {
+                "method": "trades.update",
+                "params": [
+                    True,
+                    [{"id": i, "time": 1.5, "price": "1", "amount": "2", "type": "buy"}],
+                    "BTC_USDT",
+                ],
+                "id": None,
+            }
+        ).encode()
         for i in range(50)
     ]
     with CaptureWriter(path, "wss://example/ws/v1/") as w:

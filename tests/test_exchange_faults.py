@@ -8,7 +8,7 @@ import asyncio
 import base64
 import os
 import struct
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,17 +17,16 @@ from picows import WSHandshakeError
 import fastfeed
 from fastfeed.exchange import BookSet, Exchange, ExchangeConfig, SimpleClient
 
+from helpers import run_guarded
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SEED = 11
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
+run = run_guarded  # one async test body with the hang guard
 
 
 def cfg(**kw: Any) -> ExchangeConfig:

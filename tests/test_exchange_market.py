@@ -28,7 +28,7 @@ from fastfeed.exchange import (
     zlib_compress,
 )
 from fastfeed.exchange.market import CH_DEPTH, CH_TICKER, CH_TRADES, TRADE_IDS_PER_MS, _fmt, first_trade_id
-from fastfeed.exchange.wire import error_envelope, encode_json
+from fastfeed.exchange.wire import encode_json, error_envelope
 
 SEED = 20240501
 
@@ -131,8 +131,19 @@ def test_routing_keys_and_shapes() -> None:
             (ticker,) = msg["params"]
             assert ticker["symbol"] == m.symbols[i]
             assert set(ticker) == {
-                "symbol", "open_24h", "high_24h", "low_24h", "base_volume_24h", "quote_volume_24h", "last",
-                "last_qty", "best_bid", "best_bid_size", "best_ask", "best_ask_size", "timestamp",
+                "symbol",
+                "open_24h",
+                "high_24h",
+                "low_24h",
+                "base_volume_24h",
+                "quote_volume_24h",
+                "last",
+                "last_qty",
+                "best_bid",
+                "best_bid_size",
+                "best_ask",
+                "best_ask_size",
+                "timestamp",
             }
             assert ticker["timestamp"] == 1_700_000_000_500
             assert float(ticker["best_bid"]) < float(ticker["best_ask"])
@@ -292,8 +303,11 @@ def test_integer_trade_time_and_nested_tickers() -> None:
 
 def test_simbook_engine_rules() -> None:
     b = SimBook(depth=3)
-    b.apply(True, [["11702.01", "0.001"], ["11700.24", "0.8716"], ["11699.57", "0.1029"]],
-            [["11697.89", "0.2184"], ["11697.13", "7.0356"], ["11696.79", "0.2149"]])
+    b.apply(
+        True,
+        [["11702.01", "0.001"], ["11700.24", "0.8716"], ["11699.57", "0.1029"]],
+        [["11697.89", "0.2184"], ["11697.13", "7.0356"], ["11696.79", "0.2149"]],
+    )
     assert b.asks[:, 0].tolist() == [11699.57, 11700.24, 11702.01]
     assert b.bids[:, 0].tolist() == [11697.89, 11697.13, 11696.79]
     b.apply(False, [["11650", "1"]], [])  # sorts before the last ask: last dropped; crosses bids
@@ -313,8 +327,16 @@ def test_simbook_engine_rules() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3)), max_size=6),
-                          st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3)), max_size=6)), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3)), max_size=6),
+            st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3)), max_size=6),
+        ),
+        max_size=30,
+    )
+)
 def test_simbook_invariants(updates: list) -> None:
     b = SimBook(depth=5)
     for clean, asks, bids in updates:
@@ -390,7 +412,7 @@ def test_wire_helpers() -> None:
 @pytest.mark.parametrize("level", [1, 6, 9])
 def test_zlib_compress_is_byte_identical_to_zlib_at_every_window_boundary(level: int) -> None:
     rng = random.Random(level)
-    sizes = list(range(0, 300)) + [s + d for s in (250, 762, 1786, 3834, 7930, 16000) for d in (-1, 0, 1)]
+    sizes = list(range(300)) + [s + d for s in (250, 762, 1786, 3834, 7930, 16000) for d in (-1, 0, 1)]
     sizes += [rng.randrange(300, 20000) for _ in range(40)]
     for size in sizes:
         alphabet = b'{}[]":,.0123456789abcdef' if size % 3 else bytes(range(256))
@@ -406,8 +428,16 @@ def test_config_validation_and_specs() -> None:
     spec = SymbolSpec.for_symbol("foo_bar")
     assert spec == SymbolSpec.for_symbol("FOO_BAR") and spec.price > 0
     assert (spec.base, spec.quote) == ("FOO", "BAR")
-    for bad in (dict(symbols=[]), dict(symbols=["A B"]), dict(rate=-1), dict(book_levels=0),
-                dict(book_levels=151), dict(error_style="x"), dict(capture_speed=0), dict(pregenerate=-1)):
+    for bad in (
+        dict(symbols=[]),
+        dict(symbols=["A B"]),
+        dict(rate=-1),
+        dict(book_levels=0),
+        dict(book_levels=151),
+        dict(error_style="x"),
+        dict(capture_speed=0),
+        dict(pregenerate=-1),
+    ):
         with pytest.raises(ValueError):
             ExchangeConfig(**bad)  # type: ignore[arg-type]
     assert accounts_from_env({"FASTFEED_API_KEY": "k", "FASTFEED_API_SECRET": "s"}) == {"k": "s"}

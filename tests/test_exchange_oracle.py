@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from helpers import WS_GUARDS, decode_frame, run_guarded
 
 from fastfeed.exchange import Exchange, ExchangeConfig
+
+from helpers import WS_GUARDS, decode_frame, run_guarded
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
 
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT", "DOGE_USDT"]
 LEVELS = 12
+
+
 class NaiveBook:
     """Dict book by price string value (``Decimal``): what a careless client would keep."""
 
@@ -113,15 +117,19 @@ class StreamChecker:
                 if snap != book.sides[name]:
                     missing = set(book.sides[name]) - set(snap)
                     extra = set(snap) - set(book.sides[name])
-                    self.err(f"{sym} snapshot {name} differs from the book before it "
-                             f"(missing {len(missing)}, extra {len(extra)})")
+                    self.err(
+                        f"{sym} snapshot {name} differs from the book before it "
+                        f"(missing {len(missing)}, extra {len(extra)})"
+                    )
         if book is None:
             if not clean:
                 self.err(f"{sym}: first depth push is not a snapshot")
             book = self.books[sym] = NaiveBook()
         self.crossing_levels += book.apply(clean, levels)
         if book.crossed():
-            self.err(f"{sym} crossed: best bid {max(book.sides['bids'])} >= best ask {min(book.sides['asks'])}")
+            self.err(
+                f"{sym} crossed: best bid {max(book.sides['bids'])} >= best ask {min(book.sides['asks'])}"
+            )
         for name in ("asks", "bids"):
             if not 0 < len(book.sides[name]) <= self.levels:
                 self.err(f"{sym} {name}: {len(book.sides[name])} levels")
@@ -151,7 +159,8 @@ class StreamChecker:
         if not Decimal(t["best_bid"]) < Decimal(t["best_ask"]):
             self.err(f"{sym} ticker: best bid {t['best_bid']} >= best ask {t['best_ask']}")
         self.tickers.setdefault(sym, []).append(
-            (t["last"], t["best_bid"], t["best_ask"], t["base_volume_24h"], str(t["timestamp"])))
+            (t["last"], t["best_bid"], t["best_ask"], t["base_volume_24h"], str(t["timestamp"]))
+        )
 
     def assert_ok(self) -> None:
         assert not self.errors, "\n".join(self.errors)
@@ -166,15 +175,23 @@ class StreamChecker:
                 assert len({v[field] for v in seen}) > 1, f"{s}: ticker {name} never changed"
 
 
-async def collect(url: str, until: Callable[[StreamChecker], bool], checker: StreamChecker,
-                  *, all_ticker: bool = True, raw: list[bytes | str] | None = None) -> StreamChecker:
+async def collect(
+    url: str,
+    until: Callable[[StreamChecker], bool],
+    checker: StreamChecker,
+    *,
+    all_ticker: bool = True,
+    raw: list[bytes | str] | None = None,
+) -> StreamChecker:
     """Subscribe to everything with a plain ``websockets`` client and feed the checker
     until ``until(checker)`` holds."""
-    async with connect(url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS,
-                       max_queue=None) as ws:
+    async with connect(
+        url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS, max_queue=None
+    ) as ws:
         rid = 0
         for method in ("depth.subscribe", "trades.subscribe", "ticker.subscribe") + (
-                ("all_ticker.subscribe",) if all_ticker else ()):
+            ("all_ticker.subscribe",) if all_ticker else ()
+        ):
             rid += 1
             await ws.send(json.dumps({"id": rid, "method": method, "params": SYMS}))
         while not until(checker):
@@ -204,8 +221,9 @@ def test_live_stream_is_consistent_for_a_naive_book(seed: int, shuffle: bool) ->
         ex = Exchange(cfg(seed=seed, rate=4000, snapshot_interval=0.05, all_ticker_interval=0.05))
         ex.faults.shuffle_levels = shuffle
         async with ex:
-            return await collect(ex.url, lambda c: c.depth >= 6000 and c.snapshots_checked >= 12,
-                                 StreamChecker(LEVELS))
+            return await collect(
+                ex.url, lambda c: c.depth >= 6000 and c.snapshots_checked >= 12, StreamChecker(LEVELS)
+            )
 
     c = run_guarded(body)
     c.assert_ok()
@@ -247,8 +265,12 @@ def test_trade_ids_keep_increasing_across_a_restart_on_the_same_seed(pregenerate
     async def one_run() -> StreamChecker:
         ex = Exchange(cfg(seed=9, rate=None if pregenerate else 3000, pregenerate=pregenerate, batch=256))
         async with ex:
-            return await collect(ex.url, lambda c: sum(map(len, c.trade_ids.values())) >= 300,
-                                 StreamChecker(LEVELS), all_ticker=False)
+            return await collect(
+                ex.url,
+                lambda c: sum(map(len, c.trade_ids.values())) >= 300,
+                StreamChecker(LEVELS),
+                all_ticker=False,
+            )
 
     async def body() -> tuple[StreamChecker, StreamChecker]:
         first = await one_run()
@@ -284,7 +306,9 @@ def test_served_capture_of_a_live_stream_is_consistent(tmp_path: Path) -> None:
         pushes = [m for m in map(decode_frame, raw) if m.get("method") is not None]
         served = StreamChecker(LEVELS)
         async with Exchange(ExchangeConfig(capture=path)) as ex:
-            async with connect(ex.url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS) as ws:
+            async with connect(
+                ex.url, compression=None, ping_interval=None, max_size=None, **WS_GUARDS
+            ) as ws:
                 await ws.send('{"id": 1, "method": "depth.subscribe", "params": ["BTC_USDT"]}')
                 got = []
                 async for frame in ws:

@@ -4,26 +4,21 @@ helper (``SimpleClient``)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from fastfeed.exchange import BookSet, ErrorCode, Exchange, ExchangeConfig, SimpleClient, auth_params
 
+from helpers import run_guarded
+
 SEED = 7
 SYMS = ["BTC_USDT", "ETH_USDT", "XRP_USDT"]
 
 
-def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
-    """``timeout`` is a hang guard only (generous: a busy machine must not fail a test)."""
-
-    async def main() -> Any:
-        return await asyncio.wait_for(fn(), timeout)
-
-    return asyncio.run(main())
+run = run_guarded  # one async test body with the hang guard
 
 
 def cfg(**kw: Any) -> ExchangeConfig:
@@ -277,14 +272,18 @@ def test_private_channels_need_auth_then_flow() -> None:
                 assert rep["error"]["code"] == ErrorCode.REQUIRE_AUTH
                 rep = await c.request("server.auth", auth_params("other", "secret1"))
                 assert rep["error"]["code"] == ErrorCode.REQUIRE_AUTH
-                rep = await c.request("server.auth", auth_params("key1", "secret1", int(time.time() * 1000) - 3_600_000))
+                rep = await c.request(
+                    "server.auth", auth_params("key1", "secret1", int(time.time() * 1000) - 3_600_000)
+                )
                 assert "window" in rep["error"]["message"]
                 rep = await c.request("server.auth", [key, int(ts), sig])  # numeric timestamp accepted
                 assert rep == {"error": None, "result": {"status": "success"}, "id": rep["id"]}
                 for ch, params in (("order", []), ("order_algo", []), ("balance", ["usdt"])):
                     assert (await c.request(f"{ch}.subscribe", params))["error"] is None
                 await c.wait_for(
-                    lambda: all(len(c.pushes(m)) >= 3 for m in ("order.update", "balance.update", "order_algo.update")),
+                    lambda: all(
+                        len(c.pushes(m)) >= 3 for m in ("order.update", "balance.update", "order_algo.update")
+                    ),
                     timeout=60,
                 )
                 assert {m["params"][0]["currency"] for m in c.pushes("balance.update")} == {"USDT"}
@@ -361,7 +360,9 @@ def test_pregenerated_cycle_keeps_books_consistent_across_wraps(shuffle: bool) -
                 await c.request("depth.subscribe", [])
                 await c.request("trades.subscribe", [])
                 await c.request("all_ticker.subscribe")
-                await c.wait_for(lambda: c.frames > 4000 and len(c.pushes("all_ticker.update")) > 2, timeout=120)
+                await c.wait_for(
+                    lambda: c.frames > 4000 and len(c.pushes("all_ticker.update")) > 2, timeout=120
+                )
                 ex.pause()
                 await c.ping()
                 books = BookSet()

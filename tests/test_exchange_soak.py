@@ -22,12 +22,23 @@ def soak() -> Any:
     return mod
 
 
-def samples(n: int = 12, *, rate: float, unread: int, rss_step: float = 0.0, **last: int) -> list[dict[str, Any]]:
+def samples(
+    n: int = 12, *, rate: float, unread: int, rss_step: float = 0.0, **last: int
+) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
-        out.append({"t": 5.0 * (i + 1), "rss_mb": 50.0 + rss_step * i, "frames": int(rate * 5 * (i + 1)),
-                    "rejects": 0, "bad_frames": 0, "request_errors": 0, "reconnects": 0,
-                    "unread_bytes": unread})
+        out.append(
+            {
+                "t": 5.0 * (i + 1),
+                "rss_mb": 50.0 + rss_step * i,
+                "frames": int(rate * 5 * (i + 1)),
+                "rejects": 0,
+                "bad_frames": 0,
+                "request_errors": 0,
+                "reconnects": 0,
+                "unread_bytes": unread,
+            }
+        )
     out[-1].update(last)
     return out
 
@@ -45,16 +56,19 @@ def test_a_slow_backlogged_run_passes_in_ci_but_not_in_the_benchmark(soak: Any) 
     assert not bench["checks"]["backlog_50ms"] and not bench["checks"]["rate_kept"]
 
 
-@pytest.mark.parametrize("change,check", [
-    (dict(counts={"frames_sent": 1001, "received": 1000, "connections_total": 1}), "no_loss"),
-    (dict(counts={}), "no_loss"),
-    (dict(counts={"frames_sent": 1000, "received": 1000, "connections_total": 2}), "no_reconnects"),
-    (dict(last={"reconnects": 1}), "no_reconnects"),
-    (dict(last={"rejects": 1}), "no_errors"),
-    (dict(last={"bad_frames": 2}), "no_errors"),
-    (dict(last={"request_errors": 1}), "no_errors"),
-    (dict(rss_step=4.0), "memory_bounded"),
-])
+@pytest.mark.parametrize(
+    "change,check",
+    [
+        (dict(counts={"frames_sent": 1001, "received": 1000, "connections_total": 1}), "no_loss"),
+        (dict(counts={}), "no_loss"),
+        (dict(counts={"frames_sent": 1000, "received": 1000, "connections_total": 2}), "no_reconnects"),
+        (dict(last={"reconnects": 1}), "no_reconnects"),
+        (dict(last={"rejects": 1}), "no_errors"),
+        (dict(last={"bad_frames": 2}), "no_errors"),
+        (dict(last={"request_errors": 1}), "no_errors"),
+        (dict(rss_step=4.0), "memory_bounded"),
+    ],
+)
 def test_counts_and_memory_decide_the_ci_verdict(soak: Any, change: dict[str, Any], check: str) -> None:
     s = samples(rate=50_000, unread=0, rss_step=change.get("rss_step", 0.0), **change.get("last", {}))
     v = soak.verdict(s, change.get("counts", COUNTS), 50_000, True, 32.0)

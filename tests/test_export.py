@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_equivalence import MAX_FRAME, make_payload, outcome
 
 import fastfeed
 from fastfeed import events as E
@@ -28,8 +29,11 @@ from fastfeed.errors import FastfeedError
 from fastfeed.export import capture_events, capture_to_npz, capture_to_parquet
 from fastfeed.layout import TRADE_DTYPE
 from fastfeed.reference import ReferenceEngine
+
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
-from test_equivalence import MAX_FRAME, make_payload, outcome
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 XL = E.EXCH_EVENT | E.LOCAL_EVENT
 
@@ -56,11 +60,19 @@ def test_new_extensions_are_compiled(name: str) -> None:
 
 def test_event_dtype_is_hftbacktests() -> None:
     expected = np.dtype(
-        [("ev", "u8"), ("exch_ts", "i8"), ("local_ts", "i8"), ("px", "f8"), ("qty", "f8"),
-         ("order_id", "u8"), ("ival", "i8"), ("fval", "f8")],
+        [
+            ("ev", "u8"),
+            ("exch_ts", "i8"),
+            ("local_ts", "i8"),
+            ("px", "f8"),
+            ("qty", "f8"),
+            ("order_id", "u8"),
+            ("ival", "i8"),
+            ("fval", "f8"),
+        ],
         align=True,
     )
-    assert E.EVENT_DTYPE == expected
+    assert expected == E.EVENT_DTYPE
     assert E.EVENT_DTYPE.itemsize == 64
     assert (E.EXCH_EVENT, E.LOCAL_EVENT, E.BUY_EVENT, E.SELL_EVENT) == (1 << 31, 1 << 30, 1 << 29, 1 << 28)
     assert (E.DEPTH_EVENT, E.TRADE_EVENT, E.DEPTH_CLEAR_EVENT, E.DEPTH_SNAPSHOT_EVENT) == (1, 2, 3, 4)
@@ -93,17 +105,24 @@ def test_increment_rows_update_delete_insert_and_noops() -> None:
     eng = new_engine(depth=5, event_log=64)
     eng.feed(depth_text(True, "X", asks=[["100", "1"], ["101", "1"]], bids=[["99", "1"]]), recv_ns=1)
     n0 = eng.events.count
-    eng.feed(depth_text(False, "X", asks=[["100", "5"], ["101", "0"], ["107", "0"], ["102", "2"]],
-                        bids=[["98", "0"], ["97", "4"]]), recv_ns=2)
+    eng.feed(
+        depth_text(
+            False,
+            "X",
+            asks=[["100", "5"], ["101", "0"], ["107", "0"], ["102", "2"]],
+            bids=[["98", "0"], ["97", "4"]],
+        ),
+        recv_ns=2,
+    )
     dep = XL | E.DEPTH_EVENT
     got = [tuple(r) for r in eng.events.since(n0).tolist()]
     assert got == [
-        (dep | E.SELL_EVENT, 2, 2, 100.0, 5.0, 0, 0, 2.0),   # update
-        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 2.0),   # delete
+        (dep | E.SELL_EVENT, 2, 2, 100.0, 5.0, 0, 0, 2.0),  # update
+        (dep | E.SELL_EVENT, 2, 2, 101.0, 0.0, 0, 0, 2.0),  # delete
         # 107 is absent: no row
-        (dep | E.SELL_EVENT, 2, 2, 102.0, 2.0, 0, 0, 2.0),   # insert
+        (dep | E.SELL_EVENT, 2, 2, 102.0, 2.0, 0, 0, 2.0),  # insert
         # bid 98 is absent: no row
-        (dep | E.BUY_EVENT, 2, 2, 97.0, 4.0, 0, 0, 2.0),     # insert
+        (dep | E.BUY_EVENT, 2, 2, 97.0, 4.0, 0, 0, 2.0),  # insert
     ]
 
 
@@ -123,9 +142,11 @@ def test_trim_and_discard_rows() -> None:
 
 def test_crossing_rows() -> None:
     eng = new_engine(depth=5, event_log=64)
-    eng.feed(depth_text(True, "X", asks=[["100", "1"], ["101", "1"], ["102", "1"]], bids=[["99", "1"]]), recv_ns=1)
+    eng.feed(
+        depth_text(True, "X", asks=[["100", "1"], ["101", "1"], ["102", "1"]], bids=[["99", "1"]]), recv_ns=1
+    )
     n0 = eng.events.count
-    eng.feed(depth_text(False, "X", bids=[["101", "7"]]), recv_ns=2)   # crosses asks 100 and 101
+    eng.feed(depth_text(False, "X", bids=[["101", "7"]]), recv_ns=2)  # crosses asks 100 and 101
     dep = XL | E.DEPTH_EVENT
     assert [tuple(r) for r in eng.events.since(n0).tolist()] == [
         (dep | E.BUY_EVENT, 2, 2, 101.0, 7.0, 0, 0, 2.0),
@@ -138,11 +159,20 @@ def test_crossing_rows() -> None:
 def test_trade_rows() -> None:
     eng = new_engine(event_log=64)
     eng.book("OTHER", create=True)  # symbol index 0, so the trades' ival is 1
-    eng.feed(trades_text(False, "eth_usdt", [trade(11, "10.5", "2", "sell", 1700000000.123456),
-                                              trade(10, "10.25", "1", "buy", "1700000000.1")]),
-             recv_ns=99)
-    eng.feed(trades_text(False, "ETH_USDT", [trade(11, "10.5", "2", "sell", 1700000000.123456)]),
-             recv_ns=100)  # duplicate (same id and content): no row
+    eng.feed(
+        trades_text(
+            False,
+            "eth_usdt",
+            [
+                trade(11, "10.5", "2", "sell", 1700000000.123456),
+                trade(10, "10.25", "1", "buy", "1700000000.1"),
+            ],
+        ),
+        recv_ns=99,
+    )
+    eng.feed(
+        trades_text(False, "ETH_USDT", [trade(11, "10.5", "2", "sell", 1700000000.123456)]), recv_ns=100
+    )  # duplicate (same id and content): no row
     tr = XL | E.TRADE_EVENT
     assert rows_of(eng) == [
         (tr | E.BUY_EVENT, int(np.rint(1700000000.1 * 1e9)), 99, 10.25, 1.0, 10, 1, 1.0),
@@ -179,7 +209,7 @@ def test_rejected_frames_log_nothing() -> None:
 
 
 def test_event_ring_views_and_overwrite() -> None:
-    eng = new_engine(event_log=5)           # rounded up to 8
+    eng = new_engine(event_log=5)  # rounded up to 8
     ring = eng.events
     assert ring.capacity == 8
     for i in range(6):
@@ -200,7 +230,10 @@ def test_event_ring_views_and_overwrite() -> None:
     assert df["symbol"].tolist() == ["A", "A"]
     assert df["kind"].tolist() == ["depth", "depth"]
     assert df["side"].tolist() == [1, 1]
-    assert df["local_dt"].tolist() == [pd.Timestamp(10, unit="ns", tz="UTC"), pd.Timestamp(11, unit="ns", tz="UTC")]
+    assert df["local_dt"].tolist() == [
+        pd.Timestamp(10, unit="ns", tz="UTC"),
+        pd.Timestamp(11, unit="ns", tz="UTC"),
+    ]
 
 
 # --- random streams: semantics unchanged, rows rebuild the books ----------------------------
@@ -213,13 +246,17 @@ def books_of(eng: Any) -> dict[int, tuple[list[list[float]], list[list[float]]]]
     return out
 
 
-def replayed(rows: np.ndarray, depth_books: dict[int, Any]) -> dict[int, tuple[list[list[float]], list[list[float]]]]:
+def replayed(
+    rows: np.ndarray, depth_books: dict[int, Any]
+) -> dict[int, tuple[list[list[float]], list[list[float]]]]:
     books = E.replay_books(rows)
     out = {}
     for idx in depth_books:
         bids, asks = books.get(idx, ({}, {}))
-        out[idx] = ([[p, q] for p, q in sorted(bids.items(), reverse=True)],
-                    [[p, q] for p, q in sorted(asks.items())])
+        out[idx] = (
+            [[p, q] for p, q in sorted(bids.items(), reverse=True)],
+            [[p, q] for p, q in sorted(asks.items())],
+        )
     return out
 
 
@@ -244,7 +281,7 @@ def test_random_stream_log_rebuilds_books(seed: int) -> None:
     trades = rows[E.kinds(rows) == E.TRADE_EVENT]
     assert len(trades) == stored
     ring = ref.trades.latest()
-    tail = trades[len(trades) - len(ring):]
+    tail = trades[len(trades) - len(ring) :]
     assert tail["order_id"].astype(np.int64).tolist() == ring["id"].tolist()
     assert tail["px"].tolist() == ring["price"].tolist()
     assert tail["ival"].tolist() == ring["symbol"].tolist()
@@ -266,24 +303,51 @@ def make_stream(n: int, seed: int = 5) -> list[tuple[int, bytes]]:
         mid = mids[sym] = mids[sym] * (1 + rng.uniform(-0.001, 0.001))
         r = rng.random()
         if r < 0.1:
-            lv = {"asks": [[f"{mid * (1 + 0.001 * k):.6g}", f"{rng.uniform(0.1, 9):.3f}"] for k in range(1, 31)],
-                  "bids": [[f"{mid * (1 - 0.001 * k):.6g}", f"{rng.uniform(0.1, 9):.3f}"] for k in range(1, 31)]}
+            lv = {
+                "asks": [
+                    [f"{mid * (1 + 0.001 * k):.6g}", f"{rng.uniform(0.1, 9):.3f}"] for k in range(1, 31)
+                ],
+                "bids": [
+                    [f"{mid * (1 - 0.001 * k):.6g}", f"{rng.uniform(0.1, 9):.3f}"] for k in range(1, 31)
+                ],
+            }
             text = json.dumps({"method": "depth.update", "params": [True, lv, sym], "id": None})
         elif r < 0.65:
+
             def side(sign: int) -> list[list[str]]:
-                return [[f"{mid * (1 + sign * 0.001 * rng.randint(1, 40)):.6g}",
-                         "0" if rng.random() < 0.3 else f"{rng.uniform(0.1, 9):.3f}"]
-                        for _ in range(rng.randint(0, 3))]
-            text = json.dumps({"method": "depth.update", "params": [False, {"asks": side(1), "bids": side(-1)}, sym], "id": None})
+                return [
+                    [
+                        f"{mid * (1 + sign * 0.001 * rng.randint(1, 40)):.6g}",
+                        "0" if rng.random() < 0.3 else f"{rng.uniform(0.1, 9):.3f}",
+                    ]
+                    for _ in range(rng.randint(0, 3))
+                ]
+
+            text = json.dumps(
+                {
+                    "method": "depth.update",
+                    "params": [False, {"asks": side(1), "bids": side(-1)}, sym],
+                    "id": None,
+                }
+            )
         elif r < 0.93:
             ts = []
             for _ in range(rng.randint(1, 3)):
                 tid += 1
-                ts.append({"id": tid, "time": 1.7e9 + i / 100, "price": f"{mid:.6g}",
-                           "amount": f"{rng.uniform(0.01, 3):.4f}", "type": rng.choice(["buy", "sell"])})
+                ts.append(
+                    {
+                        "id": tid,
+                        "time": 1.7e9 + i / 100,
+                        "price": f"{mid:.6g}",
+                        "amount": f"{rng.uniform(0.01, 3):.4f}",
+                        "type": rng.choice(["buy", "sell"]),
+                    }
+                )
             text = json.dumps({"method": "trades.update", "params": [False, ts[::-1], sym], "id": None})
         else:
-            text = json.dumps({"method": "ticker.update", "params": [{"symbol": sym, "last": str(mid)}], "id": None})
+            text = json.dumps(
+                {"method": "ticker.update", "params": [{"symbol": sym, "last": str(mid)}], "id": None}
+            )
         out.append((1_700_000_000_000_000_000 + 1_000_000 * i, zlib.compress(text.encode())))
     return out
 
@@ -299,7 +363,7 @@ def capture(tmp_path: Path, stream: list[tuple[int, bytes]]) -> Path:
     with CaptureWriter(path, "ws://127.0.0.1/ws/v1/") as w:
         for recv_ns, payload in stream:
             w.write(payload, recv_ns)
-        w.write(b"not zlib and not json", 1_800_000_000_000_000_000)   # rejected, counted
+        w.write(b"not zlib and not json", 1_800_000_000_000_000_000)  # rejected, counted
     return path
 
 
@@ -333,10 +397,13 @@ def test_capture_to_npz_round_trip(tmp_path: Path, capture: Path, stream: list[t
     assert (data["ev"] & np.uint64(XL) == np.uint64(XL)).all()
 
 
-def test_capture_to_npz_one_symbol_small_ring_no_symbols(tmp_path: Path, capture: Path, stream: list[tuple[int, bytes]]) -> None:
-    out = tmp_path / "bbb"            # numpy appends .npz
-    stats = capture_to_npz(capture, out, symbols="bbb_usdt", ring=1024, depth=7,
-                           include_symbols=False, progress=False)
+def test_capture_to_npz_one_symbol_small_ring_no_symbols(
+    tmp_path: Path, capture: Path, stream: list[tuple[int, bytes]]
+) -> None:
+    out = tmp_path / "bbb"  # numpy appends .npz
+    stats = capture_to_npz(
+        capture, out, symbols="bbb_usdt", ring=1024, depth=7, include_symbols=False, progress=False
+    )
     expected, eng = engine_rows(stream, depth=7)
     idx = eng.symbol_index("BBB_USDT")
     expected = expected[expected["ival"] == idx]
@@ -361,7 +428,9 @@ def test_capture_events_ring_overflow_is_a_clear_error(stream: list[tuple[int, b
         capture_events(stream[:50], ring=4)
 
 
-def test_capture_to_parquet_events_and_trades(tmp_path: Path, capture: Path, stream: list[tuple[int, bytes]]) -> None:
+def test_capture_to_parquet_events_and_trades(
+    tmp_path: Path, capture: Path, stream: list[tuple[int, bytes]]
+) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     expected, eng = engine_rows(stream)
     out = tmp_path / "events.parquet"
@@ -398,8 +467,10 @@ def test_capture_to_parquet_events_and_trades(tmp_path: Path, capture: Path, str
 
 def test_book_to_pandas_equals_views() -> None:
     eng = new_engine(depth=10)
-    eng.feed(depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "4"]]),
-             recv_ns=1_700_000_000_123_456_789)
+    eng.feed(
+        depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "4"]]),
+        recv_ns=1_700_000_000_123_456_789,
+    )
     book = eng.book("BTC_USDT")
     df = book.to_pandas()
     assert list(df.columns) == ["side", "level", "price", "amount"]
@@ -421,17 +492,28 @@ def test_trade_ring_to_pandas_equals_view() -> None:
     eng = new_engine(trade_capacity=4)
     ref = ReferenceEngine(trade_capacity=4)
     for e in (eng, ref):
-        e.feed(trades_text(False, "aaa", [trade(3, "1.5", "2", "sell", 1700000000.25), trade(2, "1.25", "1", "buy", "1700000000.5")]), recv_ns=5)
+        e.feed(
+            trades_text(
+                False,
+                "aaa",
+                [trade(3, "1.5", "2", "sell", 1700000000.25), trade(2, "1.25", "1", "buy", "1700000000.5")],
+            ),
+            recv_ns=5,
+        )
         e.feed(trades_text(False, "bbb", [trade(9, "7", "1", "buy", 1700000001)]), recv_ns=6)
     df = eng.trades.to_pandas()
     view = eng.trades.latest()
     assert df["symbol"].tolist() == ["AAA", "AAA", "BBB"]
     for name in ("seq", "id", "side", "price", "amount", "time", "recv_ns"):
         assert df[name].tolist() == view[name].tolist(), name
-    assert df["exch_dt"].tolist() == [pd.Timestamp("2023-11-14 22:13:20.500000", tz="UTC"),
-                                      pd.Timestamp("2023-11-14 22:13:20.250000", tz="UTC"),
-                                      pd.Timestamp("2023-11-14 22:13:21", tz="UTC")]
-    assert df["recv_dt"].tolist() == [pd.Timestamp(5, unit="ns", tz="UTC")] * 2 + [pd.Timestamp(6, unit="ns", tz="UTC")]
+    assert df["exch_dt"].tolist() == [
+        pd.Timestamp("2023-11-14 22:13:20.500000", tz="UTC"),
+        pd.Timestamp("2023-11-14 22:13:20.250000", tz="UTC"),
+        pd.Timestamp("2023-11-14 22:13:21", tz="UTC"),
+    ]
+    assert df["recv_dt"].tolist() == [pd.Timestamp(5, unit="ns", tz="UTC")] * 2 + [
+        pd.Timestamp(6, unit="ns", tz="UTC")
+    ]
     pd.testing.assert_frame_equal(df, ref.trades.to_pandas(), check_dtype=False)
     assert len(eng.trades.to_pandas(1)) == 1
     assert eng.trades.latest().dtype == TRADE_DTYPE
@@ -449,11 +531,28 @@ def test_event_log_overflow_raises_its_own_type() -> None:
 
     eng = fastfeed.Engine(event_log=4)
     for i in range(3):
-        eng.feed(json.dumps({"method": "depth.update", "id": None,
-                             "params": [True, {"bids": [[f"{100 + i}", "1"], ["99", "1"]],
-                                               "asks": [["200", "1"]]}, "BTC_USDT"]}))
+        eng.feed(
+            json.dumps(
+                {
+                    "method": "depth.update",
+                    "id": None,
+                    "params": [
+                        True,
+                        {"bids": [[f"{100 + i}", "1"], ["99", "1"]], "asks": [["200", "1"]]},
+                        "BTC_USDT",
+                    ],
+                }
+            )
+        )
     assert eng.events.count > 4
     with pytest.raises(EventsOverwritten) as ei:
         eng.events.since(0)
     assert isinstance(ei.value, IndexError) and not isinstance(ei.value, TradesOverwritten)
     assert fastfeed.EventsOverwritten is EventsOverwritten
+
+
+def test_a_zero_ring_is_a_clear_value_error() -> None:
+    """``ring=0`` made an engine without an event log and then failed with an
+    ``AttributeError`` on ``None``; it is a ``ValueError`` naming the argument."""
+    with pytest.raises(ValueError, match="ring must be positive, not 0"):
+        capture_events([(1, b'{"method":"server.ping","params":[],"id":1}')], ring=0)

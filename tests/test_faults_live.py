@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_client import SYMS, assert_books_equal, exchange, run, until
 
 import fastfeed
 from fastfeed.exchange import Exchange, ExchangeConfig
 from fastfeed.exchange.wire import OP_BINARY
-
-from test_client import SYMS, assert_books_equal, exchange, run, until
 
 
 def rss_bytes() -> int:
@@ -64,8 +63,10 @@ def test_server_restarted_on_the_same_port() -> None:
                 await ex1.close()
                 await until(lambda: not feed.connected, what="disconnect")
                 async with exchange(seed=2, port=port) as ex2:  # a different market
-                    await until(lambda: feed.connected and feed.stats["resubscribes"] == 1,
-                                what="reconnect to the new server")
+                    await until(
+                        lambda: feed.connected and feed.stats["resubscribes"] == 1,
+                        what="reconnect to the new server",
+                    )
                     await until(lambda: all(feed.book(s).n_bids for s in SYMS), what="new books")
                     ex2.pause()
                     await feed.ping()
@@ -80,8 +81,10 @@ def test_server_restarted_on_the_same_port() -> None:
 def test_replies_for_unknown_ids_are_counted_not_matched() -> None:
     async def body() -> None:
         async with exchange(rate=0) as ex, fastfeed.connect(ex.url) as feed:
-            for payload in (b'{"error":null,"result":"pong","id":987654}',
-                            b'{"error":null,"result":{"status":"success"},"id":"7"}'):
+            for payload in (
+                b'{"error":null,"result":"pong","id":987654}',
+                b'{"error":null,"result":{"status":"success"},"id":"7"}',
+            ):
                 ex.faults._raw(None, OP_BINARY, zlib.compress(payload))
             await until(lambda: feed.stats["unmatched_replies"] == 2, what="unmatched replies")
             assert await feed.ping() == "pong"
@@ -130,9 +133,25 @@ def test_flood_keeps_memory_bounded() -> None:
     measured part (as a busy machine would make it), so the backlog path is exercised on
     every run, not only on a loaded machine."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastfeed", "exchange", "--port", "0", "--rate", "max",
-         "--pregenerate", "20000", "--idle-timeout", "0", "--symbols", ",".join(SYMS)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "exchange",
+            "--port",
+            "0",
+            "--rate",
+            "max",
+            "--pregenerate",
+            "20000",
+            "--idle-timeout",
+            "0",
+            "--symbols",
+            ",".join(SYMS),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
     )
     try:
@@ -167,11 +186,14 @@ def test_flood_keeps_memory_bounded() -> None:
                     samples.append(await reach(FLOOD_WARMUP + step * (k + 1)))
                 st = feed.stats
                 half = len(samples) // 2
-                return {"growth": max(samples) - rss0,
-                        "late_growth": max(samples[half:]) - samples[half - 1],
-                        "frames": st["engine"]["frames"],
-                        "rejects": sum(st["engine"]["rejects"].values()), "bad_frames": st["bad_frames"],
-                        "connects": st["connects"]}
+                return {
+                    "growth": max(samples) - rss0,
+                    "late_growth": max(samples[half:]) - samples[half - 1],
+                    "frames": st["engine"]["frames"],
+                    "rejects": sum(st["engine"]["rejects"].values()),
+                    "bad_frames": st["bad_frames"],
+                    "connects": st["connects"],
+                }
 
         res = run(body, timeout=900)  # a hang guard: the run ends on a frame count
     finally:
@@ -192,7 +214,8 @@ def test_flood_keeps_memory_bounded() -> None:
     # over the second half (120k frames) is 16 MiB on top, past the late bound.
     assert res["growth"] < 64 * 2**20, f"RSS grew by {res['growth'] / 2**20:.1f} MiB under flood"
     assert res["late_growth"] < 16 * 2**20, (
-        f"RSS still growing: {res['late_growth'] / 2**20:.1f} MiB over the second half of the flood")
+        f"RSS still growing: {res['late_growth'] / 2**20:.1f} MiB over the second half of the flood"
+    )
 
 
 # -- TLS -------------------------------------------------------------------------------------
@@ -203,10 +226,26 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -219,8 +258,7 @@ async def _tls_exchange(cert: Path, key: Path) -> tuple[Exchange, asyncio.Abstra
     await ex.start()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert), str(key))
-    server = await ws_create_server(ex._listener_factory, "127.0.0.1", 0, ssl=ctx,
-                                    enable_auto_pong=False)
+    server = await ws_create_server(ex._listener_factory, "127.0.0.1", 0, ssl=ctx, enable_auto_pong=False)
     port = server.sockets[0].getsockname()[1]
     return ex, server, f"wss://127.0.0.1:{port}/ws/v1/"
 

@@ -64,8 +64,12 @@ from hypothesis import strategies as st
 from fastfeed._inflate import BACKENDS
 from fastfeed.errors import REJECT_REASONS, FastfeedError
 from fastfeed.reference import ReferenceEngine
+
 import helpers
 from helpers import assert_snapshot_equal, compiled_engine_cls, snapshot
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 #: One ``feed`` of the compiled engine slower than this is reported as a hang (a hang guard:
 #: the largest fuzz payloads take milliseconds; a busy machine or a sanitizer build must
@@ -99,7 +103,9 @@ SNAPSHOT_ETH = (
     b'{"method":"depth.update","params":[true,{"asks":['
     + b",".join(b'["%d.%02d","%d.%04d"]' % (3010 + i, i * 7 % 100, i + 1, i * 37 % 10000) for i in range(30))
     + b'],"bids":['
-    + b",".join(b'["%d.%02d","%d.%04d"]' % (3009 - i, i * 13 % 100, 2 * i + 1, i * 91 % 10000) for i in range(30))
+    + b",".join(
+        b'["%d.%02d","%d.%04d"]' % (3009 - i, i * 13 % 100, 2 * i + 1, i * 91 % 10000) for i in range(30)
+    )
     + b']},"ETH_USDT"],"id":null}'
 )
 #: More levels per side (70) and more trades (20) than the parser's initial scratch arrays
@@ -139,8 +145,24 @@ ERROR_REPLY = b'{"error":{"code":200005,"message":"Rate limit exceeded"},"result
 BALANCE = b'{"method":"balance.update","params":[{"currency":"USDT","free":"99944652.8478545303601106","total":"1","used":"0"}],"id":null}'
 
 SEEDS: tuple[bytes, ...] = (
-    A1, A2, A3, A4, DOC_TRADES, DOC_DEPTH, INCREMENT, INCREMENT_BARE, SNAPSHOT_ETH, SNAPSHOT_70,
-    TRADES_3, TRADES_20, TICKER, TICKER_NESTED, PONG, ACK, ERROR_REPLY, BALANCE,
+    A1,
+    A2,
+    A3,
+    A4,
+    DOC_TRADES,
+    DOC_DEPTH,
+    INCREMENT,
+    INCREMENT_BARE,
+    SNAPSHOT_ETH,
+    SNAPSHOT_70,
+    TRADES_3,
+    TRADES_20,
+    TICKER,
+    TICKER_NESTED,
+    PONG,
+    ACK,
+    ERROR_REPLY,
+    BALANCE,
 )
 #: Fed (zlib-compressed) to every fresh engine pair so that books and the ring are not empty.
 PRIME: tuple[bytes, ...] = (A2, A4, SNAPSHOT_ETH, DOC_DEPTH, INCREMENT_BARE, A1, TRADES_3)
@@ -148,31 +170,123 @@ PRIME: tuple[bytes, ...] = (A2, A4, SNAPSHOT_ETH, DOC_DEPTH, INCREMENT_BARE, A1,
 # --- mutations ----------------------------------------------------------------------------------
 
 #: Bytes that matter to the JSON scanner, the UTF-8 validator and the number parser.
-INTERESTING_BYTES = b'{}[],:"\\ \t\n\r0123456789-+.eEutfnl' + bytes([0, 1, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xC2, 0xE0, 0xED, 0xF0, 0xF4, 0xFF])
+INTERESTING_BYTES = b'{}[],:"\\ \t\n\r0123456789-+.eEutfnl' + bytes(
+    [0, 1, 0x0B, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xC2, 0xE0, 0xED, 0xF0, 0xF4, 0xFF]
+)
 
 #: Replacements for a number token (inside a string or bare): edges of every number rule.
 SPECIAL_NUMBERS: tuple[bytes, ...] = (
-    b"0", b"-0", b"0.0", b"-0.0", b"00", b"01", b"+1", b".5", b"1.", b"-", b"1e", b"1e+", b"1E5",
-    b"1e-7", b"-1", b"-0.001", b"-1e-300", b"1e308", b"1.7976931348623157e308",
-    b"1.7976931348623159e308", b"1e309", b"1e400", b"-1e400", b"1e-400", b"4.9e-324",
-    b"2.2250738585072011e-308", b"2.4703282292062327e-324", b"2.4703282292062328e-324",
-    b"9007199254740993", b"9007199254740992", b"18014398509481985", b"0.1000000000000000055511151231257827",
-    b"123456789012345678901234567890", b"1e999999999999", b"0e999999999999", b"1e-999999999999",
-    b"9223372036854775807", b"9223372036854775808", b"18446744073709551616", b"-9223372036854775808",
-    b"NaN", b"nan", b"Infinity", b"-Infinity", b"inf", b"0x10", b"1_0", b"1,5", b" 1",
-    b"1" * 19, b"1" * 20, b"9" * 309, b"1" * 400, b"0." + b"0" * 400 + b"1", b"1" * 400 + b"e-390",
-    b"1." + b"0" * 1022, b"1." + b"0" * 1023, b"1" * 1025,
+    b"0",
+    b"-0",
+    b"0.0",
+    b"-0.0",
+    b"00",
+    b"01",
+    b"+1",
+    b".5",
+    b"1.",
+    b"-",
+    b"1e",
+    b"1e+",
+    b"1E5",
+    b"1e-7",
+    b"-1",
+    b"-0.001",
+    b"-1e-300",
+    b"1e308",
+    b"1.7976931348623157e308",
+    b"1.7976931348623159e308",
+    b"1e309",
+    b"1e400",
+    b"-1e400",
+    b"1e-400",
+    b"4.9e-324",
+    b"2.2250738585072011e-308",
+    b"2.4703282292062327e-324",
+    b"2.4703282292062328e-324",
+    b"9007199254740993",
+    b"9007199254740992",
+    b"18014398509481985",
+    b"0.1000000000000000055511151231257827",
+    b"123456789012345678901234567890",
+    b"1e999999999999",
+    b"0e999999999999",
+    b"1e-999999999999",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b"-9223372036854775808",
+    b"NaN",
+    b"nan",
+    b"Infinity",
+    b"-Infinity",
+    b"inf",
+    b"0x10",
+    b"1_0",
+    b"1,5",
+    b" 1",
+    b"1" * 19,
+    b"1" * 20,
+    b"9" * 309,
+    b"1" * 400,
+    b"0." + b"0" * 400 + b"1",
+    b"1" * 400 + b"e-390",
+    b"1." + b"0" * 1022,
+    b"1." + b"0" * 1023,
+    b"1" * 1025,
 )
 
 #: Replacements for a string token's contents: keys, methods, symbols, escapes, bad text.
 SPECIAL_STRINGS: tuple[bytes, ...] = (
-    b"", b"method", b"params", b"id", b"asks", b"bids", b"price", b"amount", b"time", b"type",
-    b"depth.update", b"trades.update", b"ticker.update", b"balance.update", b"DEPTH.UPDATE",
-    b"depth.update ", b"\\u0064epth.update", b"\\u0062ids", b"\\u0061sks", b"m\\u0065thod",
-    b"buy", b"sell", b"BUY", b"bu\\u0079", b"BTC_USDT", b"btc_usdt", b"NEW_SYM", b"A" * 32,
-    b"A" * 33, b"BTC USDT", b"BTC\\u0001", b"\\u00e9", b"\xc3\xa9", b"\xff", b"\xed\xa0\x80",
-    b"\\ud800", b"\\ud83d\\ude00", b"\\u0000", b"\\/", b"\\x41", b"\\u12G4", b"\\", b"\t",
-    b"nan", b"inf", b"-1", b"1e400", b" 1", b"0x1",
+    b"",
+    b"method",
+    b"params",
+    b"id",
+    b"asks",
+    b"bids",
+    b"price",
+    b"amount",
+    b"time",
+    b"type",
+    b"depth.update",
+    b"trades.update",
+    b"ticker.update",
+    b"balance.update",
+    b"DEPTH.UPDATE",
+    b"depth.update ",
+    b"\\u0064epth.update",
+    b"\\u0062ids",
+    b"\\u0061sks",
+    b"m\\u0065thod",
+    b"buy",
+    b"sell",
+    b"BUY",
+    b"bu\\u0079",
+    b"BTC_USDT",
+    b"btc_usdt",
+    b"NEW_SYM",
+    b"A" * 32,
+    b"A" * 33,
+    b"BTC USDT",
+    b"BTC\\u0001",
+    b"\\u00e9",
+    b"\xc3\xa9",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"\\ud800",
+    b"\\ud83d\\ude00",
+    b"\\u0000",
+    b"\\/",
+    b"\\x41",
+    b"\\u12G4",
+    b"\\",
+    b"\t",
+    b"nan",
+    b"inf",
+    b"-1",
+    b"1e400",
+    b" 1",
+    b"0x1",
 )
 
 #: Structural bytes a structural mutation targets.
@@ -183,8 +297,22 @@ _STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _STRUCT_RE = re.compile(rb'[{}\[\],:"]')
 
 #: Text-level mutation kinds (see ``mutate_text``).
-TEXT_OPS = ("flip", "insert", "delete", "truncate", "dup", "splice", "number", "digit", "exp",
-            "sign", "nest", "struct", "string", "ws")
+TEXT_OPS = (
+    "flip",
+    "insert",
+    "delete",
+    "truncate",
+    "dup",
+    "splice",
+    "number",
+    "digit",
+    "exp",
+    "sign",
+    "nest",
+    "struct",
+    "string",
+    "ws",
+)
 #: Frame-level (compressed bytes) mutation kinds (see ``mutate_frame``).
 FRAME_OPS = ("flip", "insert", "delete", "truncate", "append", "splice", "adler", "header")
 
@@ -239,8 +367,22 @@ def mutate_text(text: bytes, op: str, a: int, b: int, c: int, blob: bytes) -> by
             new = tok[:i] + bytes([48 + (c // len(digits)) % 10]) + tok[i + 1 :]
         elif op == "exp":
             base = tok.split(b"e")[0].split(b"E")[0]
-            exps = (b"e5", b"E-7", b"e+308", b"e308", b"e309", b"e-324", b"e-400", b"e400", b"e",
-                    b"e+", b"e0", b"E+00", b"e999999999999", b"e-999999999999")
+            exps = (
+                b"e5",
+                b"E-7",
+                b"e+308",
+                b"e308",
+                b"e309",
+                b"e-324",
+                b"e-400",
+                b"e400",
+                b"e",
+                b"e+",
+                b"e0",
+                b"E+00",
+                b"e999999999999",
+                b"e-999999999999",
+            )
             new = base + (blob or exps[c % len(exps)])
         elif op == "nest":
             # wrap the number in k arrays or objects: around the nesting limit of 64
@@ -301,8 +443,18 @@ def mutate_frame(raw: bytes, op: str, a: int, b: int, c: int, blob: bytes) -> by
             return raw
         return raw[:-4] + struct.pack(">I", (struct.unpack(">I", raw[-4:])[0] ^ (1 + b)) & 0xFFFFFFFF)
     if op == "header":
-        headers = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\x08\x1d", b"\x78\x9d",
-                   b"\x79\x9c", b"\x1f\x8b", b"\x78\xbb", b"")
+        headers = (
+            b"\x78\x01",
+            b"\x78\x5e",
+            b"\x78\x9c",
+            b"\x78\xda",
+            b"\x08\x1d",
+            b"\x78\x9d",
+            b"\x79\x9c",
+            b"\x1f\x8b",
+            b"\x78\xbb",
+            b"",
+        )
         return headers[c % len(headers)] + raw[2:]
     raise ValueError(op)
 
@@ -351,8 +503,8 @@ def check_invariants(snap: dict[str, Any], depth: int, capacity: int, where: str
         assert (np.diff(asks[:, 0]) > 0).all(), f"{w} asks not strictly ascending: {asks!r}"
         if len(bids) and len(asks):
             assert bids[0, 0] < asks[0, 0], f"{w} crossed: bid {bids[0, 0]} >= ask {asks[0, 0]}"
-        assert (math.isnan(best_bid) if not len(bids) else best_bid == bids[0, 0]), f"{w} best_bid"
-        assert (math.isnan(best_ask) if not len(asks) else best_ask == asks[0, 0]), f"{w} best_ask"
+        assert math.isnan(best_bid) if not len(bids) else best_bid == bids[0, 0], f"{w} best_bid"
+        assert math.isnan(best_ask) if not len(asks) else best_ask == asks[0, 0], f"{w} best_ask"
     ring = snap["ring"]
     count = snap["ring_count"]
     assert len(ring) == min(count, capacity), f"{where} ring rows {len(ring)} (count {count})"
@@ -370,8 +522,6 @@ class KnownBug(Exception):
     """The compiled engine diverged from the reference in a way that an ``xfail(strict=True)``
     test of this module already reports (``KNOWN_BUGS``); the fuzzer ends the current stream
     (the two engines' counters differ from here on) and keeps looking for new bugs."""
-
-
 
 
 def _inflate_reason(payload: Any, cap: int, backend: str) -> str:
@@ -393,8 +543,15 @@ def known_bug(pair: Pair, payload: Any, got: tuple[Any, ...], expected: tuple[An
 class Pair:
     """A compiled engine and a reference engine fed the same payloads."""
 
-    def __init__(self, depth: int = 5, capacity: int = 16, max_frame: int = 1 << 16, prime: bool = True,
-                 backend: str = "auto", max_symbols: int = 10000) -> None:
+    def __init__(
+        self,
+        depth: int = 5,
+        capacity: int = 16,
+        max_frame: int = 1 << 16,
+        prime: bool = True,
+        backend: str = "auto",
+        max_symbols: int = 10000,
+    ) -> None:
         self.depth = depth
         self.max_frame = max_frame
         kwargs: dict[str, Any] = {"depth": depth, "trade_capacity": capacity, "max_frame": max_frame}
@@ -430,7 +587,9 @@ class Pair:
         got = _outcome(self.comp, payload, recv_ns)  # anything but a FastfeedError propagates
         dt = time.perf_counter() - t0
         shown = payload if isinstance(payload, str) else bytes(payload)
-        where = f"payload #{self.n} ({type(payload).__name__}, {payload_nbytes(payload)} bytes): {shown!r:.300}"
+        where = (
+            f"payload #{self.n} ({type(payload).__name__}, {payload_nbytes(payload)} bytes): {shown!r:.300}"
+        )
         assert dt < HANG_SECONDS, f"{where}: compiled feed took {dt:.1f} s"
         expected = _outcome(self.ref, payload, recv_ns)
         bug = known_bug(self, payload, got, expected) if got != expected else None
@@ -447,7 +606,9 @@ class Pair:
             stats["bytes_in"] += payload_nbytes(payload)
             if got[1] == "ParseError":
                 stats["bytes_inflated"] += inflated_nbytes(payload)  # the inflate itself succeeded
-            assert_snapshot_equal(dict(before, stats=stats), after, f"{where}: rejected ({reason}) but state changed")
+            assert_snapshot_equal(
+                dict(before, stats=stats), after, f"{where}: rejected ({reason}) but state changed"
+            )
         check_invariants(after, self.depth, self.capacity, where)
         if bug is not None:
             raise KnownBug(f"{bug}: {where}")
@@ -471,7 +632,9 @@ FUZZ_SECONDS = float(os.environ["FASTFEED_FUZZ_SECONDS"]) if os.environ.get("FAS
 WATCHDOG_SECONDS = float(os.environ.get("FASTFEED_FUZZ_WATCHDOG", "120"))
 #: Where the input being fed is written before each compiled ``feed`` (read it after a hang
 #: or a hard crash: the seed line says how to replay the run).
-LAST_INPUT = Path(os.environ.get("FASTFEED_FUZZ_LAST_INPUT") or Path(tempfile.gettempdir()) / "fastfeed-fuzz-last-input")
+LAST_INPUT = Path(
+    os.environ.get("FASTFEED_FUZZ_LAST_INPUT") or Path(tempfile.gettempdir()) / "fastfeed-fuzz-last-input"
+)
 #: Examples per hypothesis run; the budget loop starts new runs with the next seed.
 CHUNK = 40
 
@@ -500,7 +663,13 @@ _text_op = st.tuples(
         st.binary(min_size=1, max_size=8),
     ),
 )
-_frame_op = st.tuples(st.sampled_from(FRAME_OPS), _small, _small, _small, st.one_of(st.just(b""), st.binary(min_size=1, max_size=8)))
+_frame_op = st.tuples(
+    st.sampled_from(FRAME_OPS),
+    _small,
+    _small,
+    _small,
+    st.one_of(st.just(b""), st.binary(min_size=1, max_size=8)),
+)
 
 
 @st.composite
@@ -632,7 +801,9 @@ def test_fuzz_streams(capsys: pytest.CaptureFixture[str]) -> None:
             max_symbols=st.sampled_from((4, 5, 10000) if _has_max_symbols() else (10000,)),
             steps=st.lists(st.one_of(payloads(), payloads(mutate=False)), min_size=1, max_size=8),
         )
-        def test(depth: int, capacity: int, max_frame: int, backend: str, max_symbols: int, steps: list[Any]) -> None:
+        def test(
+            depth: int, capacity: int, max_frame: int, backend: str, max_symbols: int, steps: list[Any]
+        ) -> None:
             counter[0] += 1
             pair = Pair(depth, capacity, max_frame, backend=backend, max_symbols=max_symbols)
             for payload in steps:
@@ -662,9 +833,24 @@ _number_texts = st.one_of(
     st.builds(
         lambda sign, ip, fp, ex: sign + ip + fp + ex,
         st.sampled_from(("", "-", "+")),
-        st.one_of(st.text("0123456789", max_size=25), st.builds(lambda d, n: d * n, st.sampled_from("0159"), st.integers(1, 1100))),
-        st.one_of(st.just(""), st.just("."), st.builds(lambda s: "." + s, st.text("0123456789", min_size=1, max_size=30))),
-        st.one_of(st.just(""), st.builds(lambda e, s, n: e + s + str(n), st.sampled_from("eE"), st.sampled_from(("", "+", "-")), st.integers(0, 10**13))),
+        st.one_of(
+            st.text("0123456789", max_size=25),
+            st.builds(lambda d, n: d * n, st.sampled_from("0159"), st.integers(1, 1100)),
+        ),
+        st.one_of(
+            st.just(""),
+            st.just("."),
+            st.builds(lambda s: "." + s, st.text("0123456789", min_size=1, max_size=30)),
+        ),
+        st.one_of(
+            st.just(""),
+            st.builds(
+                lambda e, s, n: e + s + str(n),
+                st.sampled_from("eE"),
+                st.sampled_from(("", "+", "-")),
+                st.integers(0, 10**13),
+            ),
+        ),
     ),
     st.sampled_from([s.decode() for s in SPECIAL_NUMBERS]),
     st.text("0123456789+-.eE", max_size=30),
@@ -684,18 +870,25 @@ def test_fuzz_numbers(capsys: pytest.CaptureFixture[str]) -> None:
 
         @hyp_seed(_seed_for(seed))
         @_hyp_settings(seed)
-        @given(s=_number_texts, bare=st.booleans(), side=st.sampled_from(("asks", "bids")), slot=st.sampled_from((0, 1)))
+        @given(
+            s=_number_texts,
+            bare=st.booleans(),
+            side=st.sampled_from(("asks", "bids")),
+            slot=st.sampled_from((0, 1)),
+        )
         def test(s: str, bare: bool, side: str, slot: int) -> None:
             counter[0] += 1
             valid = _DECIMAL.fullmatch(s) is not None and len(s) <= 1024
             if valid:
                 got = parse_decimal_py(s)
-                assert struct.pack("<d", got) == struct.pack("<d", float(s)), f"{s!r}: {got!r} != {float(s)!r}"
+                assert struct.pack("<d", got) == struct.pack("<d", float(s)), (
+                    f"{s!r}: {got!r} != {float(s)!r}"
+                )
             else:
                 with pytest.raises(ValueError):
                     parse_decimal_py(s)
             tok = s if bare else f'"{s}"'
-            level = f"[{tok},\"2\"]" if slot == 0 else f"[\"3\",{tok}]"
+            level = f'[{tok},"2"]' if slot == 0 else f'["3",{tok}]'
             text = '{"method":"depth.update","params":[false,{"%s":[%s]},"N"]}' % (side, level)
             pair = Pair(depth=3, capacity=4, prime=False)
             pair.feed(text.encode())
@@ -715,8 +908,17 @@ def test_seeds_are_accepted() -> None:
 
 
 #: Every reason one frame can be rejected for on its own (``symbol_limit`` needs state).
-FRAME_REASONS = {"empty", "zlib_error", "zlib_truncated", "zlib_trailing", "too_large", "bad_json",
-                 "too_deep", "bad_message", "bad_number"}
+FRAME_REASONS = {
+    "empty",
+    "zlib_error",
+    "zlib_truncated",
+    "zlib_trailing",
+    "too_large",
+    "bad_json",
+    "too_deep",
+    "bad_message",
+    "bad_number",
+}
 
 
 def test_mutators_are_deterministic_and_reach_every_reason() -> None:
@@ -728,12 +930,24 @@ def test_mutators_are_deterministic_and_reach_every_reason() -> None:
     for _ in range(1500):
         text = rng.choice(SEEDS)
         for _ in range(rng.randint(1, 3)):
-            op = (rng.choice(TEXT_OPS), rng.randrange(1 << 16), rng.randrange(1 << 16), rng.randrange(1 << 16), b"")
+            op = (
+                rng.choice(TEXT_OPS),
+                rng.randrange(1 << 16),
+                rng.randrange(1 << 16),
+                rng.randrange(1 << 16),
+                b"",
+            )
             assert mutate_text(text, *op) == mutate_text(text, *op)
             text = mutate_text(text, *op)
         raw = zlib.compress(text)
         if rng.random() < 0.3:
-            op = (rng.choice(FRAME_OPS), rng.randrange(1 << 16), rng.randrange(1 << 16), rng.randrange(1 << 16), b"")
+            op = (
+                rng.choice(FRAME_OPS),
+                rng.randrange(1 << 16),
+                rng.randrange(1 << 16),
+                rng.randrange(1 << 16),
+                b"",
+            )
             raw = mutate_frame(raw, *op)
         if rng.random() < 0.01:
             raw = b""
@@ -783,7 +997,7 @@ BUG1_CORRUPT_FOUND = (
 #: BUG-1, truncated variant (found by the fuzzer, seed 7000115): a spliced, mutated frame whose
 #: input ends after 349 bytes of output; libdeflate decodes past the end of the input.
 BUG1_TRUNCATED = (
-    b'x\x9c\xed\xd8M\n\x830\x10\x05\xe0\xbb\xccZ\xa4\x8aX\xc9\xb2?\xe0\xbe\xe9\xaa\x14IM@ib\x82'
+    b"x\x9c\xed\xd8M\n\x830\x10\x05\xe0\xbb\xccZ\xa4\x8aX\xc9\xb2?\xe0\xbe\xe9\xaa\x14IM@ib\x82"
     b"\x89\x0b\x11\xef\xde)=E\xe1\xad\xbea\xde;\xc1\xdb\xc9\x994xM\x82\xd2\xd8\xbf\xcd\x9c/A\xabd("
     b'\xa3\xa0f\xe5"\x89\xc7Fqu/o\xb9s\x92\xe7\xee~\xbbH\x8e}0SWV\x03\x7f\xeb\xa6\xec\r[\x14us\xcc'
     b"\x0f\x15\xa7i\r\x00"
@@ -799,7 +1013,9 @@ BUG1_TRUNCATED = (
     ],
     ids=["corrupt-minimal", "corrupt-found", "truncated-found"],
 )
-def test_bug1_libdeflate_bad_frame_at_cap_keeps_its_reason(frame: bytes, caps: tuple[int, ...], reason: str) -> None:
+def test_bug1_libdeflate_bad_frame_at_cap_keeps_its_reason(
+    frame: bytes, caps: tuple[int, ...], reason: str
+) -> None:
     """BUG-1: the libdeflate inflate backend reports a corrupt or truncated frame as
     FrameTooLarge ('too_large') instead of InflateError ('zlib_error' / 'zlib_truncated') when
     libdeflate runs out of output space at the max_frame cap before it notices the problem:

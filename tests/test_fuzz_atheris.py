@@ -33,6 +33,15 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+try:  # this file is also a script (the atheris harness), run without pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pass
+else:
+    #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+    pytestmark = pytest.mark.native
+
+
 HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":  # run as a script: import the test helpers, and fastfeed from this
     sys.path.insert(0, str(HERE))  # checkout unless PYTHONPATH or an install provide it
@@ -46,11 +55,38 @@ ENCODINGS = ("plain", "zlib", "str", "raw", "zlib-bytearray", "memoryview")
 
 #: libFuzzer dictionary: the protocol's tokens and the edges of the number rules.
 DICTIONARY = [
-    b'"method"', b'"params"', b'"id"', b'"asks"', b'"bids"', b'"price"', b'"amount"', b'"time"',
-    b'"type"', b'"buy"', b'"sell"', b'"depth.update"', b'"trades.update"', b'"ticker.update"',
-    b'"result"', b'"error"', b"null", b"true", b"false", b'"BTC_USDT"', b"\\u0000", b"\\ud800",
-    b"1e308", b"1e309", b"-0", b"9223372036854775807", b"9223372036854775808", b"NaN",
-    b"Infinity", b"\x78\x9c", b"\x78\xda", b"\x78\x01",
+    b'"method"',
+    b'"params"',
+    b'"id"',
+    b'"asks"',
+    b'"bids"',
+    b'"price"',
+    b'"amount"',
+    b'"time"',
+    b'"type"',
+    b'"buy"',
+    b'"sell"',
+    b'"depth.update"',
+    b'"trades.update"',
+    b'"ticker.update"',
+    b'"result"',
+    b'"error"',
+    b"null",
+    b"true",
+    b"false",
+    b'"BTC_USDT"',
+    b"\\u0000",
+    b"\\ud800",
+    b"1e308",
+    b"1e309",
+    b"-0",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"NaN",
+    b"Infinity",
+    b"\x78\x9c",
+    b"\x78\xda",
+    b"\x78\x01",
 ]
 
 
@@ -146,8 +182,9 @@ def main(argv: list[str]) -> None:
     # snapshots) made libFuzzer's RSS grow ~13 KiB per input, out of memory within an hour.
     include = os.environ.get("FASTFEED_ATHERIS_INSTRUMENT", "fastfeed").split(",")
     with atheris.instrument_imports(include=[m for m in include if m]):
-        import fastfeed.reference  # noqa: F401
         import test_fuzz  # noqa: F401
+
+        import fastfeed.reference  # noqa: F401
 
     args = list(argv)
     if not any(not a.startswith("-") for a in args[1:]):  # no corpus dir: use one in $TMPDIR

@@ -1,5 +1,7 @@
 """Every inflate backend compiled into this build gives the same output and the same
-rejection reasons (zlib is always there; libdeflate when the build found it)."""
+rejection reasons (zlib is always there; ISA-L and libdeflate when the build found
+them): on good frames, hostile ones, seeded mutants with every size cap, every window size,
+and through the engine."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import pytest
 
 from fastfeed._inflate import BACKENDS, Inflater
 from fastfeed.errors import FastfeedError
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 SEED = 1234
 
@@ -83,3 +88,131 @@ def test_backend_buffer_never_exceeds_cap(backend: str) -> None:
         inf.inflate(zlib.compress(b"\x00" * (64 << 20)))
     assert inf.buffer_size <= (1 << 20) + 1
     assert inf.rejected == 1 and inf.frames == 1
+
+
+def _mutants(seed: int, n: int) -> list[tuple[bytes, int]]:
+    """Valid zlib streams (levels, window sizes, strategies; text, random and repetitive
+    data) with bit flips, cuts and appended bytes, each with a size cap around the output
+    size: the cap reached before, at or after a corruption."""
+    rng = random.Random(seed)
+    text = b'{"method":"depth.update","params":[false,{"asks":[["1.5","2"]],"bids":[]},"BTC_USDT"],"id":null}'
+    plains = [text, text * 3, text * 20, bytes(rng.getrandbits(8) for _ in range(300)), b"a" * 5000]
+    out = []
+    for _ in range(n):
+        t = rng.choice(plains)
+        co = zlib.compressobj(
+            rng.choice([0, 1, 6, 9]), zlib.DEFLATED, rng.choice([9, 12, 15]), 9, rng.choice([0, 1, 2, 3, 4])
+        )
+        z = bytearray(co.compress(t) + co.flush())
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            op = rng.random()
+            if op < 0.6 and z:
+                z[rng.randrange(len(z))] ^= 1 << rng.randrange(8)
+            elif op < 0.8 and z:
+                del z[rng.randrange(len(z)) :]
+            else:
+                z += bytes([rng.randrange(256)])
+        cap = max(1, rng.choice([1, 8, 50, 100, len(t) - 1, len(t), len(t) + 1, 1 << 20]))
+        out.append((bytes(z), cap))
+    return out
+
+
+#: The one known difference of each backend (docs/engine-semantics.md section 1): a stream
+#: zlib refuses with this message that the backend decodes (Adler-32 checked). ISA-L takes
+#: dynamic blocks whose distance code set is incomplete; libdeflate takes the reserved
+#: literal/length codes 286-287 of fixed-Huffman blocks.
+TOLERATED = {"isal": "invalid distances set", "libdeflate": "invalid literal/length code"}
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "zlib"])
+def test_backend_matches_zlib_on_mutants(backend: str) -> None:
+    """Differential fuzz (seeded, deterministic): every backend gives zlib's output or
+    zlib's rejection reason, whatever the cap, but for the one known difference above.
+    (Regressions: ISA-L and libdeflate write output past a bad symbol that zlib stops at,
+    so at the cap they said too_large, and libdeflate zlib_trailing, where zlib says
+    zlib_error.)"""
+    diffs = []
+    tolerated = 0
+    for seed in (SEED, SEED + 1):
+        for data, cap in _mutants(seed, 5000):
+            want = _outcome_cap("zlib", data, cap)
+            got = _outcome_cap(backend, data, cap)
+            if got == want:
+                continue
+            if got[0] == "ok" and _zlib_message(data) == TOLERATED.get(backend):
+                tolerated += 1
+                continue
+            diffs.append((data[:24], cap, got[0], want[0]))
+    assert not diffs, diffs[:5]
+    assert tolerated <= 10  # a rare class of hostile input, not a general laxity
+
+
+def _zlib_message(data: bytes) -> str:
+    try:
+        zlib.decompress(data)
+    except zlib.error as exc:
+        return str(exc).split(": ", 1)[-1]
+    return "ok"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wbits", [9, 10, 12, 15])
+def test_backend_window_sizes(backend: str, wbits: int) -> None:
+    """Streams made with every window size (header CINFO 1..7) inflate alike; headers
+    zlib refuses (CINFO 8+: a window over 32 KiB; a preset dictionary; bad check bits; not
+    deflate) are refused alike."""
+    text = b"window " * 5000
+    co = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    z = co.compress(text) + co.flush()
+    assert _outcome_cap(backend, z, 1 << 20) == ("ok", text)
+    cmf = (z[0] & 0x0F) | (8 << 4)  # CINFO 8: a 64 KiB window
+    for head in (
+        bytes([cmf, (31 - (cmf << 8) % 31) % 31]),
+        bytes([0x78, 0xBB]),  # FDICT set
+        bytes([0x78, 0x9D]),  # check bits wrong
+        bytes([0x77, (31 - (0x77 << 8) % 31) % 31]),
+    ):  # method 7
+        bad = head + z[2:]
+        assert _outcome_cap(backend, bad, 1 << 20) == _outcome_cap("zlib", bad, 1 << 20)
+        assert _outcome_cap("zlib", bad, 1 << 20)[0] == "zlib_error"
+
+
+def _outcome_cap(backend: str, data: bytes, cap: int) -> tuple[str, bytes]:
+    inf = Inflater(cap, backend=backend)
+    try:
+        return "ok", inf.inflate(data)
+    except FastfeedError as exc:
+        return exc.reason, b""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_on_engine_corpus(backend: str) -> None:
+    """Every backend inflates real frames (depth, trades, ticker; snapshots of 200 levels)
+    to the same engine state as zlib."""
+    import fastfeed
+
+    from helpers import assert_state_equal, depth_text, trade, trades_text
+
+    rng = random.Random(SEED)
+    frames = [
+        depth_text(
+            True,
+            "BTC_USDT",
+            asks=[[f"{100 + i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)],
+            bids=[[f"{99 - i / 100:.2f}", f"{rng.random():.4f}"] for i in range(200)],
+        )
+    ]
+    for i in range(300):
+        frames.append(
+            depth_text(
+                False, "BTC_USDT", asks=[[f"{100 + rng.randrange(300) / 100:.2f}", rng.choice(["0", "1.5"])]]
+            )
+        )
+        frames.append(trades_text(False, "BTC_USDT", [trade(1000 + i)]))
+    payloads = [zlib.compress(f.encode(), rng.choice([1, 6, 9])) for f in frames]
+    want = fastfeed.Engine(depth=200, inflate_backend="zlib")
+    got = fastfeed.Engine(depth=200, inflate_backend=backend)
+    want.feed_many(payloads)
+    got.feed_many(payloads)
+    assert got.inflate_backend == backend
+    assert_state_equal(got, want, backend)

@@ -8,14 +8,22 @@ import pytest
 
 from fastfeed.errors import ParseError, UnknownSymbol
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 
 def _depth(sym: str) -> bytes:
-    return b'{"method":"depth.update","params":[true,{"asks":[["1.5","1"]],"bids":[]},"%s"],"id":null}' % sym.encode()
+    return (
+        b'{"method":"depth.update","params":[true,{"asks":[["1.5","1"]],"bids":[]},"%s"],"id":null}'
+        % sym.encode()
+    )
 
 
 def _trades(sym: str, tid: int) -> bytes:
-    return (b'{"method":"trades.update","params":[false,[{"id":%d,"time":1,"price":"1","amount":"1",'
-            b'"type":"buy"}],"%s"],"id":null}' % (tid, sym.encode()))
+    return (
+        b'{"method":"trades.update","params":[false,[{"id":%d,"time":1,"price":"1","amount":"1",'
+        b'"type":"buy"}],"%s"],"id":null}' % (tid, sym.encode())
+    )
 
 
 def test_symbol_limit(engine_cls: Any) -> None:

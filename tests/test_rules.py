@@ -17,7 +17,11 @@ import pytest
 
 from fastfeed.errors import REJECT_REASONS, ParseError, TradesOverwritten, UnknownSymbol
 from fastfeed.layout import TRADE_DTYPE
+
 from helpers import A1, A2, A3, A4, depth_text, encode, levels, trade, trades_text
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 # --- live samples (docs/protocol.md, "Sample frames") ----------------------------------------
 
@@ -132,7 +136,9 @@ def test_snapshot_only_bids_clears_asks(engine_cls: Any, codec: str) -> None:
     assert_side(book.bids, [(5.0, 1.0)])
 
 
-@pytest.mark.parametrize("zero", ['"0"', '"0.00000000"', '"-0"', "0", "-0", "0.0", '"0e5"', '"-0.0E-3"', '"1e-400"'])
+@pytest.mark.parametrize(
+    "zero", ['"0"', '"0.00000000"', '"-0"', "0", "-0", "0.0", '"0e5"', '"-0.0E-3"', '"1e-400"']
+)
 def test_zero_amount_deletes(engine_cls: Any, codec: str, zero: str) -> None:
     eng = engine_cls()
     feed(eng, A2, codec)
@@ -175,8 +181,16 @@ def test_upsert_replaces_amount(engine_cls: Any, codec: str) -> None:
 def test_levels_applied_in_message_order(engine_cls: Any, codec: str) -> None:
     """The same price twice in one message: the later level wins (upsert then delete etc.)."""
     eng = engine_cls()
-    feed(eng, depth_text(False, "X", asks=[["10", "1"], ["10", "2"], ["11", "1"], ["11", "0"]],
-                         bids=[["5", "0"], ["5", "3"]]), codec)
+    feed(
+        eng,
+        depth_text(
+            False,
+            "X",
+            asks=[["10", "1"], ["10", "2"], ["11", "1"], ["11", "0"]],
+            bids=[["5", "0"], ["5", "3"]],
+        ),
+        codec,
+    )
     book = eng.book("X")
     assert_side(book.asks, [(10.0, 2.0)])
     assert_side(book.bids, [(5.0, 3.0)])
@@ -195,7 +209,9 @@ def test_trim_to_depth(engine_cls: Any, codec: str) -> None:
 
 def test_full_side_discard_and_drop_last(engine_cls: Any, codec: str) -> None:
     eng = engine_cls(depth=2)
-    feed(eng, depth_text(True, "S", asks=[["101", "1"], ["102", "1"]], bids=[["99", "1"], ["98", "1"]]), codec)
+    feed(
+        eng, depth_text(True, "S", asks=[["101", "1"], ["102", "1"]], bids=[["99", "1"], ["98", "1"]]), codec
+    )
     book = eng.book("S")
     # sorts after the last row of a full side: discarded
     feed(eng, depth_text(False, "S", asks=[["103", "1"]], bids=[["97", "1"]]), codec)
@@ -224,7 +240,9 @@ def test_depth_one(engine_cls: Any, codec: str) -> None:
 
 def test_crossing_bid_removes_asks(engine_cls: Any, codec: str) -> None:
     eng = engine_cls()
-    feed(eng, depth_text(True, "S", asks=[["101", "1"], ["102", "1"], ["103", "1"]], bids=[["99", "1"]]), codec)
+    feed(
+        eng, depth_text(True, "S", asks=[["101", "1"], ["102", "1"], ["103", "1"]], bids=[["99", "1"]]), codec
+    )
     feed(eng, depth_text(False, "S", bids=[["102", "5"]]), codec)
     book = eng.book("S")
     assert_side(book.asks, [(103.0, 1.0)])
@@ -234,7 +252,9 @@ def test_crossing_bid_removes_asks(engine_cls: Any, codec: str) -> None:
 
 def test_crossing_ask_removes_bids(engine_cls: Any, codec: str) -> None:
     eng = engine_cls()
-    feed(eng, depth_text(True, "S", asks=[["101", "1"]], bids=[["100", "1"], ["99", "1"], ["98", "1"]]), codec)
+    feed(
+        eng, depth_text(True, "S", asks=[["101", "1"]], bids=[["100", "1"], ["99", "1"], ["98", "1"]]), codec
+    )
     feed(eng, depth_text(False, "S", asks=[["98.5", "4"]]), codec)
     book = eng.book("S")
     assert_side(book.asks, [(98.5, 4.0), (101.0, 1.0)])
@@ -423,7 +443,9 @@ def test_long_decimals_equal_python_float(engine_cls: Any, text: str) -> None:
     assert math.isfinite(expected) and expected > 0
     toks = [json.dumps(text)] + ([text] if _is_json_number(text) else [])
     for tok in toks:
-        feed(eng, '{"method":"depth.update","params":[true,{"asks":[[%s,%s]]},"S"]}' % (tok, tok), "zlib-bytes")
+        feed(
+            eng, '{"method":"depth.update","params":[true,{"asks":[[%s,%s]]},"S"]}' % (tok, tok), "zlib-bytes"
+        )
         assert eng.book("S").asks.tolist() == [[expected, expected]]
         feed(eng, '{"method":"depth.update","params":[true,{"bids":[[%s,%s]]},"S"]}' % (tok, tok), "str")
         assert eng.book("S").bids.tolist() == [[expected, expected]]
@@ -456,7 +478,9 @@ def test_nesting_64_accepted(engine_cls: Any, codec: str) -> None:
     feed(eng, text, codec)
     assert eng.book("S").version == 1
     deep_obj = '{"a":' * 63 + "1" + "}" * 63
-    assert feed(eng, '{"result":%s,"id":1}' % deep_obj, codec) == json.loads('{"result":%s,"id":1}' % deep_obj)
+    assert feed(eng, '{"result":%s,"id":1}' % deep_obj, codec) == json.loads(
+        '{"result":%s,"id":1}' % deep_obj
+    )
 
 
 # --- trades rules ----------------------------------------------------------------------------
@@ -464,7 +488,11 @@ def test_nesting_64_accepted(engine_cls: Any, codec: str) -> None:
 
 def test_trades_stored_oldest_first(engine_cls: Any, codec: str) -> None:
     eng = engine_cls()
-    trades = [trade(5, "105", "0.5", "sell", 1005.25), trade(4, "104", "0.4", "buy", 1004), trade(3, "103", "0.3", "buy", "1003.5")]
+    trades = [
+        trade(5, "105", "0.5", "sell", 1005.25),
+        trade(4, "104", "0.4", "buy", 1004),
+        trade(3, "103", "0.3", "buy", "1003.5"),
+    ]
     feed(eng, trades_text(False, "S", trades), codec, recv_ns=42)
     assert ring_rows(eng) == [
         (3, 0, 1003.5, 42, 103.0, 0.3, 0, 1),
@@ -519,7 +547,11 @@ def test_trade_id_zero_and_first_trade(engine_cls: Any, codec: str) -> None:
     """hwm starts at -1, so id 0 is stored; -0 is the integer 0."""
     eng = engine_cls()
     feed(eng, trades_text(False, "A", [trade(0)]), codec)
-    feed(eng, '{"method":"trades.update","params":[false,[{"id":-0,"time":1,"price":"1","amount":"1","type":"buy"}],"B"]}', codec)
+    feed(
+        eng,
+        '{"method":"trades.update","params":[false,[{"id":-0,"time":1,"price":"1","amount":"1","type":"buy"}],"B"]}',
+        codec,
+    )
     assert [r[0] for r in ring_rows(eng)] == [0, 0]
     assert eng.stats["duplicate_trades"] == 0
 
@@ -627,28 +659,24 @@ NON_HOT = [
     ('{"method":null,"error":null,"result":1599999999,"id":5}', "reply"),
     ('{"error":null,"result":"pong","id":5234567890.1234567}', "reply"),
     (
-        '{"method":"ticker.update","params":[{"symbol":"BTC_USDT","open_24h":"6823.78","low_24h":"6700",'
-        '"base_volume_24h":"1","high_24h":"6999","last":"6855.12","quote_volume_24h":"2","best_bid":"6855.1",'
-        '"best_ask":"6855.2","best_bid_size":"0.1","best_ask_size":"0.2","change_24h":"0.46",'
-        '"timestamp":1586762545336}],"id":null}',
-        "ticker.update",
-    ),
-    ('{"method":"ticker.update","params":[[{"symbol":"BTC_USDT","last":"1"},{"symbol":"ETH_USDT","last":"2"}]],"id":null}', "ticker.update"),
-    ('{"method":"all_ticker.update","params":[{"symbol":"A_B","last":"1","timestamp":1}],"id":null}', "all_ticker.update"),
-    (
         '{"method":"order.update","params":[{"amount":"0.0001","filled":"0","id":"1d8e4c9a2b8f4a6e9c0f1e2d3c4b5a69",'
         '"mode":1,"notional":"","price":"9000","price_avg":"0","side":"buy","status":0,"symbol":"BTC_USDT",'
         '"timestamp":1585633640544,"type":"limit"}],"id":null}',
         "order.update",
     ),
-    ('{"method":"order_algo.update","params":[{"status":-2,"symbol":"BTC_USDT"}],"id":null}', "order_algo.update"),
-    ('{"method":"balance.update","params":[{"currency":"USDT","free":"99944652.8478545303601106","total":"1","used":"0"}],"id":null}', "balance.update"),
+    (
+        '{"method":"order_algo.update","params":[{"status":-2,"symbol":"BTC_USDT"}],"id":null}',
+        "order_algo.update",
+    ),
+    (
+        '{"method":"balance.update","params":[{"currency":"USDT","free":"99944652.8478545303601106","total":"1","used":"0"}],"id":null}',
+        "balance.update",
+    ),
     ('{"method":"foo.update","params":[1,2,3],"id":null}', "unknown"),
     ('{"method":"","params":[]}', "unknown"),
     ('{"method":"reply","id":1}', "unknown"),
     ('{"method":"Depth.update","params":[true,{},"S"]}', "unknown"),
     ('{"method":"depth.update ","params":5}', "unknown"),
-    ('{"method":"ticker.update"}', "ticker.update"),
     ("{}", "reply"),
     ('{"id":1,"id":2,"error":null}', "reply"),
     ('{"result":[1e400,-0.0,123456789012345678901234567890,"\\ud800"],"id":1}', "reply"),
@@ -702,22 +730,51 @@ def test_stats_shape(engine_cls: Any) -> None:
     eng = engine_cls()
     st = eng.stats
     assert set(st) == {
-        "frames", "bytes_in", "bytes_inflated", "messages", "rejects",
-        "crossed_levels_removed", "duplicate_trades", "dropped_trades", "out_of_order_trades",
+        "frames",
+        "bytes_in",
+        "bytes_inflated",
+        "messages",
+        "rejects",
+        "crossed_levels_removed",
+        "duplicate_trades",
+        "dropped_trades",
+        "out_of_order_trades",
         "drift",
+        "tickers",
     }
     assert st["messages"] == dict.fromkeys(
         [
-            "depth.update", "trades.update", "ticker.update", "all_ticker.update",
-            "order.update", "order_algo.update", "balance.update", "reply", "unknown",
+            "depth.update",
+            "trades.update",
+            "ticker.update",
+            "all_ticker.update",
+            "order.update",
+            "order_algo.update",
+            "balance.update",
+            "reply",
+            "unknown",
         ],
         0,
     )
     assert st["rejects"] == dict.fromkeys(REJECT_REASONS, 0)
-    assert all(st[k] == 0 for k in ("frames", "bytes_in", "bytes_inflated", "crossed_levels_removed",
-                                    "duplicate_trades", "out_of_order_trades"))
+    assert all(
+        st[k] == 0
+        for k in (
+            "frames",
+            "bytes_in",
+            "bytes_inflated",
+            "crossed_levels_removed",
+            "duplicate_trades",
+            "out_of_order_trades",
+        )
+    )
     assert st["dropped_trades"] == {"replayed": 0, "duplicate": 0}
     assert st["drift"] == {"checks": 0, "drifted": 0, "by_symbol": {}}
+    assert st["tickers"] == {
+        "records": 0,
+        "rejects": {"bad_shape": 0, "bad_symbol": 0, "bad_field": 0},
+        "dropped_symbols": 0,
+    }
 
 
 def test_stats_bytes(engine_cls: Any, codec: str) -> None:

@@ -12,13 +12,12 @@ import multiprocessing as mp
 import os
 import random
 import sys
-import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from test_equivalence import MAX_FRAME, make_payload, outcome
 
 from fastfeed.errors import (
     FastfeedError,
@@ -32,20 +31,14 @@ from fastfeed.errors import (
 )
 from fastfeed.layout import TRADE_DTYPE
 from fastfeed.reference import ReferenceEngine
-from fastfeed.shm import attach, book_checksum, list_segments, segment_path, unlink_segment
+from fastfeed.shm import attach, book_checksum, list_segments, segment_path
+
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
-from test_equivalence import MAX_FRAME, make_payload, outcome
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm")
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
+pytestmark = [
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
+]
 
 
 def Engine(**kw: Any) -> Any:
@@ -71,8 +64,12 @@ def test_books_and_ring_live_in_shared_memory(shm_name: str) -> None:
         assert eng.shm_name == shm_name
         assert os.path.exists(segment_path(shm_name))
         assert shm_name in list_segments()
-        eng.feed(depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"]]), recv_ns=5)
-        eng.feed(trades_text(False, "ETH_USDT", [trade(2, "7", "1", "sell"), trade(1, "6", "2", "buy")]), recv_ns=6)
+        eng.feed(
+            depth_text(True, "btc_usdt", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"]]), recv_ns=5
+        )
+        eng.feed(
+            trades_text(False, "ETH_USDT", [trade(2, "7", "1", "sell"), trade(1, "6", "2", "buy")]), recv_ns=6
+        )
         book = eng.book("BTC_USDT")
         assert book.shared and eng.trades.shared
         with attach(shm_name) as r:
@@ -187,7 +184,7 @@ def test_views_stay_valid_after_close(shm_name: str) -> None:
     del r
     gc.collect()
     assert live.tolist() == [[2.0, 1.0]] == wview.tolist()
-    eng.feed(depth_text(True, "A", bids=[["3", "1"]]))     # the engine keeps working
+    eng.feed(depth_text(True, "A", bids=[["3", "1"]]))  # the engine keeps working
     assert eng.book("A").bids.tolist() == [[3.0, 1.0]]
 
 
@@ -219,7 +216,7 @@ def test_second_writer_is_refused(shm_name: str) -> None:
             Engine(shm_name=shm_name)
         eng.feed(depth_text(True, "A", bids=[["1", "1"]]))
         with attach(shm_name) as r:
-            assert r.book("A").best_bid == 1.0       # the first writer's segment is intact
+            assert r.book("A").best_bid == 1.0  # the first writer's segment is intact
 
 
 @pytest.mark.parametrize("max_symbols", [None, 5])
@@ -243,10 +240,10 @@ def test_symbol_slots_are_bounded(shm_name: str, max_symbols: int | None) -> Non
         assert stats["messages"] == before["messages"]
         assert eng.trades.count == 1 and set(eng.books) == {"A"}
         with pytest.raises(ShmFull):
-            eng.book("D", create=True)                  # an API call: raised, not a frame rejection
+            eng.book("D", create=True)  # an API call: raised, not a frame rejection
         assert eng.stats["rejects"]["shm_full"] == 3
         assert eng.symbols == ["A", "B"]
-        eng.feed(depth_text(False, "A", bids=[["2", "1"]]))    # known symbols still work
+        eng.feed(depth_text(False, "A", bids=[["2", "1"]]))  # known symbols still work
         with attach(shm_name) as r:
             assert r.symbols == ["A", "B"] and r.book("A").best_bid == 2.0
 
@@ -313,16 +310,16 @@ def test_trade_windows_detect_overwrites(shm_name: str) -> None:
             eng.feed(trades_text(False, "A", [trade(i, str(i), "1")]), recv_ns=i)
         assert t.count == 20 and len(t) == 8
         snap = t.snapshot()
-        assert snap["seq"].tolist() == list(range(13, 20))        # capacity - 1 records
+        assert snap["seq"].tolist() == list(range(13, 20))  # capacity - 1 records
         assert snap["id"].tolist() == list(range(14, 21))
         assert t.snapshot(3)["seq"].tolist() == [17, 18, 19]
         assert t.snapshot_since(15)["seq"].tolist() == [15, 16, 17, 18, 19]
         assert len(t.snapshot_since(20)) == 0
         with pytest.raises(TradesOverwritten):
-            t.snapshot_since(12)                 # only 13.. can be read consistently
+            t.snapshot_since(12)  # only 13.. can be read consistently
         with pytest.raises(TradesOverwritten):
             t.since(11)
-        assert t.since(12)["seq"].tolist() == list(range(12, 20))   # zero-copy: all 8 held
+        assert t.since(12)["seq"].tolist() == list(range(12, 20))  # zero-copy: all 8 held
         assert t.snapshot().dtype == TRADE_DTYPE
         with pytest.raises(ValueError):
             t.snapshot_since(-1)
@@ -359,9 +356,9 @@ def test_stale_segment_of_a_crashed_writer(shm_name: str) -> None:
     with pytest.raises(ShmStale, match=f"pid {pid}"):
         attach(shm_name)
     old = attach(shm_name, allow_stale=True)
-    assert old.book("A").snapshot()[0].tolist() == [[5.0, 1.0]]       # frozen, readable
+    assert old.book("A").snapshot()[0].tolist() == [[5.0, 1.0]]  # frozen, readable
     assert not old.writer_alive and old.state == "ready"
-    with Engine(depth=4, shm_name=shm_name) as eng:             # detected and recreated
+    with Engine(depth=4, shm_name=shm_name) as eng:  # detected and recreated
         assert old.state == "stale"
         eng.feed(depth_text(True, "B", bids=[["7", "1"]]))
         with attach(shm_name) as r:
@@ -375,7 +372,7 @@ def test_forked_child_does_not_unlink(shm_name: str) -> None:
     with Engine(shm_name=shm_name) as eng:
         eng.feed(depth_text(True, "A", bids=[["1", "1"]]))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork with threads
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
             pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
@@ -417,4 +414,4 @@ def test_shm_hot_path_zero_allocations(shm_name: str) -> None:
         finally:
             _gc.enable()
         assert after - before - (b1 - b0) == 0
-        assert eng.stats["rejects"] == {k: 0 for k in eng.stats["rejects"]}
+        assert eng.stats["rejects"] == dict.fromkeys(eng.stats["rejects"], 0)

@@ -16,18 +16,21 @@ import pickle
 import signal
 import struct
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 from fastfeed.errors import ShmCorrupt, ShmLayoutError
-from fastfeed.shm import attach, segment_path, unlink_segment
+from fastfeed.shm import attach, segment_path
+
 from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm")
+pytestmark = [
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
+]
 
 MAGIC = 0x0031764D48534646
 READY = 1
@@ -60,21 +63,14 @@ def _layout(depth: int, slots: int, ring: int) -> tuple[int, int, int, int, int]
     docs/shm-and-exports.md: 512-byte header, 64-byte symbol slots, per book a 64-byte
     header and 2 x depth x 16 bytes of rows, 2 x ring x 56-byte trades; regions 64-byte
     aligned, the total a multiple of 4096."""
+
     def up(n: int, a: int) -> int:
         return -(-n // a) * a
+
     books = up(512 + 64 * slots, 64)
     stride = up(64 + 32 * depth, 64)
     ring_off = up(books + slots * stride, 64)
     return 512, books, stride, ring_off, up(ring_off + 2 * ring * 56, 4096)
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-hostile-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
 
 
 def put(buf: bytearray, field: str, value: int) -> None:
@@ -82,23 +78,44 @@ def put(buf: bytearray, field: str, value: int) -> None:
     struct.pack_into(fmt, buf, off, value)
 
 
-def image(symbols: tuple[str, ...] = ("A_USDT",), *, g_depth: int = DEPTH, g_slots: int = SLOTS,
-          g_ring: int = RING, **fields: int) -> bytearray:
+def image(
+    symbols: tuple[str, ...] = ("A_USDT",),
+    *,
+    g_depth: int = DEPTH,
+    g_slots: int = SLOTS,
+    g_ring: int = RING,
+    **fields: int,
+) -> bytearray:
     """A segment file as a writer of this version lays it out (``fastfeed/_shm.pyx``) for
     the geometry ``g_*``, with ``fields`` of the header overridden afterwards."""
     depth, slots, ring = g_depth, g_slots, g_ring
     symtab, books, stride, ring_off, total = _layout(depth, slots, ring)
     buf = bytearray(total)
-    for k, v in dict(magic=MAGIC, layout=1, header_size=512, state=READY, flags=0,
-                     writer_pid=os.getpid(), writer_start=0, create_ns=1, total_size=total,
-                     depth=depth, max_symbols=slots, ring_capacity=ring, symtab_off=symtab,
-                     books_off=books, book_stride=stride, ring_off=ring_off,
-                     n_symbols=len(symbols), trade_count=0).items():
+    for k, v in dict(
+        magic=MAGIC,
+        layout=1,
+        header_size=512,
+        state=READY,
+        flags=0,
+        writer_pid=os.getpid(),
+        writer_start=0,
+        create_ns=1,
+        total_size=total,
+        depth=depth,
+        max_symbols=slots,
+        ring_capacity=ring,
+        symtab_off=symtab,
+        books_off=books,
+        book_stride=stride,
+        ring_off=ring_off,
+        n_symbols=len(symbols),
+        trade_count=0,
+    ).items():
         put(buf, k, v)
     for i, s in enumerate(symbols):
         raw = s.encode("latin-1")
         struct.pack_into("<I", buf, symtab + 64 * i, len(raw))
-        buf[symtab + 64 * i + 8: symtab + 64 * i + 8 + len(raw)] = raw
+        buf[symtab + 64 * i + 8 : symtab + 64 * i + 8 + len(raw)] = raw
     for k, v in fields.items():
         put(buf, k, v)
     return buf
@@ -124,7 +141,7 @@ def isolated(fn: Callable[[], Any]) -> tuple[str, Any]:
         try:
             try:
                 out: tuple[str, Any] = ("ok", fn())
-            except BaseException as exc:   # noqa: BLE001 - reported to the parent
+            except BaseException as exc:
                 out = ("raised", (type(exc).__name__, getattr(exc, "reason", None), str(exc)))
             with os.fdopen(w, "wb") as f:
                 pickle.dump(out, f)
@@ -142,6 +159,7 @@ def isolated(fn: Callable[[], Any]) -> tuple[str, Any]:
 
 def attach_and_read(name: str) -> Callable[[], Any]:
     """Attach and touch everything a user would: symbols, books, trades."""
+
     def probe() -> Any:
         r = attach(name, timeout=0.05)
         out = [r.symbols]
@@ -151,6 +169,7 @@ def attach_and_read(name: str) -> Callable[[], Any]:
         out.append(r.trades.snapshot().tolist())
         out.append(r.trades.latest().tolist())
         return out
+
     return probe
 
 
@@ -181,8 +200,9 @@ def test_4k_file_claiming_a_million_symbols(shm_name: str) -> None:
     assert_layout_error(isolated(attach_and_read(shm_name)), "do not match its geometry")
     # also with offsets and size that agree with the claim (only the file is too short)
     symtab, books, stride, ring_off, total = _layout(DEPTH, 1_000_000, RING)
-    for k, v in dict(symtab_off=symtab, books_off=books, book_stride=stride, ring_off=ring_off,
-                     total_size=total).items():
+    for k, v in dict(
+        symtab_off=symtab, books_off=books, book_stride=stride, ring_off=ring_off, total_size=total
+    ).items():
         put(buf, k, v)
     write(shm_name, buf)
     assert_layout_error(isolated(attach_and_read(shm_name)), "the file has 4096 bytes")
@@ -201,15 +221,15 @@ def test_4k_file_claiming_a_million_symbols(shm_name: str) -> None:
         ({"ring_capacity": 0}, "ring_capacity 0 is not a power of two"),
         ({"ring_capacity": -8}, "ring_capacity -8 is not a power of two"),
         ({"ring_capacity": 1 << 62}, "is not a power of two between"),
-        ({"depth": DEPTH * 2}, "do not match its geometry"),          # rows would overrun
+        ({"depth": DEPTH * 2}, "do not match its geometry"),  # rows would overrun
         ({"max_symbols": SLOTS + 1}, "do not match its geometry"),
         ({"ring_capacity": RING * 64}, "do not match its geometry"),
-        ({"books_off": 1 << 40}, "do not match its geometry"),        # offsets beyond size
-        ({"ring_off": 2 ** 64 - 64}, "do not match its geometry"),
+        ({"books_off": 1 << 40}, "do not match its geometry"),  # offsets beyond size
+        ({"ring_off": 2**64 - 64}, "do not match its geometry"),
         ({"book_stride": 8}, "do not match its geometry"),
         ({"symtab_off": 64}, "do not match its geometry"),
         ({"total_size": 1 << 50}, "do not match its geometry"),
-        ({"writer_pid": 1 << 40}, "is not a process id"),             # was an OverflowError
+        ({"writer_pid": 1 << 40}, "is not a process id"),  # was an OverflowError
         ({"writer_pid": -1}, "is not a process id"),
         ({"state": 9}, "unknown state 9"),
         ({"flags": 0x80}, "unknown flags 0x80"),
@@ -242,9 +262,11 @@ def test_file_shorter_than_a_header(shm_name: str) -> None:
 
 @pytest.mark.parametrize(
     ("n_symbols", "match"),
-    [(SLOTS + 1, f"n_symbols {SLOTS + 1} is not between 0 and max_symbols {SLOTS}"),
-     (-1, "n_symbols -1 is not between"),
-     (1 << 62, "is not between 0 and max_symbols")],
+    [
+        (SLOTS + 1, f"n_symbols {SLOTS + 1} is not between 0 and max_symbols {SLOTS}"),
+        (-1, "n_symbols -1 is not between"),
+        (1 << 62, "is not between 0 and max_symbols"),
+    ],
 )
 def test_symbol_count_beyond_the_slots(shm_name: str, n_symbols: int, match: str) -> None:
     write(shm_name, image(n_symbols=n_symbols))
@@ -253,16 +275,20 @@ def test_symbol_count_beyond_the_slots(shm_name: str, n_symbols: int, match: str
 
 @pytest.mark.parametrize(
     ("length", "name", "match"),
-    [(0, b"", "name length of 0"), (33, b"A" * 33, "name length of 33"),
-     (57, b"A" * 56, "name length of 57"), (2**32 - 1, b"A", "name length of 4294967295"),
-     (3, b"\xff\xfeA", "is not ASCII")],
+    [
+        (0, b"", "name length of 0"),
+        (33, b"A" * 33, "name length of 33"),
+        (57, b"A" * 56, "name length of 57"),
+        (2**32 - 1, b"A", "name length of 4294967295"),
+        (3, b"\xff\xfeA", "is not ASCII"),
+    ],
 )
 def test_bad_symbol_names(shm_name: str, length: int, name: bytes, match: str) -> None:
     buf = image(("OK",) * 1)
     symtab = _layout(DEPTH, SLOTS, RING)[0]
     put(buf, "n_symbols", 2)
     struct.pack_into("<I", buf, symtab + 64, length)
-    buf[symtab + 64 + 8: symtab + 64 + 8 + len(name)] = name
+    buf[symtab + 64 + 8 : symtab + 64 + 8 + len(name)] = name
     write(shm_name, buf)
     assert_layout_error(isolated(attach_and_read(shm_name)), match, ShmCorrupt)
 
@@ -272,21 +298,33 @@ def test_duplicate_symbol_names(shm_name: str) -> None:
     assert_layout_error(isolated(attach_and_read(shm_name)), "symbol 'A' appears twice", ShmCorrupt)
 
 
-@pytest.mark.parametrize(("n_bids", "n_asks"), [(DEPTH + 1, 0), (0, DEPTH + 1), (1 << 62, 1),
-                                                (-1, 0), (0, -(1 << 62))])
+@pytest.mark.parametrize(
+    ("n_bids", "n_asks"), [(DEPTH + 1, 0), (0, DEPTH + 1), (1 << 62, 1), (-1, 0), (0, -(1 << 62))]
+)
 def test_book_row_counts_beyond_depth(shm_name: str, n_bids: int, n_asks: int) -> None:
     """A corrupt row count is a typed error for every read path, never a memcpy of it."""
     buf = image()
     off = book_at(0)
-    struct.pack_into("<Qqqq", buf, off, 2, n_bids, n_asks, 1)       # seq even, counts, version
+    struct.pack_into("<Qqqq", buf, off, 2, n_bids, n_asks, 1)  # seq even, counts, version
     write(shm_name, buf)
 
     def probe() -> Any:
         b = attach(shm_name).book("A_USDT")
         b.max_retries = 5
         out = []
-        for what in ("snapshot", "read", "read_into", "bids", "asks", "n_bids", "n_asks",
-                     "best_bid", "best_ask", "len", "to_pandas"):
+        for what in (
+            "snapshot",
+            "read",
+            "read_into",
+            "bids",
+            "asks",
+            "n_bids",
+            "n_asks",
+            "best_bid",
+            "best_ask",
+            "len",
+            "to_pandas",
+        ):
             try:
                 if what == "read_into":
                     b.read_into(np.empty((DEPTH, 2)), np.empty((DEPTH, 2)))
@@ -319,8 +357,15 @@ def test_negative_trade_count(shm_name: str, count: int) -> None:
     def probe() -> Any:
         t = attach(shm_name).trades
         out = []
-        for call in (lambda: t.count, lambda: len(t), lambda: t.latest(), lambda: t.since(0),
-                     lambda: t.snapshot(), lambda: t.snapshot_since(0), lambda: t.to_pandas()):
+        for call in (
+            lambda: t.count,
+            lambda: len(t),
+            lambda: t.latest(),
+            lambda: t.since(0),
+            lambda: t.snapshot(),
+            lambda: t.snapshot_since(0),
+            lambda: t.to_pandas(),
+        ):
             try:
                 call()
                 out.append("no error")
@@ -348,25 +393,24 @@ def test_huge_trade_count_stays_in_the_ring(shm_name: str) -> None:
 def test_layout_fields_are_read_once(shm_name: str) -> None:
     """A process that rewrites the header's geometry after attach redirects neither the
     reader nor the writer: both keep the layout they validated/created."""
-    eng = compiled_engine_cls()(depth=DEPTH, trade_capacity=RING, shm_name=shm_name,
-                                shm_max_symbols=SLOTS)
+    eng = compiled_engine_cls()(depth=DEPTH, trade_capacity=RING, shm_name=shm_name, shm_max_symbols=SLOTS)
     try:
         eng.feed(depth_text(True, "A", bids=[["1", "2"]]))
         r = attach(shm_name)
         assert r.book("A").snapshot()[0].tolist() == [[1.0, 2.0]]
         mm = np.memmap(segment_path(shm_name), dtype="<u8", mode="r+", shape=(16,))
-        mm[7] = 1 << 40          # depth
-        mm[8] = 1 << 40          # max_symbols
-        mm[9] = 1 << 40          # ring_capacity
-        mm[10] = 0               # symtab_off
-        mm[11] = 1 << 40         # books_off
-        mm[12] = 1 << 40         # book_stride
-        mm[13] = 1 << 40         # ring_off
+        mm[7] = 1 << 40  # depth
+        mm[8] = 1 << 40  # max_symbols
+        mm[9] = 1 << 40  # ring_capacity
+        mm[10] = 0  # symtab_off
+        mm[11] = 1 << 40  # books_off
+        mm[12] = 1 << 40  # book_stride
+        mm[13] = 1 << 40  # ring_off
         mm.flush()
         del mm
-        eng.feed(depth_text(True, "B", bids=[["3", "4"]]))         # writer: cached layout
+        eng.feed(depth_text(True, "B", bids=[["3", "4"]]))  # writer: cached layout
         eng.feed(trades_text(False, "B", [trade(1, "5", "1")]))
-        assert r.symbols == ["A", "B"]                              # reader: cached layout
+        assert r.symbols == ["A", "B"]  # reader: cached layout
         assert r.book("B").snapshot()[0].tolist() == [[3.0, 4.0]]
         assert r.trades.snapshot()["price"].tolist() == [5.0]
         r.close()
@@ -383,7 +427,7 @@ def test_symbol_count_changed_after_attach(shm_name: str) -> None:
         out = [r.symbols]
         mm = np.memmap(segment_path(shm_name), dtype="<i8", mode="r+", shape=(64,))
         for bad in (SLOTS + 1, 1, -7):
-            mm[16] = bad                                           # n_symbols
+            mm[16] = bad  # n_symbols
             mm.flush()
             try:
                 r.symbols
@@ -410,7 +454,7 @@ def test_trade_count_going_back(shm_name: str) -> None:
         t = attach(shm_name).trades
         first = t.count
         mm = np.memmap(segment_path(shm_name), dtype="<i8", mode="r+", shape=(64,))
-        mm[24] = 3                                                  # trade_count
+        mm[24] = 3  # trade_count
         mm.flush()
         try:
             t.snapshot()
@@ -437,7 +481,7 @@ def test_truncated_after_attach(shm_name: str) -> None:
         r = attach(shm_name)
         out: list[Any] = [r.symbols]
         mm = np.memmap(segment_path(shm_name), dtype="<i8", mode="r+", shape=(64,))
-        mm[16] = 2                                                  # B is published
+        mm[16] = 2  # B is published
         mm.flush()
         del mm
         os.truncate(segment_path(shm_name), 4096)
@@ -459,8 +503,10 @@ def test_truncated_after_attach(shm_name: str) -> None:
 # --- the writer meeting a damaged segment under its name --------------------------------
 
 
-@pytest.mark.parametrize("fields", [{"writer_pid": 1 << 40}, {"writer_pid": -3},
-                                    {"writer_pid": 0, "depth": -1, "max_symbols": 1 << 62}])
+@pytest.mark.parametrize(
+    "fields",
+    [{"writer_pid": 1 << 40}, {"writer_pid": -3}, {"writer_pid": 0, "depth": -1, "max_symbols": 1 << 62}],
+)
 def test_writer_replaces_a_damaged_stale_segment(shm_name: str, fields: dict[str, int]) -> None:
     write(shm_name, image(**fields))
 
@@ -475,9 +521,11 @@ def test_writer_replaces_a_damaged_stale_segment(shm_name: str, fields: dict[str
 
 def test_writer_geometry_is_bounded(shm_name: str) -> None:
     Engine = compiled_engine_cls()
-    for kw, match in (({"depth": (1 << 20) + 1}, "depth 1048577 is not between 1 and 1048576"),
-                      ({"shm_max_symbols": 0}, "max_symbols must be >= 1"),
-                      ({"shm_max_symbols": (1 << 20) + 1}, "max_symbols 1048577")):
+    for kw, match in (
+        ({"depth": (1 << 20) + 1}, "depth 1048577 is not between 1 and 1048576"),
+        ({"shm_max_symbols": 0}, "max_symbols must be >= 1"),
+        ({"shm_max_symbols": (1 << 20) + 1}, "max_symbols 1048577"),
+    ):
         with pytest.raises(ValueError, match=match):
             Engine(shm_name=shm_name, **kw)
         assert not os.path.exists(segment_path(shm_name))

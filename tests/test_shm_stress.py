@@ -36,6 +36,7 @@ from fastfeed.shm import unlink_segment
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.native,  # reaches compiled code: part of CI's debug and ASan runs
     pytest.mark.skipif(sys.platform != "linux", reason="POSIX shm under /dev/shm"),
 ]
 
@@ -43,11 +44,11 @@ DEPTH = 64
 SYMBOLS = ["S0_USDT", "S1_USDT", "S2_USDT"]
 WRITE_SECONDS = 3.0
 READERS = 3
-HANG_GUARD = 300.0          # seconds; a hang guard, not a timing verdict
+HANG_GUARD = 300.0  # seconds; a hang guard, not a timing verdict
 MIN_MESSAGES = 20_000
-MIN_SNAPSHOTS = 300         # per reader: book snapshots,
-MIN_TRADE_SNAPSHOTS = 100   # trade windows,
-MIN_VERSIONS = 20           # distinct versions seen per book
+MIN_SNAPSHOTS = 300  # per reader: book snapshots,
+MIN_TRADE_SNAPSHOTS = 100  # trade windows,
+MIN_VERSIONS = 20  # distinct versions seen per book
 
 
 def trade_fields(tid: int) -> tuple[float, float, int, float]:
@@ -64,17 +65,25 @@ def depth_payloads(n: int, seed: int) -> list[bytes]:
         if rng.random() < 0.04:
             lv = {
                 "asks": [[f"{100 + 0.01 * k:.2f}", f"{rng.randint(1, 99) / 10}"] for k in range(1, 81)],
-                "bids": [[f"{100 - 0.01 * k:.2f}", f"{rng.randint(1, 99) / 10}"] for k in range(0, 80)],
+                "bids": [[f"{100 - 0.01 * k:.2f}", f"{rng.randint(1, 99) / 10}"] for k in range(80)],
             }
             rng.shuffle(lv["asks"])
             out.append(json.dumps({"method": "depth.update", "params": [True, lv, sym], "id": None}).encode())
         else:
+
             def side(lo: int, hi: int) -> list[list[str]]:
-                return [[f"{100 + 0.01 * rng.randint(lo, hi):.2f}",
-                         "0" if rng.random() < 0.3 else f"{rng.randint(1, 99) / 10}"]
-                        for _ in range(rng.randint(0, 8))]
-            lv = {"asks": side(-5, 90), "bids": side(-90, 5)}      # overlapping: crossings
-            out.append(json.dumps({"method": "depth.update", "params": [False, lv, sym], "id": None}).encode())
+                return [
+                    [
+                        f"{100 + 0.01 * rng.randint(lo, hi):.2f}",
+                        "0" if rng.random() < 0.3 else f"{rng.randint(1, 99) / 10}",
+                    ]
+                    for _ in range(rng.randint(0, 8))
+                ]
+
+            lv = {"asks": side(-5, 90), "bids": side(-90, 5)}  # overlapping: crossings
+            out.append(
+                json.dumps({"method": "depth.update", "params": [False, lv, sym], "id": None}).encode()
+            )
     return out
 
 
@@ -83,10 +92,14 @@ def trade_payload(tid: int) -> bytes:
     objs = []
     for t in (tid, tid - 1):
         price, amount, side, _ = trade_fields(t)
-        objs.append('{"id":%d,"time":%d,"price":"%.2f","amount":"%d","type":"%s"}'
-                    % (t, t, price, amount, "buy" if side > 0 else "sell"))
+        objs.append(
+            '{"id":%d,"time":%d,"price":"%.2f","amount":"%d","type":"%s"}'
+            % (t, t, price, amount, "buy" if side > 0 else "sell")
+        )
     sym = SYMBOLS[tid % len(SYMBOLS)]
-    return ('{"method":"trades.update","params":[false,[%s],"%s"],"id":null}' % (",".join(objs), sym)).encode()
+    return (
+        '{"method":"trades.update","params":[false,[%s],"%s"],"id":null}' % (",".join(objs), sym)
+    ).encode()
 
 
 def writer_main(name: str, seconds: float, conn: Any, go: Any, satisfied: Any) -> None:
@@ -95,9 +108,12 @@ def writer_main(name: str, seconds: float, conn: Any, go: Any, satisfied: Any) -
     payloads = depth_payloads(12_000, seed=7)
     eng = fastfeed.Engine(depth=DEPTH, trade_capacity=256, shm_name=name, shm_checksum=True)
     try:
-        for s in SYMBOLS:        # publish every book before the readers attach
-            eng.feed(json.dumps({"method": "depth.update", "id": None,
-                                 "params": [True, {"bids": [["1", "1"]]}, s]}))
+        for s in SYMBOLS:  # publish every book before the readers attach
+            eng.feed(
+                json.dumps(
+                    {"method": "depth.update", "id": None, "params": [True, {"bids": [["1", "1"]]}, s]}
+                )
+            )
         conn.send("ready")
         if not go.wait(HANG_GUARD):
             return
@@ -107,8 +123,8 @@ def writer_main(name: str, seconds: float, conn: Any, go: Any, satisfied: Any) -
         start = time.monotonic()
         end = start + seconds
         while time.monotonic() < end or (
-                (n < MIN_MESSAGES or not all(satisfied[:]))
-                and time.monotonic() < start + HANG_GUARD):
+            (n < MIN_MESSAGES or not all(satisfied[:])) and time.monotonic() < start + HANG_GUARD
+        ):
             for k in range(0, len(payloads), 3):
                 feed(payloads[k])
                 feed(payloads[k + 1])
@@ -116,8 +132,9 @@ def writer_main(name: str, seconds: float, conn: Any, go: Any, satisfied: Any) -
                 tid += 2
                 feed(trade_payload(tid))
             n += len(payloads) + len(payloads) // 3
-        conn.send({"messages": n, "versions": {s: eng.book(s).version for s in SYMBOLS},
-                   "trades": eng.trades.count})
+        conn.send(
+            {"messages": n, "versions": {s: eng.book(s).version for s in SYMBOLS}, "trades": eng.trades.count}
+        )
     finally:
         eng.close()
         conn.close()
@@ -135,7 +152,7 @@ def reader_main(name: str, deadline_s: float, conn: Any, satisfied: Any, me: int
         if len(violations) < 20:
             violations.append(msg)
 
-    last_version = {s: -1 for s in SYMBOLS}
+    last_version = dict.fromkeys(SYMBOLS, -1)
     versions_seen = {s: set() for s in SYMBOLS}
     retries = 0
     with attach(name) as r:
@@ -190,15 +207,24 @@ def reader_main(name: str, deadline_s: float, conn: Any, satisfied: Any, me: int
                     if (price, amount, side, t) != trade_fields(tid):
                         bad(f"trades: torn record {rec}")
             if not satisfied[me] and (
-                    snaps >= MIN_SNAPSHOTS and trade_snaps >= MIN_TRADE_SNAPSHOTS
-                    and all(len(v) >= MIN_VERSIONS for v in versions_seen.values())):
+                snaps >= MIN_SNAPSHOTS
+                and trade_snaps >= MIN_TRADE_SNAPSHOTS
+                and all(len(v) >= MIN_VERSIONS for v in versions_seen.values())
+            ):
                 satisfied[me] = 1
             if final or time.monotonic() > deadline:
                 break
             final = closed
         retries = sum(b.retries for b in books.values())
-    conn.send({"violations": violations, "snapshots": snaps, "trade_snapshots": trade_snaps,
-               "versions_seen": {s: len(v) for s, v in versions_seen.items()}, "retries": retries})
+    conn.send(
+        {
+            "violations": violations,
+            "snapshots": snaps,
+            "trade_snapshots": trade_snaps,
+            "versions_seen": {s: len(v) for s, v in versions_seen.items()},
+            "retries": retries,
+        }
+    )
     conn.close()
 
 
@@ -212,8 +238,9 @@ def test_readers_never_see_an_inconsistent_book() -> None:
     try:
         wrecv, wsend = ctx.Pipe(duplex=False)
         conns += [wrecv, wsend]
-        writer = ctx.Process(target=writer_main, args=(name, WRITE_SECONDS, wsend, go, satisfied),
-                             name="shm-writer")
+        writer = ctx.Process(
+            target=writer_main, args=(name, WRITE_SECONDS, wsend, go, satisfied), name="shm-writer"
+        )
         writer.start()
         procs.append(writer)
         wsend.close()
@@ -223,8 +250,9 @@ def test_readers_never_see_an_inconsistent_book() -> None:
         for i in range(READERS):
             rrecv, rsend = ctx.Pipe(duplex=False)
             conns += [rrecv, rsend]
-            p = ctx.Process(target=reader_main, args=(name, 2 * HANG_GUARD, rsend, satisfied, i),
-                            name=f"shm-reader-{i}")
+            p = ctx.Process(
+                target=reader_main, args=(name, 2 * HANG_GUARD, rsend, satisfied, i), name=f"shm-reader-{i}"
+            )
             p.start()
             rsend.close()
             procs.append(p)
@@ -252,8 +280,10 @@ def test_readers_never_see_an_inconsistent_book() -> None:
         unlink_segment(name)
     print(f"writer: {wstats}")
     for i, res in enumerate(results):
-        print(f"reader {i}: snapshots {res['snapshots']} trade windows {res['trade_snapshots']} "
-              f"retries {res['retries']} versions seen {res['versions_seen']}")
+        print(
+            f"reader {i}: snapshots {res['snapshots']} trade windows {res['trade_snapshots']} "
+            f"retries {res['retries']} versions seen {res['versions_seen']}"
+        )
     assert wstats["messages"] >= MIN_MESSAGES
     for res in results:
         assert res["violations"] == [], res["violations"]

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import compiled_engine_cls, depth_text, trade, trades_text
 
 import fastfeed
 from fastfeed import events as E
@@ -34,6 +33,11 @@ from fastfeed.sinks import (
     Sink,
     push_symbols,
 )
+
+from helpers import compiled_engine_cls, depth_text, trade, trades_text
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 SYMS = ["BTC_USDT", "ETH_USDT"]
 
@@ -57,8 +61,10 @@ async def until(cond: Callable[[], bool], what: str, guard: float = 60.0) -> Non
 
 def dict_book(books: E.DictBooks, idx: int) -> tuple[list[list[float]], list[list[float]]]:
     bids, asks = books.get(idx, ({}, {}))
-    return ([[p, q] for p, q in sorted(bids.items(), reverse=True)],
-            [[p, q] for p, q in sorted(asks.items())])
+    return (
+        [[p, q] for p, q in sorted(bids.items(), reverse=True)],
+        [[p, q] for p, q in sorted(asks.items())],
+    )
 
 
 # --- engine: frame ids, last frame, snapshot rows ----------------------------------------------
@@ -68,7 +74,7 @@ def test_rows_carry_their_frame_id() -> None:
     eng = compiled_engine_cls()(depth=5, event_log=64)
     eng.feed(depth_text(True, "X", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"]]), recv_ns=1)
     with pytest.raises(FastfeedError):
-        eng.feed(b"\x00not zlib", recv_ns=2)           # a rejected frame still takes an id
+        eng.feed(b"\x00not zlib", recv_ns=2)  # a rejected frame still takes an id
     eng.feed(depth_text(False, "X", asks=[["102", "1"]], bids=[["98", "1"]]), recv_ns=3)
     eng.feed(trades_text(False, "Y", [trade(7), trade(6)]), recv_ns=4)
     rows = eng.events.latest()
@@ -76,7 +82,7 @@ def test_rows_carry_their_frame_id() -> None:
     assert eng.frames == 4
     n0 = eng.events.count
     eng.reset_books()
-    assert E.frame_ids(eng.events.since(n0)).tolist() == [0]   # outside any frame
+    assert E.frame_ids(eng.events.since(n0)).tolist() == [0]  # outside any frame
     eng.feed(depth_text(True, "X", asks=[["1", "1"]]), recv_ns=5)
     assert E.frame_ids(eng.events.latest(3)).tolist() == [0, 5, 5]  # the clear row is the frame's
     assert rows.dtype == E.EVENT_DTYPE and E.EVENT_DTYPE.itemsize == 64  # hftbacktest's layout
@@ -106,16 +112,19 @@ def test_method_codes_agree_with_the_compiled_parser() -> None:
     from fastfeed.sinks import KIND_NAMES
 
     assert {n: i for i, n in enumerate(METHOD_NAMES)} == reference._METHOD_CODES
-    assert {i: n.removesuffix(".update") for i, n in enumerate(METHOD_NAMES)
-            if n not in ("reply", "unknown")} == KIND_NAMES
+    assert {
+        i: n.removesuffix(".update") for i, n in enumerate(METHOD_NAMES) if n not in ("reply", "unknown")
+    } == KIND_NAMES
 
 
 def test_snapshot_rows_rebuild_the_books(engine_cls: Any) -> None:
     eng = engine_cls(depth=3)
-    eng.feed(depth_text(True, "X", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "1"]]), recv_ns=7)
+    eng.feed(
+        depth_text(True, "X", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"], ["98", "1"]]), recv_ns=7
+    )
     eng.feed(depth_text(False, "X", asks=[["100", "0"], ["103", "4"]]), recv_ns=8)
     eng.feed(depth_text(True, "Y", bids=[["5", "1"]]), recv_ns=9)
-    eng.feed(trades_text(False, "Z", [trade(1)]), recv_ns=10)     # a book without levels
+    eng.feed(trades_text(False, "Z", [trade(1)]), recv_ns=10)  # a book without levels
     eng.mark_stale(["Y"])
     rows = E.snapshot_rows(eng)
     assert rows.dtype == E.EVENT_DTYPE and rows.flags.writeable
@@ -125,11 +134,11 @@ def test_snapshot_rows_rebuild_the_books(engine_cls: Any) -> None:
         assert dict_book(books, eng.symbol_index(sym)) == (b.bids.tolist(), b.asks.tolist()), sym
     x = rows[rows["ival"] == eng.symbol_index("X")]
     k = E.kinds(x).tolist()
-    assert k == [E.DEPTH_CLEAR_EVENT] + [E.DEPTH_SNAPSHOT_EVENT] * 4     # live: snapshot rows
-    assert E.sides(x).tolist() == [0, -1, -1, 1, 1]                      # asks then bids, best first
+    assert k == [E.DEPTH_CLEAR_EVENT] + [E.DEPTH_SNAPSHOT_EVENT] * 4  # live: snapshot rows
+    assert E.sides(x).tolist() == [0, -1, -1, 1, 1]  # asks then bids, best first
     assert (x["local_ts"] == 8).all() and (E.frame_ids(x) == eng.frames).all()
     y = rows[rows["ival"] == eng.symbol_index("Y")]
-    assert E.kinds(y).tolist() == [E.DEPTH_CLEAR_EVENT, E.DEPTH_EVENT]   # stale: not a snapshot
+    assert E.kinds(y).tolist() == [E.DEPTH_CLEAR_EVENT, E.DEPTH_EVENT]  # stale: not a snapshot
     assert E.snapshot_rows(eng, ["Y"]).tolist() == y.tolist()
     assert len(E.snapshot_rows(eng, [])) == 0
     with pytest.raises(UnknownSymbol):
@@ -142,17 +151,22 @@ def test_snapshot_rows_continue_like_the_log() -> None:
     eng.feed(depth_text(True, "X", asks=[["101", "2"], ["100", "1"]], bids=[["99", "3"]]))
     snap, seq = E.snapshot_rows(eng), eng.events.count
     eng.feed(depth_text(False, "X", asks=[["100", "0"], ["99.5", "1"]], bids=[["99", "0"], ["98", "2"]]))
-    eng.feed(depth_text(False, "X", bids=[["99.7", "1"]]))   # crosses 99.5 away
+    eng.feed(depth_text(False, "X", bids=[["99.7", "1"]]))  # crosses 99.5 away
     books = E.replay_books([snap, eng.events.since(seq)])
     b = eng.book("X")
     assert dict_book(books, 0) == (b.bids.tolist(), b.asks.tolist())
 
 
 def test_push_symbols_is_bounded_and_never_raises() -> None:
-    assert push_symbols({"params": [{"symbol": "btc_usdt"}, {"symbol": "BTC_USDT"}, {"currency": "usdt"}]}) == (
-        "BTC_USDT", "USDT")
-    for bad in (None, 5, {"params": 5}, {"params": [1, "x", {"symbol": "a b"}, {"symbol": "x" * 33},
-                                                     {"symbol": "\x1b[2J"}, {"symbol": 3}]}):
+    assert push_symbols(
+        {"params": [{"symbol": "btc_usdt"}, {"symbol": "BTC_USDT"}, {"currency": "usdt"}]}
+    ) == ("BTC_USDT", "USDT")
+    for bad in (
+        None,
+        5,
+        {"params": 5},
+        {"params": [1, "x", {"symbol": "a b"}, {"symbol": "x" * 33}, {"symbol": "\x1b[2J"}, {"symbol": 3}]},
+    ):
         assert push_symbols(bad) == ()
     assert len(push_symbols({"params": [{"symbol": f"S{i}"} for i in range(20)]}, limit=5)) == 5
 
@@ -182,7 +196,7 @@ def test_engine_side_sinks_configure_the_feeds_engine() -> None:
     opts = fastfeed.FeedOptions(depth=7)
     feed = fastfeed.Feed("ws://127.0.0.1:1/", options=opts, sinks=[EventLogSink(100)])
     assert feed.engine.events is not None and feed.engine.events.capacity == 128
-    assert opts.event_log == 0   # the caller's options object is not changed
+    assert opts.event_log == 0  # the caller's options object is not changed
     asyncio.run(feed.close())
     with pytest.raises(ValueError, match="two shared-memory names"):
         fastfeed.connect("ws://127.0.0.1:1/", shm_name="a", sinks=[ShmSink("b")])
@@ -203,7 +217,7 @@ def test_capture_sink_records_exactly_what_the_engine_was_fed(tmp_path: Path) ->
                 await feed.subscribe_trades(SYMS)
                 await until(lambda: sink.records >= 200, "200 records")
                 url = feed.url
-            assert sink.writer is not None and sink.writer.closed   # closed with the feed
+            assert sink.writer is not None and sink.writer.closed  # closed with the feed
             books = {s: feed.book(s).snapshot() for s in SYMS}
             ntrades = feed.trades.count
         with CaptureReader(path) as r:
@@ -244,14 +258,17 @@ def test_per_frame_hook_gives_each_frames_rows() -> None:
 
     async def body() -> None:
         async with Exchange(ExchangeConfig(seed=5, symbols=SYMS, rate=2000)) as ex:
-            feed = fastfeed.connect(ex.url, event_log=1 << 16,
-                                    on_frame=lambda c: seen.append((c, c.rows().copy())))
+            feed = fastfeed.connect(
+                ex.url, event_log=1 << 16, on_frame=lambda c: seen.append((c, c.rows().copy()))
+            )
             async with feed:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
                 await feed.subscribe_ticker(["ETH_USDT"])
-                await until(lambda: {c.kind for c, _ in seen} >= {"depth", "trades", "ticker"}
-                            and len(seen) >= 100, "every kind")
+                await until(
+                    lambda: {c.kind for c, _ in seen} >= {"depth", "trades", "ticker"} and len(seen) >= 100,
+                    "every kind",
+                )
                 eng = feed.engine
                 end = eng.events.count
                 # the changes cover the log without gaps or overlaps, in order
@@ -273,8 +290,10 @@ def test_per_frame_hook_gives_each_frames_rows() -> None:
         assert (E.frame_ids(rows) == c.frame).all()
         if c.kind in ("depth", "trades"):
             assert c.symbol in SYMS and c.symbols == (c.symbol,)
-            names = {"depth": {E.DEPTH_EVENT, E.DEPTH_CLEAR_EVENT, E.DEPTH_SNAPSHOT_EVENT},
-                     "trades": {E.TRADE_EVENT}}[c.kind]
+            names = {
+                "depth": {E.DEPTH_EVENT, E.DEPTH_CLEAR_EVENT, E.DEPTH_SNAPSHOT_EVENT},
+                "trades": {E.TRADE_EVENT},
+            }[c.kind]
             assert set(E.kinds(rows).tolist()) <= names
         else:
             assert c.kind == "ticker" and c.symbol is None and c.symbols == ("ETH_USDT",)
@@ -289,19 +308,23 @@ def test_resync_after_an_overflow_rebuilds_the_consumer(queue_size: int) -> None
     from then on its books equal the feed's, level by level."""
 
     async def body() -> None:
-        async with Exchange(ExchangeConfig(seed=6, symbols=SYMS, rate=3000)) as ex, \
-                fastfeed.connect(ex.url, event_log=256, depth=20, queue_size=queue_size) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=6, symbols=SYMS, rate=3000)) as ex,
+            fastfeed.connect(ex.url, event_log=256, depth=20, queue_size=queue_size) as feed,
+        ):
             changes = feed.changes()
             await feed.subscribe_depth(SYMS)
             expect, skip_to = feed.engine.events.count, -1
-            await until(lambda: feed.engine.events.count > 256 * 20 and all(feed.book(s).live for s in SYMS),
-                        "an overflow")
+            await until(
+                lambda: feed.engine.events.count > 256 * 20 and all(feed.book(s).live for s in SYMS),
+                "an overflow",
+            )
             books: E.DictBooks = {}
             resyncs = applied = compared = 0
             while applied < 300:
                 c = await changes.__anext__()
                 if c.end <= skip_to:
-                    continue    # already in the snapshot rows
+                    continue  # already in the snapshot rows
                 try:
                     if c.seq != expect:
                         raise EventsOverwritten("gap")
@@ -349,12 +372,14 @@ def test_a_raising_sink_is_counted_not_fatal() -> None:
     bad = Bad()
 
     async def body() -> None:
-        async with Exchange(ExchangeConfig(seed=7, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[bad]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=7, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[bad]) as feed,
+        ):
             await feed.subscribe_depth(SYMS)
             await until(lambda: bad.frames >= 10, "10 frames")
             assert feed.stats["callback_errors"] >= 20
-            assert feed.book("BTC_USDT").live   # the data path went on
+            assert feed.book("BTC_USDT").live  # the data path went on
 
     run(body)
     assert bad.closed and "connected" in bad.events and bad.events[-1] == "disconnected"
@@ -365,12 +390,18 @@ def test_record_function_is_the_client_with_a_capture_sink(tmp_path: Path) -> No
 
     async def body() -> None:
         async with Exchange(ExchangeConfig(seed=8, symbols=SYMS, rate=1000)) as ex:
-            n = await record(ex.url, tmp_path / "r.ffcap", [("depth.subscribe", ["BTC_USDT"])],
-                             max_frames=50, meta={"symbols": ["BTC_USDT"]})
+            n = await record(
+                ex.url,
+                tmp_path / "r.ffcap",
+                [("depth.subscribe", ["BTC_USDT"])],
+                max_frames=50,
+                meta={"symbols": ["BTC_USDT"]},
+            )
             assert n == 50
-            with pytest.raises(fastfeed.RequestError):   # a refused request is not silent
-                await record(ex.url, tmp_path / "bad.ffcap", [("depth.subscribe", ["NOPE_USDT"])],
-                             max_frames=50)
+            with pytest.raises(fastfeed.RequestError):  # a refused request is not silent
+                await record(
+                    ex.url, tmp_path / "bad.ffcap", [("depth.subscribe", ["NOPE_USDT"])], max_frames=50
+                )
 
     run(body)
     with CaptureReader(tmp_path / "r.ffcap") as r:
@@ -383,8 +414,10 @@ def test_recording_does_not_use_the_exchange() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, fastfeed.cli.record, fastfeed.capture, fastfeed.sinks; "
-            "print([m for m in sys.modules if m.startswith('fastfeed.exchange')])")
+    code = (
+        "import sys, fastfeed.cli.record, fastfeed.capture, fastfeed.sinks; "
+        "print([m for m in sys.modules if m.startswith('fastfeed.exchange')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -394,8 +427,10 @@ def test_the_frame_hook_is_off_without_consumers() -> None:
     callback, a sink or an open ``changes()`` stream wants it."""
 
     async def body() -> None:
-        async with Exchange(ExchangeConfig(seed=9, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, event_log=1024) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=9, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, event_log=1024) as feed,
+        ):
             lst = feed._listener
             assert lst is not None and lst.on_frame is None and lst.on_raw is None
             changes = feed.changes()
@@ -406,9 +441,9 @@ def test_the_frame_hook_is_off_without_consumers() -> None:
             changes.close()
             n = lst.frames
             await until(lambda: lst.frames > n + 5, "more frames")
-            assert lst.on_frame is None              # switched off by the first frame after
+            assert lst.on_frame is None  # switched off by the first frame after
             got: list[FrameChange] = []
-            feed.on_frame = got.append               # on again: starts at the log's end
+            feed.on_frame = got.append  # on again: starts at the log's end
             start = feed.engine.events.count
             await until(lambda: len(got) >= 3, "3 changes")
             assert got[0].seq == start and [c.seq for c in got[1:]] == [c.end for c in got[:-1]]

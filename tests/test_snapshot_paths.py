@@ -13,6 +13,9 @@ import pytest
 import fastfeed
 from fastfeed.reference import ReferenceEngine
 
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
+
 SEED = 424242
 
 

@@ -7,10 +7,7 @@ shared-memory tests are compiled only. Rules: docs/engine-semantics.md sections 
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +17,12 @@ from fastfeed import events as E
 from fastfeed.errors import FastfeedError, UnknownSymbol
 from fastfeed.layout import DriftRecord
 from fastfeed.reference import ReferenceEngine
-from fastfeed.shm import attach, unlink_segment
+from fastfeed.shm import attach
+
 from helpers import assert_state_equal, compiled_engine_cls, depth_text, trade, trades_text
+
+#: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
+pytestmark = pytest.mark.native
 
 BIG = 2**63 - 1
 
@@ -38,16 +39,24 @@ def push(eng: Any, clean: bool, symbol: str, tids: list[int], **kw: Any) -> None
     assert eng.feed(trades_text(clean, symbol, [trade(t, **kw) for t in tids])) is None
 
 
-def snap(eng: Any, symbol: str, asks: list[tuple[str, str]], bids: list[tuple[str, str]],
-         recv_ns: int = 0) -> None:
-    assert eng.feed(depth_text(True, symbol, [list(a) for a in asks], [list(b) for b in bids]),
-                    recv_ns) is None
+def snap(
+    eng: Any, symbol: str, asks: list[tuple[str, str]], bids: list[tuple[str, str]], recv_ns: int = 0
+) -> None:
+    assert (
+        eng.feed(depth_text(True, symbol, [list(a) for a in asks], [list(b) for b in bids]), recv_ns) is None
+    )
 
 
-def incr(eng: Any, symbol: str, asks: list[tuple[str, str]] = (),
-         bids: list[tuple[str, str]] = (), recv_ns: int = 0) -> None:
-    assert eng.feed(depth_text(False, symbol, [list(a) for a in asks], [list(b) for b in bids]),
-                    recv_ns) is None
+def incr(
+    eng: Any,
+    symbol: str,
+    asks: list[tuple[str, str]] = (),
+    bids: list[tuple[str, str]] = (),
+    recv_ns: int = 0,
+) -> None:
+    assert (
+        eng.feed(depth_text(False, symbol, [list(a) for a in asks], [list(b) for b in bids]), recv_ns) is None
+    )
 
 
 # =============================================================================================
@@ -66,7 +75,7 @@ def test_huge_id_does_not_silence_a_symbol(engine_cls: Any) -> None:
     # ... nor after reset_books (the de-duplication state survives it, the bad id too)
     eng.reset_books()
     push(eng, False, "S", [103])
-    push(eng, True, "S", [103, 102, 101])   # the resubscribe replay: all already stored
+    push(eng, True, "S", [103, 102, 101])  # the resubscribe replay: all already stored
     assert ids(eng) == [BIG, 100, 101, 102, 103]
     assert eng.stats["dropped_trades"] == {"replayed": 3, "duplicate": 0}
 
@@ -76,15 +85,15 @@ def test_ids_restart_lower_after_an_exchange_restart(engine_cls: Any) -> None:
     they are stored, and their own replay is dropped."""
     eng = engine_cls()
     push(eng, False, "S", [1003, 1002, 1001], time=1000.0)
-    push(eng, True, "S", [1003, 1002, 1001], time=1000.0)      # replay: dropped
-    push(eng, False, "S", [3, 2, 1], time=2000.0)               # restart: ids reset
-    push(eng, True, "S", [4, 3, 2, 1], time=2000.0)             # replay after reconnect
+    push(eng, True, "S", [1003, 1002, 1001], time=1000.0)  # replay: dropped
+    push(eng, False, "S", [3, 2, 1], time=2000.0)  # restart: ids reset
+    push(eng, True, "S", [4, 3, 2, 1], time=2000.0)  # replay after reconnect
     push(eng, False, "S", [5], time=2000.0)
     assert ids(eng) == [1001, 1002, 1003, 1, 2, 3, 4, 5]
     st = eng.stats
     assert st["dropped_trades"] == {"replayed": 6, "duplicate": 0}
     assert st["duplicate_trades"] == 6
-    assert st["out_of_order_trades"] == 1                       # 1 after 1003
+    assert st["out_of_order_trades"] == 1  # 1 after 1003
 
 
 def test_the_same_ids_again_after_a_restart_are_new_trades(engine_cls: Any) -> None:
@@ -99,8 +108,8 @@ def test_the_same_ids_again_after_a_restart_are_new_trades(engine_cls: Any) -> N
 def test_backwards_ids_and_exact_replay(engine_cls: Any) -> None:
     eng = engine_cls()
     push(eng, False, "S", [10])
-    push(eng, False, "S", [8])           # backwards: stored
-    push(eng, False, "S", [9])           # below the highest id, never seen: stored
+    push(eng, False, "S", [8])  # backwards: stored
+    push(eng, False, "S", [9])  # below the highest id, never seen: stored
     push(eng, True, "S", [10, 9, 8, 7])  # replay: 7 is new, the others are stored already
     assert ids(eng) == [10, 8, 9, 7]
     st = eng.stats
@@ -111,11 +120,15 @@ def test_backwards_ids_and_exact_replay(engine_cls: Any) -> None:
 @pytest.mark.parametrize("field", ["price", "amount", "side", "time"])
 def test_same_id_other_content_is_not_a_duplicate(engine_cls: Any, field: str) -> None:
     eng = engine_cls()
-    other = {"price": {"price": "7"}, "amount": {"amount": "9"}, "side": {"side": "sell"},
-             "time": {"time": 2.5}}[field]
+    other = {
+        "price": {"price": "7"},
+        "amount": {"amount": "9"},
+        "side": {"side": "sell"},
+        "time": {"time": 2.5},
+    }[field]
     push(eng, False, "S", [5])
     push(eng, False, "S", [5], **other)
-    push(eng, False, "S", [5])             # both versions are remembered: dropped
+    push(eng, False, "S", [5])  # both versions are remembered: dropped
     push(eng, False, "S", [5], **other)
     assert ids(eng) == [5, 5]
     assert eng.stats["dropped_trades"] == {"replayed": 0, "duplicate": 2}
@@ -155,7 +168,7 @@ def test_window_overflow_is_the_documented_limit(engine_cls: Any, window: int) -
     push(eng, True, "S", list(range(5, 5 - window, -1)))  # within the window: dropped
     assert eng.trades.count == 5
     assert eng.stats["dropped_trades"]["replayed"] == window
-    push(eng, True, "S", [5 - window])                     # just outside: stored again
+    push(eng, True, "S", [5 - window])  # just outside: stored again
     assert ids(eng)[-1] == 5 - window
     assert eng.trades.count == 6
 
@@ -165,8 +178,8 @@ def test_default_window_covers_a_replay_of_512(engine_cls: Any) -> None:
     assert eng.trade_dedup_window == 512
     tids = list(range(1000, 1512))
     for i in range(0, 512, 64):
-        push(eng, False, "S", tids[i:i + 64][::-1])
-    push(eng, True, "S", [1512] + tids[::-1])       # the replay: 512 stored ones and a new one
+        push(eng, False, "S", tids[i : i + 64][::-1])
+    push(eng, True, "S", [1512] + tids[::-1])  # the replay: 512 stored ones and a new one
     assert eng.trades.count == 513 and ids(eng)[-1] == 1512
     assert eng.stats["dropped_trades"] == {"replayed": 512, "duplicate": 0}
 
@@ -189,12 +202,10 @@ def test_dedup_matches_reference_on_id_torture() -> None:
         pool = [0, 1, 2, 3, 50, 51, BIG, BIG - 1, 2**31, 7, 7]
         for i in range(600):
             n = rng.randint(0, 6)
-            batch = [rng.choice(pool) if rng.random() < 0.5 else i + rng.randint(-20, 5)
-                     for _ in range(n)]
+            batch = [rng.choice(pool) if rng.random() < 0.5 else i + rng.randint(-20, 5) for _ in range(n)]
             batch = [max(0, t) for t in batch]
             kw = {"time": rng.choice([1.0, 2.0])} if rng.random() < 0.3 else {}
-            text = trades_text(rng.random() < 0.3, rng.choice(["A", "b"]),
-                               [trade(t, **kw) for t in batch])
+            text = trades_text(rng.random() < 0.3, rng.choice(["A", "b"]), [trade(t, **kw) for t in batch])
             comp.feed(text)
             ref.feed(text)
             assert_state_equal(comp, ref, f"window {window} push {i}")
@@ -210,10 +221,10 @@ def test_a_book_is_live_only_after_a_snapshot(engine_cls: Any) -> None:
     eng = engine_cls()
     incr(eng, "S", asks=[("101", "1")])
     book = eng.book("S")
-    assert not book.live and book.stale_since == 0        # increments only: never live
+    assert not book.live and book.stale_since == 0  # increments only: never live
     snap(eng, "S", [("101", "1")], [("99", "1")])
     assert book.live and book.stale_since == 0
-    assert eng.book("S", create=True).live                # create=True on a known symbol
+    assert eng.book("S", create=True).live  # create=True on a known symbol
 
 
 def test_mark_stale_keeps_levels_until_the_next_snapshot(engine_cls: Any) -> None:
@@ -225,25 +236,30 @@ def test_mark_stale_keeps_levels_until_the_next_snapshot(engine_cls: Any) -> Non
     assert eng.mark_stale(["a"], now_ns=123) == 1
     assert not a.live and a.stale_since == 123 and b.live
     assert a.asks.tolist() == [[101.0, 1.0]] and a.version == version  # levels kept
-    incr(eng, "A", asks=[("102", "2")])                   # still applied, still stale
+    incr(eng, "A", asks=[("102", "2")])  # still applied, still stale
     assert not a.live and a.stale_since == 123 and a.n_asks == 2
-    assert eng.mark_stale(now_ns=456) == 1                # all: only B was live
+    assert eng.mark_stale(now_ns=456) == 1  # all: only B was live
     assert a.stale_since == 123 and b.stale_since == 456  # the first time is kept
     snap(eng, "A", [("101", "1")], [("99", "1")])
     assert a.live and a.stale_since == 0 and not b.live
     before = time.time_ns()
     assert eng.mark_stale() == 1
-    assert before <= a.stale_since <= time.time_ns()      # now_ns=0: the current time
+    assert before <= a.stale_since <= time.time_ns()  # now_ns=0: the current time
 
 
 def test_mark_stale_checks_every_name_first(engine_cls: Any) -> None:
     eng = engine_cls()
     snap(eng, "A", [("101", "1")], [])
-    for bad, exc in (("A", TypeError), (b"A", TypeError), (["A", "NOPE"], UnknownSymbol),
-                     (["A", 5], TypeError), (["A", ""], ValueError)):
+    for bad, exc in (
+        ("A", TypeError),
+        (b"A", TypeError),
+        (["A", "NOPE"], UnknownSymbol),
+        (["A", 5], TypeError),
+        (["A", ""], ValueError),
+    ):
         with pytest.raises(exc):
             eng.mark_stale(bad, now_ns=1)
-        assert eng.book("A").live                          # nothing marked
+        assert eng.book("A").live  # nothing marked
     assert eng.mark_stale([], now_ns=1) == 0
     assert "NOPE" not in eng.symbols
 
@@ -251,8 +267,8 @@ def test_mark_stale_checks_every_name_first(engine_cls: Any) -> None:
 def test_reset_books_empties_and_marks_stale(engine_cls: Any) -> None:
     eng = engine_cls()
     snap(eng, "A", [("101", "1")], [("99", "1")])
-    incr(eng, "B", asks=[("5", "1")])                     # has data, never live
-    eng.book("C", create=True)                            # never had data: left alone
+    incr(eng, "B", asks=[("5", "1")])  # has data, never live
+    eng.book("C", create=True)  # never had data: left alone
     eng.reset_books(now_ns=77)
     a, b, c = eng.book("A"), eng.book("B"), eng.book("C")
     assert (len(a), a.version, a.live, a.stale_since) == (0, 2, False, 77)
@@ -275,25 +291,15 @@ def test_mark_stale_logs_no_event_row_and_reset_logs_a_clear_at_now() -> None:
     snap(eng, "A", [("101", "1")], [("99", "1")], recv_ns=5)
     n0 = eng.events.count
     eng.mark_stale(now_ns=50)
-    assert eng.events.count == n0                           # hftbacktest has no such event
+    assert eng.events.count == n0  # hftbacktest has no such event
     eng.reset_books(now_ns=60)
     rows = eng.events.since(n0)
     assert E.kinds(rows).tolist() == [E.DEPTH_CLEAR_EVENT]
     assert rows["local_ts"].tolist() == [60]
 
 
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    name = f"test-trust-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
-
-
 def test_shm_readers_see_live_and_stale(shm_name: str) -> None:
-    with compiled_engine_cls()(depth=4, shm_name=shm_name, shm_checksum=True) as eng, \
-            attach(shm_name) as r:
+    with compiled_engine_cls()(depth=4, shm_name=shm_name, shm_checksum=True) as eng, attach(shm_name) as r:
         eng.book("A", create=True)
         rb = r.book("A")
         assert (rb.live, rb.stale_since) == (False, 0)
@@ -302,10 +308,10 @@ def test_shm_readers_see_live_and_stale(shm_name: str) -> None:
         assert (s.live, s.stale_since, rb.live, rb.stale_since) == (True, 0, True, 0)
         seq = rb.seq
         eng.mark_stale(["A"], now_ns=1234)
-        assert rb.seq == seq + 2                            # published under the seqlock
-        s = rb.read(verify=True)                            # checksum still valid
+        assert rb.seq == seq + 2  # published under the seqlock
+        s = rb.read(verify=True)  # checksum still valid
         assert (s.live, s.stale_since, rb.live, rb.stale_since) == (False, 1234, False, 1234)
-        assert s.bids.tolist() == [[99.0, 1.0]]             # levels kept
+        assert s.bids.tolist() == [[99.0, 1.0]]  # levels kept
         assert (rb.to_pandas().attrs["live"], rb.to_pandas().attrs["stale_since"]) == (False, 1234)
         assert "stale" in repr(rb)
         snap(eng, "A", [("101", "1")], [("99", "1")])
@@ -337,21 +343,30 @@ def test_unknown_symbol_raises_and_registers_nothing(engine_cls: Any) -> None:
     assert "UnknownSymbol" in fastfeed.__all__ and fastfeed.UnknownSymbol is UnknownSymbol
 
 
-@pytest.mark.parametrize("bad, exc", [
-    (None, TypeError), (5, TypeError), (b"BTC", TypeError), (["BTC"], TypeError),
-    ("", ValueError), ("A" * 33, ValueError), ("BTC\u00e9", ValueError),
-    ("BTC USDT", ValueError), ("BTC\x00", ValueError), ("BTC\x7f", ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, exc",
+    [
+        (None, TypeError),
+        (5, TypeError),
+        (b"BTC", TypeError),
+        (["BTC"], TypeError),
+        ("", ValueError),
+        ("A" * 33, ValueError),
+        ("BTC\u00e9", ValueError),
+        ("BTC USDT", ValueError),
+        ("BTC\x00", ValueError),
+        ("BTC\x7f", ValueError),
+    ],
+)
 @pytest.mark.parametrize("create", [False, True])
-def test_invalid_names_are_type_or_value_errors(engine_cls: Any, bad: Any, exc: type,
-                                                create: bool) -> None:
+def test_invalid_names_are_type_or_value_errors(engine_cls: Any, bad: Any, exc: type, create: bool) -> None:
     eng = engine_cls()
     with pytest.raises(exc):
         eng.book(bad, create=create)
     with pytest.raises(exc):
         eng.symbol_index(bad, create=create)
     assert eng.symbols == []
-    assert eng.book("A" * 32, create=True).symbol == "A" * 32   # the limit itself is fine
+    assert eng.book("A" * 32, create=True).symbol == "A" * 32  # the limit itself is fine
 
 
 def test_unknown_symbol_is_not_published_to_shm(shm_name: str) -> None:
@@ -378,10 +393,10 @@ def drift(eng: Any) -> dict[str, Any]:
 def test_no_check_without_a_live_book(engine_cls: Any) -> None:
     eng = engine_cls()
     incr(eng, "S", asks=[("500", "1")])
-    snap(eng, "S", ASKS, BIDS)                      # the book was not live: nothing to compare
+    snap(eng, "S", ASKS, BIDS)  # the book was not live: nothing to compare
     assert drift(eng) == {"checks": 0, "drifted": 0, "by_symbol": {}}
     eng.mark_stale(now_ns=1)
-    snap(eng, "S", ASKS, BIDS)                      # stale: not compared either
+    snap(eng, "S", ASKS, BIDS)  # stale: not compared either
     assert drift(eng)["checks"] == 0
     assert eng.book("S").drift_checks == 0
 
@@ -390,8 +405,7 @@ def test_an_agreeing_snapshot_is_no_drift(engine_cls: Any) -> None:
     eng = engine_cls()
     snap(eng, "S", ASKS, BIDS)
     incr(eng, "S", asks=[("102", "5"), ("101", "0")], bids=[("99.5", "4")])
-    snap(eng, "S", [("102", "5"), ("103", "3")], [("99.5", "4"), ("99", "1"), ("98", "2"),
-                                                  ("97", "3")])
+    snap(eng, "S", [("102", "5"), ("103", "3")], [("99.5", "4"), ("99", "1"), ("98", "2"), ("97", "3")])
     assert drift(eng) == {"checks": 1, "drifted": 0, "by_symbol": {}}
     book = eng.book("S")
     assert (book.drift_checks, book.drifts, book.last_drift) == (1, 0, 0)
@@ -403,14 +417,24 @@ def test_missing_extra_and_changed_levels_are_counted(engine_cls: Any) -> None:
     snap(eng, "S", ASKS, BIDS, recv_ns=1)
     # the new snapshot: ask 102 missing from it (extra in ours), ask 101.5 new (missing from
     # ours), bid 98 with another amount, bid 97 missing from it (extra in ours)
-    snap(eng, "S", [("101", "1"), ("101.5", "7"), ("103", "3")],
-         [("99", "1"), ("98", "2.5"), ("96.5", "1")], recv_ns=2)
+    snap(
+        eng,
+        "S",
+        [("101", "1"), ("101.5", "7"), ("103", "3")],
+        [("99", "1"), ("98", "2.5"), ("96.5", "1")],
+        recv_ns=2,
+    )
     assert eng.drift_log == [DriftRecord(1, "S", 2, 1, 2, 1)]
     assert drift(eng) == {"checks": 1, "drifted": 1, "by_symbol": {"S": 1}}
     book = eng.book("S")
     assert (book.drift_checks, book.drifts, book.last_drift) == (1, 1, 4)
-    snap(eng, "S", [("101", "1"), ("101.5", "7"), ("103", "3")],
-         [("99", "1"), ("98", "2.5"), ("96.5", "1")], recv_ns=3)
+    snap(
+        eng,
+        "S",
+        [("101", "1"), ("101.5", "7"), ("103", "3")],
+        [("99", "1"), ("98", "2.5"), ("96.5", "1")],
+        recv_ns=3,
+    )
     assert (book.drift_checks, book.drifts, book.last_drift) == (2, 1, 0)
 
 
@@ -454,9 +478,13 @@ def test_drift_log_is_bounded(engine_cls: Any, size: int) -> None:
     snap(eng, "B", ASKS, [("99", "9")], recv_ns=20)
     # A's asks move away: within the window (up to the lower of the two last asks) our
     # rows are extra, the new ones lie beyond it
-    want = [DriftRecord(1, "A", 10, 0, 3, 0), DriftRecord(2, "A", 11, 0, 1, 0),
-            DriftRecord(3, "A", 12, 0, 1, 0), DriftRecord(4, "B", 20, 0, 0, 1)]
-    assert eng.drift_log == (want[len(want) - size:] if size else [])
+    want = [
+        DriftRecord(1, "A", 10, 0, 3, 0),
+        DriftRecord(2, "A", 11, 0, 1, 0),
+        DriftRecord(3, "A", 12, 0, 1, 0),
+        DriftRecord(4, "B", 20, 0, 0, 1),
+    ]
+    assert eng.drift_log == (want[len(want) - size :] if size else [])
     assert drift(eng) == {"checks": 4, "drifted": 4, "by_symbol": {"A": 3, "B": 1}}
     with pytest.raises(ValueError):
         engine_cls(drift_log_size=-1)
@@ -468,8 +496,14 @@ def test_drift_same_on_every_apply_path(kw: dict[str, Any]) -> None:
     drift as the reference."""
     comp = compiled_engine_cls()(**kw)
     ref = ReferenceEngine(**{k: v for k, v in kw.items() if k != "event_log"})
-    steps = [(ASKS, BIDS), (ASKS[::-1], BIDS[::-1]), (ASKS[1:], BIDS), ([("99.5", "1")], BIDS),
-             (ASKS + [("100", "5")], [("101", "1")] + BIDS), (ASKS, BIDS)]
+    steps = [
+        (ASKS, BIDS),
+        (ASKS[::-1], BIDS[::-1]),
+        (ASKS[1:], BIDS),
+        ([("99.5", "1")], BIDS),
+        (ASKS + [("100", "5")], [("101", "1")] + BIDS),
+        (ASKS, BIDS),
+    ]
     for i, (a, b) in enumerate(steps):
         for eng in (comp, ref):
             snap(eng, "S", a, b, recv_ns=i)
@@ -491,7 +525,7 @@ def test_drift_log_is_a_copy(engine_cls: Any) -> None:
     eng = engine_cls()
     snap(eng, "S", ASKS, BIDS)
     snap(eng, "S", ASKS[:1], BIDS[:1])
-    assert eng.drift_log == []                     # no drift: the window rows agree
+    assert eng.drift_log == []  # no drift: the window rows agree
     snap(eng, "S", [("200", "1")], BIDS[:1])
     log = eng.drift_log
     assert log == [DriftRecord(1, "S", 0, 0, 1, 0)]

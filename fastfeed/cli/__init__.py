@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util  # noqa: F401 - tests patch cli.importlib.util.find_spec
+import importlib.util
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._common import (  # noqa: F401 - re-exported for tests and tools
     CHANNELS,
@@ -56,19 +56,19 @@ for _name in COMMAND_MODULES:
 del _name
 
 __all__ = [
-    "main",
-    "build_parser",
-    "command",
-    "CommandError",
-    "UsageError",
-    "ConnectError",
-    "FileError",
-    "EXIT_OK",
-    "EXIT_ERROR",
-    "EXIT_USAGE",
     "EXIT_CONNECT",
+    "EXIT_ERROR",
     "EXIT_FILE",
     "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "ConnectError",
+    "FileError",
+    "UsageError",
+    "build_parser",
+    "command",
+    "main",
 ]
 
 
@@ -112,4 +112,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("unexpected error", exc_info=True)
         print(f"{PROG} {args.command}: error: {_safe(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return EXIT_ERROR
-

@@ -1,68 +1,47 @@
-"""The bundled exchange on its own thread (demo, record --demo)."""
+"""The bundled exchange for ``demo`` and ``record --demo``: :class:`fastfeed.exchange.ThreadedExchange`
+with its start-up failures turned into one-line command errors."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
-from .exitcodes import CommandError
+from .exitcodes import CommandError, FileError
 
 
 class _BundledExchange:
-    """The local exchange on its own event loop in a daemon thread (so its market
-    simulation does not share the client's loop). ``with`` starts and stops it."""
+    """``with _BundledExchange(cfg, drop_every=S) as ex:`` - ``ex.url``, ``ex.seed``."""
 
     def __init__(self, cfg: Any, drop_every: float | None = None) -> None:
-        self.cfg = cfg
-        self.drop_every = drop_every
-        self.url = ""
-        self.seed: int | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="fastfeed-exchange", daemon=True)
+        from ..exchange import ThreadedExchange
 
-    def _main(self) -> None:
+        setup = None
+        if drop_every:
+
+            def setup(ex: Any) -> None:
+                ex.faults.every(drop_every, "drop")
+
+        self._runner = ThreadedExchange(cfg, setup=setup)
+
+    @property
+    def url(self) -> str:
+        return self._runner.url
+
+    @property
+    def seed(self) -> int | None:
+        return self._runner.seed
+
+    def __enter__(self) -> _BundledExchange:
+        from ..errors import CaptureError
+
         try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        from ..exchange import Exchange
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        ex = Exchange(self.cfg)
-        await ex.start()
-        try:
-            self.url = ex.url
-            self.seed = ex.market.seed if ex.market is not None else None
-            if self.drop_every:
-                ex.faults.every(self.drop_every, "drop")
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await ex.close()
-
-    def __enter__(self) -> "_BundledExchange":
-        self._thread.start()
-        if not self._ready.wait(15.0):
-            raise CommandError("the bundled exchange did not start within 15 s")
-        if self._error is not None:
-            raise CommandError(f"the bundled exchange failed to start: {self._error}")
+            self._runner.start()
+        except TimeoutError:
+            raise CommandError("the bundled exchange did not start within 15 s") from None
+        except CaptureError as exc:
+            raise FileError(str(exc)) from None
+        except Exception as exc:
+            raise CommandError(f"the bundled exchange failed to start: {exc}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and self._thread.is_alive():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:  # loop already closed
-                pass
-        self._thread.join(10.0)
-
-
+        self._runner.stop()

@@ -8,18 +8,24 @@ import asyncio
 import logging
 import math
 import os
+import re
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from .. import channels as _channel_table
 from .exitcodes import FileError, UsageError
 
 PROG = "fastfeed"
 
 DEMO_SYMBOLS = ("BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT")
-CHANNELS = ("depth", "trades", "ticker")
+#: The public channels the CLI subscribes (--channels choices of demo, watch and record):
+#: the per-symbol public channels a command can subscribe (``--channels``), from the one
+#: channel table: ``Feed.subscribe_<name>`` exists for each.
+CHANNELS: tuple[str, ...] = tuple(c.name for c in _channel_table.SUBSCRIBABLE if c.route == "market")
 
 log = logging.getLogger("fastfeed.cli")
 
@@ -160,15 +166,23 @@ def _ws_url(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad URL {text!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"not a WebSocket URL: {text!r} (expected ws://HOST[:PORT]/PATH or wss://...)")
+        raise argparse.ArgumentTypeError(
+            f"not a WebSocket URL: {text!r} (expected ws://HOST[:PORT]/PATH or wss://...)"
+        )
     return text
 
 
+#: how every command's symbol list is written (one rule, parsed by _symbol_list)
+SYMBOLS_HELP = "separate arguments and/or comma-separated (BTC_USDT ETH_USDT or BTC_USDT,ETH_USDT)"
+
+
 def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
-    """Symbols given as separate arguments and/or comma-separated; upper-cased, deduplicated."""
+    """The one parser of symbol lists in every command: one or more arguments, each holding
+    symbols separated by commas and/or whitespace; upper-cased, deduplicated, in order.
+    A name that is not 1-32 ASCII letters, digits, ``_``, ``-`` or ``.`` is a UsageError."""
     out: list[str] = []
     for v in values:
-        for s in v.split(","):
+        for s in re.split(r"[,\s]+", v):
             s = s.strip().upper()
             if not s:
                 continue
@@ -292,7 +306,6 @@ def _quiet_transport_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-
 def _ws_url_checked(url: str) -> str:
     try:
         return _ws_url(url)
@@ -315,5 +328,3 @@ def _open_capture(path: str, on_corrupt: str = "raise") -> Any:
         raise FileError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise FileError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-

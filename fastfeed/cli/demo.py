@@ -9,6 +9,7 @@ import random
 from ._bundled import _BundledExchange
 from ._common import (
     DEMO_SYMBOLS,
+    SYMBOLS_HELP,
     _demo_exchange_config,
     _port,
     _positive_float,
@@ -36,20 +37,38 @@ examples:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("bundled exchange")
-    g.add_argument("--symbols", nargs="+", default=list(DEMO_SYMBOLS), metavar="SYMBOL",
-                   help=f"symbols to simulate and subscribe (default {' '.join(DEMO_SYMBOLS)})")
-    g.add_argument("--rate", type=_rate, default=1000.0,
-                   help="market messages/s over all symbols, or 'max' (default 1000)")
+    g.add_argument(
+        "--symbols",
+        nargs="+",
+        default=list(DEMO_SYMBOLS),
+        metavar="SYMBOL",
+        help=f"symbols to simulate and subscribe, {SYMBOLS_HELP} (default {' '.join(DEMO_SYMBOLS)})",
+    )
+    g.add_argument(
+        "--rate",
+        type=_rate,
+        default=1000.0,
+        help="market messages/s over all symbols, or 'max' (default 1000)",
+    )
     g.add_argument("--seed", type=int, default=None, help="market seed (default: random, shown)")
     g.add_argument("--port", type=_port, default=0, help="exchange port (default 0: any free port)")
-    g.add_argument("--drop-every", type=_positive_float, default=None, metavar="S",
-                   help="the exchange drops the connection every S seconds (shows reconnects)")
+    g.add_argument(
+        "--drop-every",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="the exchange drops the connection every S seconds (shows reconnects)",
+    )
     _live_args(p, demo=True)
 
 
-@command("demo", "live view of the bundled local exchange (start here)", epilog=_DEMO_EPILOG,
-         description="Start the bundled exchange on loopback, connect the real client and show "
-                     "the live view; a summary is printed at the end.")(_demo_args)
+@command(
+    "demo",
+    "live view of the bundled local exchange (start here)",
+    epilog=_DEMO_EPILOG,
+    description="Start the bundled exchange on loopback, connect the real client and show "
+    "the live view; a summary is printed at the end.",
+)(_demo_args)
 def _run_demo(args: argparse.Namespace) -> int:
     symbols = _symbol_list(args.symbols)
     if not symbols:
@@ -63,5 +82,3 @@ def _run_demo(args: argparse.Namespace) -> int:
         if args.drop_every:
             note += f", drops every {args.drop_every:g} s"
         return asyncio.run(_run_live(args, url=ex.url, symbols=symbols, title="fastfeed demo", note=note))
-
-

@@ -4,75 +4,161 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections.abc
+import dataclasses
+import math
 import signal
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._common import (
     PROG,
+    SYMBOLS_HELP,
     _account,
     _count,
+    _open_capture,
     _port,
     _positive_float,
-    _rate,
-    _seconds_or_off,
+    _symbol_list,
 )
 from .exitcodes import FileError, UsageError
 from .registry import command
 
+#: CLI defaults that differ from ExchangeConfig's (a fixed port is handier from the shell)
+_CLI_DEFAULTS: dict[str, Any] = {"port": 8765}
+#: the help group that starts at each field (fields keep ExchangeConfig's order)
+_GROUPS = {
+    "host": "listening",
+    "rate": "market",
+    "accounts": "private channels",
+    "text_replies": "wire",
+    "capture": "capture",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _none_or(parse: Callable[[str], Any], word: str, zero_is_none: bool) -> Callable[[str], Any]:
+    words = {word, "none", "off"} if word else {"none", "off"}
+
+    def convert(text: str) -> Any:
+        if text.strip().lower() in words:
+            return None
+        v = parse(text)
+        return None if zero_is_none and v == 0 else v
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _number(kind: type) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not {'an integer' if kind is int else 'a number'}: {text!r}"
+            ) from None
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+        return v
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def config_flags(p: argparse.ArgumentParser) -> dict[str, str]:
+    """Add one flag per :class:`~fastfeed.exchange.ExchangeConfig` field (name, type,
+    default and help from the dataclass field and its metadata). Returns ``{field: dest}``."""
+    from ..exchange import ExchangeConfig
+
+    hints = typing.get_type_hints(ExchangeConfig)
+    dests: dict[str, str] = {}
+    group: Any = p
+    for f in dataclasses.fields(ExchangeConfig):
+        if f.name in _GROUPS:
+            group = p.add_argument_group(_GROUPS[f.name])
+        meta = f.metadata
+        tp = hints[f.name]
+        args = typing.get_args(tp)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), tp) if optional else tp
+        default = _CLI_DEFAULTS.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        names = [_flag(f.name)] + ([meta["alias"]] if "alias" in meta else [])
+        help_text = meta["help"]
+        kw: dict[str, Any] = {"dest": f"cfg_{f.name}"}
+        if base is not bool and typing.get_origin(base) is not typing.Literal:
+            kw["metavar"] = meta.get("metavar") or {int: "N", float: "X"}.get(base, f.name.upper())
+        if f.name == "port":
+            kw.update(type=_port, default=default)
+        elif f.name == "symbols":
+            kw.update(nargs="+", default=None, metavar="SYMBOL")
+            help_text += "; " + SYMBOLS_HELP
+        elif base is bool and not optional and default is False:
+            kw.update(action="store_true", default=False)
+        elif base is bool:
+            kw.update(action=argparse.BooleanOptionalAction, default=default)
+        elif typing.get_origin(base) is typing.Literal:
+            kw.update(choices=list(typing.get_args(base)), default=default)
+        elif typing.get_origin(base) in (Mapping, collections.abc.Mapping):
+            kw.update(type=_account, action="append", default=[], metavar="KEY:SECRET")
+        elif base in (int, float):
+            conv = _number(base)
+            if optional:
+                conv = _none_or(conv, meta.get("none", ""), bool(meta.get("zero_is_none")))
+            kw.update(type=conv, default=default)
+        else:  # str, a path
+            kw.update(default=default)
+        if "action" not in kw and "(default" not in help_text:
+            if default is not None:
+                help_text += (
+                    f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+                )
+            elif "none" in meta:
+                help_text += f" (default {meta['none']})"
+        group.add_argument(*names, help=help_text, **kw)
+        dests[f.name] = kw["dest"]
+    return dests
+
 
 def _exchange_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("listening")
-    g.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    g.add_argument("--port", type=_port, default=8765, help="TCP port, 0 = any free port (default 8765)")
-    g.add_argument("--path", default="/ws/v1/", help="advertised WebSocket path (any path is answered)")
-    g = p.add_argument_group("market")
-    g.add_argument("--symbols", default=None, help="comma-separated symbols (default: ten major USDT pairs)")
-    g.add_argument("--seed", type=int, default=None, help="random seed (default: random, logged)")
-    g.add_argument("--rate", type=_rate, default=100.0,
-                   help="market messages/s over all symbols; 'max' = as fast as clients read (default 100)")
-    g.add_argument("--book-levels", type=int, default=30, help="levels per side (default 30)")
-    g.add_argument("--snapshot-interval", type=_seconds_or_off, default=60.0,
-                   help="seconds between clean=true depth snapshots, 0 = off (default 60)")
-    g.add_argument("--pregenerate", type=_count, default=0,
-                   help="pre-generate a cycle of N frames and loop over it (the >=200k msg/s mode)")
-    g.add_argument("--batch", type=int, default=2048, help="max frames per write batch (default 2048)")
-    g.add_argument("--number-style", choices=["plain", "padded"], default="plain",
-                   help="'padded' sends 8-decimal numbers like some live frames")
-    g.add_argument("--ticker-nested", action="store_true", help="send ticker params as [[{...}]]")
-    g.add_argument("--integer-trade-time", action="store_true", help="send trade times as integer seconds")
-    g = p.add_argument_group("private channels")
-    g.add_argument("--account", type=_account, action="append", default=[], metavar="KEY:SECRET",
-                   help="an API account (repeatable); FASTFEED_API_KEY/FASTFEED_API_SECRET also add one")
+    config_flags(p)
+    g = p.add_argument_group("private channels (more)")
     g.add_argument("--api-key", default=None, help="API key of one account (with --api-secret)")
     g.add_argument("--api-secret", default=None, help="API secret of one account (with --api-key)")
-    g.add_argument("--auth-window", type=_seconds_or_off, default=300.0,
-                   help="max |now - auth timestamp| in seconds, 0 = unchecked (default 300)")
-    g.add_argument("--private-interval", type=_positive_float, default=1.0,
-                   help="seconds between private simulation steps (default 1)")
-    g = p.add_argument_group("wire")
-    g.add_argument("--text-replies", action="store_true", help="send replies as plain TEXT frames")
-    g.add_argument("--error-style", choices=["object", "string"], default="object",
-                   help="error field as {code, message} or as a string (default object)")
-    g.add_argument("--idle-timeout", type=_seconds_or_off, default=60.0,
-                   help="close after this many seconds without client traffic, 0 = off (default 60)")
-    g.add_argument("--max-age", type=_seconds_or_off, default=7200.0,
-                   help="close connections older than this many seconds, 0 = off (default 7200)")
-    g = p.add_argument_group("capture")
-    g.add_argument("--capture", default=None, metavar="FILE", help="serve this capture instead of simulating")
-    g.add_argument("--capture-speed", type=_positive_float, default=None,
-                   help="1 = recorded pacing, 2 = twice as fast (default: full speed)")
-    g.add_argument("--capture-keep-open", action="store_true", help="keep connections open after the capture")
+    p.add_argument(
+        "--capture-keep-open", dest="cfg_capture_close", action="store_false", help=argparse.SUPPRESS
+    )  # the older spelling of --no-capture-close
     g = p.add_argument_group("faults")
     g.add_argument("--shuffle-levels", action="store_true", help="send depth levels in random order")
     g.add_argument("--duplicate-trades", action="store_true", help="send every trades push twice")
-    g.add_argument("--reject-handshakes", type=_count, default=0, help="answer the first N upgrades with HTTP 502")
-    for name, help_text in (("drop", "drop every connection"), ("garbage", "send a garbage frame"),
-                            ("truncate", "send a truncated zlib frame"), ("oversize", "send an oversized frame"),
-                            ("stall", "stall every connection (see --stall-for)")):
-        g.add_argument(f"--{name}-every", type=_positive_float, default=None, metavar="S",
-                       help=f"{help_text} every S seconds")
-    g.add_argument("--stall-for", type=_positive_float, default=5.0, metavar="S",
-                   help="length of each stall (default 5)")
+    g.add_argument(
+        "--reject-handshakes",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="answer the first N upgrades with HTTP 502",
+    )
+    for name, help_text in (
+        ("drop", "drop every connection"),
+        ("garbage", "send a garbage frame"),
+        ("truncate", "send a truncated zlib frame"),
+        ("oversize", "send an oversized frame"),
+        ("stall", "stall every connection (see --stall-for)"),
+    ):
+        g.add_argument(
+            f"--{name}-every",
+            type=_positive_float,
+            default=None,
+            metavar="S",
+            help=f"{help_text} every S seconds",
+        )
+    g.add_argument(
+        "--stall-for", type=_positive_float, default=5.0, metavar="S", help="length of each stall (default 5)"
+    )
 
 
 def _exchange_config(args: argparse.Namespace) -> Any:
@@ -83,19 +169,17 @@ def _exchange_config(args: argparse.Namespace) -> Any:
         raise UsageError(f"{PROG} exchange: error: --api-key and --api-secret go together")
     if args.api_key is not None:
         accounts[args.api_key] = args.api_secret
-    accounts.update(dict(args.account))
-    kwargs: dict[str, Any] = dict(
-        host=args.host, port=args.port, path=args.path, seed=args.seed, rate=args.rate,
-        book_levels=args.book_levels, snapshot_interval=args.snapshot_interval,
-        pregenerate=args.pregenerate, batch=args.batch, number_style=args.number_style,
-        ticker_nested=args.ticker_nested, integer_trade_time=args.integer_trade_time,
-        accounts=accounts, auth_window=args.auth_window, private_interval=args.private_interval,
-        text_replies=args.text_replies, error_style=args.error_style, idle_timeout=args.idle_timeout,
-        max_connection_age=args.max_age, capture=args.capture, capture_speed=args.capture_speed,
-        capture_close=not args.capture_keep_open,
-    )
-    if args.symbols is not None:
-        kwargs["symbols"] = [s for s in args.symbols.split(",") if s.strip()]
+    accounts.update(dict(args.cfg_accounts))
+    kwargs: dict[str, Any] = {
+        f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(ExchangeConfig)
+    }
+    kwargs["accounts"] = accounts
+    if kwargs["symbols"] is None:
+        del kwargs["symbols"]
+    else:
+        kwargs["symbols"] = _symbol_list(kwargs["symbols"])
+    if kwargs["capture"] is not None:
+        _open_capture(kwargs["capture"]).close()  # missing, unreadable, not a capture: exit 4 now
     try:
         return ExchangeConfig(**kwargs)
     except ValueError as exc:
@@ -127,15 +211,48 @@ async def _serve_exchange(cfg: Any, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
-    print(f"fastfeed exchange listening on {ex.url}", flush=True)
+    for line in _start_lines(ex):
+        print(line, flush=True)
+    t0 = loop.time()
     try:
         await stop.wait()
     finally:
         await ex.close()
+    for line in _summary_lines(ex, loop.time() - t0):
+        print(line, flush=True)
     return 0
 
 
-@command("exchange", "run the local DigiFinex-compatible exchange (WebSocket v1)")(_exchange_args)
+def _start_lines(ex: Any) -> list[str]:
+    """What the exchange serves: URL, then seed and symbols (or the capture)."""
+    cfg = ex.config
+    lines = [f"fastfeed exchange listening on {ex.url}"]
+    if ex.market is not None:
+        rate = "max" if cfg.rate is None else f"{cfg.rate:g} msg/s"
+        lines.append(f"  seed {ex.market.seed}  rate {rate}  symbols {','.join(cfg.symbols)}")
+    else:
+        lines.append(f"  serving capture {cfg.capture}")
+    if cfg.accounts:
+        lines.append(f"  {len(cfg.accounts)} API account(s) for private channels")
+    lines.append("  Ctrl-C stops it and prints a summary")
+    return lines
+
+
+def _summary_lines(ex: Any, elapsed: float) -> list[str]:
+    st = ex.stats
+    seed = f", seed {ex.market.seed}" if ex.market is not None else ""
+    return [
+        f"fastfeed exchange stopped after {elapsed:.1f} s{seed}",
+        f"  {st['connections_total']} connection(s), {st['requests']} request(s) "
+        f"({st['error_replies']} answered with an error), {st['market_frames']} market frames",
+    ]
+
+
+@command(
+    "exchange",
+    "run the local DigiFinex-compatible exchange (WebSocket v1)",
+    epilog="Every ExchangeConfig field (fastfeed.exchange.ExchangeConfig) has a flag here.",
+)(_exchange_args)
 def _run_exchange(args: argparse.Namespace) -> int:
     from ..capture import CaptureError
 

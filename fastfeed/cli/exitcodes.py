@@ -3,7 +3,8 @@
 ====  ======================================================================================
 0     success; also Ctrl-C in ``demo``, ``watch``, ``record`` and ``exchange`` (Ctrl-C is the
       normal way to stop them: they print their summary)
-1     other runtime error (a port in use, a subscription refused, missed bench targets)
+1     other runtime error (a port in use, a subscription refused, ``export --symbols``
+      matching nothing in the capture, missed bench targets)
 2     bad arguments (also: an optional dependency the asked-for output needs is missing)
 3     connection failure (unreachable endpoint, handshake or authentication refused)
 4     bad file (missing, unreadable, not a capture, corrupt; output that may not be overwritten)
@@ -17,17 +18,17 @@ prints it as one line on stderr (``fastfeed CMD: error: ...``) and returns its `
 from __future__ import annotations
 
 __all__ = [
-    "EXIT_OK",
-    "EXIT_ERROR",
-    "EXIT_USAGE",
     "EXIT_CONNECT",
+    "EXIT_ERROR",
     "EXIT_FILE",
     "EXIT_INTERRUPTED",
+    "EXIT_OK",
     "EXIT_STATUS_HELP",
+    "EXIT_USAGE",
     "CommandError",
-    "UsageError",
     "ConnectError",
     "FileError",
+    "UsageError",
 ]
 
 EXIT_OK = 0
@@ -41,7 +42,8 @@ EXIT_INTERRUPTED = 130  #: Ctrl-C during replay, export or bench
 EXIT_STATUS_HELP = f"""\
 exit status:
   {EXIT_OK:<4} success; also Ctrl-C in demo, watch, record and exchange (the summary is printed)
-  {EXIT_ERROR:<4} other runtime error (a port in use, a subscription refused, missed bench targets)
+  {EXIT_ERROR:<4} other runtime error (a port in use, a subscription refused, export --symbols matching
+       nothing in the capture, missed bench targets)
   {EXIT_USAGE:<4} bad arguments (also: an optional dependency the output needs is missing)
   {EXIT_CONNECT:<4} connection failure (unreachable endpoint, handshake or authentication refused)
   {EXIT_FILE:<4} bad file (missing, unreadable, not a capture, corrupt; record output exists)
@@ -76,4 +78,3 @@ class FileError(CommandError):
     """A missing, unreadable or corrupt file (exit status 4)."""
 
     code = EXIT_FILE
-

@@ -7,9 +7,18 @@ import importlib.util
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ._common import _int_range, _isatty, _open_capture, _symbol_list
-from .exitcodes import EXIT_OK, FileError, UsageError
+from ._common import (
+    PROG,
+    SYMBOLS_HELP,
+    _int_range,
+    _isatty,
+    _open_capture,
+    _safe,
+    _symbol_list,
+)
+from .exitcodes import EXIT_OK, CommandError, FileError, UsageError
 from .registry import command
 
 _EXPORT_EPILOG = """\
@@ -32,98 +41,52 @@ examples:
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a capture written by `fastfeed record`")
-    p.add_argument("--to", choices=["npz", "parquet", "csv"], default=None,
-                   help="output format (default: from OUT's suffix)")
+    p.add_argument(
+        "--to",
+        choices=["npz", "parquet", "csv"],
+        default=None,
+        help="output format (default: from OUT's suffix)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
-    p.add_argument("--what", choices=["events", "trades"], default="events",
-                   help="book+trade events (default) or trades only (parquet, csv)")
-    p.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL", help="keep only these symbols")
-    p.add_argument("--depth", type=_int_range(1, 10_000), default=200, metavar="N",
-                   help="engine book depth per side (default 200)")
-    p.add_argument("--skip-corrupt", action="store_true",
-                   help="skip corrupt records (resynchronising on the next valid one) instead of failing")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--what",
+        choices=["events", "trades"],
+        default="events",
+        help="book+trade events (default) or trades only (parquet, csv)",
+    )
+    p.add_argument(
+        "--symbols",
+        nargs="+",
+        default=None,
+        metavar="SYMBOL",
+        help=f"keep only these symbols, {SYMBOLS_HELP}",
+    )
+    p.add_argument(
+        "--depth",
+        type=_int_range(1, 10_000),
+        default=200,
+        metavar="N",
+        help="engine book depth per side (default 200)",
+    )
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="skip corrupt records (resynchronising on the next valid one) instead of failing",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
-def _export_csv(source: str, out: Path, what: str, symbols: list[str] | None, depth: int,
-                on_corrupt: str = "raise") -> tuple[int, int, dict[str, int], list[tuple[int, int]]]:
-    """Stream a capture's event rows or trades to CSV. Returns (frames, rows, rejects,
-    corrupt regions skipped)."""
-    import csv
-
-    import numpy as np
-
-    from .. import Engine
-    from ..capture import CaptureReader
-    from ..errors import FastfeedError
-    from ..events import KIND_NAMES, kinds, sides
-    from ..export import iter_source
-
-    ring = 1 << 18
-    if what == "events":
-        eng = Engine(depth=depth, trade_capacity=1024, event_log=ring)
-        buf = eng.events
-        header = ["local_ts", "exch_ts", "symbol", "kind", "side", "price", "qty", "trade_id"]
-    else:
-        eng = Engine(depth=depth, trade_capacity=ring)
-        buf = eng.trades
-        header = ["recv_ns", "time", "symbol", "id", "side", "price", "amount"]
-    wanted = set(symbols) if symbols else None
-    kind_names = [KIND_NAMES.get(i, "?") for i in range(256)]
-    frames = rows = 0
-    rejects: dict[str, int] = {}
-    pos = 0
-    reader = CaptureReader(source, on_corrupt=on_corrupt)  # type: ignore[arg-type]
-    with reader, open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-
-        def drain() -> None:
-            nonlocal pos, rows
-            chunk = buf.since(pos)
-            pos = buf.count
-            if not len(chunk):
-                return
-            table = eng.symbols
-            if what == "events":
-                idx = chunk["ival"]
-            else:
-                idx = chunk["symbol"]
-            if wanted is not None:
-                keep = np.isin(idx, [i for i, s in enumerate(table) if s in wanted])
-                chunk = chunk[keep]
-                idx = idx[keep]
-            names = [table[i] if 0 <= i < len(table) else "" for i in idx.tolist()]
-            if what == "events":
-                w.writerows(zip(chunk["local_ts"].tolist(), chunk["exch_ts"].tolist(), names,
-                                [kind_names[k] for k in kinds(chunk).tolist()], sides(chunk).tolist(),
-                                chunk["px"].tolist(), chunk["qty"].tolist(), chunk["order_id"].tolist()))
-            else:
-                w.writerows(zip(chunk["recv_ns"].tolist(), chunk["time"].tolist(), names,
-                                chunk["id"].tolist(),
-                                ["buy" if s > 0 else "sell" for s in chunk["side"].tolist()],
-                                chunk["price"].tolist(), chunk["amount"].tolist()))
-            rows += len(chunk)
-
-        for recv_ns, payload in iter_source(reader):
-            try:
-                eng.feed(payload, recv_ns)
-            except FastfeedError as exc:
-                reason = getattr(exc, "reason", type(exc).__name__)
-                rejects[reason] = rejects.get(reason, 0) + 1
-            frames += 1
-            if buf.count - pos >= ring // 2:
-                drain()
-        drain()
-        damaged = list(reader.damaged)
-    return frames, rows, rejects, damaged
-
-
-@command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(_export_args)
+@command("export", "convert a capture to npz (hftbacktest), parquet or csv", epilog=_EXPORT_EPILOG)(
+    _export_args
+)
 def _run_export(args: argparse.Namespace) -> int:
     from ..capture import CaptureError
-    from ..view import _kv, fmt_bytes, fmt_count
+    from ..live.format import _kv, fmt_bytes, fmt_count
 
     out = Path(args.output)
     fmt = args.to
@@ -146,19 +109,23 @@ def _run_export(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     written = out if fmt != "npz" or out.suffix == ".npz" else out.with_name(out.name + ".npz")
     try:
-        if fmt == "csv":
-            frames, rows, rejects, damaged = _export_csv(args.file, out, args.what, symbols, args.depth, on_corrupt)
-        else:
-            from ..export import capture_to_npz, capture_to_parquet
+        from ..export import capture_to_csv, capture_to_npz, capture_to_parquet
 
-            if fmt == "npz":
-                st = capture_to_npz(args.file, out, symbols=symbols, depth=args.depth, progress=progress,
-                                    progress_file=sys.stderr, on_corrupt=on_corrupt)
-            else:
-                st = capture_to_parquet(args.file, out, what=args.what, symbols=symbols, depth=args.depth,
-                                        progress=progress, progress_file=sys.stderr, on_corrupt=on_corrupt)
-            frames, rows, rejects, damaged = st.frames, st.rows, st.rejects, st.damaged
-            written = Path(st.path or written)
+        common: dict[str, Any] = dict(
+            symbols=symbols,
+            depth=args.depth,
+            progress=progress,
+            progress_file=sys.stderr,
+            on_corrupt=on_corrupt,
+        )
+        if fmt == "npz":
+            st = capture_to_npz(args.file, out, **common)
+        elif fmt == "parquet":
+            st = capture_to_parquet(args.file, out, what=args.what, **common)
+        else:
+            st = capture_to_csv(args.file, out, what=args.what, **common)
+        frames, rows, rejects, damaged = st.frames, st.rows, st.rejects, st.damaged
+        written = Path(st.path or written)
     except CaptureError as exc:
         written.unlink(missing_ok=True)
         raise FileError(str(exc)) from None
@@ -169,14 +136,24 @@ def _run_export(args: argparse.Namespace) -> int:
         written.unlink(missing_ok=True)
         raise FileError(f"cannot write {written}: {exc.strerror or exc}") from None
     el = time.perf_counter() - t0
+    if symbols and len(st.unmatched) == len(symbols):  # nothing matched: no empty file left behind
+        written.unlink(missing_ok=True)
+        seen = ", ".join(st.symbols[:20]) + (" ..." if len(st.symbols) > 20 else "") if st.symbols else "none"
+        raise CommandError(
+            f"no data for {', '.join(symbols)} in {args.file} (nothing written); its symbols: {_safe(seen)}"
+        )
+    if st.unmatched:
+        print(f"{PROG} export: note: no data for {', '.join(st.unmatched)} in {args.file}", file=sys.stderr)
     size = written.stat().st_size if written.exists() else 0
     what = "event rows" if args.what == "events" else "trades"
-    print(f"exported {fmt_count(rows)} {what} from {fmt_count(frames)} frames to {written} "
-          f"({fmt}, {fmt_bytes(size)}) in {el:.2f} s" + (f"; symbols {','.join(symbols)}" if symbols else ""))
+    print(
+        f"exported {fmt_count(rows)} {what} from {fmt_count(frames)} frames to {written} "
+        f"({fmt}, {fmt_bytes(size)}) in {el:.2f} s" + (f"; symbols {','.join(symbols)}" if symbols else "")
+    )
     print(f"  rejected frames: {_kv(rejects)}")
     if damaged:
-        print(f"  corrupt data skipped: {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes, "
-              f"first at offset {damaged[0][0]}")
+        print(
+            f"  corrupt data skipped: {len(damaged)} region(s), {sum(n for _, n in damaged)} bytes, "
+            f"first at offset {damaged[0][0]}"
+        )
     return EXIT_OK
-
-

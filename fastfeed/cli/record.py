@@ -7,7 +7,7 @@ import asyncio
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._bundled import _BundledExchange
 from ._common import (
@@ -58,28 +58,55 @@ def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols to record (commas also work)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="capture file to write")
     g = p.add_argument_group("what and how long")
-    g.add_argument("--seconds", type=_positive_float, default=None, metavar="N",
-                   help="stop after N seconds (default: until Ctrl-C)")
+    g.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="stop after N seconds (default: until Ctrl-C)",
+    )
     g.add_argument("--max-messages", type=_count, default=None, metavar="N", help="stop after N messages")
-    g.add_argument("--channels", type=_channels, default=list(CHANNELS), metavar="LIST",
-                   help="channels to subscribe, comma-separated (default depth,trades,ticker)")
+    g.add_argument(
+        "--channels",
+        type=_channels,
+        default=list(CHANNELS),
+        metavar="LIST",
+        help="channels to subscribe, comma-separated (default depth,trades,ticker)",
+    )
     g = p.add_argument_group("endpoint")
-    g.add_argument("--url", type=_ws_url, default=None,
-                   help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)")
+    g.add_argument(
+        "--url",
+        type=_ws_url,
+        default=None,
+        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
+    )
     g.add_argument("--demo", action="store_true", help="record from the bundled local exchange instead")
     g.add_argument("--rate", type=_rate, default=1000.0, help="with --demo: market messages/s (default 1000)")
     g.add_argument("--seed", type=int, default=None, help="with --demo: market seed (default random)")
-    g.add_argument("--connect-timeout", type=_positive_float, default=10.0, metavar="S",
-                   help="give up (exit 3) if the first connection fails for S seconds (default 10)")
+    g.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="give up (exit 3) if the first connection fails for S seconds (default 10)",
+    )
     g.add_argument("--no-reconnect", action="store_true", help="stop when the connection is lost")
     g = p.add_argument_group("output")
     x = g.add_mutually_exclusive_group()
     x.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    x.add_argument("--append", action="store_true",
-                   help="append to FILE if it is an intact capture (a torn last record is cut off; "
-                        "a corrupt file is refused, unchanged)")
-    g.add_argument("--interval", type=_positive_float, default=None, metavar="S",
-                   help="seconds between progress updates (default 0.25 on a terminal, else 1)")
+    x.add_argument(
+        "--append",
+        action="store_true",
+        help="append to FILE if it is an intact capture (a torn last record is cut off; "
+        "a corrupt file is refused, unchanged)",
+    )
+    g.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds between progress updates (default 0.25 on a terminal, else 1)",
+    )
 
 
 class _RecordSession:
@@ -87,7 +114,9 @@ class _RecordSession:
     (:class:`fastfeed.sinks.CaptureSink`) - it connects, subscribes, reconnects with
     backoff and resubscribes; this only keeps what the progress line and the summary show."""
 
-    def __init__(self, args: argparse.Namespace, url: str, symbols: list[str], writer: Any, stop: _Stop) -> None:
+    def __init__(
+        self, args: argparse.Namespace, url: str, symbols: list[str], writer: Any, stop: _Stop
+    ) -> None:
         from ..sinks import CaptureSink
 
         self.args = args
@@ -96,8 +125,9 @@ class _RecordSession:
         self.stop = stop
         self.last_reason = ""
         self.connects = 0
-        self.sink = CaptureSink(writer=writer, max_records=args.max_messages,
-                                on_full=lambda: stop.set("max-messages"))
+        self.sink = CaptureSink(
+            writer=writer, max_records=args.max_messages, on_full=lambda: stop.set("max-messages")
+        )
         self.feed: Any = None
 
     @property
@@ -129,8 +159,13 @@ class _RecordSession:
         from ..protocol import AuthError, RequestError
 
         args = self.args
-        self.feed = feed = fastfeed.connect(self.url, connect_timeout=args.connect_timeout, trade_capacity=1024,
-                                            on_event=self._on_event, sinks=[self.sink])
+        self.feed = feed = fastfeed.connect(
+            self.url,
+            connect_timeout=args.connect_timeout,
+            trade_capacity=1024,
+            on_event=self._on_event,
+            sinks=[self.sink],
+        )
         try:
             try:
                 started, _ = await self.stop.race(feed.start())
@@ -157,17 +192,19 @@ class _RecordSession:
 
 
 def _progress_text(s: _RecordSession, path: str, elapsed: float, rate: float | None, state: str = "") -> str:
-    from ..view import fmt_bytes, fmt_count
+    from ..live.format import fmt_bytes, fmt_count
 
     if not state:
         state = "connected" if s.connected else ("connecting" if not s.connects else "reconnecting")
     per_s = f"{rate:,.0f} msg/s  " if rate is not None else ""
-    return (f"recording {','.join(s.symbols)} -> {path}  {fmt_count(s.messages)} msgs  {fmt_bytes(s.bytes)}  "
-            f"{per_s}{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  [{state}]")
+    return (
+        f"recording {','.join(s.symbols)} -> {path}  {fmt_count(s.messages)} msgs  {fmt_bytes(s.bytes)}  "
+        f"{per_s}{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  [{state}]"
+    )
 
 
 async def _record(args: argparse.Namespace, url: str, symbols: list[str], writer: Any, note: str) -> int:
-    from ..view import fmt_bytes, fmt_count
+    from ..live.format import fmt_bytes, fmt_count
 
     stop = _Stop()
     stop.install()
@@ -187,16 +224,22 @@ async def _record(args: argparse.Namespace, url: str, symbols: list[str], writer
         live = Live(Text(""), console=Console(stderr=True), auto_refresh=False, transient=False)
         live.start()
     else:
-        print(f"recording {','.join(symbols)} ({','.join(args.channels)}) from {url} to {args.output}"
-              + (f"; {note}" if note else ""), file=sys.stderr, flush=True)
+        print(
+            f"recording {','.join(symbols)} ({','.join(args.channels)}) from {url} to {args.output}"
+            + (f"; {note}" if note else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     rates: list[tuple[float, int]] = [(t0, 0)]
     try:
         while not task.done():
             if stop.event.is_set():  # stopping: the session closes the connection
                 await asyncio.wait([task])
                 break
-            await asyncio.wait([task], timeout=interval if deadline is None
-                               else max(0.0, min(interval, deadline - loop.time())))
+            await asyncio.wait(
+                [task],
+                timeout=interval if deadline is None else max(0.0, min(interval, deadline - loop.time())),
+            )
             now = loop.time()
             writer.flush()
             if deadline is not None and now >= deadline:
@@ -224,20 +267,31 @@ async def _record(args: argparse.Namespace, url: str, symbols: list[str], writer
             from rich.text import Text
 
             ok = task.done() and not task.cancelled() and task.exception() is None
-            live.update(Text(_progress_text(session, args.output, loop.time() - t0, None, "done" if ok else "failed")),
-                        refresh=True)
+            live.update(
+                Text(
+                    _progress_text(session, args.output, loop.time() - t0, None, "done" if ok else "failed")
+                ),
+                refresh=True,
+            )
             live.stop()
         stop.remove()
     el = loop.time() - t0
-    print(f"recorded {fmt_count(session.messages)} messages ({fmt_bytes(session.bytes)}) in {el:.1f} s "
-          f"({session.messages / el if el > 0 else 0:,.0f} msg/s) to {args.output}"
-          + (" (interrupted)" if stop.interrupted else ""))
-    print(f"  {session.connects} connection(s), {max(0, session.connects - 1)} reconnect(s)"
-          + (f"; last: {session.last_reason}" if session.last_reason else ""))
+    print(
+        f"recorded {fmt_count(session.messages)} messages ({fmt_bytes(session.bytes)}) in {el:.1f} s "
+        f"({session.messages / el if el > 0 else 0:,.0f} msg/s) to {args.output}"
+        + (" (interrupted)" if stop.interrupted else "")
+    )
+    print(
+        f"  {session.connects} connection(s), {max(0, session.connects - 1)} reconnect(s)"
+        + (f"; last: {session.last_reason}" if session.last_reason else "")
+    )
     print(f"  replay it: fastfeed replay {args.output}", flush=True)
     if stop.reason == "connection-lost":  # --no-reconnect and the connection went away early
-        print(f"{PROG} record: error: {session.last_reason or 'connection lost'} (--no-reconnect); "
-              f"the capture is complete up to there", file=sys.stderr)
+        print(
+            f"{PROG} record: error: {session.last_reason or 'connection lost'} (--no-reconnect); "
+            f"the capture is complete up to there",
+            file=sys.stderr,
+        )
         return EXIT_CONNECT
     return EXIT_OK
 
@@ -256,7 +310,7 @@ def _run_record(args: argparse.Namespace) -> int:
         raise FileError(f"{out} is a directory")
     if out.exists() and not (args.force or args.append):
         raise FileError(f"{out} exists (pass --force to overwrite or --append to add to it)")
-    mode = "a" if args.append else ("w" if args.force else "x")
+    mode: Literal["x", "w", "a"] = "a" if args.append else ("w" if args.force else "x")
 
     def go(url: str, note: str) -> int:
         meta = {"symbols": symbols, "channels": args.channels}
@@ -268,8 +322,11 @@ def _run_record(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise FileError(f"cannot write {out}: {exc.strerror or exc}") from None
         if writer.truncated:
-            print(f"{PROG} record: note: cut off a torn last record ({writer.truncated} bytes, an interrupted "
-                  f"recording) before appending", file=sys.stderr)
+            print(
+                f"{PROG} record: note: cut off a torn last record ({writer.truncated} bytes, an interrupted "
+                f"recording) before appending",
+                file=sys.stderr,
+            )
         try:
             return asyncio.run(_record(args, url, symbols, writer, note))
         except CommandError:  # could not connect, subscription refused: leave no new file or session behind
@@ -286,5 +343,3 @@ def _run_record(args: argparse.Namespace) -> int:
         with _BundledExchange(cfg) as ex:
             return go(ex.url, f"bundled exchange, seed {seed}")
     return go(args.url or _ws_url_checked(_default_url()), "")
-
-

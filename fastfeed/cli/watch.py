@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 
-from ._common import _default_url, _symbol_list, _ws_url, _ws_url_checked
+from ._common import SYMBOLS_HELP, _default_url, _symbol_list, _ws_url, _ws_url_checked
 from ._live import _check_book, _live_args, _run_live
 from .exitcodes import UsageError
 from .registry import command
@@ -24,13 +24,23 @@ examples:
 
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols (e.g. BTC_USDT; commas also work)")
+    p.add_argument("symbols", nargs="+", metavar="SYMBOL", help=f"symbols, {SYMBOLS_HELP}")
     g = p.add_argument_group("endpoint")
-    g.add_argument("--url", type=_ws_url, default=None,
-                   help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)")
+    g.add_argument(
+        "--url",
+        type=_ws_url,
+        default=None,
+        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
+    )
     g.add_argument("--orders", action="store_true", help="also subscribe order updates (needs API keys)")
-    g.add_argument("--balance", nargs="?", const="", default=None, metavar="CUR,...",
-                   help="also subscribe balance updates: all currencies, or these (needs API keys)")
+    g.add_argument(
+        "--balance",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CUR,...",
+        help="also subscribe balance updates: all currencies, or these (needs API keys)",
+    )
     _live_args(p, demo=False)
 
 
@@ -52,7 +62,15 @@ def _run_watch(args: argparse.Namespace) -> int:
     balance = None if args.balance is None else _symbol_list([args.balance], "currency")
     if args.orders or balance is not None:
         key, secret = _keys_from_env("--orders" if args.orders else "--balance")
-    return asyncio.run(_run_live(args, url=url, symbols=symbols, title="fastfeed watch", api_key=key,
-                                 secret=secret, orders=args.orders, balance=balance))
-
-
+    return asyncio.run(
+        _run_live(
+            args,
+            url=url,
+            symbols=symbols,
+            title="fastfeed watch",
+            api_key=key,
+            secret=secret,
+            orders=args.orders,
+            balance=balance,
+        )
+    )

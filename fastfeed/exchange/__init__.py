@@ -7,6 +7,7 @@ Start it in-process::
         ex.faults.shuffle_levels = True
         bids, asks = ex.book("BTC_USDT")
 
+on its own thread (``with ThreadedExchange(cfg) as ex: ...``, see :mod:`.runner`),
 or from the shell: ``python -m fastfeed exchange --port 8765``.
 """
 
@@ -16,14 +17,15 @@ from .book import BookSet, SimBook
 from .config import DEFAULT_PATH, DEFAULT_SYMBOLS, ExchangeConfig, SymbolSpec, accounts_from_env
 from .market import CHANNELS, Market
 from .private import AccountSim
+from .runner import ThreadedExchange
 from .server import PRIVATE_CHANNELS, Connection, Exchange, Faults
 from .simple_client import DecodeError, SimpleClient, decode_payload
 from .wire import ErrorCode, auth_params, sign_auth, ws_frame, zlib_compress
 
 __all__ = [
+    "CHANNELS",
     "DEFAULT_PATH",
     "DEFAULT_SYMBOLS",
-    "CHANNELS",
     "PRIVATE_CHANNELS",
     "AccountSim",
     "BookSet",
@@ -37,6 +39,7 @@ __all__ = [
     "SimBook",
     "SimpleClient",
     "SymbolSpec",
+    "ThreadedExchange",
     "accounts_from_env",
     "auth_params",
     "decode_payload",

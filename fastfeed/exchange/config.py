@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Any, Literal
 
 __all__ = [
-    "DEFAULT_SYMBOLS",
     "DEFAULT_PATH",
-    "SymbolSpec",
+    "DEFAULT_SYMBOLS",
     "ExchangeConfig",
+    "SymbolSpec",
     "accounts_from_env",
 ]
 
@@ -47,7 +48,7 @@ class SymbolSpec:
     amount_decimals: int
 
     @classmethod
-    def for_symbol(cls, name: str) -> "SymbolSpec":
+    def for_symbol(cls, name: str) -> SymbolSpec:
         """Known defaults for common symbols; otherwise derived deterministically from
         the name (a price between 0.01 and 50 000 with about 6 significant digits)."""
         name = name.upper()
@@ -79,6 +80,14 @@ def accounts_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str
     return {key: secret} if key and secret else {}
 
 
+def _opt(default: Any, help: str, *, factory: Any = None, **cli: Any) -> Any:
+    """A dataclass field with its command-line help in ``metadata`` (see ExchangeConfig)."""
+    meta = {"help": help, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class ExchangeConfig:
     """Everything the local exchange can be told. Every field has a usable default.
@@ -105,48 +114,90 @@ class ExchangeConfig:
       after its first subscribe request instead of simulating a market.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    path: str = DEFAULT_PATH
-    symbols: Sequence[str] = DEFAULT_SYMBOLS
-    seed: int | None = None
+    # Each field's metadata: "help" (the text of its `fastfeed exchange` flag, which is
+    # generated from these fields), optionally "none" (the word that means None on the
+    # command line), "zero_is_none" (0 also means None there), "alias" (an older flag name),
+    # "metavar".
+    host: str = _opt("127.0.0.1", "interface to bind")
+    port: int = _opt(0, "TCP port, 0 = any free port")
+    path: str = _opt(DEFAULT_PATH, "advertised WebSocket path (any path is answered)")
+    symbols: Sequence[str] = _opt(DEFAULT_SYMBOLS, "symbols to simulate (default: ten major USDT pairs)")
+    seed: int | None = _opt(None, "market seed (default: random, printed at start)")
 
     # --- market model
-    rate: float | None = 100.0
-    book_levels: int = 30
-    trade_replay: int = 20
-    snapshot_interval: float | None = 60.0
-    snapshot_fraction: float = 0.02
-    first_trade_id: int | None = None
-    number_style: Literal["plain", "padded"] = "plain"
-    integer_trade_time: bool = False
-    ticker_nested: bool = False
-    all_ticker_interval: float = 1.0
-    pregenerate: int = 0
-    batch: int = 2048
-    compress_level: int = 6
+    rate: float | None = _opt(
+        100.0,
+        "market messages/s over all symbols; 'max' = as fast as clients read, 0 = no automatic traffic",
+        none="max",
+    )
+    book_levels: int = _opt(30, "levels per side (1..150)")
+    trade_replay: int = _opt(20, "recent trades sent after a trades subscribe")
+    snapshot_interval: float | None = _opt(
+        60.0, "seconds between clean=true depth snapshots, 0 or 'off' = none", none="off", zero_is_none=True
+    )
+    snapshot_fraction: float = _opt(0.02, "share of extra snapshots in a --pregenerate cycle (0..1)")
+    first_trade_id: int | None = _opt(
+        None, "first trade id (default: derived from the seed and the start time)"
+    )
+    number_style: Literal["plain", "padded"] = _opt(
+        "plain", "'padded' sends 8-decimal numbers like some live frames"
+    )
+    integer_trade_time: bool = _opt(False, "send trade times as integer seconds")
+    ticker_nested: bool = _opt(False, "send ticker params as [[{...}]]")
+    all_ticker_interval: float = _opt(1.0, "seconds between all-symbol ticker pushes")
+    pregenerate: int = _opt(
+        0, "pre-generate a cycle of N frames and loop over it (the >=200k msg/s mode)", metavar="N"
+    )
+    batch: int = _opt(2048, "max frames per write batch")
+    compress_level: int = _opt(6, "zlib level of pushed frames (0..9)")
 
     # --- private channels
-    accounts: Mapping[str, str] = field(default_factory=dict)
-    auth_window: float | None = 300.0
-    private_interval: float = 1.0
+    accounts: Mapping[str, str] = _opt(
+        None,
+        "an API account KEY:SECRET (repeatable); FASTFEED_API_KEY/FASTFEED_API_SECRET also add one",
+        factory=dict,
+        alias="--account",
+    )
+    auth_window: float | None = _opt(
+        300.0, "max |now - auth timestamp| in seconds, 0 or 'off' = unchecked", none="off", zero_is_none=True
+    )
+    private_interval: float = _opt(1.0, "seconds between private simulation steps")
 
     # --- wire
-    text_replies: bool = False
-    error_style: Literal["object", "string"] = "object"
-    idle_timeout: float | None = 60.0
-    max_connection_age: float | None = 7200.0
-    max_subscribe_symbols: int | None = 30
-    max_request_size: int = 64 * 1024
-    write_buffer_high: int = 4 * 1024 * 1024
-    use_aiofastnet: bool | None = None
-    send_log: bool = False  # record (first_frame, frames, time_ns) per write (benchmarks)
+    text_replies: bool = _opt(False, "send replies as plain TEXT frames")
+    error_style: Literal["object", "string"] = _opt("object", "error field as {code, message} or as a string")
+    idle_timeout: float | None = _opt(
+        60.0,
+        "close after this many seconds without client traffic, 0 or 'off' = never",
+        none="off",
+        zero_is_none=True,
+    )
+    max_connection_age: float | None = _opt(
+        7200.0,
+        "close connections older than this many seconds, 0 or 'off' = never",
+        none="off",
+        zero_is_none=True,
+        alias="--max-age",
+    )
+    max_subscribe_symbols: int | None = _opt(
+        30, "max symbols per subscribe request, 'off' = no limit", none="off"
+    )
+    max_request_size: int = _opt(64 * 1024, "max bytes of a client request")
+    write_buffer_high: int = _opt(4 * 1024 * 1024, "write buffer high-water mark in bytes")
+    use_aiofastnet: bool | None = _opt(None, "use aiofastnet for the listener (default: if installed)")
+    send_log: bool = _opt(False, "record (first_frame, frames, time_ns) per write (benchmarks)")
 
     # --- capture serving
-    capture: str | os.PathLike[str] | None = None
-    capture_speed: float | None = None
-    capture_close: bool = True
-    capture_skip_replies: bool = True
+    capture: str | os.PathLike[str] | None = _opt(
+        None, "serve this capture file instead of simulating", metavar="FILE"
+    )
+    capture_speed: float | None = _opt(
+        None, "1 = recorded pacing, 2 = twice as fast (default: full speed)", none="max"
+    )
+    capture_close: bool = _opt(
+        True, "close connections after the capture (--no-capture-close keeps them open)"
+    )
+    capture_skip_replies: bool = _opt(True, "skip the recorded replies to requests when serving a capture")
 
     def __post_init__(self) -> None:
         syms: list[str] = []
@@ -164,8 +215,10 @@ class ExchangeConfig:
         if not 1 <= self.book_levels <= 150:
             raise ValueError("book_levels must be in 1..150 (keep it below the client's depth)")
         if self.first_trade_id is not None and (
-                isinstance(self.first_trade_id, bool) or not isinstance(self.first_trade_id, int)
-                or not 0 <= self.first_trade_id < 2**62):
+            isinstance(self.first_trade_id, bool)
+            or not isinstance(self.first_trade_id, int)
+            or not 0 <= self.first_trade_id < 2**62
+        ):
             raise ValueError("first_trade_id must be None or an int in 0 .. 2**62")
         if self.pregenerate < 0:
             raise ValueError("pregenerate must be >= 0")
@@ -179,6 +232,32 @@ class ExchangeConfig:
             raise ValueError("capture_speed must be > 0 or None")
         if not 0.0 <= self.snapshot_fraction <= 1.0:
             raise ValueError("snapshot_fraction must be in [0, 1]")
+        for name in ("snapshot_interval", "auth_window", "idle_timeout", "max_connection_age"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a number of seconds > 0, or None (off)")
+        for name in ("private_interval", "all_ticker_interval"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a number of seconds > 0")
+        if self.rate is not None and not math.isfinite(self.rate):
+            raise ValueError("rate must be finite (None = as fast as clients read)")
+        for name, lo, hi in (
+            ("port", 0, 65535),
+            ("compress_level", -1, 9),
+            ("trade_replay", 0, 1 << 20),
+            ("max_request_size", 1, 1 << 30),
+            ("write_buffer_high", 1, 1 << 40),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer in {lo}..{hi}")
+        if self.max_subscribe_symbols is not None and (
+            isinstance(self.max_subscribe_symbols, bool)
+            or not isinstance(self.max_subscribe_symbols, int)
+            or self.max_subscribe_symbols < 1
+        ):
+            raise ValueError("max_subscribe_symbols must be an integer >= 1, or None (no limit)")
         if not self.path.startswith("/"):
             self.path = "/" + self.path
         if self.capture is not None:
@@ -189,6 +268,6 @@ class ExchangeConfig:
         """The :class:`SymbolSpec` of every configured symbol, in order."""
         return [SymbolSpec.for_symbol(s) for s in self.symbols]
 
-    def replace(self, **changes: object) -> "ExchangeConfig":
+    def replace(self, **changes: object) -> ExchangeConfig:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -28,15 +28,15 @@ import orjson
 from .config import ExchangeConfig, SymbolSpec
 
 __all__ = [
-    "CH_DEPTH",
-    "CH_TRADES",
-    "CH_TICKER",
-    "N_CHANNELS",
     "CHANNELS",
+    "CH_DEPTH",
+    "CH_TICKER",
+    "CH_TRADES",
+    "N_CHANNELS",
+    "TRADE_IDS_PER_MS",
     "Frame",
     "Market",
     "TickerState",
-    "TRADE_IDS_PER_MS",
     "first_trade_id",
 ]
 
@@ -114,10 +114,36 @@ class _Symbol:
     """State of one simulated symbol."""
 
     __slots__ = (
-        "spec", "idx", "name", "pd", "ad", "pdiv", "adiv", "bids", "asks", "mid", "gap",
-        "sigma", "lot_lo", "lot_hi", "recent", "open_t", "low_t", "high_t", "base_lots",
-        "quote_units", "last_t", "last_lots", "_pcache", "_acache", "_price_out", "_amount_out", "log_lo",
-        "log_span", "gap2", "window",
+        "_acache",
+        "_amount_out",
+        "_pcache",
+        "_price_out",
+        "ad",
+        "adiv",
+        "asks",
+        "base_lots",
+        "bids",
+        "gap",
+        "gap2",
+        "high_t",
+        "idx",
+        "last_lots",
+        "last_t",
+        "log_lo",
+        "log_span",
+        "lot_hi",
+        "lot_lo",
+        "low_t",
+        "mid",
+        "name",
+        "open_t",
+        "pd",
+        "pdiv",
+        "quote_units",
+        "recent",
+        "sigma",
+        "spec",
+        "window",
     )
 
     def __init__(self, spec: SymbolSpec, idx: int, cfg: ExchangeConfig) -> None:
@@ -181,7 +207,9 @@ class _Symbol:
 class Market:
     """The public market of the local exchange (all configured symbols)."""
 
-    def __init__(self, config: ExchangeConfig, seed: int | None = None, start_time: float | None = None) -> None:
+    def __init__(
+        self, config: ExchangeConfig, seed: int | None = None, start_time: float | None = None
+    ) -> None:
         self.config = config
         if seed is None:
             seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
@@ -197,8 +225,11 @@ class Market:
         self._s = [_Symbol(spec, i, config) for i, spec in enumerate(config.specs())]
         #: The id of the first trade: ``config.first_trade_id`` if set, else derived from the
         #: seed and the start time (:func:`first_trade_id`).
-        self.first_trade_id = (config.first_trade_id if config.first_trade_id is not None
-                               else first_trade_id(seed, self.start_time))
+        self.first_trade_id = (
+            config.first_trade_id
+            if config.first_trade_id is not None
+            else first_trade_id(seed, self.start_time)
+        )
         self.next_trade_id = self.first_trade_id
         #: Fault switch: emit levels in random order instead of the live server's order.
         self.shuffle_levels = False
@@ -456,8 +487,20 @@ class Market:
         s = self._s[i]
         bb = max(s.bids) if s.bids else 0
         ba = min(s.asks) if s.asks else 0
-        return TickerState(i, s.open_t, s.low_t, s.high_t, s.last_t, s.last_lots, s.base_lots,
-                           s.quote_units, bb, s.bids[bb] if bb else 0, ba, s.asks[ba] if ba else 0)
+        return TickerState(
+            i,
+            s.open_t,
+            s.low_t,
+            s.high_t,
+            s.last_t,
+            s.last_lots,
+            s.base_lots,
+            s.quote_units,
+            bb,
+            s.bids[bb] if bb else 0,
+            ba,
+            s.asks[ba] if ba else 0,
+        )
 
     def ticker_from_state(self, st: TickerState, now: float) -> dict[str, Any]:
         """The ticker object of a :class:`TickerState` (all numeric fields but

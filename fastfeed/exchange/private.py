@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import orjson
 
@@ -153,8 +154,14 @@ class AccountSim:
             out.append(("balance", c, self._push("balance.update", self.balance(c))))
 
     # ------------------------------------------------------------------ actions
-    def _new_order(self, now_ms: int, out: list[PrivatePush], spec: SymbolSpec | None = None,
-                   side: str | None = None, price: Decimal | None = None) -> bool:
+    def _new_order(
+        self,
+        now_ms: int,
+        out: list[PrivatePush],
+        spec: SymbolSpec | None = None,
+        side: str | None = None,
+        price: Decimal | None = None,
+    ) -> bool:
         rng = self.rng
         spec = spec or rng.choice(self.specs)
         side = side or rng.choice(("buy", "sell"))
@@ -171,8 +178,15 @@ class AccountSim:
         cost = amount * (ref if market else price)
         if (side == "buy" and qb[0] < cost) or (side == "sell" and bb[0] < amount):
             return False
-        o = _Order(self._id(), spec, side, "market" if market else "limit",
-                   Decimal(0) if market else price, amount, timestamp=now_ms)
+        o = _Order(
+            self._id(),
+            spec,
+            side,
+            "market" if market else "limit",
+            Decimal(0) if market else price,
+            amount,
+            timestamp=now_ms,
+        )
         if market:
             o.filled, o.notional, o.status = amount, amount * ref, 2
             if side == "buy":

@@ -20,7 +20,8 @@ import random
 import time
 import zlib
 from bisect import bisect_left, bisect_right
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -53,7 +54,7 @@ from .wire import (
     zlib_compress,
 )
 
-__all__ = ["Exchange", "Connection", "Faults", "PRIVATE_CHANNELS"]
+__all__ = ["PRIVATE_CHANNELS", "Connection", "Exchange", "Faults"]
 
 log = logging.getLogger("fastfeed.exchange")
 
@@ -81,7 +82,7 @@ class Connection(WSListener):
     ``closed`` (an :class:`asyncio.Event` set on disconnect).
     """
 
-    def __init__(self, exchange: "Exchange", request: WSUpgradeRequest) -> None:
+    def __init__(self, exchange: Exchange, request: WSUpgradeRequest) -> None:
         super().__init__()
         self.exchange = exchange
         self.id = next(_conn_ids)
@@ -272,7 +273,7 @@ class Faults:
     """Fault injection. Switches (attributes) and actions (methods), all usable from tests
     while the exchange runs; ``conn=None`` applies an action to every connection."""
 
-    def __init__(self, exchange: "Exchange") -> None:
+    def __init__(self, exchange: Exchange) -> None:
         self._ex = exchange
         #: Send every trades push twice (clients must de-duplicate by id).
         self.duplicate_trades = False
@@ -349,8 +350,9 @@ class Faults:
         """Send a BINARY frame of random bytes that is neither zlib nor JSON."""
         self._raw(conn, OP_BINARY, b"\xff" + os.urandom(max(0, size - 1)))
 
-    def send_oversized(self, conn: Connection | None = None, size: int = 9 * 1024 * 1024,
-                       compressed: bool = True) -> None:
+    def send_oversized(
+        self, conn: Connection | None = None, size: int = 9 * 1024 * 1024, compressed: bool = True
+    ) -> None:
         """Send a depth push of ``size`` bytes of JSON (whitespace-padded): by default as a
         small zlib frame that inflates beyond the engine's 8 MiB cap, else as plain TEXT."""
         key = (size, compressed)
@@ -468,7 +470,7 @@ class Exchange:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}{self.config.path}"
 
-    async def start(self) -> "Exchange":
+    async def start(self) -> Exchange:
         """Build the pre-generated cycle or load the capture (if configured), then listen."""
         cfg = self.config
         if cfg.capture is not None:
@@ -490,12 +492,18 @@ class Exchange:
             if cfg.rate != 0:
                 self._tasks.append(loop.create_task(self._pump(), name="fastfeed-exchange-pump"))
             if cfg.snapshot_interval and self._cycle is None:
-                self._tasks.append(loop.create_task(self._snapshot_loop(), name="fastfeed-exchange-snapshots"))
+                self._tasks.append(
+                    loop.create_task(self._snapshot_loop(), name="fastfeed-exchange-snapshots")
+                )
             self._tasks.append(loop.create_task(self._all_ticker_loop(), name="fastfeed-exchange-all-ticker"))
         self._tasks.append(loop.create_task(self._private_loop(), name="fastfeed-exchange-private"))
-        log.info("exchange listening on %s (%s)", self.url,
-                 "capture " + str(cfg.capture) if cfg.capture is not None
-                 else f"{len(cfg.symbols)} symbols, rate {cfg.rate}, seed {self.market.seed if self.market else None}")
+        log.info(
+            "exchange listening on %s (%s)",
+            self.url,
+            "capture " + str(cfg.capture)
+            if cfg.capture is not None
+            else f"{len(cfg.symbols)} symbols, rate {cfg.rate}, seed {self.market.seed if self.market else None}",
+        )
         return self
 
     async def close(self) -> None:
@@ -533,7 +541,7 @@ class Exchange:
             self._capture.close()
             self._capture = None
 
-    async def __aenter__(self) -> "Exchange":
+    async def __aenter__(self) -> Exchange:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -572,6 +580,7 @@ class Exchange:
 
     async def wait_for_connections(self, n: int = 1, timeout: float = 5.0) -> None:
         """Wait until at least ``n`` clients are connected."""
+
         async def wait() -> None:
             while len(self.connections) < n:
                 self._conn_event.clear()
@@ -644,7 +653,9 @@ class Exchange:
 
     def _error(self, conn: Connection, req_id: Any, code: int, message: str) -> None:
         self.stats["error_replies"] += 1
-        conn.send_json(encode_json(error_envelope(req_id, code, message, self.config.error_style)), reply=True)
+        conn.send_json(
+            encode_json(error_envelope(req_id, code, message, self.config.error_style)), reply=True
+        )
 
     def _handle_request(self, conn: Connection, data: bytes) -> None:
         self.stats["requests"] += 1
@@ -688,7 +699,9 @@ class Exchange:
 
     def _h_auth(self, conn: Connection, req_id: Any, params: list[Any]) -> None:
         if len(params) != 3 or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in params):
-            raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]")
+            raise RequestRefused(
+                ErrorCode.INVALID_ARGUMENT, "params must be [api_key, timestamp_ms, signature]"
+            )
         key, ts, sig = (str(p) for p in params)
         secret = self.config.accounts.get(key)
         if secret is None:
@@ -699,7 +712,9 @@ class Exchange:
             except ValueError:
                 raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "timestamp must be milliseconds") from None
             if abs(time.time() * 1000 - ts_ms) > self.config.auth_window * 1000:
-                raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window")
+                raise RequestRefused(
+                    ErrorCode.REQUIRE_AUTH, "auth failed: timestamp outside the allowed window"
+                )
         if not hmac.compare_digest(sign_auth(secret, ts).encode(), sig.encode()):
             raise RequestRefused(ErrorCode.REQUIRE_AUTH, "auth failed: invalid signature")
         if conn.account != key:
@@ -707,8 +722,9 @@ class Exchange:
                 subs.clear()
         conn.account = key
         if key not in self._accounts:
-            self._accounts[key] = AccountSim(key, list(self._specs.values()), self._price_of,
-                                             self._account_rng(key))
+            self._accounts[key] = AccountSim(
+                key, list(self._specs.values()), self._price_of, self._account_rng(key)
+            )
         self._reply(conn, req_id, {"status": "success"})
 
     def _account_rng(self, key: str) -> random.Random:
@@ -728,7 +744,13 @@ class Exchange:
             raise RequestRefused(ErrorCode.INVALID_ARGUMENT, f"too many symbols in one request (max {limit})")
         out = []
         for p in params:
-            if not isinstance(p, str) or not 0 < len(p) <= 32 or not p.isascii() or not p.isprintable() or " " in p:
+            if (
+                not isinstance(p, str)
+                or not 0 < len(p) <= 32
+                or not p.isascii()
+                or not p.isprintable()
+                or " " in p
+            ):
                 raise RequestRefused(ErrorCode.INVALID_ARGUMENT, "symbols must be non-empty strings")
             out.append(p.upper())
         return out
@@ -779,9 +801,13 @@ class Exchange:
                 elif ch == CH_TRADES:
                     frames = [m.trades_snapshot(i) for i in idx]
                 else:
-                    frames = [(base + i, False, m.tickers_payload(self._ticker_states([i]), now)) for i in idx]
+                    frames = [
+                        (base + i, False, m.tickers_payload(self._ticker_states([i]), now)) for i in idx
+                    ]
                 level = self.config.compress_level
-                conn.write(b"".join(ws_frame(OP_BINARY, zlib_compress(f[2], level)) for f in frames), len(frames))
+                conn.write(
+                    b"".join(ws_frame(OP_BINARY, zlib_compress(f[2], level)) for f in frames), len(frames)
+                )
             self._wake.set()
 
         return handler
@@ -792,7 +818,9 @@ class Exchange:
             self._start_capture(conn)
             return
         conn.all_ticker = True
-        conn.send_json(self.market.tickers_payload(self._ticker_states(None), time.time(), "all_ticker.update"))
+        conn.send_json(
+            self.market.tickers_payload(self._ticker_states(None), time.time(), "all_ticker.update")
+        )
         self._wake.set()
 
     def _h_all_ticker_unsub(self, conn: Connection, req_id: Any, params: list[Any]) -> None:
@@ -988,7 +1016,11 @@ class Exchange:
                 spec: tuple[int, int, Any] | None = None
                 if ch == CH_TRADES:
                     trades = orjson.loads(f[2])["params"][1]
-                    spec = (CH_TRADES, i, tuple((d["id"], d["price"], d["amount"], d["type"]) for d in trades))
+                    spec = (
+                        CH_TRADES,
+                        i,
+                        tuple((d["id"], d["price"], d["amount"], d["type"]) for d in trades),
+                    )
                 elif ch == CH_TICKER:
                     st = m.ticker_state(i)
                     tick_pos[i].append(len(raw))
@@ -1009,8 +1041,12 @@ class Exchange:
         self._cycle_dyn = dyn
         level = cfg.compress_level
         self._cycle = [(k, c, ws_frame(OP_BINARY, zlib_compress(p, level))) for k, c, p in raw]
-        log.info("pre-generated a cycle of %d frames (%.1f MB) in %.2f s", len(self._cycle),
-                 sum(len(w) for _, _, w in self._cycle) / 1e6, time.perf_counter() - t)
+        log.info(
+            "pre-generated a cycle of %d frames (%.1f MB) in %.2f s",
+            len(self._cycle),
+            sum(len(w) for _, _, w in self._cycle) / 1e6,
+            time.perf_counter() - t,
+        )
 
     def _next_cycle_frames(self, n: int) -> list[WireFrame]:
         """The next ``n`` frames of the cycle (those nobody subscribed to are skipped)."""
@@ -1045,9 +1081,13 @@ class Exchange:
         if ch == CH_TRADES:
             off = wraps * self._cycle_ids
             ts: float | int = int(now) if self.config.integer_trade_time else round(now, 6)
-            trades = [{"id": tid + off, "time": ts, "price": px, "amount": amt, "type": kind}
-                      for tid, px, amt, kind in data]
-            payload = orjson.dumps({"method": "trades.update", "params": [False, trades, m.symbols[i]], "id": None})
+            trades = [
+                {"id": tid + off, "time": ts, "price": px, "amount": amt, "type": kind}
+                for tid, px, amt, kind in data
+            ]
+            payload = orjson.dumps(
+                {"method": "trades.update", "params": [False, trades, m.symbols[i]], "id": None}
+            )
         else:
             payload = m.tickers_payload([self._cycle_ticker(data, wraps)], now)
         return self._wire(payload)
@@ -1058,9 +1098,12 @@ class Exchange:
         if wraps == 0:
             return st
         end, first = self._cycle_tick_end[st.idx], self._cycle_tick_first[st.idx]
-        return st._replace(low_t=end.low_t, high_t=end.high_t,
-                           base_lots=st.base_lots + wraps * (end.base_lots - first.base_lots),
-                           quote_units=st.quote_units + wraps * (end.quote_units - first.quote_units))
+        return st._replace(
+            low_t=end.low_t,
+            high_t=end.high_t,
+            base_lots=st.base_lots + wraps * (end.base_lots - first.base_lots),
+            quote_units=st.quote_units + wraps * (end.quote_units - first.quote_units),
+        )
 
     def _ticker_states(self, indices: list[int] | None) -> list[TickerState]:
         """Ticker states of symbols (None = all): live, the market's; with a pre-generated
@@ -1142,10 +1185,17 @@ class Exchange:
         idx = idx[keep]
         self._capture = reader
         self._capture_rows = (
-            idx["offset"].tolist(), idx["length"].tolist(), idx["recv_ns"].tolist(), idx["msg_type"].tolist()
+            idx["offset"].tolist(),
+            idx["length"].tolist(),
+            idx["recv_ns"].tolist(),
+            idx["msg_type"].tolist(),
         )
-        log.info("serving capture %s: %d frames (%d replies skipped)", self.config.capture,
-                 len(idx), int((~keep).sum()))
+        log.info(
+            "serving capture %s: %d frames (%d replies skipped)",
+            self.config.capture,
+            len(idx),
+            int((~keep).sum()),
+        )
 
     def _start_capture(self, conn: Connection) -> None:
         if conn.replay_task is None:
@@ -1176,9 +1226,7 @@ class Exchange:
                 if j == i:
                     await asyncio.sleep(max((recv[i] - first) / speed / 1e9 - (loop.time() - t0), 0.0))
                     continue
-            parts = [
-                ws_frame(types[k], reader.payload(offsets[k], lengths[k])) for k in range(i, j)
-            ]
+            parts = [ws_frame(types[k], reader.payload(offsets[k], lengths[k])) for k in range(i, j)]
             conn.write(b"".join(parts), j - i)
             i = j
             await asyncio.sleep(0)

@@ -12,7 +12,8 @@ import json
 import time
 import zlib
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
@@ -20,12 +21,14 @@ from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 from ..errors import ConnectionLost, DecodeError, FastfeedError  # DecodeError importable from here too
 from .wire import encode_json
 
-__all__ = ["SimpleClient", "decode_payload", "DecodeError"]
+__all__ = ["DecodeError", "SimpleClient", "decode_payload"]
 
 _WS = b" \t\r\n"
 
 
-def decode_payload(payload: bytes | bytearray | memoryview, max_frame: int = 8 << 20, raw: bool = False) -> Any:
+def decode_payload(
+    payload: bytes | bytearray | memoryview, max_frame: int = 8 << 20, raw: bool = False
+) -> Any:
     """Decode one payload like the engine's section 1+2: plain JSON if the first
     non-whitespace byte is ``{``/``[``, otherwise one complete zlib stream.
     ``raw=True`` returns the JSON text (bytes) instead of the decoded value."""
@@ -58,7 +61,7 @@ def decode_payload(payload: bytes | bytearray | memoryview, max_frame: int = 8 <
 
 
 class _Listener(WSListener):
-    def __init__(self, client: "SimpleClient") -> None:
+    def __init__(self, client: SimpleClient) -> None:
         super().__init__()
         self.client = client
 
@@ -78,8 +81,9 @@ class SimpleClient:
     frame. ``keep``: decode every frame and keep pushes in ``messages``.
     """
 
-    def __init__(self, *, engine: Any = None, capture: Any = None, keep: bool = True,
-                 max_frame: int = 8 << 20) -> None:
+    def __init__(
+        self, *, engine: Any = None, capture: Any = None, keep: bool = True, max_frame: int = 8 << 20
+    ) -> None:
         self.engine = engine
         self.capture = capture
         self.keep = keep
@@ -99,7 +103,7 @@ class SimpleClient:
         self._next_id = 1
 
     @classmethod
-    async def connect(cls, url: str, *, timeout: float = 30.0, **kwargs: Any) -> "SimpleClient":
+    async def connect(cls, url: str, *, timeout: float = 30.0, **kwargs: Any) -> SimpleClient:
         """Open a connection to ``url`` (keyword arguments go to the constructor)."""
         self = cls(**kwargs)
         self.transport, _ = await asyncio.wait_for(
@@ -120,8 +124,9 @@ class SimpleClient:
         self._next_id += 1
         return i
 
-    async def request(self, method: str, params: list[Any] | None = None, *, timeout: float = 30.0,
-                      req_id: Any = None) -> dict[str, Any]:
+    async def request(
+        self, method: str, params: list[Any] | None = None, *, timeout: float = 30.0, req_id: Any = None
+    ) -> dict[str, Any]:
         """Send ``{"id", "method", "params"}`` and return the reply with that id."""
         if self.disconnected.is_set():
             raise ConnectionLost("disconnected")

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import struct
+import sys
 import time
 import zlib
 from enum import IntEnum
@@ -22,21 +23,21 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "OP_CONTINUATION",
-    "OP_TEXT",
     "OP_BINARY",
     "OP_CLOSE",
+    "OP_CONTINUATION",
     "OP_PING",
     "OP_PONG",
+    "OP_TEXT",
     "ErrorCode",
-    "ws_frame",
-    "close_payload",
-    "zlib_compress",
-    "encode_json",
-    "reply_envelope",
-    "error_envelope",
-    "sign_auth",
     "auth_params",
+    "close_payload",
+    "encode_json",
+    "error_envelope",
+    "reply_envelope",
+    "sign_auth",
+    "ws_frame",
+    "zlib_compress",
 ]
 
 OP_CONTINUATION = 0x0
@@ -111,7 +112,10 @@ def zlib_compress(data: bytes, level: int = 6) -> bytes:
         wbits = 9
         while n > (1 << wbits) - _MIN_LOOKAHEAD:
             wbits += 1
-        return _fix_header(zlib.compress(data, level, wbits))
+        if sys.version_info >= (3, 11):
+            return _fix_header(zlib.compress(data, level, wbits))
+        c = zlib.compressobj(level, zlib.DEFLATED, wbits)  # 3.10: compress() has no wbits
+        return _fix_header(c.compress(data) + c.flush())
     return zlib.compress(data, level)
 
 

@@ -1,0 +1,368 @@
+/* Number conversion for the shape-specialised fast path of fastfeed/_parse.pyx.
+ *
+ * SWAR (SIMD within a register): 8 digits at a time through one unaligned 64-bit load,
+ * validated with mask arithmetic and combined with three multiplications. Every function
+ * either returns a value that is bit-identical to the general parser's (Python's
+ * ``float(s)``: correctly rounded) or reports failure, and the caller then hands the whole
+ * message to the general parser. Exactness: the fast path only accepts a mantissa
+ * m <= 2**53 (an exact double) with at most 19 digits in all and a fraction of f <= 18
+ * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles.
+ *
+ * Portability: the SWAR digit code assumes little-endian byte order (x86-64, aarch64);
+ * elsewhere a byte-by-byte loop gives the same results. FF_FAST_AVAILABLE is 0 where
+ * doubles are evaluated in excess precision (FLT_EVAL_METHOD != 0, e.g. x87), since the
+ * division above would then be rounded twice: the fast path is off there.
+ *
+ * Bounds: every read is inside [p, end); 8-byte loads are made only with 8 bytes left
+ * (near the end of the buffer the byte loop is used).
+ */
+#ifndef FASTFEED_FASTNUM_H
+#define FASTFEED_FASTNUM_H
+
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__))
+#define FF_SWAR_LE 1
+#else
+#define FF_SWAR_LE 0
+#endif
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD == 0
+#define FF_FAST_AVAILABLE 1
+#else
+#define FF_FAST_AVAILABLE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FF_LIKELY(x) (x)
+#define FF_UNLIKELY(x) (x)
+#endif
+
+/* A digit run longer than this makes the fast path give up (ff_run returns FF_RUN_LONG). */
+#define FF_RUN_MAX 16
+#define FF_RUN_LONG (FF_RUN_MAX + 1)
+
+static const uint64_t ff_pow10u[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+static const double ff_pow10d[20] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    1e16, 1e17, 1e18, 1e19,
+};
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FF_INLINE static inline __attribute__((always_inline))
+#else
+#define FF_INLINE static inline
+#endif
+
+/* Unaligned loads. Comparing a load of the text with the same load of a string literal is
+ * byte-order independent; compilers fold the literal's load into a constant. */
+FF_INLINE uint64_t ff_load8(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+FF_INLINE uint32_t ff_load4(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+FF_INLINE uint16_t ff_load2(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* p[0:n] == lit[0:n] for a literal of n = 1..16 bytes (n a constant: overlapping loads,
+ * no branch). The caller guarantees n readable bytes at p. */
+FF_INLINE int ff_eq(const unsigned char *p, const char *lit, int n)
+{
+    if (n >= 8)
+        return ((ff_load8(p) ^ ff_load8(lit)) | (ff_load8(p + n - 8) ^ ff_load8(lit + n - 8))) == 0;
+    if (n >= 4)
+        return ((ff_load4(p) ^ ff_load4(lit)) | (ff_load4(p + n - 4) ^ ff_load4(lit + n - 4))) == 0;
+    if (n >= 2)
+        return ((ff_load2(p) ^ ff_load2(lit)) | (ff_load2(p + n - 2) ^ ff_load2(lit + n - 2))) == 0;
+    return p[0] == (unsigned char)lit[0];
+}
+
+#if FF_SWAR_LE
+/* Non-zero in (and only reliably up to) the first byte of v that is not an ASCII digit: a
+ * byte b is a digit iff its high nibble is 3 and b + 6 keeps it 3. The + 6 can carry out
+ * of a byte >= 0xFA only, which is itself flagged, so the lowest flagged byte (the first
+ * in memory) is exactly the first non-digit. */
+FF_INLINE uint64_t ff_nondigit(uint64_t v)
+{
+    return ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+           (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+}
+
+/* The value of 8 digit values (0..9) in the bytes of x, the first byte most significant. */
+FF_INLINE uint64_t ff_conv8(uint64_t x)
+{
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+            (((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+}
+
+/* The number of leading ASCII digits of the 8 bytes at p (0..8) and their value. */
+FF_INLINE int ff_digits8(const unsigned char *p, uint64_t *value)
+{
+    uint64_t v = ff_load8(p);
+    uint64_t bad = ff_nondigit(v);
+    int k = bad ? (__builtin_ctzll(bad) >> 3) : 8;
+    if (k == 0) {
+        *value = 0;
+        return 0;
+    }
+    /* the k digits to the top bytes (the first digit most significant after the shift);
+     * bytes past the run, and any borrow they cause, are shifted out */
+    *value = ff_conv8((v - 0x3030303030303030ULL) << (8 * (8 - k)));
+    return k;
+}
+#endif
+
+/* The run of ASCII digits at p: its length (0..FF_RUN_MAX) with its value in *value, or
+ * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined). */
+static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+{
+    uint64_t v = 0;
+    int n = 0;
+#if FF_SWAR_LE
+    if (FF_LIKELY(end - p >= 16)) {
+        uint64_t lo, hi;
+        int k = ff_digits8(p, &lo);
+        if (k < 8) {
+            *value = lo;
+            return k;
+        }
+        k = ff_digits8(p + 8, &hi);
+        if (k == 8 && (end - p == 16 || (unsigned)(p[16] - '0') <= 9u))
+            return FF_RUN_LONG;
+        *value = lo * ff_pow10u[k] + hi;
+        return 8 + k;
+    }
+#endif
+    while (p + n < end && (unsigned)(p[n] - '0') <= 9u) {
+        if (n == FF_RUN_MAX)
+            return FF_RUN_LONG;
+        v = v * 10 + (unsigned)(p[n] - '0');
+        n++;
+    }
+    *value = v;
+    return n;
+}
+
+/* A positive decimal: ``digits ['.' digits]`` (quoted != 0: the text inside a JSON string,
+ * p just after the opening quote, ``1.`` allowed and leading zeros too, as
+ * ``float()`` allows them; quoted == 0: a bare JSON number, which needs a digit after the
+ * point and no leading zero). No sign, no exponent. On success stores the correctly
+ * rounded double and returns the end of the number: just past the closing quote when
+ * quoted, else the first byte after the digits (the caller checks that byte, so an
+ * exponent makes the caller give up). Returns NULL when the fast path cannot decide. */
+static inline const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
+                                              int quoted, double *out)
+{
+    uint64_t m, f;
+    int ni, nf = 0;
+    double v;
+    ni = ff_run(p, end, &m);
+    if (FF_UNLIKELY(ni == 0 || ni > FF_RUN_MAX))
+        return NULL;
+    if (!quoted && ni > 1 && p[0] == '0')
+        return NULL; /* JSON forbids leading zeros */
+    p += ni;
+    if (FF_UNLIKELY(p >= end))
+        return NULL;
+    if (*p == '.') {
+        p++;
+        nf = ff_run(p, end, &f);
+        if (FF_UNLIKELY(nf > FF_RUN_MAX || ni + nf > 19))
+            return NULL;
+        if (!quoted && nf == 0)
+            return NULL;
+        p += nf;
+        m = m * ff_pow10u[nf] + f; /* < 10**19 < 2**64 */
+    }
+    if (FF_UNLIKELY(m > 9007199254740992ULL))
+        return NULL;
+    if (quoted) {
+        if (FF_UNLIKELY(p >= end || *p != '"'))
+            return NULL;
+        p++;
+    }
+    v = (double)m;
+    if (nf)
+        v = v / ff_pow10d[nf];
+    *out = v;
+    return p;
+}
+
+/* A non-negative JSON integer (no sign, no leading zero) of at most FF_RUN_MAX digits:
+ * stores it and returns the first byte after it, or NULL. */
+static inline const unsigned char *ff_uint(const unsigned char *p, const unsigned char *end,
+                                           int64_t *out)
+{
+    uint64_t m;
+    int n = ff_run(p, end, &m);
+    if (FF_UNLIKELY(n == 0 || n > FF_RUN_MAX || (n > 1 && p[0] == '0')))
+        return NULL;
+    *out = (int64_t)m; /* < 10**16 */
+    return p + n;
+}
+
+#if FF_SWAR_LE
+#define FF_ZEROS 0x3030303030303030ULL
+
+/* A quoted decimal that continues past its first 8 bytes (ff_qdecimal's slow half): the
+ * word w = p[0:8] was examined already (m its non-digit mask, d its first non-digit, 1..8);
+ * the digits in it are used as they are and the runs continue at p + 8, so no byte of the
+ * number is examined twice. Same grammar and exactness rules as ff_decimal. */
+static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned char *end,
+                                         uint64_t w, uint64_t m, int d, double *out)
+{
+    uint64_t mant, f;
+    int ni, nf, k;
+    const unsigned char *q;
+    if (d == 8) {                             /* 8 digits so far: the integer part goes on */
+        mant = ff_conv8(w - FF_ZEROS);
+        k = ff_run(p + 8, end, &f);
+        if (k > FF_RUN_MAX - 8)
+            return NULL;
+        mant = mant * ff_pow10u[k] + f;
+        ni = 8 + k;
+        q = p + ni;
+        nf = 0;
+        if (q < end && *q == '.') {
+            q++;
+            nf = ff_run(q, end, &f);
+            if (nf > FF_RUN_MAX || ni + nf > 19)
+                return NULL;
+            mant = mant * ff_pow10u[nf] + f;
+            q += nf;
+        }
+    } else {                                  /* d digits, a point, digits to the word's end */
+        if (p[d] != '.' || ((m >> (8 * d)) >> 8) != 0)
+            return NULL;
+        ni = d;
+        nf = 7 - d;
+        /* the integer digits to the top (the point's borrow is shifted out) */
+        mant = ff_conv8((w - FF_ZEROS) << (8 * (8 - d)));
+        if (nf) { /* bytes d+1..7, already at the top: bytes 0..d become '0' */
+            uint64_t low = (1ULL << (8 * (d + 1))) - 1;
+            mant = mant * ff_pow10u[nf] + ff_conv8(((w & ~low) | (FF_ZEROS & low)) - FF_ZEROS);
+        }
+        k = ff_run(p + 8, end, &f);
+        if (k > FF_RUN_MAX || ni + nf + k > 19)
+            return NULL;
+        mant = mant * ff_pow10u[k] + f;
+        nf += k;
+        q = p + 8 + k;
+    }
+    if (mant > 9007199254740992ULL || q >= end || *q != '"')
+        return NULL;
+    *out = (double)mant / ff_pow10d[nf];
+    return q + 1;
+}
+
+/* A decimal in a JSON string, p at the opening quote: ``digits ['.' digits] '"'`` (as
+ * ff_decimal with quoted = 1). The usual case, the closing quote at most 8 bytes after the
+ * opening one, takes one 64-bit word and is branch-free but for the checks: the point, if
+ * any, is cut out of the word and the (at most 8) digits converted at once. Longer texts
+ * go on from there (ff_qdec_long). Returns just past the closing quote, or NULL. */
+FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigned char *end,
+                                           double *out)
+{
+    uint64_t w, m, below, after, cut;
+    int d, e, ed, dot, len, nf;
+    p++;
+    if (FF_UNLIKELY(end - p < 9))             /* near the end of the buffer */
+        return ff_decimal(p, end, 1, out);
+    w = ff_load8(p);
+    m = ff_nondigit(w);
+    d = m ? (__builtin_ctzll(m) >> 3) : 8;    /* the first non-digit (8: none in the word) */
+    if (FF_UNLIKELY(d == 0))
+        return NULL;
+    dot = d < 8 && p[d] == '.';
+    /* after a point, the first non-digit ends the fraction (8: beyond the word) */
+    below = ((1ULL << (8 * (d & 7))) << 8) - 1; /* bytes 0..d (all bytes when d >= 7) */
+    after = m & ~below;
+    ed = after ? (__builtin_ctzll(after) >> 3) : 8;
+    e = dot ? ed : d;
+    if (FF_UNLIKELY(p[e] != '"'))
+        return ff_qdec_long(p, end, w, m, d, out);
+    len = e - dot;                            /* digits in all, 1..8 */
+    nf = dot ? ed - d - 1 : 0;
+    /* cut the point out (the bytes after it move down one place), digits to the top of
+     * the word; what follows them, and any borrow it causes, is shifted out */
+    below = (1ULL << (8 * (d & 7))) - 1;
+    cut = (w & below) | ((w >> 8) & ~below);
+    w = dot ? cut : w;
+    w = (w - FF_ZEROS) << (8 * (8 - len));
+    *out = (double)ff_conv8(w) / ff_pow10d[nf];
+    return p + e + 1;
+}
+#else
+FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigned char *end,
+                                           double *out)
+{
+    return ff_decimal(p + 1, end, 1, out);
+}
+#endif
+
+/* The fast path's decimal at p (p < end): a string or a bare number. */
+FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned char *end,
+                                         double *out)
+{
+    if (*p == '"')
+        return ff_qdecimal(p, end, out);
+    return ff_decimal(p, end, 0, out);
+}
+
+/* The symbol's text, p just after its opening quote: 1..32 bytes of 0x21..0x7E other than
+ * '"' and '\\', then '"'. Copies it upper-cased (ASCII a-z) to out (33 bytes, NUL
+ * terminated) and returns its length, or -1 (anything else: the general parser decides). */
+FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out)
+{
+    int n = 0;
+    unsigned c;
+#if FF_SWAR_LE
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (n < 32 && end - (p + n) >= 8) {
+        uint64_t v = ff_load8(p + n);
+        uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\'), del = v ^ (ones * 0x7F);
+        /* each mask is exact up to its first flagged byte (later ones may be spurious) */
+        uint64_t quote = (q - ones) & ~q & high;
+        uint64_t bad = (v & high) | ((v - ones * 0x21) & ~v & high) |
+                       ((bs - ones) & ~bs & high) | ((del - ones) & ~del & high);
+        /* a-z (bytes < 0x80 here) lose bit 5 */
+        uint64_t lower = (v + ones * (0x80 - 'a')) & ~(v + ones * (0x80 - '{')) & high;
+        uint64_t up = v ^ (lower >> 2);
+        memcpy(out + n, &up, 8); /* n <= 24: within out[0:32] */
+        if (quote | bad) {
+            uint64_t first = (quote | bad) & (~(quote | bad) + 1); /* lowest set bit */
+            int k = __builtin_ctzll(first) >> 3;
+            if (!(quote & first) || n + k == 0)
+                return -1;
+            out[n + k] = 0;
+            return n + k;
+        }
+        n += 8;
+    }
+#endif
+    for (;; n++) {
+        if (p + n >= end)
+            return -1;
+        c = p[n];
+        if (c == '"')
+            break;
+        if (c < 0x21 || c > 0x7E || c == '\\' || n == 32)
+            return -1;
+        out[n] = (unsigned char)((c >= 'a' && c <= 'z') ? c - 32 : c);
+    }
+    if (n == 0)
+        return -1;
+    out[n] = 0;
+    return n;
+}
+
+#endif /* FASTFEED_FASTNUM_H */

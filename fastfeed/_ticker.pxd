@@ -1,0 +1,60 @@
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+
+from fastfeed._parse cimport TickerC, uchar
+
+# Byte-for-byte the layout of fastfeed.layout.TICKER_DTYPE (152 bytes, aligned).
+cdef struct TickerRecord:
+    int64_t seq
+    int64_t recv_ns
+    int64_t timestamp
+    double f[11]                   # fastfeed.layout.TICKER_FIELDS order
+    char name[32]
+    int32_t symbol
+    int8_t all_ticker
+
+
+cdef struct NameSlot:
+    uint64_t hash
+    int32_t index                  # -1 = empty slot
+    int32_t length
+    uchar name[32]
+
+
+cdef class TickerRing:
+    cdef object _arr               # numpy TICKER_DTYPE array, 2 x capacity records (mirror)
+    cdef object _ro                # read-only array over _arr: views are slices of it
+    cdef TickerRecord* buf
+    cdef readonly Py_ssize_t capacity
+    cdef uint64_t mask
+    cdef readonly int64_t count    # records ever written = next sequence number
+    cdef public object symbols     # Engine.ticker_symbols (index -> name), shared
+
+    cdef void push(self, TickerRecord* r) noexcept
+
+
+cdef class TickerTable:
+    cdef object _arr               # numpy TICKER_DTYPE array, max_symbols rows
+    cdef object _ro
+    cdef TickerRecord* rows
+    cdef readonly Py_ssize_t max_symbols
+    cdef readonly list symbols     # index -> name
+    cdef dict _index               # name -> index
+    cdef NameSlot* slots           # open addressing: name bytes -> index
+    cdef Py_ssize_t n_slots
+    # counters
+    cdef int64_t records           # records stored (history ring rows)
+    cdef int64_t bad_shape
+    cdef int64_t bad_symbol
+    cdef int64_t bad_field
+    cdef int64_t dropped_symbols   # records of symbols beyond max_symbols (history only)
+    cdef int64_t n_slow            # pushes decoded in Python (exact fallback)
+
+    cdef int _grow(self) except -1
+    cdef int32_t index_of(self, const uchar* name, Py_ssize_t n) except -2
+    cdef int _store(self, TickerRing ring, TickerRecord* rec, const uchar* name,
+                    Py_ssize_t n) except -1
+    cdef int apply(self, TickerRing ring, const TickerC* recs, Py_ssize_t n,
+                   Py_ssize_t bad_shape, Py_ssize_t bad_symbol, Py_ssize_t bad_field,
+                   bint all_ticker, int64_t recv_ns) except -1
+    cdef int apply_slow(self, TickerRing ring, bytes text, bint big_int, bint all_ticker,
+                        int64_t recv_ns) except -1
