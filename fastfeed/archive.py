@@ -85,7 +85,10 @@ class _Writer:
         from .export import events_to_arrow, trades_to_arrow
 
         tag = f"part-{self.first_seq:012d}-{self.last_seq:012d}"
-        for what, groups, ts_field in (("events", self.events, "local_ts"), ("trades", self.trades, "recv_ns")):
+        for what, groups, ts_field in (
+            ("events", self.events, "local_ts"),
+            ("trades", self.trades, "recv_ns"),
+        ):
             for sym, chunks in groups.items():
                 rows = np.concatenate(chunks)
                 if what == "events":
@@ -143,11 +146,18 @@ async def archive(
 
     prefix = bus._check_prefix(prefix)
     opts = bus._nats_options(
-        nats_url, tls=nats_options.pop("tls", None), tls_hostname=nats_options.pop("tls_hostname", None),
-        creds=nats_options.pop("creds", None), nkeys_seed=nats_options.pop("nkeys_seed", None),
-        user=nats_options.pop("user", None), password=nats_options.pop("password", None),
-        token=nats_options.pop("token", None), name="fastfeed-archive",
-        connect_timeout=nats_options.pop("connect_timeout", 5.0), reconnect_wait=0.25)
+        nats_url,
+        tls=nats_options.pop("tls", None),
+        tls_hostname=nats_options.pop("tls_hostname", None),
+        creds=nats_options.pop("creds", None),
+        nkeys_seed=nats_options.pop("nkeys_seed", None),
+        user=nats_options.pop("user", None),
+        password=nats_options.pop("password", None),
+        token=nats_options.pop("token", None),
+        name="fastfeed-archive",
+        connect_timeout=nats_options.pop("connect_timeout", 5.0),
+        reconnect_wait=0.25,
+    )
     if nats_options:
         raise TypeError(f"unknown option(s): {', '.join(sorted(nats_options))}")
     url = bus._redact(",".join(opts["servers"]))
@@ -162,14 +172,20 @@ async def archive(
     pending_last: Any = None
     try:
         js = nc.jetstream()
-        cfg = api.ConsumerConfig(ack_policy=api.AckPolicy.ALL, ack_wait=max(60.0, flush_interval * 4),
-                                 max_ack_pending=-1,
-                                 filter_subjects=[f"{prefix}.depth.>", f"{prefix}.trades.>"])
+        cfg = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.ALL,
+            ack_wait=max(60.0, flush_interval * 4),
+            max_ack_pending=-1,
+            filter_subjects=[f"{prefix}.depth.>", f"{prefix}.trades.>"],
+        )
         try:
             psub = await js.pull_subscribe("", durable=durable, stream=stream, config=cfg)
         except Exception as exc:
-            raise BusError(f"cannot create the durable consumer {durable!r} on {stream!r}: "
-                           f"{type(exc).__name__}: {str(exc)[:200]}", "bus_stream") from None
+            raise BusError(
+                f"cannot create the durable consumer {durable!r} on {stream!r}: "
+                f"{type(exc).__name__}: {str(exc)[:200]}",
+                "bus_stream",
+            ) from None
         loop = asyncio.get_running_loop()
         last_flush = last_msg = loop.time()
 
@@ -212,4 +228,3 @@ async def archive(
     finally:
         await nc.close()
     return stats
-

@@ -58,17 +58,17 @@ if TYPE_CHECKING:
     from .client import ConnectionEvent, Feed, FeedOptions
 
 __all__ = [
+    "FLAG_CLEAN",
+    "FLAG_LIVE",
+    "FLAG_RESET",
+    "FLAG_STALE",
+    "HEADER_DTYPE",
+    "KINDS",
     "MAGIC",
     "SCHEMA_VERSION",
-    "HEADER_DTYPE",
     "STATUS_DTYPE",
-    "TICKER_DTYPE",
-    "KINDS",
-    "FLAG_CLEAN",
-    "FLAG_RESET",
-    "FLAG_LIVE",
-    "FLAG_STALE",
     "STATUS_KINDS",
+    "TICKER_DTYPE",
     "NatsSink",
     "RemoteBook",
     "RemoteFeed",
@@ -92,18 +92,18 @@ SCHEMA_VERSION = 1
 HEADER_DTYPE = np.dtype(
     [
         ("magic", "<u4"),
-        ("schema", "<u2"),       # SCHEMA_VERSION
-        ("kind", "u1"),          # KINDS index
-        ("flags", "u1"),         # FLAG_* bits
+        ("schema", "<u2"),  # SCHEMA_VERSION
+        ("kind", "u1"),  # KINDS index
+        ("flags", "u1"),  # FLAG_* bits
         ("record_size", "<u4"),  # itemsize of the record dtype of ``kind``
-        ("count", "<u4"),        # records after the header
-        ("seq", "<u8"),          # per symbol: depth/book share one sequence, trades/ticker own ones
-        ("version", "<u8"),      # the publisher's Book.version after these records (depth/book)
-        ("recv_ns", "<i8"),      # local receive time of the newest frame in the message
-        ("publish_ns", "<i8"),   # when the publisher sealed the message
-        ("session", "<u8"),      # random per publisher start: a change is a publisher restart
+        ("count", "<u4"),  # records after the header
+        ("seq", "<u8"),  # per symbol: depth/book share one sequence, trades/ticker own ones
+        ("version", "<u8"),  # the publisher's Book.version after these records (depth/book)
+        ("recv_ns", "<i8"),  # local receive time of the newest frame in the message
+        ("publish_ns", "<i8"),  # when the publisher sealed the message
+        ("session", "<u8"),  # random per publisher start: a change is a publisher restart
         ("stale_since", "<i8"),  # the publisher's Book.stale_since (depth/book)
-        ("symbol", "S32"),       # ASCII, NUL-padded ("" for status / schema)
+        ("symbol", "S32"),  # ASCII, NUL-padded ("" for status / schema)
     ],
     align=True,
 )
@@ -157,16 +157,27 @@ RECORD_DTYPES: dict[str, np.dtype] = {
 }
 _SIZES = tuple(RECORD_DTYPES[k].itemsize for k in KINDS)
 
-FLAG_CLEAN = 1   #: the records rebuild the book from empty (a snapshot, or a clean=true push)
-FLAG_RESET = 2   #: the feed emptied its books (new exchange connection) / publisher start
-FLAG_LIVE = 4    #: the publisher's book is live after these records
-FLAG_STALE = 8   #: a stale marker: the publisher's book went stale (no records)
+FLAG_CLEAN = 1  #: the records rebuild the book from empty (a snapshot, or a clean=true push)
+FLAG_RESET = 2  #: the feed emptied its books (new exchange connection) / publisher start
+FLAG_LIVE = 4  #: the publisher's book is live after these records
+FLAG_STALE = 8  #: a stale marker: the publisher's book went stale (no records)
 
 #: ``STATUS_DTYPE["kind"]`` names: the feed's connection events, then the publisher's own.
 STATUS_KINDS: tuple[str, ...] = (
-    "other", "connected", "disconnected", "reconnecting", "resubscribed", "auth_failed",
-    "resubscribe_failed", "error", "subscription_refused", "drift", "reset",
-    "publisher_start", "publisher_stop", "bus_reconnected",
+    "other",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "resubscribed",
+    "auth_failed",
+    "resubscribe_failed",
+    "error",
+    "subscription_refused",
+    "drift",
+    "reset",
+    "publisher_start",
+    "publisher_stop",
+    "bus_reconnected",
 )
 _STATUS_CODE = {name: i for i, name in enumerate(STATUS_KINDS)}
 
@@ -190,15 +201,30 @@ def schema() -> dict[str, Any]:
         "record_sizes": {k: d.itemsize for k, d in RECORD_DTYPES.items()},
         "flags": {"clean": FLAG_CLEAN, "reset": FLAG_RESET, "live": FLAG_LIVE, "stale": FLAG_STALE},
         "status_kinds": list(STATUS_KINDS),
-        "event_flags": {"exch": E.EXCH_EVENT, "local": E.LOCAL_EVENT, "buy": E.BUY_EVENT,
-                        "sell": E.SELL_EVENT, "kind_mask": E.KIND_MASK},
+        "event_flags": {
+            "exch": E.EXCH_EVENT,
+            "local": E.LOCAL_EVENT,
+            "buy": E.BUY_EVENT,
+            "sell": E.SELL_EVENT,
+            "kind_mask": E.KIND_MASK,
+        },
         "event_kinds": {v: k for k, v in E.KIND_NAMES.items()},
     }
 
 
-def encode(kind: str, records: bytes | np.ndarray, *, symbol: str = "", seq: int = 0,
-           flags: int = 0, version: int = 0, recv_ns: int = 0, session: int = 0,
-           stale_since: int = 0, publish_ns: int | None = None) -> bytes:
+def encode(
+    kind: str,
+    records: bytes | np.ndarray,
+    *,
+    symbol: str = "",
+    seq: int = 0,
+    flags: int = 0,
+    version: int = 0,
+    recv_ns: int = 0,
+    session: int = 0,
+    stale_since: int = 0,
+    publish_ns: int | None = None,
+) -> bytes:
     """One bus message: the header, then ``records`` (an array of the kind's dtype, or its
     bytes). ``ValueError`` for an unknown kind, a symbol that is not 0..32 ASCII bytes, or
     records whose size is not a whole number of records."""
@@ -210,8 +236,21 @@ def encode(kind: str, records: bytes | np.ndarray, *, symbol: str = "", seq: int
     sym = symbol.encode("ascii")
     if len(sym) > MAX_SYMBOL:
         raise ValueError(f"symbol longer than {MAX_SYMBOL} bytes")
-    head = _HEADER.pack(MAGIC, SCHEMA_VERSION, k, flags, size, len(body) // size, seq, version, recv_ns,
-                        time.time_ns() if publish_ns is None else publish_ns, session, stale_since, sym)
+    head = _HEADER.pack(
+        MAGIC,
+        SCHEMA_VERSION,
+        k,
+        flags,
+        size,
+        len(body) // size,
+        seq,
+        version,
+        recv_ns,
+        time.time_ns() if publish_ns is None else publish_ns,
+        session,
+        stale_since,
+        sym,
+    )
     return head + body
 
 
@@ -234,8 +273,9 @@ def decode(payload: bytes | bytearray | memoryview) -> tuple[np.void, str, np.nd
     if int(h["magic"]) != MAGIC:
         raise BusRecordError("not a fastfeed bus message (bad magic)", "bus_magic")
     if int(h["schema"]) != SCHEMA_VERSION:
-        raise BusRecordError(f"bus schema version {int(h['schema'])}, expected {SCHEMA_VERSION}",
-                             "bus_schema")
+        raise BusRecordError(
+            f"bus schema version {int(h['schema'])}, expected {SCHEMA_VERSION}", "bus_schema"
+        )
     k = int(h["kind"])
     if k >= len(KINDS):
         raise BusRecordError(f"unknown bus message kind {k}", "bus_kind")
@@ -245,13 +285,15 @@ def decode(payload: bytes | bytearray | memoryview) -> tuple[np.void, str, np.nd
         raise BusRecordError(f"{kind} record size {int(h['record_size'])}, expected {size}", "bus_size")
     count = int(h["count"])
     if count * size != n - hs:
-        raise BusRecordError(f"{kind} message says {count} records but carries {n - hs} bytes",
-                             "bus_count")
+        raise BusRecordError(f"{kind} message says {count} records but carries {n - hs} bytes", "bus_count")
     sym = bytes(h["symbol"])
     if not (sym.isascii() and (not sym or sym.decode("ascii").isprintable()) and b" " not in sym):
         raise BusRecordError("bus message symbol is not printable ASCII", "bus_symbol")
-    recs = np.frombuffer(mv[hs:].toreadonly(), dtype=RECORD_DTYPES[kind]) if count else \
-        np.zeros(0, dtype=RECORD_DTYPES[kind])
+    recs = (
+        np.frombuffer(mv[hs:].toreadonly(), dtype=RECORD_DTYPES[kind])
+        if count
+        else np.zeros(0, dtype=RECORD_DTYPES[kind])
+    )
     return h, kind, recs
 
 
@@ -268,10 +310,20 @@ def _redact(url: str) -> str:
     return ",".join(out)
 
 
-def _nats_options(url: str | list[str], *, tls: ssl.SSLContext | None, tls_hostname: str | None,
-                  creds: str | os.PathLike[str] | None, nkeys_seed: str | None, user: str | None,
-                  password: str | None, token: str | None, name: str, connect_timeout: float,
-                  reconnect_wait: float) -> dict[str, Any]:
+def _nats_options(
+    url: str | list[str],
+    *,
+    tls: ssl.SSLContext | None,
+    tls_hostname: str | None,
+    creds: str | os.PathLike[str] | None,
+    nkeys_seed: str | None,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+    name: str,
+    connect_timeout: float,
+    reconnect_wait: float,
+) -> dict[str, Any]:
     servers = [url] if isinstance(url, str) else list(url)
     for s in servers:
         if not isinstance(s, str) or not s.startswith(("nats://", "tls://", "ws://", "wss://")):
@@ -317,19 +369,23 @@ def subject_safe(symbol: str) -> bool:
     """True when ``symbol`` can be one NATS subject token: 1..32 of ``A-Z a-z 0-9 _ -``
     (a ``.``, ``*``, ``>`` or space would change the subject's meaning). The publisher skips
     (and counts in ``stats["skipped_symbols"]``) books of other names; never raises."""
-    return isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL and all(c in _SUBJECT_SAFE for c in symbol)
+    return (
+        isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL and all(c in _SUBJECT_SAFE for c in symbol)
+    )
 
 
 def _check_prefix(prefix: str) -> str:
     parts = prefix.split(".") if isinstance(prefix, str) else []
-    if not parts or any(not p or not p.isascii() or not p.isprintable() or any(c in p for c in " *>")
-                        for p in parts):
+    if not parts or any(
+        not p or not p.isascii() or not p.isprintable() or any(c in p for c in " *>") for p in parts
+    ):
         raise ValueError(f"bad subject prefix {prefix!r}")
     return prefix
 
 
-async def _ensure_stream(js: Any, stream: str, prefix: str, *, storage: str, max_age: float,
-                         max_bytes: int, replicas: int) -> None:
+async def _ensure_stream(
+    js: Any, stream: str, prefix: str, *, storage: str, max_age: float, max_bytes: int, replicas: int
+) -> None:
     from nats.js import api
     from nats.js.errors import NotFoundError
 
@@ -338,10 +394,15 @@ async def _ensure_stream(js: Any, stream: str, prefix: str, *, storage: str, max
         info = await js.stream_info(stream)
     except NotFoundError:
         cfg = api.StreamConfig(
-            name=stream, subjects=subjects,
+            name=stream,
+            subjects=subjects,
             storage=api.StorageType.FILE if storage == "file" else api.StorageType.MEMORY,
-            retention=api.RetentionPolicy.LIMITS, max_age=max_age, max_bytes=max_bytes,
-            num_replicas=replicas, discard=api.DiscardPolicy.OLD)
+            retention=api.RetentionPolicy.LIMITS,
+            max_age=max_age,
+            max_bytes=max_bytes,
+            num_replicas=replicas,
+            discard=api.DiscardPolicy.OLD,
+        )
         await js.add_stream(cfg)
         return
     if not any(s in (info.config.subjects or []) for s in subjects):
@@ -428,9 +489,18 @@ class NatsSink(Sink):
         if storage not in ("file", "memory"):
             raise ValueError("storage is 'file' or 'memory'")
         self._nats_opts = _nats_options(
-            nats_url, tls=tls, tls_hostname=tls_hostname, creds=creds, nkeys_seed=nkeys_seed,
-            user=user, password=password, token=token, name=name, connect_timeout=connect_timeout,
-            reconnect_wait=reconnect_wait)
+            nats_url,
+            tls=tls,
+            tls_hostname=tls_hostname,
+            creds=creds,
+            nkeys_seed=nkeys_seed,
+            user=user,
+            password=password,
+            token=token,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+        )
         self.url = _redact(",".join(self._nats_opts["servers"]))  #: the NATS URL(s), credentials removed
         self.stream = stream
         self.prefix = _check_prefix(prefix)
@@ -442,8 +512,12 @@ class NatsSink(Sink):
         self.max_inflight = max_inflight
         self.ack_timeout = ack_timeout
         self.event_log = event_log
-        self._stream_cfg = {"storage": storage, "max_age": max_age, "max_bytes": max_bytes,
-                            "replicas": replicas}
+        self._stream_cfg = {
+            "storage": storage,
+            "max_age": max_age,
+            "max_bytes": max_bytes,
+            "replicas": replicas,
+        }
         self.create_stream = create_stream
         self.close_timeout = close_timeout
         #: random per start: consumers tell a publisher restart by it
@@ -480,10 +554,27 @@ class NatsSink(Sink):
         self._stopped = False
         self._drained: asyncio.Event | None = None
         self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
-        self.stats: dict[str, int] = dict.fromkeys((
-            "messages", "records", "bytes", "acked", "publish_errors", "dropped_messages",
-            "dropped_records", "snapshots", "trades_lost", "events_lost", "bus_disconnects",
-            "bus_reconnects", "max_queue", "max_inflight", "internal_errors", "skipped_symbols"), 0)
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "messages",
+                "records",
+                "bytes",
+                "acked",
+                "publish_errors",
+                "dropped_messages",
+                "dropped_records",
+                "snapshots",
+                "trades_lost",
+                "events_lost",
+                "bus_disconnects",
+                "bus_reconnects",
+                "max_queue",
+                "max_inflight",
+                "internal_errors",
+                "skipped_symbols",
+            ),
+            0,
+        )
 
     def __repr__(self) -> str:
         return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
@@ -502,35 +593,43 @@ class NatsSink(Sink):
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         opts = dict(self._nats_opts)
-        opts.update(error_cb=self._on_error, disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected)
+        opts.update(
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
         try:
             self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
-            raise BusError(f"cannot connect to NATS at {self.url}: {type(exc).__name__}",
-                           "bus_connect") from None
+            raise BusError(
+                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
+            ) from None
         try:
             self._js = self._nc.jetstream(timeout=self.ack_timeout)
             self._ack_prefix = self._nc.new_inbox()
             self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
             if self.create_stream:
                 await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
-            await self._js.publish(f"{self.prefix}.schema",
-                                   encode("schema", json.dumps(schema()).encode(), session=self.session))
+            await self._js.publish(
+                f"{self.prefix}.schema", encode("schema", json.dumps(schema()).encode(), session=self.session)
+            )
         except BusError:
             await self._nc.close()
             raise
         except Exception as exc:
             await self._nc.close()
-            raise BusError(f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: "
-                           f"{str(exc)[:200]}", "bus_stream") from None
+            raise BusError(
+                f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: {str(exc)[:200]}", "bus_stream"
+            ) from None
         self._status("publisher_start", _now(), flags=FLAG_RESET)
         ring = feed.engine.events
         self._ev_seen = ring.count if ring is not None else 0
         self._trade_seen = feed.trades.count
         self._timer = loop.call_later(self.batch_interval, self._tick)
-        self._tasks = [loop.create_task(self._pump(), name="fastfeed-bus-pump"),
-                       loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots")]
+        self._tasks = [
+            loop.create_task(self._pump(), name="fastfeed-bus-pump"),
+            loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots"),
+        ]
         log.info("publishing on NATS %s stream %s prefix %s", self.url, self.stream, self.prefix)
 
     async def close(self) -> None:
@@ -549,9 +648,13 @@ class NatsSink(Sink):
         try:
             await asyncio.wait_for(self._drained.wait(), self.close_timeout)
         except asyncio.TimeoutError:
-            log.warning("bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d "
-                        "snapshots due)", len(self._queue) + len(self._acks), len(self._queue),
-                        len(self._acks), len(self._need_snapshot))
+            log.warning(
+                "bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d snapshots due)",
+                len(self._queue) + len(self._acks),
+                len(self._queue),
+                len(self._acks),
+                len(self._need_snapshot),
+            )
         self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
         self._wake.set()
         for t in self._tasks:
@@ -563,7 +666,7 @@ class NatsSink(Sink):
                 pass
         try:
             await asyncio.wait_for(self._nc.close(), self.close_timeout)
-        except Exception:  # noqa: BLE001 - closing anyway
+        except Exception:
             pass
 
     # -- the feed side: polled every batch_interval on the feed's loop, never waits -------
@@ -605,7 +708,7 @@ class NatsSink(Sink):
             self._poll()
             self._seal_all()
             self._sweep_acks()
-        except Exception as exc:  # noqa: BLE001 - the timer must survive anything
+        except Exception as exc:
             self.stats["internal_errors"] += 1
             if self.stats["internal_errors"] in (1, 10, 100, 1000):
                 log.warning("bus: publisher tick failed: %s: %s", type(exc).__name__, exc)
@@ -712,8 +815,13 @@ class NatsSink(Sink):
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 is_reset = float(fval[lo]) == 0.0  # logged outside a frame: reset_books()
                 reset |= is_reset
-                self._add(_K_DEPTH, sym, part[lo:hi].tobytes(), hi - lo,
-                          FLAG_CLEAN | (FLAG_RESET if is_reset else 0))
+                self._add(
+                    _K_DEPTH,
+                    sym,
+                    part[lo:hi].tobytes(),
+                    hi - lo,
+                    FLAG_CLEAN | (FLAG_RESET if is_reset else 0),
+                )
         if reset:
             self._status("reset", _now())
 
@@ -768,11 +876,18 @@ class NatsSink(Sink):
                 self._seal((_K_DEPTH, sym))
                 self._add(_K_DEPTH, sym, b"", 0, FLAG_STALE)
                 self._seal((_K_DEPTH, sym))
-        self._status(event.kind, event.time_ns, reason=event.reason, attempt=event.attempt,
-                     delay=event.delay)
+        self._status(event.kind, event.time_ns, reason=event.reason, attempt=event.attempt, delay=event.delay)
 
-    def _status(self, kind: str, time_ns: int, *, reason: str = "", attempt: int = 0,
-                delay: float = 0.0, flags: int = 0) -> None:
+    def _status(
+        self,
+        kind: str,
+        time_ns: int,
+        *,
+        reason: str = "",
+        attempt: int = 0,
+        delay: float = 0.0,
+        flags: int = 0,
+    ) -> None:
         rec = np.zeros(1, dtype=STATUS_DTYPE)
         r = rec[0]
         r["time_ns"] = time_ns
@@ -781,8 +896,9 @@ class NatsSink(Sink):
         r["kind"] = _STATUS_CODE.get(kind, 0)
         r["reason"] = reason.encode("utf-8", "replace")[:120]
         self._status_seq += 1
-        payload = encode("status", rec, seq=self._status_seq, flags=flags, recv_ns=time_ns,
-                         session=self.session)
+        payload = encode(
+            "status", rec, seq=self._status_seq, flags=flags, recv_ns=time_ns, session=self.session
+        )
         self._enqueue(f"{self.prefix}.status", payload, _K_STATUS, "", 1)
 
     def _seal_all(self) -> None:
@@ -812,9 +928,17 @@ class NatsSink(Sink):
                 self.stats["dropped_messages"] += 1
                 self.stats["dropped_records"] += b.count
                 return
-        payload = encode(KINDS[kind], b"".join(b.chunks), symbol=sym, seq=seq, flags=flags,
-                         version=version, recv_ns=recv_ns, session=self.session,
-                         stale_since=stale_since)
+        payload = encode(
+            KINDS[kind],
+            b"".join(b.chunks),
+            symbol=sym,
+            seq=seq,
+            flags=flags,
+            version=version,
+            recv_ns=recv_ns,
+            session=self.session,
+            stale_since=stale_since,
+        )
         self._enqueue(f"{self.prefix}.{KINDS[kind]}.{sym}", payload, kind, sym, b.count)
 
     def _dropped(self, sym: str, count: int) -> None:
@@ -854,13 +978,21 @@ class NatsSink(Sink):
             if len(self._queue) >= self.queue_size - 1:
                 self._need_snapshot[sym] = None
                 continue
-            self._seal((_K_DEPTH, sym))           # the snapshot includes every applied change
+            self._seal((_K_DEPTH, sym))  # the snapshot includes every applied change
             bk = self._book(sym)
             rows = E.snapshot_rows(self._feed.engine, [sym])
             flags = FLAG_CLEAN | (FLAG_LIVE if bk.live else 0)
-            payload = encode("book", rows, symbol=sym, seq=self._seq.get((_K_DEPTH, sym), 0),
-                             flags=flags, version=bk.version, recv_ns=bk.recv_ns,
-                             session=self.session, stale_since=bk.stale_since)
+            payload = encode(
+                "book",
+                rows,
+                symbol=sym,
+                seq=self._seq.get((_K_DEPTH, sym), 0),
+                flags=flags,
+                version=bk.version,
+                recv_ns=bk.recv_ns,
+                session=self.session,
+                stale_since=bk.stale_since,
+            )
             if self._enqueue(f"{self.prefix}.book.{sym}", payload, _K_BOOK, sym, len(rows)):
                 self._need_snapshot.pop(sym, None)
                 self.stats["snapshots"] += 1
@@ -945,8 +1077,9 @@ class NatsSink(Sink):
         if kind in (_K_DEPTH, _K_BOOK) and sym:
             self._need_snapshot[sym] = None
         if self.stats["publish_errors"] in (1, 10, 100, 1000) or self.stats["publish_errors"] % 10000 == 0:
-            log.warning("bus: publish failed (%s; %d so far)", type(exc).__name__,
-                        self.stats["publish_errors"])
+            log.warning(
+                "bus: publish failed (%s; %d so far)", type(exc).__name__, self.stats["publish_errors"]
+            )
 
     async def _snapshots(self) -> None:
         while True:
@@ -972,7 +1105,7 @@ class NatsSink(Sink):
         if self.create_stream:
             try:
                 await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
-            except Exception as exc:  # noqa: BLE001 - retried at the next reconnect
+            except Exception as exc:
                 log.warning("bus: stream check after reconnect failed: %s", type(exc).__name__)
         self._status("bus_reconnected", _now())
         if self._feed is not None:
@@ -1089,12 +1222,12 @@ class RemoteTrades:
     def _append(self, recs: np.ndarray) -> None:
         n = len(recs)
         if n >= self.capacity:
-            recs = recs[-self.capacity:]
+            recs = recs[-self.capacity :]
             self.count += n - self.capacity
             n = self.capacity
         start = self.count % self.capacity
         first = min(n, self.capacity - start)
-        self._buf[start:start + first] = recs[:first]
+        self._buf[start : start + first] = recs[:first]
         if first < n:
             self._buf[: n - first] = recs[first:]
         self.count += n
@@ -1110,8 +1243,9 @@ class RemoteTrades:
 
     def since(self, seq: int) -> np.ndarray:
         if seq < self.count - self.capacity:
-            raise TradesOverwritten(f"trades before {self.count - self.capacity} were overwritten",
-                                    "trades_overwritten")
+            raise TradesOverwritten(
+                f"trades before {self.count - self.capacity} were overwritten", "trades_overwritten"
+            )
         return self._gather(max(seq, 0))
 
     def to_pandas(self, n: int = -1) -> Any:
@@ -1126,8 +1260,9 @@ class StatusEvent:
 
     __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "time_ns")
 
-    def __init__(self, kind: str, time_ns: int, reason: str, attempt: int, delay: float,
-                 session: int, seq: int) -> None:
+    def __init__(
+        self, kind: str, time_ns: int, reason: str, attempt: int, delay: float, session: int, seq: int
+    ) -> None:
         self.kind, self.time_ns, self.reason = kind, time_ns, reason
         self.attempt, self.delay, self.session, self.seq = attempt, delay, session, seq
 
@@ -1136,7 +1271,7 @@ class StatusEvent:
 
 
 class _SymState:
-    __slots__ = ("expect", "session", "sub", "last_sseq", "trade_seq", "ticker")
+    __slots__ = ("expect", "last_sseq", "session", "sub", "ticker", "trade_seq")
 
     def __init__(self) -> None:
         self.expect = 0
@@ -1155,23 +1290,47 @@ class RemoteFeed:
     ``gaps``, ``snapshots``, ``resyncs``, ``resets``, ``publisher_restarts``,
     ``trade_gaps``, ``bus_reconnects``)."""
 
-    def __init__(self, nats_url: str | list[str], symbols: Iterable[str], *, stream: str = "FASTFEED",
-                 prefix: str = "fastfeed.digifinex", depth: int = 200, trade_capacity: int = 65536,
-                 status_size: int = 1000, on_status: Callable[[StatusEvent], None] | None = None,
-                 heartbeat: float = 1.0, connect_timeout: float = 5.0, reconnect_wait: float = 0.25,
-                 name: str = "fastfeed-consumer", tls: ssl.SSLContext | None = None,
-                 tls_hostname: str | None = None, creds: str | os.PathLike[str] | None = None,
-                 nkeys_seed: str | None = None, user: str | None = None, password: str | None = None,
-                 token: str | None = None) -> None:
+    def __init__(
+        self,
+        nats_url: str | list[str],
+        symbols: Iterable[str],
+        *,
+        stream: str = "FASTFEED",
+        prefix: str = "fastfeed.digifinex",
+        depth: int = 200,
+        trade_capacity: int = 65536,
+        status_size: int = 1000,
+        on_status: Callable[[StatusEvent], None] | None = None,
+        heartbeat: float = 1.0,
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.25,
+        name: str = "fastfeed-consumer",
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        creds: str | os.PathLike[str] | None = None,
+        nkeys_seed: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+    ) -> None:
         if isinstance(symbols, str):
             raise TypeError("symbols must be a list of symbols")
         self.symbols: list[str] = list(dict.fromkeys(_check_symbol(s) for s in symbols))
         if not self.symbols:
             raise ValueError("subscribe needs at least one symbol")
         self._nats_opts = _nats_options(
-            nats_url, tls=tls, tls_hostname=tls_hostname, creds=creds, nkeys_seed=nkeys_seed,
-            user=user, password=password, token=token, name=name, connect_timeout=connect_timeout,
-            reconnect_wait=reconnect_wait)
+            nats_url,
+            tls=tls,
+            tls_hostname=tls_hostname,
+            creds=creds,
+            nkeys_seed=nkeys_seed,
+            user=user,
+            password=password,
+            token=token,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+        )
         self.url = _redact(",".join(self._nats_opts["servers"]))
         self.stream = stream
         self.prefix = _check_prefix(prefix)
@@ -1188,9 +1347,21 @@ class RemoteFeed:
         self._status_sub: Any = None
         self._waiter: asyncio.Task[None] | None = None
         self._update = asyncio.Event()
-        self.stats: dict[str, int] = dict.fromkeys((
-            "messages", "rejected", "gaps", "snapshots", "resyncs", "resets",
-            "publisher_restarts", "trade_gaps", "bus_reconnects", "callback_errors"), 0)
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "messages",
+                "rejected",
+                "gaps",
+                "snapshots",
+                "resyncs",
+                "resets",
+                "publisher_restarts",
+                "trade_gaps",
+                "bus_reconnects",
+                "callback_errors",
+            ),
+            0,
+        )
 
     def __repr__(self) -> str:
         return f"<RemoteFeed {self.url} {len(self.symbols)} symbols>"
@@ -1200,8 +1371,9 @@ class RemoteFeed:
         :class:`~fastfeed.errors.UnknownSymbol`)."""
         b = self._books.get(symbol.upper() if isinstance(symbol, str) else symbol)
         if b is None:
-            raise UnknownSymbol(f"{str(symbol)[:40]!r} is not one of this consumer's symbols",
-                                "unknown_symbol")
+            raise UnknownSymbol(
+                f"{str(symbol)[:40]!r} is not one of this consumer's symbols", "unknown_symbol"
+            )
         return b
 
     def synced(self, symbols: Iterable[str] | None = None) -> bool:
@@ -1211,6 +1383,7 @@ class RemoteFeed:
     async def wait(self, cond: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until ``cond()`` is true, checked after each message (``TimeoutError``
         after ``timeout`` s)."""
+
         async def loop() -> None:
             while not cond():
                 self._update.clear()
@@ -1228,8 +1401,9 @@ class RemoteFeed:
         try:
             self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
-            raise BusError(f"cannot connect to NATS at {self.url}: {type(exc).__name__}",
-                           "bus_connect") from None
+            raise BusError(
+                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
+            ) from None
         self._js = self._nc.jetstream()
         try:
             self._status_sub = await self._nc.subscribe(f"{self.prefix}.status", cb=self._on_status_msg)
@@ -1243,8 +1417,9 @@ class RemoteFeed:
             raise
         except Exception as exc:
             await self._nc.close()
-            raise BusError(f"cannot read stream {self.stream!r}: {type(exc).__name__}: {str(exc)[:200]}",
-                           "bus_stream") from None
+            raise BusError(
+                f"cannot read stream {self.stream!r}: {type(exc).__name__}: {str(exc)[:200]}", "bus_stream"
+            ) from None
         return self
 
     async def _stream_exists(self) -> bool:
@@ -1266,7 +1441,7 @@ class RemoteFeed:
                     if self._state[sym].sub is None:
                         await self._start_symbol(sym)
                 return
-            except Exception as exc:  # noqa: BLE001 - not connected now: try again
+            except Exception as exc:
                 log.debug("bus consumer: waiting for stream %s: %s", self.stream, type(exc).__name__)
 
     async def close(self) -> None:
@@ -1280,7 +1455,7 @@ class RemoteFeed:
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), 5.0)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._nc = None
 
@@ -1300,7 +1475,7 @@ class RemoteFeed:
         if st.sub is not None:
             try:
                 await st.sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - gone with the connection
+            except Exception:
                 pass
             st.sub = None
         if start_seq is None:
@@ -1317,9 +1492,15 @@ class RemoteFeed:
         async def cb(msg: Any, sym: str = sym) -> None:
             self._on_msg(sym, msg)
 
-        st.sub = await self._js.subscribe(f"{self.prefix}.*.{sym}", stream=self.stream, cb=cb,
-                                          ordered_consumer=True, idle_heartbeat=self.heartbeat,
-                                          deliver_policy=policy, config=cfg)
+        st.sub = await self._js.subscribe(
+            f"{self.prefix}.*.{sym}",
+            stream=self.stream,
+            cb=cb,
+            ordered_consumer=True,
+            idle_heartbeat=self.heartbeat,
+            deliver_policy=policy,
+            config=cfg,
+        )
 
     # -- messages ------------------------------------------------------------------------
 
@@ -1336,7 +1517,7 @@ class RemoteFeed:
         st = self._state[sym]
         try:
             st.last_sseq = int(msg.metadata.sequence.stream)
-        except Exception:  # noqa: BLE001 - metadata is informational here
+        except Exception:
             pass
         now = _now()
         book = self._books[sym]
@@ -1352,7 +1533,7 @@ class RemoteFeed:
             st.session = session
             try:
                 book._load(recs)
-            except Exception:  # noqa: BLE001 - bad rows: count, wait for the next snapshot
+            except Exception:
                 self.stats["rejected"] += 1
                 book._clear()
                 book._desync(now)
@@ -1367,8 +1548,12 @@ class RemoteFeed:
                     self.stats["gaps"] += 1
                     book._desync(now)
                 flags = int(h["flags"])
-                if flags & FLAG_CLEAN and len(recs) and int(recs["ev"][0]) & E.KIND_MASK == E.DEPTH_CLEAR_EVENT \
-                        and not int(recs["ev"][0]) & (E.BUY_EVENT | E.SELL_EVENT):
+                if (
+                    flags & FLAG_CLEAN
+                    and len(recs)
+                    and int(recs["ev"][0]) & E.KIND_MASK == E.DEPTH_CLEAR_EVENT
+                    and not int(recs["ev"][0]) & (E.BUY_EVENT | E.SELL_EVENT)
+                ):
                     # rows that start from an empty book (a clean=true push, a feed reset):
                     # a sync point as good as a snapshot
                     if st.session and session != st.session:
@@ -1421,14 +1606,20 @@ class RemoteFeed:
             return
         for r in recs:
             code = int(r["kind"])
-            ev = StatusEvent(STATUS_KINDS[code] if code < len(STATUS_KINDS) else "other",
-                             int(r["time_ns"]), bytes(r["reason"]).decode("utf-8", "replace"),
-                             int(r["attempt"]), float(r["delay"]), int(h["session"]), int(h["seq"]))
+            ev = StatusEvent(
+                STATUS_KINDS[code] if code < len(STATUS_KINDS) else "other",
+                int(r["time_ns"]),
+                bytes(r["reason"]).decode("utf-8", "replace"),
+                int(r["attempt"]),
+                float(r["delay"]),
+                int(h["session"]),
+                int(h["seq"]),
+            )
             self.status.append(ev)
             if self.on_status is not None:
                 try:
                     self.on_status(ev)
-                except Exception:  # noqa: BLE001 - a callback never breaks the consumer
+                except Exception:
                     self.stats["callback_errors"] += 1
         self._update.set()
 
@@ -1443,7 +1634,7 @@ class RemoteFeed:
             st = self._state[sym]
             try:
                 await self._start_symbol(sym, st.last_sseq + 1 if st.last_sseq else None)
-            except Exception as exc:  # noqa: BLE001 - the heartbeat check retries
+            except Exception as exc:
                 log.warning("bus consumer: resubscribing %s failed: %s", sym, type(exc).__name__)
         self._update.set()
 
@@ -1454,4 +1645,3 @@ def subscribe(nats_url: str | list[str], symbols: Iterable[str], **kwargs: Any) 
     stream and applies the later changes (keywords: see :class:`RemoteFeed`; ``tls``,
     ``creds``, ``user``/``password``, ``token``, ``nkeys_seed`` as for :class:`NatsSink`)."""
     return RemoteFeed(nats_url, symbols, **kwargs)
-

@@ -67,8 +67,20 @@ class NatsServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store),
-             *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                _server_binary(),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.store),
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     async def ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,8 +145,13 @@ def books_equal(remote: bus.RemoteFeed, feed: Any, syms: list[str]) -> bool:
     level (version, live, bids, asks)."""
     for s in syms:
         r, f = remote.book(s), feed.book(s)
-        if not (r.synced and r.version == f.version and r.live == f.live
-                and np.array_equal(r.bids, f.bids) and np.array_equal(r.asks, f.asks)):
+        if not (
+            r.synced
+            and r.version == f.version
+            and r.live == f.live
+            and np.array_equal(r.bids, f.bids)
+            and np.array_equal(r.asks, f.asks)
+        ):
             return False
     return True
 
@@ -159,14 +176,30 @@ def test_encode_decode_round_trip() -> None:
     rows = np.zeros(3, dtype=E.EVENT_DTYPE)
     rows["px"] = [1.5, 2.5, 3.5]
     rows["ev"] = E.EXCH_EVENT | E.LOCAL_EVENT | E.DEPTH_EVENT | E.BUY_EVENT
-    msg = bus.encode("depth", rows, symbol="BTC_USDT", seq=7, flags=bus.FLAG_LIVE, version=9,
-                     recv_ns=11, session=13, stale_since=0, publish_ns=15)
+    msg = bus.encode(
+        "depth",
+        rows,
+        symbol="BTC_USDT",
+        seq=7,
+        flags=bus.FLAG_LIVE,
+        version=9,
+        recv_ns=11,
+        session=13,
+        stale_since=0,
+        publish_ns=15,
+    )
     assert len(msg) == bus.HEADER_DTYPE.itemsize + 3 * 64
     h, kind, recs = bus.decode(msg)
     assert kind == "depth" and recs.dtype == E.EVENT_DTYPE and not recs.flags.writeable
     np.testing.assert_array_equal(recs, rows)
-    assert (int(h["seq"]), int(h["version"]), int(h["recv_ns"]), int(h["session"]),
-            int(h["publish_ns"]), bytes(h["symbol"])) == (7, 9, 11, 13, 15, b"BTC_USDT")
+    assert (
+        int(h["seq"]),
+        int(h["version"]),
+        int(h["recv_ns"]),
+        int(h["session"]),
+        int(h["publish_ns"]),
+        bytes(h["symbol"]),
+    ) == (7, 9, 11, 13, 15, b"BTC_USDT")
     trades = np.zeros(2, dtype=TRADE_DTYPE)
     trades["id"] = [5, 6]
     _, kind, recs = bus.decode(bus.encode("trades", trades, symbol="X"))
@@ -203,9 +236,9 @@ def test_decode_refuses_bad_messages() -> None:
             bus.decode(payload)
         assert ei.value.reason == reason and isinstance(ei.value, FastfeedError)
     with pytest.raises(BusRecordError):
-        bus.decode(good + b"\x00")                 # a torn record
+        bus.decode(good + b"\x00")  # a torn record
     with pytest.raises(BusRecordError):
-        bus.decode(patched("count", 2**32 - 1))    # a huge count is checked, not trusted
+        bus.decode(patched("count", 2**32 - 1))  # a huge count is checked, not trusted
     with pytest.raises(ValueError):
         bus.encode("depth", b"\x00" * 10)
     with pytest.raises(ValueError):
@@ -282,8 +315,10 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
         await nats_server.ready()
         nm = names()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
-        async with Exchange(ExchangeConfig(seed=11, symbols=SYMS, rate=3000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=11, symbols=SYMS, rate=3000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
@@ -295,12 +330,16 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
                     await until(lambda: books_equal(late, feed, SYMS), "the late joiner converged")
                     assert late.stats["gaps"] == 0 and late.stats["rejected"] == 0
                 assert early.stats["gaps"] == 0 and early.stats["rejected"] == 0
-                assert sink.stats["snapshots"] == len(SYMS)   # only the first-sight ones
+                assert sink.stats["snapshots"] == len(SYMS)  # only the first-sight ones
+
                 # tickers: the latest of each symbol, field by field
                 def same_ticker(s: str) -> bool:
                     r = early.latest_tickers.get(s)
-                    return r is not None and s in feed.latest_tickers and \
-                        int(r["recv_ns"]) == feed.latest_tickers[s].recv_ns
+                    return (
+                        r is not None
+                        and s in feed.latest_tickers
+                        and int(r["recv_ns"]) == feed.latest_tickers[s].recv_ns
+                    )
 
                 await until(lambda: all(same_ticker(s) for s in SYMS), "the latest tickers")
                 for s in SYMS:
@@ -319,18 +358,21 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
                         t = early.trades.latest()
                         return t[t["symbol"] == idx]
 
-                    await until(lambda: len(got()) and got()["id"][-1] == mine["id"][-1], f"the last {s} trade")
+                    await until(
+                        lambda: len(got()) and got()["id"][-1] == mine["id"][-1], f"the last {s} trade"
+                    )
                     g = got()
                     assert len(g) > 10
-                    tail = mine[-len(g):]
+                    tail = mine[-len(g) :]
                     for f in ("id", "seq", "time", "recv_ns", "price", "amount", "side"):
                         np.testing.assert_array_equal(g[f], tail[f])
-            js = (await _jetstream(nats_server.url))
+            js = await _jetstream(nats_server.url)
             try:
                 last = await js[1].get_last_msg(nm["stream"], f"{nm['prefix']}.schema")
                 _, kind, recs = bus.decode(last.data)
                 assert kind == "schema"
                 import json
+
                 assert json.loads(recs.tobytes())["schema_version"] == bus.SCHEMA_VERSION
             finally:
                 await js[0].close()
@@ -355,13 +397,15 @@ def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> N
         await nats_server.ready()
         nm = names()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, **nm)
-        async with Exchange(ExchangeConfig(seed=12, symbols=SYMS, rate=2000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=12, symbols=SYMS, rate=2000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
                 snaps = sink.stats["snapshots"]
-                sink._drop_next = 1     # inject: the next depth message is lost, unnoticed
+                sink._drop_next = 1  # inject: the next depth message is lost, unnoticed
                 await until(lambda: remote.stats["gaps"] >= 1, "the gap detected")
                 assert sink.stats["dropped_messages"] == 1
                 await until(lambda: sink.stats["snapshots"] > snaps, "the next periodic snapshot")
@@ -387,17 +431,22 @@ def test_exchange_drop_is_a_reset_the_consumer_sees(nats_server: NatsServer) -> 
         nm = names()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
         seen: list[str] = []
-        async with Exchange(ExchangeConfig(seed=13, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink], backoff_initial=0.05) as feed:
-            async with bus.subscribe(nats_server.url, symbols=SYMS, on_status=lambda e: seen.append(e.kind),
-                                     **nm) as remote:
+        async with (
+            Exchange(ExchangeConfig(seed=13, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink], backoff_initial=0.05) as feed,
+        ):
+            async with bus.subscribe(
+                nats_server.url, symbols=SYMS, on_status=lambda e: seen.append(e.kind), **nm
+            ) as remote:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and all(remote.book(s).live for s in SYMS), "live")
                 stale = []
                 ex.faults.drop()
                 await until(lambda: "disconnected" in seen, "a disconnected status")
-                await until(lambda: not any(remote.book(s).live for s in SYMS) or remote.stats["resets"] > 0,
-                            "stale remote books")
+                await until(
+                    lambda: not any(remote.book(s).live for s in SYMS) or remote.stats["resets"] > 0,
+                    "stale remote books",
+                )
                 stale.append(all(not remote.book(s).live or remote.stats["resets"] for s in SYMS))
                 await until(lambda: "connected" in seen and "reset" in seen, "reset and connected statuses")
                 await until(lambda: remote.stats["resets"] >= len(SYMS), "a reset per book")
@@ -418,8 +467,10 @@ def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.
         await nats_server.ready()
         nm = names()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, **nm)
-        async with Exchange(ExchangeConfig(seed=14, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=14, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
             async with bus.subscribe(nats_server.url, symbols=SYMS, heartbeat=0.5, **nm) as remote:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
@@ -439,7 +490,9 @@ def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.
     assert any("reconnected" in r.getMessage() for r in caplog.records)
 
 
-def test_credentials_never_reach_subjects_payloads_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_credentials_never_reach_subjects_payloads_or_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Against a server that requires a user and password: the sink connects with them,
     and no stored message (subject or payload) and no log line holds the password."""
     secret = "pw-Zq81-secret"
@@ -450,11 +503,13 @@ def test_credentials_never_reach_subjects_payloads_or_logs(tmp_path: Path, caplo
         await srv.ready()
         nm = names()
         sink = bus.NatsSink(srv.url, user="feeder", password=secret, **nm)
-        async with Exchange(ExchangeConfig(seed=15, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=15, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
             await feed.subscribe_depth(SYMS)
             await until(lambda: sink.stats["acked"] > 20, "messages acked")
-            ex.faults.drop()                               # status events with reasons too
+            ex.faults.drop()  # status events with reasons too
             await until(lambda: feed.stats["connects"] >= 2, "a reconnect")
         import nats
 
@@ -470,9 +525,10 @@ def test_credentials_never_reach_subjects_payloads_or_logs(tmp_path: Path, caplo
                     seen += 1
         finally:
             await nc.close()
-        with pytest.raises(BusError):                     # wrong password: typed error, no echo
-            async with bus.subscribe(srv.url, symbols=SYMS, password="nope", user="feeder",
-                                     connect_timeout=1.0, **nm):
+        with pytest.raises(BusError):  # wrong password: typed error, no echo
+            async with bus.subscribe(
+                srv.url, symbols=SYMS, password="nope", user="feeder", connect_timeout=1.0, **nm
+            ):
                 pass
 
     try:
@@ -491,11 +547,29 @@ def test_publish_command(nats_server: NatsServer) -> None:
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        cmd = [sys.executable, "-m", "fastfeed", "publish", *SYMS, "--nats", nats_server.url, "--demo",
-               "--seconds", "600", "--snapshot-interval", "0.5", "--stream", nm["stream"],
-               "--prefix", nm["prefix"], "--interval", "0.5"]
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
+        cmd = [
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            *SYMS,
+            "--nats",
+            nats_server.url,
+            "--demo",
+            "--seconds",
+            "600",
+            "--snapshot-interval",
+            "0.5",
+            "--stream",
+            nm["stream"],
+            "--prefix",
+            nm["prefix"],
+            "--interval",
+            "0.5",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         try:
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
                 await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
@@ -508,13 +582,31 @@ def test_publish_command(nats_server: NatsServer) -> None:
         assert proc.returncode == 0, err.decode()
         assert b"published" in out
         p2 = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fastfeed", "publish", "BTC_USDT", "--nats", "http://x", "--demo",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            "BTC_USDT",
+            "--nats",
+            "http://x",
+            "--demo",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         await asyncio.wait_for(p2.communicate(), GUARD)
         assert p2.returncode == 2
         p3 = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fastfeed", "publish", "BTC_USDT", "--nats", f"nats://127.0.0.1:{_free_port()}",
-            "--demo", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            "BTC_USDT",
+            "--nats",
+            f"nats://127.0.0.1:{_free_port()}",
+            "--demo",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err3 = await asyncio.wait_for(p3.communicate(), GUARD)
         assert p3.returncode == 3, err3.decode()
 
@@ -545,8 +637,9 @@ def test_archive_equals_the_export_of_the_same_session(nats_server: NatsServer, 
                 await until(lambda: feed.trades.count > 200 and sink.stats["acked"] > 200, "traffic")
                 ex.pause()
         assert sink.stats["dropped_messages"] == 0 and sink.stats["publish_errors"] == 0
-        st = await archive(nats_server.url, tmp_path / "ds", row_group=500, flush_interval=0.5,
-                           idle_exit=1.0, **nm)
+        st = await archive(
+            nats_server.url, tmp_path / "ds", row_group=500, flush_interval=0.5, idle_exit=1.0, **nm
+        )
         assert st.files > 2 and st.event_rows > 0 and st.trade_rows > 0 and st.rejected == 0
         again = await archive(nats_server.url, tmp_path / "ds", idle_exit=1.0, **nm)
         assert again.messages == 0
@@ -587,8 +680,10 @@ def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> No
         await nats_server.ready()
         nm = names()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
-        async with Exchange(ExchangeConfig(seed=17, symbols=SYMS, rate=1000)) as ex, \
-                fastfeed.connect(ex.url, sinks=[sink]) as feed:
+        async with (
+            Exchange(ExchangeConfig(seed=17, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and remote.stats["messages"] > 20, "in sequence")
@@ -596,8 +691,13 @@ def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> No
                 try:
                     js = nc.jetstream()
                     good = bus.encode("depth", np.zeros(1, dtype=E.EVENT_DTYPE), symbol="ETH_USDT", seq=1)
-                    for payload in (b"garbage", b"", good, good[:-1],
-                                    bus.encode("status", b"", symbol="BTC_USDT")):
+                    for payload in (
+                        b"garbage",
+                        b"",
+                        good,
+                        good[:-1],
+                        bus.encode("status", b"", symbol="BTC_USDT"),
+                    ):
                         await js.publish(f"{nm['prefix']}.depth.BTC_USDT", payload)
                 finally:
                     await nc.close()

@@ -25,16 +25,32 @@ examples:
 
 
 def _archive_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nats", type=_nats_url, required=True, metavar="URL", help="NATS server (nats://HOST:PORT)")
+    p.add_argument(
+        "--nats", type=_nats_url, required=True, metavar="URL", help="NATS server (nats://HOST:PORT)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset directory")
     p.add_argument("--stream", default="FASTFEED", help="JetStream stream name (default FASTFEED)")
-    p.add_argument("--prefix", default="fastfeed.digifinex", help="subject prefix (default fastfeed.digifinex)")
+    p.add_argument(
+        "--prefix", default="fastfeed.digifinex", help="subject prefix (default fastfeed.digifinex)"
+    )
     p.add_argument("--durable", default="fastfeed-archive", help="durable consumer name")
-    p.add_argument("--row-group", type=int, default=1 << 16, metavar="N", help="rows per row group (default 65536)")
-    p.add_argument("--flush-interval", type=_positive_float, default=5.0, metavar="S",
-                   help="write and acknowledge at least every S seconds (default 5)")
-    p.add_argument("--idle-exit", type=_positive_float, default=None, metavar="S",
-                   help="stop once no message came for S seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--row-group", type=int, default=1 << 16, metavar="N", help="rows per row group (default 65536)"
+    )
+    p.add_argument(
+        "--flush-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="write and acknowledge at least every S seconds (default 5)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop once no message came for S seconds (default: run until Ctrl-C)",
+    )
     p.add_argument("--creds", default=None, metavar="FILE", help="NATS .creds file")
     p.add_argument("--user", default=None, help="NATS user (password in $FASTFEED_NATS_PASSWORD)")
 
@@ -46,31 +62,46 @@ async def _archive(args: argparse.Namespace) -> int:
     stop = _Stop()
     stop.install()
     try:
-        stats = await archive(args.nats, args.output, stream=args.stream, prefix=args.prefix,
-                              durable=args.durable, row_group=args.row_group,
-                              flush_interval=args.flush_interval, idle_exit=args.idle_exit, stop=stop.event,
-                              creds=args.creds, user=args.user,
-                              password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
-                              token=os.environ.get("FASTFEED_NATS_TOKEN") or None)
+        stats = await archive(
+            args.nats,
+            args.output,
+            stream=args.stream,
+            prefix=args.prefix,
+            durable=args.durable,
+            row_group=args.row_group,
+            flush_interval=args.flush_interval,
+            idle_exit=args.idle_exit,
+            stop=stop.event,
+            creds=args.creds,
+            user=args.user,
+            password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
+            token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
+        )
     except BusError as exc:
         raise ConnectError(str(exc)) from None
     finally:
         stop.remove()
-    print(f"archived {stats.messages:,} messages: {stats.event_rows:,} event rows, {stats.trade_rows:,} trades "
-          f"in {stats.files:,} files under {args.output}" + (f"; {stats.rejected} rejected" if stats.rejected else ""),
-          flush=True)
+    print(
+        f"archived {stats.messages:,} messages: {stats.event_rows:,} event rows, {stats.trade_rows:,} trades "
+        f"in {stats.files:,} files under {args.output}"
+        + (f"; {stats.rejected} rejected" if stats.rejected else ""),
+        flush=True,
+    )
     return EXIT_OK
 
 
-@command("archive", "write the bus's book events and trades to a Parquet dataset",
-         epilog=_ARCHIVE_EPILOG)(_archive_args)
+@command("archive", "write the bus's book events and trades to a Parquet dataset", epilog=_ARCHIVE_EPILOG)(
+    _archive_args
+)
 def _run_archive(args: argparse.Namespace) -> int:
     try:
         import nats  # noqa: F401
         import pyarrow  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"fastfeed archive needs nats-py and pyarrow: pip install 'fastfeed[nats,parquet]' "
-                         f"({exc.name} missing)") from None
+        raise UsageError(
+            f"fastfeed archive needs nats-py and pyarrow: pip install 'fastfeed[nats,parquet]' "
+            f"({exc.name} missing)"
+        ) from None
     if args.row_group < 1:
         raise UsageError("--row-group must be >= 1")
     return asyncio.run(_archive(args))
