@@ -646,7 +646,9 @@ class Feed:
         for h in self._sink_hooks:
             if "open" in h:
                 try:
-                    h["open"](self)
+                    res = h["open"](self)
+                    if inspect.isawaitable(res):  # an async open (e.g. a bus connection)
+                        await res
                 except BaseException:
                     await self._close_sinks()
                     raise
@@ -657,7 +659,9 @@ class Feed:
         for h in opened:
             if "close" in h:
                 try:
-                    h["close"]()
+                    res = h["close"]()
+                    if inspect.isawaitable(res):  # an async close (flushes what it holds)
+                        await res
                 except Exception as exc:  # close the others anyway
                     self._callback_failed("sink close", exc)
 

@@ -51,6 +51,8 @@ The tree (``tests/test_errors_tree.py`` checks it against the classes)::
             RequestRefused
             NoMarket (RuntimeError)
         InternalError (RuntimeError)
+        BusError
+            BusRecordError (ValueError)
         EngineBusy (RuntimeError)
 """
 
@@ -60,6 +62,8 @@ __all__ = [
     "REJECT_REASONS",
     "AuthError",
     "BadReply",
+    "BusError",
+    "BusRecordError",
     "CaptureClosed",
     "CaptureError",
     "CaptureRangeError",
@@ -437,3 +441,19 @@ class NoMarket(ExchangeError, RuntimeError):
     ``RuntimeError`` (what it was before)."""
 
     reason = "no_market"
+
+
+class BusError(FastfeedError):
+    """The NATS JetStream bus (:mod:`fastfeed.bus`): the NATS server could not be reached
+    (``reason`` ``bus_connect``) or the stream could not be created or read
+    (``bus_stream``). The message never holds a credential."""
+
+    reason = "bus"
+
+
+class BusRecordError(BusError, ValueError):
+    """A bus message that is not a valid fastfeed bus record (bad magic, schema version,
+    sizes, counts or symbol): :func:`fastfeed.bus.decode` raises it, a consumer counts it
+    in ``stats["rejected"]`` and drops the message."""
+
+    reason = "bus_record"

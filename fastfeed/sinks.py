@@ -29,7 +29,12 @@ Sinks shipped here:
   publishing. They run inside the compiled engine (no Python call per frame); as sinks
   they only configure the feed's engine (``FeedOptions.event_log`` / ``shm_name``...).
 
-A message-bus sink (NATS, Kafka...) is a small ``on_frame`` or ``on_raw`` subclass.
+* :class:`fastfeed.bus.NatsSink` (extra ``nats``): books, trades and tickers on NATS
+  JetStream, rebuilt on other hosts by ``fastfeed.bus.subscribe`` (docs/bus.md). It polls
+  the event log on a timer rather than taking a Python call per frame.
+
+``open`` and ``close`` may be coroutine functions (a sink holding a network connection):
+``feed.start()`` / ``feed.close()`` await them.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from .exitcodes import (
 from .registry import COMMANDS, build_parser, command
 
 #: the command modules, in ``fastfeed --help`` order (each registers itself on import)
-COMMAND_MODULES = ("demo", "watch", "record", "replay", "export", "bench", "exchange")
+COMMAND_MODULES = ("demo", "watch", "record", "replay", "export", "bench", "exchange", "publish", "archive")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 del _name

