@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import logging
 import os
@@ -42,7 +43,6 @@ import secrets
 import ssl
 import struct
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -512,7 +512,7 @@ class NatsSink(Sink):
         self.max_inflight = max_inflight
         self.ack_timeout = ack_timeout
         self.event_log = event_log
-        self._stream_cfg = {
+        self._stream_cfg: dict[str, Any] = {
             "storage": storage,
             "max_age": max_age,
             "max_bytes": max_bytes,
@@ -732,20 +732,19 @@ class NatsSink(Sink):
         if frames == self._frames_seen and cnt == self._ev_seen:  # (reset_books logs outside frames)
             return
         self._frames_seen = frames
-        if ring is not None:
-            if cnt != self._ev_seen:
-                try:
-                    rows = ring.since(self._ev_seen)
-                except EventsOverwritten:  # fell more than the log behind: snapshot everything
-                    self.stats["events_lost"] += 1
-                    rows = None
-                    for sym in list(eng.books):
-                        self._need_snapshot[sym] = None
-                    if self._wake is not None:
-                        self._wake.set()
-                self._ev_seen = cnt
-                if rows is not None and len(rows):
-                    self._depth_rows(rows)
+        if ring is not None and cnt != self._ev_seen:
+            try:
+                rows = ring.since(self._ev_seen)
+            except EventsOverwritten:  # fell more than the log behind: snapshot everything
+                self.stats["events_lost"] += 1
+                rows = None
+                for sym in list(eng.books):
+                    self._need_snapshot[sym] = None
+                if self._wake is not None:
+                    self._wake.set()
+            self._ev_seen = cnt
+            if rows is not None and len(rows):
+                self._depth_rows(rows)
         self._on_trades()
         # frames that changed a book's version without logging a row still go out (the
         # header carries the version); checked for up to 256 books
@@ -790,7 +789,7 @@ class NatsSink(Sink):
             srt = rows[order]
             iv = ival[order].tolist()
             edges = [0, *(np.flatnonzero(np.diff(ival[order])) + 1).tolist(), len(iv)]
-            for lo, hi in zip(edges[:-1], edges[1:]):
+            for lo, hi in itertools.pairwise(edges):
                 i = iv[lo]
                 if 0 <= i < nn:
                     self._add(_K_DEPTH, names[i], srt[lo:hi].tobytes(), hi - lo)
@@ -812,7 +811,7 @@ class NatsSink(Sink):
                 self._add(_K_DEPTH, sym, part[: starts[0]].tobytes(), starts[0])
             bounds = starts + [len(part)]
             fval = part["fval"]
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
+            for lo, hi in itertools.pairwise(bounds):
                 is_reset = float(fval[lo]) == 0.0  # logged outside a frame: reset_books()
                 reset |= is_reset
                 self._add(
@@ -861,7 +860,7 @@ class NatsSink(Sink):
             r = rec[0]
             r["recv_ns"] = t.recv_ns
             r["timestamp"] = t.timestamp
-            for f in TICKER_DTYPE.names[2:]:
+            for f in (TICKER_DTYPE.names or ())[2:]:
                 r[f] = getattr(t, f)
             self._add(_K_TICKER, sym, rec.tobytes(), 1)
 
@@ -1131,21 +1130,6 @@ class RemoteBook(ReferenceBook):
         super().__init__(symbol, depth)
         self.synced = False  #: in sequence with the publisher (a snapshot applied, no gap since)
 
-    def _set(self, side: str, price: float, amount: float) -> None:
-        keys, amounts = self._keys[side], self._amounts[side]
-        key = -price if side == "bids" else price
-        i = bisect_left(keys, key)
-        present = i < len(keys) and keys[i] == key
-        if amount == 0.0:
-            if present:
-                del keys[i]
-                del amounts[i]
-        elif present:
-            amounts[i] = amount
-        else:
-            keys.insert(i, key)
-            amounts.insert(i, amount)
-
     def _apply_rows(self, rows: np.ndarray) -> None:
         """Apply event rows (what the publisher's engine did) in order."""
         ev = rows["ev"].tolist()
@@ -1156,13 +1140,11 @@ class RemoteBook(ReferenceBook):
             k = e & mask
             if k == clear:
                 if e & buy or not e & sell:
-                    self._keys["bids"].clear()
-                    self._amounts["bids"].clear()
+                    self.bid_side.clear()
                 if e & sell or not e & buy:
-                    self._keys["asks"].clear()
-                    self._amounts["asks"].clear()
+                    self.ask_side.clear()
             elif k != E.TRADE_EVENT:
-                self._set("bids" if e & buy else "asks", p, q)
+                (self.bid_side if e & buy else self.ask_side).set(p, q)
 
     def _load(self, rows: np.ndarray) -> None:
         """Replace the levels by a snapshot (a clear row, asks best first, bids best first)."""
@@ -1170,18 +1152,18 @@ class RemoteBook(ReferenceBook):
         body = rows[1:] if len(rows) and (int(ev[0]) & E.KIND_MASK) == E.DEPTH_CLEAR_EVENT else rows
         kinds = body["ev"] & np.uint64(E.KIND_MASK)
         if len(body) and not np.isin(kinds, (E.DEPTH_EVENT, E.DEPTH_SNAPSHOT_EVENT)).all():
-            self._clear()
+            self.clear()
             self._apply_rows(rows)
             return
         isbuy = (body["ev"] & np.uint64(E.BUY_EVENT)) != 0
         bids, asks = body[isbuy], body[~isbuy]
         bk, ak = (-bids["px"]).tolist(), asks["px"].tolist()
         if bk != sorted(bk) or ak != sorted(ak):  # not in book order: apply one by one
-            self._clear()
+            self.clear()
             self._apply_rows(rows)
             return
-        self._keys["bids"], self._amounts["bids"] = bk, bids["qty"].tolist()
-        self._keys["asks"], self._amounts["asks"] = ak, asks["qty"].tolist()
+        self.bid_side.keys, self.bid_side.amounts = bk, bids["qty"].tolist()
+        self.ask_side.keys, self.ask_side.amounts = ak, asks["qty"].tolist()
 
     def _header(self, h: np.void, now_ns: int) -> None:
         self.version = int(h["version"])
@@ -1535,7 +1517,7 @@ class RemoteFeed:
                 book._load(recs)
             except Exception:
                 self.stats["rejected"] += 1
-                book._clear()
+                book.clear()
                 book._desync(now)
                 return
             self.stats["snapshots"] += 1
@@ -1562,7 +1544,7 @@ class RemoteFeed:
                         self.stats["resets"] += 1
                     self.stats["resyncs"] += 1
                     st.session = session
-                    book._clear()
+                    book.clear()
                     book._apply_rows(recs)
                     book.synced = True
                     st.expect = seq + 1

@@ -40,7 +40,7 @@ Sinks shipped here:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -145,7 +145,7 @@ class SinkLike(Protocol):
     """Anything with ``close()`` and some of ``open``, ``on_raw``, ``on_frame``,
     ``on_event`` (see the module docstring)."""
 
-    def close(self) -> None: ...
+    def close(self) -> Awaitable[None] | None: ...
 
 
 class Sink:
@@ -154,8 +154,9 @@ class Sink:
     def configure(self, options: FeedOptions) -> None:
         """Adjust the feed's options before its engine is built (engine-side sinks)."""
 
-    def open(self, feed: Feed) -> None:
-        """Called once by ``feed.start()``, before the first connection."""
+    def open(self, feed: Feed) -> Awaitable[None] | None:
+        """Called once by ``feed.start()``, before the first connection (may be a
+        coroutine function: it is awaited)."""
 
     def on_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
         """A complete data payload as received (before the engine)."""
@@ -166,8 +167,9 @@ class Sink:
     def on_event(self, event: ConnectionEvent) -> None:
         """A connection event."""
 
-    def close(self) -> None:
-        """Called once by ``feed.close()`` (also after a failed ``start()``)."""
+    def close(self) -> Awaitable[None] | None:
+        """Called once by ``feed.close()`` (also after a failed ``start()``; may be a
+        coroutine function: it is awaited)."""
 
 
 def hooks(sink: Any) -> dict[str, Callable[..., Any]]:

@@ -358,9 +358,13 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
                         t = early.trades.latest()
                         return t[t["symbol"] == idx]
 
-                    await until(
-                        lambda: len(got()) and got()["id"][-1] == mine["id"][-1], f"the last {s} trade"
-                    )
+                    def caught_up(
+                        got: Callable[[], np.ndarray] = got, last: int = int(mine["id"][-1])
+                    ) -> bool:
+                        g = got()
+                        return bool(len(g)) and int(g["id"][-1]) == last
+
+                    await until(caught_up, f"the last {s} trade")
                     g = got()
                     assert len(g) > 10
                     tail = mine[-len(g) :]

@@ -39,6 +39,7 @@ NOT_NATIVE = {
     "test_exchange_cli.py": "the exchange command in subprocesses",
     "test_exchange_soak.py": "soak run (opt-in)",
     "test_faults_live.py": "live exchange process killed, stalled and restarted under the client",
+    "test_bus.py": "a nats-server process and live feeds; the engine paths it drives are native-tested",
 }
 
 
