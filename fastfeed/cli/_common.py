@@ -193,6 +193,33 @@ def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
     return out
 
 
+def endpoint_args(p: argparse.ArgumentParser, demo: str | None = None) -> Any:
+    """The "endpoint" argument group every connecting command shares: ``--url``, and with
+    ``demo`` (the ``--demo`` help text) ``--demo``, ``--rate``, ``--seed`` and
+    ``--connect-timeout``. Returns the group (a command adds its own options to it)."""
+    g = p.add_argument_group("endpoint")
+    g.add_argument(
+        "--url",
+        type=_ws_url,
+        default=None,
+        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
+    )
+    if demo is not None:
+        g.add_argument("--demo", action="store_true", help=demo)
+        g.add_argument(
+            "--rate", type=_rate, default=1000.0, help="with --demo: market messages/s (default 1000)"
+        )
+        g.add_argument("--seed", type=int, default=None, help="with --demo: market seed (default random)")
+        g.add_argument(
+            "--connect-timeout",
+            type=_positive_float,
+            default=10.0,
+            metavar="S",
+            help="give up (exit 3) if the first connection fails for S seconds (default 10)",
+        )
+    return g
+
+
 def _channels(text: str) -> list[str]:
     chans = [c.strip().lower() for c in text.split(",") if c.strip()]
     bad = [c for c in chans if c not in CHANNELS]

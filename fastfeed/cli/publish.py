@@ -16,11 +16,10 @@ from ._common import (
     _default_url,
     _demo_exchange_config,
     _positive_float,
-    _rate,
     _Stop,
     _symbol_list,
-    _ws_url,
     _ws_url_checked,
+    endpoint_args,
 )
 from .exitcodes import EXIT_OK, CommandError, ConnectError, UsageError
 from .registry import command
@@ -68,23 +67,7 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stop after N seconds (default: until Ctrl-C)",
     )
-    g = p.add_argument_group("endpoint")
-    g.add_argument(
-        "--url",
-        type=_ws_url,
-        default=None,
-        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
-    )
-    g.add_argument("--demo", action="store_true", help="publish the bundled local exchange instead")
-    g.add_argument("--rate", type=_rate, default=1000.0, help="with --demo: market messages/s (default 1000)")
-    g.add_argument("--seed", type=int, default=None, help="with --demo: market seed (default random)")
-    g.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="S",
-        help="give up (exit 3) if the first connection fails for S seconds (default 10)",
-    )
+    g = endpoint_args(p, demo="publish the bundled local exchange instead")
     g = p.add_argument_group("bus")
     g.add_argument("--stream", default="FASTFEED", help="JetStream stream name (default FASTFEED)")
     g.add_argument(

@@ -19,11 +19,10 @@ from ._common import (
     _demo_exchange_config,
     _isatty,
     _positive_float,
-    _rate,
     _Stop,
     _symbol_list,
-    _ws_url,
     _ws_url_checked,
+    endpoint_args,
     log,
 )
 from .exitcodes import (
@@ -73,23 +72,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="channels to subscribe, comma-separated (default depth,trades,ticker)",
     )
-    g = p.add_argument_group("endpoint")
-    g.add_argument(
-        "--url",
-        type=_ws_url,
-        default=None,
-        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
-    )
-    g.add_argument("--demo", action="store_true", help="record from the bundled local exchange instead")
-    g.add_argument("--rate", type=_rate, default=1000.0, help="with --demo: market messages/s (default 1000)")
-    g.add_argument("--seed", type=int, default=None, help="with --demo: market seed (default random)")
-    g.add_argument(
-        "--connect-timeout",
-        type=_positive_float,
-        default=10.0,
-        metavar="S",
-        help="give up (exit 3) if the first connection fails for S seconds (default 10)",
-    )
+    g = endpoint_args(p, demo="record from the bundled local exchange instead")
     g.add_argument("--no-reconnect", action="store_true", help="stop when the connection is lost")
     g = p.add_argument_group("output")
     x = g.add_mutually_exclusive_group()

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 
-from ._common import SYMBOLS_HELP, _default_url, _symbol_list, _ws_url, _ws_url_checked
+from ._common import SYMBOLS_HELP, _default_url, _symbol_list, _ws_url_checked, endpoint_args
 from ._live import _check_book, _live_args, _run_live
 from .exitcodes import UsageError
 from .registry import command
@@ -25,13 +25,7 @@ examples:
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help=f"symbols, {SYMBOLS_HELP}")
-    g = p.add_argument_group("endpoint")
-    g.add_argument(
-        "--url",
-        type=_ws_url,
-        default=None,
-        help="WebSocket endpoint (default $FASTFEED_URL or wss://openapi.digifinex.com/ws/v1/)",
-    )
+    g = endpoint_args(p)
     g.add_argument("--orders", action="store_true", help="also subscribe order updates (needs API keys)")
     g.add_argument(
         "--balance",
