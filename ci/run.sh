@@ -80,7 +80,7 @@ NATIVE_TESTS=(-m native)
 CI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/fastfeed-ci.XXXXXX")
 trap 'rm -rf "$CI_TMP"' EXIT
 # `pip install -e` built in an isolated environment: build_ext --inplace needs these here.
-python -m pip install -q "Cython>=3.0.10" "setuptools>=68" wheel
+python -m pip install -q "Cython>=3.0.10" "setuptools>=77" wheel
 
 copy_tree() {  # copy_tree DEST: the source tree as git sees it, without build outputs
     mkdir -p "$1"
