@@ -74,12 +74,9 @@ cdef int R_SHM_FULL = REJECT_REASONS.index("shm_full")
 assert len(REJECT_REASONS) == N_REASONS
 
 
-cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ p[i]) * 1099511628211ULL
-    return h
+cdef extern from "_fastnum.h":
+    # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
+    uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
@@ -347,7 +344,7 @@ cdef class Engine:
             self.dedup_cap *= 2
         self.dedup[idx].hi = -1
         self.dedup[idx].last = -1
-        h = fnv1a(<const uchar*><char*>raw, n)
+        h = ff_symhash(<const uchar*><char*>raw, n)
         s = &self.slots[h & <uint64_t>(self.n_slots - 1)]
         while s.index >= 0:
             s = &self.slots[((s - self.slots) + 1) & (self.n_slots - 1)]
@@ -363,7 +360,7 @@ cdef class Engine:
         return idx
 
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1:
-        cdef uint64_t h = fnv1a(name, n)
+        cdef uint64_t h = ff_symhash(name, n)
         cdef Py_ssize_t mask = self.n_slots - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
         cdef SymSlot* s
