@@ -16,7 +16,7 @@ from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
-from fastfeed._inflate cimport INF_NOMEM, INF_TOO_LARGE, Inflater
+from fastfeed._inflate cimport INF_NOMEM, INF_TOO_LARGE, Inflater, other_threads
 from fastfeed._parse cimport (
     M_ALL_TICKER,
     M_DEPTH,
@@ -516,7 +516,7 @@ cdef class Engine:
         self.bytes_in += size
         # inflate + parse without the GIL (apply, in _after, holds it: a frame's changes
         # to books, rings and counters appear to other threads all at once)
-        if stable:
+        if stable and other_threads():
             with nogil:
                 rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
         else:
@@ -737,8 +737,9 @@ cdef class Engine:
 
         Threads: inflating and parsing run without the GIL (for ``bytes``, ``str`` and
         memoryviews of ``bytes``; a ``bytearray`` or other writable buffer is read with
-        the GIL held, since another thread could write into it); applying the result to
-        books, rings and counters holds it. One thread feeds an engine at a time: a call
+        the GIL held, since another thread could write into it; and not released while
+        this is the interpreter's only Python thread); applying the result to books,
+        rings and counters holds it. One thread feeds an engine at a time: a call
         while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
         and changes nothing. See docs/engine-semantics.md section 8.
         """
