@@ -15,10 +15,14 @@ call ``Engine.feed(payload)`` once per frame from a Python loop, exactly as the 
 (d..h) call theirs; that is what an application feeding an engine from Python pays, and
 the target rows use it (so "orjson.loads alone / parse+apply" compares two Python calls
 per message). The live client does not make that call: ``FeedListener`` hands picows'
-buffer to ``Engine.feed_ptr`` from C, with one GIL release per frame as ``feed`` does,
-so rows b/c overstate its cost by the Python call (~30-50 ns/msg here). Row b2 is the
+buffer to ``Engine.feed_ptr`` from C (the same per-frame GIL rule as ``feed``), so
+rows b/c overstate its cost by the Python call (~30-50 ns/msg here). Row b2 is the
 batch API replay uses (``Engine.feed_many``: no Python call per frame, one GIL release
-per run of up to 16 frames); it is printed beside b, not used for the verdicts.
+per run of up to 16 frames); it is printed beside b, not used for the verdicts. The
+contestants run on the interpreter's only Python thread, so ``feed`` and
+``Inflater.inflate_len`` skip their per-frame GIL release (rows a and c alike); a
+process with another Python thread (e.g. asyncio's executor after a DNS lookup) pays
+it, ~35 ns per frame here.
 
 Importable: ``run(n, seed, rounds) -> dict`` and ``format_table(result) -> str``.
 """
