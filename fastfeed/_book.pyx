@@ -55,17 +55,21 @@ cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) no
     """First row whose price >= price (ascending side).
 
     Most updates land near the top of the book, so the first 8 rows are compared at once
-    (independent loads, no branches); deeper positions use a branch-free binary search.
+    (independent loads, no branches), then the next 8 (on the benchmark corpus 66% of the
+    updates land in rows 0..7 and 19% in rows 8..15); deeper positions use a branch-free
+    binary search.
     """
     cdef Py_ssize_t base = 0
     cdef Py_ssize_t half
     cdef Py_ssize_t c
-    if n >= 8:
-        c = ((a[0] < price) + (a[2] < price) + (a[4] < price) + (a[6] < price)
-             + (a[8] < price) + (a[10] < price) + (a[12] < price) + (a[14] < price))
+    while n >= 8 and base < 16:
+        c = ((a[2 * base] < price) + (a[2 * base + 2] < price)
+             + (a[2 * base + 4] < price) + (a[2 * base + 6] < price)
+             + (a[2 * base + 8] < price) + (a[2 * base + 10] < price)
+             + (a[2 * base + 12] < price) + (a[2 * base + 14] < price))
         if c < 8:
-            return c
-        base = 8
+            return base + c
+        base += 8
         n -= 8
     if n == 0:
         return base
@@ -81,12 +85,14 @@ cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) n
     cdef Py_ssize_t base = 0
     cdef Py_ssize_t half
     cdef Py_ssize_t c
-    if n >= 8:
-        c = ((a[0] > price) + (a[2] > price) + (a[4] > price) + (a[6] > price)
-             + (a[8] > price) + (a[10] > price) + (a[12] > price) + (a[14] > price))
+    while n >= 8 and base < 16:
+        c = ((a[2 * base] > price) + (a[2 * base + 2] > price)
+             + (a[2 * base + 4] > price) + (a[2 * base + 6] > price)
+             + (a[2 * base + 8] > price) + (a[2 * base + 10] > price)
+             + (a[2 * base + 12] > price) + (a[2 * base + 14] > price))
         if c < 8:
-            return c
-        base = 8
+            return base + c
+        base += 8
         n -= 8
     if n == 0:
         return base

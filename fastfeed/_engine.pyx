@@ -16,7 +16,7 @@ from libc.string cimport memcmp, memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
-from fastfeed._inflate cimport INF_NOMEM, Inflater
+from fastfeed._inflate cimport INF_NOMEM, Inflater, other_threads
 from fastfeed._parse cimport (
     M_ALL_TICKER,
     M_DEPTH,
@@ -72,12 +72,9 @@ cdef int R_SHM_FULL = REJECT_REASONS.index("shm_full")
 assert len(REJECT_REASONS) == N_REASONS
 
 
-cdef inline uint64_t fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ p[i]) * 1099511628211ULL
-    return h
+cdef extern from "_fastnum.h":
+    # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
+    uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
@@ -345,7 +342,7 @@ cdef class Engine:
             self.dedup_cap *= 2
         self.dedup[idx].hi = -1
         self.dedup[idx].last = -1
-        h = fnv1a(<const uchar*><char*>raw, n)
+        h = ff_symhash(<const uchar*><char*>raw, n)
         s = &self.slots[h & <uint64_t>(self.n_slots - 1)]
         while s.index >= 0:
             s = &self.slots[((s - self.slots) + 1) & (self.n_slots - 1)]
@@ -361,7 +358,7 @@ cdef class Engine:
         return idx
 
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1:
-        cdef uint64_t h = fnv1a(name, n)
+        cdef uint64_t h = ff_symhash(name, n)
         cdef Py_ssize_t mask = self.n_slots - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
         cdef SymSlot* s
@@ -517,7 +514,7 @@ cdef class Engine:
         self.bytes_in += size
         # inflate + parse without the GIL (apply, in _after, holds it: a frame's changes
         # to books, rings and counters appear to other threads all at once)
-        if stable:
+        if stable and other_threads():
             with nogil:
                 rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
         else:
@@ -736,8 +733,9 @@ cdef class Engine:
 
         Threads: inflating and parsing run without the GIL (for ``bytes``, ``str`` and
         memoryviews of ``bytes``; a ``bytearray`` or other writable buffer is read with
-        the GIL held, since another thread could write into it); applying the result to
-        books, rings and counters holds it. One thread feeds an engine at a time: a call
+        the GIL held, since another thread could write into it; and not released while
+        this is the interpreter's only Python thread); applying the result to books,
+        rings and counters holds it. One thread feeds an engine at a time: a call
         while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
         and changes nothing. See docs/engine-semantics.md section 8.
         """

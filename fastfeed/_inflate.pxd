@@ -4,6 +4,22 @@ from fastfeed._deflate cimport libdeflate_decompressor
 from fastfeed._isal cimport inflate_state
 from fastfeed._zlib cimport z_stream
 
+from cpython.pystate cimport PyInterpreterState, PyInterpreterState_ThreadHead, PyThreadState_Next
+
+
+cdef extern from "Python.h":
+    PyInterpreterState* PyInterpreterState_Get()
+
+
+cdef inline bint other_threads() noexcept:
+    """Does this interpreter have a Python thread besides the calling one (which holds the
+    GIL)? Releasing the GIL around a frame's inflate/parse (tens of ns: a mutex and a
+    condition variable each way) only pays when another thread could run meanwhile; a
+    thread started later finds the GIL free again when the frame is done. Two pointer
+    loads; the thread list only changes with the GIL held."""
+    return PyThreadState_Next(PyInterpreterState_ThreadHead(PyInterpreterState_Get())) != NULL
+
+
 # Result codes of Inflater.run (0 = ok, negative = rejection).
 cdef enum:
     INF_OK = 0

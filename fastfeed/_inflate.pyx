@@ -319,10 +319,11 @@ cdef class Inflater:
 
     cdef int _run_buf(self, object data) except? -100:
         """Inflate a buffer object: a view is held for the whole run (so it can neither be
-        freed nor resized); the GIL is released when its memory is immutable."""
+        freed nor resized); the GIL is released when its memory is immutable and another
+        Python thread exists (``other_threads``)."""
         cdef Py_buffer view
         cdef int rc
-        cdef bint release = _immutable(data)
+        cdef bint release = _immutable(data) and other_threads()
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             if release:

@@ -38,12 +38,9 @@ cnp.import_array()
 __all__ = ["TickerRing", "TickerTable"]
 
 
-cdef inline uint64_t _fnv1a(const uchar* p, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ p[i]) * 1099511628211ULL
-    return h
+cdef extern from "_fastnum.h":
+    # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
+    uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
 
 
 cdef object _make(const TickerRecord* r, list symbols):
@@ -189,7 +186,7 @@ cdef class TickerTable:
     cdef int32_t index_of(self, const uchar* name, Py_ssize_t n) except -2:
         """The row of a symbol (upper-case ASCII bytes, 1..32), registered on first sight;
         -1 when it is new and the table is full."""
-        cdef uint64_t h = _fnv1a(name, n)
+        cdef uint64_t h = ff_symhash(name, n)
         cdef uint64_t j = h & <uint64_t>(self.n_slots - 1)
         cdef NameSlot* s
         cdef int32_t idx

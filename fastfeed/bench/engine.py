@@ -10,6 +10,20 @@ ns per message over the whole corpus; the verdicts are ratios between contestant
     fastfeed bench --quick                             # small corpus, few rounds (< 15 s)
     python -m fastfeed.bench.engine --json out.json    # also write the raw result
 
+How fastfeed is called, and what the numbers describe: rows b, c (and their variants)
+call ``Engine.feed(payload)`` once per frame from a Python loop, exactly as the peers
+(d..h) call theirs; that is what an application feeding an engine from Python pays, and
+the target rows use it (so "orjson.loads alone / parse+apply" compares two Python calls
+per message). The live client does not make that call: ``FeedListener`` hands picows'
+buffer to ``Engine.feed_ptr`` from C (the same per-frame GIL rule as ``feed``), so
+rows b/c overstate its cost by the Python call (~30-50 ns/msg here). Row b2 is the
+batch API replay uses (``Engine.feed_many``: no Python call per frame, one GIL release
+per run of up to 16 frames); it is printed beside b, not used for the verdicts. The
+contestants run on the interpreter's only Python thread, so ``feed`` and
+``Inflater.inflate_len`` skip their per-frame GIL release (rows a and c alike); a
+process with another Python thread (e.g. asyncio's executor after a DNS lookup) pays
+it, ~35 ns per frame here.
+
 Importable: ``run(n, seed, rounds) -> dict`` and ``format_table(result) -> str``.
 """
 
@@ -134,6 +148,7 @@ class Contestant:
     payload: str  # "zlib" or "plain": which bytes of each frame it is fed
     needs: str  # "fastfeed", "orjson", "msgspec" or "" (stdlib only)
     make: Callable[[], Callable[[bytes], Any]]  # fresh state, returns the per-message call
+    batch: bool = False  # make() returns a call taking the whole list of payloads at once
 
 
 def _backends() -> tuple[str, ...]:
@@ -159,6 +174,14 @@ def _make_engine(backend: str = "auto"):
     import fastfeed
 
     return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend).feed
+
+
+def _make_engine_many(backend: str = "auto"):
+    """The batch API (replay, ``fastfeed replay``): one ``Engine.feed_many`` call over the
+    whole corpus, no Python call per frame, one GIL release per run of up to 16 frames."""
+    import fastfeed
+
+    return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend).feed_many
 
 
 def _make_engine_no_drift(backend: str = "auto"):
@@ -187,6 +210,16 @@ def _make_msgspec_decode():
 CONTESTANTS: tuple[Contestant, ...] = (
     Contestant("inflate", f"a inflate-only ({DEFAULT_BACKEND})", "zlib", "fastfeed", _make_inflate_only),
     Contestant("parse_apply", "b fastfeed parse+apply (plain)", "plain", "fastfeed", _make_engine),
+    # the same through the batch API replay uses (no Python call per frame): beside row b,
+    # what the per-frame Python call + GIL release of Engine.feed cost
+    Contestant(
+        "parse_apply_many",
+        "b2 parse+apply, feed_many (replay)",
+        "plain",
+        "fastfeed",
+        _make_engine_many,
+        batch=True,
+    ),
     # the same without the parser's fast path (general parser only)
     Contestant(
         "parse_apply_general", "b1 parse+apply, general parser", "plain", "fastfeed", _make_engine_general
@@ -286,14 +319,18 @@ def _available(c: Contestant) -> str | None:
     return None
 
 
-def _time_pass(fn: Callable[[bytes], Any], payloads: Sequence[bytes]) -> int:
-    """ns for one pass of ``fn`` over ``payloads``, gc disabled."""
+def _time_pass(fn: Callable[[bytes], Any], payloads: Sequence[bytes], batch: bool = False) -> int:
+    """ns for one pass of ``fn`` over ``payloads`` (``batch``: one call with the whole
+    list), gc disabled."""
     gc_was = gc.isenabled()
     gc.disable()
     try:
         t0 = perf_counter_ns()
-        for p in payloads:
-            fn(p)
+        if batch:
+            fn(payloads)  # type: ignore[arg-type]
+        else:
+            for p in payloads:
+                fn(p)
         t1 = perf_counter_ns()
     finally:
         if gc_was:
@@ -336,6 +373,8 @@ def _by_kind(
     base = [min(ts) for ts in zip(*(_per_frame_ns(len, payloads["zlib"]) for _ in range(passes)))]
     out: dict[str, dict[str, float]] = {}
     for c in contestants:
+        if c.batch:  # one call for all frames: no per-frame time
+            continue
         best = [min(ts) for ts in zip(*(_per_frame_ns(c.make(), payloads[c.payload]) for _ in range(passes)))]
         out[c.key] = {k: sum(best[i] - base[i] for i in ii) / len(ii) for k, ii in idx.items()}
     return out
@@ -684,7 +723,7 @@ def run(
 
     say("warm-up ...")
     for c in runnable:
-        _time_pass(c.make(), payloads[c.payload])
+        _time_pass(c.make(), payloads[c.payload], c.batch)
 
     times: dict[str, list[int]] = {c.key: [] for c in runnable}
     for r in range(rounds):
@@ -693,7 +732,7 @@ def run(
         for c in order:
             fn = c.make()
             gc.collect()
-            times[c.key].append(_time_pass(fn, payloads[c.payload]))
+            times[c.key].append(_time_pass(fn, payloads[c.payload], c.batch))
         say(f"round {r + 1}/{rounds} done")
 
     pick = min if stat == "min" else _median
