@@ -5,6 +5,7 @@ state; timeouts are hang guards only."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -109,17 +110,23 @@ def test_segment_names() -> None:
 
 # -- live ---------------------------------------------------------------------------------------
 
+MODES = ["process", "thread"]
 
-def test_books_equal_the_exchange_and_an_unsharded_feed() -> None:
+
+def shard_stats(feed: Any, i: int) -> dict[str, Any]:
+    return feed.stats["shards"][i]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_books_equal_the_exchange_and_an_unsharded_feed(mode: str) -> None:
     async def body() -> None:
         async with exchange() as ex:
             async with (
-                fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS, **FAST) as feed,
+                fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS, mode=mode, **FAST) as feed,
                 fastfeed.connect(ex.url, **FAST) as single,
             ):
-                assert feed.connected and len(feed.feeds) == 2
-                assert feed.feeds[0] is not feed.feeds[1]
-                assert feed.feeds[0].engine is not feed.feeds[1].engine
+                assert feed.connected and feed.mode == mode
+                assert len(feed.feeds) == (2 if mode == "thread" else 0)
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
                 await single.subscribe_depth(SYMS)
@@ -139,12 +146,13 @@ def test_books_equal_the_exchange_and_an_unsharded_feed() -> None:
                 plan = plan_shards(SYMS, 2)
                 assert feed.assignment == {0: plan[0], 1: plan[1]}
                 for i, part in enumerate(plan):
-                    shard_feed = feed.feeds[i]
-                    assert shard_feed.subscriptions == {"depth": sorted(part), "trades": sorted(part)}
-                    assert set(shard_feed.engine.symbols) == set(part)
+                    assert shard_stats(feed, i)["subscriptions"] == {
+                        "depth": sorted(part),
+                        "trades": sorted(part),
+                    }
+                    assert set(feed.trades.rings[i].symbols) == set(part)
                     for s in part:
                         assert feed.shard_of(s) == i
-                        assert feed.book(s) is not None and shard_feed.book(s).version == feed.book(s).version
                 # (trades: only the sharded feed subscribed them)
                 conns = {id(conn_of(ex, s, "trades")) for s in SYMS}
                 assert len(conns) == 2
@@ -157,12 +165,13 @@ def test_books_equal_the_exchange_and_an_unsharded_feed() -> None:
                 assert len(merged) == sum(len(r) for r in feed.trades.rings) == len(feed.trades)
                 assert np.all(np.diff(merged["recv_ns"]) >= 0)
                 names = feed.trades.symbols
-                by_sym = {s: int(np.sum([names[i] == s for i in merged["symbol"]])) for s in SYMS}
                 for s in SYMS:
                     ring = feed.trades.ring_of(s)
+                    own = ring.symbols
                     rows = ring.latest()
-                    own = feed.feeds[feed.shard_of(s)].engine.symbols
-                    assert by_sym[s] == int(np.sum([own[i] == s for i in rows["symbol"]]))
+                    assert int(np.sum([names[i] == s for i in merged["symbol"]])) == int(
+                        np.sum([own[i] == s for i in rows["symbol"]])
+                    )
                 assert len(feed.trades.latest(5)) == 5
 
                 # stats: summed over shards
@@ -181,59 +190,67 @@ def test_books_equal_the_exchange_and_an_unsharded_feed() -> None:
                     feed.book("NOPE_USDT")
                 with pytest.raises(ValueError, match="named symbols"):
                     await feed.subscribe_depth([])
+        assert not feed.connected and feed.closed
+        with pytest.raises(fastfeed.FeedClosed):
+            await feed.subscribe_depth(["BTC_USDT"])
 
     run(body)
 
 
-def test_new_symbols_go_to_the_lightest_shard() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_new_symbols_go_to_the_lightest_shard(mode: str) -> None:
     async def body() -> None:
-        async with exchange() as ex, fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS[:3]) as feed:
+        async with (
+            exchange() as ex,
+            fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS[:3], mode=mode) as feed,
+        ):
             assert feed.assignment == {0: ["BTC_USDT", "SOL_USDT"], 1: ["ETH_USDT"]}
             await feed.subscribe_depth(["xrp_usdt", "DOGE_USDT"])
             assert feed.shard_of("XRP_USDT") == 1  # the lighter shard then
             assert feed.shard_of("DOGE_USDT") == 0  # tie: the lower index
             await until(lambda: feed.book("XRP_USDT").live and feed.book("DOGE_USDT").live, what="books")
-            assert feed.feeds[1].subscriptions == {"depth": ["XRP_USDT"]}
+            assert shard_stats(feed, 1)["subscriptions"] == {"depth": ["XRP_USDT"]}
             await feed.unsubscribe_depth(["XRP_USDT"])
+            await feed.ping()
             assert feed.subscriptions == {"depth": ["DOGE_USDT"]}
             assert not conn_of(ex, "DOGE_USDT").subscribed("depth", "XRP_USDT")
 
     run(body)
 
 
-def test_one_shard_dropped_the_others_keep_their_connection() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_one_shard_dropped_the_others_keep_their_connection(mode: str) -> None:
     events: list[ShardEvent] = []
 
     async def body() -> None:
         async with exchange() as ex:
             async with fastfeed.connect_sharded(
-                ex.url, shards=3, symbols=SYMS, on_event=events.append, **FAST
+                ex.url, shards=3, symbols=SYMS, mode=mode, on_event=events.append, **FAST
             ) as feed:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: all(feed.book(s).live for s in SYMS), what="books")
                 victim = feed.assignment[1]
-                others = feed.assignment[0] + feed.assignment[2]
-                before = {s: feed.feeds[feed.shard_of(s)].engine.stats["frames"] for s in others}
+                before = {k: shard_stats(feed, k)["engine"]["frames"] for k in (0, 2)}
                 ex.faults.drop(conn_of(ex, victim[0]))
                 await until(
-                    lambda: feed.feeds[1].stats["connects"] == 2 and feed.feeds[1].connected, what="reconnect"
+                    lambda: shard_stats(feed, 1)["connects"] == 2 and feed.connected, what="reconnect"
                 )
                 await until(lambda: all(feed.book(s).live for s in victim), what="books rebuilt")
                 # the other shards kept their connection and kept receiving
-                assert feed.feeds[0].stats["connects"] == feed.feeds[2].stats["connects"] == 1
-                assert feed.feeds[0].stats["disconnects"] == feed.feeds[2].stats["disconnects"] == 0
                 await until(
-                    lambda: all(
-                        feed.feeds[feed.shard_of(s)].engine.stats["frames"] > before[s] for s in others
-                    ),
+                    lambda: all(shard_stats(feed, k)["engine"]["frames"] > before[k] for k in (0, 2)),
                     what="other shards still receiving",
                 )
                 ex.pause()
                 await feed.ping()
+                for k in (0, 2):
+                    assert shard_stats(feed, k)["connects"] == 1
+                    assert shard_stats(feed, k)["disconnects"] == 0
                 assert_books_equal_exchange(feed, ex, SYMS)
                 st = feed.stats
                 assert st["connects"] == 4 and st["reconnects"] == 1 and st["disconnects"] == 1
                 assert st["connected"] is True
+                await until(lambda: sum(e.kind == "connected" for e in events) == 4, what="events")
                 seen = list(events)
                 assert list(feed.events) == seen
         dropped = [e for e in seen if e.kind == "disconnected"]
@@ -242,7 +259,6 @@ def test_one_shard_dropped_the_others_keep_their_connection() -> None:
         assert all(isinstance(e.event, fastfeed.ConnectionEvent) for e in seen)
 
     run(body)
-    assert {e.shard for e in events if e.kind == "disconnected"} == {0, 1, 2}  # closing too
 
 
 ATTACH_SCRIPT = """
@@ -257,19 +273,20 @@ print(json.dumps(out))
 """
 
 
-def test_attach_from_another_process_sees_every_symbol() -> None:
-    name = f"ffshardtest{os.getpid()}"
+@pytest.mark.parametrize("mode", MODES)
+def test_attach_from_another_process_sees_every_symbol(mode: str) -> None:
+    name = f"ffshardtest{os.getpid()}{mode}"
 
     async def body() -> None:
         async with exchange() as ex:
-            async with fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS, shm_name=name) as feed:
+            async with fastfeed.connect_sharded(
+                ex.url, shards=2, symbols=SYMS, shm_name=name, mode=mode
+            ) as feed:
                 assert feed.segment_names == (f"{name}.shard0-of2", f"{name}.shard1-of2")
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: all(feed.book(s).live for s in SYMS), what="books")
                 ex.pause()
                 await feed.ping()
-                import json
-
                 env = dict(os.environ, PYTHONPATH=str(Path(fastfeed.__file__).parent.parent))
                 proc = subprocess.run(
                     [sys.executable, "-c", ATTACH_SCRIPT, name, *SYMS],
@@ -290,5 +307,23 @@ def test_attach_from_another_process_sees_every_symbol() -> None:
                     assert rd.name == name
         with pytest.raises(fastfeed.ShmNotFound):  # closed: every shard segment unlinked
             fastfeed.attach(name, timeout=0.1)
+
+    run(body)
+
+
+def test_process_mode_refuses_frame_path_callbacks() -> None:
+    with pytest.raises(ValueError, match="mode='thread'"):
+        fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, on_frame=lambda ch: None)
+    fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, mode="thread", on_frame=lambda ch: None)
+    with pytest.raises(ValueError, match="mode"):
+        fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, mode="fork")
+
+
+def test_a_shard_that_cannot_connect_fails_start_and_stops_the_others() -> None:
+    async def body() -> None:
+        feed = fastfeed.connect_sharded("ws://127.0.0.1:9/ws/v1/", shards=2, connect_timeout=0.5)
+        with pytest.raises(fastfeed.ConnectFailed):
+            await feed.start()
+        assert feed.closed and not any(sh.proc.is_alive() for sh in feed._shards)
 
     run(body)
