@@ -265,14 +265,34 @@ def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> No
     send(("stopped",))
 
 
-def _picklable(exc: BaseException) -> BaseException:
+def _picklable(exc: BaseException) -> Any:
+    """``exc`` itself if it survives pickling, else ``("exc", class, args, attributes)`` that
+    :func:`_rebuild` turns back into the same class in the parent (an exception whose
+    ``__init__`` takes other arguments than ``args``, such as ``RequestError``, does not
+    unpickle by default), or a ``RuntimeError`` naming it as a last resort."""
     import pickle
 
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
     except Exception:
+        pass
+    try:
+        spec = ("exc", type(exc), exc.args, dict(vars(exc)))
+        pickle.loads(pickle.dumps(spec))
+        return spec
+    except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _rebuild(obj: Any) -> BaseException:
+    if isinstance(obj, BaseException):
+        return obj
+    _, cls, args, attrs = obj
+    exc: BaseException = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(attrs)
+    return exc
 
 
 #: how often a shard process sends its stats to the parent (and after every call)
@@ -330,7 +350,7 @@ class _ProcShard:
                 if msg[1] is None:
                     self.started.set_result(None)
                 else:
-                    self.started.set_exception(msg[1])
+                    self.started.set_exception(_rebuild(msg[1]))
             elif kind == "reply":
                 with self._lock:
                     fut = self._calls.pop(msg[1], None)
@@ -338,7 +358,7 @@ class _ProcShard:
                     if msg[2]:
                         fut.set_result(msg[3])
                     else:
-                        fut.set_exception(msg[3])
+                        fut.set_exception(_rebuild(msg[3]))
             elif kind == "stopped":
                 break
         self.alive = False
@@ -461,6 +481,9 @@ class ShardedFeed:
     the others keep their connections and books.
 
     Private channels (api keys) and sinks are not sharded: use :func:`fastfeed.connect`.
+    A shard process that dies (killed, crashed) is not restarted: ``connected`` turns
+    False, calls to it raise :class:`~fastfeed.errors.FeedClosed`, its books keep their last
+    state (the segment's writer is gone); close the feed and connect again.
     """
 
     def __init__(

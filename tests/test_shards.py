@@ -327,3 +327,20 @@ def test_a_shard_that_cannot_connect_fails_start_and_stops_the_others() -> None:
         assert feed.closed and not any(sh.proc.is_alive() for sh in feed._shards)
 
     run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_refused_subscribe_raises_the_same_error_in_both_modes(mode: str) -> None:
+    """A server refusal is a ``RequestError`` with its fields, also from a shard process
+    (``RequestError`` does not unpickle by default: it is rebuilt in the parent)."""
+
+    async def body() -> None:
+        async with exchange() as ex, fastfeed.connect_sharded(ex.url, shards=2, mode=mode) as feed:
+            with pytest.raises(fastfeed.RequestError) as ei:
+                await feed.subscribe_depth(["NOPE_USDT"])
+            assert ei.value.method == "depth.subscribe" and ei.value.message
+            assert ei.value.reason == "request_error"
+            await feed.subscribe_depth(["BTC_USDT"])  # the shard is fine afterwards
+            assert feed.subscriptions == {"depth": ["BTC_USDT"]}
+
+    run(body)
