@@ -392,6 +392,10 @@ class _ProcShard:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
+        if self.proc.exitcode != 0:  # died or killed: its segment was never unlinked
+            from .shm import unlink_segment
+
+            unlink_segment(self.segment)
         self.thread.join(timeout)
         if self.reader is not None:
             self.reader.close()

@@ -344,3 +344,26 @@ def test_a_refused_subscribe_raises_the_same_error_in_both_modes(mode: str) -> N
             assert feed.subscriptions == {"depth": ["BTC_USDT"]}
 
     run(body)
+
+
+def test_a_dead_shard_process_is_reported_and_the_others_go_on() -> None:
+    name = f"ffshardkill{os.getpid()}"
+
+    async def body() -> None:
+        async with exchange() as ex:
+            async with fastfeed.connect_sharded(ex.url, shards=2, symbols=SYMS, shm_name=name) as feed:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: all(feed.book(s).live for s in SYMS), what="books")
+                feed._shards[1].proc.kill()  # test instrumentation: a crashed shard
+                await until(lambda: not feed.connected, what="the dead shard noticed")
+                with pytest.raises(fastfeed.FeedClosed):
+                    await feed.subscribe_trades(feed.assignment[1][:1])
+                with pytest.raises(fastfeed.FeedClosed):
+                    await feed.ping()
+                await feed.subscribe_trades(feed.assignment[0])  # the live shard goes on
+                before = shard_stats(feed, 0)["engine"]["frames"]
+                await until(lambda: shard_stats(feed, 0)["engine"]["frames"] > before, what="shard 0 data")
+        # closed: the dead shard's segment is removed too
+        assert not any(s.startswith(name) for s in fastfeed.shm.list_segments())
+
+    run(body)
