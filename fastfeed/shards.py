@@ -709,12 +709,15 @@ class ShardedFeed:
         if not self._started:
             raise FeedClosed("the feed is not started: use async with / await feed.start()")
         sh = self._shards[i]
+        fut: concurrent.futures.Future[Any]
         if self.mode == "process":
-            return sh.call(method, *args)
-        feed = sh.feed
-        if feed is None:
-            raise FeedClosed(f"shard {i} is not running")
-        return sh.call(lambda: getattr(feed, method)(*args))
+            fut = sh.call(method, *args)
+        else:
+            feed = sh.feed
+            if feed is None:
+                raise FeedClosed(f"shard {i} is not running")
+            fut = sh.call(lambda: getattr(feed, method)(*args))
+        return fut
 
     async def _on_shards(self, calls: dict[int, tuple[Any, ...]]) -> list[Any]:
         futs = [asyncio.wrap_future(self._invoke(i, *call)) for i, call in calls.items()]
