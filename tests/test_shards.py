@@ -367,3 +367,24 @@ def test_a_dead_shard_process_is_reported_and_the_others_go_on() -> None:
         assert not any(s.startswith(name) for s in fastfeed.shm.list_segments())
 
     run(body)
+
+
+def test_attach_needs_exactly_one_complete_set_of_shard_segments() -> None:
+    name = f"ffshardset{os.getpid()}"
+    with fastfeed.Engine(shm_name=f"{name}.shard0-of2") as e0:
+        e0.book("BTC_USDT", create=True)
+        with pytest.raises(fastfeed.ShmLayoutError, match="1 of 2"):  # incomplete
+            fastfeed.attach(name)
+        with fastfeed.Engine(shm_name=f"{name}.shard1-of2") as e1:
+            e1.book("ETH_USDT", create=True)
+            with fastfeed.attach(name) as rd:
+                assert isinstance(rd, ShardedReader)
+                assert sorted(rd.symbols) == ["BTC_USDT", "ETH_USDT"]
+                assert rd.book("ETH_USDT").symbol == "ETH_USDT"
+                with pytest.raises(fastfeed.UnknownSymbol):
+                    rd.book("SOL_USDT")
+            with fastfeed.Engine(shm_name=f"{name}.shard0-of1"):  # a second complete set
+                with pytest.raises(fastfeed.ShmLayoutError, match="complete set"):
+                    fastfeed.attach(name)
+    with pytest.raises(fastfeed.ShmNotFound):
+        fastfeed.attach(name, timeout=0.1)
