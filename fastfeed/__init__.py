@@ -51,6 +51,7 @@ try:
     from ._ring import TradeRing
     from ._ticker import TickerRing
     from .client import ConnectionEvent, Feed, FeedOptions, FeedOptionsKwargs, connect
+    from .shards import ShardedFeed, connect_sharded
     from .shm import attach
 
     COMPILED = True
@@ -95,6 +96,7 @@ __all__ = [
     "ParseError",
     "RequestError",
     "RequestTimeout",
+    "ShardedFeed",
     "ShmCorrupt",
     "ShmError",
     "ShmFull",
@@ -112,6 +114,7 @@ __all__ = [
     "UnknownSymbol",
     "attach",
     "connect",
+    "connect_sharded",
 ]
 
 
@@ -128,6 +131,8 @@ def __getattr__(name: str) -> NoReturn:  # pragma: no cover - only when the exte
         "FeedOptionsKwargs",
         "ConnectionEvent",
         "attach",
+        "connect_sharded",
+        "ShardedFeed",
     ):
         raise ImportError(
             f"fastfeed.{name} needs the compiled extensions, which failed to load: "

@@ -41,7 +41,7 @@ every read (see docs/shm-and-exports.md).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -92,12 +92,15 @@ __all__ = [
     "validate_name",
 ]
 
+if TYPE_CHECKING:
+    from .shards import ShardedReader
+
 _M64 = (1 << 64) - 1
 _K1 = 0x9E3779B97F4A7C15
 _K2 = 0xC2B2AE3D27D4EB4F
 
 
-def attach(name: str, *, allow_stale: bool = False, timeout: float = 2.0) -> ShmReader:
+def attach(name: str, *, allow_stale: bool = False, timeout: float = 2.0) -> ShmReader | ShardedReader:
     """Attach read-only to the segment a writer publishes as ``name``.
 
     Raises :class:`~fastfeed.errors.ShmNotFound` if no such segment exists (or its writer
@@ -106,8 +109,19 @@ def attach(name: str, *, allow_stale: bool = False, timeout: float = 2.0) -> Shm
     it is not a fastfeed segment or its header is inconsistent with itself or the file
     (every size, count and offset is checked before use). Waits up to ``timeout`` seconds
     for a segment that is being created.
+
+    A sharded feed (``connect_sharded(..., shm_name=name)``) writes one segment per shard
+    (``name.shard<i>-of<n>``): when no segment ``name`` exists but a complete set of shard
+    segments does, a :class:`~fastfeed.shards.ShardedReader` over them is returned (the
+    same ``book(sym)`` / ``symbols`` / ``close()``; see :func:`fastfeed.shards.attach_shards`).
     """
-    return ShmReader(validate_name(name), allow_stale, timeout)
+    name = validate_name(name)
+    if not os.path.exists(segment_path(name)):
+        from .shards import _SEG_RE, attach_shards
+
+        if any((m := _SEG_RE.match(s)) and m["base"] == name for s in list_segments()):
+            return attach_shards(name, allow_stale=allow_stale, timeout=timeout)
+    return ShmReader(name, allow_stale, timeout)
 
 
 def book_checksum(bids: Any, asks: Any, version: int) -> int:
