@@ -23,6 +23,7 @@ names say which stream sequences each file holds, so a reader can drop repeats).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from .errors import BusError, BusRecordError
 from .events import KIND_MASK, TRADE_EVENT
 
 __all__ = ["ArchiveStats", "archive"]
+
+log = logging.getLogger(__name__)
 
 _DAY = 86_400 * 10**9
 
@@ -163,10 +166,18 @@ async def archive(
     url = bus._redact(",".join(opts["servers"]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    last_error: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        # without an error_cb nats-py logs every failed attempt with a traceback
+        last_error[:] = [exc]
+        log.debug("archive: NATS error %s", type(exc).__name__)
+
+    opts["error_cb"] = on_error
     try:
         nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
     except Exception as exc:
-        raise BusError(f"cannot connect to NATS at {url}: {type(exc).__name__}", "bus_connect") from None
+        raise bus._connect_error(url, exc, last_error[0] if last_error else None) from None
     stats = ArchiveStats()
     writer = _Writer(out, compression)
     pending_last: Any = None

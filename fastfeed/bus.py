@@ -310,6 +310,18 @@ def _redact(url: str) -> str:
     return ",".join(out)
 
 
+
+def _connect_error(url: str, exc: BaseException, last: BaseException | None) -> BusError:
+    """The one-line ``BusError`` of a failed first NATS connect: what ended the wait
+    (usually a timeout) and the last error nats-py reported while retrying (e.g. a refused
+    connection), escaped, instead of a bare ``TimeoutError``."""
+    from .protocol import safe_text
+
+    why = type(exc).__name__
+    if last is not None and last is not exc:
+        why += f" (last error: {type(last).__name__}: {safe_text(str(last))})"
+    return BusError(f"cannot connect to NATS at {url}: {why}", "bus_connect")
+
 def _nats_options(
     url: str | list[str],
     *,
@@ -524,6 +536,7 @@ class NatsSink(Sink):
         self.session = 0
         self._feed: Feed | None = None
         self._nc: Any = None
+        self._last_nats_error: BaseException | None = None
         self._js: Any = None
         self._queue: collections.deque[tuple[str, bytes, int, str]] = collections.deque()
         self._batches: dict[tuple[int, str], _Batch] = {}
@@ -601,9 +614,7 @@ class NatsSink(Sink):
         try:
             self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
-            raise BusError(
-                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
-            ) from None
+            raise _connect_error(self.url, exc, self._last_nats_error) from None
         try:
             self._js = self._nc.jetstream(timeout=self.ack_timeout)
             self._ack_prefix = self._nc.new_inbox()
@@ -1090,6 +1101,7 @@ class NatsSink(Sink):
                     self._wake.set()
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_nats_error = exc
         log.debug("bus: NATS error %s", type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
@@ -1325,6 +1337,7 @@ class RemoteFeed:
         self.status: collections.deque[StatusEvent] = collections.deque(maxlen=status_size)
         self.on_status = on_status
         self._nc: Any = None
+        self._last_nats_error: BaseException | None = None
         self._js: Any = None
         self._status_sub: Any = None
         self._waiter: asyncio.Task[None] | None = None
@@ -1383,9 +1396,7 @@ class RemoteFeed:
         try:
             self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
         except Exception as exc:
-            raise BusError(
-                f"cannot connect to NATS at {self.url}: {type(exc).__name__}", "bus_connect"
-            ) from None
+            raise _connect_error(self.url, exc, self._last_nats_error) from None
         self._js = self._nc.jetstream()
         try:
             self._status_sub = await self._nc.subscribe(f"{self.prefix}.status", cb=self._on_status_msg)
@@ -1606,6 +1617,7 @@ class RemoteFeed:
         self._update.set()
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_nats_error = exc
         log.debug("bus consumer: NATS error %s", type(exc).__name__)
 
     async def _on_reconnected(self) -> None:

@@ -187,7 +187,10 @@ def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
             if not s:
                 continue
             if len(s) > 32 or not s.isascii() or any(not (c.isalnum() or c in "_-.") for c in s):
-                raise UsageError(f"invalid {what} {s!r}")
+                why = (
+                    f"{len(s)} characters, at most 32" if len(s) > 32 else "only ASCII letters, digits, _ - ."
+                )
+                raise UsageError(f"invalid {what} {s!r} ({why})")
             if s not in out:
                 out.append(s)
     return out

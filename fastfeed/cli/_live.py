@@ -48,7 +48,7 @@ def _live_args(p: argparse.ArgumentParser, *, demo: bool) -> None:
         type=_channels,
         default=list(CHANNELS),
         metavar="LIST",
-        help="public channels to subscribe, comma-separated (default depth,trades,ticker)",
+        help=f"public channels to subscribe, comma-separated (default {','.join(CHANNELS)})",
     )
     g.add_argument(
         "--interval",

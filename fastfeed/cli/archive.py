@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from pathlib import Path
 
 from ._common import _positive_float, _Stop
-from .exitcodes import EXIT_OK, ConnectError, UsageError
+from .exitcodes import EXIT_OK, ConnectError, FileError, UsageError
 from .publish import _nats_url
 from .registry import command
 
@@ -104,4 +105,11 @@ def _run_archive(args: argparse.Namespace) -> int:
         ) from None
     if args.row_group < 1:
         raise UsageError("--row-group must be >= 1")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise FileError(f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileError(f"cannot create {out}: {exc.strerror or exc}") from None
     return asyncio.run(_archive(args))

@@ -1,8 +1,8 @@
 """Exit statuses of the ``fastfeed`` command, in one place, and the exceptions that carry them.
 
 ====  ======================================================================================
-0     success; also Ctrl-C in ``demo``, ``watch``, ``record`` and ``exchange`` (Ctrl-C is the
-      normal way to stop them: they print their summary)
+0     success; also Ctrl-C in ``demo``, ``watch``, ``record``, ``exchange``, ``publish`` and
+      ``archive`` (Ctrl-C is the normal way to stop them: they print their summary)
 1     other runtime error (a port in use, a subscription refused, ``export --symbols``
       matching nothing in the capture, missed bench targets)
 2     bad arguments (also: an optional dependency the asked-for output needs is missing)
@@ -41,12 +41,14 @@ EXIT_INTERRUPTED = 130  #: Ctrl-C during replay, export or bench
 #: the "exit status" section of ``fastfeed --help``
 EXIT_STATUS_HELP = f"""\
 exit status:
-  {EXIT_OK:<4} success; also Ctrl-C in demo, watch, record and exchange (the summary is printed)
+  {EXIT_OK:<4} success; also Ctrl-C in demo, watch, record, exchange, publish and archive
+       (the summary is printed)
   {EXIT_ERROR:<4} other runtime error (a port in use, a subscription refused, export --symbols matching
        nothing in the capture, missed bench targets)
   {EXIT_USAGE:<4} bad arguments (also: an optional dependency the output needs is missing)
   {EXIT_CONNECT:<4} connection failure (unreachable endpoint, handshake or authentication refused)
-  {EXIT_FILE:<4} bad file (missing, unreadable, not a capture, corrupt; record output exists)
+  {EXIT_FILE:<4} bad file (missing, unreadable, not a capture, corrupt; record output exists,
+       archive -o not a directory)
   {EXIT_INTERRUPTED:<4} Ctrl-C during replay, export or bench (replay prints its partial summary)
 """
 

@@ -58,7 +58,7 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
         type=_channels,
         default=list(CHANNELS),
         metavar="LIST",
-        help="channels to subscribe, comma-separated (default depth,trades,ticker)",
+        help=f"channels to subscribe, comma-separated (default {','.join(CHANNELS)})",
     )
     g.add_argument(
         "--seconds",

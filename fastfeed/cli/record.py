@@ -70,7 +70,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
         type=_channels,
         default=list(CHANNELS),
         metavar="LIST",
-        help="channels to subscribe, comma-separated (default depth,trades,ticker)",
+        help=f"channels to subscribe, comma-separated (default {','.join(CHANNELS)})",
     )
     g = endpoint_args(p, demo="record from the bundled local exchange instead")
     g.add_argument("--no-reconnect", action="store_true", help="stop when the connection is lost")

@@ -205,7 +205,7 @@ class ExchangeConfig:
         for s in self.symbols:
             u = str(s).strip().upper()
             if not u or len(u) > 32 or any(not (0x21 <= ord(c) <= 0x7E) for c in u):
-                raise ValueError(f"invalid symbol {s!r}")
+                raise ValueError(f"invalid symbol {s!r} (1-32 printable ASCII characters without spaces)")
             if u not in syms:
                 syms.append(u)
         if not syms and self.capture is None:
