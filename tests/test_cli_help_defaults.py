@@ -33,7 +33,7 @@ def test_channels_help_names_the_default_in_its_order(command: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "why"),
-    [("A" * 33, "33 characters, at most 32"), ("BTC/USDT", "only ASCII letters, digits, _ - .")],
+    [("A" * 33, "33 characters, at most 32"), ("ÉTH_USDT", "only printable ASCII characters, no spaces")],
 )
 def test_a_refused_symbol_says_the_rule(name: str, why: str) -> None:
     from fastfeed.cli import UsageError, _symbol_list

@@ -115,4 +115,4 @@ def test_every_command_takes_the_same_symbols_form(argv: list[str]) -> None:
         raw = args.symbols if hasattr(args, "symbols") else args.cfg_symbols
         assert _symbol_list(raw) == ["BTC_USDT", "ETH_USDT"], (argv, form)
     with pytest.raises(UsageError):
-        _symbol_list(["BTC/USDT"])
+        _symbol_list(["ÉTH_USDT"])

@@ -82,7 +82,7 @@ def test_each_command_documents_its_flags(
         ["demo", "--seconds", "0"],
         ["demo", "--depth", "0"],
         ["demo", "--channels", "depth,nope"],
-        ["demo", "--symbols", "BTC/USDT"],
+        ["demo", "--symbols", "ÉTH_USDT"],
         ["watch"],
         ["watch", "BTC_USDT", "--url", "https://example.com/"],
         ["record", "BTC_USDT", "-o", "x", "--force", "--append"],
@@ -147,7 +147,7 @@ def test_symbol_lists_accept_spaces_and_commas() -> None:
         "SOL_USDT",
     ]
     with pytest.raises(cli.UsageError):
-        cli._symbol_list(["BTC/USDT"])
+        cli._symbol_list(["BTC\x7fUSDT"])
     for bad in ("ÉTH_USDT", "BTC_USDT٣", "X" * 33):  # non-ASCII letters/digits, too long: the client's rule
         with pytest.raises(cli.UsageError):
             cli._symbol_list([bad])
@@ -237,3 +237,16 @@ def test_cli_channels_are_one_list_each_with_a_feed_method() -> None:
         assert callable(getattr(Feed, f"subscribe_{ch}", None)), ch
     for argv in (["demo"], ["watch", "BTC_USDT"], ["record", "BTC_USDT", "-o", "x.ffcap"]):
         assert build_parser().parse_args(argv).channels == list(cli.CHANNELS)
+
+
+def test_cli_and_library_share_the_symbol_rule() -> None:
+    """One symbol rule: what the client's subscribe_* accepts, every command accepts."""
+    from fastfeed.protocol import validate_symbols
+
+    for name in ("BTC_USDT", "BTC/USDT", "1INCH-USDT", "X" * 32, "a.b"):
+        assert cli._symbol_list([name]) == validate_symbols([name])
+    for bad in ("ÉTH_USDT", "X" * 33, "BTC\x7fUSDT"):
+        with pytest.raises(ValueError):
+            validate_symbols([bad])
+        with pytest.raises(cli.UsageError):
+            cli._symbol_list([bad])

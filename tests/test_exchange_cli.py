@@ -36,7 +36,7 @@ def test_console_entry_point_is_cli_main() -> None:
         ["exchange", "--api-key", "k"],
         ["exchange", "--error-style", "xml"],
         ["exchange", "--capture-speed", "0"],
-        ["exchange", "--symbols", "BTC/USDT"],
+        ["exchange", "--symbols", "ÉTH_USDT"],
         ["exchange", "--idle-timeout", "-1"],
         ["exchange", "--max-age", "-5"],
         ["exchange", "--auth-window", "nan"],

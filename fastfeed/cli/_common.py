@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import channels as _channel_table
+from ..protocol import MAX_SYMBOL_LEN, is_valid_symbol
 from .exitcodes import FileError, UsageError
 
 PROG = "fastfeed"
@@ -179,16 +180,20 @@ SYMBOLS_HELP = "separate arguments and/or comma-separated (BTC_USDT ETH_USDT or 
 def _symbol_list(values: Sequence[str], what: str = "symbol") -> list[str]:
     """The one parser of symbol lists in every command: one or more arguments, each holding
     symbols separated by commas and/or whitespace; upper-cased, deduplicated, in order.
-    A name that is not 1-32 ASCII letters, digits, ``_``, ``-`` or ``.`` is a UsageError."""
+    A name the client would refuse (:func:`fastfeed.protocol.is_valid_symbol`, the one symbol
+    rule: 1-32 printable ASCII characters without spaces; commas separate names here) is a
+    UsageError saying which part of the rule it breaks."""
     out: list[str] = []
     for v in values:
         for s in re.split(r"[,\s]+", v):
             s = s.strip().upper()
             if not s:
                 continue
-            if len(s) > 32 or not s.isascii() or any(not (c.isalnum() or c in "_-.") for c in s):
+            if not is_valid_symbol(s):
                 why = (
-                    f"{len(s)} characters, at most 32" if len(s) > 32 else "only ASCII letters, digits, _ - ."
+                    f"{len(s)} characters, at most {MAX_SYMBOL_LEN}"
+                    if len(s) > MAX_SYMBOL_LEN
+                    else "only printable ASCII characters, no spaces"
                 )
                 raise UsageError(f"invalid {what} {s!r} ({why})")
             if s not in out:
