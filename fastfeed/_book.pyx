@@ -111,6 +111,33 @@ cdef inline double* top(double* base, Py_ssize_t n, Py_ssize_t cap, bint front) 
     return base + 2 * (cap - n)
 
 
+cdef inline void rows_toward_front(double* a, Py_ssize_t rows) noexcept nogil:
+    """Move ``rows`` rows at ``a + 2`` one row toward the front (to ``a``). Updates land
+    near the top, so this is usually a few rows: copied in a loop (ascending: each source
+    row is read before it is overwritten) instead of a ``memmove`` call."""
+    cdef Py_ssize_t k
+    if rows > 8:
+        memmove(a, a + 2, rows * 2 * sizeof(double))
+        return
+    for k in range(rows):
+        a[2 * k] = a[2 * k + 2]
+        a[2 * k + 1] = a[2 * k + 3]
+
+
+cdef inline void rows_toward_back(double* a, Py_ssize_t rows) noexcept nogil:
+    """Move ``rows`` rows at ``a`` one row toward the back (to ``a + 2``); see
+    ``rows_toward_front`` (descending here, for the same reason)."""
+    cdef Py_ssize_t k
+    if rows > 8:
+        memmove(a + 2, a, rows * 2 * sizeof(double))
+        return
+    k = rows
+    while k > 0:
+        k -= 1
+        a[2 * k + 2] = a[2 * k]
+        a[2 * k + 3] = a[2 * k + 1]
+
+
 cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
                               double price, double amount, bint front) noexcept nogil:
     """Set ``amount`` at row i from the top (which holds ``price``) or insert a row there.
@@ -123,7 +150,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
             if front:
                 memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
             else:
-                memmove(a + 2, a, i * 2 * sizeof(double))
+                rows_toward_back(a, i)
             return n - 1
         a[2 * i + 1] = amount
         return n
@@ -135,7 +162,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
         memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
     else:
         a -= 2              # one more row: the top moves one row toward the front
-        memmove(a, a + 2, i * 2 * sizeof(double))
+        rows_toward_front(a, i)
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
@@ -223,40 +250,77 @@ cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_
         log.push(ev, ts, ts, a[2 * j], 0.0, 0, sym)
 
 
-cdef inline void drift_side(const double* o, Py_ssize_t no, const double* n, Py_ssize_t nn,
-                            bint desc, Py_ssize_t* c) noexcept nogil:
-    """Compare one side of the replaced book (``o``) with the new one (``n``), both sorted
-    best first, over the prices both cover: from the best down to the worse of the two
-    last rows. ``c[0]`` += levels only in the new book (missing from ours), ``c[1]`` +=
-    levels only in ours (extra), ``c[2]`` += same price, other amount. An empty side covers
-    nothing: no comparison."""
+cdef struct Walk:
+    # one side's drift comparison (``drift_setup`` / ``drift_step``): a merge walk of the
+    # replaced rows ``o`` and the new rows ``n``, both best first, over their first ``co`` /
+    # ``cn`` rows; ``i`` / ``j`` the next row of each
+    const double* o
+    const double* n
+    Py_ssize_t i
+    Py_ssize_t j
+    Py_ssize_t co
+    Py_ssize_t cn
+    Py_ssize_t missing
+    Py_ssize_t extra
+    Py_ssize_t changed
+
+
+cdef inline void drift_setup(Walk* w, const double* o, Py_ssize_t no, const double* n,
+                             Py_ssize_t nn, bint desc) noexcept nogil:
+    """Start the comparison of one side of the replaced book (``o``, ``no`` rows) with the
+    new one (``n``), both sorted best first, over the prices both cover: from the best down
+    to the worse of the two last rows (bids: prices >= the higher of the two lowest bids;
+    asks: prices <= the lower of the two highest asks). Those rows are a prefix of each
+    side. An empty side covers nothing: no comparison."""
     cdef double bound
-    cdef Py_ssize_t i = 0
-    cdef Py_ssize_t j = 0
-    cdef bint oin
-    cdef bint nin
+    w.o = o
+    w.n = n
+    w.i = 0
+    w.j = 0
+    w.co = 0
+    w.cn = 0
+    w.missing = 0
+    w.extra = 0
+    w.changed = 0
     if no == 0 or nn == 0:
         return
-    if desc:        # bids: prices >= the higher of the two lowest bids
+    if desc:
         bound = o[2 * (no - 1)] if o[2 * (no - 1)] > n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    else:           # asks: prices <= the lower of the two highest asks
+    else:
         bound = o[2 * (no - 1)] if o[2 * (no - 1)] < n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    while True:
-        oin = i < no and ((o[2 * i] >= bound) if desc else (o[2 * i] <= bound))
-        nin = j < nn and ((n[2 * j] >= bound) if desc else (n[2 * j] <= bound))
-        if not oin and not nin:
-            return
-        if oin and nin and o[2 * i] == n[2 * j]:
-            if o[2 * i + 1] != n[2 * j + 1]:
-                c[2] += 1
-            i += 1
-            j += 1
-        elif nin and (not oin or ((n[2 * j] > o[2 * i]) if desc else (n[2 * j] < o[2 * i]))):
-            c[0] += 1
-            j += 1
-        else:
-            c[1] += 1
-            i += 1
+    w.co = crossed_rows(o, no, bound, desc)     # the rows at or better than the bound
+    w.cn = crossed_rows(n, nn, bound, desc)
+
+
+cdef inline bint drift_open(const Walk* w) noexcept nogil:
+    """True while both sides of the walk have rows left."""
+    return w.i < w.co and w.j < w.cn
+
+
+cdef inline void drift_step(Walk* w, bint desc) noexcept nogil:
+    """One step of the merge walk, without branches on the data: the same price (changed
+    if the amounts differ; both advance), a new row better than ours (missing from ours)
+    or ours better (extra)."""
+    cdef double po = w.o[2 * w.i]
+    cdef double pn = w.n[2 * w.j]
+    cdef int eq = po == pn
+    cdef int nb = (pn > po) if desc else (pn < po)
+    w.changed += eq & (w.o[2 * w.i + 1] != w.n[2 * w.j + 1])
+    w.missing += nb
+    w.extra += (eq | nb) ^ 1
+    w.i += nb ^ 1
+    w.j += eq | nb
+
+
+cdef inline void drift_end(Walk* w, bint desc, Py_ssize_t* c) noexcept nogil:
+    """Finish the walk alone and add its counts: ``c[0]`` += levels only in the new book
+    (missing from ours), ``c[1]`` += only in ours (extra), ``c[2]`` += same price, other
+    amount."""
+    while drift_open(w):
+        drift_step(w, desc)
+    c[0] += w.missing + (w.cn - w.j)
+    c[1] += w.extra + (w.co - w.i)
+    c[2] += w.changed
 
 
 cdef inline double* bid_top(Book b) noexcept nogil:
@@ -471,11 +535,20 @@ cdef class Book:
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
         cdef Py_ssize_t total
+        cdef Walk b
+        cdef Walk a
         counts[0] = 0
         counts[1] = 0
         counts[2] = 0
-        drift_side(old, old_bids, bid_top(self), self.n_bids, True, counts)
-        drift_side(old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False, counts)
+        drift_setup(&b, old, old_bids, bid_top(self), self.n_bids, True)
+        drift_setup(&a, old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False)
+        # Each step of a walk waits for the last (its loads depend on how far it got):
+        # the two sides' walks run interleaved, so one's loads overlap the other's.
+        while drift_open(&b) and drift_open(&a):
+            drift_step(&b, True)
+            drift_step(&a, False)
+        drift_end(&b, True, counts)
+        drift_end(&a, False, counts)
         total = counts[0] + counts[1] + counts[2]
         self.drift_checks += 1
         self.last_drift = total
