@@ -173,34 +173,43 @@ cdef inline Py_ssize_t fill_sorted(double* base, Py_ssize_t cap, const Level* lv
     """Snapshot fast path: when the levels of one side are strictly monotonic in price
     (either direction) with every amount > 0, applying them one by one to an empty side
     leaves exactly the best ``cap`` of them, sorted; write that directly. Returns the new
-    row count, or -1 when the levels do not qualify (the caller applies them one by one)."""
+    row count, or -1 when the levels do not qualify (the caller applies them one by one;
+    the rows this wrote are beyond the side's count then, and are overwritten).
+
+    One pass: the direction is taken from the first two levels, the rows are written
+    where that direction puts them while every level is checked against it."""
     cdef Py_ssize_t i
     cdef Py_ssize_t m
+    cdef Py_ssize_t r
     cdef double* a
-    cdef bint up = True
-    cdef bint down = True
+    cdef bint up
+    cdef int bad = 0
     if n < 2:
         return -1
-    for i in range(n):
-        if not lv[i].amount > 0.0:
-            return -1
-    for i in range(1, n):
-        if not lv[i].price > lv[i - 1].price:
-            up = False
-        if not lv[i].price < lv[i - 1].price:
-            down = False
-    if not (up or down):
-        return -1
+    up = lv[1].price > lv[0].price
     m = n if n < cap else cap
     a = top(base, m, cap, front)
-    if up == ascending:     # input already best first
+    if up == ascending:     # input best first: the first m levels, in order
         for i in range(m):
             a[2 * i] = lv[i].price
             a[2 * i + 1] = lv[i].amount
-    else:                   # best last: take the last m, reversed
+    else:                   # best last: the last m levels, reversed
         for i in range(m):
-            a[2 * i] = lv[n - 1 - i].price
-            a[2 * i + 1] = lv[n - 1 - i].amount
+            r = n - 1 - i
+            a[2 * i] = lv[r].price
+            a[2 * i + 1] = lv[r].amount
+    # the checks, over all n levels (those beyond cap too: a repeated price or a deletion
+    # among them changes which levels are left)
+    if up:
+        for i in range(1, n):
+            bad |= not lv[i].price > lv[i - 1].price
+    else:
+        for i in range(1, n):
+            bad |= not lv[i].price < lv[i - 1].price
+    for i in range(n):
+        bad |= not lv[i].amount > 0.0
+    if bad:
+        return -1
     return m
 
 
