@@ -111,33 +111,6 @@ cdef inline double* top(double* base, Py_ssize_t n, Py_ssize_t cap, bint front) 
     return base + 2 * (cap - n)
 
 
-cdef inline void rows_toward_front(double* a, Py_ssize_t rows) noexcept nogil:
-    """Move ``rows`` rows at ``a + 2`` one row toward the front (to ``a``). Updates land
-    near the top, so this is usually a few rows: copied in a loop (ascending: each source
-    row is read before it is overwritten) instead of a ``memmove`` call."""
-    cdef Py_ssize_t k
-    if rows > 8:
-        memmove(a, a + 2, rows * 2 * sizeof(double))
-        return
-    for k in range(rows):
-        a[2 * k] = a[2 * k + 2]
-        a[2 * k + 1] = a[2 * k + 3]
-
-
-cdef inline void rows_toward_back(double* a, Py_ssize_t rows) noexcept nogil:
-    """Move ``rows`` rows at ``a`` one row toward the back (to ``a + 2``); see
-    ``rows_toward_front`` (descending here, for the same reason)."""
-    cdef Py_ssize_t k
-    if rows > 8:
-        memmove(a + 2, a, rows * 2 * sizeof(double))
-        return
-    k = rows
-    while k > 0:
-        k -= 1
-        a[2 * k + 2] = a[2 * k]
-        a[2 * k + 3] = a[2 * k + 1]
-
-
 cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
                               double price, double amount, bint front) noexcept nogil:
     """Set ``amount`` at row i from the top (which holds ``price``) or insert a row there.
@@ -150,7 +123,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
             if front:
                 memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
             else:
-                rows_toward_back(a, i)
+                memmove(a + 2, a, i * 2 * sizeof(double))
             return n - 1
         a[2 * i + 1] = amount
         return n
@@ -162,7 +135,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
         memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
     else:
         a -= 2              # one more row: the top moves one row toward the front
-        rows_toward_front(a, i)
+        memmove(a, a + 2, i * 2 * sizeof(double))
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
