@@ -146,34 +146,43 @@ cdef inline Py_ssize_t fill_sorted(double* base, Py_ssize_t cap, const Level* lv
     """Snapshot fast path: when the levels of one side are strictly monotonic in price
     (either direction) with every amount > 0, applying them one by one to an empty side
     leaves exactly the best ``cap`` of them, sorted; write that directly. Returns the new
-    row count, or -1 when the levels do not qualify (the caller applies them one by one)."""
+    row count, or -1 when the levels do not qualify (the caller applies them one by one;
+    the rows this wrote are beyond the side's count then, and are overwritten).
+
+    One pass: the direction is taken from the first two levels, the rows are written
+    where that direction puts them while every level is checked against it."""
     cdef Py_ssize_t i
     cdef Py_ssize_t m
+    cdef Py_ssize_t r
     cdef double* a
-    cdef bint up = True
-    cdef bint down = True
+    cdef bint up
+    cdef int bad = 0
     if n < 2:
         return -1
-    for i in range(n):
-        if not lv[i].amount > 0.0:
-            return -1
-    for i in range(1, n):
-        if not lv[i].price > lv[i - 1].price:
-            up = False
-        if not lv[i].price < lv[i - 1].price:
-            down = False
-    if not (up or down):
-        return -1
+    up = lv[1].price > lv[0].price
     m = n if n < cap else cap
     a = top(base, m, cap, front)
-    if up == ascending:     # input already best first
+    if up == ascending:     # input best first: the first m levels, in order
         for i in range(m):
             a[2 * i] = lv[i].price
             a[2 * i + 1] = lv[i].amount
-    else:                   # best last: take the last m, reversed
+    else:                   # best last: the last m levels, reversed
         for i in range(m):
-            a[2 * i] = lv[n - 1 - i].price
-            a[2 * i + 1] = lv[n - 1 - i].amount
+            r = n - 1 - i
+            a[2 * i] = lv[r].price
+            a[2 * i + 1] = lv[r].amount
+    # the checks, over all n levels (those beyond cap too: a repeated price or a deletion
+    # among them changes which levels are left)
+    if up:
+        for i in range(1, n):
+            bad |= not lv[i].price > lv[i - 1].price
+    else:
+        for i in range(1, n):
+            bad |= not lv[i].price < lv[i - 1].price
+    for i in range(n):
+        bad |= not lv[i].amount > 0.0
+    if bad:
+        return -1
     return m
 
 
@@ -223,40 +232,77 @@ cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_
         log.push(ev, ts, ts, a[2 * j], 0.0, 0, sym)
 
 
-cdef inline void drift_side(const double* o, Py_ssize_t no, const double* n, Py_ssize_t nn,
-                            bint desc, Py_ssize_t* c) noexcept nogil:
-    """Compare one side of the replaced book (``o``) with the new one (``n``), both sorted
-    best first, over the prices both cover: from the best down to the worse of the two
-    last rows. ``c[0]`` += levels only in the new book (missing from ours), ``c[1]`` +=
-    levels only in ours (extra), ``c[2]`` += same price, other amount. An empty side covers
-    nothing: no comparison."""
+cdef struct Walk:
+    # one side's drift comparison (``drift_setup`` / ``drift_step``): a merge walk of the
+    # replaced rows ``o`` and the new rows ``n``, both best first, over their first ``co`` /
+    # ``cn`` rows; ``i`` / ``j`` the next row of each
+    const double* o
+    const double* n
+    Py_ssize_t i
+    Py_ssize_t j
+    Py_ssize_t co
+    Py_ssize_t cn
+    Py_ssize_t missing
+    Py_ssize_t extra
+    Py_ssize_t changed
+
+
+cdef inline void drift_setup(Walk* w, const double* o, Py_ssize_t no, const double* n,
+                             Py_ssize_t nn, bint desc) noexcept nogil:
+    """Start the comparison of one side of the replaced book (``o``, ``no`` rows) with the
+    new one (``n``), both sorted best first, over the prices both cover: from the best down
+    to the worse of the two last rows (bids: prices >= the higher of the two lowest bids;
+    asks: prices <= the lower of the two highest asks). Those rows are a prefix of each
+    side. An empty side covers nothing: no comparison."""
     cdef double bound
-    cdef Py_ssize_t i = 0
-    cdef Py_ssize_t j = 0
-    cdef bint oin
-    cdef bint nin
+    w.o = o
+    w.n = n
+    w.i = 0
+    w.j = 0
+    w.co = 0
+    w.cn = 0
+    w.missing = 0
+    w.extra = 0
+    w.changed = 0
     if no == 0 or nn == 0:
         return
-    if desc:        # bids: prices >= the higher of the two lowest bids
+    if desc:
         bound = o[2 * (no - 1)] if o[2 * (no - 1)] > n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    else:           # asks: prices <= the lower of the two highest asks
+    else:
         bound = o[2 * (no - 1)] if o[2 * (no - 1)] < n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    while True:
-        oin = i < no and ((o[2 * i] >= bound) if desc else (o[2 * i] <= bound))
-        nin = j < nn and ((n[2 * j] >= bound) if desc else (n[2 * j] <= bound))
-        if not oin and not nin:
-            return
-        if oin and nin and o[2 * i] == n[2 * j]:
-            if o[2 * i + 1] != n[2 * j + 1]:
-                c[2] += 1
-            i += 1
-            j += 1
-        elif nin and (not oin or ((n[2 * j] > o[2 * i]) if desc else (n[2 * j] < o[2 * i]))):
-            c[0] += 1
-            j += 1
-        else:
-            c[1] += 1
-            i += 1
+    w.co = crossed_rows(o, no, bound, desc)     # the rows at or better than the bound
+    w.cn = crossed_rows(n, nn, bound, desc)
+
+
+cdef inline bint drift_open(const Walk* w) noexcept nogil:
+    """True while both sides of the walk have rows left."""
+    return w.i < w.co and w.j < w.cn
+
+
+cdef inline void drift_step(Walk* w, bint desc) noexcept nogil:
+    """One step of the merge walk, without branches on the data: the same price (changed
+    if the amounts differ; both advance), a new row better than ours (missing from ours)
+    or ours better (extra)."""
+    cdef double po = w.o[2 * w.i]
+    cdef double pn = w.n[2 * w.j]
+    cdef int eq = po == pn
+    cdef int nb = (pn > po) if desc else (pn < po)
+    w.changed += eq & (w.o[2 * w.i + 1] != w.n[2 * w.j + 1])
+    w.missing += nb
+    w.extra += (eq | nb) ^ 1
+    w.i += nb ^ 1
+    w.j += eq | nb
+
+
+cdef inline void drift_end(Walk* w, bint desc, Py_ssize_t* c) noexcept nogil:
+    """Finish the walk alone and add its counts: ``c[0]`` += levels only in the new book
+    (missing from ours), ``c[1]`` += only in ours (extra), ``c[2]`` += same price, other
+    amount."""
+    while drift_open(w):
+        drift_step(w, desc)
+    c[0] += w.missing + (w.cn - w.j)
+    c[1] += w.extra + (w.co - w.i)
+    c[2] += w.changed
 
 
 cdef inline double* bid_top(Book b) noexcept nogil:
@@ -471,11 +517,20 @@ cdef class Book:
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
         cdef Py_ssize_t total
+        cdef Walk b
+        cdef Walk a
         counts[0] = 0
         counts[1] = 0
         counts[2] = 0
-        drift_side(old, old_bids, bid_top(self), self.n_bids, True, counts)
-        drift_side(old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False, counts)
+        drift_setup(&b, old, old_bids, bid_top(self), self.n_bids, True)
+        drift_setup(&a, old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False)
+        # Each step of a walk waits for the last (its loads depend on how far it got):
+        # the two sides' walks run interleaved, so one's loads overlap the other's.
+        while drift_open(&b) and drift_open(&a):
+            drift_step(&b, True)
+            drift_step(&a, False)
+        drift_end(&b, True, counts)
+        drift_end(&a, False, counts)
         total = counts[0] + counts[1] + counts[2]
         self.drift_checks += 1
         self.last_drift = total

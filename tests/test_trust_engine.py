@@ -7,6 +7,7 @@ shared-memory tests are compiled only. Rules: docs/engine-semantics.md sections 
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -510,6 +511,38 @@ def test_drift_same_on_every_apply_path(kw: dict[str, Any]) -> None:
             incr(eng, "S", asks=[("102", str(i + 1))])
         assert_state_equal(comp, ref, f"step {i}")
     assert comp.stats["drift"]["drifted"] > 0
+
+
+@pytest.mark.parametrize("depth", [200, 40, 9])
+def test_drift_on_deep_books_matches_the_reference(depth: int) -> None:
+    """Books deeper than a few rows: the compiled drift walk (both sides interleaved, the
+    rows inside the window found by search) counts what the reference counts, whichever
+    side runs out first, whichever last row bounds the window, with empty sides, and
+    with increments that move more than 8 rows."""
+    rng = random.Random(depth)
+    comp = compiled_engine_cls()(depth=depth)
+    ref = ReferenceEngine(depth=depth)
+
+    def levels(lo: int, hi: int, n: int) -> list[tuple[str, str]]:
+        prices = rng.sample(range(lo, hi), min(n, hi - lo))
+        return [(f"{p / 100:.2f}", str(rng.choice([1, 2, 3]))) for p in prices]
+
+    for i in range(400):
+        na = rng.choice([0, 1, 5, 20, 45, 90])
+        nb = rng.choice([0, 1, 5, 20, 45, 90])
+        asks = sorted(levels(10_001, 10_001 + rng.choice([60, 120, 400]), na), key=lambda r: -float(r[0]))
+        bids = sorted(levels(9_999 - rng.choice([60, 120, 400]), 10_000, nb), key=lambda r: -float(r[0]))
+        for eng in (comp, ref):
+            snap(eng, "S", asks, bids, recv_ns=i)
+        # increments between snapshots: inserts and deletions at any row
+        inc_a = levels(10_001, 10_200, rng.randrange(0, 12))
+        inc_b = levels(9_800, 10_000, rng.randrange(0, 12))
+        inc_a = [(p, "0" if rng.random() < 0.4 else a) for p, a in inc_a]
+        inc_b = [(p, "0" if rng.random() < 0.4 else a) for p, a in inc_b]
+        for eng in (comp, ref):
+            incr(eng, "S", asks=inc_a, bids=inc_b, recv_ns=i)
+        assert_state_equal(comp, ref, f"step {i}")
+    assert comp.stats["drift"]["drifted"] > 100
 
 
 def test_drift_check_on_shared_memory(shm_name: str) -> None:
