@@ -86,7 +86,7 @@ log = logging.getLogger("fastfeed.bus")
 #: The first four bytes of every bus message.
 MAGIC = 0x42464646  # b"FFFB" little-endian
 #: Bumped on any incompatible change of the header or a record dtype.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: STATUS_DTYPE has shard / shards
 
 #: The fixed header of every message (96 bytes, little-endian, aligned).
 HEADER_DTYPE = np.dtype(
@@ -111,14 +111,18 @@ assert HEADER_DTYPE.itemsize == 96
 _HEADER = struct.Struct("<IHBBIIQQqqQq32s")  # HEADER_DTYPE, packed by struct (faster per message)
 assert _HEADER.size == HEADER_DTYPE.itemsize
 
-#: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``reason`` is escaped text,
-#: never a credential (UTF-8, NUL-padded, cut at 120 bytes).
+#: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``shard`` of ``shards`` is the
+#: publishing shard (0 of 1 for an unsharded feed: see ``connect_sharded(..., sinks=)``):
+#: its connection events and resets concern that shard's symbols only; ``reason`` is
+#: escaped text, never a credential (UTF-8, NUL-padded, cut at 120 bytes).
 STATUS_DTYPE = np.dtype(
     [
         ("time_ns", "<i8"),
         ("delay", "<f8"),
         ("attempt", "<i4"),
         ("kind", "u1"),
+        ("shard", "<u2"),
+        ("shards", "<u2"),
         ("reason", "S120"),
     ],
     align=True,
@@ -481,7 +485,26 @@ class NatsSink(Sink):
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        shard: int = 0,
+        shards: int = 1,
     ) -> None:
+        #: every constructor argument: what :meth:`for_shard` and pickling rebuild the sink from
+        self._config: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 65535:
+            raise ValueError("shards must be an int 1..65535")
+        if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < shards:
+            raise ValueError(f"shard must be an int 0..{shards - 1}")
+        if tls_key is not None and tls_cert is None:
+            raise ValueError("tls_key needs tls_cert")
+        if tls is None and (tls_ca is not None or tls_cert is not None):
+            tls = ssl.create_default_context(cafile=None if tls_ca is None else os.fspath(tls_ca))
+            if tls_cert is not None:
+                tls.load_cert_chain(os.fspath(tls_cert), None if tls_key is None else os.fspath(tls_key))
+        elif tls is not None and (tls_ca is not None or tls_cert is not None):
+            raise ValueError("pass tls= (an SSLContext) or tls_ca / tls_cert / tls_key, not both")
         if batch_interval <= 0 or batch_records < 1 or queue_size < 2 or max_inflight < 1:
             raise ValueError("batch_interval > 0, batch_records >= 1, queue_size >= 2, max_inflight >= 1")
         if snapshot_interval <= 0 or ack_timeout <= 0 or event_log < 1:
@@ -520,6 +543,8 @@ class NatsSink(Sink):
         }
         self.create_stream = create_stream
         self.close_timeout = close_timeout
+        self.shard = shard  #: this sink's shard (0 unsharded): in every status record
+        self.shards = shards  #: the number of shards publishing to the stream (1 unsharded)
         #: random per start: consumers tell a publisher restart by it
         self.session = 0
         self._feed: Feed | None = None
@@ -577,7 +602,25 @@ class NatsSink(Sink):
         )
 
     def __repr__(self) -> str:
-        return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
+        sh = f" shard={self.shard}/{self.shards}" if self.shards > 1 else ""
+        return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}{sh}>"
+
+    def for_shard(self, shard: int, shards: int) -> NatsSink:
+        """A new, unopened sink with this one's configuration for shard ``shard`` of
+        ``shards`` (what ``connect_sharded(..., sinks=[sink])`` gives each shard: the same
+        stream and prefix; each symbol belongs to one shard, so its sequence numbers come
+        from one sink)."""
+        return NatsSink(**{**self._config, "shard": shard, "shards": shards})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its configuration only (a shard process builds its own sink); an
+        ``ssl.SSLContext`` does not pickle: give ``tls_ca`` / ``tls_cert`` / ``tls_key``."""
+        if self._config["tls"] is not None:
+            raise TypeError(
+                "a NatsSink with tls= (an SSLContext) cannot go to another process: "
+                "pass tls_ca / tls_cert / tls_key (file paths) instead"
+            )
+        return (_sink_from_config, (self._config,))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -893,6 +936,8 @@ class NatsSink(Sink):
         r["delay"] = delay
         r["attempt"] = attempt
         r["kind"] = _STATUS_CODE.get(kind, 0)
+        r["shard"] = self.shard
+        r["shards"] = self.shards
         r["reason"] = reason.encode("utf-8", "replace")[:120]
         self._status_seq += 1
         payload = encode(
@@ -1114,6 +1159,10 @@ class NatsSink(Sink):
             self._wake.set()
 
 
+def _sink_from_config(config: dict[str, Any]) -> NatsSink:
+    return NatsSink(**config)
+
+
 # =============================================================================================
 # Consumer
 # =============================================================================================
@@ -1129,6 +1178,9 @@ class RemoteBook(ReferenceBook):
     def __init__(self, symbol: str, depth: int = 200) -> None:
         super().__init__(symbol, depth)
         self.synced = False  #: in sequence with the publisher (a snapshot applied, no gap since)
+        #: feed resets applied to this book (its publishing feed or shard reconnected to
+        #: the exchange and rebuilt it from empty)
+        self.resets = 0
 
     def _apply_rows(self, rows: np.ndarray) -> None:
         """Apply event rows (what the publisher's engine did) in order."""
@@ -1238,18 +1290,33 @@ class RemoteTrades:
 
 class StatusEvent:
     """One status record from the publisher: ``kind`` (a :data:`STATUS_KINDS` name),
-    ``time_ns``, ``reason``, ``attempt``, ``delay``, ``session`` and ``seq``."""
+    ``time_ns``, ``reason``, ``attempt``, ``delay``, ``session`` and ``seq`` (both the
+    publishing sink's: each shard has its own), ``shard`` of ``shards`` (0 of 1 unsharded):
+    a ``disconnected`` / ``reset`` of shard k concerns the symbols of shard k only (their
+    books go stale and are reset by their own ``depth`` messages; the other books are
+    untouched)."""
 
-    __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "time_ns")
+    __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "shard", "shards", "time_ns")
 
     def __init__(
-        self, kind: str, time_ns: int, reason: str, attempt: int, delay: float, session: int, seq: int
+        self,
+        kind: str,
+        time_ns: int,
+        reason: str,
+        attempt: int,
+        delay: float,
+        session: int,
+        seq: int,
+        shard: int = 0,
+        shards: int = 1,
     ) -> None:
         self.kind, self.time_ns, self.reason = kind, time_ns, reason
         self.attempt, self.delay, self.session, self.seq = attempt, delay, session, seq
+        self.shard, self.shards = shard, shards
 
     def __repr__(self) -> str:
-        return f"<StatusEvent {self.kind} {self.reason!r}>"
+        sh = f" shard {self.shard}/{self.shards}" if self.shards > 1 else ""
+        return f"<StatusEvent {self.kind}{sh} {self.reason!r}>"
 
 
 class _SymState:
@@ -1542,6 +1609,7 @@ class RemoteFeed:
                         self.stats["publisher_restarts"] += 1
                     if flags & FLAG_RESET:
                         self.stats["resets"] += 1
+                        book.resets += 1
                     self.stats["resyncs"] += 1
                     st.session = session
                     book.clear()
@@ -1560,6 +1628,7 @@ class RemoteFeed:
             st.expect = seq + 1
             if int(h["flags"]) & FLAG_RESET:
                 self.stats["resets"] += 1
+                book.resets += 1
             book._apply_rows(recs)
             book._header(h, now)
         elif kind == "trades":
@@ -1596,6 +1665,8 @@ class RemoteFeed:
                 float(r["delay"]),
                 int(h["session"]),
                 int(h["seq"]),
+                int(r["shard"]),
+                int(r["shards"]),
             )
             self.status.append(ev)
             if self.on_status is not None:
