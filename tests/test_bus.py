@@ -306,19 +306,29 @@ def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
 # --- live: publisher -> NATS -> consumer ------------------------------------------------------
 
 
-def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
+PUBLISHERS = ["thread", "loop"]
+
+
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_remote_books_equal_after_a_burst(nats_server: NatsServer, publisher: str) -> None:
     """A consumer started first and one joining late (after many deltas, long before the
     next periodic snapshot) both rebuild every book level by level; trades arrive in order
-    and equal the feed's; the schema is published."""
+    and equal the feed's; the schema is published. ``publisher="thread"`` runs the NATS
+    client on its own thread and loop, which ends with the feed."""
 
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher=publisher, **nm)
         async with (
             Exchange(ExchangeConfig(seed=11, symbols=SYMS, rate=3000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
         ):
+            if publisher == "thread":
+                assert sink._thread is not None and sink._thread.is_alive()
+                assert sink._bus_loop is not asyncio.get_running_loop()
+            else:
+                assert sink._thread is None and sink._bus_loop is asyncio.get_running_loop()
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
@@ -381,6 +391,8 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
             finally:
                 await js[0].close()
         assert sink.stats["publish_errors"] == 0 and sink.stats["dropped_messages"] == 0
+        assert sink._thread is None or not sink._thread.is_alive()
+        assert sink.stats["acked"] == sink.stats["messages"]  # close drained every ack
 
     run(body)
 
@@ -392,7 +404,8 @@ async def _jetstream(url: str) -> tuple[Any, Any]:
     return nc, nc.jetstream()
 
 
-def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer, publisher: str) -> None:
     """A depth message dropped on the publisher (as on queue overflow) is a gap by
     sequence: the consumer's book goes not-live, and the fresh snapshot the publisher sends
     re-syncs it. The same when the queue really overflows."""
@@ -400,7 +413,7 @@ def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> N
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, **nm)
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, publisher=publisher, **nm)
         async with (
             Exchange(ExchangeConfig(seed=12, symbols=SYMS, rate=2000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
@@ -462,7 +475,10 @@ def test_exchange_drop_is_a_reset_the_consumer_sees(nats_server: NatsServer) -> 
     run(body)
 
 
-def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_nats_server_restart_mid_stream(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture, publisher: str
+) -> None:
     """The NATS server is stopped (by PID) and restarted on the same port and store while
     the feed runs: the publisher reconnects and sends fresh snapshots, the consumer
     re-syncs, and the books are equal again."""
@@ -470,7 +486,9 @@ def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, **nm)
+        sink = bus.NatsSink(
+            nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, publisher=publisher, **nm
+        )
         async with (
             Exchange(ExchangeConfig(seed=14, symbols=SYMS, rate=1000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
@@ -736,6 +754,8 @@ def test_sharded_sinks_are_configurations_that_pickle() -> None:
         bus.NatsSink("nats://127.0.0.1:1", shard=2, shards=2)
     with pytest.raises(ValueError):
         bus.NatsSink("nats://127.0.0.1:1", tls_key="k.pem")
+    with pytest.raises(ValueError, match="publisher"):
+        bus.NatsSink("nats://127.0.0.1:1", publisher="process")
     with_ctx = bus.NatsSink("tls://127.0.0.1:1", tls=ssl.create_default_context())
     with pytest.raises(TypeError, match="tls_ca"):
         pickle.dumps(with_ctx)
