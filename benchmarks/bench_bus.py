@@ -85,7 +85,7 @@ class NatsServer:
 # -- the consumer process --------------------------------------------------------------------
 
 
-def _consumer_main(url: str, symbols: list[str], conn: Any) -> None:
+def _consumer_main(url: str, symbols: list[str], conn: Any, stream: str, prefix: str) -> None:
     from fastfeed import bus
 
     lat: list[int] = []
@@ -99,7 +99,7 @@ def _consumer_main(url: str, symbols: list[str], conn: Any) -> None:
                 lat.append(time.time_ns() - int(h["recv_ns"]))
 
     async def main() -> None:
-        async with Timed(url, symbols, stream=STREAM, prefix=PREFIX) as remote:
+        async with Timed(url, symbols, stream=stream, prefix=prefix) as remote:
             conn.send("ready")
             loop = asyncio.get_running_loop()
             while True:
@@ -115,10 +115,12 @@ def _consumer_main(url: str, symbols: list[str], conn: Any) -> None:
 
 
 class Consumer:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, stream: str = STREAM, prefix: str = PREFIX) -> None:
         ctx = mp.get_context("spawn")
         self.parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_consumer_main, args=(url, SYMBOLS, child), daemon=True)
+        self.proc = ctx.Process(
+            target=_consumer_main, args=(url, SYMBOLS, child, stream, prefix), daemon=True
+        )
         self.proc.start()
         if not self.parent.poll(120) or self.parent.recv() != "ready":
             raise RuntimeError("consumer did not start")
@@ -161,9 +163,11 @@ async def run_feed(
             await asyncio.get_running_loop().run_in_executor(None, consumer.reset)
         lst = feed._listener
         f0, c0, t0 = lst.timed_frames, time.process_time(), time.monotonic()
+        th0 = time.thread_time()  # the feed's loop runs on this thread
         s0 = dict(sink.stats) if sink is not None else {}
         await asyncio.sleep(seconds)
         frames, cpu, wall = lst.timed_frames - f0, time.process_time() - c0, time.monotonic() - t0
+        loop_cpu = time.thread_time() - th0
         s1 = dict(sink.stats) if sink is not None else {}
         rows = feed.timings()
         n = min(len(rows), frames)
@@ -171,6 +175,7 @@ async def run_feed(
     return {
         "frames": frames,
         "cpu": cpu,
+        "loop_cpu": loop_cpu,
         "wall": wall,
         "inproc": inproc,
         "sink": {k: s1[k] - s0.get(k, 0) for k in s1},
@@ -246,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--batch-interval", type=float, default=0.001, help="NatsSink batch_interval s (default 0.001)"
     )
+    ap.add_argument(
+        "--publisher",
+        choices=["both", "loop", "thread"],
+        default="both",
+        help="NatsSink publisher mode(s) to measure side by side (default both)",
+    )
     args = ap.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     warmup = 1.0
@@ -258,7 +269,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols, "
         f"batch_interval {args.batch_interval * 1e3:g} ms"
     )
+    modes = ["loop", "thread"] if args.publisher == "both" else [args.publisher]
+
+    def make_sink(mode: str) -> Any:  # a stream per mode: the consumer sees one publisher
+        return NatsSink(
+            srv.url,
+            stream=f"{STREAM}_{mode.upper()}",
+            prefix=f"{PREFIX}.{mode}",
+            storage="memory",
+            snapshot_interval=5.0,
+            batch_interval=args.batch_interval,
+            publisher=mode,
+        )
+
     srv = NatsServer()
+    withbus: dict[str, dict[str, Any]] = {}
+    remote: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+    maxrun: dict[str, dict[str, Any]] = {}
     try:
         # 1. the feed alone
         ex = ExchangeProcess(args.rate, 0)
@@ -266,85 +293,83 @@ def main(argv: list[str] | None = None) -> int:
             alone = asyncio.run(run_feed(ex.url, seconds, None, warmup))
         finally:
             ex.stop()
-        # 2. the feed + the sink + a remote consumer
-        consumer = Consumer(srv.url)
-        ex = ExchangeProcess(args.rate, 0)
-        try:
-            sink = NatsSink(
-                srv.url,
-                stream=STREAM,
-                prefix=PREFIX,
-                storage="memory",
-                snapshot_interval=5.0,
-                batch_interval=args.batch_interval,
-            )
-            withbus = asyncio.run(run_feed(ex.url, seconds, sink, warmup, consumer))
-        finally:
-            ex.stop()
-            remote_lat, rstats = consumer.stop()
+        # 2. the feed + the sink (each publisher mode) + a remote consumer
+        for mode in modes:
+            consumer = Consumer(srv.url, f"{STREAM}_{mode.upper()}", f"{PREFIX}.{mode}")
+            ex = ExchangeProcess(args.rate, 0)
+            try:
+                withbus[mode] = asyncio.run(run_feed(ex.url, seconds, make_sink(mode), warmup, consumer))
+            finally:
+                ex.stop()
+                remote[mode] = consumer.stop()
         # 3. max rate: the feed alone, then with the sink (publish throughput)
         ex = ExchangeProcess(None, 200_000)
         try:
             maxalone = asyncio.run(run_feed(ex.url, seconds, None, warmup))
         finally:
             ex.stop()
-        ex = ExchangeProcess(None, 200_000)
-        try:
-            sink3 = NatsSink(
-                srv.url,
-                stream=STREAM,
-                prefix=PREFIX,
-                storage="memory",
-                snapshot_interval=5.0,
-                batch_interval=args.batch_interval,
-            )
-            maxrun = asyncio.run(run_feed(ex.url, seconds, sink3, warmup))
-        finally:
-            ex.stop()
+        for mode in modes:
+            ex = ExchangeProcess(None, 200_000)
+            try:
+                maxrun[mode] = asyncio.run(run_feed(ex.url, seconds, make_sink(mode), warmup))
+            finally:
+                ex.stop()
     finally:
         srv.stop()
 
-    a_cpu = alone["cpu"] / max(alone["frames"], 1) * 1e6
-    b_cpu = withbus["cpu"] / max(withbus["frames"], 1) * 1e6
-    print()
-    print(f"{'':34}{'frames/s':>10}{'CPU us/frame':>14}{'book p50 us':>13}{'book p99 us':>13}")
-    print(
-        f"{'feed alone (in-process book)':34}{alone['frames'] / alone['wall']:>10,.0f}{a_cpu:>14.2f}"
-        f"{pct(alone['inproc'], 50):>13.1f}{pct(alone['inproc'], 99):>13.1f}"
-    )
-    print(
-        f"{'feed + NatsSink (in-process)':34}{withbus['frames'] / withbus['wall']:>10,.0f}{b_cpu:>14.2f}"
-        f"{pct(withbus['inproc'], 50):>13.1f}{pct(withbus['inproc'], 99):>13.1f}"
-    )
-    print(
-        f"{'  -> bus -> remote book':34}{'':>10}{'':>14}{pct(remote_lat, 50):>13.1f}{pct(remote_lat, 99):>13.1f}"
-    )
-    ratio = b_cpu / a_cpu if a_cpu else float("nan")
+    def us(r: dict[str, Any], key: str) -> float:
+        return float(r[key]) / max(int(r["frames"]), 1) * 1e6
+
     print()
     print(
-        f"sink cost on the feed loop: CPU/frame ratio {ratio:.3f} (+{(ratio - 1) * 100:.1f}%; target <= +15%)"
+        "CPU us/frame: 'loop' = the feed loop's thread (what the sink costs the feed loop), "
+        "'process' = the whole process (incl. a publisher thread)"
     )
-    s = withbus["sink"]
-    print(
-        f"  at {args.rate:,.0f} msg/s: {s['messages'] / withbus['wall']:,.0f} msgs/s, "
-        f"{s['records'] / withbus['wall']:,.0f} records/s published, dropped {s['dropped_messages']}, "
-        f"errors {s['publish_errors']}; remote: {len(remote_lat)} depth messages timed, "
-        f"gaps {rstats['gaps']}, rejected {rstats['rejected']}"
-    )
-    m = maxrun["sink"]
-    ma_cpu = maxalone["cpu"] / max(maxalone["frames"], 1) * 1e6
-    mb_cpu = maxrun["cpu"] / max(maxrun["frames"], 1) * 1e6
-    print(
-        f"at max rate: feed alone {maxalone['frames'] / maxalone['wall']:,.0f} frames/s ({ma_cpu:.2f} us CPU/frame), "
-        f"with NatsSink {maxrun['frames'] / maxrun['wall']:,.0f} frames/s ({mb_cpu:.2f} us CPU/frame): "
-        f"ratio {mb_cpu / ma_cpu if ma_cpu else float('nan'):.3f}"
-    )
-    print(
-        f"publish throughput at max rate: feed {maxrun['frames'] / maxrun['wall']:,.0f} frames/s, "
-        f"{m['acked'] / maxrun['wall']:,.0f} msgs/s acked, {m['records'] / maxrun['wall']:,.0f} records/s "
-        f"published, dropped {m['dropped_messages']} messages ({m['dropped_records']} records), "
-        f"errors {m['publish_errors']}"
-    )
+    head = f"{'':36}{'frames/s':>10}{'loop CPU':>10}{'process':>10}{'book p50':>10}{'book p99':>10}"
+    print(head + "   (latencies in us)")
+
+    def row(name: str, r: dict[str, Any]) -> None:
+        print(
+            f"{name:36}{r['frames'] / r['wall']:>10,.0f}{us(r, 'loop_cpu'):>10.2f}{us(r, 'cpu'):>10.2f}"
+            f"{pct(r['inproc'], 50):>10.1f}{pct(r['inproc'], 99):>10.1f}"
+        )
+
+    row(f"feed alone @ {args.rate:,.0f}/s", alone)
+    for mode in modes:
+        row(f"feed + NatsSink(publisher={mode!r})", withbus[mode])
+        lat = remote[mode][0]
+        print(
+            f"{'  -> bus -> remote book':36}{'':>10}{'':>10}{'':>10}{pct(lat, 50):>10.1f}{pct(lat, 99):>10.1f}"
+        )
+    row("feed alone @ max rate", maxalone)
+    for mode in modes:
+        row(f"feed + NatsSink(publisher={mode!r}) max", maxrun[mode])
+    print()
+    for mode in modes:
+        w, m = withbus[mode], maxrun[mode]
+        r_loop = us(w, "loop_cpu") / us(alone, "loop_cpu")
+        r_proc = us(w, "cpu") / us(alone, "cpu")
+        m_loop = us(m, "loop_cpu") / us(maxalone, "loop_cpu")
+        m_proc = us(m, "cpu") / us(maxalone, "cpu")
+        print(
+            f"publisher={mode!r}: sink cost on the feed loop at {args.rate:,.0f} msg/s x{r_loop:.2f} "
+            f"(process x{r_proc:.2f}), at max rate x{m_loop:.2f} (process x{m_proc:.2f}, "
+            f"frames/s x{(m['frames'] / m['wall']) / (maxalone['frames'] / maxalone['wall']):.2f}); "
+            "target <= x1.15 on the feed loop"
+        )
+        s, rs = w["sink"], remote[mode][1]
+        print(
+            f"  at {args.rate:,.0f} msg/s: {s['messages'] / w['wall']:,.0f} msgs/s, "
+            f"{s['records'] / w['wall']:,.0f} records/s published, dropped {s['dropped_messages']}, "
+            f"errors {s['publish_errors']}; remote: {len(remote[mode][0])} depth messages timed, "
+            f"gaps {rs['gaps']}, rejected {rs['rejected']}"
+        )
+        ms = m["sink"]
+        print(
+            f"  at max rate: {ms['acked'] / m['wall']:,.0f} msgs/s acked, {ms['records'] / m['wall']:,.0f} "
+            f"records/s published, dropped {ms['dropped_messages']} messages ({ms['dropped_records']} "
+            f"records), errors {ms['publish_errors']}"
+        )
     ra = remote_apply()
     print(
         f"remote book (reference Python book): {ra['remote_us_row']:.2f} us per depth row applied "

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import itertools
 import json
 import logging
@@ -42,6 +43,7 @@ import os
 import secrets
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -86,7 +88,7 @@ log = logging.getLogger("fastfeed.bus")
 #: The first four bytes of every bus message.
 MAGIC = 0x42464646  # b"FFFB" little-endian
 #: Bumped on any incompatible change of the header or a record dtype.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: STATUS_DTYPE has shard / shards
 
 #: The fixed header of every message (96 bytes, little-endian, aligned).
 HEADER_DTYPE = np.dtype(
@@ -111,14 +113,18 @@ assert HEADER_DTYPE.itemsize == 96
 _HEADER = struct.Struct("<IHBBIIQQqqQq32s")  # HEADER_DTYPE, packed by struct (faster per message)
 assert _HEADER.size == HEADER_DTYPE.itemsize
 
-#: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``reason`` is escaped text,
-#: never a credential (UTF-8, NUL-padded, cut at 120 bytes).
+#: A status record: ``kind`` indexes :data:`STATUS_KINDS`; ``shard`` of ``shards`` is the
+#: publishing shard (0 of 1 for an unsharded feed: see ``connect_sharded(..., sinks=)``):
+#: its connection events and resets concern that shard's symbols only; ``reason`` is
+#: escaped text, never a credential (UTF-8, NUL-padded, cut at 120 bytes).
 STATUS_DTYPE = np.dtype(
     [
         ("time_ns", "<i8"),
         ("delay", "<f8"),
         ("attempt", "<i4"),
         ("kind", "u1"),
+        ("shard", "<u2"),
+        ("shards", "<u2"),
         ("reason", "S120"),
     ],
     align=True,
@@ -310,7 +316,6 @@ def _redact(url: str) -> str:
     return ",".join(out)
 
 
-
 def _connect_error(url: str, exc: BaseException, last: BaseException | None) -> BusError:
     """The one-line ``BusError`` of a failed first NATS connect: what ended the wait
     (usually a timeout) and the last error nats-py reported while retrying (e.g. a refused
@@ -321,6 +326,7 @@ def _connect_error(url: str, exc: BaseException, last: BaseException | None) -> 
     if last is not None and last is not exc:
         why += f" (last error: {type(last).__name__}: {safe_text(str(last))})"
     return BusError(f"cannot connect to NATS at {url}: {why}", "bus_connect")
+
 
 def _nats_options(
     url: str | list[str],
@@ -449,19 +455,28 @@ class NatsSink(Sink):
     and publishes the schema. It sets the feed's event log to at least ``event_log`` rows
     (the depth records are the engine's event rows).
 
-    The frame path only copies each frame's rows into a per-symbol batch (sealed after
-    ``batch_interval`` s or ``batch_records`` records) and a bounded queue of
-    ``queue_size`` messages; a task publishes them with acked async JetStream publishes,
-    at most ``max_inflight`` awaiting their ack (an ack not back within ``ack_timeout`` s
-    counts as lost). The feed never waits on the bus: when the queue is full a depth
-    message is dropped (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the
-    symbol gets a fresh ``book`` snapshot as soon as there is room; the same after a failed
-    publish and after NATS reconnects. Snapshots of every book also go out every
+    The feed's loop only copies the rows the engine applied into per-symbol batches
+    (sealed every ``batch_interval`` s or at ``batch_records`` records) and a bounded queue
+    of ``queue_size`` messages; the NATS client publishes them with acked async JetStream
+    publishes, at most ``max_inflight`` awaiting their ack (an ack not back within
+    ``ack_timeout`` s counts as lost). ``publisher="thread"`` (default) runs the NATS
+    client on a thread of its own with its own event loop (it polls the queue every
+    ``batch_interval``); ``publisher="loop"`` runs it on the feed's loop. The feed never
+    waits on the bus: when the queue is full a depth message is dropped
+    (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the symbol gets a fresh
+    ``book`` snapshot as soon as there is room; the same after a failed publish and after
+    NATS reconnects. Snapshots of every book also go out every
     ``snapshot_interval`` s (a late joiner starts from the last one).
 
     Security: ``tls`` (an ``ssl.SSLContext``; use ``tls://`` URLs), ``tls_hostname``,
     ``creds`` (a ``.creds`` file), ``nkeys_seed``, ``user`` / ``password``, ``token`` go to
     the NATS connection only; they never appear in subjects, payloads, logs or ``repr``.
+    ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build the TLS context here and
+    keep the sink picklable.
+
+    Shards: ``shard`` / ``shards`` go into every status record; ``for_shard(i, n)`` is
+    what ``connect_sharded(..., sinks=[sink])`` gives each shard, and a sink pickles as its
+    configuration (a shard process builds and opens its own; docs/bus.md, "A sharded feed").
     """
 
     def __init__(
@@ -493,11 +508,33 @@ class NatsSink(Sink):
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        shard: int = 0,
+        shards: int = 1,
+        publisher: str = "thread",
     ) -> None:
+        #: every constructor argument: what :meth:`for_shard` and pickling rebuild the sink from
+        self._config: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 65535:
+            raise ValueError("shards must be an int 1..65535")
+        if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < shards:
+            raise ValueError(f"shard must be an int 0..{shards - 1}")
+        if tls_key is not None and tls_cert is None:
+            raise ValueError("tls_key needs tls_cert")
+        if tls is None and (tls_ca is not None or tls_cert is not None):
+            tls = ssl.create_default_context(cafile=None if tls_ca is None else os.fspath(tls_ca))
+            if tls_cert is not None:
+                tls.load_cert_chain(os.fspath(tls_cert), None if tls_key is None else os.fspath(tls_key))
+        elif tls is not None and (tls_ca is not None or tls_cert is not None):
+            raise ValueError("pass tls= (an SSLContext) or tls_ca / tls_cert / tls_key, not both")
         if batch_interval <= 0 or batch_records < 1 or queue_size < 2 or max_inflight < 1:
             raise ValueError("batch_interval > 0, batch_records >= 1, queue_size >= 2, max_inflight >= 1")
         if snapshot_interval <= 0 or ack_timeout <= 0 or event_log < 1:
             raise ValueError("snapshot_interval, ack_timeout and event_log must be > 0")
+        if publisher not in ("thread", "loop"):
+            raise ValueError("publisher is 'thread' or 'loop'")
         if storage not in ("file", "memory"):
             raise ValueError("storage is 'file' or 'memory'")
         self._nats_opts = _nats_options(
@@ -532,6 +569,11 @@ class NatsSink(Sink):
         }
         self.create_stream = create_stream
         self.close_timeout = close_timeout
+        #: ``"thread"``: the NATS client runs on a thread of its own with its own event
+        #: loop (the feed's loop only queues sealed messages); ``"loop"``: on the feed's loop
+        self.publisher = publisher
+        self.shard = shard  #: this sink's shard (0 unsharded): in every status record
+        self.shards = shards  #: the number of shards publishing to the stream (1 unsharded)
         #: random per start: consumers tell a publisher restart by it
         self.session = 0
         self._feed: Feed | None = None
@@ -541,11 +583,17 @@ class NatsSink(Sink):
         self._queue: collections.deque[tuple[str, bytes, int, str]] = collections.deque()
         self._batches: dict[tuple[int, str], _Batch] = {}
         self._seq: dict[tuple[int, str], int] = {}
+        self._subjects: dict[tuple[int, str], str] = {}
         self._need_snapshot: dict[str, None] = {}
         self._books: dict[str, Any] = {}
         self._seen: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # the pump's, on the bus loop
+        self._idle = False  # the pump waits on _wake (set by the pump, cleared by _notify)
+        self._relost: collections.deque[str] = collections.deque()  # bus side -> feed side
+        self._feed_loop: asyncio.AbstractEventLoop | None = None
+        self._bus_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._acks: dict[int, tuple[int, str, int]] = {}  # token -> kind, symbol, deadline
         self._ack_prefix = ""
@@ -565,7 +613,7 @@ class NatsSink(Sink):
         self._status_seq = 0
         self._closing = False
         self._stopped = False
-        self._drained: asyncio.Event | None = None
+        self._drained = threading.Event()
         self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -590,7 +638,25 @@ class NatsSink(Sink):
         )
 
     def __repr__(self) -> str:
-        return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}>"
+        sh = f" shard={self.shard}/{self.shards}" if self.shards > 1 else ""
+        return f"<NatsSink {self.url} stream={self.stream} prefix={self.prefix}{sh}>"
+
+    def for_shard(self, shard: int, shards: int) -> NatsSink:
+        """A new, unopened sink with this one's configuration for shard ``shard`` of
+        ``shards`` (what ``connect_sharded(..., sinks=[sink])`` gives each shard: the same
+        stream and prefix; each symbol belongs to one shard, so its sequence numbers come
+        from one sink)."""
+        return NatsSink(**{**self._config, "shard": shard, "shards": shards})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its configuration only (a shard process builds its own sink); an
+        ``ssl.SSLContext`` does not pickle: give ``tls_ca`` / ``tls_cert`` / ``tls_key``."""
+        if self._config["tls"] is not None:
+            raise TypeError(
+                "a NatsSink with tls= (an SSLContext) cannot go to another process: "
+                "pass tls_ca / tls_cert / tls_key (file paths) instead"
+            )
+        return (_sink_from_config, (self._config,))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -598,49 +664,29 @@ class NatsSink(Sink):
         options.event_log = max(options.event_log, self.event_log)
 
     async def open(self, feed: Feed) -> None:
-        import nats
-
         self._feed = feed
         self.session = secrets.randbits(63) | 1
-        loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        opts = dict(self._nats_opts)
-        opts.update(
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
-        try:
-            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
-        except Exception as exc:
-            raise _connect_error(self.url, exc, self._last_nats_error) from None
-        try:
-            self._js = self._nc.jetstream(timeout=self.ack_timeout)
-            self._ack_prefix = self._nc.new_inbox()
-            self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
-            if self.create_stream:
-                await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
-            await self._js.publish(
-                f"{self.prefix}.schema", encode("schema", json.dumps(schema()).encode(), session=self.session)
+        loop = self._feed_loop = asyncio.get_running_loop()
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if self.publisher == "thread":
+            self._thread = threading.Thread(
+                target=self._bus_thread, args=(ready,), name="fastfeed-bus-publisher", daemon=True
             )
-        except BusError:
-            await self._nc.close()
+            self._thread.start()
+        else:
+            self._bus_loop = loop
+            self._tasks = [loop.create_task(self._bus_main(ready), name="fastfeed-bus")]
+        try:
+            await asyncio.wrap_future(ready)
+        except BaseException:
+            await self._join_bus()
             raise
-        except Exception as exc:
-            await self._nc.close()
-            raise BusError(
-                f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: {str(exc)[:200]}", "bus_stream"
-            ) from None
         self._status("publisher_start", _now(), flags=FLAG_RESET)
         ring = feed.engine.events
         self._ev_seen = ring.count if ring is not None else 0
         self._trade_seen = feed.trades.count
         self._timer = loop.call_later(self.batch_interval, self._tick)
-        self._tasks = [
-            loop.create_task(self._pump(), name="fastfeed-bus-pump"),
-            loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots"),
-        ]
+        self._tasks.append(loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots"))
         log.info("publishing on NATS %s stream %s prefix %s", self.url, self.stream, self.prefix)
 
     async def close(self) -> None:
@@ -654,31 +700,153 @@ class NatsSink(Sink):
         self._poll_tickers()
         self._seal_all()
         self._status("publisher_stop", _now())
-        assert self._wake is not None and self._drained is not None
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._drained.wait(), self.close_timeout)
-        except asyncio.TimeoutError:
-            log.warning(
-                "bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d snapshots due)",
-                len(self._queue) + len(self._acks),
-                len(self._queue),
-                len(self._acks),
-                len(self._need_snapshot),
-            )
-        self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
-        self._wake.set()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.close_timeout
+        while True:  # publish what is queued and the snapshots still due, up to close_timeout
+            self._take_lost()
+            if self._need_snapshot and len(self._queue) < self.queue_size // 2:
+                self.snapshot(list(self._need_snapshot))
+            self._notify()
+            if not self._queue and not self._need_snapshot and not self._relost and self._drained.is_set():
+                break
+            if loop.time() >= end:
+                log.warning(
+                    "bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d snapshots due)",
+                    len(self._queue) + len(self._acks),
+                    len(self._queue),
+                    len(self._acks),
+                    len(self._need_snapshot),
+                )
+                break
+            await asyncio.sleep(min(self.batch_interval, 0.01))
         for t in self._tasks:
-            t.cancel()
+            if t.get_name() == "fastfeed-bus-snapshots":
+                t.cancel()
+        await self._join_bus()
+
+    async def _join_bus(self) -> None:
+        """End the bus side (its pump, the NATS connection; its thread) and wait for it."""
+        self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
+        self._idle = True
+        self._notify(force=True)
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._thread.join, self.close_timeout + 5.0
+            )
         for t in self._tasks:
             try:
-                await t
+                await asyncio.wait_for(t, self.close_timeout + 5.0)
             except (asyncio.CancelledError, Exception):
                 pass
+
+    # -- the bus side: the NATS client on its own thread and loop (or the feed's) -----------
+
+    def _bus_thread(self, ready: concurrent.futures.Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        self._bus_loop = loop
         try:
-            await asyncio.wait_for(self._nc.close(), self.close_timeout)
-        except Exception:
+            loop.run_until_complete(self._bus_main(ready))
+        except BaseException as exc:  # never silent; open() gets it if it was waiting
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.warning("bus: publisher thread ended: %s", type(exc).__name__)
+        finally:
+            loop.close()
+
+    async def _bus_main(self, ready: concurrent.futures.Future[None]) -> None:
+        """The bus side's whole life: connect, create the stream, publish the schema (then
+        ``ready``), run the pump and the ack sweeper until :meth:`_join_bus`, close NATS."""
+        import nats
+
+        self._wake = asyncio.Event()
+        opts = dict(self._nats_opts)
+        opts.update(
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        try:
+            self._nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
+        except Exception as exc:
+            ready.set_exception(_connect_error(self.url, exc, self._last_nats_error))
+            return
+        try:
+            self._js = self._nc.jetstream(timeout=self.ack_timeout)
+            self._ack_prefix = self._nc.new_inbox()
+            self._ack_sub = await self._nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
+            if self.create_stream:
+                await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
+            await self._js.publish(
+                f"{self.prefix}.schema", encode("schema", json.dumps(schema()).encode(), session=self.session)
+            )
+        except BusError as exc:
+            await self._nc.close()
+            self._nc = None
+            ready.set_exception(exc)
+            return
+        except Exception as exc:
+            await self._nc.close()
+            self._nc = None
+            ready.set_exception(
+                BusError(
+                    f"NATS stream {self.stream!r} unusable: {type(exc).__name__}: {str(exc)[:200]}",
+                    "bus_stream",
+                )
+            )
+            return
+        loop = asyncio.get_running_loop()
+        sweeper = loop.create_task(self._sweeper(), name="fastfeed-bus-acks")
+        ready.set_result(None)
+        try:
+            await self._pump()
+        finally:
+            sweeper.cancel()
+            try:
+                await sweeper
+            except (asyncio.CancelledError, Exception):
+                pass
+            try:
+                await asyncio.wait_for(self._nc.close(), self.close_timeout)
+            except Exception:
+                pass
+
+    def _notify(self, force: bool = False) -> None:
+        """(feed side) Wake the pump if it waits on the feed's loop. A publisher thread
+        polls the queue every ``batch_interval`` instead (no cross-thread write per tick);
+        ``force`` wakes it at once (close)."""
+        if self._bus_loop is not self._feed_loop and not force:
+            return
+        if not self._idle:
+            return
+        self._idle = False
+        wake, bl = self._wake, self._bus_loop
+        if wake is None or bl is None:
+            return
+        if bl is self._feed_loop:
+            wake.set()
+        else:
+            try:
+                bl.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the bus loop is closed
+                pass
+
+    def _to_feed(self, fn: Callable[[], None]) -> None:
+        """(bus side) Run ``fn`` on the feed's loop (it touches the engine or feed-side state)."""
+        fl = self._feed_loop
+        if fl is None or fl is self._bus_loop:
+            fn()
+            return
+        try:
+            fl.call_soon_threadsafe(fn)
+        except RuntimeError:  # the feed's loop is closed
             pass
+
+    def _take_lost(self) -> None:
+        """(feed side) Symbols whose depth/book message the bus side lost: snapshot them."""
+        r = self._relost
+        while r:
+            self._need_snapshot[r.popleft()] = None
 
     # -- the feed side: polled every batch_interval on the feed's loop, never waits -------
 
@@ -718,7 +886,11 @@ class NatsSink(Sink):
         try:
             self._poll()
             self._seal_all()
-            self._sweep_acks()
+            self._take_lost()
+            if self._need_snapshot and len(self._queue) < self.queue_size // 2:
+                self.snapshot(list(self._need_snapshot))
+            if self._queue:
+                self._notify()
         except Exception as exc:
             self.stats["internal_errors"] += 1
             if self.stats["internal_errors"] in (1, 10, 100, 1000):
@@ -751,8 +923,6 @@ class NatsSink(Sink):
                 rows = None
                 for sym in list(eng.books):
                     self._need_snapshot[sym] = None
-                if self._wake is not None:
-                    self._wake.set()
             self._ev_seen = cnt
             if rows is not None and len(rows):
                 self._depth_rows(rows)
@@ -797,13 +967,15 @@ class NatsSink(Sink):
                     self._add(_K_DEPTH, names[i0], rows.tobytes(), len(rows))
                 return
             order = np.argsort(ival, kind="stable")
-            srt = rows[order]
-            iv = ival[order].tolist()
-            edges = [0, *(np.flatnonzero(np.diff(ival[order])) + 1).tolist(), len(iv)]
+            sival = ival[order]
+            buf = rows[order].tobytes()  # one copy; each symbol's rows are a slice of it
+            rs = rows.dtype.itemsize
+            iv = sival.tolist()
+            edges = [0, *(np.flatnonzero(sival[1:] != sival[:-1]) + 1).tolist(), len(iv)]
             for lo, hi in itertools.pairwise(edges):
                 i = iv[lo]
                 if 0 <= i < nn:
-                    self._add(_K_DEPTH, names[i], srt[lo:hi].tobytes(), hi - lo)
+                    self._add(_K_DEPTH, names[i], buf[lo * rs : hi * rs], hi - lo)
             return
         # some rows start a book from empty (a clean=true push, a reset): per symbol, split
         # at each side-less clear so that each piece can be a sync point
@@ -855,9 +1027,14 @@ class NatsSink(Sink):
         if (idx == idx[0]).all():
             self._add(_K_TRADES, names[int(idx[0])], new.tobytes(), len(new))
             return
-        for i in np.unique(idx):
-            part = new[idx == i]
-            self._add(_K_TRADES, names[int(i)], part.tobytes(), len(part))
+        order = np.argsort(idx, kind="stable")  # per symbol, in ring order
+        sidx = idx[order]
+        buf = new[order].tobytes()
+        rs = new.dtype.itemsize
+        iv = sidx.tolist()
+        edges = [0, *(np.flatnonzero(sidx[1:] != sidx[:-1]) + 1).tolist(), len(iv)]
+        for lo, hi in itertools.pairwise(edges):
+            self._add(_K_TRADES, names[iv[lo]], buf[lo * rs : hi * rs], hi - lo)
 
     def _poll_tickers(self) -> None:
         assert self._feed is not None
@@ -904,6 +1081,8 @@ class NatsSink(Sink):
         r["delay"] = delay
         r["attempt"] = attempt
         r["kind"] = _STATUS_CODE.get(kind, 0)
+        r["shard"] = self.shard
+        r["shards"] = self.shards
         r["reason"] = reason.encode("utf-8", "replace")[:120]
         self._status_seq += 1
         payload = encode(
@@ -949,14 +1128,15 @@ class NatsSink(Sink):
             session=self.session,
             stale_since=stale_since,
         )
-        self._enqueue(f"{self.prefix}.{KINDS[kind]}.{sym}", payload, kind, sym, b.count)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = f"{self.prefix}.{KINDS[kind]}.{sym}"
+        self._enqueue(subject, payload, kind, sym, b.count)
 
     def _dropped(self, sym: str, count: int) -> None:
         self.stats["dropped_messages"] += 1
         self.stats["dropped_records"] += count
         self._need_snapshot[sym] = None
-        if self._wake is not None:
-            self._wake.set()
 
     def _enqueue(self, subject: str, payload: bytes, kind: int, sym: str, count: int) -> bool:
         q = self._queue
@@ -970,8 +1150,7 @@ class NatsSink(Sink):
         q.append((subject, payload, kind, sym))
         if len(q) > self.stats["max_queue"]:
             self.stats["max_queue"] = len(q)
-        if self._wake is not None:
-            self._wake.set()
+        self._notify()
         return True
 
     def snapshot(self, symbols: Iterable[str] | None = None) -> int:
@@ -1009,21 +1188,23 @@ class NatsSink(Sink):
                 n += 1
         return n
 
-    # -- bus side (tasks on the same loop) -------------------------------------------------
-
     async def _pump(self) -> None:
-        """Publish the queue with acked JetStream publishes: each message is a NATS publish
-        with a reply subject under this sink's ack inbox; the stream's ack (or error) comes
-        back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack."""
-        assert self._wake is not None and self._drained is not None
+        """(bus side) Publish the queue with acked JetStream publishes: each message is a
+        NATS publish with a reply subject under this sink's ack inbox; the stream's ack (or
+        error) comes back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack.
+        ``_drained`` is set when a pass found nothing queued and nothing awaiting an ack."""
+        assert self._wake is not None
         q = self._queue
         acks = self._acks
         publish = self._nc.publish
         prefix = self._ack_prefix
         hs = HEADER_DTYPE.itemsize
+        wake = self._wake
+        threaded = self._bus_loop is not self._feed_loop
+        poll = self.batch_interval
         while not self._stopped:
-            if self._need_snapshot and len(q) < self.queue_size // 2:
-                self.snapshot(list(self._need_snapshot))
+            if q or acks:
+                self._drained.clear()
             while q and len(acks) < self.max_inflight:
                 subject, payload, kind, sym = q.popleft()
                 self._token += 1
@@ -1042,14 +1223,20 @@ class NatsSink(Sink):
                 self.stats["messages"] += 1
                 self.stats["bytes"] += len(payload)
                 self.stats["records"] += (len(payload) - hs) // _SIZES[kind]
-            if not q and not acks and not self._need_snapshot:
+            if not q and not acks:
                 self._drained.set()
-            else:
-                self._drained.clear()
-            self._wake.clear()
+            wake.clear()
             if q and len(acks) < self.max_inflight:
                 continue
-            await self._wake.wait()
+            if threaded:  # poll: the feed's thread never writes to this loop's self-pipe
+                await asyncio.sleep(poll)
+                continue
+            self._idle = True
+            if (q and len(acks) < self.max_inflight) or self._stopped:  # appended meanwhile
+                self._idle = False
+                continue
+            await wake.wait()
+            self._idle = False
 
     async def _on_ack(self, msg: Any) -> None:
         try:
@@ -1067,6 +1254,15 @@ class NatsSink(Sink):
         if self._wake is not None and (self._queue or not self._acks):
             self._wake.set()
 
+    async def _sweeper(self) -> None:
+        """(bus side) Expire acks that did not come back; wake the pump if it missed a wake."""
+        period = max(self.batch_interval, 0.005)
+        while True:
+            await asyncio.sleep(period)
+            self._sweep_acks()
+            if self._queue and self._wake is not None:
+                self._wake.set()
+
     def _sweep_acks(self) -> None:
         acks = self._acks
         if not acks:
@@ -1083,22 +1279,26 @@ class NatsSink(Sink):
             self._wake.set()
 
     def _lost(self, kind: int, sym: str, exc: BaseException) -> None:
+        """(bus side) A message not published or not acked: a depth/book loss gets the symbol
+        a fresh snapshot (taken on the feed side at its next tick)."""
         self.stats["publish_errors"] += 1
         if kind in (_K_DEPTH, _K_BOOK) and sym:
-            self._need_snapshot[sym] = None
+            self._relost.append(sym)
         if self.stats["publish_errors"] in (1, 10, 100, 1000) or self.stats["publish_errors"] % 10000 == 0:
             log.warning(
                 "bus: publish failed (%s; %d so far)", type(exc).__name__, self.stats["publish_errors"]
             )
 
     async def _snapshots(self) -> None:
+        """(feed side) Every ``snapshot_interval``: every book is due a snapshot."""
         while True:
             await asyncio.sleep(self.snapshot_interval)
-            if self._feed is not None:
-                for sym in list(self._feed.engine.books):
-                    self._need_snapshot[sym] = None
-                if self._wake is not None:
-                    self._wake.set()
+            self._snapshot_all()
+
+    def _snapshot_all(self) -> None:
+        if self._feed is not None:
+            for sym in list(self._feed.engine.books):
+                self._need_snapshot[sym] = None
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_nats_error = exc
@@ -1118,12 +1318,16 @@ class NatsSink(Sink):
                 await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
             except Exception as exc:
                 log.warning("bus: stream check after reconnect failed: %s", type(exc).__name__)
-        self._status("bus_reconnected", _now())
-        if self._feed is not None:
-            for sym in list(self._feed.engine.books):
-                self._need_snapshot[sym] = None
-        if self._wake is not None:
-            self._wake.set()
+
+        def after() -> None:  # on the feed's loop: the engine's books, the feed-side queue
+            self._status("bus_reconnected", _now())
+            self._snapshot_all()
+
+        self._to_feed(after)
+
+
+def _sink_from_config(config: dict[str, Any]) -> NatsSink:
+    return NatsSink(**config)
 
 
 # =============================================================================================
@@ -1141,6 +1345,9 @@ class RemoteBook(ReferenceBook):
     def __init__(self, symbol: str, depth: int = 200) -> None:
         super().__init__(symbol, depth)
         self.synced = False  #: in sequence with the publisher (a snapshot applied, no gap since)
+        #: feed resets applied to this book (its publishing feed or shard reconnected to
+        #: the exchange and rebuilt it from empty)
+        self.resets = 0
 
     def _apply_rows(self, rows: np.ndarray) -> None:
         """Apply event rows (what the publisher's engine did) in order."""
@@ -1250,18 +1457,33 @@ class RemoteTrades:
 
 class StatusEvent:
     """One status record from the publisher: ``kind`` (a :data:`STATUS_KINDS` name),
-    ``time_ns``, ``reason``, ``attempt``, ``delay``, ``session`` and ``seq``."""
+    ``time_ns``, ``reason``, ``attempt``, ``delay``, ``session`` and ``seq`` (both the
+    publishing sink's: each shard has its own), ``shard`` of ``shards`` (0 of 1 unsharded):
+    a ``disconnected`` / ``reset`` of shard k concerns the symbols of shard k only (their
+    books go stale and are reset by their own ``depth`` messages; the other books are
+    untouched)."""
 
-    __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "time_ns")
+    __slots__ = ("attempt", "delay", "kind", "reason", "seq", "session", "shard", "shards", "time_ns")
 
     def __init__(
-        self, kind: str, time_ns: int, reason: str, attempt: int, delay: float, session: int, seq: int
+        self,
+        kind: str,
+        time_ns: int,
+        reason: str,
+        attempt: int,
+        delay: float,
+        session: int,
+        seq: int,
+        shard: int = 0,
+        shards: int = 1,
     ) -> None:
         self.kind, self.time_ns, self.reason = kind, time_ns, reason
         self.attempt, self.delay, self.session, self.seq = attempt, delay, session, seq
+        self.shard, self.shards = shard, shards
 
     def __repr__(self) -> str:
-        return f"<StatusEvent {self.kind} {self.reason!r}>"
+        sh = f" shard {self.shard}/{self.shards}" if self.shards > 1 else ""
+        return f"<StatusEvent {self.kind}{sh} {self.reason!r}>"
 
 
 class _SymState:
@@ -1553,6 +1775,7 @@ class RemoteFeed:
                         self.stats["publisher_restarts"] += 1
                     if flags & FLAG_RESET:
                         self.stats["resets"] += 1
+                        book.resets += 1
                     self.stats["resyncs"] += 1
                     st.session = session
                     book.clear()
@@ -1571,6 +1794,7 @@ class RemoteFeed:
             st.expect = seq + 1
             if int(h["flags"]) & FLAG_RESET:
                 self.stats["resets"] += 1
+                book.resets += 1
             book._apply_rows(recs)
             book._header(h, now)
         elif kind == "trades":
@@ -1607,6 +1831,8 @@ class RemoteFeed:
                 float(r["delay"]),
                 int(h["session"]),
                 int(h["seq"]),
+                int(r["shard"]),
+                int(r["shards"]),
             )
             self.status.append(ev)
             if self.on_status is not None:

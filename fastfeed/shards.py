@@ -189,9 +189,21 @@ class _Shard:
                 pass
 
 
-def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> None:
-    """A shard process: one Feed writing segment ``segment``; commands and results over
-    ``conn`` (see :class:`_ProcShard`)."""
+def _sink_stats(feed: Feed) -> list[dict[str, Any]]:
+    return [dict(getattr(sk, "stats", {})) for sk in feed.sinks]
+
+
+def _report(feed: Feed) -> dict[str, Any]:
+    """A shard's stats as the parent keeps them: the Feed's, its subscriptions, its sinks'."""
+    return {**feed.stats, "subscriptions": feed.subscriptions, "sinks": _sink_stats(feed)}
+
+
+def _proc_main(
+    url: str, options: dict[str, Any], segment: str, conn: Any, sinks: tuple[Any, ...] = ()
+) -> None:
+    """A shard process: one Feed writing segment ``segment`` with ``sinks`` (built here
+    from their pickled configuration); commands and results over ``conn`` (see
+    :class:`_ProcShard`)."""
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -207,7 +219,10 @@ def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> No
     async def main() -> None:
         loop = asyncio.get_running_loop()
         feed = Feed(
-            url, options=FeedOptions(**options, shm_name=segment), on_event=lambda ev: send(("event", ev))
+            url,
+            options=FeedOptions(**options, shm_name=segment),
+            on_event=lambda ev: send(("event", ev)),
+            sinks=sinks,
         )
         try:
             await feed.start()
@@ -215,7 +230,7 @@ def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> No
             await feed.close()
             send(("started", _picklable(exc)))
             return
-        send(("stats", {**feed.stats, "subscriptions": feed.subscriptions}))
+        send(("stats", _report(feed)))
         send(("started", None))
         inbox: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -235,13 +250,13 @@ def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> No
                 ok = True
             except Exception as exc:
                 result, ok = _picklable(exc), False
-            send(("stats", {**feed.stats, "subscriptions": feed.subscriptions}))
+            send(("stats", _report(feed)))
             send(("reply", cid, ok, result))
 
         async def push_stats() -> None:
             while True:
                 await asyncio.sleep(_STATS_INTERVAL)
-                send(("stats", {**feed.stats, "subscriptions": feed.subscriptions}))
+                send(("stats", _report(feed)))
 
         loop.add_reader(conn.fileno(), readable)
         tasks = {asyncio.create_task(push_stats())}
@@ -259,7 +274,7 @@ def _proc_main(url: str, options: dict[str, Any], segment: str, conn: Any) -> No
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await feed.close()
-            send(("stats", {**feed.stats, "subscriptions": feed.subscriptions}))
+            send(("stats", _report(feed)))
 
     asyncio.run(main())
     send(("stopped",))
@@ -321,7 +336,7 @@ class _ProcShard:
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(
             target=_proc_main,
-            args=(owner.url, dict(owner._options), segment, child),
+            args=(owner.url, dict(owner._options), segment, child, owner.shard_sinks[index]),
             name=f"fastfeed-shard-{index}",
             daemon=True,
         )
@@ -484,7 +499,11 @@ class ShardedFeed:
     ``subscribe_all_ticker`` goes to shard 0. A shard's reconnect is that shard's business:
     the others keep their connections and books.
 
-    Private channels (api keys) and sinks are not sharded: use :func:`fastfeed.connect`.
+    Sinks: ``sinks=[NatsSink(...)]`` (any sink with a ``for_shard(shard, shards)`` method)
+    gives each shard its own copy (:attr:`shard_sinks`), built and opened in the shard's
+    process or thread, so a shard publishes its own symbols from its own loop;
+    :attr:`sink_stats` sums their stats. Other sinks and private channels (api keys) are not
+    sharded: use :func:`fastfeed.connect`.
     A shard process that dies (killed, crashed) is not restarted: ``connected`` turns
     False, calls to it raise :class:`~fastfeed.errors.FeedClosed`, its books keep their last
     state (the segment's writer is gone); close the feed and connect again.
@@ -507,11 +526,22 @@ class ShardedFeed:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
         self.mode = mode
         self._weights = _weights(weights)
-        for bad in ("engine", "sinks", "api_key", "secret"):
+        for bad in ("engine", "api_key", "secret"):
             if bad in options:
                 raise ValueError(
                     f"{bad}= is not supported by a sharded feed (each shard owns its engine; "
-                    "sinks and private channels need fastfeed.connect)"
+                    "private channels need fastfeed.connect)"
+                )
+        sinks = options.pop("sinks", ())
+        if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
+            raise TypeError("sinks must be a list of sinks (see fastfeed.sinks)")
+        self._sink_templates: tuple[Any, ...] = tuple(sinks)
+        for sk in self._sink_templates:
+            if not callable(getattr(sk, "for_shard", None)):
+                raise ValueError(
+                    f"{type(sk).__name__} cannot be sharded: a sharded feed takes sinks with a "
+                    "for_shard(shard, shards) method (fastfeed.bus.NatsSink); others need "
+                    "fastfeed.connect"
                 )
         _check_callback("on_event", on_event)
         callbacks = {k: options.pop(k) for k in _PASSED_CALLBACKS if k in options}
@@ -546,6 +576,18 @@ class ShardedFeed:
         for i, part in enumerate(plan_shards(symbols, self.n_shards, self._weights)):
             for s in part:
                 self._assign(s, i)
+        #: each shard's own sinks (``for_shard`` of each of ``sinks``); in process mode
+        #: these are unopened configurations, the shard process builds and opens its own
+        self.shard_sinks: tuple[tuple[Any, ...], ...] = tuple(
+            tuple(sk.for_shard(i, self.n_shards) for sk in self._sink_templates) for i in range(self.n_shards)
+        )
+        if mode == "process" and self._sink_templates:
+            import pickle
+
+            try:
+                pickle.dumps(self.shard_sinks)
+            except Exception as exc:
+                raise ValueError(f"sinks cannot go to shard processes: {exc}") from None
         self._lock = threading.Lock()
         self._shards: list[Any] = (
             [_ProcShard(i, self, self.segment_names[i]) for i in range(self.n_shards)]
@@ -565,6 +607,7 @@ class ShardedFeed:
                 self.url,
                 options=FeedOptions(**opts),
                 on_event=lambda ev: self._event(i, ev),
+                sinks=self.shard_sinks[i],
                 **self._callbacks,
             )
 
@@ -775,7 +818,14 @@ class ShardedFeed:
     def _shard_stats(self) -> list[dict[str, Any]]:
         if self.mode == "process":
             return [sh.stats for sh in self._shards if sh.stats]
-        return [{**f.stats, "subscriptions": f.subscriptions} for f in self._feeds()]
+        return [_report(f) for f in self._feeds()]
+
+    @property
+    def sink_stats(self) -> list[dict[str, Any]]:
+        """Per sink given as ``sinks=``: its shards' ``stats`` summed (each shard's own are
+        in ``stats["shards"][i]["sinks"]``; process mode: as of the shard's last report)."""
+        per = [st.get("sinks", []) for st in self._shard_stats()]
+        return [_sum_stats([p[j] for p in per if j < len(p)]) for j in range(len(self._sink_templates))]
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -846,8 +896,9 @@ def connect_sharded(
     ``"process"`` (default: one process per shard, books read from its shared-memory
     segment; scales with cores) or ``"thread"`` (one thread and event loop per shard, the
     engine's zero-copy ``Book``s and frame-path callbacks; limited by the GIL). ``options``
-    are those of :func:`fastfeed.connect` (each shard gets them) except ``engine``,
-    ``sinks`` and keys; ``on_event`` receives :class:`ShardEvent`; ``shm_name=NAME`` names
+    are those of :func:`fastfeed.connect` (each shard gets them) except ``engine`` and
+    keys; ``sinks`` take only shardable sinks (``NatsSink``: one per shard, see
+    :class:`ShardedFeed`); ``on_event`` receives :class:`ShardEvent`; ``shm_name=NAME`` names
     the segments (``NAME.shard<i>-of<n>``; process mode picks a private name otherwise),
     read back as one by ``fastfeed.attach(NAME)``."""
     return ShardedFeed(url, shards, symbols=symbols, weights=weights, mode=mode, **options)

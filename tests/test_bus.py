@@ -306,19 +306,29 @@ def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
 # --- live: publisher -> NATS -> consumer ------------------------------------------------------
 
 
-def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
+PUBLISHERS = ["thread", "loop"]
+
+
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_remote_books_equal_after_a_burst(nats_server: NatsServer, publisher: str) -> None:
     """A consumer started first and one joining late (after many deltas, long before the
     next periodic snapshot) both rebuild every book level by level; trades arrive in order
-    and equal the feed's; the schema is published."""
+    and equal the feed's; the schema is published. ``publisher="thread"`` runs the NATS
+    client on its own thread and loop, which ends with the feed."""
 
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher=publisher, **nm)
         async with (
             Exchange(ExchangeConfig(seed=11, symbols=SYMS, rate=3000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
         ):
+            if publisher == "thread":
+                assert sink._thread is not None and sink._thread.is_alive()
+                assert sink._bus_loop is not asyncio.get_running_loop()
+            else:
+                assert sink._thread is None and sink._bus_loop is asyncio.get_running_loop()
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
                 await feed.subscribe_depth(SYMS)
                 await feed.subscribe_trades(SYMS)
@@ -381,6 +391,8 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer) -> None:
             finally:
                 await js[0].close()
         assert sink.stats["publish_errors"] == 0 and sink.stats["dropped_messages"] == 0
+        assert sink._thread is None or not sink._thread.is_alive()
+        assert sink.stats["acked"] == sink.stats["messages"]  # close drained every ack
 
     run(body)
 
@@ -392,7 +404,8 @@ async def _jetstream(url: str) -> tuple[Any, Any]:
     return nc, nc.jetstream()
 
 
-def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer, publisher: str) -> None:
     """A depth message dropped on the publisher (as on queue overflow) is a gap by
     sequence: the consumer's book goes not-live, and the fresh snapshot the publisher sends
     re-syncs it. The same when the queue really overflows."""
@@ -400,7 +413,7 @@ def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer) -> N
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, **nm)
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=1.0, publisher=publisher, **nm)
         async with (
             Exchange(ExchangeConfig(seed=12, symbols=SYMS, rate=2000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
@@ -462,7 +475,10 @@ def test_exchange_drop_is_a_reset_the_consumer_sees(nats_server: NatsServer) -> 
     run(body)
 
 
-def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_nats_server_restart_mid_stream(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture, publisher: str
+) -> None:
     """The NATS server is stopped (by PID) and restarted on the same port and store while
     the feed runs: the publisher reconnects and sends fresh snapshots, the consumer
     re-syncs, and the books are equal again."""
@@ -470,7 +486,9 @@ def test_nats_server_restart_mid_stream(nats_server: NatsServer, caplog: pytest.
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, **nm)
+        sink = bus.NatsSink(
+            nats_server.url, snapshot_interval=3600.0, ack_timeout=2.0, publisher=publisher, **nm
+        )
         async with (
             Exchange(ExchangeConfig(seed=14, symbols=SYMS, rate=1000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
@@ -708,5 +726,174 @@ def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> No
                 await until(lambda: remote.stats["rejected"] >= 5, "five rejections")
                 await converge(ex, remote, feed, SYMS)
                 assert remote.stats["gaps"] == 0
+
+    run(body)
+
+
+# --- a sharded publisher: each shard its own NatsSink on the same stream ----------------------
+
+SHARD_SYMS = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT"]
+
+
+def test_sharded_sinks_are_configurations_that_pickle() -> None:
+    """``for_shard`` and pickling rebuild the sink from its configuration (a shard process
+    builds its own); an SSLContext cannot cross processes (a clear error, and the TLS file
+    options instead); only shardable sinks go to a sharded feed; status records carry the
+    shard."""
+    import pickle
+    import ssl
+
+    from fastfeed.sinks import CaptureSink
+
+    sink = bus.NatsSink("nats://u:pw@127.0.0.1:1", stream="S1", prefix="p.q", batch_records=7)
+    twin = pickle.loads(pickle.dumps(sink.for_shard(1, 3)))
+    assert (twin.shard, twin.shards, twin.stream, twin.prefix, twin.batch_records) == (1, 3, "S1", "p.q", 7)
+    assert twin._nats_opts == sink._nats_opts and twin.stats["messages"] == 0
+    assert "pw" not in repr(twin) and "shard=1/3" in repr(twin)
+    with pytest.raises(ValueError):
+        bus.NatsSink("nats://127.0.0.1:1", shard=2, shards=2)
+    with pytest.raises(ValueError):
+        bus.NatsSink("nats://127.0.0.1:1", tls_key="k.pem")
+    with pytest.raises(ValueError, match="publisher"):
+        bus.NatsSink("nats://127.0.0.1:1", publisher="process")
+    with_ctx = bus.NatsSink("tls://127.0.0.1:1", tls=ssl.create_default_context())
+    with pytest.raises(TypeError, match="tls_ca"):
+        pickle.dumps(with_ctx)
+    with pytest.raises(ValueError, match="shard processes"):
+        fastfeed.connect_sharded("ws://127.0.0.1:1", 2, sinks=[with_ctx])
+    threaded = fastfeed.connect_sharded("ws://127.0.0.1:1", 2, mode="thread", sinks=[with_ctx])
+    assert [sk[0].shard for sk in threaded.shard_sinks] == [0, 1]
+    assert all(sk[0]._nats_opts["tls"] is with_ctx._nats_opts["tls"] for sk in threaded.shard_sinks)
+    with pytest.raises(ValueError, match="cannot be sharded"):
+        fastfeed.connect_sharded("ws://127.0.0.1:1", 2, sinks=[CaptureSink("x.ffcap")])
+    rec = np.zeros(1, dtype=bus.STATUS_DTYPE)
+    rec["shard"], rec["shards"], rec["kind"] = 3, 4, bus.STATUS_KINDS.index("reset")
+    _, kind, recs = bus.decode(bus.encode("status", rec))
+    assert kind == "status" and (int(recs["shard"][0]), int(recs["shards"][0])) == (3, 4)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_sharded_publisher_remote_books_equal_after_a_burst(nats_server: NatsServer, mode: str) -> None:
+    """Two shards, each publishing its own symbols from its own process (or thread): a
+    consumer of every symbol rebuilds the books level by level, with no gap; each shard
+    announced itself on the status subject."""
+    seen: list[bus.StatusEvent] = []
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        async with (
+            bus.subscribe(nats_server.url, symbols=SHARD_SYMS, on_status=seen.append, **nm) as remote,
+            Exchange(ExchangeConfig(seed=21, symbols=SHARD_SYMS, rate=3000)) as ex,
+            fastfeed.connect_sharded(ex.url, 2, symbols=SHARD_SYMS, mode=mode, sinks=[sink]) as feed,
+        ):
+            assert all(len(syms) == 2 for syms in feed.assignment.values())
+            await feed.subscribe_depth(SHARD_SYMS)
+            await feed.subscribe_trades(SHARD_SYMS)
+            await until(
+                lambda: feed.sink_stats[0].get("acked", 0) > 300 and remote.synced(), "300 messages acked"
+            )
+            await converge(ex, remote, feed, SHARD_SYMS)
+            assert remote.stats["gaps"] == 0 and remote.stats["rejected"] == 0
+            assert remote.stats["publisher_restarts"] == 0
+            await until(lambda: sum(e.kind == "publisher_start" for e in seen) == 2, "two starts")
+        starts = [e for e in seen if e.kind == "publisher_start"]
+        assert sorted(e.shard for e in starts) == [0, 1] and {e.shards for e in starts} == {2}
+        assert len({e.session for e in starts}) == 2
+        st = feed.sink_stats[0]
+        assert st["publish_errors"] == 0 and st["dropped_messages"] == 0 and st["messages"] > 0
+
+    run(body)
+
+
+def test_one_shards_exchange_drop_resets_only_its_symbols(nats_server: NatsServer) -> None:
+    """The exchange drops shard k's connection: the status subject says shard k
+    disconnected, reset and connected; at the consumer only shard k's books go stale and
+    are reset, the other shard's books stay live and in sequence; all converge."""
+    seen: list[bus.StatusEvent] = []
+
+    async def body() -> None:
+        from fastfeed.exchange.server import Connection
+
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=22, symbols=SHARD_SYMS, rate=1000)) as ex,
+            fastfeed.connect_sharded(
+                ex.url, 2, symbols=SHARD_SYMS, sinks=[sink], backoff_initial=0.05, backoff_max=0.2
+            ) as feed,
+            bus.subscribe(nats_server.url, symbols=SHARD_SYMS, on_status=seen.append, **nm) as remote,
+        ):
+            await feed.subscribe_depth(SHARD_SYMS)
+            await until(
+                lambda: remote.synced() and all(remote.book(s).live for s in SHARD_SYMS), "live books"
+            )
+            k = 1
+            victims, others = feed.assignment[k], feed.assignment[1 - k]
+            conns: list[Connection] = [c for c in ex.connections if c.subscribed("depth", victims[0])]
+            assert len(conns) == 1
+            stale_others: list[bool] = []
+
+            def victims_stale() -> bool:
+                stale_others.append(any(not remote.book(s).live for s in others))
+                return all(not remote.book(s).live or remote.book(s).resets for s in victims)
+
+            ex.faults.drop(conns[0])
+            await until(victims_stale, "shard k's books stale")
+            await until(lambda: all(remote.book(s).resets == 1 for s in victims), "a reset per book")
+            await until(lambda: any(e.kind == "connected" and e.shard == k for e in seen), "reconnected")
+            await converge(ex, remote, feed, SHARD_SYMS)
+            assert not any(stale_others)
+            assert all(remote.book(s).resets == 0 for s in others)
+            assert remote.stats["resets"] == len(victims) and remote.stats["gaps"] == 0
+        mine = [e.kind for e in seen if e.shard == k and e.kind in ("disconnected", "reset", "connected")]
+        assert (
+            mine.index("disconnected") < mine.index("reset") < len(mine) - 1 - mine[::-1].index("connected")
+        )
+        assert not any(e.kind in ("disconnected", "reset") for e in seen if e.shard != k)
+
+    run(body)
+
+
+def test_publish_command_with_shards(nats_server: NatsServer) -> None:
+    """``fastfeed publish ... --demo --shards 2``: two shard processes publish; a consumer
+    rebuilds every book; Ctrl-C stops it cleanly (exit 0); ``--shards 0`` is a usage error."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        seen: list[bus.StatusEvent] = []
+        cmd = [sys.executable, "-m", "fastfeed", "publish", *SHARD_SYMS, "--nats", nats_server.url]
+        cmd += ["--demo", "--shards", "2", "--stream", nm["stream"], "--prefix", nm["prefix"]]
+        cmd += ["--snapshot-interval", "0.5", "--interval", "0.5"]
+        async with bus.subscribe(nats_server.url, symbols=SHARD_SYMS, on_status=seen.append, **nm) as remote:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            try:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
+                for s in SHARD_SYMS:
+                    b = remote.book(s)
+                    assert len(b.bids) and len(b.asks) and b.best_bid < b.best_ask
+                await until(
+                    lambda: {e.shard for e in seen if e.kind == "publisher_start"} == {0, 1}, "starts"
+                )
+            finally:
+                proc.send_signal(2)
+                out, err = await asyncio.wait_for(proc.communicate(), GUARD)
+        assert proc.returncode == 0, err.decode()
+        assert b"published" in out and b"2 shard processes" in err
+        p2 = await asyncio.create_subprocess_exec(
+            *cmd[: 6 + len(SHARD_SYMS)],
+            "--demo",
+            "--shards",
+            "0",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.wait_for(p2.communicate(), GUARD)
+        assert p2.returncode == 2
 
     run(body)

@@ -87,8 +87,8 @@ def test_plan_rejects_bad_arguments(args: tuple[Any, ...], exc: type[BaseExcepti
 def test_bad_options_fail_at_construction() -> None:
     with pytest.raises(ValueError, match="engine"):
         fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, engine=fastfeed.Engine())
-    with pytest.raises(ValueError, match="sinks"):
-        fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, sinks=[])
+    with pytest.raises(ValueError, match="cannot be sharded"):  # only for_shard sinks (NatsSink)
+        fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, sinks=[fastfeed.CaptureSink("x.ffcap")])
     with pytest.raises(TypeError, match="unknown option"):
         fastfeed.connect_sharded("ws://127.0.0.1:1", shards=2, depht=5)
     with pytest.raises(ValueError):

@@ -8,6 +8,7 @@ import os
 import random
 import ssl
 import sys
+from typing import Any
 
 from ._bundled import _BundledExchange
 from ._common import (
@@ -37,6 +38,7 @@ command line); TLS with a tls:// URL and --tls-ca / --tls-cert / --tls-key.
 examples:
   nats-server -js &
   fastfeed publish BTC_USDT ETH_USDT --nats nats://127.0.0.1:4222 --demo
+  fastfeed publish BTC_USDT ETH_USDT SOL_USDT XRP_USDT --nats nats://127.0.0.1:4222 --shards 2
   fastfeed publish BTC_USDT --nats tls://nats.example:4222 --creds feed.creds --tls-ca ca.pem
 """
 
@@ -89,6 +91,14 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-cert", default=None, metavar="FILE", help="client certificate (with --tls-key)")
     g.add_argument("--tls-key", default=None, metavar="FILE", help="client key")
     g.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the symbols over N connections, each in its own process publishing its "
+        "own symbols (default 1; status records say which shard)",
+    )
+    g.add_argument(
         "--interval",
         type=_positive_float,
         default=1.0,
@@ -110,28 +120,43 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
     import fastfeed
 
     from ..bus import NatsSink
-    from ..errors import BusError
+    from ..errors import BusError, FeedClosed
     from ..protocol import RequestError
 
+    sharded = args.shards > 1
     try:
-        tls = _tls(args)
+        # sharded: the TLS files go to the shard processes (an SSLContext does not pickle)
+        tls = None if sharded else _tls(args)
+        sink = NatsSink(
+            args.nats,
+            stream=args.stream,
+            prefix=args.prefix,
+            snapshot_interval=args.snapshot_interval,
+            storage=args.storage,
+            creds=args.creds,
+            user=args.user,
+            password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
+            token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
+            tls=tls,
+            tls_ca=args.tls_ca if sharded else None,
+            tls_cert=args.tls_cert if sharded else None,
+            tls_key=args.tls_key if sharded else None,
+        )
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"TLS files: {exc}") from None
-    sink = NatsSink(
-        args.nats,
-        stream=args.stream,
-        prefix=args.prefix,
-        snapshot_interval=args.snapshot_interval,
-        storage=args.storage,
-        creds=args.creds,
-        user=args.user,
-        password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
-        token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
-        tls=tls,
-    )
     stop = _Stop()
     stop.install()
-    feed = fastfeed.connect(url, connect_timeout=args.connect_timeout, sinks=[sink])
+    feed: Any
+    if sharded:
+        feed = fastfeed.connect_sharded(
+            url, args.shards, symbols=symbols, connect_timeout=args.connect_timeout, sinks=[sink]
+        )
+    else:
+        feed = fastfeed.connect(url, connect_timeout=args.connect_timeout, sinks=[sink])
+
+    def stats() -> dict[str, int]:
+        return feed.sink_stats[0] if sharded else sink.stats
+
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     try:
@@ -139,13 +164,15 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
             started, _ = await stop.race(feed.start())
         except BusError as exc:
             raise ConnectError(str(exc)) from None
-        except ConnectionError as exc:
+        except (ConnectionError, FeedClosed) as exc:
             raise ConnectError(str(exc)) from None
         if not started:
             return EXIT_OK
         print(
             f"publishing {','.join(symbols)} ({','.join(args.channels)}) from {url} to {sink.url} "
-            f"stream {args.stream} prefix {args.prefix}" + (f"; {note}" if note else ""),
+            f"stream {args.stream} prefix {args.prefix}"
+            + (f" from {args.shards} shard processes" if sharded else "")
+            + (f"; {note}" if note else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -162,7 +189,7 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
             await stop.wait(wait)
             if deadline is not None and loop.time() >= deadline:
                 stop.set("deadline")
-            st = sink.stats
+            st = stats()
             print(
                 f"published {st['messages']:,} msgs {st['records']:,} records, acked {st['acked']:,}, "
                 f"dropped {st['dropped_messages']:,}, errors {st['publish_errors']:,}  "
@@ -173,7 +200,7 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
     finally:
         await feed.close()
         stop.remove()
-    st = sink.stats
+    st = stats()
     print(
         f"published {st['messages']:,} messages ({st['records']:,} records, {st['snapshots']:,} snapshots) "
         f"in {loop.time() - t0:.1f} s; acked {st['acked']:,}, dropped {st['dropped_messages']:,}, "
@@ -198,6 +225,8 @@ def _run_publish(args: argparse.Namespace) -> int:
         raise UsageError("--demo and --url exclude each other")
     if args.tls_key and not args.tls_cert:
         raise UsageError("--tls-key needs --tls-cert")
+    if not 1 <= args.shards <= 64:
+        raise UsageError("--shards must be 1..64")
     if args.demo:
         seed = args.seed if args.seed is not None else random.randrange(1 << 31)
         cfg = _demo_exchange_config(symbols, args.rate, seed)
