@@ -40,6 +40,8 @@ NOT_NATIVE = {
     "test_exchange_soak.py": "soak run (opt-in)",
     "test_faults_live.py": "live exchange process killed, stalled and restarted under the client",
     "test_bus.py": "a nats-server process and live feeds; the engine paths it drives are native-tested",
+    "test_cli_bus_errors.py": "publish/archive commands in subprocesses against unreachable NATS servers",
+    "test_cli_help_defaults.py": "argparse help texts and symbol-list parsing, no engine",
 }
 
 
