@@ -843,6 +843,24 @@ cdef int ticker_int(const uchar** pp, const uchar* end, int64_t* out, char* numb
     return TKV_OK
 
 
+cdef inline void _reset(Parser ps, const uchar* p) noexcept nogil:
+    """Forget the previous message: the per-message state every parse starts from (also
+    after the fast path gave up, before the general parser reads the message again)."""
+    ps.err = 0
+    ps.err_at = NULL
+    ps.base = p
+    ps.n_asks = 0
+    ps.n_bids = 0
+    ps.n_trades = 0
+    ps.symbol_len = 0
+    ps.big_int = False
+    ps.n_tickers = 0
+    ps.ticker_bad_shape = 0
+    ps.ticker_bad_symbol = 0
+    ps.ticker_bad_field = 0
+    ps.ticker_slow = False
+
+
 cdef class Parser:
     """Reusable parser; scratch buffers grow as needed and are kept between messages."""
 
@@ -1425,28 +1443,12 @@ cdef class Parser:
         cdef bint method_seen = False
         cdef bint hot_done = False
         cdef int err
-        self.err = 0
-        self.err_at = NULL
-        self.base = p
-        self.n_asks = 0
-        self.n_bids = 0
-        self.n_trades = 0
-        self.symbol_len = 0
-        self.big_int = False
-        self.n_tickers = 0
-        self.ticker_bad_shape = 0
-        self.ticker_bad_symbol = 0
-        self.ticker_bad_field = 0
-        self.ticker_slow = False
+        _reset(self, p)
         if self.fast:
             method = self._fast(p, end)
             if method >= 0:
                 return method
-            # a surprise: forget what the fast path filled in, parse it all again
-            self.n_asks = 0
-            self.n_bids = 0
-            self.n_trades = 0
-            self.symbol_len = 0
+            _reset(self, p)     # a surprise: forget what the fast path filled in, parse it all again
             method = M_REPLY
         p = ws(p, end)
         if p >= end or p[0] != 123:
@@ -1870,14 +1872,7 @@ def parse_py(data, str path="auto", Parser parser=None):
     if path == "fast":
         if not FF_FAST_AVAILABLE:
             return None
-        parser.err = 0
-        parser.err_at = NULL
-        parser.base = p
-        parser.n_asks = 0
-        parser.n_bids = 0
-        parser.n_trades = 0
-        parser.symbol_len = 0
-        parser.big_int = False
+        _reset(parser, p)
         rc = parser._fast(p, p + n)
         if rc < 0:
             return None
