@@ -66,6 +66,17 @@ python -m pytest -q
 # backlog are printed, not checked (benchmarks/soak.py; the 1-hour timing run is by hand).
 python benchmarks/soak.py --ci
 
+# --- Plugin jobs: each framework plugin on the Python its framework needs, in its own venv
+# (ci/plugin-*.sh; each installs fastfeed, the plugin and the pinned framework, and runs the
+# plugin's tests; in the main venv above those tests skip by pytest.importorskip).
+for job in ci/plugin-*.sh; do
+    [ -e "$job" ] || continue
+    echo "ci: [plugin] $job"
+    t0=$SECONDS
+    bash "$job"
+    echo "ci: [plugin] $job took $((SECONDS - t0)) s"
+done
+
 # --- Extra steps: every test that reaches compiled code against a debug build and an
 # AddressSanitizer build ---
 # Each step copies the source tree (tracked and untracked-but-not-ignored files) to a temp
