@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t, uint64_t
 
+from fastfeed._ring cimport MirrorRing
+
 # Byte-for-byte the layout of fastfeed.events.EVENT_DTYPE (hftbacktest's event, 64 bytes).
 cdef struct EventRecord:
     uint64_t ev
@@ -30,13 +32,8 @@ cdef extern from *:
     uint64_t FF_EV_SELL
 
 
-cdef class EventRing:
-    cdef object _arr               # numpy EVENT_DTYPE array, 2 x capacity records (mirror)
-    cdef object _ro                # read-only array over _arr: views are slices of it
+cdef class EventRing(MirrorRing):
     cdef EventRecord* buf
-    cdef readonly Py_ssize_t capacity
-    cdef uint64_t mask
-    cdef readonly int64_t count    # rows ever written
     cdef readonly int64_t frame    # frame id stamped on new rows (in fval); the engine sets it
 
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,

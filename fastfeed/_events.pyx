@@ -8,20 +8,15 @@ one contiguous, zero-copy slice.
 
 from libc.stdint cimport int64_t, uint64_t
 
-import numpy as np
+from fastfeed._ring cimport MirrorRing
 
-cimport numpy as cnp
-
-from fastfeed.errors import EventsOverwritten, InternalError
+from fastfeed.errors import EventsOverwritten
 from fastfeed.events import EVENT_DTYPE, events_to_pandas
-from fastfeed.layout import readonly
-
-cnp.import_array()
 
 __all__ = ["EventRing", "EventsOverwritten"]
 
 
-cdef class EventRing:
+cdef class EventRing(MirrorRing):
     """Ring of the newest ``capacity`` event rows (``capacity`` rounded up to a power of two).
 
     ``count`` is the number of rows ever written; row ``s`` (0-based) is kept until
@@ -38,19 +33,9 @@ cdef class EventRing:
     """
 
     def __cinit__(self, Py_ssize_t capacity=1 << 16):
-        cdef Py_ssize_t cap = 1
-        if capacity < 1 or capacity > (1 << 36):
-            raise ValueError("event log capacity must be between 1 and 2**36")
-        while cap < capacity:
-            cap <<= 1
-        if sizeof(EventRecord) != EVENT_DTYPE.itemsize:
-            raise InternalError("EventRecord and EVENT_DTYPE disagree")
-        self.capacity = cap
-        self.mask = <uint64_t>(cap - 1)
-        self._arr = np.zeros(2 * cap, dtype=EVENT_DTYPE)
-        self.buf = <EventRecord*>cnp.PyArray_DATA(self._arr)
-        self._ro = readonly(self._arr)
-        self.count = 0
+        self.buf = <EventRecord*>self._allocate(
+            capacity, 36, "event log capacity", EVENT_DTYPE, sizeof(EventRecord), "event row",
+            EventsOverwritten, "; use a larger event_log capacity or read more often")
         self.frame = 0
 
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
@@ -68,40 +53,6 @@ cdef class EventRing:
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
 
-    def __len__(self):
-        """Number of rows currently held (at most ``capacity``)."""
-        return self.count if self.count < self.capacity else self.capacity
-
-    def latest(self, Py_ssize_t n=-1):
-        """Zero-copy read-only view of the newest ``n`` rows (all held if ``n < 0``),
-        oldest first (valid until ``capacity - n`` more rows: see the class doc)."""
-        cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
-        cdef Py_ssize_t start
-        if n < 0 or n > held:
-            n = held
-        start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
-        return self._ro[start:start + n]
-
-    def since(self, int64_t seq):
-        """Zero-copy read-only view of rows ``seq, seq + 1, ...`` up to the newest, oldest
-        first (valid as ``latest``).
-
-        Raises :class:`EventsOverwritten` (an ``IndexError``) if row ``seq`` was overwritten.
-        """
-        if seq < 0:
-            raise ValueError("seq must be >= 0")
-        if seq >= self.count:
-            return self._ro[0:0]
-        if self.count - seq > self.capacity:
-            raise EventsOverwritten(
-                f"event row {seq} was overwritten (ring holds {self.count - self.capacity}.."
-                f"{self.count - 1}); use a larger event_log capacity or read more often"
-            )
-        return self.latest(self.count - seq)
-
     def to_pandas(self, Py_ssize_t n=-1, symbols=None):
         """The newest ``n`` rows as a DataFrame (see :func:`fastfeed.events.events_to_pandas`)."""
         return events_to_pandas(self.latest(n), symbols)
-
-    def __repr__(self):
-        return f"<EventRing count={self.count} capacity={self.capacity}>"

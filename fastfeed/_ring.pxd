@@ -12,13 +12,25 @@ cdef struct TradeRecord:
     int8_t side
 
 
-cdef class TradeRing:
+cdef class MirrorRing:
+    # The ring every record ring shares (trades, event rows, tickers): 2 x capacity records,
+    # each written at i and i + capacity, so the newest n are one contiguous slice.
     cdef object _arr               # numpy structured array, 2 x capacity records (mirror)
     cdef object _ro                # read-only array over _arr: views are slices of it
-    cdef TradeRecord* buf
     cdef readonly Py_ssize_t capacity
     cdef uint64_t mask
-    cdef readonly int64_t count    # trades ever written = next sequence number
+    cdef readonly int64_t count    # records ever written = next sequence number
+    cdef str _what                 # "trade", "event row", ...: the overwritten message
+    cdef str _hint                 # appended to that message
+    cdef object _overwritten       # the IndexError subclass since() raises
+
+    cdef void* _allocate(self, Py_ssize_t capacity, int max_log2, str capacity_name,
+                         object dtype, size_t itemsize, str what, object overwritten,
+                         str hint) except NULL
+
+
+cdef class TradeRing(MirrorRing):
+    cdef TradeRecord* buf
     cdef public object symbols     # list of symbol names (index -> name), shared with Engine
     cdef int64_t* shm_count        # published count in a shared-memory segment, or NULL
 

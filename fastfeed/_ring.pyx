@@ -1,4 +1,5 @@
-"""TradeRing: a fixed-capacity ring of trades as a numpy structured array.
+"""MirrorRing, the one record ring (trades, event rows, tickers), and TradeRing: a
+fixed-capacity ring of trades as a numpy structured array.
 
 Every record is written twice, at ``i`` and ``i + capacity`` of a ``2 * capacity`` buffer
 (a mirror), so the newest ``n`` records are always one contiguous slice: ``latest(n)`` and
@@ -14,39 +15,94 @@ import numpy as np
 cimport numpy as cnp
 
 from fastfeed.errors import InternalError, TradesOverwritten
-from fastfeed.layout import TRADE_DTYPE, readonly
+from fastfeed.layout import TRADE_DTYPE, readonly, trades_frame
 
 cnp.import_array()
 
-__all__ = ["TradeRing", "TradesOverwritten", "trades_frame"]
+__all__ = ["MirrorRing", "TradeRing", "TradesOverwritten", "trades_frame"]
 
 
-def trades_frame(view, symbols):
-    """Trade records (``TRADE_DTYPE``) as a DataFrame: symbol names resolved, ``time`` and
-    ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC). A copy."""
-    import pandas as pd
+cdef class MirrorRing:
+    """The ring shared by :class:`TradeRing`, :class:`~fastfeed._events.EventRing` and
+    :class:`~fastfeed._ticker.TickerRing` (not made directly): the newest ``capacity``
+    records (``capacity`` rounded up to a power of two) in a ``2 * capacity`` buffer, each
+    record written at ``i`` and ``i + capacity``, so the newest ``n`` records are always one
+    contiguous slice.
 
-    names = np.array(list(symbols) + [""], dtype=object)
-    sym = view["symbol"]
-    df = pd.DataFrame(
-        {
-            "seq": view["seq"],
-            "id": view["id"],
-            "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
-            "side": view["side"],
-            "price": view["price"],
-            "amount": view["amount"],
-            "time": view["time"],
-            "recv_ns": view["recv_ns"],
-        }
-    )
-    df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us",
-                                   utc=True)
-    df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
-    return df
+    ``count`` is the number of records ever written; record ``s`` (0-based, its ``seq``) is
+    kept until ``s + capacity`` records exist. Views from ``latest(n)`` / ``since(seq)``
+    share memory with the ring and are read-only (writes and ``flags.writeable = True``
+    raise ``ValueError``): a view keeps the records it was taken with (it never grows) and
+    stays correct until ``capacity - n`` more records are written, after which its oldest
+    records are overwritten in place (check ``seq``; ``.copy()`` it to keep it). Its memory
+    stays valid as long as the view lives.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        if type(self) is MirrorRing:
+            raise TypeError("MirrorRing is the base of the record rings; make a TradeRing, "
+                            "EventRing or TickerRing")
+        self.count = 0
+
+    cdef void* _allocate(self, Py_ssize_t capacity, int max_log2, str capacity_name,
+                         object dtype, size_t itemsize, str what, object overwritten,
+                         str hint) except NULL:
+        """Allocate the mirror buffer (called once by the subclass's ``__cinit__``); returns
+        its data pointer for the subclass's typed ``buf``."""
+        cdef Py_ssize_t cap = 1
+        if capacity < 1 or capacity > (<Py_ssize_t>1 << max_log2):
+            raise ValueError(f"{capacity_name} must be between 1 and 2**{max_log2}")
+        while cap < capacity:
+            cap <<= 1
+        if itemsize != <size_t>dtype.itemsize:
+            raise InternalError(f"the C record and {dtype} disagree on the record size")
+        self.capacity = cap
+        self.mask = <uint64_t>(cap - 1)
+        self._arr = np.zeros(2 * cap, dtype=dtype)
+        self._ro = readonly(self._arr)
+        self._what = what
+        self._overwritten = overwritten
+        self._hint = hint
+        return cnp.PyArray_DATA(self._arr)
+
+    def __len__(self):
+        """Number of records currently held (at most ``capacity``)."""
+        return self.count if self.count < self.capacity else self.capacity
+
+    def latest(self, Py_ssize_t n=-1):
+        """Zero-copy read-only view of the newest ``n`` records (all held if ``n < 0``),
+        oldest first (valid until ``capacity - n`` more records: see the class doc)."""
+        cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
+        cdef Py_ssize_t start
+        if n < 0 or n > held:
+            n = held
+        start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
+        return self._ro[start:start + n]
+
+    def since(self, int64_t seq):
+        """Zero-copy read-only view of records ``seq, seq + 1, ...`` up to the newest,
+        oldest first (valid as ``latest``); empty if ``seq >= count``.
+
+        Raises the ring's ``...Overwritten`` error (an ``IndexError``:
+        :class:`~fastfeed.errors.TradesOverwritten`, ``EventsOverwritten``,
+        ``TickersOverwritten``) if record ``seq`` was overwritten.
+        """
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        if seq >= self.count:
+            return self._ro[0:0]
+        if self.count - seq > self.capacity:
+            raise self._overwritten(
+                f"{self._what} {seq} was overwritten (ring holds {self.count - self.capacity}.."
+                f"{self.count - 1}){self._hint}"
+            )
+        return self.latest(self.count - seq)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} count={self.count} capacity={self.capacity}>"
 
 
-cdef class TradeRing:
+cdef class TradeRing(MirrorRing):
     """Ring of the latest ``capacity`` trades (``capacity`` rounded up to a power of two).
 
     ``count`` is the number of trades ever written; the record with sequence number ``s``
@@ -62,19 +118,9 @@ cdef class TradeRing:
     """
 
     def __cinit__(self, Py_ssize_t capacity=65536, symbols=None):
-        cdef Py_ssize_t cap = 1
-        if capacity < 1 or capacity > (1 << 40):
-            raise ValueError("capacity must be between 1 and 2**40")
-        while cap < capacity:
-            cap <<= 1
-        if sizeof(TradeRecord) != TRADE_DTYPE.itemsize:
-            raise InternalError("TradeRecord and TRADE_DTYPE disagree")
-        self.capacity = cap
-        self.mask = <uint64_t>(cap - 1)
-        self._arr = np.zeros(2 * cap, dtype=TRADE_DTYPE)
-        self.buf = <TradeRecord*>cnp.PyArray_DATA(self._arr)
-        self._ro = readonly(self._arr)
-        self.count = 0
+        self.buf = <TradeRecord*>self._allocate(capacity, 40, "capacity", TRADE_DTYPE,
+                                                sizeof(TradeRecord), "trade",
+                                                TradesOverwritten, "")
         self.symbols = symbols if symbols is not None else []
         self.shm_count = NULL
 
@@ -111,37 +157,6 @@ cdef class TradeRing:
         if self.shm_count != NULL:
             ff_store_release_i64(self.shm_count, self.count)
 
-    def __len__(self):
-        """Number of trades currently held (at most ``capacity``)."""
-        return self.count if self.count < self.capacity else self.capacity
-
-    def latest(self, Py_ssize_t n=-1):
-        """Zero-copy read-only view of the newest ``n`` trades (all held if ``n < 0``),
-        oldest first (valid until ``capacity - n`` more trades: see the class doc)."""
-        cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
-        cdef Py_ssize_t start
-        if n < 0 or n > held:
-            n = held
-        start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
-        return self._ro[start:start + n]
-
-    def since(self, int64_t seq):
-        """Zero-copy read-only view of every trade with sequence number ``>= seq``, oldest
-        first (valid as ``latest``).
-
-        Raises :class:`TradesOverwritten` if ``seq`` is older than the ring still holds.
-        """
-        if seq < 0:
-            raise ValueError("seq must be >= 0")
-        if seq >= self.count:
-            return self._ro[0:0]
-        if self.count - seq > self.capacity:
-            raise TradesOverwritten(
-                f"trade {seq} was overwritten (ring holds {self.count - self.capacity}.."
-                f"{self.count - 1})"
-            )
-        return self.latest(self.count - seq)
-
     def to_pandas(self, Py_ssize_t n=-1):
         """The newest ``n`` trades as a DataFrame (a copy): symbol names resolved, ``time``
         and ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC)."""
@@ -151,6 +166,3 @@ cdef class TradeRing:
     def shared(self):
         """True when the records live in a shared-memory segment (``Engine(shm_name=...)``)."""
         return self.shm_count != NULL
-
-    def __repr__(self):
-        return f"<TradeRing count={self.count} capacity={self.capacity}>"

@@ -1,6 +1,7 @@
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 from fastfeed._parse cimport TickerC, uchar
+from fastfeed._ring cimport MirrorRing
 
 # Byte-for-byte the layout of fastfeed.layout.TICKER_DTYPE (152 bytes, aligned).
 cdef struct TickerRecord:
@@ -20,13 +21,8 @@ cdef struct NameSlot:
     uchar name[32]
 
 
-cdef class TickerRing:
-    cdef object _arr               # numpy TICKER_DTYPE array, 2 x capacity records (mirror)
-    cdef object _ro                # read-only array over _arr: views are slices of it
+cdef class TickerRing(MirrorRing):
     cdef TickerRecord* buf
-    cdef readonly Py_ssize_t capacity
-    cdef uint64_t mask
-    cdef readonly int64_t count    # records ever written = next sequence number
     cdef public object symbols     # Engine.ticker_symbols (index -> name), shared
 
     cdef void push(self, TickerRecord* r) noexcept

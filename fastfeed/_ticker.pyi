@@ -2,21 +2,15 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import Self, disjoint_base
 
+from ._ring import MirrorRing
 from .protocol import Ticker
 
 __all__ = ["TickerRing", "TickerTable"]
 
 @disjoint_base
-class TickerRing:
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def count(self) -> int: ...
+class TickerRing(MirrorRing):
     symbols: list[str]
     def __new__(cls, capacity: int = 8192, symbols: list[str] | None = None) -> Self: ...
-    def __len__(self) -> int: ...
-    def latest(self, n: int = -1) -> npt.NDArray[np.void]: ...
-    def since(self, seq: int) -> npt.NDArray[np.void]: ...
     def records(self, seq: int = 0) -> list[Ticker]: ...
 
 @disjoint_base

@@ -27,7 +27,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastfeed._json import loads_exact as _loads_exact
-from fastfeed.errors import InternalError, TickersOverwritten
+from fastfeed.errors import TickersOverwritten
 from fastfeed.layout import TICKER_DTYPE, readonly
 from fastfeed.protocol import Ticker, parse_tickers
 from orjson import JSONDecodeError as _OrjsonError
@@ -56,7 +56,7 @@ cdef object _make(const TickerRecord* r, list symbols):
                   r.f[9], r.f[10], r.timestamp, r.recv_ns, r.all_ticker != 0, r.f[8])
 
 
-cdef class TickerRing:
+cdef class TickerRing(MirrorRing):
     """Every stored ticker record, oldest to newest, in a ring of ``capacity`` records (a
     power of two), like :class:`~fastfeed.TradeRing`: ``count`` records were ever written,
     the one with ``seq == s`` is kept until ``s + capacity`` records exist.
@@ -69,19 +69,9 @@ cdef class TickerRing:
     """
 
     def __cinit__(self, Py_ssize_t capacity=8192, symbols=None):
-        cdef Py_ssize_t cap = 1
-        if capacity < 1 or capacity > (1 << 32):
-            raise ValueError("capacity must be between 1 and 2**32")
-        while cap < capacity:
-            cap <<= 1
-        if sizeof(TickerRecord) != TICKER_DTYPE.itemsize:
-            raise InternalError("TickerRecord and TICKER_DTYPE disagree")
-        self.capacity = cap
-        self.mask = <uint64_t>(cap - 1)
-        self._arr = np.zeros(2 * cap, dtype=TICKER_DTYPE)
-        self.buf = <TickerRecord*>cnp.PyArray_DATA(self._arr)
-        self._ro = readonly(self._arr)
-        self.count = 0
+        self.buf = <TickerRecord*>self._allocate(capacity, 32, "capacity", TICKER_DTYPE,
+                                                 sizeof(TickerRecord), "ticker record",
+                                                 TickersOverwritten, "")
         self.symbols = symbols if symbols is not None else []
 
     cdef void push(self, TickerRecord* r) noexcept:
@@ -90,34 +80,6 @@ cdef class TickerRing:
         self.buf[i] = r[0]
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
-
-    def __len__(self):
-        """Number of records currently held (at most ``capacity``)."""
-        return self.count if self.count < self.capacity else self.capacity
-
-    def latest(self, Py_ssize_t n=-1):
-        """Zero-copy read-only view of the newest ``n`` records (all held if ``n < 0``),
-        oldest first (valid until ``capacity - n`` more records: see the class doc)."""
-        cdef Py_ssize_t held = self.count if self.count < self.capacity else self.capacity
-        cdef Py_ssize_t start
-        if n < 0 or n > held:
-            n = held
-        start = <Py_ssize_t>(<uint64_t>(self.count - n) & self.mask)
-        return self._ro[start:start + n]
-
-    def since(self, int64_t seq):
-        """Zero-copy read-only view of every record with ``seq >= seq``, oldest first.
-        Raises :class:`~fastfeed.errors.TickersOverwritten` (an ``IndexError``) if ``seq``
-        is older than the ring still holds."""
-        if seq < 0:
-            raise ValueError("seq must be >= 0")
-        if seq >= self.count:
-            return self._ro[0:0]
-        if self.count - seq > self.capacity:
-            raise TickersOverwritten(
-                f"ticker record {seq} was overwritten (ring holds "
-                f"{self.count - self.capacity}..{self.count - 1})")
-        return self.latest(self.count - seq)
 
     def records(self, int64_t seq=0):
         """:class:`~fastfeed.protocol.Ticker` objects of the records with ``seq >= seq``
@@ -134,9 +96,6 @@ cdef class TickerRing:
             out.append(_make(&self.buf[<uint64_t>first & self.mask], names))
             first += 1
         return out
-
-    def __repr__(self):
-        return f"<TickerRing count={self.count} capacity={self.capacity}>"
 
 
 cdef class TickerTable:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "DriftRecord",
     "readonly",
     "ticker_from_row",
+    "trades_frame",
 ]
 
 SIDE_BUY = 1
@@ -101,6 +103,31 @@ def ticker_from_row(row: np.void, symbols: list[str] | None = None) -> Any:
         all_ticker=bool(row["all_ticker"]),
         high_24h=float(row["high_24h"]),
     )
+
+
+def trades_frame(view: np.ndarray, symbols: Sequence[str]) -> Any:
+    """Trade records (``TRADE_DTYPE``) as a DataFrame: symbol names resolved, ``time`` and
+    ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC). A copy. (The
+    compiled ``TradeRing.to_pandas`` and the reference ring's both use it.)"""
+    import pandas as pd
+
+    names = np.array([*symbols, ""], dtype=object)
+    sym = view["symbol"]
+    df = pd.DataFrame(
+        {
+            "seq": view["seq"],
+            "id": view["id"],
+            "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
+            "side": view["side"],
+            "price": view["price"],
+            "amount": view["amount"],
+            "time": view["time"],
+            "recv_ns": view["recv_ns"],
+        }
+    )
+    df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
+    df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
+    return df
 
 
 def readonly(arr: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ from .layout import (
     DriftRecord,
     readonly,
     ticker_from_row,
+    trades_frame,
 )
 from .protocol import Ticker, parse_tickers
 
@@ -77,6 +78,7 @@ __all__ = [
     "MESSAGE_KEYS",
     "ReferenceBook",
     "ReferenceEngine",
+    "ReferenceRing",
     "ReferenceTickerRing",
     "ReferenceTradeRing",
 ]
@@ -493,34 +495,37 @@ class ReferenceBook(LevelBook):
         return True
 
 
-class ReferenceTradeRing:
-    """All symbols' trades in one ring of ``capacity`` records (a power of two)."""
+class ReferenceRing:
+    """The compiled ``MirrorRing``'s API in Python (the base of the reference's trade and
+    ticker rings): the newest ``capacity`` records (a power of two) of a numpy dtype, with
+    read-only copies where the compiled ring gives views."""
 
-    def __init__(self, capacity: int = 65536, symbols: list[str] | None = None) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be >= 1")
-        #: Symbol names by index (shared with the engine), used by ``to_pandas``.
-        self.symbols: list[str] = symbols if symbols is not None else []
+    _what = "record"
+    _overwritten: type[IndexError] = IndexError
+
+    def __init__(self, capacity: int, max_log2: int, dtype: np.dtype) -> None:
+        if not 1 <= capacity <= 1 << max_log2:
+            raise ValueError(f"capacity must be between 1 and 2**{max_log2}")
         cap = 1
         while cap < capacity:
             cap <<= 1
         self.capacity = cap
-        self._data = np.zeros(cap, dtype=TRADE_DTYPE)
+        self._data = np.zeros(cap, dtype=dtype)
         self._count = 0
 
     @property
     def count(self) -> int:
-        """Total number of trades ever stored (the next sequence number)."""
+        """Records ever stored (the next sequence number)."""
         return self._count
+
+    def __len__(self) -> int:
+        """Number of records currently held (at most ``capacity``)."""
+        return min(self._count, self.capacity)
 
     def _gather(self, first: int) -> np.ndarray:
         """Records ``first..count-1`` as a read-only array (like the compiled ring's views)."""
         seqs = np.arange(first, self._count, dtype=np.int64)
         return readonly(self._data[seqs & (self.capacity - 1)])
-
-    def __len__(self) -> int:
-        """Number of trades currently held (at most ``capacity``)."""
-        return min(self._count, self.capacity)
 
     def latest(self, n: int = -1) -> np.ndarray:
         """The last ``min(n, count, capacity)`` records (all held if ``n < 0``), oldest
@@ -532,104 +537,59 @@ class ReferenceTradeRing:
     def since(self, seq: int) -> np.ndarray:
         """Records with sequence number ``>= seq``, oldest first (a read-only copy).
 
-        Raises ``ValueError`` if ``seq < 0`` and :class:`fastfeed.errors.TradesOverwritten`
-        (an ``IndexError``) if ``seq < count - capacity``; ``seq >= count`` gives no records.
+        Raises ``ValueError`` if ``seq < 0`` and the ring's ``...Overwritten`` error (an
+        ``IndexError``) if ``seq < count - capacity``; ``seq >= count`` gives no records.
         """
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= self._count:
             return self._gather(self._count)
         if seq < self._count - self.capacity:
-            raise TradesOverwritten(
-                f"trade {seq} was overwritten (ring holds {self._count - self.capacity}..{self._count - 1})"
+            raise self._overwritten(
+                f"{self._what} {seq} was overwritten (ring holds "
+                f"{self._count - self.capacity}..{self._count - 1})"
             )
         return self._gather(seq)
+
+    def _store(self, row: tuple[Any, ...]) -> None:
+        self._data[self._count & (self.capacity - 1)] = row
+        self._count += 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(capacity={self.capacity}, count={self._count})"
+
+
+class ReferenceTradeRing(ReferenceRing):
+    """All symbols' trades in one ring of ``capacity`` records (a power of two)."""
+
+    _what = "trade"
+    _overwritten = TradesOverwritten
+
+    def __init__(self, capacity: int = 65536, symbols: list[str] | None = None) -> None:
+        super().__init__(capacity, 40, TRADE_DTYPE)
+        #: Symbol names by index (shared with the engine), used by ``to_pandas``.
+        self.symbols: list[str] = symbols if symbols is not None else []
 
     def to_pandas(self, n: int = -1) -> Any:
         """The newest ``n`` trades as a DataFrame (symbol names resolved, ``exch_dt`` and
         ``recv_dt`` as UTC datetimes)."""
-        import pandas as pd
-
-        view = self.latest(n)
-        names = np.array(list(self.symbols) + [""], dtype=object)
-        sym = view["symbol"]
-        df = pd.DataFrame(
-            {
-                "seq": view["seq"],
-                "id": view["id"],
-                "symbol": names[np.where((sym >= 0) & (sym < len(names) - 1), sym, -1)],
-                "side": view["side"],
-                "price": view["price"],
-                "amount": view["amount"],
-                "time": view["time"],
-                "recv_ns": view["recv_ns"],
-            }
-        )
-        df["exch_dt"] = pd.to_datetime(np.round(view["time"] * 1e6).astype("int64"), unit="us", utc=True)
-        df["recv_dt"] = pd.to_datetime(view["recv_ns"], unit="ns", utc=True)
-        return df
+        return trades_frame(self.latest(n), self.symbols)
 
     def _append(self, trade: _Trade, recv_ns: int, symbol: int) -> None:
         tid, time, price, amount, side = trade
-        self._data[self._count & (self.capacity - 1)] = (
-            tid,
-            self._count,
-            time,
-            recv_ns,
-            price,
-            amount,
-            symbol,
-            side,
-        )
-        self._count += 1
-
-    def __repr__(self) -> str:
-        return f"ReferenceTradeRing(capacity={self.capacity}, count={self._count})"
+        self._store((tid, self._count, time, recv_ns, price, amount, symbol, side))
 
 
-class ReferenceTickerRing:
+class ReferenceTickerRing(ReferenceRing):
     """Every stored ticker record in one ring of ``capacity`` records (a power of two);
     the compiled ``TickerRing``'s API, with read-only copies instead of views."""
 
+    _what = "ticker record"
+    _overwritten = TickersOverwritten
+
     def __init__(self, capacity: int = 8192, symbols: list[str] | None = None) -> None:
-        if not 1 <= capacity <= 1 << 32:
-            raise ValueError("capacity must be between 1 and 2**32")
+        super().__init__(capacity, 32, TICKER_DTYPE)
         self.symbols: list[str] = symbols if symbols is not None else []
-        cap = 1
-        while cap < capacity:
-            cap <<= 1
-        self.capacity = cap
-        self._data = np.zeros(cap, dtype=TICKER_DTYPE)
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        """Records ever stored (the next sequence number)."""
-        return self._count
-
-    def __len__(self) -> int:
-        return min(self._count, self.capacity)
-
-    def _gather(self, first: int) -> np.ndarray:
-        seqs = np.arange(first, self._count, dtype=np.int64)
-        return readonly(self._data[seqs & (self.capacity - 1)])
-
-    def latest(self, n: int = -1) -> np.ndarray:
-        held = min(self._count, self.capacity)
-        k = held if n < 0 else min(n, held)
-        return self._gather(self._count - k)
-
-    def since(self, seq: int) -> np.ndarray:
-        if seq < 0:
-            raise ValueError("seq must be >= 0")
-        if seq >= self._count:
-            return self._gather(self._count)
-        if seq < self._count - self.capacity:
-            raise TickersOverwritten(
-                f"ticker record {seq} was overwritten (ring holds "
-                f"{self._count - self.capacity}..{self._count - 1})"
-            )
-        return self._gather(seq)
 
     def records(self, seq: int = 0) -> list[Ticker]:
         """Ticker objects of the records with ``seq >= seq`` still held, oldest first."""
@@ -637,11 +597,7 @@ class ReferenceTickerRing:
         return [ticker_from_row(r, self.symbols) for r in self._gather(first)]
 
     def _append(self, row: tuple[Any, ...]) -> None:
-        self._data[self._count & (self.capacity - 1)] = row
-        self._count += 1
-
-    def __repr__(self) -> str:
-        return f"ReferenceTickerRing(capacity={self.capacity}, count={self._count})"
+        self._store(row)
 
 
 class _TradeWindow:
