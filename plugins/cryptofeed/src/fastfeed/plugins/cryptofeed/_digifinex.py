@@ -1,0 +1,555 @@
+"""The DigiFinex cryptofeed exchange on fastfeed (see the package docstring).
+
+How a frame reaches a cryptofeed callback::
+
+    picows -> fastfeed engine (inflate, parse, book, event log, ticker history)
+      -> Feed.on_frame (sync, on the frame path): FastfeedConnection._on_frame queues
+         (FrameChange, ticker range) and wakes the reader -- nothing else per frame
+      -> cryptofeed ConnectionHandler: ``async for batch in conn.read()`` (every queued
+         change at once) -> DigiFinex.message_handler(batch)
+      -> per change: its event rows (depth deltas / snapshots, trades) or ticker records
+         -> cryptofeed OrderBook / Trade / Ticker -> book_callback / callback -> yours
+
+Books: fastfeed's event rows say exactly what the engine did to its book (every set
+level with its new amount, every removed level with amount 0, a snapshot as a clear row
+then its levels), so applying them in order keeps cryptofeed's ``OrderBook`` equal to
+``feed.book(symbol)`` level by level. A frame with a clear row is a snapshot for cryptofeed
+(``delta=None``); other frames are deltas. A new connection (fastfeed reconnected) logs a
+clear row per book: the books are emptied silently, as cryptofeed's own exchanges do on
+reconnect, and the server's next snapshot fills them. When the reader fell behind (the
+queue dropped changes, or the event log overwrote their rows) the missing rows are read from
+the event log; if it no longer holds them, every book is rebuilt from ``feed.resync()`` and
+delivered as a snapshot, and the trades still in the log are delivered (``stats``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import fastfeed
+from cryptofeed.connection import AsyncConnection, WebsocketEndpoint
+from cryptofeed.defines import ASK, BID, BUY, L2_BOOK, SELL, TICKER, TRADES
+from cryptofeed.feed import Feed
+from cryptofeed.symbols import Symbol, Symbols
+from cryptofeed.types import COMPILED_WITH_ASSERTIONS, OrderBook, Ticker, Trade
+from fastfeed.client import FeedOptions, _check_url
+from fastfeed.errors import EventsOverwritten
+from fastfeed.events import (
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    EVENT_DTYPE,
+    KIND_MASK,
+    TRADE_EVENT,
+)
+from fastfeed.layout import TICKER_DTYPE
+from fastfeed.protocol import DIGIFINEX_URL, is_valid_symbol
+
+__all__ = ["DIGIFINEX", "DigiFinex", "FastfeedConnection", "exchange_symbol", "std_symbol"]
+
+LOG = logging.getLogger("fastfeed.plugins.cryptofeed")
+
+#: cryptofeed's id of the exchange (``feed.id``, ``book.exchange``, ``trade.exchange``)
+DIGIFINEX = "DIGIFINEX"
+
+#: event log rows the plugin asks fastfeed to keep when ``FeedOptions.event_log`` is 0
+DEFAULT_EVENT_LOG = 1 << 16
+
+# field positions in EVENT_DTYPE / TICKER_DTYPE rows as tuples (``rows.tolist()``)
+_EV, _EXCH_TS, _PX, _QTY, _OID, _IVAL, _FVAL = (
+    EVENT_DTYPE.names.index(n)  # type: ignore[union-attr]
+    for n in ("ev", "exch_ts", "px", "qty", "order_id", "ival", "fval")
+)
+_T_TS, _T_BID, _T_ASK, _T_NAME, _T_SYM = (
+    TICKER_DTYPE.names.index(n)  # type: ignore[union-attr]
+    for n in ("timestamp", "best_bid", "best_ask", "name", "symbol")
+)
+
+#: Decimal conversions remembered per float (prices and amounts repeat: book levels)
+_DEC_CACHE_MAX = 1 << 16
+
+
+def _split(symbol: str) -> tuple[str, str]:
+    if not isinstance(symbol, str):
+        raise TypeError(f"a symbol must be a str, not {type(symbol).__name__}")
+    for sep in ("-", "_"):
+        base, found, quote = symbol.partition(sep)
+        if found and base and quote and sep not in quote:
+            return base.upper(), quote.upper()
+    raise ValueError(f"invalid DigiFinex spot symbol {symbol!r}: expected BASE-QUOTE or BASE_QUOTE")
+
+
+def exchange_symbol(symbol: str) -> str:
+    """DigiFinex's name of a symbol: ``BTC-USDT`` (cryptofeed) or ``btc_usdt`` -> ``BTC_USDT``."""
+    name = "_".join(_split(symbol))
+    if not is_valid_symbol(name):
+        raise ValueError(f"invalid DigiFinex spot symbol {symbol!r}")
+    return name
+
+
+def std_symbol(symbol: str) -> str:
+    """cryptofeed's name of a symbol: ``BTC_USDT`` (DigiFinex) or ``btc-usdt`` -> ``BTC-USDT``."""
+    base, quote = _split(symbol)
+    exchange_symbol(symbol)  # the same checks
+    return Symbol(base, quote).normalized
+
+
+class _DecimalCache(dict[float, Decimal]):
+    """``cache[x]`` is ``Decimal(repr(x))`` (cryptofeed's convention for floats), each float
+    converted once while the cache holds it (cleared when full)."""
+
+    def __missing__(self, x: float) -> Decimal:
+        if len(self) >= _DEC_CACHE_MAX:
+            self.clear()
+        d = self[x] = Decimal(repr(x))
+        return d
+
+
+class FastfeedConnection(AsyncConnection):
+    """cryptofeed's ``AsyncConnection`` over a :class:`fastfeed.Feed`.
+
+    ``_open`` starts the fastfeed feed (connect with retries up to ``connect_timeout``);
+    from then on fastfeed keeps the connection: heartbeat, watchdog, reconnect with backoff,
+    resubscription. cryptofeed sees one connection that stays open until it closes it.
+    ``read()`` yields lists of ``(FrameChange, ticker_start, ticker_end)``: every change the
+    per-frame hook queued since the last read (at most ``queue_size``; past that the oldest
+    is dropped and counted in ``dropped``: the exchange notices the gap in the event rows).
+    ``feed`` is the live :class:`fastfeed.Feed` while open (``feed.book(symbol)``...).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        conn_id: str,
+        *,
+        options: FeedOptions,
+        sinks: Iterable[object] = (),
+        subscription: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(f"{conn_id}.ws.{AsyncConnection.conn_count}", subscription=subscription)
+        self.address = address
+        self.options = options
+        self.sinks = tuple(sinks)
+        self.feed: fastfeed.Feed | None = None
+        self.dropped = 0
+        self._q: collections.deque[tuple[Any, int, int]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._tk_seen = 0
+        self._closing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.feed is not None and not self.feed.closed and not self._closing
+
+    async def _open(self) -> None:
+        if self.is_open:
+            LOG.warning("%s: already open", self.id)
+            return
+        self._closing = False
+        self._q.clear()
+        feed = fastfeed.Feed(self.address, options=self.options, on_frame=self._on_frame, sinks=self.sinks)
+        self._tk_seen = feed.engine.ticker_history.count
+        self.feed = self.conn = feed  # type: ignore[assignment]
+        try:
+            await feed.start()  # ConnectFailed is a ConnectionError: cryptofeed's handler sees it
+        except BaseException:
+            self.feed = self.conn = None
+            raise
+        self._reset_counters()
+
+    def _on_frame(self, change: Any) -> None:
+        """fastfeed's per-frame hook (synchronous, on the frame path): queue and wake."""
+        kind = change.kind
+        if kind == "ticker" or kind == "all_ticker":
+            tk0 = self._tk_seen
+            tk1 = self._tk_seen = self.feed.engine.ticker_history.count  # type: ignore[union-attr]
+        else:
+            tk0 = tk1 = 0
+        q = self._q
+        if len(q) >= self.options.queue_size:
+            q.popleft()
+            self.dropped += 1
+        q.append((change, tk0, tk1))
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def read(self) -> AsyncIterator[Any]:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        while True:
+            q = self._q
+            if q:
+                batch = list(q)
+                q.clear()
+                self.received += len(batch)
+                self.last_message = batch[-1][0].recv_ns / 1e9
+                yield batch
+                continue
+            if not self.is_open:
+                return
+            w = self._waiter = loop.create_future()
+            try:
+                await w
+            finally:
+                self._waiter = None
+
+    async def write(self, msg: str) -> None:
+        raise NotImplementedError(
+            f"{self.id}: requests go through the fastfeed feed (conn.feed.subscribe_depth(...), "
+            "conn.feed.request(...))"
+        )
+
+    async def close(self) -> None:
+        self._closing = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        feed, self.feed, self.conn = self.feed, None, None
+        if feed is not None:
+            await feed.close()
+            LOG.info("%s: closed the fastfeed connection", self.id)
+        if self.raw_data_callback is not None:
+            await self.raw_data_callback.on_close(self)
+
+
+class DigiFinex(Feed):  # type: ignore[misc]
+    """DigiFinex spot market data (``L2_BOOK``, ``TRADES``, ``TICKER``) for cryptofeed,
+    received and kept by fastfeed.
+
+    Arguments beyond cryptofeed's ``Feed`` ones (``symbols``, ``channels`` or
+    ``subscription``, ``callbacks``, ``max_depth``, ``config``...):
+
+    ``url``: the WebSocket endpoint (``ws://`` or ``wss://``; default DigiFinex's).
+    ``numeric``: ``Decimal`` (cryptofeed's convention, the default: each value is
+    ``Decimal(repr(float))``, i.e. the shortest decimal of fastfeed's float64) or ``float``
+    (faster; cryptofeed's types accept it only when built without assertions, checked
+    here). ``instruments``: DigiFinex symbols (``BTC_USDT``) or cryptofeed ones
+    (``BTC-USDT``) to accept besides ``symbols``; there is no REST symbol request:
+    DigiFinex spot symbols map by rule, ``BASE-QUOTE`` <-> ``BASE_QUOTE``. ``options``: a
+    :class:`fastfeed.FeedOptions` (``event_log`` 0, the default, becomes 65536 rows: the
+    plugin reads book deltas and trades from the event log; a reader that falls further
+    behind resyncs its books). ``sinks``: fastfeed sinks for the same
+    feed (e.g. ``CaptureSink`` to record it; cryptofeed's pcap ``record=`` sees nothing).
+
+    One reconnect layer: fastfeed reconnects and resubscribes; cryptofeed's watchdog is off
+    (``timeout=-1``) and ``retries`` defaults to 0 (a feed whose first connection fails,
+    after fastfeed's own retries within ``options.connect_timeout``, fails cryptofeed's
+    handler). Private channels: cryptofeed 3.0 has no authenticated channel types, so
+    there are none here (use :class:`fastfeed.Feed` with keys for orders and balances).
+
+    ``fastfeed`` is the live :class:`fastfeed.Feed` while running; ``stats`` counts
+    ``resyncs`` (books rebuilt from ``feed.resync()``), ``gap_fills`` (rows read back from
+    the event log after the queue dropped changes) and ``lost_rows`` (event rows
+    overwritten before they were read: trades among them are lost).
+    """
+
+    id = DIGIFINEX
+    websocket_endpoints = [WebsocketEndpoint(DIGIFINEX_URL)]
+    rest_endpoints: list[Any] = []
+    websocket_channels = {L2_BOOK: "depth", TRADES: "trades", TICKER: "ticker"}
+    request_limit = 10
+
+    #: every DigiFinex symbol any instance was given (the static instrument list)
+    _known: dict[str, str] = {}
+
+    def __init__(
+        self,
+        *,
+        url: str = DIGIFINEX_URL,
+        numeric: type = Decimal,
+        instruments: Iterable[str] = (),
+        options: FeedOptions | None = None,
+        sinks: Iterable[object] = (),
+        symbols: Iterable[Any] | None = None,
+        subscription: dict[str, Iterable[Any]] | None = None,
+        timeout: float = -1,
+        retries: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if numeric is not Decimal and numeric is not float:
+            raise ValueError(f"numeric must be Decimal or float, not {numeric!r}")
+        if numeric is float and COMPILED_WITH_ASSERTIONS:
+            raise ValueError(
+                "numeric=float: this cryptofeed build asserts Decimal values in Trade and Ticker "
+                "(compiled with assertions); use numeric=Decimal"
+            )
+        if isinstance(instruments, str):
+            raise TypeError("instruments must be a list of symbols")
+        opts = FeedOptions() if options is None else options
+        if not isinstance(opts, FeedOptions):
+            raise TypeError(f"options must be a fastfeed.FeedOptions, not {type(opts).__name__}")
+        if opts.event_log <= 0:  # the plugin reads book deltas and trades from the event log
+            opts = replace(opts, event_log=DEFAULT_EVENT_LOG)
+        _check_url(url)  # TypeError / ValueError now, not at connect time
+        self.url = url
+        self.options = opts
+        self.sinks = tuple(sinks)
+        self.numeric = numeric
+        std_syms = [self._std(s) for s in symbols] if symbols is not None else None
+        std_sub = (
+            {ch: [self._std(s) for s in syms] for ch, syms in subscription.items()}
+            if subscription is not None
+            else None
+        )
+        names = list(instruments) + list(std_syms or ())
+        for syms in (std_sub or {}).values():
+            names += syms
+        for name in names:
+            DigiFinex._known[std_symbol(name)] = exchange_symbol(name)
+        self._register_symbols()
+        super().__init__(symbols=std_syms, subscription=std_sub, timeout=timeout, retries=retries, **kwargs)
+        self.stats: dict[str, int] = {"resyncs": 0, "gap_fills": 0, "lost_rows": 0}
+        self._conn: FastfeedConnection | None = None
+        self._std_by_ival: list[str] = []
+        self._dec = _DecimalCache()
+        self._reset_state(0)
+
+    @staticmethod
+    def _std(symbol: Any) -> str:
+        return std_symbol(symbol.normalized if isinstance(symbol, Symbol) else symbol)
+
+    # -- symbols: a static list, no REST ---------------------------------------------------
+
+    @classmethod
+    def _register_symbols(cls) -> None:
+        """Merge the known symbols into cryptofeed's process-wide table (``Symbols``)."""
+        if Symbols.populated(cls.id):
+            mapping, info = Symbols.get(cls.id)
+            mapping.update(cls._known)
+            info.setdefault("instrument_type", {}).update(dict.fromkeys(cls._known, "spot"))
+        else:
+            Symbols.set(cls.id, dict(cls._known), {"instrument_type": dict.fromkeys(cls._known, "spot")})
+
+    @classmethod
+    async def load_symbols(cls, conn: Any = None, refresh: bool = False, cache_ttl: float | None = None) -> Any:
+        """The static instrument list (every symbol a DigiFinex feed was given): no REST."""
+        cls._register_symbols()
+        return Symbols.get(cls.id)[0]
+
+    @classmethod
+    def symbol_mapping(cls, refresh: bool = False) -> Any:
+        cls._register_symbols()
+        return Symbols.get(cls.id)[0]
+
+    async def _setup(self) -> None:
+        self._register_symbols()  # also after a test cleared cryptofeed's symbol cache
+        self.normalized_symbol_mapping = None
+        await super()._setup()
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connect(self) -> list[tuple[AsyncConnection, Any, Any]]:
+        """One fastfeed connection for the whole subscription (fastfeed chunks requests
+        to the server's 30-symbol limit)."""
+        if not any(self.subscription.values()):
+            return []
+        conn = FastfeedConnection(
+            self.url, self.id, options=self.options, sinks=self.sinks, subscription=dict(self.subscription)
+        )
+        return [(conn, self.subscribe, self.message_handler)]
+
+    @property
+    def fastfeed(self) -> fastfeed.Feed | None:
+        """The live :class:`fastfeed.Feed` (None when not connected)."""
+        return self._conn.feed if self._conn is not None else None
+
+    @property
+    def address(self) -> str:
+        return self.url
+
+    def _reset_state(self, ev_next: int) -> None:
+        self._l2_book = {}
+        self._ev_next = ev_next  # the next event row this consumer expects
+        self._tk_next = 0
+
+    async def subscribe(self, conn: AsyncConnection) -> None:
+        """Called by cryptofeed's handler once per (fastfeed) connection: subscribe through
+        fastfeed, which replays the subscriptions itself after every reconnect."""
+        assert isinstance(conn, FastfeedConnection) and conn.feed is not None
+        self._conn = conn
+        feed = conn.feed
+        ring = feed.engine.events
+        self._reset_state(ring.count if ring is not None else 0)
+        self._tk_next = conn._tk_seen
+        self._std_by_ival = []
+        for chan, syms in self.subscription.items():
+            if syms:
+                await getattr(feed, f"subscribe_{chan}")(syms)
+
+    async def shutdown(self) -> Any:
+        released = await super().shutdown()
+        self._conn = None
+        return released
+
+    # -- the data path ---------------------------------------------------------------------
+
+    def _symbol_of(self, ival: int) -> str:
+        names = self._std_by_ival
+        if ival >= len(names):
+            mapping = self.exchange_symbol_mapping or {}
+            feed = self.fastfeed
+            eng_names = feed.engine.symbols if feed is not None else []
+            names[len(names) :] = [mapping.get(n) or std_symbol(n) for n in eng_names[len(names) :]]
+            if ival >= len(names):
+                raise IndexError(f"fastfeed symbol index {ival} unknown")
+        return names[ival]
+
+    async def message_handler(self, msg: Any, conn: AsyncConnection, timestamp: float) -> None:
+        """A batch from :meth:`FastfeedConnection.read`: the queued changes, in order."""
+        for change, tk0, tk1 in msg:
+            kind = change.kind
+            if kind == "ticker" or kind == "all_ticker":
+                if tk1 > tk0:
+                    await self._tickers(tk0, tk1, change.recv_ns / 1e9)
+            elif change.end > self._ev_next:  # rows not yet applied (depth, trades, reset)
+                if change.seq == self._ev_next:
+                    try:
+                        rows = change.rows().tolist()
+                    except EventsOverwritten:
+                        await self._catch_up(change.end, change.recv_ns / 1e9)
+                        continue
+                    self._ev_next = change.end
+                    await self._apply(rows, change.recv_ns / 1e9)
+                else:  # the queue dropped changes before this one
+                    await self._catch_up(change.end, change.recv_ns / 1e9)
+            # else: a change whose rows a catch-up already applied
+
+    async def _catch_up(self, end: int, receipt: float) -> None:
+        """Apply the event rows from the next expected one up to ``end`` from the event
+        log; if it overwrote some, rebuild every book from ``feed.resync()``."""
+        feed = self.fastfeed
+        if feed is None or feed.engine.events is None:
+            return
+        ring = feed.engine.events
+        try:
+            rows = ring.since(self._ev_next)[: end - self._ev_next].tolist()
+        except EventsOverwritten:
+            await self._resync(receipt)
+            return
+        self.stats["gap_fills"] += 1
+        self._ev_next = end
+        await self._apply(rows, receipt)
+
+    async def _resync(self, receipt: float) -> None:
+        feed = self.fastfeed
+        assert feed is not None and feed.engine.events is not None
+        ring = feed.engine.events
+        first = ring.count - ring.capacity
+        self.stats["resyncs"] += 1
+        self.stats["lost_rows"] += max(0, first - self._ev_next)
+        # the trades still held (books come from the snapshot rows below)
+        held = ring.since(max(first, self._ev_next)).tolist()
+        trades = [r for r in held if r[_EV] & KIND_MASK == TRADE_EVENT]
+        rows, seq = feed.resync()
+        self._ev_next = seq
+        LOG.warning(
+            "%s: fell more than the event log (%d rows) behind: every book resynced",
+            self.id,
+            ring.capacity,
+        )
+        await self._apply(trades, receipt)
+        self._l2_book = {}
+        await self._apply(rows.tolist(), receipt)
+
+    async def _apply(self, rows: list[tuple[Any, ...]], receipt: float) -> None:
+        """Apply event rows (tuples) in order: each run of depth rows of one frame and
+        symbol is one book callback (a snapshot if it holds a clear row), each trade row one
+        trade callback."""
+        n = len(rows)
+        i = 0
+        dec = self._dec if self.numeric is Decimal else None
+        while i < n:
+            row = rows[i]
+            ev = row[_EV]
+            ival = row[_IVAL]
+            symbol = self._symbol_of(ival)
+            if ev & KIND_MASK == TRADE_EVENT:
+                px, qty = row[_PX], row[_QTY]
+                if dec is not None:
+                    px, qty = dec[px], dec[qty]
+                t = Trade(
+                    self.id,
+                    symbol,
+                    BUY if ev & BUY_EVENT else SELL,
+                    qty,
+                    px,
+                    row[_EXCH_TS] / 1e9,
+                    id=str(row[_OID]),
+                )
+                i += 1
+                await self.callback(TRADES, t, receipt)
+                continue
+            # a run of depth rows of one frame and one symbol
+            frame = row[_FVAL]
+            book = self._l2_book.get(symbol)
+            if book is None:
+                book = self._l2_book[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
+            bids, asks = book.book.bids, book.book.asks
+            snapshot = False
+            d_bid: list[tuple[Any, Any]] = []
+            d_ask: list[tuple[Any, Any]] = []
+            while i < n:
+                row = rows[i]
+                ev = row[_EV]
+                kind = ev & KIND_MASK
+                if kind == TRADE_EVENT or row[_IVAL] != ival or row[_FVAL] != frame:
+                    break
+                i += 1
+                if kind == DEPTH_CLEAR_EVENT:
+                    book = self._l2_book[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
+                    bids, asks = book.book.bids, book.book.asks
+                    snapshot = True
+                    d_bid.clear()
+                    d_ask.clear()
+                    continue
+                px, qty = row[_PX], row[_QTY]
+                if dec is not None:
+                    px, qty = dec[px], dec[qty]
+                if ev & BUY_EVENT:
+                    side, delta = bids, d_bid
+                else:
+                    side, delta = asks, d_ask
+                if qty:
+                    side[px] = qty
+                    delta.append((px, qty))
+                elif px in side:
+                    del side[px]
+                    delta.append((px, qty))
+            if snapshot:
+                if len(bids) or len(asks):
+                    await self.book_callback(L2_BOOK, book, receipt, delta=None)
+                # else: emptied by a new connection (fastfeed reconnected): the server's
+                # snapshot follows
+            elif d_bid or d_ask:
+                await self.book_callback(L2_BOOK, book, receipt, delta={BID: d_bid, ASK: d_ask})
+
+    async def _tickers(self, tk0: int, tk1: int, receipt: float) -> None:
+        feed = self.fastfeed
+        if feed is None:
+            return
+        hist = feed.engine.ticker_history
+        start = max(tk0, self._tk_next, hist.count - hist.capacity)
+        if start >= tk1:
+            return
+        self._tk_next = tk1
+        records = hist.since(start)[: tk1 - start].tolist()
+        names = feed.engine.ticker_symbols
+        mapping = self.exchange_symbol_mapping or {}
+        dec = self._dec if self.numeric is Decimal else None
+        for r in records:
+            idx = r[_T_SYM]
+            name = names[idx] if 0 <= idx < len(names) else r[_T_NAME].rstrip(b"\0").decode("ascii")
+            symbol = mapping.get(name)
+            if symbol is None:  # e.g. an all_ticker record of a symbol not subscribed
+                continue
+            bid, ask = r[_T_BID], r[_T_ASK]
+            if dec is not None:
+                bid, ask = dec[bid], dec[ask]
+            ts = r[_T_TS]
+            t = Ticker(self.id, symbol, bid, ask, ts / 1000.0 if ts else None)
+            await self.callback(TICKER, t, receipt)
