@@ -42,6 +42,9 @@ NOT_NATIVE = {
     "test_bus.py": "a nats-server process and live feeds; the engine paths it drives are native-tested",
     "test_cli_bus_errors.py": "publish/archive commands in subprocesses against unreachable NATS servers",
     "test_cli_help_defaults.py": "argparse help texts and symbol-list parsing, no engine",
+    # framework plugins: their frameworks need another Python (skipped in the main venv); each
+    # runs in its own CI job (ci/plugin-*.sh), over engine paths the native tests cover
+    "test_plugin_cryptofeed.py": "cryptofeed plugin, Python >= 3.13 only (ci/plugin-cryptofeed.sh)",
 }
 
 

@@ -116,8 +116,9 @@ class FastfeedConnection(AsyncConnection):
     ``_open`` starts the fastfeed feed (connect with retries up to ``connect_timeout``);
     from then on fastfeed keeps the connection: heartbeat, watchdog, reconnect with backoff,
     resubscription. cryptofeed sees one connection that stays open until it closes it.
-    ``read()`` yields lists of ``(FrameChange, ticker_start, ticker_end)``: every change the
-    per-frame hook queued since the last read (at most ``queue_size``; past that the oldest
+    ``read()`` yields lists of ``(FrameChange, ticker_end)``: every change the per-frame
+    hook queued since the last read (``ticker_end``: for a ticker change, the ticker
+    history's count after its frame) (at most ``queue_size``; past that the oldest
     is dropped and counted in ``dropped``: the exchange notices the gap in the event rows).
     ``feed`` is the live :class:`fastfeed.Feed` while open (``feed.book(symbol)``...).
     """
@@ -137,9 +138,9 @@ class FastfeedConnection(AsyncConnection):
         self.sinks = tuple(sinks)
         self.feed: fastfeed.Feed | None = None
         self.dropped = 0
-        self._q: collections.deque[tuple[Any, int, int]] = collections.deque()
+        self._q: collections.deque[tuple[Any, int]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._tk_seen = 0
+        self._tk_start = 0
         self._closing = False
 
     @property
@@ -153,7 +154,7 @@ class FastfeedConnection(AsyncConnection):
         self._closing = False
         self._q.clear()
         feed = fastfeed.Feed(self.address, options=self.options, on_frame=self._on_frame, sinks=self.sinks)
-        self._tk_seen = feed.engine.ticker_history.count
+        self._tk_start = feed.engine.ticker_history.count
         self.feed = self.conn = feed  # type: ignore[assignment]
         try:
             await feed.start()  # ConnectFailed is a ConnectionError: cryptofeed's handler sees it
@@ -166,15 +167,14 @@ class FastfeedConnection(AsyncConnection):
         """fastfeed's per-frame hook (synchronous, on the frame path): queue and wake."""
         kind = change.kind
         if kind == "ticker" or kind == "all_ticker":
-            tk0 = self._tk_seen
-            tk1 = self._tk_seen = self.feed.engine.ticker_history.count  # type: ignore[union-attr]
+            tk_end = self.feed.engine.ticker_history.count  # type: ignore[union-attr]
         else:
-            tk0 = tk1 = 0
+            tk_end = 0
         q = self._q
         if len(q) >= self.options.queue_size:
             q.popleft()
             self.dropped += 1
-        q.append((change, tk0, tk1))
+        q.append((change, tk_end))
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -244,8 +244,9 @@ class DigiFinex(Feed):  # type: ignore[misc]
 
     ``fastfeed`` is the live :class:`fastfeed.Feed` while running; ``stats`` counts
     ``resyncs`` (books rebuilt from ``feed.resync()``), ``gap_fills`` (rows read back from
-    the event log after the queue dropped changes) and ``lost_rows`` (event rows
-    overwritten before they were read: trades among them are lost).
+    the event log after the queue dropped changes), ``lost_rows`` (event rows overwritten
+    before they were read: trades among them are lost) and ``lost_tickers`` (ticker
+    records the ticker history overwrote before they were read).
     """
 
     id = DIGIFINEX
@@ -303,7 +304,7 @@ class DigiFinex(Feed):  # type: ignore[misc]
             DigiFinex._known[std_symbol(name)] = exchange_symbol(name)
         self._register_symbols()
         super().__init__(symbols=std_syms, subscription=std_sub, timeout=timeout, retries=retries, **kwargs)
-        self.stats: dict[str, int] = {"resyncs": 0, "gap_fills": 0, "lost_rows": 0}
+        self.stats: dict[str, int] = {"resyncs": 0, "gap_fills": 0, "lost_rows": 0, "lost_tickers": 0}
         self._conn: FastfeedConnection | None = None
         self._std_by_ival: list[str] = []
         self._dec = _DecimalCache()
@@ -365,7 +366,8 @@ class DigiFinex(Feed):  # type: ignore[misc]
     def _reset_state(self, ev_next: int) -> None:
         self._l2_book = {}
         self._ev_next = ev_next  # the next event row this consumer expects
-        self._tk_next = 0
+        self._tk_next = 0  # the next ticker history record it expects
+        self._dropped_seen = 0
 
     async def subscribe(self, conn: AsyncConnection) -> None:
         """Called by cryptofeed's handler once per (fastfeed) connection: subscribe through
@@ -375,7 +377,8 @@ class DigiFinex(Feed):  # type: ignore[misc]
         feed = conn.feed
         ring = feed.engine.events
         self._reset_state(ring.count if ring is not None else 0)
-        self._tk_next = conn._tk_seen
+        self._tk_next = conn._tk_start
+        self._dropped_seen = 0
         self._std_by_ival = []
         for chan, syms in self.subscription.items():
             if syms:
@@ -401,11 +404,11 @@ class DigiFinex(Feed):  # type: ignore[misc]
 
     async def message_handler(self, msg: Any, conn: AsyncConnection, timestamp: float) -> None:
         """A batch from :meth:`FastfeedConnection.read`: the queued changes, in order."""
-        for change, tk0, tk1 in msg:
+        for change, tk_end in msg:
             kind = change.kind
             if kind == "ticker" or kind == "all_ticker":
-                if tk1 > tk0:
-                    await self._tickers(tk0, tk1, change.recv_ns / 1e9)
+                if tk_end > self._tk_next:
+                    await self._tickers(tk_end, change.recv_ns / 1e9)
             elif change.end > self._ev_next:  # rows not yet applied (depth, trades, reset)
                 if change.seq == self._ev_next:
                     try:
@@ -418,6 +421,13 @@ class DigiFinex(Feed):  # type: ignore[misc]
                 else:  # the queue dropped changes before this one
                     await self._catch_up(change.end, change.recv_ns / 1e9)
             # else: a change whose rows a catch-up already applied
+        if isinstance(conn, FastfeedConnection) and conn.dropped != self._dropped_seen:
+            # the queue dropped changes: their ticker records may have no later change to
+            # bring them; deliver every record stored so far (later changes skip them)
+            self._dropped_seen = conn.dropped
+            feed = conn.feed
+            if feed is not None and feed.engine.ticker_history.count > self._tk_next:
+                await self._tickers(feed.engine.ticker_history.count, timestamp)
 
     async def _catch_up(self, end: int, receipt: float) -> None:
         """Apply the event rows from the next expected one up to ``end`` from the event
@@ -528,16 +538,21 @@ class DigiFinex(Feed):  # type: ignore[misc]
             elif d_bid or d_ask:
                 await self.book_callback(L2_BOOK, book, receipt, delta={BID: d_bid, ASK: d_ask})
 
-    async def _tickers(self, tk0: int, tk1: int, receipt: float) -> None:
+    async def _tickers(self, end: int, receipt: float) -> None:
+        """Deliver the ticker records from the next expected one up to ``end``."""
         feed = self.fastfeed
         if feed is None:
             return
         hist = feed.engine.ticker_history
-        start = max(tk0, self._tk_next, hist.count - hist.capacity)
-        if start >= tk1:
+        start = self._tk_next
+        first_held = hist.count - hist.capacity
+        if start < first_held:  # overwritten before they were read
+            self.stats["lost_tickers"] += first_held - start
+            start = first_held
+        self._tk_next = end
+        if start >= end:
             return
-        self._tk_next = tk1
-        records = hist.since(start)[: tk1 - start].tolist()
+        records = hist.since(start)[: end - start].tolist()
         names = feed.engine.ticker_symbols
         mapping = self.exchange_symbol_mapping or {}
         dec = self._dec if self.numeric is Decimal else None
