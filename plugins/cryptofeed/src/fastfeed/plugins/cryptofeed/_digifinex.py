@@ -61,17 +61,19 @@ DIGIFINEX = "DIGIFINEX"
 DEFAULT_EVENT_LOG = 1 << 16
 
 # field positions in EVENT_DTYPE / TICKER_DTYPE rows as tuples (``rows.tolist()``)
-_EV, _EXCH_TS, _PX, _QTY, _OID, _IVAL, _FVAL = (
+_EV, _EXCH_TS, _LOCAL_TS, _PX, _QTY, _OID, _IVAL, _FVAL = (
     EVENT_DTYPE.names.index(n)  # type: ignore[union-attr]
-    for n in ("ev", "exch_ts", "px", "qty", "order_id", "ival", "fval")
+    for n in ("ev", "exch_ts", "local_ts", "px", "qty", "order_id", "ival", "fval")
 )
 _T_TS, _T_BID, _T_ASK, _T_NAME, _T_SYM = (
     TICKER_DTYPE.names.index(n)  # type: ignore[union-attr]
     for n in ("timestamp", "best_bid", "best_ask", "name", "symbol")
 )
 
-#: Decimal conversions remembered per float (prices and amounts repeat: book levels)
+#: Decimal prices remembered (book levels repeat: ~94% of the prices in a depth stream
+#: were seen before; amounts much less, they are converted each time)
 _DEC_CACHE_MAX = 1 << 16
+_DEC_ZERO = Decimal(0)
 
 
 def _split(symbol: str) -> tuple[str, str]:
@@ -97,17 +99,6 @@ def std_symbol(symbol: str) -> str:
     base, quote = _split(symbol)
     exchange_symbol(symbol)  # the same checks
     return Symbol(base, quote).normalized
-
-
-class _DecimalCache(dict[float, Decimal]):
-    """``cache[x]`` is ``Decimal(repr(x))`` (cryptofeed's convention for floats), each float
-    converted once while the cache holds it (cleared when full)."""
-
-    def __missing__(self, x: float) -> Decimal:
-        if len(self) >= _DEC_CACHE_MAX:
-            self.clear()
-        d = self[x] = Decimal(repr(x))
-        return d
 
 
 class FastfeedConnection(AsyncConnection):
@@ -307,7 +298,7 @@ class DigiFinex(Feed):  # type: ignore[misc]
         self.stats: dict[str, int] = {"resyncs": 0, "gap_fills": 0, "lost_rows": 0, "lost_tickers": 0}
         self._conn: FastfeedConnection | None = None
         self._std_by_ival: list[str] = []
-        self._dec = _DecimalCache()
+        self._prices: dict[float, Decimal] = {}
         self._reset_state(0)
 
     @staticmethod
@@ -403,24 +394,27 @@ class DigiFinex(Feed):  # type: ignore[misc]
         return names[ival]
 
     async def message_handler(self, msg: Any, conn: AsyncConnection, timestamp: float) -> None:
-        """A batch from :meth:`FastfeedConnection.read`: the queued changes, in order."""
+        """A batch from :meth:`FastfeedConnection.read`: the queued changes, in order.
+
+        The event rows of consecutive depth / trades / reset changes are read from the event
+        log in one call (the rows are contiguous there, also across changes the queue
+        dropped), then handed out frame by frame; ticker changes in between are delivered
+        in their place."""
+        start = end = self._ev_next
         for change, tk_end in msg:
             kind = change.kind
             if kind == "ticker" or kind == "all_ticker":
+                if end > start:
+                    await self._rows(start, end)
+                    start = end = self._ev_next
                 if tk_end > self._tk_next:
                     await self._tickers(tk_end, change.recv_ns / 1e9)
-            elif change.end > self._ev_next:  # rows not yet applied (depth, trades, reset)
-                if change.seq == self._ev_next:
-                    try:
-                        rows = change.rows().tolist()
-                    except EventsOverwritten:
-                        await self._catch_up(change.end, change.recv_ns / 1e9)
-                        continue
-                    self._ev_next = change.end
-                    await self._apply(rows, change.recv_ns / 1e9)
-                else:  # the queue dropped changes before this one
-                    await self._catch_up(change.end, change.recv_ns / 1e9)
-            # else: a change whose rows a catch-up already applied
+            elif change.end > end:  # rows not handed out yet (depth, trades, reset)
+                if change.seq != end:  # the queue dropped changes: their rows come along
+                    self.stats["gap_fills"] += 1
+                end = change.end
+        if end > start:
+            await self._rows(start, end)
         if isinstance(conn, FastfeedConnection) and conn.dropped != self._dropped_seen:
             # the queue dropped changes: their ticker records may have no later change to
             # bring them; deliver every record stored so far (later changes skip them)
@@ -429,23 +423,25 @@ class DigiFinex(Feed):  # type: ignore[misc]
             if feed is not None and feed.engine.ticker_history.count > self._tk_next:
                 await self._tickers(feed.engine.ticker_history.count, timestamp)
 
-    async def _catch_up(self, end: int, receipt: float) -> None:
-        """Apply the event rows from the next expected one up to ``end`` from the event
-        log; if it overwrote some, rebuild every book from ``feed.resync()``."""
+    async def _rows(self, start: int, end: int) -> None:
+        """Hand out the event rows ``start..end``; if the event log overwrote some, rebuild
+        every book from ``feed.resync()`` instead."""
         feed = self.fastfeed
-        if feed is None or feed.engine.events is None:
+        ring = feed.engine.events if feed is not None else None
+        if ring is None:
             return
-        ring = feed.engine.events
         try:
-            rows = ring.since(self._ev_next)[: end - self._ev_next].tolist()
+            if end == ring.count:  # the newest rows (the usual case): no extra slice
+                rows = ring.latest(end - start).tolist()
+            else:
+                rows = ring.since(start)[: end - start].tolist()
         except EventsOverwritten:
-            await self._resync(receipt)
+            await self._resync()
             return
-        self.stats["gap_fills"] += 1
         self._ev_next = end
-        await self._apply(rows, receipt)
+        await self._apply(rows)
 
-    async def _resync(self, receipt: float) -> None:
+    async def _resync(self) -> None:
         feed = self.fastfeed
         assert feed is not None and feed.engine.events is not None
         ring = feed.engine.events
@@ -462,26 +458,31 @@ class DigiFinex(Feed):  # type: ignore[misc]
             self.id,
             ring.capacity,
         )
-        await self._apply(trades, receipt)
+        await self._apply(trades)
         self._l2_book = {}
-        await self._apply(rows.tolist(), receipt)
+        await self._apply(rows.tolist())
 
-    async def _apply(self, rows: list[tuple[Any, ...]], receipt: float) -> None:
+    async def _apply(self, rows: list[tuple[Any, ...]]) -> None:
         """Apply event rows (tuples) in order: each run of depth rows of one frame and
         symbol is one book callback (a snapshot if it holds a clear row), each trade row one
-        trade callback."""
+        trade callback; the receipt time is the frame's (the rows' ``local_ts``)."""
         n = len(rows)
         i = 0
-        dec = self._dec if self.numeric is Decimal else None
+        dec = self.numeric is Decimal
+        prices = self._prices
+        names = self._std_by_ival
+        books = self._l2_book
+        to_dec = Decimal
         while i < n:
             row = rows[i]
             ev = row[_EV]
             ival = row[_IVAL]
-            symbol = self._symbol_of(ival)
+            symbol = names[ival] if 0 <= ival < len(names) else self._symbol_of(ival)
+            receipt = row[_LOCAL_TS] / 1e9
             if ev & KIND_MASK == TRADE_EVENT:
                 px, qty = row[_PX], row[_QTY]
-                if dec is not None:
-                    px, qty = dec[px], dec[qty]
+                if dec:
+                    px, qty = to_dec(repr(px)), to_dec(repr(qty))
                 t = Trade(
                     self.id,
                     symbol,
@@ -494,32 +495,40 @@ class DigiFinex(Feed):  # type: ignore[misc]
                 i += 1
                 await self.callback(TRADES, t, receipt)
                 continue
-            # a run of depth rows of one frame and one symbol
+            # a run of depth rows of one frame and one symbol: one callback
             frame = row[_FVAL]
-            book = self._l2_book.get(symbol)
+            book = books.get(symbol)
             if book is None:
-                book = self._l2_book[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
+                book = books[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
             bids, asks = book.book.bids, book.book.asks
             snapshot = False
             d_bid: list[tuple[Any, Any]] = []
             d_ask: list[tuple[Any, Any]] = []
             while i < n:
                 row = rows[i]
+                if row[_FVAL] != frame or row[_IVAL] != ival:
+                    break
                 ev = row[_EV]
                 kind = ev & KIND_MASK
-                if kind == TRADE_EVENT or row[_IVAL] != ival or row[_FVAL] != frame:
+                if kind == TRADE_EVENT:
                     break
                 i += 1
                 if kind == DEPTH_CLEAR_EVENT:
-                    book = self._l2_book[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
+                    book = books[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
                     bids, asks = book.book.bids, book.book.asks
                     snapshot = True
                     d_bid.clear()
                     d_ask.clear()
                     continue
                 px, qty = row[_PX], row[_QTY]
-                if dec is not None:
-                    px, qty = dec[px], dec[qty]
+                if dec:  # Decimal(repr(x)); prices repeat (book levels): each converted once
+                    p = prices.get(px)
+                    if p is None:
+                        if len(prices) >= _DEC_CACHE_MAX:
+                            prices.clear()
+                        p = prices[px] = to_dec(repr(px))
+                    px = p
+                    qty = to_dec(repr(qty)) if qty else _DEC_ZERO
                 if ev & BUY_EVENT:
                     side, delta = bids, d_bid
                 else:
@@ -555,7 +564,7 @@ class DigiFinex(Feed):  # type: ignore[misc]
         records = hist.since(start)[: end - start].tolist()
         names = feed.engine.ticker_symbols
         mapping = self.exchange_symbol_mapping or {}
-        dec = self._dec if self.numeric is Decimal else None
+        dec = self.numeric is Decimal
         for r in records:
             idx = r[_T_SYM]
             name = names[idx] if 0 <= idx < len(names) else r[_T_NAME].rstrip(b"\0").decode("ascii")
@@ -563,8 +572,8 @@ class DigiFinex(Feed):  # type: ignore[misc]
             if symbol is None:  # e.g. an all_ticker record of a symbol not subscribed
                 continue
             bid, ask = r[_T_BID], r[_T_ASK]
-            if dec is not None:
-                bid, ask = dec[bid], dec[ask]
+            if dec:
+                bid, ask = Decimal(repr(bid)), Decimal(repr(ask))
             ts = r[_T_TS]
             t = Ticker(self.id, symbol, bid, ask, ts / 1000.0 if ts else None)
             await self.callback(TICKER, t, receipt)
