@@ -265,7 +265,9 @@ async def run_plain(frames: list[bytes], chunk: int, symbols: list[str]) -> tupl
     counter = Counter()
     Symbols.clear()
     DigiFinex._known.clear()
-    dg = PlainDigiFinex(symbols=symbols, channels=[L2_BOOK, TRADES, TICKER], callbacks=counter.callbacks(), url=URL)
+    dg = PlainDigiFinex(
+        symbols=symbols, channels=[L2_BOOK, TRADES, TICKER], callbacks=counter.callbacks(), url=URL
+    )
     conn = _ListConnection()
     ch = ConnectionHandler(conn, dg.subscribe, dg.message_handler, retries=0, timeout=-1)
     consumer = asyncio.create_task(ch._handler(conn, dg.message_handler))
@@ -312,16 +314,15 @@ def format_table(res: dict[str, Any]) -> str:
     secs = res["seconds"]
     base = secs["fastfeed alone"]
     plain = secs["plain cryptofeed-style client, Decimal"]
+    head = f"{n} frames, chunk {res['chunk']}, min of {res['rounds']} rounds (CPU time); "
+    head += f"Python {sys.version.split()[0]}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
     lines = [
-        f"{n} frames, chunk {res['chunk']}, min of {res['rounds']} rounds; "
-        f"Python {sys.version.split()[0]}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
+        head,
         f"{'row':<40} {'us/frame':>9} {'frames/s':>10} {'x fastfeed':>11} {'plain / row':>12}",
     ]
     for name, _fn in ROWS:
         s = secs[name]
-        lines.append(
-            f"{name:<40} {s / n * 1e6:>9.2f} {n / s:>10,.0f} {s / base:>11.2f} {plain / s:>12.2f}"
-        )
+        lines.append(f"{name:<40} {s / n * 1e6:>9.2f} {n / s:>10,.0f} {s / base:>11.2f} {plain / s:>12.2f}")
     for name in ("plugin, float", "plugin, Decimal"):
         own = (secs[name] - secs["fastfeed + per-frame hook"]) / n * 1e6
         lines.append(f"  {name}: the plugin + cryptofeed beyond fastfeed's hook: {own:.2f} us/frame")

@@ -43,7 +43,9 @@ def test_the_plugin_is_not_part_of_the_mit_wheel() -> None:
     pkgs = main["tool"]["setuptools"]["packages"]
     assert not any("cryptofeed" in p for p in pkgs)
     assert not (ROOT / "fastfeed" / "plugins" / "cryptofeed").exists()
-    assert not any("cryptofeed" in d for deps in main["project"]["optional-dependencies"].values() for d in deps)
+    assert not any(
+        "cryptofeed" in d for deps in main["project"]["optional-dependencies"].values() for d in deps
+    )
     plugin = tomllib.loads((ROOT / "plugins" / "cryptofeed" / "pyproject.toml").read_text())
     assert plugin["project"]["license"] == "AGPL-3.0-or-later"
     assert plugin["tool"]["setuptools"]["packages"] == ["fastfeed.plugins.cryptofeed"]
@@ -149,7 +151,9 @@ def check_trades_once(dg: Any, rec: Recorder) -> None:
     feed = dg.fastfeed
     ring = feed.trades.latest()
     names = feed.engine.symbols
-    stored = [(names[s].replace("_", "-"), str(i)) for s, i in zip(ring["symbol"].tolist(), ring["id"].tolist())]
+    stored = [
+        (names[s].replace("_", "-"), str(i)) for s, i in zip(ring["symbol"].tolist(), ring["id"].tolist())
+    ]
     got = [(t.symbol, t.id) for t in rec.trades]
     assert len(set(got)) == len(got), "a trade arrived twice"
     assert got == stored
@@ -291,7 +295,8 @@ def test_forced_drops_resnapshot_and_trades_arrive_once(cf: Any) -> None:
                     ex.step(400)
                     await until(lambda: books_equal_exchange(dg, ex), "books before the drop")
                     ex.faults.drop()
-                    await until(lambda: feed.stats["connects"] == k + 2, "reconnected")
+                    want = k + 2
+                    await until(lambda: feed.stats["connects"] == want, "reconnected")  # noqa: B023
                     await until(lambda: books_equal_exchange(dg, ex), "books after the drop")
                 ex.step(400)
                 await until(lambda: books_equal_exchange(dg, ex), "books at the end")
@@ -401,7 +406,9 @@ def test_backends_start_and_stop_with_the_feed(cf: Any) -> None:
 
     async def body() -> None:
         async with exchange() as ex:
-            dg = cf.DigiFinex(symbols=["BTC-USDT"], channels=[TRADES], callbacks={TRADES: backend}, url=ex.url)
+            dg = cf.DigiFinex(
+                symbols=["BTC-USDT"], channels=[TRADES], callbacks={TRADES: backend}, url=ex.url
+            )
 
             async def flow() -> None:
                 holder["feed"] = dg.fastfeed
@@ -415,7 +422,9 @@ def test_backends_start_and_stop_with_the_feed(cf: Any) -> None:
     assert holder["feed"].closed
 
 
-def test_symbols_normalise_both_ways_offline(cf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_symbols_normalise_both_ways_offline(
+    cf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cryptofeed.defines import L2_BOOK
     from cryptofeed.exceptions import UnsupportedSymbol
     from cryptofeed.symbols import Symbols
@@ -442,7 +451,9 @@ def test_symbols_normalise_both_ways_offline(cf: Any, tmp_path: Path, monkeypatc
     with pytest.raises(UnsupportedSymbol):
         dg.std_symbol_to_exchange_symbol("SOL-USDT")  # not in the static instrument list
     # instruments= widens the static list; the class lists every known symbol, no REST
-    cf.DigiFinex(symbols=["BTC-USDT"], channels=[L2_BOOK], callbacks={L2_BOOK: noop}, instruments=["SOL_USDT"])
+    cf.DigiFinex(
+        symbols=["BTC-USDT"], channels=[L2_BOOK], callbacks={L2_BOOK: noop}, instruments=["SOL_USDT"]
+    )
     assert sorted(cf.DigiFinex.symbols()) == ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
     # a cleared process-wide symbol table is filled again when the feed starts
     Symbols.clear()
@@ -466,6 +477,8 @@ def test_bad_arguments_are_refused_at_once(cf: Any, monkeypatch: pytest.MonkeyPa
         cf.DigiFinex(options={"depth": 5}, **kw)
     with pytest.raises(TypeError):
         cf.DigiFinex(instruments="BTC_USDT", **kw)
+    with pytest.raises(TypeError):
+        cf.DigiFinex(symbols="BTC-USDT", channels=[L2_BOOK], callbacks={L2_BOOK: noop})
     with pytest.raises(ValueError):
         cf.DigiFinex(symbols=["BTCUSDT"], channels=[L2_BOOK], callbacks={L2_BOOK: noop})
     monkeypatch.setattr(cf._digifinex, "COMPILED_WITH_ASSERTIONS", True)

@@ -30,7 +30,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import fastfeed
 from cryptofeed.connection import AsyncConnection, WebsocketEndpoint
@@ -99,6 +99,14 @@ def std_symbol(symbol: str) -> str:
     base, quote = _split(symbol)
     exchange_symbol(symbol)  # the same checks
     return Symbol(base, quote).normalized
+
+
+def _std_or_same(name: str) -> str:
+    """cryptofeed's name of an engine symbol, or the name itself if it has no BASE_QUOTE form."""
+    try:
+        return std_symbol(name)
+    except ValueError:
+        return name
 
 
 class FastfeedConnection(AsyncConnection):
@@ -241,13 +249,14 @@ class DigiFinex(Feed):  # type: ignore[misc]
     """
 
     id = DIGIFINEX
-    websocket_endpoints = [WebsocketEndpoint(DIGIFINEX_URL)]
-    rest_endpoints: list[Any] = []
-    websocket_channels = {L2_BOOK: "depth", TRADES: "trades", TICKER: "ticker"}
+    websocket_endpoints: ClassVar[list[WebsocketEndpoint]] = [WebsocketEndpoint(DIGIFINEX_URL)]
+    rest_endpoints: ClassVar[list[Any]] = []
+    #: cryptofeed channel -> fastfeed channel (fastfeed.channels; ``subscribe_<name>``)
+    websocket_channels: ClassVar[dict[str, str]] = {L2_BOOK: "depth", TRADES: "trades", TICKER: "ticker"}
     request_limit = 10
 
     #: every DigiFinex symbol any instance was given (the static instrument list)
-    _known: dict[str, str] = {}
+    _known: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -270,8 +279,9 @@ class DigiFinex(Feed):  # type: ignore[misc]
                 "numeric=float: this cryptofeed build asserts Decimal values in Trade and Ticker "
                 "(compiled with assertions); use numeric=Decimal"
             )
-        if isinstance(instruments, str):
-            raise TypeError("instruments must be a list of symbols")
+        for what, value in (("instruments", instruments), ("symbols", symbols)):
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"{what} must be a list of symbols, not a single {type(value).__name__}")
         opts = FeedOptions() if options is None else options
         if not isinstance(opts, FeedOptions):
             raise TypeError(f"options must be a fastfeed.FeedOptions, not {type(opts).__name__}")
@@ -318,7 +328,9 @@ class DigiFinex(Feed):  # type: ignore[misc]
             Symbols.set(cls.id, dict(cls._known), {"instrument_type": dict.fromkeys(cls._known, "spot")})
 
     @classmethod
-    async def load_symbols(cls, conn: Any = None, refresh: bool = False, cache_ttl: float | None = None) -> Any:
+    async def load_symbols(
+        cls, conn: Any = None, refresh: bool = False, cache_ttl: float | None = None
+    ) -> Any:
         """The static instrument list (every symbol a DigiFinex feed was given): no REST."""
         cls._register_symbols()
         return Symbols.get(cls.id)[0]
@@ -363,7 +375,8 @@ class DigiFinex(Feed):  # type: ignore[misc]
     async def subscribe(self, conn: AsyncConnection) -> None:
         """Called by cryptofeed's handler once per (fastfeed) connection: subscribe through
         fastfeed, which replays the subscriptions itself after every reconnect."""
-        assert isinstance(conn, FastfeedConnection) and conn.feed is not None
+        if not isinstance(conn, FastfeedConnection) or conn.feed is None:
+            raise TypeError(f"{self.id}: subscribe needs an open FastfeedConnection, not {conn!r}")
         self._conn = conn
         feed = conn.feed
         ring = feed.engine.events
@@ -388,7 +401,7 @@ class DigiFinex(Feed):  # type: ignore[misc]
             mapping = self.exchange_symbol_mapping or {}
             feed = self.fastfeed
             eng_names = feed.engine.symbols if feed is not None else []
-            names[len(names) :] = [mapping.get(n) or std_symbol(n) for n in eng_names[len(names) :]]
+            names[len(names) :] = [mapping.get(n) or _std_or_same(n) for n in eng_names[len(names) :]]
             if ival >= len(names):
                 raise IndexError(f"fastfeed symbol index {ival} unknown")
         return names[ival]
