@@ -128,11 +128,13 @@ async def run_fastfeed(frames: list[bytes], chunk: int, hook: bool) -> tuple[flo
     return dt, f"hook calls {frames_seen[0]}" if hook else ""
 
 
-async def run_plugin(frames: list[bytes], chunk: int, numeric: type, symbols: list[str]) -> tuple[float, str]:
+async def run_plugin(
+    frames: list[bytes], chunk: int, numeric: type, symbols: list[str], cls: type[DigiFinex] = DigiFinex
+) -> tuple[float, str]:
     counter = Counter()
     Symbols.clear()
     DigiFinex._known.clear()
-    dg = DigiFinex(
+    dg = cls(
         symbols=symbols,
         channels=[L2_BOOK, TRADES, TICKER],
         callbacks=counter.callbacks(),
@@ -160,6 +162,7 @@ async def run_plugin(frames: list[bytes], chunk: int, numeric: type, symbols: li
     await conn.close()
     await consumer
     assert conn.dropped == 0 and dg.stats["resyncs"] == 0, (conn.dropped, dg.stats)
+    assert cls is not DigiFinex or dg._ev_next == eng.events.count  # everything handed out
     return dt, " ".join(f"{k} {v}" for k, v in counter.n.items())
 
 
@@ -283,6 +286,41 @@ async def run_plain(frames: list[bytes], chunk: int, symbols: list[str]) -> tupl
     return dt, " ".join(f"{k} {v}" for k, v in counter.n.items())
 
 
+class _QueueOnly(DigiFinex):
+    """Breakdown: the queue and cryptofeed's handler loop, nothing handed out."""
+
+    async def message_handler(self, msg: Any, conn: Any, timestamp: float) -> None:
+        return None
+
+
+class _RowsOnly(DigiFinex):
+    """Breakdown: + reading the event rows (their columns as lists) and ticker records."""
+
+    async def _deliver(self, *columns: Any) -> None:
+        return None
+
+
+class _NoDispatch(DigiFinex):
+    """Breakdown: + cryptofeed's OrderBook updates, Trade and Ticker objects, but not
+    cryptofeed's book_callback / callback dispatch."""
+
+    async def book_callback(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def callback(self, data_type: Any, obj: Any, receipt_timestamp: Any) -> None:
+        return None
+
+
+BREAKDOWN: list[tuple[str, Callable[..., Any]]] = [
+    ("  queue + cryptofeed handler loop", lambda fr, ch, sy: run_plugin(fr, ch, float, sy, _QueueOnly)),
+    ("  + event rows / ticker records read", lambda fr, ch, sy: run_plugin(fr, ch, float, sy, _RowsOnly)),
+    ("  + OrderBook / Trade / Ticker (float)", lambda fr, ch, sy: run_plugin(fr, ch, float, sy, _NoDispatch)),
+    (
+        "  + OrderBook / Trade / Ticker (Decimal)",
+        lambda fr, ch, sy: run_plugin(fr, ch, Decimal, sy, _NoDispatch),
+    ),
+]
+
 # -- the run ---------------------------------------------------------------------------------
 
 ROWS: list[tuple[str, Callable[..., Any]]] = [
@@ -294,19 +332,27 @@ ROWS: list[tuple[str, Callable[..., Any]]] = [
 ]
 
 
-def run(n: int, rounds: int, chunk: int, seed: int = 1) -> dict[str, Any]:
+def run(n: int, rounds: int, chunk: int, seed: int = 1, breakdown: bool = False) -> dict[str, Any]:
     corpus = make_corpus(n, seed=seed)
     frames = [f.zlib for f in corpus]
     symbols = sorted({std_symbol(f.symbol) for f in corpus})
     best: dict[str, float] = {}
     notes: dict[str, str] = {}
+    rows = ROWS + (BREAKDOWN if breakdown else [])
     for _ in range(rounds):
-        for name, fn in ROWS:  # interleaved: a noisy moment hits every row alike
+        for name, fn in rows:  # interleaved: a noisy moment hits every row alike
             gc.collect()
             dt, note = asyncio.run(fn(frames, chunk, symbols))
             best[name] = min(best.get(name, float("inf")), dt)
             notes[name] = note
-    return {"n": n, "chunk": chunk, "rounds": rounds, "seconds": best, "notes": notes}
+    return {
+        "n": n,
+        "chunk": chunk,
+        "rounds": rounds,
+        "seconds": best,
+        "notes": notes,
+        "rows": [r[0] for r in rows],
+    }
 
 
 def format_table(res: dict[str, Any]) -> str:
@@ -320,7 +366,7 @@ def format_table(res: dict[str, Any]) -> str:
         head,
         f"{'row':<40} {'us/frame':>9} {'frames/s':>10} {'x fastfeed':>11} {'plain / row':>12}",
     ]
-    for name, _fn in ROWS:
+    for name in res["rows"]:
         s = secs[name]
         lines.append(f"{name:<40} {s / n * 1e6:>9.2f} {n / s:>10,.0f} {s / base:>11.2f} {plain / s:>12.2f}")
     for name in ("plugin, float", "plugin, Decimal"):
@@ -350,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=16, help="frames per event-loop turn (a socket read)")
     ap.add_argument("--quick", action="store_true", help="--n 10000 --rounds 3")
     ap.add_argument("--profile", action="store_true", help="cProfile the plugin (Decimal and float)")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also the plugin's path cut short at each stage (where the time goes, float)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.rounds = 10_000, 3
@@ -358,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- plugin, {numeric.__name__}: cProfile, by own time ---")
             print(profile(args.n, args.chunk, numeric))
         return 0
-    print(format_table(run(args.n, args.rounds, args.chunk)))
+    print(format_table(run(args.n, args.rounds, args.chunk, breakdown=args.breakdown)))
     return 0
 
 

@@ -43,7 +43,6 @@ from fastfeed.errors import EventsOverwritten
 from fastfeed.events import (
     BUY_EVENT,
     DEPTH_CLEAR_EVENT,
-    EVENT_DTYPE,
     KIND_MASK,
     TRADE_EVENT,
 )
@@ -60,11 +59,7 @@ DIGIFINEX = "DIGIFINEX"
 #: event log rows the plugin asks fastfeed to keep when ``FeedOptions.event_log`` is 0
 DEFAULT_EVENT_LOG = 1 << 16
 
-# field positions in EVENT_DTYPE / TICKER_DTYPE rows as tuples (``rows.tolist()``)
-_EV, _EXCH_TS, _LOCAL_TS, _PX, _QTY, _OID, _IVAL, _FVAL = (
-    EVENT_DTYPE.names.index(n)  # type: ignore[union-attr]
-    for n in ("ev", "exch_ts", "local_ts", "px", "qty", "order_id", "ival", "fval")
-)
+# field positions in TICKER_DTYPE rows as tuples (``records.tolist()``)
 _T_TS, _T_BID, _T_ASK, _T_NAME, _T_SYM = (
     TICKER_DTYPE.names.index(n)  # type: ignore[union-attr]
     for n in ("timestamp", "best_bid", "best_ask", "name", "symbol")
@@ -445,9 +440,9 @@ class DigiFinex(Feed):  # type: ignore[misc]
             return
         try:
             if end == ring.count:  # the newest rows (the usual case): no extra slice
-                rows = ring.latest(end - start).tolist()
+                rows = ring.latest(end - start)
             else:
-                rows = ring.since(start)[: end - start].tolist()
+                rows = ring.since(start)[: end - start]
         except EventsOverwritten:
             await self._resync()
             return
@@ -462,8 +457,8 @@ class DigiFinex(Feed):  # type: ignore[misc]
         self.stats["resyncs"] += 1
         self.stats["lost_rows"] += max(0, first - self._ev_next)
         # the trades still held (books come from the snapshot rows below)
-        held = ring.since(max(first, self._ev_next)).tolist()
-        trades = [r for r in held if r[_EV] & KIND_MASK == TRADE_EVENT]
+        held = ring.since(max(first, self._ev_next))
+        trades = held[(held["ev"] & KIND_MASK) == TRADE_EVENT]  # a copy: safe across awaits
         rows, seq = feed.resync()
         self._ev_next = seq
         LOG.warning(
@@ -473,13 +468,38 @@ class DigiFinex(Feed):  # type: ignore[misc]
         )
         await self._apply(trades)
         self._l2_book = {}
-        await self._apply(rows.tolist())
+        await self._apply(rows)
 
-    async def _apply(self, rows: list[tuple[Any, ...]]) -> None:
-        """Apply event rows (tuples) in order: each run of depth rows of one frame and
-        symbol is one book callback (a snapshot if it holds a clear row), each trade row one
-        trade callback; the receipt time is the frame's (the rows' ``local_ts``)."""
-        n = len(rows)
+    async def _apply(self, rows: Any) -> None:
+        """Apply event rows (``EVENT_DTYPE``) in order: each run of depth rows of one frame
+        and symbol is one book callback (a snapshot if it holds a clear row), each trade row
+        one trade callback; the receipt time is the frame's (the rows' ``local_ts``).
+
+        ``rows`` may be a view of the event ring: its columns are copied into lists here,
+        before the first callback (while one awaits, the engine may log over the view)."""
+        evs = rows["ev"].tolist()
+        ivals = rows["ival"].tolist()
+        frames = rows["fval"].tolist()
+        pxs = rows["px"].tolist()
+        qtys = rows["qty"].tolist()
+        local_ts = rows["local_ts"].tolist()
+        exch_ts = rows["exch_ts"].tolist()  # trade rows only; cheaper than looking for them
+        oids = rows["order_id"].tolist()
+        await self._deliver(evs, ivals, frames, pxs, qtys, local_ts, exch_ts, oids)
+
+    async def _deliver(
+        self,
+        evs: list[int],
+        ivals: list[int],
+        frames: list[float],
+        pxs: list[float],
+        qtys: list[float],
+        local_ts: list[int],
+        exch_ts: list[int],
+        oids: list[int],
+    ) -> None:
+        """:meth:`_apply` on the rows' columns (lists)."""
+        n = len(evs)
         i = 0
         dec = self.numeric is Decimal
         prices = self._prices
@@ -487,13 +507,12 @@ class DigiFinex(Feed):  # type: ignore[misc]
         books = self._l2_book
         to_dec = Decimal
         while i < n:
-            row = rows[i]
-            ev = row[_EV]
-            ival = row[_IVAL]
+            ev = evs[i]
+            ival = ivals[i]
             symbol = names[ival] if 0 <= ival < len(names) else self._symbol_of(ival)
-            receipt = row[_LOCAL_TS] / 1e9
+            receipt = local_ts[i] / 1e9
             if ev & KIND_MASK == TRADE_EVENT:
-                px, qty = row[_PX], row[_QTY]
+                px, qty = pxs[i], qtys[i]
                 if dec:
                     px, qty = to_dec(repr(px)), to_dec(repr(qty))
                 t = Trade(
@@ -502,14 +521,14 @@ class DigiFinex(Feed):  # type: ignore[misc]
                     BUY if ev & BUY_EVENT else SELL,
                     qty,
                     px,
-                    row[_EXCH_TS] / 1e9,
-                    id=str(row[_OID]),
+                    exch_ts[i] / 1e9,
+                    id=str(oids[i]),
                 )
                 i += 1
                 await self.callback(TRADES, t, receipt)
                 continue
             # a run of depth rows of one frame and one symbol: one callback
-            frame = row[_FVAL]
+            frame = frames[i]
             book = books.get(symbol)
             if book is None:
                 book = books[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
@@ -518,13 +537,13 @@ class DigiFinex(Feed):  # type: ignore[misc]
             d_bid: list[tuple[Any, Any]] = []
             d_ask: list[tuple[Any, Any]] = []
             while i < n:
-                row = rows[i]
-                if row[_FVAL] != frame or row[_IVAL] != ival:
+                if frames[i] != frame or ivals[i] != ival:
                     break
-                ev = row[_EV]
+                ev = evs[i]
                 kind = ev & KIND_MASK
                 if kind == TRADE_EVENT:
                     break
+                px, qty = pxs[i], qtys[i]
                 i += 1
                 if kind == DEPTH_CLEAR_EVENT:
                     book = books[symbol] = OrderBook(self.id, symbol, max_depth=self.max_depth)
@@ -533,7 +552,6 @@ class DigiFinex(Feed):  # type: ignore[misc]
                     d_bid.clear()
                     d_ask.clear()
                     continue
-                px, qty = row[_PX], row[_QTY]
                 if dec:  # Decimal(repr(x)); prices repeat (book levels): each converted once
                     p = prices.get(px)
                     if p is None:
