@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -43,6 +43,7 @@ from fastfeed.errors import EventsOverwritten
 from fastfeed.events import (
     BUY_EVENT,
     DEPTH_CLEAR_EVENT,
+    EVENT_DTYPE,
     KIND_MASK,
     TRADE_EVENT,
 )
@@ -58,6 +59,13 @@ DIGIFINEX = "DIGIFINEX"
 
 #: event log rows the plugin asks fastfeed to keep when ``FeedOptions.event_log`` is 0
 DEFAULT_EVENT_LOG = 1 << 16
+
+#: up to this many event rows are read as tuples (``rows.tolist()``), more column by column
+_FEW_ROWS = 6
+#: the field order ``_apply`` unpacks from ``rows.tolist()``
+_EVENT_FIELDS = ("ev", "exch_ts", "local_ts", "px", "qty", "order_id", "ival", "fval")
+if EVENT_DTYPE.names != _EVENT_FIELDS:  # pragma: no cover - a layout change must show here
+    raise ImportError(f"fastfeed's EVENT_DTYPE changed: {EVENT_DTYPE.names}")
 
 # field positions in TICKER_DTYPE rows as tuples (``records.tolist()``)
 _T_TS, _T_BID, _T_ASK, _T_NAME, _T_SYM = (
@@ -477,26 +485,31 @@ class DigiFinex(Feed):  # type: ignore[misc]
 
         ``rows`` may be a view of the event ring: its columns are copied into lists here,
         before the first callback (while one awaits, the engine may log over the view)."""
-        evs = rows["ev"].tolist()
-        ivals = rows["ival"].tolist()
-        frames = rows["fval"].tolist()
-        pxs = rows["px"].tolist()
-        qtys = rows["qty"].tolist()
-        local_ts = rows["local_ts"].tolist()
-        exch_ts = rows["exch_ts"].tolist()  # trade rows only; cheaper than looking for them
-        oids = rows["order_id"].tolist()
+        if len(rows) <= _FEW_ROWS:  # a tuple per row, transposed: cheaper for a few rows
+            if not len(rows):
+                return
+            evs, exch_ts, local_ts, pxs, qtys, oids, ivals, frames = zip(*rows.tolist())
+        else:  # column by column (a structured array's tolist() costs ~10x per row)
+            evs = rows["ev"].tolist()
+            ivals = rows["ival"].tolist()
+            frames = rows["fval"].tolist()
+            pxs = rows["px"].tolist()
+            qtys = rows["qty"].tolist()
+            local_ts = rows["local_ts"].tolist()
+            exch_ts = rows["exch_ts"].tolist()  # trade rows only; cheaper than looking for them
+            oids = rows["order_id"].tolist()
         await self._deliver(evs, ivals, frames, pxs, qtys, local_ts, exch_ts, oids)
 
     async def _deliver(
         self,
-        evs: list[int],
-        ivals: list[int],
-        frames: list[float],
-        pxs: list[float],
-        qtys: list[float],
-        local_ts: list[int],
-        exch_ts: list[int],
-        oids: list[int],
+        evs: Sequence[int],
+        ivals: Sequence[int],
+        frames: Sequence[float],
+        pxs: Sequence[float],
+        qtys: Sequence[float],
+        local_ts: Sequence[int],
+        exch_ts: Sequence[int],
+        oids: Sequence[int],
     ) -> None:
         """:meth:`_apply` on the rows' columns (lists)."""
         n = len(evs)
