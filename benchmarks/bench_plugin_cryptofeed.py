@@ -294,7 +294,8 @@ class _QueueOnly(DigiFinex):
 
 
 class _RowsOnly(DigiFinex):
-    """Breakdown: + reading the event rows (their columns as lists) and ticker records."""
+    """Breakdown: + reading the event rows (their columns as lists); tickers are delivered in
+    full here (Ticker objects and callbacks: ~6% of the frames)."""
 
     async def _deliver(self, *columns: Any) -> None:
         return None
