@@ -14,6 +14,8 @@ import asyncio
 import collections
 import functools
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +54,24 @@ def test_the_plugin_is_not_part_of_the_mit_wheel() -> None:
     assert "cryptofeed==3.0.*" in plugin["project"]["dependencies"]
     lic = (ROOT / "plugins" / "cryptofeed" / "LICENSE").read_text()
     assert "GNU AFFERO GENERAL PUBLIC LICENSE" in lic and "Bryant Moscon" in lic
+
+
+def test_a_plugin_installed_outside_fastfeeds_tree_is_found(tmp_path: Path) -> None:
+    """A plugin package installs into site-packages/fastfeed/plugins/NAME; with fastfeed
+    imported from another directory (an editable install, the source tree) that directory
+    is outside fastfeed's package, and ``pkgutil.extend_path`` alone (it searches only the
+    parent package's path) does not find it. fastfeed.plugins looks on sys.path too."""
+    plug = tmp_path / "fastfeed" / "plugins" / "fakeplug"
+    plug.mkdir(parents=True)
+    (plug / "__init__.py").write_text("NAME = 'fakeplug'\n")
+    code = (
+        "import fastfeed, fastfeed.plugins.fakeplug as p; "
+        "assert fastfeed.__file__.startswith(%r), fastfeed.__file__; print(p.NAME)" % str(ROOT)
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fakeplug"
 
 
 @pytest.fixture
