@@ -16,7 +16,7 @@ picks, the fastest built being the default (``fastfeed._inflate.PREFERENCE``).
 Build time: Cython translates the modules in parallel and the C compiler runs one job per
 CPU (``FASTFEED_JOBS=N`` or ``build_ext -j N`` to change). Both steps are skipped for a
 module whose inputs did not change: Cython when the .c was generated from the same sources
-(content hashes of the .pyx and every fastfeed .pxd, the Cython version and options: not
+(content hashes of the .pyx and every fastfeed .pxd, the Cython and numpy versions and options: not
 file times, which an isolated ``pip`` build environment always makes new), the compiler
 when ``build/fastfeed-cache`` holds the extension built from the same .c, flags, headers
 and Python. So the README's second ``pip install -e`` compiles nothing. ``rm -rf build``
@@ -226,6 +226,10 @@ class BuildExt(build_ext):
             _read(os.path.join(ROOT, pyx)),
             *(p.encode() + _read(os.path.join(ROOT, p)) for p in pxds),
             self._picows_pxd() if ext.name == "fastfeed._listener" else b"",
+            # `cimport numpy` reads numpy's own __init__.pxd: a .c generated against one numpy
+            # does not compile against another's headers (a build for another Python gets
+            # another numpy in its isolated build environment)
+            self._numpy_version,
         )
 
     @staticmethod

@@ -27,6 +27,7 @@ NOT_NATIVE = {
     "test_exchange_oracle.py": "the exchange against an independent decoder, pure Python",
     "test_exchange_protocol.py": "the exchange's protocol with SimpleClient and BookSet, pure Python",
     "test_markers.py": "this check",
+    "test_build_cache.py": "setup.py's build cache keys, no compiled code",
     "test_typing.py": "runs mypy on user scripts (static)",
     # reach compiled code only in child processes, or are soak/live-process runs: slow under
     # ASan (every child pays the interpreter and numpy start-up) for paths that the
@@ -42,6 +43,9 @@ NOT_NATIVE = {
     "test_bus.py": "a nats-server process and live feeds; the engine paths it drives are native-tested",
     "test_cli_bus_errors.py": "publish/archive commands in subprocesses against unreachable NATS servers",
     "test_cli_help_defaults.py": "argparse help texts and symbol-list parsing, no engine",
+    # framework plugins: their frameworks need another Python (skipped in the main venv); each
+    # runs in its own CI job (ci/plugin-*.sh), over engine paths the native tests cover
+    "test_plugin_cryptofeed.py": "cryptofeed plugin, Python >= 3.13 only (ci/plugin-cryptofeed.sh)",
 }
 
 
