@@ -42,6 +42,8 @@ NOT_NATIVE = {
     "test_bus.py": "a nats-server process and live feeds; the engine paths it drives are native-tested",
     "test_cli_bus_errors.py": "publish/archive commands in subprocesses against unreachable NATS servers",
     "test_cli_help_defaults.py": "argparse help texts and symbol-list parsing, no engine",
+    # framework plugins: their own CI job on the framework's Python (skipped elsewhere)
+    "test_plugin_nautilus.py": "needs nautilus_trader (Python >= 3.12): ci/plugin-nautilus.sh runs it",
 }
 
 

@@ -98,6 +98,7 @@ _TK_BID, _TK_BID_SIZE = _TK["best_bid"], _TK["best_bid_size"]
 _TK_ASK, _TK_ASK_SIZE = _TK["best_ask"], _TK["best_ask_size"]
 
 _LOG_EVERY = 1000
+_CACHE_MAX = 1 << 14
 
 
 class PrecisionGuard:
@@ -134,7 +135,7 @@ class PrecisionGuard:
 class _Target:
     """What nautilus wants of one venue symbol, and how to convert its values."""
 
-    __slots__ = ("book", "iid", "pp", "price", "quotes", "size", "sp", "symbol", "trades")
+    __slots__ = ("book", "iid", "pcache", "pp", "price", "quotes", "size", "sp", "symbol", "trades")
 
     def __init__(self, symbol: str, instrument: Instrument) -> None:
         self.symbol = symbol
@@ -143,9 +144,21 @@ class _Target:
         self.sp: int = instrument.size_precision
         self.price = PrecisionGuard(self.pp, float(PRICE_MAX))
         self.size = PrecisionGuard(self.sp, float(QUANTITY_MAX))
+        #: price -> raw (or -1): book levels and trade prices repeat (sizes seldom do), and
+        #: the exact conversion is the costliest Python step per value; bounded (emptied
+        #: when full)
+        self.pcache: dict[float, int] = {}
         self.book = False
         self.trades = False
         self.quotes = False
+
+    def price_raw(self, x: float) -> int:
+        raw = self.price.raw(x)
+        cache = self.pcache
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[x] = raw
+        return raw
 
 
 class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
@@ -315,40 +328,54 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
                 self._log.exception("resync after an error", exc2)
 
     def _emit_book(self, t: _Target, rows: list[tuple[Any, ...]], ts_init: int) -> None:
-        """One OrderBookDeltas for ``rows`` (one book's event rows, as tuples)."""
+        """One OrderBookDeltas for ``rows`` (one book's event rows of one frame, as tuples)."""
+        if not rows:
+            return
         iid, pp, sp = t.iid, t.pp, t.sp
-        price, size = t.price.raw, t.size.raw
+        pcache = t.pcache
+        sg = t.size
+        sscale, smult, slimit = sg.scale, sg.mult, sg.limit
+        seq = int(rows[0][7])  # the frame id: every row of a frame carries it
+        last_i = len(rows) - 1
         deltas = []
-        last: tuple[Any, ...] | None = None
         snap = 0
-        for ev, _exch_ts, local_ts, px, qty, _oid, _ival, fval in rows:
+        for i, (ev, _exch_ts, local_ts, px, qty, _oid, _ival, _fval) in enumerate(rows):
             k = ev & _KIND
+            flags = snap | _F_LAST if i == last_i else snap
             if k == _CLEAR:
                 snap = _F_SNAPSHOT
-                args: tuple[Any, ...] = (iid, _BOOK_CLEAR, _NO_SIDE, 0, pp, 0, sp, 0, snap, int(fval), local_ts)
-            elif k == _TRADE:
+                flags |= _F_SNAPSHOT
+                deltas.append(_delta(iid, _BOOK_CLEAR, _NO_SIDE, 0, pp, 0, sp, 0, flags, seq, local_ts, ts_init))
                 continue
+            if k == _TRADE:
+                continue
+            p = pcache.get(px)
+            if p is None:
+                p = t.price_raw(px)
+            if p < 0:
+                self._reject("price_precision", t, px, "price")
+                continue
+            if qty == 0.0:
+                action, q = _DELETE, 0
             else:
-                p = price(px)
-                if p < 0:
-                    self._reject("price_precision", t, px, "price")
+                y = qty * sscale  # PrecisionGuard.raw, inlined (the costliest step per level)
+                n = int(y + 0.5) if 0.0 < y <= slimit else 0
+                dd = y - n
+                if n <= 0 or dd > y * _REL_TOL or -dd > y * _REL_TOL:
+                    self._reject("size_precision", t, qty, "size")
                     continue
-                if qty == 0.0:
-                    action, s = _DELETE, 0
-                else:
-                    s = size(qty)
-                    if s <= 0:
-                        self._reject("size_precision", t, qty, "size")
-                        continue
-                    action = _ADD if k == _SNAPSHOT else _UPDATE
-                side = _OBUY if ev & _BUY else _OSELL
-                args = (iid, action, side, p, pp, s, sp, 0, snap, int(fval), local_ts)
-            if last is not None:
-                deltas.append(_delta(*last, ts_init))
-            last = args
-        if last is None:
+                q = n * smult
+                action = _ADD if k == _SNAPSHOT else _UPDATE
+            side = _OBUY if ev & _BUY else _OSELL
+            deltas.append(_delta(iid, action, side, p, pp, q, sp, 0, flags, seq, local_ts, ts_init))
+        if not deltas:
             return
-        deltas.append(_delta(*last[:8], last[8] | _F_LAST, *last[9:], ts_init))
+        d = deltas[-1]
+        if not d.flags & _F_LAST:  # the frame's last row was refused: mark the one before
+            o = d.order
+            deltas[-1] = _delta(
+                iid, d.action, o.side, o.price.raw, pp, o.size.raw, sp, 0, d.flags | _F_LAST, seq, d.ts_event, ts_init
+            )
         self.deltas += 1
         self._handle_data(OrderBookDeltas(iid, deltas))
 
@@ -382,21 +409,24 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
 
     def _emit_trades(self, t: _Target, rows: list[tuple[Any, ...]], ts_init: int) -> None:
         iid, pp, sp = t.iid, t.pp, t.sp
-        price, size = t.price.raw, t.size.raw
+        pcache = t.pcache
+        size = t.size.raw
         handle = self._handle_data
         for ev, exch_ts, _local_ts, px, qty, oid, _ival, _fval in rows:
             if ev & _KIND != _TRADE:
                 continue
-            p = price(px)
+            p = pcache.get(px)
+            if p is None:
+                p = t.price_raw(px)
             if p < 0:
                 self._reject("price_precision", t, px, "trade price")
                 continue
-            s = size(qty)
-            if s <= 0:
+            q = size(qty)
+            if q <= 0:
                 self._reject("size_precision", t, qty, "trade size")
                 continue
             side = _BUYER if ev & _BUY else (_SELLER if ev & _SELL else _NO_AGGRESSOR)
-            handle(_trade(iid, p, pp, s, sp, side, TradeId(str(oid)), exch_ts, ts_init))
+            handle(_trade(iid, p, pp, q, sp, side, TradeId(str(oid)), exch_ts, ts_init))
             self.trades += 1
 
     def _on_tickers(self) -> None:
@@ -425,7 +455,7 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
             t = cache[idx]
             if t is None:
                 continue
-            price, size = t.price.raw, t.size.raw
+            price, size = t.price_raw, t.size.raw
             bp, ap = price(r[_TK_BID]), price(r[_TK_ASK])
             if bp < 0 or ap < 0:
                 self._reject("price_precision", t, r[_TK_BID] if bp < 0 else r[_TK_ASK], "quote price")
