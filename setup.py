@@ -226,6 +226,21 @@ class BuildExt(build_ext):
             _read(os.path.join(ROOT, pyx)),
             *(p.encode() + _read(os.path.join(ROOT, p)) for p in pxds),
             self._picows_pxd() if ext.name == "fastfeed._listener" else b"",
+            self._numpy_pxd(),
+        )
+
+    @staticmethod
+    def _numpy_pxd() -> bytes:
+        """numpy's own ``.pxd`` files (``cimport numpy`` reads them, and the .c follows its
+        version: a .c generated against numpy 2.5's cannot be compiled with numpy 2.3's
+        headers, as a build on another Python, with another numpy, would try)."""
+        try:
+            import numpy
+        except ImportError:
+            return b""
+        d = os.path.dirname(numpy.__file__)
+        return numpy.__version__.encode() + b"".join(
+            _read(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".pxd")
         )
 
     @staticmethod

@@ -22,6 +22,7 @@ NOT_NATIVE = {
     "test_capture.py": "the capture file format, pure Python (replay with stand-in engines)",
     "test_capture_damage.py": "damaged captures, pure Python; its CLI checks run in a subprocess",
     "test_docs.py": "documentation text only",
+    "test_build_keys.py": "setup.py's cache keys, no build",
     "test_exchange_compat.py": "the bundled exchange against an independent websockets client",
     "test_exchange_market.py": "the exchange's market simulation, pure Python",
     "test_exchange_oracle.py": "the exchange against an independent decoder, pure Python",
