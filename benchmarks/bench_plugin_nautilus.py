@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import nautilus_trader  # noqa: F401
     except ImportError:
-        print("needs nautilus_trader (Python >= 3.12): pip install 'fastfeed[nautilus]'", file=sys.stderr)
+        print("needs nautilus_trader (Python >= 3.12): pip install -e '.[nautilus]' (from a clone)", file=sys.stderr)
         return 2
     res = asyncio.run(bench(a.n, a.rounds, a.seed, a.profile))
     print(format_table(res))

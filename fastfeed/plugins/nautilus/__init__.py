@@ -17,7 +17,7 @@ compiled engine keeps the books, de-duplicates trades and owns the connection (r
 resubscription, heartbeats); the client turns each frame's event rows into nautilus objects
 (:mod:`.data`). nautilus_trader (LGPL-3.0) is used as a library; fastfeed stays MIT.
 
-nautilus_trader needs Python >= 3.12: ``pip install 'fastfeed[nautilus]'``.
+nautilus_trader needs Python >= 3.12; from a clone: ``pip install -e '.[nautilus]'``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ try:
     import nautilus_trader  # noqa: F401
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise ImportError(
-        "fastfeed.plugins.nautilus needs nautilus_trader (Python >= 3.12): pip install 'fastfeed[nautilus]'"
+        "fastfeed.plugins.nautilus needs nautilus_trader (Python >= 3.12): pip install -e '.[nautilus]' (from a clone)"
     ) from exc
 
 from .config import DIGIFINEX, DIGIFINEX_VENUE, DigiFinexDataClientConfig
