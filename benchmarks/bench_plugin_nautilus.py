@@ -175,7 +175,12 @@ async def bench(n: int, rounds: int, seed: int, profile: bool) -> dict[str, Any]
     for name, ts in zip(CONTESTANTS, times):
         med = statistics.median(ts)
         out["results"].append(
-            {"contestant": name, "frames_per_s": len(payloads) / med * 1e9, "us_per_frame": med / len(payloads) / 1e3, "x": med / base}
+            {
+                "contestant": name,
+                "frames_per_s": len(payloads) / med * 1e9,
+                "us_per_frame": med / len(payloads) / 1e3,
+                "x": med / base,
+            }
         )
     out["breakdown"] = await _breakdown(payloads, out["results"])
     if profile:
@@ -234,13 +239,19 @@ async def _breakdown(payloads: Sequence[bytes], results: list[dict[str, Any]]) -
     per_batch = max(1, round(counts["deltas"] / max(1, counts["batches"])))
     batch = [d] * per_batch
     cost = {
-        "delta": _per_call_us(lambda: OrderBookDelta.from_raw(iid, up, buy, 6000012 * 10**14, 2, 25 * 10**14, 4, 0, 0, 1, 1, 1)),
+        "delta": _per_call_us(
+            lambda: OrderBookDelta.from_raw(iid, up, buy, 6000012 * 10**14, 2, 25 * 10**14, 4, 0, 0, 1, 1, 1)
+        ),
         "batch": _per_call_us(lambda: OrderBookDeltas(iid, batch)),
         "trade": _per_call_us(
-            lambda: TradeTick.from_raw(iid, 6000012 * 10**14, 2, 25 * 10**14, 4, seller, TradeId(str(3282939928)), 1, 1)
+            lambda: TradeTick.from_raw(
+                iid, 6000012 * 10**14, 2, 25 * 10**14, 4, seller, TradeId(str(3282939928)), 1, 1
+            )
         ),
         "quote": _per_call_us(
-            lambda: QuoteTick.from_raw(iid, 6000012 * 10**14, 6000013 * 10**14, 2, 2, 10**16, 10**16, 4, 4, 1, 1)
+            lambda: QuoteTick.from_raw(
+                iid, 6000012 * 10**14, 6000013 * 10**14, 2, 2, 10**16, 10**16, 4, 4, 1, 1
+            )
         ),
     }
     nautilus_objects = (
@@ -253,11 +264,17 @@ async def _breakdown(payloads: Sequence[bytes], results: list[dict[str, Any]]) -
     return [
         ("fastfeed engine: inflate, parse, books, event log", us[0]),
         ("fastfeed per-frame hook: FrameChange, callback dispatch", us[1] - us[0]),
-        ("plugin's own Python: rows -> tuples, exact precision check, dispatch", us[2] - us[1] - nautilus_objects),
         (
-            f"nautilus object construction ({counts['deltas'] / n:.2f} deltas in {counts['batches'] / n:.2f} "
-            f"OrderBookDeltas, {counts['trades'] / n:.2f} TradeTick, {counts['quotes'] / n:.3f} QuoteTick per frame; "
-            f"{cost['delta']:.2f} / {cost['batch']:.2f} / {cost['trade']:.2f} / {cost['quote']:.2f} µs each)",
+            "plugin's own Python: rows -> tuples, exact precision check, dispatch",
+            us[2] - us[1] - nautilus_objects,
+        ),
+        (
+            (
+                f"nautilus object construction ({counts['deltas'] / n:.2f} deltas in {counts['batches'] / n:.2f} "
+                f"OrderBookDeltas, {counts['trades'] / n:.2f} TradeTick, {counts['quotes'] / n:.3f} QuoteTick "
+                f"per frame; {cost['delta']:.2f} / {cost['batch']:.2f} / {cost['trade']:.2f} / "
+                f"{cost['quote']:.2f} µs each)"
+            ),
             nautilus_objects,
         ),
         ("nautilus DataEngine: managed book apply, msgbus publish", us[3] - us[2]),
@@ -266,8 +283,10 @@ async def _breakdown(payloads: Sequence[bytes], results: list[dict[str, Any]]) -
 
 def format_table(res: dict[str, Any]) -> str:
     lines = [
-        f"nautilus plugin callback path: {res['n']} corpus frames (seed {res['seed']}), "
-        f"median of {res['rounds']} rounds, one process, interleaved",
+        (
+            f"nautilus plugin callback path: {res['n']} corpus frames (seed {res['seed']}), "
+            f"median of {res['rounds']} rounds, one process, interleaved"
+        ),
         "",
         f"| {'contestant':<40} | {'frames/s':>10} | {'µs/frame':>8} | {'× fastfeed alone':>16} |",
         f"| {'-' * 40} | {'-' * 10}:| {'-' * 8}:| {'-' * 16}:|",
@@ -291,14 +310,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="rounds, median reported (default 5)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="--n 10000 --rounds 3")
-    ap.add_argument("--profile", action="store_true", help="also cProfile the full plugin path (top functions)")
+    ap.add_argument(
+        "--profile", action="store_true", help="also cProfile the full plugin path (top functions)"
+    )
     a = ap.parse_args(argv)
     if a.quick:
         a.n, a.rounds = 10_000, 3
     try:
         import nautilus_trader  # noqa: F401
     except ImportError:
-        print("needs nautilus_trader (Python >= 3.12): pip install -e '.[nautilus]' (from a clone)", file=sys.stderr)
+        print(
+            "needs nautilus_trader (Python >= 3.12): pip install -e '.[nautilus]' (from a clone)",
+            file=sys.stderr,
+        )
         return 2
     res = asyncio.run(bench(a.n, a.rounds, a.seed, a.profile))
     print(format_table(res))

@@ -181,8 +181,10 @@ async def running_node(
         n = Node(node, rec)
         want = {"book": "depth", "trades": "trades", "quotes": "ticker"}
         await until(
-            lambda: n.client.feed is not None
-            and all(set(symbols) <= set(n.feed.subscriptions.get(want[k], ())) for k in kinds),
+            lambda: (
+                n.client.feed is not None
+                and all(set(symbols) <= set(n.feed.subscriptions.get(want[k], ())) for k in kinds)
+            ),
             "subscribed",
         )
         yield n
@@ -217,7 +219,7 @@ def test_precision_guard_is_exact_and_refuses_extra_digits() -> None:
     assert g8.raw(0.12345678) == 12345678 * 10 ** (FIXED_PRECISION - 8)
     assert g8.raw(0.123456789) == -1
     # every decimal with at most `precision` decimals passes, and is exact
-    for p in range(0, 9):
+    for p in range(9):
         gp = PrecisionGuard(p, 1e13)
         for k in (1, 7, 10**p - 1, 123456789, 987654321012):
             x = float(Decimal(k).scaleb(-p))
@@ -265,7 +267,7 @@ def test_books_equal_the_feeds_and_the_exchanges_after_a_burst_drops_and_a_resyn
             for drop in range(1, 4):
                 connects = n.feed.stats["connects"]
                 ex.faults.drop()
-                await until(lambda: n.feed.stats["connects"] > connects, "a reconnect")
+                await until(lambda c=connects: n.feed.stats["connects"] > c, "a reconnect")
                 await snapshots(n, ex, SYMS)
                 ex.step(500)
                 await n.settle()
@@ -302,7 +304,7 @@ def test_trades_and_quotes_arrive_exactly_once_across_drops() -> None:
             for _ in range(2):  # a resubscription replays recent trades: fastfeed drops them
                 connects = n.feed.stats["connects"]
                 ex.faults.drop()
-                await until(lambda: n.feed.stats["connects"] > connects, "a reconnect")
+                await until(lambda c=connects: n.feed.stats["connects"] > c, "a reconnect")
                 await until(
                     lambda: all(s in n.feed.subscriptions.get("trades", ()) for s in SYMS), "resubscribed"
                 )
@@ -319,7 +321,8 @@ def test_trades_and_quotes_arrive_exactly_once_across_drops() -> None:
                 if eng.symbols[r["symbol"]] in SYMS
             )
             got = sorted(
-                (t.instrument_id.symbol.value, int(t.trade_id.value), t.price.as_decimal()) for t in n.rec.trades
+                (t.instrument_id.symbol.value, int(t.trade_id.value), t.price.as_decimal())
+                for t in n.rec.trades
             )
             assert len(got) > 100 and got == want
             assert len({(s, i) for s, i, _ in got}) == len(got)

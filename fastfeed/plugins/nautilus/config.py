@@ -16,7 +16,7 @@ DIGIFINEX = "DIGIFINEX"
 DIGIFINEX_VENUE = Venue(DIGIFINEX)
 
 
-class DigiFinexDataClientConfig(LiveDataClientConfig, frozen=True):  # type: ignore[misc]
+class DigiFinexDataClientConfig(LiveDataClientConfig, frozen=True):  # type: ignore[call-arg]
     """Configuration of :class:`~fastfeed.plugins.nautilus.DigiFinexDataClient`.
 
     ``url``: the WebSocket URL (default the live venue; ``ws://127.0.0.1:PORT/ws/v1/`` for

@@ -118,7 +118,7 @@ class PrecisionGuard:
         self.precision = precision
         self.max_value = max_value
         self.scale = float(10**precision)
-        self.mult = 10 ** (FIXED_PRECISION - precision)
+        self.mult: int = 10 ** int(FIXED_PRECISION - precision)
         self.limit = float(max_value) * self.scale
 
     def raw(self, x: float) -> int:
@@ -161,7 +161,7 @@ class _Target:
         return raw
 
 
-class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
+class DigiFinexDataClient(LiveMarketDataClient):
     """Market data of DigiFinex spot through fastfeed (see the module docstring).
 
     ``connect()`` starts a :class:`fastfeed.Feed` on ``config.url`` (first connection within
@@ -293,7 +293,7 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
                     return
             self._expect = change.end
             if kind == "depth":
-                t = self._books.get(change.symbol)  # type: ignore[arg-type]
+                t = self._books.get(change.symbol or "")
                 if t is not None:
                     try:
                         rows = change.rows().tolist()
@@ -302,7 +302,7 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
                         return
                     self._emit_book(t, rows, self._clock.timestamp_ns())
             elif kind == "trades":
-                t = self._trade_targets.get(change.symbol)  # type: ignore[arg-type]
+                t = self._trade_targets.get(change.symbol or "")
                 if t is not None:
                     try:
                         rows = change.rows().tolist()
@@ -345,7 +345,9 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
             if k == _CLEAR:
                 snap = _F_SNAPSHOT
                 flags |= _F_SNAPSHOT
-                deltas.append(_delta(iid, _BOOK_CLEAR, _NO_SIDE, 0, pp, 0, sp, 0, flags, seq, local_ts, ts_init))
+                deltas.append(
+                    _delta(iid, _BOOK_CLEAR, _NO_SIDE, 0, pp, 0, sp, 0, flags, seq, local_ts, ts_init)
+                )
                 continue
             if k == _TRADE:
                 continue
@@ -374,7 +376,18 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
         if not d.flags & _F_LAST:  # the frame's last row was refused: mark the one before
             o = d.order
             deltas[-1] = _delta(
-                iid, d.action, o.side, o.price.raw, pp, o.size.raw, sp, 0, d.flags | _F_LAST, seq, d.ts_event, ts_init
+                iid,
+                d.action,
+                o.side,
+                o.price.raw,
+                pp,
+                o.size.raw,
+                sp,
+                0,
+                d.flags | _F_LAST,
+                seq,
+                d.ts_event,
+                ts_init,
             )
         self.deltas += 1
         self._handle_data(OrderBookDeltas(iid, deltas))
@@ -462,7 +475,9 @@ class DigiFinexDataClient(LiveMarketDataClient):  # type: ignore[misc]
                 continue
             bs, as_ = size(r[_TK_BID_SIZE]), size(r[_TK_ASK_SIZE])
             if bs < 0 or as_ < 0:
-                self._reject("size_precision", t, r[_TK_BID_SIZE] if bs < 0 else r[_TK_ASK_SIZE], "quote size")
+                self._reject(
+                    "size_precision", t, r[_TK_BID_SIZE] if bs < 0 else r[_TK_ASK_SIZE], "quote size"
+                )
                 continue
             ts = r[_TK_TS] * 1_000_000
             handle(_quote(t.iid, bp, ap, t.pp, t.pp, bs, as_, t.sp, t.sp, ts, ts_init))

@@ -16,7 +16,7 @@ from .providers import DigiFinexInstrumentProvider
 __all__ = ["DigiFinexLiveDataClientFactory"]
 
 
-class DigiFinexLiveDataClientFactory(LiveDataClientFactory):  # type: ignore[misc]
+class DigiFinexLiveDataClientFactory(LiveDataClientFactory):
     """Builds a :class:`DigiFinexDataClient` (with its own static instrument provider:
     ``config.instruments`` over the static list) from a ``DigiFinexDataClientConfig``."""
 

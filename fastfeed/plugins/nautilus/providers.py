@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import InstrumentProviderConfig
@@ -28,7 +29,9 @@ __all__ = ["STATIC_PRECISIONS", "DigiFinexInstrumentProvider", "instrument_id", 
 
 #: ``{symbol: (price_precision, size_precision)}``: the markets of the bundled exchange.
 STATIC_PRECISIONS: dict[str, tuple[int, int]] = {
-    s: (spec.price_decimals, spec.amount_decimals) for s in DEFAULT_SYMBOLS for spec in [SymbolSpec.for_symbol(s)]
+    s: (spec.price_decimals, spec.amount_decimals)
+    for s in DEFAULT_SYMBOLS
+    for spec in [SymbolSpec.for_symbol(s)]
 }
 
 
@@ -61,7 +64,7 @@ def make_instrument(symbol: str, price_precision: int, size_precision: int, ts: 
     )
 
 
-class DigiFinexInstrumentProvider(InstrumentProvider):  # type: ignore[misc]
+class DigiFinexInstrumentProvider(InstrumentProvider):
     """Every pair of :data:`STATIC_PRECISIONS` plus ``precisions`` (which override it),
     loaded at construction (static: ``load_all_async`` / ``initialize`` only re-add them,
     with ``filters`` ``{"symbols": [...]}`` keeping those)."""
@@ -81,7 +84,7 @@ class DigiFinexInstrumentProvider(InstrumentProvider):  # type: ignore[misc]
         self._all = {name: make_instrument(name, pp, sp) for name, (pp, sp) in table.items()}
         self._add_all(None)
 
-    def _add_all(self, filters: dict | None) -> None:  # type: ignore[type-arg]
+    def _add_all(self, filters: dict[str, Any] | None) -> None:
         wanted = None if not filters or "symbols" not in filters else {s.upper() for s in filters["symbols"]}
         for name, inst in self._all.items():
             if wanted is None or name in wanted:
@@ -89,7 +92,7 @@ class DigiFinexInstrumentProvider(InstrumentProvider):  # type: ignore[misc]
                 self.add_currency(inst.quote_currency)
                 self.add(inst)
 
-    async def load_all_async(self, filters: dict | None = None) -> None:  # type: ignore[type-arg]
+    async def load_all_async(self, filters: dict[str, Any] | None = None) -> None:
         self._add_all(filters)
 
     def for_symbol(self, symbol: str) -> CurrencyPair | None:
