@@ -1253,7 +1253,8 @@ class Feed:
         except Exception as exc:  # a user callback must never break the frame path
             self._callback_failed(kind, exc)
             return
-        if inspect.isawaitable(result):  # e.g. a lambda calling an async function
+        # (None, what a callback returns, is never awaitable: no check on the frame path)
+        if result is not None and inspect.isawaitable(result):  # e.g. a lambda calling an async function
             close = getattr(result, "close", None)
             if close is not None:
                 close()  # never awaited: close it (no "never awaited" warning)
