@@ -42,7 +42,9 @@ python -c "import fastfeed, nautilus_trader; print('fastfeed', fastfeed.__versio
 
 REPORT=$(mktemp "${TMPDIR:-/tmp}/nautilus-junit.XXXXXX")
 trap 'rm -f "$REPORT"' EXIT
-python -m pytest -q -p no:cacheprovider --junitxml="$REPORT" tests/test_plugin_nautilus.py
+# the plugin's tests, and the error-tree check that imports every fastfeed module (the
+# plugin's only where nautilus_trader is installed: here)
+python -m pytest -q -p no:cacheprovider --junitxml="$REPORT" tests/test_plugin_nautilus.py tests/test_errors_tree.py
 # all skipped (e.g. nautilus_trader failed to import) is a failure of this job
 python - "$REPORT" <<'PY'
 import sys
