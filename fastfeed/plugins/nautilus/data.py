@@ -217,8 +217,10 @@ class DigiFinexDataClient(LiveMarketDataClient):
         """``deltas`` (OrderBookDeltas batches), ``trades``, ``quotes`` delivered;
         ``resyncs`` (CLEAR + snapshot from fastfeed's book after a gap or overwrite),
         ``gaps``, ``errors`` (exceptions on the frame path: each followed by a resync),
-        ``rejects`` (reason -> count: ``price_precision``, ``size_precision``,
-        ``trades_lost``)."""
+        ``rejects`` (reason -> count: ``price_precision`` / ``size_precision``, values
+        left out; ``trades_lost`` / ``quotes_lost``, records overwritten before they were
+        read, which only a single frame larger than the event log or ticker history can
+        cause)."""
         return {
             "deltas": self.deltas,
             "trades": self.trades,
@@ -251,7 +253,8 @@ class DigiFinexDataClient(LiveMarketDataClient):
         cfg = self._config
         opts = FeedOptions(**(cfg.feed_options or {}))
         opts.event_log = max(opts.event_log, cfg.event_log)
-        opts.connect_timeout = cfg.connect_timeout
+        if "connect_timeout" not in (cfg.feed_options or {}):
+            opts.connect_timeout = cfg.connect_timeout
         feed = Feed(cfg.url, options=opts, on_frame=self._on_frame, on_event=self._on_event)
         self._expect = -1
         self._tk_seen = feed.engine.ticker_history.count
