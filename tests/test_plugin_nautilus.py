@@ -290,6 +290,25 @@ def test_books_equal_the_feeds_and_the_exchanges_after_a_burst_drops_and_a_resyn
             assert_books_equal(n, ex, SYMS)
             assert n.client.stats["errors"] == 0 and n.client.stats["rejects"] == {}
 
+            # an exception on the frame path: counted, never raised into fastfeed, and the
+            # books are rebuilt from the engine (the failed frame's deltas never reached nautilus)
+            real = n.client._emit_book
+            failed: list[int] = []
+
+            def fail_once(*args: Any) -> None:
+                if not failed:
+                    failed.append(1)
+                    raise RuntimeError("injected")
+                real(*args)
+
+            n.client._emit_book = fail_once
+            resyncs = n.client.stats["resyncs"]
+            ex.step(200)
+            await n.settle()
+            assert failed and n.client.stats["errors"] == 1 and n.client.stats["resyncs"] > resyncs
+            assert n.feed.stats["callback_errors"] == 0
+            assert_books_equal(n, ex, SYMS)
+
     run(body)
 
 
