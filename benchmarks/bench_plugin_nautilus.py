@@ -2,21 +2,21 @@
 
 The seeded corpus (``fastfeed.bench.corpus``: depth increments and snapshots, trades,
 tickers over 10 symbols, zlib frames as on the wire) is fed offline, frame by frame, the
-way the live listener does it (``Engine.feed`` then the feed's per-frame hook), to four
+way the live listener does it (``Engine.feed`` then the feed's per-frame hook), to five
 contestants, interleaved in every round, each on a fresh engine (and nautilus engine):
 
 1. ``fastfeed alone``: the engine with its event log (what the plugin needs), no consumer;
 2. ``+ per-frame hook``: the feed's ``FrameChange`` per frame to a no-op callback;
-3. ``+ plugin, no bus``: ``DigiFinexDataClient`` turning each frame into nautilus objects
-   (``OrderBookDeltas``, ``TradeTick``, ``QuoteTick``), handed to a no-op;
-4. ``+ plugin -> DataEngine``: the same into nautilus's ``DataEngine`` with managed L2 books,
+3. ``+ plugin, constructors stubbed``: ``DigiFinexDataClient``'s hot path with nautilus's
+   constructors (``OrderBookDelta.from_raw``, ``OrderBookDeltas``, ``TradeTick.from_raw``,
+   ``TradeId``, ``QuoteTick.from_raw``) replaced by a no-op: the plugin's own Python;
+4. ``+ plugin, no bus``: the real nautilus objects, handed to a no-op;
+5. ``+ plugin -> DataEngine``: the same into nautilus's ``DataEngine`` with managed L2 books,
    trades and quotes subscribed (what a TradingNode's data engine does with each item).
 
-The table gives frames/s, µs/frame and each as a ratio of fastfeed alone; ``--profile``
-adds a cProfile of contestant 4. The
-breakdown below the table says where a frame's µs go: the differences between the
-contestants, and inside the plugin nautilus's own constructors (each timed alone, times
-how many a frame needs) apart from the plugin's Python.
+The table gives frames/s, µs/frame and each as a ratio of fastfeed alone (medians of the
+rounds); the breakdown under it is the differences between consecutive contestants, i.e.
+where a frame's µs go. ``--profile`` adds a cProfile of contestant 5 (top functions).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_plugin_nautilus.py              # --n 50000 --rounds 5
     python benchmarks/bench_plugin_nautilus.py --quick --profile
@@ -32,16 +32,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no spinning BLAS threads o
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import importlib.util
 import io
-import math
 import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +140,43 @@ async def _plugin(bus: bool) -> tuple[Any, Feed]:
 CONTESTANTS = (
     "fastfeed alone (engine + event log)",
     "+ per-frame hook (no-op consumer)",
+    "+ plugin, nautilus constructors stubbed",
     "+ plugin: nautilus objects, no bus",
     "+ plugin -> DataEngine (managed books)",
 )
+
+#: the nautilus constructors the plugin's hot path calls (module globals of its data.py)
+_CONSTRUCTORS = ("_delta", "_trade", "_quote", "OrderBookDeltas", "TradeId")
+
+
+class _Made:
+    """What a stubbed constructor returns (``flags``: the plugin reads the last delta's)."""
+
+    flags = 0xFF
+
+
+_MADE = _Made()
+
+
+def _stub(*_args: Any) -> _Made:
+    return _MADE
+
+
+@contextlib.contextmanager
+def _stubbed(on: bool) -> Iterator[None]:
+    """Contestant 3: the plugin's hot path with nautilus's constructors replaced by a no-op
+    (what is left is the plugin's own Python)."""
+    from fastfeed.plugins.nautilus import data
+
+    saved = {name: getattr(data, name) for name in _CONSTRUCTORS}
+    if on:
+        for name in _CONSTRUCTORS:
+            setattr(data, name, _stub)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(data, name, fn)
 
 
 async def _make(i: int) -> tuple[Callable[[Sequence[bytes]], int], Any]:
@@ -150,8 +184,28 @@ async def _make(i: int) -> tuple[Callable[[Sequence[bytes]], int], Any]:
         return _runner(Feed(URL, options=FeedOptions(event_log=EVENT_LOG)), hook=False), None
     if i == 1:
         return _runner(_hooked_feed(lambda _c: None), hook=True), None
-    client, feed = await _plugin(bus=i == 3)
+    client, feed = await _plugin(bus=i == 4)
     return _runner(feed, hook=True), client
+
+
+def _counts(payloads: Sequence[bytes], client: Any) -> dict[str, float]:
+    """nautilus objects per frame (a pass of its own, not timed)."""
+    from nautilus_trader.model.data import OrderBookDeltas, QuoteTick, TradeTick
+
+    c = {"deltas": 0, "batches": 0, "trades": 0, "quotes": 0}
+
+    def count(data: Any) -> None:
+        if isinstance(data, OrderBookDeltas):
+            c["batches"] += 1
+            c["deltas"] += len(data.deltas)
+        elif isinstance(data, TradeTick):
+            c["trades"] += 1
+        elif isinstance(data, QuoteTick):
+            c["quotes"] += 1
+
+    client._handle_data = count
+    _runner(client.feed, hook=True)(payloads)
+    return {k: v / len(payloads) for k, v in c.items()}
 
 
 async def bench(n: int, rounds: int, seed: int, profile: bool) -> dict[str, Any]:
@@ -165,26 +219,45 @@ async def bench(n: int, rounds: int, seed: int, profile: bool) -> dict[str, Any]
             gc.collect()
             gc.disable()
             try:
-                times[i].append(run(payloads))
+                with _stubbed(i == 2):
+                    times[i].append(run(payloads))
             finally:
                 gc.enable()
-            if client is not None:
+            if client is not None and i != 2:
                 stats[CONTESTANTS[i]] = client.stats
-    out = {"n": len(payloads), "rounds": rounds, "seed": seed, "results": [], "plugin_stats": stats}
+    out: dict[str, Any] = {"n": len(payloads), "rounds": rounds, "seed": seed, "results": []}
+    out["plugin_stats"] = stats
     base = statistics.median(times[0])
+    us = []
     for name, ts in zip(CONTESTANTS, times):
         med = statistics.median(ts)
+        us.append(med / len(payloads) / 1e3)
         out["results"].append(
             {
                 "contestant": name,
                 "frames_per_s": len(payloads) / med * 1e9,
-                "us_per_frame": med / len(payloads) / 1e3,
+                "us_per_frame": us[-1],
                 "x": med / base,
             }
         )
-    out["breakdown"] = await _breakdown(payloads, out["results"])
+    _client, _feed = await _plugin(bus=False)
+    per = _counts(payloads, _client)
+    out["breakdown"] = [
+        ("fastfeed engine: inflate, parse, books, event log", us[0]),
+        ("fastfeed per-frame hook: FrameChange, callback dispatch", us[1] - us[0]),
+        ("plugin's own Python: event rows to tuples, exact precision check, assembly", us[2] - us[1]),
+        (
+            (
+                f"nautilus constructors beyond a no-op call: {per['deltas']:.2f} OrderBookDelta in "
+                f"{per['batches']:.2f} OrderBookDeltas, {per['trades']:.2f} TradeTick (+TradeId), "
+                f"{per['quotes']:.3f} QuoteTick a frame"
+            ),
+            us[3] - us[2],
+        ),
+        ("nautilus DataEngine: managed book apply, msgbus publish", us[4] - us[3]),
+    ]
     if profile:
-        run, _client = await _make(3)
+        run, _client = await _make(4)
         prof = cProfile.Profile()
         prof.enable()
         run(payloads)
@@ -193,92 +266,6 @@ async def bench(n: int, rounds: int, seed: int, profile: bool) -> dict[str, Any]
         pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(15)
         out["profile_top"] = s.getvalue()
     return out
-
-
-def _per_call_us(fn: Callable[[], Any], n: int = 100_000) -> float:
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter_ns() - t0) / n / 1e3)
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
-        pass
-    return best - (time.perf_counter_ns() - t0) / n / 1e3
-
-
-async def _breakdown(payloads: Sequence[bytes], results: list[dict[str, Any]]) -> list[tuple[str, float]]:
-    """Where the µs of a frame go: the differences between the contestants, and inside the
-    plugin the time of nautilus's own constructors (each timed alone, times how many a
-    frame needs) apart from the plugin's Python."""
-    from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, QuoteTick, TradeTick
-    from nautilus_trader.model.enums import AggressorSide, BookAction, OrderSide
-    from nautilus_trader.model.identifiers import TradeId
-
-    from fastfeed.plugins.nautilus import instrument_id
-
-    client, feed = await _plugin(bus=False)
-    counts = {"deltas": 0, "batches": 0, "trades": 0, "quotes": 0}
-
-    def count(data: Any) -> None:
-        if isinstance(data, OrderBookDeltas):
-            counts["batches"] += 1
-            counts["deltas"] += len(data.deltas)
-        elif isinstance(data, TradeTick):
-            counts["trades"] += 1
-        elif isinstance(data, QuoteTick):
-            counts["quotes"] += 1
-
-    client._handle_data = count
-    _runner(feed, hook=True)(payloads)
-    n = len(payloads)
-    iid = instrument_id("BTC_USDT")
-    up, buy, seller = BookAction.UPDATE, OrderSide.BUY, AggressorSide.SELLER
-    d = OrderBookDelta.from_raw(iid, up, buy, 6000012 * 10**14, 2, 25 * 10**14, 4, 0, 0, 1, 1, 1)
-    per_batch = max(1, round(counts["deltas"] / max(1, counts["batches"])))
-    batch = [d] * per_batch
-    cost = {
-        "delta": _per_call_us(
-            lambda: OrderBookDelta.from_raw(iid, up, buy, 6000012 * 10**14, 2, 25 * 10**14, 4, 0, 0, 1, 1, 1)
-        ),
-        "batch": _per_call_us(lambda: OrderBookDeltas(iid, batch)),
-        "trade": _per_call_us(
-            lambda: TradeTick.from_raw(
-                iid, 6000012 * 10**14, 2, 25 * 10**14, 4, seller, TradeId(str(3282939928)), 1, 1
-            )
-        ),
-        "quote": _per_call_us(
-            lambda: QuoteTick.from_raw(
-                iid, 6000012 * 10**14, 6000013 * 10**14, 2, 2, 10**16, 10**16, 4, 4, 1, 1
-            )
-        ),
-    }
-    nautilus_objects = (
-        counts["deltas"] * cost["delta"]
-        + counts["batches"] * cost["batch"]
-        + counts["trades"] * cost["trade"]
-        + counts["quotes"] * cost["quote"]
-    ) / n
-    us = [r["us_per_frame"] for r in results]
-    return [
-        ("fastfeed engine: inflate, parse, books, event log", us[0]),
-        ("fastfeed per-frame hook: FrameChange, callback dispatch", us[1] - us[0]),
-        (
-            "plugin's own Python: rows -> tuples, exact precision check, dispatch",
-            us[2] - us[1] - nautilus_objects,
-        ),
-        (
-            (
-                f"nautilus object construction ({counts['deltas'] / n:.2f} deltas in {counts['batches'] / n:.2f} "
-                f"OrderBookDeltas, {counts['trades'] / n:.2f} TradeTick, {counts['quotes'] / n:.3f} QuoteTick "
-                f"per frame; {cost['delta']:.2f} / {cost['batch']:.2f} / {cost['trade']:.2f} / "
-                f"{cost['quote']:.2f} µs each)"
-            ),
-            nautilus_objects,
-        ),
-        ("nautilus DataEngine: managed book apply, msgbus publish", us[3] - us[2]),
-    ]
 
 
 def format_table(res: dict[str, Any]) -> str:
