@@ -369,32 +369,50 @@ def test_trades_and_quotes_arrive_exactly_once_across_drops() -> None:
 
 
 def test_values_beyond_the_precision_are_counted_not_rounded() -> None:
-    """BTC_USDT configured with 1 price decimal while the venue sends 2: every price with a
-    second decimal is refused and counted; what nautilus holds is exactly what was sent."""
+    """BTC_USDT configured with 1 price decimal and ETH_USDT with 3 size decimals while the
+    venue sends 2 and 4: every value with a further decimal is refused and counted; every
+    level nautilus holds is exactly a level of fastfeed's book (a level whose new size was
+    refused is withdrawn, not left at its older size), every trade exactly one sent, and the
+    correctly configured SOL_USDT is untouched."""
+    syms = ["BTC_USDT", "ETH_USDT", "SOL_USDT"]
 
     async def body() -> None:
         async with (
-            Exchange(ExchangeConfig(seed=13, symbols=SYMS, rate=0)) as ex,
-            running_node(ex.url, SYMS, kinds=("book", "trades"), instruments={"BTC_USDT": (1, 4)}) as n,
+            Exchange(ExchangeConfig(seed=13, symbols=syms, rate=0)) as ex,
+            running_node(
+                ex.url, syms, kinds=("book", "trades"), instruments={"BTC_USDT": (1, 4), "ETH_USDT": (2, 3)}
+            ) as n,
         ):
-            await until(lambda: all(n.feed.book(s).live for s in SYMS), "live books")
-            ex.step(1500)
+            await until(lambda: all(n.feed.book(s).live for s in syms), "live books")
+            ex.step(2000)
             await n.settle()
             rejects = n.client.stats["rejects"]
-            assert rejects.get("price_precision", 0) > 10
-            assert set(rejects) == {"price_precision"}
-            nbids, nasks = n.book("BTC_USDT")
-            fb = n.feed.book("BTC_USDT")
-            feed_levels = set(exact(fb.bids)) | set(exact(fb.asks))
-            assert nbids and nasks
-            for px, qty in nbids + nasks:  # nothing rounded: each level is one the venue sent
-                assert (px, qty) in feed_levels
-                assert px == px.quantize(Decimal("0.1"))
-            for t in n.rec.trades:
-                assert t.instrument_id.symbol.value == "ETH_USDT" or t.price.as_decimal() == Decimal(
-                    repr(float(t.price.as_decimal()))
+            assert rejects.get("price_precision", 0) > 10 and rejects.get("size_precision", 0) > 10
+            assert set(rejects) == {"price_precision", "size_precision"}
+            for sym, unit in (
+                ("BTC_USDT", (Decimal("0.1"), Decimal("0.0001"))),
+                ("ETH_USDT", (Decimal("0.01"), Decimal("0.001"))),
+            ):
+                nbids, nasks = n.book(sym)
+                fb = n.feed.book(sym)
+                feed_levels = set(exact(fb.bids)) | set(exact(fb.asks))
+                assert nbids and nasks
+                for px, qty in nbids + nasks:  # nothing rounded, nothing stale
+                    assert (px, qty) in feed_levels, sym
+                    assert px == px.quantize(unit[0]) and qty == qty.quantize(unit[1]), sym
+            eng = n.feed.engine
+            sent = {
+                (eng.symbols[r["symbol"]], int(r["id"])): (
+                    Decimal(repr(float(r["price"]))),
+                    Decimal(repr(float(r["amount"]))),
                 )
-            assert_books_equal(n, ex, ["ETH_USDT"])  # the other instrument is untouched
+                for r in eng.trades.since(0)
+            }
+            assert n.rec.trades
+            for t in n.rec.trades:  # each trade delivered is exactly one the venue sent
+                key = (t.instrument_id.symbol.value, int(t.trade_id.value))
+                assert sent[key] == (t.price.as_decimal(), t.size.as_decimal())
+            assert_books_equal(n, ex, ["SOL_USDT"])
 
     run(body)
 

@@ -20,9 +20,12 @@ docs/integration.md) and turns each frame's event rows into nautilus objects:
 
 Precision: nautilus rounds every price and size to its instrument's precision without a
 word. Here each value is converted by :class:`PrecisionGuard`, which refuses a value that
-has digits beyond the precision (or is out of nautilus's range, negative, NaN): that level,
-trade or quote is left out, counted in ``stats["rejects"]`` by reason and logged (the first
-of each reason per instrument, then every 1000th). Nothing is rounded.
+has digits beyond the precision (or is out of nautilus's range, negative, NaN): counted in
+``stats["rejects"]`` by reason and logged (the first of each reason per instrument, then
+every 1000th). Nothing is rounded: a level whose price does not fit cannot be represented
+and is left out; a level whose size does not fit is withdrawn from nautilus's book (a
+``DELETE``: no older size stays standing); such a trade or quote is left out. So every
+level nautilus holds is exactly one of ``feed.book(symbol)``.
 """
 
 from __future__ import annotations
@@ -367,10 +370,13 @@ class DigiFinexDataClient(LiveMarketDataClient):
                 n = int(y + 0.5) if 0.0 < y <= slimit else 0
                 dd = y - n
                 if n <= 0 or dd > y * _REL_TOL or -dd > y * _REL_TOL:
+                    # the level's size cannot be said exactly: withdraw the level (never
+                    # leave an older size standing, never round)
                     self._reject("size_precision", t, qty, "size")
-                    continue
-                q = n * smult
-                action = _ADD if k == _SNAPSHOT else _UPDATE
+                    action, q = _DELETE, 0
+                else:
+                    q = n * smult
+                    action = _ADD if k == _SNAPSHOT else _UPDATE
             side = _OBUY if ev & _BUY else _OSELL
             deltas.append(_delta(iid, action, side, p, pp, q, sp, 0, flags, seq, local_ts, ts_init))
         if not deltas:
