@@ -46,6 +46,7 @@ NOT_NATIVE = {
     # framework plugins: their frameworks need another Python (skipped in the main venv); each
     # runs in its own CI job (ci/plugin-*.sh), over engine paths the native tests cover
     "test_plugin_cryptofeed.py": "cryptofeed plugin, Python >= 3.13 only (ci/plugin-cryptofeed.sh)",
+    "test_plugin_nautilus.py": "needs nautilus_trader (Python >= 3.12): ci/plugin-nautilus.sh runs it",
 }
 
 
