@@ -44,6 +44,10 @@
 #define FF_LIT_SIZE ((1 << FF_LIT_BITS) + FF_NLIT * (1 << (FF_MAXLEN - FF_LIT_BITS)))
 #define FF_DIST_SIZE ((1 << FF_DIST_BITS) + FF_NDIST * (1 << (FF_MAXLEN - FF_DIST_BITS)))
 
+/* output room for the decode loop's fast path: 2 literals, or a match (<= 258 bytes)
+ * copied 8 bytes at a time (<= 7 beyond) */
+#define FF_FAST_ROOM (258 + 8 + 8)
+
 /* table entry: bits 0-7 code length (0: no code), bit 8 second-level pointer,
  * bits 12-15 second-level index bits, bits 16-31 symbol or second-level start */
 #define FF_SUB 0x100u
@@ -95,7 +99,7 @@ static inline int ff_build(uint32_t *table, size_t cap, const uint8_t *lens, uns
 {
     unsigned count[FF_MAXLEN + 1];
     unsigned offs[FF_MAXLEN + 2];
-    uint16_t sorted[FF_NLIT];
+    uint16_t sorted[2 * FF_NLIT];       /* used symbols, then a scratch area for unused ones */
     unsigned s, len, longest = 0, bits, sub_bits;
     int left = 1;
     if (counts) {
@@ -119,19 +123,20 @@ static inline int ff_build(uint32_t *table, size_t cap, const uint8_t *lens, uns
     offs[1] = 0;
     for (len = 1; len <= FF_MAXLEN; len++)
         offs[len + 1] = offs[len] + count[len];
-    for (s = 0; s + 8 <= n; s += 8) { /* most symbols are unused: skip 8 zeros at once */
+    /* unused symbols (length 0) are sorted into a scratch area after the used ones, so the
+     * loop has no data-dependent branch but the 8-zeros skip (most symbols are unused) */
+    offs[0] = FF_NLIT;
+    for (s = 0; s + 8 <= n; s += 8) {
         uint64_t w;
         unsigned k;
         memcpy(&w, lens + s, 8);
         if (w == 0)
             continue;
         for (k = s; k < s + 8; k++)
-            if (lens[k])
-                sorted[offs[lens[k]]++] = (uint16_t)k;
+            sorted[offs[lens[k]]++] = (uint16_t)k;
     }
     for (; s < n; s++)
-        if (lens[s])
-            sorted[offs[lens[s]]++] = (uint16_t)s;
+        sorted[offs[lens[s]]++] = (uint16_t)s;
     /* offs[len] is now the end of length len's run; walk the codes in canonical order */
     {
         uint32_t code = 0;             /* canonical code, MSB-first */
@@ -308,6 +313,7 @@ static inline int ff_inflate(ff_tables *t, const uint8_t *in, size_t in_len, uin
             i = 0;
             memset(lcount, 0, sizeof(lcount));
             memset(dcount, 0, sizeof(dcount));
+            memset(lens, 0, sizeof(lens));     /* runs of zeros (17, 18) only move i */
             while (i < n) {
                 uint32_t e, sym, rep;
                 uint8_t val;
@@ -341,7 +347,8 @@ static inline int ff_inflate(ff_tables *t, const uint8_t *in, size_t in_len, uin
                 }
                 if (rep > n - i)
                     return FF_UNSURE;
-                memset(lens + i, val, rep);
+                if (val)
+                    memset(lens + i, val, rep);
                 if (i + rep <= hlit) {
                     lcount[val] += rep;
                 } else if (i >= hlit) {
@@ -373,18 +380,46 @@ static inline int ff_inflate(ff_tables *t, const uint8_t *in, size_t in_len, uin
         for (;;) {
             uint32_t e, sym, length, dist;
             uint8_t *src;
-            if (bitcount < 15)
-                FF_REFILL();           /* a litlen code */
-            e = lt[bitbuf & lmask];
-            if (e & FF_SUB)
-                e = lt[(e >> 16) + ((uint32_t)(bitbuf >> lbits) & ((1u << ((e >> 12) & 15)) - 1))];
-            FF_DROP(e & 0xFF);
-            sym = e >> 16;
-            if (sym < 256) {
-                if (out_next == out_end)
-                    return FF_NOSPACE;
-                *out_next++ = (uint8_t)sym;
-                continue;
+            if ((size_t)(in_end - in_next) >= 8 && (size_t)(out_end - out_next) >= FF_FAST_ROOM) {
+                /* fast: 8 input bytes to refill from without checks (>= 56 bits), room for
+                 * two literals or a longest match with the 8-byte copy's slack */
+                uint64_t w;
+                memcpy(&w, in_next, 8);
+                bitbuf |= w << bitcount;
+                in_next += (63 - bitcount) >> 3;
+                bitcount |= 56;
+                e = lt[bitbuf & lmask];
+                if (e & FF_SUB)
+                    e = lt[(e >> 16) + ((uint32_t)(bitbuf >> lbits) & ((1u << ((e >> 12) & 15)) - 1))];
+                FF_DROP(e & 0xFF);
+                sym = e >> 16;
+                if (sym < 256) {
+                    *out_next++ = (uint8_t)sym;
+                    /* >= 41 bits left: a second literal needs no refill */
+                    e = lt[bitbuf & lmask];
+                    if (e & FF_SUB)
+                        e = lt[(e >> 16) + ((uint32_t)(bitbuf >> lbits) & ((1u << ((e >> 12) & 15)) - 1))];
+                    if ((e >> 16) < 256) {
+                        FF_DROP(e & 0xFF);
+                        *out_next++ = (uint8_t)(e >> 16);
+                    }
+                    continue;
+                }
+                /* a length/distance pair below needs <= 33 of the >= 41 bits left */
+            } else {
+                if (bitcount < 15)
+                    FF_REFILL();       /* a litlen code */
+                e = lt[bitbuf & lmask];
+                if (e & FF_SUB)
+                    e = lt[(e >> 16) + ((uint32_t)(bitbuf >> lbits) & ((1u << ((e >> 12) & 15)) - 1))];
+                FF_DROP(e & 0xFF);
+                sym = e >> 16;
+                if (sym < 256) {
+                    if (out_next == out_end)
+                        return FF_NOSPACE;
+                    *out_next++ = (uint8_t)sym;
+                    continue;
+                }
             }
             if (sym == 256)
                 break;
