@@ -6,7 +6,8 @@ checks, line tracing and ``binding`` (introspectable signatures, for stubtest) o
 Cython's annotation HTML next to each .pyx.
 AddressSanitizer build: ``FASTFEED_ASAN=1`` (run Python with libasan preloaded).
 
-Inflate backends: zlib is always built. ISA-L (Debian: ``libisal-dev``) and libdeflate
+Inflate backends: zlib and fastfeed's own small-frame decoder (``builtin``,
+fastfeed/_ffinflate.h) are always built. ISA-L (Debian: ``libisal-dev``) and libdeflate
 (``libdeflate-dev``) are added when their headers and libraries are found.
 ``FASTFEED_INFLATE=auto`` (default) builds what is found; ``zlib`` builds zlib only; a
 comma list (``isal``, ``libdeflate``, ``isal,libdeflate``) builds exactly those besides
@@ -300,6 +301,12 @@ class BuildExt(build_ext):
             ext.libraries,
             ext.extra_link_args,
             headers,
+            # fastfeed's own C headers (_fastnum.h, _ffinflate.h): the .c only #includes them
+            *(
+                f.encode() + _read(os.path.join(ROOT, "fastfeed", f))
+                for f in sorted(os.listdir(os.path.join(ROOT, "fastfeed")))
+                if f.endswith(".h")
+            ),
             *(_read(os.path.join(ROOT, s)) for s in ext.sources),
         )
 
@@ -330,6 +337,13 @@ extensions = [
         [f"fastfeed/{name}.pyx"],
         define_macros=list(macros),
         extra_compile_args=cflags,
+        # fastfeed's own C headers: a changed one rebuilds (setuptools compares times; the
+        # cache key above compares their contents)
+        depends=sorted(
+            os.path.join("fastfeed", f)
+            for f in os.listdir(os.path.join(ROOT, "fastfeed"))
+            if f.endswith(".h")
+        ),
         extra_link_args=["-fsanitize=address"] if ASAN else [],
     )
     for name in MODULES

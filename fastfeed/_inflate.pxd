@@ -1,6 +1,7 @@
 from libc.stdint cimport int64_t
 
 from fastfeed._deflate cimport libdeflate_decompressor
+from fastfeed._ffinflate cimport ff_tables
 from fastfeed._isal cimport inflate_state
 from fastfeed._zlib cimport z_stream
 
@@ -35,6 +36,7 @@ cdef enum:
     B_ZLIB = 0
     B_LIBDEFLATE = 1
     B_ISAL = 2
+    B_BUILTIN = 3
 
 
 cdef class Inflater:
@@ -43,6 +45,7 @@ cdef class Inflater:
     cdef int kind                  # B_ZLIB, B_LIBDEFLATE or B_ISAL
     cdef libdeflate_decompressor* ld   # libdeflate's decompressor (B_LIBDEFLATE), else NULL
     cdef inflate_state* isal       # ISA-L's state (B_ISAL), else NULL
+    cdef ff_tables* fft            # the builtin decoder's tables (B_BUILTIN), else NULL
     cdef unsigned char* out        # reused output buffer (grows up to max_size + 1)
     cdef size_t out_cap
     cdef size_t out_len            # bytes produced by the last successful run
@@ -55,6 +58,7 @@ cdef class Inflater:
     cdef int _run_zlib(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _run_libdeflate(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _run_isal(self, const unsigned char* data, size_t size) noexcept nogil
+    cdef int _run_builtin(self, const unsigned char* data, size_t size) noexcept nogil
     cdef int _grow(self, size_t want) noexcept nogil
     cdef int _run_obj(self, object data) except? -100
     cdef int _run_buf(self, object data) except? -100

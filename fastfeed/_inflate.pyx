@@ -2,13 +2,15 @@
 """Inflater: one decompressor kept alive for every frame, inflating into one reused,
 size-capped output buffer.
 
-Every DigiFinex server frame is an independent zlib stream (RFC 1950). Up to three
-backends give identical results (output, and the reason of every rejection): zlib's
+Every DigiFinex server frame is an independent zlib stream (RFC 1950). Up to four
+backends give identical results (output, and the reason of every rejection): fastfeed's
+own small-frame decoder (``builtin``, fastfeed/_ffinflate.h: decode tables sized to the
+codes each frame sends, the fixed-Huffman tables built once; always built); zlib's
 ``z_stream`` (reset per frame, never set up again); when the build found them, ISA-L's
 igzip inflater (streaming, reset per frame) and libdeflate's whole-buffer decompressor,
-both of which decode the per-frame Huffman tables faster than zlib. ISA-L and libdeflate
-hand any frame they do not accept cleanly to zlib, which names the reason, so the
-rejections are zlib's by construction. ``FASTFEED_INFLATE`` at build time chooses what is
+both of which decode the per-frame Huffman tables faster than zlib. The builtin decoder,
+ISA-L and libdeflate hand any frame they do not accept cleanly to zlib, which names the
+reason, so the rejections are zlib's by construction. ``FASTFEED_INFLATE`` at build time chooses what is
 compiled in; ``Inflater(backend=...)`` chooses at run time; the default is the fastest
 backend built, in the order of ``PREFERENCE`` (measured per frame on the benchmark corpus:
 ISA-L 2.30 ~0.8x zlib's time, libdeflate 1.14 ~0.9x; ``benchmarks/bench_engine.py``
@@ -34,6 +36,7 @@ from fastfeed._deflate cimport (
     libdeflate_zlib_decompress_ex,
     libdeflate_result,
 )
+from fastfeed._ffinflate cimport FF_NOSPACE, FF_OK, ff_inflate, ff_tables, ff_tables_init
 from fastfeed._isal cimport (
     FASTFEED_HAVE_ISAL,
     ISAL_BLOCK_FINISH,
@@ -64,12 +67,14 @@ __all__ = ["BACKENDS", "PREFERENCE", "Inflater", "ZLIB_RUNTIME_VERSION", "raise_
 
 ZLIB_RUNTIME_VERSION = zlibVersion().decode("ascii")
 #: Every backend fastfeed knows, fastest first (per frame on the benchmark corpus).
-PREFERENCE = ("isal", "libdeflate", "zlib")
-_BUILT = {"isal": FASTFEED_HAVE_ISAL, "libdeflate": FASTFEED_HAVE_LIBDEFLATE, "zlib": True}
+PREFERENCE = ("builtin", "isal", "libdeflate", "zlib")
+_BUILT = {"builtin": True, "isal": FASTFEED_HAVE_ISAL, "libdeflate": FASTFEED_HAVE_LIBDEFLATE,
+          "zlib": True}
 #: The inflate backends compiled into this build, the default (fastest) first.
 BACKENDS = tuple(b for b in PREFERENCE if _BUILT[b])
-cdef dict _KIND = {"zlib": B_ZLIB, "libdeflate": B_LIBDEFLATE, "isal": B_ISAL}
-cdef tuple _NAME = ("zlib", "libdeflate", "isal")
+cdef dict _KIND = {"zlib": B_ZLIB, "libdeflate": B_LIBDEFLATE, "isal": B_ISAL,
+                   "builtin": B_BUILTIN}
+cdef tuple _NAME = ("zlib", "libdeflate", "isal", "builtin")
 
 cdef size_t INITIAL_OUT = 64 * 1024
 cdef size_t UINT_MAX_SIZE = 0xFFFFFFFFUL
@@ -133,6 +138,11 @@ cdef class Inflater:
             if self.isal == NULL:
                 raise MemoryError("out of memory for ISA-L's inflate state")
             isal_inflate_init(self.isal)
+        elif self.kind == B_BUILTIN:
+            self.fft = <ff_tables*>malloc(sizeof(ff_tables))
+            if self.fft == NULL:
+                raise MemoryError("out of memory for the builtin inflater's tables")
+            ff_tables_init(self.fft)
         memset(&self.strm, 0, sizeof(self.strm))
         if inflateInit2(&self.strm, MAX_WBITS) != Z_OK:
             raise MemoryError("inflateInit2 failed")
@@ -149,11 +159,12 @@ cdef class Inflater:
         if self.ld != NULL:
             libdeflate_free_decompressor(self.ld)
         free(self.isal)
+        free(self.fft)
         free(self.out)
 
     @property
     def backend(self):
-        """``"zlib"``, ``"libdeflate"`` or ``"isal"``."""
+        """``"builtin"``, ``"isal"``, ``"libdeflate"`` or ``"zlib"``."""
         return _NAME[self.kind]
 
     cdef int _grow(self, size_t want) noexcept nogil:
@@ -171,6 +182,8 @@ cdef class Inflater:
         self.out_len = 0
         if size == 0:
             rc = INF_EMPTY
+        elif self.kind == B_BUILTIN:
+            rc = self._run_builtin(data, size)
         elif self.kind == B_ISAL:
             rc = self._run_isal(data, size)
         elif self.kind == B_LIBDEFLATE:
@@ -180,6 +193,29 @@ cdef class Inflater:
         if rc < 0:
             self.rejected += 1
         return rc
+
+    cdef int _run_builtin(self, const unsigned char* data, size_t size) noexcept nogil:
+        """fastfeed's own decoder (_ffinflate.h) decides the clean case: one complete zlib
+        stream, within the cap. Output that does not fit grows the buffer (up to
+        ``max_size + 1``) and the frame is decoded again; anything else it does not accept
+        (corrupt, truncated, trailing, stored blocks, codes zlib may accept and it does
+        not, too large) is handed to zlib, which names the reason."""
+        cdef size_t limit = self.max_size + 1
+        cdef size_t out_n = 0
+        cdef size_t want
+        cdef int r
+        while True:
+            r = ff_inflate(self.fft, data, size, self.out, self.out_cap, &out_n)
+            if r == FF_OK and out_n <= self.max_size:
+                self.out_len = out_n
+                return INF_OK
+            if r != FF_NOSPACE or self.out_cap >= limit:
+                return self._run_zlib(data, size)
+            want = self.out_cap * 2
+            if want > limit:
+                want = limit
+            if self._grow(want) != 0:
+                return INF_NOMEM
 
     cdef int _run_libdeflate(self, const unsigned char* data, size_t size) noexcept nogil:
         """libdeflate decodes the whole frame in one call; the output buffer grows (and the

@@ -169,3 +169,40 @@ def test_hot_path_zero_allocations(kind: str, encoding: str) -> None:
     assert eng._ticker_slow_frames == 0
     delta = after - before - baseline
     assert delta == 0, f"{delta} Python blocks allocated over {len(measured)} {kind} {encoding} frames"
+
+
+def test_build_tracks_fastfeed_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """setup.py rebuilds an extension when one of fastfeed's own C headers changes
+    (_fastnum.h, _ffinflate.h): setuptools sees them as dependencies and the compile
+    cache's key covers their contents. (Regression: the .c only #includes them, so an
+    edited header left the old extension in place, from setuptools' time check or from
+    the cache.)"""
+    import os
+    import runpy
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    setup_py = os.path.join(root, "setup.py")
+    if not os.path.exists(setup_py):
+        pytest.skip("not a source checkout")
+    headers = sorted(f for f in os.listdir(os.path.join(root, "fastfeed")) if f.endswith(".h"))
+    assert "_ffinflate.h" in headers and "_fastnum.h" in headers
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", ["setup.py", "--name"])  # parse only, build nothing
+    ns = runpy.run_path(setup_py, run_name="fastfeed_setup")
+    for ext in ns["extensions"]:
+        assert sorted(os.path.basename(d) for d in ext.depends) == headers, ext.name
+
+    ext = next(e for e in ns["extensions"] if e.name == "fastfeed._inflate")
+    ext.sources = ["fastfeed/_inflate.pyx"]  # any existing file: the key hashes its bytes
+    key_of = ns["BuildExt"]._c_key
+    fake = type("B", (), {"_numpy_version": "x"})()
+    before = key_of(fake, ext)
+    g = key_of.__globals__
+    real_read = g["_read"]
+
+    def edited(path: str) -> bytes:
+        data = real_read(path)
+        return data + b"/* edited */" if path.endswith("_ffinflate.h") else data
+
+    monkeypatch.setitem(g, "_read", edited)
+    assert key_of(fake, ext) != before

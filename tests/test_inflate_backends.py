@@ -1,6 +1,6 @@
 """Every inflate backend compiled into this build gives the same output and the same
-rejection reasons (zlib is always there; ISA-L and libdeflate when the build found
-them): on good frames, hostile ones, seeded mutants with every size cap, every window size,
+rejection reasons (zlib and the builtin decoder are always there; ISA-L and libdeflate when
+the build found them): on good frames, hostile ones, seeded mutants with every size cap, every window size,
 and through the engine."""
 
 from __future__ import annotations
@@ -216,3 +216,115 @@ def test_backends_on_engine_corpus(backend: str) -> None:
     got.feed_many(payloads)
     assert got.inflate_backend == backend
     assert_state_equal(got, want, backend)
+
+
+# -- the builtin decoder (fastfeed/_ffinflate.h) ------------------------------------------------
+
+
+def test_builtin_is_always_built_and_the_default() -> None:
+    """fastfeed's own small-frame decoder needs no library: always built, and the default
+    (fastest on DigiFinex-sized frames, see PREFERENCE)."""
+    from fastfeed._inflate import PREFERENCE
+
+    assert BACKENDS[0] == "builtin" == PREFERENCE[0]
+    assert Inflater().backend == "builtin"
+
+
+class _Bits:
+    """A deflate bit writer (LSB first; Huffman codes MSB first, RFC 1951 3.1.1)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.n = 0
+
+    def put(self, value: int, n: int) -> None:
+        self.value |= value << self.n
+        self.n += n
+
+    def code(self, code: int, n: int) -> None:
+        self.put(int(format(code, f"0{n}b")[::-1], 2), n)
+
+    def data(self) -> bytes:
+        return self.value.to_bytes((self.n + 7) // 8, "little")
+
+
+def _canonical(lengths: list[int]) -> dict[int, tuple[int, int]]:
+    """symbol -> (code, length) of the canonical Huffman code with these lengths."""
+    out, code = {}, 0
+    for n in range(1, 16):
+        for sym, ln in enumerate(lengths):
+            if ln == n:
+                out[sym] = (code, n)
+                code += 1
+        code <<= 1
+    return out
+
+
+def _dynamic_stream(lit_lengths: list[int], dist_lengths: list[int], text: bytes) -> bytes:
+    """One final dynamic block with these code lengths (sent without run-length codes)
+    holding the literals of ``text`` then end-of-block, wrapped as a zlib stream."""
+    order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
+    values = sorted(set(lit_lengths) | set(dist_lengths))
+    # the code-length code: a complete code over the values used (lengths 1, 2, 3, ...)
+    cl = [0] * 19
+    for i, v in enumerate(values):
+        cl[v] = min(i + 1, len(values) - 1) if len(values) > 1 else 1
+    cl_codes = _canonical(cl)
+    hclen = max(order.index(v) for v in values) + 1
+    b = _Bits()
+    b.put(1, 1)  # BFINAL
+    b.put(2, 2)  # dynamic
+    b.put(len(lit_lengths) - 257, 5)
+    b.put(len(dist_lengths) - 1, 5)
+    b.put(hclen - 4, 4)
+    for i in range(hclen):
+        b.put(cl[order[i]], 3)
+    for ln in lit_lengths + dist_lengths:
+        b.code(*cl_codes[ln])
+    lit = _canonical(lit_lengths)
+    for ch in text:
+        b.code(*lit[ch])
+    b.code(*lit[256])
+    return b"\x78\x9c" + b.data() + zlib.adler32(text).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_incomplete_codes_zlib_accepts(backend: str) -> None:
+    """zlib accepts a code set that is incomplete in one way only: a single code of length
+    1 (a lone distance code, or a literal/length code holding only end-of-block). The
+    builtin decoder refuses every incomplete set and hands the frame to zlib: the result is
+    zlib's either way (the same output)."""
+    full_lit = [8] * 255 + [9, 9]  # 0..254: 8 bits, 255 and end-of-block: 9 bits (complete)
+    lone_dist = _dynamic_stream(full_lit, [1], b"hi there")
+    assert zlib.decompress(lone_dist) == b"hi there"
+    assert _outcome_cap(backend, lone_dist, 1 << 20) == ("ok", b"hi there")
+    only_eob = _dynamic_stream([0] * 256 + [1], [1, 1], b"")
+    assert zlib.decompress(only_eob) == b""
+    assert _outcome_cap(backend, only_eob, 1 << 20) == _outcome_cap("zlib", only_eob, 1 << 20)
+    # the complete form of the same stream is decoded by the builtin decoder itself
+    complete = _dynamic_stream(full_lit, [1, 1], b"hi there")
+    assert _outcome_cap(backend, complete, 1 << 20) == ("ok", b"hi there")
+    # over-subscribed (three 1-bit codes): refused alike
+    bad = _dynamic_stream(full_lit, [1, 1, 1], b"hi")
+    assert _outcome_cap(backend, bad, 1 << 20) == _outcome_cap("zlib", bad, 1 << 20)
+    assert _outcome_cap("zlib", bad, 1 << 20)[0] == "zlib_error"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_output_growth_and_every_block_type(backend: str) -> None:
+    """Stored, fixed-Huffman, dynamic and multi-block streams, with outputs below, at and
+    far beyond the first output buffer (64 KiB; the builtin decoder grows it and decodes
+    again): zlib's output, every time."""
+    rng = random.Random(SEED + 7)
+    text = b'{"method":"trades.update","params":[false,[{"id":1,"price":"1.5"}],"X"]}'
+    plains = [b"a", text, text * 900, bytes(rng.getrandbits(8) for _ in range(70_000)), text * 30_000]
+    for plain in plains:
+        for level in (0, 1, 6, 9):
+            for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FIXED, zlib.Z_HUFFMAN_ONLY):
+                co = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+                z = co.compress(plain) + co.flush()
+                assert _outcome_cap(backend, z, 8 << 20) == ("ok", plain), (len(plain), level, strategy)
+                # the cap at the output size exactly, and one byte under it
+                assert _outcome_cap(backend, z, len(plain) or 1)[0] == "ok"
+                if len(plain) > 1:
+                    assert _outcome_cap(backend, z, len(plain) - 1) == ("too_large", b"")
