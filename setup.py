@@ -23,6 +23,7 @@ and Python. So the README's second ``pip install -e`` compiles nothing. ``rm -rf
 (or ``FASTFEED_NO_CACHE=1``) forces a full build.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -296,6 +297,8 @@ class BuildExt(build_ext):
             ext.libraries,
             ext.extra_link_args,
             headers,
+            # the package's own headers (_fastnum.h): the .c includes them, its text does not change
+            *(_read(h) for h in sorted(glob.glob(os.path.join(ROOT, "fastfeed", "*.h")))),
             *(_read(os.path.join(ROOT, s)) for s in ext.sources),
         )
 
@@ -327,6 +330,8 @@ extensions = [
         define_macros=list(macros),
         extra_compile_args=cflags,
         extra_link_args=["-fsanitize=address"] if ASAN else [],
+        # an edited header makes setuptools rebuild (its object files are timestamp-checked)
+        depends=sorted(glob.glob(os.path.join("fastfeed", "*.h"))),
     )
     for name in MODULES
 ]

@@ -27,6 +27,7 @@ NOT_NATIVE = {
     "test_exchange_oracle.py": "the exchange against an independent decoder, pure Python",
     "test_exchange_protocol.py": "the exchange's protocol with SimpleClient and BookSet, pure Python",
     "test_markers.py": "this check",
+    "test_build_deps.py": "setup.py's rebuild rules, no compiled code",
     "test_typing.py": "runs mypy on user scripts (static)",
     # reach compiled code only in child processes, or are soak/live-process runs: slow under
     # ASan (every child pays the interpreter and numpy start-up) for paths that the
