@@ -6,7 +6,8 @@
  * ``float(s)``: correctly rounded) or reports failure, and the caller then hands the whole
  * message to the general parser. Exactness: the fast path only accepts a mantissa
  * m <= 2**53 (an exact double) with at most 19 digits in all and a fraction of f <= 18
- * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles.
+ * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles. (A
+ * larger m whose fraction ends in zeros is first reduced: the same decimal, fewer digits.)
  *
  * Portability: the SWAR digit code assumes little-endian byte order (x86-64, aarch64);
  * elsewhere a byte-by-byte loop gives the same results. FF_FAST_AVAILABLE is 0 where
@@ -152,6 +153,18 @@ static inline int ff_run(const unsigned char *p, const unsigned char *end, uint6
     return n;
 }
 
+/* m / 10**nf with m beyond 2**53: the same decimal with the fraction's trailing zeros cut
+ * off (e.g. "50112788096.00000000"), so that it may become exact. Returns 0 if m still
+ * exceeds 2**53 (the caller gives up). */
+static inline int ff_trim(uint64_t *m, int *nf)
+{
+    while (*m > 9007199254740992ULL && *nf > 0 && *m % 10 == 0) {
+        *m /= 10;
+        *nf -= 1;
+    }
+    return *m <= 9007199254740992ULL;
+}
+
 /* A positive decimal: ``digits ['.' digits]`` (quoted != 0: the text inside a JSON string,
  * p just after the opening quote, ``1.`` allowed and leading zeros too, as
  * ``float()`` allows them; quoted == 0: a bare JSON number, which needs a digit after the
@@ -176,14 +189,20 @@ static inline const unsigned char *ff_decimal(const unsigned char *p, const unsi
     if (*p == '.') {
         p++;
         nf = ff_run(p, end, &f);
-        if (FF_UNLIKELY(nf > FF_RUN_MAX || ni + nf > 19))
-            return NULL;
-        if (!quoted && nf == 0)
+        if (FF_UNLIKELY(nf > FF_RUN_MAX))
             return NULL;
         p += nf;
+        while (FF_UNLIKELY(ni + nf > 19) && nf > 0 && f % 10 == 0) { /* trailing zeros */
+            f /= 10;
+            nf--;
+        }
+        if (FF_UNLIKELY(ni + nf > 19))
+            return NULL;
+        if (!quoted && p[-1] == '.')
+            return NULL;
         m = m * ff_pow10u[nf] + f; /* < 10**19 < 2**64 */
     }
-    if (FF_UNLIKELY(m > 9007199254740992ULL))
+    if (FF_UNLIKELY(m > 9007199254740992ULL) && !ff_trim(&m, &nf))
         return NULL;
     if (quoted) {
         if (FF_UNLIKELY(p >= end || *p != '"'))
@@ -235,10 +254,16 @@ static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned 
         if (q < end && *q == '.') {
             q++;
             nf = ff_run(q, end, &f);
-            if (nf > FF_RUN_MAX || ni + nf > 19)
+            if (nf > FF_RUN_MAX)
+                return NULL;
+            q += nf;
+            while (ni + nf > 19 && nf > 0 && f % 10 == 0) { /* trailing zeros */
+                f /= 10;
+                nf--;
+            }
+            if (ni + nf > 19)
                 return NULL;
             mant = mant * ff_pow10u[nf] + f;
-            q += nf;
         }
     } else {                                  /* d digits, a point, digits to the word's end */
         if (p[d] != '.' || ((m >> (8 * d)) >> 8) != 0)
@@ -258,7 +283,7 @@ static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned 
         nf += k;
         q = p + 8 + k;
     }
-    if (mant > 9007199254740992ULL || q >= end || *q != '"')
+    if (q >= end || *q != '"' || (mant > 9007199254740992ULL && !ff_trim(&mant, &nf)))
         return NULL;
     *out = (double)mant / ff_pow10d[nf];
     return q + 1;
@@ -363,6 +388,44 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
         return -1;
     out[n] = 0;
     return n;
+}
+
+/* A ticker object's key at p (at its opening quote; the caller guarantees 19 readable
+ * bytes): its field number (0..10 the floats in fastfeed.layout.TICKER_FIELDS order, 11
+ * timestamp, 12 symbol) and *len, the length of the key text with its quotes and the
+ * colon; -1 for any other key (the caller gives up). */
+FF_INLINE int ff_ticker_key(const unsigned char *p, int *len)
+{
+    switch (p[1]) {
+    case 'l':
+        if (ff_eq(p, "\"last\":", 7)) { *len = 7; return 0; }
+        if (ff_eq(p, "\"last_qty\":", 11)) { *len = 11; return 1; }
+        if (ff_eq(p, "\"low_24h\":", 10)) { *len = 10; return 7; }
+        return -1;
+    case 'b':
+        if (ff_eq(p, "\"best_bid\":", 11)) { *len = 11; return 2; }
+        if (ff_eq(p, "\"best_bid_size\":", 16)) { *len = 16; return 3; }
+        if (ff_eq(p, "\"best_ask\":", 11)) { *len = 11; return 4; }
+        if (ff_eq(p, "\"best_ask_size\":", 16)) { *len = 16; return 5; }
+        if (ff_eq(p, "\"base_volume_24h", 16) && ff_eq(p + 16, "\":", 2)) { *len = 18; return 9; }
+        return -1;
+    case 'o':
+        if (ff_eq(p, "\"open_24h\":", 11)) { *len = 11; return 6; }
+        return -1;
+    case 'h':
+        if (ff_eq(p, "\"high_24h\":", 11)) { *len = 11; return 8; }
+        return -1;
+    case 'q':
+        if (ff_eq(p, "\"quote_volume_24h", 16) && ff_eq(p + 16, "h\":", 3)) { *len = 19; return 10; }
+        return -1;
+    case 't':
+        if (ff_eq(p, "\"timestamp\":", 12)) { *len = 12; return 11; }
+        return -1;
+    case 's':
+        if (ff_eq(p, "\"symbol\":", 9)) { *len = 9; return 12; }
+        return -1;
+    }
+    return -1;
 }
 
 /* Hash of a symbol name (1..32 bytes) for the engine's and the ticker table's open-addressing

@@ -116,5 +116,7 @@ cdef class Parser:
     cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil
+    cdef const uchar* _fast_tickers(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_ticker(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil
