@@ -1564,13 +1564,38 @@ cdef class Parser:
         cdef int method = -1      # from "method"
         cdef int body = -1        # from the shape of "params"
         cdef bint seen_id = False
+        cdef bint after_value = False
         if end - p < 2 or p[0] != 123:
             return -1
-        p += 1
+        # The exchange's own order: ``{"method":"M","params":[...],"id":null}``, the method
+        # and "params" matched as one literal (the loop below takes any order)
+        if end - p >= 48 and ff_eq(p, b'{"method":"', 11):
+            if ff_eq(p + 11, b'depth.update","p', 16) and ff_eq(p + 27, b'arams":[', 8):
+                method = M_DEPTH
+                p += 35
+            elif ff_eq(p + 27, b'params":[', 9):
+                if ff_eq(p + 11, b'trades.update","', 16):
+                    method = M_TRADES
+                elif ff_eq(p + 11, b'ticker.update","', 16):
+                    method = M_TICKER
+                if method >= 0:
+                    p += 36
+            if method >= 0:
+                p = self._fast_params(p, end, &body)
+                if p == NULL:
+                    return -1
+                if end - p == 11 and ff_eq(p, b',"id":null}', 11):
+                    seen_id = True
+                    p = end - 1
+                after_value = True
+        if not after_value:
+            p += 1
         while True:
-            if end - p < 10 or p[0] != 34:
+            if after_value:
+                after_value = False     # the shortcut read a value: on to what follows it
+            elif end - p < 10 or p[0] != 34:
                 return -1
-            if p[1] == 109:     # "method":"depth.update" | "trades.update"
+            elif p[1] == 109:   # "method":"depth.update" | "trades.update" | ...
                 if method >= 0 or not ff_eq(p, b'"method":"', 10):
                     return -1
                 p += 10
