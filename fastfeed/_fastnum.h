@@ -343,14 +343,32 @@ FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned 
     return ff_decimal(p, end, 0, out);
 }
 
+static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n);
+
+#define FF_SYMHASH_SEED 0x9E3779B97F4A7C15ULL
+#define FF_SYMHASH_MUL 0xFF51AFD7ED558CCDULL
+
+/* The symbol hash's last steps (see ff_symhash): the length, then MurmurHash3's finalizer. */
+FF_INLINE uint64_t ff_symhash_end(uint64_t h, Py_ssize_t n)
+{
+    h ^= (uint64_t)n;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* The symbol's text, p just after its opening quote: 1..32 bytes of 0x21..0x7E other than
  * '"' and '\\', then '"'. Copies it upper-cased (ASCII a-z) to out (33 bytes, NUL
- * terminated) and returns its length, or -1 (anything else: the general parser decides). */
-FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out)
+ * terminated) and returns its length, or -1 (anything else: the general parser decides).
+ * *hash = ff_symhash(out, length), computed from the words as they are copied. */
+FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out,
+                        uint64_t *hash)
 {
     int n = 0;
     unsigned c;
 #if FF_SWAR_LE
+    uint64_t h = FF_SYMHASH_SEED;
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     while (n < 32 && end - (p + n) >= 8) {
         uint64_t v = ff_load8(p + n);
@@ -369,8 +387,13 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
             if (!(quote & first) || n + k == 0)
                 return -1;
             out[n + k] = 0;
+            if (k) /* the tail: its k bytes, zero-extended (as ff_symhash reads it) */
+                h = (h ^ (up & ((1ULL << (8 * k)) - 1))) * FF_SYMHASH_MUL;
+            *hash = ff_symhash_end(h, n + k);
             return n + k;
         }
+        h = (h ^ up) * FF_SYMHASH_MUL;
+        h ^= h >> 32;
         n += 8;
     }
 #endif
@@ -387,6 +410,7 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
     if (n == 0)
         return -1;
     out[n] = 0;
+    *hash = ff_symhash(out, n);
     return n;
 }
 
@@ -430,16 +454,18 @@ FF_INLINE int ff_ticker_key(const unsigned char *p, int *len)
 
 /* Hash of a symbol name (1..32 bytes) for the engine's and the ticker table's open-addressing
  * tables: 8 bytes at a time (one multiply per word instead of one per byte as FNV-1a), the
- * tail assembled from independent byte loads, MurmurHash3's finalizer to spread the bits
- * over the low ones the tables use. In-process only (never stored or shared). */
+ * tail assembled from independent byte loads, then the length and MurmurHash3's finalizer
+ * to spread the bits over the low ones the tables use (the length last, so ff_symbol can
+ * hash the words as it copies them). In-process only (never stored or shared). */
 static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    uint64_t h = FF_SYMHASH_SEED;
     uint64_t w;
     Py_ssize_t i;
+    Py_ssize_t len = n;
     while (n >= 8) {
         memcpy(&w, p, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h = (h ^ w) * FF_SYMHASH_MUL;
         h ^= h >> 32;
         p += 8;
         n -= 8;
@@ -448,12 +474,25 @@ static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n)
         w = 0;
         for (i = 0; i < n; i++)
             w |= (uint64_t)p[i] << (8 * i);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h = (h ^ w) * FF_SYMHASH_MUL;
     }
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 33;
-    return h;
+    return ff_symhash_end(h, len);
+}
+
+/* a[0:n] == b[0:n] for symbol names (n = 1..32; both buffers hold at least 32 bytes). */
+FF_INLINE int ff_symeq(const unsigned char *a, const unsigned char *b, Py_ssize_t n)
+{
+#if FF_SWAR_LE
+    uint64_t diff = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        diff |= ff_load8(a + i) ^ ff_load8(b + i);
+    if (i < n) /* the last partial word: its low n - i bytes */
+        diff |= (ff_load8(a + i) ^ ff_load8(b + i)) & ((1ULL << (8 * (n - i))) - 1);
+    return diff == 0;
+#else
+    return memcmp(a, b, (size_t)n) == 0;
+#endif
 }
 
 #endif /* FASTFEED_FASTNUM_H */

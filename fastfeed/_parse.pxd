@@ -1,5 +1,5 @@
 cimport cython
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 ctypedef unsigned char uchar
 
@@ -78,6 +78,7 @@ cdef class Parser:
     cdef bint big_int              # a non-hot message holds an integer that may not fit int64
     cdef uchar symbol[MAX_SYMBOL + 1]
     cdef Py_ssize_t symbol_len
+    cdef uint64_t symbol_hash      # ff_symhash(symbol, symbol_len) (_fastnum.h)
     # ticker.update / all_ticker.update (separate from the depth/trade scratch)
     cdef TickerC* tickers
     cdef Py_ssize_t n_tickers

@@ -184,7 +184,8 @@ cdef extern from "_fastnum.h":
     const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
     const uchar* ff_qdecimal(const uchar* p, const uchar* end, double* out) noexcept nogil
     int ff_ticker_key(const uchar* p, int* length) noexcept nogil
-    int ff_symbol(const uchar* p, const uchar* end, uchar* out) noexcept nogil
+    int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
+    uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
 
 #: Whether Parsers created from now on try the fast path first (``set_fast_path``).
@@ -958,6 +959,7 @@ cdef class Parser:
                 self.symbol[i] = c - 32
         self.symbol[n] = 0
         self.symbol_len = n
+        self.symbol_hash = ff_symhash(self.symbol, n)
         return p
 
     cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil:
@@ -1676,7 +1678,7 @@ cdef class Parser:
     cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
         characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
-        cdef int n = ff_symbol(p, end, self.symbol)
+        cdef int n = ff_symbol(p, end, self.symbol, &self.symbol_hash)
         if n < 0:
             return NULL
         self.symbol_len = n
@@ -1774,6 +1776,7 @@ cdef class Parser:
         Fields that are absent stay NaN (timestamp 0), as in the general parser."""
         cdef TickerC* t
         cdef uint64_t seen = 0
+        cdef uint64_t hash
         cdef int fid
         cdef int klen
         cdef int n
@@ -1803,7 +1806,7 @@ cdef class Parser:
             else:
                 if p[0] != 34:
                     return NULL
-                n = ff_symbol(p + 1, end, t.symbol)
+                n = ff_symbol(p + 1, end, t.symbol, &hash)
                 if n < 0:
                     return NULL
                 t.symbol_len = n

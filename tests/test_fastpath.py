@@ -709,3 +709,20 @@ def test_nothing_read_past_the_end() -> None:
     )
     assert proc.returncode == 0, f"child died ({proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.split() == ["parsed", str(len(texts))]
+
+
+def test_symbol_hash_agrees_between_paths() -> None:
+    """The fast path hashes the symbol while copying it (ff_symbol), the general parser and
+    the engine's table with ff_symhash: a symbol of any length (1..32, lower case too)
+    reached through both paths is one symbol of the engine."""
+    cls = compiled_engine_cls()
+    eng = cls(depth=10)
+    names = ["A", "ab", "BTC_USDT", "eth_usdt9", "x" * 15, "Y_" * 8, "z" * 17, "~" * 24, "q" * 31, "a" * 32]
+    for i, name in enumerate(names):
+        fast = DEPTH.replace(b'"BTC_USDT"', b'"' + name.encode() + b'"')
+        general = b" " + fast  # leading whitespace: the general parser reads it
+        assert check_text(fast) is not None and check_text(general) is None
+        eng.feed(fast, 1)
+        eng.feed(general, 2)
+        assert len(eng.symbols) == i + 1, (name, eng.symbols)
+        assert eng.symbols[-1] == name.upper()
