@@ -123,8 +123,9 @@ FF_INLINE int ff_digits8(const unsigned char *p, uint64_t *value)
 #endif
 
 /* The run of ASCII digits at p: its length (0..FF_RUN_MAX) with its value in *value, or
- * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined). */
-static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+ * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined).
+ * ff_run_i: the same, always inlined (ff_decimal: a trade's bare "time" and "id"). */
+FF_INLINE int ff_run_i(const unsigned char *p, const unsigned char *end, uint64_t *value)
 {
     uint64_t v = 0;
     int n = 0;
@@ -153,6 +154,11 @@ static inline int ff_run(const unsigned char *p, const unsigned char *end, uint6
     return n;
 }
 
+static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+{
+    return ff_run_i(p, end, value);
+}
+
 /* m / 10**nf with m beyond 2**53: the same decimal with the fraction's trailing zeros cut
  * off (e.g. "50112788096.00000000"), so that it may become exact. Returns 0 if m still
  * exceeds 2**53 (the caller gives up). */
@@ -172,13 +178,13 @@ static inline int ff_trim(uint64_t *m, int *nf)
  * rounded double and returns the end of the number: just past the closing quote when
  * quoted, else the first byte after the digits (the caller checks that byte, so an
  * exponent makes the caller give up). Returns NULL when the fast path cannot decide. */
-static inline const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
+FF_INLINE const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
                                               int quoted, double *out)
 {
     uint64_t m, f;
     int ni, nf = 0;
     double v;
-    ni = ff_run(p, end, &m);
+    ni = ff_run_i(p, end, &m);
     if (FF_UNLIKELY(ni == 0 || ni > FF_RUN_MAX))
         return NULL;
     if (!quoted && ni > 1 && p[0] == '0')
@@ -188,7 +194,7 @@ static inline const unsigned char *ff_decimal(const unsigned char *p, const unsi
         return NULL;
     if (*p == '.') {
         p++;
-        nf = ff_run(p, end, &f);
+        nf = ff_run_i(p, end, &f);
         if (FF_UNLIKELY(nf > FF_RUN_MAX))
             return NULL;
         p += nf;
@@ -222,7 +228,7 @@ static inline const unsigned char *ff_uint(const unsigned char *p, const unsigne
                                            int64_t *out)
 {
     uint64_t m;
-    int n = ff_run(p, end, &m);
+    int n = ff_run_i(p, end, &m);
     if (FF_UNLIKELY(n == 0 || n > FF_RUN_MAX || (n > 1 && p[0] == '0')))
         return NULL;
     *out = (int64_t)m; /* < 10**16 */
@@ -334,9 +340,24 @@ FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigne
 }
 #endif
 
-/* The fast path's decimal at p (p < end): a string or a bare number. */
+/* A bare decimal, out of line (rare in depth levels: keeps their loop small). */
+static const unsigned char *ff_bare(const unsigned char *p, const unsigned char *end, double *out)
+{
+    return ff_decimal(p, end, 0, out);
+}
+
+/* The fast path's decimal at p (p < end): a string or a bare number. ff_number_i: bare
+ * numbers inline too (a trade's "time" is one). */
 FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned char *end,
                                          double *out)
+{
+    if (*p == '"')
+        return ff_qdecimal(p, end, out);
+    return ff_bare(p, end, out);
+}
+
+FF_INLINE const unsigned char *ff_number_i(const unsigned char *p, const unsigned char *end,
+                                           double *out)
 {
     if (*p == '"')
         return ff_qdecimal(p, end, out);

@@ -182,6 +182,7 @@ cdef extern from "_fastnum.h":
     const uchar* ff_decimal(const uchar* p, const uchar* end, int quoted, double* out) noexcept nogil
     const uchar* ff_uint(const uchar* p, const uchar* end, int64_t* out) noexcept nogil
     const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
+    const uchar* ff_number_i(const uchar* p, const uchar* end, double* out) noexcept nogil
     const uchar* ff_qdecimal(const uchar* p, const uchar* end, double* out) noexcept nogil
     int ff_ticker_key(const uchar* p, int* length) noexcept nogil
     int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
@@ -1863,7 +1864,7 @@ cdef class Parser:
                     if seen & 2:
                         return NULL
                     seen |= 2
-                    p = ff_number(p + 7, end, &t.time)
+                    p = ff_number_i(p + 7, end, &t.time)
                 elif ff_eq(p, b'"type":"', 8):
                     if seen & 16:
                         return NULL
