@@ -1723,22 +1723,32 @@ cdef class Parser:
         cdef double amount
         if p < end and p[0] == 93:
             return p + 1
-        while True:
-            if n == cap or end - p < 2 or p[0] != 91:
+        while True:     # the punctuation around the usual quoted decimals as 2-byte literals
+            if n == cap or end - p < 3:
                 return NULL
-            p = ff_number(p + 1, end, &price)
-            if p == NULL or not price > 0.0 or end - p < 2 or p[0] != 44:
+            if ff_eq(p, b'["', 2):
+                p = ff_qdecimal(p + 1, end, &price)
+            elif p[0] == 91:
+                p = ff_number(p + 1, end, &price)
+            else:
                 return NULL
-            p = ff_number(p + 1, end, &amount)
-            if p == NULL or end - p < 2 or p[0] != 93:
+            if p == NULL or not price > 0.0 or end - p < 3:
+                return NULL
+            if ff_eq(p, b',"', 2):
+                p = ff_qdecimal(p + 1, end, &amount)
+            elif p[0] == 44:
+                p = ff_number(p + 1, end, &amount)
+            else:
+                return NULL
+            if p == NULL or end - p < 2:
                 return NULL
             arr[n].price = price
             arr[n].amount = amount
             n += 1
-            p += 1
-            if p[0] == 44:
+            if ff_eq(p, b"],", 2):
+                p += 2
+            elif ff_eq(p, b"]]", 2):
                 p += 1
-            elif p[0] == 93:
                 break
             else:
                 return NULL
