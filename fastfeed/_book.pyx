@@ -51,11 +51,58 @@ cnp.import_array()
 __all__ = ["Book", "book_frame"]
 
 
+cdef extern from *:
+    """
+    /* How many of the 8 prices a[0], a[2], ..., a[14] (rows of [price, amount]) are below
+     * (ff_below8) / above (ff_above8) price: the rows are sorted (ascending / descending),
+     * so those rows are a prefix and the count is the first row that is not. SSE2 (every
+     * x86-64): four compares of two prices each; elsewhere eight scalar compares. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline __m128d ff_prices2(const double *a)
+    {
+        return _mm_unpacklo_pd(_mm_loadu_pd(a), _mm_loadu_pd(a + 2));
+    }
+    static inline Py_ssize_t ff_below8(const double *a, double price)
+    {
+        __m128d v = _mm_set1_pd(price);
+        unsigned m = (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a), v))
+                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 4), v)) << 2
+                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 8), v)) << 4
+                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 12), v)) << 6;
+        return __builtin_ctz(~m);
+    }
+    static inline Py_ssize_t ff_above8(const double *a, double price)
+    {
+        __m128d v = _mm_set1_pd(price);
+        unsigned m = (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a), v))
+                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 4), v)) << 2
+                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 8), v)) << 4
+                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 12), v)) << 6;
+        return __builtin_ctz(~m);
+    }
+    #else
+    static inline Py_ssize_t ff_below8(const double *a, double price)
+    {
+        return (a[0] < price) + (a[2] < price) + (a[4] < price) + (a[6] < price)
+             + (a[8] < price) + (a[10] < price) + (a[12] < price) + (a[14] < price);
+    }
+    static inline Py_ssize_t ff_above8(const double *a, double price)
+    {
+        return (a[0] > price) + (a[2] > price) + (a[4] > price) + (a[6] > price)
+             + (a[8] > price) + (a[10] > price) + (a[12] > price) + (a[14] > price);
+    }
+    #endif
+    """
+    Py_ssize_t ff_below8(const double* a, double price) noexcept nogil
+    Py_ssize_t ff_above8(const double* a, double price) noexcept nogil
+
+
 cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) noexcept nogil:
     """First row whose price >= price (ascending side).
 
     Most updates land near the top of the book, so the first 8 rows are compared at once
-    (independent loads, no branches), then the next 8 (on the benchmark corpus 66% of the
+    (independent loads, no branches: ``ff_below8``), then the next 8 (on the benchmark corpus 66% of the
     updates land in rows 0..7 and 19% in rows 8..15); deeper positions use a branch-free
     binary search.
     """
@@ -63,10 +110,7 @@ cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) no
     cdef Py_ssize_t half
     cdef Py_ssize_t c
     while n >= 8 and base < 16:
-        c = ((a[2 * base] < price) + (a[2 * base + 2] < price)
-             + (a[2 * base + 4] < price) + (a[2 * base + 6] < price)
-             + (a[2 * base + 8] < price) + (a[2 * base + 10] < price)
-             + (a[2 * base + 12] < price) + (a[2 * base + 14] < price))
+        c = ff_below8(a + 2 * base, price)
         if c < 8:
             return base + c
         base += 8
@@ -86,10 +130,7 @@ cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) n
     cdef Py_ssize_t half
     cdef Py_ssize_t c
     while n >= 8 and base < 16:
-        c = ((a[2 * base] > price) + (a[2 * base + 2] > price)
-             + (a[2 * base + 4] > price) + (a[2 * base + 6] > price)
-             + (a[2 * base + 8] > price) + (a[2 * base + 10] > price)
-             + (a[2 * base + 12] > price) + (a[2 * base + 14] > price))
+        c = ff_above8(a + 2 * base, price)
         if c < 8:
             return base + c
         base += 8

@@ -100,7 +100,7 @@ cdef class Engine:
                          list out) except -1
     cdef object _after(self, int rc, const uchar* js, Py_ssize_t jn, Py_ssize_t size,
                        int64_t recv_ns)
-    cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1
+    cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n, uint64_t h) except -1
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)
     cdef object _lookup(self, object symbol, bint create)

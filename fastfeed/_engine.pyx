@@ -12,7 +12,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.math cimport llrint
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from fastfeed._book cimport Book
 from fastfeed._events cimport EV_TRADE, FF_EV_BUY, FF_EV_EXCH, FF_EV_LOCAL, FF_EV_SELL, EventRing
@@ -75,6 +75,7 @@ assert len(REJECT_REASONS) == N_REASONS
 cdef extern from "_fastnum.h":
     # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
+    bint ff_symeq(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
@@ -357,8 +358,10 @@ cdef class Engine:
             self._shm.add_symbol(idx, raw)
         return idx
 
-    cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n) except -1:
-        cdef uint64_t h = ff_symhash(name, n)
+    cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n, uint64_t h) except -1:
+        """The index of the symbol ``name[0:n]`` (1..32 bytes in a buffer of at least 32;
+        ``h`` = ``ff_symhash(name, n)``, which the parser computed), registered if new; -2
+        when the table may not grow."""
         cdef Py_ssize_t mask = self.n_slots - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
         cdef SymSlot* s
@@ -366,7 +369,7 @@ cdef class Engine:
             s = &self.slots[i]
             if s.index < 0:
                 break
-            if s.hash == h and s.length == n and memcmp(s.name, name, n) == 0:
+            if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
                 return s.index
             i = (i + 1) & mask
         if len(self._symbols) >= self.max_symbols or (
@@ -608,7 +611,7 @@ cdef class Engine:
         if rc < 0:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
             book = self._book_at(idx)
@@ -625,7 +628,7 @@ cdef class Engine:
             self.last_symbol = idx
             return None
         if rc == M_TRADES:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len)
+            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
             d = &self.dedup[idx]

@@ -6,7 +6,8 @@
  * ``float(s)``: correctly rounded) or reports failure, and the caller then hands the whole
  * message to the general parser. Exactness: the fast path only accepts a mantissa
  * m <= 2**53 (an exact double) with at most 19 digits in all and a fraction of f <= 18
- * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles.
+ * digits; m / 10**f is then one correctly rounded IEEE division of two exact doubles. (A
+ * larger m whose fraction ends in zeros is first reduced: the same decimal, fewer digits.)
  *
  * Portability: the SWAR digit code assumes little-endian byte order (x86-64, aarch64);
  * elsewhere a byte-by-byte loop gives the same results. FF_FAST_AVAILABLE is 0 where
@@ -122,8 +123,9 @@ FF_INLINE int ff_digits8(const unsigned char *p, uint64_t *value)
 #endif
 
 /* The run of ASCII digits at p: its length (0..FF_RUN_MAX) with its value in *value, or
- * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined). */
-static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+ * FF_RUN_LONG if it is longer than FF_RUN_MAX digits (*value is then undefined).
+ * ff_run_i: the same, always inlined (ff_decimal: a trade's bare "time" and "id"). */
+FF_INLINE int ff_run_i(const unsigned char *p, const unsigned char *end, uint64_t *value)
 {
     uint64_t v = 0;
     int n = 0;
@@ -152,6 +154,23 @@ static inline int ff_run(const unsigned char *p, const unsigned char *end, uint6
     return n;
 }
 
+static inline int ff_run(const unsigned char *p, const unsigned char *end, uint64_t *value)
+{
+    return ff_run_i(p, end, value);
+}
+
+/* m / 10**nf with m beyond 2**53: the same decimal with the fraction's trailing zeros cut
+ * off (e.g. "50112788096.00000000"), so that it may become exact. Returns 0 if m still
+ * exceeds 2**53 (the caller gives up). */
+static inline int ff_trim(uint64_t *m, int *nf)
+{
+    while (*m > 9007199254740992ULL && *nf > 0 && *m % 10 == 0) {
+        *m /= 10;
+        *nf -= 1;
+    }
+    return *m <= 9007199254740992ULL;
+}
+
 /* A positive decimal: ``digits ['.' digits]`` (quoted != 0: the text inside a JSON string,
  * p just after the opening quote, ``1.`` allowed and leading zeros too, as
  * ``float()`` allows them; quoted == 0: a bare JSON number, which needs a digit after the
@@ -159,13 +178,13 @@ static inline int ff_run(const unsigned char *p, const unsigned char *end, uint6
  * rounded double and returns the end of the number: just past the closing quote when
  * quoted, else the first byte after the digits (the caller checks that byte, so an
  * exponent makes the caller give up). Returns NULL when the fast path cannot decide. */
-static inline const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
+FF_INLINE const unsigned char *ff_decimal(const unsigned char *p, const unsigned char *end,
                                               int quoted, double *out)
 {
     uint64_t m, f;
     int ni, nf = 0;
     double v;
-    ni = ff_run(p, end, &m);
+    ni = ff_run_i(p, end, &m);
     if (FF_UNLIKELY(ni == 0 || ni > FF_RUN_MAX))
         return NULL;
     if (!quoted && ni > 1 && p[0] == '0')
@@ -175,15 +194,21 @@ static inline const unsigned char *ff_decimal(const unsigned char *p, const unsi
         return NULL;
     if (*p == '.') {
         p++;
-        nf = ff_run(p, end, &f);
-        if (FF_UNLIKELY(nf > FF_RUN_MAX || ni + nf > 19))
-            return NULL;
-        if (!quoted && nf == 0)
+        nf = ff_run_i(p, end, &f);
+        if (FF_UNLIKELY(nf > FF_RUN_MAX))
             return NULL;
         p += nf;
+        while (FF_UNLIKELY(ni + nf > 19) && nf > 0 && f % 10 == 0) { /* trailing zeros */
+            f /= 10;
+            nf--;
+        }
+        if (FF_UNLIKELY(ni + nf > 19))
+            return NULL;
+        if (!quoted && p[-1] == '.')
+            return NULL;
         m = m * ff_pow10u[nf] + f; /* < 10**19 < 2**64 */
     }
-    if (FF_UNLIKELY(m > 9007199254740992ULL))
+    if (FF_UNLIKELY(m > 9007199254740992ULL) && !ff_trim(&m, &nf))
         return NULL;
     if (quoted) {
         if (FF_UNLIKELY(p >= end || *p != '"'))
@@ -203,7 +228,7 @@ static inline const unsigned char *ff_uint(const unsigned char *p, const unsigne
                                            int64_t *out)
 {
     uint64_t m;
-    int n = ff_run(p, end, &m);
+    int n = ff_run_i(p, end, &m);
     if (FF_UNLIKELY(n == 0 || n > FF_RUN_MAX || (n > 1 && p[0] == '0')))
         return NULL;
     *out = (int64_t)m; /* < 10**16 */
@@ -235,10 +260,16 @@ static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned 
         if (q < end && *q == '.') {
             q++;
             nf = ff_run(q, end, &f);
-            if (nf > FF_RUN_MAX || ni + nf > 19)
+            if (nf > FF_RUN_MAX)
+                return NULL;
+            q += nf;
+            while (ni + nf > 19 && nf > 0 && f % 10 == 0) { /* trailing zeros */
+                f /= 10;
+                nf--;
+            }
+            if (ni + nf > 19)
                 return NULL;
             mant = mant * ff_pow10u[nf] + f;
-            q += nf;
         }
     } else {                                  /* d digits, a point, digits to the word's end */
         if (p[d] != '.' || ((m >> (8 * d)) >> 8) != 0)
@@ -258,7 +289,7 @@ static const unsigned char *ff_qdec_long(const unsigned char *p, const unsigned 
         nf += k;
         q = p + 8 + k;
     }
-    if (mant > 9007199254740992ULL || q >= end || *q != '"')
+    if (q >= end || *q != '"' || (mant > 9007199254740992ULL && !ff_trim(&mant, &nf)))
         return NULL;
     *out = (double)mant / ff_pow10d[nf];
     return q + 1;
@@ -309,23 +340,56 @@ FF_INLINE const unsigned char *ff_qdecimal(const unsigned char *p, const unsigne
 }
 #endif
 
-/* The fast path's decimal at p (p < end): a string or a bare number. */
+/* A bare decimal, out of line (rare in depth levels: keeps their loop small). */
+static const unsigned char *ff_bare(const unsigned char *p, const unsigned char *end, double *out)
+{
+    return ff_decimal(p, end, 0, out);
+}
+
+/* The fast path's decimal at p (p < end): a string or a bare number. ff_number_i: bare
+ * numbers inline too (a trade's "time" is one). */
 FF_INLINE const unsigned char *ff_number(const unsigned char *p, const unsigned char *end,
                                          double *out)
+{
+    if (*p == '"')
+        return ff_qdecimal(p, end, out);
+    return ff_bare(p, end, out);
+}
+
+FF_INLINE const unsigned char *ff_number_i(const unsigned char *p, const unsigned char *end,
+                                           double *out)
 {
     if (*p == '"')
         return ff_qdecimal(p, end, out);
     return ff_decimal(p, end, 0, out);
 }
 
+static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n);
+
+#define FF_SYMHASH_SEED 0x9E3779B97F4A7C15ULL
+#define FF_SYMHASH_MUL 0xFF51AFD7ED558CCDULL
+
+/* The symbol hash's last steps (see ff_symhash): the length, then MurmurHash3's finalizer. */
+FF_INLINE uint64_t ff_symhash_end(uint64_t h, Py_ssize_t n)
+{
+    h ^= (uint64_t)n;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* The symbol's text, p just after its opening quote: 1..32 bytes of 0x21..0x7E other than
  * '"' and '\\', then '"'. Copies it upper-cased (ASCII a-z) to out (33 bytes, NUL
- * terminated) and returns its length, or -1 (anything else: the general parser decides). */
-FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out)
+ * terminated) and returns its length, or -1 (anything else: the general parser decides).
+ * *hash = ff_symhash(out, length), computed from the words as they are copied. */
+FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsigned char *out,
+                        uint64_t *hash)
 {
     int n = 0;
     unsigned c;
 #if FF_SWAR_LE
+    uint64_t h = FF_SYMHASH_SEED;
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     while (n < 32 && end - (p + n) >= 8) {
         uint64_t v = ff_load8(p + n);
@@ -344,8 +408,13 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
             if (!(quote & first) || n + k == 0)
                 return -1;
             out[n + k] = 0;
+            if (k) /* the tail: its k bytes, zero-extended (as ff_symhash reads it) */
+                h = (h ^ (up & ((1ULL << (8 * k)) - 1))) * FF_SYMHASH_MUL;
+            *hash = ff_symhash_end(h, n + k);
             return n + k;
         }
+        h = (h ^ up) * FF_SYMHASH_MUL;
+        h ^= h >> 32;
         n += 8;
     }
 #endif
@@ -362,21 +431,62 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
     if (n == 0)
         return -1;
     out[n] = 0;
+    *hash = ff_symhash(out, n);
     return n;
+}
+
+/* A ticker object's key at p (at its opening quote; the caller guarantees 19 readable
+ * bytes): its field number (0..10 the floats in fastfeed.layout.TICKER_FIELDS order, 11
+ * timestamp, 12 symbol) and *len, the length of the key text with its quotes and the
+ * colon; -1 for any other key (the caller gives up). */
+FF_INLINE int ff_ticker_key(const unsigned char *p, int *len)
+{
+    switch (p[1]) {
+    case 'l':
+        if (ff_eq(p, "\"last\":", 7)) { *len = 7; return 0; }
+        if (ff_eq(p, "\"last_qty\":", 11)) { *len = 11; return 1; }
+        if (ff_eq(p, "\"low_24h\":", 10)) { *len = 10; return 7; }
+        return -1;
+    case 'b':
+        if (ff_eq(p, "\"best_bid\":", 11)) { *len = 11; return 2; }
+        if (ff_eq(p, "\"best_bid_size\":", 16)) { *len = 16; return 3; }
+        if (ff_eq(p, "\"best_ask\":", 11)) { *len = 11; return 4; }
+        if (ff_eq(p, "\"best_ask_size\":", 16)) { *len = 16; return 5; }
+        if (ff_eq(p, "\"base_volume_24h", 16) && ff_eq(p + 16, "\":", 2)) { *len = 18; return 9; }
+        return -1;
+    case 'o':
+        if (ff_eq(p, "\"open_24h\":", 11)) { *len = 11; return 6; }
+        return -1;
+    case 'h':
+        if (ff_eq(p, "\"high_24h\":", 11)) { *len = 11; return 8; }
+        return -1;
+    case 'q':
+        if (ff_eq(p, "\"quote_volume_24h", 16) && ff_eq(p + 16, "h\":", 3)) { *len = 19; return 10; }
+        return -1;
+    case 't':
+        if (ff_eq(p, "\"timestamp\":", 12)) { *len = 12; return 11; }
+        return -1;
+    case 's':
+        if (ff_eq(p, "\"symbol\":", 9)) { *len = 9; return 12; }
+        return -1;
+    }
+    return -1;
 }
 
 /* Hash of a symbol name (1..32 bytes) for the engine's and the ticker table's open-addressing
  * tables: 8 bytes at a time (one multiply per word instead of one per byte as FNV-1a), the
- * tail assembled from independent byte loads, MurmurHash3's finalizer to spread the bits
- * over the low ones the tables use. In-process only (never stored or shared). */
+ * tail assembled from independent byte loads, then the length and MurmurHash3's finalizer
+ * to spread the bits over the low ones the tables use (the length last, so ff_symbol can
+ * hash the words as it copies them). In-process only (never stored or shared). */
 static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    uint64_t h = FF_SYMHASH_SEED;
     uint64_t w;
     Py_ssize_t i;
+    Py_ssize_t len = n;
     while (n >= 8) {
         memcpy(&w, p, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h = (h ^ w) * FF_SYMHASH_MUL;
         h ^= h >> 32;
         p += 8;
         n -= 8;
@@ -385,12 +495,25 @@ static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n)
         w = 0;
         for (i = 0; i < n; i++)
             w |= (uint64_t)p[i] << (8 * i);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h = (h ^ w) * FF_SYMHASH_MUL;
     }
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 33;
-    return h;
+    return ff_symhash_end(h, len);
+}
+
+/* a[0:n] == b[0:n] for symbol names (n = 1..32; both buffers hold at least 32 bytes). */
+FF_INLINE int ff_symeq(const unsigned char *a, const unsigned char *b, Py_ssize_t n)
+{
+#if FF_SWAR_LE
+    uint64_t diff = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        diff |= ff_load8(a + i) ^ ff_load8(b + i);
+    if (i < n) /* the last partial word: its low n - i bytes */
+        diff |= (ff_load8(a + i) ^ ff_load8(b + i)) & ((1ULL << (8 * (n - i))) - 1);
+    return diff == 0;
+#else
+    return memcmp(a, b, (size_t)n) == 0;
+#endif
 }
 
 #endif /* FASTFEED_FASTNUM_H */

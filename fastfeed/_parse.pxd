@@ -1,5 +1,5 @@
 cimport cython
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 ctypedef unsigned char uchar
 
@@ -78,6 +78,7 @@ cdef class Parser:
     cdef bint big_int              # a non-hot message holds an integer that may not fit int64
     cdef uchar symbol[MAX_SYMBOL + 1]
     cdef Py_ssize_t symbol_len
+    cdef uint64_t symbol_hash      # ff_symhash(symbol, symbol_len) (_fastnum.h)
     # ticker.update / all_ticker.update (separate from the depth/trade scratch)
     cdef TickerC* tickers
     cdef Py_ssize_t n_tickers
@@ -116,5 +117,7 @@ cdef class Parser:
     cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_depth(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil
+    cdef const uchar* _fast_tickers(self, const uchar* p, const uchar* end) noexcept nogil
+    cdef const uchar* _fast_ticker(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil
     cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil

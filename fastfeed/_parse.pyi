@@ -7,6 +7,7 @@ __all__ = [
     "parse_batch_py",
     "parse_decimal_py",
     "parse_py",
+    "parse_tickers_py",
     "set_fast_path",
     "validate_json_py",
 ]
@@ -37,4 +38,9 @@ def parse_py(
     ]
     | None
 ): ...
+def parse_tickers_py(
+    data: str | bytes | bytearray | memoryview,
+    path: str = "auto",
+    parser: Parser | None = None,
+) -> tuple[str, list[tuple[str, tuple[float, ...], int]], int, int, int, bool] | None: ...
 def parse_batch_py(payloads: list[bytes], path: str = "auto", parser: Parser | None = None) -> int: ...

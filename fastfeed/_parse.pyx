@@ -10,7 +10,7 @@ Error precedence: JSON syntax (``bad_json``/``too_deep``) wins over shape errors
 the whole text validated once more to tell the two apart, so valid traffic is read once.
 
 Fast path: ``parse`` first tries ``Parser._fast``, which matches the compact shape the
-exchange sends (keys as literals in any order, decimals with SWAR, see _fastnum.h) and
+exchange sends (depth, trade and ticker pushes) (keys as literals in any order, decimals with SWAR, see _fastnum.h) and
 reads each byte once; on any surprise it gives up without reporting anything and the
 general parser above reads the message. Results are bit-identical either way
 (tests/test_fastpath.py); ``set_fast_path(False)`` turns it off for later parsers.
@@ -30,6 +30,7 @@ __all__ = [
     "parse_batch_py",
     "parse_decimal_py",
     "parse_py",
+    "parse_tickers_py",
     "set_fast_path",
     "validate_json_py",
 ]
@@ -58,6 +59,7 @@ cdef double[23] POW10 = [
 cdef enum:
     INITIAL_LEVELS = 64
     INITIAL_TRADES = 16
+    INITIAL_TICKERS = 8
     KEYBUF = 24
 
 
@@ -180,7 +182,11 @@ cdef extern from "_fastnum.h":
     const uchar* ff_decimal(const uchar* p, const uchar* end, int quoted, double* out) noexcept nogil
     const uchar* ff_uint(const uchar* p, const uchar* end, int64_t* out) noexcept nogil
     const uchar* ff_number(const uchar* p, const uchar* end, double* out) noexcept nogil
-    int ff_symbol(const uchar* p, const uchar* end, uchar* out) noexcept nogil
+    const uchar* ff_number_i(const uchar* p, const uchar* end, double* out) noexcept nogil
+    const uchar* ff_qdecimal(const uchar* p, const uchar* end, double* out) noexcept nogil
+    int ff_ticker_key(const uchar* p, int* length) noexcept nogil
+    int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
+    uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
 
 #: Whether Parsers created from now on try the fast path first (``set_fast_path``).
@@ -869,8 +875,11 @@ cdef class Parser:
         self.bids = <Level*>malloc(INITIAL_LEVELS * sizeof(Level))
         self.trades = <Trade*>malloc(INITIAL_TRADES * sizeof(Trade))
         self.numbuf = <char*>malloc(2 * (MAX_NUMBER + 2))
-        if self.asks == NULL or self.bids == NULL or self.trades == NULL or self.numbuf == NULL:
+        self.tickers = <TickerC*>malloc(INITIAL_TICKERS * sizeof(TickerC))
+        if (self.asks == NULL or self.bids == NULL or self.trades == NULL or self.numbuf == NULL
+                or self.tickers == NULL):
             raise MemoryError()
+        self.cap_tickers = INITIAL_TICKERS
         self.cap_asks = INITIAL_LEVELS
         self.cap_bids = INITIAL_LEVELS
         self.cap_trades = INITIAL_TRADES
@@ -951,6 +960,7 @@ cdef class Parser:
                 self.symbol[i] = c - 32
         self.symbol[n] = 0
         self.symbol_len = n
+        self.symbol_hash = ff_symhash(self.symbol, n)
         return p
 
     cdef const uchar* _clean(self, const uchar* p, const uchar* end) noexcept nogil:
@@ -1543,6 +1553,7 @@ cdef class Parser:
     # -- the fast path: DigiFinex's own compact shape, matched as literals ---------------------
     #
     # ``{"method":"depth.update"|"trades.update","params":[clean,body,"SYMBOL"],"id":null}``
+    # (and ``{"method":"ticker.update"|"all_ticker.update","params":[{ticker},...],...}``)
     # with the keys of the envelope, of the depth object and of each trade in any order, no
     # whitespace, no escapes, decimals as strings or bare numbers without sign or exponent.
     # Every byte is read once; any surprise (another key or shape, whitespace, an escape, an
@@ -1556,13 +1567,38 @@ cdef class Parser:
         cdef int method = -1      # from "method"
         cdef int body = -1        # from the shape of "params"
         cdef bint seen_id = False
+        cdef bint after_value = False
         if end - p < 2 or p[0] != 123:
             return -1
-        p += 1
+        # The exchange's own order: ``{"method":"M","params":[...],"id":null}``, the method
+        # and "params" matched as one literal (the loop below takes any order)
+        if end - p >= 48 and ff_eq(p, b'{"method":"', 11):
+            if ff_eq(p + 11, b'depth.update","p', 16) and ff_eq(p + 27, b'arams":[', 8):
+                method = M_DEPTH
+                p += 35
+            elif ff_eq(p + 27, b'params":[', 9):
+                if ff_eq(p + 11, b'trades.update","', 16):
+                    method = M_TRADES
+                elif ff_eq(p + 11, b'ticker.update","', 16):
+                    method = M_TICKER
+                if method >= 0:
+                    p += 36
+            if method >= 0:
+                p = self._fast_params(p, end, &body)
+                if p == NULL:
+                    return -1
+                if end - p == 11 and ff_eq(p, b',"id":null}', 11):
+                    seen_id = True
+                    p = end - 1
+                after_value = True
+        if not after_value:
+            p += 1
         while True:
-            if end - p < 10 or p[0] != 34:
+            if after_value:
+                after_value = False     # the shortcut read a value: on to what follows it
+            elif end - p < 10 or p[0] != 34:
                 return -1
-            if p[1] == 109:     # "method":"depth.update" | "trades.update"
+            elif p[1] == 109:   # "method":"depth.update" | "trades.update" | ...
                 if method >= 0 or not ff_eq(p, b'"method":"', 10):
                     return -1
                 p += 10
@@ -1572,6 +1608,12 @@ cdef class Parser:
                 elif end - p >= 14 and ff_eq(p, b'trades.update"', 14):
                     method = M_TRADES
                     p += 14
+                elif end - p >= 14 and ff_eq(p, b'ticker.update"', 14):
+                    method = M_TICKER
+                    p += 14
+                elif end - p >= 18 and ff_eq(p, b'all_ticker.update"', 16) and ff_eq(p + 16, b'e"', 2):
+                    method = M_ALL_TICKER
+                    p += 18
                 else:
                     return -1
             elif p[1] == 112:   # "params":[
@@ -1595,6 +1637,8 @@ cdef class Parser:
             if p[0] == 125 and p + 1 == end:    # } ending the text
                 break
             return -1
+        if body == M_TICKER and method == M_ALL_TICKER:
+            return method       # the same body
         if method < 0 or method != body:
             return -1
         return method
@@ -1603,6 +1647,9 @@ cdef class Parser:
         """``clean,body,"SYMBOL"]`` (p after ``[``); ``*body`` = the method the body's shape
         belongs to. Returns the end of the array or NULL."""
         cdef bint clean
+        if p < end and (p[0] == 123 or p[0] == 91):    # [{ticker},...] or [[{ticker},...]]
+            body[0] = M_TICKER
+            return self._fast_tickers(p, end)
         if end - p >= 5 and ff_eq(p, b"true,", 5):
             clean = True
             p += 5
@@ -1632,7 +1679,7 @@ cdef class Parser:
     cdef const uchar* _fast_symbol(self, const uchar* p, const uchar* end) noexcept nogil:
         """The symbol's text (p after the quote): printable ASCII, no escape, 1..MAX_SYMBOL
         characters, upper-cased into ``self.symbol``. Returns just past the closing quote."""
-        cdef int n = ff_symbol(p, end, self.symbol)
+        cdef int n = ff_symbol(p, end, self.symbol, &self.symbol_hash)
         if n < 0:
             return NULL
         self.symbol_len = n
@@ -1676,22 +1723,32 @@ cdef class Parser:
         cdef double amount
         if p < end and p[0] == 93:
             return p + 1
-        while True:
-            if n == cap or end - p < 2 or p[0] != 91:
+        while True:     # the punctuation around the usual quoted decimals as 2-byte literals
+            if n == cap or end - p < 3:
                 return NULL
-            p = ff_number(p + 1, end, &price)
-            if p == NULL or not price > 0.0 or end - p < 2 or p[0] != 44:
+            if ff_eq(p, b'["', 2):
+                p = ff_qdecimal(p + 1, end, &price)
+            elif p[0] == 91:
+                p = ff_number(p + 1, end, &price)
+            else:
                 return NULL
-            p = ff_number(p + 1, end, &amount)
-            if p == NULL or end - p < 2 or p[0] != 93:
+            if p == NULL or not price > 0.0 or end - p < 3:
+                return NULL
+            if ff_eq(p, b',"', 2):
+                p = ff_qdecimal(p + 1, end, &amount)
+            elif p[0] == 44:
+                p = ff_number(p + 1, end, &amount)
+            else:
+                return NULL
+            if p == NULL or end - p < 2:
                 return NULL
             arr[n].price = price
             arr[n].amount = amount
             n += 1
-            p += 1
-            if p[0] == 44:
+            if ff_eq(p, b"],", 2):
+                p += 2
+            elif ff_eq(p, b"]]", 2):
                 p += 1
-            elif p[0] == 93:
                 break
             else:
                 return NULL
@@ -1699,6 +1756,84 @@ cdef class Parser:
             self.n_asks = n
         else:
             self.n_bids = n
+        return p + 1
+
+    cdef const uchar* _fast_tickers(self, const uchar* p, const uchar* end) noexcept nogil:
+        """``{ticker},...]`` or ``[{ticker},...]]`` (p after the opening ``[`` of params; at
+        least one ticker object): the records into ``tickers``. Returns the end of params."""
+        cdef bint nested = p[0] == 91
+        if nested:
+            p += 1
+        while True:
+            p = self._fast_ticker(p, end)
+            if p == NULL or end - p < 2:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 93:
+                p += 1
+                if nested:
+                    if p[0] != 93:
+                        return NULL
+                    p += 1
+                return p
+            else:
+                return NULL
+
+    cdef const uchar* _fast_ticker(self, const uchar* p, const uchar* end) noexcept nogil:
+        """One ticker object (p at ``{``): each key at most once, values as the exchange
+        sends them (decimal strings, an integer timestamp, a plain symbol); anything else,
+        a missing symbol or a full scratch array gives up (the general parser decides).
+        Fields that are absent stay NaN (timestamp 0), as in the general parser."""
+        cdef TickerC* t
+        cdef uint64_t seen = 0
+        cdef uint64_t hash
+        cdef int fid
+        cdef int klen
+        cdef int n
+        cdef int i
+        if self.n_tickers == self.cap_tickers or end - p < 2 or p[0] != 123:
+            return NULL
+        t = &self.tickers[self.n_tickers]
+        for i in range(TK_N_FIELDS):
+            t.f[i] = NAN
+        t.timestamp = 0
+        p += 1
+        while True:
+            # ff_ticker_key reads up to 19 bytes; the value's first byte follows the key
+            if end - p < 20 or p[0] != 34:
+                return NULL
+            fid = ff_ticker_key(p, &klen)
+            if fid < 0 or seen & ((<uint64_t>1) << fid):
+                return NULL
+            seen |= (<uint64_t>1) << fid
+            p += klen
+            if fid < TK_N_FIELDS:
+                if p[0] != 34:
+                    return NULL
+                p = ff_qdecimal(p, end, &t.f[fid])
+            elif fid == TK_F_TIMESTAMP:
+                p = ff_uint(p, end, &t.timestamp)
+            else:
+                if p[0] != 34:
+                    return NULL
+                n = ff_symbol(p + 1, end, t.symbol, &hash)
+                if n < 0:
+                    return NULL
+                t.symbol_len = n
+                p += n + 2
+            if p == NULL or p >= end:
+                return NULL
+            if p[0] == 44:
+                p += 1
+            elif p[0] == 125:
+                break
+            else:
+                return NULL
+        if not seen & ((<uint64_t>1) << TK_F_SYMBOL):
+            return NULL
+        t.status = TK_OK
+        self.n_tickers += 1
         return p + 1
 
     cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
@@ -1721,9 +1856,29 @@ cdef class Parser:
         cdef Trade* t
         cdef int seen = 0
         cdef uchar c
+        cdef const uchar* q
         if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.trades[self.n_trades]
+        # the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
+        # as literals; anything else: the any-order loop below reads the object
+        if end - p >= 24 and ff_eq(p, b'{"id":', 6):
+            q = ff_uint(p + 6, end, &t.id)
+            if q != NULL and end - q >= 24 and ff_eq(q, b',"time":', 8):
+                q = ff_number_i(q + 8, end, &t.time)
+                if q != NULL and end - q >= 24 and ff_eq(q, b',"amount":', 10):
+                    q = ff_number(q + 10, end, &t.amount)
+                    if q != NULL and end - q >= 24 and ff_eq(q, b',"price":', 9):
+                        q = ff_number(q + 9, end, &t.price)
+                        if q != NULL and t.price > 0.0 and end - q >= 16 and ff_eq(q, b',"type":"', 9):
+                            if ff_eq(q + 9, b'buy"}', 5):
+                                t.side = 1
+                                self.n_trades += 1
+                                return q + 14
+                            if ff_eq(q + 9, b'sell"}', 6):
+                                t.side = -1
+                                self.n_trades += 1
+                                return q + 15
         p += 1
         while True:
             if end - p < 16 or p[0] != 34:
@@ -1739,7 +1894,7 @@ cdef class Parser:
                     if seen & 2:
                         return NULL
                     seen |= 2
-                    p = ff_number(p + 7, end, &t.time)
+                    p = ff_number_i(p + 7, end, &t.time)
                 elif ff_eq(p, b'"type":"', 8):
                     if seen & 16:
                         return NULL
@@ -1895,6 +2050,61 @@ def parse_py(data, str path="auto", Parser parser=None):
     return (METHOD_NAMES[rc], bool(parser.clean), symbol, asks, bids, trades, -1)
 
 
+def parse_tickers_py(data, str path="auto", Parser parser=None):
+    """The ticker records a ``ticker.update`` / ``all_ticker.update`` push parses to (for
+    tests). ``path``, ``data`` and ``parser`` as in ``parse_py`` (``"fast"``: ``None`` when
+    the fast path gives up).
+
+    Returns ``(outcome, records, bad_shape, bad_symbol, bad_field, slow)``: ``outcome`` as
+    in ``parse_py``; ``records`` the kept records as ``(symbol, fields, timestamp)`` with
+    ``fields`` the 11 floats in ``fastfeed.layout.TICKER_FIELDS`` order (NaN: missing);
+    the counts of rejected items; ``slow``: a value needs Python's exact rules (the engine
+    then decodes the push in Python and ``records`` is not used)."""
+    cdef const uchar[::1] view
+    cdef const uchar* p = <const uchar*>b""
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef int rc
+    cdef bint was
+    cdef TickerC* t
+    if path not in ("auto", "general", "fast"):
+        raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    view = data
+    n = view.shape[0]
+    if n:
+        p = &view[0]
+    if parser is None:
+        parser = Parser()
+    if path == "fast":
+        if not FF_FAST_AVAILABLE:
+            return None
+        _reset(parser, p)
+        rc = parser._fast(p, p + n)
+        if rc < 0:
+            return None
+    else:
+        was = parser.fast
+        parser.fast = path == "auto" and FF_FAST_AVAILABLE
+        try:
+            rc = parser.parse(p, n)
+        finally:
+            parser.fast = was
+    if rc < 0:
+        return (_REJECT_NAMES[rc], [], 0, 0, 0, False)
+    outcome = METHOD_NAMES[rc]
+    if rc != M_TICKER and rc != M_ALL_TICKER:
+        return (outcome, [], 0, 0, 0, False)
+    records = []
+    for i in range(parser.n_tickers):
+        t = &parser.tickers[i]
+        records.append(((<char*>t.symbol)[:t.symbol_len].decode("ascii"),
+                        tuple([t.f[k] for k in range(TK_N_FIELDS)]), t.timestamp))
+    return (outcome, records, parser.ticker_bad_shape, parser.ticker_bad_symbol,
+            parser.ticker_bad_field, bool(parser.ticker_slow))
+
+
 def parse_batch_py(payloads, str path="auto", Parser parser=None):
     """Parse each ``bytes`` of ``payloads`` in turn with one parser and return how many were
     accepted (not rejected); nothing else is kept. ``path`` as in ``parse_py`` (with
@@ -1917,9 +2127,7 @@ def parse_batch_py(payloads, str path="auto", Parser parser=None):
             if fast_only:
                 if not FF_FAST_AVAILABLE:
                     continue
-                parser.n_asks = 0
-                parser.n_bids = 0
-                parser.n_trades = 0
+                _reset(parser, <const uchar*>PyBytes_AS_STRING(b))
                 if parser._fast(<const uchar*>PyBytes_AS_STRING(b),
                                 <const uchar*>PyBytes_AS_STRING(b) + PyBytes_GET_SIZE(b)) >= 0:
                     ok += 1

@@ -82,9 +82,28 @@ def check_text(text: bytes, parser: Any = None) -> Any:
         assert bits(fast) == bits(general), (
             f"{text!r:.400}\nfast:    {fast!r:.300}\ngeneral: {general!r:.300}"
         )
-        assert fast[0] in ("depth.update", "trades.update")
+        assert fast[0] in HOT
+    # ticker pushes: the records (and rejection counts) too
+    t_general = _parse.parse_tickers_py(text, "general")
+    t_auto = _parse.parse_tickers_py(text, "auto", parser)
+    t_fast = _parse.parse_tickers_py(text, "fast", parser)
+    assert bits(t_auto) == bits(t_general), (
+        f"{text!r:.400}\nauto:    {t_auto!r:.300}\ngeneral: {t_general!r:.300}"
+    )
+    assert (t_fast is None) == (fast is None)
+    if t_fast is not None:
+        assert bits(t_fast) == bits(t_general), (
+            f"{text!r:.400}\nfast:    {t_fast!r:.300}\ngeneral: {t_general!r:.300}"
+        )
+        if fast[0] in TICKER_METHODS:
+            # the fast path keeps only good records and never needs Python's rules
+            assert t_fast[1] and t_fast[2:] == (0, 0, 0, False)
     return fast
 
+
+TICKER_METHODS = ("ticker.update", "all_ticker.update")
+#: what the fast path takes
+HOT = ("depth.update", "trades.update", *TICKER_METHODS)
 
 # --- compact frames in the live shape -------------------------------------------------------
 
@@ -106,7 +125,14 @@ SNAPSHOT = (
     + b",".join(b'["0.%08d","%d"]' % (99999999 - 1234 * i, 10**i % 99999989) for i in range(30))
     + b']},"pepe_usdt"],"id":null}'
 )
-COMPACT = (DEPTH, TRADES, SNAPSHOT)
+TICKER = (
+    b'{"method":"ticker.update","params":[{"symbol":"btc_usdt","open_24h":"60000.12","low_24h":"59000",'
+    b'"high_24h":"61000.5","base_volume_24h":"251.20954400","quote_volume_24h":"15072612.60213639",'
+    b'"last":"60012.79","last_qty":"0.058238","best_bid":"60009.18","best_bid_size":"0.236036",'
+    b'"best_ask":"60012.79","best_ask_size":"0.165058","timestamp":1716000000371}],"id":null}'
+)
+COMPACT = (DEPTH, TRADES, SNAPSHOT, TICKER)
+COMPACT_IDS = ("depth", "trades", "snapshot", "ticker")
 
 
 def test_fast_path_is_built_where_expected() -> None:
@@ -115,11 +141,14 @@ def test_fast_path_is_built_where_expected() -> None:
         assert _parse.FAST_PATH_AVAILABLE
 
 
-@pytest.mark.parametrize("text", COMPACT, ids=("depth", "trades", "snapshot"))
+@pytest.mark.parametrize("text", COMPACT, ids=COMPACT_IDS)
 def test_compact_frames_take_the_fast_path(text: bytes) -> None:
     fast = check_text(text)
     assert fast is not None
     obj = json.loads(text)
+    if obj["method"] in TICKER_METHODS:
+        assert _expected_tickers(text) == bits(_parse_module().parse_tickers_py(text, "fast"))
+        return
     clean, body, symbol = obj["params"]
     assert fast[1] is clean and fast[2] == symbol.upper() and fast[6] == -1
     if obj["method"] == "depth.update":
@@ -140,6 +169,25 @@ def test_compact_frames_take_the_fast_path(text: bytes) -> None:
 
 
 # --- the benchmark corpus ----------------------------------------------------------------------
+
+
+def _expected_tickers(frame_plain: bytes) -> Any:
+    """What the parser must produce for a ticker push, from json + float()."""
+    from fastfeed.layout import TICKER_FIELDS
+
+    obj = json.loads(frame_plain)
+    items = obj["params"]
+    if items and isinstance(items[0], list):
+        items = items[0]
+    records = [
+        (
+            t["symbol"].upper(),
+            tuple(float(t[k]) if k in t else float("nan") for k in TICKER_FIELDS),
+            t.get("timestamp", 0),
+        )
+        for t in items
+    ]
+    return bits((obj["method"], records, 0, 0, 0, False))
 
 
 def _expected(frame_plain: bytes) -> tuple[Any, ...]:
@@ -185,12 +233,12 @@ def test_corpus_frames_fast_and_bit_identical(seed: int) -> None:
     hot = 0
     for f in frames:
         fast = check_text(f.plain, parser)
-        if f.method in ("depth.update", "trades.update"):
-            assert fast is not None, f"fast path gave up on a corpus frame: {f.plain!r:.300}"
-            assert bits(fast) == bits(_expected(f.plain)), f"{f.plain!r:.300}"
-            hot += 1
+        assert fast is not None, f"fast path gave up on a corpus frame: {f.plain!r:.300}"
+        if f.method in TICKER_METHODS:
+            assert bits(_parse.parse_tickers_py(f.plain, "fast")) == _expected_tickers(f.plain)
         else:
-            assert fast is None
+            assert bits(fast) == bits(_expected(f.plain)), f"{f.plain!r:.300}"
+        hot += 1
     assert hot > 3000
     # the batch helper the benchmarks time agrees
     plain = [f.plain for f in frames]
@@ -299,6 +347,7 @@ SURPRISES: dict[str, bytes] = {
     "zero price": _sub(DEPTH, b'"11700.5"', b'"0.000"'),
     "17 integer digits": _sub(DEPTH, b'"11700.5"', b'"11700000000000000"'),
     "20 digits": _sub(DEPTH, b'"11700.5"', b'"11700.500000000000001"'),
+    "beyond 2**53, fraction of zeros": _sub(DEPTH, b'"0.25"', b'"9007199254740993.0000"'),
     "mantissa above 2**53": _sub(DEPTH, b'"11700.5"', b'"9007199254740993"'),
     "long fraction": _sub(DEPTH, b'"0.25"', b'"0.2500000000000000001"'),
     "17 fraction digits": _sub(DEPTH, b'"0.25"', b'"0.25000000000000001"'),
@@ -320,6 +369,39 @@ SURPRISES: dict[str, bytes] = {
     "level of one": _sub(DEPTH, b'["11700.5","0.25"]', b'["11700.5"]'),
     "levels not array": _sub(DEPTH, b'"bids":[["11698.2","1.5"],["11690","0"]]', b'"bids":{}'),
     "trade not object": _sub(TRADES, b'[{"id":3282939930', b'[[{"id":3282939930', 1),
+    "ticker unknown key": _sub(TICKER, b'"last":', b'"x":1,"last":'),
+    "ticker duplicate key": _sub(TICKER, b'"last":"60012.79",', b'"last":"60012.79","last":"1",'),
+    "ticker duplicate symbol": _sub(TICKER, b'"timestamp"', b'"symbol":"X","timestamp"'),
+    "ticker no symbol": _sub(TICKER, b'"symbol":"btc_usdt",', b""),
+    "ticker symbol null": _sub(TICKER, b'"btc_usdt"', b"null"),
+    "ticker symbol escaped": _sub(TICKER, b'"btc_usdt"', b'"btc\\u005fusdt"'),
+    "ticker symbol too long": _sub(TICKER, b'"btc_usdt"', b'"' + b"A" * 33 + b'"'),
+    "ticker null value": _sub(TICKER, b'"60012.79",', b"null,", 1),
+    "ticker empty value": _sub(TICKER, b'"60012.79",', b'"",', 1),
+    "ticker bare value": _sub(TICKER, b'"60012.79",', b"60012.79,", 1),
+    "ticker negative value": _sub(TICKER, b'"60012.79",', b'"-60012.79",', 1),
+    "ticker exponent value": _sub(TICKER, b'"60012.79",', b'"6.001279e4",', 1),
+    "ticker nan value": _sub(TICKER, b'"60012.79",', b'"nan",', 1),
+    "ticker spaced value": _sub(TICKER, b'"60012.79",', b'" 60012.79",', 1),
+    "ticker bool value": _sub(TICKER, b'"60012.79",', b"true,", 1),
+    "ticker string timestamp": _sub(TICKER, b"1716000000371", b'"1716000000371"'),
+    "ticker float timestamp": _sub(TICKER, b"1716000000371", b"1716000000371.5"),
+    "ticker negative timestamp": _sub(TICKER, b"1716000000371", b"-1716000000371"),
+    "ticker null timestamp": _sub(TICKER, b"1716000000371", b"null"),
+    "ticker huge timestamp": _sub(TICKER, b"1716000000371", b"17160000003710000000000"),
+    "ticker empty object": b'{"method":"ticker.update","params":[{}],"id":null}',
+    "ticker empty params": b'{"method":"ticker.update","params":[],"id":null}',
+    "ticker item not object": _sub(TICKER, b'"params":[{', b'"params":[1,{'),
+    "ticker params object": b'{"method":"ticker.update","params":{"symbol":"A"},"id":null}',
+    "ticker two nested lists": _sub(TICKER, b'"params":[{', b'"params":[[],[{').replace(
+        b'}],"id"', b'}]],"id"'
+    ),
+    "ticker nested unclosed": _sub(TICKER, b'"params":[{', b'"params":[[{'),
+    "ticker with clean": _sub(TICKER, b'"params":[{', b'"params":[false,{'),
+    "ticker space": _sub(TICKER, b'"last":', b'"last": '),
+    "ticker method on depth body": _sub(DEPTH, b"depth.update", b"all_ticker.update"),
+    "depth method on ticker body": _sub(TICKER, b"ticker.update", b"depth.update"),
+    "ticker truncated": TICKER[:-1],
     "truncated": DEPTH[:-1],
     "nul after": DEPTH + b"\x00",
 }
@@ -347,6 +429,9 @@ TAKEN: dict[str, bytes] = {
     "2**53": _sub(DEPTH, b'"11700.5"', b'"9007199254740992"'),
     "19 digits": _sub(DEPTH, b'"11700.5"', b'"000.9007199254740992"'),
     "16 fraction digits": _sub(DEPTH, b'"0.25"', b'"0.2500000000000001"'),
+    "20 digits, trailing zeros": _sub(DEPTH, b'"0.25"', b'"240451360095.00000000"'),
+    "trailing zeros beyond 2**53": _sub(DEPTH, b'"0.25"', b'"64435670105.00000000"'),
+    "bare trailing zeros beyond 2**53": _sub(TRADES, b"1716000000.1,", b"1716000000.1000000000,"),
     "tiny": _sub(DEPTH, b'"0.25"', b'"0.0000000000000001"'),
     "zero id": _sub(TRADES, b'"id":3282939930', b'"id":0'),
     "16-digit id": _sub(TRADES, b'"id":3282939930', b'"id":1234567890123456'),
@@ -355,6 +440,16 @@ TAKEN: dict[str, bytes] = {
     ),
     "32-char symbol": _sub(DEPTH, b'"BTC_USDT"', b'"' + b"~!#$%&'()*+,-./:;<=>?@[]^_`{|}az" + b'"'),
     "empty trades": b'{"method":"trades.update","params":[false,[],"BTC_USDT"],"id":null}',
+    "all_ticker": _sub(TICKER, b'"ticker.update"', b'"all_ticker.update"'),
+    "ticker nested": _sub(TICKER, b'"params":[{', b'"params":[[{').replace(b'}],"id"', b'}]],"id"'),
+    "two tickers": _sub(TICKER, b'}],"id"', b'},{"symbol":"E","last":"1"}],"id"'),
+    "ticker keys reordered": _sub(
+        TICKER, b'{"symbol":"btc_usdt","open_24h":"60000.12",', b'{"open_24h":"60000.12","symbol":"btc_usdt",'
+    ),
+    "ticker symbol only": b'{"method":"ticker.update","params":[{"symbol":"A"}],"id":null}',
+    "ticker zero timestamp": _sub(TICKER, b"1716000000371", b"0"),
+    "ticker volume zeros": _sub(TICKER, b'"251.20954400"', b'"240451360095.00000000"'),
+    "ticker id first": b'{"id":null,"params":[{"symbol":"A","last":"1.5"}],"method":"ticker.update"}',
 }
 
 
@@ -554,7 +649,7 @@ def test_equivalence_generator_messages_agree() -> None:
     assert taken > 100  # most of its messages have whitespace, escapes or exotic numbers
 
 
-@pytest.mark.parametrize("text", COMPACT, ids=("depth", "trades", "snapshot"))
+@pytest.mark.parametrize("text", COMPACT, ids=COMPACT_IDS)
 def test_every_prefix_and_every_byte_change(text: bytes) -> None:
     import test_fuzz
 
@@ -614,3 +709,20 @@ def test_nothing_read_past_the_end() -> None:
     )
     assert proc.returncode == 0, f"child died ({proc.returncode}): {proc.stderr[-2000:]}"
     assert proc.stdout.split() == ["parsed", str(len(texts))]
+
+
+def test_symbol_hash_agrees_between_paths() -> None:
+    """The fast path hashes the symbol while copying it (ff_symbol), the general parser and
+    the engine's table with ff_symhash: a symbol of any length (1..32, lower case too)
+    reached through both paths is one symbol of the engine."""
+    cls = compiled_engine_cls()
+    eng = cls(depth=10)
+    names = ["A", "ab", "BTC_USDT", "eth_usdt9", "x" * 15, "Y_" * 8, "z" * 17, "~" * 24, "q" * 31, "a" * 32]
+    for i, name in enumerate(names):
+        fast = DEPTH.replace(b'"BTC_USDT"', b'"' + name.encode() + b'"')
+        general = b" " + fast  # leading whitespace: the general parser reads it
+        assert check_text(fast) is not None and check_text(general) is None
+        eng.feed(fast, 1)
+        eng.feed(general, 2)
+        assert len(eng.symbols) == i + 1, (name, eng.symbols)
+        assert eng.symbols[-1] == name.upper()
