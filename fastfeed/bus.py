@@ -816,8 +816,7 @@ class NatsSink(Sink):
     def _feed_snapshots(self, symbols: list[str]) -> None:
         """(feed side) The bus side asked for snapshots of ``symbols``."""
         try:
-            if not self._closing or self._finishing:
-                self.snapshot(symbols)
+            self.snapshot(symbols)
         finally:
             self._ctl.append(("snapdone", self._position()))
 
