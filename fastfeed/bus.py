@@ -499,24 +499,25 @@ class NatsSink(Sink):
     and publishes the schema. It sets the feed's event log to at least ``event_log`` rows
     (the depth records are the engine's event rows).
 
-    The feed's loop only copies the rows the engine applied into per-symbol batches
-    (sealed every ``batch_interval`` s or at ``batch_records`` records) and a bounded queue
-    of ``queue_size`` messages; the NATS client publishes them with acked async JetStream
-    publishes, at most ``max_inflight`` awaiting their ack (an ack not back within
-    ``ack_timeout`` s counts as lost). ``publisher="thread"`` (default) runs the NATS
-    client on a thread of its own with its own event loop (it polls the queue every
-    ``batch_interval``); ``publisher="loop"`` runs it on the feed's loop. The feed never
-    waits on the bus: when the queue is full a depth message is dropped
-    (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the symbol gets a fresh
-    ``book`` snapshot as soon as there is room; the same after a failed publish and after
-    NATS reconnects. Snapshots of every book also go out every
-    ``snapshot_interval`` s (a late joiner starts from the last one).
+    The publisher runs on a thread of its own with its own event loop (``publisher="thread"``,
+    default; ``"loop"`` runs it on the feed's loop): every ``batch_interval`` s it reads the
+    rows, trades and tickers the engine applied (between two frames, under the GIL), groups
+    them into per-symbol messages (sealed at ``batch_records`` records) in a bounded queue of
+    ``queue_size`` messages, and publishes them with acked async JetStream publishes, at most
+    ``max_inflight`` awaiting their ack (an ack not back within ``ack_timeout`` s counts as
+    lost). The feed's loop runs no timer for the sink: it only takes the ``book`` snapshots
+    the publisher asks for and hands over connection events, each placed at its event-log
+    position. The feed never waits on the bus: when the queue is full a depth message is
+    dropped (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the symbol gets a
+    fresh ``book`` snapshot as soon as there is room; the same after a failed publish and
+    after NATS reconnects. Snapshots of every book also go out every ``snapshot_interval`` s
+    (a late joiner starts from the last one).
 
     Security: ``tls`` (an ``ssl.SSLContext``; use ``tls://`` URLs), ``tls_hostname``,
     ``creds`` (a ``.creds`` file), ``nkeys_seed``, ``user`` / ``password``, ``token`` go to
-    the NATS connection only; they never appear in subjects, payloads, logs or ``repr``.
-    ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build the TLS context here and
-    keep the sink picklable.
+    the NATS connection only (:func:`nats_options`); they never appear in subjects,
+    payloads, logs or ``repr``. ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build
+    the TLS context and keep the sink picklable.
 
     Shards: ``shard`` / ``shards`` go into every status record; ``for_shard(i, n)`` is
     what ``connect_sharded(..., sinks=[sink])`` gives each shard, and a sink pickles as its
@@ -1905,6 +1906,7 @@ class RemoteFeed:
 def subscribe(nats_url: str | list[str], symbols: Iterable[str], **kwargs: Any) -> RemoteFeed:
     """A :class:`RemoteFeed` of ``symbols``: ``async with fastfeed.bus.subscribe(url,
     symbols=[...]) as remote:`` connects, starts each book from the last snapshot in the
-    stream and applies the later changes (keywords: see :class:`RemoteFeed`; ``tls``,
-    ``creds``, ``user``/``password``, ``token``, ``nkeys_seed`` as for :class:`NatsSink`)."""
+    stream and applies the later changes (keywords: see :class:`RemoteFeed`; the
+    connection's :data:`NATS_OPTIONS`, ``tls`` or ``tls_ca`` / ``tls_cert`` / ``tls_key``,
+    ``creds``, ``user``/``password``, ``token``, ``nkeys_seed``, as for :class:`NatsSink`)."""
     return RemoteFeed(nats_url, symbols, **kwargs)
