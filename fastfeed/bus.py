@@ -519,6 +519,11 @@ class NatsSink(Sink):
     payloads, logs or ``repr``. ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build
     the TLS context and keep the sink picklable.
 
+    ``cpu_budget`` (default 0.1, ``None``: off; thread mode): the publisher thread shares
+    the GIL with the feed, so it keeps its CPU share near this fraction of a core by waiting
+    longer between passes (up to 16 ``batch_interval``; bigger batches, fewer wake-ups) when
+    it is above; under load a message's latency grows by as much, never the feed's work.
+
     Shards: ``shard`` / ``shards`` go into every status record; ``for_shard(i, n)`` is
     what ``connect_sharded(..., sinks=[sink])`` gives each shard, and a sink pickles as its
     configuration (a shard process builds and opens its own; docs/bus.md, "A sharded feed").
@@ -559,6 +564,7 @@ class NatsSink(Sink):
         shard: int = 0,
         shards: int = 1,
         publisher: str = "thread",
+        cpu_budget: float | None = 0.1,
     ) -> None:
         #: every constructor argument: what :meth:`for_shard` and pickling rebuild the sink from
         self._config: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
@@ -570,6 +576,8 @@ class NatsSink(Sink):
             raise ValueError("batch_interval > 0, batch_records >= 1, queue_size >= 2, max_inflight >= 1")
         if snapshot_interval <= 0 or ack_timeout <= 0 or event_log < 1:
             raise ValueError("snapshot_interval, ack_timeout and event_log must be > 0")
+        if cpu_budget is not None and not 0 < cpu_budget <= 1:
+            raise ValueError("cpu_budget is None or a fraction in (0, 1]")
         if publisher not in ("thread", "loop"):
             raise ValueError("publisher is 'thread' or 'loop'")
         if storage not in ("file", "memory"):
@@ -612,6 +620,9 @@ class NatsSink(Sink):
         #: ``"thread"``: the NATS client runs on a thread of its own with its own event
         #: loop (the feed's loop only queues sealed messages); ``"loop"``: on the feed's loop
         self.publisher = publisher
+        #: the publisher thread's share of one core (so of the GIL it shares with the feed)
+        #: it keeps to by batching longer: up to 16 ``batch_interval`` between passes
+        self.cpu_budget = cpu_budget
         self.shard = shard  #: this sink's shard (0 unsharded): in every status record
         self.shards = shards  #: the number of shards publishing to the stream (1 unsharded)
         #: random per start: consumers tell a publisher restart by it
@@ -911,6 +922,8 @@ class NatsSink(Sink):
         hs = HEADER_DTYPE.itemsize
         stats = self.stats
         poll = self.batch_interval
+        budget = self.cpu_budget if self._bus_loop is not self._feed_loop else None
+        cpu0, wall0, share = time.thread_time(), time.monotonic(), 0.0
         sweep_every = max(1, int(0.005 / poll))
         n = 0
         while not self._stopped:
@@ -953,7 +966,16 @@ class NatsSink(Sink):
                         len(self._need_snapshot),
                     )
                     return
-            await asyncio.sleep(poll)
+            if budget is None or self._finishing:
+                await asyncio.sleep(poll)
+                continue
+            # the thread's CPU share since the last pass (the acks it handled while asleep
+            # included): above the budget, the next pass waits longer and batches more
+            cpu1, wall1 = time.thread_time(), time.monotonic()
+            if wall1 > wall0:
+                share = 0.5 * share + 0.5 * (cpu1 - cpu0) / (wall1 - wall0)
+            cpu0, wall0 = cpu1, wall1
+            await asyncio.sleep(_budget_delay(poll, share, budget))
 
     def _collect(self) -> None:
         """(bus side) Turn what the feed applied since the last call into queued messages:
@@ -1362,6 +1384,14 @@ class NatsSink(Sink):
                 log.warning("bus: stream check after reconnect failed: %s", type(exc).__name__)
         self._status("bus_reconnected", _now())
         self._snapshot_all()
+
+
+def _budget_delay(poll: float, share: float, budget: float | None) -> float:
+    """The publisher thread's pause before its next pass: ``poll`` while its CPU share is
+    within ``budget`` (or there is none), else longer in proportion, at most ``16 * poll``."""
+    if budget is None or share <= budget:
+        return poll
+    return min(16.0, share / budget) * poll
 
 
 def _sink_from_config(config: dict[str, Any]) -> NatsSink:

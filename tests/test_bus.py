@@ -373,6 +373,27 @@ def test_status_and_stale_markers_go_out_after_the_rows_before_the_event() -> No
     assert [(k, int(h["seq"])) for h, k, _ in _queued(sink)] == [("book", 3)]
 
 
+def test_the_publisher_threads_cpu_budget_stretches_its_pause() -> None:
+    """Within budget the publisher thread passes every ``batch_interval``; above it, it
+    waits longer in proportion (bigger batches, fewer GIL hand-overs), at most 16 intervals;
+    ``cpu_budget=None`` turns it off; a budget outside (0, 1] is refused; it pickles with the
+    sink's configuration (shard processes get it)."""
+    import pickle
+
+    from fastfeed.bus import _budget_delay
+
+    assert _budget_delay(0.001, 0.05, 0.1) == 0.001
+    assert _budget_delay(0.001, 0.25, 0.1) == pytest.approx(0.0025)
+    assert _budget_delay(0.001, 9.0, 0.1) == pytest.approx(0.016)
+    assert _budget_delay(0.001, 9.0, None) == 0.001
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="cpu_budget"):
+            bus.NatsSink("nats://127.0.0.1:1", cpu_budget=bad)
+    sink = bus.NatsSink("nats://127.0.0.1:1", cpu_budget=0.2)
+    assert pickle.loads(pickle.dumps(sink)).cpu_budget == 0.2 and sink.for_shard(1, 2).cpu_budget == 0.2
+    assert bus.NatsSink("nats://127.0.0.1:1").cpu_budget == 0.1
+
+
 def test_nats_options_one_place_for_every_client(tmp_path: Path) -> None:
     """Publisher, consumer and archive take the same connection options and turn them into
     nats-py keywords in one place (``bus.nats_options``), TLS files included."""
