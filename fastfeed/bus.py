@@ -923,7 +923,7 @@ class NatsSink(Sink):
         stats = self.stats
         poll = self.batch_interval
         budget = self.cpu_budget if self._bus_loop is not self._feed_loop else None
-        cpu0, wall0, share = time.thread_time(), time.monotonic(), 0.0
+        cpu0, wall0, share, delay = time.thread_time(), time.monotonic(), 0.0, poll
         sweep_every = max(1, int(0.005 / poll))
         n = 0
         while not self._stopped:
@@ -975,7 +975,8 @@ class NatsSink(Sink):
             if wall1 > wall0:
                 share = 0.5 * share + 0.5 * (cpu1 - cpu0) / (wall1 - wall0)
             cpu0, wall0 = cpu1, wall1
-            await asyncio.sleep(_budget_delay(poll, share, budget))
+            delay = _budget_delay(poll, delay, share, budget)
+            await asyncio.sleep(delay)
 
     def _collect(self) -> None:
         """(bus side) Turn what the feed applied since the last call into queued messages:
@@ -1386,12 +1387,17 @@ class NatsSink(Sink):
         self._snapshot_all()
 
 
-def _budget_delay(poll: float, share: float, budget: float | None) -> float:
-    """The publisher thread's pause before its next pass: ``poll`` while its CPU share is
-    within ``budget`` (or there is none), else longer in proportion, at most ``16 * poll``."""
-    if budget is None or share <= budget:
+def _budget_delay(poll: float, delay: float, share: float, budget: float | None) -> float:
+    """The publisher thread's next pause, from its last one (``delay``) and its CPU share
+    since: longer in proportion while the share is above ``budget`` (at most doubled per
+    pass, up to ``16 * poll``), shorter in proportion while below (at most halved, down to
+    ``poll``); ``poll`` without a budget."""
+    if budget is None:
         return poll
-    return min(16.0, share / budget) * poll
+    ratio = share / budget
+    if ratio > 1.0:
+        return min(16.0 * poll, delay * min(ratio, 2.0))
+    return max(poll, delay * max(ratio, 0.5))
 
 
 def _sink_from_config(config: dict[str, Any]) -> NatsSink:

@@ -375,17 +375,23 @@ def test_status_and_stale_markers_go_out_after_the_rows_before_the_event() -> No
 
 def test_the_publisher_threads_cpu_budget_stretches_its_pause() -> None:
     """Within budget the publisher thread passes every ``batch_interval``; above it, it
-    waits longer in proportion (bigger batches, fewer GIL hand-overs), at most 16 intervals;
+    waits longer in proportion (bigger batches, fewer GIL hand-overs), at most 16 intervals,
+    and shorter again once below;
     ``cpu_budget=None`` turns it off; a budget outside (0, 1] is refused; it pickles with the
     sink's configuration (shard processes get it)."""
     import pickle
 
     from fastfeed.bus import _budget_delay
 
-    assert _budget_delay(0.001, 0.05, 0.1) == 0.001
-    assert _budget_delay(0.001, 0.25, 0.1) == pytest.approx(0.0025)
-    assert _budget_delay(0.001, 9.0, 0.1) == pytest.approx(0.016)
-    assert _budget_delay(0.001, 9.0, None) == 0.001
+    assert _budget_delay(0.001, 0.001, 0.05, 0.1) == 0.001  # within budget: every interval
+    assert _budget_delay(0.001, 0.001, 0.15, 0.1) == pytest.approx(0.0015)  # above: longer
+    d = 0.001
+    for _ in range(10):  # far above: at most doubled per pass, up to 16 intervals
+        d = _budget_delay(0.001, d, 9.0, 0.1)
+    assert d == pytest.approx(0.016)
+    assert _budget_delay(0.001, 0.008, 0.05, 0.1) == pytest.approx(0.004)  # below: shorter again
+    assert _budget_delay(0.001, 0.0012, 0.01, 0.1) == 0.001  # not below one interval
+    assert _budget_delay(0.001, 0.008, 9.0, None) == 0.001
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ValueError, match="cpu_budget"):
             bus.NatsSink("nats://127.0.0.1:1", cpu_budget=bad)
