@@ -36,7 +36,7 @@ from . import bus
 from .errors import BusError, BusRecordError
 from .events import KIND_MASK, TRADE_EVENT
 
-__all__ = ["ArchiveStats", "archive"]
+__all__ = ["ArchiveStats", "archive", "check_out_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,22 @@ class _Writer:
         self.events, self.trades, self.rows, self.first_seq, self.last_seq = {}, {}, 0, 0, 0
 
 
+def check_out_dir(out: str | os.PathLike[str]) -> None:
+    """``NotADirectoryError`` unless ``out`` is a directory or could be made one (its
+    nearest existing ancestor is a directory): checked before connecting, while the
+    directory itself is made only once connected."""
+    p = Path(out)
+    if p.exists():
+        if not p.is_dir():
+            raise NotADirectoryError(f"{p} exists and is not a directory")
+        return
+    q = p.parent
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if q.exists() and not q.is_dir():
+        raise NotADirectoryError(f"cannot create {p}: {q} is not a directory")
+
+
 async def archive(
     nats_url: str | list[str],
     out_dir: str | os.PathLike[str],
@@ -140,32 +156,23 @@ async def archive(
     (``idle_exit``) no message came for that many seconds. A row group (one file per
     date and symbol) is written when ``row_group`` rows are pending or ``flush_interval`` s
     passed, then everything up to it is acknowledged. The durable consumer ``durable``
-    resumes where the last acknowledged message left off. ``nats_options``: ``tls``,
-    ``creds``, ``user``, ``password``, ``token``, ``nkeys_seed``, ``connect_timeout``,
-    as for :class:`fastfeed.bus.NatsSink`. Needs pyarrow."""
+    resumes where the last acknowledged message left off. ``nats_options``: those of
+    :data:`fastfeed.bus.NATS_OPTIONS` (``tls`` or ``tls_ca`` / ``tls_cert`` / ``tls_key``,
+    ``tls_hostname``, ``creds``, ``user``, ``password``, ``token``, ``nkeys_seed``,
+    ``connect_timeout``, ``reconnect_wait``), as for :class:`fastfeed.bus.NatsSink`
+    (:func:`fastfeed.bus.nats_options`). ``out_dir`` is created once NATS is connected (a
+    server that cannot be reached leaves no directory behind). Needs pyarrow."""
     import nats
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js import api
 
     prefix = bus._check_prefix(prefix)
-    opts = bus._nats_options(
-        nats_url,
-        tls=nats_options.pop("tls", None),
-        tls_hostname=nats_options.pop("tls_hostname", None),
-        creds=nats_options.pop("creds", None),
-        nkeys_seed=nats_options.pop("nkeys_seed", None),
-        user=nats_options.pop("user", None),
-        password=nats_options.pop("password", None),
-        token=nats_options.pop("token", None),
-        name="fastfeed-archive",
-        connect_timeout=nats_options.pop("connect_timeout", 5.0),
-        reconnect_wait=0.25,
-    )
-    if nats_options:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(nats_options))}")
+    unknown = sorted(set(nats_options) - set(bus.NATS_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+    opts = bus.nats_options(nats_url, name="fastfeed-archive", **nats_options)
     url = bus._redact(",".join(opts["servers"]))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
     last_error: list[BaseException] = []
 
     async def on_error(exc: Exception) -> None:
@@ -178,6 +185,11 @@ async def archive(
         nc = await asyncio.wait_for(nats.connect(**opts), opts["connect_timeout"] + 1)
     except Exception as exc:
         raise bus._connect_error(url, exc, last_error[0] if last_error else None) from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # only once connected: a failed start leaves nothing
+    except BaseException:
+        await nc.close()
+        raise
     stats = ArchiveStats()
     writer = _Writer(out, compression)
     pending_last: Any = None
@@ -213,7 +225,7 @@ async def archive(
         while stop is None or not stop.is_set():
             try:
                 msgs = await psub.fetch(batch, timeout=min(1.0, flush_interval))
-            except NatsTimeout:
+            except asyncio.TimeoutError:  # nats-py's TimeoutError, or a bare one from fetch
                 msgs = []
             now = loop.time()
             for m in msgs:

@@ -67,6 +67,7 @@ __all__ = [
     "HEADER_DTYPE",
     "KINDS",
     "MAGIC",
+    "NATS_OPTIONS",
     "SCHEMA_VERSION",
     "STATUS_DTYPE",
     "STATUS_KINDS",
@@ -78,6 +79,7 @@ __all__ = [
     "StatusEvent",
     "decode",
     "encode",
+    "nats_options",
     "schema",
     "subject_safe",
     "subscribe",
@@ -328,24 +330,66 @@ def _connect_error(url: str, exc: BaseException, last: BaseException | None) -> 
     return BusError(f"cannot connect to NATS at {url}: {why}", "bus_connect")
 
 
-def _nats_options(
+#: The keywords of a NATS connection's address-independent options, taken alike by
+#: :class:`NatsSink`, :func:`subscribe` and :func:`fastfeed.archive.archive` (see
+#: :func:`nats_options`).
+NATS_OPTIONS: tuple[str, ...] = (
+    "tls",
+    "tls_hostname",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "creds",
+    "nkeys_seed",
+    "user",
+    "password",
+    "token",
+    "connect_timeout",
+    "reconnect_wait",
+)
+
+
+def nats_options(
     url: str | list[str],
     *,
-    tls: ssl.SSLContext | None,
-    tls_hostname: str | None,
-    creds: str | os.PathLike[str] | None,
-    nkeys_seed: str | None,
-    user: str | None,
-    password: str | None,
-    token: str | None,
     name: str,
-    connect_timeout: float,
-    reconnect_wait: float,
+    tls: ssl.SSLContext | None = None,
+    tls_hostname: str | None = None,
+    tls_ca: str | os.PathLike[str] | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    creds: str | os.PathLike[str] | None = None,
+    nkeys_seed: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    connect_timeout: float = 5.0,
+    reconnect_wait: float = 0.25,
 ) -> dict[str, Any]:
+    """The keyword arguments of ``nats.connect`` for ``url`` (one or a list of
+    ``nats://`` / ``tls://`` / ``ws://`` / ``wss://`` URLs) and the security options, the one
+    place publisher, consumer and archive turn them into a connection: ``tls`` (an
+    ``ssl.SSLContext``) or ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths: a context
+    is built here; ``OSError`` / ``ssl.SSLError`` for unreadable files), ``tls_hostname``,
+    ``creds`` (a ``.creds`` file), ``nkeys_seed``, ``user`` / ``password``, ``token``.
+    Reconnects forever, every ``reconnect_wait`` s. ``ValueError`` for a URL that is not
+    a NATS URL (shown without credentials) or conflicting TLS options."""
     servers = [url] if isinstance(url, str) else list(url)
     for s in servers:
         if not isinstance(s, str) or not s.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ValueError(f"not a NATS URL: {_redact(str(s))!r} (nats://HOST:PORT or tls://HOST:PORT)")
+    if not servers:
+        raise ValueError("no NATS URL")
+    if tls_key is not None and tls_cert is None:
+        raise ValueError("tls_key needs tls_cert")
+    if tls is not None and (tls_ca is not None or tls_cert is not None):
+        raise ValueError("pass tls= (an SSLContext) or tls_ca / tls_cert / tls_key, not both")
+    if tls is None and (tls_ca is not None or tls_cert is not None):
+        tls = ssl.create_default_context(cafile=None if tls_ca is None else os.fspath(tls_ca))
+        if tls_cert is not None:
+            tls.load_cert_chain(os.fspath(tls_cert), None if tls_key is None else os.fspath(tls_key))
+    if not connect_timeout > 0 or not reconnect_wait >= 0:
+        raise ValueError("connect_timeout must be > 0 and reconnect_wait >= 0")
     opts: dict[str, Any] = {
         "servers": servers,
         "name": name,
@@ -455,24 +499,30 @@ class NatsSink(Sink):
     and publishes the schema. It sets the feed's event log to at least ``event_log`` rows
     (the depth records are the engine's event rows).
 
-    The feed's loop only copies the rows the engine applied into per-symbol batches
-    (sealed every ``batch_interval`` s or at ``batch_records`` records) and a bounded queue
-    of ``queue_size`` messages; the NATS client publishes them with acked async JetStream
-    publishes, at most ``max_inflight`` awaiting their ack (an ack not back within
-    ``ack_timeout`` s counts as lost). ``publisher="thread"`` (default) runs the NATS
-    client on a thread of its own with its own event loop (it polls the queue every
-    ``batch_interval``); ``publisher="loop"`` runs it on the feed's loop. The feed never
-    waits on the bus: when the queue is full a depth message is dropped
-    (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the symbol gets a fresh
-    ``book`` snapshot as soon as there is room; the same after a failed publish and after
-    NATS reconnects. Snapshots of every book also go out every
-    ``snapshot_interval`` s (a late joiner starts from the last one).
+    The publisher runs on a thread of its own with its own event loop (``publisher="thread"``,
+    default; ``"loop"`` runs it on the feed's loop): every ``batch_interval`` s it reads the
+    rows, trades and tickers the engine applied (between two frames, under the GIL), groups
+    them into per-symbol messages (sealed at ``batch_records`` records) in a bounded queue of
+    ``queue_size`` messages, and publishes them with acked async JetStream publishes, at most
+    ``max_inflight`` awaiting their ack (an ack not back within ``ack_timeout`` s counts as
+    lost). The feed's loop runs no timer for the sink: it only takes the ``book`` snapshots
+    the publisher asks for and hands over connection events, each placed at its event-log
+    position. The feed never waits on the bus: when the queue is full a depth message is
+    dropped (``stats["dropped_messages"]`` / ``["dropped_records"]``) and the symbol gets a
+    fresh ``book`` snapshot as soon as there is room; the same after a failed publish and
+    after NATS reconnects. Snapshots of every book also go out every ``snapshot_interval`` s
+    (a late joiner starts from the last one).
 
     Security: ``tls`` (an ``ssl.SSLContext``; use ``tls://`` URLs), ``tls_hostname``,
     ``creds`` (a ``.creds`` file), ``nkeys_seed``, ``user`` / ``password``, ``token`` go to
-    the NATS connection only; they never appear in subjects, payloads, logs or ``repr``.
-    ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build the TLS context here and
-    keep the sink picklable.
+    the NATS connection only (:func:`nats_options`); they never appear in subjects,
+    payloads, logs or ``repr``. ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build
+    the TLS context and keep the sink picklable.
+
+    ``cpu_budget`` (default 0.1, ``None``: off; thread mode): the publisher thread shares
+    the GIL with the feed, so it keeps its CPU share near this fraction of a core by waiting
+    longer between passes (up to 16 ``batch_interval``; bigger batches, fewer wake-ups) when
+    it is above; under load a message's latency grows by as much, never the feed's work.
 
     Shards: ``shard`` / ``shards`` go into every status record; ``for_shard(i, n)`` is
     what ``connect_sharded(..., sinks=[sink])`` gives each shard, and a sink pickles as its
@@ -514,6 +564,7 @@ class NatsSink(Sink):
         shard: int = 0,
         shards: int = 1,
         publisher: str = "thread",
+        cpu_budget: float | None = 0.1,
     ) -> None:
         #: every constructor argument: what :meth:`for_shard` and pickling rebuild the sink from
         self._config: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
@@ -521,32 +572,29 @@ class NatsSink(Sink):
             raise ValueError("shards must be an int 1..65535")
         if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < shards:
             raise ValueError(f"shard must be an int 0..{shards - 1}")
-        if tls_key is not None and tls_cert is None:
-            raise ValueError("tls_key needs tls_cert")
-        if tls is None and (tls_ca is not None or tls_cert is not None):
-            tls = ssl.create_default_context(cafile=None if tls_ca is None else os.fspath(tls_ca))
-            if tls_cert is not None:
-                tls.load_cert_chain(os.fspath(tls_cert), None if tls_key is None else os.fspath(tls_key))
-        elif tls is not None and (tls_ca is not None or tls_cert is not None):
-            raise ValueError("pass tls= (an SSLContext) or tls_ca / tls_cert / tls_key, not both")
         if batch_interval <= 0 or batch_records < 1 or queue_size < 2 or max_inflight < 1:
             raise ValueError("batch_interval > 0, batch_records >= 1, queue_size >= 2, max_inflight >= 1")
         if snapshot_interval <= 0 or ack_timeout <= 0 or event_log < 1:
             raise ValueError("snapshot_interval, ack_timeout and event_log must be > 0")
+        if cpu_budget is not None and not 0 < cpu_budget <= 1:
+            raise ValueError("cpu_budget is None or a fraction in (0, 1]")
         if publisher not in ("thread", "loop"):
             raise ValueError("publisher is 'thread' or 'loop'")
         if storage not in ("file", "memory"):
             raise ValueError("storage is 'file' or 'memory'")
-        self._nats_opts = _nats_options(
+        self._nats_opts = nats_options(
             nats_url,
+            name=name,
             tls=tls,
             tls_hostname=tls_hostname,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             creds=creds,
             nkeys_seed=nkeys_seed,
             user=user,
             password=password,
             token=token,
-            name=name,
             connect_timeout=connect_timeout,
             reconnect_wait=reconnect_wait,
         )
@@ -572,6 +620,9 @@ class NatsSink(Sink):
         #: ``"thread"``: the NATS client runs on a thread of its own with its own event
         #: loop (the feed's loop only queues sealed messages); ``"loop"``: on the feed's loop
         self.publisher = publisher
+        #: the publisher thread's share of one core (so of the GIL it shares with the feed)
+        #: it keeps to by batching longer: up to 16 ``batch_interval`` between passes
+        self.cpu_budget = cpu_budget
         self.shard = shard  #: this sink's shard (0 unsharded): in every status record
         self.shards = shards  #: the number of shards publishing to the stream (1 unsharded)
         #: random per start: consumers tell a publisher restart by it
@@ -587,10 +638,11 @@ class NatsSink(Sink):
         self._need_snapshot: dict[str, None] = {}
         self._books: dict[str, Any] = {}
         self._seen: set[str] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._wake: asyncio.Event | None = None  # the pump's, on the bus loop
-        self._idle = False  # the pump waits on _wake (set by the pump, cleared by _notify)
-        self._relost: collections.deque[str] = collections.deque()  # bus side -> feed side
+        #: feed side -> bus side, in order: (what, event-log position, ...): status records,
+        #: stale markers, snapshots taken on the feed's loop, close (see :meth:`_collect`)
+        self._ctl: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._snap_pending = False  # a snapshot request is on its way to the feed's loop
+        self._next_snapshot = 0.0  # monotonic time of the next periodic snapshot of every book
         self._feed_loop: asyncio.AbstractEventLoop | None = None
         self._bus_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -611,9 +663,12 @@ class NatsSink(Sink):
         self._safe: dict[str, bool] = {}
         self._trade_seen = 0
         self._status_seq = 0
-        self._closing = False
+        self._open = False  # open() succeeded (feed side)
+        self._closing = False  # close() began (feed side)
+        self._finishing = False  # the bus side took the close: drain, then end
+        self._finishing_now = False  # ... and has yet to send publisher_stop
+        self._close_deadline = 0.0
         self._stopped = False
-        self._drained = threading.Event()
         self._drop_next = 0  # test hook: drop this many next depth messages as on overflow
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -667,6 +722,11 @@ class NatsSink(Sink):
         self._feed = feed
         self.session = secrets.randbits(63) | 1
         loop = self._feed_loop = asyncio.get_running_loop()
+        ring = feed.engine.events
+        self._ev_seen = ring.count if ring is not None else 0
+        self._trade_seen = feed.trades.count
+        self._next_snapshot = time.monotonic() + self.snapshot_interval
+        self._ctl.append(("status", self._ev_seen, "publisher_start", _now(), "", 0, 0.0, FLAG_RESET))
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         if self.publisher == "thread":
             self._thread = threading.Thread(
@@ -679,65 +739,98 @@ class NatsSink(Sink):
         try:
             await asyncio.wrap_future(ready)
         except BaseException:
+            self._stopped = True
             await self._join_bus()
             raise
-        self._status("publisher_start", _now(), flags=FLAG_RESET)
-        ring = feed.engine.events
-        self._ev_seen = ring.count if ring is not None else 0
-        self._trade_seen = feed.trades.count
-        self._timer = loop.call_later(self.batch_interval, self._tick)
-        self._tasks.append(loop.create_task(self._snapshots(), name="fastfeed-bus-snapshots"))
+        self._open = True
         log.info("publishing on NATS %s stream %s prefix %s", self.url, self.stream, self.prefix)
 
     async def close(self) -> None:
-        if self._nc is None or self._closing:
+        """Hand the close to the bus side, which publishes what the feed applied until now,
+        a ``publisher_stop`` status, the snapshots still due and every ack (up to
+        ``close_timeout`` s), then closes NATS; wait for it."""
+        if not self._open or self._closing:
             return
         self._closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._poll()
-        self._poll_tickers()
-        self._seal_all()
-        self._status("publisher_stop", _now())
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.close_timeout
-        while True:  # publish what is queued and the snapshots still due, up to close_timeout
-            self._take_lost()
-            if self._need_snapshot and len(self._queue) < self.queue_size // 2:
-                self.snapshot(list(self._need_snapshot))
-            self._notify()
-            if not self._queue and not self._need_snapshot and not self._relost and self._drained.is_set():
-                break
-            if loop.time() >= end:
-                log.warning(
-                    "bus: %d messages unpublished at close (%d queued, %d awaiting acks, %d snapshots due)",
-                    len(self._queue) + len(self._acks),
-                    len(self._queue),
-                    len(self._acks),
-                    len(self._need_snapshot),
-                )
-                break
-            await asyncio.sleep(min(self.batch_interval, 0.01))
-        for t in self._tasks:
-            if t.get_name() == "fastfeed-bus-snapshots":
-                t.cancel()
+        self._close_deadline = time.monotonic() + self.close_timeout
+        self._ctl.append(("close", self._position()))
         await self._join_bus()
 
     async def _join_bus(self) -> None:
-        """End the bus side (its pump, the NATS connection; its thread) and wait for it."""
-        self._stopped = True  # the flag ends the pump (a cancel can be swallowed inside nats-py)
-        self._idle = True
-        self._notify(force=True)
+        """Wait for the bus side (its pump, the NATS connection; its thread) to end; past
+        ``close_timeout`` + 5 s, tell it to stop at once."""
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._thread.join, self.close_timeout + 5.0
             )
+            if self._thread.is_alive():
+                self._stopped = True
+                await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 5.0)
         for t in self._tasks:
             try:
-                await asyncio.wait_for(t, self.close_timeout + 5.0)
+                await asyncio.wait_for(asyncio.shield(t), self.close_timeout + 5.0)
+            except asyncio.TimeoutError:
+                self._stopped = True
+                try:
+                    await asyncio.wait_for(t, 5.0)
+                except (asyncio.CancelledError, Exception):
+                    pass
             except (asyncio.CancelledError, Exception):
                 pass
+
+    # -- the feed side: only what must happen between two frames, on the feed's loop ------
+
+    def _position(self) -> int:
+        """(feed side) The event log's count now: where a control item goes in the rows."""
+        assert self._feed is not None
+        ring = self._feed.engine.events
+        return ring.count if ring is not None else 0
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        """(feed side) A connection event: a status record, after every row the feed
+        applied before it; on ``disconnected`` a stale marker per book (the feed marked its
+        books stale, which logs no row), with the books' state taken now."""
+        if not self._open or self._closing:
+            return
+        assert self._feed is not None
+        pos = self._position()
+        if event.kind == "disconnected":
+            states = [
+                (sym, bk.version, bk.recv_ns, bk.stale_since, bk.live)
+                for sym, bk in list(self._feed.engine.books.items())
+            ]
+            self._ctl.append(("stale", pos, states))
+        self._ctl.append(
+            ("status", pos, event.kind, event.time_ns, event.reason, event.attempt, event.delay, 0)
+        )
+
+    def snapshot(self, symbols: Iterable[str] | None = None) -> int:
+        """(on the feed's loop) Take a ``book`` snapshot of ``symbols`` (default every book)
+        now and hand it to the publisher, which sends it after the depth messages holding
+        every change it includes; returns how many were taken (a full queue on the bus side
+        leaves a symbol due, and it is taken again later)."""
+        assert self._feed is not None
+        eng = self._feed.engine
+        books = eng.books
+        names = list(books) if symbols is None else [str(s).upper() for s in symbols]
+        pos = self._position()
+        n = 0
+        for sym in names:
+            bk = books.get(sym)
+            if bk is None or not subject_safe(sym):
+                self._ctl.append(("skip", pos, sym))
+                continue
+            rows = E.snapshot_rows(eng, [sym])
+            self._ctl.append(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
+            n += 1
+        return n
+
+    def _feed_snapshots(self, symbols: list[str]) -> None:
+        """(feed side) The bus side asked for snapshots of ``symbols``."""
+        try:
+            self.snapshot(symbols)
+        finally:
+            self._ctl.append(("snapdone", self._position()))
 
     # -- the bus side: the NATS client on its own thread and loop (or the feed's) -----------
 
@@ -756,10 +849,10 @@ class NatsSink(Sink):
 
     async def _bus_main(self, ready: concurrent.futures.Future[None]) -> None:
         """The bus side's whole life: connect, create the stream, publish the schema (then
-        ``ready``), run the pump and the ack sweeper until :meth:`_join_bus`, close NATS."""
+        ``ready``), run the pump until the close is done (or :meth:`_join_bus` stops it),
+        close NATS."""
         import nats
 
-        self._wake = asyncio.Event()
         opts = dict(self._nats_opts)
         opts.update(
             error_cb=self._on_error,
@@ -795,44 +888,17 @@ class NatsSink(Sink):
                 )
             )
             return
-        loop = asyncio.get_running_loop()
-        sweeper = loop.create_task(self._sweeper(), name="fastfeed-bus-acks")
         ready.set_result(None)
         try:
             await self._pump()
         finally:
-            sweeper.cancel()
-            try:
-                await sweeper
-            except (asyncio.CancelledError, Exception):
-                pass
             try:
                 await asyncio.wait_for(self._nc.close(), self.close_timeout)
             except Exception:
                 pass
 
-    def _notify(self, force: bool = False) -> None:
-        """(feed side) Wake the pump if it waits on the feed's loop. A publisher thread
-        polls the queue every ``batch_interval`` instead (no cross-thread write per tick);
-        ``force`` wakes it at once (close)."""
-        if self._bus_loop is not self._feed_loop and not force:
-            return
-        if not self._idle:
-            return
-        self._idle = False
-        wake, bl = self._wake, self._bus_loop
-        if wake is None or bl is None:
-            return
-        if bl is self._feed_loop:
-            wake.set()
-        else:
-            try:
-                bl.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the bus loop is closed
-                pass
-
     def _to_feed(self, fn: Callable[[], None]) -> None:
-        """(bus side) Run ``fn`` on the feed's loop (it touches the engine or feed-side state)."""
+        """(bus side) Run ``fn`` on the feed's loop (it needs the books between two frames)."""
         fl = self._feed_loop
         if fl is None or fl is self._bus_loop:
             fn()
@@ -840,15 +906,185 @@ class NatsSink(Sink):
         try:
             fl.call_soon_threadsafe(fn)
         except RuntimeError:  # the feed's loop is closed
-            pass
+            self._snap_pending = False
 
-    def _take_lost(self) -> None:
-        """(feed side) Symbols whose depth/book message the bus side lost: snapshot them."""
-        r = self._relost
-        while r:
-            self._need_snapshot[r.popleft()] = None
+    async def _pump(self) -> None:
+        """(bus side) Every ``batch_interval``: collect what the feed applied (:meth:`_collect`)
+        and publish the queue with acked JetStream publishes: each message is a NATS publish
+        with a reply subject under this sink's ack inbox; the stream's ack (or error) comes
+        back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack; one not back
+        within ``ack_timeout`` is lost. After the close: until everything is out and acked,
+        or ``close_timeout``."""
+        q = self._queue
+        acks = self._acks
+        publish = self._nc.publish
+        prefix = self._ack_prefix
+        hs = HEADER_DTYPE.itemsize
+        stats = self.stats
+        poll = self.batch_interval
+        budget = self.cpu_budget if self._bus_loop is not self._feed_loop else None
+        cpu0, wall0, share, delay = time.thread_time(), time.monotonic(), 0.0, poll
+        sweep_every = max(1, int(0.005 / poll))
+        n = 0
+        while not self._stopped:
+            try:
+                self._collect()
+            except Exception as exc:
+                stats["internal_errors"] += 1
+                if stats["internal_errors"] in (1, 10, 100, 1000):
+                    log.warning("bus: publisher tick failed: %s: %s", type(exc).__name__, exc)
+            while q and len(acks) < self.max_inflight:
+                subject, payload, kind, sym = q.popleft()
+                self._token += 1
+                token = self._token
+                try:
+                    await publish(subject, payload, reply=f"{prefix}.{token}")
+                except Exception as exc:  # not connected and the buffer full, closed
+                    self._lost(kind, sym, exc)
+                    if self._stopped:
+                        return
+                    continue
+                acks[token] = (kind, sym, time.monotonic_ns() + self._ack_ns)
+                if len(acks) > stats["max_inflight"]:
+                    stats["max_inflight"] = len(acks)
+                stats["messages"] += 1
+                stats["bytes"] += len(payload)
+                stats["records"] += (len(payload) - hs) // _SIZES[kind]
+            n += 1
+            if n % sweep_every == 0:
+                self._sweep_acks()
+            if self._finishing:
+                if not (q or acks or self._need_snapshot or self._snap_pending or self._ctl):
+                    return
+                if time.monotonic() >= self._close_deadline:
+                    log.warning(
+                        "bus: %d messages unpublished at close (%d queued, %d awaiting acks, "
+                        "%d snapshots due)",
+                        len(q) + len(acks),
+                        len(q),
+                        len(acks),
+                        len(self._need_snapshot),
+                    )
+                    return
+            if budget is None or self._finishing:
+                await asyncio.sleep(poll)
+                continue
+            # the thread's CPU share since the last pass (the acks it handled while asleep
+            # included): above the budget, the next pass waits longer and batches more
+            cpu1, wall1 = time.thread_time(), time.monotonic()
+            if wall1 > wall0:
+                share = 0.5 * share + 0.5 * (cpu1 - cpu0) / (wall1 - wall0)
+            cpu0, wall0 = cpu1, wall1
+            delay = _budget_delay(poll, delay, share, budget)
+            await asyncio.sleep(delay)
 
-    # -- the feed side: polled every batch_interval on the feed's loop, never waits -------
+    def _collect(self) -> None:
+        """(bus side) Turn what the feed applied since the last call into queued messages:
+        the event-log rows, trades and tickers (read from the engine between two of its
+        frames: a frame's changes appear all at once under the GIL), with the feed side's
+        control items (status, stale markers, snapshots, close) at their place in the rows;
+        seal every batch; ask the feed's loop for the snapshots due."""
+        feed = self._feed
+        if feed is None:
+            return
+        eng = feed.engine
+        ctl = self._ctl
+        items = [ctl.popleft() for _ in range(len(ctl))] if ctl else None  # before the rows
+        ring = eng.events
+        frames = eng.frames
+        cnt = ring.count if ring is not None else 0
+        self._ticks += 1
+        if self._ticks % 16 == 0 and frames != self._ticker_frames:  # tickers: every 16 ticks
+            self._ticker_frames = frames
+            self._poll_tickers()
+        if frames != self._frames_seen or cnt != self._ev_seen or items:
+            self._frames_seen = frames
+            base = self._ev_seen
+            rows: np.ndarray | None = None
+            if ring is not None and cnt != base:
+                try:
+                    rows = ring.since(base)
+                    self._ev_seen = base + len(rows)
+                except EventsOverwritten:  # fell more than the log behind: snapshot everything
+                    self.stats["events_lost"] += 1
+                    self._ev_seen = base = ring.count
+                    for sym in list(eng.books):
+                        self._need_snapshot[sym] = None
+            done = 0
+            nrows = 0 if rows is None else len(rows)
+            for it in items or ():
+                p = min(max(it[1] - base, 0), nrows)
+                if p > done:
+                    assert rows is not None
+                    self._depth_rows(rows[done:p])
+                    done = p
+                self._control(it)
+            if done < nrows:
+                assert rows is not None
+                self._depth_rows(rows[done:] if done else rows)
+            self._on_trades()
+            # frames that changed a book's version without logging a row still go out (the
+            # header carries the version); checked for up to 256 books
+            books = self._all_books()
+            if len(books) <= 256:
+                pub = self._pub_version
+                for sym, bk in books:
+                    if bk.version != pub.get(sym, 0) and (_K_DEPTH, sym) not in self._batches:
+                        self._add(_K_DEPTH, sym, b"", 0)
+            self._seal_all()
+            if self._finishing_now:
+                self._finishing_now = False
+                self._status("publisher_stop", _now())
+        now = time.monotonic()
+        if now >= self._next_snapshot and not self._finishing:
+            self._next_snapshot = now + self.snapshot_interval
+            self._snapshot_all()
+        if self._need_snapshot and not self._snap_pending and len(self._queue) < self.queue_size // 2:
+            self._snap_pending = True
+            syms = list(self._need_snapshot)
+            self._to_feed(lambda: self._feed_snapshots(syms))
+
+    def _control(self, it: tuple[Any, ...]) -> None:
+        """(bus side) One feed-side control item, after the rows logged before it."""
+        what = it[0]
+        if what == "status":
+            _, _, kind, time_ns, reason, attempt, delay, flags = it
+            self._status(kind, time_ns, reason=reason, attempt=attempt, delay=delay, flags=flags)
+        elif what == "stale":
+            for sym, *state in it[2]:
+                if not subject_safe(sym):
+                    continue
+                self._seal((_K_DEPTH, sym))
+                self._add(_K_DEPTH, sym, b"", 0, FLAG_STALE)
+                self._seal((_K_DEPTH, sym), tuple(state))
+        elif what == "book":
+            _, _, sym, rows, state = it
+            self._seal((_K_DEPTH, sym))  # the snapshot includes every change before it
+            self._seen.add(sym)
+            if len(self._queue) >= self.queue_size - 1:
+                self._need_snapshot[sym] = None
+                return
+            version, recv_ns, stale_since, live = state
+            payload = encode(
+                "book",
+                rows,
+                symbol=sym,
+                seq=self._seq.get((_K_DEPTH, sym), 0),
+                flags=FLAG_CLEAN | (FLAG_LIVE if live else 0),
+                version=version,
+                recv_ns=recv_ns,
+                session=self.session,
+                stale_since=stale_since,
+            )
+            if self._enqueue(f"{self.prefix}.book.{sym}", payload, _K_BOOK, sym, len(rows)):
+                self._need_snapshot.pop(sym, None)
+                self.stats["snapshots"] += 1
+        elif what == "skip":
+            self._need_snapshot.pop(it[2], None)
+        elif what == "snapdone":
+            self._snap_pending = False
+        elif what == "close":
+            self._finishing = self._finishing_now = True
 
     def _book(self, sym: str) -> Any:
         b = self._books.get(sym)
@@ -877,72 +1113,13 @@ class NatsSink(Sink):
         if b.count >= self.batch_records:
             self._seal(key)
 
-    def _tick(self) -> None:
-        """The batch timer: collect what the feed applied since the last tick, seal every
-        batch, expire acks that did not come back."""
-        self._timer = None
-        if self._closing:
-            return
-        try:
-            self._poll()
-            self._seal_all()
-            self._take_lost()
-            if self._need_snapshot and len(self._queue) < self.queue_size // 2:
-                self.snapshot(list(self._need_snapshot))
-            if self._queue:
-                self._notify()
-        except Exception as exc:
-            self.stats["internal_errors"] += 1
-            if self.stats["internal_errors"] in (1, 10, 100, 1000):
-                log.warning("bus: publisher tick failed: %s: %s", type(exc).__name__, exc)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.batch_interval, self._tick)
-
-    def _poll(self) -> None:
-        """Turn the event-log rows, trades and tickers the feed applied since the last call
-        into pending batches (the engine writes the rows in C: no Python call per frame)."""
-        feed = self._feed
-        if feed is None:
-            return
-        eng = feed.engine
-        frames = eng.frames
-        ring = eng.events
-        cnt = ring.count if ring is not None else 0
-        self._ticks += 1
-        if self._ticks % 16 == 0 and frames != self._ticker_frames:  # tickers: every 16 ticks
-            self._ticker_frames = frames
-            self._poll_tickers()
-        if frames == self._frames_seen and cnt == self._ev_seen:  # (reset_books logs outside frames)
-            return
-        self._frames_seen = frames
-        if ring is not None and cnt != self._ev_seen:
-            try:
-                rows = ring.since(self._ev_seen)
-            except EventsOverwritten:  # fell more than the log behind: snapshot everything
-                self.stats["events_lost"] += 1
-                rows = None
-                for sym in list(eng.books):
-                    self._need_snapshot[sym] = None
-            self._ev_seen = cnt
-            if rows is not None and len(rows):
-                self._depth_rows(rows)
-        self._on_trades()
-        # frames that changed a book's version without logging a row still go out (the
-        # header carries the version); checked for up to 256 books
-        books = self._all_books()
-        if len(books) <= 256:
-            pub = self._pub_version
-            for sym, bk in books:
-                if bk.version != pub.get(sym, 0) and (_K_DEPTH, sym) not in self._batches:
-                    self._add(_K_DEPTH, sym, b"", 0)
-
     def _all_books(self) -> list[tuple[str, Any]]:
         assert self._feed is not None
-        names = self._feed.engine.symbols
+        eng = self._feed.engine
+        names = eng.symbols
         if len(names) != self._n_symbols:
             self._n_symbols = len(names)
-            books = self._feed.engine.books
-            self._book_list = [(n, b) for n, b in books.items()]
+            self._book_list = list(eng.books.items())
             for n, b in self._book_list:
                 self._books[n] = b
         return self._book_list
@@ -1052,19 +1229,6 @@ class NatsSink(Sink):
                 r[f] = getattr(t, f)
             self._add(_K_TICKER, sym, rec.tobytes(), 1)
 
-    def on_event(self, event: ConnectionEvent) -> None:
-        if self._nc is None or self._closing:
-            return
-        self._poll()  # what the feed applied before the event goes out before it
-        if event.kind == "disconnected":
-            # the feed marked its books stale (no event row for that): say so per book
-            assert self._feed is not None
-            for sym in list(self._feed.engine.books):
-                self._seal((_K_DEPTH, sym))
-                self._add(_K_DEPTH, sym, b"", 0, FLAG_STALE)
-                self._seal((_K_DEPTH, sym))
-        self._status(event.kind, event.time_ns, reason=event.reason, attempt=event.attempt, delay=event.delay)
-
     def _status(
         self,
         kind: str,
@@ -1094,8 +1258,10 @@ class NatsSink(Sink):
         for key in list(self._batches):
             self._seal(key)
 
-    def _seal(self, key: tuple[int, str]) -> None:
-        """Turn the pending batch of ``key`` into a message (next seq) and queue it."""
+    def _seal(self, key: tuple[int, str], state: tuple[Any, ...] | None = None) -> None:
+        """Turn the pending batch of ``key`` into a message (next seq) and queue it. A depth
+        message's header takes the book's ``version``, ``recv_ns``, ``stale_since`` and
+        ``live`` from ``state`` (taken on the feed side) or, by default, from the book now."""
         b = self._batches.pop(key, None)
         if b is None:
             return
@@ -1107,10 +1273,13 @@ class NatsSink(Sink):
             if sym not in self._seen:  # a new book: a first snapshot for late joiners
                 self._seen.add(sym)
                 self._need_snapshot[sym] = None
-            bk = self._book(sym)
-            version, recv_ns, stale_since = bk.version, bk.recv_ns, bk.stale_since
+            if state is None:
+                bk = self._book(sym)
+                version, recv_ns, stale_since, live = bk.version, bk.recv_ns, bk.stale_since, bk.live
+            else:
+                version, recv_ns, stale_since, live = state
             self._pub_version[sym] = version
-            if bk.live:
+            if live:
                 flags |= FLAG_LIVE
             if self._drop_next > 0:  # test hook: a message lost on the way, unnoticed
                 self._drop_next -= 1
@@ -1150,93 +1319,7 @@ class NatsSink(Sink):
         q.append((subject, payload, kind, sym))
         if len(q) > self.stats["max_queue"]:
             self.stats["max_queue"] = len(q)
-        self._notify()
         return True
-
-    def snapshot(self, symbols: Iterable[str] | None = None) -> int:
-        """Queue a ``book`` snapshot of ``symbols`` (default every book) now; returns how
-        many were queued (a full queue leaves the rest for later)."""
-        assert self._feed is not None
-        self._poll()
-        names = list(self._feed.engine.books) if symbols is None else [s.upper() for s in symbols]
-        n = 0
-        for sym in names:
-            if not subject_safe(sym):
-                self._need_snapshot.pop(sym, None)
-                continue
-            if len(self._queue) >= self.queue_size - 1:
-                self._need_snapshot[sym] = None
-                continue
-            self._seal((_K_DEPTH, sym))  # the snapshot includes every applied change
-            bk = self._book(sym)
-            rows = E.snapshot_rows(self._feed.engine, [sym])
-            flags = FLAG_CLEAN | (FLAG_LIVE if bk.live else 0)
-            payload = encode(
-                "book",
-                rows,
-                symbol=sym,
-                seq=self._seq.get((_K_DEPTH, sym), 0),
-                flags=flags,
-                version=bk.version,
-                recv_ns=bk.recv_ns,
-                session=self.session,
-                stale_since=bk.stale_since,
-            )
-            if self._enqueue(f"{self.prefix}.book.{sym}", payload, _K_BOOK, sym, len(rows)):
-                self._need_snapshot.pop(sym, None)
-                self.stats["snapshots"] += 1
-                n += 1
-        return n
-
-    async def _pump(self) -> None:
-        """(bus side) Publish the queue with acked JetStream publishes: each message is a
-        NATS publish with a reply subject under this sink's ack inbox; the stream's ack (or
-        error) comes back there (:meth:`_on_ack`). At most ``max_inflight`` await their ack.
-        ``_drained`` is set when a pass found nothing queued and nothing awaiting an ack."""
-        assert self._wake is not None
-        q = self._queue
-        acks = self._acks
-        publish = self._nc.publish
-        prefix = self._ack_prefix
-        hs = HEADER_DTYPE.itemsize
-        wake = self._wake
-        threaded = self._bus_loop is not self._feed_loop
-        poll = self.batch_interval
-        while not self._stopped:
-            if q or acks:
-                self._drained.clear()
-            while q and len(acks) < self.max_inflight:
-                subject, payload, kind, sym = q.popleft()
-                self._token += 1
-                token = self._token
-                try:
-                    await publish(subject, payload, reply=f"{prefix}.{token}")
-                except Exception as exc:  # not connected and the buffer full, closed
-                    self._lost(kind, sym, exc)
-                    if self._stopped:
-                        return
-                    continue
-                acks[token] = (kind, sym, time.monotonic_ns() + self._ack_ns)
-                n = len(acks)
-                if n > self.stats["max_inflight"]:
-                    self.stats["max_inflight"] = n
-                self.stats["messages"] += 1
-                self.stats["bytes"] += len(payload)
-                self.stats["records"] += (len(payload) - hs) // _SIZES[kind]
-            if not q and not acks:
-                self._drained.set()
-            wake.clear()
-            if q and len(acks) < self.max_inflight:
-                continue
-            if threaded:  # poll: the feed's thread never writes to this loop's self-pipe
-                await asyncio.sleep(poll)
-                continue
-            self._idle = True
-            if (q and len(acks) < self.max_inflight) or self._stopped:  # appended meanwhile
-                self._idle = False
-                continue
-            await wake.wait()
-            self._idle = False
 
     async def _on_ack(self, msg: Any) -> None:
         try:
@@ -1251,17 +1334,6 @@ class NatsSink(Sink):
             self._lost(entry[0], entry[1], BusError("publish refused by the stream", "bus_stream"))
         else:
             self.stats["acked"] += 1
-        if self._wake is not None and (self._queue or not self._acks):
-            self._wake.set()
-
-    async def _sweeper(self) -> None:
-        """(bus side) Expire acks that did not come back; wake the pump if it missed a wake."""
-        period = max(self.batch_interval, 0.005)
-        while True:
-            await asyncio.sleep(period)
-            self._sweep_acks()
-            if self._queue and self._wake is not None:
-                self._wake.set()
 
     def _sweep_acks(self) -> None:
         acks = self._acks
@@ -1275,27 +1347,20 @@ class NatsSink(Sink):
                 break
             del acks[token]
             self._lost(kind, sym, asyncio.TimeoutError("no ack"))
-        if self._wake is not None:
-            self._wake.set()
 
     def _lost(self, kind: int, sym: str, exc: BaseException) -> None:
         """(bus side) A message not published or not acked: a depth/book loss gets the symbol
-        a fresh snapshot (taken on the feed side at its next tick)."""
+        a fresh snapshot (taken on the feed's loop when the bus side asks)."""
         self.stats["publish_errors"] += 1
         if kind in (_K_DEPTH, _K_BOOK) and sym:
-            self._relost.append(sym)
+            self._need_snapshot[sym] = None
         if self.stats["publish_errors"] in (1, 10, 100, 1000) or self.stats["publish_errors"] % 10000 == 0:
             log.warning(
                 "bus: publish failed (%s; %d so far)", type(exc).__name__, self.stats["publish_errors"]
             )
 
-    async def _snapshots(self) -> None:
-        """(feed side) Every ``snapshot_interval``: every book is due a snapshot."""
-        while True:
-            await asyncio.sleep(self.snapshot_interval)
-            self._snapshot_all()
-
     def _snapshot_all(self) -> None:
+        """(bus side) Every book is due a snapshot."""
         if self._feed is not None:
             for sym in list(self._feed.engine.books):
                 self._need_snapshot[sym] = None
@@ -1318,12 +1383,21 @@ class NatsSink(Sink):
                 await _ensure_stream(self._js, self.stream, self.prefix, **self._stream_cfg)
             except Exception as exc:
                 log.warning("bus: stream check after reconnect failed: %s", type(exc).__name__)
+        self._status("bus_reconnected", _now())
+        self._snapshot_all()
 
-        def after() -> None:  # on the feed's loop: the engine's books, the feed-side queue
-            self._status("bus_reconnected", _now())
-            self._snapshot_all()
 
-        self._to_feed(after)
+def _budget_delay(poll: float, delay: float, share: float, budget: float | None) -> float:
+    """The publisher thread's next pause, from its last one (``delay``) and its CPU share
+    since: longer in proportion while the share is above ``budget`` (at most doubled per
+    pass, up to ``16 * poll``), shorter in proportion while below (at most halved, down to
+    ``poll``); ``poll`` without a budget."""
+    if budget is None:
+        return poll
+    ratio = share / budget
+    if ratio > 1.0:
+        return min(16.0 * poll, delay * min(ratio, 2.0))
+    return max(poll, delay * max(ratio, 0.5))
 
 
 def _sink_from_config(config: dict[str, Any]) -> NatsSink:
@@ -1528,22 +1602,28 @@ class RemoteFeed:
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(symbols, str):
             raise TypeError("symbols must be a list of symbols")
         self.symbols: list[str] = list(dict.fromkeys(_check_symbol(s) for s in symbols))
         if not self.symbols:
             raise ValueError("subscribe needs at least one symbol")
-        self._nats_opts = _nats_options(
+        self._nats_opts = nats_options(
             nats_url,
+            name=name,
             tls=tls,
             tls_hostname=tls_hostname,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             creds=creds,
             nkeys_seed=nkeys_seed,
             user=user,
             password=password,
             token=token,
-            name=name,
             connect_timeout=connect_timeout,
             reconnect_wait=reconnect_wait,
         )
@@ -1862,6 +1942,7 @@ class RemoteFeed:
 def subscribe(nats_url: str | list[str], symbols: Iterable[str], **kwargs: Any) -> RemoteFeed:
     """A :class:`RemoteFeed` of ``symbols``: ``async with fastfeed.bus.subscribe(url,
     symbols=[...]) as remote:`` connects, starts each book from the last snapshot in the
-    stream and applies the later changes (keywords: see :class:`RemoteFeed`; ``tls``,
-    ``creds``, ``user``/``password``, ``token``, ``nkeys_seed`` as for :class:`NatsSink`)."""
+    stream and applies the later changes (keywords: see :class:`RemoteFeed`; the
+    connection's :data:`NATS_OPTIONS`, ``tls`` or ``tls_ca`` / ``tls_cert`` / ``tls_key``,
+    ``creds``, ``user``/``password``, ``token``, ``nkeys_seed``, as for :class:`NatsSink`)."""
     return RemoteFeed(nats_url, symbols, **kwargs)

@@ -287,6 +287,159 @@ def test_remote_trades_ring_keeps_the_newest() -> None:
     assert ring.count == 15 and ring.latest()["id"].tolist() == [15, 16, 17, 18]
 
 
+class _FakeFeed:
+    """What the sink reads of a feed: its engine and trade ring (fed by the test)."""
+
+    def __init__(self, eng: Any) -> None:
+        self.engine = eng
+        self.trades = eng.trades
+        self.latest_tickers: dict[str, Any] = {}
+
+
+def _queued(sink: bus.NatsSink) -> list[tuple[np.void, str, np.ndarray]]:
+    out = [bus.decode(payload) for _, payload, _, _ in sink._queue]
+    sink._queue.clear()
+    return out
+
+
+def _frame(clean: bool, asks: list[list[str]] | None = None, bids: list[list[str]] | None = None) -> bytes:
+    from helpers import depth_text
+
+    return depth_text(clean, "BTC_USDT", asks=asks, bids=bids).encode()
+
+
+def test_a_snapshot_goes_out_after_exactly_the_rows_it_includes() -> None:
+    """The feed side takes a snapshot between two frames; the bus side collects later, when
+    more frames were applied: the snapshot is queued after the depth message holding the
+    rows before it (and carries its seq), the later rows go in the next depth message. So
+    snapshot + later deltas rebuild the book exactly. Runs the two sides by hand (no NATS,
+    no timing)."""
+    eng = fastfeed.Engine(event_log=1 << 12)
+    sink = bus.NatsSink("nats://127.0.0.1:1")
+    sink._feed = _FakeFeed(eng)  # type: ignore[assignment]
+    sink.session = 7
+    sink._next_snapshot = float("inf")  # no periodic snapshot
+    eng.feed(_frame(True, asks=[["101", "1"], ["103", "1"]], bids=[["99", "2"]]), 1)
+    eng.feed(_frame(False, asks=[["102", "1"]]), 2)
+    at_snapshot = (eng.book("BTC_USDT").bids.copy(), eng.book("BTC_USDT").asks.copy())
+    assert sink.snapshot(["BTC_USDT", "NOPE_USDT"]) == 1  # (an unknown book is skipped)
+    eng.feed(_frame(False, bids=[["98", "3"]]), 3)
+    eng.feed(_frame(False, asks=[["101", "0"]]), 4)
+    sink._collect()
+    msgs = _queued(sink)
+    assert [(k, int(h["seq"])) for h, k, _ in msgs] == [("depth", 1), ("book", 1), ("depth", 2)]
+    (_, _, d1), (hb, _, snap), (h2, _, d2) = msgs
+    assert set(d1["fval"].tolist()) == {1.0, 2.0} and set(d2["fval"].tolist()) == {3.0, 4.0}
+    assert int(hb["flags"]) & bus.FLAG_CLEAN and int(hb["version"]) == 2 and int(h2["version"]) == 4
+    rb = bus.RemoteBook("BTC_USDT")
+    rb._load(snap)
+    np.testing.assert_array_equal(rb.bids, at_snapshot[0])
+    np.testing.assert_array_equal(rb.asks, at_snapshot[1])
+    rb._apply_rows(d2)
+    np.testing.assert_array_equal(rb.bids, eng.book("BTC_USDT").bids)
+    np.testing.assert_array_equal(rb.asks, eng.book("BTC_USDT").asks)
+    # nothing new: nothing queued; a symbol with no book asked for is no longer due
+    sink._need_snapshot["NOPE_USDT"] = None
+    sink._snap_pending = False
+    sink._collect()  # asks the feed side (here: at once) for NOPE_USDT
+    sink._collect()
+    assert _queued(sink) == [] and not sink._need_snapshot and not sink._snap_pending
+
+
+def test_status_and_stale_markers_go_out_after_the_rows_before_the_event() -> None:
+    """A connection event on the feed side is placed after the rows the feed applied before
+    it (not after rows applied later, though the bus side collects later); on
+    ``disconnected`` each book gets a STALE marker carrying the state taken at the event."""
+    from fastfeed.client import ConnectionEvent
+
+    eng = fastfeed.Engine(event_log=1 << 12)
+    sink = bus.NatsSink("nats://127.0.0.1:1")
+    sink._feed = _FakeFeed(eng)  # type: ignore[assignment]
+    sink._open = True
+    sink._next_snapshot = float("inf")  # no periodic snapshot
+    eng.feed(_frame(True, asks=[["101", "1"]], bids=[["99", "2"]]), 1)
+    eng.mark_stale(None, 5)
+    sink.on_event(ConnectionEvent("disconnected", 5, "gone"))
+    eng.feed(_frame(True, asks=[["105", "1"]], bids=[["95", "2"]]), 6)  # reconnected, refilled
+    sink._collect()
+    msgs = [(k, int(h["seq"]), int(h["flags"]), len(r)) for h, k, r in _queued(sink)]
+    st = bus.FLAG_STALE
+    assert msgs[0][:3] == ("depth", 1, bus.FLAG_CLEAN | bus.FLAG_LIVE) and msgs[0][3] > 0
+    assert msgs[1] == ("depth", 2, st, 0)  # the marker: not live, after the first rows only
+    assert msgs[2][0] == "status"
+    assert msgs[3][:2] == ("depth", 3) and msgs[3][2] & bus.FLAG_LIVE  # the refill, live again
+    assert len(msgs) == 4
+    sink._collect()  # the first-sight snapshot, asked of the feed side by the first collect
+    assert [(k, int(h["seq"])) for h, k, _ in _queued(sink)] == [("book", 3)]
+
+
+def test_the_publisher_threads_cpu_budget_stretches_its_pause() -> None:
+    """Within budget the publisher thread passes every ``batch_interval``; above it, it
+    waits longer in proportion (bigger batches, fewer GIL hand-overs), at most 16 intervals,
+    and shorter again once below;
+    ``cpu_budget=None`` turns it off; a budget outside (0, 1] is refused; it pickles with the
+    sink's configuration (shard processes get it)."""
+    import pickle
+
+    from fastfeed.bus import _budget_delay
+
+    assert _budget_delay(0.001, 0.001, 0.05, 0.1) == 0.001  # within budget: every interval
+    assert _budget_delay(0.001, 0.001, 0.15, 0.1) == pytest.approx(0.0015)  # above: longer
+    d = 0.001
+    for _ in range(10):  # far above: at most doubled per pass, up to 16 intervals
+        d = _budget_delay(0.001, d, 9.0, 0.1)
+    assert d == pytest.approx(0.016)
+    assert _budget_delay(0.001, 0.008, 0.05, 0.1) == pytest.approx(0.004)  # below: shorter again
+    assert _budget_delay(0.001, 0.0012, 0.01, 0.1) == 0.001  # not below one interval
+    assert _budget_delay(0.001, 0.008, 9.0, None) == 0.001
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="cpu_budget"):
+            bus.NatsSink("nats://127.0.0.1:1", cpu_budget=bad)
+    sink = bus.NatsSink("nats://127.0.0.1:1", cpu_budget=0.2)
+    assert pickle.loads(pickle.dumps(sink)).cpu_budget == 0.2 and sink.for_shard(1, 2).cpu_budget == 0.2
+    assert bus.NatsSink("nats://127.0.0.1:1").cpu_budget == 0.1
+
+
+def test_nats_options_one_place_for_every_client(tmp_path: Path) -> None:
+    """Publisher, consumer and archive take the same connection options and turn them into
+    nats-py keywords in one place (``bus.nats_options``), TLS files included."""
+    opts = bus.nats_options(
+        "nats://127.0.0.1:4222", name="x", creds=tmp_path / "a.creds", user="u", password="p", token="t"
+    )
+    assert opts["user_credentials"] == str(tmp_path / "a.creds") and opts["servers"] == [
+        "nats://127.0.0.1:4222"
+    ]
+    assert (opts["user"], opts["password"], opts["token"], opts["name"]) == ("u", "p", "t", "x")
+    with pytest.raises(ValueError, match="tls_key needs tls_cert"):
+        bus.nats_options("tls://h:1", name="x", tls_key="k.pem")
+    with pytest.raises(ValueError, match="not both"):
+        bus.nats_options("tls://h:1", name="x", tls=__import__("ssl").create_default_context(), tls_ca="a")
+    with pytest.raises(FileNotFoundError):
+        bus.nats_options("tls://h:1", name="x", tls_ca=tmp_path / "missing.pem")
+    with pytest.raises(ValueError, match="not a NATS URL"):
+        bus.nats_options("http://u:secret@h:1", name="x")
+    # the same files reach each client: a missing CA file fails each at construction
+    with pytest.raises(FileNotFoundError):
+        bus.NatsSink("tls://h:1", tls_ca=tmp_path / "missing.pem")
+    with pytest.raises(FileNotFoundError):
+        bus.subscribe("tls://h:1", symbols=["BTC_USDT"], tls_ca=tmp_path / "missing.pem")
+    assert set(bus.NATS_OPTIONS) >= {"tls", "tls_ca", "tls_cert", "tls_key", "creds", "user", "token"}
+
+
+def test_archive_takes_the_tls_options_and_leaves_no_directory_before_connecting(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from fastfeed.archive import archive
+
+    out = tmp_path / "ds" / "nested"
+    with pytest.raises(FileNotFoundError):  # the CA file is read before any connection
+        run(lambda: archive("tls://127.0.0.1:1", out, tls_ca=tmp_path / "missing.pem"))
+    with pytest.raises(TypeError, match="unknown option"):
+        run(lambda: archive("nats://127.0.0.1:1", out, tls_cafile="x"))
+    with pytest.raises(BusError):
+        run(lambda: archive(f"nats://127.0.0.1:{_free_port()}", out, connect_timeout=0.3))
+    assert not (tmp_path / "ds").exists()
+
+
 def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
     port = _free_port()  # nothing listens there
 
@@ -690,6 +843,88 @@ def test_archive_equals_the_export_of_the_same_session(nats_server: NatsServer, 
         assert len(a) == len(b) > 0
         for c in tcols:
             np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=f"{s} {c}")
+
+
+def test_archive_survives_a_bare_timeout_from_fetch(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's ``fetch`` can raise a bare ``asyncio.TimeoutError`` (not its own
+    ``nats.errors.TimeoutError``) when its deadline runs out between its two pull requests
+    (seen under load); the archive takes it as "no message yet" instead of ending."""
+    pytest.importorskip("pyarrow")
+    import time
+
+    from nats.js.client import JetStreamContext
+
+    from fastfeed.archive import archive
+
+    orig = JetStreamContext.PullSubscription.fetch
+    calls = [0]
+
+    async def fetch(self: Any, *a: Any, **k: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise asyncio.TimeoutError
+        return await orig(self, *a, **k)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        nc, js = await _jetstream(nats_server.url)
+        try:
+            await js.add_stream(name=nm["stream"], subjects=[f"{nm['prefix']}.>"])
+            rec = np.zeros(2, dtype=TRADE_DTYPE)
+            rec["id"] = [1, 2]
+            rec["recv_ns"] = time.time_ns()
+            await js.publish(
+                f"{nm['prefix']}.trades.BTC_USDT", bus.encode("trades", rec, symbol="BTC_USDT", seq=1)
+            )
+        finally:
+            await nc.close()
+        st = await archive(nats_server.url, tmp_path / "ds", idle_exit=1.0, flush_interval=0.3, **nm)
+        assert calls[0] >= 2 and st.trade_rows == 2 and st.acked == 1
+
+    run(body)
+
+
+def test_the_publisher_thread_collects_and_the_feed_loop_only_snapshots(nats_server: NatsServer) -> None:
+    """``publisher="thread"``: reading the engine, batching, sealing and publishing run on
+    the publisher thread; the feed's loop only takes the snapshots (between two frames) and
+    hands over connection events."""
+    import threading
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=0.2, **nm)
+        where: dict[str, set[int]] = {"collect": set(), "snapshot": set()}
+        collect, snapshot = sink._collect, sink.snapshot
+
+        def c() -> None:
+            where["collect"].add(threading.get_ident())
+            collect()
+
+        def s(symbols: Any = None) -> int:
+            where["snapshot"].add(threading.get_ident())
+            return snapshot(symbols)
+
+        sink._collect, sink.snapshot = c, s  # type: ignore[method-assign]
+        async with (
+            Exchange(ExchangeConfig(seed=17, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            await feed.subscribe_depth(SYMS)
+            await until(
+                lambda: sink.stats["snapshots"] > 2 * len(SYMS) and sink.stats["acked"] > 50, "traffic"
+            )
+            ex.pause()
+            assert sink._thread is not None
+            assert where["collect"] == {sink._thread.ident}
+            assert where["snapshot"] == {threading.get_ident()}
+
+    run(body)
 
 
 def test_hostile_messages_are_counted_not_applied(nats_server: NatsServer) -> None:

@@ -36,9 +36,10 @@ def _one_error_line(stderr: str, command: str) -> str:
 
 def test_archive_unreachable_nats_is_one_line_exit_3(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    r = ff("archive", "--nats", _refusing_url(), "-o", str(tmp_path / "ds"), "--idle-exit", "1")
+    r = ff("archive", "--nats", _refusing_url(), "-o", str(tmp_path / "ds" / "sub"), "--idle-exit", "1")
     assert r.returncode == 3, r.stderr
     assert "ConnectionRefusedError" in _one_error_line(r.stderr, "archive")
+    assert not (tmp_path / "ds").exists()  # the directory is made only once connected
 
 
 def test_publish_unreachable_nats_names_the_refusal() -> None:
@@ -58,6 +59,7 @@ def test_library_connect_errors_name_the_last_nats_error(tmp_path: Path) -> None
         with pytest.raises(BusError, match="last error: ConnectionRefusedError") as ei:
             await archive(url, tmp_path / "ds", idle_exit=0.5, connect_timeout=0.5)
         assert ei.value.reason == "bus_connect"
+        assert not (tmp_path / "ds").exists()
 
     asyncio.run(body())
 
@@ -73,3 +75,35 @@ def test_archive_output_that_is_a_file_exits_4(tmp_path: Path, sub: str) -> None
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert r.stderr.startswith(f"fastfeed archive: error: {'cannot create ' if sub else ''}{out}")
     assert f.read_text() == "x"
+
+
+def _nats_group(command: str) -> list[str]:
+    """The option strings of a command's "NATS connection" argument group."""
+    from fastfeed.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    (g,) = [g for g in sub._action_groups if g.title == "NATS connection"]
+    return [o for a in g._group_actions for o in a.option_strings]
+
+
+def test_publish_and_archive_share_one_nats_option_group() -> None:
+    opts = _nats_group("archive")
+    assert opts == _nats_group("publish")
+    assert {"--nats", "--creds", "--user", "--tls-ca", "--tls-cert", "--tls-key"} <= set(opts)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tls-key", "k.pem"], "--tls-key needs --tls-cert"),
+        (["--tls-ca", "missing-ca.pem"], "TLS files"),
+    ],
+)
+def test_archive_tls_flags_are_checked_before_connecting(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    pytest.importorskip("pyarrow")
+    r = ff("archive", "--nats", _refusing_url(), "-o", str(tmp_path / "ds"), *extra)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "ds").exists()

@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-from pathlib import Path
 
 from ._common import _positive_float, _Stop
+from ._nats import NATS_HELP, nats_args, nats_kwargs
 from .exitcodes import EXIT_OK, ConnectError, FileError, UsageError
-from .publish import _nats_url
 from .registry import command
 
-_ARCHIVE_EPILOG = """\
+_ARCHIVE_EPILOG = f"""\
 A durable JetStream consumer (--durable, default fastfeed-archive) reads PREFIX.depth.> and
 PREFIX.trades.> and writes OUT/events/date=D/symbol=S/*.parquet and OUT/trades/... (the
 columns of `fastfeed export`), acknowledging after each row group: a crash loses nothing
-acknowledged, and a restart resumes where the last acknowledged message left off.
-Credentials as for `fastfeed publish` ($FASTFEED_NATS_PASSWORD, $FASTFEED_NATS_TOKEN).
+acknowledged, and a restart resumes where the last acknowledged message left off. OUT is
+created once NATS is connected.
+
+{NATS_HELP}
 
 examples:
   fastfeed archive --nats nats://127.0.0.1:4222 -o history/
+  fastfeed archive --nats tls://nats.example:4222 --creds archive.creds --tls-ca ca.pem -o history/
   python -c 'import pyarrow.dataset as ds; print(ds.dataset("history/events", partitioning="hive").to_table())'
 """
 
 
 def _archive_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--nats", type=_nats_url, required=True, metavar="URL", help="NATS server (nats://HOST:PORT)"
-    )
+    nats_args(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset directory")
     p.add_argument("--stream", default="FASTFEED", help="JetStream stream name (default FASTFEED)")
     p.add_argument(
@@ -52,8 +51,6 @@ def _archive_args(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="stop once no message came for S seconds (default: run until Ctrl-C)",
     )
-    p.add_argument("--creds", default=None, metavar="FILE", help="NATS .creds file")
-    p.add_argument("--user", default=None, help="NATS user (password in $FASTFEED_NATS_PASSWORD)")
 
 
 async def _archive(args: argparse.Namespace) -> int:
@@ -73,13 +70,12 @@ async def _archive(args: argparse.Namespace) -> int:
             flush_interval=args.flush_interval,
             idle_exit=args.idle_exit,
             stop=stop.event,
-            creds=args.creds,
-            user=args.user,
-            password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
-            token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
+            **nats_kwargs(args),
         )
     except BusError as exc:
         raise ConnectError(str(exc)) from None
+    except OSError as exc:  # the directory, made once connected
+        raise FileError(f"cannot create {args.output}: {exc.strerror or exc}") from None
     finally:
         stop.remove()
     print(
@@ -105,11 +101,11 @@ def _run_archive(args: argparse.Namespace) -> int:
         ) from None
     if args.row_group < 1:
         raise UsageError("--row-group must be >= 1")
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise FileError(f"{out} exists and is not a directory")
+    nats_kwargs(args)  # the TLS files load (UsageError otherwise), before any connection
+    from ..archive import check_out_dir
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileError(f"cannot create {out}: {exc.strerror or exc}") from None
+        check_out_dir(args.output)  # made only once connected; refused before if it cannot be
+    except NotADirectoryError as exc:
+        raise FileError(str(exc)) from None
     return asyncio.run(_archive(args))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import ssl
 import sys
@@ -22,18 +21,17 @@ from ._common import (
     _ws_url_checked,
     endpoint_args,
 )
+from ._nats import NATS_HELP, nats_args, nats_kwargs
 from .exitcodes import EXIT_OK, CommandError, ConnectError, UsageError
 from .registry import command
 
-_PUBLISH_EPILOG = """\
+_PUBLISH_EPILOG = f"""\
 Books, trades and tickers go to one JetStream stream (created if missing) as flat binary
 records in fastfeed's own dtypes (docs/bus.md): PREFIX.depth.SYM (every applied change),
 PREFIX.book.SYM (snapshots), PREFIX.trades.SYM, PREFIX.ticker.SYM, PREFIX.status. Rebuild the
 books anywhere with fastfeed.bus.subscribe(NATS_URL, symbols=[...]).
 
-credentials: --creds FILE, --user NAME with the password in $FASTFEED_NATS_PASSWORD, or a
-token in $FASTFEED_NATS_TOKEN (secrets are read from the environment, never from the
-command line); TLS with a tls:// URL and --tls-ca / --tls-cert / --tls-key.
+{NATS_HELP}
 
 examples:
   nats-server -js &
@@ -43,17 +41,9 @@ examples:
 """
 
 
-def _nats_url(text: str) -> str:
-    if not text.startswith(("nats://", "tls://")):
-        raise argparse.ArgumentTypeError(f"not a NATS URL: {text.split('@')[-1]!r} (nats://HOST:PORT)")
-    return text
-
-
 def _publish_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols to publish (commas also work)")
-    p.add_argument(
-        "--nats", type=_nats_url, required=True, metavar="URL", help="NATS server (nats://HOST:PORT)"
-    )
+    nats_args(p)
     g = p.add_argument_group("what and how long")
     g.add_argument(
         "--channels",
@@ -85,11 +75,6 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--storage", choices=["file", "memory"], default="file", help="stream storage (default file)"
     )
-    g.add_argument("--creds", default=None, metavar="FILE", help="NATS .creds file")
-    g.add_argument("--user", default=None, help="NATS user (password in $FASTFEED_NATS_PASSWORD)")
-    g.add_argument("--tls-ca", default=None, metavar="FILE", help="CA bundle for a tls:// server")
-    g.add_argument("--tls-cert", default=None, metavar="FILE", help="client certificate (with --tls-key)")
-    g.add_argument("--tls-key", default=None, metavar="FILE", help="client key")
     g.add_argument(
         "--shards",
         type=int,
@@ -107,15 +92,6 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not (args.tls_ca or args.tls_cert or args.nats.startswith("tls://")):
-        return None
-    ctx = ssl.create_default_context(cafile=args.tls_ca)
-    if args.tls_cert:
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
-    return ctx
-
-
 async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note: str) -> int:
     import fastfeed
 
@@ -125,22 +101,13 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
 
     sharded = args.shards > 1
     try:
-        # sharded: the TLS files go to the shard processes (an SSLContext does not pickle)
-        tls = None if sharded else _tls(args)
         sink = NatsSink(
             args.nats,
             stream=args.stream,
             prefix=args.prefix,
             snapshot_interval=args.snapshot_interval,
             storage=args.storage,
-            creds=args.creds,
-            user=args.user,
-            password=os.environ.get("FASTFEED_NATS_PASSWORD") or None,
-            token=os.environ.get("FASTFEED_NATS_TOKEN") or None,
-            tls=tls,
-            tls_ca=args.tls_ca if sharded else None,
-            tls_cert=args.tls_cert if sharded else None,
-            tls_key=args.tls_key if sharded else None,
+            **nats_kwargs(args),
         )
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"TLS files: {exc}") from None
@@ -223,8 +190,7 @@ def _run_publish(args: argparse.Namespace) -> int:
         raise UsageError("at least one symbol is required")
     if args.demo and args.url:
         raise UsageError("--demo and --url exclude each other")
-    if args.tls_key and not args.tls_cert:
-        raise UsageError("--tls-key needs --tls-cert")
+    nats_kwargs(args)  # the TLS files load (UsageError otherwise), before any connection
     if not 1 <= args.shards <= 64:
         raise UsageError("--shards must be 1..64")
     if args.demo:
