@@ -32,9 +32,9 @@ if getattr(_fastfeed, "__file__", None) is None:
     raise ImportError(
         f"fastfeed resolved to an empty namespace package ({', '.join(_fastfeed.__path__)}): "
         "either fastfeed is not installed, or it is installed in editable mode (pip install -e) "
-        "and this plugin's files in site-packages/fastfeed hide it. Install fastfeed without -e "
-        "next to the plugin (from the clone: pip install . ./plugins/cryptofeed), or put the "
-        "clone first on the path (PYTHONPATH=/path/to/clone)"
+        "and this plugin, installed into fastfeed's namespace (with or without -e), hides it "
+        "outside the clone's root. Install both without -e (from the clone: pip install . "
+        "./plugins/cryptofeed), or put the clone first on the path (PYTHONPATH=/path/to/clone)"
     )
 
 from ._digifinex import DIGIFINEX, DigiFinex, FastfeedConnection, exchange_symbol, std_symbol
