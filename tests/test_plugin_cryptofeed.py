@@ -14,6 +14,7 @@ import asyncio
 import collections
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -72,6 +73,78 @@ def test_a_plugin_installed_outside_fastfeeds_tree_is_found(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "fakeplug"
+
+
+#: a child process where ``fastfeed`` is what an editable install plus the plugin give a
+#: program started outside the clone: SITE (first on the path) holds only
+#: fastfeed/plugins/cryptofeed, so ``import fastfeed`` finds a namespace package, and fastfeed
+#: itself is reachable only through a finder after PathFinder (as setuptools' editable one)
+_SHADOWED = """
+import os, sys
+from importlib.machinery import PathFinder
+ROOT, SITE = sys.argv[1], sys.argv[2]
+def regular(p):  # holds a regular fastfeed package (the clone, an installed fastfeed)
+    return os.path.isfile(os.path.join(p or os.curdir, "fastfeed", "__init__.py"))
+
+sys.path[:] = [SITE] + [p for p in sys.path if not regular(p)]
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+
+class Editable:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "fastfeed" or name.startswith("fastfeed."):
+            return PathFinder.find_spec(name, [os.path.join(ROOT, *name.split(".")[:-1])])
+        return None
+
+sys.meta_path.append(Editable)
+"""
+
+
+def _shadowed_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    shutil.copytree(
+        ROOT / "plugins" / "cryptofeed" / "src" / "fastfeed" / "plugins" / "cryptofeed",
+        site / "fastfeed" / "plugins" / "cryptofeed",
+    )
+    return site
+
+
+def _run_shadowed(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    site = _shadowed_site(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-c", _SHADOWED + code, str(ROOT), str(site)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_plugin_hiding_an_editable_fastfeed_says_what_to_do(tmp_path: Path) -> None:
+    """With fastfeed editable and the plugin in site-packages/fastfeed, a program outside the
+    clone gets a namespace ``fastfeed``: importing the plugin says so and what to do (it
+    used to import, and fail later with "module 'fastfeed' has no attribute 'Feed'" inside
+    cryptofeed's connection handler)."""
+    out = _run_shadowed(
+        tmp_path,
+        "import fastfeed\nassert getattr(fastfeed, '__file__', None) is None, fastfeed\n"
+        "try:\n    import fastfeed.plugins.cryptofeed\nexcept ImportError as exc:\n    print(exc)\n",
+    )
+    assert out.returncode == 0, out.stderr
+    msg = out.stdout
+    assert "empty namespace package" in msg and "editable" in msg, msg
+    assert "pip install . ./plugins/cryptofeed" in msg and "PYTHONPATH" in msg, msg
+
+
+def test_the_fastfeed_command_says_what_to_do_when_a_plugin_hides_it(tmp_path: Path) -> None:
+    """The same state breaks the ``fastfeed`` command (its script runs outside the clone):
+    one line saying why and what to do, not an ImportError traceback."""
+    out = _run_shadowed(tmp_path, "from fastfeed.cli import main\nsys.exit(main(['--version']))\n")
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "empty namespace package" in out.stderr and "pip install . ./plugins/cryptofeed" in out.stderr
 
 
 @pytest.fixture
@@ -402,6 +475,68 @@ def test_a_reader_that_falls_behind_the_event_log_resyncs_every_book(cf: Any) ->
             assert dg.stats["resyncs"] >= 1 and dg.stats["lost_rows"] > 0
 
     run(body)
+
+
+def test_an_exception_in_a_callback_is_counted_and_the_connection_restarts(cf: Any) -> None:
+    """A callback that raises: counted in stats["callback_errors"]; cryptofeed's handler
+    restarts the connection (retries allowing): a new fastfeed feed, fresh snapshots, books
+    equal the exchange's again. With the default retries=0 the feed stops with
+    ExhaustedRetries instead of going on silently."""
+    from cryptofeed.exceptions import ExhaustedRetries
+
+    rec = Recorder()
+    raised = []
+    book_cb = rec.book
+
+    async def flaky_book(book: Any, receipt: float) -> None:
+        if book.delta is not None and not raised:
+            raised.append(book.symbol)
+            raise RuntimeError("a bug in the user's callback")
+        await book_cb(book, receipt)
+
+    rec.book = flaky_book  # type: ignore[method-assign]
+
+    async def body() -> None:
+        async with exchange() as ex:
+            dg = make_feed(cf, ex.url, rec, retries=2)
+
+            async def flow() -> None:
+                first = dg.fastfeed
+                await until(lambda: books_equal_exchange(dg, ex), "snapshots")
+                ex.step(200)
+                await until(lambda: dg.stats["callback_errors"] == 1, "the callback raised")
+                await until(lambda: dg.fastfeed is not None and dg.fastfeed is not first, "restarted")
+                await until(lambda: subscribed(dg), "subscribed again")
+                ex.step(200)
+                await until(lambda: books_equal_exchange(dg, ex), "books after the restart")
+                await until(lambda: caught_up(dg), "the plugin caught up")
+                check_books(dg, rec, ex)
+                assert first.closed
+
+            await with_feed(dg, flow)
+            assert dg.stats["callback_errors"] == 1
+
+            # retries=0 (the default): the first exception stops the feed, loudly
+            raised.clear()
+            dg0 = make_feed(cf, ex.url, rec)
+            from cryptofeed import FeedHandler
+
+            fh = FeedHandler(config=CF_CONFIG)
+            fh.add_feed(dg0)
+            task = asyncio.create_task(fh.run_async(install_signal_handlers=False))
+            await until(lambda: task.done() or subscribed(dg0), "connected")
+            ex.step(200)
+            await until(lambda: task.done(), "the feed stopped")
+            with pytest.raises(BaseException) as info:
+                task.result()
+            exc = info.value  # FeedHandler's TaskGroup wraps it in an ExceptionGroup
+            while len(getattr(exc, "exceptions", ())) == 1:
+                exc = exc.exceptions[0]  # type: ignore[attr-defined]
+            assert isinstance(exc, ExhaustedRetries), info.value
+            assert dg0.stats["callback_errors"] == 1
+
+    run(body)
+    assert raised
 
 
 def test_backends_start_and_stop_with_the_feed(cf: Any) -> None:

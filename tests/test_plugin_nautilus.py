@@ -35,7 +35,7 @@ from nautilus_trader.live.config import TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import OrderBookDeltas, QuoteTick, TradeTick
 from nautilus_trader.model.enums import BookAction, RecordFlag
-from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.model.objects import FIXED_PRECISION
 
 from fastfeed.exchange import Exchange, ExchangeConfig
@@ -248,6 +248,30 @@ def test_instruments_carry_the_venues_precisions() -> None:
         DigiFinexInstrumentProvider({"BTC_USDT": (2,)})  # type: ignore[dict-item]
 
 
+def test_a_bad_config_is_refused_where_it_is_written() -> None:
+    """The config checks its url, instruments and feed options at construction (they used
+    to pass, and fail at node.build() or only in the connect task's log); a symbol spelt
+    the cryptofeed / CCXT way is answered with DigiFinex's spelling."""
+    with pytest.raises(ValueError, match="BTC_USDT"):
+        DigiFinexDataClientConfig(instruments={"BTC-USDT": (2, 6)})
+    with pytest.raises(ValueError, match="BTC_USDT"):
+        DigiFinexDataClientConfig(instruments={"BTC/USDT": (2, 6)})
+    with pytest.raises(ValueError, match="BASE_QUOTE"):
+        DigiFinexDataClientConfig(instruments={"BTCUSDT": (2, 6)})
+    with pytest.raises(ValueError, match="price_precision, size_precision"):
+        DigiFinexDataClientConfig(instruments={"BTC_USDT": 2})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="size precision"):
+        DigiFinexDataClientConfig(instruments={"BTC_USDT": (2, -1)})
+    with pytest.raises(TypeError, match="dict"):
+        DigiFinexDataClientConfig(instruments=[("BTC_USDT", (2, 6))])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        DigiFinexDataClientConfig(url="http://127.0.0.1:1/ws/v1/")
+    with pytest.raises(TypeError):
+        DigiFinexDataClientConfig(feed_options={"depht": 20})
+    cfg = DigiFinexDataClientConfig(instruments={"foo_usdt": (3, 2)}, feed_options={"depth": 20})
+    assert cfg.instruments == {"foo_usdt": (3, 2)}
+
+
 # --- live, through a TradingNode ----------------------------------------------------------------
 
 
@@ -440,5 +464,10 @@ def test_unsubscribe_stops_the_instrument_and_unknown_instruments_are_refused() 
             n.rec.subscribe_trade_ticks(instrument_id("NOPE_USDT"))  # no precisions known
             await n.settle()
             assert "NOPE_USDT" not in n.feed.subscriptions.get("trades", ())
+            assert n.client.stats["refused"] == 1
+            n.rec.subscribe_trade_ticks(InstrumentId.from_str("BTC-USDT.DIGIFINEX"))  # wrong form
+            await n.settle()
+            assert n.client.stats["refused"] == 2
+            assert not any("-" in s for s in n.feed.subscriptions.get("trades", ()))
 
     run(body)

@@ -79,8 +79,32 @@ def _log_level(args: argparse.Namespace) -> int:
     return max(logging.DEBUG, min(logging.CRITICAL, level))
 
 
+def _namespace_shadow() -> str | None:
+    """Why ``fastfeed`` is an empty namespace package here, or None (it is not).
+
+    An editable fastfeed (``pip install -e``) is found by a finder Python asks only after
+    the path's namespace portions, so a plugin installed into site-packages/fastfeed (the
+    fastfeed-cryptofeed package) hides it from programs started outside the clone's root,
+    this command included: fastfeed's ``__init__`` never runs."""
+    import fastfeed
+
+    if getattr(fastfeed, "__file__", None) is not None:
+        return None
+    return (
+        f"{PROG}: error: fastfeed resolved to an empty namespace package "
+        f"({', '.join(fastfeed.__path__)}): fastfeed is installed in editable mode (pip install -e) and "
+        "a plugin installed into site-packages/fastfeed hides it. Install fastfeed without -e "
+        "(from the clone: pip install . ./plugins/cryptofeed), or put the clone first on the path "
+        "(PYTHONPATH=/path/to/clone)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastfeed`` command; returns the exit status."""
+    shadow = _namespace_shadow()
+    if shadow is not None:
+        print(shadow, file=sys.stderr)
+        return EXIT_ERROR
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

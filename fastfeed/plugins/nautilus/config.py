@@ -37,3 +37,16 @@ class DigiFinexDataClientConfig(LiveDataClientConfig, frozen=True):  # type: ign
     feed_options: dict[str, Any] | None = None
     event_log: int = 1 << 16
     connect_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Refuse a bad ``url``, ``instruments`` or ``feed_options`` here, where the user
+        wrote them (``ValueError`` / ``TypeError``), not later at ``node.build()`` or in the
+        connect task's log."""
+        from ...client import FeedOptions, _check_url
+        from .providers import check_precisions
+
+        _check_url(self.url)
+        if self.instruments is not None:
+            check_precisions(self.instruments)
+        if self.feed_options is not None:
+            FeedOptions(**self.feed_options)

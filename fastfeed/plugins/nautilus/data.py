@@ -63,7 +63,7 @@ from ...errors import EventsOverwritten
 from ...layout import TICKER_DTYPE
 from ...sinks import FrameChange
 from .config import DIGIFINEX, DIGIFINEX_VENUE, DigiFinexDataClientConfig
-from .providers import DigiFinexInstrumentProvider
+from .providers import DigiFinexInstrumentProvider, _pair_name
 
 __all__ = ["DigiFinexDataClient", "PrecisionGuard"]
 
@@ -210,6 +210,7 @@ class DigiFinexDataClient(LiveMarketDataClient):
         self.resyncs = 0
         self.gaps = 0
         self.errors = 0
+        self.refused = 0
         self.rejects: dict[str, int] = {}
         self._reject_log: dict[tuple[str, str], int] = {}
 
@@ -220,6 +221,8 @@ class DigiFinexDataClient(LiveMarketDataClient):
         """``deltas`` (OrderBookDeltas batches), ``trades``, ``quotes`` delivered;
         ``resyncs`` (CLEAR + snapshot from fastfeed's book after a gap or overwrite),
         ``gaps``, ``errors`` (exceptions on the frame path: each followed by a resync),
+        ``refused`` (subscriptions refused: another venue, a symbol not ``BASE_QUOTE``, or
+        no precisions known; each logged with what to do),
         ``rejects`` (reason -> count: ``price_precision`` / ``size_precision``, values
         left out; ``trades_lost`` / ``quotes_lost``, records overwritten before they were
         read, which only a single frame larger than the event log or ticker history can
@@ -231,6 +234,7 @@ class DigiFinexDataClient(LiveMarketDataClient):
             "resyncs": self.resyncs,
             "gaps": self.gaps,
             "errors": self.errors,
+            "refused": self.refused,
             "rejects": dict(self.rejects),
         }
 
@@ -278,7 +282,9 @@ class DigiFinexDataClient(LiveMarketDataClient):
             await feed.close()
 
     def _on_event(self, event: ConnectionEvent) -> None:
-        if event.kind in ("connected", "resubscribed"):
+        if event.kind in ("connected", "resubscribed") or (
+            event.kind == "disconnected" and self.feed is None  # our own close (_disconnect)
+        ):
             self._log.info(f"fastfeed: {event.kind} {event.reason}".rstrip())
         else:
             self._log.warning(f"fastfeed: {event.kind} {event.reason}".rstrip())
@@ -496,6 +502,7 @@ class DigiFinexDataClient(LiveMarketDataClient):
 
     def _target(self, instrument_id: InstrumentId) -> _Target | None:
         if instrument_id.venue != DIGIFINEX_VENUE:
+            self.refused += 1
             self._log.error(f"{instrument_id}: not a {DIGIFINEX} instrument")
             return None
         symbol = instrument_id.symbol.value.upper()
@@ -503,9 +510,15 @@ class DigiFinexDataClient(LiveMarketDataClient):
         if t is None:
             inst = self._provider.for_symbol(symbol)
             if inst is None:
+                self.refused += 1
+                try:
+                    _pair_name(symbol)
+                except ValueError as exc:  # BTC-USDT, BTC/USDT, BTCUSDT...
+                    self._log.error(f"{instrument_id}: {exc}: instruments are e.g. BTC_USDT.{DIGIFINEX}")
+                    return None
                 self._log.error(
                     f"{instrument_id}: no instrument (precisions unknown): add it to "
-                    "DigiFinexDataClientConfig.instruments as {symbol: (price_precision, size_precision)}"
+                    f"DigiFinexDataClientConfig.instruments as {{{symbol!r}: (price_precision, size_precision)}}"
                 )
                 return None
             t = self._targets[symbol] = _Target(symbol, inst)

@@ -25,7 +25,13 @@ from ...exchange.config import DEFAULT_SYMBOLS, SymbolSpec
 from ...protocol import validate_symbols
 from .config import DIGIFINEX_VENUE
 
-__all__ = ["STATIC_PRECISIONS", "DigiFinexInstrumentProvider", "instrument_id", "make_instrument"]
+__all__ = [
+    "STATIC_PRECISIONS",
+    "DigiFinexInstrumentProvider",
+    "check_precisions",
+    "instrument_id",
+    "make_instrument",
+]
 
 #: ``{symbol: (price_precision, size_precision)}``: the markets of the bundled exchange.
 STATIC_PRECISIONS: dict[str, tuple[int, int]] = {
@@ -40,16 +46,49 @@ def instrument_id(symbol: str) -> InstrumentId:
     return InstrumentId(Symbol(symbol.upper()), DIGIFINEX_VENUE)
 
 
-def make_instrument(symbol: str, price_precision: int, size_precision: int, ts: int = 0) -> CurrencyPair:
-    """The ``CurrencyPair`` of DigiFinex spot ``symbol`` (``BASE_QUOTE``) with these
-    precisions (0..FIXED_PRECISION each; ``ValueError`` otherwise)."""
+def _pair_name(symbol: str) -> tuple[str, str, str]:
+    """``btc_usdt`` -> ``("BTC_USDT", "BTC", "USDT")``; ``ValueError`` naming the venue's
+    spelling for ``BTC-USDT``, ``BTC/USDT``, ``BTCUSDT``..."""
     name = validate_symbols([symbol])[0]
     base, sep, quote = name.partition("_")
     if not sep or not base or not quote:
-        raise ValueError(f"not a BASE_QUOTE symbol: {symbol!r}")
-    for what, p in (("price", price_precision), ("size", size_precision)):
-        if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p <= FIXED_PRECISION:
-            raise ValueError(f"{name}: {what} precision must be an int in 0..{FIXED_PRECISION}, not {p!r}")
+        hint = ""
+        for other in ("-", "/"):
+            b, found, q = name.partition(other)
+            if found and b and q:
+                hint = f" (DigiFinex spells it {b}_{q})"
+        raise ValueError(f"not a DigiFinex spot symbol BASE_QUOTE: {symbol!r}{hint}")
+    return name, base, quote
+
+
+def check_precisions(precisions: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{symbol: (price_precision, size_precision)}`` checked and normalised (symbols
+    upper-cased): ``ValueError`` for a symbol not of the form ``BASE_QUOTE`` or a pair that
+    is not two ints in 0..FIXED_PRECISION; ``TypeError`` if ``precisions`` is not a mapping."""
+    if not isinstance(precisions, Mapping):
+        raise TypeError(
+            f"instruments must be a dict {{symbol: (price_precision, size_precision)}}, "
+            f"not {type(precisions).__name__}"
+        )
+    out: dict[str, tuple[int, int]] = {}
+    for sym, pair in precisions.items():
+        name = _pair_name(sym)[0]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{name}: precisions are (price_precision, size_precision), not {pair!r}")
+        for what, p in zip(("price", "size"), pair):
+            if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p <= FIXED_PRECISION:
+                raise ValueError(
+                    f"{name}: {what} precision must be an int in 0..{FIXED_PRECISION}, not {p!r}"
+                )
+        out[name] = (pair[0], pair[1])
+    return out
+
+
+def make_instrument(symbol: str, price_precision: int, size_precision: int, ts: int = 0) -> CurrencyPair:
+    """The ``CurrencyPair`` of DigiFinex spot ``symbol`` (``BASE_QUOTE``) with these
+    precisions (0..FIXED_PRECISION each; ``ValueError`` otherwise)."""
+    name, base, quote = _pair_name(symbol)
+    check_precisions({name: (price_precision, size_precision)})
     return CurrencyPair(
         instrument_id=instrument_id(name),
         raw_symbol=Symbol(name),
@@ -76,10 +115,7 @@ class DigiFinexInstrumentProvider(InstrumentProvider):
     ) -> None:
         super().__init__(config=config or InstrumentProviderConfig(load_all=True))
         table = dict(STATIC_PRECISIONS)
-        for sym, pair in (precisions or {}).items():
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"{sym}: precisions are (price_precision, size_precision), not {pair!r}")
-            table[validate_symbols([sym])[0]] = (pair[0], pair[1])
+        table.update(check_precisions(precisions or {}))
         self.precisions = table
         self._all = {name: make_instrument(name, pp, sp) for name, (pp, sp) in table.items()}
         self._add_all(None)

@@ -22,6 +22,21 @@ This product includes software developed by Bryant Moscon (https://github.com/bm
 
 from __future__ import annotations
 
+import fastfeed as _fastfeed
+
+if getattr(_fastfeed, "__file__", None) is None:
+    # ``import fastfeed`` found only namespace portions, e.g. site-packages/fastfeed/plugins/
+    # cryptofeed (this package): fastfeed is not installed, or it is an editable install,
+    # whose finder Python asks only after the path's namespace portions. fastfeed's __init__
+    # never ran: ``fastfeed.Feed`` would fail later, deep in cryptofeed's connection handler.
+    raise ImportError(
+        f"fastfeed resolved to an empty namespace package ({', '.join(_fastfeed.__path__)}): "
+        "either fastfeed is not installed, or it is installed in editable mode (pip install -e) "
+        "and this plugin, installed into fastfeed's namespace (with or without -e), hides it "
+        "outside the clone's root. Install both without -e (from the clone: pip install . "
+        "./plugins/cryptofeed), or put the clone first on the path (PYTHONPATH=/path/to/clone)"
+    )
+
 from ._digifinex import DIGIFINEX, DigiFinex, FastfeedConnection, exchange_symbol, std_symbol
 
 __all__ = ["DIGIFINEX", "DigiFinex", "FastfeedConnection", "exchange_symbol", "std_symbol"]

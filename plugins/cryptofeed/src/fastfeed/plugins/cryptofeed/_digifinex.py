@@ -247,8 +247,11 @@ class DigiFinex(Feed):  # type: ignore[misc]
     ``fastfeed`` is the live :class:`fastfeed.Feed` while running; ``stats`` counts
     ``resyncs`` (books rebuilt from ``feed.resync()``), ``gap_fills`` (rows read back from
     the event log after the queue dropped changes), ``lost_rows`` (event rows overwritten
-    before they were read: trades among them are lost) and ``lost_tickers`` (ticker
-    records the ticker history overwrote before they were read).
+    before they were read: trades among them are lost), ``lost_tickers`` (ticker
+    records the ticker history overwrote before they were read) and ``callback_errors``
+    (exceptions raised by a callback; see :meth:`message_handler`: with the default
+    ``retries=0`` the first one stops the feed, pass ``retries=-1`` to restart the
+    connection after each one instead).
     """
 
     id = DIGIFINEX
@@ -308,7 +311,13 @@ class DigiFinex(Feed):  # type: ignore[misc]
             DigiFinex._known[std_symbol(name)] = exchange_symbol(name)
         self._register_symbols()
         super().__init__(symbols=std_syms, subscription=std_sub, timeout=timeout, retries=retries, **kwargs)
-        self.stats: dict[str, int] = {"resyncs": 0, "gap_fills": 0, "lost_rows": 0, "lost_tickers": 0}
+        self.stats: dict[str, int] = {
+            "resyncs": 0,
+            "gap_fills": 0,
+            "lost_rows": 0,
+            "lost_tickers": 0,
+            "callback_errors": 0,
+        }
         self._conn: FastfeedConnection | None = None
         self._std_by_ival: list[str] = []
         self._prices: dict[float, Decimal] = {}
@@ -415,7 +424,20 @@ class DigiFinex(Feed):  # type: ignore[misc]
         The event rows of consecutive depth / trades / reset changes are read from the event
         log in one call (the rows are contiguous there, also across changes the queue
         dropped), then handed out frame by frame; ticker changes in between are delivered
-        in their place."""
+        in their place.
+
+        An exception from a callback (yours or a backend's) is counted in
+        ``stats["callback_errors"]`` and re-raised to cryptofeed's connection handler, which
+        logs it and drops the rest of the batch: it restarts the connection (a new fastfeed
+        feed, fresh snapshots) while ``retries`` allows, else the feed stops and
+        ``FeedHandler.run`` raises ``ExhaustedRetries`` (``retries=0``, the default)."""
+        try:
+            await self._handle_batch(msg, conn, timestamp)
+        except Exception:
+            self.stats["callback_errors"] += 1
+            raise
+
+    async def _handle_batch(self, msg: Any, conn: AsyncConnection, timestamp: float) -> None:
         start = end = self._ev_next
         for change, tk_end in msg:
             kind = change.kind
