@@ -202,7 +202,6 @@ cdef class FrameHook:
     cdef tuple _one(self, Engine eng, int32_t idx):
         cdef list cache = self._single
         cdef list names = eng._symbols
-        cdef tuple t
         while PyList_GET_SIZE(cache) <= idx:
             if PyList_GET_SIZE(cache) >= PyList_GET_SIZE(names):
                 raise IndexError(f"symbol index {idx} out of range")
