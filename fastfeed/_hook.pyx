@@ -20,6 +20,8 @@ from fastfeed._engine cimport Engine
 from fastfeed._events cimport EventRing
 from fastfeed._ticker cimport TickerRing
 
+import weakref
+
 import numpy as np
 
 from .events import EVENT_DTYPE
@@ -119,6 +121,14 @@ cdef inline FrameChange _make(int64_t frame, int64_t recv_ns, str kind, object s
     return c
 
 
+cdef object _held(fn):
+    """A callable returning ``fn``; a bound method is held weakly (the feed owns its hook:
+    no reference cycle through it), returning None once its object is gone."""
+    if getattr(fn, "__self__", None) is not None and hasattr(fn, "__func__"):
+        return weakref.WeakMethod(fn)
+    return lambda: fn
+
+
 cdef class FrameHook:
     """``hook(msg, recv_ns)``: the listener's per-frame hook of one feed.
 
@@ -131,6 +141,8 @@ cdef class FrameHook:
     something other than None to ``returned("on_frame", result)`` (the feed's async
     check); neither stops the other consumers or the frame path. With no consumer left,
     a call runs ``update_hooks()`` (which switches the hook off) and does nothing else.
+    Those three are held weakly when they are bound methods (the feed's own: no reference
+    cycle between a feed and its hook); once their object is gone they are skipped.
     ``ev_seen`` / ``tk_seen``: the event-log rows / ticker-history records already
     accounted to a change (:meth:`start` sets both to the engine's counts).
     """
@@ -158,9 +170,9 @@ cdef class FrameHook:
         self._push_symbols = push_symbols
         self.streams = streams
         self.fns = []
-        self._failed = callback_failed
-        self._returned = returned
-        self._update = update_hooks
+        self._failed = _held(callback_failed)
+        self._returned = _held(returned)
+        self._update = _held(update_hooks)
         self._single = []
 
     def start(self):
@@ -178,7 +190,9 @@ cdef class FrameHook:
         cdef object kind, symbol
         cdef tuple symbols
         if not self.fns and not self.streams:  # the last consumer went away
-            self._update()
+            fn = self._update()
+            if fn is not None:
+                fn()
             return
         tk_first = self.tk_seen
         self.tk_seen = eng.ticker_history.count
@@ -263,7 +277,11 @@ cdef class FrameHook:
             try:
                 result = fn(change)
             except Exception as exc:  # a user callback must never break the frame path
-                self._failed("on_frame", exc)
+                report = self._failed()
+                if report is not None:
+                    report("on_frame", exc)
                 continue
             if result is not None:
-                self._returned("on_frame", result)
+                check = self._returned()
+                if check is not None:
+                    check("on_frame", result)

@@ -13,9 +13,11 @@ connected, the listener is a stand-in with the two attributes ``_update_hooks`` 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import pickle
+import weakref
 import zlib
 from typing import Any
 
@@ -337,3 +339,28 @@ def test_frame_change_object() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(FrameChange(1, 1, "depth", "X", ("X",), 0, 1, eng.events))  # the ring is not picklable
     assert fastfeed.FrameChange is FrameChange and fastfeed.sinks.FrameChange is FrameChange
+
+
+def test_a_feed_and_its_hook_make_no_reference_cycle() -> None:
+    """The hook holds the feed's methods weakly: an unused feed is freed by its reference
+    count alone (as before the hook was compiled), and a hook outliving its feed (an old
+    listener's) still hands out changes but skips the feed's methods instead of keeping
+    the feed alive."""
+    gc.collect()
+    gc.disable()
+    try:
+        feed = fastfeed.Feed(URL, engine=fastfeed.Engine(event_log=64))
+        ref = weakref.ref(feed)
+        eng, hook = feed.engine, feed._frame_done
+        got: list[FrameChange] = []
+        hook.fns = [got.append, lambda c: 1 / 0, lambda c: 42]
+        del feed
+        assert ref() is None
+    finally:
+        gc.enable()
+    eng.feed('{"method":"depth.update","params":[true,{"asks":[["1","1"]]},"X"]}', 1)
+    hook(None, 1)  # raises nothing: the feed that counted errors is gone
+    assert [(c.kind, c.symbol, c.n_rows) for c in got] == [("depth", "X", 2)]
+    hook.fns = []
+    hook(None, 2)  # no consumer: the feed that would switch the hook off is gone
+    assert len(got) == 1
