@@ -42,6 +42,7 @@ from picows import WSMsgType, ws_connect
 from . import channels, protocol
 from ._book import Book
 from ._engine import Engine
+from ._hook import FrameHook
 from ._listener import FeedListener
 from ._ring import TradeRing
 from .errors import ConnectFailed, FastfeedError, FeedClosed, NotConnected, UnknownSymbol
@@ -194,17 +195,6 @@ class TickerMap(Mapping[str, Ticker]):
 
     def __repr__(self) -> str:
         return f"<TickerMap of {len(self)} symbols>"
-
-
-def _ticker_symbols(eng: Any, first: int) -> tuple[str, ...]:
-    """The symbols of the ticker records ``eng.ticker_history`` stored from sequence number
-    ``first`` on (the last frame's), in order, each once (the records still held, when one
-    frame stored more than the history holds)."""
-    hist = eng.ticker_history
-    first = max(first, hist.count - hist.capacity, 0)
-    idx = hist.since(first)["symbol"]
-    names = eng.ticker_symbols
-    return tuple(names[i] for i in dict.fromkeys(idx.tolist()) if 0 <= i < len(names))
 
 
 @dataclass
@@ -437,10 +427,6 @@ class Feed:
         self._on_frame = on_frame
         self._changes: list[Stream[FrameChange]] = []
         self._raw_fns: list[Callable[..., Any]] = []
-        self._frame_fns: list[Callable[..., Any]] = []
-        self._ev_seen = 0  # event rows already handed out in FrameChanges
-        self._tk_seen = 0  # ticker history records already accounted to a FrameChange
-        self._sym_names: list[str] = []  # engine.symbols, cached (symbols are only appended)
         self._sinks_open: list[dict[str, Callable[..., Any]]] = []
         self.authenticated = False
         subscribable = [c.name for c in channels.SUBSCRIBABLE]
@@ -454,6 +440,17 @@ class Feed:
         self._streams: dict[str, list[Stream[Any]]] = {k: [] for k in channels.STREAMS}
         self._stats = _Stats()
         self._limiter = _LogLimiter()
+        #: the listener's per-frame hook (compiled): builds each FrameChange and hands it to
+        #: ``_changes`` and the on_frame callbacks (``_frame_fns``); on only with a consumer
+        self._frame_done = FrameHook(
+            self.engine,
+            KIND_NAMES,
+            push_symbols,
+            self._changes,
+            self._callback_failed,
+            self._returned,
+            self._update_hooks,
+        )
         self._transport: Any = None
         self._listener: FeedListener | None = None
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
@@ -561,6 +558,15 @@ class Feed:
         out = [h["on_frame"] for h in self._sink_hooks if "on_frame" in h]
         return out + ([self._on_frame] if self._on_frame is not None else [])
 
+    @property
+    def _frame_fns(self) -> list[Callable[..., Any]]:
+        """The on_frame callbacks the per-frame hook calls (sinks' first, then the feed's)."""
+        return self._frame_done.fns
+
+    @_frame_fns.setter
+    def _frame_fns(self, fns: list[Callable[..., Any]]) -> None:
+        self._frame_done.fns = fns
+
     def _update_hooks(self, lst: FeedListener | None = None) -> None:
         """Enable the listener's raw / frame hooks only when something consumes them (no
         Python call per frame otherwise)."""
@@ -572,9 +578,7 @@ class Feed:
         lst.on_raw = self._deliver_raw if self._raw_fns else None
         wants_frames = bool(self._frame_fns or self._changes)
         if wants_frames and lst.on_frame is None:
-            ring = self.engine.events
-            self._ev_seen = ring.count if ring is not None else 0  # rows before now are not ours
-            self._tk_seen = self.engine.ticker_history.count
+            self._frame_done.start()  # rows and ticker records before now are not ours
         lst.on_frame = self._frame_done if wants_frames else None
 
     def _deliver_raw(self, payload: bytes, recv_ns: int, msg_type: int) -> None:
@@ -587,37 +591,8 @@ class Feed:
     def _change(
         self, frame: int, recv_ns: int, kind: str, symbol: str | None, symbols: tuple[str, ...]
     ) -> None:
-        ring = self.engine.events
-        end = ring.count if ring is not None else 0
-        seq, self._ev_seen = self._ev_seen, end
-        change = FrameChange(frame, recv_ns, kind, symbol, symbols, seq, end, ring)
-        for st in self._changes:
-            st.put(change)
-        for fn in self._frame_fns:
-            self._call("on_frame", fn, change)
-
-    def _frame_done(self, msg: Any, recv_ns: int) -> None:
-        """The listener's per-frame hook: build the FrameChange and hand it out."""
-        if not self._frame_fns and not self._changes:  # the last consumer went away
-            self._update_hooks()
-            return
-        eng = self.engine
-        kind = KIND_NAMES.get(eng.last_kind)
-        tk_first, self._tk_seen = self._tk_seen, eng.ticker_history.count
-        if kind is None:  # a reply or an unknown method: nothing changed
-            return
-        idx = eng.last_symbol
-        if idx >= 0:  # depth / trades: one symbol, known by index
-            names = self._sym_names
-            if idx >= len(names):
-                names = self._sym_names = eng.symbols
-            symbol: str | None = names[idx]
-            symbols: tuple[str, ...] = (names[idx],)
-        elif kind == "ticker" or kind == "all_ticker":  # stored by the engine: its records name them
-            symbol, symbols = None, _ticker_symbols(eng, tk_first)
-        else:
-            symbol, symbols = None, push_symbols(msg)
-        self._change(eng.frames, recv_ns, kind, symbol, symbols)
+        """Hand out a change the listener did not make (the ``reset`` one)."""
+        self._frame_done.emit(frame, recv_ns, kind, symbol, symbols)
 
     def changes(self) -> Stream[FrameChange]:
         """A new bounded async iterator of :class:`~fastfeed.sinks.FrameChange` (one per
@@ -1253,7 +1228,13 @@ class Feed:
         except Exception as exc:  # a user callback must never break the frame path
             self._callback_failed(kind, exc)
             return
-        if result is not None and inspect.isawaitable(result):  # e.g. a lambda calling async code
+        if result is not None:
+            self._returned(kind, result)
+
+    def _returned(self, kind: str, result: Any) -> None:
+        """A callback returned ``result`` (not None): an awaitable is an async callback,
+        which never runs; counted and logged as a failed callback."""
+        if inspect.isawaitable(result):  # e.g. a lambda calling async code
             close = getattr(result, "close", None)
             if close is not None:
                 close()  # never awaited: close it (no "never awaited" warning)

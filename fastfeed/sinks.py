@@ -76,68 +76,73 @@ KIND_NAMES: dict[int, str] = {
     7: "balance",
 }
 
-_NO_ROWS = np.zeros(0, dtype=EVENT_DTYPE)
-_NO_ROWS.flags.writeable = False
+if TYPE_CHECKING:
+    from ._hook import FrameChange
+else:
+    try:  # compiled: the per-frame hook (fastfeed._hook.FrameHook) builds these in C
+        from ._hook import FrameChange
+    except ImportError:  # no compiled modules (fastfeed.COMPILED is false): the same in Python
+        _NO_ROWS = np.zeros(0, dtype=EVENT_DTYPE)
+        _NO_ROWS.flags.writeable = False
 
+        class FrameChange:
+            """What one frame changed (the per-frame hook's argument).
 
-class FrameChange:
-    """What one frame changed (the per-frame hook's argument).
+            ``frame``: the frame id (``Engine.frames`` after the frame; the ``fval`` of its event
+            rows; 0 for a ``reset``). ``recv_ns``: its local receive time. ``kind``: ``depth``,
+            ``trades``, ``ticker``, ``all_ticker``, ``order``, ``order_algo``, ``balance``, or
+            ``reset`` (the feed emptied every book on a new connection:
+            ``Engine.reset_books()``). ``symbol``: the symbol of a depth / trades frame, else
+            None. ``symbols``: every symbol (currency for balance) the frame names, at most 10000.
+            ``seq`` / ``end``: the event-log row numbers of this frame's rows, ``seq`` included,
+            ``end`` excluded (both ``Engine.events.count`` values; equal when the event log is
+            off or the frame logged nothing, e.g. a duplicate trade).
+            """
 
-    ``frame``: the frame id (``Engine.frames`` after the frame; the ``fval`` of its event
-    rows; 0 for a ``reset``). ``recv_ns``: its local receive time. ``kind``: ``depth``,
-    ``trades``, ``ticker``, ``all_ticker``, ``order``, ``order_algo``, ``balance``, or
-    ``reset`` (the feed emptied every book on a new connection:
-    ``Engine.reset_books()``). ``symbol``: the symbol of a depth / trades frame, else
-    None. ``symbols``: every symbol (currency for balance) the frame names, at most 10000.
-    ``seq`` / ``end``: the event-log row numbers of this frame's rows, ``seq`` included,
-    ``end`` excluded (both ``Engine.events.count`` values; equal when the event log is
-    off or the frame logged nothing, e.g. a duplicate trade).
-    """
+            __slots__ = ("_ring", "end", "frame", "kind", "recv_ns", "seq", "symbol", "symbols")
 
-    __slots__ = ("_ring", "end", "frame", "kind", "recv_ns", "seq", "symbol", "symbols")
+            def __init__(
+                self,
+                frame: int,
+                recv_ns: int,
+                kind: str,
+                symbol: str | None,
+                symbols: tuple[str, ...],
+                seq: int,
+                end: int,
+                ring: Any,
+            ) -> None:
+                self.frame = frame
+                self.recv_ns = recv_ns
+                self.kind = kind
+                self.symbol = symbol
+                self.symbols = symbols
+                self.seq = seq
+                self.end = end
+                self._ring = ring
 
-    def __init__(
-        self,
-        frame: int,
-        recv_ns: int,
-        kind: str,
-        symbol: str | None,
-        symbols: tuple[str, ...],
-        seq: int,
-        end: int,
-        ring: Any,
-    ) -> None:
-        self.frame = frame
-        self.recv_ns = recv_ns
-        self.kind = kind
-        self.symbol = symbol
-        self.symbols = symbols
-        self.seq = seq
-        self.end = end
-        self._ring = ring
+            @property
+            def n_rows(self) -> int:
+                return self.end - self.seq
 
-    @property
-    def n_rows(self) -> int:
-        return self.end - self.seq
+            def rows(self) -> np.ndarray:
+                """This frame's event rows (:data:`~fastfeed.events.EVENT_DTYPE`), oldest first: a
+                zero-copy read-only view of the engine's event ring, valid until ``capacity -
+                n_rows`` more rows are logged (``.copy()`` it to keep it). Empty when the feed has
+                no event log. Raises :class:`~fastfeed.errors.EventsOverwritten` once the ring has
+                overwritten them (a consumer that fell behind: rebuild it with ``feed.resync()``)."""
+                if self._ring is None or self.end == self.seq:
+                    return _NO_ROWS
+                rows: np.ndarray = self._ring.since(self.seq)[: self.end - self.seq]
+                return rows
 
-    def rows(self) -> np.ndarray:
-        """This frame's event rows (:data:`~fastfeed.events.EVENT_DTYPE`), oldest first: a
-        zero-copy read-only view of the engine's event ring, valid until ``capacity -
-        n_rows`` more rows are logged (``.copy()`` it to keep it). Empty when the feed has
-        no event log. Raises :class:`~fastfeed.errors.EventsOverwritten` once the ring has
-        overwritten them (a consumer that fell behind: rebuild it with ``feed.resync()``)."""
-        if self._ring is None or self.end == self.seq:
-            return _NO_ROWS
-        rows: np.ndarray = self._ring.since(self.seq)[: self.end - self.seq]
-        return rows
-
-    def __repr__(self) -> str:
-        what = (
-            self.symbol
-            if self.symbol is not None
-            else ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
-        )
-        return f"<FrameChange frame={self.frame} {self.kind} {what} rows {self.seq}..{self.end}>"
+            def __repr__(self) -> str:
+                what = (
+                    self.symbol
+                    if self.symbol is not None
+                    else ",".join(self.symbols[:3]) + ("..." if len(self.symbols) > 3 else "")
+                )
+                return f"<FrameChange frame={self.frame} {self.kind} {what} rows {self.seq}..{self.end}>"
 
 
 @runtime_checkable
