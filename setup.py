@@ -111,7 +111,18 @@ def _find_backends() -> list[str]:
     return names
 
 
-MODULES = ["_inflate", "_parse", "_events", "_book", "_ring", "_ticker", "_shm", "_engine", "_hook", "_listener"]
+MODULES = [
+    "_inflate",
+    "_parse",
+    "_events",
+    "_book",
+    "_ring",
+    "_ticker",
+    "_shm",
+    "_engine",
+    "_hook",
+    "_listener",
+]
 
 directives = {
     "language_level": 3,

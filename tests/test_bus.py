@@ -583,11 +583,15 @@ def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer, publ
                 assert remote.stats["resyncs"] >= len(SYMS) + 1
                 # a real overflow: a tiny queue and one in flight at a time
                 ex.resume()
+                gaps, loaded = remote.stats["gaps"], remote.stats["snapshots"]
                 sink.queue_size, sink.max_inflight = 2, 1
                 await until(lambda: sink.stats["dropped_messages"] > 5, "queue overflow drops")
                 sink.queue_size, sink.max_inflight = 4096, 512
                 await converge(ex, remote, feed, SYMS)
-                assert remote.stats["gaps"] >= 2
+                # the drops reached the consumer as a gap by sequence, or (when the fresh
+                # snapshot that follows a drop overtook every later delta: load decides) as
+                # a snapshot it re-synced from; either way its books equal the feed's above
+                assert remote.stats["gaps"] > gaps or remote.stats["snapshots"] > loaded
 
     run(body)
 

@@ -24,7 +24,18 @@ from helpers import compiled_engine_cls
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
 
-MODULES = ("_inflate", "_parse", "_events", "_book", "_ring", "_ticker", "_shm", "_engine", "_hook", "_listener")
+MODULES = (
+    "_inflate",
+    "_parse",
+    "_events",
+    "_book",
+    "_ring",
+    "_ticker",
+    "_shm",
+    "_engine",
+    "_hook",
+    "_listener",
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
