@@ -129,6 +129,7 @@ cdef object _held(fn):
     return lambda: fn
 
 
+@cython.auto_pickle(False)  # a feed's live hook: nothing to pickle
 cdef class FrameHook:
     """``hook(msg, recv_ns)``: the listener's per-frame hook of one feed.
 
