@@ -62,3 +62,8 @@ def test_snapshots_match_the_reference(depth: int) -> None:
         b, r = eng.book("X_USDT"), ref.book("X_USDT")
         assert np.array_equal(b.bids, r.bids) and np.array_equal(b.asks, r.asks), (i, msg)
         assert eng.stats["crossed_levels_removed"] == ref.stats["crossed_levels_removed"]
+        # the drift check of a snapshot against the live book it replaces (deep books here:
+        # long merge walks, either side running out first, empty sides)
+        assert eng.stats["drift"] == ref.stats["drift"], (i, msg)
+        assert eng.drift_log[-1:] == ref.drift_log[-1:], (i, msg)
+        assert (b.drift_checks, b.drifts, b.last_drift) == (r.drift_checks, r.drifts, r.last_drift)
