@@ -265,6 +265,7 @@ cdef class Engine:
         self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
         self.dedup_cap = 64
         self.dedup = <Dedup*>calloc(self.dedup_cap, sizeof(Dedup))
+        self._bookp = <void**>calloc(self.dedup_cap, sizeof(void*))
         self.trade_dedup_window = trade_dedup_window
         self.drift_check = drift_check
         self.drift_log_size = drift_log_size
@@ -272,7 +273,7 @@ cdef class Engine:
                                           sizeof(DriftC))
         self.scratch = <double*>calloc(4 * depth, sizeof(double))
         if (self.slots == NULL or self.dedup == NULL or self.scratch == NULL
-                or self.drift_ring == NULL):
+                or self.drift_ring == NULL or self._bookp == NULL):
             raise MemoryError()
         for i in range(self.n_slots):
             self.slots[i].index = -1
@@ -289,6 +290,7 @@ cdef class Engine:
         free(self.slots)
         free(self.scratch)
         free(self.drift_ring)
+        free(self._bookp)
         if self.dedup != NULL:
             for i in range(self.dedup_cap):
                 free(self.dedup[i].buf)
@@ -307,6 +309,7 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef uint64_t h
         cdef Dedup* d
+        cdef void** bp
         if n < 1 or n > MAX_SYMBOL:
             raise ValueError(f"symbol must be 1..{MAX_SYMBOL} ASCII bytes: {name!r}")
         if self._shm is not None:
@@ -329,6 +332,12 @@ cdef class Engine:
                     s[0] = old[i]
             free(old)
         if idx >= self.dedup_cap:
+            bp = <void**>realloc(self._bookp, self.dedup_cap * 2 * sizeof(void*))
+            if bp == NULL:
+                raise MemoryError()
+            self._bookp = bp
+            for i in range(self.dedup_cap, self.dedup_cap * 2):
+                bp[i] = NULL
             d = <Dedup*>realloc(self.dedup, self.dedup_cap * 2 * sizeof(Dedup))
             if d == NULL:
                 raise MemoryError()
@@ -385,6 +394,7 @@ cdef class Engine:
                 bids, asks = self._shm.book_arrays(idx)
                 (<Book>b).attach_shm(bids, asks, self._shm.book_hdr(idx), self._shm.checksum)
             self._books[idx] = b
+            self._bookp[idx] = <void*>b
         return <Book>b
 
     cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1:
@@ -408,6 +418,18 @@ cdef class Engine:
         d.buf = buf
         d.cap = <int32_t>cap
         return 0
+
+    cdef void _apply_depth(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
+        """Apply the parsed depth message to ``book`` (symbol index ``idx``)."""
+        cdef Parser ps = self.parser
+        if ps.clean and book.live and self.drift_check:
+            self._apply_checked(book, idx, recv_ns)
+        elif self._plain:
+            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                       recv_ns)
+        else:
+            self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                          recv_ns, self.events, idx)
 
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
         """Apply the parsed snapshot to the live ``book`` with the drift check (section 3b):
@@ -594,7 +616,6 @@ cdef class Engine:
         cdef Parser ps = self.parser
         cdef Py_ssize_t i
         cdef Trade* t
-        cdef Book book
         cdef Dedup* d
         cdef uint64_t fp
         self.last_kind = -1
@@ -614,15 +635,10 @@ cdef class Engine:
             idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
-            book = self._book_at(idx)
-            if ps.clean and book.live and self.drift_check:
-                self._apply_checked(book, idx, recv_ns)
-            elif self._plain:
-                self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                           recv_ns)
-            else:
-                self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                              recv_ns, self.events, idx)
+            if self._bookp[idx] == NULL:
+                self._book_at(idx)          # created on first sight
+            # the Book by pointer: no list lookup, no None / type check per frame
+            self._apply_depth(<Book>self._bookp[idx], idx, recv_ns)
             self.msg_counts[M_DEPTH] += 1
             self.last_kind = M_DEPTH
             self.last_symbol = idx
