@@ -94,6 +94,33 @@ cdef extern from *:
     }
     #endif
 
+    /* Move k rows (pairs of doubles) one row toward the end (ff_rows_back: a[2..] = a[..])
+     * or toward the start (ff_rows_fwd: a[..] = a[2..]): memmove, inline for the few rows
+     * an end-anchored update near the top moves (no call, no size dispatch). */
+    static inline void ff_rows_back(double *a, Py_ssize_t k)
+    {
+        if (k > 8) {
+            memmove(a + 2, a, (size_t)k * 2 * sizeof(double));
+            return;
+        }
+        while (k-- > 0) {
+            a[2 * k + 2] = a[2 * k];
+            a[2 * k + 3] = a[2 * k + 1];
+        }
+    }
+    static inline void ff_rows_fwd(double *a, Py_ssize_t k)
+    {
+        Py_ssize_t r;
+        if (k > 8) {
+            memmove(a, a + 2, (size_t)k * 2 * sizeof(double));
+            return;
+        }
+        for (r = 0; r < k; r++) {
+            a[2 * r] = a[2 * r + 2];
+            a[2 * r + 1] = a[2 * r + 3];
+        }
+    }
+
     /* The drift comparison (Book.drift_compare): a merge walk of a side of the replaced
      * book (o) and the new one (n), both best first with distinct prices. A step compares
      * the two next prices: ``o`` advances unless the new row is better, ``n`` unless ours is
@@ -176,6 +203,8 @@ cdef extern from *:
                       Py_ssize_t nn) noexcept nogil
     void ff_drift_walk(ff_walk* b, ff_walk* a) noexcept nogil
     void ff_drift_end(ff_walk* w, int desc, Py_ssize_t* c) noexcept nogil
+    void ff_rows_back(double* a, Py_ssize_t k) noexcept nogil
+    void ff_rows_fwd(double* a, Py_ssize_t k) noexcept nogil
     Py_ssize_t ff_below8(const double* a, double price) noexcept nogil
     Py_ssize_t ff_above8(const double* a, double price) noexcept nogil
 
@@ -246,7 +275,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
             if front:
                 memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
             else:
-                memmove(a + 2, a, i * 2 * sizeof(double))
+                ff_rows_back(a, i)
             return n - 1
         a[2 * i + 1] = amount
         return n
@@ -258,7 +287,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
         memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
     else:
         a -= 2              # one more row: the top moves one row toward the front
-        memmove(a, a + 2, i * 2 * sizeof(double))
+        ff_rows_fwd(a, i)
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
