@@ -156,6 +156,22 @@ cdef str _symbol_name(object symbol):
     return name.upper()
 
 
+cdef inline int32_t find_symbol(const SymSlot* slots, Py_ssize_t n_slots, const uchar* name,
+                                Py_ssize_t n, uint64_t h) noexcept nogil:
+    """The index of the symbol ``name[0:n]`` (``h`` its ``ff_symhash``) in the open-addressing
+    table ``slots`` (``n_slots``, a power of two, never full), -1 if absent."""
+    cdef Py_ssize_t mask = n_slots - 1
+    cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+    cdef const SymSlot* s
+    while True:
+        s = &slots[i]
+        if s.index < 0:
+            return -1
+        if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
+            return s.index
+        i = (i + 1) & mask
+
+
 cdef inline int64_t seconds_to_ns(double t) noexcept:
     """Exchange seconds as sent -> int64 ns, rounded to nearest (ties to even), clamped."""
     cdef double x = t * 1e9
@@ -371,16 +387,9 @@ cdef class Engine:
         """The index of the symbol ``name[0:n]`` (1..32 bytes in a buffer of at least 32;
         ``h`` = ``ff_symhash(name, n)``, which the parser computed), registered if new; -2
         when the table may not grow."""
-        cdef Py_ssize_t mask = self.n_slots - 1
-        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
-        cdef SymSlot* s
-        while True:
-            s = &self.slots[i]
-            if s.index < 0:
-                break
-            if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
-                return s.index
-            i = (i + 1) & mask
+        cdef int32_t idx = find_symbol(self.slots, self.n_slots, name, n, h)
+        if idx >= 0:
+            return idx
         if len(self._symbols) >= self.max_symbols or (
                 self._shm is not None and len(self._symbols) >= self._shm.max_symbols):
             return -2  # input may not grow the symbol table past max_symbols / shm slots
@@ -632,7 +641,9 @@ cdef class Engine:
         if rc < 0:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
+            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
+            if idx < 0:             # new: registered (or -2)
+                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
             if self._bookp[idx] == NULL:
@@ -644,7 +655,9 @@ cdef class Engine:
             self.last_symbol = idx
             return None
         if rc == M_TRADES:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
+            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
+            if idx < 0:             # new: registered (or -2)
+                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
             d = &self.dedup[idx]
