@@ -93,7 +93,118 @@ cdef extern from *:
              + (a[8] > price) + (a[10] > price) + (a[12] > price) + (a[14] > price);
     }
     #endif
+
+    /* Move k rows (pairs of doubles) one row toward the end (ff_rows_back: a[2..] = a[..])
+     * or toward the start (ff_rows_fwd: a[..] = a[2..]): memmove, inline for the few rows
+     * an end-anchored update near the top moves (no call, no size dispatch). */
+    static inline void ff_rows_back(double *a, Py_ssize_t k)
+    {
+        if (k > 8) {
+            memmove(a + 2, a, (size_t)k * 2 * sizeof(double));
+            return;
+        }
+        while (k-- > 0) {
+            a[2 * k + 2] = a[2 * k];
+            a[2 * k + 3] = a[2 * k + 1];
+        }
+    }
+    static inline void ff_rows_fwd(double *a, Py_ssize_t k)
+    {
+        Py_ssize_t r;
+        if (k > 8) {
+            memmove(a, a + 2, (size_t)k * 2 * sizeof(double));
+            return;
+        }
+        for (r = 0; r < k; r++) {
+            a[2 * r] = a[2 * r + 2];
+            a[2 * r + 1] = a[2 * r + 3];
+        }
+    }
+
+    /* The drift comparison (Book.drift_compare): a merge walk of a side of the replaced
+     * book (o) and the new one (n), both best first with distinct prices. A step compares
+     * the two next prices: ``o`` advances unless the new row is better, ``n`` unless ours is
+     * better, both when equal. ``ff_drift_walk`` walks both sides at once while both are
+     * open (each step waits for the last one's loads: two independent walks overlap),
+     * ``ff_drift_end`` finishes one alone and adds its counts. */
+    typedef struct {
+        const double *o, *oe, *n, *ne, *o0, *n0;
+        Py_ssize_t common, changed;
+    } ff_walk;
+
+    static inline void ff_walk_init(ff_walk *w, const double *o, Py_ssize_t no,
+                                    const double *n, Py_ssize_t nn)
+    {
+        w->o = w->o0 = o;
+        w->oe = o + 2 * no;
+        w->n = w->n0 = n;
+        w->ne = n + 2 * nn;
+        w->common = 0;
+        w->changed = 0;
+    }
+
+    /* one step; desc: bids (higher is better). ``!(pn > po)`` / ``pn >= po`` rather than
+     * ``==`` plus one ordering: two compares, each one flag test, no NaN special case */
+    #define FF_DRIFT_STEP(o, n, common, changed, desc) do {                         \
+        double po_ = (o)[0], pn_ = (n)[0];                                         \
+        Py_ssize_t ao_ = (desc) ? !(pn_ > po_) : !(pn_ < po_);                     \
+        Py_ssize_t an_ = (desc) ? (pn_ >= po_) : (pn_ <= po_);                     \
+        Py_ssize_t eq_ = ao_ & an_;                                                \
+        (changed) += eq_ & ((o)[1] != (n)[1]);                                     \
+        (common) += eq_;                                                           \
+        (o) += 2 * ao_;                                                            \
+        (n) += 2 * an_;                                                            \
+    } while (0)
+
+    static inline void ff_drift_walk(ff_walk *b, ff_walk *a)
+    {
+        const double *bo = b->o, *boe = b->oe, *bn = b->n, *bne = b->ne;
+        const double *ao = a->o, *aoe = a->oe, *an = a->n, *ane = a->ne;
+        Py_ssize_t bc = 0, bx = 0, ac = 0, ax = 0, k;
+        /* a step advances each side by at most a row: the smallest number of rows any of
+         * the four has left is a number of steps none can run out in (checked once) */
+        for (;;) {
+            k = (boe - bo) < (bne - bn) ? (boe - bo) : (bne - bn);
+            if ((aoe - ao) < k) k = aoe - ao;
+            if ((ane - an) < k) k = ane - an;
+            k /= 2;
+            if (k <= 0)
+                break;
+            while (k--) {
+                FF_DRIFT_STEP(bo, bn, bc, bx, 1);
+                FF_DRIFT_STEP(ao, an, ac, ax, 0);
+            }
+        }
+        b->o = bo; b->n = bn; b->common += bc; b->changed += bx;
+        a->o = ao; a->n = an; a->common += ac; a->changed += ax;
+    }
+
+    /* finish the walk alone; c[0] += levels only in the new side (missing from ours),
+     * c[1] += only in ours (extra), c[2] += same price, other amount (changed) */
+    static inline void ff_drift_end(ff_walk *w, int desc, Py_ssize_t *c)
+    {
+        const double *o = w->o, *oe = w->oe, *n = w->n, *ne = w->ne;
+        Py_ssize_t common = w->common, changed = w->changed;
+        if (desc) {
+            while (o < oe && n < ne)
+                FF_DRIFT_STEP(o, n, common, changed, 1);
+        } else {
+            while (o < oe && n < ne)
+                FF_DRIFT_STEP(o, n, common, changed, 0);
+        }
+        c[0] += (n - w->n0) / 2 - common;
+        c[1] += (o - w->o0) / 2 - common;
+        c[2] += changed;
+    }
     """
+    ctypedef struct ff_walk:
+        pass
+    void ff_walk_init(ff_walk* w, const double* o, Py_ssize_t no, const double* n,
+                      Py_ssize_t nn) noexcept nogil
+    void ff_drift_walk(ff_walk* b, ff_walk* a) noexcept nogil
+    void ff_drift_end(ff_walk* w, int desc, Py_ssize_t* c) noexcept nogil
+    void ff_rows_back(double* a, Py_ssize_t k) noexcept nogil
+    void ff_rows_fwd(double* a, Py_ssize_t k) noexcept nogil
     Py_ssize_t ff_below8(const double* a, double price) noexcept nogil
     Py_ssize_t ff_above8(const double* a, double price) noexcept nogil
 
@@ -164,7 +275,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
             if front:
                 memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
             else:
-                memmove(a + 2, a, i * 2 * sizeof(double))
+                ff_rows_back(a, i)
             return n - 1
         a[2 * i + 1] = amount
         return n
@@ -176,7 +287,7 @@ cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssi
         memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
     else:
         a -= 2              # one more row: the top moves one row toward the front
-        memmove(a, a + 2, i * 2 * sizeof(double))
+        ff_rows_fwd(a, i)
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
@@ -271,79 +382,6 @@ cdef inline void log_front(const double* a, Py_ssize_t k, EventRing log, uint64_
     cdef Py_ssize_t j
     for j in range(k):
         log.push(ev, ts, ts, a[2 * j], 0.0, 0, sym)
-
-
-cdef struct Walk:
-    # one side's drift comparison (``drift_setup`` / ``drift_step``): a merge walk of the
-    # replaced rows ``o`` and the new rows ``n``, both best first, over their first ``co`` /
-    # ``cn`` rows; ``i`` / ``j`` the next row of each
-    const double* o
-    const double* n
-    Py_ssize_t i
-    Py_ssize_t j
-    Py_ssize_t co
-    Py_ssize_t cn
-    Py_ssize_t missing
-    Py_ssize_t extra
-    Py_ssize_t changed
-
-
-cdef inline void drift_setup(Walk* w, const double* o, Py_ssize_t no, const double* n,
-                             Py_ssize_t nn, bint desc) noexcept nogil:
-    """Start the comparison of one side of the replaced book (``o``, ``no`` rows) with the
-    new one (``n``), both sorted best first, over the prices both cover: from the best down
-    to the worse of the two last rows (bids: prices >= the higher of the two lowest bids;
-    asks: prices <= the lower of the two highest asks). Those rows are a prefix of each
-    side. An empty side covers nothing: no comparison."""
-    cdef double bound
-    w.o = o
-    w.n = n
-    w.i = 0
-    w.j = 0
-    w.co = 0
-    w.cn = 0
-    w.missing = 0
-    w.extra = 0
-    w.changed = 0
-    if no == 0 or nn == 0:
-        return
-    if desc:
-        bound = o[2 * (no - 1)] if o[2 * (no - 1)] > n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    else:
-        bound = o[2 * (no - 1)] if o[2 * (no - 1)] < n[2 * (nn - 1)] else n[2 * (nn - 1)]
-    w.co = crossed_rows(o, no, bound, desc)     # the rows at or better than the bound
-    w.cn = crossed_rows(n, nn, bound, desc)
-
-
-cdef inline bint drift_open(const Walk* w) noexcept nogil:
-    """True while both sides of the walk have rows left."""
-    return w.i < w.co and w.j < w.cn
-
-
-cdef inline void drift_step(Walk* w, bint desc) noexcept nogil:
-    """One step of the merge walk, without branches on the data: the same price (changed
-    if the amounts differ; both advance), a new row better than ours (missing from ours)
-    or ours better (extra)."""
-    cdef double po = w.o[2 * w.i]
-    cdef double pn = w.n[2 * w.j]
-    cdef int eq = po == pn
-    cdef int nb = (pn > po) if desc else (pn < po)
-    w.changed += eq & (w.o[2 * w.i + 1] != w.n[2 * w.j + 1])
-    w.missing += nb
-    w.extra += (eq | nb) ^ 1
-    w.i += nb ^ 1
-    w.j += eq | nb
-
-
-cdef inline void drift_end(Walk* w, bint desc, Py_ssize_t* c) noexcept nogil:
-    """Finish the walk alone and add its counts: ``c[0]`` += levels only in the new book
-    (missing from ours), ``c[1]`` += only in ours (extra), ``c[2]`` += same price, other
-    amount."""
-    while drift_open(w):
-        drift_step(w, desc)
-    c[0] += w.missing + (w.cn - w.j)
-    c[1] += w.extra + (w.co - w.i)
-    c[2] += w.changed
 
 
 cdef inline double* bid_top(Book b) noexcept nogil:
@@ -558,20 +596,21 @@ cdef class Book:
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
         cdef Py_ssize_t total
-        cdef Walk b
-        cdef Walk a
+        cdef ff_walk b
+        cdef ff_walk a
         counts[0] = 0
         counts[1] = 0
         counts[2] = 0
-        drift_setup(&b, old, old_bids, bid_top(self), self.n_bids, True)
-        drift_setup(&a, old + 2 * self.depth, old_asks, ask_top(self), self.n_asks, False)
-        # Each step of a walk waits for the last (its loads depend on how far it got):
-        # the two sides' walks run interleaved, so one's loads overlap the other's.
-        while drift_open(&b) and drift_open(&a):
-            drift_step(&b, True)
-            drift_step(&a, False)
-        drift_end(&b, True, counts)
-        drift_end(&a, False, counts)
+        # Over the prices both sides cover (from the best down to the worse of the two
+        # last rows): a walk stops when either side runs out, and the rows of the other
+        # left then are exactly those beyond them (a row is passed only once every better
+        # row of the other side is), so no bound is needed and what a walk passed is what
+        # it counts. An empty side covers nothing: its walk stops at once.
+        ff_walk_init(&b, old, old_bids, bid_top(self), self.n_bids)
+        ff_walk_init(&a, old + 2 * self.depth, old_asks, ask_top(self), self.n_asks)
+        ff_drift_walk(&b, &a)
+        ff_drift_end(&b, 1, counts)
+        ff_drift_end(&a, 0, counts)
         total = counts[0] + counts[1] + counts[2]
         self.drift_checks += 1
         self.last_drift = total

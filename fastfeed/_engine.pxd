@@ -61,6 +61,8 @@ cdef class Engine:
     cdef bint _plain               # neither: books use the original apply, nothing else
     cdef bint _busy                # a thread is feeding (maybe without the GIL): EngineBusy
     cdef list _books               # symbol index -> Book or None
+    # the same Books by pointer (borrowed from _books), NULL for None; dedup_cap entries
+    cdef void** _bookp
     cdef list _symbols             # symbol index -> name
     cdef dict _index               # name -> symbol index
     cdef SymSlot* slots            # open-addressing table: symbol bytes -> index
@@ -105,6 +107,7 @@ cdef class Engine:
     cdef Book _book_at(self, int32_t idx)
     cdef object _lookup(self, object symbol, bint create)
     cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1
+    cdef void _apply_depth(self, Book book, int32_t idx, int64_t recv_ns) noexcept
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept
     cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept
     cdef object _reject_parse(self, int code)

@@ -156,6 +156,22 @@ cdef str _symbol_name(object symbol):
     return name.upper()
 
 
+cdef inline int32_t find_symbol(const SymSlot* slots, Py_ssize_t n_slots, const uchar* name,
+                                Py_ssize_t n, uint64_t h) noexcept nogil:
+    """The index of the symbol ``name[0:n]`` (``h`` its ``ff_symhash``) in the open-addressing
+    table ``slots`` (``n_slots``, a power of two, never full), -1 if absent."""
+    cdef Py_ssize_t mask = n_slots - 1
+    cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+    cdef const SymSlot* s
+    while True:
+        s = &slots[i]
+        if s.index < 0:
+            return -1
+        if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
+            return s.index
+        i = (i + 1) & mask
+
+
 cdef inline int64_t seconds_to_ns(double t) noexcept:
     """Exchange seconds as sent -> int64 ns, rounded to nearest (ties to even), clamped."""
     cdef double x = t * 1e9
@@ -265,6 +281,7 @@ cdef class Engine:
         self.slots = <SymSlot*>calloc(self.n_slots, sizeof(SymSlot))
         self.dedup_cap = 64
         self.dedup = <Dedup*>calloc(self.dedup_cap, sizeof(Dedup))
+        self._bookp = <void**>calloc(self.dedup_cap, sizeof(void*))
         self.trade_dedup_window = trade_dedup_window
         self.drift_check = drift_check
         self.drift_log_size = drift_log_size
@@ -272,7 +289,7 @@ cdef class Engine:
                                           sizeof(DriftC))
         self.scratch = <double*>calloc(4 * depth, sizeof(double))
         if (self.slots == NULL or self.dedup == NULL or self.scratch == NULL
-                or self.drift_ring == NULL):
+                or self.drift_ring == NULL or self._bookp == NULL):
             raise MemoryError()
         for i in range(self.n_slots):
             self.slots[i].index = -1
@@ -289,6 +306,7 @@ cdef class Engine:
         free(self.slots)
         free(self.scratch)
         free(self.drift_ring)
+        free(self._bookp)
         if self.dedup != NULL:
             for i in range(self.dedup_cap):
                 free(self.dedup[i].buf)
@@ -307,6 +325,7 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef uint64_t h
         cdef Dedup* d
+        cdef void** bp
         if n < 1 or n > MAX_SYMBOL:
             raise ValueError(f"symbol must be 1..{MAX_SYMBOL} ASCII bytes: {name!r}")
         if self._shm is not None:
@@ -329,6 +348,12 @@ cdef class Engine:
                     s[0] = old[i]
             free(old)
         if idx >= self.dedup_cap:
+            bp = <void**>realloc(self._bookp, self.dedup_cap * 2 * sizeof(void*))
+            if bp == NULL:
+                raise MemoryError()
+            self._bookp = bp
+            for i in range(self.dedup_cap, self.dedup_cap * 2):
+                bp[i] = NULL
             d = <Dedup*>realloc(self.dedup, self.dedup_cap * 2 * sizeof(Dedup))
             if d == NULL:
                 raise MemoryError()
@@ -362,16 +387,9 @@ cdef class Engine:
         """The index of the symbol ``name[0:n]`` (1..32 bytes in a buffer of at least 32;
         ``h`` = ``ff_symhash(name, n)``, which the parser computed), registered if new; -2
         when the table may not grow."""
-        cdef Py_ssize_t mask = self.n_slots - 1
-        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
-        cdef SymSlot* s
-        while True:
-            s = &self.slots[i]
-            if s.index < 0:
-                break
-            if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
-                return s.index
-            i = (i + 1) & mask
+        cdef int32_t idx = find_symbol(self.slots, self.n_slots, name, n, h)
+        if idx >= 0:
+            return idx
         if len(self._symbols) >= self.max_symbols or (
                 self._shm is not None and len(self._symbols) >= self._shm.max_symbols):
             return -2  # input may not grow the symbol table past max_symbols / shm slots
@@ -385,6 +403,7 @@ cdef class Engine:
                 bids, asks = self._shm.book_arrays(idx)
                 (<Book>b).attach_shm(bids, asks, self._shm.book_hdr(idx), self._shm.checksum)
             self._books[idx] = b
+            self._bookp[idx] = <void*>b
         return <Book>b
 
     cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1:
@@ -408,6 +427,18 @@ cdef class Engine:
         d.buf = buf
         d.cap = <int32_t>cap
         return 0
+
+    cdef void _apply_depth(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
+        """Apply the parsed depth message to ``book`` (symbol index ``idx``)."""
+        cdef Parser ps = self.parser
+        if ps.clean and book.live and self.drift_check:
+            self._apply_checked(book, idx, recv_ns)
+        elif self._plain:
+            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                       recv_ns)
+        else:
+            self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                          recv_ns, self.events, idx)
 
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
         """Apply the parsed snapshot to the live ``book`` with the drift check (section 3b):
@@ -594,7 +625,6 @@ cdef class Engine:
         cdef Parser ps = self.parser
         cdef Py_ssize_t i
         cdef Trade* t
-        cdef Book book
         cdef Dedup* d
         cdef uint64_t fp
         self.last_kind = -1
@@ -611,24 +641,23 @@ cdef class Engine:
         if rc < 0:
             return self._reject_parse(rc)
         if rc == M_DEPTH:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
+            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
+            if idx < 0:             # new: registered (or -2)
+                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
-            book = self._book_at(idx)
-            if ps.clean and book.live and self.drift_check:
-                self._apply_checked(book, idx, recv_ns)
-            elif self._plain:
-                self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                           recv_ns)
-            else:
-                self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                              recv_ns, self.events, idx)
+            if self._bookp[idx] == NULL:
+                self._book_at(idx)          # created on first sight
+            # the Book by pointer: no list lookup, no None / type check per frame
+            self._apply_depth(<Book>self._bookp[idx], idx, recv_ns)
             self.msg_counts[M_DEPTH] += 1
             self.last_kind = M_DEPTH
             self.last_symbol = idx
             return None
         if rc == M_TRADES:
-            idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
+            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
+            if idx < 0:             # new: registered (or -2)
+                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
             if idx < 0:
                 return self._reject_symbol_limit()
             d = &self.dedup[idx]

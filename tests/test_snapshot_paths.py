@@ -62,3 +62,39 @@ def test_snapshots_match_the_reference(depth: int) -> None:
         b, r = eng.book("X_USDT"), ref.book("X_USDT")
         assert np.array_equal(b.bids, r.bids) and np.array_equal(b.asks, r.asks), (i, msg)
         assert eng.stats["crossed_levels_removed"] == ref.stats["crossed_levels_removed"]
+        # the drift check of a snapshot against the live book it replaces (deep books here:
+        # long merge walks, either side running out first, empty sides)
+        assert eng.stats["drift"] == ref.stats["drift"], (i, msg)
+        assert eng.drift_log[-1:] == ref.drift_log[-1:], (i, msg)
+        assert (b.drift_checks, b.drifts, b.last_drift) == (r.drift_checks, r.drifts, r.last_drift)
+
+
+def test_books_of_many_symbols_match_the_reference() -> None:
+    """The engine finds a symbol's book by index in a table that grows with the symbol table:
+    books created on first depth sight, by ``book(create=True)`` or after the symbol came with
+    trades, across several growths, each get their own updates."""
+    rng = random.Random(SEED)
+    eng, ref = fastfeed.Engine(depth=5), ReferenceEngine(depth=5)
+    names = [f"S{i}_USDT" for i in range(300)]
+    for i, name in enumerate(names):
+        if i % 3 == 1:
+            for e in (eng, ref):
+                e.book(name, create=True)
+        elif i % 3 == 2:
+            trade = [{"id": 1 + i, "time": 1700000000.5, "amount": "2", "price": "1.5", "type": "buy"}]
+            msg = json.dumps({"method": "trades.update", "params": [False, trade, name], "id": None})
+            eng.feed(msg.encode())
+            ref.feed(msg.encode())
+    for k in range(3000):
+        name = rng.choice(names)
+        level = [[f"{rng.randint(1, 40)}", f"{rng.choice([0, 1, 2.5])}"]]
+        params = [rng.random() < 0.1, {"asks": [[f"{100 + rng.randint(1, 9)}", "1"]], "bids": level}, name]
+        msg = json.dumps({"method": "depth.update", "params": params, "id": None}).encode()
+        eng.feed(msg)
+        ref.feed(msg)
+        b, r = eng.book(name), ref.book(name)
+        assert np.array_equal(b.bids, r.bids) and np.array_equal(b.asks, r.asks), (k, msg)
+    for name in names:
+        b, r = eng.book(name), ref.book(name)
+        assert np.array_equal(b.bids, r.bids) and np.array_equal(b.asks, r.asks), name
+        assert (b.version, b.live) == (r.version, r.live), name
