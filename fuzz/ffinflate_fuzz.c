@@ -367,12 +367,23 @@ static uint32_t rnd(void)
 
 static size_t compress_random(uint8_t *dst, size_t cap)
 {
-    uint8_t payload[4096];
-    size_t plen = rnd() % sizeof(payload), i, alpha = 1 + rnd() % 64;
+    static uint8_t payload[60000];
+    /* mostly frame-sized; one in 16 up to 60000 bytes with copies from up to 32 KiB back
+     * (the longest distances, outputs beyond the 64 KiB capacity) */
+    size_t plen = rnd() % (rnd() % 16 ? 4096 : sizeof(payload)), i, alpha = 1 + rnd() % 64;
+    size_t far = plen > 4096 ? 32768 : 8;
     z_stream s;
-    for (i = 0; i < plen; i++)
-        payload[i] = (uint8_t)((rnd() % 4 == 0 && i >= 8) ? payload[i - 1 - rnd() % 8]
-                                                           : 32 + rnd() % alpha);
+    for (i = 0; i < plen; i++) {
+        if (i >= far && rnd() % 64 == 0) {     /* a run copied from far back */
+            size_t from = i - 1 - rnd() % far, k = 3 + rnd() % 300;
+            for (; k && i < plen; k--)
+                payload[i++] = payload[from++];
+            i--;
+        } else {
+            payload[i] = (uint8_t)((rnd() % 4 == 0 && i >= 8) ? payload[i - 1 - rnd() % 8]
+                                                              : 32 + rnd() % alpha);
+        }
+    }
     memset(&s, 0, sizeof(s));
     if (deflateInit2(&s, (int)(rnd() % 11) - 1, Z_DEFLATED, 9 + (int)(rnd() % 7),
                      1 + (int)(rnd() % 9), (int)(rnd() % 5)) != Z_OK)
@@ -430,7 +441,7 @@ static void random_code(uint8_t *lens, unsigned n, unsigned must)
 
 int main(int argc, char **argv)
 {
-    static uint8_t buf[16384], other[8192];
+    static uint8_t buf[140000], other[140000];
     unsigned long iters, it;
     int a;
     if (argc < 3) {
