@@ -37,6 +37,19 @@
 
 #include "_ffinflate.h"
 
+/* MemorySanitizer (clang -fsanitize=memory, catches a decode that reads a table entry or an
+ * output byte never written): zlib itself is not instrumented, so what it writes is marked
+ * initialised by hand */
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#include <sanitizer/msan_interface.h>
+#define FF_UNPOISON(p, n) __msan_unpoison((p), (n))
+#endif
+#endif
+#ifndef FF_UNPOISON
+#define FF_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define REF_CAP (1u << 20)
 
 static ff_tables *g_tables;
@@ -65,8 +78,11 @@ static int ref_inflate(const uint8_t *in, size_t n, size_t *out_len)
     s.avail_in = (uInt)n;
     s.next_out = g_ref;
     s.avail_out = REF_CAP;
+    FF_UNPOISON(&s, sizeof(s));
     rc = inflate(&s, Z_FINISH);
+    FF_UNPOISON(&s, sizeof(s));
     *out_len = REF_CAP - s.avail_out;
+    FF_UNPOISON(g_ref, *out_len);
     inflateEnd(&s);
     return rc == Z_STREAM_END && s.avail_in == 0;
 }
@@ -156,9 +172,12 @@ static void structured(const uint8_t *data, size_t size)
     s.avail_in = (uInt)plen;
     s.next_out = comp;
     s.avail_out = (uInt)bound;
+    FF_UNPOISON(&s, sizeof(s));
     if (deflate(&s, Z_FINISH) != Z_STREAM_END)
         abort();
+    FF_UNPOISON(&s, sizeof(s));
     bound = s.total_out;
+    FF_UNPOISON(comp, bound);
     deflateEnd(&s);
     for (i = 0; i < k; i++) {
         size_t pos = ((size_t)muts[3 * i] << 8 | muts[3 * i + 1]) % bound;
@@ -311,7 +330,10 @@ static void built(const uint8_t *d, size_t size)
     z.avail_in = n - 2;
     z.next_out = g_ref;
     z.avail_out = REF_CAP;
+    FF_UNPOISON(&z, sizeof(z));
     inflate(&z, Z_FINISH);
+    FF_UNPOISON(&z, sizeof(z));
+    FF_UNPOISON(g_ref, REF_CAP - z.avail_out);
     {
         uLong a = adler32(1, g_ref, (uInt)(REF_CAP - z.avail_out));
         n = 2 + (unsigned)(z.total_in);        /* cut at zlib's end (or where it stopped) */
@@ -392,9 +414,12 @@ static size_t compress_random(uint8_t *dst, size_t cap)
     s.avail_in = (uInt)plen;
     s.next_out = dst;
     s.avail_out = (uInt)cap;
+    FF_UNPOISON(&s, sizeof(s));
     if (deflate(&s, Z_FINISH) != Z_STREAM_END)     /* sizeof(payload) * 2 < cap */
         abort();
+    FF_UNPOISON(&s, sizeof(s));
     i = s.total_out;
+    FF_UNPOISON(dst, i);
     deflateEnd(&s);
     return i;
 }
