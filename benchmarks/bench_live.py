@@ -61,6 +61,8 @@ if any((_ROOT / "fastfeed").glob("_engine*.so")):
 
 import numpy as np  # noqa: E402
 
+from fastfeed.exchange.wire import ws_frame  # noqa: E402
+
 SYMBOLS = [
     "BTC_USDT",
     "ETH_USDT",
@@ -177,15 +179,6 @@ def blast_chunks(frames: list[bytes]) -> list[tuple[bytes, int]]:
     return out
 
 
-def _ws(op: int, payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return struct.pack("!BB", 0x80 | op, n) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x80 | op, 126, n) + payload
-    return struct.pack("!BBQ", 0x80 | op, 127, n) + payload
-
-
 def _blaster_main(pregenerate: int, conn: Any) -> None:
     """Serve one client at a time: reply to its requests; once it subscribed to depth and
     trades, write the cycle's chunks in a loop until told to stop; then hand back
@@ -232,7 +225,7 @@ def _blaster_main(pregenerate: int, conn: Any) -> None:
                     break
                 if op == 0x9:
                     async with lock:
-                        writer.write(_ws(0xA, payload))
+                        writer.write(ws_frame(0xA, payload))
                     continue
                 if op not in (0x1, 0x2):
                     continue
@@ -241,7 +234,7 @@ def _blaster_main(pregenerate: int, conn: Any) -> None:
                 result: Any = "pong" if method == "server.ping" else {"status": "success"}
                 body = json.dumps({"error": None, "result": result, "id": req.get("id")}).encode()
                 async with lock:
-                    writer.write(_ws(0x2, zlib.compress(body)))
+                    writer.write(ws_frame(0x2, zlib.compress(body)))
                     await writer.drain()
                 if method in ("depth.subscribe", "trades.subscribe"):
                     subscribed.add(method)

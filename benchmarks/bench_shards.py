@@ -55,6 +55,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 if any((_ROOT / "fastfeed").glob("_engine*.so")):
     sys.path.insert(0, str(_ROOT))
 
+from bench_live import blast_chunks  # noqa: E402  (the blaster's ~256 KiB writes, one place)
+
+from fastfeed.exchange.wire import ws_frame  # noqa: E402
+
 TARGET = 1.6
 #: (row, shards, mode): shards 0 = plain fastfeed.connect
 CONFIGS = [
@@ -78,7 +82,6 @@ SYMBOLS = [
     "BCH_USDT",
     "XLM_USDT",
 ]
-CHUNK = 256 * 1024
 WARMUP_FRAMES = 200_000
 WARMUP_SECONDS = 2.0
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -114,34 +117,14 @@ def _chunks(frames: dict[str, list[bytes]], symbols: list[str]) -> list[tuple[by
         for x in lists:
             if k < len(x):
                 seq.append(x[k])
-    out: list[tuple[bytes, int]] = []
-    buf: list[bytes] = []
-    size = 0
-    for f in seq:
-        buf.append(f)
-        size += len(f)
-        if size >= CHUNK:
-            out.append((b"".join(buf), len(buf)))
-            buf, size = [], 0
-    if buf:
-        out.append((b"".join(buf), len(buf)))
-    return out
-
-
-def _frame(op: int, payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return struct.pack("!BB", 0x80 | op, n) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x80 | op, 126, n) + payload
-    return struct.pack("!BBQ", 0x80 | op, 127, n) + payload
+    return blast_chunks(seq)
 
 
 def _reply(req_id: Any, result: Any) -> bytes:
     import zlib
 
     body = json.dumps({"error": None, "result": result, "id": req_id}).encode()
-    return _frame(0x2, zlib.compress(body))
+    return ws_frame(0x2, zlib.compress(body))
 
 
 async def _serve(frames: dict[str, list[bytes]], sent: Any, conn: Any) -> None:
@@ -184,7 +167,7 @@ async def _serve(frames: dict[str, list[bytes]], sent: Any, conn: Any) -> None:
                     break
                 if op == 0x9:
                     async with lock:
-                        writer.write(_frame(0xA, payload))
+                        writer.write(ws_frame(0xA, payload))
                     continue
                 if op not in (0x1, 0x2):
                     continue
