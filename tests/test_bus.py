@@ -508,7 +508,9 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer, publisher: st
                 for s in SYMS:
                     r, t = early.latest_tickers[s], feed.latest_tickers[s]
                     assert int(r["timestamp"]) == t.timestamp
-                    for f in bus.TICKER_DTYPE.names[2:]:
+                    assert r.dtype == fastfeed.layout.TICKER_DTYPE
+                    assert r["name"].decode() == s
+                    for f in fastfeed.layout.TICKER_FIELDS:
                         assert float(r[f]) == getattr(t, f) or (np.isnan(r[f]) and np.isnan(getattr(t, f))), f
                 # trades: per symbol, every one the feed stored since the consumer started,
                 # in order, the same records (symbols interleave differently: one stream each)
@@ -1138,3 +1140,63 @@ def test_publish_command_with_shards(nats_server: NatsServer) -> None:
         assert p2.returncode == 2
 
     run(body)
+
+
+def _tick(sym: str, last: int) -> bytes:
+    return (
+        '{"method":"ticker.update","params":[{"symbol":"%s","last":"%d","timestamp":%d}],"id":null}'
+        % (sym, last, last)
+    ).encode()
+
+
+def test_tickers_go_out_as_the_engines_records_every_one_per_symbol() -> None:
+    """Ticker messages carry the engine's own TICKER_DTYPE rows: at start each symbol's latest
+    from before the sink opened (unless a newer one follows), then every record stored since, per symbol in order; a
+    symbol beyond the ticker table (index -1 in the history) goes out by its name; records
+    the history overwrote before the publisher read them are counted, not silent."""
+    eng = fastfeed.Engine(event_log=1 << 12, max_ticker_symbols=2, ticker_capacity=8)
+    sink = bus.NatsSink("nats://127.0.0.1:1")
+    sink._feed = _FakeFeed(eng)  # type: ignore[assignment]
+    sink._next_snapshot = float("inf")
+    eng.feed(_tick("A_USDT", 1), 1)
+    eng.feed(_tick("A_USDT", 2), 2)
+    eng.feed(_tick("B_USDT", 3), 3)
+    sink._ticker_seen = eng.ticker_history.count  # what open() does
+    sink._ticker_table_due = True
+    for i, s in enumerate(["A_USDT", "C_USDT", "A_USDT", "C_USDT"]):  # C: beyond the table
+        eng.feed(_tick(s, 10 + i), 10 + i)
+    assert eng.ticker_symbols == ["A_USDT", "B_USDT"]
+    sink._collect()
+    got = [(h, k, r) for h, k, r in _queued(sink) if k == "ticker"]
+    by_sym: dict[str, list[int]] = {}
+    for h, _, recs in got:
+        assert recs.dtype == fastfeed.layout.TICKER_DTYPE == bus.TICKER_DTYPE
+        sym = h["symbol"].decode()
+        assert all(n.decode() == sym for n in recs["name"])
+        by_sym.setdefault(sym, []).extend(int(x) for x in recs["last"])
+    # B's latest from before open (A's was replaced since: its newer records follow)
+    assert by_sym == {"A_USDT": [10, 12], "B_USDT": [3], "C_USDT": [11, 13]}
+    assert sink.stats["tickers_lost"] == 0
+    for i in range(20):  # more than the history holds between two collects
+        eng.feed(_tick("A_USDT", 100 + i), 100 + i)
+    sink._collect()
+    got = [r for _, k, r in _queued(sink) if k == "ticker"]
+    assert np.concatenate(got)["last"].tolist() == [float(x) for x in range(112, 120)]
+    assert sink.stats["tickers_lost"] == 12
+
+
+@pytest.mark.parametrize("nsym", [1, 3, 70_000])
+def test_split_groups_records_by_symbol_in_ring_order(nsym: int) -> None:
+    """The publisher's per-symbol split (a radix sort on 16-bit keys when the indexes fit,
+    a gather of whole rows) equals a naive per-symbol mask, order within a symbol kept."""
+    rng = np.random.default_rng(nsym)
+    rows = np.zeros(5000, dtype=E.EVENT_DTYPE)
+    rows["ival"] = rng.integers(-1, nsym, len(rows))
+    rows["px"] = np.arange(len(rows))
+    out, groups = bus._split(rows, "ival")
+    assert sum(hi - lo for _, lo, hi in groups) == len(rows)
+    assert len({i for i, _, _ in groups}) == len(groups)
+    for i, lo, hi in groups:
+        np.testing.assert_array_equal(out[lo:hi], rows[rows["ival"] == i])
+    mask = rows["px"] % 3 == 0
+    np.testing.assert_array_equal(bus._gather(rows, mask), rows[mask])
