@@ -43,9 +43,9 @@ cdef extern from *:
     #endif
     }
 
-    /* ---- shared-memory segment layout (version 1, native byte order) ---------------- */
+    /* ---- shared-memory segment layout (version 2, native byte order) ---------------- */
     #define FF_SHM_MAGIC 0x0031764d48534646ULL   /* "FFSHMv1\\0" little-endian */
-    #define FF_SHM_LAYOUT 1u
+    #define FF_SHM_LAYOUT 2u                     /* 2: + event log and ticker history */
     #define FF_SHM_INIT 0u
     #define FF_SHM_READY 1u
     #define FF_SHM_CLOSED 2u
@@ -70,11 +70,16 @@ cdef extern from *:
         uint64_t books_off;       /*  88 */
         uint64_t book_stride;     /*  96 */
         uint64_t ring_off;        /* 104 */
-        uint64_t reserved0[2];    /* 112 */
+        int64_t event_capacity;   /* 112 event log capacity (records; 2x held), 0 = none */
+        int64_t ticker_capacity;  /* 120 ticker history capacity (records; 2x held), 0 = none */
         int64_t n_symbols;        /* 128 symbols published (atomic, release) */
-        uint64_t reserved1[7];
+        uint64_t event_off;       /* 136 event log region (0 when event_capacity == 0) */
+        uint64_t ticker_off;      /* 144 ticker history region (0 when ticker_capacity == 0) */
+        uint64_t reserved1[5];    /* 152 */
         int64_t trade_count;      /* 192 trades published (atomic, release) */
-        uint64_t reserved2[7];
+        int64_t event_count;      /* 200 event rows published (atomic, release) */
+        int64_t ticker_count;     /* 208 ticker records published (atomic, release) */
+        uint64_t reserved2[5];    /* 216 */
         char name[256];           /* 256 segment name, NUL-terminated */
     } ff_shm_header;              /* 512 bytes */
 
@@ -105,6 +110,13 @@ cdef extern from *:
     _Static_assert(offsetof(ff_shm_header, ring_off) == 104, "ring_off offset");
     _Static_assert(offsetof(ff_shm_header, n_symbols) == 128, "n_symbols offset");
     _Static_assert(offsetof(ff_shm_header, trade_count) == 192, "trade_count offset");
+    _Static_assert(offsetof(ff_shm_header, event_capacity) == 112, "event_capacity offset");
+    _Static_assert(offsetof(ff_shm_header, ticker_capacity) == 120, "ticker_capacity offset");
+    _Static_assert(offsetof(ff_shm_header, event_off) == 136, "event_off offset");
+    _Static_assert(offsetof(ff_shm_header, ticker_off) == 144, "ticker_off offset");
+    _Static_assert(offsetof(ff_shm_header, event_count) == 200, "event_count offset");
+    _Static_assert(offsetof(ff_shm_header, ticker_count) == 208, "ticker_count offset");
+    _Static_assert(offsetof(ff_shm_header, name) == 256, "name offset");
     _Static_assert(sizeof(ff_shm_symbol) == 64, "ff_shm_symbol size");
     _Static_assert(offsetof(ff_shm_symbol, name) == 8, "ff_shm_symbol name offset");
     _Static_assert(sizeof(ff_book_hdr) == 64, "ff_book_hdr size");
@@ -191,8 +203,14 @@ cdef extern from *:
         uint64_t books_off
         uint64_t book_stride
         uint64_t ring_off
+        int64_t event_capacity
+        int64_t ticker_capacity
         int64_t n_symbols
+        uint64_t event_off
+        uint64_t ticker_off
         int64_t trade_count
+        int64_t event_count
+        int64_t ticker_count
         char name[256]
 
     ctypedef struct ff_shm_symbol:

@@ -208,11 +208,14 @@ cdef class Engine:
     * ``event_log=N``: also log every applied book change and every stored trade as
       hftbacktest event rows in ``events`` (an :class:`~fastfeed._events.EventRing` of the
       newest ``N`` rows; see :mod:`fastfeed.events`).
-    * ``shm_name="NAME"``: place every book and the trade ring in the named shared-memory
-      segment ``/fastfeed.NAME`` so that other processes can ``fastfeed.attach("NAME")``.
-      ``shm_max_symbols`` symbol slots (default: ``max_symbols`` if given, else 1024: the
-      segment is then 14 MB with the default depth and trade ring, where 10000 slots
-      would reserve 73 MB, more than a container's default 64 MB ``/dev/shm``).
+    * ``shm_name="NAME"``: place every book, the trade ring, the ticker history and (with
+      ``event_log``) the event log in the named shared-memory segment ``/fastfeed.NAME``
+      so that other processes can ``fastfeed.attach("NAME")`` (``.trades``, ``.tickers``,
+      ``.events``). ``shm_max_symbols`` symbol slots (default: ``max_symbols`` if given,
+      else 1024: the segment is then 16.5 MB with the default depth, trade ring and ticker
+      history (2.5 MB of it), plus 128 bytes per ``event_log`` row (8 MB for 65536),
+      where 10000 slots would reserve 75 MB, more than a container's default 64 MB
+      ``/dev/shm``).
       ``max_symbols`` defaults to 10000 without shared memory and to the slot count with
       it. A frame that would add a symbol beyond the slots is rejected like any bad
       frame: :class:`~fastfeed.errors.ShmFull`, counted in
@@ -297,8 +300,15 @@ cdef class Engine:
         self._shm = None
         if shm_name is not None:
             self._shm = _ShmWriter(shm_name, depth, shm_max_symbols, self.trades.capacity,
-                                   shm_checksum)
+                                   shm_checksum, event_capacity=(self.events.capacity
+                                                                 if self.events is not None
+                                                                 else 0),
+                                   ticker_capacity=self.ticker_history.capacity)
             self.trades.attach_shm(self._shm.trade_array(), self._shm.trade_count_ptr())
+            self.ticker_history.attach_shm(self._shm.ticker_array(),
+                                           self._shm.ticker_count_ptr())
+            if self.events is not None:
+                self.events.attach_shm(self._shm.event_array(), self._shm.event_count_ptr())
         self._plain = self.events is None and self._shm is None
 
     def __dealloc__(self):

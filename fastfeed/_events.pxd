@@ -36,5 +36,7 @@ cdef class EventRing(MirrorRing):
     cdef EventRecord* buf
     cdef readonly int64_t frame    # frame id stamped on new rows (in fval); the engine sets it
 
+    cdef void _set_buf(self, void* data) noexcept
+
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
                    double qty, uint64_t order_id, int64_t ival) noexcept

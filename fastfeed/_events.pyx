@@ -8,6 +8,7 @@ one contiguous, zero-copy slice.
 
 from libc.stdint cimport int64_t, uint64_t
 
+from fastfeed._atomic cimport ff_store_release_i64
 from fastfeed._ring cimport MirrorRing
 
 from fastfeed.errors import EventsOverwritten
@@ -38,6 +39,9 @@ cdef class EventRing(MirrorRing):
             EventsOverwritten, "; use a larger event_log capacity or read more often")
         self.frame = 0
 
+    cdef void _set_buf(self, void* data) noexcept:
+        self.buf = <EventRecord*>data
+
     cdef void push(self, uint64_t ev, int64_t exch_ts, int64_t local_ts, double px,
                    double qty, uint64_t order_id, int64_t ival) noexcept:
         cdef uint64_t i = <uint64_t>self.count & self.mask
@@ -52,6 +56,8 @@ cdef class EventRing(MirrorRing):
         r.fval = <double>self.frame
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
+        if self.shm_count != NULL:
+            ff_store_release_i64(self.shm_count, self.count)
 
     def to_pandas(self, Py_ssize_t n=-1, symbols=None):
         """The newest ``n`` rows as a DataFrame (see :func:`fastfeed.events.events_to_pandas`)."""

@@ -23,17 +23,19 @@ cdef class MirrorRing:
     cdef str _what                 # "trade", "event row", ...: the overwritten message
     cdef str _hint                 # appended to that message
     cdef object _overwritten       # the IndexError subclass since() raises
+    cdef int64_t* shm_count        # published count in a shared-memory segment, or NULL
 
     cdef void* _allocate(self, Py_ssize_t capacity, int max_log2, str capacity_name,
                          object dtype, size_t itemsize, str what, object overwritten,
                          str hint) except NULL
+    cdef void _set_buf(self, void* data) noexcept
+    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1
 
 
 cdef class TradeRing(MirrorRing):
     cdef TradeRecord* buf
+    cdef void _set_buf(self, void* data) noexcept
     cdef public object symbols     # list of symbol names (index -> name), shared with Engine
-    cdef int64_t* shm_count        # published count in a shared-memory segment, or NULL
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept
-    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1

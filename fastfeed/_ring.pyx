@@ -43,6 +43,7 @@ cdef class MirrorRing:
             raise TypeError("MirrorRing is the base of the record rings; make a TradeRing, "
                             "EventRing or TickerRing")
         self.count = 0
+        self.shm_count = NULL
 
     cdef void* _allocate(self, Py_ssize_t capacity, int max_log2, str capacity_name,
                          object dtype, size_t itemsize, str what, object overwritten,
@@ -64,6 +65,31 @@ cdef class MirrorRing:
         self._overwritten = overwritten
         self._hint = hint
         return cnp.PyArray_DATA(self._arr)
+
+    cdef void _set_buf(self, void* data) noexcept:
+        pass                       # each subclass points its typed ``buf`` at ``data``
+
+    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1:
+        """Move the (empty) ring into shared memory: ``arr`` a writable ``2 * capacity``
+        array of the ring's dtype over the segment, ``count_ptr`` where ``count`` is
+        published (the subclass's ``push`` stores it with a store-release after the record,
+        both mirror copies, is complete). Called by the Engine."""
+        if self.count:
+            raise InternalError(f"attach_shm on a {self._what} ring that was already used")
+        if (arr.dtype != self._arr.dtype or arr.shape != (2 * self.capacity,)
+                or not arr.flags.c_contiguous or not arr.flags.writeable):
+            raise ValueError(f"shared-memory {self._what} ring must be a writable "
+                             f"2 x capacity {self._arr.dtype} array")
+        self._arr = arr
+        self._set_buf(cnp.PyArray_DATA(arr))
+        self._ro = readonly(arr)
+        self.shm_count = count_ptr
+        return 0
+
+    @property
+    def shared(self):
+        """True when the records live in a shared-memory segment (``Engine(shm_name=...)``)."""
+        return self.shm_count != NULL
 
     def __len__(self):
         """Number of records currently held (at most ``capacity``)."""
@@ -122,23 +148,9 @@ cdef class TradeRing(MirrorRing):
                                                 sizeof(TradeRecord), "trade",
                                                 TradesOverwritten, "")
         self.symbols = symbols if symbols is not None else []
-        self.shm_count = NULL
 
-    cdef int attach_shm(self, object arr, int64_t* count_ptr) except -1:
-        """Move the (empty) ring into shared memory: ``arr`` a writable ``2 * capacity``
-        TRADE_DTYPE array over the segment, ``count_ptr`` where ``count`` is published
-        (store-release after each record is complete). Called by the Engine."""
-        if self.count:
-            raise InternalError("attach_shm on a ring that was already used")
-        if (arr.dtype != TRADE_DTYPE or arr.shape != (2 * self.capacity,)
-                or not arr.flags.c_contiguous or not arr.flags.writeable):
-            raise ValueError("shared-memory trade ring must be a writable 2 x capacity "
-                             "TRADE_DTYPE array")
-        self._arr = arr
-        self.buf = <TradeRecord*>cnp.PyArray_DATA(arr)
-        self._ro = readonly(arr)
-        self.shm_count = count_ptr
-        return 0
+    cdef void _set_buf(self, void* data) noexcept:
+        self.buf = <TradeRecord*>data
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept:
@@ -161,8 +173,3 @@ cdef class TradeRing(MirrorRing):
         """The newest ``n`` trades as a DataFrame (a copy): symbol names resolved, ``time``
         and ``recv_ns`` both raw and as datetimes (``exch_dt``, ``recv_dt``, UTC)."""
         return trades_frame(self.latest(n), self.symbols)
-
-    @property
-    def shared(self):
-        """True when the records live in a shared-memory segment (``Engine(shm_name=...)``)."""
-        return self.shm_count != NULL

@@ -1,16 +1,23 @@
-"""Named POSIX shared memory for books and the trade ring: the writer side (used by
-``Engine(shm_name=...)``) and the read-only reader side (``fastfeed.attach``).
+"""Named POSIX shared memory for books, the trade ring, the event log and the ticker
+history: the writer side (used by ``Engine(shm_name=...)``) and the read-only reader side
+(``fastfeed.attach``).
 
 Segment ``/fastfeed.<name>`` (on Linux the file ``/dev/shm/fastfeed.<name>``), native byte
 order, every region 64-byte aligned::
 
-    header      512 B   ff_shm_header (_atomic.pxd): magic, layout, state, writer pid and
-                        start time, sizes and offsets, n_symbols and trade_count (atomic)
+    header      512 B   ff_shm_header (_atomic.pxd): magic, layout (2), state, writer pid
+                        and start time, sizes and offsets, n_symbols and the published
+                        counts trade_count / event_count / ticker_count (atomic)
     symbols     max_symbols x 64 B: length u32, reserved u32, name (ASCII, <= 32 bytes)
     books       max_symbols x stride: ff_book_hdr (64 B: seq, n_bids, n_asks, version,
                 recv_ns, checksum, flags (bit 0: live), stale_since)
                 + bids (depth x [price, amount] f8) + asks (same)
     trades      2 x ring_capacity TRADE_DTYPE records (the mirror of fastfeed.TradeRing)
+    events      2 x event_capacity EVENT_DTYPE records (64 B; Engine.events, the mirror
+                of EventRing); absent (event_capacity 0, event_off 0) without event_log
+    tickers     2 x ticker_capacity TICKER_DTYPE records (152 B; Engine.ticker_history,
+                the mirror of TickerRing); absent (0, 0) only in a segment not made by an
+                Engine
 
 Book slot ``i`` belongs to symbol index ``i`` (``Engine.symbols[i]``); an unused slot is an
 empty book (version 0). Consistency:
@@ -18,7 +25,8 @@ empty book (version 0). Consistency:
 * books: a per-book seqlock (``seq`` odd while the writer applies a message; release /
   acquire ordering, see ``_atomic.pxd``). Readers copy, then re-check ``seq`` and retry;
   the writer never waits.
-* trades: the writer fills a record (both mirror copies), then publishes ``trade_count``
+* trades, events, tickers (record rings): the writer fills a record (both mirror copies),
+  then publishes the ring's count (``trade_count``, ``event_count``, ``ticker_count``)
   with a store-release. A reader copies a window, re-reads the count and accepts the copy
   only if no record in it can have been overwritten meanwhile (at most ``capacity - 1``
   records can be read consistently while the writer runs).
@@ -27,7 +35,7 @@ empty book (version 0). Consistency:
 Trust: a reader validates the header (read with ``pread``) before it maps anything: the
 geometry within bounds, every offset exactly the layout above, the size equal to the file's
 (``_check_header``); it keeps that layout and never re-reads it, and checks every count
-(``n_symbols``, symbol names, row counts, ``trade_count``) where it reads it
+(``n_symbols``, symbol names, row counts, the ring counts) where it reads it
 (``ShmCorrupt``). The writer keeps its own layout too. See docs/shm-and-exports.md for the
 one case left (a truncation racing with a read).
 
@@ -98,6 +106,7 @@ cimport numpy as cnp
 from fastfeed._book import book_frame
 from fastfeed._ring import trades_frame
 from fastfeed.errors import (
+    EventsOverwritten,
     InternalError,
     ShmClosed,
     ShmCorrupt,
@@ -109,10 +118,12 @@ from fastfeed.errors import (
     ShmOSError,
     ShmStale,
     ShmTornRead,
+    TickersOverwritten,
     TradesOverwritten,
     UnknownSymbol,
 )
-from fastfeed.layout import TRADE_DTYPE
+from fastfeed.events import EVENT_DTYPE, events_to_pandas
+from fastfeed.layout import TICKER_DTYPE, TRADE_DTYPE, ticker_from_row
 
 cnp.import_array()
 
@@ -151,7 +162,10 @@ __all__ = [
     "BookSnapshot",
     "Mapping",
     "ShmBook",
+    "ShmEvents",
     "ShmReader",
+    "ShmRing",
+    "ShmTickers",
     "ShmTrades",
     "ShmWriter",
     "STATES",
@@ -186,6 +200,8 @@ cdef enum:
     MAX_NAME = 200
     MAX_SYMBOL_NAME = 32          # the engine's symbol limit (bytes); a slot has room for 56
     TRADE_SIZE = 56               # sizeof(TradeRecord) == TRADE_DTYPE.itemsize
+    EVENT_SIZE = 64               # EVENT_DTYPE.itemsize (EventRecord, _events.pxd)
+    TICKER_SIZE = 152             # TICKER_DTYPE.itemsize (TickerRecord, _ticker.pxd)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
 cdef Py_ssize_t PAGE = 4096
@@ -199,20 +215,31 @@ cdef int64_t PID_MAX = 0x7FFFFFFF    # pid_t is a 32-bit int
 cdef uint32_t FLAGS_KNOWN = FF_SHM_F_CHECKSUM
 
 
-def _layout(depth, max_symbols, ring_capacity):
-    """``(symtab_off, books_off, book_stride, ring_off, total_size)`` of a segment with this
-    geometry. Python integers, so no value can overflow; the writer creates exactly this
-    layout and a reader accepts only a header that states exactly it."""
+def _layout(depth, max_symbols, ring_capacity, event_capacity=0, ticker_capacity=0):
+    """``(symtab_off, books_off, book_stride, ring_off, event_off, ticker_off, total_size)``
+    of a segment with this geometry (``event_off`` / ``ticker_off`` 0 when that capacity is
+    0: no region). Python integers, so no value can overflow; the writer creates exactly
+    this layout and a reader accepts only a header that states exactly it."""
     symtab_off = HEADER_SIZE
     books_off = -(-(symtab_off + max_symbols * SYMBOL_SLOT) // 64) * 64
     stride = -(-(BOOK_HDR + 2 * depth * 2 * 8) // 64) * 64
     ring_off = -(-(books_off + max_symbols * stride) // 64) * 64
-    total = -(-(ring_off + 2 * ring_capacity * TRADE_SIZE) // PAGE) * PAGE
-    return symtab_off, books_off, stride, ring_off, total
+    end = ring_off + 2 * ring_capacity * TRADE_SIZE
+    event_off = 0
+    if event_capacity:
+        event_off = -(-end // 64) * 64
+        end = event_off + 2 * event_capacity * EVENT_SIZE
+    ticker_off = 0
+    if ticker_capacity:
+        ticker_off = -(-end // 64) * 64
+        end = ticker_off + 2 * ticker_capacity * TICKER_SIZE
+    total = -(-end // PAGE) * PAGE
+    return symtab_off, books_off, stride, ring_off, event_off, ticker_off, total
 
 
 cdef int _check_geometry(str what, object depth, object max_symbols,
-                         object ring_capacity) except -1:
+                         object ring_capacity, object event_capacity=0,
+                         object ticker_capacity=0) except -1:
     """Raise ``ValueError`` naming the first field out of bounds."""
     if not 1 <= depth <= SHM_MAX_DEPTH:
         raise ValueError(f"{what}depth {depth} is not between 1 and {SHM_MAX_DEPTH}")
@@ -222,6 +249,10 @@ cdef int _check_geometry(str what, object depth, object max_symbols,
     if not 1 <= ring_capacity <= SHM_MAX_RING or ring_capacity & (ring_capacity - 1):
         raise ValueError(f"{what}ring_capacity {ring_capacity} is not a power of two "
                          f"between 1 and {SHM_MAX_RING}")
+    for field, cap in (("event_capacity", event_capacity), ("ticker_capacity", ticker_capacity)):
+        if cap != 0 and (not 1 <= cap <= SHM_MAX_RING or cap & (cap - 1)):
+            raise ValueError(f"{what}{field} {cap} is neither 0 nor a power of two between "
+                             f"1 and {SHM_MAX_RING}")
     return 0
 
 
@@ -384,7 +415,8 @@ cdef class ShmWriter:
     """
 
     def __cinit__(self, str name, Py_ssize_t depth, Py_ssize_t max_symbols,
-                  Py_ssize_t ring_capacity, bint checksum=True, int mode=0o600):
+                  Py_ssize_t ring_capacity, bint checksum=True, int mode=0o600,
+                  Py_ssize_t event_capacity=0, Py_ssize_t ticker_capacity=0):
         cdef int fd = -1
         cdef int rc
         cdef int _attempt
@@ -394,23 +426,29 @@ cdef class ShmWriter:
         self.hdr = NULL
         self.closed = True
         self.owner_pid = getpid()
-        _check_geometry("shared memory: ", depth, max_symbols, ring_capacity)
+        _check_geometry("shared memory: ", depth, max_symbols, ring_capacity, event_capacity,
+                        ticker_capacity)
         self.name = validate_name(name)
         self.cname = shm_filename(name).encode("ascii")
         self.depth = depth
         self.max_symbols = max_symbols
         self.ring_capacity = ring_capacity
+        self.event_capacity = event_capacity
+        self.ticker_capacity = ticker_capacity
         self.checksum = checksum
-        if sizeof(TradeRecord) != TRADE_SIZE:
-            raise InternalError("TradeRecord is not 56 bytes")
-        symtab_off, books_off, stride, ring_off, total = _layout(depth, max_symbols,
-                                                                 ring_capacity)
+        if (sizeof(TradeRecord) != TRADE_SIZE or EVENT_DTYPE.itemsize != EVENT_SIZE
+                or TICKER_DTYPE.itemsize != TICKER_SIZE):
+            raise InternalError("a record dtype does not have the segment's record size")
+        symtab_off, books_off, stride, ring_off, event_off, ticker_off, total = _layout(
+            depth, max_symbols, ring_capacity, event_capacity, ticker_capacity)
         # The layout lives in this object, never re-read from the segment: another process
         # that can write the segment must not be able to redirect the writer's stores.
         self.symtab_off = symtab_off
         self.books_off = books_off
         self.book_stride = stride
         self.ring_off = ring_off
+        self.event_off = event_off
+        self.ticker_off = ticker_off
 
         for _attempt in range(50):
             fd = shm_open(self.cname, O_CREAT | O_EXCL | O_RDWR, mode)
@@ -460,10 +498,16 @@ cdef class ShmWriter:
         h.books_off = books_off
         h.book_stride = stride
         h.ring_off = ring_off
+        h.event_capacity = event_capacity
+        h.ticker_capacity = ticker_capacity
+        h.event_off = event_off
+        h.ticker_off = ticker_off
         raw = name.encode("ascii")
         memcpy(h.name, <char*>raw, len(raw))
         ff_store_release_i64(&h.n_symbols, 0)
         ff_store_release_i64(&h.trade_count, 0)
+        ff_store_release_i64(&h.event_count, 0)
+        ff_store_release_i64(&h.ticker_count, 0)
         ff_store_release_u32(&h.state, FF_SHM_READY)
         self.closed = False
         _LIVE_WRITERS.add(self)
@@ -483,6 +527,24 @@ cdef class ShmWriter:
 
     cdef int64_t* trade_count_ptr(self) noexcept:
         return &self.hdr.trade_count
+
+    cdef object event_array(self):
+        """The event-log region (2 x event_capacity EVENT_DTYPE); ``event_capacity > 0``."""
+        if not self.event_capacity:
+            raise InternalError(f"segment {self.name!r} has no event log region")
+        return _array(self.mapping, self.event_off, 2 * self.event_capacity, EVENT_DTYPE)
+
+    cdef int64_t* event_count_ptr(self) noexcept:
+        return &self.hdr.event_count
+
+    cdef object ticker_array(self):
+        """The ticker-history region (2 x ticker_capacity TICKER_DTYPE)."""
+        if not self.ticker_capacity:
+            raise InternalError(f"segment {self.name!r} has no ticker history region")
+        return _array(self.mapping, self.ticker_off, 2 * self.ticker_capacity, TICKER_DTYPE)
+
+    cdef int64_t* ticker_count_ptr(self) noexcept:
+        return &self.hdr.ticker_count
 
     cdef int check_room(self, Py_ssize_t idx) except -1:
         if idx >= self.max_symbols:
@@ -636,16 +698,20 @@ cdef int _check_header(const ff_shm_header* h, int64_t file_size, str name) exce
         raise ShmLayoutError(f"{where}: writer pid {h.writer_pid} is not a process id",
                              "layout")
     try:
-        _check_geometry(where + ": ", h.depth, h.max_symbols, h.ring_capacity)
+        _check_geometry(where + ": ", h.depth, h.max_symbols, h.ring_capacity,
+                        h.event_capacity, h.ticker_capacity)
     except ValueError as exc:
         raise ShmLayoutError(str(exc), "layout") from None
-    want = _layout(h.depth, h.max_symbols, h.ring_capacity)
-    got = (h.symtab_off, h.books_off, h.book_stride, h.ring_off, h.total_size)
+    want = _layout(h.depth, h.max_symbols, h.ring_capacity, h.event_capacity,
+                   h.ticker_capacity)
+    got = (h.symtab_off, h.books_off, h.book_stride, h.ring_off, h.event_off, h.ticker_off,
+           h.total_size)
     if got != want:
         raise ShmLayoutError(
-            f"{where}: the header's offsets and sizes (symtab, books, stride, ring, total) "
-            f"= {got} do not match its geometry (depth {h.depth}, max_symbols "
-            f"{h.max_symbols}, ring_capacity {h.ring_capacity}) = {want}", "layout")
+            f"{where}: the header's offsets and sizes (symtab, books, stride, ring, events, "
+            f"tickers, total) = {got} do not match its geometry (depth {h.depth}, "
+            f"max_symbols {h.max_symbols}, ring_capacity {h.ring_capacity}, event_capacity "
+            f"{h.event_capacity}, ticker_capacity {h.ticker_capacity}) = {want}", "layout")
     if <int64_t>h.total_size != file_size:
         raise ShmLayoutError(f"{where}: the file has {file_size} bytes, the header says "
                              f"{h.total_size}", "layout")
@@ -683,8 +749,9 @@ cdef class ShmReader:
     """A read-only view of a writer's segment (``fastfeed.attach(name)``).
 
     ``book(symbol)`` / ``books`` give :class:`ShmBook` readers, ``trades`` a
-    :class:`ShmTrades`, ``symbols`` the writer's symbol table (new symbols appear as the
-    writer registers them). Every array handed out is read-only; zero-copy views stay
+    :class:`ShmTrades`, ``events`` a :class:`ShmEvents` (None without an event log),
+    ``tickers`` a :class:`ShmTickers`, ``symbols`` the writer's symbol table (new symbols
+    appear as the writer registers them). Every array handed out is read-only; zero-copy views stay
     valid (mapped) as long as they live, also after ``close()``. If the writer closes or
     dies the data stays readable but frozen: see ``state`` and ``writer_alive``.
 
@@ -747,6 +814,10 @@ cdef class ShmReader:
             self.books_off = h.books_off
             self.book_stride = h.book_stride
             self.ring_off = h.ring_off
+            self.event_capacity = h.event_capacity
+            self.ticker_capacity = h.ticker_capacity
+            self.event_off = h.event_off
+            self.ticker_off = h.ticker_off
             self.writer_pid = h.writer_pid
             self.writer_start = h.writer_start
             self.checksum = (h.flags & FF_SHM_F_CHECKSUM) != 0
@@ -768,6 +839,8 @@ cdef class ShmReader:
                 "pass allow_stale=True to read its frozen data", "stale")
         self.closed = False
         self._trades = ShmTrades.__new__(ShmTrades, self)
+        self._events = ShmEvents.__new__(ShmEvents, self) if self.event_capacity else None
+        self._tickers = ShmTickers.__new__(ShmTickers, self) if self.ticker_capacity else None
         self._refresh()
 
     cdef int _check_size(self) except -1:
@@ -874,6 +947,19 @@ cdef class ShmReader:
     def trades(self):
         """The :class:`ShmTrades` reader of the writer's trade ring."""
         return self._trades
+
+    @property
+    def events(self):
+        """The :class:`ShmEvents` reader of the writer's event log (``Engine.events``), or
+        None when the segment has none (the writer's Engine has no ``event_log``)."""
+        return self._events
+
+    @property
+    def tickers(self):
+        """The :class:`ShmTickers` reader of the writer's ticker history
+        (``Engine.ticker_history``; every Engine segment has one, None only for a segment
+        made by a bare ``ShmWriter`` without ``ticker_capacity``)."""
+        return self._tickers
 
     @property
     def state(self):
@@ -1208,36 +1294,62 @@ cdef class ShmBook:
                 f"segment={self.reader.name!r}>")
 
 
-@cython.final
-cdef class ShmTrades:
-    """A read-only trade ring in shared memory (``ShmReader.trades``).
+cdef class ShmRing:
+    """A read-only record ring in shared memory: the base of :class:`ShmTrades`
+    (``ShmReader.trades``), :class:`ShmEvents` (``ShmReader.events``) and
+    :class:`ShmTickers` (``ShmReader.tickers``); not made directly. The writer's ring is a
+    :class:`fastfeed.MirrorRing` (each record at ``i`` and ``i + capacity``), its published
+    count a header field stored with a store-release after each record is complete.
 
-    ``latest(n)`` / ``since(seq)`` are zero-copy read-only views like
-    :class:`fastfeed.TradeRing`'s: a view of ``n`` records stays correct until the writer
-    stores ``capacity - n`` more trades, which (another process) can happen at any time.
-    ``snapshot(n)`` / ``snapshot_since(seq)`` return consistent copies: a copy is accepted
-    only if the writer cannot have overwritten any of its records while it was taken, so
-    a consistent read holds at most ``capacity - 1`` records.
+    ``count`` is the number of records the writer ever published (the next ``seq``); it is
+    checked on every read: negative or lower than before raises
+    :class:`~fastfeed.errors.ShmCorrupt`.
+
+    ``latest(n)`` / ``since(seq)`` are zero-copy read-only views like the writer ring's: a
+    view of ``n`` records stays correct until the writer stores ``capacity - n`` more,
+    which (another process) can happen at any time, so its rows may change or be torn
+    while you read them; its memory stays mapped as long as the view lives.
+    ``snapshot(n)`` / ``snapshot_since(seq)`` return consistent copies (the caller's,
+    writable): a copy is accepted only if the writer cannot have overwritten any of its
+    records while it was taken, so a consistent read holds at most ``capacity - 1``
+    records. ``since`` / ``snapshot_since`` raise the ring's ``...Overwritten`` error (an
+    ``IndexError``: ``TradesOverwritten``, ``EventsOverwritten``, ``TickersOverwritten``)
+    when record ``seq`` is (or got, while it was copied) overwritten.
     """
 
-    def __cinit__(self, ShmReader reader):
-        # capacity and offset validated at attach (a power of two; the ring fits the file)
-        self.reader = reader
-        self.mapping = reader.mapping
-        self.hdr = reader.hdr
-        self.capacity = reader.ring_capacity
-        self.mask = <uint64_t>(self.capacity - 1)
+    def __cinit__(self, *args, **kwargs):
+        if type(self) is ShmRing:
+            raise TypeError("ShmRing is the base of ShmTrades, ShmEvents and ShmTickers; "
+                            "get them from fastfeed.attach(name)")
         self.max_retries = 1000
         self.last_count = 0
-        self._arr = _array(self.mapping, reader.ring_off, 2 * self.capacity, TRADE_DTYPE)
-        self.buf = <const TradeRecord*>cnp.PyArray_DATA(self._arr)
+
+    cdef int _setup(self, ShmReader reader, size_t offset, Py_ssize_t capacity,
+                    const int64_t* count_ptr, object dtype, str what, str region,
+                    str count_name, object overwritten) except -1:
+        # capacity and offset validated at attach (a power of two; the region fits the file)
+        self.reader = reader
+        self.mapping = reader.mapping
+        self.capacity = capacity
+        self.mask = <uint64_t>(capacity - 1)
+        self.count_ptr = count_ptr
+        self.itemsize = <size_t>dtype.itemsize
+        self.dtype = dtype
+        self._what = what
+        self._region = region
+        self._count_name = count_name
+        self._overwritten = overwritten
+        self._arr = _array(self.mapping, offset, 2 * capacity, dtype)
+        self.buf = <const char*>cnp.PyArray_DATA(self._arr)
+        return 0
 
     cdef int64_t _count(self) except -1:
-        """The published trade count, checked: never negative, never lower than before
-        (the writer only counts up)."""
-        cdef int64_t c = ff_load_acquire_i64(&self.hdr.trade_count)
+        """The published count, checked: never negative, never lower than before (the
+        writer only counts up)."""
+        cdef int64_t c = ff_load_acquire_i64(self.count_ptr)
         if c < self.last_count:
-            raise ShmCorrupt(f"trades of segment {self.reader.name!r}: trade_count {c} "
+            raise ShmCorrupt(f"{self._region} of segment {self.reader.name!r}: "
+                             f"{self._count_name} {c} "
                              f"{'is negative' if c < 0 else 'went back'} (was "
                              f"{self.last_count})", "corrupt")
         self.last_count = c
@@ -1245,19 +1357,16 @@ cdef class ShmTrades:
 
     @property
     def count(self):
-        """Trades ever published by the writer (the next sequence number)."""
+        """Records ever published by the writer (the next sequence number; checked)."""
         return self._count()
-
-    @property
-    def symbols(self):
-        return self.reader.symbols
 
     def __len__(self):
         cdef int64_t c = self._count()
         return c if c < self.capacity else self.capacity
 
     def latest(self, Py_ssize_t n=-1):
-        """Zero-copy read-only view of the newest ``n`` trades, oldest first (see class doc)."""
+        """Zero-copy read-only view of the newest ``n`` records (all held if ``n < 0``),
+        oldest first (may change while read: see the class doc)."""
         cdef int64_t c = self._count()
         cdef Py_ssize_t held = c if c < self.capacity else self.capacity
         cdef Py_ssize_t start
@@ -1267,14 +1376,15 @@ cdef class ShmTrades:
         return self._arr[start:start + n]
 
     def since(self, int64_t seq):
-        """Zero-copy read-only view of trades ``>= seq`` (``TradesOverwritten`` if gone)."""
+        """Zero-copy read-only view of records ``>= seq`` (empty if ``seq >= count``; the
+        ring's ``...Overwritten`` error if record ``seq`` is gone)."""
         cdef int64_t c = self._count()
         if seq < 0:
             raise ValueError("seq must be >= 0")
         if seq >= c:
             return self._arr[0:0]
         if c - seq > self.capacity:
-            raise TradesOverwritten(f"trade {seq} was overwritten (ring holds "
+            raise self._overwritten(f"{self._what} {seq} was overwritten (ring holds "
                                     f"{c - self.capacity}..{c - 1})")
         return self.latest(c - seq)
 
@@ -1289,10 +1399,11 @@ cdef class ShmTrades:
             c1 = self._count()
             if by_seq:
                 if seq >= c1:
-                    return np.empty(0, dtype=TRADE_DTYPE)
+                    return np.empty(0, dtype=self.dtype)
                 if seq <= c1 - self.capacity:
-                    raise TradesOverwritten(f"trade {seq} was overwritten (a consistent read "
-                                            f"can start at {c1 - self.capacity + 1})")
+                    raise self._overwritten(f"{self._what} {seq} was overwritten (a "
+                                            f"consistent read can start at "
+                                            f"{c1 - self.capacity + 1})")
                 lo = seq
             else:
                 k = n
@@ -1302,38 +1413,101 @@ cdef class ShmTrades:
                     k = self.capacity - 1
                 lo = c1 - k
             k = c1 - lo
-            out = np.empty(k, dtype=TRADE_DTYPE)
-            memcpy(cnp.PyArray_DATA(out), &self.buf[<uint64_t>lo & self.mask],
-                   k * sizeof(TradeRecord))
+            out = np.empty(k, dtype=self.dtype)
+            memcpy(cnp.PyArray_DATA(out), self.buf + (<uint64_t>lo & self.mask) * self.itemsize,
+                   k * self.itemsize)
             ff_fence_acquire()
             c2 = self._count()
             if lo >= c2 - self.capacity + 1:
                 return out
             if by_seq:
-                raise TradesOverwritten(f"trade {seq} was overwritten while it was read")
+                raise self._overwritten(f"{self._what} {seq} was overwritten while it was "
+                                        "read")
             with nogil:
                 backoff(attempt)
-        raise ShmTornRead(f"trades of segment {self.reader.name!r}: no consistent window of "
-                          f"{n} records in {self.max_retries} attempts", "torn_read")
+        raise ShmTornRead(f"{self._region} of segment {self.reader.name!r}: no consistent "
+                          f"window of {n} records in {self.max_retries} attempts", "torn_read")
 
     def snapshot(self, Py_ssize_t n=-1):
-        """A consistent copy of the newest ``n`` trades (at most ``capacity - 1``; all that
+        """A consistent copy of the newest ``n`` records (at most ``capacity - 1``; all that
         fit if ``n < 0``), oldest first."""
         return self._copy(0, n, False)
 
     def snapshot_since(self, int64_t seq):
-        """A consistent copy of every trade with sequence number ``>= seq``. Raises
-        :class:`~fastfeed.errors.TradesOverwritten` if some of them are (or got)
-        overwritten."""
+        """A consistent copy of every record with sequence number ``>= seq`` (empty if
+        ``seq >= count``). Raises the ring's ``...Overwritten`` error if some of them are
+        (or got, while copied) overwritten."""
         if seq < 0:
             raise ValueError("seq must be >= 0")
         return self._copy(seq, 0, True)
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} count={ff_load_acquire_i64(self.count_ptr)} "
+                f"capacity={self.capacity}>")
+
+
+@cython.final
+cdef class ShmTrades(ShmRing):
+    """A read-only trade ring in shared memory (``ShmReader.trades``; the writer's
+    ``Engine.trades``), ``TRADE_DTYPE`` records. ``latest(n)`` / ``since(seq)`` are
+    zero-copy views, ``snapshot(n)`` / ``snapshot_since(seq)`` consistent copies (at most
+    ``capacity - 1`` records): see :class:`ShmRing`. ``since`` / ``snapshot_since`` raise
+    :class:`~fastfeed.errors.TradesOverwritten`.
+    """
+
+    def __cinit__(self, ShmReader reader):
+        self._setup(reader, reader.ring_off, reader.ring_capacity,
+                    &reader.hdr.trade_count, TRADE_DTYPE, "trade", "trades", "trade_count",
+                    TradesOverwritten)
+
+    @property
+    def symbols(self):
+        return self.reader.symbols
 
     def to_pandas(self, Py_ssize_t n=-1):
         """A consistent copy of the newest ``n`` trades as a DataFrame, as
         :meth:`fastfeed.TradeRing.to_pandas`."""
         return trades_frame(self.snapshot(n), self.reader.symbols)
 
-    def __repr__(self):
-        return (f"<ShmTrades count={ff_load_acquire_i64(&self.hdr.trade_count)} "
-                f"capacity={self.capacity}>")
+
+@cython.final
+cdef class ShmEvents(ShmRing):
+    """The writer's event log (``Engine.events``) in shared memory (``ShmReader.events``):
+    :data:`fastfeed.events.EVENT_DTYPE` rows (``ival`` indexes ``ShmReader.symbols``).
+    ``latest(n)`` / ``since(seq)`` are zero-copy views, ``snapshot(n)`` /
+    ``snapshot_since(seq)`` consistent copies (at most ``capacity - 1`` rows): see
+    :class:`ShmRing`. ``since`` / ``snapshot_since`` raise
+    :class:`~fastfeed.errors.EventsOverwritten` (rebuild with a book snapshot then).
+    """
+
+    def __cinit__(self, ShmReader reader):
+        self._setup(reader, reader.event_off, reader.event_capacity,
+                    &reader.hdr.event_count, EVENT_DTYPE, "event row", "event log",
+                    "event_count", EventsOverwritten)
+
+    def to_pandas(self, Py_ssize_t n=-1):
+        """A consistent copy of the newest ``n`` rows as a DataFrame
+        (:func:`fastfeed.events.events_to_pandas`, symbols resolved)."""
+        return events_to_pandas(self.snapshot(n), self.reader.symbols)
+
+
+@cython.final
+cdef class ShmTickers(ShmRing):
+    """The writer's ticker history (``Engine.ticker_history``) in shared memory
+    (``ShmReader.tickers``): :data:`fastfeed.layout.TICKER_DTYPE` records (``name`` holds
+    the symbol; ``symbol`` indexes the writer's ``Engine.ticker_symbols``, which is not in
+    the segment). ``latest(n)`` / ``since(seq)`` are zero-copy views, ``snapshot(n)`` /
+    ``snapshot_since(seq)`` consistent copies (at most ``capacity - 1`` records): see
+    :class:`ShmRing`. ``since`` / ``snapshot_since`` raise
+    :class:`~fastfeed.errors.TickersOverwritten`.
+    """
+
+    def __cinit__(self, ShmReader reader):
+        self._setup(reader, reader.ticker_off, reader.ticker_capacity,
+                    &reader.hdr.ticker_count, TICKER_DTYPE, "ticker record",
+                    "ticker history", "ticker_count", TickersOverwritten)
+
+    def records(self, Py_ssize_t n=-1):
+        """:class:`~fastfeed.protocol.Ticker` objects of a consistent copy of the newest
+        ``n`` records (as ``snapshot(n)``), oldest first."""
+        return [ticker_from_row(row) for row in self.snapshot(n)]

@@ -25,6 +25,7 @@ cdef class TickerRing(MirrorRing):
     cdef TickerRecord* buf
     cdef public object symbols     # Engine.ticker_symbols (index -> name), shared
 
+    cdef void _set_buf(self, void* data) noexcept
     cdef void push(self, TickerRecord* r) noexcept
 
 

@@ -20,6 +20,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy, memset
 
+from fastfeed._atomic cimport ff_store_release_i64
 from fastfeed._parse cimport TickerC, uchar
 
 import numpy as np
@@ -74,12 +75,17 @@ cdef class TickerRing(MirrorRing):
                                                  TickersOverwritten, "")
         self.symbols = symbols if symbols is not None else []
 
+    cdef void _set_buf(self, void* data) noexcept:
+        self.buf = <TickerRecord*>data
+
     cdef void push(self, TickerRecord* r) noexcept:
         cdef uint64_t i = <uint64_t>self.count & self.mask
         r.seq = self.count
         self.buf[i] = r[0]
         self.buf[i + <uint64_t>self.capacity] = r[0]
         self.count += 1
+        if self.shm_count != NULL:
+            ff_store_release_i64(self.shm_count, self.count)
 
     def records(self, int64_t seq=0):
         """:class:`~fastfeed.protocol.Ticker` objects of the records with ``seq >= seq``

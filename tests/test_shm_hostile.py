@@ -52,9 +52,16 @@ FIELDS = {
     "books_off": (88, "<Q"),
     "book_stride": (96, "<Q"),
     "ring_off": (104, "<Q"),
+    "event_capacity": (112, "<q"),
+    "ticker_capacity": (120, "<q"),
     "n_symbols": (128, "<q"),
+    "event_off": (136, "<Q"),
+    "ticker_off": (144, "<Q"),
     "trade_count": (192, "<q"),
+    "event_count": (200, "<q"),
+    "ticker_count": (208, "<q"),
 }
+LAYOUT = 2
 DEPTH, SLOTS, RING = 4, 4, 8
 
 
@@ -73,6 +80,25 @@ def _layout(depth: int, slots: int, ring: int) -> tuple[int, int, int, int, int]
     return 512, books, stride, ring_off, up(ring_off + 2 * ring * 56, 4096)
 
 
+def rings_layout(depth: int, slots: int, ring: int, events: int, tickers: int) -> tuple[int, int, int]:
+    """(event_off, ticker_off, total_size) with an event log (2 x events x 64 B) and a ticker
+    history (2 x tickers x 152 B) after the trade ring, each 64-byte aligned, 0 = absent."""
+
+    def up(n: int, a: int) -> int:
+        return -(-n // a) * a
+
+    ring_off = _layout(depth, slots, ring)[3]
+    end = ring_off + 2 * ring * 56
+    event_off = ticker_off = 0
+    if events:
+        event_off = up(end, 64)
+        end = event_off + 2 * events * 64
+    if tickers:
+        ticker_off = up(end, 64)
+        end = ticker_off + 2 * tickers * 152
+    return event_off, ticker_off, up(end, 4096)
+
+
 def put(buf: bytearray, field: str, value: int) -> None:
     off, fmt = FIELDS[field]
     struct.pack_into(fmt, buf, off, value)
@@ -84,16 +110,19 @@ def image(
     g_depth: int = DEPTH,
     g_slots: int = SLOTS,
     g_ring: int = RING,
+    g_events: int = 0,
+    g_tickers: int = 0,
     **fields: int,
 ) -> bytearray:
     """A segment file as a writer of this version lays it out (``fastfeed/_shm.pyx``) for
     the geometry ``g_*``, with ``fields`` of the header overridden afterwards."""
     depth, slots, ring = g_depth, g_slots, g_ring
-    symtab, books, stride, ring_off, total = _layout(depth, slots, ring)
+    symtab, books, stride, ring_off, _ = _layout(depth, slots, ring)
+    event_off, ticker_off, total = rings_layout(depth, slots, ring, g_events, g_tickers)
     buf = bytearray(total)
     for k, v in dict(
         magic=MAGIC,
-        layout=1,
+        layout=LAYOUT,
         header_size=512,
         state=READY,
         flags=0,
@@ -108,8 +137,14 @@ def image(
         books_off=books,
         book_stride=stride,
         ring_off=ring_off,
+        event_capacity=g_events,
+        ticker_capacity=g_tickers,
+        event_off=event_off,
+        ticker_off=ticker_off,
         n_symbols=len(symbols),
         trade_count=0,
+        event_count=0,
+        ticker_count=0,
     ).items():
         put(buf, k, v)
     for i, s in enumerate(symbols):
@@ -234,7 +269,8 @@ def test_4k_file_claiming_a_million_symbols(shm_name: str) -> None:
         ({"state": 9}, "unknown state 9"),
         ({"flags": 0x80}, "unknown flags 0x80"),
         ({"header_size": 4096}, "is not a fastfeed segment"),
-        ({"layout": 2}, "is not a fastfeed segment"),
+        ({"layout": 1}, "is not a fastfeed segment"),  # the layout before the event log
+        ({"layout": 3}, "is not a fastfeed segment"),
     ],
 )
 def test_bad_header_fields(shm_name: str, fields: dict[str, int], match: str) -> None:
