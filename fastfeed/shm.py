@@ -1,8 +1,10 @@
-"""Cross-process, zero-copy books and trades through named shared memory.
+"""Cross-process, zero-copy books, trades, tickers and the event log through named shared
+memory.
 
 The writer is an ordinary engine (or live feed) created with a segment name::
 
-    eng = fastfeed.Engine(shm_name="digifinex")      # books + trade ring in /fastfeed.digifinex
+    eng = fastfeed.Engine(shm_name="digifinex",       # books, trades, tickers in /fastfeed.digifinex
+                          event_log=65536)            # ... and the event log
     ...                                               # feed it as usual
     eng.close()                                       # unlink at shutdown (also at exit)
 
@@ -13,14 +15,17 @@ Any other process on the machine attaches read-only::
         bids, asks = book.snapshot()                  # a consistent copy (seqlock)
         book.bids                                     # zero-copy read-only live view (may be torn)
         feed.trades.snapshot(100)                     # consistent copy of the newest trades
+        rows = feed.events.snapshot_since(seq)        # event rows seq.. (None: no event_log)
+        feed.tickers.snapshot(10)                     # the newest ticker records
         feed.symbols                                  # grows as the writer sees symbols
 
 Consistency: each book has a seqlock (odd while the writer applies a message); readers
 copy, re-check and retry a bounded number of times (then
-:class:`~fastfeed.errors.ShmTornRead`). The writer never waits for readers. Trade copies
-are checked against the ring's published count, so records overwritten while they were
-copied are detected. The segment layout and the lifecycle (creation, stale segments of
-crashed writers, closing) are described in ``fastfeed/_shm.pyx``.
+:class:`~fastfeed.errors.ShmTornRead`). The writer never waits for readers. Copies of the
+record rings (trades, events, tickers: :class:`ShmRing`) are checked against the ring's
+published count, so records overwritten while they were copied are detected. The segment
+layout and the lifecycle (creation, stale segments of crashed writers, closing) are
+described in ``fastfeed/_shm.pyx``.
 
 Memory validity: arrays from a reader (zero-copy views and copies alike) never dangle: the
 mapping is released only when the last of them is gone, even after ``close()`` or after
@@ -49,7 +54,10 @@ from ._shm import (
     STATES,
     BookSnapshot,
     ShmBook,
+    ShmEvents,
     ShmReader,
+    ShmRing,
+    ShmTickers,
     ShmTrades,
     ShmWriter,
     segment_path,
@@ -74,12 +82,15 @@ __all__ = [
     "ShmBook",
     "ShmCorrupt",
     "ShmError",
+    "ShmEvents",
     "ShmFull",
     "ShmInUse",
     "ShmLayoutError",
     "ShmNotFound",
     "ShmReader",
+    "ShmRing",
     "ShmStale",
+    "ShmTickers",
     "ShmTornRead",
     "ShmTrades",
     "ShmWriter",
