@@ -146,6 +146,21 @@ class Consumer:
 # -- the feed ---------------------------------------------------------------------------------
 
 
+def child_cpu(sink: Any | None) -> float:
+    """CPU seconds (user + system) of the sink's publisher process so far (0 without one):
+    with ``publisher="process"`` the 'process' column is the feed's process plus it."""
+    proc = getattr(sink, "_proc", None)
+    if proc is None:
+        return 0.0
+    try:
+        with open(f"/proc/{proc.pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0.0
+    fields = data[data.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_feed(
     url: str,
     seconds: float,
@@ -172,11 +187,12 @@ async def run_feed(
         if consumer is not None:
             await asyncio.get_running_loop().run_in_executor(None, consumer.reset)
         lst = feed._listener
-        f0, c0, t0 = lst.timed_frames, time.process_time(), time.monotonic()
+        f0, c0, t0 = lst.timed_frames, time.process_time() + child_cpu(sink), time.monotonic()
         th0 = time.thread_time()  # the feed's loop runs on this thread
         s0 = dict(sink.stats) if sink is not None else {}
         await asyncio.sleep(seconds)
-        frames, cpu, wall = lst.timed_frames - f0, time.process_time() - c0, time.monotonic() - t0
+        frames, wall = lst.timed_frames - f0, time.monotonic() - t0
+        cpu = time.process_time() + child_cpu(sink) - c0
         loop_cpu = time.thread_time() - th0
         s1 = dict(sink.stats) if sink is not None else {}
         rows = feed.timings()
@@ -211,8 +227,12 @@ async def run_saturated(
     turn every 64 frames), with or without a sink: frames/s is the feed's achievable max rate,
     whatever the sink takes from it (the feed loop's CPU and any wait for the GIL alike)."""
     import fastfeed
+    from fastfeed.client import FeedOptions
 
-    eng = fastfeed.Engine(event_log=1 << 16)
+    opts = FeedOptions(event_log=1 << 16)
+    if sink is not None:
+        sink.configure(opts)  # (a publisher process needs the engine in shared memory)
+    eng = fastfeed.Engine(event_log=opts.event_log, shm_name=opts.shm_name)
     feed = _ReplayFeed(eng)
     if sink is not None:
         await sink.open(feed)
@@ -236,13 +256,15 @@ async def run_saturated(
     try:
         await spin(time.monotonic() + warmup)
         s0 = dict(sink.stats) if sink is not None else {}
-        c0, th0, t0 = time.process_time(), time.thread_time(), time.monotonic()
+        c0, th0, t0 = time.process_time() + child_cpu(sink), time.thread_time(), time.monotonic()
         done = await spin(t0 + seconds)
-        wall, cpu, loop_cpu = time.monotonic() - t0, time.process_time() - c0, time.thread_time() - th0
+        wall, loop_cpu = time.monotonic() - t0, time.thread_time() - th0
+        cpu = time.process_time() + child_cpu(sink) - c0
         s1 = dict(sink.stats) if sink is not None else {}
     finally:
         if sink is not None:
             await sink.close()
+        eng.close()  # (unlinks the segment of a publisher process)
     return {
         "frames": done,
         "cpu": cpu,
@@ -358,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--publisher",
-        choices=["both", "loop", "thread"],
-        default="thread",
-        help="NatsSink publisher mode(s) to measure (default thread, the default mode)",
+        default="thread,process",
+        help="NatsSink publisher mode(s) to measure, comma-separated: thread, loop, process "
+        "(default thread,process)",
     )
     ap.add_argument(
         "--before",
@@ -381,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cpus, rate {args.rate:,.0f} msg/s, {seconds:g} s windows, {len(SYMBOLS)} symbols, "
         f"batch_interval {args.batch_interval * 1e3:g} ms, {args.rounds} rounds"
     )
-    modes = ["thread", "loop"] if args.publisher == "both" else [args.publisher]
+    modes = [m.strip() for m in args.publisher.split(",") if m.strip()]
+    if not modes or any(m not in ("thread", "loop", "process") for m in modes):
+        ap.error("--publisher: a comma-separated list of thread, loop, process")
     before = load_before(args.before) if args.before else None
     configs: list[tuple[str, Any, str]] = [("feed alone", None, "")]
     if before is not None:

@@ -41,9 +41,13 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import secrets
+import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -57,6 +61,7 @@ from .errors import (
     BusError,
     BusRecordError,
     EventsOverwritten,
+    ShmTornRead,
     TickersOverwritten,
     TradesOverwritten,
     UnknownSymbol,
@@ -521,7 +526,8 @@ class NatsSink(Sink):
     (the depth records are the engine's event rows).
 
     The publisher runs on a thread of its own with its own event loop (``publisher="thread"``,
-    default; ``"loop"`` runs it on the feed's loop): every ``batch_interval`` s it reads the
+    default; ``"loop"`` runs it on the feed's loop; ``"process"`` in a process of its own,
+    see below): every ``batch_interval`` s it reads the
     rows, trades and tickers the engine applied (between two frames, under the GIL), groups
     them into per-symbol messages (sealed at ``batch_records`` records) in a bounded queue of
     ``queue_size`` messages, and publishes them with acked async JetStream publishes, at most
@@ -539,6 +545,16 @@ class NatsSink(Sink):
     the NATS connection only (:func:`nats_options`); they never appear in subjects,
     payloads, logs or ``repr``. ``tls_ca`` / ``tls_cert`` / ``tls_key`` (file paths) build
     the TLS context and keep the sink picklable.
+
+    ``publisher="process"``: the publisher runs in a process of its own (``python -m
+    fastfeed._bus_publisher``, started by ``open()``, configuration and credentials through a
+    private socket pair, never argv or the environment), which shares no GIL with the feed.
+    It reads the books, the event log, trades and tickers from the feed's shared-memory
+    segment (the sink gives the feed a private one, ``ffbus.PID.RANDOM``, unless the feed
+    has ``shm_name``), as consistent copies; control items and snapshots cross the socket
+    pair. If it dies it is restarted with a new session (``stats["publisher_restarts"]``;
+    consumers re-sync); ``stats`` are its own, reported every 50 ms; its log records are
+    logged by the feed process. A TLS context must be given as files (``tls_ca`` ...).
 
     ``cpu_budget`` (default 0.1, ``None``: off; thread mode): the publisher thread shares
     the GIL with the feed, so it keeps its CPU share near this fraction of a core by waiting
@@ -599,8 +615,13 @@ class NatsSink(Sink):
             raise ValueError("snapshot_interval, ack_timeout and event_log must be > 0")
         if cpu_budget is not None and not 0 < cpu_budget <= 1:
             raise ValueError("cpu_budget is None or a fraction in (0, 1]")
-        if publisher not in ("thread", "loop"):
-            raise ValueError("publisher is 'thread' or 'loop'")
+        if publisher not in ("thread", "loop", "process"):
+            raise ValueError("publisher is 'thread', 'loop' or 'process'")
+        if publisher == "process" and tls is not None:
+            raise ValueError(
+                "publisher='process' sends the configuration to the publisher process, and an "
+                "SSLContext does not pickle: pass tls_ca / tls_cert / tls_key (file paths) instead"
+            )
         if storage not in ("file", "memory"):
             raise ValueError("storage is 'file' or 'memory'")
         self._nats_opts = nats_options(
@@ -667,6 +688,11 @@ class NatsSink(Sink):
         self._feed_loop: asyncio.AbstractEventLoop | None = None
         self._bus_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._proc: Any = None  # publisher="process": the publisher process (feed side)
+        self._conn: Any = None  # ... the pipe to it (feed side) or to the feed (in it)
+        self._child = False  # this object is the bus side inside the publisher process
+        self._ready: asyncio.Future[None] | None = None
+        self._child_done: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._acks: dict[int, tuple[int, str, int]] = {}  # token -> kind, symbol, deadline
         self._ack_prefix = ""
@@ -704,6 +730,7 @@ class NatsSink(Sink):
                 "trades_lost",
                 "events_lost",
                 "tickers_lost",
+                "publisher_restarts",
                 "bus_disconnects",
                 "bus_reconnects",
                 "max_queue",
@@ -739,6 +766,10 @@ class NatsSink(Sink):
 
     def configure(self, options: FeedOptions) -> None:
         options.event_log = max(options.event_log, self.event_log)
+        if self.publisher == "process" and options.shm_name is None:
+            # the publisher process reads the books, the event log, trades and tickers
+            # from the feed's shared-memory segment: a private one unless the feed has one
+            options.shm_name = f"ffbus.{os.getpid()}.{secrets.token_hex(4)}"
 
     async def open(self, feed: Feed) -> None:
         self._feed = feed
@@ -750,6 +781,16 @@ class NatsSink(Sink):
         self._ticker_seen = feed.engine.ticker_history.count
         self._ticker_table_due = True
         self._next_snapshot = time.monotonic() + self.snapshot_interval
+        if self.publisher == "process":
+            await self._start_process()
+            self._open = True
+            log.info(
+                "publishing on NATS %s stream %s prefix %s (publisher process)",
+                self.url,
+                self.stream,
+                self.prefix,
+            )
+            return
         self._ctl.append(("status", self._ev_seen, "publisher_start", _now(), "", 0, 0.0, FLAG_RESET))
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         if self.publisher == "thread":
@@ -777,12 +818,14 @@ class NatsSink(Sink):
             return
         self._closing = True
         self._close_deadline = time.monotonic() + self.close_timeout
-        self._ctl.append(("close", self._position()))
+        self._send_ctl(("close", self._position()))
         await self._join_bus()
 
     async def _join_bus(self) -> None:
-        """Wait for the bus side (its pump, the NATS connection; its thread) to end; past
-        ``close_timeout`` + 5 s, tell it to stop at once."""
+        """Wait for the bus side (its pump, the NATS connection; its thread or process) to
+        end; past ``close_timeout`` + 5 s, tell it to stop at once."""
+        if self._proc is not None:
+            await self._join_process()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._thread.join, self.close_timeout + 5.0
@@ -823,8 +866,8 @@ class NatsSink(Sink):
                 (sym, bk.version, bk.recv_ns, bk.stale_since, bk.live)
                 for sym, bk in list(self._feed.engine.books.items())
             ]
-            self._ctl.append(("stale", pos, states))
-        self._ctl.append(
+            self._send_ctl(("stale", pos, states))
+        self._send_ctl(
             ("status", pos, event.kind, event.time_ns, event.reason, event.attempt, event.delay, 0)
         )
 
@@ -842,10 +885,10 @@ class NatsSink(Sink):
         for sym in names:
             bk = books.get(sym)
             if bk is None or not subject_safe(sym):
-                self._ctl.append(("skip", pos, sym))
+                self._send_ctl(("skip", pos, sym))
                 continue
             rows = E.snapshot_rows(eng, [sym])
-            self._ctl.append(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
+            self._send_ctl(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
             n += 1
         return n
 
@@ -854,7 +897,239 @@ class NatsSink(Sink):
         try:
             self.snapshot(symbols)
         finally:
-            self._ctl.append(("snapdone", self._position()))
+            self._send_ctl(("snapdone", self._position()))
+
+    def _send_ctl(self, item: tuple[Any, ...]) -> None:
+        """(feed side) Hand a control item to the bus side: its deque, or the pipe to the
+        publisher process (a dead process loses it: its successor starts with a reset)."""
+        if self._conn is None or self._child:
+            self._ctl.append(item)
+            return
+        try:
+            self._conn.send(("ctl", item))
+        except OSError:
+            pass
+
+    # -- publisher="process": the feed side of the publisher process ------------------------
+
+    def _tune(self, **attrs: Any) -> None:
+        """Set bus-side attributes (``queue_size``, ``max_inflight``, the ``_drop_next`` test
+        hook) here and, with a publisher process, in it (tests)."""
+        for k, v in attrs.items():
+            setattr(self, k, v)
+        if self._conn is not None and not self._child:
+            try:
+                self._conn.send(("tune", attrs))
+            except OSError:
+                pass
+
+    async def _start_process(self) -> None:
+        """(feed side) Start the publisher process (``python -m fastfeed._bus_publisher``,
+        not multiprocessing: a user's ``__main__`` is never re-imported), hand it the
+        configuration, the segment name and where to start, and wait until it is connected
+        to NATS (its ``BusError`` if not)."""
+        assert self._feed is not None
+        shm_name = self._feed.engine.shm_name
+        if shm_name is None:
+            raise BusError(
+                "NatsSink(publisher='process') needs the feed's shared-memory segment; attach the "
+                "sink with fastfeed.connect(..., sinks=[sink]) so that it can configure the feed",
+                "bus_config",
+            )
+        loop = asyncio.get_running_loop()
+        mine, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "fastfeed._bus_publisher", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            mine.close()
+            raise BusError(f"cannot start the publisher process: {exc}", "bus_process") from exc
+        finally:
+            theirs.close()
+        self._ready = loop.create_future()
+        self._child_done = loop.create_future()
+        self._child_stats = dict.fromkeys(self.stats, 0)
+        self._conn = _Pipe(mine, loop, self._on_child)
+        start = {
+            "session": self.session,
+            "events": self._ev_seen,
+            "trades": self._trade_seen,
+            "tickers": self._ticker_seen,
+            "time_ns": _now(),
+        }
+        self._conn.send(("start", self._config, shm_name, start))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._nats_opts["connect_timeout"] + 60.0)
+        except BaseException:
+            self._stopped = True
+            await self._join_process(kill=True)
+            raise
+
+    def _on_child(self, msg: tuple[Any, ...] | None) -> None:
+        """(feed side, on the feed's loop) A message from the publisher process; None: its
+        pipe closed (the process ended)."""
+        what = msg[0] if msg is not None else "eof"
+        if what == "stats":
+            for k, v in msg[1].items():  # type: ignore[index]
+                if k in ("max_queue", "max_inflight"):
+                    self.stats[k] = max(self.stats.get(k, 0), v)
+                else:
+                    self.stats[k] = self.stats.get(k, 0) + v - self._child_stats.get(k, 0)
+                self._child_stats[k] = v
+        elif what == "snap":
+            self._feed_snapshots(list(msg[1]))  # type: ignore[index]
+        elif what == "log":
+            log.log(int(msg[1]), "bus (publisher process): %s", msg[2])  # type: ignore[index]
+        elif what == "ready":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif what == "error":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(BusError(str(msg[2]), str(msg[1])))  # type: ignore[index]
+        elif what == "done":
+            if self._child_done is not None and not self._child_done.done():
+                self._child_done.set_result(None)
+        elif what == "eof":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(
+                    BusError("the publisher process ended before it connected to NATS", "bus_process")
+                )
+            if self._child_done is not None and not self._child_done.done():
+                self._child_done.set_result(None)
+            if self._open and not self._closing and not self._stopped:
+                self.stats["publisher_restarts"] += 1
+                log.warning("bus: the publisher process ended (exit %s); restarting it", self._proc_exit())
+                self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
+
+    def _proc_exit(self) -> Any:
+        return self._proc.poll() if self._proc is not None else None
+
+    async def _restart_process(self) -> None:
+        """(feed side) A new publisher process after one died: a new session from the
+        current positions (its ``publisher_start`` is a reset for consumers; every book it
+        publishes gets a fresh snapshot first)."""
+        await self._join_process(kill=True)
+        if self._closing or self._stopped:
+            return
+        assert self._feed is not None
+        self.session = secrets.randbits(63) | 1
+        eng = self._feed.engine
+        self._ev_seen = eng.events.count if eng.events is not None else 0
+        self._trade_seen = self._feed.trades.count
+        self._ticker_seen = eng.ticker_history.count
+        try:
+            await self._start_process()
+        except Exception as exc:
+            log.warning("bus: the publisher process could not be restarted: %s", exc)
+
+    async def _join_process(self, kill: bool = False) -> None:
+        """(feed side) Wait for the publisher process to publish what is left and end (up to
+        ``close_timeout`` + 5 s), then make sure it is gone and close the pipe."""
+        proc, conn = self._proc, self._conn
+        if proc is None:
+            return
+        loop = asyncio.get_running_loop()
+        if not kill and self._child_done is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._child_done), self.close_timeout + 5.0)
+            except asyncio.TimeoutError:
+                pass
+        for sig in (proc.terminate, proc.kill):
+            if proc.poll() is not None:
+                break
+            if kill or sig is proc.kill or self._child_done is None or not self._child_done.done():
+                sig()
+            try:
+                await loop.run_in_executor(None, proc.wait, 5.0)
+            except subprocess.TimeoutExpired:
+                continue
+        if conn is not None:
+            conn.close()
+        self._proc = self._conn = None
+
+    # -- publisher="process": inside the publisher process ---------------------------------
+
+    async def _child_main(self, pipe: _Pipe, shm_name: str, start: dict[str, Any]) -> None:
+        """(the publisher process) Attach the feed's segment, connect to NATS, tell the feed
+        (``ready`` or ``error``), then run the bus side until the feed's close (or the end
+        of the feed process: what was logged until then still goes out)."""
+        from ._shm import ShmReader
+
+        self._child = True
+        self._conn = pipe
+        loop = asyncio.get_running_loop()
+        self._bus_loop = loop
+        try:
+            reader = ShmReader(shm_name)
+        except Exception as exc:
+            pipe.send(("error", "bus_process", f"the publisher process cannot attach {shm_name!r}: {exc}"))
+            await pipe.drain(5.0)
+            return
+        if reader.events is None:
+            pipe.send(("error", "bus_process", f"shared-memory segment {shm_name!r} has no event log"))
+            await pipe.drain(5.0)
+            return
+        self._feed = _ShmFeed(reader)  # type: ignore[assignment]
+        self.session = int(start["session"])
+        self._ev_seen = int(start["events"])
+        self._trade_seen = int(start["trades"])
+        self._ticker_seen = int(start["tickers"])
+        self._ticker_table_due = True
+        self._next_snapshot = time.monotonic() + self.snapshot_interval
+        self._ctl.append(
+            ("status", self._ev_seen, "publisher_start", int(start["time_ns"]), "", 0, 0.0, FLAG_RESET)
+        )
+        pipe.on_message = self._on_parent
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        main = loop.create_task(self._bus_main(ready))
+        try:
+            await asyncio.wrap_future(ready)
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, BusError) else "bus_process"
+            pipe.send(
+                ("error", reason, str(exc) if isinstance(exc, BusError) else f"{type(exc).__name__}: {exc}")
+            )
+            await main
+            await pipe.drain(5.0)
+            return
+        pipe.send(("ready",))
+
+        async def report() -> None:
+            while True:
+                pipe.send(("stats", dict(self.stats)))
+                await asyncio.sleep(0.05)
+
+        rep = loop.create_task(report())
+        try:
+            await main
+        finally:
+            rep.cancel()
+            pipe.send(("stats", dict(self.stats)))
+            pipe.send(("done",))
+            await pipe.drain(5.0)
+
+    def _on_parent(self, msg: tuple[Any, ...] | None) -> None:
+        """(the publisher process) A message from the feed process; None: the feed process
+        is gone, so close as if it had asked: publish what it logged, then stop."""
+        if msg is None:
+            if not self._finishing:
+                self._closing = True
+                self._close_deadline = time.monotonic() + self.close_timeout
+                ev = self._feed.engine.events if self._feed is not None else None
+                self._ctl.append(("close", ev.count if ev is not None else 0))
+            return
+        if msg[0] == "ctl":
+            self._ctl.append(msg[1])
+        elif msg[0] == "tune":
+            for k, v in msg[1].items():
+                if k in ("queue_size", "max_inflight", "_drop_next"):
+                    setattr(self, k, v)
 
     # -- the bus side: the NATS client on its own thread and loop (or the feed's) -----------
 
@@ -921,8 +1196,15 @@ class NatsSink(Sink):
             except Exception:
                 pass
 
-    def _to_feed(self, fn: Callable[[], None]) -> None:
-        """(bus side) Run ``fn`` on the feed's loop (it needs the books between two frames)."""
+    def _to_feed(self, fn: Callable[[], None], symbols: list[str] | None = None) -> None:
+        """(bus side) Run ``fn`` on the feed's loop (it needs the books between two frames);
+        in the publisher process: ask the feed process for the snapshots of ``symbols``."""
+        if self._child:
+            try:
+                self._conn.send(("snap", symbols or []))
+            except (OSError, ValueError):  # the feed process is gone: the close follows
+                self._snap_pending = False
+            return
         fl = self._feed_loop
         if fl is None or fl is self._bus_loop:
             fn()
@@ -946,7 +1228,8 @@ class NatsSink(Sink):
         hs = HEADER_DTYPE.itemsize
         stats = self.stats
         poll = self.batch_interval
-        budget = self.cpu_budget if self._bus_loop is not self._feed_loop else None
+        # (a publisher process has a core of its own: no budget there)
+        budget = self.cpu_budget if self._bus_loop is not self._feed_loop and not self._child else None
         cpu0, wall0, share, delay = time.thread_time(), time.monotonic(), 0.0, poll
         sweep_every = max(1, int(0.005 / poll))
         n = 0
@@ -1064,7 +1347,7 @@ class NatsSink(Sink):
         if self._need_snapshot and not self._snap_pending and len(self._queue) < self.queue_size // 2:
             self._snap_pending = True
             syms = list(self._need_snapshot)
-            self._to_feed(lambda: self._feed_snapshots(syms))
+            self._to_feed(lambda: self._feed_snapshots(syms), syms)
 
     def _control(self, it: tuple[Any, ...]) -> None:
         """(bus side) One feed-side control item, after the rows logged before it."""
@@ -1107,6 +1390,9 @@ class NatsSink(Sink):
             self._snap_pending = False
         elif what == "close":
             self._finishing = self._finishing_now = True
+            if self._child:  # (the feed side's close() set these in its own process)
+                self._closing = True
+                self._close_deadline = time.monotonic() + self.close_timeout
 
     def _book(self, sym: str) -> Any:
         b = self._books.get(sym)
@@ -1237,12 +1523,8 @@ class NatsSink(Sink):
         if self._ticker_table_due:  # each symbol's latest from before open(), once
             self._ticker_table_due = False
             table = eng.tickers
-            old = table[(table["recv_ns"] != 0) & (table["seq"] < self._ticker_seen)]
-            names = eng.ticker_symbols
-            for rec in old:
-                i = int(rec["symbol"])
-                if 0 <= i < len(names):
-                    self._add(_K_TICKER, names[i], rec.tobytes(), 1)
+            for rec in table[(table["recv_ns"] != 0) & (table["seq"] < self._ticker_seen)]:
+                self._add(_K_TICKER, rec["name"].decode("ascii", "replace"), rec.tobytes(), 1)
         cnt = ring.count
         if cnt == self._ticker_seen:
             return
@@ -1255,17 +1537,16 @@ class NatsSink(Sink):
         self._ticker_seen = cnt
         if not len(new):
             return
-        names = eng.ticker_symbols
         new, groups = _split(new, "symbol")
         buf = new.tobytes()
         rs = new.dtype.itemsize
+        names = new["name"]
         for i, lo, hi in groups:
-            if 0 <= i < len(names):
-                self._add(_K_TICKER, names[i], buf[lo * rs : hi * rs], hi - lo)
+            if i >= 0:  # one symbol of the ticker table: its records share the name
+                self._add(_K_TICKER, names[lo].decode("ascii", "replace"), buf[lo * rs : hi * rs], hi - lo)
                 continue
             for j in range(lo, hi):  # not in the ticker table: one record at a time
-                sym = new["name"][j].decode("ascii", "replace")
-                self._add(_K_TICKER, sym, buf[j * rs : (j + 1) * rs], 1)
+                self._add(_K_TICKER, names[j].decode("ascii", "replace"), buf[j * rs : (j + 1) * rs], 1)
 
     def _status(
         self,
@@ -1440,6 +1721,234 @@ def _budget_delay(poll: float, delay: float, share: float, budget: float | None)
 
 def _sink_from_config(config: dict[str, Any]) -> NatsSink:
     return NatsSink(**config)
+
+
+class _Pipe:
+    """Length-prefixed pickles both ways between the feed process and its publisher process
+    over a private socket pair, on each side's asyncio loop, never blocking it: what the
+    socket does not take at once waits in a buffer written when it can. ``on_message(msg)``
+    gets each message; ``None`` once the other end closed."""
+
+    MAX = 1 << 28
+
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, on_message: Callable[..., None]
+    ) -> None:
+        sock.setblocking(False)
+        self.sock, self.loop, self.on_message = sock, loop, on_message
+        self._out = bytearray()
+        self._in = bytearray()
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def send(self, obj: Any) -> None:
+        if self.closed:
+            raise OSError("the pipe to the other process is closed")
+        data = pickle.dumps(obj, protocol=5)
+        frame = struct.pack("<I", len(data)) + data
+        if self._out:
+            self._out += frame
+            return
+        try:
+            n = self.sock.send(frame)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._gone()
+            raise
+        if n < len(frame):
+            self._out += frame[n:]
+            self.loop.add_writer(self.sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._gone()
+            return
+        del self._out[:n]
+        if not self._out:
+            self.loop.remove_writer(self.sock.fileno())
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone()
+            return
+        buf = self._in
+        buf += data
+        while len(buf) >= 4:
+            (n,) = struct.unpack_from("<I", buf)
+            if n > self.MAX:
+                log.warning("bus: a %d-byte message on the publisher pipe; closing it", n)
+                self._gone()
+                return
+            if len(buf) < 4 + n:
+                break
+            msg = pickle.loads(bytes(buf[4 : 4 + n]))
+            del buf[: 4 + n]
+            self.on_message(msg)
+            if self.closed:
+                return
+
+    async def drain(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while self._out and not self.closed and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+
+    def _gone(self) -> None:
+        if not self.closed:
+            self.close()
+            self.on_message(None)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_writer(self.sock.fileno())
+        except (ValueError, RuntimeError):  # a closed loop or socket
+            pass
+        self.sock.close()
+
+
+class _Consistent:
+    """A shared-memory record ring read the way the bus side reads the engine's rings:
+    ``count``, ``since(seq)`` / ``latest(n)`` as consistent copies (a copy the writer may
+    have overwritten meanwhile is never returned: the ring's ``...Overwritten`` error)."""
+
+    def __init__(self, ring: Any, overwritten: type[IndexError]) -> None:
+        self._r = ring
+        self._overwritten = overwritten
+
+    @property
+    def count(self) -> int:
+        return int(self._r.count)
+
+    def __len__(self) -> int:
+        return min(self.count, int(self._r.capacity) - 1)
+
+    def since(self, seq: int) -> np.ndarray:
+        try:
+            return self._r.snapshot_since(seq)  # type: ignore[no-any-return]
+        except ShmTornRead as exc:  # the writer kept overwriting it: as lost as overwritten
+            raise self._overwritten(str(exc)) from exc
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        try:
+            return self._r.snapshot(n)  # type: ignore[no-any-return]
+        except ShmTornRead:
+            return np.zeros(0, dtype=self._r.snapshot(0).dtype)
+
+
+class _ShmEngine:
+    """What the bus side reads of an engine, from the feed's shared-memory segment (in the
+    publisher process)."""
+
+    def __init__(self, reader: Any) -> None:
+        self._r = reader
+        self.events = _Consistent(reader.events, EventsOverwritten)
+        self.trades = _Consistent(reader.trades, TradesOverwritten)
+        self.ticker_history = _Consistent(reader.tickers, TickersOverwritten)
+        self._frames = 0
+
+    @property
+    def frames(self) -> int:
+        """(no frame counter in the segment: every pass looks at the books' versions)"""
+        self._frames += 1
+        return self._frames
+
+    @property
+    def symbols(self) -> list[str]:
+        return self._r.symbols  # type: ignore[no-any-return]
+
+    @property
+    def books(self) -> dict[str, Any]:
+        return self._r.books  # type: ignore[no-any-return]
+
+    def book(self, symbol: str) -> Any:
+        return self._r.book(symbol)
+
+    @property
+    def tickers(self) -> np.ndarray:
+        """The latest record of each symbol the ticker history still holds."""
+        h = self.ticker_history.latest()
+        if not len(h):
+            return h
+        _, last = np.unique(h["name"][::-1], return_index=True)
+        return h[np.sort(len(h) - 1 - last)]
+
+
+class _ShmFeed:
+    def __init__(self, reader: Any) -> None:
+        self.engine = _ShmEngine(reader)
+        self.trades = self.engine.trades
+
+
+class _PipeLog(logging.Handler):
+    """(the publisher process) Log records go to the feed process, which logs them."""
+
+    def __init__(self, pipe: _Pipe) -> None:
+        super().__init__(logging.INFO)
+        self.pipe = pipe
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.pipe.send(("log", record.levelno, record.getMessage()))
+        except Exception:
+            pass
+
+
+def _publisher_main(fd: int) -> int:
+    """The publisher process (``python -m fastfeed._bus_publisher FD``): read the start
+    message from the socket ``fd``, then run the bus side of a :class:`NatsSink` over the
+    feed's shared-memory segment until the feed closes it (or goes away)."""
+    import signal
+
+    # a Ctrl-C in the terminal reaches the whole process group: the feed process handles it
+    # and closes this one in order (what it logged still goes out)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            return 1
+        head += chunk
+    (n,) = struct.unpack("<I", head)
+    body = bytearray()
+    while len(body) < n:
+        chunk = sock.recv(min(1 << 20, n - len(body)))
+        if not chunk:
+            return 1
+        body += chunk
+    what, config, shm_name, start = pickle.loads(bytes(body))
+    if what != "start":
+        return 1
+
+    async def main() -> None:
+        sink = NatsSink(**config)
+        pipe = _Pipe(sock, asyncio.get_running_loop(), lambda msg: None)
+        handler = _PipeLog(pipe)
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        try:
+            await sink._child_main(pipe, shm_name, start)
+        finally:
+            log.removeHandler(handler)
+            pipe.close()
+
+    asyncio.run(main())
+    return 0
 
 
 # =============================================================================================

@@ -459,7 +459,7 @@ def test_unreachable_nats_is_a_typed_error_before_any_connection() -> None:
 # --- live: publisher -> NATS -> consumer ------------------------------------------------------
 
 
-PUBLISHERS = ["thread", "loop"]
+PUBLISHERS = ["thread", "loop", "process"]
 
 
 @pytest.mark.parametrize("publisher", PUBLISHERS)
@@ -480,6 +480,10 @@ def test_remote_books_equal_after_a_burst(nats_server: NatsServer, publisher: st
             if publisher == "thread":
                 assert sink._thread is not None and sink._thread.is_alive()
                 assert sink._bus_loop is not asyncio.get_running_loop()
+            elif publisher == "process":  # a process of its own, reading the feed's segment
+                assert sink._thread is None and sink._bus_loop is None
+                assert sink._proc is not None and sink._proc.poll() is None
+                assert feed.engine.shm_name is not None and feed.engine.shm_name.startswith("ffbus.")
             else:
                 assert sink._thread is None and sink._bus_loop is asyncio.get_running_loop()
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as early:
@@ -577,18 +581,20 @@ def test_a_dropped_delta_is_detected_and_recovered(nats_server: NatsServer, publ
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and remote.stats["messages"] > 50, "in sequence")
                 snaps = sink.stats["snapshots"]
-                sink._drop_next = 1  # inject: the next depth message is lost, unnoticed
+                sink._tune(_drop_next=1)  # inject: the next depth message is lost, unnoticed
                 await until(lambda: remote.stats["gaps"] >= 1, "the gap detected")
-                assert sink.stats["dropped_messages"] == 1
+                await until(
+                    lambda: sink.stats["dropped_messages"] == 1, "the drop counted"
+                )  # (a process reports it)
                 await until(lambda: sink.stats["snapshots"] > snaps, "the next periodic snapshot")
                 await converge(ex, remote, feed, SYMS)
                 assert remote.stats["resyncs"] >= len(SYMS) + 1
                 # a real overflow: a tiny queue and one in flight at a time
                 ex.resume()
                 gaps, loaded = remote.stats["gaps"], remote.stats["snapshots"]
-                sink.queue_size, sink.max_inflight = 2, 1
+                sink._tune(queue_size=2, max_inflight=1)
                 await until(lambda: sink.stats["dropped_messages"] > 5, "queue overflow drops")
-                sink.queue_size, sink.max_inflight = 4096, 512
+                sink._tune(queue_size=4096, max_inflight=512)
                 await converge(ex, remote, feed, SYMS)
                 # the drops reached the consumer as a gap by sequence, or (when the fresh
                 # snapshot that follows a drop overtook every later delta: load decides) as
@@ -671,11 +677,13 @@ def test_nats_server_restart_mid_stream(
     assert any("reconnected" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("publisher", ["thread", "process"])
 def test_credentials_never_reach_subjects_payloads_or_logs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, publisher: str
 ) -> None:
     """Against a server that requires a user and password: the sink connects with them,
-    and no stored message (subject or payload) and no log line holds the password."""
+    and no stored message (subject or payload) and no log line holds the password (nor,
+    with a publisher process, its command line or environment)."""
     secret = "pw-Zq81-secret"
     srv = NatsServer(tmp_path / "js", "--user", "feeder", "--pass", secret)
     srv.start()
@@ -683,11 +691,17 @@ def test_credentials_never_reach_subjects_payloads_or_logs(
     async def body() -> None:
         await srv.ready()
         nm = names()
-        sink = bus.NatsSink(srv.url, user="feeder", password=secret, **nm)
+        sink = bus.NatsSink(srv.url, user="feeder", password=secret, publisher=publisher, **nm)
         async with (
             Exchange(ExchangeConfig(seed=15, symbols=SYMS, rate=1000)) as ex,
             fastfeed.connect(ex.url, sinks=[sink]) as feed,
         ):
+            if publisher == "process":  # its configuration came through its pipe
+                assert sink._proc is not None
+                cmdline = Path(f"/proc/{sink._proc.pid}/cmdline").read_bytes()
+                assert secret.encode() not in cmdline and b"fastfeed._bus_publisher" in cmdline
+                environ = Path(f"/proc/{sink._proc.pid}/environ").read_bytes()
+                assert secret.encode() not in environ
             await feed.subscribe_depth(SYMS)
             await until(lambda: sink.stats["acked"] > 20, "messages acked")
             ex.faults.drop()  # status events with reasons too
@@ -996,7 +1010,9 @@ def test_sharded_sinks_are_configurations_that_pickle() -> None:
     with pytest.raises(ValueError):
         bus.NatsSink("nats://127.0.0.1:1", tls_key="k.pem")
     with pytest.raises(ValueError, match="publisher"):
-        bus.NatsSink("nats://127.0.0.1:1", publisher="process")
+        bus.NatsSink("nats://127.0.0.1:1", publisher="fork")
+    with pytest.raises(ValueError, match="tls_ca"):  # a publisher process gets the configuration too
+        bus.NatsSink("tls://127.0.0.1:1", tls=ssl.create_default_context(), publisher="process")
     with_ctx = bus.NatsSink("tls://127.0.0.1:1", tls=ssl.create_default_context())
     with pytest.raises(TypeError, match="tls_ca"):
         pickle.dumps(with_ctx)
@@ -1200,3 +1216,38 @@ def test_split_groups_records_by_symbol_in_ring_order(nsym: int) -> None:
         np.testing.assert_array_equal(out[lo:hi], rows[rows["ival"] == i])
     mask = rows["px"] % 3 == 0
     np.testing.assert_array_equal(bus._gather(rows, mask), rows[mask])
+
+
+def test_the_publisher_process_is_restarted_and_consumers_resync(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``publisher="process"``: killed (SIGKILL) mid-stream, the publisher process is
+    restarted with a new session, which consumers see as a publisher restart: they re-sync and their
+    books equal the feed's again. Closing the feed ends the process."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=21, symbols=SYMS, rate=1500)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                proc = sink._proc
+                assert proc is not None
+                session = sink.session
+                proc.kill()
+                await until(lambda: sink.stats["publisher_restarts"] == 1, "the restart counted")
+                await until(lambda: sink._proc is not None and sink._proc is not proc, "a new process")
+                assert sink.session != session
+                await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
+                await converge(ex, remote, feed, SYMS)
+                last = sink._proc
+        assert last is not None and last.poll() is not None  # ended with the feed
+
+    with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
+        run(body)
+    assert any("publisher process ended" in r.getMessage() for r in caplog.records)

@@ -84,6 +84,13 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
         "own symbols (default 1; status records say which shard)",
     )
     g.add_argument(
+        "--publisher",
+        choices=["thread", "process"],
+        default="thread",
+        help="where the NATS client runs: a thread of the feed's process, or a process of its "
+        "own that reads the feed's shared memory and leaves the feed's core alone (default thread)",
+    )
+    g.add_argument(
         "--interval",
         type=_positive_float,
         default=1.0,
@@ -107,6 +114,7 @@ async def _publish(args: argparse.Namespace, url: str, symbols: list[str], note:
             prefix=args.prefix,
             snapshot_interval=args.snapshot_interval,
             storage=args.storage,
+            publisher=args.publisher,
             **nats_kwargs(args),
         )
     except (OSError, ssl.SSLError) as exc:
