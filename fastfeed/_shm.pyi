@@ -148,7 +148,7 @@ class ShmEvents(ShmRing):
 
 @final
 class ShmTickers(ShmRing):
-    def records(self, n: int = -1) -> list[Ticker]: ...
+    def records(self, seq: int = 0) -> list[Ticker]: ...
 
 @final
 class ShmReader:

@@ -1507,7 +1507,26 @@ cdef class ShmTickers(ShmRing):
                     &reader.hdr.ticker_count, TICKER_DTYPE, "ticker record",
                     "ticker history", "ticker_count", TickersOverwritten)
 
-    def records(self, Py_ssize_t n=-1):
-        """:class:`~fastfeed.protocol.Ticker` objects of a consistent copy of the newest
-        ``n`` records (as ``snapshot(n)``), oldest first."""
-        return [ticker_from_row(row) for row in self.snapshot(n)]
+    def records(self, int64_t seq=0):
+        """:class:`~fastfeed.protocol.Ticker` objects of the records with ``seq >= seq``
+        that can be read consistently (a consistent copy, as ``snapshot_since``), oldest
+        first; records already overwritten are left out (compare the length with
+        ``count - seq``), as :meth:`fastfeed._ticker.TickerRing.records`. A record whose
+        name is not ASCII (a damaged segment) raises :class:`~fastfeed.errors.ShmCorrupt`."""
+        cdef Py_ssize_t _attempt
+        cdef int64_t first
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        for _attempt in range(self.max_retries):
+            first = self._count() - self.capacity + 1
+            try:
+                rows = self._copy(seq if seq > first else first, 0, True)
+            except TickersOverwritten:
+                continue          # the writer moved on meanwhile: start later
+            try:
+                return [ticker_from_row(row) for row in rows]
+            except UnicodeDecodeError:
+                raise ShmCorrupt(f"ticker history of segment {self.reader.name!r}: a record "
+                                 "name is not ASCII", "corrupt") from None
+        raise ShmTornRead(f"ticker history of segment {self.reader.name!r}: no consistent "
+                          f"read in {self.max_retries} attempts", "torn_read")

@@ -109,10 +109,12 @@ def test_events_and_tickers_equal_the_writer_rings(shm_name: str) -> None:
                 assert same_rows(tk.latest(n), eng.ticker_history.latest(n))
                 assert same_rows(ev.latest(n), eng.events.latest(n))
             assert not ev.latest().flags.writeable and not tk.since(0).flags.writeable
-            mine, theirs = tk.records(), eng.ticker_history.records()
-            assert [(t.symbol, t.last, t.timestamp, t.all_ticker) for t in mine] == [
-                (t.symbol, t.last, t.timestamp, t.all_ticker) for t in theirs
-            ]
+            for seq in (0, 25, 40):
+                mine, theirs = tk.records(seq), eng.ticker_history.records(seq)
+                assert [(t.symbol, t.last, t.timestamp, t.all_ticker) for t in mine] == [
+                    (t.symbol, t.last, t.timestamp, t.all_ticker) for t in theirs
+                ]
+                assert len(mine) == 40 - seq
             df = ev.to_pandas(10)
             assert len(df) == 10 and set(df["symbol"]) <= set(SYMBOLS)
             # the trade ring reader is unchanged
@@ -162,6 +164,10 @@ def test_overwrites_are_detected(shm_name: str) -> None:
         t = tk.count
         assert t == 20
         assert tk.snapshot()["seq"].tolist() == [17, 18, 19]
+        # records(): what can be read consistently; overwritten ones left out
+        assert [t.timestamp for t in tk.records()] == [t.timestamp for t in eng.ticker_history.records(17)]
+        assert [t.timestamp for t in tk.records(18)] == [t.timestamp for t in eng.ticker_history.records(18)]
+        assert len(tk.records(20)) == 0
         with pytest.raises(TickersOverwritten, match="ticker record 16 was overwritten"):
             tk.snapshot_since(16)
         with pytest.raises(TickersOverwritten):
@@ -294,6 +300,28 @@ def test_ring_count_going_back(shm_name: str, field: str) -> None:
     capacity = {"event_count": EV, "ticker_count": TK, "trade_count": 8}[field]
     assert kind == "ok" and first == (5, min(5, capacity - 1))
     assert reason == "corrupt" and f"{field} 3 went back (was 5)" in message
+
+
+def test_ticker_record_with_a_non_ascii_name(shm_name: str) -> None:
+    buf = image(g_events=EV, g_tickers=TK, ticker_count=1)
+    ticker_off = rings_layout(4, 4, 8, EV, TK)[1]
+    name_at = TICKER_DTYPE.fields["name"][1]
+    buf[ticker_off + name_at : ticker_off + name_at + 3] = b"\xff\xfeA"
+    write(shm_name, buf)
+
+    def probe() -> Any:
+        t = attach(shm_name).tickers
+        rows = t.snapshot()
+        try:
+            t.records()
+        except ShmCorrupt as exc:
+            return rows["name"].tolist(), exc.reason, str(exc)
+        return rows["name"].tolist(), "no error", ""
+
+    assert isolated(probe) == (
+        "ok",
+        ([b"\xff\xfeA"], "corrupt", f"ticker history of segment {shm_name!r}: a record name is not ASCII"),
+    )
 
 
 def test_huge_event_count_stays_in_the_ring(shm_name: str) -> None:
