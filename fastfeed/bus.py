@@ -691,6 +691,8 @@ class NatsSink(Sink):
         self._proc: Any = None  # publisher="process": the publisher process (feed side)
         self._conn: Any = None  # ... the pipe to it (feed side) or to the feed (in it)
         self._child = False  # this object is the bus side inside the publisher process
+        self._private_shm: str | None = None  # the segment configure() gave the feed
+        self._parent_gone = False  # (in the publisher process) the feed process went away
         self._ready: asyncio.Future[None] | None = None
         self._child_done: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -770,6 +772,7 @@ class NatsSink(Sink):
             # the publisher process reads the books, the event log, trades and tickers
             # from the feed's shared-memory segment: a private one unless the feed has one
             options.shm_name = f"ffbus.{os.getpid()}.{secrets.token_hex(4)}"
+            self._private_shm = options.shm_name
 
     async def open(self, feed: Feed) -> None:
         self._feed = feed
@@ -962,6 +965,7 @@ class NatsSink(Sink):
             "trades": self._trade_seen,
             "tickers": self._ticker_seen,
             "time_ns": _now(),
+            "private": shm_name == self._private_shm,
         }
         self._conn.send(("start", self._config, shm_name, start))
         try:
@@ -1110,6 +1114,15 @@ class NatsSink(Sink):
             await main
         finally:
             rep.cancel()
+            if self._parent_gone and start.get("private") and not reader.writer_alive:
+                # the feed process died without closing: its private segment would stay in
+                # /dev/shm for good (no later writer reuses a random name)
+                from ._shm import unlink_segment
+
+                try:
+                    unlink_segment(shm_name)
+                except OSError:
+                    pass
             pipe.send(("stats", dict(self.stats)))
             pipe.send(("done",))
             await pipe.drain(5.0)
@@ -1118,6 +1131,7 @@ class NatsSink(Sink):
         """(the publisher process) A message from the feed process; None: the feed process
         is gone, so close as if it had asked: publish what it logged, then stop."""
         if msg is None:
+            self._parent_gone = True
             if not self._finishing:
                 self._closing = True
                 self._close_deadline = time.monotonic() + self.close_timeout

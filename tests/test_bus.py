@@ -739,10 +739,12 @@ def test_credentials_never_reach_subjects_payloads_or_logs(
     assert all(secret not in r.getMessage() for r in caplog.records)
 
 
-def test_publish_command(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("publisher", ["thread", "process"])
+def test_publish_command(nats_server: NatsServer, publisher: str) -> None:
     """``fastfeed publish SYMBOL... --nats URL --demo`` publishes what a consumer rebuilds;
-    it exits 0 at --seconds; a wrong NATS URL is a usage error (2), an unreachable server a
-    connect error (3)."""
+    Ctrl-C stops it cleanly (exit 0; a publisher process ends with it); a wrong NATS URL is
+    a usage error (2), an unreachable server a connect error (3), also when the publisher
+    process is the one that cannot connect."""
 
     async def body() -> None:
         await nats_server.ready()
@@ -766,6 +768,8 @@ def test_publish_command(nats_server: NatsServer) -> None:
             nm["prefix"],
             "--interval",
             "0.5",
+            "--publisher",
+            publisher,
         ]
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -804,6 +808,8 @@ def test_publish_command(nats_server: NatsServer) -> None:
             "--nats",
             f"nats://127.0.0.1:{_free_port()}",
             "--demo",
+            "--publisher",
+            publisher,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -1034,17 +1040,21 @@ def test_sharded_sinks_are_configurations_that_pickle() -> None:
     assert kind == "status" and (int(recs["shard"][0]), int(recs["shards"][0])) == (3, 4)
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
-def test_sharded_publisher_remote_books_equal_after_a_burst(nats_server: NatsServer, mode: str) -> None:
-    """Two shards, each publishing its own symbols from its own process (or thread): a
-    consumer of every symbol rebuilds the books level by level, with no gap; each shard
-    announced itself on the status subject."""
+@pytest.mark.parametrize(
+    ("mode", "publisher"), [("process", "thread"), ("thread", "thread"), ("thread", "process")]
+)
+def test_sharded_publisher_remote_books_equal_after_a_burst(
+    nats_server: NatsServer, mode: str, publisher: str
+) -> None:
+    """Two shards, each publishing its own symbols from its own process (or thread; and
+    each with a publisher process of its own): a consumer of every symbol rebuilds the books
+    level by level, with no gap; each shard announced itself on the status subject."""
     seen: list[bus.StatusEvent] = []
 
     async def body() -> None:
         await nats_server.ready()
         nm = names()
-        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, **nm)
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher=publisher, **nm)
         async with (
             bus.subscribe(nats_server.url, symbols=SHARD_SYMS, on_status=seen.append, **nm) as remote,
             Exchange(ExchangeConfig(seed=21, symbols=SHARD_SYMS, rate=3000)) as ex,
@@ -1256,3 +1266,51 @@ def test_the_publisher_process_is_restarted_and_consumers_resync(
     with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
         run(body)
     assert any("publisher process ended" in r.getMessage() for r in caplog.records)
+
+
+def test_a_killed_feed_process_leaves_no_publisher_and_no_segment(nats_server: NatsServer) -> None:
+    """``fastfeed publish --publisher process`` killed with SIGKILL (no close): its publisher
+    process sees the feed process gone, publishes what the feed had logged and a
+    ``publisher_stop`` status, removes the feed's private segment from /dev/shm and ends."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        seen: list[str] = []
+        cmd = [sys.executable, "-m", "fastfeed", "publish", *SYMS, "--nats", nats_server.url, "--demo"]
+        cmd += ["--stream", nm["stream"], "--prefix", nm["prefix"], "--publisher", "process"]
+        async with bus.subscribe(
+            nats_server.url, symbols=SYMS, on_status=lambda e: seen.append(e.kind), **nm
+        ) as remote:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            )
+            try:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                segs = list(Path("/dev/shm").glob(f"fastfeed.ffbus.{proc.pid}.*"))
+                assert len(segs) == 1
+                pubs = [
+                    p
+                    for p in Path("/proc").iterdir()
+                    if p.name.isdigit()
+                    and b"fastfeed._bus_publisher" in _read(p / "cmdline")
+                    and f"PPid:\t{proc.pid}\n" in _read(p / "status").decode()
+                ]
+                assert len(pubs) == 1
+            finally:
+                proc.kill()
+                await proc.wait()
+            await until(lambda: "publisher_stop" in seen, "the publisher's stop status")
+            await until(lambda: not segs[0].exists(), "the private segment removed")
+            await until(
+                lambda: not (pubs[0] / "cmdline").exists() or not _read(pubs[0] / "cmdline"), "it ended"
+            )
+
+    run(body)
+
+
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError:
+        return b""
