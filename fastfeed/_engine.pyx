@@ -32,7 +32,7 @@ from fastfeed._parse cimport (
     Trade,
     uchar,
 )
-from fastfeed._ring cimport TradeRing
+from fastfeed._ring cimport TradeRing, trade_push
 from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
@@ -338,7 +338,7 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
                 continue
             if t.id <= d.last:
                 self.ooo_trades += 1
-        ring.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+        trade_push(ring, t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
         if log is not None:
             log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
@@ -687,7 +687,9 @@ cdef class Engine:
         parsed without the GIL into one parser each, up to and including the first that
         is not held by its parser (see _held_by_parser); then applied in order with the GIL,
         exactly as ``_feed`` would. One GIL release per run of hot frames, not per frame,
-        so that engines in several threads do not queue for the GIL at every frame.
+        so that engines in several threads do not queue for the GIL at every frame. While
+        this is the interpreter's only Python thread (``other_threads``), nothing is gained
+        by releasing the GIL: the frames are fed one by one with it held, one parser.
 
         Relies on: a depth/trade/ticker push's parse result (levels, trades, symbol, clean,
         ticker rows; not a ticker frame needing the Python fallback) is held in its parser,
@@ -705,6 +707,20 @@ cdef class Engine:
         cdef int rcs[FEED_BATCH]
         cdef bint zipped[FEED_BATCH]
         cdef Parser first = self.parser
+        if not other_threads():
+            # no thread could run while the GIL is released: frame by frame with the
+            # GIL held, one parser (what feed does, minus the Python call per frame)
+            for j in range(n):
+                try:
+                    msg = _feed_frame(self, <const uchar*>PyBytes_AS_STRING(batch[j]),
+                                      PyBytes_GET_SIZE(batch[j]), recv_ns, False, False)
+                except FastfeedError:
+                    if raise_errors:
+                        raise       # the frames after this one are not fed
+                    continue
+                if msg is not None:
+                    out.append(msg)
+            return 0
         if self._parsers is None:
             self._parsers = [self.parser] + [Parser() for _ in range(FEED_BATCH - 1)]
             for j in range(FEED_BATCH):
@@ -814,9 +830,10 @@ cdef class Engine:
         ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true. The engine is
         busy (``EngineBusy`` for any other ``feed``) until this returns.
 
-        Runs of ``bytes`` payloads are taken from the iterable up to 16 at a time and
-        inflated + parsed with one GIL release (then applied in order, with the GIL): the
-        result is that of feeding them one by one, but the iterable runs up to 15
+        Runs of ``bytes`` payloads are taken from the iterable up to 16 at a time and,
+        when another Python thread exists, inflated + parsed with one GIL release (then
+        applied in order, with the GIL; alone, they are fed one by one with the GIL held):
+        the result is that of feeding them one by one, but the iterable runs up to 15
         payloads ahead, and with ``raise_errors`` the ones taken after the bad frame are
         not fed.
         """
