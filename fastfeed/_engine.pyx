@@ -849,6 +849,20 @@ cdef class Engine:
                 other = nothing
                 for payload in it:
                     if type(payload) is bytes:
+                        if not batch and not other_threads():
+                            # alone in the interpreter: nothing to gain from a batch
+                            # (no GIL release), fed at once as feed would
+                            try:
+                                msg = _feed_frame(self, <const uchar*>PyBytes_AS_STRING(payload),
+                                                  PyBytes_GET_SIZE(payload), recv_ns, False,
+                                                  False)
+                            except FastfeedError:
+                                if raise_errors:
+                                    raise
+                                continue
+                            if msg is not None:
+                                out.append(msg)
+                            continue
                         batch.append(payload)
                         if len(batch) == FEED_BATCH:
                             break
