@@ -17,10 +17,11 @@ the target rows use it (so "orjson.loads alone / parse+apply" compares two Pytho
 per message). The live client does not make that call: ``FeedListener`` hands picows'
 buffer to ``Engine.feed_ptr`` from C (the same per-frame GIL rule as ``feed``), so
 rows b/c overstate its cost by the Python call (~30-50 ns/msg here). Row b2 is the
-batch API replay uses (``Engine.feed_many``: no Python call per frame, one GIL release
-per run of up to 16 frames); it is printed beside b, not used for the verdicts. The
-contestants run on the interpreter's only Python thread, so ``feed`` and
-``Inflater.inflate_len`` skip their per-frame GIL release (rows a and c alike); a
+batch API replay uses (``Engine.feed_many``: no Python call per frame; with another
+Python thread, one GIL release per run of up to 16 frames); it is printed beside b, not
+used for the verdicts. The contestants run on the interpreter's only Python thread, so
+``feed``, ``feed_many`` and ``Inflater.inflate_len`` skip their GIL release (rows a and
+c alike); a
 process with another Python thread (e.g. asyncio's executor after a DNS lookup) pays
 it, ~35 ns per frame here.
 
@@ -178,7 +179,8 @@ def _make_engine(backend: str = "auto"):
 
 def _make_engine_many(backend: str = "auto"):
     """The batch API (replay, ``fastfeed replay``): one ``Engine.feed_many`` call over the
-    whole corpus, no Python call per frame, one GIL release per run of up to 16 frames."""
+    whole corpus, no Python call per frame (one GIL release per run of up to 16 frames
+    when another Python thread exists; none here)."""
     import fastfeed
 
     return fastfeed.Engine(**ENGINE_KW, inflate_backend=backend).feed_many
