@@ -387,7 +387,7 @@ def _kind_mix(
     frames: Sequence[Frame],
     per_msg: dict[str, float],
     payloads: Sequence[bytes],
-    rounds: int = 5,
+    rounds: int = 25,
 ) -> dict[str, Any]:
     """The per-kind rows weighted by the corpus mix, beside each contestant's whole-corpus
     row, and the loop floor: ns/msg of ``for p in payloads: len(p)`` (the loop and a call,
