@@ -394,10 +394,13 @@ def _kind_mix(
     which every whole-corpus row pays and the per-kind rows subtract as timer overhead).
 
     whole row ~= weighted + loop floor + what picking each frame's minimum of 2 passes
-    takes off the per-kind rows (~0-25 ns/msg here): the gap between the two is the
-    harness, every contestant shows it, not the interleaving of kinds (the per-kind frames
-    are timed in corpus order too; callgrind counts the same instructions per frame
-    whether the corpus is interleaved or grouped by kind).
+    takes off the per-kind rows (~0-25 ns/msg here) + for engines, in rounds whose fresh
+    engine gets fresh pages from malloc, the first-touch page faults of its trade and
+    ticker rings (~300 faults per 30k-frame pass, +20-30 ns/msg; the per-kind rows'
+    second pass reuses the first's memory). The gap between the two is the harness, every
+    contestant shows it, not the interleaving of kinds (the per-kind frames are timed in
+    corpus order too; callgrind counts the same instructions per frame whether the corpus
+    is interleaved or grouped by kind).
     """
     n = len(frames)
     share: dict[str, float] = {}
@@ -1010,7 +1013,9 @@ def format_table(result: dict) -> str:
                 "mix-wtd: the per-kind rows weighted by the corpus mix; whole: the contestant's "
                 "whole-corpus row. whole - mix-wtd is the harness, in every row (inflate-only "
                 "too): the loop and call the per-kind rows subtract "
-                f"({floor:.0f} ns/msg here) plus their per-frame min-of-2 bias."
+                f"({floor:.0f} ns/msg here), their per-frame min-of-2 bias and, for engines, "
+                "first-touch page faults of a fresh engine's rings in rounds that get fresh "
+                "memory (the per-kind rows keep each frame's faster pass)."
             )
     if allocs:
         out.append("")
