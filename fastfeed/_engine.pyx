@@ -686,7 +686,7 @@ cdef class Engine:
         """Feed a list of up to FEED_BATCH ``bytes`` (feed_many): frames are inflated and
         parsed without the GIL into one parser each, up to and including the first that
         is not held by its parser (see _held_by_parser); then applied in order with the GIL,
-        exactly as ``_feed`` would. One GIL release per run of hot frames, not per frame,
+        exactly as ``_feed_frame`` would. One GIL release per run of hot frames, not per frame,
         so that engines in several threads do not queue for the GIL at every frame. While
         this is the interpreter's only Python thread (``other_threads``), nothing is gained
         by releasing the GIL: the frames are fed one by one with it held, one parser.
