@@ -90,24 +90,17 @@ cdef class Engine:
     cdef int64_t msg_counts[M_COUNT]
     cdef int64_t rejects[N_REASONS]
 
-    cdef int _decode(self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
-                     const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil
     cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
                          bint stable=*)
     cdef object _feed_obj(self, object payload, int64_t recv_ns)
     cdef int _enter(self) except -1
-    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
-                      bint stable)
     cdef int _feed_batch(self, list batch, int64_t recv_ns, bint raise_errors,
                          list out) except -1
-    cdef object _after(self, int rc, const uchar* js, Py_ssize_t jn, Py_ssize_t size,
-                       int64_t recv_ns)
     cdef int32_t _symbol_index(self, const uchar* name, Py_ssize_t n, uint64_t h) except -1
     cdef int32_t _register(self, str name) except -1
     cdef Book _book_at(self, int32_t idx)
     cdef object _lookup(self, object symbol, bint create)
     cdef int _dedup_reserve(self, Dedup* d, Py_ssize_t k) except -1
-    cdef void _apply_depth(self, Book book, int32_t idx, int64_t recv_ns) noexcept
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept
     cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept
     cdef object _reject_parse(self, int code)

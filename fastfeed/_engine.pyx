@@ -32,7 +32,7 @@ from fastfeed._parse cimport (
     Trade,
     uchar,
 )
-from fastfeed._ring cimport TradeRing
+from fastfeed._ring cimport TradeRing, trade_push
 from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
@@ -191,6 +191,190 @@ cdef inline bint _held_by_parser(int rc, Parser ps) noexcept nogil:
     if rc == M_DEPTH or rc == M_TRADES:
         return True
     return (rc == M_TICKER or rc == M_ALL_TICKER) and not ps.ticker_slow
+
+
+# -- the hot path (module functions: direct calls the C compiler can inline) -------------
+
+cdef inline int _decode(Engine self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
+                        const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil:
+    """Payload -> JSON text (inflated if compressed) -> parsed into ``ps``; touches only
+    the engine's inflater and the parser (engine-private memory), so it runs without the
+    GIL. Returns the parser's method code (>= 0), a parse rejection (``P_*``), an inflate
+    rejection (``INF_*``) or ``D_TEXT_TOO_LARGE``; ``jn`` is -1 unless the payload was
+    inflated (then ``js`` is the inflater's buffer, valid until its next run) or taken as
+    text; ``zipped``: it was inflated (``jn`` bytes)."""
+    cdef const uchar* p = data
+    cdef const uchar* end = data + size
+    cdef int rc
+    jn[0] = -1
+    zipped[0] = False
+    if not text:
+        while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
+            p += 1
+        text = p < end and (p[0] == 123 or p[0] == 91)
+    if text:
+        if <size_t>size > self.max_frame:
+            return D_TEXT_TOO_LARGE
+        js[0] = data
+        jn[0] = size
+    else:
+        rc = self.inflater.run(data, <size_t>size)
+        if rc < 0:
+            return rc
+        js[0] = self.inflater.out
+        jn[0] = <Py_ssize_t>self.inflater.out_len
+        zipped[0] = True
+    return ps.parse(js[0], jn[0])
+
+
+cdef inline object _feed_frame(Engine self, const uchar* data, Py_ssize_t size,
+                               int64_t recv_ns, bint text, bint stable):
+    """One frame, the busy flag held: count, decode, apply (``feed``, ``feed_ptr``)."""
+    cdef const uchar* js = NULL
+    cdef Py_ssize_t jn
+    cdef bint zipped
+    cdef int rc
+    self.frames += 1
+    self.bytes_in += size
+    # inflate + parse without the GIL (apply, in _after, holds it: a frame's changes
+    # to books, rings and counters appear to other threads all at once)
+    if stable and other_threads():
+        with nogil:
+            rc = _decode(self, self.parser, data, size, text, &js, &jn, &zipped)
+    else:
+        rc = _decode(self, self.parser, data, size, text, &js, &jn, &zipped)
+    if zipped:
+        self.bytes_inflated += jn
+    return _after(self, rc, js, jn, size, recv_ns)
+
+
+cdef inline int32_t _frame_symbol(Engine self, Parser ps) except -3:
+    """The symbol index of the parsed depth / trades frame, registered if new; -2 when the
+    table may not grow."""
+    cdef int32_t idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len,
+                                   ps.symbol_hash)
+    if idx < 0:             # new: registered (or -2)
+        idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
+    return idx
+
+
+cdef inline object _after(Engine self, int rc, const uchar* js, Py_ssize_t jn,
+                          Py_ssize_t size, int64_t recv_ns):
+    """Apply (or reject) what ``_decode`` made of a frame, with the GIL held. The hot kinds
+    here, in order of frequency; rejections and other messages in ``_after_other``."""
+    cdef int32_t idx
+    cdef Parser ps = self.parser
+    cdef Book book
+    self.last_kind = -1
+    self.last_symbol = -1
+    if self.events is not None:
+        self.events.frame = self.frames   # the frame id of every row this frame logs
+    if rc == M_DEPTH:
+        idx = _frame_symbol(self, ps)
+        if idx < 0:
+            return self._reject_symbol_limit()
+        if self._bookp[idx] == NULL:
+            self._book_at(idx)          # created on first sight
+        # the Book by pointer: no list lookup, no None / type check per frame
+        book = <Book>self._bookp[idx]
+        if ps.clean and book.live and self.drift_check:
+            self._apply_checked(book, idx, recv_ns)
+        elif self._plain:
+            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                       recv_ns)
+        else:
+            self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
+                                          recv_ns, self.events, idx)
+        self.msg_counts[M_DEPTH] += 1
+        self.last_kind = M_DEPTH
+        self.last_symbol = idx
+        return None
+    if rc == M_TRADES:
+        idx = _frame_symbol(self, ps)
+        if idx < 0:
+            return self._reject_symbol_limit()
+        _store_trades(self, ps, idx, recv_ns)
+        self.msg_counts[M_TRADES] += 1
+        self.last_kind = M_TRADES
+        self.last_symbol = idx
+        return None
+    if rc == M_TICKER or rc == M_ALL_TICKER:
+        if ps.ticker_slow:      # a value only Python judges exactly: decode as before
+            self._tickers.apply_slow(self.ticker_history,
+                                     PyBytes_FromStringAndSize(<const char*>js, jn),
+                                     ps.big_int, rc == M_ALL_TICKER, recv_ns)
+        else:
+            self._tickers.apply(self.ticker_history, ps.tickers, ps.n_tickers,
+                                ps.ticker_bad_shape, ps.ticker_bad_symbol,
+                                ps.ticker_bad_field, rc == M_ALL_TICKER, recv_ns)
+        self.msg_counts[rc] += 1
+        self.last_kind = rc     # last_symbol stays -1: a ticker push names many symbols
+        return None
+    return _after_other(self, rc, js, jn, size)
+
+
+cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) except -1:
+    """De-duplicate the parsed trades of symbol ``idx`` and store the new ones, oldest
+    first (section 4)."""
+    cdef Py_ssize_t i
+    cdef const Trade* t
+    cdef uint64_t fp
+    cdef Dedup* d = &self.dedup[idx]
+    cdef int32_t window = <int32_t>self.trade_dedup_window
+    cdef TradeRing ring = self.trades
+    cdef EventRing log = self.events
+    if d.n + ps.n_trades > d.cap and d.cap < window:
+        self._dedup_reserve(d, ps.n_trades)
+    i = ps.n_trades - 1
+    while i >= 0:           # oldest first
+        t = &ps.trades[i]
+        i -= 1
+        fp = trade_fp(t)
+        if t.id <= d.hi:    # not above every remembered id: look it up
+            if dedup_find(d, t.id, fp, window):
+                self.dup_trades += 1
+                if ps.clean:
+                    self.replayed_trades += 1
+                continue
+            if t.id <= d.last:
+                self.ooo_trades += 1
+        trade_push(ring, t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+        if log is not None:
+            log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
+                     seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
+        dedup_add(d, t.id, fp, window)
+        d.last = t.id
+    return 0
+
+
+cdef object _after_other(Engine self, int rc, const uchar* js, Py_ssize_t jn,
+                         Py_ssize_t size):
+    """``_after`` for a rejected frame (raises) and the messages decoded into Python."""
+    cdef Parser ps = self.parser
+    if rc == D_TEXT_TOO_LARGE:
+        self.rejects[R_TOO_LARGE] += 1
+        raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
+                            "too_large")
+    if INF_NOMEM <= rc < 0:
+        self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
+        raise_inflate_error(rc, self.max_frame)
+    if rc < 0:
+        return self._reject_parse(rc)
+    try:
+        text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
+        if ps.big_int:  # orjson would turn integers beyond 64 bits into floats
+            obj = _loads_exact(text_obj)
+        else:
+            try:
+                obj = _orjson_loads(text_obj)
+            except _OrjsonError:  # e.g. lone surrogates, which the stdlib accepts
+                obj = _loads_exact(text_obj)
+    except (ValueError, RecursionError) as exc:   # validated already: should not happen
+        self.rejects[R_BAD_JSON] += 1
+        raise ParseError(f"bad_json: {exc}", "bad_json") from None
+    self.msg_counts[rc] += 1
+    self.last_kind = rc
+    return obj
 
 
 cdef class Engine:
@@ -438,18 +622,6 @@ cdef class Engine:
         d.cap = <int32_t>cap
         return 0
 
-    cdef void _apply_depth(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
-        """Apply the parsed depth message to ``book`` (symbol index ``idx``)."""
-        cdef Parser ps = self.parser
-        if ps.clean and book.live and self.drift_check:
-            self._apply_checked(book, idx, recv_ns)
-        elif self._plain:
-            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                       recv_ns)
-        else:
-            self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, ps.clean,
-                                          recv_ns, self.events, idx)
-
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
         """Apply the parsed snapshot to the live ``book`` with the drift check (section 3b):
         keep the rows it replaces, apply, compare."""
@@ -502,37 +674,6 @@ cdef class Engine:
         raise ParseError(f"symbol_limit: a new symbol beyond max_symbols={self.max_symbols}",
                          "symbol_limit")
 
-    cdef int _decode(self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
-                     const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil:
-        """Payload -> JSON text (inflated if compressed) -> parsed into ``ps``; touches
-        only the inflater and the parser (engine-private memory), so it runs without the
-        GIL. Returns the parser's method code (>= 0), a parse rejection (``P_*``), an
-        inflate rejection (``INF_*``) or ``D_TEXT_TOO_LARGE``; ``jn`` is -1 unless the
-        payload was inflated (then ``js`` is the inflater's buffer, valid until its next
-        run) or taken as text; ``zipped``: it was inflated (``jn`` bytes)."""
-        cdef const uchar* p = data
-        cdef const uchar* end = data + size
-        cdef int rc
-        jn[0] = -1
-        zipped[0] = False
-        if not text:
-            while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
-                p += 1
-            text = p < end and (p[0] == 123 or p[0] == 91)
-        if text:
-            if <size_t>size > self.max_frame:
-                return D_TEXT_TOO_LARGE
-            js[0] = data
-            jn[0] = size
-        else:
-            rc = self.inflater.run(data, <size_t>size)
-            if rc < 0:
-                return rc
-            js[0] = self.inflater.out
-            jn[0] = <Py_ssize_t>self.inflater.out_len
-            zipped[0] = True
-        return ps.parse(js[0], jn[0])
-
     cdef object feed_ptr(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
                          bint stable=True):
         """Feed one payload by pointer (the listener's entry point). See ``feed``.
@@ -542,38 +683,23 @@ cdef class Engine:
         buffer inside its callback). If not, the payload is inflated/parsed with the GIL
         held. Raises :class:`~fastfeed.errors.EngineBusy` (nothing changed or counted) if
         another thread is feeding this engine."""
-        self._enter()
+        if self._busy:
+            self._enter()               # raises EngineBusy
+        self._busy = True
         try:
-            return self._feed(data, size, recv_ns, text, stable)
+            return _feed_frame(self, data, size, recv_ns, text, stable)
         finally:
             self._busy = False
-
-    cdef object _feed(self, const uchar* data, Py_ssize_t size, int64_t recv_ns, bint text,
-                      bint stable):
-        cdef const uchar* js = NULL
-        cdef Py_ssize_t jn
-        cdef bint zipped
-        cdef int rc
-        self.frames += 1
-        self.bytes_in += size
-        # inflate + parse without the GIL (apply, in _after, holds it: a frame's changes
-        # to books, rings and counters appear to other threads all at once)
-        if stable and other_threads():
-            with nogil:
-                rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
-        else:
-            rc = self._decode(self.parser, data, size, text, &js, &jn, &zipped)
-        if zipped:
-            self.bytes_inflated += jn
-        return self._after(rc, js, jn, size, recv_ns)
 
     cdef int _feed_batch(self, list batch, int64_t recv_ns, bint raise_errors,
                          list out) except -1:
         """Feed a list of up to FEED_BATCH ``bytes`` (feed_many): frames are inflated and
         parsed without the GIL into one parser each, up to and including the first that
         is not held by its parser (see _held_by_parser); then applied in order with the GIL,
-        exactly as ``_feed`` would. One GIL release per run of hot frames, not per frame,
-        so that engines in several threads do not queue for the GIL at every frame.
+        exactly as ``_feed_frame`` would. One GIL release per run of hot frames, not per frame,
+        so that engines in several threads do not queue for the GIL at every frame. While
+        this is the interpreter's only Python thread (``other_threads``), nothing is gained
+        by releasing the GIL: the frames are fed one by one with it held, one parser.
 
         Relies on: a depth/trade/ticker push's parse result (levels, trades, symbol, clean,
         ticker rows; not a ticker frame needing the Python fallback) is held in its parser,
@@ -591,6 +717,20 @@ cdef class Engine:
         cdef int rcs[FEED_BATCH]
         cdef bint zipped[FEED_BATCH]
         cdef Parser first = self.parser
+        if not other_threads():
+            # no thread could run while the GIL is released: frame by frame with the
+            # GIL held, one parser (what feed does, minus the Python call per frame)
+            for j in range(n):
+                try:
+                    msg = _feed_frame(self, <const uchar*>PyBytes_AS_STRING(batch[j]),
+                                      PyBytes_GET_SIZE(batch[j]), recv_ns, False, False)
+                except FastfeedError:
+                    if raise_errors:
+                        raise       # the frames after this one are not fed
+                    continue
+                if msg is not None:
+                    out.append(msg)
+            return 0
         if self._parsers is None:
             self._parsers = [self.parser] + [Parser() for _ in range(FEED_BATCH - 1)]
             for j in range(FEED_BATCH):
@@ -603,8 +743,8 @@ cdef class Engine:
                 with nogil:
                     j = i
                     while j < n:
-                        rcs[j] = self._decode(<Parser>self._pp[j], ptrs[j], sizes[j], False,
-                                              &jss[j], &jns[j], &zipped[j])
+                        rcs[j] = _decode(self, <Parser>self._pp[j], ptrs[j], sizes[j], False,
+                                         &jss[j], &jns[j], &zipped[j])
                         j += 1
                         if not _held_by_parser(rcs[j - 1], <Parser>self._pp[j - 1]):
                             break
@@ -617,7 +757,7 @@ cdef class Engine:
                         self.bytes_inflated += jns[j]
                     i = j + 1
                     try:
-                        msg = self._after(rcs[j], jss[j], jns[j], sizes[j], recv_ns)
+                        msg = _after(self, rcs[j], jss[j], jns[j], sizes[j], recv_ns)
                     except FastfeedError:
                         if raise_errors:
                             raise       # frames decoded after this one are not fed
@@ -628,112 +768,13 @@ cdef class Engine:
             self.parser = first
         return 0
 
-    cdef object _after(self, int rc, const uchar* js, Py_ssize_t jn, Py_ssize_t size,
-                       int64_t recv_ns):
-        """Apply (or reject) what ``_decode`` made of a frame, with the GIL held."""
-        cdef int32_t idx
-        cdef Parser ps = self.parser
-        cdef Py_ssize_t i
-        cdef Trade* t
-        cdef Dedup* d
-        cdef uint64_t fp
-        self.last_kind = -1
-        self.last_symbol = -1
-        if self.events is not None:
-            self.events.frame = self.frames   # the frame id of every row this frame logs
-        if rc == D_TEXT_TOO_LARGE:
-            self.rejects[R_TOO_LARGE] += 1
-            raise FrameTooLarge(f"frame of {size} bytes exceeds the cap ({self.max_frame})",
-                                "too_large")
-        if INF_NOMEM <= rc < 0:
-            self.rejects[_REASON_INDEX[reason_of(rc)]] += 1
-            raise_inflate_error(rc, self.max_frame)
-        if rc < 0:
-            return self._reject_parse(rc)
-        if rc == M_DEPTH:
-            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
-            if idx < 0:             # new: registered (or -2)
-                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
-            if idx < 0:
-                return self._reject_symbol_limit()
-            if self._bookp[idx] == NULL:
-                self._book_at(idx)          # created on first sight
-            # the Book by pointer: no list lookup, no None / type check per frame
-            self._apply_depth(<Book>self._bookp[idx], idx, recv_ns)
-            self.msg_counts[M_DEPTH] += 1
-            self.last_kind = M_DEPTH
-            self.last_symbol = idx
-            return None
-        if rc == M_TRADES:
-            idx = find_symbol(self.slots, self.n_slots, ps.symbol, ps.symbol_len, ps.symbol_hash)
-            if idx < 0:             # new: registered (or -2)
-                idx = self._symbol_index(ps.symbol, ps.symbol_len, ps.symbol_hash)
-            if idx < 0:
-                return self._reject_symbol_limit()
-            d = &self.dedup[idx]
-            if d.n + ps.n_trades > d.cap and d.cap < self.trade_dedup_window:
-                self._dedup_reserve(d, ps.n_trades)
-            i = ps.n_trades - 1
-            while i >= 0:           # oldest first
-                t = &ps.trades[i]
-                i -= 1
-                fp = trade_fp(t)
-                if t.id <= d.hi:    # not above every remembered id: look it up
-                    if dedup_find(d, t.id, fp, <int32_t>self.trade_dedup_window):
-                        self.dup_trades += 1
-                        if ps.clean:
-                            self.replayed_trades += 1
-                        continue
-                    if t.id <= d.last:
-                        self.ooo_trades += 1
-                self.trades.push(t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
-                if self.events is not None:
-                    self.events.push(
-                        FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE
-                        | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
-                        seconds_to_ns(t.time), recv_ns, t.price, t.amount,
-                        <uint64_t>t.id, idx)
-                dedup_add(d, t.id, fp, <int32_t>self.trade_dedup_window)
-                d.last = t.id
-            self.msg_counts[M_TRADES] += 1
-            self.last_kind = M_TRADES
-            self.last_symbol = idx
-            return None
-        if rc == M_TICKER or rc == M_ALL_TICKER:
-            if ps.ticker_slow:      # a value only Python judges exactly: decode as before
-                self._tickers.apply_slow(self.ticker_history,
-                                         PyBytes_FromStringAndSize(<const char*>js, jn),
-                                         ps.big_int, rc == M_ALL_TICKER, recv_ns)
-            else:
-                self._tickers.apply(self.ticker_history, ps.tickers, ps.n_tickers,
-                                    ps.ticker_bad_shape, ps.ticker_bad_symbol,
-                                    ps.ticker_bad_field, rc == M_ALL_TICKER, recv_ns)
-            self.msg_counts[rc] += 1
-            self.last_kind = rc     # last_symbol stays -1: a ticker push names many symbols
-            return None
-        try:
-            text_obj = PyBytes_FromStringAndSize(<const char*>js, jn)
-            if ps.big_int:  # orjson would turn integers beyond 64 bits into floats
-                obj = _loads_exact(text_obj)
-            else:
-                try:
-                    obj = _orjson_loads(text_obj)
-                except _OrjsonError:  # e.g. lone surrogates, which the stdlib accepts
-                    obj = _loads_exact(text_obj)
-        except (ValueError, RecursionError) as exc:   # validated already: should not happen
-            self.rejects[R_BAD_JSON] += 1
-            raise ParseError(f"bad_json: {exc}", "bad_json") from None
-        self.msg_counts[rc] += 1
-        self.last_kind = rc
-        return obj
-
     cdef object _feed_obj(self, object payload, int64_t recv_ns):
         """``feed`` without the busy check (the caller holds it)."""
         cdef Py_buffer view
         cdef bytes enc
         if type(payload) is bytes:
-            return self._feed(<const uchar*>PyBytes_AS_STRING(payload),
-                              PyBytes_GET_SIZE(payload), recv_ns, False, True)
+            return _feed_frame(self, <const uchar*>PyBytes_AS_STRING(payload),
+                               PyBytes_GET_SIZE(payload), recv_ns, False, True)
         if type(payload) is str:
             try:
                 enc = (<str>payload).encode("utf-8")
@@ -743,14 +784,14 @@ cdef class Engine:
                 self.last_symbol = -1
                 self.rejects[R_BAD_JSON] += 1
                 raise ParseError("bad_json: text is not encodable as UTF-8", "bad_json") from None
-            return self._feed(<const uchar*>PyBytes_AS_STRING(enc),
-                              PyBytes_GET_SIZE(enc), recv_ns, True, True)
+            return _feed_frame(self, <const uchar*>PyBytes_AS_STRING(enc),
+                               PyBytes_GET_SIZE(enc), recv_ns, True, True)
         # a held view: the buffer can be neither freed nor resized meanwhile; only bytes
         # behind a memoryview cannot change either, so only they are read without the GIL
         PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
         try:
-            return self._feed(<const uchar*>view.buf, view.len, recv_ns, False,
-                              type(payload) is memoryview and type(payload.obj) is bytes)
+            return _feed_frame(self, <const uchar*>view.buf, view.len, recv_ns, False,
+                               type(payload) is memoryview and type(payload.obj) is bytes)
         finally:
             PyBuffer_Release(&view)
 
@@ -781,8 +822,13 @@ cdef class Engine:
         while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
         and changes nothing. See docs/engine-semantics.md section 8.
         """
-        self._enter()
+        if self._busy:
+            self._enter()               # raises EngineBusy
+        self._busy = True
         try:
+            if type(payload) is bytes:  # the common case, without a further call
+                return _feed_frame(self, <const uchar*>PyBytes_AS_STRING(payload),
+                                   PyBytes_GET_SIZE(payload), recv_ns, False, True)
             return self._feed_obj(payload, recv_ns)
         finally:
             self._busy = False
@@ -794,9 +840,10 @@ cdef class Engine:
         ``stats["rejects"]`` and skipped, unless ``raise_errors`` is true. The engine is
         busy (``EngineBusy`` for any other ``feed``) until this returns.
 
-        Runs of ``bytes`` payloads are taken from the iterable up to 16 at a time and
-        inflated + parsed with one GIL release (then applied in order, with the GIL): the
-        result is that of feeding them one by one, but the iterable runs up to 15
+        Runs of ``bytes`` payloads are taken from the iterable up to 16 at a time and,
+        when another Python thread exists, inflated + parsed with one GIL release (then
+        applied in order, with the GIL; alone, they are fed one by one with the GIL held):
+        the result is that of feeding them one by one, but the iterable runs up to 15
         payloads ahead, and with ``raise_errors`` the ones taken after the bad frame are
         not fed.
         """
@@ -812,6 +859,20 @@ cdef class Engine:
                 other = nothing
                 for payload in it:
                     if type(payload) is bytes:
+                        if not batch and not other_threads():
+                            # alone in the interpreter: nothing to gain from a batch
+                            # (no GIL release), fed at once as feed would
+                            try:
+                                msg = _feed_frame(self, <const uchar*>PyBytes_AS_STRING(payload),
+                                                  PyBytes_GET_SIZE(payload), recv_ns, False,
+                                                  False)
+                            except FastfeedError:
+                                if raise_errors:
+                                    raise
+                                continue
+                            if msg is not None:
+                                out.append(msg)
+                            continue
                         batch.append(payload)
                         if len(batch) == FEED_BATCH:
                             break

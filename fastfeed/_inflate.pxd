@@ -5,20 +5,25 @@ from fastfeed._ffinflate cimport ff_tables
 from fastfeed._isal cimport inflate_state
 from fastfeed._zlib cimport z_stream
 
-from cpython.pystate cimport PyInterpreterState, PyInterpreterState_ThreadHead, PyThreadState_Next
-
-
 cdef extern from "Python.h":
-    PyInterpreterState* PyInterpreterState_Get()
+    # The calling thread's state; its ``prev`` / ``next`` link the interpreter's list of
+    # thread states (cpython/pystate.h, every supported CPython).
+    ctypedef struct ff_tstate "PyThreadState":
+        ff_tstate* prev
+        ff_tstate* next
+    ff_tstate* ff_tstate_get "PyThreadState_Get"() noexcept
 
 
 cdef inline bint other_threads() noexcept:
     """Does this interpreter have a Python thread besides the calling one (which holds the
     GIL)? Releasing the GIL around a frame's inflate/parse (tens of ns: a mutex and a
     condition variable each way) only pays when another thread could run meanwhile; a
-    thread started later finds the GIL free again when the frame is done. Two pointer
-    loads; the thread list only changes with the GIL held."""
-    return PyThreadState_Next(PyInterpreterState_ThreadHead(PyInterpreterState_Get())) != NULL
+    thread started later finds the GIL free again when the frame is done. Its own thread
+    state has a neighbour in the interpreter's thread list iff another exists: one call
+    and two loads per frame. A wrong "no" (a thread state created concurrently, without
+    the GIL, by a foreign thread) only keeps the GIL for this frame: never a wrong result."""
+    cdef ff_tstate* ts = ff_tstate_get()
+    return ts.prev != NULL or ts.next != NULL
 
 
 # Result codes of Inflater.run (0 = ok, negative = rejection).

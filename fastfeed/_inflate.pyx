@@ -89,6 +89,12 @@ _REASONS = {
 }
 
 
+def other_threads_py():
+    """``other_threads()`` as the hot paths see it: whether this interpreter has a Python
+    thread besides the calling one (tests)."""
+    return other_threads()
+
+
 def reason_of(int code):
     """The rejection reason string of an Inflater result code."""
     return _REASONS[code][0]

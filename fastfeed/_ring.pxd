@@ -1,5 +1,7 @@
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
+from fastfeed._atomic cimport ff_store_release_i64
+
 # Byte-for-byte the layout of fastfeed.layout.TRADE_DTYPE (56 bytes, aligned).
 cdef struct TradeRecord:
     int64_t id
@@ -39,3 +41,34 @@ cdef class TradeRing(MirrorRing):
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept
+
+
+cdef inline void trade_push(TradeRing ring, int64_t id, double time, int64_t recv_ns,
+                            double price, double amount, int32_t symbol,
+                            int8_t side) noexcept:
+    """``TradeRing.push``, inlined into the engine's trade loop: the record is written
+    at ``i`` and at its mirror ``i + capacity``; ``count`` then published."""
+    cdef uint64_t i = <uint64_t>ring.count & ring.mask
+    cdef TradeRecord* r = &ring.buf[i]
+    cdef TradeRecord* m = &ring.buf[i + <uint64_t>ring.capacity]
+    # each field stored twice from registers (a struct copy would read the fresh record
+    # back through the store buffer)
+    r.id = id
+    m.id = id
+    r.seq = ring.count
+    m.seq = ring.count
+    r.time = time
+    m.time = time
+    r.recv_ns = recv_ns
+    m.recv_ns = recv_ns
+    r.price = price
+    m.price = price
+    r.amount = amount
+    m.amount = amount
+    r.symbol = symbol
+    m.symbol = symbol
+    r.side = side
+    m.side = side
+    ring.count += 1
+    if ring.shm_count != NULL:
+        ff_store_release_i64(ring.shm_count, ring.count)

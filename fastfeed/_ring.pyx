@@ -8,8 +8,6 @@ Every record is written twice, at ``i`` and ``i + capacity`` of a ``2 * capacity
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
-from fastfeed._atomic cimport ff_store_release_i64
-
 import numpy as np
 
 cimport numpy as cnp
@@ -154,20 +152,7 @@ cdef class TradeRing(MirrorRing):
 
     cdef void push(self, int64_t id, double time, int64_t recv_ns, double price,
                    double amount, int32_t symbol, int8_t side) noexcept:
-        cdef uint64_t i = <uint64_t>self.count & self.mask
-        cdef TradeRecord* r = &self.buf[i]
-        r.id = id
-        r.seq = self.count
-        r.time = time
-        r.recv_ns = recv_ns
-        r.price = price
-        r.amount = amount
-        r.symbol = symbol
-        r.side = side
-        self.buf[i + <uint64_t>self.capacity] = r[0]
-        self.count += 1
-        if self.shm_count != NULL:
-            ff_store_release_i64(self.shm_count, self.count)
+        trade_push(self, id, time, recv_ns, price, amount, symbol, side)
 
     def to_pandas(self, Py_ssize_t n=-1):
         """The newest ``n`` trades as a DataFrame (a copy): symbol names resolved, ``time``

@@ -9,17 +9,20 @@ engine (the pure-Python reference never releases the GIL).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
+import time
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 import fastfeed
-from fastfeed._inflate import BACKENDS, Inflater
+from fastfeed._inflate import BACKENDS, Inflater, other_threads_py
 from fastfeed.errors import EngineBusy, FastfeedError
 
 from helpers import assert_state_equal, depth_text, trade, trades_text
@@ -86,6 +89,54 @@ def _feed_all(engine: Any, stream: list[bytes | str], many: bool) -> list[Any]:
 
 
 STREAMS = [_stream(1, ["BTC_USDT", "ETH_USDT"], 1500), _stream(2, ["XRP_USDT", "ADA_USDT"], 1500)]
+
+
+@contextlib.contextmanager
+def _thread_alive(alive: bool = True) -> Iterator[None]:
+    """Run the body while another Python thread exists (blocked on an event), so that the
+    engine takes its GIL-releasing paths; ``alive=False``: no extra thread."""
+    if not alive:
+        yield
+        return
+    started = threading.Event()
+    release = threading.Event()
+    t = threading.Thread(target=lambda: (started.set(), release.wait(JOIN_TIMEOUT)))
+    t.start()
+    assert started.wait(JOIN_TIMEOUT), "hang guard"
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(JOIN_TIMEOUT)
+        assert not t.is_alive(), "hang guard"
+
+
+def _other_threads_settles(want: bool) -> bool:
+    """other_threads_py() == want, allowing a finished thread's state a moment to leave
+    the interpreter's list (a hang guard, not a timing assertion)."""
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while other_threads_py() != want:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_other_threads_follows_the_threads() -> None:
+    """The engine's cheap 'another Python thread exists?' check (its own thread state's
+    neighbours in the interpreter's list): true while a thread lives, seen from either
+    thread, and back to what it was once the thread has ended."""
+    before = other_threads_py()
+    if threading.active_count() > 1:
+        assert before
+    with _thread_alive():
+        assert other_threads_py() is True
+        seen: list[bool] = []
+        t = threading.Thread(target=lambda: seen.append(other_threads_py()))
+        t.start()
+        t.join(JOIN_TIMEOUT)
+        assert seen == [True]
+    assert _other_threads_settles(before)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -271,11 +322,13 @@ def test_buffer_views_are_released(kind: str) -> None:
     assert eng.book("BTC_USDT").best_bid == 1.0
 
 
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside_a_thread"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_feed_many_batches_match_feed(backend: str) -> None:
-    """feed_many (runs of bytes decoded up to 16 at a time without the GIL, then applied)
-    gives exactly what feeding frame by frame gives: state, returned messages, counters;
-    also with str / bytearray / memoryview payloads breaking the runs."""
+def test_feed_many_batches_match_feed(backend: str, beside: bool) -> None:
+    """feed_many (beside another thread: runs of bytes decoded up to 16 at a time without
+    the GIL, then applied; alone: frame by frame) gives exactly what feeding frame by
+    frame gives: state, returned messages, counters; also with str / bytearray /
+    memoryview payloads breaking the runs."""
     stream: list[Any] = list(STREAMS[0][:700]) + list(STREAMS[1][:700])
     for k in range(0, len(stream), 37):
         p = stream[k]
@@ -289,24 +342,27 @@ def test_feed_many_batches_match_feed(backend: str) -> None:
         if m is not None and not (isinstance(m, tuple) and m[0] == "error")
     ]
     many = fastfeed.Engine(depth=50, inflate_backend=backend)
-    assert many.feed_many(stream, 7) == msgs
-    assert_state_equal(many, one, "feed_many vs feed")
-    assert many.feed_many([]) == []
-    assert many.feed_many(iter(stream[:16])) == [
-        m
-        for m in _feed_all(fastfeed.Engine(depth=50), stream[:16], False)
-        if m is not None and not (isinstance(m, tuple) and m[0] == "error")
-    ]
+    with _thread_alive(beside):
+        assert other_threads_py() is True or not beside
+        assert many.feed_many(stream, 7) == msgs
+        assert_state_equal(many, one, "feed_many vs feed")
+        assert many.feed_many([]) == []
+        assert many.feed_many(iter(stream[:16])) == [
+            m
+            for m in _feed_all(fastfeed.Engine(depth=50), stream[:16], False)
+            if m is not None and not (isinstance(m, tuple) and m[0] == "error")
+        ]
 
 
-def test_feed_many_raise_errors_stops_at_the_bad_frame() -> None:
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside_a_thread"])
+def test_feed_many_raise_errors_stops_at_the_bad_frame(beside: bool) -> None:
     good = [
         zlib.compress(depth_text(True, "BTC_USDT", asks=[(str(10 + i), "1")], bids=[("1", "1")]).encode())
         for i in range(20)
     ]
     stream = good[:5] + [b"\x78\x9c\x00broken"] + good[5:]
     eng = fastfeed.Engine(depth=10)
-    with pytest.raises(fastfeed.InflateError):
+    with _thread_alive(beside), pytest.raises(fastfeed.InflateError):
         eng.feed_many(stream, raise_errors=True)
     want = fastfeed.Engine(depth=10)
     for p in good[:5]:
