@@ -364,6 +364,273 @@ FF_INLINE const unsigned char *ff_number_i(const unsigned char *p, const unsigne
     return ff_decimal(p, end, 0, out);
 }
 
+/* ---- depth levels: ``["price","amount"],...]`` ------------------------------------------
+ *
+ * ff_levels reads a whole levels array. The usual level, ``["P","A"]`` followed by ``,`` or
+ * ``]`` and lying within 32 bytes, is matched as a unit (ff_level32, SSE2): one pass over
+ * the 32 bytes gives the mask of digits, from which the ends of both numbers follow
+ * without looking at their digits again; the punctuation is checked with three small
+ * loads; each number's digits are gathered from the two 8-byte words that end at its point
+ * and at its closing quote, and both mantissas are converted and divided together. Any
+ * other level (bare numbers, long numbers, another shape, the end of the buffer near) is
+ * read number by number with ff_qdecimal / ff_number as before, and that path decides.
+ * Every number the level path accepts is ``digits ['.' digits]`` in quotes with mantissa m
+ * (all its digits) <= 2**53, digit runs of <= 16 and nf <= 16 fraction digits, stored as
+ * (double)m / 10**nf: the same correctly rounded double as ff_decimal and the general
+ * parser give. */
+
+/* masks of the top n bytes of a word (n = 0..8) */
+static const uint64_t ff_topmask[9] = {
+    0ULL, 0xFF00000000000000ULL, 0xFFFF000000000000ULL, 0xFFFFFF0000000000ULL,
+    0xFFFFFFFF00000000ULL, 0xFFFFFFFFFF000000ULL, 0xFFFFFFFFFFFF0000ULL, 0xFFFFFFFFFFFFFF00ULL,
+    0xFFFFFFFFFFFFFFFFULL,
+};
+
+#if FF_SWAR_LE && defined(__SSE2__)
+#include <emmintrin.h>
+#define FF_LEVEL32 1
+
+/* Bytes ff_level32 may read: [p - 8, p + FF_LEVEL32_NEED). (Its largest read index is 32,
+ * see the comments in it; its smallest is -6.) */
+#define FF_LEVEL32_NEED 33
+/* ff_level32's answer for a level with a number of more than 8 digits */
+#define FF_LEVEL32_LONG 64
+
+/* The digits p[a - ni .. a) then p[e - nf .. e) (ni + nf <= 8, ni >= 1; the bytes of the
+ * words p[a - 8 .. a) and p[e - 8 .. e) only) as one word: the ni + nf digit characters at
+ * its top, the first one lowest (the most significant, as ff_conv8 reads them), zero bytes
+ * below them. */
+FF_INLINE uint64_t ff_lvword(const unsigned char *p, uint64_t a, uint64_t e, uint64_t ni,
+                             uint64_t nf)
+{
+    return ((ff_load8(p + a - 8) & ff_topmask[ni]) >> (8 * nf)) |
+           (ff_load8(p + e - 8) & ff_topmask[nf]);
+}
+
+/* The value of the k digits p[x - k .. x) (1 <= k <= 16; reads p[x - 16 .. x) when k > 8,
+ * else p[x - 8 .. x)). */
+FF_INLINE uint64_t ff_lvrun(const unsigned char *p, uint64_t x, uint64_t k)
+{
+    uint64_t lo;
+    if (k <= 8)
+        return ff_conv8((ff_load8(p + x - 8) ^ FF_ZEROS) & ff_topmask[k]);
+    lo = ff_conv8(ff_load8(p + x - 8) ^ FF_ZEROS);
+    return ff_conv8((ff_load8(p + x - 16) ^ FF_ZEROS) & ff_topmask[k - 8]) * 100000000ULL + lo;
+}
+
+/* The mantissa of a number with integer digits p[a - ni .. a) and fraction digits
+ * p[e - nf .. e), or 0 if it is outside this path's limits (digit runs <= 16, <= 19 digits
+ * in all, m <= 2**53; the number-by-number path then decides, e.g. trims the fraction's
+ * trailing zeros). */
+FF_INLINE uint64_t ff_lvlong(const unsigned char *p, uint64_t a, uint64_t e, uint64_t ni,
+                             uint64_t nf)
+{
+    uint64_t m;
+    if (ni > 16 || nf > 16 || ni + nf > 19)
+        return 0;
+    m = ff_lvrun(p, a, ni) * ff_pow10u[nf]; /* < 10**19 < 2**64 */
+    if (nf)
+        m += ff_lvrun(p, e, nf);
+    return m <= 9007199254740992ULL ? m : 0;
+}
+
+/* One level ``["P","A"]`` and the byte after it (',' or ']') at p, all within p[0 .. 32).
+ * The caller guarantees that [p - 8, p + FF_LEVEL32_NEED) is readable. Returns the number of
+ * bytes up to and including that ',' or ']', with price and amount stored in out[0], out[1];
+ * or 0: another shape, a number outside the limits above, or a price of zero (the caller
+ * then reads this level number by number, and that decides); or (long == 0 only)
+ * FF_LEVEL32_LONG: a number has more than 8 digits, call again with long = 1.
+ * long = 0: both mantissas of <= 8 digits, converted together (SSE2); long = 1: up to the
+ * limits of ff_lvlong, one at a time. */
+FF_INLINE size_t ff_level32_(const unsigned char *p, double *out, int long_)
+{
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    __m128i lo = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)p), zero);
+    __m128i hi = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), zero);
+    /* a byte is a digit iff (byte - '0') mod 256 <= 9 */
+    uint32_t dlo = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(lo, nine), lo));
+    uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(hi, nine), hi));
+    /* non-digits of p[0 .. 32); bits 32..63 set: every search below ends by bit 32 */
+    uint64_t nd = ~(uint64_t)(dlo | (dhi << 16));
+    uint64_t r, w1 = 0, w2, m1 = 0, m2;
+    /* positions in p (64-bit: no extensions when they index) */
+    uint64_t a, e, d, s2, nf1, nf2;
+    uint32_t tail;
+    __m128i x;
+    __m128d v;
+    if (ff_load2(p) != ff_load2("[\""))
+        return 0;
+    /* the price: digits from 2 to the first non-digit a; if that is a point (d = 1), digits
+     * on to the next non-digit: e, the closing quote (e = a without a point) */
+    r = nd & ~3ULL;
+    a = (uint64_t)__builtin_ctzll(r);             /* 2..32: p[a] is readable */
+    d = p[a] == '.';
+    e = (uint64_t)__builtin_ctzll(r & (r - d));   /* a..33 */
+    if (FF_UNLIKELY(a == 2 || e > 25))
+        return 0;
+    /* ``","`` (reads p[e .. e + 4) <= p[28]) */
+    if ((ff_load4(p + e) & 0xFFFFFFu) != (ff_load4("\",\"") & 0xFFFFFFu))
+        return 0;
+    /* the words read below: p[a - 8 .. a), p[e - 8 .. e), and for runs of more than 8
+     * digits p[a - 16 .. a), p[e - 16 .. e); all within p[-6 .. 32) */
+    nf1 = e - a - d;
+    if (!long_) {
+        if (FF_UNLIKELY(e - 2 - d > 8))           /* ni + nf digits */
+            return FF_LEVEL32_LONG;
+        w1 = ff_lvword(p, a, e, a - 2, nf1);
+    } else if ((m1 = ff_lvlong(p, a, e, a - 2, nf1)) == 0) {
+        return 0;                                 /* too long, or a price of zero */
+    }
+    /* the amount, from s2, the same way */
+    s2 = e + 3;                                   /* <= 28 */
+    r = nd & (~0ULL << s2);
+    a = (uint64_t)__builtin_ctzll(r);             /* s2..32 */
+    d = p[a] == '.';
+    e = (uint64_t)__builtin_ctzll(r & (r - d));
+    if (FF_UNLIKELY(a == s2 || e > 29))
+        return 0;
+    /* ``"],`` or (the last level) ``"]]`` (reads p[e .. e + 4) <= p[32]) */
+    tail = ff_load4(p + e) & 0xFFFFFFu;
+    if (FF_UNLIKELY(tail != (ff_load4("\"],") & 0xFFFFFFu)) && tail != (ff_load4("\"]]") & 0xFFFFFFu))
+        return 0;
+    nf2 = e - a - d;
+    if (!long_) {
+        if (FF_UNLIKELY(e - s2 - d > 8))
+            return FF_LEVEL32_LONG;
+        w2 = ff_lvword(p, a, e, a - s2, nf2);
+        /* both mantissas (<= 8 digits each) at once: the digit characters of each at the
+         * top of its 64-bit lane, zero bytes below; '0'..'9' -> 0..9 (the zero bytes stay
+         * 0), then pairs, quads and octets of digits combined (SSE2 multiply-adds) */
+        x = _mm_subs_epu8(_mm_set_epi64x((long long)w2, (long long)w1), zero);
+        /* 16-bit lanes d0 + 256 d1 -> 10 d0 + d1 (the 2560 d1 is cut off by the mask) */
+        x = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(x, _mm_set1_epi16(10)), _mm_srli_epi16(x, 8)),
+                          _mm_set1_epi16(0xFF));
+        x = _mm_madd_epi16(x, _mm_set1_epi32(100 + (1 << 16)));     /* 4 digits per 32 bits */
+        x = _mm_packs_epi32(x, x);                                    /* <= 9999: no saturation */
+        x = _mm_madd_epi16(x, _mm_set1_epi32(10000 + (1 << 16)));   /* 8 digits per 32 bits */
+        if (FF_UNLIKELY(_mm_cvtsi128_si32(x) == 0))
+            return 0;                             /* a price of zero */
+        v = _mm_cvtepi32_pd(x);                                       /* both < 10**8: exact */
+    } else {
+        m2 = ff_lvlong(p, a, e, a - s2, nf2);
+        if (m2 == 0 && e - s2 - d > 8)
+            return 0;                             /* too long (a zero has <= 8 digits) */
+        v = _mm_set_pd((double)m2, (double)m1);   /* <= 2**53: exact */
+    }
+    /* both divisions at once: each lane the correctly rounded m / 10**nf */
+    _mm_storeu_pd(out, _mm_div_pd(v, _mm_set_pd(ff_pow10d[nf2], ff_pow10d[nf1])));
+    return e + 3;
+}
+
+FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
+{
+    return ff_level32_(p, out, 0);
+}
+
+/* out of line: numbers of more than 8 digits are rare in depth levels */
+static size_t ff_level32_long(const unsigned char *p, double *out)
+{
+    return ff_level32_(p, out, 1);
+}
+#else
+#define FF_LEVEL32 0
+#endif
+
+/* One level ``[price,amount]`` and the ',' or ']' after it, number by number (p at its
+ * '['; the punctuation around the usual quoted decimals as 2-byte literals): returns just
+ * past that ',' or ']', or NULL; *last = 1 after ']'. Out of line (ff_levels' loop stays
+ * small): the levels ff_level32 does not take are rare. */
+static const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
+                                          double *out, int *last)
+{
+    double price, amount;
+    if (end - p < 3)
+        return NULL;
+    if (ff_eq(p, "[\"", 2))
+        p = ff_qdecimal(p + 1, end, &price);
+    else if (*p == '[')
+        p = ff_number(p + 1, end, &price);
+    else
+        return NULL;
+    if (p == NULL || !(price > 0.0) || end - p < 3)
+        return NULL;
+    if (ff_eq(p, ",\"", 2))
+        p = ff_qdecimal(p + 1, end, &amount);
+    else if (*p == ',')
+        p = ff_number(p + 1, end, &amount);
+    else
+        return NULL;
+    if (p == NULL || end - p < 2)
+        return NULL;
+    out[0] = price;
+    out[1] = amount;
+    if (ff_eq(p, "],", 2)) {
+        *last = 0;
+        return p + 2;
+    }
+    if (ff_eq(p, "]]", 2)) {
+        *last = 1;
+        return p + 2;
+    }
+    return NULL;
+}
+
+/* A levels array ``[price,amount],...]`` (p just after its opening '['; lo: the start of
+ * the message, for ff_level32's reads before p) into out (price, amount pairs; room for cap
+ * levels): returns just past the closing ']' with *count set, or NULL when the fast path
+ * cannot read it (another shape, a full array, a price <= 0, any error). */
+static inline const unsigned char *ff_levels(const unsigned char *p, const unsigned char *end,
+                                             const unsigned char *lo, double *out,
+                                             Py_ssize_t cap, Py_ssize_t *count)
+{
+    Py_ssize_t n = 0;
+    int last = 0;
+    if (p < end && *p == ']') {
+        *count = 0;
+        return p + 1;
+    }
+#if FF_LEVEL32
+    if (FF_LIKELY(p - lo >= 8)) { /* p only grows: then true for every level */
+        for (;;) {
+            while (FF_LIKELY(end - p >= FF_LEVEL32_NEED)) {
+                size_t k;
+                if (FF_UNLIKELY(n == cap))
+                    return NULL;
+                k = ff_level32(p, out + 2 * n);
+                if (FF_UNLIKELY(k == FF_LEVEL32_LONG))
+                    k = ff_level32_long(p, out + 2 * n);
+                if (FF_UNLIKELY(k == 0))
+                    break; /* this level number by number, below */
+                n++;
+                p += k;
+                if (p[-1] == ']') {
+                    *count = n;
+                    return p;
+                }
+            }
+            if (n == cap || (p = ff_level_each(p, end, out + 2 * n, &last)) == NULL)
+                return NULL;
+            n++;
+            if (last) {
+                *count = n;
+                return p;
+            }
+        }
+    }
+#else
+    (void)lo;
+#endif
+    for (;;) {
+        if (n == cap || (p = ff_level_each(p, end, out + 2 * n, &last)) == NULL)
+            return NULL;
+        n++;
+        if (last) {
+            *count = n;
+            return p;
+        }
+    }
+}
+
 static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n);
 
 #define FF_SYMHASH_SEED 0x9E3779B97F4A7C15ULL
