@@ -655,6 +655,40 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
 {
     int n = 0;
     unsigned c;
+#if FF_LEVEL32
+    /* the usual symbol, shorter than 16 bytes, with 16 readable: one SSE2 pass over them */
+    if (FF_LIKELY(end - p >= 16)) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned quote = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        if (FF_LIKELY(quote != 0)) {
+            /* signed bytes: < 0x21 is a control byte, a space or >= 0x80 */
+            unsigned bad = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x21)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+            __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('a' - 1)),
+                                          _mm_cmplt_epi8(v, _mm_set1_epi8('z' + 1)));
+            uint64_t h = FF_SYMHASH_SEED, w;
+            n = __builtin_ctz(quote);
+            if (n == 0 || (bad & ((1u << n) - 1)) != 0)
+                return -1;
+            v = _mm_sub_epi8(v, _mm_and_si128(lower, _mm_set1_epi8(0x20)));
+            _mm_storeu_si128((__m128i *)out, v); /* out[0:16] of its 33 bytes */
+            out[n] = 0;
+            /* ff_symhash of out[0:n]: a whole word if n >= 8, then the zero-extended tail */
+            w = (uint64_t)_mm_cvtsi128_si64(v);
+            if (n >= 8) {
+                h = (h ^ w) * FF_SYMHASH_MUL;
+                h ^= h >> 32;
+                w = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+            }
+            if (n & 7)
+                h = (h ^ (w & ((1ULL << (8 * (n & 7))) - 1))) * FF_SYMHASH_MUL;
+            *hash = ff_symhash_end(h, n);
+            return n;
+        }
+    }
+#endif
 #if FF_SWAR_LE
     uint64_t h = FF_SYMHASH_SEED;
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
