@@ -63,8 +63,10 @@ static const double ff_pow10d[20] = {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FF_INLINE static inline __attribute__((always_inline))
+#define FF_NOINLINE static __attribute__((noinline, unused))
 #else
 #define FF_INLINE static inline
+#define FF_NOINLINE static
 #endif
 
 /* Unaligned loads. Comparing a load of the text with the same load of a string literal is
@@ -391,10 +393,8 @@ static const uint64_t ff_topmask[9] = {
 #define FF_LEVEL32 1
 
 /* Bytes ff_level32 may read: [p - 8, p + FF_LEVEL32_NEED). (Its largest read index is 32,
- * see the comments in it; its smallest is -6.) */
+ * see the comments in it; its smallest is -5.) */
 #define FF_LEVEL32_NEED 33
-/* ff_level32's answer for a level with a number of more than 8 digits */
-#define FF_LEVEL32_LONG 64
 
 /* The digits p[a - ni .. a) then p[e - nf .. e) (ni + nf <= 8, ni >= 1; the bytes of the
  * words p[a - 8 .. a) and p[e - 8 .. e) only) as one word: the ni + nf digit characters at
@@ -407,42 +407,84 @@ FF_INLINE uint64_t ff_lvword(const unsigned char *p, uint64_t a, uint64_t e, uin
            (ff_load8(p + e - 8) & ff_topmask[nf]);
 }
 
-/* The value of the k digits p[x - k .. x) (1 <= k <= 16; reads p[x - 16 .. x) when k > 8,
- * else p[x - 8 .. x)). */
-FF_INLINE uint64_t ff_lvrun(const unsigned char *p, uint64_t x, uint64_t k)
+/* The values of the 64-bit lanes of x and y, words as ff_lvword makes them (digit
+ * characters at the top, zero bytes below): 32-bit lanes (x0, x1, y0, y1). SSE2 only:
+ * '0'..'9' -> 0..9 (the zero bytes stay 0), then pairs, quads and octets of digits. */
+FF_INLINE __m128i ff_conv8x4(__m128i x, __m128i y)
 {
-    uint64_t lo;
-    if (k <= 8)
-        return ff_conv8((ff_load8(p + x - 8) ^ FF_ZEROS) & ff_topmask[k]);
-    lo = ff_conv8(ff_load8(p + x - 8) ^ FF_ZEROS);
-    return ff_conv8((ff_load8(p + x - 16) ^ FF_ZEROS) & ff_topmask[k - 8]) * 100000000ULL + lo;
+    const __m128i zero = _mm_set1_epi8('0'), ten = _mm_set1_epi16(10), low = _mm_set1_epi16(0xFF);
+    const __m128i c100 = _mm_set1_epi32(100 + (1 << 16)), c10000 = _mm_set1_epi32(10000 + (1 << 16));
+    x = _mm_subs_epu8(x, zero);
+    y = _mm_subs_epu8(y, zero);
+    /* 16-bit lanes d0 + 256 d1 -> 10 d0 + d1 (the 2560 d1 is cut off by the mask) */
+    x = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(x, ten), _mm_srli_epi16(x, 8)), low);
+    y = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(y, ten), _mm_srli_epi16(y, 8)), low);
+    x = _mm_madd_epi16(x, c100); /* 4 digits per 32 bits, <= 9999 */
+    y = _mm_madd_epi16(y, c100);
+    return _mm_madd_epi16(_mm_packs_epi32(x, y), c10000); /* 8 digits per 32 bits */
 }
 
-/* The mantissa of a number with integer digits p[a - ni .. a) and fraction digits
- * p[e - nf .. e), or 0 if it is outside this path's limits (digit runs <= 16, <= 19 digits
- * in all, m <= 2**53; the number-by-number path then decides, e.g. trims the fraction's
- * trailing zeros). */
-FF_INLINE uint64_t ff_lvlong(const unsigned char *p, uint64_t a, uint64_t e, uint64_t ni,
-                             uint64_t nf)
+/* ff_level32 for a level with a number of 9..16 digits (nd: the mask of non-digits of
+ * p[0 .. 32), bits 32..63 set): the same checks, each number's digits as two words (its last
+ * 8 and those before), all four converted at once. Returns as ff_level32: 0 also for a
+ * number of more than 16 digits or m > 2**53. Out of line: such levels are rare. */
+FF_NOINLINE size_t ff_level32_long(const unsigned char *p, uint64_t nd, double *out)
 {
-    uint64_t m;
-    if (ni > 16 || nf > 16 || ni + nf > 19)
-        return 0;
-    m = ff_lvrun(p, a, ni) * ff_pow10u[nf]; /* < 10**19 < 2**64 */
-    if (nf)
-        m += ff_lvrun(p, e, nf);
-    return m <= 9007199254740992ULL ? m : 0;
+    uint64_t w[4], nfs[2], s = 2, e = 0, r, a, d, ni, nf, m1, m2;
+    uint32_t tail;
+    __m128i y;
+    int i;
+    for (i = 0; i < 2; i++) {
+        r = nd & (~0ULL << s);                    /* s <= 28 */
+        a = (uint64_t)__builtin_ctzll(r);         /* s..32 */
+        d = p[a] == '.';
+        e = (uint64_t)__builtin_ctzll(r & (r - d));
+        if (a == s || e > (i ? 29u : 25u))
+            return 0;
+        /* ``","`` after the price, ``"],`` or ``"]]`` after the amount (<= p[32]) */
+        tail = ff_load4(p + e) & 0xFFFFFFu;
+        if (i ? tail != (ff_load4("\"],") & 0xFFFFFFu) && tail != (ff_load4("\"]]") & 0xFFFFFFu)
+              : tail != (ff_load4("\",\"") & 0xFFFFFFu))
+            return 0;
+        ni = a - s;
+        nfs[i] = nf = e - a - d;
+        /* reads p[x - 8 .. x) with x >= a - 8 + nf >= s + 1 + nf - 8 when ni + nf > 8, and
+         * x = e - 8 >= a - 7 when nf >= 8: never before p - 5 */
+        if (ni + nf <= 8) {
+            w[2 * i] = 0;
+            w[2 * i + 1] = ff_lvword(p, a, e, ni, nf);
+        } else if (ni + nf > 16) {
+            return 0;
+        } else if (nf >= 8) { /* the fraction's last 8; the integer and the fraction's first */
+            w[2 * i] = ff_lvword(p, a, e - 8, ni, nf - 8);
+            w[2 * i + 1] = ff_load8(p + e - 8);
+        } else { /* the integer's first ni - (8 - nf); its last 8 - nf and the fraction */
+            w[2 * i] = ff_load8(p + a - (8 - nf) - 8) & ff_topmask[ni - (8 - nf)];
+            w[2 * i + 1] = ff_lvword(p, a, e, 8 - nf, nf);
+        }
+        s = e + 3;
+    }
+    /* 32-bit lanes (hi1, lo1, hi2, lo2) -> 64-bit lanes hi * 10**8 + lo */
+    y = ff_conv8x4(_mm_set_epi64x((long long)w[1], (long long)w[0]),
+                   _mm_set_epi64x((long long)w[3], (long long)w[2]));
+    y = _mm_add_epi64(_mm_mul_epu32(y, _mm_set1_epi64x(100000000)), _mm_srli_epi64(y, 32));
+    m1 = (uint64_t)_mm_cvtsi128_si64(y);
+    m2 = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(y, y));
+    if (m1 == 0 || m1 > 9007199254740992ULL || m2 > 9007199254740992ULL)
+        return 0; /* a price of zero, or beyond this path (m > 2**53) */
+    /* <= 2**53: exact doubles; each the correctly rounded m / 10**nf */
+    _mm_storeu_pd(out, _mm_div_pd(_mm_set_pd((double)m2, (double)m1),
+                                  _mm_set_pd(ff_pow10d[nfs[1]], ff_pow10d[nfs[0]])));
+    return e + 3;
 }
 
 /* One level ``["P","A"]`` and the byte after it (',' or ']') at p, all within p[0 .. 32).
  * The caller guarantees that [p - 8, p + FF_LEVEL32_NEED) is readable. Returns the number of
  * bytes up to and including that ',' or ']', with price and amount stored in out[0], out[1];
- * or 0: another shape, a number outside the limits above, or a price of zero (the caller
- * then reads this level number by number, and that decides); or (long == 0 only)
- * FF_LEVEL32_LONG: a number has more than 8 digits, call again with long = 1.
- * long = 0: both mantissas of <= 8 digits, converted together (SSE2); long = 1: up to the
- * limits of ff_lvlong, one at a time. */
-FF_INLINE size_t ff_level32_(const unsigned char *p, double *out, int long_)
+ * or 0: another shape, a number of more than 16 digits or m > 2**53, or a price of zero (the
+ * caller then reads this level number by number, and that decides). Mantissas of <= 8
+ * digits here, converted and divided together; longer ones in ff_level32_long. */
+FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
 {
     const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
     __m128i lo = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)p), zero);
@@ -452,12 +494,11 @@ FF_INLINE size_t ff_level32_(const unsigned char *p, double *out, int long_)
     uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(hi, nine), hi));
     /* non-digits of p[0 .. 32); bits 32..63 set: every search below ends by bit 32 */
     uint64_t nd = ~(uint64_t)(dlo | (dhi << 16));
-    uint64_t r, w1 = 0, w2, m1 = 0, m2;
+    uint64_t r, w1, w2;
     /* positions in p (64-bit: no extensions when they index) */
     uint64_t a, e, d, s2, nf1, nf2;
     uint32_t tail;
     __m128i x;
-    __m128d v;
     if (ff_load2(p) != ff_load2("[\""))
         return 0;
     /* the price: digits from 2 to the first non-digit a; if that is a point (d = 1), digits
@@ -471,16 +512,11 @@ FF_INLINE size_t ff_level32_(const unsigned char *p, double *out, int long_)
     /* ``","`` (reads p[e .. e + 4) <= p[28]) */
     if ((ff_load4(p + e) & 0xFFFFFFu) != (ff_load4("\",\"") & 0xFFFFFFu))
         return 0;
-    /* the words read below: p[a - 8 .. a), p[e - 8 .. e), and for runs of more than 8
-     * digits p[a - 16 .. a), p[e - 16 .. e); all within p[-6 .. 32) */
+    if (FF_UNLIKELY(e - 2 - d > 8))               /* ni + nf digits */
+        return ff_level32_long(p, nd, out);
+    /* the words: p[a - 8 .. a) and p[e - 8 .. e), a >= 3 */
     nf1 = e - a - d;
-    if (!long_) {
-        if (FF_UNLIKELY(e - 2 - d > 8))           /* ni + nf digits */
-            return FF_LEVEL32_LONG;
-        w1 = ff_lvword(p, a, e, a - 2, nf1);
-    } else if ((m1 = ff_lvlong(p, a, e, a - 2, nf1)) == 0) {
-        return 0;                                 /* too long, or a price of zero */
-    }
+    w1 = ff_lvword(p, a, e, a - 2, nf1);
     /* the amount, from s2, the same way */
     s2 = e + 3;                                   /* <= 28 */
     r = nd & (~0ULL << s2);
@@ -493,44 +529,18 @@ FF_INLINE size_t ff_level32_(const unsigned char *p, double *out, int long_)
     tail = ff_load4(p + e) & 0xFFFFFFu;
     if (FF_UNLIKELY(tail != (ff_load4("\"],") & 0xFFFFFFu)) && tail != (ff_load4("\"]]") & 0xFFFFFFu))
         return 0;
+    if (FF_UNLIKELY(e - s2 - d > 8))
+        return ff_level32_long(p, nd, out);
     nf2 = e - a - d;
-    if (!long_) {
-        if (FF_UNLIKELY(e - s2 - d > 8))
-            return FF_LEVEL32_LONG;
-        w2 = ff_lvword(p, a, e, a - s2, nf2);
-        /* both mantissas (<= 8 digits each) at once: the digit characters of each at the
-         * top of its 64-bit lane, zero bytes below; '0'..'9' -> 0..9 (the zero bytes stay
-         * 0), then pairs, quads and octets of digits combined (SSE2 multiply-adds) */
-        x = _mm_subs_epu8(_mm_set_epi64x((long long)w2, (long long)w1), zero);
-        /* 16-bit lanes d0 + 256 d1 -> 10 d0 + d1 (the 2560 d1 is cut off by the mask) */
-        x = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(x, _mm_set1_epi16(10)), _mm_srli_epi16(x, 8)),
-                          _mm_set1_epi16(0xFF));
-        x = _mm_madd_epi16(x, _mm_set1_epi32(100 + (1 << 16)));     /* 4 digits per 32 bits */
-        x = _mm_packs_epi32(x, x);                                    /* <= 9999: no saturation */
-        x = _mm_madd_epi16(x, _mm_set1_epi32(10000 + (1 << 16)));   /* 8 digits per 32 bits */
-        if (FF_UNLIKELY(_mm_cvtsi128_si32(x) == 0))
-            return 0;                             /* a price of zero */
-        v = _mm_cvtepi32_pd(x);                                       /* both < 10**8: exact */
-    } else {
-        m2 = ff_lvlong(p, a, e, a - s2, nf2);
-        if (m2 == 0 && e - s2 - d > 8)
-            return 0;                             /* too long (a zero has <= 8 digits) */
-        v = _mm_set_pd((double)m2, (double)m1);   /* <= 2**53: exact */
-    }
-    /* both divisions at once: each lane the correctly rounded m / 10**nf */
-    _mm_storeu_pd(out, _mm_div_pd(v, _mm_set_pd(ff_pow10d[nf2], ff_pow10d[nf1])));
+    w2 = ff_lvword(p, a, e, a - s2, nf2);
+    /* both mantissas (<= 8 digits each) at once */
+    x = ff_conv8x4(_mm_set_epi64x((long long)w2, (long long)w1), _mm_setzero_si128());
+    if (FF_UNLIKELY(_mm_cvtsi128_si32(x) == 0))
+        return 0;                                 /* a price of zero */
+    /* both < 10**8: exact doubles; both divisions at once, each lane the correctly rounded
+     * m / 10**nf */
+    _mm_storeu_pd(out, _mm_div_pd(_mm_cvtepi32_pd(x), _mm_set_pd(ff_pow10d[nf2], ff_pow10d[nf1])));
     return e + 3;
-}
-
-FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
-{
-    return ff_level32_(p, out, 0);
-}
-
-/* out of line: numbers of more than 8 digits are rare in depth levels */
-static size_t ff_level32_long(const unsigned char *p, double *out)
-{
-    return ff_level32_(p, out, 1);
 }
 #else
 #define FF_LEVEL32 0
@@ -540,8 +550,8 @@ static size_t ff_level32_long(const unsigned char *p, double *out)
  * '['; the punctuation around the usual quoted decimals as 2-byte literals): returns just
  * past that ',' or ']', or NULL; *last = 1 after ']'. Out of line (ff_levels' loop stays
  * small): the levels ff_level32 does not take are rare. */
-static const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
-                                          double *out, int *last)
+FF_NOINLINE const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
+                                               double *out, int *last)
 {
     double price, amount;
     if (end - p < 3)
@@ -597,8 +607,6 @@ static inline const unsigned char *ff_levels(const unsigned char *p, const unsig
                 if (FF_UNLIKELY(n == cap))
                     return NULL;
                 k = ff_level32(p, out + 2 * n);
-                if (FF_UNLIKELY(k == FF_LEVEL32_LONG))
-                    k = ff_level32_long(p, out + 2 * n);
                 if (FF_UNLIKELY(k == 0))
                     break; /* this level number by number, below */
                 n++;
