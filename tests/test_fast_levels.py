@@ -22,7 +22,6 @@ import textwrap
 from typing import Any
 
 import pytest
-
 from test_fastpath import bits, check_text
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
@@ -98,11 +97,43 @@ def test_every_decimal_shape_in_the_window() -> None:
 
 #: number texts the window must refuse or read exactly as the general parser does
 ODD = (
-    "1e5", "1E-5", "1.5e3", "-1", "+1", ".5", "1.", "0.", "00", "007", "00.10", "1.2.3", "1..2",
-    "", " 1", "1 ", "0x10", "١", "1\\u0030", "Infinity", "NaN", "0", "0.0", "0.000000000",
-    "9007199254740992", "9007199254740993", "900719925474099.3", "0.9007199254740993",
-    "12345678.9", "123456789", "1234567890123456", "12345678901234567", "1.2345678901234567",
-    "0.00000000000000001", "1234567890123456.000", "100000000000000000000", "99999999.99999999",
+    "1e5",
+    "1E-5",
+    "1.5e3",
+    "-1",
+    "+1",
+    ".5",
+    "1.",
+    "0.",
+    "00",
+    "007",
+    "00.10",
+    "1.2.3",
+    "1..2",
+    "",
+    " 1",
+    "1 ",
+    "0x10",
+    "١",
+    "1\\u0030",
+    "Infinity",
+    "NaN",
+    "0",
+    "0.0",
+    "0.000000000",
+    "9007199254740992",
+    "9007199254740993",
+    "900719925474099.3",
+    "0.9007199254740993",
+    "12345678.9",
+    "123456789",
+    "1234567890123456",
+    "12345678901234567",
+    "1.2345678901234567",
+    "0.00000000000000001",
+    "1234567890123456.000",
+    "100000000000000000000",
+    "99999999.99999999",
 )
 
 
@@ -135,7 +166,9 @@ def test_alignment_and_level_lengths() -> None:
                     a = a[:2] + "." + a[2:]
                 pre = level("1" * (pad + 1), "2")
                 n = rng.randint(0, 3)
-                text = depth([pre, level(p, a)] + [FILL] * n, [level(p, a)] * n, symbol="S" * rng.randint(1, 32))
+                text = depth(
+                    [pre, level(p, a)] + [FILL] * n, [level(p, a)] * n, symbol="S" * rng.randint(1, 32)
+                )
                 fast = check_text(text)
                 if within(p) and within(a):
                     assert fast is not None, text
@@ -239,11 +272,16 @@ GUARD_BOTH = textwrap.dedent(
 )
 
 
+#: symbol bytes at the edges of what ff_symbol takes (controls, space, quote, backslash,
+#: DEL, non-ASCII, the neighbours of a-z and of the printable range)
+EDGE_BYTES = b'\x00\x1f !"\\`{~\x7f\x80\xffaz'
+
+
 def _symbol_texts() -> list[tuple[str, bytes]]:
     out = []
     for n in range(1, 20):
         for pos in range(n):
-            for bad in (0x00, 0x1F, 0x20, 0x21, 0x22, 0x5C, 0x60, 0x7B, 0x7E, 0x7F, 0x80, 0xFF, ord("a"), ord("z")):
+            for bad in EDGE_BYTES:
                 name = bytearray(b"q" * n)
                 name[pos] = bad
                 out.append((f"{n}:{pos}:{bad:#x}", bytes(name)))
