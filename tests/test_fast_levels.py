@@ -15,10 +15,16 @@ The symbol's SSE2 reader (``ff_symbol``, symbols shorter than 16 bytes) is check
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +32,8 @@ from test_fastpath import bits, check_text
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: a filler level after the one under test: at least 33 bytes from its '[' to the end
 FILL = '["1","1"]'
@@ -305,3 +313,32 @@ def test_symbol_bytes_and_lengths() -> None:
             want = bytes(c - 32 if 0x61 <= c <= 0x7A else c for c in name).decode("ascii")
             assert fast[2] == want, (name, fast[2])
     assert taken > 500
+
+
+def test_level_reader_differential_fuzz(tmp_path: Path) -> None:
+    """fuzz/levels_fuzz.c: _fastnum.h compiled on its own (ASan + UBSan when the compiler has
+    them), a fixed-seed run of random levels in exact-size buffers; every level the window
+    reader takes equals the number-by-number path and strtod() bit for bit."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    if not cc or shutil.which(cc[0]) is None:
+        pytest.skip("no C compiler")
+    exe = tmp_path / "levels_fuzz"
+    base = [*cc, "-O1", "-g", "-I", str(ROOT / "fastfeed"), str(ROOT / "fuzz" / "levels_fuzz.c")]
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    for flags in (san, []):  # sanitizers if the toolchain has them
+        r = subprocess.run([*base, *flags, "-o", str(exe)], capture_output=True, timeout=300)
+        if r.returncode == 0:
+            break
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # its own ASan runtime
+    env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1"
+    run = subprocess.run([str(exe), "20261126", "300000"], capture_output=True, timeout=600, env=env)
+    out = run.stdout.decode()
+    assert run.returncode == 0, out + run.stderr.decode(errors="replace")
+    m = re.search(r"taken (\d+) refused (\d+)", out)
+    if m is None:
+        assert "no level reader" in out, out
+        return
+    taken, refused = map(int, m.groups())
+    assert taken > 50_000 and refused > 50_000, out
