@@ -388,7 +388,7 @@ static const uint64_t ff_topmask[9] = {
     0xFFFFFFFFFFFFFFFFULL,
 };
 
-#if FF_SWAR_LE && defined(__SSE2__)
+#if FF_SWAR_LE && defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
 #include <emmintrin.h>
 #define FF_LEVEL32 1
 
@@ -548,10 +548,15 @@ FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
 
 /* One level ``[price,amount]`` and the ',' or ']' after it, number by number (p at its
  * '['; the punctuation around the usual quoted decimals as 2-byte literals): returns just
- * past that ',' or ']', or NULL; *last = 1 after ']'. Out of line (ff_levels' loop stays
- * small): the levels ff_level32 does not take are rare. */
-FF_NOINLINE const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
-                                               double *out, int *last)
+ * past that ',' or ']', or NULL; *last = 1 after ']'. Out of line where ff_level32 is
+ * (ff_levels' loop stays small): the levels that it does not take are rare. */
+#if FF_LEVEL32
+#define FF_LEVEL_EACH FF_NOINLINE
+#else
+#define FF_LEVEL_EACH FF_INLINE /* the only level reader there */
+#endif
+FF_LEVEL_EACH const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
+                                                 double *out, int *last)
 {
     double price, amount;
     if (end - p < 3)
