@@ -494,6 +494,11 @@ FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
     uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(hi, nine), hi));
     /* non-digits of p[0 .. 32); bits 32..63 set: every search below ends by bit 32 */
     uint64_t nd = ~(uint64_t)(dlo | (dhi << 16));
+    /* points of p[0 .. 32) (from the mask, not from the bytes: no load on the chain from one
+     * level to the next) */
+    const __m128i point = _mm_set1_epi8('.' - '0');
+    uint64_t dots = (uint64_t)((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, point)) |
+                               ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(hi, point)) << 16));
     uint64_t r, w1, w2;
     /* positions in p (64-bit: no extensions when they index) */
     uint64_t a, e, d, s2, nf1, nf2;
@@ -504,8 +509,8 @@ FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
     /* the price: digits from 2 to the first non-digit a; if that is a point (d = 1), digits
      * on to the next non-digit: e, the closing quote (e = a without a point) */
     r = nd & ~3ULL;
-    a = (uint64_t)__builtin_ctzll(r);             /* 2..32: p[a] is readable */
-    d = p[a] == '.';
+    a = (uint64_t)__builtin_ctzll(r);             /* 2..32 */
+    d = (dots >> a) & 1;                          /* p[a] == '.' (0 for a = 32) */
     e = (uint64_t)__builtin_ctzll(r & (r - d));   /* a..33 */
     if (FF_UNLIKELY(a == 2 || e > 25))
         return 0;
@@ -521,7 +526,7 @@ FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
     s2 = e + 3;                                   /* <= 28 */
     r = nd & (~0ULL << s2);
     a = (uint64_t)__builtin_ctzll(r);             /* s2..32 */
-    d = p[a] == '.';
+    d = (dots >> a) & 1;
     e = (uint64_t)__builtin_ctzll(r & (r - d));
     if (FF_UNLIKELY(a == s2 || e > 29))
         return 0;
