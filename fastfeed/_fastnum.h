@@ -370,12 +370,13 @@ FF_INLINE const unsigned char *ff_number_i(const unsigned char *p, const unsigne
  *
  * ff_levels reads a whole levels array. The usual level, ``["P","A"]`` followed by ``,`` or
  * ``]`` and lying within 32 bytes, is matched as a unit (ff_level32, SSE2): one pass over
- * the 32 bytes gives the mask of digits, from which the ends of both numbers follow
- * without looking at their digits again; the punctuation is checked with three small
- * loads; each number's digits are gathered from the two 8-byte words that end at its point
- * and at its closing quote, and both mantissas are converted and divided together. Any
- * other level (bare numbers, long numbers, another shape, the end of the buffer near) is
- * read number by number with ff_qdecimal / ff_number as before, and that path decides.
+ * the 32 bytes gives the masks of digits and points, from which the ends of both numbers
+ * follow without looking at their digits again (and with no byte load on the chain from
+ * one level to the next); the punctuation is checked with three small loads; each
+ * number's digits are gathered from the two 8-byte words that end at its point and at its
+ * closing quote, and both mantissas are converted and divided together. Any other level
+ * (bare numbers, long numbers, another shape, the end of the buffer near) is read number
+ * by number with ff_qdecimal / ff_number as before, and that path decides.
  * Every number the level path accepts is ``digits ['.' digits]`` in quotes with mantissa m
  * (all its digits) <= 2**53, digit runs of <= 16 and nf <= 16 fraction digits, stored as
  * (double)m / 10**nf: the same correctly rounded double as ff_decimal and the general
