@@ -63,8 +63,10 @@ static const double ff_pow10d[20] = {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FF_INLINE static inline __attribute__((always_inline))
+#define FF_NOINLINE static __attribute__((noinline, unused))
 #else
 #define FF_INLINE static inline
+#define FF_NOINLINE static
 #endif
 
 /* Unaligned loads. Comparing a load of the text with the same load of a string literal is
@@ -364,6 +366,290 @@ FF_INLINE const unsigned char *ff_number_i(const unsigned char *p, const unsigne
     return ff_decimal(p, end, 0, out);
 }
 
+/* ---- depth levels: ``["price","amount"],...]`` ------------------------------------------
+ *
+ * ff_levels reads a whole levels array. The usual level, ``["P","A"]`` followed by ``,`` or
+ * ``]`` and lying within 32 bytes, is matched as a unit (ff_level32, SSE2): one pass over
+ * the 32 bytes gives the masks of digits and points, from which the ends of both numbers
+ * follow without looking at their digits again (and with no byte load on the chain from
+ * one level to the next); the punctuation is checked with three small loads; each
+ * number's digits are gathered from the two 8-byte words that end at its point and at its
+ * closing quote, and both mantissas are converted and divided together. Any other level
+ * (bare numbers, long numbers, another shape, the end of the buffer near) is read number
+ * by number with ff_qdecimal / ff_number as before, and that path decides.
+ * Every number the level path accepts is ``digits ['.' digits]`` in quotes with mantissa m
+ * (all its digits) <= 2**53, digit runs of <= 16 and nf <= 16 fraction digits, stored as
+ * (double)m / 10**nf: the same correctly rounded double as ff_decimal and the general
+ * parser give. */
+
+/* masks of the top n bytes of a word (n = 0..8) */
+static const uint64_t ff_topmask[9] = {
+    0ULL, 0xFF00000000000000ULL, 0xFFFF000000000000ULL, 0xFFFFFF0000000000ULL,
+    0xFFFFFFFF00000000ULL, 0xFFFFFFFFFF000000ULL, 0xFFFFFFFFFFFF0000ULL, 0xFFFFFFFFFFFFFF00ULL,
+    0xFFFFFFFFFFFFFFFFULL,
+};
+
+#if FF_SWAR_LE && defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+#include <emmintrin.h>
+#define FF_LEVEL32 1
+
+/* Bytes ff_level32 may read: [p - 8, p + FF_LEVEL32_NEED). (Its largest read index is 32,
+ * see the comments in it; its smallest is -5.) */
+#define FF_LEVEL32_NEED 33
+
+/* The digits p[a - ni .. a) then p[e - nf .. e) (ni + nf <= 8, ni >= 1; the bytes of the
+ * words p[a - 8 .. a) and p[e - 8 .. e) only) as one word: the ni + nf digit characters at
+ * its top, the first one lowest (the most significant, as ff_conv8 reads them), zero bytes
+ * below them. */
+FF_INLINE uint64_t ff_lvword(const unsigned char *p, uint64_t a, uint64_t e, uint64_t ni,
+                             uint64_t nf)
+{
+    return ((ff_load8(p + a - 8) & ff_topmask[ni]) >> (8 * nf)) |
+           (ff_load8(p + e - 8) & ff_topmask[nf]);
+}
+
+/* The values of the 64-bit lanes of x and y, words as ff_lvword makes them (digit
+ * characters at the top, zero bytes below): 32-bit lanes (x0, x1, y0, y1). SSE2 only:
+ * '0'..'9' -> 0..9 (the zero bytes stay 0), then pairs, quads and octets of digits. */
+FF_INLINE __m128i ff_conv8x4(__m128i x, __m128i y)
+{
+    const __m128i zero = _mm_set1_epi8('0'), ten = _mm_set1_epi16(10), low = _mm_set1_epi16(0xFF);
+    const __m128i c100 = _mm_set1_epi32(100 + (1 << 16)), c10000 = _mm_set1_epi32(10000 + (1 << 16));
+    x = _mm_subs_epu8(x, zero);
+    y = _mm_subs_epu8(y, zero);
+    /* 16-bit lanes d0 + 256 d1 -> 10 d0 + d1 (the 2560 d1 is cut off by the mask) */
+    x = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(x, ten), _mm_srli_epi16(x, 8)), low);
+    y = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(y, ten), _mm_srli_epi16(y, 8)), low);
+    x = _mm_madd_epi16(x, c100); /* 4 digits per 32 bits, <= 9999 */
+    y = _mm_madd_epi16(y, c100);
+    return _mm_madd_epi16(_mm_packs_epi32(x, y), c10000); /* 8 digits per 32 bits */
+}
+
+/* ff_level32 for a level with a number of 9..16 digits (nd: the mask of non-digits of
+ * p[0 .. 32), bits 32..63 set): the same checks, each number's digits as two words (its last
+ * 8 and those before), all four converted at once. Returns as ff_level32: 0 also for a
+ * number of more than 16 digits or m > 2**53. Out of line: such levels are rare. */
+FF_NOINLINE size_t ff_level32_long(const unsigned char *p, uint64_t nd, double *out)
+{
+    uint64_t w[4], nfs[2], s = 2, e = 0, r, a, d, ni, nf, m1, m2;
+    uint32_t tail;
+    __m128i y;
+    int i;
+    for (i = 0; i < 2; i++) {
+        r = nd & (~0ULL << s);                    /* s <= 28 */
+        a = (uint64_t)__builtin_ctzll(r);         /* s..32 */
+        d = p[a] == '.';
+        e = (uint64_t)__builtin_ctzll(r & (r - d));
+        if (a == s || e > (i ? 29u : 25u))
+            return 0;
+        /* ``","`` after the price, ``"],`` or ``"]]`` after the amount (<= p[32]) */
+        tail = ff_load4(p + e) & 0xFFFFFFu;
+        if (i ? tail != (ff_load4("\"],") & 0xFFFFFFu) && tail != (ff_load4("\"]]") & 0xFFFFFFu)
+              : tail != (ff_load4("\",\"") & 0xFFFFFFu))
+            return 0;
+        ni = a - s;
+        nfs[i] = nf = e - a - d;
+        /* reads p[x - 8 .. x) with x >= a - 8 + nf >= s + 1 + nf - 8 when ni + nf > 8, and
+         * x = e - 8 >= a - 7 when nf >= 8: never before p - 5 */
+        if (ni + nf <= 8) {
+            w[2 * i] = 0;
+            w[2 * i + 1] = ff_lvword(p, a, e, ni, nf);
+        } else if (ni + nf > 16) {
+            return 0;
+        } else if (nf >= 8) { /* the fraction's last 8; the integer and the fraction's first */
+            w[2 * i] = ff_lvword(p, a, e - 8, ni, nf - 8);
+            w[2 * i + 1] = ff_load8(p + e - 8);
+        } else { /* the integer's first ni - (8 - nf); its last 8 - nf and the fraction */
+            w[2 * i] = ff_load8(p + a - (8 - nf) - 8) & ff_topmask[ni - (8 - nf)];
+            w[2 * i + 1] = ff_lvword(p, a, e, 8 - nf, nf);
+        }
+        s = e + 3;
+    }
+    /* 32-bit lanes (hi1, lo1, hi2, lo2) -> 64-bit lanes hi * 10**8 + lo */
+    y = ff_conv8x4(_mm_set_epi64x((long long)w[1], (long long)w[0]),
+                   _mm_set_epi64x((long long)w[3], (long long)w[2]));
+    y = _mm_add_epi64(_mm_mul_epu32(y, _mm_set1_epi64x(100000000)), _mm_srli_epi64(y, 32));
+    m1 = (uint64_t)_mm_cvtsi128_si64(y);
+    m2 = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(y, y));
+    if (m1 == 0 || m1 > 9007199254740992ULL || m2 > 9007199254740992ULL)
+        return 0; /* a price of zero, or beyond this path (m > 2**53) */
+    /* <= 2**53: exact doubles; each the correctly rounded m / 10**nf */
+    _mm_storeu_pd(out, _mm_div_pd(_mm_set_pd((double)m2, (double)m1),
+                                  _mm_set_pd(ff_pow10d[nfs[1]], ff_pow10d[nfs[0]])));
+    return e + 3;
+}
+
+/* One level ``["P","A"]`` and the byte after it (',' or ']') at p, all within p[0 .. 32).
+ * The caller guarantees that [p - 8, p + FF_LEVEL32_NEED) is readable. Returns the number of
+ * bytes up to and including that ',' or ']', with price and amount stored in out[0], out[1];
+ * or 0: another shape, a number of more than 16 digits or m > 2**53, or a price of zero (the
+ * caller then reads this level number by number, and that decides). Mantissas of <= 8
+ * digits here, converted and divided together; longer ones in ff_level32_long. */
+FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
+{
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    __m128i lo = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)p), zero);
+    __m128i hi = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), zero);
+    /* a byte is a digit iff (byte - '0') mod 256 <= 9 */
+    uint32_t dlo = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(lo, nine), lo));
+    uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(hi, nine), hi));
+    /* non-digits of p[0 .. 32); bits 32..63 set: every search below ends by bit 32 */
+    uint64_t nd = ~(uint64_t)(dlo | (dhi << 16));
+    /* points of p[0 .. 32) (from the mask, not from the bytes: no load on the chain from one
+     * level to the next) */
+    const __m128i point = _mm_set1_epi8('.' - '0');
+    uint64_t dots = (uint64_t)((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, point)) |
+                               ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(hi, point)) << 16));
+    uint64_t r, w1, w2;
+    /* positions in p (64-bit: no extensions when they index) */
+    uint64_t a, e, d, s2, nf1, nf2;
+    uint32_t tail;
+    __m128i x;
+    if (ff_load2(p) != ff_load2("[\""))
+        return 0;
+    /* the price: digits from 2 to the first non-digit a; if that is a point (d = 1), digits
+     * on to the next non-digit: e, the closing quote (e = a without a point) */
+    r = nd & ~3ULL;
+    a = (uint64_t)__builtin_ctzll(r);             /* 2..32 */
+    d = (dots >> a) & 1;                          /* p[a] == '.' (0 for a = 32) */
+    e = (uint64_t)__builtin_ctzll(r & (r - d));   /* a..33 */
+    if (FF_UNLIKELY(a == 2 || e > 25))
+        return 0;
+    /* ``","`` (reads p[e .. e + 4) <= p[28]) */
+    if ((ff_load4(p + e) & 0xFFFFFFu) != (ff_load4("\",\"") & 0xFFFFFFu))
+        return 0;
+    if (FF_UNLIKELY(e - 2 - d > 8))               /* ni + nf digits */
+        return ff_level32_long(p, nd, out);
+    /* the words: p[a - 8 .. a) and p[e - 8 .. e), a >= 3 */
+    nf1 = e - a - d;
+    w1 = ff_lvword(p, a, e, a - 2, nf1);
+    /* the amount, from s2, the same way */
+    s2 = e + 3;                                   /* <= 28 */
+    r = nd & (~0ULL << s2);
+    a = (uint64_t)__builtin_ctzll(r);             /* s2..32 */
+    d = (dots >> a) & 1;
+    e = (uint64_t)__builtin_ctzll(r & (r - d));
+    if (FF_UNLIKELY(a == s2 || e > 29))
+        return 0;
+    /* ``"],`` or (the last level) ``"]]`` (reads p[e .. e + 4) <= p[32]) */
+    tail = ff_load4(p + e) & 0xFFFFFFu;
+    if (FF_UNLIKELY(tail != (ff_load4("\"],") & 0xFFFFFFu)) && tail != (ff_load4("\"]]") & 0xFFFFFFu))
+        return 0;
+    if (FF_UNLIKELY(e - s2 - d > 8))
+        return ff_level32_long(p, nd, out);
+    nf2 = e - a - d;
+    w2 = ff_lvword(p, a, e, a - s2, nf2);
+    /* both mantissas (<= 8 digits each) at once */
+    x = ff_conv8x4(_mm_set_epi64x((long long)w2, (long long)w1), _mm_setzero_si128());
+    if (FF_UNLIKELY(_mm_cvtsi128_si32(x) == 0))
+        return 0;                                 /* a price of zero */
+    /* both < 10**8: exact doubles; both divisions at once, each lane the correctly rounded
+     * m / 10**nf */
+    _mm_storeu_pd(out, _mm_div_pd(_mm_cvtepi32_pd(x), _mm_set_pd(ff_pow10d[nf2], ff_pow10d[nf1])));
+    return e + 3;
+}
+#else
+#define FF_LEVEL32 0
+#endif
+
+/* One level ``[price,amount]`` and the ',' or ']' after it, number by number (p at its
+ * '['; the punctuation around the usual quoted decimals as 2-byte literals): returns just
+ * past that ',' or ']', or NULL; *last = 1 after ']'. Out of line where ff_level32 is
+ * (ff_levels' loop stays small): the levels that it does not take are rare. */
+#if FF_LEVEL32
+#define FF_LEVEL_EACH FF_NOINLINE
+#else
+#define FF_LEVEL_EACH FF_INLINE /* the only level reader there */
+#endif
+FF_LEVEL_EACH const unsigned char *ff_level_each(const unsigned char *p, const unsigned char *end,
+                                                 double *out, int *last)
+{
+    double price, amount;
+    if (end - p < 3)
+        return NULL;
+    if (ff_eq(p, "[\"", 2))
+        p = ff_qdecimal(p + 1, end, &price);
+    else if (*p == '[')
+        p = ff_number(p + 1, end, &price);
+    else
+        return NULL;
+    if (p == NULL || !(price > 0.0) || end - p < 3)
+        return NULL;
+    if (ff_eq(p, ",\"", 2))
+        p = ff_qdecimal(p + 1, end, &amount);
+    else if (*p == ',')
+        p = ff_number(p + 1, end, &amount);
+    else
+        return NULL;
+    if (p == NULL || end - p < 2)
+        return NULL;
+    out[0] = price;
+    out[1] = amount;
+    if (ff_eq(p, "],", 2)) {
+        *last = 0;
+        return p + 2;
+    }
+    if (ff_eq(p, "]]", 2)) {
+        *last = 1;
+        return p + 2;
+    }
+    return NULL;
+}
+
+/* A levels array ``[price,amount],...]`` (p just after its opening '['; lo: the start of
+ * the message, for ff_level32's reads before p) into out (price, amount pairs; room for cap
+ * levels): returns just past the closing ']' with *count set, or NULL when the fast path
+ * cannot read it (another shape, a full array, a price <= 0, any error). */
+static inline const unsigned char *ff_levels(const unsigned char *p, const unsigned char *end,
+                                             const unsigned char *lo, double *out,
+                                             Py_ssize_t cap, Py_ssize_t *count)
+{
+    Py_ssize_t n = 0;
+    int last = 0;
+    if (p < end && *p == ']') {
+        *count = 0;
+        return p + 1;
+    }
+#if FF_LEVEL32
+    if (FF_LIKELY(p - lo >= 8)) { /* p only grows: then true for every level */
+        for (;;) {
+            while (FF_LIKELY(end - p >= FF_LEVEL32_NEED)) {
+                size_t k;
+                if (FF_UNLIKELY(n == cap))
+                    return NULL;
+                k = ff_level32(p, out + 2 * n);
+                if (FF_UNLIKELY(k == 0))
+                    break; /* this level number by number, below */
+                n++;
+                p += k;
+                if (p[-1] == ']') {
+                    *count = n;
+                    return p;
+                }
+            }
+            if (n == cap || (p = ff_level_each(p, end, out + 2 * n, &last)) == NULL)
+                return NULL;
+            n++;
+            if (last) {
+                *count = n;
+                return p;
+            }
+        }
+    }
+#else
+    (void)lo;
+#endif
+    for (;;) {
+        if (n == cap || (p = ff_level_each(p, end, out + 2 * n, &last)) == NULL)
+            return NULL;
+        n++;
+        if (last) {
+            *count = n;
+            return p;
+        }
+    }
+}
+
 static inline uint64_t ff_symhash(const unsigned char *p, Py_ssize_t n);
 
 #define FF_SYMHASH_SEED 0x9E3779B97F4A7C15ULL
@@ -388,6 +674,40 @@ FF_INLINE int ff_symbol(const unsigned char *p, const unsigned char *end, unsign
 {
     int n = 0;
     unsigned c;
+#if FF_LEVEL32
+    /* the usual symbol, shorter than 16 bytes, with 16 readable: one SSE2 pass over them */
+    if (FF_LIKELY(end - p >= 16)) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned quote = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        if (FF_LIKELY(quote != 0)) {
+            /* signed bytes: < 0x21 is a control byte, a space or >= 0x80 */
+            unsigned bad = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x21)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+            __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('a' - 1)),
+                                          _mm_cmplt_epi8(v, _mm_set1_epi8('z' + 1)));
+            uint64_t h = FF_SYMHASH_SEED, w;
+            n = __builtin_ctz(quote);
+            if (n == 0 || (bad & ((1u << n) - 1)) != 0)
+                return -1;
+            v = _mm_sub_epi8(v, _mm_and_si128(lower, _mm_set1_epi8(0x20)));
+            _mm_storeu_si128((__m128i *)out, v); /* out[0:16] of its 33 bytes */
+            out[n] = 0;
+            /* ff_symhash of out[0:n]: a whole word if n >= 8, then the zero-extended tail */
+            w = (uint64_t)_mm_cvtsi128_si64(v);
+            if (n >= 8) {
+                h = (h ^ w) * FF_SYMHASH_MUL;
+                h ^= h >> 32;
+                w = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+            }
+            if (n & 7)
+                h = (h ^ (w & ((1ULL << (8 * (n & 7))) - 1))) * FF_SYMHASH_MUL;
+            *hash = ff_symhash_end(h, n);
+            return n;
+        }
+    }
+#endif
 #if FF_SWAR_LE
     uint64_t h = FF_SYMHASH_SEED;
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;

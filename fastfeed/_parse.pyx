@@ -188,6 +188,12 @@ cdef extern from "_fastnum.h":
     int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
+    const uchar* ff_levels(const uchar* p, const uchar* end, const uchar* lo, double* out,
+                           Py_ssize_t cap, Py_ssize_t* count) noexcept nogil
+
+# ff_levels (_fastnum.h) fills a Level array as (price, amount) pairs of doubles
+if sizeof(Level) != 2 * sizeof(double):
+    raise ImportError("fastfeed._parse: Level is not two packed doubles")
 
 #: Whether Parsers created from now on try the fast path first (``set_fast_path``).
 cdef bint _fast_default = FF_FAST_AVAILABLE
@@ -1714,49 +1720,16 @@ cdef class Parser:
             return NULL
 
     cdef const uchar* _fast_levels(self, const uchar* p, const uchar* end, bint asks) noexcept nogil:
-        """``[price,amount],...]`` (p after the opening ``[``) into the scratch array; gives up
-        when it is full (the general parser grows it)."""
-        cdef Level* arr = self.asks if asks else self.bids
-        cdef Py_ssize_t cap = self.cap_asks if asks else self.cap_bids
+        """``[price,amount],...]`` (p after the opening ``[``) into the scratch array
+        (ff_levels in _fastnum.h); gives up when it is full (the general parser grows it)."""
         cdef Py_ssize_t n = 0
-        cdef double price
-        cdef double amount
-        if p < end and p[0] == 93:
-            return p + 1
-        while True:     # the punctuation around the usual quoted decimals as 2-byte literals
-            if n == cap or end - p < 3:
-                return NULL
-            if ff_eq(p, b'["', 2):
-                p = ff_qdecimal(p + 1, end, &price)
-            elif p[0] == 91:
-                p = ff_number(p + 1, end, &price)
-            else:
-                return NULL
-            if p == NULL or not price > 0.0 or end - p < 3:
-                return NULL
-            if ff_eq(p, b',"', 2):
-                p = ff_qdecimal(p + 1, end, &amount)
-            elif p[0] == 44:
-                p = ff_number(p + 1, end, &amount)
-            else:
-                return NULL
-            if p == NULL or end - p < 2:
-                return NULL
-            arr[n].price = price
-            arr[n].amount = amount
-            n += 1
-            if ff_eq(p, b"],", 2):
-                p += 2
-            elif ff_eq(p, b"]]", 2):
-                p += 1
-                break
-            else:
-                return NULL
         if asks:
+            p = ff_levels(p, end, self.base, <double*>self.asks, self.cap_asks, &n)
             self.n_asks = n
         else:
+            p = ff_levels(p, end, self.base, <double*>self.bids, self.cap_bids, &n)
             self.n_bids = n
-        return p + 1
+        return p
 
     cdef const uchar* _fast_tickers(self, const uchar* p, const uchar* end) noexcept nogil:
         """``{ticker},...]`` or ``[{ticker},...]]`` (p after the opening ``[`` of params; at
