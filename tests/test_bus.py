@@ -1314,3 +1314,311 @@ def _read(p: Path) -> bytes:
         return p.read_bytes()
     except OSError:
         return b""
+
+
+# --- publisher="process": start failures, restarts, the pipe, terminal signals -------------------
+
+
+def _my_publishers() -> list[int]:
+    """PIDs of the publisher processes this test process started (still alive)."""
+    me = f"PPid:\t{os.getpid()}\n"
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and b"fastfeed._bus_publisher" in _read(p / "cmdline")
+        and me in _read(p / "status").decode()
+        and "State:\tZ" not in _read(p / "status").decode()
+    ]
+
+
+def _my_segments() -> list[Path]:
+    return list(Path("/dev/shm").glob(f"fastfeed.ffbus.{os.getpid()}.*"))
+
+
+def test_a_publisher_process_that_cannot_start_leaves_no_process_and_no_segment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """NATS unreachable, or the start cancelled while the publisher process starts: a typed
+    ``BusError`` (or the cancellation), no publisher process left, and the private segment
+    the sink gave the feed is gone from /dev/shm at once (not when the feed object is
+    collected); nothing is logged as a never-retrieved error; a second start of that feed
+    is a clear ``BusError``."""
+    port = _free_port()  # nothing listens there
+
+    async def body() -> None:
+        sink = bus.NatsSink(f"nats://127.0.0.1:{port}", connect_timeout=0.5, publisher="process")
+        feed = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink])
+        assert len(_my_segments()) == 1
+        with pytest.raises(BusError) as ei:
+            await feed.start()
+        assert ei.value.reason == "bus_connect"
+        assert _my_segments() == [] and _my_publishers() == []
+        with pytest.raises(BusError, match="create a new Feed"):
+            await feed.start()
+        await feed.close()
+        # cancelled while the publisher process is still starting (importing, connecting)
+        sink2 = bus.NatsSink(f"nats://127.0.0.1:{port}", connect_timeout=5.0, publisher="process")
+        feed2 = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink2])
+        task = asyncio.ensure_future(feed2.start())
+        await until(lambda: sink2._proc is not None, "the publisher process started")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _my_segments() == [] and _my_publishers() == []
+        await feed2.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        run(body)
+        import gc
+
+        gc.collect()  # a future whose exception nobody retrieved is reported when collected
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_publisher_process_that_cannot_be_restarted_is_retried(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher process dies while NATS is down: the new one cannot connect, and the
+    sink keeps trying (it is not left without a publisher for the rest of the session);
+    once NATS is back a new process publishes and the consumer converges. One restart is
+    counted, however many attempts it took."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(
+            nats_server.url,
+            snapshot_interval=3600.0,
+            connect_timeout=0.5,
+            reconnect_wait=0.1,
+            publisher="process",
+            **nm,
+        )
+        async with (
+            Exchange(ExchangeConfig(seed=22, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, heartbeat=0.5, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                nats_server.stop()
+                proc = sink._proc
+                assert proc is not None
+                proc.kill()
+                await until(lambda: sink.stats["publisher_restarts"] == 1, "the restart counted")
+                await until(
+                    lambda: any("could not be restarted" in r.getMessage() for r in caplog.records),
+                    "a failed restart attempt",
+                )
+                assert not sink._stopped
+                nats_server.start()
+                await nats_server.ready()
+                await until(
+                    lambda: sink._proc is not None and sink._proc is not proc and not sink._restarting,
+                    "a new publisher process",
+                )
+                await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
+                await converge(ex, remote, feed, SYMS)
+                assert sink.stats["publisher_restarts"] == 1
+        assert _my_publishers() == []
+
+    with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
+        run(body)
+
+
+def test_the_pipe_buffer_is_bounded_and_refuses_only_droppable_messages() -> None:
+    """``_Pipe``: while the other end does not read, droppable messages past ``limit``
+    bytes are refused (False), the others still go in; what went in arrives in order."""
+
+    async def body() -> None:
+        a, b = socket.socketpair()
+        loop = asyncio.get_running_loop()
+        got: list[Any] = []
+        pa = bus._Pipe(a, loop, lambda m: None, limit=1 << 16)
+        sent: list[int] = []
+        refused = 0
+        blob = b"x" * 4000
+        for i in range(2000):  # ~8 MB offered, far beyond the socket's own buffer
+            if pa.send(("ctl", i, blob), droppable=True):
+                sent.append(i)
+            else:
+                refused += 1
+            assert pa.backlog < (1 << 16) + 8192
+        assert refused > 0
+        assert pa.send(("done",))  # never refused
+        pb = bus._Pipe(b, loop, got.append)
+        await until(lambda: bool(got) and got[-1] == ("done",), "everything read")
+        assert [m[1] for m in got[:-1]] == sent
+        pa.close()
+        pb.close()
+
+    run(body)
+
+
+def test_a_stopped_publisher_process_bounds_the_pipe_counts_the_loss_and_resyncs(
+    nats_server: NatsServer,
+) -> None:
+    """The publisher process stopped (SIGSTOP) while the feed keeps handing it snapshots:
+    the pipe's buffer stays bounded, the refused items are counted (``control_lost``);
+    after SIGCONT a resync snapshots every book, snapshots on request still work, and the
+    consumer's books equal the feed's."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=23, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                proc = sink._proc
+                assert proc is not None and sink._conn is not None
+                limit = 1 << 18
+                sink._tune(_pipe_limit=limit)
+                os.kill(proc.pid, 19)  # SIGSTOP
+                try:
+                    biggest = 0
+                    for _ in range(3000):  # ~2 snapshots a call, each some kB
+                        sink.snapshot()
+                        biggest = max(biggest, len(sink._conn._out))
+                        if sink.stats.get("control_lost", 0) > 10:
+                            break
+                        await asyncio.sleep(0)
+                    assert biggest < limit + (1 << 20), biggest  # one message past the limit at most
+                    assert sink.stats["control_lost"] > 10
+                finally:
+                    os.kill(proc.pid, 18)  # SIGCONT
+                snaps = remote.stats["snapshots"]
+                await until(lambda: len(sink._conn._out) == 0, "the backlog written")
+                await until(lambda: remote.stats["snapshots"] > snaps, "snapshots after the resume")
+                # a loss after the resync (a real overflow): snapshot requests still work
+                snaps = sink.stats["snapshots"]
+                sink._tune(queue_size=2, max_inflight=1)
+                await until(lambda: sink.stats["dropped_messages"] >= 1, "an overflow drop")
+                sink._tune(queue_size=4096, max_inflight=512)
+                await until(lambda: sink.stats["snapshots"] > snaps, "the snapshot after the drop")
+                await converge(ex, remote, feed, SYMS)
+                assert sink._proc is proc and sink.stats["publisher_restarts"] == 0
+
+    run(body)
+
+
+def test_errors_handling_a_publisher_message_are_counted_not_raised_into_the_loop(
+    nats_server: NatsServer,
+) -> None:
+    """An exception while the feed handles a message of its publisher process (here: the
+    snapshot it asked for fails once) is counted (``internal_errors``) and logged, never
+    raised into the feed's loop; the next request is served and the consumer converges."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        loop = asyncio.get_running_loop()
+        raised: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: raised.append(ctx))
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=24, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                real = sink.snapshot
+                calls: list[int] = []
+
+                def failing(symbols: Any = None) -> int:
+                    calls.append(1)
+                    if len(calls) == 1:
+                        raise RuntimeError("injected")
+                    return real(symbols)
+
+                sink.snapshot = failing  # type: ignore[method-assign]
+                sink._tune(queue_size=2, max_inflight=1)  # overflow: the publisher asks for snapshots
+                await until(lambda: len(calls) >= 1, "a snapshot asked for")
+                sink._tune(queue_size=4096, max_inflight=512)
+                await until(lambda: len(calls) >= 2, "the snapshot asked again")
+                await converge(ex, remote, feed, SYMS)
+                assert sink.stats["internal_errors"] >= 1
+        assert raised == []
+
+    run(body)
+
+
+def test_a_publisher_process_killed_during_the_close_is_reported(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher process dies during the feed's close (here stopped, then killed): the
+    close ends, the process is gone, it is not restarted, and the loss is logged."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, publisher="process", **nm)
+        async with Exchange(ExchangeConfig(seed=25, symbols=SYMS, rate=1000)) as ex:
+            feed = await fastfeed.connect(ex.url, sinks=[sink])
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: sink.stats["acked"] > 30, "messages acked")
+            proc = sink._proc
+            assert proc is not None
+            os.kill(proc.pid, 19)  # SIGSTOP: it cannot take the close
+            closing = asyncio.ensure_future(feed.close())
+            await until(lambda: sink._closing, "the close began")
+            proc.kill()
+            await asyncio.wait_for(closing, GUARD)
+            assert proc.poll() is not None and sink._proc is None
+            assert sink.stats["publisher_restarts"] == 0
+        assert _my_publishers() == [] and _my_segments() == []
+
+    with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
+        run(body)
+    assert any("ended during the close" in r.getMessage() for r in caplog.records)
+
+
+def _stat(pid: int) -> list[str]:
+    data = _read(Path(f"/proc/{pid}/stat"))
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def test_ctrl_c_in_a_terminal_reaches_only_the_feed_process(nats_server: NatsServer) -> None:
+    """``fastfeed publish --publisher process`` in a terminal: the publisher process runs
+    in a session of its own, so a Ctrl-C (SIGINT to the terminal's process group) never
+    reaches it, not even while it is still importing; the feed process takes the Ctrl-C
+    and closes it in order (exit 0, nothing left behind)."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        cmd = [sys.executable, "-m", "fastfeed", "publish", *SYMS, "--nats", nats_server.url, "--demo"]
+        cmd += ["--stream", nm["stream"], "--prefix", nm["prefix"], "--publisher", "process"]
+        async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # as a shell's job: its own process group
+            )
+            try:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                pubs = [
+                    int(p.name)
+                    for p in Path("/proc").iterdir()
+                    if p.name.isdigit()
+                    and b"fastfeed._bus_publisher" in _read(p / "cmdline")
+                    and f"PPid:\t{proc.pid}\n" in _read(p / "status").decode()
+                ]
+                assert len(pubs) == 1
+                # (stat fields after the name: state, ppid, pgrp, session)
+                assert _stat(pubs[0])[2] != _stat(proc.pid)[2]  # not in the terminal's group
+            finally:
+                os.killpg(proc.pid, 2)  # Ctrl-C: SIGINT to the whole process group
+                out, err = await asyncio.wait_for(proc.communicate(), GUARD)
+            assert proc.returncode == 0, err.decode()
+            assert b"published" in out and b"Traceback" not in err
+            await until(lambda: not _read(Path(f"/proc/{pubs[0]}/cmdline")), "the publisher process ended")
+
+    run(body)
