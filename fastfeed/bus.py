@@ -1651,13 +1651,8 @@ class NatsSink(Sink):
         cnt = ring.count
         if cnt == self._trade_seen:
             return
-        try:
-            new = ring.since(self._trade_seen)
-        except TradesOverwritten:
-            lost = cnt - self._trade_seen - len(ring)
-            self.stats["trades_lost"] += max(lost, 0)
-            new = ring.latest()
-        self._trade_seen = cnt
+        new = self._ring_since(ring, self._trade_seen, cnt, TradesOverwritten, "trades_lost")
+        self._trade_seen = self._seen_after(new, self._trade_seen, cnt)
         if not len(new):
             return
         names = self._feed.engine.symbols
@@ -1667,6 +1662,28 @@ class NatsSink(Sink):
         for i, lo, hi in groups:
             if 0 <= i < len(names):
                 self._add(_K_TRADES, names[i], buf[lo * rs : hi * rs], hi - lo)
+
+    def _ring_since(
+        self, ring: Any, seen: int, cnt: int, overwritten: type[Exception], stat: str
+    ) -> np.ndarray:
+        """(bus side) The records of ``ring`` from ``seen`` on; if some were overwritten
+        before they were read, the oldest it still holds, the ones missing counted in
+        ``stats[stat]``. In a publisher process the writer goes on meanwhile: the copy may
+        end past ``cnt`` (the count read before it), and the records say where it ends."""
+        try:
+            return ring.since(seen)  # type: ignore[no-any-return]
+        except overwritten:
+            new = ring.latest()
+            first = int(new["seq"][0]) if len(new) else cnt
+            self.stats[stat] += max(first - seen, 0)
+            return new  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _seen_after(new: np.ndarray, seen: int, cnt: int) -> int:
+        """Where the next read starts after ``new``: past its last record (which may be
+        past ``cnt`` when the writer went on while it was copied), never back."""
+        last = int(new["seq"][-1]) + 1 if len(new) else cnt
+        return max(last, cnt, seen)
 
     def _on_tickers(self) -> None:
         """(bus side) Queue the ticker records stored since the last call, per symbol, as
@@ -1683,13 +1700,8 @@ class NatsSink(Sink):
         cnt = ring.count
         if cnt == self._ticker_seen:
             return
-        try:
-            new = ring.since(self._ticker_seen)
-        except TickersOverwritten:
-            lost = cnt - self._ticker_seen - len(ring)
-            self.stats["tickers_lost"] += max(lost, 0)
-            new = ring.latest()
-        self._ticker_seen = cnt
+        new = self._ring_since(ring, self._ticker_seen, cnt, TickersOverwritten, "tickers_lost")
+        self._ticker_seen = self._seen_after(new, self._ticker_seen, cnt)
         if not len(new):
             return
         new, groups = _split(new, "symbol")

@@ -1622,3 +1622,80 @@ def test_ctrl_c_in_a_terminal_reaches_only_the_feed_process(nats_server: NatsSer
             await until(lambda: not _read(Path(f"/proc/{pubs[0]}/cmdline")), "the publisher process ended")
 
     run(body)
+
+
+class _LateCount:
+    """A ring as a publisher process sees the feed's: the writer appends between the read of
+    ``count`` and the copy (``count`` lags by ``lag`` records; the copies are current)."""
+
+    def __init__(self, ring: Any) -> None:
+        self.ring = ring
+        self.lag = 0
+
+    @property
+    def count(self) -> int:
+        return int(self.ring.count) - self.lag
+
+    def __len__(self) -> int:
+        return len(self.ring)
+
+    def since(self, seq: int) -> np.ndarray:
+        return np.array(self.ring.since(seq))
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        return np.array(self.ring.latest(n))
+
+
+def _trade(sym: str, tid: int) -> bytes:
+    return (
+        '{"method":"trades.update","params":[true,[{"id":%d,"time":1.0,"price":"1","amount":"1",'
+        '"type":"buy"}],"%s"],"id":null}' % (tid, sym)
+    ).encode()
+
+
+def test_records_the_writer_adds_while_they_are_copied_go_out_once() -> None:
+    """In a publisher process the feed writes on while the bus side copies its trade and
+    ticker rings: a copy may end past the count read just before it. Every record goes out
+    exactly once (none twice), and records overwritten before they were read are counted
+    from the records themselves. No NATS, no timing: the lag is injected."""
+    eng = fastfeed.Engine(event_log=1 << 12, trade_capacity=16, ticker_capacity=16)
+    sink = bus.NatsSink("nats://127.0.0.1:1")
+    feed = _FakeFeed(eng)
+    trades, tickers = _LateCount(eng.trades), _LateCount(eng.ticker_history)
+    feed.trades = trades
+
+    class _Eng:  # the engine, with the lagging rings
+        def __getattr__(self, name: str) -> Any:
+            return getattr(eng, name)
+
+        ticker_history = tickers
+
+    feed.engine = _Eng()
+    sink._feed = feed  # type: ignore[assignment]
+    sink._next_snapshot = float("inf")
+    for i in range(3):
+        eng.feed(_trade("BTC_USDT", 1 + i), 1 + i)
+        eng.feed(_tick("BTC_USDT", 1 + i), 1 + i)
+    assert eng.trades.count == 3 and eng.ticker_history.count == 3
+    trades.lag = tickers.lag = 1  # the third of each landed after count was read
+    sink._collect()
+    trades.lag = tickers.lag = 0
+    eng.feed(_trade("BTC_USDT", 4), 4)
+    eng.feed(_tick("BTC_USDT", 4), 4)
+    sink._collect()
+    sink._collect()
+    got = _queued(sink)
+    ids = [int(x) for _, k, r in got if k == "trades" for x in r["id"]]
+    lasts = [int(x) for _, k, r in got if k == "ticker" for x in r["last"]]
+    assert ids == [1, 2, 3, 4] and lasts == [1, 2, 3, 4]
+    # overwritten before read, with a lagging count: the loss is what the records say
+    for i in range(40):
+        eng.feed(_trade("BTC_USDT", 100 + i), 100 + i)
+    trades.lag = 1
+    sink._collect()
+    trades.lag = 0
+    sink._collect()
+    got = _queued(sink)
+    ids = [int(x) for _, k, r in got if k == "trades" for x in r["id"]]
+    assert ids == list(range(100 + 40 - len(ids), 140))  # the newest, each once
+    assert sink.stats["trades_lost"] == 40 - len(ids)
