@@ -1699,3 +1699,36 @@ def test_records_the_writer_adds_while_they_are_copied_go_out_once() -> None:
     ids = [int(x) for _, k, r in got if k == "trades" for x in r["id"]]
     assert ids == list(range(100 + 40 - len(ids), 140))  # the newest, each once
     assert sink.stats["trades_lost"] == 40 - len(ids)
+
+
+def test_a_feed_with_its_own_segment_and_a_publisher_process(nats_server: NatsServer) -> None:
+    """``connect(..., shm_name=NAME, sinks=[NatsSink(publisher="process")])``: the publisher
+    process reads the feed's own segment (no private one is made), other readers attach to
+    it as usual; a publisher restart leaves it alone; the feed's close removes it."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        name = f"fftest-own-{os.getpid()}-{next(_ids)}"
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=26, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, shm_name=name, sinks=[sink]) as feed,
+        ):
+            assert feed.engine.shm_name == name and sink._private_shm is None
+            assert _my_segments() == []
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                proc = sink._proc
+                assert proc is not None
+                proc.kill()
+                await until(lambda: sink._proc is not None and sink._proc is not proc, "a new process")
+                await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
+                await converge(ex, remote, feed, SYMS)
+                with fastfeed.attach(name) as other:  # another reader, as without the sink
+                    assert sorted(other.symbols) == sorted(SYMS)
+        assert not Path(f"/dev/shm/fastfeed.{name}").exists()
+        assert _my_publishers() == []
+
+    run(body)
