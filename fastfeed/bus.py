@@ -698,6 +698,7 @@ class NatsSink(Sink):
         self._restart_task: asyncio.Task[None] | None = None  # (feed side) restarting the process
         self._restarting = False  # (feed side) _restart_process is running
         self._resync_due = False  # (feed side) control items were dropped: send a resync
+        self._answering = False  # (feed side) answering the publisher process's snapshot request
         self._child_said_done = False  # (feed side) the publisher process reported its close done
         self._child_stats: dict[str, int] = {}  # (feed side) its last reported stats
         self._private_shm: str | None = None  # the segment configure() gave the feed
@@ -901,8 +902,10 @@ class NatsSink(Sink):
     def snapshot(self, symbols: Iterable[str] | None = None) -> int:
         """(on the feed's loop) Take a ``book`` snapshot of ``symbols`` (default every book)
         now and hand it to the publisher, which sends it after the depth messages holding
-        every change it includes; returns how many were taken (a full queue on the bus side
-        leaves a symbol due, and it is taken again later)."""
+        every change it includes; returns how many were handed over (a full queue on the
+        bus side leaves a symbol due, and it is taken again later; with a publisher process
+        that is not reading its pipe, a snapshot past the pipe's bound is dropped and
+        counted in ``stats["control_lost"]``, and a resync follows)."""
         assert self._feed is not None
         eng = self._feed.engine
         books = eng.books
@@ -915,35 +918,42 @@ class NatsSink(Sink):
                 self._send_ctl(("skip", pos, sym))
                 continue
             rows = E.snapshot_rows(eng, [sym])
-            self._send_ctl(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
-            n += 1
+            n += self._send_ctl(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
         return n
 
     def _feed_snapshots(self, symbols: list[str]) -> None:
-        """(feed side) The bus side asked for snapshots of ``symbols``."""
+        """(feed side) The bus side asked for snapshots of ``symbols``. (With a publisher
+        process the answer is never dropped at the pipe's bound: the process asks again only
+        after it read this one, so answers hold one round of snapshots at most.)"""
+        self._answering = True
         try:
             self.snapshot(symbols)
         finally:
-            self._send_ctl(("snapdone", self._position()))
+            try:
+                self._send_ctl(("snapdone", self._position()))
+            finally:
+                self._answering = False
 
-    def _send_ctl(self, item: tuple[Any, ...]) -> None:
+    def _send_ctl(self, item: tuple[Any, ...]) -> bool:
         """(feed side) Hand a control item to the bus side: its deque, or the pipe to the
-        publisher process (a dead process loses it: its successor starts with a reset)."""
+        publisher process (a dead process loses it: its successor starts with a reset; past
+        the pipe's bound it is dropped and counted, a resync follows). True if handed over."""
         if self._child or self.publisher != "process":
             self._ctl.append(item)
-            return
+            return True
         conn = self._conn
         if conn is None or conn.closed:
-            return  # no publisher process now: the next one starts with a reset
+            return False  # no publisher process now: the next one starts with a reset
         try:
-            if item[0] == "close":  # never dropped (a few bytes)
-                conn.send(("ctl", item))
-                return
+            if item[0] == "close" or self._answering:  # never dropped (see _feed_snapshots)
+                return bool(conn.send(("ctl", item)))
             self._maybe_resync(conn)
-            if not conn.send(("ctl", item), droppable=True):
-                self._ctl_lost()
+            if conn.send(("ctl", item), droppable=True):
+                return True
+            self._ctl_lost()
         except OSError:
             pass
+        return False
 
     def _ctl_lost(self) -> None:
         """(feed side) A control item or snapshot did not fit in the pipe's bounded buffer
@@ -963,7 +973,7 @@ class NatsSink(Sink):
         """(feed side) After dropped control items: once the pipe's buffer is below half its
         limit, a ``resync`` item (at the event log's position now): the publisher process
         snapshots every book and asks for snapshots again."""
-        if self._resync_due and conn.backlog < conn.limit // 2:
+        if self._resync_due and conn.backlog <= conn.limit // 2:
             self._resync_due = False
             conn.send(("ctl", ("resync", self._position())))
 

@@ -1732,3 +1732,37 @@ def test_a_feed_with_its_own_segment_and_a_publisher_process(nats_server: NatsSe
         assert _my_publishers() == []
 
     run(body)
+
+
+def test_snapshot_answers_pass_the_pipes_bound_other_items_are_counted_then_a_resync() -> None:
+    """Feed side of a publisher process whose pipe is over its bound (the process is not
+    reading): a snapshot the feed takes by itself is dropped and counted
+    (``control_lost``); the answer to the process's own snapshot request is never dropped
+    (the process asks again only after reading it: one round at most), else it would wait
+    for a ``snapdone`` forever; once the pipe has room a ``resync`` item follows. No NATS."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        eng = fastfeed.Engine(event_log=1 << 12)
+        eng.feed(_frame(True, asks=[["101", "1"]], bids=[["99", "2"]]), 1)
+        sink = bus.NatsSink("nats://127.0.0.1:1", publisher="process")
+        sink._feed = _FakeFeed(eng)  # type: ignore[assignment]
+        a, b = socket.socketpair()
+        pipe = bus._Pipe(a, loop, lambda m: None, limit=1)
+        assert pipe.send(("blob", b"x" * (8 << 20)))  # nobody reads yet: over the bound
+        assert pipe.backlog > 0
+        sink._conn = pipe
+        assert sink.snapshot() == 0 and sink.stats["control_lost"] == 1
+        sink._feed_snapshots(["BTC_USDT"])  # an answer: handed over whatever the bound
+        assert sink.stats["control_lost"] == 1
+        got: list[Any] = []
+        reader = bus._Pipe(b, loop, got.append)
+        await until(lambda: pipe.backlog == 0, "the backlog written")
+        sink._on_child(("stats", {}))  # any message from the process: the resync goes out
+        await until(lambda: any(m[0] == "ctl" and m[1][0] == "resync" for m in got), "the resync")
+        kinds = [m[1][0] for m in got if m[0] == "ctl"]
+        assert kinds == ["book", "snapdone", "resync"]
+        pipe.close()
+        reader.close()
+
+    run(body)
