@@ -1120,7 +1120,6 @@ class NatsSink(Sink):
                     )
                 return
             self.stats["publisher_restarts"] += 1
-            log.warning("bus: the publisher process ended (exit %s); restarting it", self._proc_exit())
             self._restarting = True
             self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
 
@@ -1136,7 +1135,12 @@ class NatsSink(Sink):
         delay = max(0.05, float(self._config["reconnect_wait"]))
         attempts = 0
         try:
+            proc = self._proc
             await self._join_process(kill=True)
+            log.warning(
+                "bus: the publisher process ended (exit %s); restarting it",
+                proc.returncode if proc is not None else None,
+            )
             while not (self._closing or self._stopped):
                 assert self._feed is not None
                 self.session = secrets.randbits(63) | 1
