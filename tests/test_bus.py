@@ -1421,6 +1421,19 @@ def test_a_publisher_process_that_cannot_be_restarted_is_retried(
                 await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
                 await converge(ex, remote, feed, SYMS)
                 assert sink.stats["publisher_restarts"] == 1
+            # again, and the feed closes while the sink is still trying: no process is left
+            ex.resume()
+            failed = sum("could not be restarted" in r.getMessage() for r in caplog.records)
+            nats_server.stop()
+            proc = sink._proc
+            assert proc is not None
+            proc.kill()
+            await until(
+                lambda: sum("could not be restarted" in r.getMessage() for r in caplog.records) > failed,
+                "a failed restart attempt",
+            )
+        assert sink.stats["publisher_restarts"] == 2
+        assert sink._restart_task is not None and sink._restart_task.done()
         assert _my_publishers() == []
 
     with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
