@@ -806,6 +806,7 @@ class NatsSink(Sink):
                     feed.engine.close()
                 raise
             self._open = True
+            self._restart_if_gone()
             log.info(
                 "publishing on NATS %s stream %s prefix %s (publisher process)",
                 self.url,
@@ -1119,9 +1120,18 @@ class NatsSink(Sink):
                         self._proc_exit(),
                     )
                 return
-            self.stats["publisher_restarts"] += 1
-            self._restarting = True
-            self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
+            self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        self.stats["publisher_restarts"] += 1
+        self._restarting = True
+        self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
+
+    def _restart_if_gone(self) -> None:
+        """(feed side) Right after a start: a process that ended between its ``ready`` and
+        now (its end was seen while the start was not done yet) is restarted too."""
+        if self._conn is None or self._conn.closed:
+            self._schedule_restart()
 
     def _proc_exit(self) -> Any:
         return self._proc.poll() if self._proc is not None else None
@@ -1151,6 +1161,10 @@ class NatsSink(Sink):
                 attempts += 1
                 try:
                     await self._start_process()
+                    if self._conn is None or self._conn.closed:  # ended right after its ready
+                        self.stats["publisher_restarts"] += 1
+                        await self._join_process(kill=True)
+                        continue
                     if attempts > 1:
                         log.warning("bus: the publisher process restarted (attempt %d)", attempts)
                     return

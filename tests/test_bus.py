@@ -1779,3 +1779,39 @@ def test_snapshot_answers_pass_the_pipes_bound_other_items_are_counted_then_a_re
         reader.close()
 
     run(body)
+
+
+def test_a_publisher_process_that_ends_right_after_its_ready_is_restarted(nats_server: NatsServer) -> None:
+    """The publisher process ends just after it reported ``ready``, and its end is seen
+    before the start resumed: the sink restarts it all the same (it does not run on without
+    a publisher), and the consumer converges."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        real = sink._on_child_msg
+        first: list[int] = []
+
+        def ready_then_gone(msg: Any) -> None:
+            real(msg)
+            if msg is not None and msg[0] == "ready" and not first:
+                first.append(1)
+                sink._proc.kill()
+                sink._proc.wait()
+                sink._conn._gone()  # its end, seen before the start resumes
+
+        sink._on_child_msg = ready_then_gone  # type: ignore[method-assign]
+        async with (
+            Exchange(ExchangeConfig(seed=27, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            assert first
+            await until(lambda: sink.stats["publisher_restarts"] == 1, "the restart counted")
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                await converge(ex, remote, feed, SYMS)
+        assert _my_publishers() == []
+
+    run(body)
