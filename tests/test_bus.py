@@ -1332,8 +1332,10 @@ def _my_publishers() -> list[int]:
     ]
 
 
-def _my_segments() -> list[Path]:
-    return list(Path("/dev/shm").glob(f"fastfeed.ffbus.{os.getpid()}.*"))
+def _my_segments(besides: list[Path] | None = None) -> list[Path]:
+    """The private segments of this test process's feeds (other than ``besides``)."""
+    found = Path("/dev/shm").glob(f"fastfeed.ffbus.{os.getpid()}.*")
+    return sorted(set(found) - set(besides or ()))
 
 
 def test_a_publisher_process_that_cannot_start_leaves_no_process_and_no_segment(
@@ -1347,13 +1349,14 @@ def test_a_publisher_process_that_cannot_start_leaves_no_process_and_no_segment(
     port = _free_port()  # nothing listens there
 
     async def body() -> None:
+        other = _my_segments()  # (another test's, if any)
         sink = bus.NatsSink(f"nats://127.0.0.1:{port}", connect_timeout=0.5, publisher="process")
         feed = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink])
-        assert len(_my_segments()) == 1
+        assert len(_my_segments(other)) == 1
         with pytest.raises(BusError) as ei:
             await feed.start()
         assert ei.value.reason == "bus_connect"
-        assert _my_segments() == [] and _my_publishers() == []
+        assert _my_segments(other) == [] and _my_publishers() == []
         with pytest.raises(BusError, match="create a new Feed"):
             await feed.start()
         await feed.close()
@@ -1365,7 +1368,7 @@ def test_a_publisher_process_that_cannot_start_leaves_no_process_and_no_segment(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert _my_segments() == [] and _my_publishers() == []
+        assert _my_segments(other) == [] and _my_publishers() == []
         await feed2.close()
 
     with caplog.at_level(logging.ERROR, logger="asyncio"):
@@ -1571,6 +1574,7 @@ def test_a_publisher_process_killed_during_the_close_is_reported(
     async def body() -> None:
         await nats_server.ready()
         nm = names()
+        other = _my_segments()
         sink = bus.NatsSink(nats_server.url, publisher="process", **nm)
         async with Exchange(ExchangeConfig(seed=25, symbols=SYMS, rate=1000)) as ex:
             feed = await fastfeed.connect(ex.url, sinks=[sink])
@@ -1585,7 +1589,7 @@ def test_a_publisher_process_killed_during_the_close_is_reported(
             await asyncio.wait_for(closing, GUARD)
             assert proc.poll() is not None and sink._proc is None
             assert sink.stats["publisher_restarts"] == 0
-        assert _my_publishers() == [] and _my_segments() == []
+        assert _my_publishers() == [] and _my_segments(other) == []
 
     with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
         run(body)
@@ -1723,13 +1727,14 @@ def test_a_feed_with_its_own_segment_and_a_publisher_process(nats_server: NatsSe
         await nats_server.ready()
         nm = names()
         name = f"fftest-own-{os.getpid()}-{next(_ids)}"
+        other = _my_segments()
         sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
         async with (
             Exchange(ExchangeConfig(seed=26, symbols=SYMS, rate=1000)) as ex,
             fastfeed.connect(ex.url, shm_name=name, sinks=[sink]) as feed,
         ):
             assert feed.engine.shm_name == name and sink._private_shm is None
-            assert _my_segments() == []
+            assert _my_segments(other) == []  # no private segment
             async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
                 await feed.subscribe_depth(SYMS)
                 await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
