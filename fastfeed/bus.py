@@ -2130,8 +2130,8 @@ def _publisher_main(fd: int) -> int:
     feed's shared-memory segment until the feed closes it (or goes away)."""
     import signal
 
-    # a Ctrl-C in the terminal reaches the whole process group: the feed process handles it
-    # and closes this one in order (what it logged still goes out)
+    # this process runs in a session of its own (a terminal's Ctrl-C reaches the feed process
+    # only, which closes this one in order); a SIGINT sent to it anyway changes nothing
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     head = b""
