@@ -552,9 +552,13 @@ class NatsSink(Sink):
     It reads the books, the event log, trades and tickers from the feed's shared-memory
     segment (the sink gives the feed a private one, ``ffbus.PID.RANDOM``, unless the feed
     has ``shm_name``), as consistent copies; control items and snapshots cross the socket
-    pair. If it dies it is restarted with a new session (``stats["publisher_restarts"]``;
-    consumers re-sync); ``stats`` are its own, reported every 50 ms; its log records are
-    logged by the feed process. A TLS context must be given as files (``tls_ca`` ...).
+    pair (a bounded buffer: what the publisher process does not read in time is dropped,
+    counted in ``stats["control_lost"]`` and followed by a resync). If it dies it is
+    restarted with a new session (``stats["publisher_restarts"]``; consumers re-sync),
+    retried until it starts; ``stats`` are its own, reported every 50 ms; its log records
+    are logged by the feed process. It runs in a session of its own (a terminal's Ctrl-C
+    reaches only the feed process, which closes it). A TLS context must be given as files
+    (``tls_ca`` ...).
 
     ``cpu_budget`` (default 0.1, ``None``: off; thread mode): the publisher thread shares
     the GIL with the feed, so it keeps its CPU share near this fraction of a core by waiting
@@ -691,6 +695,12 @@ class NatsSink(Sink):
         self._proc: Any = None  # publisher="process": the publisher process (feed side)
         self._conn: Any = None  # ... the pipe to it (feed side) or to the feed (in it)
         self._child = False  # this object is the bus side inside the publisher process
+        self._restart_task: asyncio.Task[None] | None = None  # (feed side) restarting the process
+        self._restarting = False  # (feed side) _restart_process is running
+        self._resync_due = False  # (feed side) control items were dropped: send a resync
+        self._answering = False  # (feed side) answering the publisher process's snapshot request
+        self._child_said_done = False  # (feed side) the publisher process reported its close done
+        self._child_stats: dict[str, int] = {}  # (feed side) its last reported stats
         self._private_shm: str | None = None  # the segment configure() gave the feed
         self._parent_gone = False  # (in the publisher process) the feed process went away
         self._ready: asyncio.Future[None] | None = None
@@ -732,6 +742,7 @@ class NatsSink(Sink):
                 "trades_lost",
                 "events_lost",
                 "tickers_lost",
+                "control_lost",
                 "publisher_restarts",
                 "bus_disconnects",
                 "bus_reconnects",
@@ -785,8 +796,17 @@ class NatsSink(Sink):
         self._ticker_table_due = True
         self._next_snapshot = time.monotonic() + self.snapshot_interval
         if self.publisher == "process":
-            await self._start_process()
+            try:
+                await self._start_process()
+            except BaseException:
+                self._stopped = True
+                if self._private_shm is not None and feed.engine.shm_name == self._private_shm:
+                    # the segment configure() gave the feed is this sink's: a failed start
+                    # must not leave it in /dev/shm until the feed object is collected
+                    feed.engine.close()
+                raise
             self._open = True
+            self._restart_if_gone()
             log.info(
                 "publishing on NATS %s stream %s prefix %s (publisher process)",
                 self.url,
@@ -820,6 +840,12 @@ class NatsSink(Sink):
         if not self._open or self._closing:
             return
         self._closing = True
+        restart = self._restart_task
+        if restart is not None and not restart.done():
+            # a publisher process being restarted (or waiting to be): stop that; a process
+            # it already started gets the close below
+            restart.cancel()
+            await asyncio.gather(restart, return_exceptions=True)
         self._close_deadline = time.monotonic() + self.close_timeout
         self._send_ctl(("close", self._position()))
         await self._join_bus()
@@ -877,8 +903,10 @@ class NatsSink(Sink):
     def snapshot(self, symbols: Iterable[str] | None = None) -> int:
         """(on the feed's loop) Take a ``book`` snapshot of ``symbols`` (default every book)
         now and hand it to the publisher, which sends it after the depth messages holding
-        every change it includes; returns how many were taken (a full queue on the bus side
-        leaves a symbol due, and it is taken again later)."""
+        every change it includes; returns how many were handed over (a full queue on the
+        bus side leaves a symbol due, and it is taken again later; with a publisher process
+        that is not reading its pipe, a snapshot past the pipe's bound is dropped and
+        counted in ``stats["control_lost"]``, and a resync follows)."""
         assert self._feed is not None
         eng = self._feed.engine
         books = eng.books
@@ -891,27 +919,64 @@ class NatsSink(Sink):
                 self._send_ctl(("skip", pos, sym))
                 continue
             rows = E.snapshot_rows(eng, [sym])
-            self._send_ctl(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
-            n += 1
+            n += self._send_ctl(("book", pos, sym, rows, (bk.version, bk.recv_ns, bk.stale_since, bk.live)))
         return n
 
     def _feed_snapshots(self, symbols: list[str]) -> None:
-        """(feed side) The bus side asked for snapshots of ``symbols``."""
+        """(feed side) The bus side asked for snapshots of ``symbols``. (With a publisher
+        process the answer is never dropped at the pipe's bound: the process asks again only
+        after it read this one, so answers hold one round of snapshots at most.)"""
+        self._answering = True
         try:
             self.snapshot(symbols)
         finally:
-            self._send_ctl(("snapdone", self._position()))
+            try:
+                self._send_ctl(("snapdone", self._position()))
+            finally:
+                self._answering = False
 
-    def _send_ctl(self, item: tuple[Any, ...]) -> None:
+    def _send_ctl(self, item: tuple[Any, ...]) -> bool:
         """(feed side) Hand a control item to the bus side: its deque, or the pipe to the
-        publisher process (a dead process loses it: its successor starts with a reset)."""
-        if self._conn is None or self._child:
+        publisher process (a dead process loses it: its successor starts with a reset; past
+        the pipe's bound it is dropped and counted, a resync follows). True if handed over."""
+        if self._child or self.publisher != "process":
             self._ctl.append(item)
-            return
+            return True
+        conn = self._conn
+        if conn is None or conn.closed:
+            return False  # no publisher process now: the next one starts with a reset
         try:
-            self._conn.send(("ctl", item))
+            if item[0] == "close" or self._answering:  # never dropped (see _feed_snapshots)
+                return bool(conn.send(("ctl", item)))
+            self._maybe_resync(conn)
+            if conn.send(("ctl", item), droppable=True):
+                return True
+            self._ctl_lost()
         except OSError:
             pass
+        return False
+
+    def _ctl_lost(self) -> None:
+        """(feed side) A control item or snapshot did not fit in the pipe's bounded buffer
+        (the publisher process is not reading: stopped or stuck): counted, and once the
+        buffer has room a resync (every book snapshotted) follows."""
+        self.stats["control_lost"] += 1
+        self._resync_due = True
+        if self.stats["control_lost"] in (1, 10, 100, 1000) or self.stats["control_lost"] % 10000 == 0:
+            log.warning(
+                "bus: the publisher process is not reading its pipe (%d bytes waiting): "
+                "%d control items / snapshots dropped so far; a resync follows",
+                self._conn.backlog if self._conn is not None else 0,
+                self.stats["control_lost"],
+            )
+
+    def _maybe_resync(self, conn: _Pipe) -> None:
+        """(feed side) After dropped control items: once the pipe's buffer is below half its
+        limit, a ``resync`` item (at the event log's position now): the publisher process
+        snapshots every book and asks for snapshots again."""
+        if self._resync_due and conn.backlog <= conn.limit // 2:
+            self._resync_due = False
+            conn.send(("ctl", ("resync", self._position())))
 
     # -- publisher="process": the feed side of the publisher process ------------------------
 
@@ -925,18 +990,32 @@ class NatsSink(Sink):
                 self._conn.send(("tune", attrs))
             except OSError:
                 pass
+            if "_pipe_limit" in attrs:
+                self._conn.limit = attrs["_pipe_limit"]
 
     async def _start_process(self) -> None:
         """(feed side) Start the publisher process (``python -m fastfeed._bus_publisher``,
         not multiprocessing: a user's ``__main__`` is never re-imported), hand it the
         configuration, the segment name and where to start, and wait until it is connected
-        to NATS (its ``BusError`` if not)."""
+        to NATS (its ``BusError`` if not; the process is then gone).
+
+        It runs in a session of its own: a terminal's Ctrl-C, Ctrl-Z or hang-up reach only
+        the feed process (which closes the publisher process in order); the publisher
+        process also ends when the feed process is gone (its pipe closes)."""
         assert self._feed is not None
-        shm_name = self._feed.engine.shm_name
+        eng = self._feed.engine
+        shm_name = eng.shm_name
         if shm_name is None:
             raise BusError(
-                "NatsSink(publisher='process') needs the feed's shared-memory segment; attach the "
-                "sink with fastfeed.connect(..., sinks=[sink]) so that it can configure the feed",
+                "NatsSink(publisher='process') needs the feed's shared-memory segment: attach the "
+                "sink with fastfeed.connect(..., sinks=[sink]) so that it can configure the feed "
+                "(or give the feed's engine a shm_name)",
+                "bus_config",
+            )
+        if eng.shm is not None and eng.shm.closed:
+            raise BusError(
+                f"the feed's shared-memory segment {shm_name!r} is closed (the feed was closed, "
+                "or an earlier start failed): create a new Feed",
                 "bus_config",
             )
         loop = asyncio.get_running_loop()
@@ -949,15 +1028,18 @@ class NatsSink(Sink):
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=env,
+                start_new_session=True,
             )
         except OSError as exc:
             mine.close()
             raise BusError(f"cannot start the publisher process: {exc}", "bus_process") from exc
         finally:
             theirs.close()
-        self._ready = loop.create_future()
+        self._ready = ready = loop.create_future()
         self._child_done = loop.create_future()
+        self._child_said_done = False
         self._child_stats = dict.fromkeys(self.stats, 0)
+        self._resync_due = False  # the new process starts with a reset and snapshots anyway
         self._conn = _Pipe(mine, loop, self._on_child)
         start = {
             "session": self.session,
@@ -969,15 +1051,36 @@ class NatsSink(Sink):
         }
         self._conn.send(("start", self._config, shm_name, start))
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), self._nats_opts["connect_timeout"] + 60.0)
+            await asyncio.wait_for(asyncio.shield(ready), self._nats_opts["connect_timeout"] + 60.0)
         except BaseException:
-            self._stopped = True
             await self._join_process(kill=True)
+            # the publisher process may still have reported its end: nobody awaits it now
+            if ready.done():
+                if not ready.cancelled():
+                    ready.exception()
+            else:
+                ready.cancel()
             raise
 
     def _on_child(self, msg: tuple[Any, ...] | None) -> None:
         """(feed side, on the feed's loop) A message from the publisher process; None: its
-        pipe closed (the process ended)."""
+        pipe closed (the process ended). An error here is counted (``internal_errors``) and
+        logged, never raised into the loop (the pipe's next messages still get handled)."""
+        try:
+            self._on_child_msg(msg)
+        except Exception as exc:
+            self.stats["internal_errors"] += 1
+            log.warning(
+                "bus: handling a message of the publisher process failed: %s: %s", type(exc).__name__, exc
+            )
+        conn = self._conn
+        if msg is not None and conn is not None and not conn.closed:
+            try:
+                self._maybe_resync(conn)
+            except OSError:
+                pass
+
+    def _on_child_msg(self, msg: tuple[Any, ...] | None) -> None:
         what = msg[0] if msg is not None else "eof"
         if what == "stats":
             for k, v in msg[1].items():  # type: ignore[index]
@@ -989,7 +1092,7 @@ class NatsSink(Sink):
         elif what == "snap":
             self._feed_snapshots(list(msg[1]))  # type: ignore[index]
         elif what == "log":
-            log.log(int(msg[1]), "bus (publisher process): %s", msg[2])  # type: ignore[index]
+            log.log(int(msg[1]), "publisher process: %s", msg[2])  # type: ignore[index]
         elif what == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
@@ -997,6 +1100,7 @@ class NatsSink(Sink):
             if self._ready is not None and not self._ready.done():
                 self._ready.set_exception(BusError(str(msg[2]), str(msg[1])))  # type: ignore[index]
         elif what == "done":
+            self._child_said_done = True
             if self._child_done is not None and not self._child_done.done():
                 self._child_done.set_result(None)
         elif what == "eof":
@@ -1006,10 +1110,28 @@ class NatsSink(Sink):
                 )
             if self._child_done is not None and not self._child_done.done():
                 self._child_done.set_result(None)
-            if self._open and not self._closing and not self._stopped:
-                self.stats["publisher_restarts"] += 1
-                log.warning("bus: the publisher process ended (exit %s); restarting it", self._proc_exit())
-                self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
+            if not self._open or self._stopped or self._restarting:
+                return  # (a start that fails raises; a restart attempt retries)
+            if self._closing:
+                if not self._child_said_done:
+                    log.warning(
+                        "bus: the publisher process ended during the close, before it had "
+                        "published everything (exit %s)",
+                        self._proc_exit(),
+                    )
+                return
+            self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        self.stats["publisher_restarts"] += 1
+        self._restarting = True
+        self._restart_task = asyncio.get_running_loop().create_task(self._restart_process())
+
+    def _restart_if_gone(self) -> None:
+        """(feed side) Right after a start: a process that ended between its ``ready`` and
+        now (its end was seen while the start was not done yet) is restarted too."""
+        if self._conn is None or self._conn.closed:
+            self._schedule_restart()
 
     def _proc_exit(self) -> Any:
         return self._proc.poll() if self._proc is not None else None
@@ -1017,20 +1139,48 @@ class NatsSink(Sink):
     async def _restart_process(self) -> None:
         """(feed side) A new publisher process after one died: a new session from the
         current positions (its ``publisher_start`` is a reset for consumers; every book it
-        publishes gets a fresh snapshot first)."""
-        await self._join_process(kill=True)
-        if self._closing or self._stopped:
-            return
-        assert self._feed is not None
-        self.session = secrets.randbits(63) | 1
-        eng = self._feed.engine
-        self._ev_seen = eng.events.count if eng.events is not None else 0
-        self._trade_seen = self._feed.trades.count
-        self._ticker_seen = eng.ticker_history.count
+        publishes gets a fresh snapshot first). If it cannot start (NATS unreachable, ...),
+        try again after ``reconnect_wait`` s, doubling up to 5 s, until it starts or the
+        feed closes: the sink never stays without a publisher."""
+        delay = max(0.05, float(self._config["reconnect_wait"]))
+        attempts = 0
         try:
-            await self._start_process()
-        except Exception as exc:
-            log.warning("bus: the publisher process could not be restarted: %s", exc)
+            proc = self._proc
+            await self._join_process(kill=True)
+            log.warning(
+                "bus: the publisher process ended (exit %s); restarting it",
+                proc.returncode if proc is not None else None,
+            )
+            while not (self._closing or self._stopped):
+                assert self._feed is not None
+                self.session = secrets.randbits(63) | 1
+                eng = self._feed.engine
+                self._ev_seen = eng.events.count if eng.events is not None else 0
+                self._trade_seen = self._feed.trades.count
+                self._ticker_seen = eng.ticker_history.count
+                attempts += 1
+                try:
+                    await self._start_process()
+                    if self._conn is None or self._conn.closed:  # ended right after its ready
+                        self.stats["publisher_restarts"] += 1
+                        await self._join_process(kill=True)
+                        continue
+                    if attempts > 1:
+                        log.warning("bus: the publisher process restarted (attempt %d)", attempts)
+                    return
+                except Exception as exc:
+                    if attempts in (1, 10, 100) or attempts % 1000 == 0:
+                        log.warning(
+                            "bus: the publisher process could not be restarted (attempt %d): %s; "
+                            "retrying every %.2g s at most",
+                            attempts,
+                            exc,
+                            5.0,
+                        )
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+        finally:
+            self._restarting = False
 
     async def _join_process(self, kill: bool = False) -> None:
         """(feed side) Wait for the publisher process to publish what is left and end (up to
@@ -1055,7 +1205,8 @@ class NatsSink(Sink):
                 continue
         if conn is not None:
             conn.close()
-        self._proc = self._conn = None
+        if self._proc is proc:
+            self._proc = self._conn = None
 
     # -- publisher="process": inside the publisher process ---------------------------------
 
@@ -1106,7 +1257,8 @@ class NatsSink(Sink):
 
         async def report() -> None:
             while True:
-                pipe.send(("stats", dict(self.stats)))
+                # (refused while the feed process is not reading: the next one has the totals)
+                pipe.send(("stats", dict(self.stats)), droppable=True)
                 await asyncio.sleep(0.05)
 
         rep = loop.create_task(report())
@@ -1129,7 +1281,15 @@ class NatsSink(Sink):
 
     def _on_parent(self, msg: tuple[Any, ...] | None) -> None:
         """(the publisher process) A message from the feed process; None: the feed process
-        is gone, so close as if it had asked: publish what it logged, then stop."""
+        is gone, so close as if it had asked: publish what it logged, then stop. An error
+        here is counted (``internal_errors``), never raised into the loop."""
+        try:
+            self._on_parent_msg(msg)
+        except Exception as exc:
+            self.stats["internal_errors"] += 1
+            log.warning("bus: handling a message of the feed process failed: %s: %s", type(exc).__name__, exc)
+
+    def _on_parent_msg(self, msg: tuple[Any, ...] | None) -> None:
         if msg is None:
             self._parent_gone = True
             if not self._finishing:
@@ -1144,6 +1304,8 @@ class NatsSink(Sink):
             for k, v in msg[1].items():
                 if k in ("queue_size", "max_inflight", "_drop_next"):
                     setattr(self, k, v)
+                elif k == "_pipe_limit" and self._conn is not None:
+                    self._conn.limit = v
 
     # -- the bus side: the NATS client on its own thread and loop (or the feed's) -----------
 
@@ -1215,7 +1377,8 @@ class NatsSink(Sink):
         in the publisher process: ask the feed process for the snapshots of ``symbols``."""
         if self._child:
             try:
-                self._conn.send(("snap", symbols or []))
+                if not self._conn.send(("snap", symbols or []), droppable=True):
+                    self._snap_pending = False  # the feed process is not reading: ask again later
             except (OSError, ValueError):  # the feed process is gone: the close follows
                 self._snap_pending = False
             return
@@ -1402,6 +1565,12 @@ class NatsSink(Sink):
             self._need_snapshot.pop(it[2], None)
         elif what == "snapdone":
             self._snap_pending = False
+        elif what == "resync":
+            # (publisher process) the feed side dropped control items or snapshots (this
+            # process was not reading its pipe): every book gets a fresh snapshot, and a
+            # snapshot request whose answer may have been dropped is asked again
+            self._snap_pending = False
+            self._snapshot_all()
         elif what == "close":
             self._finishing = self._finishing_now = True
             if self._child:  # (the feed side's close() set these in its own process)
@@ -1510,13 +1679,8 @@ class NatsSink(Sink):
         cnt = ring.count
         if cnt == self._trade_seen:
             return
-        try:
-            new = ring.since(self._trade_seen)
-        except TradesOverwritten:
-            lost = cnt - self._trade_seen - len(ring)
-            self.stats["trades_lost"] += max(lost, 0)
-            new = ring.latest()
-        self._trade_seen = cnt
+        new = self._ring_since(ring, self._trade_seen, cnt, TradesOverwritten, "trades_lost")
+        self._trade_seen = self._seen_after(new, self._trade_seen, cnt)
         if not len(new):
             return
         names = self._feed.engine.symbols
@@ -1526,6 +1690,28 @@ class NatsSink(Sink):
         for i, lo, hi in groups:
             if 0 <= i < len(names):
                 self._add(_K_TRADES, names[i], buf[lo * rs : hi * rs], hi - lo)
+
+    def _ring_since(
+        self, ring: Any, seen: int, cnt: int, overwritten: type[Exception], stat: str
+    ) -> np.ndarray:
+        """(bus side) The records of ``ring`` from ``seen`` on; if some were overwritten
+        before they were read, the oldest it still holds, the ones missing counted in
+        ``stats[stat]``. In a publisher process the writer goes on meanwhile: the copy may
+        end past ``cnt`` (the count read before it), and the records say where it ends."""
+        try:
+            return ring.since(seen)  # type: ignore[no-any-return]
+        except overwritten:
+            new = ring.latest()
+            first = int(new["seq"][0]) if len(new) else cnt
+            self.stats[stat] += max(first - seen, 0)
+            return new  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _seen_after(new: np.ndarray, seen: int, cnt: int) -> int:
+        """Where the next read starts after ``new``: past its last record (which may be
+        past ``cnt`` when the writer went on while it was copied), never back."""
+        last = int(new["seq"][-1]) + 1 if len(new) else cnt
+        return max(last, cnt, seen)
 
     def _on_tickers(self) -> None:
         """(bus side) Queue the ticker records stored since the last call, per symbol, as
@@ -1542,13 +1728,8 @@ class NatsSink(Sink):
         cnt = ring.count
         if cnt == self._ticker_seen:
             return
-        try:
-            new = ring.since(self._ticker_seen)
-        except TickersOverwritten:
-            lost = cnt - self._ticker_seen - len(ring)
-            self.stats["tickers_lost"] += max(lost, 0)
-            new = ring.latest()
-        self._ticker_seen = cnt
+        new = self._ring_since(ring, self._ticker_seen, cnt, TickersOverwritten, "tickers_lost")
+        self._ticker_seen = self._seen_after(new, self._ticker_seen, cnt)
         if not len(new):
             return
         new, groups = _split(new, "symbol")
@@ -1740,29 +1921,48 @@ def _sink_from_config(config: dict[str, Any]) -> NatsSink:
 class _Pipe:
     """Length-prefixed pickles both ways between the feed process and its publisher process
     over a private socket pair, on each side's asyncio loop, never blocking it: what the
-    socket does not take at once waits in a buffer written when it can. ``on_message(msg)``
-    gets each message; ``None`` once the other end closed."""
+    socket does not take at once waits in a buffer written when it can. The buffer is
+    bounded: while it holds ``limit`` bytes or more (the other process is not reading: it is
+    stopped or stuck), ``send(msg, droppable=True)`` refuses the message and returns False
+    (the caller counts the loss and re-syncs); messages that must not be lost (start,
+    ready, close, done: a few bytes each) always go in. ``on_message(msg)`` gets each
+    message; ``None`` once the other end closed."""
 
     MAX = 1 << 28
+    LIMIT = 64 << 20  #: bytes waiting for the socket past which droppable messages are refused
 
     def __init__(
-        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, on_message: Callable[..., None]
+        self,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        on_message: Callable[..., None],
+        limit: int = LIMIT,
     ) -> None:
         sock.setblocking(False)
         self.sock, self.loop, self.on_message = sock, loop, on_message
+        self.limit = limit
         self._out = bytearray()
         self._in = bytearray()
         self.closed = False
         loop.add_reader(sock.fileno(), self._readable)
 
-    def send(self, obj: Any) -> None:
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting for the socket (the other process has not read them yet)."""
+        return len(self._out)
+
+    def send(self, obj: Any, droppable: bool = False) -> bool:
+        """Send ``obj``; False if it was ``droppable`` and the buffer is full (not sent).
+        OSError once the pipe is closed."""
         if self.closed:
             raise OSError("the pipe to the other process is closed")
+        if droppable and len(self._out) >= self.limit:
+            return False
         data = pickle.dumps(obj, protocol=5)
         frame = struct.pack("<I", len(data)) + data
         if self._out:
             self._out += frame
-            return
+            return True
         try:
             n = self.sock.send(frame)
         except BlockingIOError:
@@ -1773,6 +1973,7 @@ class _Pipe:
         if n < len(frame):
             self._out += frame[n:]
             self.loop.add_writer(self.sock.fileno(), self._writable)
+        return True
 
     def _writable(self) -> None:
         try:
@@ -1910,13 +2111,15 @@ class _ShmFeed:
 class _PipeLog(logging.Handler):
     """(the publisher process) Log records go to the feed process, which logs them."""
 
-    def __init__(self, pipe: _Pipe) -> None:
+    def __init__(self, pipe: _Pipe, stats: dict[str, int]) -> None:
         super().__init__(logging.INFO)
         self.pipe = pipe
+        self.stats = stats
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.pipe.send(("log", record.levelno, record.getMessage()))
+            if not self.pipe.send(("log", record.levelno, record.getMessage()), droppable=True):
+                self.stats["control_lost"] += 1  # the feed process is not reading
         except Exception:
             pass
 
@@ -1927,8 +2130,8 @@ def _publisher_main(fd: int) -> int:
     feed's shared-memory segment until the feed closes it (or goes away)."""
     import signal
 
-    # a Ctrl-C in the terminal reaches the whole process group: the feed process handles it
-    # and closes this one in order (what it logged still goes out)
+    # this process runs in a session of its own (a terminal's Ctrl-C reaches the feed process
+    # only, which closes this one in order); a SIGINT sent to it anyway changes nothing
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     head = b""
@@ -1951,7 +2154,7 @@ def _publisher_main(fd: int) -> int:
     async def main() -> None:
         sink = NatsSink(**config)
         pipe = _Pipe(sock, asyncio.get_running_loop(), lambda msg: None)
-        handler = _PipeLog(pipe)
+        handler = _PipeLog(pipe, sink.stats)
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False

@@ -1314,3 +1314,509 @@ def _read(p: Path) -> bytes:
         return p.read_bytes()
     except OSError:
         return b""
+
+
+# --- publisher="process": start failures, restarts, the pipe, terminal signals -------------------
+
+
+def _my_publishers() -> list[int]:
+    """PIDs of the publisher processes this test process started (still alive)."""
+    me = f"PPid:\t{os.getpid()}\n"
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and b"fastfeed._bus_publisher" in _read(p / "cmdline")
+        and me in _read(p / "status").decode()
+        and "State:\tZ" not in _read(p / "status").decode()
+    ]
+
+
+def _my_segments(besides: list[Path] | None = None) -> list[Path]:
+    """The private segments of this test process's feeds (other than ``besides``)."""
+    found = Path("/dev/shm").glob(f"fastfeed.ffbus.{os.getpid()}.*")
+    return sorted(set(found) - set(besides or ()))
+
+
+def test_a_publisher_process_that_cannot_start_leaves_no_process_and_no_segment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """NATS unreachable, or the start cancelled while the publisher process starts: a typed
+    ``BusError`` (or the cancellation), no publisher process left, and the private segment
+    the sink gave the feed is gone from /dev/shm at once (not when the feed object is
+    collected); nothing is logged as a never-retrieved error; a second start of that feed
+    is a clear ``BusError``."""
+    port = _free_port()  # nothing listens there
+
+    async def body() -> None:
+        other = _my_segments()  # (another test's, if any)
+        sink = bus.NatsSink(f"nats://127.0.0.1:{port}", connect_timeout=0.5, publisher="process")
+        feed = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink])
+        assert len(_my_segments(other)) == 1
+        with pytest.raises(BusError) as ei:
+            await feed.start()
+        assert ei.value.reason == "bus_connect"
+        assert _my_segments(other) == [] and _my_publishers() == []
+        with pytest.raises(BusError, match="create a new Feed"):
+            await feed.start()
+        await feed.close()
+        # cancelled while the publisher process is still starting (importing, connecting)
+        sink2 = bus.NatsSink(f"nats://127.0.0.1:{port}", connect_timeout=5.0, publisher="process")
+        feed2 = fastfeed.Feed("ws://127.0.0.1:1/ws/v1/", sinks=[sink2])
+        task = asyncio.ensure_future(feed2.start())
+        await until(lambda: sink2._proc is not None, "the publisher process started")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _my_segments(other) == [] and _my_publishers() == []
+        await feed2.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        run(body)
+        import gc
+
+        gc.collect()  # a future whose exception nobody retrieved is reported when collected
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_publisher_process_that_cannot_be_restarted_is_retried(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher process dies while NATS is down: the new one cannot connect, and the
+    sink keeps trying (it is not left without a publisher for the rest of the session);
+    once NATS is back a new process publishes and the consumer converges. One restart is
+    counted, however many attempts it took."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(
+            nats_server.url,
+            snapshot_interval=3600.0,
+            connect_timeout=0.5,
+            reconnect_wait=0.1,
+            publisher="process",
+            **nm,
+        )
+        async with (
+            Exchange(ExchangeConfig(seed=22, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, heartbeat=0.5, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                nats_server.stop()
+                proc = sink._proc
+                assert proc is not None
+                proc.kill()
+                await until(lambda: sink.stats["publisher_restarts"] == 1, "the restart counted")
+                await until(
+                    lambda: any("could not be restarted" in r.getMessage() for r in caplog.records),
+                    "a failed restart attempt",
+                )
+                assert not sink._stopped
+                nats_server.start()
+                await nats_server.ready()
+                await until(
+                    lambda: sink._proc is not None and sink._proc is not proc and not sink._restarting,
+                    "a new publisher process",
+                )
+                await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
+                await converge(ex, remote, feed, SYMS)
+                assert sink.stats["publisher_restarts"] == 1
+            # again, and the feed closes while the sink is still trying: no process is left
+            ex.resume()
+            failed = sum("could not be restarted" in r.getMessage() for r in caplog.records)
+            nats_server.stop()
+            proc = sink._proc
+            assert proc is not None
+            proc.kill()
+            await until(
+                lambda: sum("could not be restarted" in r.getMessage() for r in caplog.records) > failed,
+                "a failed restart attempt",
+            )
+        assert sink.stats["publisher_restarts"] == 2
+        assert sink._restart_task is not None and sink._restart_task.done()
+        assert _my_publishers() == []
+
+    with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
+        run(body)
+
+
+def test_the_pipe_buffer_is_bounded_and_refuses_only_droppable_messages() -> None:
+    """``_Pipe``: while the other end does not read, droppable messages past ``limit``
+    bytes are refused (False), the others still go in; what went in arrives in order."""
+
+    async def body() -> None:
+        a, b = socket.socketpair()
+        loop = asyncio.get_running_loop()
+        got: list[Any] = []
+        pa = bus._Pipe(a, loop, lambda m: None, limit=1 << 16)
+        sent: list[int] = []
+        refused = 0
+        blob = b"x" * 4000
+        for i in range(2000):  # ~8 MB offered, far beyond the socket's own buffer
+            if pa.send(("ctl", i, blob), droppable=True):
+                sent.append(i)
+            else:
+                refused += 1
+            assert pa.backlog < (1 << 16) + 8192
+        assert refused > 0
+        assert pa.send(("done",))  # never refused
+        pb = bus._Pipe(b, loop, got.append)
+        await until(lambda: bool(got) and got[-1] == ("done",), "everything read")
+        assert [m[1] for m in got[:-1]] == sent
+        pa.close()
+        pb.close()
+
+    run(body)
+
+
+def test_a_stopped_publisher_process_bounds_the_pipe_counts_the_loss_and_resyncs(
+    nats_server: NatsServer,
+) -> None:
+    """The publisher process stopped (SIGSTOP) while the feed keeps handing it snapshots:
+    the pipe's buffer stays bounded, the refused items are counted (``control_lost``);
+    after SIGCONT a resync snapshots every book, snapshots on request still work, and the
+    consumer's books equal the feed's."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=23, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                proc = sink._proc
+                assert proc is not None and sink._conn is not None
+                limit = 1 << 18
+                sink._tune(_pipe_limit=limit)
+                os.kill(proc.pid, 19)  # SIGSTOP
+                try:
+                    biggest = 0
+                    for _ in range(3000):  # ~2 snapshots a call, each some kB
+                        sink.snapshot()
+                        biggest = max(biggest, len(sink._conn._out))
+                        if sink.stats.get("control_lost", 0) > 10:
+                            break
+                        await asyncio.sleep(0)
+                    assert biggest < limit + (1 << 20), biggest  # one message past the limit at most
+                    assert sink.stats["control_lost"] > 10
+                finally:
+                    os.kill(proc.pid, 18)  # SIGCONT
+                snaps = remote.stats["snapshots"]
+                await until(lambda: len(sink._conn._out) == 0, "the backlog written")
+                await until(lambda: remote.stats["snapshots"] > snaps, "snapshots after the resume")
+                # a loss after the resync (a real overflow): snapshot requests still work
+                snaps = sink.stats["snapshots"]
+                sink._tune(queue_size=2, max_inflight=1)
+                await until(lambda: sink.stats["dropped_messages"] >= 1, "an overflow drop")
+                sink._tune(queue_size=4096, max_inflight=512)
+                await until(lambda: sink.stats["snapshots"] > snaps, "the snapshot after the drop")
+                await converge(ex, remote, feed, SYMS)
+                assert sink._proc is proc and sink.stats["publisher_restarts"] == 0
+
+    run(body)
+
+
+def test_errors_handling_a_publisher_message_are_counted_not_raised_into_the_loop(
+    nats_server: NatsServer,
+) -> None:
+    """An exception while the feed handles a message of its publisher process (here: the
+    snapshot it asked for fails once) is counted (``internal_errors``) and logged, never
+    raised into the feed's loop; the next request is served and the consumer converges."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        loop = asyncio.get_running_loop()
+        raised: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: raised.append(ctx))
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=24, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                real = sink.snapshot
+                calls: list[int] = []
+
+                def failing(symbols: Any = None) -> int:
+                    calls.append(1)
+                    if len(calls) == 1:
+                        raise RuntimeError("injected")
+                    return real(symbols)
+
+                sink.snapshot = failing  # type: ignore[method-assign]
+                sink._tune(queue_size=2, max_inflight=1)  # overflow: the publisher asks for snapshots
+                await until(lambda: len(calls) >= 1, "a snapshot asked for")
+                sink._tune(queue_size=4096, max_inflight=512)
+                await until(lambda: len(calls) >= 2, "the snapshot asked again")
+                await converge(ex, remote, feed, SYMS)
+                assert sink.stats["internal_errors"] >= 1
+        assert raised == []
+
+    run(body)
+
+
+def test_a_publisher_process_killed_during_the_close_is_reported(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher process dies during the feed's close (here stopped, then killed): the
+    close ends, the process is gone, it is not restarted, and the loss is logged."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        other = _my_segments()
+        sink = bus.NatsSink(nats_server.url, publisher="process", **nm)
+        async with Exchange(ExchangeConfig(seed=25, symbols=SYMS, rate=1000)) as ex:
+            feed = await fastfeed.connect(ex.url, sinks=[sink])
+            await feed.subscribe_depth(SYMS)
+            await until(lambda: sink.stats["acked"] > 30, "messages acked")
+            proc = sink._proc
+            assert proc is not None
+            os.kill(proc.pid, 19)  # SIGSTOP: it cannot take the close
+            closing = asyncio.ensure_future(feed.close())
+            await until(lambda: sink._closing, "the close began")
+            proc.kill()
+            await asyncio.wait_for(closing, GUARD)
+            assert proc.poll() is not None and sink._proc is None
+            assert sink.stats["publisher_restarts"] == 0
+        assert _my_publishers() == [] and _my_segments(other) == []
+
+    with caplog.at_level(logging.WARNING, logger="fastfeed.bus"):
+        run(body)
+    assert any("ended during the close" in r.getMessage() for r in caplog.records)
+
+
+def _stat(pid: int) -> list[str]:
+    data = _read(Path(f"/proc/{pid}/stat"))
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def test_ctrl_c_in_a_terminal_reaches_only_the_feed_process(nats_server: NatsServer) -> None:
+    """``fastfeed publish --publisher process`` in a terminal: the publisher process runs
+    in a session of its own, so a Ctrl-C (SIGINT to the terminal's process group) never
+    reaches it, not even while it is still importing; the feed process takes the Ctrl-C
+    and closes it in order (exit 0, nothing left behind)."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        cmd = [sys.executable, "-m", "fastfeed", "publish", *SYMS, "--nats", nats_server.url, "--demo"]
+        cmd += ["--stream", nm["stream"], "--prefix", nm["prefix"], "--publisher", "process"]
+        async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # as a shell's job: its own process group
+            )
+            try:
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                pubs = [
+                    int(p.name)
+                    for p in Path("/proc").iterdir()
+                    if p.name.isdigit()
+                    and b"fastfeed._bus_publisher" in _read(p / "cmdline")
+                    and f"PPid:\t{proc.pid}\n" in _read(p / "status").decode()
+                ]
+                assert len(pubs) == 1
+                # (stat fields after the name: state, ppid, pgrp, session)
+                assert _stat(pubs[0])[2] != _stat(proc.pid)[2]  # not in the terminal's group
+            finally:
+                os.killpg(proc.pid, 2)  # Ctrl-C: SIGINT to the whole process group
+                out, err = await asyncio.wait_for(proc.communicate(), GUARD)
+            assert proc.returncode == 0, err.decode()
+            assert b"published" in out and b"Traceback" not in err
+            await until(lambda: not _read(Path(f"/proc/{pubs[0]}/cmdline")), "the publisher process ended")
+
+    run(body)
+
+
+class _LateCount:
+    """A ring as a publisher process sees the feed's: the writer appends between the read of
+    ``count`` and the copy (``count`` lags by ``lag`` records; the copies are current)."""
+
+    def __init__(self, ring: Any) -> None:
+        self.ring = ring
+        self.lag = 0
+
+    @property
+    def count(self) -> int:
+        return int(self.ring.count) - self.lag
+
+    def __len__(self) -> int:
+        return len(self.ring)
+
+    def since(self, seq: int) -> np.ndarray:
+        return np.array(self.ring.since(seq))
+
+    def latest(self, n: int = -1) -> np.ndarray:
+        return np.array(self.ring.latest(n))
+
+
+def _trade(sym: str, tid: int) -> bytes:
+    return (
+        '{"method":"trades.update","params":[true,[{"id":%d,"time":1.0,"price":"1","amount":"1",'
+        '"type":"buy"}],"%s"],"id":null}' % (tid, sym)
+    ).encode()
+
+
+def test_records_the_writer_adds_while_they_are_copied_go_out_once() -> None:
+    """In a publisher process the feed writes on while the bus side copies its trade and
+    ticker rings: a copy may end past the count read just before it. Every record goes out
+    exactly once (none twice), and records overwritten before they were read are counted
+    from the records themselves. No NATS, no timing: the lag is injected."""
+    eng = fastfeed.Engine(event_log=1 << 12, trade_capacity=16, ticker_capacity=16)
+    sink = bus.NatsSink("nats://127.0.0.1:1")
+    feed = _FakeFeed(eng)
+    trades, tickers = _LateCount(eng.trades), _LateCount(eng.ticker_history)
+    feed.trades = trades
+
+    class _Eng:  # the engine, with the lagging rings
+        def __getattr__(self, name: str) -> Any:
+            return getattr(eng, name)
+
+        ticker_history = tickers
+
+    feed.engine = _Eng()
+    sink._feed = feed  # type: ignore[assignment]
+    sink._next_snapshot = float("inf")
+    for i in range(3):
+        eng.feed(_trade("BTC_USDT", 1 + i), 1 + i)
+        eng.feed(_tick("BTC_USDT", 1 + i), 1 + i)
+    assert eng.trades.count == 3 and eng.ticker_history.count == 3
+    trades.lag = tickers.lag = 1  # the third of each landed after count was read
+    sink._collect()
+    trades.lag = tickers.lag = 0
+    eng.feed(_trade("BTC_USDT", 4), 4)
+    eng.feed(_tick("BTC_USDT", 4), 4)
+    sink._collect()
+    sink._collect()
+    got = _queued(sink)
+    ids = [int(x) for _, k, r in got if k == "trades" for x in r["id"]]
+    lasts = [int(x) for _, k, r in got if k == "ticker" for x in r["last"]]
+    assert ids == [1, 2, 3, 4] and lasts == [1, 2, 3, 4]
+    # overwritten before read, with a lagging count: the loss is what the records say
+    for i in range(40):
+        eng.feed(_trade("BTC_USDT", 100 + i), 100 + i)
+    trades.lag = 1
+    sink._collect()
+    trades.lag = 0
+    sink._collect()
+    got = _queued(sink)
+    ids = [int(x) for _, k, r in got if k == "trades" for x in r["id"]]
+    assert ids == list(range(100 + 40 - len(ids), 140))  # the newest, each once
+    assert sink.stats["trades_lost"] == 40 - len(ids)
+
+
+def test_a_feed_with_its_own_segment_and_a_publisher_process(nats_server: NatsServer) -> None:
+    """``connect(..., shm_name=NAME, sinks=[NatsSink(publisher="process")])``: the publisher
+    process reads the feed's own segment (no private one is made), other readers attach to
+    it as usual; a publisher restart leaves it alone; the feed's close removes it."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        name = f"fftest-own-{os.getpid()}-{next(_ids)}"
+        other = _my_segments()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        async with (
+            Exchange(ExchangeConfig(seed=26, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, shm_name=name, sinks=[sink]) as feed,
+        ):
+            assert feed.engine.shm_name == name and sink._private_shm is None
+            assert _my_segments(other) == []  # no private segment
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                proc = sink._proc
+                assert proc is not None
+                proc.kill()
+                await until(lambda: sink._proc is not None and sink._proc is not proc, "a new process")
+                await until(lambda: remote.stats["publisher_restarts"] >= 1, "the consumer saw the restart")
+                await converge(ex, remote, feed, SYMS)
+                with fastfeed.attach(name) as other:  # another reader, as without the sink
+                    assert sorted(other.symbols) == sorted(SYMS)
+        assert not Path(f"/dev/shm/fastfeed.{name}").exists()
+        assert _my_publishers() == []
+
+    run(body)
+
+
+def test_snapshot_answers_pass_the_pipes_bound_other_items_are_counted_then_a_resync() -> None:
+    """Feed side of a publisher process whose pipe is over its bound (the process is not
+    reading): a snapshot the feed takes by itself is dropped and counted
+    (``control_lost``); the answer to the process's own snapshot request is never dropped
+    (the process asks again only after reading it: one round at most), else it would wait
+    for a ``snapdone`` forever; once the pipe has room a ``resync`` item follows. No NATS."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        eng = fastfeed.Engine(event_log=1 << 12)
+        eng.feed(_frame(True, asks=[["101", "1"]], bids=[["99", "2"]]), 1)
+        sink = bus.NatsSink("nats://127.0.0.1:1", publisher="process")
+        sink._feed = _FakeFeed(eng)  # type: ignore[assignment]
+        a, b = socket.socketpair()
+        pipe = bus._Pipe(a, loop, lambda m: None, limit=1)
+        assert pipe.send(("blob", b"x" * (8 << 20)))  # nobody reads yet: over the bound
+        assert pipe.backlog > 0
+        sink._conn = pipe
+        assert sink.snapshot() == 0 and sink.stats["control_lost"] == 1
+        sink._feed_snapshots(["BTC_USDT"])  # an answer: handed over whatever the bound
+        assert sink.stats["control_lost"] == 1
+        got: list[Any] = []
+        reader = bus._Pipe(b, loop, got.append)
+        await until(lambda: pipe.backlog == 0, "the backlog written")
+        sink._on_child(("stats", {}))  # any message from the process: the resync goes out
+        await until(lambda: any(m[0] == "ctl" and m[1][0] == "resync" for m in got), "the resync")
+        kinds = [m[1][0] for m in got if m[0] == "ctl"]
+        assert kinds == ["book", "snapdone", "resync"]
+        pipe.close()
+        reader.close()
+
+    run(body)
+
+
+def test_a_publisher_process_that_ends_right_after_its_ready_is_restarted(nats_server: NatsServer) -> None:
+    """The publisher process ends just after it reported ``ready``, and its end is seen
+    before the start resumed: the sink restarts it all the same (it does not run on without
+    a publisher), and the consumer converges."""
+
+    async def body() -> None:
+        await nats_server.ready()
+        nm = names()
+        sink = bus.NatsSink(nats_server.url, snapshot_interval=3600.0, publisher="process", **nm)
+        real = sink._on_child_msg
+        first: list[int] = []
+
+        def ready_then_gone(msg: Any) -> None:
+            real(msg)
+            if msg is not None and msg[0] == "ready" and not first:
+                first.append(1)
+                sink._proc.kill()
+                sink._proc.wait()
+                sink._conn._gone()  # its end, seen before the start resumes
+
+        sink._on_child_msg = ready_then_gone  # type: ignore[method-assign]
+        async with (
+            Exchange(ExchangeConfig(seed=27, symbols=SYMS, rate=1000)) as ex,
+            fastfeed.connect(ex.url, sinks=[sink]) as feed,
+        ):
+            assert first
+            await until(lambda: sink.stats["publisher_restarts"] == 1, "the restart counted")
+            async with bus.subscribe(nats_server.url, symbols=SYMS, **nm) as remote:
+                await feed.subscribe_depth(SYMS)
+                await until(lambda: remote.synced() and remote.stats["messages"] > 30, "in sequence")
+                await converge(ex, remote, feed, SYMS)
+        assert _my_publishers() == []
+
+    run(body)
