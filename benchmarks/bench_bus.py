@@ -9,7 +9,7 @@ in three phases; medians over the rounds are printed:
 
 1. **fixed rate** (``--rate`` msg/s) with a remote consumer: frames/s, CPU per frame of the
    feed loop's thread (the sink's cost on the feed loop: ratio to the feed alone, target
-   <= 1.15) and of the whole process (a publisher thread included), the in-process book
+   <= 1.15) and of the whole process (a publisher thread or process included), the in-process book
    latency (frame received -> book updated, ``Feed.timings``) and the feed -> bus -> remote
    book latency (frame received by the feed -> the consumer applied the depth message
    holding it; both read the same wall clock; includes the sink's ~1 ms batching).
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "medians over the rounds. CPU us/frame: 'loop' = the feed loop's thread (what the sink costs "
-        "the feed loop), 'process' = the whole feed process (incl. a publisher thread); "
+        "the feed loop), 'process' = the whole feed process (incl. a publisher thread) plus a publisher process; "
         "'book' = frame received -> book updated (us). 'exchange max': the exchange's pregenerated "
         "max rate (the exchange, not the feed, is the limit here); 'saturated': a corpus replayed into "
         "the engine as fast as the feed loop can (its frames/s is the feed's achievable max rate, GIL "

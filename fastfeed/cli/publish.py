@@ -85,10 +85,11 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--publisher",
-        choices=["thread", "process"],
-        default="thread",
-        help="where the NATS client runs: a thread of the feed's process, or a process of its "
-        "own that reads the feed's shared memory and leaves the feed's core alone (default thread)",
+        choices=["process", "thread"],
+        default="process",
+        help="where the NATS client runs: a process of its own that reads the feed's shared "
+        "memory and shares no GIL or core with the feed, or a thread of the feed's process "
+        "(default process)",
     )
     g.add_argument(
         "--interval",
