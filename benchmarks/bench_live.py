@@ -50,6 +50,7 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,55 @@ CHUNK = 256 * 1024
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+async def ws_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The server side of the WebSocket handshake (the blaster servers of the benchmarks)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = b""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+async def ws_requests(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lock: asyncio.Lock
+) -> AsyncIterator[tuple[dict[str, Any], Any]]:
+    """The client's JSON requests, each with the result to send back (``"pong"`` for
+    ``server.ping``, else success), until it closes; WebSocket pings are answered here
+    (under ``lock``, so they never interleave with the server's writes)."""
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await reader.readexactly(8))
+        mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
+        raw = await reader.readexactly(n)
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(raw))
+        op = b0 & 0x0F
+        if op == 0x8:
+            return
+        if op == 0x9:
+            async with lock:
+                writer.write(ws_frame(0xA, payload))
+            continue
+        if op not in (0x1, 0x2):
+            continue
+        req = json.loads(payload)
+        yield req, "pong" if req.get("method", "") == "server.ping" else {"status": "success"}
+
+
+def ws_reply(req_id: Any, result: Any) -> bytes:
+    """A reply frame as the exchange sends it (zlib-compressed JSON)."""
+    body = json.dumps({"error": None, "result": result, "id": req_id}).encode()
+    return ws_frame(0x2, zlib.compress(body))
+
+
 def blast_frames(pregenerate: int) -> list[bytes]:
     """The exchange's pre-generated cycle as complete WebSocket frames (depth and trades
     pushes in the order the exchange sends them; tickers left out, as nobody subscribes
@@ -197,45 +247,15 @@ def _blaster_main(pregenerate: int, conn: Any) -> None:
                     await writer.drain()
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = b""
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"sec-websocket-key:"):
-                key = line.split(b":", 1)[1].strip()
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        await ws_accept(reader, writer)
         lock = asyncio.Lock()  # replies and data chunks never interleave mid-frame
         subscribed: set[str] = set()
         try:
-            while True:
-                b0, b1 = await reader.readexactly(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    (n,) = struct.unpack("!H", await reader.readexactly(2))
-                elif n == 127:
-                    (n,) = struct.unpack("!Q", await reader.readexactly(8))
-                mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
-                raw = await reader.readexactly(n)
-                payload = bytes(c ^ mask[i % 4] for i, c in enumerate(raw))
-                op = b0 & 0x0F
-                if op == 0x8:
-                    break
-                if op == 0x9:
-                    async with lock:
-                        writer.write(ws_frame(0xA, payload))
-                    continue
-                if op not in (0x1, 0x2):
-                    continue
-                req = json.loads(payload)
-                method = req.get("method", "")
-                result: Any = "pong" if method == "server.ping" else {"status": "success"}
-                body = json.dumps({"error": None, "result": result, "id": req.get("id")}).encode()
+            async for req, result in ws_requests(reader, writer, lock):
                 async with lock:
-                    writer.write(ws_frame(0x2, zlib.compress(body)))
+                    writer.write(ws_reply(req.get("id"), result))
                     await writer.drain()
+                method = req.get("method", "")
                 if method in ("depth.subscribe", "trades.subscribe"):
                     subscribed.add(method)
                     if len(subscribed) == 2 and state["blaster"] is None:

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import platform
-import struct
 import sys
 import threading
 import time
@@ -55,9 +53,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if any((_ROOT / "fastfeed").glob("_engine*.so")):
     sys.path.insert(0, str(_ROOT))
 
-from bench_live import blast_chunks  # noqa: E402  (the blaster's ~256 KiB writes, one place)
-
-from fastfeed.exchange.wire import ws_frame  # noqa: E402
+from bench_live import blast_chunks, ws_accept, ws_reply, ws_requests  # noqa: E402  (the blaster, one place)
 
 TARGET = 1.6
 #: (row, shards, mode): shards 0 = plain fastfeed.connect
@@ -84,7 +80,6 @@ SYMBOLS = [
 ]
 WARMUP_FRAMES = 200_000
 WARMUP_SECONDS = 2.0
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # -- the sender process -------------------------------------------------------------------------
@@ -120,25 +115,9 @@ def _chunks(frames: dict[str, list[bytes]], symbols: list[str]) -> list[tuple[by
     return blast_chunks(seq)
 
 
-def _reply(req_id: Any, result: Any) -> bytes:
-    import zlib
-
-    body = json.dumps({"error": None, "result": result, "id": req_id}).encode()
-    return ws_frame(0x2, zlib.compress(body))
-
-
 async def _serve(frames: dict[str, list[bytes]], sent: Any, conn: Any) -> None:
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = b""
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"sec-websocket-key:"):
-                key = line.split(b":", 1)[1].strip()
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        await ws_accept(reader, writer)
         blaster: asyncio.Task[None] | None = None
         lock = asyncio.Lock()  # replies and data chunks never interleave mid-frame
 
@@ -152,31 +131,11 @@ async def _serve(frames: dict[str, list[bytes]], sent: Any, conn: Any) -> None:
                     sent.value += n
 
         try:
-            while True:
-                b0, b1 = await reader.readexactly(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    (n,) = struct.unpack("!H", await reader.readexactly(2))
-                elif n == 127:
-                    (n,) = struct.unpack("!Q", await reader.readexactly(8))
-                mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
-                raw = await reader.readexactly(n)
-                payload = bytes(c ^ mask[i % 4] for i, c in enumerate(raw))
-                op = b0 & 0x0F
-                if op == 0x8:
-                    break
-                if op == 0x9:
-                    async with lock:
-                        writer.write(ws_frame(0xA, payload))
-                    continue
-                if op not in (0x1, 0x2):
-                    continue
-                req = json.loads(payload)
-                method = req.get("method", "")
-                result: Any = "pong" if method == "server.ping" else {"status": "success"}
+            async for req, result in ws_requests(reader, writer, lock):
                 async with lock:
-                    writer.write(_reply(req.get("id"), result))
+                    writer.write(ws_reply(req.get("id"), result))
                     await writer.drain()
+                method = req.get("method", "")
                 if method == "depth.subscribe" and blaster is None:
                     blaster = asyncio.create_task(blast([s.upper() for s in req["params"]]))
         except (asyncio.IncompleteReadError, ConnectionError):
