@@ -1964,6 +1964,34 @@ def set_fast_path(enabled):
     return prev
 
 
+cdef enum:
+    _FAST_GAVE_UP = -1000   # _parse_path: path "fast" and the fast path gave up
+
+
+cdef int _parse_path(Parser parser, const uchar[::1] view, str path) except -2000:
+    """Parse ``view`` along ``path`` (parse_py, parse_tickers_py): the fast path only, the
+    general parser only, or both as the Engine does; returns the parser's result code, or
+    ``_FAST_GAVE_UP``. The text is read in place: its end is the end of the message."""
+    cdef const uchar* p = <const uchar*>b""
+    cdef Py_ssize_t n = view.shape[0]
+    cdef int rc
+    cdef bint was
+    if n:
+        p = &view[0]
+    if path == "fast":
+        if not FF_FAST_AVAILABLE:
+            return _FAST_GAVE_UP
+        _reset(parser, p)
+        rc = parser._fast(p, p + n)
+        return _FAST_GAVE_UP if rc < 0 else rc
+    was = parser.fast
+    parser.fast = path == "auto" and FF_FAST_AVAILABLE
+    try:
+        return parser.parse(p, n)
+    finally:
+        parser.fast = was
+
+
 def parse_py(data, str path="auto", Parser parser=None):
     """Parse one JSON message text with the engine's parser (for tests and benchmarks).
 
@@ -1981,36 +2009,17 @@ def parse_py(data, str path="auto", Parser parser=None):
     in text order; for anything else ``None, None, [], [], []``. ``error_offset`` is the
     byte offset of a rejection, else -1.
     """
-    cdef const uchar[::1] view
-    cdef const uchar* p = <const uchar*>b""
-    cdef Py_ssize_t n
     cdef Py_ssize_t i
     cdef int rc
-    cdef bint was
     if path not in ("auto", "general", "fast"):
         raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
     if isinstance(data, str):
-        data = data.encode("utf-8")
-    view = data     # read in place, no copy: its end is the end of the message
-    n = view.shape[0]
-    if n:
-        p = &view[0]
+        data = data.encode("utf-8")   # (kept alive here while the parser's results are read)
     if parser is None:
         parser = Parser()
-    if path == "fast":
-        if not FF_FAST_AVAILABLE:
-            return None
-        _reset(parser, p)
-        rc = parser._fast(p, p + n)
-        if rc < 0:
-            return None
-    else:
-        was = parser.fast
-        parser.fast = path == "auto" and FF_FAST_AVAILABLE
-        try:
-            rc = parser.parse(p, n)
-        finally:
-            parser.fast = was
+    rc = _parse_path(parser, data, path)
+    if rc == _FAST_GAVE_UP:
+        return None
     if rc < 0:
         return (_REJECT_NAMES[rc], None, None, [], [], [], parser.error_offset())
     if rc != M_DEPTH and rc != M_TRADES:
@@ -2033,37 +2042,18 @@ def parse_tickers_py(data, str path="auto", Parser parser=None):
     ``fields`` the 11 floats in ``fastfeed.layout.TICKER_FIELDS`` order (NaN: missing);
     the counts of rejected items; ``slow``: a value needs Python's exact rules (the engine
     then decodes the push in Python and ``records`` is not used)."""
-    cdef const uchar[::1] view
-    cdef const uchar* p = <const uchar*>b""
-    cdef Py_ssize_t n
     cdef Py_ssize_t i
     cdef int rc
-    cdef bint was
     cdef TickerC* t
     if path not in ("auto", "general", "fast"):
         raise ValueError(f"path must be 'auto', 'general' or 'fast', not {path!r}")
     if isinstance(data, str):
-        data = data.encode("utf-8")
-    view = data
-    n = view.shape[0]
-    if n:
-        p = &view[0]
+        data = data.encode("utf-8")   # (kept alive here while the parser's results are read)
     if parser is None:
         parser = Parser()
-    if path == "fast":
-        if not FF_FAST_AVAILABLE:
-            return None
-        _reset(parser, p)
-        rc = parser._fast(p, p + n)
-        if rc < 0:
-            return None
-    else:
-        was = parser.fast
-        parser.fast = path == "auto" and FF_FAST_AVAILABLE
-        try:
-            rc = parser.parse(p, n)
-        finally:
-            parser.fast = was
+    rc = _parse_path(parser, data, path)
+    if rc == _FAST_GAVE_UP:
+        return None
     if rc < 0:
         return (_REJECT_NAMES[rc], [], 0, 0, 0, False)
     outcome = METHOD_NAMES[rc]
