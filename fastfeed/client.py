@@ -396,13 +396,15 @@ class Feed:
                 if name in h:
                     _check_callback(f"a sink's {name}", h[name])
         opts = replace(options) if options is not None else FeedOptions()
+        configuring = [sk for sk, h in zip(self.sinks, self._sink_hooks) if "configure" in h]
+        if configuring and engine is not None:
+            names = ", ".join(sorted({type(sk).__name__ for sk in configuring}))
+            raise ValueError(
+                f"engine-side sinks ({names}) configure the feed's own engine (its event log, "
+                "shared memory): do not pass engine=, set those in FeedOptions instead"
+            )
         for h in self._sink_hooks:
             if "configure" in h:
-                if engine is not None:
-                    raise ValueError(
-                        "engine-side sinks (EventLogSink, ShmSink) configure the feed's own "
-                        "engine: do not pass engine="
-                    )
                 h["configure"](opts)
         self.options = opts
         self._own_engine = engine is None

@@ -263,6 +263,15 @@ def test_arguments_are_checked_and_secrets_kept_out_of_repr() -> None:
         remote.book("ETH_USDT")
 
 
+@pytest.mark.parametrize("publisher", ["thread", "process"])
+def test_a_feed_with_its_own_engine_names_the_sink_that_needs_the_feeds(publisher: str) -> None:
+    """The sink configures the feed's engine (event log; a publisher process also its shared
+    memory): a user-made engine is refused, and the error names this sink."""
+    sinks = [bus.NatsSink("nats://127.0.0.1:1", publisher=publisher), fastfeed.sinks.EventLogSink(8)]
+    with pytest.raises(ValueError, match=r"engine-side sinks \(EventLogSink, NatsSink\).*FeedOptions"):
+        fastfeed.Feed("ws://127.0.0.1:1/", sinks=sinks, engine=fastfeed.Engine())
+
+
 def test_only_subject_safe_symbols_become_subjects() -> None:
     assert bus.subject_safe("BTC_USDT") and bus.subject_safe("1INCH-USDT")
     for bad in ("", "A.B", "A*", "A>", "A B", "Ä", "X" * 33, None, 5):
