@@ -185,6 +185,8 @@ cdef extern from "_fastnum.h":
     const uchar* ff_number_i(const uchar* p, const uchar* end, double* out) noexcept nogil
     const uchar* ff_qdecimal(const uchar* p, const uchar* end, double* out) noexcept nogil
     int ff_ticker_key(const uchar* p, int* length) noexcept nogil
+    const uchar* ff_ticker_fixed(const uchar* p, const uchar* end, double* f, int64_t* ts,
+                                 uchar* sym, uint64_t* hash, int32_t* symlen) noexcept nogil
     int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
@@ -1400,6 +1402,7 @@ cdef class Parser:
                                     t.symbol[i] = c - 32
                             t.symbol[n] = 0
                             t.symbol_len = <int32_t>n
+                            t.symbol_hash = ff_symhash(t.symbol, n)
                     else:
                         p = skip_value(p, end, depth, &err)
                         if p == NULL:
@@ -1760,14 +1763,22 @@ cdef class Parser:
         Fields that are absent stay NaN (timestamp 0), as in the general parser."""
         cdef TickerC* t
         cdef uint64_t seen = 0
-        cdef uint64_t hash
         cdef int fid
         cdef int klen
         cdef int n
         cdef int i
+        cdef const uchar* q
         if self.n_tickers == self.cap_tickers or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.tickers[self.n_tickers]
+        # the exchange's own key order, every key a literal (ff_ticker_fixed); any other
+        # object: the any-order loop below reads it afresh
+        q = ff_ticker_fixed(p, end, t.f, &t.timestamp, t.symbol, &t.symbol_hash,
+                            &t.symbol_len)
+        if q != NULL:
+            t.status = TK_OK
+            self.n_tickers += 1
+            return q
         for i in range(TK_N_FIELDS):
             t.f[i] = NAN
         t.timestamp = 0
@@ -1790,7 +1801,7 @@ cdef class Parser:
             else:
                 if p[0] != 34:
                     return NULL
-                n = ff_symbol(p + 1, end, t.symbol, &hash)
+                n = ff_symbol(p + 1, end, t.symbol, &t.symbol_hash)
                 if n < 0:
                     return NULL
                 t.symbol_len = n
