@@ -1,3 +1,4 @@
+cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 from fastfeed._atomic cimport ff_store_release_i64
@@ -42,6 +43,7 @@ cdef inline void ticker_push(TickerRing ring, TickerRecord* r) noexcept:
         ff_store_release_i64(ring.shm_count, ring.count)
 
 
+@cython.final
 cdef class TickerTable:
     cdef object _arr               # numpy TICKER_DTYPE array, max_symbols rows
     cdef object _ro

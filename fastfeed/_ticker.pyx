@@ -125,6 +125,10 @@ cdef class TickerRing(MirrorRing):
         return out
 
 
+cdef TickerRecord _ZERO_RECORD          # all zeros (a C global): a fresh record, padding too
+memset(&_ZERO_RECORD, 0, sizeof(TickerRecord))
+
+
 cdef class TickerTable:
     """The latest ticker record per symbol: row ``i`` is ``symbols[i]``'s newest record.
     At most ``max_symbols`` symbols get a row; records of further symbols still go to the
@@ -216,10 +220,9 @@ cdef class TickerTable:
                    bint all_ticker, int64_t recv_ns) except -1:
         """Store the good records the parser left in ``recs`` and count the rejected ones
         (no Python object)."""
-        cdef TickerRecord rec
+        cdef TickerRecord rec = _ZERO_RECORD   # padding bytes too: rows hold no stale memory
         cdef const TickerC* t
         cdef Py_ssize_t k
-        memset(&rec, 0, sizeof(rec))        # padding bytes too: rows hold no stale memory
         self.bad_shape += bad_shape
         self.bad_symbol += bad_symbol
         self.bad_field += bad_field
