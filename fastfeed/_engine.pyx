@@ -195,9 +195,10 @@ cdef inline bint _held_by_parser(int rc, Parser ps) noexcept nogil:
 
 # -- the hot path (module functions: direct calls the C compiler can inline) -------------
 
-cdef inline int _decode(Engine self, Parser ps, const uchar* data, Py_ssize_t size, bint text,
+cdef inline int _decode(Engine self, void* ps, const uchar* data, Py_ssize_t size, bint text,
                         const uchar** js, Py_ssize_t* jn, bint* zipped) noexcept nogil:
-    """Payload -> JSON text (inflated if compressed) -> parsed into ``ps``; touches only
+    """Payload -> JSON text (inflated if compressed) -> parsed into the Parser ``ps`` (by
+    pointer: no reference counting; the engine holds it); touches only
     the engine's inflater and the parser (engine-private memory), so it runs without the
     GIL. Returns the parser's method code (>= 0), a parse rejection (``P_*``), an inflate
     rejection (``INF_*``) or ``D_TEXT_TOO_LARGE``; ``jn`` is -1 unless the payload was
@@ -208,10 +209,12 @@ cdef inline int _decode(Engine self, Parser ps, const uchar* data, Py_ssize_t si
     cdef int rc
     jn[0] = -1
     zipped[0] = False
-    if not text:
+    if not text and not (size > 0 and p[0] == 123):     # plain JSON starts with { as a rule
         while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
             p += 1
         text = p < end and (p[0] == 123 or p[0] == 91)
+    else:
+        text = True
     if text:
         if <size_t>size > self.max_frame:
             return D_TEXT_TOO_LARGE
@@ -224,7 +227,7 @@ cdef inline int _decode(Engine self, Parser ps, const uchar* data, Py_ssize_t si
         js[0] = self.inflater.out
         jn[0] = <Py_ssize_t>self.inflater.out_len
         zipped[0] = True
-    return ps.parse(js[0], jn[0])
+    return (<Parser>ps).parse(js[0], jn[0])
 
 
 cdef inline object _feed_frame(Engine self, const uchar* data, Py_ssize_t size,
@@ -240,9 +243,9 @@ cdef inline object _feed_frame(Engine self, const uchar* data, Py_ssize_t size,
     # to books, rings and counters appear to other threads all at once)
     if stable and other_threads():
         with nogil:
-            rc = _decode(self, self.parser, data, size, text, &js, &jn, &zipped)
+            rc = _decode(self, <void*>self.parser, data, size, text, &js, &jn, &zipped)
     else:
-        rc = _decode(self, self.parser, data, size, text, &js, &jn, &zipped)
+        rc = _decode(self, <void*>self.parser, data, size, text, &js, &jn, &zipped)
     if zipped:
         self.bytes_inflated += jn
     return _after(self, rc, js, jn, size, recv_ns)
@@ -743,7 +746,7 @@ cdef class Engine:
                 with nogil:
                     j = i
                     while j < n:
-                        rcs[j] = _decode(self, <Parser>self._pp[j], ptrs[j], sizes[j], False,
+                        rcs[j] = _decode(self, self._pp[j], ptrs[j], sizes[j], False,
                                          &jss[j], &jns[j], &zipped[j])
                         j += 1
                         if not _held_by_parser(rcs[j - 1], <Parser>self._pp[j - 1]):
@@ -822,13 +825,31 @@ cdef class Engine:
         while another thread is feeding it raises :class:`~fastfeed.errors.EngineBusy`
         and changes nothing. See docs/engine-semantics.md section 8.
         """
+        cdef const uchar* data
+        cdef const uchar* js = NULL
+        cdef Py_ssize_t jn
+        cdef Py_ssize_t size
+        cdef bint zipped
+        cdef int rc
         if self._busy:
             self._enter()               # raises EngineBusy
         self._busy = True
         try:
-            if type(payload) is bytes:  # the common case, without a further call
-                return _feed_frame(self, <const uchar*>PyBytes_AS_STRING(payload),
-                                   PyBytes_GET_SIZE(payload), recv_ns, False, True)
+            if type(payload) is bytes:  # the common case: _feed_frame, written out here
+                data = <const uchar*>PyBytes_AS_STRING(payload)
+                size = PyBytes_GET_SIZE(payload)
+                self.frames += 1
+                self.bytes_in += size
+                # inflate + parse without the GIL while another thread could use it
+                if other_threads():
+                    with nogil:
+                        rc = _decode(self, <void*>self.parser, data, size, False, &js, &jn,
+                                     &zipped)
+                else:
+                    rc = _decode(self, <void*>self.parser, data, size, False, &js, &jn, &zipped)
+                if zipped:
+                    self.bytes_inflated += jn
+                return _after(self, rc, js, jn, size, recv_ns)
             return self._feed_obj(payload, recv_ns)
         finally:
             self._busy = False

@@ -21,6 +21,7 @@
 #define FASTFEED_FASTNUM_H
 
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -791,6 +792,75 @@ FF_INLINE int ff_ticker_key(const unsigned char *p, int *len)
         return -1;
     }
     return -1;
+}
+
+/* p[0:n] == lit[0:n] for a literal of n = 1..24 bytes (n a constant; the caller
+ * guarantees n readable bytes at p). */
+FF_INLINE int ff_eq24(const unsigned char *p, const char *lit, int n)
+{
+    if (n <= 16)
+        return ff_eq(p, lit, n);
+    return ff_eq(p, lit, 16) & ff_eq(p + n - 8, lit + n - 8, 8);
+}
+
+/* One ``,"key":"decimal"`` of ff_ticker_fixed: ``key`` (n = 2..24 bytes: the comma, the
+ * quoted key, the colon and the value's opening quote) at p, then the quoted decimal into
+ * *out. Returns just past the closing quote, or NULL (p NULL, fewer than 24 bytes left,
+ * another key, a value ff_qdecimal does not take). */
+FF_INLINE const unsigned char *ff_tk_dec(const unsigned char *p, const unsigned char *end,
+                                         const char *key, int n, double *out)
+{
+    if (p == NULL || end - p < 24 || !ff_eq24(p, key, n))
+        return NULL;
+    return ff_qdecimal(p + n - 1, end, out);
+}
+
+/* A ticker object in the exchange's own key order (the API doc's; p at its ``{``):
+ * ``{"symbol":"S","open_24h":"D"[,"high_24h":"D"],"low_24h":"D","base_volume_24h":"D",
+ * "quote_volume_24h":"D","last":"D","last_qty":"D","best_bid":"D","best_bid_size":"D",
+ * "best_ask":"D","best_ask_size":"D","timestamp":N}`` with nothing else: each key as a
+ * literal, no key dispatch. Fills f (fastfeed.layout.TICKER_FIELDS order; high_24h NaN
+ * when absent), *ts, the symbol (upper-cased, ff_symbol: sym, *hash, *symlen) and returns
+ * just past the ``}``; NULL on any surprise, with the outputs partly written (the caller
+ * then reads the object with its any-order loop, which starts afresh and decides). */
+static inline const unsigned char *ff_ticker_fixed(const unsigned char *p,
+                                                   const unsigned char *end, double *f,
+                                                   int64_t *ts, unsigned char *sym,
+                                                   uint64_t *hash, int32_t *symlen)
+{
+    int n;
+    uint64_t m;
+    if (end - p < 32 || !ff_eq(p, "{\"symbol\":\"", 11))
+        return NULL;
+    n = ff_symbol(p + 11, end, sym, hash);
+    if (n < 0)
+        return NULL;
+    *symlen = n;
+    p = ff_tk_dec(p + 12 + n, end, ",\"open_24h\":\"", 13, &f[6]);
+    if (p != NULL && end - p >= 24 && ff_eq(p, ",\"high_24h\":\"", 13))
+        p = ff_qdecimal(p + 12, end, &f[8]);
+    else
+        f[8] = NAN;
+    p = ff_tk_dec(p, end, ",\"low_24h\":\"", 12, &f[7]);
+    p = ff_tk_dec(p, end, ",\"base_volume_24h\":\"", 20, &f[9]);
+    p = ff_tk_dec(p, end, ",\"quote_volume_24h\":\"", 21, &f[10]);
+    p = ff_tk_dec(p, end, ",\"last\":\"", 9, &f[0]);
+    p = ff_tk_dec(p, end, ",\"last_qty\":\"", 13, &f[1]);
+    p = ff_tk_dec(p, end, ",\"best_bid\":\"", 13, &f[2]);
+    p = ff_tk_dec(p, end, ",\"best_bid_size\":\"", 18, &f[3]);
+    p = ff_tk_dec(p, end, ",\"best_ask\":\"", 13, &f[4]);
+    p = ff_tk_dec(p, end, ",\"best_ask_size\":\"", 18, &f[5]);
+    if (p == NULL || end - p < 24 || !ff_eq(p, ",\"timestamp\":", 13))
+        return NULL;
+    p += 13; /* ff_uint, inlined */
+    n = ff_run_i(p, end, &m);
+    if (n == 0 || n > FF_RUN_MAX || (n > 1 && p[0] == '0'))
+        return NULL;
+    *ts = (int64_t)m; /* < 10**16 */
+    p += n;
+    if (p >= end || *p != '}')
+        return NULL;
+    return p + 1;
 }
 
 /* Hash of a symbol name (1..32 bytes) for the engine's and the ticker table's open-addressing

@@ -49,6 +49,7 @@ cdef enum:
 cdef struct TickerC:
     double f[11]
     int64_t timestamp
+    uint64_t symbol_hash           # ff_symhash(symbol, symbol_len) (_fastnum.h)
     int32_t symbol_len
     int8_t status
     uchar symbol[33]

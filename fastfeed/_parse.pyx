@@ -185,9 +185,12 @@ cdef extern from "_fastnum.h":
     const uchar* ff_number_i(const uchar* p, const uchar* end, double* out) noexcept nogil
     const uchar* ff_qdecimal(const uchar* p, const uchar* end, double* out) noexcept nogil
     int ff_ticker_key(const uchar* p, int* length) noexcept nogil
+    const uchar* ff_ticker_fixed(const uchar* p, const uchar* end, double* f, int64_t* ts,
+                                 uchar* sym, uint64_t* hash, int32_t* symlen) noexcept nogil
     int ff_symbol(const uchar* p, const uchar* end, uchar* out, uint64_t* hash) noexcept nogil
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_eq(const uchar* p, const char* lit, int n) noexcept nogil
+    uint64_t ff_load8(const void* p) noexcept nogil
     const uchar* ff_levels(const uchar* p, const uchar* end, const uchar* lo, double* out,
                            Py_ssize_t cap, Py_ssize_t* count) noexcept nogil
 
@@ -873,6 +876,111 @@ cdef inline void _reset(Parser ps, const uchar* p) noexcept nogil:
     ps.ticker_slow = False
 
 
+cdef int _parse_general(Parser self, const uchar* p, Py_ssize_t n) noexcept nogil:
+    """``Parser.parse`` by the general parser (``self`` reset for the message): out of
+    ``parse`` so that the fast path's entry keeps a small frame."""
+    cdef const uchar* end = p + n
+    cdef const uchar* start = p
+    cdef const uchar* params_at = NULL
+    cdef uchar key[KEYBUF]
+    cdef uchar mbuf[MAX_METHOD]
+    cdef Py_ssize_t klen
+    cdef Py_ssize_t mlen
+    cdef int method = M_REPLY
+    cdef bint method_seen = False
+    cdef bint hot_done = False
+    cdef int err
+    p = ws(p, end)
+    if p >= end or p[0] != 123:
+        self._fail(P_BAD_MESSAGE, p)
+        return self._classify(start, end)
+    p = ws(p + 1, end)
+    if p < end and p[0] == 125:
+        p += 1
+    else:
+        while True:
+            if p >= end or p[0] != 34:
+                self._fail(P_BAD_JSON, p)
+                return self._classify(start, end)
+            p = decode_string(p + 1, end, key, KEYBUF, &klen)
+            if p == NULL:
+                self._fail(P_BAD_JSON, p)
+                return self._classify(start, end)
+            p = ws(p, end)
+            if p >= end or p[0] != 58:
+                self._fail(P_BAD_JSON, p)
+                return self._classify(start, end)
+            p = ws(p + 1, end)
+            if p >= end:
+                self._fail(P_BAD_JSON, p)
+                return self._classify(start, end)
+            if key_is(key, klen, "method", 6):
+                if method_seen:
+                    self._fail(P_BAD_MESSAGE, p)
+                    return self._classify(start, end)
+                method_seen = True
+                if p[0] == 34:
+                    p = decode_string(p + 1, end, mbuf, MAX_METHOD, &mlen)
+                    if p != NULL:
+                        method = method_code(mbuf, mlen)
+                elif p[0] == 110:
+                    p = scan_literal(p, end)
+                    method = M_REPLY
+                else:
+                    self._fail(P_BAD_MESSAGE, p)
+                    return self._classify(start, end)
+            elif key_is(key, klen, "params", 6):
+                if params_at != NULL:
+                    self._fail(P_BAD_MESSAGE, p)
+                    return self._classify(start, end)
+                params_at = p
+                if method == M_DEPTH or method == M_TRADES:
+                    p = self._hot_params(method, p, end)
+                    hot_done = True
+                elif method == M_TICKER or method == M_ALL_TICKER:
+                    p = self._ticker_params(p, end)
+                    hot_done = True
+                else:
+                    p = skip_value(p, end, 1, &err)
+                    if p != NULL and err == SKIP_BIG_INT:
+                        self.big_int = True
+            else:
+                p = skip_value(p, end, 1, &err)
+                if p != NULL and err == SKIP_BIG_INT:
+                    self.big_int = True
+            if p == NULL:
+                return self._classify(start, end)
+            p = ws(p, end)
+            if p >= end:
+                return self._classify(start, end)
+            if p[0] == 44:
+                p = ws(p + 1, end)
+                continue
+            if p[0] == 125:
+                p += 1
+                break
+            return self._classify(start, end)
+    if ws(p, end) != end:
+        return self._classify(start, end)
+    if method == M_DEPTH or method == M_TRADES:
+        if params_at == NULL:
+            self._fail(P_BAD_MESSAGE, p)
+            return self._classify(start, end)
+        if not hot_done:
+            # "params" came before "method": the text is valid JSON, parse it now
+            self.n_asks = 0
+            self.n_bids = 0
+            self.n_trades = 0
+            if self._hot_params(method, params_at, end) == NULL:
+                return self._classify(start, end)
+    elif method == M_TICKER or method == M_ALL_TICKER:
+        if params_at == NULL:
+            self.ticker_bad_shape = 1     # no params: one bad item, as protocol._records
+        elif not hot_done:
+            self._ticker_params(params_at, end)   # valid JSON: cannot fail
+    return method
+
+
 cdef class Parser:
     """Reusable parser; scratch buffers grow as needed and are kept between messages."""
 
@@ -1400,6 +1508,7 @@ cdef class Parser:
                                     t.symbol[i] = c - 32
                             t.symbol[n] = 0
                             t.symbol_len = <int32_t>n
+                            t.symbol_hash = ff_symhash(t.symbol, n)
                     else:
                         p = skip_value(p, end, depth, &err)
                         if p == NULL:
@@ -1448,113 +1557,14 @@ cdef class Parser:
 
     cdef int parse(self, const uchar* p, Py_ssize_t n) noexcept nogil:
         """Parse one message. Returns a method code (>= 0) or a rejection code (< 0)."""
-        cdef const uchar* end = p + n
-        cdef const uchar* start = p
-        cdef const uchar* params_at = NULL
-        cdef uchar key[KEYBUF]
-        cdef uchar mbuf[MAX_METHOD]
-        cdef Py_ssize_t klen
-        cdef Py_ssize_t mlen
-        cdef int method = M_REPLY
-        cdef bint method_seen = False
-        cdef bint hot_done = False
-        cdef int err
+        cdef int method
         _reset(self, p)
         if self.fast:
-            method = self._fast(p, end)
+            method = self._fast(p, p + n)
             if method >= 0:
                 return method
             _reset(self, p)     # a surprise: forget what the fast path filled in, parse it all again
-            method = M_REPLY
-        p = ws(p, end)
-        if p >= end or p[0] != 123:
-            self._fail(P_BAD_MESSAGE, p)
-            return self._classify(start, end)
-        p = ws(p + 1, end)
-        if p < end and p[0] == 125:
-            p += 1
-        else:
-            while True:
-                if p >= end or p[0] != 34:
-                    self._fail(P_BAD_JSON, p)
-                    return self._classify(start, end)
-                p = decode_string(p + 1, end, key, KEYBUF, &klen)
-                if p == NULL:
-                    self._fail(P_BAD_JSON, p)
-                    return self._classify(start, end)
-                p = ws(p, end)
-                if p >= end or p[0] != 58:
-                    self._fail(P_BAD_JSON, p)
-                    return self._classify(start, end)
-                p = ws(p + 1, end)
-                if p >= end:
-                    self._fail(P_BAD_JSON, p)
-                    return self._classify(start, end)
-                if key_is(key, klen, "method", 6):
-                    if method_seen:
-                        self._fail(P_BAD_MESSAGE, p)
-                        return self._classify(start, end)
-                    method_seen = True
-                    if p[0] == 34:
-                        p = decode_string(p + 1, end, mbuf, MAX_METHOD, &mlen)
-                        if p != NULL:
-                            method = method_code(mbuf, mlen)
-                    elif p[0] == 110:
-                        p = scan_literal(p, end)
-                        method = M_REPLY
-                    else:
-                        self._fail(P_BAD_MESSAGE, p)
-                        return self._classify(start, end)
-                elif key_is(key, klen, "params", 6):
-                    if params_at != NULL:
-                        self._fail(P_BAD_MESSAGE, p)
-                        return self._classify(start, end)
-                    params_at = p
-                    if method == M_DEPTH or method == M_TRADES:
-                        p = self._hot_params(method, p, end)
-                        hot_done = True
-                    elif method == M_TICKER or method == M_ALL_TICKER:
-                        p = self._ticker_params(p, end)
-                        hot_done = True
-                    else:
-                        p = skip_value(p, end, 1, &err)
-                        if p != NULL and err == SKIP_BIG_INT:
-                            self.big_int = True
-                else:
-                    p = skip_value(p, end, 1, &err)
-                    if p != NULL and err == SKIP_BIG_INT:
-                        self.big_int = True
-                if p == NULL:
-                    return self._classify(start, end)
-                p = ws(p, end)
-                if p >= end:
-                    return self._classify(start, end)
-                if p[0] == 44:
-                    p = ws(p + 1, end)
-                    continue
-                if p[0] == 125:
-                    p += 1
-                    break
-                return self._classify(start, end)
-        if ws(p, end) != end:
-            return self._classify(start, end)
-        if method == M_DEPTH or method == M_TRADES:
-            if params_at == NULL:
-                self._fail(P_BAD_MESSAGE, p)
-                return self._classify(start, end)
-            if not hot_done:
-                # "params" came before "method": the text is valid JSON, parse it now
-                self.n_asks = 0
-                self.n_bids = 0
-                self.n_trades = 0
-                if self._hot_params(method, params_at, end) == NULL:
-                    return self._classify(start, end)
-        elif method == M_TICKER or method == M_ALL_TICKER:
-            if params_at == NULL:
-                self.ticker_bad_shape = 1     # no params: one bad item, as protocol._records
-            elif not hot_done:
-                self._ticker_params(params_at, end)   # valid JSON: cannot fail
-        return method
+        return _parse_general(self, p, n)
 
     # -- the fast path: DigiFinex's own compact shape, matched as literals ---------------------
     #
@@ -1574,28 +1584,70 @@ cdef class Parser:
         cdef int body = -1        # from the shape of "params"
         cdef bint seen_id = False
         cdef bint after_value = False
+        cdef bint clean
+        cdef const uchar* q
+        cdef uint64_t w
+        cdef int n
         if end - p < 2 or p[0] != 123:
             return -1
-        # The exchange's own order: ``{"method":"M","params":[...],"id":null}``, the method
-        # and "params" matched as one literal (the loop below takes any order)
+        # The exchange's own shape, ``{"method":"M","params":[...],"id":null}``, straight
+        # through: the method told by one 8-byte word, the envelope's literals compared as
+        # words, a depth/trades body and its symbol read right here. Whatever this takes,
+        # the any-order loop below takes with the same result; a failure of the params
+        # (or a body of another method) fails there too (-1 at once); only a different
+        # ending goes on into the loop, after the params.
         if end - p >= 48 and ff_eq(p, b'{"method":"', 11):
-            if ff_eq(p + 11, b'depth.update","p', 16) and ff_eq(p + 27, b'arams":[', 8):
-                method = M_DEPTH
-                p += 35
-            elif ff_eq(p + 27, b'params":[', 9):
-                if ff_eq(p + 11, b'trades.update","', 16):
-                    method = M_TRADES
-                elif ff_eq(p + 11, b'ticker.update","', 16):
-                    method = M_TICKER
-                if method >= 0:
-                    p += 36
-            if method >= 0:
-                p = self._fast_params(p, end, &body)
-                if p == NULL:
+            w = ff_load8(p + 11)
+            if w == ff_load8(b"depth.up"):
+                if ff_eq(p + 19, b'date","params":[', 16):
+                    method = M_DEPTH
+                    q = p + 35
+            elif w == ff_load8(b"trades.u") or w == ff_load8(b"ticker.u"):
+                if ff_eq(p + 19, b'pdate","params":', 16) and p[35] == 91:
+                    method = M_TRADES if w == ff_load8(b"trades.u") else M_TICKER
+                    q = p + 36
+            elif w == ff_load8(b"all_tick"):
+                if ff_eq(p + 19, b'er.update","para', 16) and ff_eq(p + 35, b'ms":[', 5):
+                    method = M_ALL_TICKER
+                    q = p + 40
+            if method == M_DEPTH or method == M_TRADES:
+                # ``clean,body,"SYMBOL"]`` (q + 7 <= p + 43: readable)
+                if ff_eq(q, b"false,", 6):
+                    clean = False
+                    q += 6
+                elif ff_eq(q, b"true,", 5):
+                    clean = True
+                    q += 5
+                else:
                     return -1
-                if end - p == 11 and ff_eq(p, b',"id":null}', 11):
-                    seen_id = True
-                    p = end - 1
+                if method == M_DEPTH and q[0] == 123:
+                    q = self._fast_depth(q + 1, end)
+                elif method == M_TRADES and q[0] == 91:
+                    q = self._fast_trades(q + 1, end)
+                else:
+                    return -1
+                if q == NULL or end - q < 3 or q[0] != 44 or q[1] != 34:
+                    return -1
+                n = ff_symbol(q + 2, end, self.symbol, &self.symbol_hash)
+                if n < 0:
+                    return -1
+                q += n + 3
+                if q >= end or q[0] != 93:
+                    return -1
+                q += 1
+                self.symbol_len = n
+                self.clean = clean
+                body = method
+            elif method >= 0:
+                q = self._fast_params(q, end, &body)
+                if q == NULL:
+                    return -1
+            if method >= 0:
+                if end - q == 11 and ff_eq(q, b',"id":null}', 11):
+                    if body == method or (body == M_TICKER and method == M_ALL_TICKER):
+                        return method
+                    return -1
+                p = q
                 after_value = True
         if not after_value:
             p += 1
@@ -1760,14 +1812,22 @@ cdef class Parser:
         Fields that are absent stay NaN (timestamp 0), as in the general parser."""
         cdef TickerC* t
         cdef uint64_t seen = 0
-        cdef uint64_t hash
         cdef int fid
         cdef int klen
         cdef int n
         cdef int i
+        cdef const uchar* q
         if self.n_tickers == self.cap_tickers or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.tickers[self.n_tickers]
+        # the exchange's own key order, every key a literal (ff_ticker_fixed); any other
+        # object: the any-order loop below reads it afresh
+        q = ff_ticker_fixed(p, end, t.f, &t.timestamp, t.symbol, &t.symbol_hash,
+                            &t.symbol_len)
+        if q != NULL:
+            t.status = TK_OK
+            self.n_tickers += 1
+            return q
         for i in range(TK_N_FIELDS):
             t.f[i] = NAN
         t.timestamp = 0
@@ -1790,7 +1850,7 @@ cdef class Parser:
             else:
                 if p[0] != 34:
                     return NULL
-                n = ff_symbol(p + 1, end, t.symbol, &hash)
+                n = ff_symbol(p + 1, end, t.symbol, &t.symbol_hash)
                 if n < 0:
                     return NULL
                 t.symbol_len = n

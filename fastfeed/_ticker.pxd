@@ -1,5 +1,7 @@
+cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
+from fastfeed._atomic cimport ff_store_release_i64
 from fastfeed._parse cimport TickerC, uchar
 from fastfeed._ring cimport MirrorRing
 
@@ -29,6 +31,19 @@ cdef class TickerRing(MirrorRing):
     cdef void push(self, TickerRecord* r) noexcept
 
 
+cdef inline void ticker_push(TickerRing ring, TickerRecord* r) noexcept:
+    """``ring.push(r)`` inlined (TickerTable._store): sets ``r.seq``, writes the record
+    and its mirror copy, publishes the count."""
+    cdef uint64_t i = <uint64_t>ring.count & ring.mask
+    r.seq = ring.count
+    ring.buf[i] = r[0]
+    ring.buf[i + <uint64_t>ring.capacity] = r[0]
+    ring.count += 1
+    if ring.shm_count != NULL:
+        ff_store_release_i64(ring.shm_count, ring.count)
+
+
+@cython.final
 cdef class TickerTable:
     cdef object _arr               # numpy TICKER_DTYPE array, max_symbols rows
     cdef object _ro
@@ -47,9 +62,9 @@ cdef class TickerTable:
     cdef int64_t n_slow            # pushes decoded in Python (exact fallback)
 
     cdef int _grow(self) except -1
-    cdef int32_t index_of(self, const uchar* name, Py_ssize_t n) except -2
-    cdef int _store(self, TickerRing ring, TickerRecord* rec, const uchar* name,
-                    Py_ssize_t n) except -1
+    cdef int32_t index_of(self, const uchar* name, Py_ssize_t n, uint64_t h) except -2
+    cdef int _store(self, TickerRing ring, TickerRecord* rec, Py_ssize_t n,
+                    uint64_t h) except -1
     cdef int apply(self, TickerRing ring, const TickerC* recs, Py_ssize_t n,
                    Py_ssize_t bad_shape, Py_ssize_t bad_symbol, Py_ssize_t bad_field,
                    bint all_ticker, int64_t recv_ns) except -1

@@ -18,9 +18,8 @@ passed to ``protocol.parse_tickers``); the rows it stores are the same.
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy, memset
 
-from fastfeed._atomic cimport ff_store_release_i64
 from fastfeed._parse cimport TickerC, uchar
 
 import numpy as np
@@ -40,8 +39,36 @@ __all__ = ["TickerRing", "TickerTable"]
 
 
 cdef extern from "_fastnum.h":
-    # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
+    # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h) and
+    # the name compare (both buffers at least 32 bytes)
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
+    bint ff_symeq(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    /* dst[0:32] = src[0:n] then zeros (n = 0..32; src: 32 readable bytes): a record's
+     * name field from the parser's symbol buffer, whose bytes past n are not zeros. */
+    static inline void ff_name32(char *dst, const unsigned char *src, Py_ssize_t n)
+    {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i;
+        for (i = 0; i < 4; i++) {
+            uint64_t w;
+            Py_ssize_t k = n - 8 * i;
+            memcpy(&w, src + 8 * i, 8);
+            if (k < 8)
+                w = k > 0 ? w & ((1ULL << (8 * k)) - 1) : 0;
+            memcpy(dst + 8 * i, &w, 8);
+        }
+    #else
+        memset(dst, 0, 32);
+        memcpy(dst, src, (size_t)n);
+    #endif
+    }
+    """
+    void ff_name32(char* dst, const uchar* src, Py_ssize_t n) noexcept nogil
 
 
 cdef object _make(const TickerRecord* r, list symbols):
@@ -79,13 +106,7 @@ cdef class TickerRing(MirrorRing):
         self.buf = <TickerRecord*>data
 
     cdef void push(self, TickerRecord* r) noexcept:
-        cdef uint64_t i = <uint64_t>self.count & self.mask
-        r.seq = self.count
-        self.buf[i] = r[0]
-        self.buf[i + <uint64_t>self.capacity] = r[0]
-        self.count += 1
-        if self.shm_count != NULL:
-            ff_store_release_i64(self.shm_count, self.count)
+        ticker_push(self, r)
 
     def records(self, int64_t seq=0):
         """:class:`~fastfeed.protocol.Ticker` objects of the records with ``seq >= seq``
@@ -102,6 +123,10 @@ cdef class TickerRing(MirrorRing):
             out.append(_make(&self.buf[<uint64_t>first & self.mask], names))
             first += 1
         return out
+
+
+cdef TickerRecord _ZERO_RECORD          # all zeros (a C global): a fresh record, padding too
+memset(&_ZERO_RECORD, 0, sizeof(TickerRecord))
 
 
 cdef class TickerTable:
@@ -148,10 +173,10 @@ cdef class TickerTable:
         self.n_slots = n
         return 0
 
-    cdef int32_t index_of(self, const uchar* name, Py_ssize_t n) except -2:
-        """The row of a symbol (upper-case ASCII bytes, 1..32), registered on first sight;
-        -1 when it is new and the table is full."""
-        cdef uint64_t h = ff_symhash(name, n)
+    cdef int32_t index_of(self, const uchar* name, Py_ssize_t n, uint64_t h) except -2:
+        """The row of a symbol (upper-case ASCII bytes, 1..32, in a buffer of at least 32
+        bytes; ``h`` its ``ff_symhash``), registered on first sight; -1 when it is new and
+        the table is full."""
         cdef uint64_t j = h & <uint64_t>(self.n_slots - 1)
         cdef NameSlot* s
         cdef int32_t idx
@@ -159,7 +184,7 @@ cdef class TickerTable:
             s = &self.slots[j]
             if s.index < 0:
                 break
-            if s.hash == h and s.length == n and memcmp(s.name, name, n) == 0:
+            if s.hash == h and s.length == n and ff_symeq(s.name, name, n):
                 return s.index
             j = (j + 1) & <uint64_t>(self.n_slots - 1)
         idx = <int32_t>len(self.symbols)
@@ -176,13 +201,13 @@ cdef class TickerTable:
             self._grow()
         return idx
 
-    cdef int _store(self, TickerRing ring, TickerRecord* rec, const uchar* name,
-                    Py_ssize_t n) except -1:
-        cdef int32_t idx = self.index_of(name, n)
-        memset(rec.name, 0, 32)
-        memcpy(rec.name, name, n)
+    cdef int _store(self, TickerRing ring, TickerRecord* rec, Py_ssize_t n,
+                    uint64_t h) except -1:
+        """Store ``rec``, whose ``name`` (``n`` bytes, zero-padded; ``h`` its
+        ``ff_symhash``) is filled in: the history ring, and its symbol's row."""
+        cdef int32_t idx = self.index_of(<const uchar*>rec.name, n, h)
         rec.symbol = idx
-        ring.push(rec)
+        ticker_push(ring, rec)
         if idx >= 0:
             self.rows[idx] = rec[0]
         else:
@@ -195,10 +220,9 @@ cdef class TickerTable:
                    bint all_ticker, int64_t recv_ns) except -1:
         """Store the good records the parser left in ``recs`` and count the rejected ones
         (no Python object)."""
-        cdef TickerRecord rec
+        cdef TickerRecord rec = _ZERO_RECORD   # padding bytes too: rows hold no stale memory
         cdef const TickerC* t
         cdef Py_ssize_t k
-        memset(&rec, 0, sizeof(rec))        # padding bytes too: rows hold no stale memory
         self.bad_shape += bad_shape
         self.bad_symbol += bad_symbol
         self.bad_field += bad_field
@@ -208,7 +232,8 @@ cdef class TickerTable:
             t = &recs[k]
             rec.timestamp = t.timestamp
             memcpy(rec.f, t.f, sizeof(rec.f))
-            self._store(ring, &rec, t.symbol, t.symbol_len)
+            ff_name32(rec.name, t.symbol, t.symbol_len)
+            self._store(ring, &rec, t.symbol_len, t.symbol_hash)
         return 0
 
     cdef int apply_slow(self, TickerRing ring, bytes text, bint big_int, bint all_ticker,
@@ -247,7 +272,9 @@ cdef class TickerTable:
             rec.f[9] = t.base_volume_24h
             rec.f[10] = t.quote_volume_24h
             name = t.symbol.encode("ascii")
-            self._store(ring, &rec, <const uchar*><char*>name, len(name))
+            memset(rec.name, 0, 32)
+            memcpy(rec.name, <char*>name, len(name))
+            self._store(ring, &rec, len(name), ff_symhash(<const uchar*>rec.name, len(name)))
         return 0
 
     def view(self):

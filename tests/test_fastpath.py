@@ -20,8 +20,10 @@ surprise it gives up and the general parser reads the message. Properties checke
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import math
 import platform
 import random
 import struct
@@ -131,8 +133,16 @@ TICKER = (
     b'"last":"60012.79","last_qty":"0.058238","best_bid":"60009.18","best_bid_size":"0.236036",'
     b'"best_ask":"60012.79","best_ask_size":"0.165058","timestamp":1716000000371}],"id":null}'
 )
-COMPACT = (DEPTH, TRADES, SNAPSHOT, TICKER)
-COMPACT_IDS = ("depth", "trades", "snapshot", "ticker")
+#: the exchange's own key order (the API doc's, no high_24h): read with literal keys
+#: (ff_ticker_fixed), not the any-order loop
+TICKER_DOC = (
+    b'{"method":"ticker.update","params":[{"symbol":"XRP_usdt","open_24h":"0.52341","low_24h":"0.52335",'
+    b'"base_volume_24h":"5000000.00000000","quote_volume_24h":"2617050.00000000","last":"0.52341",'
+    b'"last_qty":"2216.4","best_bid":"0.52338","best_bid_size":"10265.5","best_ask":"0.52343",'
+    b'"best_ask_size":"6533.4","timestamp":1716000000116}],"id":null}'
+)
+COMPACT = (DEPTH, TRADES, SNAPSHOT, TICKER, TICKER_DOC)
+COMPACT_IDS = ("depth", "trades", "snapshot", "ticker", "ticker_doc")
 
 
 def test_fast_path_is_built_where_expected() -> None:
@@ -402,6 +412,15 @@ SURPRISES: dict[str, bytes] = {
     "ticker method on depth body": _sub(DEPTH, b"depth.update", b"all_ticker.update"),
     "depth method on ticker body": _sub(TICKER, b"ticker.update", b"depth.update"),
     "ticker truncated": TICKER[:-1],
+    # the exchange's key order (ff_ticker_fixed), then something its any-order loop refuses
+    "doc ticker duplicate last key": _sub(TICKER_DOC, b'"timestamp"', b'"last":"1","timestamp"'),
+    "doc ticker extra key": _sub(TICKER_DOC, b'"timestamp"', b'"x":"1","timestamp"'),
+    "doc ticker bad value": _sub(TICKER_DOC, b'"2216.4"', b'"2216.4e0"'),
+    "doc ticker bad timestamp": _sub(TICKER_DOC, b"1716000000116", b"01716000000116"),
+    "doc ticker bad symbol": _sub(TICKER_DOC, b'"XRP_usdt"', b'"XRP usdt"'),
+    "doc ticker no closing brace": _sub(TICKER_DOC, b"116}]", b"116]"),
+    "doc ticker space": _sub(TICKER_DOC, b'"best_ask":', b'"best_ask": '),
+    "doc ticker truncated": TICKER_DOC[:-20],
     "truncated": DEPTH[:-1],
     "nul after": DEPTH + b"\x00",
 }
@@ -450,6 +469,24 @@ TAKEN: dict[str, bytes] = {
     "ticker zero timestamp": _sub(TICKER, b"1716000000371", b"0"),
     "ticker volume zeros": _sub(TICKER, b'"251.20954400"', b'"240451360095.00000000"'),
     "ticker id first": b'{"id":null,"params":[{"symbol":"A","last":"1.5"}],"method":"ticker.update"}',
+    # the exchange's key order (ff_ticker_fixed) and near misses the any-order loop reads
+    "doc ticker": TICKER_DOC,
+    "doc all_ticker": _sub(TICKER_DOC, b'"ticker.update"', b'"all_ticker.update"'),
+    "doc ticker nested": _sub(TICKER_DOC, b'"params":[{', b'"params":[[{').replace(b'}],"id"', b'}]],"id"'),
+    "doc tickers, two": _sub(TICKER_DOC, b'}],"id"', b"}," + TICKER_DOC[36:-11] + b',"id"'),
+    "doc ticker with high_24h (local exchange)": _sub(
+        TICKER_DOC, b'"low_24h"', b'"high_24h":"0.53","low_24h"'
+    ),
+    "doc ticker high_24h last": _sub(TICKER_DOC, b'"timestamp"', b'"high_24h":"0.53","timestamp"'),
+    "doc ticker without last_qty": _sub(TICKER_DOC, b'"last_qty":"2216.4",', b""),
+    "doc ticker timestamp first": _sub(
+        _sub(TICKER_DOC, b',"timestamp":1716000000116', b""),
+        b'{"symbol"',
+        b'{"timestamp":1716000000116,"symbol"',
+    ),
+    "doc ticker lower-case symbol": _sub(TICKER_DOC, b'"XRP_usdt"', b'"' + b"a" * 32 + b'"'),
+    "doc ticker short decimals": _sub(TICKER_DOC, b'"5000000.00000000"', b'"5"'),
+    "doc ticker zero timestamp": _sub(TICKER_DOC, b"1716000000116", b"0"),
 }
 
 
@@ -726,3 +763,32 @@ def test_symbol_hash_agrees_between_paths() -> None:
         eng.feed(general, 2)
         assert len(eng.symbols) == i + 1, (name, eng.symbols)
         assert eng.symbols[-1] == name.upper()
+
+
+def test_ticker_symbol_rows_agree_between_paths() -> None:
+    """The ticker table looks a name up by the hash its parser computed (ff_symbol on the
+    fast paths, ff_symhash in the general parser and the Python fallback): every path to a
+    name (any length 1..32, lower case too) reaches the same row, with the same record."""
+    cls = compiled_engine_cls()
+    eng = cls(depth=10)
+    names = ["A", "ab", "XRP_USDT", "eth_usdt9", "x" * 15, "Y_" * 8, "z" * 17, "~" * 24, "q" * 31, "a" * 32]
+    for i, name in enumerate(names):
+        fixed = TICKER_DOC.replace(b'"XRP_usdt"', b'"' + name.encode() + b'"')
+        loop = _sub(fixed, b'"last_qty":"2216.4",', b"")
+        general = b" " + fixed  # leading whitespace: the general parser reads it
+        slow = _sub(fixed, b'"2216.4"', b'" 2216.4"')  # only Python's float() takes it
+        assert check_text(fixed) is not None and check_text(loop) is not None
+        assert check_text(general) is None and check_text(slow) is None
+        slow_before = eng._ticker_slow_frames
+        rows = []
+        for k, text in enumerate((fixed, loop, general, slow)):
+            eng.feed(text, k)
+            assert eng.ticker_symbols == [n.upper() for n in names[: i + 1]], name
+            rows.append(eng.ticker(name))
+        assert eng._ticker_slow_frames == slow_before + 1
+        full = [bits(dataclasses.astuple(dataclasses.replace(r, recv_ns=0))) for r in rows]
+        assert full[0] == full[2] == full[3]
+        assert full[1] == bits(
+            dataclasses.astuple(dataclasses.replace(rows[0], recv_ns=0, last_qty=math.nan))
+        )
+        assert [r.recv_ns for r in rows] == [0, 1, 2, 3]
