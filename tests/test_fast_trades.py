@@ -51,13 +51,15 @@ def trade(
 
 
 def trades(items: list[str], symbol: str = "BTC_USDT", clean: str = "false") -> bytes:
-    return ('{"method":"trades.update","params":[%s,[%s],"%s"],"id":null}' % (clean, ",".join(items), symbol)).encode()
+    return (
+        '{"method":"trades.update","params":[%s,[%s],"%s"],"id":null}' % (clean, ",".join(items), symbol)
+    ).encode()
 
 
 def quoted_ok(s: str) -> bool:
     """Whether ff_trade's limits take the quoted decimal ``s``: ``digits ['.' digits]``,
     <= 16 digits in all, mantissa <= 2**53."""
-    ip, dot, fp = s.partition(".")
+    ip, _, fp = s.partition(".")
     if not ip.isdigit() or (fp and not fp.isdigit()) or "." in fp:
         return False
     return len(ip) + len(fp) <= 16 and int(ip + fp) <= 2**53
@@ -180,7 +182,9 @@ def test_alignment_and_lengths() -> None:
     taken = 0
     for pad in range(16):
         for _ in range(60):
-            tid = str(rng.randrange(1, 10)) + "".join(rng.choice("0123456789") for _ in range(rng.randrange(17)))
+            tid = str(rng.randrange(1, 10)) + "".join(
+                rng.choice("0123456789") for _ in range(rng.randrange(17))
+            )
             ti = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 18)))
             ti = str(rng.randrange(1, 10)) + ti[1:]
             if len(ti) > 2 and rng.randrange(3):
@@ -224,12 +228,24 @@ def test_separators_and_punctuation_in_the_windows() -> None:
 def test_live_and_doc_shapes() -> None:
     """The live capture (integer time, amount first) and the documented example (price
     first, 6-digit fraction): taken, equal to float()."""
-    live = b'{"method":"trades.update","params":[true,[{"id":3282939928,"time":1597419159,"amount":"0.1","price":"11687.04","type":"sell"}],"ETH_USDT"],"id":null}'
-    doc = b'{"method":"trades.update","params":[true,[{"id":7172173,"time":1523339279.761838,"price":"398.59","amount":"0.027","type":"buy"}],"ETH_USDT"],"id":null}'
+    live = trades(
+        ['{"id":3282939928,"time":1597419159,"amount":"0.1","price":"11687.04","type":"sell"}'],
+        symbol="ETH_USDT",
+        clean="true",
+    )
+    doc = trades(
+        ['{"id":7172173,"time":1523339279.761838,"price":"398.59","amount":"0.027","type":"buy"}'],
+        symbol="ETH_USDT",
+        clean="true",
+    )
     fast = check_text(live)
-    assert fast is not None and bits(_trade_of(fast, 0)) == bits((3282939928, 1597419159.0, 11687.04, 0.1, -1))
+    assert fast is not None and bits(_trade_of(fast, 0)) == bits(
+        (3282939928, 1597419159.0, 11687.04, 0.1, -1)
+    )
     fast = check_text(doc)
-    assert fast is not None and bits(_trade_of(fast, 0)) == bits((7172173, 1523339279.761838, 398.59, 0.027, 1))
+    assert fast is not None and bits(_trade_of(fast, 0)) == bits(
+        (7172173, 1523339279.761838, 398.59, 0.027, 1)
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard pages via ctypes: Linux only")
@@ -239,7 +255,9 @@ def test_nothing_read_outside_the_message() -> None:
     PROT_NONE page: a read outside the message kills the child."""
     texts: list[bytes] = []
     for sym in ("A", "AB_C", "BTC_USDT", "S" * 15, "S" * 16, "S" * 31):
-        text = trades([FILL, trade("1", "1", "0", "1", "sell", True), trade(amount="12345678.12345678")], symbol=sym)
+        text = trades(
+            [FILL, trade("1", "1", "0", "1", "sell", True), trade(amount="12345678.12345678")], symbol=sym
+        )
         texts += [text[:k] for k in range(len(text) - 140, len(text) + 1)]
     texts += [trades([trade("7", "1", "1", "1")], symbol="S" * k) for k in range(1, 33)]
     texts += [b'{"method":"trades.update","params":[true,[' + FILL.encode() + b"]]}"]
