@@ -130,7 +130,7 @@ FF_INLINE const unsigned char *ff_trade(const unsigned char *p, const unsigned c
         return NULL;
     /* the id: digits from 6 to the first non-digit n1, then ``,"time":`` */
     n1 = (uint64_t)__builtin_ctzll(nd & ~0x3FULL);       /* 6..48 */
-    if (FF_UNLIKELY(n1 == 6 || n1 > 22 || (p[6] == '0' && n1 > 7)))
+    if (FF_UNLIKELY(n1 - 7 > 15 || (p[6] == '0' && n1 > 7)))  /* 1..16 digits */
         return NULL;
     if (!ff_eq(p + n1, ",\"time\":", 8))
         return NULL;
@@ -140,8 +140,8 @@ FF_INLINE const unsigned char *ff_trade(const unsigned char *p, const unsigned c
     s = n1 + 8;
     e = ff_tr_span(p, nd, s, &a, &d);
     nft = e - a - d;
-    if (FF_UNLIKELY(a == s || e == 48 || e - s - d > 16 || (d && nft == 0) ||
-                    (p[s] == '0' && a - s > 1)))
+    /* (then e <= 30 + 17 < 48: the byte after the time is in the window) */
+    if (FF_UNLIKELY(a == s || e - s - d > 16 || (d && nft == 0) || (p[s] == '0' && a - s > 1)))
         return NULL;
     gt = ff_tr_gather(p, e, d, nft, e - s - d);
     if (FF_UNLIKELY(end - (p + e) < 11 + 48))

@@ -1816,11 +1816,24 @@ cdef class Parser:
         return p + 1
 
     cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
-        """``{trade},...]`` (p after the opening ``[``)."""
+        """``{trade},...]`` (p after the opening ``[``): each trade in the exchange's shape
+        as a unit (ff_trade, inlined here: it reads up to FF_TRADE_BEFORE bytes before p,
+        and p only grows), any other key by key (``_fast_trade``)."""
+        cdef Trade* t
+        cdef const uchar* q
+        cdef bint whole = p - self.base >= FF_TRADE_BEFORE
         if p < end and p[0] == 93:
             return p + 1
         while True:
-            p = self._fast_trade(p, end)
+            q = NULL
+            if whole and self.n_trades < self.cap_trades:
+                t = &self.trades[self.n_trades]
+                q = ff_trade(p, end, &t.id, &t.time, &t.price, &t.amount, &t.side)
+            if q != NULL:
+                self.n_trades += 1
+                p = q
+            else:
+                p = self._fast_trade(p, end)
             if p == NULL or p >= end:
                 return NULL
             if p[0] == 44:
@@ -1831,7 +1844,8 @@ cdef class Parser:
                 return NULL
 
     cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil:
-        """One trade object: exactly the keys id, time, price, amount, type in any order."""
+        """One trade object key by key (those ff_trade does not take): exactly the keys
+        id, time, price, amount, type in any order."""
         cdef Trade* t
         cdef int seen = 0
         cdef uchar c
@@ -1839,14 +1853,7 @@ cdef class Parser:
         if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.trades[self.n_trades]
-        # the exchange's shape (amount, price in either order) as a unit: ff_trade in
-        # _fasttrade.h (it reads up to FF_TRADE_BEFORE bytes before p)
-        if p - self.base >= FF_TRADE_BEFORE:
-            q = ff_trade(p, end, &t.id, &t.time, &t.price, &t.amount, &t.side)
-            if q != NULL:
-                self.n_trades += 1
-                return q
-        # the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
+        # (the exchange's shape as a unit: ff_trade, in _fast_trades) the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
         # number by number; anything else: the any-order loop below reads the object
         if end - p >= 24 and ff_eq(p, b'{"id":', 6):
             q = ff_uint(p + 6, end, &t.id)
