@@ -1,15 +1,15 @@
-/* The parser fast path's trade-at-a-time reader (fastfeed/_parse.pyx, Parser._fast_trade).
+/* The parser fast path's trade-at-a-time reader (fastfeed/_parse.pyx, Parser._fast_trades).
  *
  * ff_trade reads one trade object of a trades.update push in the exchange's fixed shape,
  *     {"id":I,"time":T,"amount":"A","price":"P","type":"buy"}    (live order)
  *     {"id":I,"time":T,"price":"P","amount":"A","type":"sell"}   (the documented order)
- * as a unit (x86-64, SSE2): one pass over 48 bytes from the '{' gives the masks of digits and
- * points, from which the ends of the id and of the time follow; one pass over 48 bytes from
- * the first quoted decimal gives those of amount and price; the punctuation between them is
- * checked as literals (overlapping 8-byte loads). Each number's digits (at most 16) are
- * gathered from the 8-byte words that end at its point and at its end into two words (the
- * last 8 digits and those before), and all four numbers are converted together (SSE2:
- * digit pairs, quads, octets, then high * 10**8 + low).
+ * as a unit (x86-64, SSE2): one pass over 48 bytes from the '{' gives the mask of digits,
+ * from which the ends of the id and of the time follow (a point: one byte compare); one pass
+ * over 48 bytes from the first quoted decimal gives those of amount and price; the keys and
+ * punctuation between them are checked as literals (overlapping 8-byte loads). Each
+ * number's digits (at most 16) are gathered into one vector from the 16 bytes that end at
+ * its last digit and the 16 that end just before its fraction, and the four numbers are
+ * converted two at a time (SSE2: digit pairs, quads, octets, then high * 10**8 + low).
  *
  * What it takes, exactly as ff_uint / ff_decimal / ff_qdecimal (and so the general parser
  * and float()) would read it:
@@ -24,12 +24,13 @@
  * end of the buffer near) returns NULL and the caller reads the trade key by key (the
  * existing path, which then decides, or gives the message to the general parser).
  *
- * Bounds: the caller guarantees that [p - 8, end) is readable (the message: a trade object
- * is never its first bytes). Reads: p[0 .. 48) when end - p >= 48 (checked here); each
- * number's words reach at most 8 bytes before the number's first byte (inside the key
- * before it, or p[-2 ..] for the id); the second window [s, s + 48) and everything after it
- * only once end - s >= 48 is checked; the closing ``","type":"sell"}`` only when 16 bytes
- * are left from its first byte. tests/test_fast_trades.py places trades against PROT_NONE
+ * Bounds: the caller guarantees that [p - FF_TRADE_BEFORE, end) is readable (the message: a
+ * trade object is never its first bytes). Reads: p[0 .. 49) when end - p >= 49 (checked
+ * here); each number's 16-byte loads end at its last digit and at the byte before its
+ * fraction, so reach at most 16 bytes before its end (p - 9 for the id, inside the key
+ * before it for the others); the second window w[0 .. 49) and everything after it only once
+ * end - w >= 49 is checked; the closing ``","type":"sell"}`` only when 16 bytes are left
+ * from its first byte. tests/test_fast_trades.py places trades against PROT_NONE
  * pages on both sides; fuzz/trades_fuzz.c checks exact-size heap buffers under ASan.
  */
 #ifndef FASTFEED_FASTTRADE_H
@@ -66,16 +67,17 @@ FF_INLINE uint64_t ff_tr_nondigits48(const unsigned char *p)
 
 /* The number at w[s] (s < 48) in a window with non-digit mask nd: its first non-digit *a,
  * *d = 1 if that is a point, and its end: the first non-digit after the fraction's digits,
- * or *a without a point (<= 48). Reads w[min(*a, 47)]. */
+ * or *a without a point (<= 49: 48 or 49 when the number runs to the window's end, which
+ * the caller refuses). Reads w[*a] (<= 48: the caller guarantees 49 readable bytes). */
 FF_INLINE uint64_t ff_tr_span(const unsigned char *w, uint64_t nd, uint64_t s, uint64_t *a,
                               uint64_t *d)
 {
     uint64_t r = nd & (~0ULL << s);
     uint64_t x = (uint64_t)__builtin_ctzll(r);            /* s..48 */
-    uint64_t y = w[x < 47 ? x : 47] == '.';             /* x = 48: w[47] is a digit */
+    uint64_t y = w[x] == '.';
     *a = x;
     *d = y;
-    return (uint64_t)__builtin_ctzll(r & (r - y));        /* x..48 */
+    return (uint64_t)__builtin_ctzll(r & (r - y));        /* x..49 */
 }
 
 /* The k = ni + nf digits (1..16) of a number whose point, if any (d = 1), is followed by
@@ -123,7 +125,7 @@ FF_INLINE const unsigned char *ff_trade(const unsigned char *p, const unsigned c
     const unsigned char *w;
     __m128i v, gid, gt, g1;
     int amount_first;
-    if (FF_UNLIKELY(end - p < 48))
+    if (FF_UNLIKELY(end - p < 49))
         return NULL;
     nd = ff_tr_nondigits48(p);
     if (!ff_eq(p, "{\"id\":", 6))
@@ -144,7 +146,7 @@ FF_INLINE const unsigned char *ff_trade(const unsigned char *p, const unsigned c
     if (FF_UNLIKELY(a == s || e - s - d > 16 || (d && nft == 0) || (p[s] == '0' && a - s > 1)))
         return NULL;
     gt = ff_tr_gather(p, e, d, nft, e - s - d);
-    if (FF_UNLIKELY(end - (p + e) < 11 + 48))
+    if (FF_UNLIKELY(end - (p + e) < 12 + 49))
         return NULL;
     if (ff_eq(p + e, ",\"amount\":\"", 11)) {
         amount_first = 1;
@@ -174,7 +176,7 @@ FF_INLINE const unsigned char *ff_trade(const unsigned char *p, const unsigned c
     /* the second decimal: from s2 (<= 48) to e2, then ``","type":"buy"}`` or "sell" */
     e2 = ff_tr_span(w, nd, s2, &a2, &d2);
     nf2 = e2 - a2 - d2;
-    if (FF_UNLIKELY(a2 == s2 || e2 == 48 || e2 - s2 - d2 > 16 || end - (w + e2) < 16))
+    if (FF_UNLIKELY(a2 == s2 || e2 >= 48 || e2 - s2 - d2 > 16 || end - (w + e2) < 16))
         return NULL;
     /* the id and the time; the two decimals */
     v = ff_tr_conv16x2(gid, gt);
