@@ -316,12 +316,15 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
     cdef TradeRing ring = self.trades
     cdef EventRing log = self.events
     # the ring's state in locals (the record stores cannot alias it then): count written
-    # back and published once, after the frame's trades
+    # back after the frame's trades (this runs with the GIL held: no one in the process
+    # sees the ring in between); a shared-memory count is published after each record, as
+    # TradeRing.push does (readers in other processes allow for one record in flight)
     cdef int64_t count = ring.count
     cdef int64_t count0 = count
     cdef uint64_t rmask = ring.mask
     cdef uint64_t rcap = <uint64_t>ring.capacity
     cdef TradeRecord* rbuf = ring.buf
+    cdef int64_t* shm_count = ring.shm_count
     if d.n + ps.n_trades > d.cap and d.cap < window:
         self._dedup_reserve(d, ps.n_trades)
     i = ps.n_trades - 1
@@ -340,6 +343,8 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
         trade_put(rbuf, <uint64_t>count & rmask, rcap, count, t.id, t.time, recv_ns, t.price,
                   t.amount, idx, t.side)
         count += 1
+        if shm_count != NULL:
+            ff_store_release_i64(shm_count, count)
         if log is not None:
             log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
@@ -347,8 +352,6 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
         d.last = t.id
     if count != count0:
         ring.count = count
-        if ring.shm_count != NULL:
-            ff_store_release_i64(ring.shm_count, count)
     return 0
 
 
