@@ -32,7 +32,8 @@ from fastfeed._parse cimport (
     Trade,
     uchar,
 )
-from fastfeed._ring cimport TradeRing, trade_push
+from fastfeed._atomic cimport ff_store_release_i64
+from fastfeed._ring cimport TradeRecord, TradeRing, trade_put
 from fastfeed._ticker cimport TickerRing, TickerTable
 
 from time import time_ns
@@ -78,16 +79,6 @@ cdef extern from "_fastnum.h":
     bint ff_symeq(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil
 
 
-cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
-    """MurmurHash3's 64-bit finalizer."""
-    x ^= x >> 33
-    x *= 0xFF51AFD7ED558CCDULL
-    x ^= x >> 33
-    x *= 0xC4CEB9FE1A85EC53ULL
-    x ^= x >> 33
-    return x
-
-
 cdef inline uint64_t dbits(double x) noexcept nogil:
     cdef uint64_t u
     x = x + 0.0                                     # -0.0 -> 0.0: equal values, equal bits
@@ -97,11 +88,12 @@ cdef inline uint64_t dbits(double x) noexcept nogil:
 
 cdef inline uint64_t trade_fp(const Trade* t) noexcept nogil:
     """Fingerprint of a trade's content besides its id (time, price, amount, side): each
-    field multiplied by its own odd constant and rotated apart, then mixed."""
+    field multiplied by its own odd constant and rotated apart. Only ever compared for
+    equality (never hashed into a table): a final mix (a bijection) would change nothing."""
     cdef uint64_t p = dbits(t.price) * 0x9E3779B97F4A7C15ULL
     cdef uint64_t a = dbits(t.amount) * 0xC2B2AE3D27D4EB4FULL
     cdef uint64_t s = <uint64_t>(<int64_t>t.side + 2) * 0x165667B19E3779F9ULL
-    return mix64(dbits(t.time) ^ ((p << 21) | (p >> 43)) ^ ((a << 42) | (a >> 22)) ^ s)
+    return dbits(t.time) ^ ((p << 21) | (p >> 43)) ^ ((a << 42) | (a >> 22)) ^ s
 
 
 cdef inline bint dedup_find(const Dedup* d, int64_t tid, uint64_t fp,
@@ -326,6 +318,16 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
     cdef int32_t window = <int32_t>self.trade_dedup_window
     cdef TradeRing ring = self.trades
     cdef EventRing log = self.events
+    # the ring's state in locals (the record stores cannot alias it then): count written
+    # back after the frame's trades (this runs with the GIL held: no one in the process
+    # sees the ring in between); a shared-memory count is published after each record, as
+    # TradeRing.push does (readers in other processes allow for one record in flight)
+    cdef int64_t count = ring.count
+    cdef int64_t count0 = count
+    cdef uint64_t rmask = ring.mask
+    cdef uint64_t rcap = <uint64_t>ring.capacity
+    cdef TradeRecord* rbuf = ring.buf
+    cdef int64_t* shm_count = ring.shm_count
     if d.n + ps.n_trades > d.cap and d.cap < window:
         self._dedup_reserve(d, ps.n_trades)
     i = ps.n_trades - 1
@@ -341,12 +343,18 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
                 continue
             if t.id <= d.last:
                 self.ooo_trades += 1
-        trade_push(ring, t.id, t.time, recv_ns, t.price, t.amount, idx, t.side)
+        trade_put(rbuf, <uint64_t>count & rmask, rcap, count, t.id, t.time, recv_ns, t.price,
+                  t.amount, idx, t.side)
+        count += 1
+        if shm_count != NULL:
+            ff_store_release_i64(shm_count, count)
         if log is not None:
             log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
         dedup_add(d, t.id, fp, window)
         d.last = t.id
+    if count != count0:
+        ring.count = count
     return 0
 
 

@@ -19,7 +19,7 @@ general parser above reads the message. Results are bit-identical either way
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
@@ -193,6 +193,12 @@ cdef extern from "_fastnum.h":
     uint64_t ff_load8(const void* p) noexcept nogil
     const uchar* ff_levels(const uchar* p, const uchar* end, const uchar* lo, double* out,
                            Py_ssize_t cap, Py_ssize_t* count) noexcept nogil
+
+cdef extern from "_fasttrade.h":
+    # a whole trade object in the exchange's shape at once (SSE2; NULL: read it key by key)
+    const int FF_TRADE_BEFORE
+    const uchar* ff_trade(const uchar* p, const uchar* end, int64_t* id, double* time,
+                          double* price, double* amount, int8_t* side) noexcept nogil
 
 # ff_levels (_fastnum.h) fills a Level array as (price, amount) pairs of doubles
 if sizeof(Level) != 2 * sizeof(double):
@@ -1870,11 +1876,24 @@ cdef class Parser:
         return p + 1
 
     cdef const uchar* _fast_trades(self, const uchar* p, const uchar* end) noexcept nogil:
-        """``{trade},...]`` (p after the opening ``[``)."""
+        """``{trade},...]`` (p after the opening ``[``): each trade in the exchange's shape
+        as a unit (ff_trade, inlined here: it reads up to FF_TRADE_BEFORE bytes before p,
+        and p only grows), any other key by key (``_fast_trade``)."""
+        cdef Trade* t
+        cdef const uchar* q
+        cdef bint whole = p - self.base >= FF_TRADE_BEFORE
         if p < end and p[0] == 93:
             return p + 1
         while True:
-            p = self._fast_trade(p, end)
+            q = NULL
+            if whole and self.n_trades < self.cap_trades:
+                t = &self.trades[self.n_trades]
+                q = ff_trade(p, end, &t.id, &t.time, &t.price, &t.amount, &t.side)
+            if q != NULL:
+                self.n_trades += 1
+                p = q
+            else:
+                p = self._fast_trade(p, end)
             if p == NULL or p >= end:
                 return NULL
             if p[0] == 44:
@@ -1885,7 +1904,8 @@ cdef class Parser:
                 return NULL
 
     cdef const uchar* _fast_trade(self, const uchar* p, const uchar* end) noexcept nogil:
-        """One trade object: exactly the keys id, time, price, amount, type in any order."""
+        """One trade object key by key (those ff_trade does not take): exactly the keys
+        id, time, price, amount, type in any order."""
         cdef Trade* t
         cdef int seen = 0
         cdef uchar c
@@ -1893,8 +1913,8 @@ cdef class Parser:
         if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.trades[self.n_trades]
-        # the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
-        # as literals; anything else: the any-order loop below reads the object
+        # (the exchange's shape as a unit: ff_trade, in _fast_trades) the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
+        # number by number; anything else: the any-order loop below reads the object
         if end - p >= 24 and ff_eq(p, b'{"id":', 6):
             q = ff_uint(p + 6, end, &t.id)
             if q != NULL and end - q >= 24 and ff_eq(q, b',"time":', 8):

@@ -43,20 +43,19 @@ cdef class TradeRing(MirrorRing):
                    double amount, int32_t symbol, int8_t side) noexcept
 
 
-cdef inline void trade_push(TradeRing ring, int64_t id, double time, int64_t recv_ns,
-                            double price, double amount, int32_t symbol,
-                            int8_t side) noexcept:
-    """``TradeRing.push``, inlined into the engine's trade loop: the record is written
-    at ``i`` and at its mirror ``i + capacity``; ``count`` then published."""
-    cdef uint64_t i = <uint64_t>ring.count & ring.mask
-    cdef TradeRecord* r = &ring.buf[i]
-    cdef TradeRecord* m = &ring.buf[i + <uint64_t>ring.capacity]
+cdef inline void trade_put(TradeRecord* buf, uint64_t i, uint64_t capacity, int64_t seq,
+                           int64_t id, double time, int64_t recv_ns, double price,
+                           double amount, int32_t symbol, int8_t side) noexcept nogil:
+    """Write trade record ``seq`` at ``buf[i]`` and at its mirror ``buf[i + capacity]``
+    (``i = seq & mask``); the caller then advances and publishes ``count``."""
+    cdef TradeRecord* r = &buf[i]
+    cdef TradeRecord* m = &buf[i + capacity]
     # each field stored twice from registers (a struct copy would read the fresh record
     # back through the store buffer)
     r.id = id
     m.id = id
-    r.seq = ring.count
-    m.seq = ring.count
+    r.seq = seq
+    m.seq = seq
     r.time = time
     m.time = time
     r.recv_ns = recv_ns
@@ -69,6 +68,15 @@ cdef inline void trade_push(TradeRing ring, int64_t id, double time, int64_t rec
     m.symbol = symbol
     r.side = side
     m.side = side
+
+
+cdef inline void trade_push(TradeRing ring, int64_t id, double time, int64_t recv_ns,
+                            double price, double amount, int32_t symbol,
+                            int8_t side) noexcept:
+    """``TradeRing.push``: the record written at ``i`` and at its mirror ``i + capacity``
+    (``trade_put``); ``count`` then published."""
+    trade_put(ring.buf, <uint64_t>ring.count & ring.mask, <uint64_t>ring.capacity, ring.count,
+              id, time, recv_ns, price, amount, symbol, side)
     ring.count += 1
     if ring.shm_count != NULL:
         ff_store_release_i64(ring.shm_count, ring.count)
