@@ -135,12 +135,27 @@ cdef extern from *:
     static inline void ff_walk_init(ff_walk *w, const double *o, Py_ssize_t no,
                                     const double *n, Py_ssize_t nn)
     {
+        Py_ssize_t i = 0, k = no < nn ? no : nn;
         w->o = w->o0 = o;
         w->oe = o + 2 * no;
         w->n = w->n0 = n;
         w->ne = n + 2 * nn;
-        w->common = 0;
         w->changed = 0;
+        /* The rows both books share from the top (same price, same amount: a book that
+         * did not drift is all such rows) are the walk's first steps, each advancing both
+         * with ``common`` += 1: taken at a row compare each (one vector compare with SSE2;
+         * ``==`` on both: a NaN amount stops here, and the walk counts it as changed). */
+    #if defined(__SSE2__)
+        while (i < k && _mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(o + 2 * i),
+                                                     _mm_loadu_pd(n + 2 * i))) == 3)
+            i++;
+    #else
+        while (i < k && o[2 * i] == n[2 * i] && o[2 * i + 1] == n[2 * i + 1])
+            i++;
+    #endif
+        w->o += 2 * i;
+        w->n += 2 * i;
+        w->common = i;
     }
 
     /* one step; desc: bids (higher is better). ``!(pn > po)`` / ``pn >= po`` rather than
@@ -677,8 +692,8 @@ cdef class Book:
         live rows in place, then copied over them. Returns what ``drift_compare`` would
         (``counts`` set, the drift counters updated), with the book exactly as ``apply``
         leaves it (no crossed levels); or -1 when the snapshot is not such a one, with
-        nothing changed (the caller takes the general path). Plain books only: no event
-        log, no seqlock (the caller checks)."""
+        nothing changed (the caller takes the general path). Logs no events; a book in
+        shared memory must be inside its seqlock (``_publish_begin``, the caller's)."""
         cdef Py_ssize_t cap = self.depth
         cdef double* sb = spare
         cdef double* sa = spare + 2 * cap

@@ -17,6 +17,7 @@ import pytest
 
 import fastfeed
 from fastfeed.reference import ReferenceEngine
+from fastfeed.shm import attach
 
 from helpers import assert_state_equal
 
@@ -70,20 +71,61 @@ def _book_state(eng: Any) -> tuple[Any, ...]:
     )
 
 
-@pytest.mark.parametrize("depth", [1, 2, 5, 30, 200])
-def test_snapshots_on_a_live_book_match_the_reference_and_the_general_path(depth: int) -> None:
-    rng = random.Random(1313 + depth)
+def _run(depth: int, seed: int, *others: Any) -> Any:
+    rng = random.Random(seed)
     plain = fastfeed.Engine(depth=depth)
     general = fastfeed.Engine(depth=depth, event_log=1 << 16)  # the general path only
     ref = ReferenceEngine(depth=depth)
     for i in range(300):
         msg = _message(rng, clean=rng.random() < 0.8)
-        for eng in (plain, general, ref):
+        for eng in (plain, general, ref, *others):
             assert eng.feed(msg, i) is None
-        assert _book_state(plain) == _book_state(general), (i, msg)
+        for eng in (general, *others):
+            assert _book_state(plain) == _book_state(eng), (i, msg)
         assert_state_equal(plain, ref, f"step {i}")
+    return plain
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 30, 200])
+def test_snapshots_on_a_live_book_match_the_reference_and_the_general_path(depth: int) -> None:
+    plain = _run(depth, 1313 + depth)
     drift = plain.stats["drift"]
     assert drift["checks"] > 150 and 0 < drift["drifted"] < drift["checks"] + 1
+
+
+@pytest.mark.parametrize("depth", [5, 200])
+def test_the_one_pass_path_in_shared_memory(depth: int, shm_name: str) -> None:
+    """A shared-memory book takes the same path inside its seqlock: same books and drift,
+    and what a reader of the segment sees is the book."""
+    with fastfeed.Engine(depth=depth, shm_name=shm_name) as shared:
+        _run(depth, 77 + depth, shared)
+        with attach(shm_name) as r:
+            seen = r.book("X_USDT").read()
+            b = shared.book("X_USDT")
+            assert np.array_equal(seen.bids, b.bids) and np.array_equal(seen.asks, b.asks)
+
+
+def test_a_book_that_agrees_is_no_drift() -> None:
+    """Rows the two books share from the top are skipped at a compare each: a snapshot equal
+    to the book, or equal down to some row, counts what the walk counts."""
+    eng, ref = fastfeed.Engine(depth=50), ReferenceEngine(depth=50)
+    asks = [[f"{100 + i / 100:.2f}", "1"] for i in range(1, 41)]
+    bids = [[f"{100 - i / 100:.2f}", "2"] for i in range(1, 41)]
+
+    def snap(a: list[list[str]], b: list[list[str]]) -> None:
+        msg = json.dumps(
+            {"method": "depth.update", "params": [True, {"asks": a, "bids": b}, "S"], "id": None}
+        )
+        for e in (eng, ref):
+            e.feed(msg)
+
+    snap(asks, bids)
+    snap(asks[::-1], bids)  # the same book, asks best last
+    assert (eng.book("S").drifts, eng.book("S").drift_checks) == (0, 1)
+    snap(asks[:20] + [[asks[20][0], "3"]] + asks[21:], bids[:35])  # one amount differs at row 20
+    snap(asks[:10] + asks[11:], bids[:35] + [["90", "1"]])  # a row missing at 10, one beyond ours
+    assert [tuple(r)[3:] for r in eng.drift_log] == [(0, 0, 1), (0, 1, 1)]
+    assert_state_equal(eng, ref)
 
 
 def test_the_one_pass_path_counts_missing_extra_and_changed() -> None:
