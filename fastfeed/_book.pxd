@@ -43,6 +43,9 @@ cdef class Book:
     cdef void save_rows(self, double* out) noexcept nogil
     cdef Py_ssize_t drift_compare(self, const double* old, Py_ssize_t old_bids,
                                   Py_ssize_t old_asks, Py_ssize_t* counts) noexcept nogil
+    cdef Py_ssize_t drift_snapshot(self, const Level* asks, Py_ssize_t n_asks,
+                                   const Level* bids, Py_ssize_t n_bids, int64_t recv_ns,
+                                   double* spare, Py_ssize_t* counts) noexcept nogil
     cdef void _publish_begin(self) noexcept nogil
     cdef void _publish_end(self) noexcept nogil
     cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,

@@ -135,12 +135,27 @@ cdef extern from *:
     static inline void ff_walk_init(ff_walk *w, const double *o, Py_ssize_t no,
                                     const double *n, Py_ssize_t nn)
     {
+        Py_ssize_t i = 0, k = no < nn ? no : nn;
         w->o = w->o0 = o;
         w->oe = o + 2 * no;
         w->n = w->n0 = n;
         w->ne = n + 2 * nn;
-        w->common = 0;
         w->changed = 0;
+        /* The rows both books share from the top (same price, same amount: a book that
+         * did not drift is all such rows) are the walk's first steps, each advancing both
+         * with ``common`` += 1: taken at a row compare each (one vector compare with SSE2;
+         * ``==`` on both: a NaN amount stops here, and the walk counts it as changed). */
+    #if defined(__SSE2__)
+        while (i < k && _mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(o + 2 * i),
+                                                     _mm_loadu_pd(n + 2 * i))) == 3)
+            i++;
+    #else
+        while (i < k && o[2 * i] == n[2 * i] && o[2 * i + 1] == n[2 * i + 1])
+            i++;
+    #endif
+        w->o += 2 * i;
+        w->n += 2 * i;
+        w->common = i;
     }
 
     /* one step; desc: bids (higher is better). ``!(pn > po)`` / ``pn >= po`` rather than
@@ -196,6 +211,76 @@ cdef extern from *:
         c[1] += (o - w->o0) / 2 - common;
         c[2] += changed;
     }
+
+    /* fill_sorted's one pass over a side's levels lv[0 .. n) (price, amount pairs, n >= 2):
+     * checks that the prices are strictly increasing (up) / decreasing (!up) and every
+     * amount > 0 (a NaN fails both, as ``not x > y`` does), and writes the ``m`` best rows
+     * best first to a[0 .. 2m): the first m levels in order (rev == 0), or the last m
+     * reversed (rev == 1). Returns 1 when every level qualifies, else 0 (the rows written
+     * are then meaningless). SSE2: a level is one vector (p, a); the test is (p, a) >
+     * (p_prev, 0) with the prices negated for a decreasing side (exact: only compared),
+     * one compare per level, the verdicts and-ed; elsewhere the same in scalars. */
+    #if defined(__SSE2__)
+    #define FF_FILL_TEST(i) do {                                                       \
+        cur = _mm_xor_pd(_mm_loadu_pd(lv + 2 * (i)), sgn);                              \
+        ok = _mm_and_pd(ok, _mm_cmpgt_pd(cur, _mm_move_sd(zero, prev)));                \
+        prev = cur;                                                                    \
+    } while (0)
+    static inline int ff_fill_rows(double *a, const double *lv, Py_ssize_t n, Py_ssize_t m,
+                                   int up, int rev)
+    {
+        const __m128d zero = _mm_setzero_pd();
+        const __m128d sgn = up ? zero : _mm_set_sd(-0.0);
+        __m128d prev, cur, ok;
+        Py_ssize_t i;
+        /* level 0: its amount only (its price is tested by level 1's test) */
+        prev = _mm_xor_pd(_mm_loadu_pd(lv), sgn);
+        ok = _mm_or_pd(_mm_cmpgt_pd(prev, zero), _mm_castsi128_pd(_mm_set_epi64x(0, -1)));
+        if (!rev) {
+            _mm_storeu_pd(a, _mm_loadu_pd(lv));
+            for (i = 1; i < m; i++) {
+                FF_FILL_TEST(i);
+                _mm_storeu_pd(a + 2 * i, _mm_loadu_pd(lv + 2 * i));
+            }
+            for (; i < n; i++)
+                FF_FILL_TEST(i);
+        } else {
+            double *d = a + 2 * (n - 1);                /* row n - 1 - i for level i */
+            for (i = 1; i < n - m; i++)
+                FF_FILL_TEST(i);
+            if (n == m)
+                _mm_storeu_pd(d, _mm_loadu_pd(lv));
+            for (i = (n - m > 1 ? n - m : 1); i < n; i++) {
+                FF_FILL_TEST(i);
+                _mm_storeu_pd(d - 2 * i, _mm_loadu_pd(lv + 2 * i));
+            }
+        }
+        return _mm_movemask_pd(ok) == 3;
+    }
+    #undef FF_FILL_TEST
+    #else
+    static inline int ff_fill_rows(double *a, const double *lv, Py_ssize_t n, Py_ssize_t m,
+                                   int up, int rev)
+    {
+        Py_ssize_t i;
+        int bad = 0;
+        for (i = 0; i < m; i++) {
+            const double *s = rev ? lv + 2 * (n - 1 - i) : lv + 2 * i;
+            a[2 * i] = s[0];
+            a[2 * i + 1] = s[1];
+        }
+        if (up) {
+            for (i = 1; i < n; i++)
+                bad |= !(lv[2 * i] > lv[2 * i - 2]);
+        } else {
+            for (i = 1; i < n; i++)
+                bad |= !(lv[2 * i] < lv[2 * i - 2]);
+        }
+        for (i = 0; i < n; i++)
+            bad |= !(lv[2 * i + 1] > 0.0);
+        return !bad;
+    }
+    #endif
     """
     ctypedef struct ff_walk:
         pass
@@ -203,6 +288,8 @@ cdef extern from *:
                       Py_ssize_t nn) noexcept nogil
     void ff_drift_walk(ff_walk* b, ff_walk* a) noexcept nogil
     void ff_drift_end(ff_walk* w, int desc, Py_ssize_t* c) noexcept nogil
+    int ff_fill_rows(double* a, const double* lv, Py_ssize_t n, Py_ssize_t m, int up,
+                     int rev) noexcept nogil
     void ff_rows_back(double* a, Py_ssize_t k) noexcept nogil
     void ff_rows_fwd(double* a, Py_ssize_t k) noexcept nogil
     Py_ssize_t ff_below8(const double* a, double price) noexcept nogil
@@ -301,39 +388,17 @@ cdef inline Py_ssize_t fill_sorted(double* base, Py_ssize_t cap, const Level* lv
     row count, or -1 when the levels do not qualify (the caller applies them one by one;
     the rows this wrote are beyond the side's count then, and are overwritten).
 
-    One pass: the direction is taken from the first two levels, the rows are written
-    where that direction puts them while every level is checked against it."""
-    cdef Py_ssize_t i
+    One pass (``ff_fill_rows``): the direction is taken from the first two levels, the
+    rows are written where that direction puts them while every level (those beyond
+    ``cap`` too: a repeated price or a deletion among them changes which levels are left)
+    is checked against it."""
     cdef Py_ssize_t m
-    cdef Py_ssize_t r
-    cdef double* a
     cdef bint up
-    cdef int bad = 0
     if n < 2:
         return -1
     up = lv[1].price > lv[0].price
     m = n if n < cap else cap
-    a = top(base, m, cap, front)
-    if up == ascending:     # input best first: the first m levels, in order
-        for i in range(m):
-            a[2 * i] = lv[i].price
-            a[2 * i + 1] = lv[i].amount
-    else:                   # best last: the last m levels, reversed
-        for i in range(m):
-            r = n - 1 - i
-            a[2 * i] = lv[r].price
-            a[2 * i + 1] = lv[r].amount
-    # the checks, over all n levels (those beyond cap too: a repeated price or a deletion
-    # among them changes which levels are left)
-    if up:
-        for i in range(1, n):
-            bad |= not lv[i].price > lv[i - 1].price
-    else:
-        for i in range(1, n):
-            bad |= not lv[i].price < lv[i - 1].price
-    for i in range(n):
-        bad |= not lv[i].amount > 0.0
-    if bad:
+    if not ff_fill_rows(top(base, m, cap, front), <const double*>lv, n, m, up, up != ascending):
         return -1
     return m
 
@@ -611,6 +676,61 @@ cdef class Book:
         ff_drift_walk(&b, &a)
         ff_drift_end(&b, 1, counts)
         ff_drift_end(&a, 0, counts)
+        total = counts[0] + counts[1] + counts[2]
+        self.drift_checks += 1
+        self.last_drift = total
+        if total:
+            self.drifts += 1
+        return total
+
+    cdef Py_ssize_t drift_snapshot(self, const Level* asks, Py_ssize_t n_asks,
+                                   const Level* bids, Py_ssize_t n_bids, int64_t recv_ns,
+                                   double* spare, Py_ssize_t* counts) noexcept nogil:
+        """``save_rows`` + ``apply(clean=True)`` + ``drift_compare`` in one, for the usual
+        snapshot: both sides take ``fill_sorted``'s path and nothing crosses. The new rows
+        are filled into ``spare`` (4 * depth doubles, bids then asks), compared with the
+        live rows in place, then copied over them. Returns what ``drift_compare`` would
+        (``counts`` set, the drift counters updated), with the book exactly as ``apply``
+        leaves it (no crossed levels); or -1 when the snapshot is not such a one, with
+        nothing changed (the caller takes the general path). Logs no events; a book in
+        shared memory must be inside its seqlock (``_publish_begin``, the caller's)."""
+        cdef Py_ssize_t cap = self.depth
+        cdef double* sb = spare
+        cdef double* sa = spare + 2 * cap
+        cdef Py_ssize_t ma
+        cdef Py_ssize_t mb
+        cdef Py_ssize_t total
+        cdef bint up
+        cdef ff_walk b
+        cdef ff_walk a
+        if n_asks < 2 or n_bids < 2:
+            return -1
+        ma = n_asks if n_asks < cap else cap
+        up = asks[1].price > asks[0].price
+        if not ff_fill_rows(sa, <const double*>asks, n_asks, ma, up, not up):
+            return -1
+        mb = n_bids if n_bids < cap else cap
+        up = bids[1].price > bids[0].price
+        if not ff_fill_rows(sb, <const double*>bids, n_bids, mb, up, up):
+            return -1
+        if sb[0] >= sa[0]:
+            return -1                   # crossed: apply removes asks (the general path)
+        counts[0] = 0
+        counts[1] = 0
+        counts[2] = 0
+        ff_walk_init(&b, bid_top(self), self.n_bids, sb, mb)
+        ff_walk_init(&a, ask_top(self), self.n_asks, sa, ma)
+        ff_drift_walk(&b, &a)
+        ff_drift_end(&b, 1, counts)
+        ff_drift_end(&a, 0, counts)
+        self.n_bids = mb
+        self.n_asks = ma
+        memcpy(bid_top(self), sb, <size_t>mb * 2 * sizeof(double))
+        memcpy(ask_top(self), sa, <size_t>ma * 2 * sizeof(double))
+        self.live = True
+        self.stale_since = 0
+        self.version += 1
+        self.recv_ns = recv_ns
         total = counts[0] + counts[1] + counts[2]
         self.drift_checks += 1
         self.last_drift = total

@@ -635,19 +635,36 @@ cdef class Engine:
 
     cdef void _apply_checked(self, Book book, int32_t idx, int64_t recv_ns) noexcept:
         """Apply the parsed snapshot to the live ``book`` with the drift check (section 3b):
-        keep the rows it replaces, apply, compare."""
+        keep the rows it replaces, apply, compare. Without an event log,
+        ``Book.drift_snapshot`` does all three in one pass for the usual snapshot (in a
+        shared-memory book inside its seqlock, as ``apply_ex`` would)."""
         cdef Parser ps = self.parser
         cdef Py_ssize_t old_nb = book.n_bids
         cdef Py_ssize_t old_na = book.n_asks
         cdef Py_ssize_t counts[3]
-        book.save_rows(self.scratch)
-        if self._plain:
-            self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, True, recv_ns)
+        cdef Py_ssize_t total
+        cdef bint shared = book.hdr != NULL
+        if self.events is None:
+            if shared:
+                book._publish_begin()
+            # the usual snapshot in one pass (no copy of the book); -1: not such a one,
+            # nothing changed
+            total = book.drift_snapshot(ps.asks, ps.n_asks, ps.bids, ps.n_bids, recv_ns,
+                                        self.scratch, counts)
+            if total < 0:
+                book.save_rows(self.scratch)
+                self.crossed += book.apply(ps.asks, ps.n_asks, ps.bids, ps.n_bids, True,
+                                           recv_ns)
+                total = book.drift_compare(self.scratch, old_nb, old_na, counts)
+            if shared:
+                book._publish_end()
         else:
+            book.save_rows(self.scratch)
             self.crossed += book.apply_ex(ps.asks, ps.n_asks, ps.bids, ps.n_bids, True,
                                           recv_ns, self.events, idx)
+            total = book.drift_compare(self.scratch, old_nb, old_na, counts)
         self.drift_checks += 1
-        if book.drift_compare(self.scratch, old_nb, old_na, counts):
+        if total:
             self._drift_found(idx, recv_ns, counts)
 
     cdef void _drift_found(self, int32_t idx, int64_t recv_ns, Py_ssize_t* counts) noexcept:

@@ -488,17 +488,20 @@ FF_NOINLINE size_t ff_level32_long(const unsigned char *p, uint64_t nd, double *
  * digits here, converted and divided together; longer ones in ff_level32_long. */
 FF_INLINE size_t ff_level32(const unsigned char *p, double *out)
 {
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
-    __m128i lo = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)p), zero);
-    __m128i hi = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), zero);
-    /* a byte is a digit iff (byte - '0') mod 256 <= 9 */
-    uint32_t dlo = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(lo, nine), lo));
-    uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(hi, nine), hi));
+    const __m128i lo = _mm_loadu_si128((const __m128i *)p);
+    const __m128i hi = _mm_loadu_si128((const __m128i *)(p + 16));
+    /* the digit mask is the sign bits of two adds: byte + (128 - '0') mod 256 takes
+     * '0'..'9', and only them, to -128..-119 as signed bytes; adding 118 with signed
+     * saturation leaves those negative (-10..-1) and takes every other (-118..127) to
+     * 0..127 (checked for all 256 bytes by tests/test_fast_levels.py) */
+    const __m128i shift = _mm_set1_epi8((char)(128 - '0')), bias = _mm_set1_epi8(118);
+    uint32_t dlo = (uint32_t)_mm_movemask_epi8(_mm_adds_epi8(_mm_add_epi8(lo, shift), bias));
+    uint32_t dhi = (uint32_t)_mm_movemask_epi8(_mm_adds_epi8(_mm_add_epi8(hi, shift), bias));
     /* non-digits of p[0 .. 32); bits 32..63 set: every search below ends by bit 32 */
     uint64_t nd = ~(uint64_t)(dlo | (dhi << 16));
     /* points of p[0 .. 32) (from the mask, not from the bytes: no load on the chain from one
      * level to the next) */
-    const __m128i point = _mm_set1_epi8('.' - '0');
+    const __m128i point = _mm_set1_epi8('.');
     uint64_t dots = (uint64_t)((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, point)) |
                                ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(hi, point)) << 16));
     uint64_t r, w1, w2;

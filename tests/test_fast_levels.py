@@ -199,6 +199,25 @@ def test_separators_and_punctuation_in_the_window() -> None:
         check_text(base[:i] + b'"' + base[i:])
 
 
+def test_every_byte_in_the_window() -> None:
+    """Each of the 256 byte values at each byte of a level (and around it): the reader's
+    digit and point masks (SIMD byte classes: a digit is what two adds leave negative)
+    must class every byte as the general parser does, so it gives up or agrees. A digit
+    put in place of a digit is always taken, exactly."""
+    base = depth([level("60084.57", "0.042745"), FILL, FILL], [FILL])
+    start = base.index(b'[["') + 1
+    digits = [i for i in range(start, start + 22) if 48 <= base[i] <= 57]
+    taken = 0
+    for i in range(start - 1, start + 24):
+        for c in range(256):
+            text = base[:i] + bytes([c]) + base[i + 1 :]
+            fast = check_text(text)
+            if i in digits and 48 <= c <= 57 and not (i == start + 2 and c == 48):
+                assert fast is not None, text  # a leading zero of the price may give up
+                taken += 1
+    assert taken >= 10 * (len(digits) - 1)
+
+
 def test_long_numbers_mixed_with_short() -> None:
     """Levels whose price, amount or both have 9..16 digits (the out-of-line reader), next to
     levels of <= 8 digits, as the corpus' small coins send them."""
