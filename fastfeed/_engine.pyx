@@ -323,7 +323,6 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
     # sees the ring in between); a shared-memory count is published after each record, as
     # TradeRing.push does (readers in other processes allow for one record in flight)
     cdef int64_t count = ring.count
-    cdef int64_t count0 = count
     cdef uint64_t rmask = ring.mask
     cdef uint64_t rcap = <uint64_t>ring.capacity
     cdef TradeRecord* rbuf = ring.buf
@@ -353,8 +352,7 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
         dedup_add(d, t.id, fp, window)
         d.last = t.id
-    if count != count0:
-        ring.count = count
+    ring.count = count
     return 0
 
 

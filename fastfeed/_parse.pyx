@@ -1913,8 +1913,9 @@ cdef class Parser:
         if self.n_trades == self.cap_trades or end - p < 2 or p[0] != 123:
             return NULL
         t = &self.trades[self.n_trades]
-        # (the exchange's shape as a unit: ff_trade, in _fast_trades) the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
-        # number by number; anything else: the any-order loop below reads the object
+        # the exchange's order, {"id":N,"time":T,"amount":"A","price":"P","type":"buy"},
+        # number by number (where ff_trade, in _fast_trades, did not take it as a unit);
+        # anything else: the any-order loop below reads the object
         if end - p >= 24 and ff_eq(p, b'{"id":', 6):
             q = ff_uint(p + 6, end, &t.id)
             if q != NULL and end - q >= 24 and ff_eq(q, b',"time":', 8):
