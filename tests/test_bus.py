@@ -1309,13 +1309,17 @@ def test_a_killed_feed_process_leaves_no_publisher_and_no_segment(nats_server: N
             finally:
                 proc.kill()
                 await proc.wait()
-            await until(lambda: "publisher_stop" in seen, "the publisher's stop status")
-            await until(lambda: not segs[0].exists(), "the private segment removed")
+            # the publisher first publishes what the feed logged and waits for its acks:
+            # on a loaded machine that can take a while (hang guards, not timing checks)
+            await until(lambda: "publisher_stop" in seen, "the publisher's stop status", 3 * GUARD)
+            await until(lambda: not segs[0].exists(), "the private segment removed", 3 * GUARD)
             await until(
-                lambda: not (pubs[0] / "cmdline").exists() or not _read(pubs[0] / "cmdline"), "it ended"
+                lambda: not (pubs[0] / "cmdline").exists() or not _read(pubs[0] / "cmdline"),
+                "it ended",
+                3 * GUARD,
             )
 
-    run(body)
+    run(body, timeout=12 * GUARD)
 
 
 def _read(p: Path) -> bytes:
