@@ -6,7 +6,9 @@ from fastfeed._parse cimport Level
 
 
 cdef extern from "_bookops.h":
-    # row operations on an end-anchored side (a private book's rows): see _bookops.h
+    # row operations on an end-anchored side (a private book's rows; ff_lower: any sorted
+    # rows): see _bookops.h. Level arrays are passed as (price, amount) pairs of doubles
+    # (fastfeed/_parse.pyx checks that layout at import).
     Py_ssize_t ff_lower(const double* a, Py_ssize_t n, double price, int desc) noexcept nogil
     Py_ssize_t ff_upsert_end(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
                              double price, double amount) noexcept nogil

@@ -12,13 +12,15 @@ better than it one row toward the front instead of the many rows worse than it t
 back, and removing the best ``k`` rows (crossing) moves nothing. Views stay best-first,
 C-contiguous and zero-copy (a slice ``[depth - n:]``). A book in shared memory
 (``attach_shm``) keeps its rows at the START (rows ``0 .. n - 1``): the segment's layout,
-which readers in other processes rely on, is unchanged. The same functions serve both
-(``front`` says which), and a full side (``n == depth``) is the same in both.
+which readers in other processes rely on, is unchanged. A full side (``n == depth``) is
+the same in both.
 
 The end-anchored row operations are C in _bookops.h (also compiled into the engine, whose
 depth path calls them without going through this class: ``book_apply`` in _book.pxd):
 most updates there take no data-dependent branch (a 16-row compare for the row, a fixed
-window of rows moved by -1, 0 or +1), see the comment at its top.
+window of rows moved by -1, 0 or +1), see the comment at its top. The front-anchored ones
+(``front``) are the Cython functions below; the logged path (``_apply_logged``) uses
+either through ``upsert``.
 """
 
 from libc.math cimport NAN
