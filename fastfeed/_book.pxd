@@ -5,6 +5,18 @@ from fastfeed._events cimport EventRing
 from fastfeed._parse cimport Level
 
 
+cdef extern from "_bookops.h":
+    # row operations on an end-anchored side (a private book's rows; ff_lower: any sorted
+    # rows): see _bookops.h. Level arrays are passed as (price, amount) pairs of doubles
+    # (fastfeed/_parse.pyx checks that layout at import).
+    Py_ssize_t ff_lower(const double* a, Py_ssize_t n, double price, int desc) noexcept nogil
+    Py_ssize_t ff_upsert_end(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
+                             double price, double amount) noexcept nogil
+    Py_ssize_t ff_apply_end(double* ab, Py_ssize_t* pna, double* bb, Py_ssize_t* pnb,
+                            Py_ssize_t cap, const double* asks, Py_ssize_t n_asks,
+                            const double* bids, Py_ssize_t n_bids) noexcept nogil
+
+
 cdef class Book:
     cdef readonly str symbol
     cdef readonly Py_ssize_t depth
@@ -50,3 +62,19 @@ cdef class Book:
     cdef void _publish_end(self) noexcept nogil
     cdef int attach_shm(self, object bid_arr, object ask_arr, ff_book_hdr* hdr,
                         bint checksum) except -1
+
+
+cdef inline Py_ssize_t book_apply(Book b, const Level* asks, Py_ssize_t n_asks,
+                                  const Level* bids, Py_ssize_t n_bids, bint clean,
+                                  int64_t recv_ns) noexcept nogil:
+    """``b.apply(...)`` (same result), with an increment to a private book inlined into the
+    caller: ``ff_apply_end`` directly, not through the Book's vtable (the engine's depth
+    path, another extension module). Snapshots and shared-memory books: ``b.apply``."""
+    cdef Py_ssize_t crossed
+    if clean or b.front:
+        return b.apply(asks, n_asks, bids, n_bids, clean, recv_ns)
+    crossed = ff_apply_end(b.ask, &b.n_asks, b.bid, &b.n_bids, b.depth,
+                           <const double*>asks, n_asks, <const double*>bids, n_bids)
+    b.version += 1
+    b.recv_ns = recv_ns
+    return crossed

@@ -1,8 +1,8 @@
 """Book: one symbol's order book in two fixed-capacity sorted float64 arrays.
 
 Each side is a C-contiguous ``(depth, 2)`` float64 array of ``[price, amount]`` rows kept
-sorted best-first (bids descending, asks ascending) plus a live row count. Updates are a
-binary search and a ``memmove``. The rules (deletions, trimming, crossing) are in
+sorted best-first (bids descending, asks ascending) plus a live row count. An update is a
+search and a move of rows. The rules (deletions, trimming, crossing) are in
 docs/engine-semantics.md; the pure-Python twin of these rules is fastfeed/book.py.
 
 Layout ("end-anchored", docs/engine-semantics.md section 7): a private book keeps the
@@ -12,8 +12,15 @@ better than it one row toward the front instead of the many rows worse than it t
 back, and removing the best ``k`` rows (crossing) moves nothing. Views stay best-first,
 C-contiguous and zero-copy (a slice ``[depth - n:]``). A book in shared memory
 (``attach_shm``) keeps its rows at the START (rows ``0 .. n - 1``): the segment's layout,
-which readers in other processes rely on, is unchanged. The same functions serve both
-(``front`` says which), and a full side (``n == depth``) is the same in both.
+which readers in other processes rely on, is unchanged. A full side (``n == depth``) is
+the same in both.
+
+The end-anchored row operations are C in _bookops.h (also compiled into the engine, whose
+depth path calls them without going through this class: ``book_apply`` in _book.pxd):
+most updates there take no data-dependent branch (a 16-row compare for the row, a fixed
+window of rows moved by -1, 0 or +1), see the comment at its top. The front-anchored ones
+(``front``) are the Cython functions below; the logged path (``_apply_logged``) uses
+either through ``upsert``.
 """
 
 from libc.math cimport NAN
@@ -53,74 +60,6 @@ __all__ = ["Book", "book_frame"]
 
 cdef extern from *:
     """
-    /* How many of the 8 prices a[0], a[2], ..., a[14] (rows of [price, amount]) are below
-     * (ff_below8) / above (ff_above8) price: the rows are sorted (ascending / descending),
-     * so those rows are a prefix and the count is the first row that is not. SSE2 (every
-     * x86-64): four compares of two prices each; elsewhere eight scalar compares. */
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    static inline __m128d ff_prices2(const double *a)
-    {
-        return _mm_unpacklo_pd(_mm_loadu_pd(a), _mm_loadu_pd(a + 2));
-    }
-    static inline Py_ssize_t ff_below8(const double *a, double price)
-    {
-        __m128d v = _mm_set1_pd(price);
-        unsigned m = (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a), v))
-                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 4), v)) << 2
-                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 8), v)) << 4
-                   | (unsigned)_mm_movemask_pd(_mm_cmplt_pd(ff_prices2(a + 12), v)) << 6;
-        return __builtin_ctz(~m);
-    }
-    static inline Py_ssize_t ff_above8(const double *a, double price)
-    {
-        __m128d v = _mm_set1_pd(price);
-        unsigned m = (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a), v))
-                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 4), v)) << 2
-                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 8), v)) << 4
-                   | (unsigned)_mm_movemask_pd(_mm_cmpgt_pd(ff_prices2(a + 12), v)) << 6;
-        return __builtin_ctz(~m);
-    }
-    #else
-    static inline Py_ssize_t ff_below8(const double *a, double price)
-    {
-        return (a[0] < price) + (a[2] < price) + (a[4] < price) + (a[6] < price)
-             + (a[8] < price) + (a[10] < price) + (a[12] < price) + (a[14] < price);
-    }
-    static inline Py_ssize_t ff_above8(const double *a, double price)
-    {
-        return (a[0] > price) + (a[2] > price) + (a[4] > price) + (a[6] > price)
-             + (a[8] > price) + (a[10] > price) + (a[12] > price) + (a[14] > price);
-    }
-    #endif
-
-    /* Move k rows (pairs of doubles) one row toward the end (ff_rows_back: a[2..] = a[..])
-     * or toward the start (ff_rows_fwd: a[..] = a[2..]): memmove, inline for the few rows
-     * an end-anchored update near the top moves (no call, no size dispatch). */
-    static inline void ff_rows_back(double *a, Py_ssize_t k)
-    {
-        if (k > 8) {
-            memmove(a + 2, a, (size_t)k * 2 * sizeof(double));
-            return;
-        }
-        while (k-- > 0) {
-            a[2 * k + 2] = a[2 * k];
-            a[2 * k + 3] = a[2 * k + 1];
-        }
-    }
-    static inline void ff_rows_fwd(double *a, Py_ssize_t k)
-    {
-        Py_ssize_t r;
-        if (k > 8) {
-            memmove(a, a + 2, (size_t)k * 2 * sizeof(double));
-            return;
-        }
-        for (r = 0; r < k; r++) {
-            a[2 * r] = a[2 * r + 2];
-            a[2 * r + 1] = a[2 * r + 3];
-        }
-    }
-
     /* The drift comparison (Book.drift_compare): a merge walk of a side of the replaced
      * book (o) and the new one (n), both best first with distinct prices. A step compares
      * the two next prices: ``o`` advances unless the new row is better, ``n`` unless ours is
@@ -290,56 +229,16 @@ cdef extern from *:
     void ff_drift_end(ff_walk* w, int desc, Py_ssize_t* c) noexcept nogil
     int ff_fill_rows(double* a, const double* lv, Py_ssize_t n, Py_ssize_t m, int up,
                      int rev) noexcept nogil
-    void ff_rows_back(double* a, Py_ssize_t k) noexcept nogil
-    void ff_rows_fwd(double* a, Py_ssize_t k) noexcept nogil
-    Py_ssize_t ff_below8(const double* a, double price) noexcept nogil
-    Py_ssize_t ff_above8(const double* a, double price) noexcept nogil
 
 
 cdef inline Py_ssize_t lower_asc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price >= price (ascending side).
-
-    Most updates land near the top of the book, so the first 8 rows are compared at once
-    (independent loads, no branches: ``ff_below8``), then the next 8 (on the benchmark corpus 66% of the
-    updates land in rows 0..7 and 19% in rows 8..15); deeper positions use a branch-free
-    binary search.
-    """
-    cdef Py_ssize_t base = 0
-    cdef Py_ssize_t half
-    cdef Py_ssize_t c
-    while n >= 8 and base < 16:
-        c = ff_below8(a + 2 * base, price)
-        if c < 8:
-            return base + c
-        base += 8
-        n -= 8
-    if n == 0:
-        return base
-    while n > 1:
-        half = n >> 1
-        base += half & -(<Py_ssize_t>(a[2 * (base + half)] < price))
-        n -= half
-    return base + (a[2 * base] < price)
+    """First row whose price >= price (ascending side): ``ff_lower`` (_bookops.h)."""
+    return ff_lower(a, n, price, 0)
 
 
 cdef inline Py_ssize_t lower_desc(const double* a, Py_ssize_t n, double price) noexcept nogil:
-    """First row whose price <= price (descending side); see ``lower_asc``."""
-    cdef Py_ssize_t base = 0
-    cdef Py_ssize_t half
-    cdef Py_ssize_t c
-    while n >= 8 and base < 16:
-        c = ff_above8(a + 2 * base, price)
-        if c < 8:
-            return base + c
-        base += 8
-        n -= 8
-    if n == 0:
-        return base
-    while n > 1:
-        half = n >> 1
-        base += half & -(<Py_ssize_t>(a[2 * (base + half)] > price))
-        n -= half
-    return base + (a[2 * base] > price)
+    """First row whose price <= price (descending side): ``ff_lower`` (_bookops.h)."""
+    return ff_lower(a, n, price, 1)
 
 
 cdef inline double* top(double* base, Py_ssize_t n, Py_ssize_t cap, bint front) noexcept nogil:
@@ -353,28 +252,23 @@ cdef inline double* top(double* base, Py_ssize_t n, Py_ssize_t cap, bint front) 
 cdef inline Py_ssize_t upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
                               double price, double amount, bint front) noexcept nogil:
     """Set ``amount`` at row i from the top (which holds ``price``) or insert a row there.
-    New count. End-anchored: the ``i`` better rows move (toward the front), not the
-    ``n - i`` worse ones; a full side (``n == cap``) is anchored at both ends: the rows
-    after ``i`` move back and the worst falls off."""
-    cdef double* a = top(base, n, cap, front)
+    New count. End-anchored (``ff_upsert_end``, _bookops.h): the ``i`` better rows move
+    (toward the front), not the ``n - i`` worse ones; a full side (``n == cap``) is
+    anchored at both ends. Front-anchored (shared memory): the worse rows move."""
+    if not front:
+        return ff_upsert_end(base, n, cap, i, price, amount)
+    cdef double* a = base
     if i < n and a[2 * i] == price:
         if amount == 0.0:
-            if front:
-                memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
-            else:
-                ff_rows_back(a, i)
+            memmove(a + 2 * i, a + 2 * (i + 1), (n - i - 1) * 2 * sizeof(double))
             return n - 1
         a[2 * i + 1] = amount
         return n
     if amount == 0.0 or i >= cap:
         return n            # absent deletion, or worse than a full side: discarded
-    if front or n == cap:
-        if n == cap:
-            n -= 1          # the worst row falls off
-        memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
-    else:
-        a -= 2              # one more row: the top moves one row toward the front
-        ff_rows_fwd(a, i)
+    if n == cap:
+        n -= 1              # the worst row falls off
+    memmove(a + 2 * (i + 1), a + 2 * i, (n - i) * 2 * sizeof(double))
     a[2 * i] = price
     a[2 * i + 1] = amount
     return n + 1
@@ -425,6 +319,44 @@ cdef inline Py_ssize_t crossed_rows(const double* a, Py_ssize_t n, double price,
         while k < n and a[2 * k] <= price:
             k += 1
     return k
+
+
+cdef inline Py_ssize_t apply_front(double* ab, Py_ssize_t* pna, double* bb, Py_ssize_t* pnb,
+                                   Py_ssize_t cap, const Level* asks, Py_ssize_t n_asks,
+                                   const Level* bids, Py_ssize_t n_bids) noexcept nogil:
+    """``ff_apply_end`` (_bookops.h) for a front-anchored book (shared memory): the levels
+    of one increment, asks then bids, with crossing; the counts updated. Crossed levels
+    removed."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t k
+    cdef Py_ssize_t crossed = 0
+    cdef double price
+    cdef double amount
+    # The loops work on locals: the row stores (double) could alias the counts as far as
+    # the compiler knows, which would reload them after every store.
+    cdef Py_ssize_t na = pna[0]
+    cdef Py_ssize_t nb = pnb[0]
+    for i in range(n_asks):
+        price = asks[i].price
+        amount = asks[i].amount
+        k = lower_asc(ab, na, price)
+        na = upsert(ab, na, cap, k, price, amount, True)
+        if amount != 0.0 and nb > 0 and bb[0] >= price:
+            k = crossed_rows(bb, nb, price, True)
+            crossed += k
+            nb = drop_front(bb, nb, cap, k, True)
+    for i in range(n_bids):
+        price = bids[i].price
+        amount = bids[i].amount
+        k = lower_desc(bb, nb, price)
+        nb = upsert(bb, nb, cap, k, price, amount, True)
+        if amount != 0.0 and na > 0 and ab[0] <= price:
+            k = crossed_rows(ab, na, price, False)
+            crossed += k
+            na = drop_front(ab, na, cap, k, True)
+    pna[0] = na
+    pnb[0] = nb
+    return crossed
 
 
 cdef inline Py_ssize_t log_upsert(double* base, Py_ssize_t n, Py_ssize_t cap, Py_ssize_t i,
@@ -793,13 +725,11 @@ cdef class Book:
                           Py_ssize_t n_bids, bint clean, int64_t recv_ns) noexcept nogil:
         """Apply one parsed depth message. Returns the number of crossed levels removed.
         Touches no Python object: callable without the GIL (the caller owns the book)."""
-        cdef Py_ssize_t i
         cdef Py_ssize_t k
         cdef Py_ssize_t crossed = 0
         cdef Py_ssize_t cap = self.depth
         cdef bint front = self.front
         cdef double price
-        cdef double amount
         cdef Py_ssize_t m
         if clean:
             self.n_bids = 0
@@ -823,32 +753,12 @@ cdef class Book:
                         k = crossed_rows(ask_top(self), self.n_asks, price, False)
                         crossed += k
                         self.n_asks = drop_front(self.ask, self.n_asks, cap, k, front)
-        # The loops work on locals: the row stores (double) could alias the book's fields
-        # as far as the compiler knows, which would reload them after every store.
-        cdef double* ab = self.ask
-        cdef double* bb = self.bid
-        cdef Py_ssize_t na = self.n_asks
-        cdef Py_ssize_t nb = self.n_bids
-        for i in range(n_asks):
-            price = asks[i].price
-            amount = asks[i].amount
-            k = lower_asc(top(ab, na, cap, front), na, price)
-            na = upsert(ab, na, cap, k, price, amount, front)
-            if amount != 0.0 and nb > 0 and top(bb, nb, cap, front)[0] >= price:
-                k = crossed_rows(top(bb, nb, cap, front), nb, price, True)
-                crossed += k
-                nb = drop_front(bb, nb, cap, k, front)
-        for i in range(n_bids):
-            price = bids[i].price
-            amount = bids[i].amount
-            k = lower_desc(top(bb, nb, cap, front), nb, price)
-            nb = upsert(bb, nb, cap, k, price, amount, front)
-            if amount != 0.0 and na > 0 and top(ab, na, cap, front)[0] <= price:
-                k = crossed_rows(top(ab, na, cap, front), na, price, False)
-                crossed += k
-                na = drop_front(ab, na, cap, k, front)
-        self.n_asks = na
-        self.n_bids = nb
+        if not front:           # end-anchored (private book): _bookops.h
+            crossed += ff_apply_end(self.ask, &self.n_asks, self.bid, &self.n_bids, cap,
+                                    <const double*>asks, n_asks, <const double*>bids, n_bids)
+        else:                   # front-anchored (shared memory)
+            crossed += apply_front(self.ask, &self.n_asks, self.bid, &self.n_bids, cap,
+                                   asks, n_asks, bids, n_bids)
         self.version += 1
         self.recv_ns = recv_ns
         return crossed
