@@ -1,6 +1,6 @@
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self, disjoint_base, final
 
 from ._ring import MirrorRing
 from .protocol import Ticker
@@ -13,6 +13,7 @@ class TickerRing(MirrorRing):
     def __new__(cls, capacity: int = 8192, symbols: list[str] | None = None) -> Self: ...
     def records(self, seq: int = 0) -> list[Ticker]: ...
 
+@final
 @disjoint_base
 class TickerTable:
     @property
