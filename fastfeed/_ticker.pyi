@@ -14,7 +14,6 @@ class TickerRing(MirrorRing):
     def records(self, seq: int = 0) -> list[Ticker]: ...
 
 @final
-@disjoint_base
 class TickerTable:
     @property
     def max_symbols(self) -> int: ...
