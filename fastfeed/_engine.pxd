@@ -3,7 +3,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from fastfeed._book cimport Book
 from fastfeed._events cimport EventRing
 from fastfeed._inflate cimport Inflater
-from fastfeed._parse cimport M_COUNT, Parser, uchar
+from fastfeed._parse cimport M_COUNT, Parser, Trade, uchar
 from fastfeed._ring cimport TradeRing
 from fastfeed._shm cimport ShmWriter
 from fastfeed._ticker cimport TickerRing, TickerTable
@@ -22,11 +22,6 @@ cdef struct SymSlot:
     uchar name[32]
 
 
-cdef struct TradeFp:
-    int64_t id
-    uint64_t fp                    # hash of time, price, amount, side (trade_fp)
-
-
 cdef struct DriftC:                # one drift_log entry (DriftRecord once read)
     int64_t seq
     int64_t recv_ns
@@ -36,8 +31,8 @@ cdef struct DriftC:                # one drift_log entry (DriftRecord once read)
     int64_t changed
 
 
-cdef struct Dedup:                 # per symbol: the newest stored trades' fingerprints
-    TradeFp* buf                   # NULL until the first trade; grows up to the window
+cdef struct Dedup:                 # per symbol: the newest stored trades, whole
+    Trade* buf                     # NULL until the first trade; grows up to the window
     int64_t hi                     # highest id in buf (-1: empty)
     int64_t last                   # id of the last stored trade (-1: none)
     int32_t cap                    # entries allocated

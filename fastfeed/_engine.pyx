@@ -79,51 +79,41 @@ cdef extern from "_fastnum.h":
     bint ff_symeq(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil
 
 
-cdef inline uint64_t dbits(double x) noexcept nogil:
-    cdef uint64_t u
-    x = x + 0.0                                     # -0.0 -> 0.0: equal values, equal bits
-    memcpy(&u, &x, sizeof(double))
-    return u
+cdef inline bint same_trade(const Trade* a, const Trade* b) noexcept nogil:
+    """The same trade: id, time, price, amount and side all equal (section 4; values
+    compared as numbers, so -0.0 == 0.0, as the reference's tuple comparison does)."""
+    return (a.id == b.id and a.price == b.price and a.amount == b.amount
+            and a.time == b.time and a.side == b.side)
 
 
-cdef inline uint64_t trade_fp(const Trade* t) noexcept nogil:
-    """Fingerprint of a trade's content besides its id (time, price, amount, side): each
-    field multiplied by its own odd constant and rotated apart. Only ever compared for
-    equality (never hashed into a table): a final mix (a bijection) would change nothing."""
-    cdef uint64_t p = dbits(t.price) * 0x9E3779B97F4A7C15ULL
-    cdef uint64_t a = dbits(t.amount) * 0xC2B2AE3D27D4EB4FULL
-    cdef uint64_t s = <uint64_t>(<int64_t>t.side + 2) * 0x165667B19E3779F9ULL
-    return dbits(t.time) ^ ((p << 21) | (p >> 43)) ^ ((a << 42) | (a >> 22)) ^ s
-
-
-cdef inline bint dedup_find(const Dedup* d, int64_t tid, uint64_t fp,
-                            int32_t window) noexcept nogil:
-    """Is (tid, fp) remembered? Searched newest first: a replay repeats recent trades."""
+cdef inline bint dedup_find(const Dedup* d, const Trade* t, int32_t window) noexcept nogil:
+    """Is this trade (its id and its whole content) remembered? Searched newest first: a
+    replay repeats recent trades. Whole trades, not a hash of them: two different trades
+    with one id must never pass for each other (a correction would be dropped)."""
     cdef Py_ssize_t k = d.head if d.n == window else d.n     # one past the newest entry
     cdef Py_ssize_t left = d.n
     while left > 0:
         k = k - 1 if k > 0 else d.n - 1                      # (wraps only when full)
-        if d.buf[k].id == tid and d.buf[k].fp == fp:
+        if same_trade(&d.buf[k], t):
             return True
         left -= 1
     return False
 
 
-cdef inline void dedup_add(Dedup* d, int64_t tid, uint64_t fp, int32_t window) noexcept nogil:
+cdef inline void dedup_add(Dedup* d, const Trade* t, int32_t window) noexcept nogil:
     """Remember a stored trade (room reserved by ``Engine._dedup_reserve``); once the
     window is full the oldest entry goes."""
     cdef int64_t gone
     cdef Py_ssize_t k
+    cdef int64_t tid = t.id
     if d.n < window:
-        d.buf[d.n].id = tid
-        d.buf[d.n].fp = fp
+        d.buf[d.n] = t[0]
         d.n += 1
         if tid > d.hi:
             d.hi = tid
         return
     gone = d.buf[d.head].id
-    d.buf[d.head].id = tid
-    d.buf[d.head].fp = fp
+    d.buf[d.head] = t[0]
     d.head += 1
     if d.head == window:
         d.head = 0
@@ -314,7 +304,6 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
     first (section 4)."""
     cdef Py_ssize_t i
     cdef const Trade* t
-    cdef uint64_t fp
     cdef Dedup* d = &self.dedup[idx]
     cdef int32_t window = <int32_t>self.trade_dedup_window
     cdef TradeRing ring = self.trades
@@ -334,9 +323,8 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
     while i >= 0:           # oldest first
         t = &ps.trades[i]
         i -= 1
-        fp = trade_fp(t)
         if t.id <= d.hi:    # not above every remembered id: look it up
-            if dedup_find(d, t.id, fp, window):
+            if dedup_find(d, t, window):
                 self.dup_trades += 1
                 if ps.clean:
                     self.replayed_trades += 1
@@ -351,7 +339,7 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
         if log is not None:
             log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
-        dedup_add(d, t.id, fp, window)
+        dedup_add(d, t, window)
         d.last = t.id
     ring.count = count
     return 0
@@ -615,7 +603,7 @@ cdef class Engine:
         that a failed allocation changes nothing."""
         cdef Py_ssize_t need = d.n + k
         cdef Py_ssize_t cap
-        cdef TradeFp* buf
+        cdef Trade* buf
         if need > self.trade_dedup_window:
             need = self.trade_dedup_window
         if need <= d.cap:
@@ -625,7 +613,7 @@ cdef class Engine:
             cap = need
         if cap > self.trade_dedup_window:
             cap = self.trade_dedup_window
-        buf = <TradeFp*>realloc(d.buf, cap * sizeof(TradeFp))
+        buf = <Trade*>realloc(d.buf, cap * sizeof(Trade))
         if buf == NULL:
             raise MemoryError()
         d.buf = buf

@@ -8,6 +8,7 @@ shared-memory tests are compiled only. Rules: docs/engine-semantics.md sections 
 from __future__ import annotations
 
 import random
+import struct
 import time
 from typing import Any
 
@@ -134,6 +135,47 @@ def test_same_id_other_content_is_not_a_duplicate(engine_cls: Any, field: str) -
     assert ids(eng) == [5, 5]
     assert eng.stats["dropped_trades"] == {"replayed": 0, "duplicate": 2}
     assert eng.stats["out_of_order_trades"] == 1
+
+
+def _old_fingerprint_twin(time_s: float, price: float, bit: int) -> tuple[float, float]:
+    """(time, price) of a trade whose content differs from (time_s, price) but which the
+    engine's former 64-bit fingerprint (time ^ rotl21(price * C1) ^ ...) matched: the price
+    with one mantissa bit flipped, the time's bits XORed with the fingerprint's change."""
+
+    def bits(x: float) -> int:
+        return int(struct.unpack("<Q", struct.pack("<d", x))[0])
+
+    def double(u: int) -> float:
+        return float(struct.unpack("<d", struct.pack("<Q", u & (1 << 64) - 1))[0])
+
+    mask = (1 << 64) - 1
+    c1 = 0x9E3779B97F4A7C15
+
+    def rot(p: float) -> int:
+        v = bits(p) * c1 & mask
+        return (v << 21 | v >> 43) & mask
+
+    price2 = double(bits(price) ^ 1 << bit)
+    return double(bits(time_s) ^ rot(price) ^ rot(price2)), price2
+
+
+@pytest.mark.parametrize("bit", [43, 47, 50])
+def test_same_id_other_content_with_a_colliding_fingerprint_is_stored(engine_cls: Any, bit: int) -> None:
+    """Regression: the engine once compared an id and a 64-bit hash of the rest, so a
+    different trade built to hash alike (here a price and a time) passed for a duplicate
+    and was dropped. Two trades are duplicates only when every field is equal."""
+    time2, price2 = _old_fingerprint_twin(1716000000.5, 11687.04, bit)
+    assert price2 > 0 and 1e9 < time2 < 1e10  # a plausible trade, its time too
+    eng = engine_cls()
+    push(eng, False, "S", [5], price="11687.04", amount="0.1", time=1716000000.5, side="sell")
+    push(eng, False, "S", [5], price=repr(price2), amount="0.1", time=time2, side="sell")
+    rows = eng.trades.latest()
+    assert rows["id"].tolist() == [5, 5]
+    assert rows["price"].tolist() == [11687.04, price2]
+    assert rows["time"].tolist() == [1716000000.5, time2]
+    assert eng.stats["duplicate_trades"] == 0
+    push(eng, True, "S", [5], price=repr(price2), amount="0.1", time=time2, side="sell")
+    assert eng.stats["dropped_trades"] == {"replayed": 1, "duplicate": 0}
 
 
 def test_equal_values_in_other_spellings_are_duplicates(engine_cls: Any) -> None:
