@@ -32,7 +32,10 @@ cdef struct DriftC:                # one drift_log entry (DriftRecord once read)
 
 
 cdef struct Dedup:                 # per symbol: the newest stored trades, whole
-    Trade* buf                     # NULL until the first trade; grows up to the window
+    # ids: what a lookup scans; buf: the trades in the same slots, compared on an id match;
+    # both NULL until the first trade, then grow up to the window
+    int64_t* ids
+    Trade* buf
     int64_t hi                     # highest id in buf (-1: empty)
     int64_t last                   # id of the last stored trade (-1: none)
     int32_t cap                    # entries allocated

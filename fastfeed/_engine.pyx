@@ -88,13 +88,15 @@ cdef inline bint same_trade(const Trade* a, const Trade* b) noexcept nogil:
 
 cdef inline bint dedup_find(const Dedup* d, const Trade* t, int32_t window) noexcept nogil:
     """Is this trade (its id and its whole content) remembered? Searched newest first: a
-    replay repeats recent trades. Whole trades, not a hash of them: two different trades
+    replay repeats recent trades. The scan reads the ids only (8 bytes a slot); a trade is
+    compared whole on an id match. Whole trades, not a hash of them: two different trades
     with one id must never pass for each other (a correction would be dropped)."""
     cdef Py_ssize_t k = d.head if d.n == window else d.n     # one past the newest entry
     cdef Py_ssize_t left = d.n
+    cdef int64_t tid = t.id
     while left > 0:
         k = k - 1 if k > 0 else d.n - 1                      # (wraps only when full)
-        if same_trade(&d.buf[k], t):
+        if d.ids[k] == tid and same_trade(&d.buf[k], t):
             return True
         left -= 1
     return False
@@ -107,12 +109,14 @@ cdef inline void dedup_add(Dedup* d, const Trade* t, int32_t window) noexcept no
     cdef Py_ssize_t k
     cdef int64_t tid = t.id
     if d.n < window:
+        d.ids[d.n] = tid
         d.buf[d.n] = t[0]
         d.n += 1
         if tid > d.hi:
             d.hi = tid
         return
-    gone = d.buf[d.head].id
+    gone = d.ids[d.head]
+    d.ids[d.head] = tid
     d.buf[d.head] = t[0]
     d.head += 1
     if d.head == window:
@@ -122,8 +126,8 @@ cdef inline void dedup_add(Dedup* d, const Trade* t, int32_t window) noexcept no
     elif gone == d.hi:          # the highest id left the window: find the new highest
         d.hi = -1
         for k in range(d.n):
-            if d.buf[k].id > d.hi:
-                d.hi = d.buf[k].id
+            if d.ids[k] > d.hi:
+                d.hi = d.ids[k]
 
 
 cdef str _symbol_name(object symbol):
@@ -501,6 +505,7 @@ cdef class Engine:
         free(self._bookp)
         if self.dedup != NULL:
             for i in range(self.dedup_cap):
+                free(self.dedup[i].ids)
                 free(self.dedup[i].buf)
             free(self.dedup)
 
@@ -551,6 +556,7 @@ cdef class Engine:
                 raise MemoryError()
             self.dedup = d
             for i in range(self.dedup_cap, self.dedup_cap * 2):
+                self.dedup[i].ids = NULL
                 self.dedup[i].buf = NULL
                 self.dedup[i].cap = 0
                 self.dedup[i].n = 0
@@ -604,6 +610,7 @@ cdef class Engine:
         cdef Py_ssize_t need = d.n + k
         cdef Py_ssize_t cap
         cdef Trade* buf
+        cdef int64_t* ids
         if need > self.trade_dedup_window:
             need = self.trade_dedup_window
         if need <= d.cap:
@@ -613,6 +620,12 @@ cdef class Engine:
             cap = need
         if cap > self.trade_dedup_window:
             cap = self.trade_dedup_window
+        # each array is kept as soon as it has grown (realloc may move it): if the second
+        # fails, the first is merely larger than cap says, and nothing else changed
+        ids = <int64_t*>realloc(d.ids, cap * sizeof(int64_t))
+        if ids == NULL:
+            raise MemoryError()
+        d.ids = ids
         buf = <Trade*>realloc(d.buf, cap * sizeof(Trade))
         if buf == NULL:
             raise MemoryError()
