@@ -101,18 +101,9 @@ FF_INLINE __m128i ff_tr_gather(const unsigned char *w, uint64_t e, uint64_t d, u
  * of digits, then the two octets of each number (high * 10**8 + low). */
 FF_INLINE __m128i ff_tr_conv16x2(__m128i x, __m128i y)
 {
-    const __m128i zero = _mm_set1_epi8('0'), ten = _mm_set1_epi16(10), low = _mm_set1_epi16(0xFF);
-    const __m128i c100 = _mm_set1_epi32(100 + (1 << 16)), c10000 = _mm_set1_epi32(10000 + (1 << 16));
-    x = _mm_subs_epu8(x, zero);
-    y = _mm_subs_epu8(y, zero);
-    /* 16-bit lanes d0 + 256 d1 -> 10 d0 + d1 (the 2560 d1 is cut off by the mask) */
-    x = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(x, ten), _mm_srli_epi16(x, 8)), low);
-    y = _mm_and_si128(_mm_add_epi16(_mm_mullo_epi16(y, ten), _mm_srli_epi16(y, 8)), low);
-    x = _mm_madd_epi16(x, c100); /* 4 digits per 32 bits, <= 9999 */
-    y = _mm_madd_epi16(y, c100);
-    /* 8 digits per 32 bits: (x high, x low, y high, y low) */
-    x = _mm_madd_epi16(_mm_packs_epi32(x, y), c10000);
-    return _mm_add_epi64(_mm_mul_epu32(x, _mm_set1_epi64x(100000000)), _mm_srli_epi64(x, 32));
+    /* 8 digits per 32 bits: (x high, x low, y high, y low), as for levels (ff_conv8x4) */
+    __m128i v = ff_conv8x4(x, y);
+    return _mm_add_epi64(_mm_mul_epu32(v, _mm_set1_epi64x(100000000)), _mm_srli_epi64(v, 32));
 }
 
 /* One trade object at p (at its '{'), see the top of this file: stores its fields and

@@ -334,15 +334,15 @@ def test_symbol_bytes_and_lengths() -> None:
     assert taken > 500
 
 
-def test_level_reader_differential_fuzz(tmp_path: Path) -> None:
-    """fuzz/levels_fuzz.c: _fastnum.h compiled on its own (ASan + UBSan when the compiler has
-    them), a fixed-seed run of random levels in exact-size buffers; every level the window
-    reader takes equals the number-by-number path and strtod() bit for bit."""
+def run_fuzzer(name: str, tmp_path: Path, *args: str) -> str:
+    """Build ``fuzz/NAME.c`` against the headers in fastfeed/ (ASan + UBSan when the compiler
+    has them; skip without a C compiler), run it with ``args`` and return its output, after
+    asserting it exited cleanly."""
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     if not cc or shutil.which(cc[0]) is None:
         pytest.skip("no C compiler")
-    exe = tmp_path / "levels_fuzz"
-    base = [*cc, "-O1", "-g", "-I", str(ROOT / "fastfeed"), str(ROOT / "fuzz" / "levels_fuzz.c")]
+    exe = tmp_path / name
+    base = [*cc, "-O1", "-g", "-I", str(ROOT / "fastfeed"), str(ROOT / "fuzz" / f"{name}.c")]
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     for flags in (san, []):  # sanitizers if the toolchain has them
         r = subprocess.run([*base, *flags, "-o", str(exe)], capture_output=True, timeout=300)
@@ -352,9 +352,17 @@ def test_level_reader_differential_fuzz(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # its own ASan runtime
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
     env["UBSAN_OPTIONS"] = "print_stacktrace=1"
-    run = subprocess.run([str(exe), "20261126", "300000"], capture_output=True, timeout=600, env=env)
+    run = subprocess.run([str(exe), *args], capture_output=True, timeout=600, env=env)
     out = run.stdout.decode()
     assert run.returncode == 0, out + run.stderr.decode(errors="replace")
+    return out
+
+
+def test_level_reader_differential_fuzz(tmp_path: Path) -> None:
+    """fuzz/levels_fuzz.c: _fastnum.h compiled on its own (ASan + UBSan when the compiler has
+    them), a fixed-seed run of random levels in exact-size buffers; every level the window
+    reader takes equals the number-by-number path and strtod() bit for bit."""
+    out = run_fuzzer("levels_fuzz", tmp_path, "20261126", "300000")
     m = re.search(r"taken (\d+) refused (\d+)", out)
     if m is None:
         assert "no level reader" in out, out

@@ -13,18 +13,14 @@ allow (<= 16 digits, mantissa <= 2**53, price > 0) is taken.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shlex
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
-from test_fast_levels import GUARD_BOTH
+from test_fast_levels import GUARD_BOTH, run_fuzzer
 from test_fastpath import bits, check_text
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
@@ -277,23 +273,7 @@ def test_trade_reader_differential_fuzz(tmp_path: Path) -> None:
     """fuzz/trades_fuzz.c: _fasttrade.h compiled on its own (ASan + UBSan when the compiler
     has them), a fixed-seed run of random trades in exact-size buffers; every trade the
     reader takes equals the key-by-key readers and strtod() bit for bit."""
-    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    if not cc or shutil.which(cc[0]) is None:
-        pytest.skip("no C compiler")
-    exe = tmp_path / "trades_fuzz"
-    base = [*cc, "-O1", "-g", "-I", str(ROOT / "fastfeed"), str(ROOT / "fuzz" / "trades_fuzz.c")]
-    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-    for flags in (san, []):  # sanitizers if the toolchain has them
-        r = subprocess.run([*base, *flags, "-o", str(exe)], capture_output=True, timeout=300)
-        if r.returncode == 0:
-            break
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # its own ASan runtime
-    env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
-    env["UBSAN_OPTIONS"] = "print_stacktrace=1"
-    run = subprocess.run([str(exe), "20261126", "300000"], capture_output=True, timeout=600, env=env)
-    out = run.stdout.decode()
-    assert run.returncode == 0, out + run.stderr.decode(errors="replace")
+    out = run_fuzzer("trades_fuzz", tmp_path, "20261126", "300000")
     m = re.search(r"taken (\d+) refused (\d+)", out)
     if m is None:
         assert "no trade reader" in out, out
