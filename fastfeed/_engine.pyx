@@ -77,6 +77,7 @@ cdef extern from "_fastnum.h":
     # symbol-name hash for the open-addressing table (word at a time; see _fastnum.h)
     uint64_t ff_symhash(const uchar* p, Py_ssize_t n) noexcept nogil
     bint ff_symeq(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil
+    void ff_prefetch_span(const uchar* p, size_t n) noexcept nogil
 
 
 cdef inline bint same_trade(const Trade* a, const Trade* b) noexcept nogil:
@@ -204,6 +205,7 @@ cdef inline int _decode(Engine self, void* ps, const uchar* data, Py_ssize_t siz
     if text:
         if <size_t>size > self.max_frame:
             return D_TEXT_TOO_LARGE
+        ff_prefetch_span(data, <size_t>size)        # (Inflater.run does it for zlib)
         js[0] = data
         jn[0] = size
     else:

@@ -36,6 +36,7 @@ from fastfeed._deflate cimport (
     libdeflate_zlib_decompress_ex,
     libdeflate_result,
 )
+
 from fastfeed._ffinflate cimport FF_NOSPACE, FF_OK, ff_inflate, ff_tables, ff_tables_init
 from fastfeed._isal cimport (
     FASTFEED_HAVE_ISAL,
@@ -60,6 +61,9 @@ from fastfeed._zlib cimport (
     inflateReset,
     zlibVersion,
 )
+
+cdef extern from "_fastnum.h":
+    void ff_prefetch_span(const unsigned char* p, size_t n) noexcept nogil
 
 from fastfeed.errors import EngineBusy, FrameTooLarge, InflateError
 
@@ -186,6 +190,7 @@ cdef class Inflater:
         cdef int rc
         self.frames += 1
         self.out_len = 0
+        ff_prefetch_span(data, size)
         if size == 0:
             rc = INF_EMPTY
         elif self.kind == B_BUILTIN:
