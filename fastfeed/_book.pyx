@@ -432,6 +432,26 @@ def book_frame(bids, asks, symbol=None, version=None, recv_ns=None, live=None,
     return df
 
 
+cdef inline Py_ssize_t _drift_tally(Book book, ff_walk* b, ff_walk* a,
+                                    Py_ssize_t* counts) noexcept nogil:
+    """Walk a snapshot's rows against the rows they replace (``b`` and ``a``, set up by
+    ``ff_walk_init``), set ``counts`` = [missing, extra, changed] and update the book's
+    drift counters; returns the levels that differ."""
+    cdef Py_ssize_t total
+    counts[0] = 0
+    counts[1] = 0
+    counts[2] = 0
+    ff_drift_walk(b, a)
+    ff_drift_end(b, 1, counts)
+    ff_drift_end(a, 0, counts)
+    total = counts[0] + counts[1] + counts[2]
+    book.drift_checks += 1
+    book.last_drift = total
+    if total:
+        book.drifts += 1
+    return total
+
+
 cdef class Book:
     """The order book of one symbol.
 
@@ -592,12 +612,8 @@ cdef class Book:
         """Compare the rows saved by ``save_rows`` (the book a snapshot replaced) with the
         current rows; ``counts`` = [missing, extra, changed] (set, not added to). Updates
         ``drift_checks`` / ``drifts`` / ``last_drift``; returns the levels that differ."""
-        cdef Py_ssize_t total
         cdef ff_walk b
         cdef ff_walk a
-        counts[0] = 0
-        counts[1] = 0
-        counts[2] = 0
         # Over the prices both sides cover (from the best down to the worse of the two
         # last rows): a walk stops when either side runs out, and the rows of the other
         # left then are exactly those beyond them (a row is passed only once every better
@@ -605,15 +621,7 @@ cdef class Book:
         # it counts. An empty side covers nothing: its walk stops at once.
         ff_walk_init(&b, old, old_bids, bid_top(self), self.n_bids)
         ff_walk_init(&a, old + 2 * self.depth, old_asks, ask_top(self), self.n_asks)
-        ff_drift_walk(&b, &a)
-        ff_drift_end(&b, 1, counts)
-        ff_drift_end(&a, 0, counts)
-        total = counts[0] + counts[1] + counts[2]
-        self.drift_checks += 1
-        self.last_drift = total
-        if total:
-            self.drifts += 1
-        return total
+        return _drift_tally(self, &b, &a, counts)
 
     cdef Py_ssize_t drift_snapshot(self, const Level* asks, Py_ssize_t n_asks,
                                    const Level* bids, Py_ssize_t n_bids, int64_t recv_ns,
@@ -647,14 +655,9 @@ cdef class Book:
             return -1
         if sb[0] >= sa[0]:
             return -1                   # crossed: apply removes asks (the general path)
-        counts[0] = 0
-        counts[1] = 0
-        counts[2] = 0
         ff_walk_init(&b, bid_top(self), self.n_bids, sb, mb)
         ff_walk_init(&a, ask_top(self), self.n_asks, sa, ma)
-        ff_drift_walk(&b, &a)
-        ff_drift_end(&b, 1, counts)
-        ff_drift_end(&a, 0, counts)
+        total = _drift_tally(self, &b, &a, counts)
         self.n_bids = mb
         self.n_asks = ma
         memcpy(bid_top(self), sb, <size_t>mb * 2 * sizeof(double))
@@ -663,11 +666,6 @@ cdef class Book:
         self.stale_since = 0
         self.version += 1
         self.recv_ns = recv_ns
-        total = counts[0] + counts[1] + counts[2]
-        self.drift_checks += 1
-        self.last_drift = total
-        if total:
-            self.drifts += 1
         return total
 
     cdef Py_ssize_t _apply_logged(self, const Level* asks, Py_ssize_t n_asks,

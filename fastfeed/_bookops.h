@@ -279,6 +279,40 @@ static inline Py_ssize_t ff_crossed_end(const double *base, Py_ssize_t n, Py_ssi
     return k;
 }
 
+/* One side's levels of an increment, in message order, applied to the end-anchored side
+ * (rows *pn, updated; desc: the bid side), each level that is not a deletion then removing
+ * the rows of the other side (rows *po) it crosses. Returns the number removed. Inlined
+ * into ff_apply_end with a constant desc. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+static inline Py_ssize_t ff_apply_side_end(double *side, Py_ssize_t *pn, double *other,
+                                           Py_ssize_t *po, Py_ssize_t cap, const double *lv,
+                                           Py_ssize_t n_lv, int desc)
+{
+    Py_ssize_t n = *pn, no = *po, crossed = 0, j, i, k;
+    double price, amount, top;
+    int scan = cap >= 16;
+    for (j = 0; j < n_lv; j++) {
+        price = lv[2 * j];
+        amount = lv[2 * j + 1];
+        i = scan ? ff_lower_end(side, n, cap, price, desc)
+                 : ff_lower(side + 2 * (cap - n), n, price, desc);
+        n = ff_upsert_end(side, n, cap, i, price, amount);
+        /* the crossing test without a branch until it holds (rarely): & not &&, and an
+         * empty side's top read as its last row */
+        top = other[2 * (cap - no - (no == 0))];
+        if (FF_BK_UNLIKELY((amount != 0.0) & (no > 0) & (desc ? top <= price : top >= price))) {
+            k = ff_crossed_end(other, no, cap, price, !desc);
+            crossed += k;
+            no -= k;
+        }
+    }
+    *pn = n;
+    *po = no;
+    return crossed;
+}
+
 /* One increment's levels (asks, then bids, each in message order: section 3 of
  * docs/engine-semantics.md) applied to an end-anchored book whose sides hold *pna / *pnb
  * rows (updated). Returns the number of crossed levels removed (the best k rows of an
@@ -288,37 +322,9 @@ static inline Py_ssize_t ff_apply_end(double *ab, Py_ssize_t *pna, double *bb,
                                       Py_ssize_t n_asks, const double *bids,
                                       Py_ssize_t n_bids)
 {
-    Py_ssize_t na = *pna, nb = *pnb, crossed = 0, j, i, k;
-    double price, amount;
-    int scan = cap >= 16;
-    for (j = 0; j < n_asks; j++) {
-        price = asks[2 * j];
-        amount = asks[2 * j + 1];
-        i = scan ? ff_lower_end(ab, na, cap, price, 0)
-                 : ff_lower(ab + 2 * (cap - na), na, price, 0);
-        na = ff_upsert_end(ab, na, cap, i, price, amount);
-        /* the crossing test without a branch until it holds (rarely): & not &&, and an
-         * empty side's top read as its last row */
-        if (FF_BK_UNLIKELY((amount != 0.0) & (nb > 0)
-                           & (bb[2 * (cap - nb - (nb == 0))] >= price))) {
-            k = ff_crossed_end(bb, nb, cap, price, 1);
-            crossed += k;
-            nb -= k;
-        }
-    }
-    for (j = 0; j < n_bids; j++) {
-        price = bids[2 * j];
-        amount = bids[2 * j + 1];
-        i = scan ? ff_lower_end(bb, nb, cap, price, 1)
-                 : ff_lower(bb + 2 * (cap - nb), nb, price, 1);
-        nb = ff_upsert_end(bb, nb, cap, i, price, amount);
-        if (FF_BK_UNLIKELY((amount != 0.0) & (na > 0)
-                           & (ab[2 * (cap - na - (na == 0))] <= price))) {
-            k = ff_crossed_end(ab, na, cap, price, 0);
-            crossed += k;
-            na -= k;
-        }
-    }
+    Py_ssize_t na = *pna, nb = *pnb, crossed;  /* (locals: kept in registers) */
+    crossed = ff_apply_side_end(ab, &na, bb, &nb, cap, asks, n_asks, 0);
+    crossed += ff_apply_side_end(bb, &nb, ab, &na, cap, bids, n_bids, 1);
     *pna = na;
     *pnb = nb;
     return crossed;

@@ -19,51 +19,18 @@
  *   build/levels_fuzz SEED ITERATIONS
  * prints ``taken N refused M`` and exits 0, or prints the first disagreement and exits 1.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/types.h>
-typedef ssize_t Py_ssize_t;
+#include "fuzz_common.h"
 #include "_fastnum.h"
-
-static unsigned long long state;
-
-static unsigned rnd(unsigned n)
-{
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return (unsigned)(state % n);
-}
-
-/* a number text into o (at most 60 bytes); returns its length */
-static int gen_num(char *o)
-{
-    int ni = rnd(4) ? (int)rnd(10) : (int)rnd(21), nf = rnd(3) ? (int)rnd(10) : (int)rnd(21);
-    int k = 0, i, kind = (int)rnd(5);
-    for (i = 0; i < ni; i++)
-        o[k++] = kind == 0 ? '0' : kind == 1 ? '9' : (i == 0 && rnd(3) == 0) ? '0' : (char)('0' + rnd(10));
-    if (rnd(4)) {
-        o[k++] = '.';
-        for (i = 0; i < nf; i++)
-            o[k++] = kind == 0 ? (rnd(4) ? '0' : (char)('0' + rnd(10))) : kind == 1 ? '9' : (char)('0' + rnd(10));
-    }
-    if (rnd(50) == 0)
-        o[k++] = "eE+-.x \"1"[rnd(9)];
-    if (rnd(80) == 0 && k)
-        o[rnd((unsigned)k)] = "eE+-.x \"\\[],"[rnd(12)];
-    return k;
-}
 
 int main(int argc, char **argv)
 {
 #if FF_LEVEL32
     long iterations = argc > 2 ? atol(argv[2]) : 1000000, it, taken = 0, refused = 0;
     static unsigned char buf[256];
-    state = 0x9E3779B97F4A7C15ULL ^ (unsigned long long)(argc > 1 ? atoll(argv[1]) : 1);
+    seed(argc, argv);
     for (it = 0; it < iterations; it++) {
         char a[64], b[64], t1[64], t2[64];
-        int la = gen_num(a), lb = gen_num(b), k = 8, end, last = 0;
+        int la = gen_number(a, 10, 4), lb = gen_number(b, 10, 4), k = 8, end, last = 0;
         double out[2] = {0, 0}, out2[2] = {0, 0}, s1, s2;
         unsigned char *m, *p;
         const unsigned char *q;

@@ -26,52 +26,27 @@
  *   build/trades_fuzz SEED ITERATIONS
  * prints ``taken N refused M`` and exits 0, or prints the first disagreement and exits 1.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/types.h>
-typedef ssize_t Py_ssize_t;
+#include "fuzz_common.h"
 #include "_fasttrade.h"
 
-static unsigned long long state;
-
-static unsigned rnd(unsigned n)
+/* a number text into o (at most 60 bytes); returns its length: half of them as the
+ * exchange sends them (1..10 integer digits without a leading zero, 0..8 fraction digits),
+ * the others from gen_number */
+static int gen_num(char *o, unsigned point_odds)
 {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return (unsigned)(state % n);
-}
-
-/* a number text into o (at most 60 bytes); returns its length */
-static int gen_num(char *o, int point_odds)
-{
-    int ni = rnd(4) ? (int)rnd(12) : (int)rnd(21), nf = rnd(3) ? (int)rnd(10) : (int)rnd(21);
-    int k = 0, i, kind = (int)rnd(5);
-    if (rnd(2)) { /* half of them as the exchange sends them: 1..10 and 0..8 digits */
-        ni = 1 + (int)rnd(10);
-        nf = (int)rnd(9);
-        o[k++] = (char)('1' + rnd(9));
-        for (i = 1; i < ni; i++)
-            o[k++] = (char)('0' + rnd(10));
-        if (nf && rnd(point_odds)) {
-            o[k++] = '.';
-            for (i = 0; i < nf; i++)
-                o[k++] = (char)('0' + rnd(10));
-        }
-        return k;
-    }
-    for (i = 0; i < ni; i++)
-        o[k++] = kind == 0 ? '0' : kind == 1 ? '9' : (i == 0 && rnd(3) == 0) ? '0' : (char)('1' + rnd(9));
-    if (rnd(point_odds)) {
+    int ni, nf, k = 0, i;
+    if (rnd(2))
+        return gen_number(o, 12, point_odds);
+    ni = 1 + (int)rnd(10);
+    nf = (int)rnd(9);
+    o[k++] = (char)('1' + rnd(9));
+    for (i = 1; i < ni; i++)
+        o[k++] = (char)('0' + rnd(10));
+    if (nf && rnd(point_odds)) {
         o[k++] = '.';
         for (i = 0; i < nf; i++)
-            o[k++] = kind == 0 ? (rnd(4) ? '0' : (char)('0' + rnd(10))) : kind == 1 ? '9' : (char)('0' + rnd(10));
+            o[k++] = (char)('0' + rnd(10));
     }
-    if (rnd(50) == 0)
-        o[k++] = "eE+-.x \"1"[rnd(9)];
-    if (rnd(80) == 0 && k)
-        o[rnd((unsigned)k)] = "eE+-.x \"\\[],"[rnd(12)];
     return k;
 }
 
@@ -105,7 +80,7 @@ int main(int argc, char **argv)
     static const char pre[] = "\"params\":[true,[";  /* 16 bytes of the envelope */
     long iterations = argc > 2 ? atol(argv[2]) : 1000000, it, taken = 0, refused = 0;
     static unsigned char buf[512];
-    state = 0x9E3779B97F4A7C15ULL ^ (unsigned long long)(argc > 1 ? atoll(argv[1]) : 1);
+    seed(argc, argv);
     for (it = 0; it < iterations; it++) {
         char idt[64], tt[64], at[64], pt[64], t[64];
         int li, lt, la, lp, k = 16, end, start, amount_first = (int)rnd(4) != 0, buy = (int)rnd(2);

@@ -23,12 +23,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fastpath import bits, check_text
+from test_fastpath import bits, check_text, parse_at_guard_pages
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
 pytestmark = pytest.mark.native
@@ -256,47 +255,7 @@ def test_nothing_read_outside_the_message() -> None:
         )
         texts += [text[:k] for k in range(len(text) - 40, len(text) + 1)]
     texts += [depth([level("1", "2")], [], symbol="S" * k) for k in range(1, 33)]
-    for side in ("end", "start"):
-        proc = subprocess.run(
-            [sys.executable, "-c", GUARD_BOTH, side],
-            input="\n".join("x" + t.hex() for t in texts),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, f"{side}: child died ({proc.returncode}): {proc.stderr[-2000:]}"
-        assert proc.stdout.split() == ["parsed", str(len(texts))]
-
-
-#: test_fastpath's guard script with a choice: the message ends at the PROT_NONE page
-#: ("end") or starts right after one ("start")
-GUARD_BOTH = textwrap.dedent(
-    """
-    import ctypes, mmap, sys
-    from fastfeed._parse import parse_py
-    side = sys.argv[1]
-    texts = [bytes.fromhex(h[1:]) for h in sys.stdin.read().split()]
-    page = mmap.PAGESIZE
-    m = mmap.mmap(-1, 3 * page)
-    buf = (ctypes.c_char * (3 * page)).from_buffer(m)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    guard = 2 * page if side == "end" else 0
-    if libc.mprotect(ctypes.addressof(buf) + guard, page, 0) != 0:
-        sys.exit("mprotect failed")
-    n = 0
-    for t in texts:
-        t = t[:page]
-        at = 2 * page - len(t) if side == "end" else page
-        m[at:at + len(t)] = t
-        view = memoryview(m)[at:at + len(t)]
-        for path in ("fast", "auto", "general"):
-            parse_py(view, path)
-        view.release()
-        n += 1
-    print("parsed", n)
-    """
-)
+    parse_at_guard_pages(texts)
 
 
 #: symbol bytes at the edges of what ff_symbol takes (controls, space, quote, backslash,

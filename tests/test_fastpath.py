@@ -699,23 +699,28 @@ def test_every_prefix_and_every_byte_change(text: bytes) -> None:
         check_text(text[:i] + text[i + 1 :])
 
 
+#: The child of parse_at_guard_pages: each text parsed by every path, placed so that it ends
+#: at a PROT_NONE page ("end") or starts right after one ("start").
 GUARD_SCRIPT = textwrap.dedent(
     """
     import ctypes, mmap, sys
     from fastfeed._parse import parse_py
+    side = sys.argv[1]
     texts = [bytes.fromhex(h[1:]) for h in sys.stdin.read().split()]
     page = mmap.PAGESIZE
-    m = mmap.mmap(-1, 2 * page)
-    buf = (ctypes.c_char * (2 * page)).from_buffer(m)
+    m = mmap.mmap(-1, 3 * page)
+    buf = (ctypes.c_char * (3 * page)).from_buffer(m)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    if libc.mprotect(ctypes.addressof(buf) + page, page, 0) != 0:
+    guard = 2 * page if side == "end" else 0
+    if libc.mprotect(ctypes.addressof(buf) + guard, page, 0) != 0:
         sys.exit("mprotect failed")
     n = 0
     for t in texts:
         t = t[:page]
-        m[page - len(t):page] = t
-        view = memoryview(m)[page - len(t):page]
+        at = 2 * page - len(t) if side == "end" else page
+        m[at:at + len(t)] = t
+        view = memoryview(m)[at:at + len(t)]
         for path in ("fast", "auto", "general"):
             parse_py(view, path)
         view.release()
@@ -725,10 +730,25 @@ GUARD_SCRIPT = textwrap.dedent(
 )
 
 
+def parse_at_guard_pages(texts: list[bytes]) -> None:
+    """Parse every text by every path in a child process, once ending at a PROT_NONE page
+    and once starting right after one: a read outside the message kills the child."""
+    for side in ("end", "start"):
+        proc = subprocess.run(
+            [sys.executable, "-c", GUARD_SCRIPT, side],
+            input="\n".join("x" + t.hex() for t in texts),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, f"{side}: child died ({proc.returncode}): {proc.stderr[-2000:]}"
+        assert proc.stdout.split() == ["parsed", str(len(texts))]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via ctypes: Linux only")
-def test_nothing_read_past_the_end() -> None:
-    """Every prefix (and one-byte changes) of compact frames, placed so that the byte after
-    the message is on a PROT_NONE page: a read past the end kills the child."""
+def test_nothing_read_outside_the_message() -> None:
+    """Every prefix (and one-byte changes) of compact frames, placed against a PROT_NONE
+    page after the message and before it: a read outside the message kills the child."""
     _parse_module()
     import test_fuzz
 
@@ -737,15 +757,7 @@ def test_nothing_read_past_the_end() -> None:
         texts += [text[:k] for k in range(len(text) + 1)]
         texts += [text[:i] + bytes([c]) for i in range(len(text)) for c in b'"0.,]}\\']
     texts += list(test_fuzz.SEEDS)
-    proc = subprocess.run(
-        [sys.executable, "-c", GUARD_SCRIPT],
-        input="\n".join("x" + t.hex() for t in texts),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"child died ({proc.returncode}): {proc.stderr[-2000:]}"
-    assert proc.stdout.split() == ["parsed", str(len(texts))]
+    parse_at_guard_pages(texts)
 
 
 def test_symbol_hash_agrees_between_paths() -> None:
