@@ -31,16 +31,21 @@ cdef struct DriftC:                # one drift_log entry (DriftRecord once read)
     int64_t changed
 
 
-cdef struct Dedup:                 # per symbol: the newest stored trades, whole
-    # ids: what a lookup scans; buf: the trades in the same slots, compared on an id match;
-    # both NULL until the first trade, then grow up to the window
+cdef struct Dedup:                 # per symbol: the newest stored trades (section 4)
+    # An entry is a trade's id (what a lookup scans) and the sequence number of its record
+    # in the trade ring, where the whole trade is compared on an id match. Before the ring
+    # overwrites a record that is still an entry here, the trade is copied to spill (same
+    # slot): those entries are always the oldest ones, ``spilled`` of them. All three
+    # arrays are NULL until the first trade, then grow together up to the window.
     int64_t* ids
-    Trade* buf
-    int64_t hi                     # highest id in buf (-1: empty)
+    int64_t* seqs
+    Trade* spill
+    int64_t hi                     # highest id held (-1: empty)
     int64_t last                   # id of the last stored trade (-1: none)
     int32_t cap                    # entries allocated
     int32_t n                      # entries held (<= window)
     int32_t head                   # once full (n == window): the oldest entry, next to go
+    int32_t spilled                # the oldest entries whose trade is in spill
 
 
 cdef class Engine:

@@ -87,38 +87,53 @@ cdef inline bint same_trade(const Trade* a, const Trade* b) noexcept nogil:
             and a.time == b.time and a.side == b.side)
 
 
-cdef inline bint dedup_find(const Dedup* d, const Trade* t, int32_t window) noexcept nogil:
+cdef inline bint same_record(const TradeRecord* r, const Trade* t) noexcept nogil:
+    """``same_trade`` against a trade ring record."""
+    return (r.id == t.id and r.price == t.price and r.amount == t.amount
+            and r.time == t.time and r.side == t.side)
+
+
+cdef inline bint dedup_find(const Dedup* d, const Trade* t, int32_t window,
+                            const TradeRecord* rbuf, uint64_t rmask, int64_t count,
+                            int64_t rcap) noexcept nogil:
     """Is this trade (its id and its whole content) remembered? Searched newest first: a
-    replay repeats recent trades. The scan reads the ids only (8 bytes a slot); a trade is
-    compared whole on an id match. Whole trades, not a hash of them: two different trades
-    with one id must never pass for each other (a correction would be dropped)."""
+    replay repeats recent trades. The scan reads the ids only; on an id match the whole
+    trade is compared: the ring's record while the ring holds it (``count``: the ring's
+    next sequence number), else the copy in spill. Whole trades, not a hash of them: two
+    different trades with one id must never pass for each other (a correction would be
+    dropped)."""
     cdef Py_ssize_t k = d.head if d.n == window else d.n     # one past the newest entry
     cdef Py_ssize_t left = d.n
     cdef int64_t tid = t.id
+    cdef int64_t s
     while left > 0:
         k = k - 1 if k > 0 else d.n - 1                      # (wraps only when full)
-        if d.ids[k] == tid and same_trade(&d.buf[k], t):
-            return True
+        if d.ids[k] == tid:
+            s = d.seqs[k]
+            if (same_record(&rbuf[<uint64_t>s & rmask], t) if count - s <= rcap
+                    else same_trade(&d.spill[k], t)):
+                return True
         left -= 1
     return False
 
 
-cdef inline void dedup_add(Dedup* d, const Trade* t, int32_t window) noexcept nogil:
-    """Remember a stored trade (room reserved by ``Engine._dedup_reserve``); once the
-    window is full the oldest entry goes."""
+cdef inline void dedup_add(Dedup* d, int64_t tid, int64_t seq, int32_t window) noexcept nogil:
+    """Remember a stored trade: its id and its record's sequence number (room reserved by
+    ``Engine._dedup_reserve``); once the window is full the oldest entry goes."""
     cdef int64_t gone
     cdef Py_ssize_t k
-    cdef int64_t tid = t.id
     if d.n < window:
         d.ids[d.n] = tid
-        d.buf[d.n] = t[0]
+        d.seqs[d.n] = seq
         d.n += 1
         if tid > d.hi:
             d.hi = tid
         return
     gone = d.ids[d.head]
+    if d.spilled:
+        d.spilled -= 1          # the oldest entry was the first spilled one
     d.ids[d.head] = tid
-    d.buf[d.head] = t[0]
+    d.seqs[d.head] = seq
     d.head += 1
     if d.head == window:
         d.head = 0
@@ -129,6 +144,32 @@ cdef inline void dedup_add(Dedup* d, const Trade* t, int32_t window) noexcept no
         for k in range(d.n):
             if d.ids[k] > d.hi:
                 d.hi = d.ids[k]
+
+
+cdef inline void dedup_spill(Dedup* dedup, Py_ssize_t n_dedup, const TradeRecord* r,
+                             int64_t seq, int32_t window) noexcept nogil:
+    """The ring is about to overwrite record ``seq`` (``r``): if it is still an entry of
+    its symbol's window, copy the trade to that entry's spill slot. It can only be the
+    oldest entry not yet spilled (the ring overwrites in sequence order)."""
+    cdef int32_t sym = r.symbol
+    cdef Dedup* d
+    cdef Py_ssize_t k
+    if sym < 0 or sym >= n_dedup:
+        return
+    d = &dedup[sym]
+    if d.spilled >= d.n:
+        return
+    k = (d.head if d.n == window else 0) + d.spilled
+    if k >= d.n:
+        k -= d.n
+    if d.seqs[k] != seq:
+        return
+    d.spill[k].id = r.id
+    d.spill[k].time = r.time
+    d.spill[k].price = r.price
+    d.spill[k].amount = r.amount
+    d.spill[k].side = r.side
+    d.spilled += 1
 
 
 cdef str _symbol_name(object symbol):
@@ -330,22 +371,25 @@ cdef int _store_trades(Engine self, Parser ps, int32_t idx, int64_t recv_ns) exc
         t = &ps.trades[i]
         i -= 1
         if t.id <= d.hi:    # not above every remembered id: look it up
-            if dedup_find(d, t, window):
+            if dedup_find(d, t, window, rbuf, rmask, count, <int64_t>rcap):
                 self.dup_trades += 1
                 if ps.clean:
                     self.replayed_trades += 1
                 continue
             if t.id <= d.last:
                 self.ooo_trades += 1
+        if <uint64_t>count >= rcap:     # the slot holds record count - capacity
+            dedup_spill(self.dedup, self.dedup_cap, &rbuf[<uint64_t>count & rmask],
+                        count - <int64_t>rcap, window)
         trade_put(rbuf, <uint64_t>count & rmask, rcap, count, t.id, t.time, recv_ns, t.price,
                   t.amount, idx, t.side)
+        dedup_add(d, t.id, count, window)
         count += 1
         if shm_count != NULL:
             ff_store_release_i64(shm_count, count)
         if log is not None:
             log.push(FF_EV_EXCH | FF_EV_LOCAL | EV_TRADE | (FF_EV_BUY if t.side > 0 else FF_EV_SELL),
                      seconds_to_ns(t.time), recv_ns, t.price, t.amount, <uint64_t>t.id, idx)
-        dedup_add(d, t, window)
         d.last = t.id
     ring.count = count
     return 0
@@ -508,7 +552,8 @@ cdef class Engine:
         if self.dedup != NULL:
             for i in range(self.dedup_cap):
                 free(self.dedup[i].ids)
-                free(self.dedup[i].buf)
+                free(self.dedup[i].seqs)
+                free(self.dedup[i].spill)
             free(self.dedup)
 
     # -- symbols ---------------------------------------------------------------------------
@@ -559,10 +604,12 @@ cdef class Engine:
             self.dedup = d
             for i in range(self.dedup_cap, self.dedup_cap * 2):
                 self.dedup[i].ids = NULL
-                self.dedup[i].buf = NULL
+                self.dedup[i].seqs = NULL
+                self.dedup[i].spill = NULL
                 self.dedup[i].cap = 0
                 self.dedup[i].n = 0
                 self.dedup[i].head = 0
+                self.dedup[i].spilled = 0
                 self.dedup[i].hi = -1
                 self.dedup[i].last = -1
             self.dedup_cap *= 2
@@ -611,7 +658,7 @@ cdef class Engine:
         that a failed allocation changes nothing."""
         cdef Py_ssize_t need = d.n + k
         cdef Py_ssize_t cap
-        cdef Trade* buf
+        cdef Trade* spill
         cdef int64_t* ids
         if need > self.trade_dedup_window:
             need = self.trade_dedup_window
@@ -622,16 +669,21 @@ cdef class Engine:
             cap = need
         if cap > self.trade_dedup_window:
             cap = self.trade_dedup_window
-        # each array is kept as soon as it has grown (realloc may move it): if the second
-        # fails, the first is merely larger than cap says, and nothing else changed
+        # each array is kept as soon as it has grown (realloc may move it): if a later one
+        # fails, the earlier ones are merely larger than cap says, and nothing else changed
+        # (spill: room only; written when the ring overwrites an entry's record)
         ids = <int64_t*>realloc(d.ids, cap * sizeof(int64_t))
         if ids == NULL:
             raise MemoryError()
         d.ids = ids
-        buf = <Trade*>realloc(d.buf, cap * sizeof(Trade))
-        if buf == NULL:
+        ids = <int64_t*>realloc(d.seqs, cap * sizeof(int64_t))
+        if ids == NULL:
             raise MemoryError()
-        d.buf = buf
+        d.seqs = ids
+        spill = <Trade*>realloc(d.spill, cap * sizeof(Trade))
+        if spill == NULL:
+            raise MemoryError()
+        d.spill = spill
         d.cap = <int32_t>cap
         return 0
 

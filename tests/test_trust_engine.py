@@ -255,6 +255,44 @@ def test_dedup_matches_reference_on_id_torture() -> None:
         assert comp.stats["duplicate_trades"] > 0 and comp.stats["out_of_order_trades"] > 0
 
 
+@pytest.mark.parametrize("capacity", [1, 2, 8, 64])
+def test_dedup_remembers_trades_the_ring_overwrote(capacity: int) -> None:
+    """The window remembers trades by their ring records and keeps a copy of each one the
+    ring overwrites while it is still in the window: with rings smaller than the windows
+    and several symbols, replays of old trades are still dropped and other trades with an
+    old id (corrections) still stored, exactly as by the reference."""
+    rng = random.Random(capacity)
+    for window in (3, 16, 512):
+        comp = compiled_engine_cls()(trade_capacity=capacity, trade_dedup_window=window)
+        ref = ReferenceEngine(trade_capacity=capacity, trade_dedup_window=window)
+        sent: dict[str, list[dict[str, Any]]] = {"A": [], "B": [], "C": []}
+        next_id = 1
+        for i in range(400):
+            sym = rng.choice("AABC")
+            old = sent[sym]
+            roll = rng.random()
+            if old and roll < 0.35:  # a replay of earlier trades, some long overwritten
+                start = rng.randrange(len(old))
+                batch = old[start : start + rng.randint(1, 4)]
+            elif old and roll < 0.5:  # a correction: an old id, another price
+                batch = [dict(rng.choice(old), price=str(rng.randint(1, 9) + 0.25))]
+            else:
+                batch = [
+                    trade(next_id + k, price=str(100 + rng.randint(0, 9)), time=i)
+                    for k in range(rng.randint(1, 3))
+                ]
+                next_id += len(batch)
+            old.extend(t for t in batch if t not in old)
+            text = trades_text(rng.random() < 0.5, sym, batch[::-1])
+            comp.feed(text)
+            ref.feed(text)
+            assert_state_equal(comp, ref, f"capacity {capacity} window {window} push {i}")
+        stats = comp.stats
+        assert stats["duplicate_trades"] > (10 if window == 3 else 80), stats
+        if window > capacity:
+            assert comp.trades.count > capacity  # the ring wrapped inside the windows
+
+
 # =============================================================================================
 # B. live / stale books (defect 12)
 # =============================================================================================
