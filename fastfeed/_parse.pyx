@@ -358,6 +358,34 @@ cdef const uchar* decode_string(const uchar* p, const uchar* end, uchar* out,
     return q
 
 
+cdef enum:
+    KEY_SHAPE = 1                  # read_key: no quote where a key starts, or no colon after it
+    KEY_STRING = 2                 # read_key: the key is not a valid string
+
+
+cdef inline const uchar* read_key(const uchar* p, const uchar* end, uchar* key,
+                                  Py_ssize_t* klen, int* why, const uchar** at) noexcept nogil:
+    """An object member's key (p at its opening quote, decoded into key[:KEYBUF]) and the
+    colon after it: returns the value's first byte (whitespace skipped; maybe end), or
+    NULL with ``why`` (KEY_SHAPE or KEY_STRING) and ``at`` (where: NULL for a bad string,
+    as decode_string gives no position). Each caller names the rejection."""
+    if p >= end or p[0] != 34:
+        why[0] = KEY_SHAPE
+        at[0] = p
+        return NULL
+    p = decode_string(p + 1, end, key, KEYBUF, klen)
+    if p == NULL:
+        why[0] = KEY_STRING
+        at[0] = NULL
+        return NULL
+    p = ws(p, end)
+    if p >= end or p[0] != 58:
+        why[0] = KEY_SHAPE
+        at[0] = p
+        return NULL
+    return ws(p + 1, end)
+
+
 cdef const uchar* scan_number(const uchar* p, const uchar* end, bint* is_int) noexcept nogil:
     """A JSON number token; return its end. ``is_int``: no fraction and no exponent."""
     is_int[0] = True
@@ -891,6 +919,8 @@ cdef int _parse_general(Parser self, const uchar* p, Py_ssize_t n) noexcept nogi
     cdef uchar key[KEYBUF]
     cdef uchar mbuf[MAX_METHOD]
     cdef Py_ssize_t klen
+    cdef int why
+    cdef const uchar* at
     cdef Py_ssize_t mlen
     cdef int method = M_REPLY
     cdef bint method_seen = False
@@ -905,18 +935,10 @@ cdef int _parse_general(Parser self, const uchar* p, Py_ssize_t n) noexcept nogi
         p += 1
     else:
         while True:
-            if p >= end or p[0] != 34:
-                self._fail(P_BAD_JSON, p)
-                return self._classify(start, end)
-            p = decode_string(p + 1, end, key, KEYBUF, &klen)
+            p = read_key(p, end, key, &klen, &why, &at)
             if p == NULL:
-                self._fail(P_BAD_JSON, p)
+                self._fail(P_BAD_JSON, at)
                 return self._classify(start, end)
-            p = ws(p, end)
-            if p >= end or p[0] != 58:
-                self._fail(P_BAD_JSON, p)
-                return self._classify(start, end)
-            p = ws(p + 1, end)
             if p >= end:
                 self._fail(P_BAD_JSON, p)
                 return self._classify(start, end)
@@ -1176,6 +1198,8 @@ cdef class Parser:
     cdef const uchar* _depth_params(self, const uchar* p, const uchar* end) noexcept nogil:
         cdef uchar key[KEYBUF]
         cdef Py_ssize_t klen
+        cdef int why
+        cdef const uchar* at
         cdef bint seen_asks = False
         cdef bint seen_bids = False
         cdef int err
@@ -1190,15 +1214,9 @@ cdef class Parser:
             p += 1
         else:
             while True:
-                if p >= end or p[0] != 34:
-                    return self._fail(P_BAD_MESSAGE, p)
-                p = decode_string(p + 1, end, key, KEYBUF, &klen)
+                p = read_key(p, end, key, &klen, &why, &at)
                 if p == NULL:
-                    return self._fail(P_BAD_JSON, p)
-                p = ws(p, end)
-                if p >= end or p[0] != 58:
-                    return self._fail(P_BAD_MESSAGE, p)
-                p = ws(p + 1, end)
+                    return self._fail(P_BAD_MESSAGE if why == KEY_SHAPE else P_BAD_JSON, at)
                 if key_is(key, klen, "asks", 4):
                     if seen_asks:
                         return self._fail(P_BAD_MESSAGE, p)
@@ -1226,6 +1244,8 @@ cdef class Parser:
         cdef uchar key[KEYBUF]
         cdef uchar tbuf[8]
         cdef Py_ssize_t klen
+        cdef int why
+        cdef const uchar* at
         cdef Py_ssize_t tlen
         cdef int seen = 0
         cdef int err
@@ -1251,15 +1271,9 @@ cdef class Parser:
         if p < end and p[0] == 125:
             return self._fail(P_BAD_MESSAGE, p)
         while True:
-            if p >= end or p[0] != 34:
-                return self._fail(P_BAD_MESSAGE, p)
-            p = decode_string(p + 1, end, key, KEYBUF, &klen)
+            p = read_key(p, end, key, &klen, &why, &at)
             if p == NULL:
-                return self._fail(P_BAD_JSON, p)
-            p = ws(p, end)
-            if p >= end or p[0] != 58:
-                return self._fail(P_BAD_MESSAGE, p)
-            p = ws(p + 1, end)
+                return self._fail(P_BAD_MESSAGE if why == KEY_SHAPE else P_BAD_JSON, at)
             if p >= end:
                 return self._fail(P_BAD_MESSAGE, p)
             if key_is(key, klen, "id", 2):
@@ -1452,6 +1466,8 @@ cdef class Parser:
         A repeated key counts with its last value (as a dict would keep it)."""
         cdef uchar key[KEYBUF]
         cdef Py_ssize_t klen
+        cdef int why
+        cdef const uchar* at
         cdef Py_ssize_t n
         cdef Py_ssize_t i
         cdef TickerC* t
@@ -1481,16 +1497,8 @@ cdef class Parser:
             p += 1
         else:
             while True:
-                if p >= end or p[0] != 34:
-                    return NULL
-                p = decode_string(p + 1, end, key, KEYBUF, &klen)
-                if p == NULL:
-                    return NULL
-                p = ws(p, end)
-                if p >= end or p[0] != 58:
-                    return NULL
-                p = ws(p + 1, end)
-                if p >= end:
+                p = read_key(p, end, key, &klen, &why, &at)
+                if p == NULL or p >= end:
                     return NULL
                 fid = ticker_key(key, klen)
                 if fid < 0:
