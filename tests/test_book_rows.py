@@ -12,16 +12,10 @@ sides, in the private (end-anchored), logged and shared-memory (front-anchored) 
 from __future__ import annotations
 
 import math
-import os
 import random
-import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from fastfeed.shm import unlink_segment
 
 from helpers import compiled_engine_cls, depth_text
 
@@ -91,17 +85,6 @@ def _check(eng: Any, naive: NaiveBook, what: str) -> None:
         asks[0][0] if asks else pytest.approx(math.nan, nan_ok=True),
     ], what
     assert eng.stats["crossed_levels_removed"] == naive.crossed, what
-
-
-@pytest.fixture()
-def shm_name() -> Iterator[str]:
-    if sys.platform != "linux":  # pragma: no cover
-        pytest.skip("POSIX shm under /dev/shm")
-    name = f"test-rows-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        unlink_segment(name)
 
 
 def _engines(shm_name: str, depth: int) -> list[Any]:

@@ -255,15 +255,25 @@ def test_dedup_matches_reference_on_id_torture() -> None:
         assert comp.stats["duplicate_trades"] > 0 and comp.stats["out_of_order_trades"] > 0
 
 
+@pytest.mark.parametrize("where", ["private", "event_log", "shm"])
 @pytest.mark.parametrize("capacity", [1, 2, 8, 64])
-def test_dedup_remembers_trades_the_ring_overwrote(capacity: int) -> None:
+def test_dedup_remembers_trades_the_ring_overwrote(
+    capacity: int, where: str, request: pytest.FixtureRequest
+) -> None:
     """The window remembers trades by their ring records and keeps a copy of each one the
     ring overwrites while it is still in the window: with rings smaller than the windows
     and several symbols, replays of old trades are still dropped and other trades with an
-    old id (corrections) still stored, exactly as by the reference."""
+    old id (corrections) still stored, exactly as by the reference (the ring private, with
+    an event log, or in shared memory)."""
     rng = random.Random(capacity)
     for window in (3, 16, 512):
-        comp = compiled_engine_cls()(trade_capacity=capacity, trade_dedup_window=window)
+        kw: dict[str, Any] = {"trade_capacity": capacity, "trade_dedup_window": window}
+        if where == "event_log":
+            kw["event_log"] = 64
+        elif where == "shm":
+            kw["shm_name"] = f"{request.getfixturevalue('shm_name')}-{window}"
+        comp = compiled_engine_cls()(**kw)
+        request.addfinalizer(comp.close)
         ref = ReferenceEngine(trade_capacity=capacity, trade_dedup_window=window)
         sent: dict[str, list[dict[str, Any]]] = {"A": [], "B": [], "C": []}
         next_id = 1
