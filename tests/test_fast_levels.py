@@ -58,12 +58,12 @@ def within(s: str) -> bool:
     return len(ip) <= 16 and len(fp) <= 16 and len(ip) + len(fp) <= 19 and int(ip + fp) <= 2**53
 
 
-def _shapes(rng: random.Random) -> list[str]:
-    """Decimal texts with 0..20 integer and 0..20 fraction digits (the 8 and 16 digit
+def decimal_shapes(rng: random.Random, most: int = 20) -> list[str]:
+    """Decimal texts with 0..most integer and 0..most fraction digits (the 8 and 16 digit
     boundaries of the words on both sides), random, all-zero, all-nine and leading-zero."""
     out = []
-    for ni in range(21):
-        for nf in [None, *range(21)]:
+    for ni in range(most + 1):
+        for nf in [None, *range(most + 1)]:
             for kind in ("random", "zeros", "nines", "lead0"):
                 digits = {"zeros": "0", "nines": "9"}.get(kind, "0123456789")
                 ip = "".join(rng.choice(digits) for _ in range(ni))
@@ -82,7 +82,7 @@ def test_every_decimal_shape_in_the_window() -> None:
     window path), and of the last level of the message (near the buffer's end)."""
     rng = random.Random(1313)
     taken = 0
-    for s in _shapes(rng):
+    for s in decimal_shapes(rng):
         slots = [
             (depth([level(s, "2"), FILL, FILL], [FILL]), 3, 0, 0),
             (depth([FILL], [level("3", s), FILL, FILL]), 4, 0, 1),

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_fast_levels import run_fuzzer
+from test_fast_levels import decimal_shapes, run_fuzzer
 from test_fastpath import bits, check_text, parse_at_guard_pages
 
 #: reaches compiled code: part of CI's debug and ASan runs (`pytest -m native`, see conftest.py)
@@ -66,25 +66,6 @@ def bare_ok(s: str) -> bool:
     return quoted_ok(s) and not (len(ip) > 1 and ip[0] == "0") and not (dot and not fp)
 
 
-def _shapes(rng: random.Random) -> list[str]:
-    """Decimal texts with 0..18 integer and 0..18 fraction digits (the 8 and 16 digit
-    boundaries), random, all-zero, all-nine and leading-zero."""
-    out = []
-    for ni in range(19):
-        for nf in [None, *range(19)]:
-            for kind in ("random", "zeros", "nines", "lead0"):
-                digits = {"zeros": "0", "nines": "9"}.get(kind, "0123456789")
-                ip = "".join(rng.choice(digits) for _ in range(ni))
-                if kind == "lead0" and ni:
-                    ip = "0" + ip[1:]
-                if kind == "zeros" and ni:
-                    ip = ip[:-1] + "1"
-                s = ip if nf is None else ip + "." + "".join(rng.choice(digits) for _ in range(nf))
-                if s and s != ".":
-                    out.append(s)
-    return out
-
-
 def _trade_of(fast: object, index: int) -> tuple[object, ...]:
     assert isinstance(fast, tuple)
     return tuple(fast[5][index])
@@ -95,7 +76,7 @@ def test_every_decimal_shape_in_each_place() -> None:
     integer ones as the id; as the first trade of three and as the last (near the end)."""
     rng = random.Random(1313)
     taken = 0
-    for s in _shapes(rng):
+    for s in decimal_shapes(rng, 18):
         for price_first in (False, True):
             for index in (0, 2):
                 for field in ("amount", "price", "time", "tid"):
