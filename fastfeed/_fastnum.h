@@ -77,10 +77,11 @@ static const double ff_pow10d[20] = {
 FF_INLINE void ff_prefetch_span(const unsigned char *p, size_t n)
 {
 #if defined(__GNUC__) || defined(__clang__)
-    const unsigned char *line = (const unsigned char *)((uintptr_t)p & ~(uintptr_t)63);
-    const unsigned char *end = p + (n < 512 ? n : 512);
-    for (line += 64; line < end; line += 64)
-        __builtin_prefetch(line, 0, 3);
+    /* addresses as integers: no pointer arithmetic (p may be NULL when n is 0) */
+    uintptr_t line = ((uintptr_t)p & ~(uintptr_t)63) + 64;
+    uintptr_t end = (uintptr_t)p + (n < 512 ? n : 512);
+    for (; line < end; line += 64)
+        __builtin_prefetch((const void *)line, 0, 3);
 #else
     (void)p;
     (void)n;
